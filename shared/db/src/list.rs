@@ -1,0 +1,259 @@
+//! The List query every resource shares: filter + order + keyset page + total size.
+
+use sqlx::postgres::PgRow;
+use sqlx::{FromRow, PgConnection, Postgres, QueryBuilder, Row};
+use tonic::Status;
+
+use fusion_proto::errors::{self, FieldViolation};
+
+use crate::db_status;
+use crate::filter::{self, FieldSpec};
+use crate::order::{OrderTerm, parse_order_by};
+use crate::page::{self, PageTokenCodec, TokenError};
+
+/// What a resource's List reads from, and what callers may filter and order on.
+#[derive(Clone, Copy, Debug)]
+pub struct ListSpec {
+    /// Schema-qualified table, e.g. `identity.users`.
+    pub table: &'static str,
+    /// The select list (columns the row type reads).
+    pub select: &'static str,
+    /// Fields the filter may name.
+    pub fields: &'static [FieldSpec],
+    /// Fields `order_by` may name (each also in `fields`).
+    pub order_fields: &'static [&'static str],
+    /// Order when `order_by` is empty.
+    pub default_order: &'static str,
+    /// Whether the table has `deleted_at` (hidden unless `show_deleted`).
+    pub soft_delete: bool,
+    /// Whether rows carry `tenant_id` (then the query filters on it explicitly, on top
+    /// of row-level security).
+    pub tenant_scoped: bool,
+}
+
+/// The standard List request fields (AIP-132/158/160).
+#[derive(Clone, Debug, Default)]
+pub struct ListParams {
+    /// 0 = default, clamped to the maximum, negative is invalid.
+    pub page_size: i32,
+    /// From the previous page.
+    pub page_token: String,
+    /// AIP-160 filter.
+    pub filter: String,
+    /// `field [desc], ...`.
+    pub order_by: String,
+    /// Include soft-deleted rows.
+    pub show_deleted: bool,
+}
+
+/// One page of results.
+#[derive(Debug)]
+pub struct Page<T> {
+    /// The rows.
+    pub items: Vec<T>,
+    /// Empty on the last page.
+    pub next_page_token: String,
+    /// Rows matching the filter in all pages.
+    pub total_size: i64,
+}
+
+/// An extra caller-supplied predicate (e.g. a parent id), appended with AND.
+pub type Scope<'a> = &'a (dyn Fn(&mut QueryBuilder<Postgres>) + Sync);
+
+/// Runs one page of a List.
+///
+/// Ordering puts NULLs last in both directions, and the keyset predicate follows the
+/// same rule, so paging visits every row exactly once even on nullable columns.
+pub async fn list<T>(
+    conn: &mut PgConnection,
+    domain: &str,
+    spec: &ListSpec,
+    params: &ListParams,
+    codec: &PageTokenCodec,
+    tenant_id: Option<i64>,
+    scope: Option<Scope<'_>>,
+) -> Result<Page<T>, Status>
+where
+    T: for<'r> FromRow<'r, PgRow> + Send + Unpin,
+{
+    let invalid = |field: &str, msg: String| {
+        errors::invalid_argument(domain, vec![FieldViolation::new(field, msg)])
+    };
+    let limit = page::page_size(params.page_size).map_err(|m| invalid("page_size", m))?;
+    let expr = filter::parse(&params.filter).map_err(|e| invalid("filter", e.to_string()))?;
+    if let Some(expr) = &expr {
+        filter::validate(expr, spec.fields).map_err(|e| invalid("filter", e.to_string()))?;
+    }
+    let order = parse_order_by(
+        &params.order_by,
+        spec.default_order,
+        spec.order_fields,
+        spec.fields,
+    )
+    .map_err(|m| invalid("order_by", m))?;
+    let digest = PageTokenCodec::query_digest(&[
+        spec.table,
+        params.filter.trim(),
+        params.order_by.trim(),
+        if params.show_deleted {
+            "deleted"
+        } else {
+            "live"
+        },
+    ]);
+    let cursor = if params.page_token.is_empty() {
+        None
+    } else {
+        let cursor = codec
+            .decode(&digest, &params.page_token)
+            .map_err(|e| match e {
+                TokenError::Invalid => invalid("page_token", "not a valid page token".into()),
+                TokenError::WrongQuery => invalid(
+                    "page_token",
+                    "the token belongs to a different filter, order_by or show_deleted".into(),
+                ),
+            })?;
+        if cursor.len() != order.len() {
+            return Err(invalid("page_token", "not a valid page token".into()));
+        }
+        Some(cursor)
+    };
+
+    let push_where = |qb: &mut QueryBuilder<Postgres>| -> Result<(), Status> {
+        qb.push(" WHERE TRUE");
+        if let (true, Some(tenant)) = (spec.tenant_scoped, tenant_id) {
+            qb.push(" AND tenant_id = ").push_bind(tenant);
+        }
+        if spec.soft_delete && !params.show_deleted {
+            qb.push(" AND deleted_at IS NULL");
+        }
+        if let Some(expr) = &expr {
+            qb.push(" AND ");
+            filter::push_sql(qb, expr, spec.fields)
+                .map_err(|e| invalid("filter", e.to_string()))?;
+        }
+        if let Some(scope) = scope {
+            qb.push(" AND (");
+            scope(qb);
+            qb.push(")");
+        }
+        Ok(())
+    };
+
+    let mut count = QueryBuilder::<Postgres>::new("SELECT count(*) FROM ");
+    count.push(spec.table);
+    push_where(&mut count)?;
+    let total_size: i64 = count
+        .build_query_scalar()
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(|e| db_status(domain, e))?;
+
+    let mut qb = QueryBuilder::<Postgres>::new("SELECT ");
+    qb.push(spec.select);
+    qb.push(", ARRAY[");
+    for (i, term) in order.iter().enumerate() {
+        if i > 0 {
+            qb.push(", ");
+        }
+        qb.push("(").push(term.field.column).push(")::text");
+    }
+    qb.push("]::text[] AS __cursor FROM ");
+    qb.push(spec.table);
+    push_where(&mut qb)?;
+    if let Some(cursor) = &cursor {
+        qb.push(" AND ");
+        push_keyset(&mut qb, &order, cursor);
+    }
+    qb.push(" ORDER BY ");
+    for (i, term) in order.iter().enumerate() {
+        if i > 0 {
+            qb.push(", ");
+        }
+        qb.push(term.field.column);
+        qb.push(if term.desc {
+            " DESC NULLS LAST"
+        } else {
+            " ASC NULLS LAST"
+        });
+    }
+    qb.push(" LIMIT ").push_bind(limit + 1);
+
+    let rows: Vec<PgRow> = qb
+        .build()
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(|e| db_status(domain, e))?;
+    let has_more = rows.len() as i64 > limit;
+    let mut items = Vec::with_capacity(rows.len().min(limit as usize));
+    let mut last_cursor = None;
+    for row in rows.into_iter().take(limit as usize) {
+        last_cursor = Some(
+            row.try_get::<Vec<Option<String>>, _>("__cursor")
+                .map_err(|e| db_status(domain, e))?,
+        );
+        items.push(T::from_row(&row).map_err(|e| db_status(domain, e))?);
+    }
+    let next_page_token = match (has_more, last_cursor) {
+        (true, Some(cursor)) => codec.encode(&digest, cursor),
+        _ => String::new(),
+    };
+    Ok(Page {
+        items,
+        next_page_token,
+        total_size,
+    })
+}
+
+/// Rows strictly after `cursor` in `order`:
+/// `OR_i ( AND_{j<i} term_j = v_j  AND  term_i after v_i )`, NULLs last.
+fn push_keyset(qb: &mut QueryBuilder<Postgres>, order: &[OrderTerm], cursor: &[Option<String>]) {
+    qb.push("(");
+    for i in 0..order.len() {
+        if i > 0 {
+            qb.push(" OR ");
+        }
+        qb.push("(");
+        for j in 0..i {
+            push_equal(qb, &order[j], &cursor[j]);
+            qb.push(" AND ");
+        }
+        push_after(qb, &order[i], &cursor[i]);
+        qb.push(")");
+    }
+    qb.push(")");
+}
+
+fn push_value(qb: &mut QueryBuilder<Postgres>, term: &OrderTerm, value: &str) {
+    qb.push_bind(value.to_owned())
+        .push("::")
+        .push(term.field.kind.sql_type());
+}
+
+fn push_equal(qb: &mut QueryBuilder<Postgres>, term: &OrderTerm, value: &Option<String>) {
+    match value {
+        Some(v) => {
+            qb.push(term.field.column).push(" = ");
+            push_value(qb, term, v);
+        }
+        None => {
+            qb.push(term.field.column).push(" IS NULL");
+        }
+    }
+}
+
+fn push_after(qb: &mut QueryBuilder<Postgres>, term: &OrderTerm, value: &Option<String>) {
+    match value {
+        // Nothing sorts after NULL: NULLs come last.
+        None => {
+            qb.push("FALSE");
+        }
+        Some(v) => {
+            qb.push("(")
+                .push(term.field.column)
+                .push(if term.desc { " < " } else { " > " });
+            push_value(qb, term, v);
+            qb.push(" OR ").push(term.field.column).push(" IS NULL)");
+        }
+    }
+}

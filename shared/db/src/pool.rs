@@ -1,0 +1,134 @@
+//! The application-role pool and the tenant-bound unit of work.
+
+use std::ops::{Deref, DerefMut};
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{PgConnection, PgPool, Postgres, Transaction};
+use tonic::Status;
+
+use crate::db_status;
+
+/// How to reach PostgreSQL as the application role.
+#[derive(Clone, Debug)]
+pub struct DbConfig {
+    /// `postgres://fusion_app@host:5432/db`.
+    pub url: String,
+    /// Pool size per process.
+    pub max_connections: u32,
+    /// How long a request waits for a connection before it gets UNAVAILABLE.
+    pub acquire_timeout: Duration,
+}
+
+impl DbConfig {
+    /// A config with the defaults used by services: 10 connections, 5 s acquire timeout.
+    pub fn new(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            max_connections: 10,
+            acquire_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// A pool of connections as the application role.
+#[derive(Clone, Debug)]
+pub struct Db {
+    pool: PgPool,
+}
+
+impl Db {
+    /// Connects lazily-validated pool; fails fast if the URL is malformed or the server
+    /// refuses the first connection.
+    pub async fn connect(cfg: &DbConfig) -> Result<Self, sqlx::Error> {
+        let options: PgConnectOptions = cfg.url.parse()?;
+        let pool = PgPoolOptions::new()
+            .max_connections(cfg.max_connections)
+            .acquire_timeout(cfg.acquire_timeout)
+            .connect_with(options.application_name("fusion"))
+            .await?;
+        Ok(Self { pool })
+    }
+
+    /// Wraps an existing pool (tests, tools).
+    pub fn from_pool(pool: PgPool) -> Self {
+        Self { pool }
+    }
+
+    /// The underlying pool, for statements on platform tables that have no tenant.
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// Opens a transaction bound to `tenant_id`: row-level security sees only that
+    /// tenant's rows until the transaction ends. The setting is transaction-local
+    /// (`set_config(..., true)`), so a pooled connection never carries it into the
+    /// next request, whether this one commits, rolls back or is dropped.
+    pub async fn begin(&self, tenant_id: i64) -> Result<TenantTx, Status> {
+        if tenant_id <= 0 {
+            return Err(fusion_proto::errors::unauthenticated(
+                "TENANT_MISSING",
+                "no tenant in the request",
+            ));
+        }
+        let mut tx = self
+            .pool
+            .begin()
+            .await
+            .map_err(|e| db_status("fusion", e))?;
+        sqlx::query("SELECT set_config('app.tenant_id', $1, true)")
+            .bind(tenant_id.to_string())
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| db_status("fusion", e))?;
+        Ok(TenantTx { tx, tenant_id })
+    }
+
+    /// Opens a transaction with no tenant: tenant tables show no rows in it (no policy
+    /// means "see everything"); for platform tables (plans, signing keys).
+    pub async fn begin_unscoped(&self) -> Result<Transaction<'static, Postgres>, Status> {
+        self.pool.begin().await.map_err(|e| db_status("fusion", e))
+    }
+
+    /// Whether the database answers; used by readiness probes.
+    pub async fn ping(&self) -> bool {
+        sqlx::query("SELECT 1").execute(&self.pool).await.is_ok()
+    }
+}
+
+/// A transaction in which `app.tenant_id` is set; use `&mut *tx` as the executor.
+#[derive(Debug)]
+pub struct TenantTx {
+    tx: Transaction<'static, Postgres>,
+    tenant_id: i64,
+}
+
+impl TenantTx {
+    /// The tenant this unit of work is bound to.
+    pub fn tenant_id(&self) -> i64 {
+        self.tenant_id
+    }
+
+    /// Commits; a failure maps to a gRPC status (serialization → ABORTED, …).
+    pub async fn commit(self) -> Result<(), Status> {
+        self.tx.commit().await.map_err(|e| db_status("fusion", e))
+    }
+
+    /// Rolls back explicitly (dropping does the same).
+    pub async fn rollback(self) -> Result<(), Status> {
+        self.tx.rollback().await.map_err(|e| db_status("fusion", e))
+    }
+}
+
+impl Deref for TenantTx {
+    type Target = PgConnection;
+    fn deref(&self) -> &PgConnection {
+        &self.tx
+    }
+}
+
+impl DerefMut for TenantTx {
+    fn deref_mut(&mut self) -> &mut PgConnection {
+        &mut self.tx
+    }
+}
