@@ -1,0 +1,173 @@
+//! Settings from the environment.
+//!
+//! Each service reads its own variables under a prefix (`IDENTITY`, `PROPERTY`, …)
+//! and a few shared `FUSION_*` ones:
+//!
+//! | variable | default | meaning |
+//! |---|---|---|
+//! | `<PREFIX>_GRPC_ADDR` | `0.0.0.0:<port from API.md>` | gRPC listen address |
+//! | `<PREFIX>_ADMIN_ADDR` | `0.0.0.0:<admin port>` | `/live`, `/ready`, `/metrics` |
+//! | `<PREFIX>_DATABASE_URL`, else `DATABASE_URL` | required | PostgreSQL as the application role |
+//! | `<PREFIX>_MIGRATION_DATABASE_URL`, else `MIGRATION_DATABASE_URL` | none | PostgreSQL as the owner role (migrations, purge) |
+//! | `<PREFIX>_DB_MAX_CONNECTIONS` | `10` | pool size |
+//! | `<PREFIX>_DRAIN_SECONDS` | `5` | time between NOT_SERVING and closing the listener |
+//! | `<PREFIX>_SHUTDOWN_DEADLINE_SECONDS` | `20` | longest wait for in-flight calls |
+//! | `FUSION_JWT_ISSUER` | `fusion-identity` | expected `iss` |
+//! | `FUSION_JWT_AUDIENCE` | `fusion-api` | expected `aud` |
+//! | `FUSION_PAGE_TOKEN_SECRET` | random per process | key signing page tokens; set it (same value on every replica) in production |
+
+use std::fmt::Display;
+use std::net::SocketAddr;
+use std::str::FromStr;
+use std::time::Duration;
+
+use fusion_tenancy::JwtConfig;
+
+/// A setting that is missing or malformed; the message names the variable.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A required variable is not set.
+    #[error("{0} is not set; {1}")]
+    Missing(String, &'static str),
+    /// A variable is set but cannot be read.
+    #[error("{name}={value:?} is not valid: {reason}")]
+    Invalid {
+        /// The variable.
+        name: String,
+        /// Its value.
+        value: String,
+        /// Why it was refused.
+        reason: String,
+    },
+}
+
+/// The value of `name`, if set and not empty.
+pub fn var(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+/// The value of `name` parsed as `T`, or `default` when unset.
+pub fn parse_or<T>(name: &str, default: T) -> Result<T, ConfigError>
+where
+    T: FromStr,
+    T::Err: Display,
+{
+    match var(name) {
+        None => Ok(default),
+        Some(value) => value
+            .trim()
+            .parse()
+            .map_err(|e: T::Err| ConfigError::Invalid {
+                name: name.to_owned(),
+                value,
+                reason: e.to_string(),
+            }),
+    }
+}
+
+/// Settings every service has.
+#[derive(Clone, Debug)]
+pub struct ServiceConfig {
+    /// e.g. `identity`.
+    pub service_name: String,
+    /// gRPC listen address.
+    pub grpc_addr: SocketAddr,
+    /// Admin HTTP listen address.
+    pub admin_addr: SocketAddr,
+    /// Application-role database URL.
+    pub database_url: String,
+    /// Owner-role database URL, for migrations and the purge job.
+    pub migration_database_url: Option<String>,
+    /// Pool size.
+    pub db_max_connections: u32,
+    /// Drain window on shutdown.
+    pub drain: Duration,
+    /// Deadline for in-flight calls on shutdown.
+    pub shutdown_deadline: Duration,
+    /// Token issuer/audience/leeway.
+    pub jwt: JwtConfig,
+    /// Key for page tokens.
+    pub page_token_secret: Vec<u8>,
+}
+
+impl ServiceConfig {
+    /// Reads the settings of `service_name` under `prefix` (see the module docs).
+    pub fn from_env(
+        prefix: &str,
+        service_name: &str,
+        default_grpc_port: u16,
+        default_admin_port: u16,
+    ) -> Result<Self, ConfigError> {
+        let name = |suffix: &str| format!("{prefix}_{suffix}");
+        let database_url = var(&name("DATABASE_URL"))
+            .or_else(|| var("DATABASE_URL"))
+            .ok_or_else(|| {
+                ConfigError::Missing(
+                    name("DATABASE_URL"),
+                    "set it (or DATABASE_URL) to a postgres:// URL for the application role",
+                )
+            })?;
+        let page_token_secret = match var("FUSION_PAGE_TOKEN_SECRET") {
+            Some(secret) if secret.len() >= 16 => secret.into_bytes(),
+            Some(secret) => {
+                return Err(ConfigError::Invalid {
+                    name: "FUSION_PAGE_TOKEN_SECRET".into(),
+                    value: "<hidden>".into(),
+                    reason: format!("must be at least 16 bytes, got {}", secret.len()),
+                });
+            }
+            None => {
+                tracing::warn!(
+                    "FUSION_PAGE_TOKEN_SECRET is not set: page tokens are signed with a random \
+                     key and will not survive a restart or work across replicas"
+                );
+                rand::random::<[u8; 32]>().to_vec()
+            }
+        };
+        let defaults = JwtConfig::default();
+        Ok(Self {
+            service_name: service_name.to_owned(),
+            grpc_addr: parse_or(
+                &name("GRPC_ADDR"),
+                SocketAddr::from(([0, 0, 0, 0], default_grpc_port)),
+            )?,
+            admin_addr: parse_or(
+                &name("ADMIN_ADDR"),
+                SocketAddr::from(([0, 0, 0, 0], default_admin_port)),
+            )?,
+            database_url,
+            migration_database_url: var(&name("MIGRATION_DATABASE_URL"))
+                .or_else(|| var("MIGRATION_DATABASE_URL")),
+            db_max_connections: parse_or(&name("DB_MAX_CONNECTIONS"), 10)?,
+            drain: Duration::from_secs(parse_or(&name("DRAIN_SECONDS"), 5)?),
+            shutdown_deadline: Duration::from_secs(parse_or(
+                &name("SHUTDOWN_DEADLINE_SECONDS"),
+                20,
+            )?),
+            jwt: JwtConfig {
+                issuer: var("FUSION_JWT_ISSUER").unwrap_or(defaults.issuer),
+                audience: var("FUSION_JWT_AUDIENCE").unwrap_or(defaults.audience),
+                leeway: defaults.leeway,
+            },
+            page_token_secret,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_malformed_value_names_the_variable() {
+        // A name no other test sets; the process environment is shared between tests.
+        let err = parse_or::<u16>("FUSION_TEST_UNSET_VARIABLE_FOR_CONFIG", 7).unwrap();
+        assert_eq!(err, 7);
+        let invalid = ConfigError::Invalid {
+            name: "X_PORT".into(),
+            value: "abc".into(),
+            reason: "bad".into(),
+        };
+        assert!(invalid.to_string().starts_with("X_PORT=\"abc\""));
+    }
+}

@@ -1,0 +1,15 @@
+//! What every Fusion service process needs.
+//!
+//! - [`config`]: settings from the environment, with errors that name the variable.
+//! - [`Server`]: starts the gRPC server (tracing, metrics and tenancy layers; tonic-health;
+//!   server reflection) and the admin HTTP port (`/live`, `/ready`, `/metrics`), and shuts
+//!   both down gracefully: health NOT_SERVING and `/ready` 503 → drain window → stop
+//!   accepting → in-flight calls finish, bounded by a deadline.
+
+pub mod config;
+mod metrics;
+mod server;
+
+pub use config::{ConfigError, ServiceConfig};
+pub use metrics::{GrpcMetrics, MetricsLayer};
+pub use server::{Readiness, Server, ServerOptions, shutdown_signal};

@@ -1,0 +1,22 @@
+//! The real-PostgreSQL harness every Fusion test uses.
+//!
+//! [`TestDatabase::create`] gives each test its own fresh database on a real server,
+//! migrated as the owner role, with a URL that connects as the application role, so
+//! row-level security is exercised exactly as in production. The server is found once
+//! per test process:
+//!
+//! 1. `DATABASE_URL`, if set: an administrator URL (it must be allowed to create
+//!    databases and roles, and to let `fusion_owner`/`fusion_app` in without a password).
+//! 2. Otherwise a server answering on `localhost:5432` as `postgres` with trust auth.
+//! 3. Otherwise a private throwaway cluster started from the PostgreSQL binaries on the
+//!    machine (`initdb`, `postgres`), stopped when the test process exits.
+//!
+//! `FUSION_TEST_PG=private` forces the third.
+
+mod pg;
+mod spawn;
+mod tokens;
+
+pub use pg::{PgServer, TestDatabase, server};
+pub use spawn::{bind_ephemeral, connect_channel};
+pub use tokens::TestKeys;

@@ -1,0 +1,337 @@
+//! Finding (or starting) PostgreSQL and creating a fresh database per test.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context as _, bail};
+use sqlx::postgres::PgConnectOptions;
+use sqlx::{ConnectOptions, Connection, PgConnection};
+use tokio::sync::OnceCell;
+
+use fusion_db::{APP_ROLE, OWNER_ROLE};
+
+const INSTALL_HINT: &str = "Fusion tests need PostgreSQL: set DATABASE_URL to an administrator \
+    URL, run a server on localhost:5432 that trusts local connections, or install the server \
+    binaries (Debian/Ubuntu: `apt-get install postgresql`) so the tests can start a private one";
+
+/// A PostgreSQL server tests may create databases on.
+#[derive(Debug)]
+pub struct PgServer {
+    admin: PgConnectOptions,
+    /// Keeps a private cluster's watchdog alive for the life of the process.
+    _private: Option<Child>,
+}
+
+impl PgServer {
+    /// Options connecting as the administrator to the `postgres` database.
+    pub fn admin_options(&self) -> PgConnectOptions {
+        self.admin.clone()
+    }
+
+    /// The administrator URL.
+    pub fn admin_url(&self) -> String {
+        self.admin.to_url_lossy().to_string()
+    }
+}
+
+static SERVER: OnceCell<PgServer> = OnceCell::const_new();
+
+/// The process-wide test server, found or started on first use. Panics with one clear
+/// message when no PostgreSQL can be had.
+pub async fn server() -> &'static PgServer {
+    SERVER
+        .get_or_init(|| async {
+            let server = match discover().await {
+                Ok(server) => server,
+                Err(e) => panic!("{INSTALL_HINT}.\nCause: {e:#}"),
+            };
+            fusion_db::ensure_roles(&server.admin_url())
+                .await
+                .expect("creating the fusion_owner and fusion_app roles");
+            drop_stale_databases(&server).await;
+            server
+        })
+        .await
+}
+
+async fn discover() -> anyhow::Result<PgServer> {
+    let forced_private = std::env::var("FUSION_TEST_PG").is_ok_and(|v| v == "private");
+    if !forced_private {
+        if let Ok(url) = std::env::var("DATABASE_URL") {
+            let admin: PgConnectOptions = url
+                .parse()
+                .context("DATABASE_URL is not a PostgreSQL URL")?;
+            PgConnection::connect_with(&admin)
+                .await
+                .context("connecting to DATABASE_URL")?;
+            return Ok(PgServer {
+                admin,
+                _private: None,
+            });
+        }
+        let local = PgConnectOptions::new()
+            .host("127.0.0.1")
+            .port(5432)
+            .username("postgres")
+            .database("postgres");
+        let attempt =
+            tokio::time::timeout(Duration::from_secs(3), PgConnection::connect_with(&local)).await;
+        if let Ok(Ok(conn)) = attempt {
+            conn.close().await.ok();
+            return Ok(PgServer {
+                admin: local,
+                _private: None,
+            });
+        }
+    }
+    start_private_cluster().await
+}
+
+/// Looks for a PostgreSQL server binary on PATH, then in Debian's versioned folders.
+fn find_bin(name: &str) -> Option<PathBuf> {
+    if let Some(path) = std::env::var_os("PATH") {
+        for dir in std::env::split_paths(&path) {
+            let candidate = dir.join(name);
+            if candidate.is_file() {
+                return Some(candidate);
+            }
+        }
+    }
+    let mut versions: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .ok()?
+        .filter_map(|e| e.ok().map(|e| e.path().join("bin").join(name)))
+        .filter(|p| p.is_file())
+        .collect();
+    versions.sort();
+    versions.pop()
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.starts_with(b"0\n"))
+}
+
+/// Builds a command that runs `program` as an unprivileged user when we are root
+/// (PostgreSQL refuses to run as root).
+fn command_as_postgres_user(program: &Path, as_other_user: bool) -> Command {
+    if as_other_user {
+        let mut cmd = Command::new("runuser");
+        cmd.args(["-u", "nobody", "--"]).arg(program);
+        cmd
+    } else {
+        Command::new(program)
+    }
+}
+
+async fn start_private_cluster() -> anyhow::Result<PgServer> {
+    let (Some(initdb), Some(postgres)) = (find_bin("initdb"), find_bin("postgres")) else {
+        bail!("no PostgreSQL server answered and initdb/postgres are not installed");
+    };
+    let dir = std::env::temp_dir().join(format!("fusion-test-pg-{}", std::process::id()));
+    let data = dir.join("data");
+    std::fs::create_dir_all(&dir)?;
+    let as_other_user = is_root();
+    if as_other_user {
+        let status = Command::new("chown")
+            .args(["-R", "nobody"])
+            .arg(&dir)
+            .status()?;
+        anyhow::ensure!(
+            status.success(),
+            "could not hand {} to user nobody",
+            dir.display()
+        );
+    }
+    let output = command_as_postgres_user(&initdb, as_other_user)
+        .args([
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "--no-sync",
+            "-E",
+            "UTF8",
+            "-D",
+        ])
+        .arg(&data)
+        .output()
+        .context("running initdb")?;
+    anyhow::ensure!(
+        output.status.success(),
+        "initdb failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+
+    let port = free_port()?;
+    // A watchdog shell starts postgres and stops it once this test process is gone, so
+    // an aborted run leaves nothing behind (no unsafe pre_exec/PDEATHSIG needed).
+    let script = format!(
+        "\"{postgres}\" -D \"{data}\" -p {port} -k \"{dir}\" -c listen_addresses=127.0.0.1 \
+         -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300 \
+         >\"{dir}/postgres.log\" 2>&1 & pg=$!; \
+         while kill -0 {parent} 2>/dev/null && kill -0 $pg 2>/dev/null; do sleep 1; done; \
+         kill -INT $pg 2>/dev/null; wait $pg; rm -rf \"{dir}\"",
+        postgres = postgres.display(),
+        data = data.display(),
+        dir = dir.display(),
+        parent = std::process::id(),
+    );
+    let mut cmd = if as_other_user {
+        let mut c = Command::new("runuser");
+        c.args(["-u", "nobody", "--", "sh", "-c", &script]);
+        c
+    } else {
+        let mut c = Command::new("sh");
+        c.args(["-c", &script]);
+        c
+    };
+    let child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()?;
+    let admin = PgConnectOptions::new()
+        .host("127.0.0.1")
+        .port(port)
+        .username("postgres")
+        .database("postgres");
+    for _ in 0..100 {
+        if PgConnection::connect_with(&admin).await.is_ok() {
+            return Ok(PgServer {
+                admin,
+                _private: Some(child),
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let log = std::fs::read_to_string(dir.join("postgres.log")).unwrap_or_default();
+    bail!("the private PostgreSQL did not start: {log}")
+}
+
+/// Test databases are named `fusion_test_<unix seconds>_<random>`; ones older than two
+/// hours belong to runs that were killed before cleaning up.
+async fn drop_stale_databases(server: &PgServer) {
+    let Ok(mut conn) = PgConnection::connect_with(&server.admin).await else {
+        return;
+    };
+    let names: Vec<String> =
+        sqlx::query_scalar("SELECT datname FROM pg_database WHERE datname LIKE 'fusion_test_%'")
+            .fetch_all(&mut conn)
+            .await
+            .unwrap_or_default();
+    let now = unix_now();
+    for name in names {
+        let created = name
+            .split('_')
+            .nth(2)
+            .and_then(|s| s.parse::<u64>().ok())
+            .unwrap_or(now);
+        if now.saturating_sub(created) > 2 * 3600 {
+            let sql = format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)");
+            sqlx::query(sqlx::AssertSqlSafe(sql))
+                .execute(&mut conn)
+                .await
+                .ok();
+        }
+    }
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// A fresh database for one test, owned by `fusion_owner`.
+#[derive(Debug, Clone)]
+pub struct TestDatabase {
+    /// The database name.
+    pub name: String,
+    /// Connects as the application role (what services use).
+    pub app_url: String,
+    /// Connects as the owner role (what migrations use).
+    pub owner_url: String,
+    /// Connects as the administrator.
+    pub admin_url: String,
+}
+
+impl TestDatabase {
+    /// Creates a fresh database and applies each `(schema, migrator)` as the owner.
+    pub async fn create(migrations: &[(&str, &sqlx::migrate::Migrator)]) -> TestDatabase {
+        Self::try_create(migrations)
+            .await
+            .expect("creating a test database")
+    }
+
+    async fn try_create(
+        migrations: &[(&str, &sqlx::migrate::Migrator)],
+    ) -> anyhow::Result<TestDatabase> {
+        let server = server().await;
+        let name = format!(
+            "fusion_test_{}_{}",
+            unix_now(),
+            uuid::Uuid::new_v4().simple()
+        );
+        let mut admin = PgConnection::connect_with(&server.admin).await?;
+        let sql = format!("CREATE DATABASE \"{name}\" OWNER {OWNER_ROLE}");
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .execute(&mut admin)
+            .await?;
+        admin.close().await.ok();
+        let db = TestDatabase {
+            app_url: url_for(server, APP_ROLE, &name),
+            owner_url: url_for(server, OWNER_ROLE, &name),
+            admin_url: server
+                .admin
+                .clone()
+                .database(&name)
+                .to_url_lossy()
+                .to_string(),
+            name,
+        };
+        for (schema, migrator) in migrations {
+            fusion_db::migrate(&db.owner_url, schema, migrator).await?;
+        }
+        Ok(db)
+    }
+
+    /// A pool connected as the application role.
+    pub async fn app_db(&self) -> fusion_db::Db {
+        let cfg = fusion_db::DbConfig::new(self.app_url.clone());
+        fusion_db::Db::connect(&cfg)
+            .await
+            .expect("connecting as the application role")
+    }
+
+    /// Drops the database (tests that want to clean up early).
+    pub async fn drop_database(self) {
+        let server = server().await;
+        if let Ok(mut conn) = PgConnection::connect_with(&server.admin).await {
+            let sql = format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", self.name);
+            sqlx::query(sqlx::AssertSqlSafe(sql))
+                .execute(&mut conn)
+                .await
+                .ok();
+        }
+    }
+}
+
+fn url_for(server: &PgServer, role: &str, database: &str) -> String {
+    server
+        .admin
+        .clone()
+        .username(role)
+        .password("")
+        .database(database)
+        .to_url_lossy()
+        .to_string()
+}

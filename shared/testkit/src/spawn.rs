@@ -1,0 +1,26 @@
+//! Helpers for running services in-process on ephemeral ports.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tonic::transport::{Channel, Endpoint};
+
+/// A listener on `127.0.0.1:0`; read the port back with `local_addr()`.
+pub async fn bind_ephemeral() -> TcpListener {
+    TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("binding an ephemeral port")
+}
+
+/// A channel to `addr`, retrying for up to five seconds while the server starts.
+pub async fn connect_channel(addr: SocketAddr) -> Channel {
+    let endpoint = Endpoint::from_shared(format!("http://{addr}")).expect("a valid address");
+    for _ in 0..50 {
+        if let Ok(channel) = endpoint.connect().await {
+            return channel;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("no gRPC server answered on {addr}")
+}
