@@ -1,0 +1,200 @@
+//! `fusion.identity.v1.AuthService`.
+
+use sqlx::Row;
+use tonic::{Request, Response, Status};
+
+use fusion_db::db_status;
+use fusion_proto::errors::{self, FieldViolation};
+use fusion_proto::identity::v1 as pb;
+use fusion_proto::identity::v1::auth_service_server::AuthService;
+
+use crate::auth::{password, throttle, tokens};
+use crate::{AppState, DOMAIN};
+
+/// The AuthService implementation.
+#[derive(Clone, Debug)]
+pub struct AuthApi {
+    state: AppState,
+}
+
+impl AuthApi {
+    /// Serves `state`.
+    pub fn new(state: AppState) -> Self {
+        Self { state }
+    }
+}
+
+fn invalid_credentials() -> Status {
+    errors::unauthenticated("INVALID_CREDENTIALS", "invalid email or password")
+}
+
+/// Where a login came from: the first `x-forwarded-for` hop the edge recorded, else the
+/// peer address.
+fn source_of<T>(req: &Request<T>) -> String {
+    req.metadata()
+        .get("x-forwarded-for")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(',').next())
+        .map(|v| v.trim().to_owned())
+        .filter(|v| !v.is_empty())
+        .or_else(|| req.remote_addr().map(|a| a.ip().to_string()))
+        .unwrap_or_else(|| "unknown".to_owned())
+}
+
+#[tonic::async_trait]
+impl AuthService for AuthApi {
+    async fn login(
+        &self,
+        req: Request<pb::LoginRequest>,
+    ) -> Result<Response<pb::LoginResponse>, Status> {
+        let source = source_of(&req);
+        let pb::LoginRequest {
+            email,
+            password: pw,
+        } = req.into_inner();
+        let mut violations = Vec::new();
+        if email.trim().is_empty() {
+            violations.push(FieldViolation::new("email", "must not be empty"));
+        }
+        if pw.is_empty() {
+            violations.push(FieldViolation::new("password", "must not be empty"));
+        }
+        if !violations.is_empty() {
+            return Err(errors::invalid_argument(DOMAIN, violations));
+        }
+        let db = &self.state.db;
+        let cfg = &self.state.config.throttle;
+        let (account, source_key) = (throttle::account_key(&email), throttle::source_key(&source));
+        throttle::check(db, &[account.clone(), source_key.clone()]).await?;
+
+        let found = sqlx::query(
+            "SELECT tenant_id, user_id, password_hash, active FROM identity.find_login($1)",
+        )
+        .bind(email.trim())
+        .fetch_optional(db.pool())
+        .await
+        .map_err(|e| db_status(DOMAIN, e))?;
+        // Hash work is done on every path so an unknown email costs what a wrong
+        // password costs.
+        let verified = match &found {
+            Some(row) => {
+                let hash: String = row.get("password_hash");
+                password::verify_password(&hash, &pw) && row.get::<bool, _>("active")
+            }
+            None => {
+                password::verify_against_dummy(&pw);
+                false
+            }
+        };
+        let Some(row) = found.filter(|_| verified) else {
+            throttle::record_failure(db, cfg, &account, cfg.max_failures_per_account).await?;
+            throttle::record_failure(db, cfg, &source_key, cfg.max_failures_per_source).await?;
+            return Err(invalid_credentials());
+        };
+        throttle::reset(db, &account).await?;
+        let (tenant_id, user_id): (i64, i64) = (row.get("tenant_id"), row.get("user_id"));
+        let mut tx = db.begin(tenant_id).await?;
+        sqlx::query("UPDATE identity.users SET last_login_at = now() WHERE id = $1")
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| db_status(DOMAIN, e))?;
+        let issued = tokens::issue(
+            &self.state,
+            &mut tx,
+            tenant_id,
+            user_id,
+            None,
+            Some(&source),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(Response::new(pb::LoginResponse {
+            access_token: issued.access_token,
+            refresh_token: issued.refresh_token,
+            expires_in: issued.expires_in,
+            token_type: "Bearer".to_owned(),
+            tenant_id,
+            user_id,
+        }))
+    }
+
+    async fn refresh(
+        &self,
+        req: Request<pb::RefreshRequest>,
+    ) -> Result<Response<pb::RefreshResponse>, Status> {
+        let source = source_of(&req);
+        let token = req.into_inner().refresh_token;
+        if token.is_empty() {
+            return Err(errors::invalid_field(
+                DOMAIN,
+                "refresh_token",
+                "must not be empty",
+            ));
+        }
+        let (tenant_id, user_id, issued) =
+            tokens::refresh(&self.state, &token, Some(&source)).await?;
+        Ok(Response::new(pb::RefreshResponse {
+            access_token: issued.access_token,
+            refresh_token: issued.refresh_token,
+            expires_in: issued.expires_in,
+            token_type: "Bearer".to_owned(),
+            tenant_id,
+            user_id,
+        }))
+    }
+
+    async fn logout(
+        &self,
+        req: Request<pb::LogoutRequest>,
+    ) -> Result<Response<pb::LogoutResponse>, Status> {
+        let token = req.into_inner().refresh_token;
+        if token.is_empty() {
+            return Err(errors::invalid_field(
+                DOMAIN,
+                "refresh_token",
+                "must not be empty",
+            ));
+        }
+        tokens::logout(&self.state, &token).await?;
+        Ok(Response::new(pb::LogoutResponse {}))
+    }
+
+    async fn get_jwks(
+        &self,
+        _req: Request<pb::GetJwksRequest>,
+    ) -> Result<Response<pb::GetJwksResponse>, Status> {
+        // Another replica may have rotated; publish what the database holds now.
+        if let Err(e) = self.state.keys.reload().await {
+            tracing::warn!(error = %e, "reloading signing keys failed; serving cached keys");
+        }
+        let keys = self
+            .state
+            .keys
+            .public_keys()
+            .into_iter()
+            .map(|k| pb::Jwk {
+                kty: "OKP".into(),
+                crv: "Ed25519".into(),
+                x: k.x,
+                kid: k.kid,
+                alg: "EdDSA".into(),
+                r#use: "sig".into(),
+            })
+            .collect();
+        Ok(Response::new(pb::GetJwksResponse { keys }))
+    }
+
+    async fn rotate_signing_key(
+        &self,
+        _req: Request<pb::RotateSigningKeyRequest>,
+    ) -> Result<Response<pb::RotateSigningKeyResponse>, Status> {
+        let keep = self.state.config.access_token_ttl + self.state.config.service.jwt.leeway;
+        let kid = self.state.keys.rotate(keep).await.map_err(|e| {
+            tracing::error!(error = %format!("{e:#}"), "rotating the signing key failed");
+            errors::internal(DOMAIN)
+        })?;
+        tracing::info!(kid = %kid, "signing key rotated");
+        Ok(Response::new(pb::RotateSigningKeyResponse { kid }))
+    }
+}

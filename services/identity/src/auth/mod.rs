@@ -1,0 +1,10 @@
+//! Authentication: passwords, signing keys, access and refresh tokens, throttling,
+//! and the `AuthService` that exposes them.
+
+pub mod grpc;
+pub mod keys;
+pub mod password;
+pub mod throttle;
+pub mod tokens;
+
+pub use tokens::revoke_user_refresh_tokens;

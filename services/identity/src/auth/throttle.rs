@@ -1,0 +1,97 @@
+//! Failed-login throttling per account and per source address, stored in PostgreSQL so
+//! every replica sees the same counts.
+//!
+//! Failures are counted in a window; reaching the limit locks the key for the lockout
+//! period, doubling with each further lock inside the window (capped at a day). A
+//! locked key is refused before the password is looked at. Keys are derived from the
+//! submitted email whether or not the account exists, so throttling reveals nothing.
+
+use std::time::Duration;
+
+use sqlx::Row;
+use tonic::Status;
+
+use fusion_db::{Db, db_status};
+use fusion_proto::errors;
+
+use crate::DOMAIN;
+use crate::config::ThrottleConfig;
+
+/// The throttle key of an account (by submitted email).
+pub fn account_key(email: &str) -> String {
+    format!("acct:{}", email.trim().to_lowercase())
+}
+
+/// The throttle key of a source address.
+pub fn source_key(source: &str) -> String {
+    format!("src:{source}")
+}
+
+/// RESOURCE_EXHAUSTED with the longest remaining lock if any key is locked.
+pub async fn check(db: &Db, keys: &[String]) -> Result<(), Status> {
+    let remaining: Option<f64> = sqlx::query_scalar(
+        "SELECT max(extract(epoch FROM locked_until - now()))::float8
+         FROM identity.login_throttle WHERE key = ANY($1) AND locked_until > now()",
+    )
+    .bind(keys)
+    .fetch_one(db.pool())
+    .await
+    .map_err(|e| db_status(DOMAIN, e))?;
+    match remaining {
+        Some(secs) if secs > 0.0 => Err(errors::resource_exhausted_with(
+            DOMAIN,
+            "LOGIN_THROTTLED",
+            Duration::from_secs_f64(secs.ceil()),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Counts a failure against `key`, locking it once `max` failures fall in the window.
+pub async fn record_failure(
+    db: &Db,
+    cfg: &ThrottleConfig,
+    key: &str,
+    max: i32,
+) -> Result<(), Status> {
+    let window = chrono::Duration::from_std(cfg.window).unwrap_or(chrono::Duration::minutes(15));
+    let row = sqlx::query(
+        "INSERT INTO identity.login_throttle AS t (key, failures, window_start) VALUES ($1, 1, now())
+         ON CONFLICT (key) DO UPDATE SET
+             failures = CASE WHEN t.window_start < now() - $2 THEN 1 ELSE t.failures + 1 END,
+             window_start = CASE WHEN t.window_start < now() - $2 THEN now() ELSE t.window_start END,
+             updated_at = now()
+         RETURNING failures",
+    )
+    .bind(key)
+    .bind(window)
+    .fetch_one(db.pool())
+    .await
+    .map_err(|e| db_status(DOMAIN, e))?;
+    let failures: i32 = row.get("failures");
+    if max > 0 && failures >= max {
+        let doublings = u32::try_from((failures / max - 1).clamp(0, 16)).unwrap_or(0);
+        let lock = cfg
+            .lockout
+            .saturating_mul(1 << doublings)
+            .min(Duration::from_secs(86_400));
+        sqlx::query("UPDATE identity.login_throttle SET locked_until = now() + $2, updated_at = now() WHERE key = $1")
+            .bind(key)
+            .bind(chrono::Duration::from_std(lock).unwrap_or(chrono::Duration::days(1)))
+            .execute(db.pool())
+            .await
+            .map_err(|e| db_status(DOMAIN, e))?;
+        tracing::warn!(throttle.key = %key, failures, lock_seconds = lock.as_secs(), "login locked");
+    }
+    Ok(())
+}
+
+/// Clears an account's failures after a successful login.
+pub async fn reset(db: &Db, key: &str) -> Result<(), Status> {
+    sqlx::query("DELETE FROM identity.login_throttle WHERE key = $1")
+        .bind(key)
+        .execute(db.pool())
+        .await
+        .map_err(|e| db_status(DOMAIN, e))?;
+    Ok(())
+}

@@ -1,0 +1,269 @@
+//! Access tokens (EdDSA JWTs) and opaque, rotating refresh tokens.
+//!
+//! A refresh token is `rt_<tenant id>_<32 random bytes, base64url>`. Only its SHA-256
+//! is stored. The tenant id lets Refresh bind its transaction to the right tenant
+//! before looking the token up, so no cross-tenant read is needed. Every token rotated
+//! from one login shares a family; presenting a token that was already used means it
+//! was stolen or replayed, and revokes the whole family.
+
+use std::time::Duration;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use rand::RngCore as _;
+use sha2::{Digest, Sha256};
+use sqlx::{PgConnection, Row};
+use tonic::Status;
+
+use fusion_db::db_status;
+use fusion_proto::errors;
+use fusion_tenancy::Claims;
+
+use crate::{AppState, DOMAIN};
+
+/// A freshly issued pair.
+#[derive(Debug, Clone)]
+pub struct IssuedTokens {
+    /// Signed JWT.
+    pub access_token: String,
+    /// Opaque refresh token.
+    pub refresh_token: String,
+    /// Seconds until the access token expires.
+    pub expires_in: i32,
+}
+
+/// A user's role names and the union of their permissions.
+pub async fn roles_and_permissions(
+    conn: &mut PgConnection,
+    user_id: i64,
+) -> Result<(Vec<String>, Vec<String>), Status> {
+    let rows = sqlx::query(
+        "SELECT r.name, r.permissions
+         FROM identity.role_user ru JOIN identity.roles r ON r.tenant_id = ru.tenant_id AND r.id = ru.role_id
+         WHERE ru.user_id = $1 AND r.deleted_at IS NULL
+         ORDER BY r.name",
+    )
+    .bind(user_id)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(|e| db_status(DOMAIN, e))?;
+    let mut roles = Vec::new();
+    let mut perms: Vec<String> = Vec::new();
+    for row in rows {
+        roles.push(row.get::<String, _>("name"));
+        perms.extend(row.get::<Vec<String>, _>("permissions"));
+    }
+    perms.sort();
+    perms.dedup();
+    Ok((roles, perms))
+}
+
+fn hash(token: &str) -> Vec<u8> {
+    Sha256::digest(token.as_bytes()).to_vec()
+}
+
+/// The tenant a refresh token belongs to, if it is well-formed.
+pub fn refresh_token_tenant(token: &str) -> Option<i64> {
+    let rest = token.strip_prefix("rt_")?;
+    let (tenant, secret) = rest.split_once('_')?;
+    (secret.len() >= 40).then_some(())?;
+    tenant.parse().ok().filter(|t: &i64| *t > 0)
+}
+
+/// Issues an access token and a refresh token (a new family unless `family` is given),
+/// inside the caller's tenant-bound transaction.
+pub async fn issue(
+    state: &AppState,
+    conn: &mut PgConnection,
+    tenant_id: i64,
+    user_id: i64,
+    family: Option<(uuid::Uuid, i64)>,
+    source: Option<&str>,
+) -> Result<IssuedTokens, Status> {
+    let (roles, perms) = roles_and_permissions(conn, user_id).await?;
+    let ttl = state.config.access_token_ttl;
+    let claims = Claims::new(
+        &state.config.service.jwt,
+        tenant_id,
+        user_id,
+        roles,
+        perms,
+        ttl,
+    );
+    let access_token = state.keys.signer().sign(&claims);
+
+    let mut secret = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut secret);
+    let refresh_token = format!("rt_{tenant_id}_{}", URL_SAFE_NO_PAD.encode(secret));
+    let (family_id, parent_id) = match family {
+        Some((family_id, parent)) => (family_id, Some(parent)),
+        None => (uuid::Uuid::new_v4(), None),
+    };
+    sqlx::query(
+        "INSERT INTO identity.refresh_tokens (tenant_id, user_id, family_id, token_hash, parent_id, expires_at, source)
+         VALUES ($1, $2, $3, $4, $5, now() + $6, $7)",
+    )
+    .bind(tenant_id)
+    .bind(user_id)
+    .bind(family_id)
+    .bind(hash(&refresh_token))
+    .bind(parent_id)
+    .bind(chrono::Duration::from_std(state.config.refresh_token_ttl).unwrap_or(chrono::Duration::days(30)))
+    .bind(source.map(|s| s.chars().take(255).collect::<String>()))
+    .execute(&mut *conn)
+    .await
+    .map_err(|e| db_status(DOMAIN, e))?;
+    Ok(IssuedTokens {
+        access_token,
+        refresh_token,
+        expires_in: clamp_secs(ttl),
+    })
+}
+
+fn clamp_secs(d: Duration) -> i32 {
+    i32::try_from(d.as_secs()).unwrap_or(i32::MAX)
+}
+
+fn invalid_refresh() -> Status {
+    errors::unauthenticated(
+        "REFRESH_TOKEN_INVALID",
+        "refresh token is invalid, expired or revoked",
+    )
+}
+
+/// Rotates a refresh token. A used token revokes its family (and fails).
+pub async fn refresh(
+    state: &AppState,
+    token: &str,
+    source: Option<&str>,
+) -> Result<(i64, i64, IssuedTokens), Status> {
+    let tenant_id = refresh_token_tenant(token).ok_or_else(invalid_refresh)?;
+    let mut tx = state.db.begin(tenant_id).await?;
+    let row = sqlx::query(
+        "SELECT id, user_id, family_id, used_at IS NOT NULL AS used,
+                revoked_at IS NOT NULL OR expires_at <= now() AS dead
+         FROM identity.refresh_tokens WHERE token_hash = $1 FOR UPDATE",
+    )
+    .bind(hash(token))
+    .fetch_optional(&mut *tx)
+    .await
+    .map_err(|e| db_status(DOMAIN, e))?
+    .ok_or_else(invalid_refresh)?;
+    let (id, user_id, family_id): (i64, i64, uuid::Uuid) =
+        (row.get("id"), row.get("user_id"), row.get("family_id"));
+    if row.get::<bool, _>("dead") {
+        return Err(invalid_refresh());
+    }
+    if row.get::<bool, _>("used") {
+        revoke_family(&mut tx, family_id, "reuse").await?;
+        tx.commit().await?;
+        tracing::warn!(
+            tenant.id = tenant_id,
+            user.id = user_id,
+            "refresh token reused; family revoked"
+        );
+        return Err(errors::unauthenticated(
+            "REFRESH_TOKEN_REUSED",
+            "refresh token was already used; sign in again",
+        ));
+    }
+    let active: Option<bool> = sqlx::query_scalar(
+        "SELECT u.active FROM identity.users u WHERE u.id = $1 AND u.deleted_at IS NULL",
+    )
+    .bind(user_id)
+    .fetch_optional(&mut *tx)
+    .await
+    .map_err(|e| db_status(DOMAIN, e))?;
+    if active != Some(true) {
+        revoke_family(&mut tx, family_id, "user_inactive").await?;
+        tx.commit().await?;
+        return Err(invalid_refresh());
+    }
+    sqlx::query(
+        "UPDATE identity.refresh_tokens SET used_at = now(), updated_at = now() WHERE id = $1",
+    )
+    .bind(id)
+    .execute(&mut *tx)
+    .await
+    .map_err(|e| db_status(DOMAIN, e))?;
+    let issued = issue(
+        state,
+        &mut tx,
+        tenant_id,
+        user_id,
+        Some((family_id, id)),
+        source,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok((tenant_id, user_id, issued))
+}
+
+/// Revokes the family of `token`; unknown or malformed tokens are ignored (logout is
+/// idempotent and reveals nothing).
+pub async fn logout(state: &AppState, token: &str) -> Result<(), Status> {
+    let Some(tenant_id) = refresh_token_tenant(token) else {
+        return Ok(());
+    };
+    let mut tx = state.db.begin(tenant_id).await?;
+    let family: Option<uuid::Uuid> =
+        sqlx::query_scalar("SELECT family_id FROM identity.refresh_tokens WHERE token_hash = $1")
+            .bind(hash(token))
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(|e| db_status(DOMAIN, e))?;
+    if let Some(family) = family {
+        revoke_family(&mut tx, family, "logout").await?;
+    }
+    tx.commit().await
+}
+
+async fn revoke_family(
+    conn: &mut PgConnection,
+    family_id: uuid::Uuid,
+    reason: &str,
+) -> Result<(), Status> {
+    sqlx::query(
+        "UPDATE identity.refresh_tokens SET revoked_at = now(), revoked_reason = $2, updated_at = now()
+         WHERE family_id = $1 AND revoked_at IS NULL",
+    )
+    .bind(family_id)
+    .bind(reason)
+    .execute(conn)
+    .await
+    .map_err(|e| db_status(DOMAIN, e))?;
+    Ok(())
+}
+
+/// Revokes every live refresh token of a user (deactivation, deletion, new password).
+pub async fn revoke_user_refresh_tokens(
+    conn: &mut PgConnection,
+    user_id: i64,
+    reason: &str,
+) -> Result<u64, Status> {
+    let result = sqlx::query(
+        "UPDATE identity.refresh_tokens SET revoked_at = now(), revoked_reason = $2, updated_at = now()
+         WHERE user_id = $1 AND revoked_at IS NULL",
+    )
+    .bind(user_id)
+    .bind(reason)
+    .execute(conn)
+    .await
+    .map_err(|e| db_status(DOMAIN, e))?;
+    Ok(result.rows_affected())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::refresh_token_tenant;
+
+    #[test]
+    fn the_tenant_is_read_from_a_well_formed_refresh_token_only() {
+        let secret = "A".repeat(43);
+        assert_eq!(refresh_token_tenant(&format!("rt_42_{secret}")), Some(42));
+        assert_eq!(refresh_token_tenant(&format!("rt_0_{secret}")), None);
+        assert_eq!(refresh_token_tenant(&format!("rt_x_{secret}")), None);
+        assert_eq!(refresh_token_tenant("rt_42_short"), None);
+        assert_eq!(refresh_token_tenant("garbage"), None);
+    }
+}

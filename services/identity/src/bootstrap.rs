@@ -1,0 +1,68 @@
+//! Creating the platform tenant and its first operator, idempotently.
+//!
+//! Tenants are created by a platform role that lives outside every customer tenant:
+//! the `platform` tenant, whose `platform_admin` role holds the platform permissions.
+//! `fusion-identity bootstrap-platform` (and the local stack) call [`ensure_platform`].
+
+use tonic::Status;
+
+use fusion_db::{Db, db_status};
+
+use crate::DOMAIN;
+use crate::domain::permissions::{
+    BuiltInRole, PLATFORM_ADMIN_ROLE, PLATFORM_PERMISSIONS, PLATFORM_TENANT_SLUG,
+    tenant_permissions,
+};
+use crate::grpc::{NewAdmin, NewTenant, create_tenant_with_admin};
+
+/// The platform tenant's id, creating it with `email`/`password` as its operator if
+/// it does not exist yet. An existing platform tenant is left as it is.
+pub async fn ensure_platform(db: &Db, email: &str, password: &str) -> Result<i64, Status> {
+    let mut tx = db.begin_unscoped().await?;
+    // One bootstrap at a time across replicas.
+    sqlx::query("SELECT pg_advisory_xact_lock(7317003)")
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| db_status(DOMAIN, e))?;
+    let existing: Option<i64> =
+        sqlx::query_scalar("SELECT id FROM identity.tenants WHERE slug = $1")
+            .bind(PLATFORM_TENANT_SLUG)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(|e| db_status(DOMAIN, e))?;
+    if let Some(id) = existing {
+        return Ok(id);
+    }
+    let mut permissions: Vec<String> = PLATFORM_PERMISSIONS
+        .iter()
+        .map(|p| (*p).to_owned())
+        .collect();
+    permissions.extend(tenant_permissions());
+    let platform_role = BuiltInRole {
+        name: PLATFORM_ADMIN_ROLE,
+        description: "Operates the platform: creates tenants, manages plans and signing keys.",
+        permissions,
+    };
+    let id = create_tenant_with_admin(
+        &mut tx,
+        &NewTenant {
+            name: "Fusion platform".to_owned(),
+            slug: PLATFORM_TENANT_SLUG.to_owned(),
+            domain: None,
+            settings: None,
+            plan_id: None,
+            subscription_status: "active".to_owned(),
+            trial_ends_at: None,
+        },
+        &NewAdmin {
+            name: "Platform operator".to_owned(),
+            email: email.to_owned(),
+            password: password.to_owned(),
+        },
+        &[platform_role],
+    )
+    .await?;
+    tx.commit().await.map_err(|e| db_status(DOMAIN, e))?;
+    tracing::info!(tenant.id = id, "platform tenant created");
+    Ok(id)
+}

@@ -1,0 +1,167 @@
+//! The permission catalogue (`<context>.<resource>.<read|write>`) and the built-in roles
+//! every tenant starts with.
+
+/// Resources of each bounded context that permissions are granted on.
+const RESOURCES: &[(&str, &[&str])] = &[
+    ("identity", &["tenants", "users", "roles", "plans"]),
+    (
+        "property",
+        &[
+            "developers",
+            "projects",
+            "stages",
+            "lots",
+            "features",
+            "media",
+        ],
+    ),
+    ("crm", &["leads", "contacts", "deals", "tasks", "notes"]),
+    ("finance", &["invoices", "commissions"]),
+    ("aimarketing", &["prompts", "conversations", "campaigns"]),
+];
+
+/// Permissions only the platform tenant's `platform_admin` role holds.
+pub const PLATFORM_PERMISSIONS: &[&str] = &[
+    "platform.tenants.read",
+    "platform.tenants.write",
+    "platform.plans.write",
+    "platform.keys.write",
+];
+
+/// The slug of the tenant platform operators belong to.
+pub const PLATFORM_TENANT_SLUG: &str = "platform";
+
+/// The role platform operators hold.
+pub const PLATFORM_ADMIN_ROLE: &str = "platform_admin";
+
+/// Every permission a tenant's role may carry, sorted.
+pub fn tenant_permissions() -> Vec<String> {
+    let mut all: Vec<String> = RESOURCES
+        .iter()
+        .flat_map(|(context, resources)| {
+            resources.iter().flat_map(move |r| {
+                ["read", "write"]
+                    .into_iter()
+                    .map(move |action| format!("{context}.{r}.{action}"))
+            })
+        })
+        .collect();
+    all.sort();
+    all
+}
+
+/// Whether `permission` is in the tenant catalogue.
+pub fn is_tenant_permission(permission: &str) -> bool {
+    tenant_permissions().iter().any(|p| p == permission)
+}
+
+fn matching(pred: impl Fn(&str, &str, &str) -> bool) -> Vec<String> {
+    tenant_permissions()
+        .into_iter()
+        .filter(|p| {
+            let mut parts = p.splitn(3, '.');
+            let (c, r, a) = (
+                parts.next().unwrap_or(""),
+                parts.next().unwrap_or(""),
+                parts.next().unwrap_or(""),
+            );
+            pred(c, r, a)
+        })
+        .collect()
+}
+
+/// A built-in role: name, description, permissions.
+#[derive(Clone, Debug)]
+pub struct BuiltInRole {
+    /// Role name.
+    pub name: &'static str,
+    /// What it is for.
+    pub description: &'static str,
+    /// Its permissions.
+    pub permissions: Vec<String>,
+}
+
+/// The roles every tenant is created with.
+pub fn built_in_roles() -> Vec<BuiltInRole> {
+    vec![
+        BuiltInRole {
+            name: "admin",
+            description: "Runs the tenant: every permission of every context.",
+            permissions: tenant_permissions(),
+        },
+        BuiltInRole {
+            name: "sales_manager",
+            description: "Leads the sales team: reads everything, manages the pipeline and stock.",
+            permissions: matching(|c, r, a| {
+                a == "read"
+                    || c == "crm"
+                    || (c == "property" && r == "lots")
+                    || (c == "finance" && r == "commissions")
+            }),
+        },
+        BuiltInRole {
+            name: "sales_agent",
+            description: "Works leads, contacts and deals; sees stock.",
+            permissions: matching(|c, r, a| {
+                c == "crm"
+                    || (a == "read" && (c == "property" || (c == "identity" && r == "users")))
+            }),
+        },
+        BuiltInRole {
+            name: "finance",
+            description: "Invoices, Xero and commissions; reads deals and stock.",
+            permissions: matching(|c, r, a| {
+                c == "finance"
+                    || (a == "read"
+                        && (c == "crm" || c == "property" || (c == "identity" && r == "users")))
+            }),
+        },
+        BuiltInRole {
+            name: "marketing",
+            description: "Campaigns and AI prompts; reads leads and stock.",
+            permissions: matching(|c, _, a| {
+                c == "aimarketing" || (a == "read" && (c == "crm" || c == "property"))
+            }),
+        },
+        BuiltInRole {
+            name: "viewer",
+            description: "Reads everything, changes nothing.",
+            permissions: matching(|_, _, a| a == "read"),
+        },
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_catalogue_covers_every_context_and_is_sorted() {
+        let all = tenant_permissions();
+        assert_eq!(all.len(), 40);
+        assert!(all.windows(2).all(|w| w[0] < w[1]));
+        assert!(is_tenant_permission("crm.leads.write"));
+        assert!(!is_tenant_permission("platform.tenants.write"));
+    }
+
+    #[test]
+    fn viewers_only_read_and_agents_cannot_touch_finance() {
+        let roles = built_in_roles();
+        let role = |n: &str| {
+            roles
+                .iter()
+                .find(|r| r.name == n)
+                .unwrap()
+                .permissions
+                .clone()
+        };
+        assert!(role("viewer").iter().all(|p| p.ends_with(".read")));
+        assert!(role("sales_agent").contains(&"crm.leads.write".to_owned()));
+        assert!(
+            !role("sales_agent")
+                .iter()
+                .any(|p| p.starts_with("finance."))
+        );
+        assert_eq!(role("admin"), tenant_permissions());
+    }
+}

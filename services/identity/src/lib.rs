@@ -1,0 +1,127 @@
+//! The identity context (`fusion.identity.v1`): tenants, plans, users, roles, and
+//! authentication (login, rotating refresh tokens, signing keys and their JWKS).
+//!
+//! Shape: [`Application::build`] wires the database, the signing keys and the gRPC
+//! services into a [`fusion_service::Server`]; `main.rs` only reads configuration.
+//! Proto types stop at [`grpc`]; [`domain`] holds the rules; SQL lives beside each
+//! resource's handlers in [`grpc`] through the shared `fusion-db` unit of work.
+
+pub mod auth;
+pub mod bootstrap;
+pub mod config;
+pub mod domain;
+pub mod grpc;
+mod state;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use tokio::net::TcpListener;
+
+use fusion_db::{Db, DbConfig};
+use fusion_service::{Readiness, Server, ServerOptions};
+use fusion_tenancy::{JwksCache, JwtVerifier, TenantLayer};
+
+pub use config::IdentityConfig;
+pub use state::AppState;
+
+/// The identity schema's migrations, applied by `fusion-identity migrate` (the
+/// Kubernetes Job) or at start-up when a migration URL is configured.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/identity");
+
+/// The PostgreSQL schema this context owns.
+pub const SCHEMA: &str = "identity";
+
+/// Error domain of this context.
+pub const DOMAIN: &str = "identity.fusion";
+
+/// A running identity service.
+#[derive(Debug)]
+pub struct Application {
+    server: Server,
+    state: AppState,
+}
+
+impl Application {
+    /// Connects, loads (or creates) the signing keys and starts serving on the given
+    /// listeners (bind port 0 in tests and read the port back).
+    pub async fn build(
+        config: IdentityConfig,
+        grpc: TcpListener,
+        admin: TcpListener,
+    ) -> anyhow::Result<Self> {
+        if let (true, Some(owner_url)) = (
+            config.migrate_on_start,
+            &config.service.migration_database_url,
+        ) {
+            fusion_db::migrate(owner_url, SCHEMA, &MIGRATOR).await?;
+        }
+        let db = Db::connect(&DbConfig {
+            url: config.service.database_url.clone(),
+            max_connections: config.service.db_max_connections,
+            acquire_timeout: Duration::from_secs(5),
+        })
+        .await
+        .context("connecting to PostgreSQL as the application role")?;
+        let keys = Arc::new(auth::keys::KeyRing::load_or_create(&db).await?);
+        let state = AppState::new(db.clone(), Arc::new(config.clone()), keys.clone());
+
+        let verifier = JwtVerifier::new(
+            config.service.jwt.clone(),
+            Arc::new(JwksCache::new(keys.clone(), Duration::from_secs(1))),
+        );
+        let tenancy = TenantLayer::new(Arc::new(verifier), grpc::policy());
+        let readiness: Readiness = Arc::new(move || {
+            let db = db.clone();
+            Box::pin(async move { db.ping().await })
+        });
+        let server = Server::start(
+            grpc,
+            admin,
+            grpc::routes(&state),
+            tenancy,
+            readiness,
+            ServerOptions {
+                health_services: grpc::SERVICE_NAMES
+                    .iter()
+                    .map(|s| (*s).to_owned())
+                    .collect(),
+                file_descriptor_sets: vec![fusion_proto::FILE_DESCRIPTOR_SET],
+                drain: config.service.drain,
+                shutdown_deadline: config.service.shutdown_deadline,
+            },
+        )
+        .await?;
+        Ok(Self { server, state })
+    }
+
+    /// The bound gRPC address.
+    pub fn grpc_addr(&self) -> SocketAddr {
+        self.server.grpc_addr()
+    }
+
+    /// The bound admin address.
+    pub fn admin_addr(&self) -> SocketAddr {
+        self.server.admin_addr()
+    }
+
+    /// Shared state (database, keys), for tests and the bootstrap command.
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until Ctrl-C or SIGTERM, then drains and stops.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        self.server
+            .run_until(fusion_service::shutdown_signal())
+            .await
+    }
+
+    /// Stops gracefully and waits.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        self.server.stop();
+        self.server.wait().await
+    }
+}
