@@ -68,9 +68,12 @@ impl Application {
         let keys = Arc::new(auth::keys::KeyRing::load_or_create(&db).await?);
         let state = AppState::new(db.clone(), Arc::new(config.clone()), keys.clone());
 
+        // Identity verifies with its own key table: an unknown kid costs one indexed
+        // read, so there is no need to rate-limit refreshes (a key rotated a moment ago,
+        // here or on another replica, must verify at once).
         let verifier = JwtVerifier::new(
             config.service.jwt.clone(),
-            Arc::new(JwksCache::new(keys.clone(), Duration::from_secs(1))),
+            Arc::new(JwksCache::new(keys.clone(), Duration::ZERO)),
         );
         let tenancy = TenantLayer::new(Arc::new(verifier), grpc::policy());
         let readiness: Readiness = Arc::new(move || {

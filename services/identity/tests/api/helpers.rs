@@ -1,0 +1,221 @@
+//! Spawning identity for a test and acting as its users.
+
+use std::time::Duration;
+
+use tonic::transport::Channel;
+use tonic::{Code, Request, Status};
+use tonic_types::StatusExt as _;
+
+use fusion_identity::{Application, IdentityConfig, MIGRATOR, SCHEMA};
+use fusion_proto::identity::v1 as pb;
+use fusion_proto::identity::v1::{
+    auth_service_client::AuthServiceClient, plan_service_client::PlanServiceClient,
+    role_service_client::RoleServiceClient, tenant_service_client::TenantServiceClient,
+    user_service_client::UserServiceClient,
+};
+use fusion_service::ServiceConfig;
+use fusion_tenancy::JwtConfig;
+use fusion_testkit::{TestDatabase, bind_ephemeral, connect_channel};
+
+pub const PLATFORM_EMAIL: &str = "ops@platform.test";
+pub const PASSWORD: &str = "correct horse battery";
+
+/// A logged-in user.
+#[derive(Clone, Debug)]
+pub struct Session {
+    pub tenant_id: i64,
+    pub user_id: i64,
+    pub access_token: String,
+    pub refresh_token: String,
+}
+
+pub struct TestApp {
+    pub app: Application,
+    pub channel: Channel,
+    pub platform: Session,
+}
+
+pub fn test_config(db: &TestDatabase) -> IdentityConfig {
+    IdentityConfig::with_defaults(ServiceConfig {
+        service_name: "identity".into(),
+        grpc_addr: "127.0.0.1:0".parse().unwrap(),
+        admin_addr: "127.0.0.1:0".parse().unwrap(),
+        database_url: db.app_url.clone(),
+        migration_database_url: None,
+        db_max_connections: 5,
+        drain: Duration::ZERO,
+        shutdown_deadline: Duration::from_secs(5),
+        jwt: JwtConfig::default(),
+        page_token_secret: b"identity-tests-page-token-secret".to_vec(),
+    })
+}
+
+impl TestApp {
+    pub async fn spawn() -> TestApp {
+        Self::spawn_with(|_| {}).await
+    }
+
+    pub async fn spawn_with(configure: impl FnOnce(&mut IdentityConfig)) -> TestApp {
+        let db = TestDatabase::create(&[(SCHEMA, &MIGRATOR)]).await;
+        let mut config = test_config(&db);
+        configure(&mut config);
+        let app = Application::build(config, bind_ephemeral().await, bind_ephemeral().await)
+            .await
+            .expect("identity starts");
+        fusion_identity::bootstrap::ensure_platform(&app.state().db, PLATFORM_EMAIL, PASSWORD)
+            .await
+            .expect("platform bootstrap");
+        let channel = connect_channel(app.grpc_addr()).await;
+        let mut test = TestApp {
+            app,
+            channel,
+            platform: empty_session(),
+        };
+        test.platform = test
+            .login(PLATFORM_EMAIL, PASSWORD)
+            .await
+            .expect("platform operator logs in");
+        test
+    }
+
+    pub fn auth(&self) -> AuthServiceClient<Channel> {
+        AuthServiceClient::new(self.channel.clone())
+    }
+    pub fn tenants(&self) -> TenantServiceClient<Channel> {
+        TenantServiceClient::new(self.channel.clone())
+    }
+    pub fn users(&self) -> UserServiceClient<Channel> {
+        UserServiceClient::new(self.channel.clone())
+    }
+    pub fn roles(&self) -> RoleServiceClient<Channel> {
+        RoleServiceClient::new(self.channel.clone())
+    }
+    pub fn plans(&self) -> PlanServiceClient<Channel> {
+        PlanServiceClient::new(self.channel.clone())
+    }
+
+    pub async fn login(&self, email: &str, password: &str) -> Result<Session, Status> {
+        let r = self
+            .auth()
+            .login(pb::LoginRequest {
+                email: email.into(),
+                password: password.into(),
+            })
+            .await?
+            .into_inner();
+        Ok(Session {
+            tenant_id: r.tenant_id,
+            user_id: r.user_id,
+            access_token: r.access_token,
+            refresh_token: r.refresh_token,
+        })
+    }
+
+    /// Creates tenant `slug` with admin `admin@<slug>.test` and logs the admin in.
+    pub async fn create_tenant(&self, slug: &str) -> (pb::Tenant, Session) {
+        let tenant = self
+            .tenants()
+            .create_tenant(as_user(
+                &self.platform,
+                pb::CreateTenantRequest {
+                    tenant: Some(pb::Tenant {
+                        name: format!("{slug} homes"),
+                        slug: slug.into(),
+                        subscription_status: "trial".into(),
+                        ..Default::default()
+                    }),
+                    admin_email: format!("admin@{slug}.test"),
+                    admin_name: format!("{slug} admin"),
+                    admin_password: PASSWORD.into(),
+                    request_id: String::new(),
+                },
+            ))
+            .await
+            .expect("tenant created")
+            .into_inner();
+        let admin = self
+            .login(&format!("admin@{slug}.test"), PASSWORD)
+            .await
+            .expect("tenant admin logs in");
+        (tenant, admin)
+    }
+
+    /// Creates a user holding `roles` in the session's tenant and logs them in.
+    pub async fn create_user(
+        &self,
+        admin: &Session,
+        email: &str,
+        roles: &[&str],
+    ) -> (pb::User, Session) {
+        let user = self
+            .users()
+            .create_user(as_user(
+                admin,
+                pb::CreateUserRequest {
+                    user: Some(pb::User {
+                        name: "Test User".into(),
+                        email: email.into(),
+                        ..Default::default()
+                    }),
+                    password: PASSWORD.into(),
+                    role_names: roles.iter().map(|r| (*r).to_owned()).collect(),
+                    request_id: String::new(),
+                },
+            ))
+            .await
+            .expect("user created")
+            .into_inner();
+        let session = self.login(email, PASSWORD).await.expect("user logs in");
+        (user, session)
+    }
+}
+
+fn empty_session() -> Session {
+    Session {
+        tenant_id: 0,
+        user_id: 0,
+        access_token: String::new(),
+        refresh_token: String::new(),
+    }
+}
+
+/// A request carrying the session's token and tenant header, as the edge would send it.
+pub fn as_user<T>(session: &Session, message: T) -> Request<T> {
+    let mut req = Request::new(message);
+    req.metadata_mut().insert(
+        "authorization",
+        format!("Bearer {}", session.access_token).parse().unwrap(),
+    );
+    req.metadata_mut().insert(
+        "x-tenant-id",
+        session.tenant_id.to_string().parse().unwrap(),
+    );
+    req
+}
+
+/// Asserts the status code and returns the status for further checks.
+#[track_caller]
+pub fn expect_code<T: std::fmt::Debug>(result: Result<T, Status>, code: Code) -> Status {
+    match result {
+        Ok(v) => panic!("expected {code:?}, got Ok({v:?})"),
+        Err(status) => {
+            assert_eq!(status.code(), code, "unexpected status: {status:?}");
+            status
+        }
+    }
+}
+
+/// The fields named by a status's BadRequest violations.
+pub fn violated_fields(status: &Status) -> Vec<String> {
+    status
+        .get_details_bad_request()
+        .map(|b| b.field_violations.into_iter().map(|v| v.field).collect())
+        .unwrap_or_default()
+}
+
+pub fn reason(status: &Status) -> String {
+    status
+        .get_details_error_info()
+        .map(|i| i.reason)
+        .unwrap_or_default()
+}

@@ -1,0 +1,11 @@
+//! Identity's API tests: the real service on an ephemeral port, its own fresh database
+//! per test (connected as the application role), called with real gRPC clients.
+
+mod auth;
+mod authorization;
+mod helpers;
+mod migrations;
+mod plans;
+mod roles;
+mod tenants;
+mod users;

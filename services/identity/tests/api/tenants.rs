@@ -1,0 +1,468 @@
+//! TenantService.
+
+use tonic::Code;
+
+use fusion_proto::identity::v1 as pb;
+use prost_types::FieldMask;
+
+use crate::helpers::{PASSWORD, TestApp, as_user, expect_code, reason, violated_fields};
+
+fn mask(paths: &[&str]) -> Option<FieldMask> {
+    Some(FieldMask {
+        paths: paths.iter().map(|p| (*p).to_owned()).collect(),
+    })
+}
+
+#[tokio::test]
+async fn creating_a_tenant_creates_its_built_in_roles_and_first_admin() {
+    let app = TestApp::spawn().await;
+    let (tenant, admin) = app.create_tenant("acme").await;
+    assert_eq!(tenant.slug, "acme");
+    assert_eq!(tenant.subscription_status, "trial");
+    assert!(!tenant.etag.is_empty());
+    assert_eq!(admin.tenant_id, tenant.id);
+    let roles = app
+        .roles()
+        .list_roles(as_user(&admin, pb::ListRolesRequest::default()))
+        .await
+        .unwrap()
+        .into_inner();
+    let names: Vec<_> = roles.roles.iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "admin",
+            "finance",
+            "marketing",
+            "sales_agent",
+            "sales_manager",
+            "viewer"
+        ]
+    );
+    assert!(roles.roles.iter().all(|r| r.built_in));
+    let me = app
+        .users()
+        .get_user(as_user(&admin, pb::GetUserRequest { id: admin.user_id }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(me.roles, ["admin"]);
+}
+
+#[tokio::test]
+async fn create_tenant_validates_every_field() {
+    let app = TestApp::spawn().await;
+    let status = expect_code(
+        app.tenants()
+            .create_tenant(as_user(
+                &app.platform,
+                pb::CreateTenantRequest {
+                    tenant: Some(pb::Tenant {
+                        name: String::new(),
+                        slug: "Not A Slug".into(),
+                        domain: "not a domain".into(),
+                        subscription_status: "gold".into(),
+                        ..Default::default()
+                    }),
+                    admin_email: "nope".into(),
+                    admin_name: String::new(),
+                    admin_password: "short".into(),
+                    request_id: "not-a-uuid".into(),
+                },
+            ))
+            .await,
+        Code::InvalidArgument,
+    );
+    assert_eq!(
+        violated_fields(&status),
+        [
+            "tenant.name",
+            "tenant.slug",
+            "tenant.domain",
+            "tenant.subscription_status",
+            "admin_email",
+            "admin_name",
+            "admin_password"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn slugs_and_admin_emails_are_unique_and_request_ids_make_creates_idempotent() {
+    let app = TestApp::spawn().await;
+    app.create_tenant("acme").await;
+    let request = |slug: &str, email: &str, request_id: &str| pb::CreateTenantRequest {
+        tenant: Some(pb::Tenant {
+            name: "x".into(),
+            slug: slug.into(),
+            subscription_status: "active".into(),
+            ..Default::default()
+        }),
+        admin_email: email.into(),
+        admin_name: "X".into(),
+        admin_password: PASSWORD.into(),
+        request_id: request_id.into(),
+    };
+    let dup_slug = expect_code(
+        app.tenants()
+            .create_tenant(as_user(&app.platform, request("acme", "other@x.test", "")))
+            .await,
+        Code::AlreadyExists,
+    );
+    assert!(dup_slug.message().contains("slug"), "{dup_slug:?}");
+    let dup_email = expect_code(
+        app.tenants()
+            .create_tenant(as_user(
+                &app.platform,
+                request("other", "ADMIN@acme.test", ""),
+            ))
+            .await,
+        Code::AlreadyExists,
+    );
+    assert!(dup_email.message().contains("email"), "{dup_email:?}");
+    let rid = uuid::Uuid::new_v4().to_string();
+    let first = app
+        .tenants()
+        .create_tenant(as_user(
+            &app.platform,
+            request("initech", "boss@initech.test", &rid),
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let again = app
+        .tenants()
+        .create_tenant(as_user(
+            &app.platform,
+            request("initech", "boss@initech.test", &rid),
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(first, again, "a retried create returns the first result");
+}
+
+#[tokio::test]
+async fn only_the_platform_role_creates_and_lists_tenants() {
+    let app = TestApp::spawn().await;
+    let (_, admin) = app.create_tenant("acme").await;
+    let status = expect_code(
+        app.tenants()
+            .create_tenant(as_user(&admin, pb::CreateTenantRequest::default()))
+            .await,
+        Code::PermissionDenied,
+    );
+    assert_eq!(reason(&status), "PERMISSION_DENIED");
+    expect_code(
+        app.tenants()
+            .list_tenants(as_user(&admin, pb::ListTenantsRequest::default()))
+            .await,
+        Code::PermissionDenied,
+    );
+    let all = app
+        .tenants()
+        .list_tenants(as_user(&app.platform, pb::ListTenantsRequest::default()))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(all.total_size, 2);
+    let slugs: Vec<_> = all.tenants.iter().map(|t| t.slug.as_str()).collect();
+    assert_eq!(slugs, ["platform", "acme"]);
+}
+
+#[tokio::test]
+async fn another_tenant_is_not_found() {
+    let app = TestApp::spawn().await;
+    let (acme, acme_admin) = app.create_tenant("acme").await;
+    let (globex, _) = app.create_tenant("globex").await;
+    let own = app
+        .tenants()
+        .get_tenant(as_user(&acme_admin, pb::GetTenantRequest { id: acme.id }))
+        .await
+        .unwrap();
+    assert_eq!(own.into_inner().slug, "acme");
+    expect_code(
+        app.tenants()
+            .get_tenant(as_user(&acme_admin, pb::GetTenantRequest { id: globex.id }))
+            .await,
+        Code::NotFound,
+    );
+    expect_code(
+        app.tenants()
+            .update_tenant(as_user(
+                &acme_admin,
+                pb::UpdateTenantRequest {
+                    tenant: Some(pb::Tenant {
+                        id: globex.id,
+                        name: "pwned".into(),
+                        ..Default::default()
+                    }),
+                    update_mask: mask(&["name"]),
+                },
+            ))
+            .await,
+        Code::NotFound,
+    );
+}
+
+#[tokio::test]
+async fn update_honours_the_mask_the_etag_and_billing_rights() {
+    let app = TestApp::spawn().await;
+    let (acme, admin) = app.create_tenant("acme").await;
+    let updated = app
+        .tenants()
+        .update_tenant(as_user(
+            &admin,
+            pb::UpdateTenantRequest {
+                tenant: Some(pb::Tenant {
+                    id: acme.id,
+                    name: "Acme Homes".into(),
+                    domain: "ignored.test".into(),
+                    etag: acme.etag.clone(),
+                    ..Default::default()
+                }),
+                update_mask: mask(&["name"]),
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(updated.name, "Acme Homes");
+    assert_eq!(updated.domain, "", "fields outside the mask are untouched");
+    assert_ne!(updated.etag, acme.etag);
+    expect_code(
+        app.tenants()
+            .update_tenant(as_user(
+                &admin,
+                pb::UpdateTenantRequest {
+                    tenant: Some(pb::Tenant {
+                        id: acme.id,
+                        name: "Stale".into(),
+                        etag: acme.etag.clone(),
+                        ..Default::default()
+                    }),
+                    update_mask: mask(&["name"]),
+                },
+            ))
+            .await,
+        Code::Aborted,
+    );
+    let status = expect_code(
+        app.tenants()
+            .update_tenant(as_user(
+                &admin,
+                pb::UpdateTenantRequest {
+                    tenant: Some(pb::Tenant {
+                        id: acme.id,
+                        slug: "renamed".into(),
+                        ..Default::default()
+                    }),
+                    update_mask: mask(&["slug"]),
+                },
+            ))
+            .await,
+        Code::InvalidArgument,
+    );
+    assert_eq!(violated_fields(&status), ["update_mask"]);
+    expect_code(
+        app.tenants()
+            .update_tenant(as_user(
+                &admin,
+                pb::UpdateTenantRequest {
+                    tenant: Some(pb::Tenant {
+                        id: acme.id,
+                        subscription_status: "active".into(),
+                        ..Default::default()
+                    }),
+                    update_mask: mask(&["subscription_status"]),
+                },
+            ))
+            .await,
+        Code::PermissionDenied,
+    );
+    let upgraded = app
+        .tenants()
+        .update_tenant(as_user(
+            &app.platform,
+            pb::UpdateTenantRequest {
+                tenant: Some(pb::Tenant {
+                    id: acme.id,
+                    subscription_status: "active".into(),
+                    ..Default::default()
+                }),
+                update_mask: mask(&["subscription_status"]),
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(upgraded.subscription_status, "active");
+}
+
+#[tokio::test]
+async fn deleting_a_tenant_locks_its_users_out_until_undeleted() {
+    let app = TestApp::spawn().await;
+    let (acme, admin) = app.create_tenant("acme").await;
+    let deleted = app
+        .tenants()
+        .delete_tenant(as_user(
+            &app.platform,
+            pb::DeleteTenantRequest {
+                id: acme.id,
+                etag: String::new(),
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(deleted.delete_time.is_some() && deleted.purge_time.is_some());
+    expect_code(
+        app.login("admin@acme.test", PASSWORD).await,
+        Code::Unauthenticated,
+    );
+    expect_code(
+        app.auth()
+            .refresh(pb::RefreshRequest {
+                refresh_token: admin.refresh_token,
+            })
+            .await,
+        Code::Unauthenticated,
+    );
+    expect_code(
+        app.tenants()
+            .get_tenant(as_user(&app.platform, pb::GetTenantRequest { id: acme.id }))
+            .await,
+        Code::NotFound,
+    );
+    let listed = app
+        .tenants()
+        .list_tenants(as_user(
+            &app.platform,
+            pb::ListTenantsRequest {
+                show_deleted: true,
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(listed.total_size, 2);
+    app.tenants()
+        .undelete_tenant(as_user(
+            &app.platform,
+            pb::UndeleteTenantRequest { id: acme.id },
+        ))
+        .await
+        .unwrap();
+    expect_code(
+        app.tenants()
+            .undelete_tenant(as_user(
+                &app.platform,
+                pb::UndeleteTenantRequest { id: acme.id },
+            ))
+            .await,
+        Code::AlreadyExists,
+    );
+    app.login("admin@acme.test", PASSWORD)
+        .await
+        .expect("restored tenant's admin logs in");
+    expect_code(
+        app.tenants()
+            .delete_tenant(as_user(
+                &app.platform,
+                pb::DeleteTenantRequest {
+                    id: app.platform.tenant_id,
+                    etag: String::new(),
+                },
+            ))
+            .await,
+        Code::FailedPrecondition,
+    );
+}
+
+#[tokio::test]
+async fn list_tenants_filters_orders_and_pages() {
+    let app = TestApp::spawn().await;
+    for slug in ["alpha", "bravo", "charlie", "delta", "echo"] {
+        app.create_tenant(slug).await;
+    }
+    let mut seen = Vec::new();
+    let mut token = String::new();
+    loop {
+        let page = app
+            .tenants()
+            .list_tenants(as_user(
+                &app.platform,
+                pb::ListTenantsRequest {
+                    page_size: 2,
+                    page_token: token.clone(),
+                    filter: r#"subscription_status = "trial" AND NOT slug = "charlie""#.into(),
+                    order_by: "slug desc".into(),
+                    show_deleted: false,
+                },
+            ))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(page.total_size, 4);
+        seen.extend(page.tenants.into_iter().map(|t| t.slug));
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        token = page.next_page_token;
+    }
+    assert_eq!(seen, ["echo", "delta", "bravo", "alpha"]);
+    let bad = expect_code(
+        app.tenants()
+            .list_tenants(as_user(
+                &app.platform,
+                pb::ListTenantsRequest {
+                    filter: "colour = red".into(),
+                    ..Default::default()
+                },
+            ))
+            .await,
+        Code::InvalidArgument,
+    );
+    assert_eq!(violated_fields(&bad), ["filter"]);
+    assert!(bad.message().contains("position"), "{bad:?}");
+    let first = app
+        .tenants()
+        .list_tenants(as_user(
+            &app.platform,
+            pb::ListTenantsRequest {
+                page_size: 1,
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let reused = expect_code(
+        app.tenants()
+            .list_tenants(as_user(
+                &app.platform,
+                pb::ListTenantsRequest {
+                    page_size: 1,
+                    page_token: first.next_page_token,
+                    filter: "slug = alpha".into(),
+                    ..Default::default()
+                },
+            ))
+            .await,
+        Code::InvalidArgument,
+    );
+    assert_eq!(violated_fields(&reused), ["page_token"]);
+    expect_code(
+        app.tenants()
+            .list_tenants(as_user(
+                &app.platform,
+                pb::ListTenantsRequest {
+                    page_size: -1,
+                    ..Default::default()
+                },
+            ))
+            .await,
+        Code::InvalidArgument,
+    );
+}

@@ -1,0 +1,397 @@
+//! UserService.
+
+use tonic::Code;
+
+use fusion_proto::identity::v1 as pb;
+use prost_types::FieldMask;
+
+use crate::helpers::{PASSWORD, TestApp, as_user, expect_code, reason, violated_fields};
+
+fn new_user(email: &str) -> pb::CreateUserRequest {
+    pb::CreateUserRequest {
+        user: Some(pb::User {
+            name: "Sam Seller".into(),
+            email: email.into(),
+            phone: "+61 400 000 000".into(),
+            ..Default::default()
+        }),
+        password: PASSWORD.into(),
+        role_names: vec!["sales_agent".into()],
+        request_id: String::new(),
+    }
+}
+
+#[tokio::test]
+async fn create_get_update_delete_undelete_a_user() {
+    let app = TestApp::spawn().await;
+    let (acme, admin) = app.create_tenant("acme").await;
+    let user = app
+        .users()
+        .create_user(as_user(&admin, new_user("sam@acme.test")))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        (user.tenant_id, user.active, user.roles.clone()),
+        (acme.id, true, vec!["sales_agent".to_owned()])
+    );
+    let got = app
+        .users()
+        .get_user(as_user(&admin, pb::GetUserRequest { id: user.id }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(got, user);
+    let updated = app
+        .users()
+        .update_user(as_user(
+            &admin,
+            pb::UpdateUserRequest {
+                user: Some(pb::User {
+                    id: user.id,
+                    name: "Samantha Seller".into(),
+                    etag: user.etag.clone(),
+                    ..Default::default()
+                }),
+                update_mask: Some(FieldMask {
+                    paths: vec!["name".into()],
+                }),
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        (updated.name.as_str(), updated.phone.as_str()),
+        ("Samantha Seller", "+61 400 000 000")
+    );
+    let deleted = app
+        .users()
+        .delete_user(as_user(
+            &admin,
+            pb::DeleteUserRequest {
+                id: user.id,
+                etag: updated.etag,
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(deleted.delete_time.is_some());
+    expect_code(
+        app.users()
+            .get_user(as_user(&admin, pb::GetUserRequest { id: user.id }))
+            .await,
+        Code::NotFound,
+    );
+    expect_code(
+        app.login("sam@acme.test", PASSWORD).await,
+        Code::Unauthenticated,
+    );
+    let listed = app
+        .users()
+        .list_users(as_user(&admin, pb::ListUsersRequest::default()))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(listed.total_size, 1, "the deleted user is hidden");
+    let with_deleted = app
+        .users()
+        .list_users(as_user(
+            &admin,
+            pb::ListUsersRequest {
+                show_deleted: true,
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(with_deleted.total_size, 2);
+    app.users()
+        .undelete_user(as_user(&admin, pb::UndeleteUserRequest { id: user.id }))
+        .await
+        .unwrap();
+    app.login("sam@acme.test", PASSWORD)
+        .await
+        .expect("restored user logs in");
+}
+
+#[tokio::test]
+async fn user_fields_are_validated_and_emails_unique_across_tenants() {
+    let app = TestApp::spawn().await;
+    let (_, acme) = app.create_tenant("acme").await;
+    let (_, globex) = app.create_tenant("globex").await;
+    let status = expect_code(
+        app.users()
+            .create_user(as_user(
+                &acme,
+                pb::CreateUserRequest {
+                    user: Some(pb::User {
+                        name: String::new(),
+                        email: "not-an-email".into(),
+                        phone: "9".repeat(51),
+                        ..Default::default()
+                    }),
+                    password: "short".into(),
+                    role_names: vec![],
+                    request_id: String::new(),
+                },
+            ))
+            .await,
+        Code::InvalidArgument,
+    );
+    assert_eq!(
+        violated_fields(&status),
+        ["user.name", "user.email", "password", "user.phone"]
+    );
+    let status = expect_code(
+        app.users()
+            .create_user(as_user(
+                &acme,
+                pb::CreateUserRequest {
+                    role_names: vec!["wizard".into()],
+                    ..new_user("x@acme.test")
+                },
+            ))
+            .await,
+        Code::InvalidArgument,
+    );
+    assert_eq!(violated_fields(&status), ["role_names"]);
+    app.users()
+        .create_user(as_user(&acme, new_user("sam@acme.test")))
+        .await
+        .unwrap();
+    expect_code(
+        app.users()
+            .create_user(as_user(&globex, new_user("SAM@acme.test")))
+            .await,
+        Code::AlreadyExists,
+    );
+}
+
+#[tokio::test]
+async fn another_tenants_user_is_not_found_for_every_id_taking_method() {
+    let app = TestApp::spawn().await;
+    let (_, acme) = app.create_tenant("acme").await;
+    let (_, globex) = app.create_tenant("globex").await;
+    let theirs = app
+        .users()
+        .create_user(as_user(&globex, new_user("g@globex.test")))
+        .await
+        .unwrap()
+        .into_inner();
+    let users = app.users();
+    let id = theirs.id;
+    expect_code(
+        users
+            .clone()
+            .get_user(as_user(&acme, pb::GetUserRequest { id }))
+            .await,
+        Code::NotFound,
+    );
+    expect_code(
+        users
+            .clone()
+            .update_user(as_user(
+                &acme,
+                pb::UpdateUserRequest {
+                    user: Some(pb::User {
+                        id,
+                        name: "x".into(),
+                        ..Default::default()
+                    }),
+                    update_mask: None,
+                },
+            ))
+            .await,
+        Code::NotFound,
+    );
+    expect_code(
+        users
+            .clone()
+            .delete_user(as_user(
+                &acme,
+                pb::DeleteUserRequest {
+                    id,
+                    etag: String::new(),
+                },
+            ))
+            .await,
+        Code::NotFound,
+    );
+    expect_code(
+        users
+            .clone()
+            .undelete_user(as_user(&acme, pb::UndeleteUserRequest { id }))
+            .await,
+        Code::NotFound,
+    );
+    expect_code(
+        users
+            .clone()
+            .activate_user(as_user(&acme, pb::ActivateUserRequest { id }))
+            .await,
+        Code::NotFound,
+    );
+    expect_code(
+        users
+            .clone()
+            .deactivate_user(as_user(&acme, pb::DeactivateUserRequest { id }))
+            .await,
+        Code::NotFound,
+    );
+    expect_code(
+        users
+            .clone()
+            .set_user_password(as_user(
+                &acme,
+                pb::SetUserPasswordRequest {
+                    id,
+                    password: PASSWORD.into(),
+                },
+            ))
+            .await,
+        Code::NotFound,
+    );
+    let listed = users
+        .clone()
+        .list_users(as_user(&acme, pb::ListUsersRequest::default()))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(listed.users.iter().all(|u| u.tenant_id == acme.tenant_id));
+    assert_eq!(listed.total_size, 1);
+}
+
+#[tokio::test]
+async fn a_viewer_can_read_users_but_not_change_them() {
+    let app = TestApp::spawn().await;
+    let (_, admin) = app.create_tenant("acme").await;
+    let (_, viewer) = app
+        .create_user(&admin, "viewer@acme.test", &["viewer"])
+        .await;
+    app.users()
+        .list_users(as_user(&viewer, pb::ListUsersRequest::default()))
+        .await
+        .unwrap();
+    let status = expect_code(
+        app.users()
+            .create_user(as_user(&viewer, new_user("x@acme.test")))
+            .await,
+        Code::PermissionDenied,
+    );
+    assert_eq!(reason(&status), "PERMISSION_DENIED");
+}
+
+#[tokio::test]
+async fn deactivation_and_a_new_password_revoke_sessions() {
+    let app = TestApp::spawn().await;
+    let (_, admin) = app.create_tenant("acme").await;
+    let (user, session) = app
+        .create_user(&admin, "sam@acme.test", &["sales_agent"])
+        .await;
+    app.users()
+        .set_user_password(as_user(
+            &admin,
+            pb::SetUserPasswordRequest {
+                id: user.id,
+                password: "a brand new password".into(),
+            },
+        ))
+        .await
+        .unwrap();
+    expect_code(
+        app.auth()
+            .refresh(pb::RefreshRequest {
+                refresh_token: session.refresh_token,
+            })
+            .await,
+        Code::Unauthenticated,
+    );
+    expect_code(
+        app.login("sam@acme.test", PASSWORD).await,
+        Code::Unauthenticated,
+    );
+    app.login("sam@acme.test", "a brand new password")
+        .await
+        .unwrap();
+    expect_code(
+        app.users()
+            .deactivate_user(as_user(
+                &admin,
+                pb::DeactivateUserRequest { id: admin.user_id },
+            ))
+            .await,
+        Code::FailedPrecondition,
+    );
+    expect_code(
+        app.users()
+            .delete_user(as_user(
+                &admin,
+                pb::DeleteUserRequest {
+                    id: admin.user_id,
+                    etag: String::new(),
+                },
+            ))
+            .await,
+        Code::FailedPrecondition,
+    );
+}
+
+#[tokio::test]
+async fn list_users_filters_and_pages_within_the_tenant() {
+    let app = TestApp::spawn().await;
+    let (_, admin) = app.create_tenant("acme").await;
+    for i in 0..5 {
+        app.users()
+            .create_user(as_user(&admin, new_user(&format!("agent{i}@acme.test"))))
+            .await
+            .unwrap();
+    }
+    let page = app
+        .users()
+        .list_users(as_user(
+            &admin,
+            pb::ListUsersRequest {
+                page_size: 2,
+                filter: r#"email:"agent""#.into(),
+                order_by: "email desc".into(),
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(page.total_size, 5);
+    assert_eq!(
+        page.users
+            .iter()
+            .map(|u| u.email.as_str())
+            .collect::<Vec<_>>(),
+        ["agent4@acme.test", "agent3@acme.test"]
+    );
+    assert!(page.users.iter().all(|u| u.roles == ["sales_agent"]));
+    let next = app
+        .users()
+        .list_users(as_user(
+            &admin,
+            pb::ListUsersRequest {
+                page_size: 2,
+                page_token: page.next_page_token,
+                filter: r#"email:"agent""#.into(),
+                order_by: "email desc".into(),
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        next.users
+            .iter()
+            .map(|u| u.email.as_str())
+            .collect::<Vec<_>>(),
+        ["agent2@acme.test", "agent1@acme.test"]
+    );
+}
