@@ -16,13 +16,9 @@ async fn call(app: &TestApp, path: &str, req: Request<()>) -> Result<(), Status>
     let mut grpc = tonic::client::Grpc::new(app.channel.clone());
     grpc.ready().await.unwrap();
     let codec = tonic_prost::ProstCodec::<(), ()>::default();
-    grpc.unary(
-        req,
-        PathAndQuery::try_from(path).unwrap(),
-        codec,
-    )
-    .await
-    .map(|_| ())
+    grpc.unary(req, PathAndQuery::try_from(path).unwrap(), codec)
+        .await
+        .map(|_| ())
 }
 
 fn with_token(token: &str, tenant: i64) -> Request<()> {
