@@ -89,7 +89,10 @@ impl Server {
         }
         let reflection = |builder: tonic_reflection::server::Builder<'static>| {
             options.file_descriptor_sets.iter().fold(
-                builder.register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET),
+                builder
+                    .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+                    // google.rpc error details, so grpcurl can print them.
+                    .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET),
                 |b, set| b.register_encoded_file_descriptor_set(set),
             )
         };
