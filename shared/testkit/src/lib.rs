@@ -17,6 +17,6 @@ mod pg;
 mod spawn;
 mod tokens;
 
-pub use pg::{PgServer, TestDatabase, server};
+pub use pg::{PgServer, TestDatabase, server, start_private_cluster};
 pub use spawn::{bind_ephemeral, connect_channel};
 pub use tokens::TestKeys;

@@ -132,7 +132,9 @@ fn command_as_postgres_user(program: &Path, as_other_user: bool) -> Command {
     }
 }
 
-async fn start_private_cluster() -> anyhow::Result<PgServer> {
+/// Starts a private throwaway cluster from the PostgreSQL binaries on the machine (as an
+/// unprivileged user when run as root); it stops when this process exits.
+pub async fn start_private_cluster() -> anyhow::Result<PgServer> {
     let (Some(initdb), Some(postgres)) = (find_bin("initdb"), find_bin("postgres")) else {
         bail!("no PostgreSQL server answered and initdb/postgres are not installed");
     };
@@ -172,12 +174,13 @@ async fn start_private_cluster() -> anyhow::Result<PgServer> {
 
     let port = free_port()?;
     // A watchdog shell starts postgres and stops it once this test process is gone, so
-    // an aborted run leaves nothing behind (no unsafe pre_exec/PDEATHSIG needed).
+    // an aborted run leaves nothing behind (no unsafe pre_exec/PDEATHSIG needed). It
+    // looks for the parent in /proc: as another user, `kill -0` on it would be refused.
     let script = format!(
         "\"{postgres}\" -D \"{data}\" -p {port} -k \"{dir}\" -c listen_addresses=127.0.0.1 \
          -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300 \
          >\"{dir}/postgres.log\" 2>&1 & pg=$!; \
-         while kill -0 {parent} 2>/dev/null && kill -0 $pg 2>/dev/null; do sleep 1; done; \
+         while [ -d /proc/{parent} ] && kill -0 $pg 2>/dev/null; do sleep 1; done; \
          kill -INT $pg 2>/dev/null; wait $pg; rm -rf \"{dir}\"",
         postgres = postgres.display(),
         data = data.display(),
