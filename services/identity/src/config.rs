@@ -11,6 +11,7 @@
 //! | `IDENTITY_LOGIN_WINDOW_SECONDS` | `900` | failure-counting window |
 //! | `IDENTITY_LOGIN_LOCKOUT_SECONDS` | `900` | first lockout; doubles on each repeat |
 //! | `IDENTITY_MIGRATE_ON_START` | `true` | apply migrations at start when a migration URL is set |
+//! | `IDENTITY_PURGE_RETENTION_DAYS` | `30` | soft-deleted users and roles are removed after this long (needs the migration URL) |
 
 use std::time::Duration;
 
@@ -54,6 +55,8 @@ pub struct IdentityConfig {
     pub throttle: ThrottleConfig,
     /// Apply migrations at start when `service.migration_database_url` is set.
     pub migrate_on_start: bool,
+    /// How long soft-deleted rows are kept before the purge job removes them.
+    pub purge_retention: Duration,
 }
 
 impl IdentityConfig {
@@ -71,6 +74,7 @@ impl IdentityConfig {
             refresh_token_ttl: Duration::from_secs(30 * 24 * 3600),
             throttle: ThrottleConfig::default(),
             migrate_on_start: true,
+            purge_retention: fusion_db::soft_delete::DEFAULT_RETENTION,
         }
     }
 
@@ -92,6 +96,11 @@ impl IdentityConfig {
         self.throttle.window = secs("IDENTITY_LOGIN_WINDOW_SECONDS", self.throttle.window)?;
         self.throttle.lockout = secs("IDENTITY_LOGIN_LOCKOUT_SECONDS", self.throttle.lockout)?;
         self.migrate_on_start = parse_or("IDENTITY_MIGRATE_ON_START", self.migrate_on_start)?;
+        let days = parse_or(
+            "IDENTITY_PURGE_RETENTION_DAYS",
+            self.purge_retention.as_secs() / 86_400,
+        )?;
+        self.purge_retention = Duration::from_secs(days * 86_400);
         Ok(self)
     }
 }

@@ -42,6 +42,36 @@ pub const DOMAIN: &str = "identity.fusion";
 pub struct Application {
     server: Server,
     state: AppState,
+    purge: Option<(
+        tokio::sync::watch::Sender<bool>,
+        tokio::task::JoinHandle<()>,
+    )>,
+}
+
+/// Tables whose soft-deleted rows the purge job removes. Tenants and plans are kept:
+/// removing a tenant must first remove its data in every context.
+const PURGED_TABLES: &[&str] = &["identity.users", "identity.roles"];
+
+async fn spawn_purge(
+    owner_url: &str,
+    retention: Duration,
+) -> anyhow::Result<(
+    tokio::sync::watch::Sender<bool>,
+    tokio::task::JoinHandle<()>,
+)> {
+    let owner = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(1)
+        .connect_lazy(owner_url)
+        .context("the migration database URL is not valid")?;
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let job = fusion_db::soft_delete::spawn_purge_job(
+        owner,
+        PURGED_TABLES.to_vec(),
+        retention,
+        Duration::from_secs(3600),
+        stopped,
+    );
+    Ok((stop, job))
 }
 
 impl Application {
@@ -80,6 +110,12 @@ impl Application {
             let db = db.clone();
             Box::pin(async move { db.ping().await })
         });
+        let purge = match &config.service.migration_database_url {
+            // Purging crosses tenants, so it needs the owner role; without that URL the
+            // job is left to a deployment that has it.
+            Some(owner_url) => Some(spawn_purge(owner_url, config.purge_retention).await?),
+            None => None,
+        };
         let server = Server::start(
             grpc,
             admin,
@@ -97,7 +133,11 @@ impl Application {
             },
         )
         .await?;
-        Ok(Self { server, state })
+        Ok(Self {
+            server,
+            state,
+            purge,
+        })
     }
 
     /// The bound gRPC address.
@@ -117,14 +157,31 @@ impl Application {
 
     /// Serves until Ctrl-C or SIGTERM, then drains and stops.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        self.server
+        let result = self
+            .server
             .run_until(fusion_service::shutdown_signal())
-            .await
+            .await;
+        stop_purge(self.purge).await;
+        result
     }
 
     /// Stops gracefully and waits.
     pub async fn stop(self) -> anyhow::Result<()> {
         self.server.stop();
-        self.server.wait().await
+        let result = self.server.wait().await;
+        stop_purge(self.purge).await;
+        result
+    }
+}
+
+async fn stop_purge(
+    purge: Option<(
+        tokio::sync::watch::Sender<bool>,
+        tokio::task::JoinHandle<()>,
+    )>,
+) {
+    if let Some((stop, job)) = purge {
+        let _ = stop.send(true);
+        let _ = job.await;
     }
 }
