@@ -7,11 +7,14 @@ mod tenants;
 mod users;
 
 use chrono::{DateTime, Utc};
+use prost::Message;
 use prost_types::{FieldMask, Timestamp};
+use sqlx::PgConnection;
 use tonic::service::Routes;
 use tonic::{Request, Status};
 
 use fusion_db::list::ListParams;
+use fusion_db::{db_status, idempotency};
 use fusion_proto::errors::{self, FieldViolation};
 use fusion_proto::identity::v1::{
     auth_service_server::AuthServiceServer, plan_service_server::PlanServiceServer,
@@ -325,6 +328,80 @@ pub(crate) fn violations(list: Vec<FieldViolation>) -> Result<(), Status> {
 pub(crate) fn check(list: &mut Vec<FieldViolation>, field: &str, rule: Result<(), String>) {
     if let Err(description) = rule {
         list.push(FieldViolation::new(field, description));
+    }
+}
+
+/// Soft-deletes (`deleted`) or restores a row of `table`, a trusted constant, bumping
+/// its version so its etag changes.
+pub(crate) async fn set_deleted(
+    conn: &mut PgConnection,
+    table: &'static str,
+    id: i64,
+    deleted: bool,
+) -> Result<(), Status> {
+    let deleted_at = if deleted { "now()" } else { "NULL" };
+    let sql = format!(
+        "UPDATE {table} SET deleted_at = {deleted_at}, updated_at = now(), version = version + 1 WHERE id = $1"
+    );
+    sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(id)
+        .execute(conn)
+        .await
+        .map_err(|e| db_status(DOMAIN, e))?;
+    Ok(())
+}
+
+const IDEMPOTENCY_TABLE: &str = "identity.idempotency_keys";
+
+/// The response an earlier call with this request id returned (AIP-155).
+pub(crate) async fn replay<M: Message + Default>(
+    conn: &mut PgConnection,
+    tenant_id: i64,
+    method: &str,
+    request_id: Option<uuid::Uuid>,
+) -> Result<Option<M>, Status> {
+    let Some(request_id) = request_id else {
+        return Ok(None);
+    };
+    match idempotency::lookup(
+        conn,
+        DOMAIN,
+        IDEMPOTENCY_TABLE,
+        tenant_id,
+        method,
+        request_id,
+    )
+    .await?
+    {
+        Some(saved) => M::decode(saved.as_slice())
+            .map(Some)
+            .map_err(|_| errors::internal(DOMAIN)),
+        None => Ok(None),
+    }
+}
+
+/// Records the response of the first call with this request id, in the same transaction.
+pub(crate) async fn remember<M: Message>(
+    conn: &mut PgConnection,
+    tenant_id: i64,
+    method: &str,
+    request_id: Option<uuid::Uuid>,
+    response: &M,
+) -> Result<(), Status> {
+    match request_id {
+        Some(request_id) => {
+            idempotency::save(
+                conn,
+                DOMAIN,
+                IDEMPOTENCY_TABLE,
+                tenant_id,
+                method,
+                request_id,
+                &response.encode_to_vec(),
+            )
+            .await
+        }
+        None => Ok(()),
     }
 }
 

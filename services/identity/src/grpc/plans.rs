@@ -1,7 +1,6 @@
 //! `fusion.identity.v1.PlanService`: the platform's plan catalogue.
 
 use chrono::{DateTime, Utc};
-use prost::Message as _;
 use rust_decimal::Decimal;
 use sqlx::{PgConnection, Postgres, QueryBuilder};
 use tonic::{Request, Response, Status};
@@ -14,8 +13,8 @@ use fusion_proto::identity::v1 as pb;
 use fusion_proto::identity::v1::plan_service_server::PlanService;
 
 use super::{
-    Mask, caller, check, check_etag, etag, list_params, not_found, opt_ts, purge_ts, require_id,
-    total, ts, violations,
+    Mask, caller, check, check_etag, etag, list_params, not_found, opt_ts, purge_ts, remember,
+    replay, require_id, set_deleted, total, ts, violations,
 };
 use crate::domain::validate;
 use crate::{AppState, DOMAIN};
@@ -164,20 +163,8 @@ impl PlanService for PlanApi {
         let request_id = idempotency::parse_request_id(DOMAIN, &body.request_id)?;
         let mut tx = self.state.db.begin(ctx.tenant_id).await?;
         const METHOD: &str = "CreatePlan";
-        if let Some(rid) = request_id
-            && let Some(saved) = idempotency::lookup(
-                &mut tx,
-                DOMAIN,
-                "identity.idempotency_keys",
-                ctx.tenant_id,
-                METHOD,
-                rid,
-            )
-            .await?
-        {
-            return pb::Plan::decode(saved.as_slice())
-                .map(Response::new)
-                .map_err(|_| errors::internal(DOMAIN));
+        if let Some(saved) = replay::<pb::Plan>(&mut tx, ctx.tenant_id, METHOD, request_id).await? {
+            return Ok(Response::new(saved));
         }
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO identity.plans (code, name, description, price_monthly, currency, max_users, features, active)
@@ -198,18 +185,7 @@ impl PlanService for PlanApi {
             .await?
             .ok_or_else(|| errors::internal(DOMAIN))?
             .into();
-        if let Some(rid) = request_id {
-            idempotency::save(
-                &mut tx,
-                DOMAIN,
-                "identity.idempotency_keys",
-                ctx.tenant_id,
-                METHOD,
-                rid,
-                &created.encode_to_vec(),
-            )
-            .await?;
-        }
+        remember(&mut tx, ctx.tenant_id, METHOD, request_id, &created).await?;
         tx.commit().await?;
         Ok(Response::new(created))
     }
@@ -376,11 +352,7 @@ impl PlanService for PlanApi {
             .await?
             .ok_or_else(|| not_found("plan", body.id))?;
         check_etag(&body.etag, row.version)?;
-        sqlx::query("UPDATE identity.plans SET deleted_at = now(), updated_at = now(), version = version + 1 WHERE id = $1")
-            .bind(body.id)
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| db_status(DOMAIN, e))?;
+        set_deleted(&mut tx, "identity.plans", body.id, true).await?;
         let row = fetch(&mut tx, body.id, true)
             .await?
             .ok_or_else(|| not_found("plan", body.id))?;
@@ -406,11 +378,7 @@ impl PlanService for PlanApi {
                 format!("plan {id} is not deleted"),
             ));
         }
-        sqlx::query("UPDATE identity.plans SET deleted_at = NULL, updated_at = now(), version = version + 1 WHERE id = $1")
-            .bind(id)
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| db_status(DOMAIN, e))?;
+        set_deleted(&mut tx, "identity.plans", id, false).await?;
         let row = fetch(&mut tx, id, false)
             .await?
             .ok_or_else(|| not_found("plan", id))?;

@@ -1,7 +1,6 @@
 //! `fusion.identity.v1.RoleService`: built-in and custom roles, and who holds them.
 
 use chrono::{DateTime, Utc};
-use prost::Message as _;
 use sqlx::{PgConnection, Postgres, QueryBuilder};
 use tonic::{Request, Response, Status};
 
@@ -13,8 +12,8 @@ use fusion_proto::identity::v1 as pb;
 use fusion_proto::identity::v1::role_service_server::RoleService;
 
 use super::{
-    Mask, caller, check, check_etag, etag, list_params, not_found, opt_ts, purge_ts, require_id,
-    total, ts, violations,
+    Mask, caller, check, check_etag, etag, list_params, not_found, opt_ts, purge_ts, remember,
+    replay, require_id, set_deleted, total, ts, violations,
 };
 use crate::domain::permissions::{PLATFORM_ADMIN_ROLE, is_tenant_permission, tenant_permissions};
 use crate::domain::validate;
@@ -168,20 +167,8 @@ impl RoleService for RoleApi {
         let request_id = idempotency::parse_request_id(DOMAIN, &body.request_id)?;
         const METHOD: &str = "CreateRole";
         let mut tx = self.state.db.begin(ctx.tenant_id).await?;
-        if let Some(rid) = request_id
-            && let Some(saved) = idempotency::lookup(
-                &mut tx,
-                DOMAIN,
-                "identity.idempotency_keys",
-                ctx.tenant_id,
-                METHOD,
-                rid,
-            )
-            .await?
-        {
-            return pb::Role::decode(saved.as_slice())
-                .map(Response::new)
-                .map_err(|_| errors::internal(DOMAIN));
+        if let Some(saved) = replay::<pb::Role>(&mut tx, ctx.tenant_id, METHOD, request_id).await? {
+            return Ok(Response::new(saved));
         }
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO identity.roles (tenant_id, name, description, permissions) VALUES ($1, $2, $3, $4) RETURNING id",
@@ -194,18 +181,7 @@ impl RoleService for RoleApi {
         .await
         .map_err(|e| db_status(DOMAIN, e))?;
         let role: pb::Role = fetch(&mut tx, id, false).await?.into();
-        if let Some(rid) = request_id {
-            idempotency::save(
-                &mut tx,
-                DOMAIN,
-                "identity.idempotency_keys",
-                ctx.tenant_id,
-                METHOD,
-                rid,
-                &role.encode_to_vec(),
-            )
-            .await?;
-        }
+        remember(&mut tx, ctx.tenant_id, METHOD, request_id, &role).await?;
         tx.commit().await?;
         Ok(Response::new(role))
     }
@@ -346,11 +322,7 @@ impl RoleService for RoleApi {
                 "built-in roles cannot be deleted",
             ));
         }
-        sqlx::query("UPDATE identity.roles SET deleted_at = now(), updated_at = now(), version = version + 1 WHERE id = $1")
-            .bind(body.id)
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| db_status(DOMAIN, e))?;
+        set_deleted(&mut tx, "identity.roles", body.id, true).await?;
         let role = fetch(&mut tx, body.id, true).await?;
         tx.commit().await?;
         Ok(Response::new(role.into()))
@@ -373,11 +345,7 @@ impl RoleService for RoleApi {
             ));
         }
         // A live role may have taken the name meanwhile: the unique index says ALREADY_EXISTS.
-        sqlx::query("UPDATE identity.roles SET deleted_at = NULL, updated_at = now(), version = version + 1 WHERE id = $1")
-            .bind(id)
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| db_status(DOMAIN, e))?;
+        set_deleted(&mut tx, "identity.roles", id, false).await?;
         let role = fetch(&mut tx, id, false).await?;
         tx.commit().await?;
         Ok(Response::new(role.into()))

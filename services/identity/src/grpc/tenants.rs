@@ -6,7 +6,6 @@
 //! its own tenant, and any other id is NOT_FOUND.
 
 use chrono::{DateTime, Utc};
-use prost::Message as _;
 use sqlx::{PgConnection, Postgres, QueryBuilder};
 use tonic::{Request, Response, Status};
 
@@ -19,7 +18,7 @@ use fusion_proto::identity::v1::tenant_service_server::TenantService;
 
 use super::{
     Mask, caller, check, check_etag, etag, from_ts, json_to_struct, list_params, not_found, opt_ts,
-    purge_ts, require_id, struct_to_json, total, ts, violations,
+    purge_ts, remember, replay, require_id, set_deleted, struct_to_json, total, ts, violations,
 };
 use crate::auth::password::hash_password;
 use crate::domain::permissions::{BuiltInRole, PLATFORM_TENANT_SLUG, built_in_roles};
@@ -303,20 +302,10 @@ impl TenantService for TenantApi {
 
         let mut tx = self.state.db.begin(ctx.tenant_id).await?;
         const METHOD: &str = "CreateTenant";
-        if let Some(rid) = request_id
-            && let Some(saved) = idempotency::lookup(
-                &mut tx,
-                DOMAIN,
-                "identity.idempotency_keys",
-                ctx.tenant_id,
-                METHOD,
-                rid,
-            )
-            .await?
+        if let Some(saved) =
+            replay::<pb::Tenant>(&mut tx, ctx.tenant_id, METHOD, request_id).await?
         {
-            return pb::Tenant::decode(saved.as_slice())
-                .map(Response::new)
-                .map_err(|_| errors::internal(DOMAIN));
+            return Ok(Response::new(saved));
         }
         if tenant.plan_id > 0 {
             check_plan(&mut tx, tenant.plan_id).await?;
@@ -346,18 +335,7 @@ impl TenantService for TenantApi {
             .await?
             .ok_or_else(|| errors::internal(DOMAIN))?
             .into();
-        if let Some(rid) = request_id {
-            idempotency::save(
-                &mut tx,
-                DOMAIN,
-                "identity.idempotency_keys",
-                ctx.tenant_id,
-                METHOD,
-                rid,
-                &created.encode_to_vec(),
-            )
-            .await?;
-        }
+        remember(&mut tx, ctx.tenant_id, METHOD, request_id, &created).await?;
         tx.commit().await?;
         tracing::info!(tenant.created = id, slug = %created.slug, "tenant created");
         Ok(Response::new(created))
@@ -558,13 +536,7 @@ impl TenantService for TenantApi {
                 "the platform tenant cannot be deleted",
             ));
         }
-        sqlx::query(
-            "UPDATE identity.tenants SET deleted_at = now(), updated_at = now(), version = version + 1 WHERE id = $1",
-        )
-        .bind(body.id)
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| db_status(DOMAIN, e))?;
+        set_deleted(&mut tx, "identity.tenants", body.id, true).await?;
         // Nobody of a deleted tenant may keep a session: revoke under that tenant's scope.
         sqlx::query("SELECT set_config('app.tenant_id', $1, true)")
             .bind(body.id.to_string())
@@ -603,13 +575,7 @@ impl TenantService for TenantApi {
                 format!("tenant {id} is not deleted"),
             ));
         }
-        sqlx::query(
-            "UPDATE identity.tenants SET deleted_at = NULL, updated_at = now(), version = version + 1 WHERE id = $1",
-        )
-        .bind(id)
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| db_status(DOMAIN, e))?;
+        set_deleted(&mut tx, "identity.tenants", id, false).await?;
         let row = fetch(&mut tx, id, false)
             .await?
             .ok_or_else(|| not_found("tenant", id))?;

@@ -4,7 +4,6 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use prost::Message as _;
 use sqlx::{PgConnection, Postgres, QueryBuilder, Row};
 use tonic::{Request, Response, Status};
 
@@ -17,7 +16,7 @@ use fusion_proto::identity::v1::user_service_server::UserService;
 
 use super::{
     Mask, caller, check, check_etag, etag, from_ts, json_to_struct, list_params, not_found, opt_ts,
-    purge_ts, require_id, struct_to_json, total, ts, violations,
+    purge_ts, remember, replay, require_id, set_deleted, struct_to_json, total, ts, violations,
 };
 use crate::auth::password::hash_password;
 use crate::auth::revoke_user_refresh_tokens;
@@ -51,8 +50,6 @@ const LIST: ListSpec = ListSpec {
     soft_delete: true,
     tenant_scoped: true,
 };
-
-const IDEMPOTENCY: &str = "identity.idempotency_keys";
 
 #[derive(sqlx::FromRow)]
 struct UserRow {
@@ -233,14 +230,8 @@ impl UserService for UserApi {
         const METHOD: &str = "CreateUser";
 
         let mut tx = self.state.db.begin(ctx.tenant_id).await?;
-        if let Some(rid) = request_id
-            && let Some(saved) =
-                idempotency::lookup(&mut tx, DOMAIN, IDEMPOTENCY, ctx.tenant_id, METHOD, rid)
-                    .await?
-        {
-            return pb::User::decode(saved.as_slice())
-                .map(Response::new)
-                .map_err(|_| errors::internal(DOMAIN));
+        if let Some(saved) = replay::<pb::User>(&mut tx, ctx.tenant_id, METHOD, request_id).await? {
+            return Ok(Response::new(saved));
         }
         let role_ids: Vec<(String, i64)> = if body.role_names.is_empty() {
             Vec::new()
@@ -300,18 +291,7 @@ impl UserService for UserApi {
             .map_err(|e| db_status(DOMAIN, e))?;
         }
         let user = load(&mut tx, id, false).await?;
-        if let Some(rid) = request_id {
-            idempotency::save(
-                &mut tx,
-                DOMAIN,
-                IDEMPOTENCY,
-                ctx.tenant_id,
-                METHOD,
-                rid,
-                &user.encode_to_vec(),
-            )
-            .await?;
-        }
+        remember(&mut tx, ctx.tenant_id, METHOD, request_id, &user).await?;
         tx.commit().await?;
         Ok(Response::new(user))
     }
@@ -477,11 +457,7 @@ impl UserService for UserApi {
         let mut tx = self.state.db.begin(ctx.tenant_id).await?;
         let version = lock(&mut tx, body.id).await?;
         check_etag(&body.etag, version)?;
-        sqlx::query("UPDATE identity.users SET deleted_at = now(), updated_at = now(), version = version + 1 WHERE id = $1")
-            .bind(body.id)
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| db_status(DOMAIN, e))?;
+        set_deleted(&mut tx, "identity.users", body.id, true).await?;
         revoke_user_refresh_tokens(&mut tx, body.id, "deleted").await?;
         let user = load(&mut tx, body.id, true).await?;
         tx.commit().await?;
@@ -504,11 +480,7 @@ impl UserService for UserApi {
                 format!("user {id} is not deleted"),
             ));
         }
-        sqlx::query("UPDATE identity.users SET deleted_at = NULL, updated_at = now(), version = version + 1 WHERE id = $1")
-            .bind(id)
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| db_status(DOMAIN, e))?;
+        set_deleted(&mut tx, "identity.users", id, false).await?;
         let user = load(&mut tx, id, false).await?;
         tx.commit().await?;
         Ok(Response::new(user))
