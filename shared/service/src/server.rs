@@ -1,5 +1,6 @@
 //! Starting and stopping a service process: the gRPC server and the admin port.
 
+use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -14,8 +15,10 @@ use tokio::net::TcpListener;
 use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio_stream::wrappers::TcpListenerStream;
+use tonic::body::Body;
 use tonic::service::Routes;
 use tonic_health::ServingStatus;
+use tower::{Layer, Service};
 
 use fusion_telemetry::GrpcTraceLayer;
 use fusion_tenancy::TenantLayer;
@@ -47,6 +50,7 @@ struct AdminState {
 
 /// A running service: gRPC and admin listeners, stopped with [`Server::stop`].
 pub struct Server {
+    health: tonic_health::server::HealthReporter,
     grpc_addr: SocketAddr,
     admin_addr: SocketAddr,
     stop: watch::Sender<bool>,
@@ -73,10 +77,32 @@ impl Server {
         readiness: Readiness,
         options: ServerOptions,
     ) -> anyhow::Result<Server> {
+        Self::start_with(grpc, admin, routes, tenancy, readiness, options).await
+    }
+
+    /// Like [`Server::start`] with any innermost layer in place of the tenancy layer
+    /// (the edge brings its own stack).
+    pub async fn start_with<L>(
+        grpc: TcpListener,
+        admin: TcpListener,
+        routes: Routes,
+        layer: L,
+        readiness: Readiness,
+        options: ServerOptions,
+    ) -> anyhow::Result<Server>
+    where
+        L: Layer<Routes> + Clone + Send + 'static,
+        L::Service: Service<http::Request<Body>, Response = http::Response<Body>, Error = Infallible>
+            + Clone
+            + Send
+            + 'static,
+        <L::Service as Service<http::Request<Body>>>::Future: Send + 'static,
+    {
         let grpc_addr = grpc.local_addr()?;
         let admin_addr = admin.local_addr()?;
 
         let (reporter, health) = tonic_health::server::health_reporter();
+        let health_reporter = reporter.clone();
         for name in options
             .health_services
             .iter()
@@ -107,7 +133,7 @@ impl Server {
         let grpc_server = tonic::transport::Server::builder()
             .layer(GrpcTraceLayer)
             .layer(MetricsLayer::new(metrics.clone()))
-            .layer(tenancy)
+            .layer(layer)
             .add_routes(routes)
             .add_service(health)
             .add_service(reflection_v1)
@@ -177,11 +203,17 @@ impl Server {
             Ok(())
         });
         Ok(Server {
+            health: health_reporter,
             grpc_addr,
             admin_addr,
             stop,
             task,
         })
+    }
+
+    /// Reports serving status (the edge reports the services behind it).
+    pub fn health(&self) -> tonic_health::server::HealthReporter {
+        self.health.clone()
     }
 
     /// The gRPC address actually bound (port 0 resolved).

@@ -1,0 +1,327 @@
+//! The edge's concerns, one layer each, in the order a call meets them.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use http::{HeaderValue, Request};
+use tokio::sync::Semaphore;
+use tonic::body::Body;
+use tonic::transport::server::TcpConnectInfo;
+
+use fusion_proto::errors;
+use fusion_tenancy::JwtVerifier;
+use fusion_tenancy::headers::{AUTHORIZATION, REQUEST_ID, TENANT_ID, USER_ID};
+
+use crate::middleware::{FnLayer, Fut, Next, reply};
+
+/// Who the edge verified the caller to be, for the layers after authentication.
+#[derive(Clone, Copy, Debug)]
+pub struct Caller {
+    /// The token's tenant.
+    pub tenant_id: i64,
+}
+
+fn peer_ip(req: &Request<Body>) -> Option<IpAddr> {
+    req.extensions()
+        .get::<TcpConnectInfo>()
+        .and_then(|i| i.remote_addr())
+        .map(|a| a.ip())
+}
+
+fn is_health(path: &str) -> bool {
+    path.starts_with("/grpc.health.v1.Health/")
+}
+
+/// JSON access log line per call (health checks skipped).
+pub fn access_log() -> FnLayer<impl Fn(Request<Body>, Next) -> Fut + Send + Sync + 'static> {
+    FnLayer::new(|req: Request<Body>, next: Next| -> Fut {
+        Box::pin(async move {
+            let path = req.uri().path().to_owned();
+            let started = Instant::now();
+            let request_id = req
+                .headers()
+                .get(REQUEST_ID)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_owned();
+            let response = next.run(req).await;
+            if !is_health(&path) {
+                let tenant = response.extensions().get::<Caller>().map(|c| c.tenant_id);
+                let status = response
+                    .headers()
+                    .get("grpc-status")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("0");
+                tracing::info!(
+                    target: "fusion_edge::access",
+                    method = %path,
+                    status = %status,
+                    tenant = ?tenant,
+                    latency_ms = started.elapsed().as_secs_f64() * 1000.0,
+                    request_id = %request_id,
+                    "call"
+                );
+            }
+            response
+        })
+    })
+}
+
+/// Gives every call an `x-request-id` (the caller's, or a new one) and echoes it.
+pub fn request_id() -> FnLayer<impl Fn(Request<Body>, Next) -> Fut + Send + Sync + 'static> {
+    FnLayer::new(|mut req: Request<Body>, next: Next| -> Fut {
+        Box::pin(async move {
+            let id = match req.headers().get(REQUEST_ID).and_then(|v| v.to_str().ok()) {
+                Some(id) if !id.is_empty() && id.len() <= 128 => id.to_owned(),
+                _ => uuid::Uuid::new_v4().to_string(),
+            };
+            let value = HeaderValue::from_str(&id).expect("a request id is a valid header value");
+            req.headers_mut().insert(REQUEST_ID, value.clone());
+            let mut response = next.run(req).await;
+            response.headers_mut().insert(REQUEST_ID, value);
+            response
+        })
+    })
+}
+
+/// Sheds load with UNAVAILABLE once `max` calls are in flight, instead of queueing.
+pub fn concurrency_limit(
+    max: usize,
+) -> FnLayer<impl Fn(Request<Body>, Next) -> Fut + Send + Sync + 'static> {
+    let permits = Arc::new(Semaphore::new(max));
+    FnLayer::new(move |req: Request<Body>, next: Next| -> Fut {
+        let permits = permits.clone();
+        Box::pin(async move {
+            let Ok(_permit) = permits.try_acquire_owned() else {
+                return reply(errors::unavailable(
+                    errors::PLATFORM_DOMAIN,
+                    "the gateway is at capacity; retry later",
+                ));
+            };
+            next.run(req).await
+        })
+    })
+}
+
+/// Headers only the edge may set; a client's copies are dropped.
+const INTERNAL_HEADERS: &[&str] = &[TENANT_ID, USER_ID, "x-forwarded-for"];
+
+/// Methods that need no token (API.md).
+fn is_public(path: &str) -> bool {
+    matches!(
+        path,
+        "/fusion.identity.v1.AuthService/Login"
+            | "/fusion.identity.v1.AuthService/Refresh"
+            | "/fusion.identity.v1.AuthService/GetJwks"
+            | "/fusion.identity.v1.AuthService/Logout"
+    ) || is_health(path)
+        || path.starts_with("/grpc.reflection.")
+}
+
+/// Drops client-sent internal headers, verifies the bearer token of every non-public
+/// call and sets `x-tenant-id` / `x-user-id` from it.
+pub fn authenticate(
+    verifier: Arc<JwtVerifier>,
+) -> FnLayer<impl Fn(Request<Body>, Next) -> Fut + Send + Sync + 'static> {
+    FnLayer::new(move |mut req: Request<Body>, next: Next| -> Fut {
+        let verifier = verifier.clone();
+        Box::pin(async move {
+            let headers = req.headers_mut();
+            for name in INTERNAL_HEADERS {
+                headers.remove(*name);
+            }
+            headers.retain_internal();
+            if let Some(ip) = peer_ip(&req) {
+                req.headers_mut().insert(
+                    "x-forwarded-for",
+                    HeaderValue::from_str(&ip.to_string()).expect("an IP is a valid header"),
+                );
+            }
+            let path = req.uri().path().to_owned();
+            if is_public(&path) {
+                return next.run(req).await;
+            }
+            let token = req
+                .headers()
+                .get(AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| {
+                    v.strip_prefix("Bearer ")
+                        .or_else(|| v.strip_prefix("bearer "))
+                })
+                .map(|t| t.trim().to_owned())
+                .filter(|t| !t.is_empty());
+            let Some(token) = token else {
+                return reply(errors::unauthenticated(
+                    "TOKEN_MISSING",
+                    "authorization: Bearer <token> required",
+                ));
+            };
+            let claims = match verifier.verify(&token).await {
+                Ok(claims) => claims,
+                Err(status) => return reply(status),
+            };
+            let headers = req.headers_mut();
+            headers.insert(TENANT_ID, HeaderValue::from(claims.tid));
+            headers.insert(
+                USER_ID,
+                HeaderValue::from_str(&claims.sub).unwrap_or(HeaderValue::from_static("0")),
+            );
+            let caller = Caller {
+                tenant_id: claims.tid,
+            };
+            req.extensions_mut().insert(caller);
+            let mut response = next.run(req).await;
+            response.extensions_mut().insert(caller);
+            response
+        })
+    })
+}
+
+/// Removes headers prefixed as internal (`x-internal-*`, `x-fusion-*`).
+trait RetainInternal {
+    fn retain_internal(&mut self);
+}
+
+impl RetainInternal for http::HeaderMap {
+    fn retain_internal(&mut self) {
+        let doomed: Vec<http::HeaderName> = self
+            .keys()
+            .filter(|k| {
+                k.as_str().starts_with("x-internal-") || k.as_str().starts_with("x-fusion-")
+            })
+            .cloned()
+            .collect();
+        for name in doomed {
+            self.remove(name);
+        }
+    }
+}
+
+struct Bucket {
+    tokens: f64,
+    refilled: Instant,
+}
+
+/// A token bucket per tenant (per source address for anonymous calls), in this edge
+/// replica's memory: the limit a tenant sees is per replica.
+pub fn rate_limit(
+    per_second: f64,
+    burst: f64,
+) -> FnLayer<impl Fn(Request<Body>, Next) -> Fut + Send + Sync + 'static> {
+    let buckets: Arc<Mutex<HashMap<String, Bucket>>> = Arc::new(Mutex::new(HashMap::new()));
+    FnLayer::new(move |req: Request<Body>, next: Next| -> Fut {
+        let buckets = buckets.clone();
+        Box::pin(async move {
+            if is_health(req.uri().path()) || req.uri().path().starts_with("/grpc.reflection.") {
+                return next.run(req).await;
+            }
+            let key = match req.extensions().get::<Caller>() {
+                Some(caller) => format!("tenant:{}", caller.tenant_id),
+                None => format!(
+                    "source:{}",
+                    peer_ip(&req).map(|ip| ip.to_string()).unwrap_or_default()
+                ),
+            };
+            let (allowed, remaining, reset) = {
+                let mut buckets = buckets.lock().expect("rate limit lock");
+                if buckets.len() > 100_000 {
+                    // Forget idle buckets rather than grow without bound.
+                    buckets.retain(|_, b| b.refilled.elapsed() < Duration::from_secs(60));
+                }
+                let bucket = buckets.entry(key).or_insert(Bucket {
+                    tokens: burst,
+                    refilled: Instant::now(),
+                });
+                let now = Instant::now();
+                bucket.tokens = (bucket.tokens
+                    + now.duration_since(bucket.refilled).as_secs_f64() * per_second)
+                    .min(burst);
+                bucket.refilled = now;
+                let allowed = bucket.tokens >= 1.0;
+                if allowed {
+                    bucket.tokens -= 1.0;
+                }
+                let reset = if bucket.tokens >= 1.0 {
+                    0.0
+                } else {
+                    (1.0 - bucket.tokens) / per_second
+                };
+                (allowed, bucket.tokens.floor(), reset)
+            };
+            let mut response = if allowed {
+                next.run(req).await
+            } else {
+                reply(errors::resource_exhausted(Duration::from_secs_f64(
+                    reset.max(0.001),
+                )))
+            };
+            let headers = response.headers_mut();
+            headers.insert("x-ratelimit-remaining", HeaderValue::from(remaining as u64));
+            headers.insert("x-ratelimit-reset", HeaderValue::from(reset.ceil() as u64));
+            response
+        })
+    })
+}
+
+/// Parses a `grpc-timeout` value (`100m`, `5S`, ...).
+pub fn parse_grpc_timeout(value: &str) -> Option<Duration> {
+    let (digits, unit) = value.split_at(value.len().checked_sub(1)?);
+    let n: u64 = digits.parse().ok()?;
+    Some(match unit {
+        "H" => Duration::from_secs(n.saturating_mul(3600)),
+        "M" => Duration::from_secs(n.saturating_mul(60)),
+        "S" => Duration::from_secs(n),
+        "m" => Duration::from_millis(n),
+        "u" => Duration::from_micros(n),
+        "n" => Duration::from_nanos(n),
+        _ => return None,
+    })
+}
+
+/// Applies a default deadline, caps the caller's, and answers DEADLINE_EXCEEDED when
+/// the upstream has not answered in time.
+pub fn deadline(
+    default: Duration,
+    max: Duration,
+) -> FnLayer<impl Fn(Request<Body>, Next) -> Fut + Send + Sync + 'static> {
+    FnLayer::new(move |mut req: Request<Body>, next: Next| -> Fut {
+        Box::pin(async move {
+            let asked = req
+                .headers()
+                .get("grpc-timeout")
+                .and_then(|v| v.to_str().ok())
+                .and_then(parse_grpc_timeout);
+            let timeout = asked.unwrap_or(default).min(max);
+            let millis = u64::try_from(timeout.as_millis())
+                .unwrap_or(u64::MAX)
+                .max(1);
+            req.headers_mut().insert(
+                "grpc-timeout",
+                HeaderValue::from_str(&format!("{millis}m")).expect("digits"),
+            );
+            match tokio::time::timeout(timeout, next.run(req)).await {
+                Ok(response) => response,
+                Err(_) => reply(tonic::Status::deadline_exceeded("deadline exceeded")),
+            }
+        })
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_grpc_timeout;
+    use std::time::Duration;
+
+    #[test]
+    fn grpc_timeouts_parse() {
+        assert_eq!(parse_grpc_timeout("100m"), Some(Duration::from_millis(100)));
+        assert_eq!(parse_grpc_timeout("2S"), Some(Duration::from_secs(2)));
+        assert_eq!(parse_grpc_timeout("1H"), Some(Duration::from_secs(3600)));
+        assert_eq!(parse_grpc_timeout("x"), None);
+        assert_eq!(parse_grpc_timeout(""), None);
+        assert_eq!(parse_grpc_timeout("5q"), None);
+    }
+}

