@@ -66,3 +66,49 @@ pub async fn ensure_platform(db: &Db, email: &str, password: &str) -> Result<i64
     tracing::info!(tenant.id = id, "platform tenant created");
     Ok(id)
 }
+
+/// The id of tenant `slug`, creating it (trial subscription, built-in roles, an admin
+/// `admin_email` with `admin_password`) if it does not exist. Used to seed demo data.
+pub async fn ensure_tenant(
+    db: &Db,
+    slug: &str,
+    name: &str,
+    admin_email: &str,
+    admin_password: &str,
+) -> Result<i64, Status> {
+    let mut tx = db.begin_unscoped().await?;
+    sqlx::query("SELECT pg_advisory_xact_lock(7317003)")
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| db_status(DOMAIN, e))?;
+    let existing: Option<i64> =
+        sqlx::query_scalar("SELECT id FROM identity.tenants WHERE slug = $1")
+            .bind(slug)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(|e| db_status(DOMAIN, e))?;
+    if let Some(id) = existing {
+        return Ok(id);
+    }
+    let id = create_tenant_with_admin(
+        &mut tx,
+        &NewTenant {
+            name: name.to_owned(),
+            slug: slug.to_owned(),
+            domain: None,
+            settings: None,
+            plan_id: None,
+            subscription_status: "trial".to_owned(),
+            trial_ends_at: None,
+        },
+        &NewAdmin {
+            name: format!("{name} admin"),
+            email: admin_email.to_owned(),
+            password: admin_password.to_owned(),
+        },
+        &[],
+    )
+    .await?;
+    tx.commit().await.map_err(|e| db_status(DOMAIN, e))?;
+    Ok(id)
+}

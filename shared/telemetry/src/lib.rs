@@ -39,10 +39,20 @@ impl Drop for TelemetryGuard {
 /// Installs logging and tracing for `service_name`. A second call (tests that start
 /// several services in one process) leaves the first subscriber in place.
 pub fn init(service_name: &str) -> anyhow::Result<TelemetryGuard> {
+    init_with_filter(service_name, "info")
+}
+
+/// [`init`] with another default log filter when `RUST_LOG` is unset (the local stack
+/// keeps its terminal for the lines it prints).
+pub fn init_with_filter(
+    service_name: &str,
+    default_filter: &str,
+) -> anyhow::Result<TelemetryGuard> {
     opentelemetry::global::set_text_map_propagator(
         opentelemetry_sdk::propagation::TraceContextPropagator::new(),
     );
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
     let json = tracing_subscriber::fmt::layer()
         .json()
         .with_current_span(true)

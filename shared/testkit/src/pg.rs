@@ -33,6 +33,31 @@ impl PgServer {
     pub fn admin_url(&self) -> String {
         self.admin.to_url_lossy().to_string()
     }
+
+    /// Creates database `name` owned by `fusion_owner` unless it exists; returns its
+    /// (application-role URL, owner URL).
+    pub async fn ensure_database(&self, name: &str) -> anyhow::Result<(String, String)> {
+        anyhow::ensure!(
+            name.chars().all(|c| c.is_ascii_lowercase() || c == '_'),
+            "database name {name:?}"
+        );
+        let mut admin = PgConnection::connect_with(&self.admin).await?;
+        let exists: bool =
+            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+                .bind(name)
+                .fetch_one(&mut admin)
+                .await?;
+        if !exists {
+            let sql = format!("CREATE DATABASE \"{name}\" OWNER {OWNER_ROLE}");
+            sqlx::query(sqlx::AssertSqlSafe(sql))
+                .execute(&mut admin)
+                .await?;
+        }
+        Ok((
+            url_for(self, APP_ROLE, name),
+            url_for(self, OWNER_ROLE, name),
+        ))
+    }
 }
 
 static SERVER: OnceCell<PgServer> = OnceCell::const_new();

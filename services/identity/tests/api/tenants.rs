@@ -466,3 +466,46 @@ async fn list_tenants_filters_orders_and_pages() {
         Code::InvalidArgument,
     );
 }
+
+#[tokio::test]
+async fn seeding_twice_creates_nothing_new() {
+    let app = TestApp::spawn().await;
+    let db = &app.app.state().db;
+    let platform =
+        fusion_identity::bootstrap::ensure_platform(db, "ops@platform.test", "another password")
+            .await
+            .unwrap();
+    assert_eq!(
+        platform, app.platform.tenant_id,
+        "the existing platform tenant is kept"
+    );
+    let first = fusion_identity::bootstrap::ensure_tenant(
+        db,
+        "acme",
+        "Acme Homes",
+        "admin@acme.test",
+        "fusion-demo",
+    )
+    .await
+    .unwrap();
+    let second = fusion_identity::bootstrap::ensure_tenant(
+        db,
+        "acme",
+        "Acme Homes",
+        "admin@acme.test",
+        "fusion-demo",
+    )
+    .await
+    .unwrap();
+    assert_eq!(first, second);
+    let all = app
+        .tenants()
+        .list_tenants(as_user(&app.platform, pb::ListTenantsRequest::default()))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(all.total_size, 2);
+    app.login("admin@acme.test", "fusion-demo")
+        .await
+        .expect("the seeded admin logs in");
+}

@@ -1,0 +1,129 @@
+//! `cargo run --release --bin fusion-stack`: the whole stack on one machine.
+//!
+//! Finds PostgreSQL the way the tests do (`DATABASE_URL` as an administrator URL, else
+//! `localhost:5432`, else a private throwaway cluster from the installed binaries),
+//! creates the `fusion` database and roles, applies every context's migrations, starts
+//! every service and the edge on the ports of API.md, seeds the demo tenants (again and
+//! again without duplicating anything) and prints `grpcurl` lines to try. Ctrl-C stops
+//! everything gracefully.
+//!
+//! | variable | default | meaning |
+//! |---|---|---|
+//! | `DATABASE_URL` | see above | an administrator URL |
+//! | `FUSION_STACK_DATABASE` | `fusion` | database name |
+//! | `FUSION_DEMO_PASSWORD` | `fusion-demo` | password of every demo user (local demo only) |
+//! | `FUSION_STACK_HOST` | `127.0.0.1` | address the services and the edge listen on |
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use tokio::net::TcpListener;
+
+use fusion_edge::{Edge, EdgeConfig, config::local_routes};
+use fusion_identity::{Application, IdentityConfig};
+use fusion_service::ServiceConfig;
+use fusion_service::config::var;
+use fusion_tenancy::JwtConfig;
+
+/// Demo tenants: slug, display name.
+const DEMO_TENANTS: &[(&str, &str)] = &[("acme", "Acme Homes"), ("globex", "Globex Developments")];
+
+async fn bind(host: &str, port: u16) -> anyhow::Result<TcpListener> {
+    TcpListener::bind((host, port))
+        .await
+        .with_context(|| format!("port {port} is taken: is another stack running?"))
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let _telemetry = fusion_telemetry::init_with_filter("stack", "warn")?;
+    let host = var("FUSION_STACK_HOST").unwrap_or_else(|| "127.0.0.1".to_owned());
+    let database = var("FUSION_STACK_DATABASE").unwrap_or_else(|| "fusion".to_owned());
+    let password = var("FUSION_DEMO_PASSWORD").unwrap_or_else(|| "fusion-demo".to_owned());
+
+    let server = fusion_testkit::server().await;
+    let (app_url, owner_url) = server.ensure_database(&database).await?;
+    fusion_db::migrate(
+        &owner_url,
+        fusion_identity::SCHEMA,
+        &fusion_identity::MIGRATOR,
+    )
+    .await?;
+
+    let identity_config = IdentityConfig::with_defaults(ServiceConfig {
+        service_name: "identity".into(),
+        grpc_addr: format!("{host}:50051").parse()?,
+        admin_addr: format!("{host}:9001").parse()?,
+        database_url: app_url,
+        migration_database_url: Some(owner_url),
+        db_max_connections: 10,
+        drain: Duration::from_millis(200),
+        shutdown_deadline: Duration::from_secs(5),
+        jwt: JwtConfig::default(),
+        // One stable key for the life of the process is enough for a local stack.
+        page_token_secret: format!("fusion-local-stack-{}", std::process::id()).into_bytes(),
+    });
+    let identity = Application::build(
+        identity_config,
+        bind(&host, 50051).await?,
+        bind(&host, 9001).await?,
+    )
+    .await?;
+
+    let db = identity.state().db.clone();
+    fusion_identity::bootstrap::ensure_platform(&db, "ops@platform.test", &password).await?;
+    for (slug, name) in DEMO_TENANTS {
+        fusion_identity::bootstrap::ensure_tenant(
+            &db,
+            slug,
+            name,
+            &format!("admin@{slug}.test"),
+            &password,
+        )
+        .await?;
+    }
+
+    let mut edge_config = EdgeConfig::new(local_routes(&host));
+    // Only identity exists so far; the other contexts join the route table as they land.
+    edge_config
+        .routes
+        .retain(|r| r.package == "fusion.identity.v1");
+    edge_config.drain = Duration::from_millis(200);
+    edge_config.grpc_addr = SocketAddr::new(host.parse()?, 50050);
+    let edge = Edge::build(
+        edge_config,
+        bind(&host, 50050).await?,
+        bind(&host, 9000).await?,
+    )
+    .await?;
+
+    print_welcome(&password);
+    let stop = fusion_service::shutdown_signal();
+    stop.await;
+    println!("\nstopping: edge, then services");
+    edge.stop().await?;
+    identity.stop().await?;
+    Ok(())
+}
+
+fn print_welcome(password: &str) {
+    let login = format!(r#"{{"email":"admin@acme.test","password":"{password}"}}"#);
+    println!(
+        r#"
+Fusion CRM is up.
+  edge      localhost:50050  (admin: http://localhost:9000/ready)
+  identity  localhost:50051  (admin: http://localhost:9001/ready)
+Demo tenants: acme, globex; users admin@acme.test, admin@globex.test, ops@platform.test (password: {password})
+
+Try, in another shell:
+
+  grpcurl -plaintext localhost:50050 list
+  grpcurl -plaintext -d '{login}' localhost:50050 fusion.identity.v1.AuthService/Login
+  TOKEN=$(grpcurl -plaintext -d '{login}' localhost:50050 fusion.identity.v1.AuthService/Login | sed -n 's/.*"accessToken": "\(.*\)".*/\1/p')
+  grpcurl -plaintext -H "authorization: Bearer $TOKEN" localhost:50050 fusion.identity.v1.UserService/ListUsers
+  grpcurl -plaintext -H "authorization: Bearer $TOKEN" -d '{{"page_size":10}}' localhost:50050 fusion.identity.v1.RoleService/ListRoles
+
+Ctrl-C stops everything."#
+    );
+}
