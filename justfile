@@ -1,5 +1,9 @@
 # Thin wrappers over cargo and scripts; every recipe is also runnable by hand.
 
+# The whole stack: database, migrations, every service, the edge, demo data.
+up:
+    cargo run --release --bin fusion-stack
+
 # Run every test against a real PostgreSQL (the README's test command).
 test:
     cargo test --workspace --locked
@@ -10,10 +14,10 @@ lint:
     cargo clippy --workspace --all-targets --locked -- -D warnings
     cd proto && buf lint
 
+# Direct vs through-the-edge load test; results go in docs/BENCHMARKS.md.
+bench seconds="5":
+    cargo run --release -p fusion-e2e --bin fusion-bench -- {{seconds}}
+
 # Everything CI does.
 ci:
     bash .ci/run
-
-# Apply the identity schema's migrations (owner role) and serve identity locally.
-identity:
-    cargo run --bin fusion-identity
