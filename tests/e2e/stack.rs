@@ -12,7 +12,6 @@ use fusion_proto::identity::v1 as pb;
 use fusion_proto::identity::v1::auth_service_client::AuthServiceClient;
 use fusion_proto::identity::v1::tenant_service_client::TenantServiceClient;
 use fusion_service::ServiceConfig;
-use fusion_tenancy::JwtConfig;
 use fusion_testkit::{TestDatabase, bind_ephemeral, connect_channel};
 
 /// The demo password used by these tests.
@@ -44,18 +43,9 @@ pub struct Login {
 }
 
 fn identity_config(db: &TestDatabase) -> IdentityConfig {
-    IdentityConfig::with_defaults(ServiceConfig {
-        service_name: "identity".into(),
-        grpc_addr: "127.0.0.1:0".parse().expect("an address"),
-        admin_addr: "127.0.0.1:0".parse().expect("an address"),
-        database_url: db.app_url.clone(),
-        migration_database_url: None,
-        db_max_connections: 5,
-        drain: Duration::ZERO,
-        shutdown_deadline: Duration::from_secs(2),
-        jwt: JwtConfig::default(),
-        page_token_secret: b"e2e-tests-page-token-secret".to_vec(),
-    })
+    let mut service = ServiceConfig::local("identity", db.app_url.clone());
+    service.shutdown_deadline = Duration::from_secs(2);
+    IdentityConfig::with_defaults(service)
 }
 
 /// Starts identity on `listener`.

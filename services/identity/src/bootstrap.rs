@@ -15,22 +15,25 @@ use crate::domain::permissions::{
 };
 use crate::grpc::{NewAdmin, NewTenant, create_tenant_with_admin};
 
+/// Serialises seeding across processes for the rest of the transaction, then looks
+/// the tenant up by slug.
+async fn lock_and_find(conn: &mut sqlx::PgConnection, slug: &str) -> Result<Option<i64>, Status> {
+    sqlx::query("SELECT pg_advisory_xact_lock(7317003)")
+        .execute(&mut *conn)
+        .await
+        .map_err(|e| db_status(DOMAIN, e))?;
+    sqlx::query_scalar("SELECT id FROM identity.tenants WHERE slug = $1")
+        .bind(slug)
+        .fetch_optional(conn)
+        .await
+        .map_err(|e| db_status(DOMAIN, e))
+}
+
 /// The platform tenant's id, creating it with `email`/`password` as its operator if
 /// it does not exist yet. An existing platform tenant is left as it is.
 pub async fn ensure_platform(db: &Db, email: &str, password: &str) -> Result<i64, Status> {
     let mut tx = db.begin_unscoped().await?;
-    // One bootstrap at a time across replicas.
-    sqlx::query("SELECT pg_advisory_xact_lock(7317003)")
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| db_status(DOMAIN, e))?;
-    let existing: Option<i64> =
-        sqlx::query_scalar("SELECT id FROM identity.tenants WHERE slug = $1")
-            .bind(PLATFORM_TENANT_SLUG)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(|e| db_status(DOMAIN, e))?;
-    if let Some(id) = existing {
+    if let Some(id) = lock_and_find(&mut tx, PLATFORM_TENANT_SLUG).await? {
         return Ok(id);
     }
     let mut permissions: Vec<String> = PLATFORM_PERMISSIONS
@@ -77,17 +80,7 @@ pub async fn ensure_tenant(
     admin_password: &str,
 ) -> Result<i64, Status> {
     let mut tx = db.begin_unscoped().await?;
-    sqlx::query("SELECT pg_advisory_xact_lock(7317003)")
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| db_status(DOMAIN, e))?;
-    let existing: Option<i64> =
-        sqlx::query_scalar("SELECT id FROM identity.tenants WHERE slug = $1")
-            .bind(slug)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(|e| db_status(DOMAIN, e))?;
-    if let Some(id) = existing {
+    if let Some(id) = lock_and_find(&mut tx, slug).await? {
         return Ok(id);
     }
     let id = create_tenant_with_admin(

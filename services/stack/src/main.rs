@@ -24,7 +24,6 @@ use fusion_edge::{Edge, EdgeConfig, config::local_routes};
 use fusion_identity::{Application, IdentityConfig};
 use fusion_service::ServiceConfig;
 use fusion_service::config::var;
-use fusion_tenancy::JwtConfig;
 
 /// Demo tenants: slug, display name.
 const DEMO_TENANTS: &[(&str, &str)] = &[("acme", "Acme Homes"), ("globex", "Globex Developments")];
@@ -51,19 +50,11 @@ async fn main() -> anyhow::Result<()> {
     )
     .await?;
 
-    let identity_config = IdentityConfig::with_defaults(ServiceConfig {
-        service_name: "identity".into(),
-        grpc_addr: format!("{host}:50051").parse()?,
-        admin_addr: format!("{host}:9001").parse()?,
-        database_url: app_url,
-        migration_database_url: Some(owner_url),
-        db_max_connections: 10,
-        drain: Duration::from_millis(200),
-        shutdown_deadline: Duration::from_secs(5),
-        jwt: JwtConfig::default(),
-        // One stable key for the life of the process is enough for a local stack.
-        page_token_secret: format!("fusion-local-stack-{}", std::process::id()).into_bytes(),
-    });
+    let mut service = ServiceConfig::local("identity", app_url);
+    service.migration_database_url = Some(owner_url);
+    service.db_max_connections = 10;
+    service.drain = Duration::from_millis(200);
+    let identity_config = IdentityConfig::with_defaults(service);
     let identity = Application::build(
         identity_config,
         bind(&host, 50051).await?,

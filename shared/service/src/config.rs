@@ -91,6 +91,24 @@ pub struct ServiceConfig {
 }
 
 impl ServiceConfig {
+    /// Settings for a service run in-process (tests, the local stack): loopback
+    /// addresses on ephemeral ports, no drain window, default token checks, a fixed
+    /// page-token key.
+    pub fn local(service_name: &str, database_url: impl Into<String>) -> Self {
+        Self {
+            service_name: service_name.to_owned(),
+            grpc_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            admin_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            database_url: database_url.into(),
+            migration_database_url: None,
+            db_max_connections: 5,
+            drain: Duration::ZERO,
+            shutdown_deadline: Duration::from_secs(5),
+            jwt: JwtConfig::default(),
+            page_token_secret: format!("fusion-local-{service_name}-page-tokens").into_bytes(),
+        }
+    }
+
     /// Reads the settings of `service_name` under `prefix` (see the module docs).
     pub fn from_env(
         prefix: &str,

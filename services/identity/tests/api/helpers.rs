@@ -1,7 +1,5 @@
 //! Spawning identity for a test and acting as its users.
 
-use std::time::Duration;
-
 use tonic::transport::Channel;
 use tonic::{Code, Request, Status};
 use tonic_types::StatusExt as _;
@@ -14,7 +12,6 @@ use fusion_proto::identity::v1::{
     user_service_client::UserServiceClient,
 };
 use fusion_service::ServiceConfig;
-use fusion_tenancy::JwtConfig;
 use fusion_testkit::{TestDatabase, bind_ephemeral, connect_channel};
 
 pub const PLATFORM_EMAIL: &str = "ops@platform.test";
@@ -36,18 +33,7 @@ pub struct TestApp {
 }
 
 pub fn test_config(db: &TestDatabase) -> IdentityConfig {
-    IdentityConfig::with_defaults(ServiceConfig {
-        service_name: "identity".into(),
-        grpc_addr: "127.0.0.1:0".parse().unwrap(),
-        admin_addr: "127.0.0.1:0".parse().unwrap(),
-        database_url: db.app_url.clone(),
-        migration_database_url: None,
-        db_max_connections: 5,
-        drain: Duration::ZERO,
-        shutdown_deadline: Duration::from_secs(5),
-        jwt: JwtConfig::default(),
-        page_token_secret: b"identity-tests-page-token-secret".to_vec(),
-    })
+    IdentityConfig::with_defaults(ServiceConfig::local("identity", db.app_url.clone()))
 }
 
 impl TestApp {
