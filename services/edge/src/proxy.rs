@@ -135,7 +135,9 @@ impl Service<Request<Body>> for Proxy {
 }
 
 impl Proxy {
-    async fn forward(self, req: Request<Body>) -> Response<Body> {
+    async fn forward(self, mut req: Request<Body>) -> Response<Body> {
+        // The upstream's span becomes a child of the edge's (when tracing is exported).
+        fusion_telemetry::inject_context(req.headers_mut());
         let path = req.uri().path().to_owned();
         let Some(info) = self.methods.get(&path).copied() else {
             return reply(tonic::Status::unimplemented(format!(
