@@ -203,20 +203,48 @@ impl JwksCache {
 }
 
 /// Verifies access tokens: EdDSA only, known `kid`, `iss`/`aud`/`exp`/`nbf` checked.
+///
+/// A token that verified once is remembered until it expires, so a busy client does
+/// not pay for an Ed25519 signature check on every call; an expired entry is never
+/// served, and the cache is bounded.
 #[derive(Debug, Clone)]
 pub struct JwtVerifier {
     cfg: JwtConfig,
     keys: Arc<JwksCache>,
+    verified: Arc<Mutex<HashMap<String, Claims>>>,
 }
+
+/// Most tokens remembered at once; past this the cache starts over.
+const VERIFIED_CACHE_CAPACITY: usize = 50_000;
 
 impl JwtVerifier {
     /// A verifier for tokens issued per `cfg`, with keys from `keys`.
     pub fn new(cfg: JwtConfig, keys: Arc<JwksCache>) -> Self {
-        Self { cfg, keys }
+        Self { cfg, keys, verified: Arc::new(Mutex::new(HashMap::new())) }
     }
 
     /// The claims of a valid token, or UNAUTHENTICATED with a reason.
     pub async fn verify(&self, token: &str) -> Result<Claims, Status> {
+        let now = jsonwebtoken::get_current_timestamp();
+        if let Some(claims) = self.verified.lock().expect("verified cache").get(token)
+            && claims.exp > now
+            && claims.nbf <= now + self.cfg.leeway.as_secs()
+        {
+            return Ok(claims.clone());
+        }
+        let claims = self.verify_signature(token).await?;
+        // Cache only while the token is within its plain (leeway-free) lifetime.
+        if claims.exp > now {
+            let mut verified = self.verified.lock().expect("verified cache");
+            if verified.len() >= VERIFIED_CACHE_CAPACITY {
+                verified.clear();
+            }
+            verified.insert(token.to_owned(), claims.clone());
+        }
+        Ok(claims)
+    }
+
+    async fn verify_signature(&self, token: &str) -> Result<Claims, Status> {
         let invalid =
             |why: &str| errors::unauthenticated("TOKEN_INVALID", format!("invalid token: {why}"));
         let header = jsonwebtoken::decode_header(token).map_err(|_| invalid("malformed"))?;
