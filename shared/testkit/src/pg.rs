@@ -132,6 +132,19 @@ fn find_bin(name: &str) -> Option<PathBuf> {
     versions.pop()
 }
 
+/// Where private clusters live: the cargo `target/` folder the running binary was built
+/// into (tests and `fusion-stack` alike), else the system's temporary folder.
+fn private_cluster_root() -> PathBuf {
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| {
+            exe.ancestors()
+                .find(|a| a.file_name().is_some_and(|n| n == "target"))
+                .map(Path::to_path_buf)
+        })
+        .unwrap_or_else(std::env::temp_dir)
+}
+
 fn free_port() -> anyhow::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
@@ -163,7 +176,7 @@ pub async fn start_private_cluster() -> anyhow::Result<PgServer> {
     let (Some(initdb), Some(postgres)) = (find_bin("initdb"), find_bin("postgres")) else {
         bail!("no PostgreSQL server answered and initdb/postgres are not installed");
     };
-    let dir = std::env::temp_dir().join(format!("fusion-test-pg-{}", std::process::id()));
+    let dir = private_cluster_root().join(format!("fusion-pg-{}", std::process::id()));
     let data = dir.join("data");
     std::fs::create_dir_all(&dir)?;
     let as_other_user = is_root();
