@@ -145,6 +145,20 @@ fn private_cluster_root() -> PathBuf {
         .unwrap_or_else(std::env::temp_dir)
 }
 
+/// Removes clusters left by processes that no longer exist (killed before their
+/// watchdog could clean up).
+fn remove_stale_clusters(root: &Path) {
+    let Ok(entries) = std::fs::read_dir(root) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let pid = entry.file_name().to_string_lossy().into_owned();
+        if pid.parse::<u32>().is_ok() && !Path::new("/proc").join(&pid).exists() {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
 fn free_port() -> anyhow::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
@@ -176,10 +190,22 @@ pub async fn start_private_cluster() -> anyhow::Result<PgServer> {
     let (Some(initdb), Some(postgres)) = (find_bin("initdb"), find_bin("postgres")) else {
         bail!("no PostgreSQL server answered and initdb/postgres are not installed");
     };
-    let dir = private_cluster_root().join(format!("fusion-pg-{}", std::process::id()));
+    let root = private_cluster_root().join("fusion-pg");
+    std::fs::create_dir_all(&root)?;
+    remove_stale_clusters(&root);
+    let dir = root.join(std::process::id().to_string());
     let data = dir.join("data");
     std::fs::create_dir_all(&dir)?;
     let as_other_user = is_root();
+    if as_other_user {
+        // Like /tmp: the unprivileged cluster user may remove its own folder when done.
+        let status = Command::new("chmod").arg("1777").arg(&root).status()?;
+        anyhow::ensure!(
+            status.success(),
+            "could not open {} to the cluster user",
+            root.display()
+        );
+    }
     if as_other_user {
         let status = Command::new("chown")
             .args(["-R", "nobody"])
