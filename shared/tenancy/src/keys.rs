@@ -220,7 +220,11 @@ const VERIFIED_CACHE_CAPACITY: usize = 50_000;
 impl JwtVerifier {
     /// A verifier for tokens issued per `cfg`, with keys from `keys`.
     pub fn new(cfg: JwtConfig, keys: Arc<JwksCache>) -> Self {
-        Self { cfg, keys, verified: Arc::new(Mutex::new(HashMap::new())) }
+        Self {
+            cfg,
+            keys,
+            verified: Arc::new(Mutex::new(HashMap::new())),
+        }
     }
 
     /// The claims of a valid token, or UNAUTHENTICATED with a reason.
