@@ -198,3 +198,32 @@ impl AuthService for AuthApi {
         Ok(Response::new(pb::RotateSigningKeyResponse { kid }))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use tonic::Request;
+
+    use super::source_of;
+
+    fn with_forwarded(value: &str) -> Request<()> {
+        let mut req = Request::new(());
+        req.metadata_mut()
+            .insert("x-forwarded-for", value.parse().unwrap());
+        req
+    }
+
+    #[test]
+    fn the_source_is_the_first_forwarded_hop() {
+        assert_eq!(
+            source_of(&with_forwarded("203.0.113.7, 10.0.0.2")),
+            "203.0.113.7"
+        );
+        assert_eq!(source_of(&with_forwarded(" 198.51.100.1 ")), "198.51.100.1");
+    }
+
+    #[test]
+    fn without_a_forwarded_hop_or_peer_the_source_is_unknown() {
+        assert_eq!(source_of(&Request::new(())), "unknown");
+        assert_eq!(source_of(&with_forwarded(" , 10.0.0.2")), "unknown");
+    }
+}

@@ -70,11 +70,7 @@ pub async fn record_failure(
     .map_err(|e| db_status(DOMAIN, e))?;
     let failures: i32 = row.get("failures");
     if max > 0 && failures >= max {
-        let doublings = u32::try_from((failures / max - 1).clamp(0, 16)).unwrap_or(0);
-        let lock = cfg
-            .lockout
-            .saturating_mul(1 << doublings)
-            .min(Duration::from_secs(86_400));
+        let lock = lockout_for(failures, max, cfg.lockout);
         sqlx::query("UPDATE identity.login_throttle SET locked_until = now() + $2, updated_at = now() WHERE key = $1")
             .bind(key)
             .bind(chrono::Duration::from_std(lock).unwrap_or(chrono::Duration::days(1)))
@@ -86,6 +82,19 @@ pub async fn record_failure(
     Ok(())
 }
 
+/// The longest a key is ever locked, however often it keeps failing.
+const MAX_LOCKOUT: Duration = Duration::from_secs(86_400);
+
+/// How long a key with `failures` failures in the window stays locked: `base` at the
+/// limit, doubling with every further `max` failures, capped at [`MAX_LOCKOUT`].
+fn lockout_for(failures: i32, max: i32, base: Duration) -> Duration {
+    if max <= 0 || failures < max {
+        return Duration::ZERO;
+    }
+    let doublings = u32::try_from((failures / max - 1).clamp(0, 16)).unwrap_or(0);
+    base.saturating_mul(1 << doublings).min(MAX_LOCKOUT)
+}
+
 /// Clears an account's failures after a successful login.
 pub async fn reset(db: &Db, key: &str) -> Result<(), Status> {
     sqlx::query("DELETE FROM identity.login_throttle WHERE key = $1")
@@ -94,4 +103,38 @@ pub async fn reset(db: &Db, key: &str) -> Result<(), Status> {
         .await
         .map_err(|e| db_status(DOMAIN, e))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::{MAX_LOCKOUT, account_key, lockout_for, source_key};
+
+    #[test]
+    fn account_keys_ignore_case_and_surrounding_space() {
+        assert_eq!(account_key("  Admin@Acme.TEST "), "acct:admin@acme.test");
+        assert_eq!(
+            account_key("admin@acme.test"),
+            account_key("ADMIN@acme.test")
+        );
+        assert_ne!(account_key("10.0.0.1"), source_key("10.0.0.1"));
+    }
+
+    #[test]
+    fn lockout_starts_at_the_limit_and_doubles_with_every_further_round() {
+        let base = Duration::from_secs(60);
+        assert_eq!(lockout_for(4, 5, base), Duration::ZERO);
+        assert_eq!(lockout_for(5, 5, base), base);
+        assert_eq!(lockout_for(9, 5, base), base);
+        assert_eq!(lockout_for(10, 5, base), base * 2);
+        assert_eq!(lockout_for(15, 5, base), base * 4);
+    }
+
+    #[test]
+    fn lockout_is_capped_and_a_zero_limit_disables_it() {
+        let base = Duration::from_secs(60);
+        assert_eq!(lockout_for(i32::MAX, 5, base), MAX_LOCKOUT);
+        assert_eq!(lockout_for(1000, 0, base), Duration::ZERO);
+    }
 }

@@ -70,6 +70,13 @@ pub fn refresh_token_tenant(token: &str) -> Option<i64> {
     tenant.parse().ok().filter(|t: &i64| *t > 0)
 }
 
+/// A new opaque refresh token for `tenant_id`: 256 random bits, URL-safe.
+fn new_refresh_token(tenant_id: i64) -> String {
+    let mut secret = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut secret);
+    format!("rt_{tenant_id}_{}", URL_SAFE_NO_PAD.encode(secret))
+}
+
 /// Issues an access token and a refresh token (a new family unless `family` is given),
 /// inside the caller's tenant-bound transaction.
 pub async fn issue(
@@ -92,9 +99,7 @@ pub async fn issue(
     );
     let access_token = state.keys.signer().sign(&claims);
 
-    let mut secret = [0u8; 32];
-    rand::rngs::OsRng.fill_bytes(&mut secret);
-    let refresh_token = format!("rt_{tenant_id}_{}", URL_SAFE_NO_PAD.encode(secret));
+    let refresh_token = new_refresh_token(tenant_id);
     let (family_id, parent_id) = match family {
         Some((family_id, parent)) => (family_id, Some(parent)),
         None => (uuid::Uuid::new_v4(), None),
@@ -255,7 +260,30 @@ pub async fn revoke_user_refresh_tokens(
 
 #[cfg(test)]
 mod tests {
-    use super::refresh_token_tenant;
+    use super::{hash, new_refresh_token, refresh_token_tenant};
+
+    #[test]
+    fn issued_refresh_tokens_carry_their_tenant_and_are_unique() {
+        let a = new_refresh_token(7);
+        let b = new_refresh_token(7);
+        assert_ne!(a, b);
+        assert_eq!(refresh_token_tenant(&a), Some(7));
+        // 32 bytes of base64url without padding.
+        assert_eq!(a.len(), "rt_7_".len() + 43);
+        assert!(
+            a.bytes()
+                .all(|c| c.is_ascii_alphanumeric() || c == b'_' || c == b'-')
+        );
+    }
+
+    #[test]
+    fn only_a_digest_of_the_token_is_stored() {
+        let token = new_refresh_token(1);
+        let digest = hash(&token);
+        assert_eq!(digest.len(), 32);
+        assert_eq!(digest, hash(&token));
+        assert_ne!(digest, hash(&new_refresh_token(1)));
+    }
 
     #[test]
     fn the_tenant_is_read_from_a_well_formed_refresh_token_only() {

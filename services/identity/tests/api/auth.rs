@@ -94,6 +94,11 @@ async fn unknown_email_and_wrong_password_are_indistinguishable() {
         Code::Unauthenticated,
     );
     assert_eq!(wrong.message(), unknown.message());
+    assert_eq!(
+        wrong.details(),
+        unknown.details(),
+        "the error details must not tell the two apart"
+    );
     assert_eq!(reason(&wrong), "INVALID_CREDENTIALS");
     assert_eq!(reason(&wrong), reason(&unknown));
     let empty = expect_code(app.login("", "").await, Code::InvalidArgument);
@@ -319,5 +324,77 @@ async fn rotated_keys_keep_verifying_old_tokens_and_sign_new_ones() {
             .rotate_signing_key(as_user(&admin, pb::RotateSigningKeyRequest {}))
             .await,
         Code::PermissionDenied,
+    );
+}
+
+#[tokio::test]
+async fn an_expired_access_token_is_unauthenticated_until_refreshed() {
+    let app = TestApp::spawn_with(|c| {
+        c.access_token_ttl = Duration::from_secs(1);
+        c.service.jwt.leeway = Duration::ZERO;
+    })
+    .await;
+    let (_, admin) = app.create_tenant("acme").await;
+    let claims =
+        jsonwebtoken::dangerous::insecure_decode::<fusion_tenancy::Claims>(&admin.access_token)
+            .unwrap()
+            .claims;
+    assert_eq!(claims.exp, claims.iat + 1);
+    // Whole seconds: the token is dead once the clock passes `exp`.
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let status = expect_code(
+        app.users()
+            .get_user(as_user(&admin, pb::GetUserRequest { id: admin.user_id }))
+            .await,
+        Code::Unauthenticated,
+    );
+    assert_eq!(reason(&status), "TOKEN_EXPIRED");
+    let refreshed = app
+        .auth()
+        .refresh(pb::RefreshRequest {
+            refresh_token: admin.refresh_token.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let session = Session {
+        access_token: refreshed.access_token,
+        refresh_token: refreshed.refresh_token,
+        ..admin
+    };
+    app.users()
+        .get_user(as_user(
+            &session,
+            pb::GetUserRequest {
+                id: session.user_id,
+            },
+        ))
+        .await
+        .expect("the refreshed token works");
+}
+
+#[tokio::test]
+async fn a_login_token_is_bound_to_its_tenant() {
+    let app = TestApp::spawn().await;
+    let (_, acme) = app.create_tenant("acme").await;
+    let (globex, _) = app.create_tenant("globex").await;
+    let mut req = as_user(&acme, pb::GetUserRequest { id: acme.user_id });
+    req.metadata_mut()
+        .insert("x-tenant-id", globex.id.to_string().parse().unwrap());
+    let status = expect_code(app.users().get_user(req).await, Code::Unauthenticated);
+    assert_eq!(reason(&status), "TENANT_MISMATCH");
+    // A refresh token names its tenant; pointing it at another tenant finds nothing.
+    let forged = acme.refresh_token.replacen(
+        &format!("rt_{}_", acme.tenant_id),
+        &format!("rt_{}_", globex.id),
+        1,
+    );
+    expect_code(
+        app.auth()
+            .refresh(pb::RefreshRequest {
+                refresh_token: forged,
+            })
+            .await,
+        Code::Unauthenticated,
     );
 }
