@@ -9,3 +9,4 @@ mod plans;
 mod roles;
 mod tenants;
 mod users;
+mod validation;

@@ -360,3 +360,25 @@ async fn another_tenants_roles_and_users_are_not_found() {
         .into_inner();
     assert_eq!(listed.total_size, 7);
 }
+
+#[tokio::test]
+async fn get_role_returns_the_role() {
+    let app = TestApp::spawn().await;
+    let (_, admin) = app.create_tenant("acme").await;
+    let created = app
+        .roles()
+        .create_role(as_user(
+            &admin,
+            custom("site_manager", &["property.lots.read"]),
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let got = app
+        .roles()
+        .get_role(as_user(&admin, pb::GetRoleRequest { id: created.id }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(got, created);
+}
