@@ -273,6 +273,43 @@ async fn repeated_failures_from_one_source_lock_that_source() {
     );
 }
 
+async fn login_from(app: &TestApp, source: &str, email: &str, password: &str) -> Result<(), Code> {
+    let mut req = tonic::Request::new(pb::LoginRequest {
+        email: email.into(),
+        password: password.into(),
+    });
+    req.metadata_mut()
+        .insert("x-forwarded-for", source.parse().unwrap());
+    app.auth().login(req).await.map(drop).map_err(|s| s.code())
+}
+
+#[tokio::test]
+async fn the_source_behind_the_edge_is_the_first_forwarded_address() {
+    let app = TestApp::spawn_with(|c| {
+        c.throttle.max_failures_per_source = 3;
+        c.throttle.max_failures_per_account = 100;
+    })
+    .await;
+    app.create_tenant("acme").await;
+    let attacker = "203.0.113.7, 10.0.0.2";
+    for i in 0..3 {
+        assert_eq!(
+            login_from(&app, attacker, &format!("guess{i}@acme.test"), "nope!").await,
+            Err(Code::Unauthenticated)
+        );
+    }
+    assert_eq!(
+        login_from(&app, "203.0.113.7", "admin@acme.test", PASSWORD).await,
+        Err(Code::ResourceExhausted),
+        "the locked source is refused even with the right password"
+    );
+    assert_eq!(
+        login_from(&app, "198.51.100.1", "admin@acme.test", PASSWORD).await,
+        Ok(()),
+        "other sources are unaffected"
+    );
+}
+
 #[tokio::test]
 async fn rotated_keys_keep_verifying_old_tokens_and_sign_new_ones() {
     let app = TestApp::spawn().await;
