@@ -9,6 +9,7 @@ use fusion_proto::identity::v1 as pb;
 use fusion_proto::identity::v1::auth_service_server::AuthService;
 
 use crate::auth::{password, throttle, tokens};
+use crate::domain::validate::NAME_MAX;
 use crate::{AppState, DOMAIN};
 
 /// The AuthService implementation.
@@ -28,6 +29,14 @@ fn invalid_credentials() -> Status {
     errors::unauthenticated("INVALID_CREDENTIALS", "invalid email or password")
 }
 
+/// Longest source kept: any IP address fits; a longer header value is not an address
+/// and must not grow the throttle table's keys.
+const SOURCE_MAX: usize = 64;
+
+/// Longest password a login hashes. Stored passwords are far shorter; the bound keeps a
+/// huge request from buying a long argon2 run.
+const LOGIN_PASSWORD_MAX: usize = 1024;
+
 /// Where a login came from: the first `x-forwarded-for` hop the edge recorded, else the
 /// peer address.
 fn source_of<T>(req: &Request<T>) -> String {
@@ -35,7 +44,7 @@ fn source_of<T>(req: &Request<T>) -> String {
         .get("x-forwarded-for")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.split(',').next())
-        .map(|v| v.trim().to_owned())
+        .map(|v| v.trim().chars().take(SOURCE_MAX).collect::<String>())
         .filter(|v| !v.is_empty())
         .or_else(|| req.remote_addr().map(|a| a.ip().to_string()))
         .unwrap_or_else(|| "unknown".to_owned())
@@ -53,11 +62,22 @@ impl AuthService for AuthApi {
             password: pw,
         } = req.into_inner();
         let mut violations = Vec::new();
+        // Bounds depend on the input alone, so refusing them says nothing about accounts.
         if email.trim().is_empty() {
             violations.push(FieldViolation::new("email", "must not be empty"));
+        } else if email.chars().count() > NAME_MAX {
+            violations.push(FieldViolation::new(
+                "email",
+                format!("must be at most {NAME_MAX} characters"),
+            ));
         }
         if pw.is_empty() {
             violations.push(FieldViolation::new("password", "must not be empty"));
+        } else if pw.chars().count() > LOGIN_PASSWORD_MAX {
+            violations.push(FieldViolation::new(
+                "password",
+                format!("must be at most {LOGIN_PASSWORD_MAX} characters"),
+            ));
         }
         if !violations.is_empty() {
             return Err(errors::invalid_argument(DOMAIN, violations));
@@ -203,7 +223,7 @@ impl AuthService for AuthApi {
 mod tests {
     use tonic::Request;
 
-    use super::source_of;
+    use super::{SOURCE_MAX, source_of};
 
     fn with_forwarded(value: &str) -> Request<()> {
         let mut req = Request::new(());
@@ -219,6 +239,12 @@ mod tests {
             "203.0.113.7"
         );
         assert_eq!(source_of(&with_forwarded(" 198.51.100.1 ")), "198.51.100.1");
+    }
+
+    #[test]
+    fn an_overlong_forwarded_value_is_cut_to_a_bounded_key() {
+        let long = "x".repeat(10_000);
+        assert_eq!(source_of(&with_forwarded(&long)), "x".repeat(SOURCE_MAX));
     }
 
     #[test]

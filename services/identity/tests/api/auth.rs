@@ -103,6 +103,12 @@ async fn unknown_email_and_wrong_password_are_indistinguishable() {
     assert_eq!(reason(&wrong), reason(&unknown));
     let empty = expect_code(app.login("", "").await, Code::InvalidArgument);
     assert_eq!(violated_fields(&empty), ["email", "password"]);
+    let huge = expect_code(
+        app.login(&format!("{}@acme.test", "a".repeat(400)), &"p".repeat(5000))
+            .await,
+        Code::InvalidArgument,
+    );
+    assert_eq!(violated_fields(&huge), ["email", "password"]);
 }
 
 #[tokio::test]
