@@ -1,0 +1,10 @@
+DROP TABLE IF EXISTS property.idempotency_keys;
+DROP TABLE IF EXISTS property.property_media;
+DROP TABLE IF EXISTS property.lot_price_history;
+DROP TABLE IF EXISTS property.lot_status_history;
+DROP TABLE IF EXISTS property.lot_features;
+DROP TABLE IF EXISTS property.features;
+DROP TABLE IF EXISTS property.lots;
+DROP TABLE IF EXISTS property.stages;
+DROP TABLE IF EXISTS property.projects;
+DROP TABLE IF EXISTS property.developers;
