@@ -8,3 +8,5 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/
 
 /// The PostgreSQL schema this context owns.
 pub const SCHEMA: &str = "property";
+
+pub mod domain;

@@ -1,0 +1,3 @@
+//! Property rules that depend on neither the wire format nor the database.
+
+pub mod lifecycle;
