@@ -172,8 +172,12 @@ pub async fn refresh(
             "refresh token was already used; sign in again",
         ));
     }
+    // Tenant deletion revokes its tokens too; checking here as well means a session
+    // never outlives its tenant, whatever path deleted it.
     let active: Option<bool> = sqlx::query_scalar(
-        "SELECT u.active FROM identity.users u WHERE u.id = $1 AND u.deleted_at IS NULL",
+        "SELECT u.active AND t.deleted_at IS NULL
+         FROM identity.users u JOIN identity.tenants t ON t.id = u.tenant_id
+         WHERE u.id = $1 AND u.deleted_at IS NULL",
     )
     .bind(user_id)
     .fetch_optional(&mut *tx)

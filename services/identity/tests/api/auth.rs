@@ -441,3 +441,23 @@ async fn a_login_token_is_bound_to_its_tenant() {
         Code::Unauthenticated,
     );
 }
+
+#[tokio::test]
+async fn a_session_does_not_outlive_its_tenant() {
+    let app = TestApp::spawn().await;
+    let (tenant, admin) = app.create_tenant("acme").await;
+    // Deleted behind the service's back: the tenant's refresh tokens stay unrevoked.
+    sqlx::query("UPDATE identity.tenants SET deleted_at = now() WHERE id = $1")
+        .bind(tenant.id)
+        .execute(app.app.state().db.pool())
+        .await
+        .unwrap();
+    expect_code(
+        app.auth()
+            .refresh(pb::RefreshRequest {
+                refresh_token: admin.refresh_token,
+            })
+            .await,
+        Code::Unauthenticated,
+    );
+}
