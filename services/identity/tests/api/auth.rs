@@ -461,3 +461,58 @@ async fn a_session_does_not_outlive_its_tenant() {
         Code::Unauthenticated,
     );
 }
+
+#[tokio::test]
+async fn replicas_starting_together_share_one_key_and_pick_up_each_others_rotations() {
+    use fusion_identity::auth::keys::KeyRing;
+    use fusion_tenancy::KeyProvider as _;
+
+    let database = fusion_testkit::TestDatabase::create(&[(
+        fusion_identity::SCHEMA,
+        &fusion_identity::MIGRATOR,
+    )])
+    .await;
+    let db = fusion_db::Db::connect(&fusion_db::DbConfig::new(database.app_url.clone()))
+        .await
+        .unwrap();
+    let replicas = futures::future::try_join_all((0..4).map(|_| KeyRing::load_or_create(&db)))
+        .await
+        .unwrap();
+    let first = replicas[0].signer().kid().to_owned();
+    assert!(replicas.iter().all(|r| r.signer().kid() == first));
+    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM identity.signing_keys")
+        .fetch_one(db.pool())
+        .await
+        .unwrap();
+    assert_eq!(
+        stored, 1,
+        "one key, however many replicas raced to create it"
+    );
+
+    let second = replicas[0].rotate(Duration::from_secs(600)).await.unwrap();
+    // Another replica meets the new kid in a token and asks for keys: it reloads.
+    let seen: Vec<_> = replicas[1]
+        .keys()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|k| k.kid)
+        .collect();
+    assert_eq!(seen, [second.clone(), first.clone()]);
+    assert_eq!(replicas[1].signer().kid(), second);
+
+    // A rotation with no grace period drops the retired key from the published set.
+    let third = replicas[1].rotate(Duration::ZERO).await.unwrap();
+    let seen: Vec<_> = replicas[2]
+        .keys()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|k| k.kid)
+        .collect();
+    assert_eq!(
+        seen,
+        [third, first],
+        "the first key still has its grace period"
+    );
+}
