@@ -105,6 +105,21 @@ pub async fn reset(db: &Db, key: &str) -> Result<(), Status> {
     Ok(())
 }
 
+/// Deletes counters that no longer matter: their window has passed and no lock is
+/// pending. Failed logins for made-up emails would otherwise grow the table forever.
+pub async fn purge_stale(db: &Db, window: Duration) -> Result<u64, Status> {
+    let window = chrono::Duration::from_std(window).unwrap_or(chrono::Duration::minutes(15));
+    let done = sqlx::query(
+        "DELETE FROM identity.login_throttle
+         WHERE window_start < now() - $1 AND (locked_until IS NULL OR locked_until <= now())",
+    )
+    .bind(window)
+    .execute(db.pool())
+    .await
+    .map_err(|e| db_status(DOMAIN, e))?;
+    Ok(done.rows_affected())
+}
+
 #[cfg(test)]
 mod tests {
     use std::time::Duration;

@@ -516,3 +516,39 @@ async fn replicas_starting_together_share_one_key_and_pick_up_each_others_rotati
         "the first key still has its grace period"
     );
 }
+
+#[tokio::test]
+async fn stale_throttle_counters_are_purged_but_pending_locks_are_kept() {
+    use fusion_identity::auth::throttle;
+
+    let app = TestApp::spawn_with(|c| {
+        c.throttle.max_failures_per_account = 2;
+        c.throttle.max_failures_per_source = 100;
+        c.throttle.lockout = Duration::from_secs(600);
+    })
+    .await;
+    app.create_tenant("acme").await;
+    expect_code(
+        app.login("once@acme.test", "wrong password!").await,
+        Code::Unauthenticated,
+    );
+    for _ in 0..2 {
+        expect_code(
+            app.login("admin@acme.test", "wrong password!").await,
+            Code::Unauthenticated,
+        );
+    }
+    let db = &app.app.state().db;
+    // A zero window makes every counter stale; only the lock decides what stays.
+    throttle::purge_stale(db, Duration::ZERO).await.unwrap();
+    let left: Vec<String> =
+        sqlx::query_scalar("SELECT key FROM identity.login_throttle ORDER BY key")
+            .fetch_all(db.pool())
+            .await
+            .unwrap();
+    assert_eq!(left, ["acct:admin@acme.test"]);
+    expect_code(
+        app.login("admin@acme.test", PASSWORD).await,
+        Code::ResourceExhausted,
+    );
+}
