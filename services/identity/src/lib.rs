@@ -42,36 +42,67 @@ pub const DOMAIN: &str = "identity.fusion";
 pub struct Application {
     server: Server,
     state: AppState,
-    purge: Option<(
-        tokio::sync::watch::Sender<bool>,
-        tokio::task::JoinHandle<()>,
-    )>,
+    background: Background,
+}
+
+/// Housekeeping tasks that run beside the server and stop with it.
+#[derive(Debug)]
+struct Background {
+    stop: tokio::sync::watch::Sender<bool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Background {
+    async fn stop(self) {
+        let _ = self.stop.send(true);
+        for task in self.tasks {
+            let _ = task.await;
+        }
+    }
+}
+
+/// Forgets login-throttle counters whose window has passed (failed logins for made-up
+/// emails would otherwise pile up), hourly.
+fn spawn_throttle_cleanup(
+    db: Db,
+    window: Duration,
+    mut stopped: tokio::sync::watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(Duration::from_secs(3600));
+        loop {
+            tokio::select! {
+                _ = ticker.tick() => {
+                    if let Err(status) = auth::throttle::purge_stale(&db, window).await {
+                        tracing::warn!(error = %status.message(), "cleaning login-throttle counters failed");
+                    }
+                }
+                _ = stopped.changed() => break,
+            }
+        }
+    })
 }
 
 /// Tables whose soft-deleted rows the purge job removes. Tenants and plans are kept:
 /// removing a tenant must first remove its data in every context.
 const PURGED_TABLES: &[&str] = &["identity.users", "identity.roles"];
 
-async fn spawn_purge(
+fn spawn_purge(
     owner_url: &str,
     retention: Duration,
-) -> anyhow::Result<(
-    tokio::sync::watch::Sender<bool>,
-    tokio::task::JoinHandle<()>,
-)> {
+    stopped: tokio::sync::watch::Receiver<bool>,
+) -> anyhow::Result<tokio::task::JoinHandle<()>> {
     let owner = sqlx::postgres::PgPoolOptions::new()
         .max_connections(1)
         .connect_lazy(owner_url)
         .context("the migration database URL is not valid")?;
-    let (stop, stopped) = tokio::sync::watch::channel(false);
-    let job = fusion_db::soft_delete::spawn_purge_job(
+    Ok(fusion_db::soft_delete::spawn_purge_job(
         owner,
         PURGED_TABLES.to_vec(),
         retention,
         Duration::from_secs(3600),
         stopped,
-    );
-    Ok((stop, job))
+    ))
 }
 
 impl Application {
@@ -106,16 +137,23 @@ impl Application {
             Arc::new(JwksCache::new(keys.clone(), Duration::ZERO)),
         );
         let tenancy = TenantLayer::new(Arc::new(verifier), grpc::policy());
+        let probe_db = db.clone();
         let readiness: Readiness = Arc::new(move || {
-            let db = db.clone();
+            let db = probe_db.clone();
             Box::pin(async move { db.ping().await })
         });
-        let purge = match &config.service.migration_database_url {
-            // Purging crosses tenants, so it needs the owner role; without that URL the
-            // job is left to a deployment that has it.
-            Some(owner_url) => Some(spawn_purge(owner_url, config.purge_retention).await?),
-            None => None,
-        };
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let mut tasks = vec![spawn_throttle_cleanup(
+            db.clone(),
+            config.throttle.window,
+            stopped.clone(),
+        )];
+        // Purging crosses tenants, so it needs the owner role; without that URL the job
+        // is left to a deployment that has it.
+        if let Some(owner_url) = &config.service.migration_database_url {
+            tasks.push(spawn_purge(owner_url, config.purge_retention, stopped)?);
+        }
+        let background = Background { stop, tasks };
         let server = Server::start(
             grpc,
             admin,
@@ -136,7 +174,7 @@ impl Application {
         Ok(Self {
             server,
             state,
-            purge,
+            background,
         })
     }
 
@@ -161,7 +199,7 @@ impl Application {
             .server
             .run_until(fusion_service::shutdown_signal())
             .await;
-        stop_purge(self.purge).await;
+        self.background.stop().await;
         result
     }
 
@@ -169,19 +207,7 @@ impl Application {
     pub async fn stop(self) -> anyhow::Result<()> {
         self.server.stop();
         let result = self.server.wait().await;
-        stop_purge(self.purge).await;
+        self.background.stop().await;
         result
-    }
-}
-
-async fn stop_purge(
-    purge: Option<(
-        tokio::sync::watch::Sender<bool>,
-        tokio::task::JoinHandle<()>,
-    )>,
-) {
-    if let Some((stop, job)) = purge {
-        let _ = stop.send(true);
-        let _ = job.await;
     }
 }
