@@ -8,7 +8,6 @@
 //! descriptor set) and `grpc.health.v1.Health` for itself and each upstream service.
 
 pub mod config;
-mod jwks;
 pub mod layers;
 pub mod middleware;
 pub mod proxy;
@@ -59,7 +58,7 @@ impl Edge {
             )?
             .clone();
         let keys = JwksCache::new(
-            Arc::new(jwks::IdentityJwks::new(identity.channel())),
+            Arc::new(fusion_tenancy::IdentityJwks::new(identity.channel())),
             Duration::from_secs(5),
         );
         let verifier = Arc::new(JwtVerifier::new(config.jwt.clone(), Arc::new(keys)));

@@ -84,3 +84,52 @@ pub async fn save(
         .map_err(|e| db_status(domain, e))?;
     Ok(())
 }
+
+/// The decoded response an earlier call with this request id returned, if any
+/// ([`lookup`] for a protobuf response). `None` request id: nothing to replay.
+pub async fn replay<M: prost::Message + Default>(
+    conn: &mut PgConnection,
+    domain: &str,
+    table: &str,
+    tenant_id: i64,
+    method: &str,
+    request_id: Option<Uuid>,
+) -> Result<Option<M>, Status> {
+    let Some(request_id) = request_id else {
+        return Ok(None);
+    };
+    match lookup(conn, domain, table, tenant_id, method, request_id).await? {
+        Some(saved) => M::decode(saved.as_slice())
+            .map(Some)
+            .map_err(|_| fusion_proto::errors::internal(domain)),
+        None => Ok(None),
+    }
+}
+
+/// Records the protobuf response of the first call with this request id ([`save`]),
+/// in the caller's transaction. `None` request id: nothing to record.
+pub async fn remember<M: prost::Message>(
+    conn: &mut PgConnection,
+    domain: &str,
+    table: &str,
+    tenant_id: i64,
+    method: &str,
+    request_id: Option<Uuid>,
+    response: &M,
+) -> Result<(), Status> {
+    match request_id {
+        Some(request_id) => {
+            save(
+                conn,
+                domain,
+                table,
+                tenant_id,
+                method,
+                request_id,
+                &response.encode_to_vec(),
+            )
+            .await
+        }
+        None => Ok(()),
+    }
+}

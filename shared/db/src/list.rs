@@ -57,8 +57,19 @@ pub struct Page<T> {
     pub total_size: i64,
 }
 
-/// An extra caller-supplied predicate (e.g. a parent id), appended with AND.
-pub type Scope<'a> = &'a (dyn Fn(&mut QueryBuilder<Postgres>) + Sync);
+/// A value a List's parent column must equal.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ScopeValue {
+    /// An id.
+    Int(i64),
+    /// A text value (`mediable_type = 'lot'`).
+    Text(String),
+}
+
+/// The parent a List is confined to, as `column = value` pairs (columns are trusted
+/// constants): appended to the WHERE clause with AND, and bound into the page token,
+/// so a token made under one parent is refused under another.
+pub type Scope<'a> = &'a [(&'static str, ScopeValue)];
 
 /// Runs one page of a List.
 ///
@@ -91,6 +102,11 @@ where
         spec.fields,
     )
     .map_err(|m| invalid("order_by", m))?;
+    let scope_key: String = scope
+        .unwrap_or_default()
+        .iter()
+        .map(|(column, value)| format!("{column}={value:?};"))
+        .collect();
     let digest = PageTokenCodec::query_digest(&[
         spec.table,
         params.filter.trim(),
@@ -100,6 +116,7 @@ where
         } else {
             "live"
         },
+        &scope_key,
     ]);
     let cursor = if params.page_token.is_empty() {
         None
@@ -110,7 +127,8 @@ where
                 TokenError::Invalid => invalid("page_token", "not a valid page token".into()),
                 TokenError::WrongQuery => invalid(
                     "page_token",
-                    "the token belongs to a different filter, order_by or show_deleted".into(),
+                    "the token belongs to a different filter, order_by, show_deleted or parent"
+                        .into(),
                 ),
             })?;
         if cursor.len() != order.len() {
@@ -132,10 +150,12 @@ where
             filter::push_sql(qb, expr, spec.fields)
                 .map_err(|e| invalid("filter", e.to_string()))?;
         }
-        if let Some(scope) = scope {
-            qb.push(" AND (");
-            scope(qb);
-            qb.push(")");
+        for (column, value) in scope.unwrap_or_default() {
+            qb.push(" AND ").push(*column).push(" = ");
+            match value {
+                ScopeValue::Int(v) => qb.push_bind(*v),
+                ScopeValue::Text(v) => qb.push_bind(v.clone()),
+            };
         }
         Ok(())
     };

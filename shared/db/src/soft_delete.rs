@@ -74,3 +74,25 @@ pub fn spawn_purge_job(
         }
     })
 }
+
+/// Soft-deletes (`deleted`) or restores row `id` of `table` (a trusted constant, with
+/// `deleted_at`, `updated_at` and `version` columns), bumping its version so its etag
+/// changes. Runs in the caller's tenant-bound transaction.
+pub async fn set_deleted(
+    conn: &mut sqlx::PgConnection,
+    domain: &str,
+    table: &'static str,
+    id: i64,
+    deleted: bool,
+) -> Result<(), tonic::Status> {
+    let deleted_at = if deleted { "now()" } else { "NULL" };
+    let sql = format!(
+        "UPDATE {table} SET deleted_at = {deleted_at}, updated_at = now(), version = version + 1 WHERE id = $1"
+    );
+    sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(id)
+        .execute(conn)
+        .await
+        .map_err(|e| crate::db_status(domain, e))?;
+    Ok(())
+}

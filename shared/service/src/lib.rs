@@ -1,11 +1,13 @@
 //! What every Fusion service process needs.
 //!
+//! - [`api`]: etags, update masks, ids, wire conversions and validation errors.
 //! - [`config`]: settings from the environment, with errors that name the variable.
 //! - [`Server`]: starts the gRPC server (tracing, metrics and tenancy layers; tonic-health;
 //!   server reflection) and the admin HTTP port (`/live`, `/ready`, `/metrics`), and shuts
 //!   both down gracefully: health NOT_SERVING and `/ready` 503 → drain window → stop
 //!   accepting → in-flight calls finish, bounded by a deadline.
 
+pub mod api;
 pub mod config;
 mod metrics;
 mod server;

@@ -1,18 +1,20 @@
-//! The edge's verification keys: identity's `GetJwks`, fetched over gRPC.
+//! Verification keys from identity's `GetJwks`, fetched over gRPC: what the edge and
+//! every service other than identity verify tokens with.
 
 use futures::future::BoxFuture;
 use tonic::transport::Channel;
 
+use crate::{KeyProvider, PublicKey};
 use fusion_proto::identity::v1::GetJwksRequest;
 use fusion_proto::identity::v1::auth_service_client::AuthServiceClient;
-use fusion_tenancy::{KeyProvider, PublicKey};
 
-/// Fetches the key set from identity through its upstream channel.
+/// Fetches the key set from identity over a channel to it.
 pub struct IdentityJwks {
     channel: Channel,
 }
 
 impl IdentityJwks {
+    /// A provider reading identity's `GetJwks` over `channel`.
     pub fn new(channel: Channel) -> Self {
         Self { channel }
     }
