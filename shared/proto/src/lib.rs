@@ -16,7 +16,24 @@ macro_rules! generated {
     };
 }
 
-generated!(identity, "fusion.identity.v1");
+/// The Fusion packages, nested as their proto package names (`fusion.<context>.v1`) so
+/// that prost's relative paths to other packages, such as
+/// `super::super::super::google::r#type::Date`, resolve from the crate root.
+mod fusion {
+    generated!(identity, "fusion.identity.v1");
+    generated!(property, "fusion.property.v1");
+}
+
+pub use fusion::{identity, property};
+
+/// The googleapis types the Fusion protos use as field types.
+#[allow(clippy::all, clippy::pedantic, missing_docs)]
+pub mod google {
+    /// `google.type`: `Date`.
+    pub mod r#type {
+        tonic::include_proto!("google.r#type");
+    }
+}
 
 /// The encoded `FileDescriptorSet` of every Fusion proto, for server reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("fusion_descriptor");
@@ -25,26 +42,51 @@ pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("fusi
 mod tests {
     use prost::Message;
 
-    #[test]
-    fn descriptor_set_describes_every_identity_service() {
+    fn services_of(package: &str) -> Vec<String> {
         let set = prost_types::FileDescriptorSet::decode(super::FILE_DESCRIPTOR_SET).unwrap();
-        let services: Vec<String> = set
-            .file
+        set.file
             .iter()
-            .filter(|f| f.package() == "fusion.identity.v1")
+            .filter(|f| f.package() == package)
             .flat_map(|f| f.service.iter().map(|s| s.name().to_owned()))
-            .collect();
-        for expected in [
-            "AuthService",
-            "TenantService",
-            "PlanService",
-            "UserService",
-            "RoleService",
-        ] {
+            .collect()
+    }
+
+    fn assert_services(package: &str, expected: &[&str]) {
+        let services = services_of(package);
+        for expected in expected {
             assert!(
                 services.iter().any(|s| s == expected),
                 "{expected} missing from {services:?}"
             );
         }
+    }
+
+    #[test]
+    fn descriptor_set_describes_every_identity_service() {
+        assert_services(
+            "fusion.identity.v1",
+            &[
+                "AuthService",
+                "TenantService",
+                "PlanService",
+                "UserService",
+                "RoleService",
+            ],
+        );
+    }
+
+    #[test]
+    fn descriptor_set_describes_every_property_service() {
+        assert_services(
+            "fusion.property.v1",
+            &[
+                "DeveloperService",
+                "ProjectService",
+                "StageService",
+                "LotService",
+                "FeatureService",
+                "MediaService",
+            ],
+        );
     }
 }
