@@ -1,12 +1,180 @@
-//! The property context (`fusion.property.v1`): the stock a tenant sells.
+//! The property context (`fusion.property.v1`): the stock a tenant sells — developers,
+//! projects, stages, lots, features and media — and a lot lifecycle that never sells a
+//! lot twice.
 //!
-//! So far this crate holds the context's schema (`migrations/property/`); the gRPC
-//! service is built on it next (see the open property issue).
+//! Shape: [`Application::build`] wires the database, the lot event listener, the
+//! housekeeping job and the gRPC services into a [`fusion_service::Server`]; `main.rs`
+//! only reads configuration. Proto types stop at [`grpc`]; [`domain`] holds the rules;
+//! [`stock`] is the SQL that keeps a project's figures exact; [`events`] carries lot
+//! status changes to live watchers on every replica.
 
-/// The property schema's migrations.
+pub mod config;
+pub mod domain;
+pub mod events;
+pub mod grpc;
+pub mod jobs;
+mod state;
+mod stock;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use tokio::net::TcpListener;
+
+use fusion_db::{Db, DbConfig};
+use fusion_service::{Readiness, Server, ServerOptions};
+use fusion_tenancy::{JwksCache, JwtVerifier, KeyProvider, TenantLayer};
+
+pub use config::PropertyConfig;
+pub use events::LotEvents;
+pub use state::AppState;
+
+/// The property schema's migrations, applied by `fusion-property migrate` (the
+/// Kubernetes Job) or at start-up when a migration URL is configured.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/property");
 
 /// The PostgreSQL schema this context owns.
 pub const SCHEMA: &str = "property";
 
-pub mod domain;
+/// Error domain of this context.
+pub const DOMAIN: &str = "property.fusion";
+
+/// A running property service.
+#[derive(Debug)]
+pub struct Application {
+    server: Server,
+    state: AppState,
+    stop: tokio::sync::watch::Sender<bool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Application {
+    /// Connects, starts listening for lot events and serves on the given listeners
+    /// (bind port 0 in tests and read the port back). Tokens are verified with the
+    /// keys `keys` provides (identity's JWKS in production).
+    pub async fn build(
+        config: PropertyConfig,
+        keys: Arc<dyn KeyProvider>,
+        grpc: TcpListener,
+        admin: TcpListener,
+    ) -> anyhow::Result<Self> {
+        if let (true, Some(owner_url)) = (
+            config.migrate_on_start,
+            &config.service.migration_database_url,
+        ) {
+            fusion_db::migrate(owner_url, SCHEMA, &MIGRATOR).await?;
+        }
+        let db = Db::connect(&DbConfig {
+            url: config.service.database_url.clone(),
+            max_connections: config.service.db_max_connections,
+            acquire_timeout: Duration::from_secs(5),
+        })
+        .await
+        .context("connecting to PostgreSQL as the application role")?;
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let events = LotEvents::new();
+        let mut tasks = vec![
+            events::spawn_listener(
+                &config.service.database_url,
+                events.clone(),
+                stopped.clone(),
+            )
+            .await
+            .context("listening for lot events")?,
+        ];
+        // Housekeeping finds work across tenants, so it needs the owner role; without
+        // that URL it is left to a deployment that has it (a lapsed hold is still
+        // released by the next transition on its lot).
+        if let Some(owner_url) = &config.service.migration_database_url {
+            let owner = sqlx::postgres::PgPoolOptions::new()
+                .max_connections(1)
+                .connect_lazy(owner_url)
+                .context("the migration database URL is not valid")?;
+            tasks.push(jobs::spawn(
+                owner,
+                db.clone(),
+                config.housekeeping_interval,
+                config.purge_retention,
+                stopped,
+            ));
+        }
+        let state = AppState::new(db.clone(), Arc::new(config.clone()), events);
+        let verifier = JwtVerifier::new(
+            config.service.jwt.clone(),
+            Arc::new(JwksCache::new(keys, Duration::from_secs(10))),
+        );
+        let tenancy = TenantLayer::new(Arc::new(verifier), grpc::policy());
+        let readiness: Readiness = Arc::new(move || {
+            let db = db.clone();
+            Box::pin(async move { db.ping().await })
+        });
+        let server = Server::start(
+            grpc,
+            admin,
+            grpc::routes(&state),
+            tenancy,
+            readiness,
+            ServerOptions {
+                health_services: grpc::SERVICE_NAMES
+                    .iter()
+                    .map(|s| (*s).to_owned())
+                    .collect(),
+                file_descriptor_sets: vec![fusion_proto::FILE_DESCRIPTOR_SET],
+                drain: config.service.drain,
+                shutdown_deadline: config.service.shutdown_deadline,
+            },
+        )
+        .await?;
+        Ok(Self {
+            server,
+            state,
+            stop,
+            tasks,
+        })
+    }
+
+    /// The bound gRPC address.
+    pub fn grpc_addr(&self) -> SocketAddr {
+        self.server.grpc_addr()
+    }
+
+    /// The bound admin address.
+    pub fn admin_addr(&self) -> SocketAddr {
+        self.server.admin_addr()
+    }
+
+    /// Shared state (database, event feed), for tests and seeding.
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    async fn stop_background(
+        stop: tokio::sync::watch::Sender<bool>,
+        tasks: Vec<tokio::task::JoinHandle<()>>,
+    ) {
+        let _ = stop.send(true);
+        for task in tasks {
+            let _ = task.await;
+        }
+    }
+
+    /// Serves until Ctrl-C or SIGTERM, then drains and stops.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        let result = self
+            .server
+            .run_until(fusion_service::shutdown_signal())
+            .await;
+        Self::stop_background(self.stop, self.tasks).await;
+        result
+    }
+
+    /// Stops gracefully and waits.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        self.server.stop();
+        let result = self.server.wait().await;
+        Self::stop_background(self.stop, self.tasks).await;
+        result
+    }
+}

@@ -1,3 +1,4 @@
 //! Property rules that depend on neither the wire format nor the database.
 
 pub mod lifecycle;
+pub mod validate;

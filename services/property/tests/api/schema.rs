@@ -36,8 +36,8 @@ async fn migrations_go_up_down_and_up_again_with_every_table_forced_under_rls() 
     );
 }
 
-/// Inserts a developer → project → stage chain for `tenant` and returns the stage id.
-async fn stage_of(db: &fusion_db::Db, tenant: i64) -> i64 {
+/// Inserts a project → stage chain for `tenant` and returns (project id, stage id).
+async fn stage_of(db: &fusion_db::Db, tenant: i64) -> (i64, i64) {
     let mut tx = db.begin(tenant).await.unwrap();
     let project: i64 = sqlx::query_scalar(
         "INSERT INTO property.projects (tenant_id, name, slug, status) VALUES ($1, 'Riverside', 'riverside', 'selling') RETURNING id",
@@ -55,19 +55,20 @@ async fn stage_of(db: &fusion_db::Db, tenant: i64) -> i64 {
     .await
     .unwrap();
     tx.commit().await.unwrap();
-    stage
+    (project, stage)
 }
 
 #[tokio::test]
 async fn a_lot_can_never_hang_off_another_tenants_stage() {
     let db = TestDatabase::create(&[(SCHEMA, &MIGRATOR)]).await;
     let app = db.app_db().await;
-    let _acme_stage = stage_of(&app, 1).await;
-    let globex_stage = stage_of(&app, 2).await;
+    let (acme_project, _) = stage_of(&app, 1).await;
+    let (_, globex_stage) = stage_of(&app, 2).await;
     let mut tx = app.begin(1).await.unwrap();
     let err = sqlx::query(
-        "INSERT INTO property.lots (tenant_id, stage_id, lot_number) VALUES (1, $1, '7')",
+        "INSERT INTO property.lots (tenant_id, project_id, stage_id, lot_number) VALUES (1, $1, $2, '7')",
     )
+    .bind(acme_project)
     .bind(globex_stage)
     .execute(&mut *tx)
     .await
@@ -79,34 +80,40 @@ async fn a_lot_can_never_hang_off_another_tenants_stage() {
 async fn the_schema_refuses_inconsistent_lots() {
     let db = TestDatabase::create(&[(SCHEMA, &MIGRATOR)]).await;
     let app = db.app_db().await;
-    let stage = stage_of(&app, 1).await;
+    let (project, stage) = stage_of(&app, 1).await;
     for (sql, why) in [
         (
-            "INSERT INTO property.lots (tenant_id, stage_id, lot_number, status) VALUES (1, $1, 'a', 'hold')",
+            "INSERT INTO property.lots (tenant_id, project_id, stage_id, lot_number, status) VALUES (1, $1, $2, 'a', 'hold')",
             "a hold needs an expiry",
         ),
         (
-            "INSERT INTO property.lots (tenant_id, stage_id, lot_number, status) VALUES (1, $1, 'b', 'sold-ish')",
+            "INSERT INTO property.lots (tenant_id, project_id, stage_id, lot_number, status) VALUES (1, $1, $2, 'b', 'sold-ish')",
             "unknown status",
         ),
         (
-            "INSERT INTO property.lots (tenant_id, stage_id, lot_number, price) VALUES (1, $1, 'c', -1)",
+            "INSERT INTO property.lots (tenant_id, project_id, stage_id, lot_number, price) VALUES (1, $1, $2, 'c', -1)",
             "negative price",
         ),
     ] {
         let mut tx = app.begin(1).await.unwrap();
-        let result = sqlx::query(sql).bind(stage).execute(&mut *tx).await;
+        let result = sqlx::query(sql)
+            .bind(project)
+            .bind(stage)
+            .execute(&mut *tx)
+            .await;
         assert!(result.is_err(), "{why}");
     }
     let mut tx = app.begin(1).await.unwrap();
-    sqlx::query("INSERT INTO property.lots (tenant_id, stage_id, lot_number) VALUES (1, $1, '1')")
+    sqlx::query("INSERT INTO property.lots (tenant_id, project_id, stage_id, lot_number) VALUES (1, $1, $2, '1')")
+        .bind(project)
         .bind(stage)
         .execute(&mut *tx)
         .await
         .unwrap();
     let duplicate = sqlx::query(
-        "INSERT INTO property.lots (tenant_id, stage_id, lot_number) VALUES (1, $1, '1')",
+        "INSERT INTO property.lots (tenant_id, project_id, stage_id, lot_number) VALUES (1, $1, $2, '1')",
     )
+    .bind(project)
     .bind(stage)
     .execute(&mut *tx)
     .await

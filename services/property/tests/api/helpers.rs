@@ -1,0 +1,240 @@
+//! Spawning property for a test and acting as users of several tenants.
+
+use std::time::Duration;
+
+use tonic::transport::Channel;
+use tonic::{Code, Request, Status};
+use tonic_types::StatusExt as _;
+
+use fusion_property::{Application, MIGRATOR, PropertyConfig, SCHEMA};
+use fusion_proto::property::v1 as pb;
+use fusion_proto::property::v1::{
+    developer_service_client::DeveloperServiceClient, feature_service_client::FeatureServiceClient,
+    lot_service_client::LotServiceClient, project_service_client::ProjectServiceClient,
+    stage_service_client::StageServiceClient,
+};
+use fusion_service::ServiceConfig;
+use fusion_testkit::{TestDatabase, TestKeys, bind_ephemeral, connect_channel};
+
+/// Every property permission.
+pub const WRITER: &[&str] = &[
+    "property.developers.read",
+    "property.developers.write",
+    "property.projects.read",
+    "property.projects.write",
+    "property.stages.read",
+    "property.stages.write",
+    "property.lots.read",
+    "property.lots.write",
+    "property.features.read",
+    "property.features.write",
+    "property.media.read",
+    "property.media.write",
+];
+
+/// Read-only access to all property resources (a viewer or sales agent).
+pub const READER: &[&str] = &[
+    "property.developers.read",
+    "property.projects.read",
+    "property.stages.read",
+    "property.lots.read",
+    "property.features.read",
+    "property.media.read",
+];
+
+/// A caller: a user of a tenant with a token.
+#[derive(Clone, Debug)]
+pub struct User {
+    pub tenant_id: i64,
+    pub user_id: i64,
+    pub token: String,
+}
+
+impl User {
+    /// A request carrying the token and tenant header, as the edge would send it.
+    pub fn req<T>(&self, message: T) -> Request<T> {
+        let mut req = Request::new(message);
+        req.metadata_mut().insert(
+            "authorization",
+            format!("Bearer {}", self.token).parse().unwrap(),
+        );
+        req.metadata_mut()
+            .insert("x-tenant-id", self.tenant_id.to_string().parse().unwrap());
+        req
+    }
+}
+
+pub struct TestApp {
+    pub app: Application,
+    pub db: TestDatabase,
+    pub keys: TestKeys,
+    pub channel: Channel,
+    /// Tenant 1's property manager.
+    pub acme: User,
+    /// Tenant 2's property manager.
+    pub globex: User,
+}
+
+pub fn test_config(db: &TestDatabase) -> PropertyConfig {
+    let mut service = ServiceConfig::local("property", db.app_url.clone());
+    service.migration_database_url = Some(db.owner_url.clone());
+    let mut config = PropertyConfig::with_defaults(service);
+    config.housekeeping_interval = Duration::from_millis(100);
+    config
+}
+
+impl TestApp {
+    pub async fn spawn() -> TestApp {
+        let db = TestDatabase::create(&[(SCHEMA, &MIGRATOR)]).await;
+        let keys = TestKeys::new();
+        let app = Self::replica(&db, &keys).await;
+        let channel = connect_channel(app.grpc_addr()).await;
+        let acme = user(&keys, 1, 11, WRITER);
+        let globex = user(&keys, 2, 21, WRITER);
+        TestApp {
+            app,
+            db,
+            keys,
+            channel,
+            acme,
+            globex,
+        }
+    }
+
+    /// Another replica of the service over the same database.
+    pub async fn replica(db: &TestDatabase, keys: &TestKeys) -> Application {
+        Application::build(
+            test_config(db),
+            keys.provider.clone(),
+            bind_ephemeral().await,
+            bind_ephemeral().await,
+        )
+        .await
+        .expect("property starts")
+    }
+
+    /// A user of `tenant_id` holding `perms`.
+    pub fn user(&self, tenant_id: i64, user_id: i64, perms: &[&str]) -> User {
+        user(&self.keys, tenant_id, user_id, perms)
+    }
+
+    pub fn developers(&self) -> DeveloperServiceClient<Channel> {
+        DeveloperServiceClient::new(self.channel.clone())
+    }
+    pub fn projects(&self) -> ProjectServiceClient<Channel> {
+        ProjectServiceClient::new(self.channel.clone())
+    }
+    pub fn stages(&self) -> StageServiceClient<Channel> {
+        StageServiceClient::new(self.channel.clone())
+    }
+    pub fn lots(&self) -> LotServiceClient<Channel> {
+        LotServiceClient::new(self.channel.clone())
+    }
+    pub fn features(&self) -> FeatureServiceClient<Channel> {
+        FeatureServiceClient::new(self.channel.clone())
+    }
+
+    /// Creates a project (slug `slug`) with one stage for `who`; returns both.
+    pub async fn project_with_stage(&self, who: &User, slug: &str) -> (pb::Project, pb::Stage) {
+        let project = self
+            .projects()
+            .create_project(who.req(pb::CreateProjectRequest {
+                project: Some(pb::Project {
+                    name: format!("Project {slug}"),
+                    slug: slug.into(),
+                    status: "selling".into(),
+                    latitude: "-27.47000000".into(),
+                    longitude: "153.02000000".into(),
+                    ..Default::default()
+                }),
+                request_id: String::new(),
+            }))
+            .await
+            .expect("project created")
+            .into_inner();
+        let stage = self
+            .stages()
+            .create_stage(who.req(pb::CreateStageRequest {
+                stage: Some(pb::Stage {
+                    project_id: project.id,
+                    name: "Stage 1".into(),
+                    status: "selling".into(),
+                    ..Default::default()
+                }),
+                request_id: String::new(),
+            }))
+            .await
+            .expect("stage created")
+            .into_inner();
+        (project, stage)
+    }
+
+    /// Creates lot `number` at `price` in `stage` for `who`.
+    pub async fn lot(&self, who: &User, stage: &pb::Stage, number: &str, price: &str) -> pb::Lot {
+        self.lots()
+            .create_lot(who.req(pb::CreateLotRequest {
+                lot: Some(pb::Lot {
+                    stage_id: stage.id,
+                    lot_number: number.into(),
+                    price: price.into(),
+                    ..Default::default()
+                }),
+                request_id: String::new(),
+            }))
+            .await
+            .expect("lot created")
+            .into_inner()
+    }
+
+    pub async fn get_project(&self, who: &User, id: i64) -> pb::Project {
+        self.projects()
+            .get_project(who.req(pb::GetProjectRequest { id }))
+            .await
+            .expect("project readable")
+            .into_inner()
+    }
+
+    pub async fn get_lot(&self, who: &User, id: i64) -> pb::Lot {
+        self.lots()
+            .get_lot(who.req(pb::GetLotRequest { id }))
+            .await
+            .expect("lot readable")
+            .into_inner()
+    }
+}
+
+pub fn user(keys: &TestKeys, tenant_id: i64, user_id: i64, perms: &[&str]) -> User {
+    User {
+        tenant_id,
+        user_id,
+        token: keys.mint(tenant_id, user_id, perms),
+    }
+}
+
+/// Asserts the status code and returns the status for further checks.
+#[track_caller]
+pub fn expect_code<T: std::fmt::Debug>(result: Result<T, Status>, code: Code) -> Status {
+    match result {
+        Ok(v) => panic!("expected {code:?}, got Ok({v:?})"),
+        Err(status) => {
+            assert_eq!(status.code(), code, "unexpected status: {status:?}");
+            status
+        }
+    }
+}
+
+/// The fields named by a status's BadRequest violations.
+pub fn violated_fields(status: &Status) -> Vec<String> {
+    status
+        .get_details_bad_request()
+        .map(|b| b.field_violations.into_iter().map(|v| v.field).collect())
+        .unwrap_or_default()
+}
+
+/// The ErrorInfo reason of a status.
+pub fn reason(status: &Status) -> String {
+    status
+        .get_details_error_info()
+        .map(|i| i.reason)
+        .unwrap_or_default()
+}

@@ -1,0 +1,6 @@
+//! The property API against a real PostgreSQL, as the application role, through real
+//! gRPC clients. One test binary for the crate.
+
+mod helpers;
+mod lots;
+mod schema;
