@@ -122,7 +122,7 @@ pub(crate) async fn refresh_feature_names(
     feature_id: i64,
 ) -> Result<(), Status> {
     sqlx::query(
-        "UPDATE property.lots l SET features = names.list
+        "UPDATE property.lots l SET features = names.list, version = l.version + 1
          FROM (SELECT lf.lot_id,
                       COALESCE(jsonb_agg(f.name ORDER BY f.name) FILTER (WHERE f.deleted_at IS NULL), '[]'::jsonb) AS list
                  FROM property.lot_features lf
@@ -150,7 +150,7 @@ pub(crate) async fn set_lot_features(
     ids.sort_unstable();
     ids.dedup();
     let live: Vec<i64> = sqlx::query_scalar(
-        "SELECT id FROM property.features WHERE id = ANY($1) AND deleted_at IS NULL ORDER BY id",
+        "SELECT id FROM property.features WHERE id = ANY($1) AND deleted_at IS NULL ORDER BY id FOR KEY SHARE",
     )
     .bind(&ids)
     .fetch_all(&mut *conn)

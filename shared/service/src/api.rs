@@ -241,6 +241,16 @@ pub fn parse_date(year: i32, month: i32, day: i32) -> Result<Option<NaiveDate>, 
         .ok_or_else(|| "not a valid calendar date".to_owned())
 }
 
+/// A calendar date on the wire (`google.type.Date`).
+pub fn date_pb(d: NaiveDate) -> fusion_proto::google::r#type::Date {
+    use chrono::Datelike as _;
+    fusion_proto::google::r#type::Date {
+        year: d.year(),
+        month: d.month().cast_signed(),
+        day: d.day().cast_signed(),
+    }
+}
+
 /// `google.protobuf.Struct` → a JSON object.
 pub fn struct_to_json(s: &prost_types::Struct) -> serde_json::Value {
     serde_json::Value::Object(

@@ -243,6 +243,11 @@ impl DeveloperService for DeveloperApi {
         let r = req.into_inner();
         let mut tx = self.state.db.begin(ctx.tenant_id).await?;
         API.require_id("id", r.id)?;
+        // Lock first, so a project created at the same moment is either seen here or
+        // finds the developer gone.
+        TABLE
+            .fetch::<DeveloperRow>(&mut tx, r.id, false, true)
+            .await?;
         TABLE
             .refuse_live_children(
                 &mut tx,

@@ -15,12 +15,14 @@ use fusion_db::list::{ListSpec, ScopeValue, list};
 use fusion_db::{db_status, idempotency};
 use fusion_proto::property::v1 as pb;
 use fusion_proto::property::v1::lot_service_server::LotService;
-use fusion_service::api::{dec_str, etag, opt_ts, parse_date, parse_decimal, populated, total, ts};
+use fusion_service::api::{
+    date_pb, dec_str, etag, opt_ts, parse_date, parse_decimal, populated, total, ts,
+};
 
 use super::lifecycle::{self, Transition};
 use super::{
-    API, Table, Val, Values, Versioned, caller, insert_row, list_params, purge_ts, remember,
-    replay, update_row, values_of,
+    API, Table, Val, Values, Versioned, caller, insert_row, list_params, lock_live, purge_ts,
+    remember, replay, update_row, values_of,
 };
 use crate::domain::lifecycle::{Action, LotStatus};
 use crate::domain::validate;
@@ -145,15 +147,6 @@ impl Versioned for LotRow {
     }
 }
 
-fn date(d: Option<NaiveDate>) -> Option<fusion_proto::google::r#type::Date> {
-    use chrono::Datelike as _;
-    d.map(|d| fusion_proto::google::r#type::Date {
-        year: d.year(),
-        month: i32::try_from(d.month()).unwrap_or_default(),
-        day: i32::try_from(d.day()).unwrap_or_default(),
-    })
-}
-
 impl LotRow {
     pub(crate) fn status(&self) -> LotStatus {
         // The table's CHECK admits only lifecycle names.
@@ -192,7 +185,7 @@ impl LotRow {
             features: self.features.0,
             status: self.status,
             sale_status: self.sale_status.unwrap_or_default(),
-            estimated_completion: date(self.estimated_completion),
+            estimated_completion: self.estimated_completion.map(date_pb),
             hold_expire_time: opt_ts(self.hold_expires_at),
             reserved_price: dec_str(self.reserved_price),
             create_time: Some(ts(self.created_at)),
@@ -347,15 +340,13 @@ impl LotApi {
         let project_id = project_of(&mut tx, id, !delete).await?;
         stock::lock_project(&mut tx, project_id).await?;
         if !delete {
-            let stage_live: bool = sqlx::query_scalar(
-                "SELECT EXISTS (SELECT 1 FROM property.stages s JOIN property.lots l ON l.stage_id = s.id
-                  WHERE l.id = $1 AND s.deleted_at IS NULL)",
-            )
-            .bind(id)
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(|e| db_status(DOMAIN, e))?;
-            if !stage_live {
+            let stage_id: i64 =
+                sqlx::query_scalar("SELECT stage_id FROM property.lots WHERE id = $1")
+                    .bind(id)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(|e| db_status(DOMAIN, e))?;
+            if !lock_live(&mut tx, "property.stages", stage_id).await? {
                 return Err(API.precondition(
                     "STAGE_DELETED",
                     format!("the stage of lot {id} is deleted; undelete it first"),
@@ -401,7 +392,8 @@ impl LotService for LotApi {
             return Ok(Response::new(saved));
         }
         let project_id: i64 = sqlx::query_scalar(
-            "SELECT project_id FROM property.stages WHERE id = $1 AND deleted_at IS NULL",
+            // KEY SHARE: a concurrent delete of the stage waits for this lot.
+            "SELECT project_id FROM property.stages WHERE id = $1 AND deleted_at IS NULL FOR KEY SHARE",
         )
         .bind(l.stage_id)
         .fetch_optional(&mut *tx)

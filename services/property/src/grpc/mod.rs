@@ -398,3 +398,21 @@ pub(crate) fn values_of(
     API.violations(violations)?;
     Ok(values)
 }
+
+/// Whether row `id` of `table` (a trusted constant) is live, key-share locking it for
+/// the rest of the transaction. That lock conflicts with the `FOR UPDATE` a soft delete
+/// takes but not with ordinary updates, so the parent cannot be deleted between this
+/// check and the commit of the row that points at it.
+pub(crate) async fn lock_live(
+    conn: &mut PgConnection,
+    table: &'static str,
+    id: i64,
+) -> Result<bool, Status> {
+    let sql = format!("SELECT id FROM {table} WHERE id = $1 AND deleted_at IS NULL FOR KEY SHARE");
+    let found: Option<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+        .bind(id)
+        .fetch_optional(conn)
+        .await
+        .map_err(|e| db_status(DOMAIN, e))?;
+    Ok(found.is_some())
+}

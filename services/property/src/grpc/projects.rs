@@ -8,7 +8,6 @@ use rust_decimal::Decimal;
 use sqlx::PgConnection;
 use tonic::{Request, Response, Status};
 
-use fusion_db::db_status;
 use fusion_db::filter::{FieldKind, FieldSpec};
 use fusion_db::idempotency;
 use fusion_db::list::{ListSpec, list};
@@ -211,27 +210,9 @@ fn values(p: &pb::Project, fields: &[&str]) -> Result<Values, Status> {
     })
 }
 
-/// Whether row `id` of `table` (a trusted constant) is live, key-share locking it for
-/// the rest of the transaction. That lock conflicts with the `FOR UPDATE` a soft delete
-/// takes but not with ordinary updates, so the parent cannot be deleted between this
-/// check and the commit of the row that points at it.
-pub(super) async fn lock_live(
-    conn: &mut PgConnection,
-    table: &'static str,
-    id: i64,
-) -> Result<bool, Status> {
-    let sql = format!("SELECT id FROM {table} WHERE id = $1 AND deleted_at IS NULL FOR KEY SHARE");
-    let found: Option<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
-        .bind(id)
-        .fetch_optional(conn)
-        .await
-        .map_err(|e| db_status(DOMAIN, e))?;
-    Ok(found.is_some())
-}
-
 /// NOT_FOUND unless developer `id` is live in the caller's tenant.
 async fn require_developer(conn: &mut PgConnection, id: i64) -> Result<(), Status> {
-    if lock_live(conn, DEVELOPERS, id).await? {
+    if super::lock_live(conn, DEVELOPERS, id).await? {
         Ok(())
     } else {
         Err(API.not_found("developer", id))
@@ -411,7 +392,7 @@ impl ProjectService for ProjectApi {
         // A live project must not point at a deleted developer.
         let current: ProjectRow = TABLE.fetch(&mut tx, id, true, true).await?;
         if let (true, Some(developer)) = (current.deleted(), current.developer_id)
-            && !lock_live(&mut tx, DEVELOPERS, developer).await?
+            && !super::lock_live(&mut tx, DEVELOPERS, developer).await?
         {
             return Err(API.precondition(
                 "DEVELOPER_DELETED",

@@ -1,17 +1,16 @@
 //! `fusion.property.v1.StageService`: the releases a project's lots are sold in.
 
-use chrono::{DateTime, Datelike, NaiveDate, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use tonic::{Request, Response, Status};
 
 use fusion_db::filter::{FieldKind, FieldSpec};
 use fusion_db::idempotency;
 use fusion_db::list::{ListSpec, ScopeValue, list};
-use fusion_proto::google::r#type::Date;
 use fusion_proto::property::v1 as pb;
 use fusion_proto::property::v1::stage_service_server::StageService;
 use fusion_service::api::{etag, opt_ts, parse_date, populated, total, ts};
 
-use super::projects::lock_live;
+use super::lock_live;
 use super::{
     API, Table, Val, Values, Versioned, caller, insert_row, list_params, purge_ts, remember,
     replay, update_row, values_of,
@@ -94,7 +93,7 @@ impl StageRow {
             project_id: self.project_id,
             name: self.name,
             description: self.description.unwrap_or_default(),
-            release_date: self.release_date.map(date_pb),
+            release_date: self.release_date.map(fusion_service::api::date_pb),
             status: self.status,
             order: self.order,
             create_time: Some(ts(self.created_at)),
@@ -103,15 +102,6 @@ impl StageRow {
             purge_time: purge_ts(state, self.deleted_at),
             etag: etag(self.version),
         }
-    }
-}
-
-/// A calendar date on the wire (the inverse of `parse_date`).
-fn date_pb(d: NaiveDate) -> Date {
-    Date {
-        year: d.year(),
-        month: d.month().cast_signed(),
-        day: d.day().cast_signed(),
     }
 }
 

@@ -184,6 +184,7 @@ async fn of_many_concurrent_reservations_of_one_lot_exactly_one_wins() {
     let results = futures::future::join_all(attempts).await;
     let won = results.iter().filter(|r| r.is_ok()).count();
     assert_eq!(won, 1, "{results:?}");
+    let winner = 100 + i64::try_from(results.iter().position(Result::is_ok).unwrap()).unwrap();
     for refused in results.into_iter().filter_map(Result::err) {
         assert_eq!(refused.code(), Code::FailedPrecondition, "{refused:?}");
         assert!(refused.message().contains("reserved"));
@@ -200,6 +201,12 @@ async fn of_many_concurrent_reservations_of_one_lot_exactly_one_wins() {
     // created, then one reservation.
     assert_eq!(history.total_size, 2);
     assert_eq!(history.status_changes[0].to_status, "reserved");
+    assert_eq!(
+        history.status_changes[0].actor_user_id, winner,
+        "who won is on record"
+    );
+    assert_eq!(history.status_changes[0].reason, "test: reserve");
+    assert_eq!(history.status_changes[1].actor_user_id, app.acme.user_id);
     assert_eq!(
         app.get_project(&app.acme, project.id).await.available_lots,
         0
@@ -275,8 +282,7 @@ async fn a_lapsed_hold_is_released_by_housekeeping_and_recorded() {
     assert!(held.hold_expire_time.is_some());
     assert_eq!(app.get_project(who, project.id).await.available_lots, 0);
     // Let the hold lapse as if its time had passed.
-    let db = app.db.app_db().await;
-    let mut tx = db.begin(1).await.unwrap();
+    let mut tx = app.app.state().db.begin(1).await.unwrap();
     sqlx::query(
         "UPDATE property.lots SET hold_expires_at = now() - interval '1 second' WHERE id = $1",
     )
