@@ -105,3 +105,52 @@ async fn grpcurl_lists_logs_in_and_calls_through_the_edge_by_reflection_alone() 
     .unwrap();
     assert!(!ok && denied.contains("Unauthenticated"), "{denied}");
 }
+
+#[tokio::test]
+async fn grpcurl_describes_and_calls_the_property_api_through_the_edge() {
+    let stack = Stack::spawn(|_| {}).await;
+    let acme = stack.login("admin@acme.test").await.unwrap();
+    fusion_stack::seed::property(stack.channel.clone(), &acme.token)
+        .await
+        .unwrap();
+    let edge = stack.edge.grpc_addr().to_string();
+    let addr = edge.clone();
+    let (ok, described) = tokio::task::spawn_blocking(move || {
+        run(&[
+            "-plaintext",
+            &addr,
+            "describe",
+            "fusion.property.v1.LotService",
+        ])
+    })
+    .await
+    .unwrap();
+    assert!(
+        ok && described.contains("rpc ReserveLot") && described.contains("stream"),
+        "{described}"
+    );
+    let token = acme.token.clone();
+    let (ok, listed) = tokio::task::spawn_blocking(move || {
+        run(&[
+            "-plaintext",
+            "-H",
+            &format!("authorization: Bearer {token}"),
+            "-d",
+            r#"{"filter":"status = \"available\" AND price <= 600000","order_by":"price"}"#,
+            &edge,
+            "fusion.property.v1.LotService/ListLots",
+        ])
+    })
+    .await
+    .unwrap();
+    assert!(ok, "{listed}");
+    let body: serde_json::Value = serde_json::from_str(&listed).unwrap();
+    let prices: Vec<f64> = body["lots"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["price"].as_str().unwrap().parse().unwrap())
+        .collect();
+    assert!(!prices.is_empty(), "{listed}");
+    assert!(prices.windows(2).all(|w| w[0] <= w[1]) && prices.iter().all(|p| *p <= 600_000.0));
+}

@@ -1,6 +1,7 @@
 //! Cross-service behaviour through the edge.
 
 mod grpcurl;
+mod property;
 
 use std::time::{Duration, Instant};
 

@@ -1,6 +1,7 @@
-//! Identity and the edge, in-process on ephemeral ports, over a fresh database.
+//! Identity, property and the edge, in-process on ephemeral ports, over a fresh database.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tonic::transport::Channel;
@@ -25,6 +26,8 @@ pub struct Stack {
     pub identity: Option<Application>,
     /// Where identity listens (kept across restarts).
     pub identity_addr: SocketAddr,
+    /// Property, verifying tokens with identity's JWKS.
+    pub property: fusion_property::Application,
     /// The edge.
     pub edge: Edge,
     /// A channel to the edge.
@@ -58,7 +61,11 @@ pub async fn start_identity(db: &TestDatabase, listener: tokio::net::TcpListener
 impl Stack {
     /// Identity plus an edge configured by `configure`, with tenants acme and globex.
     pub async fn spawn(configure: impl FnOnce(&mut EdgeConfig)) -> Stack {
-        let db = TestDatabase::create(&[(SCHEMA, &MIGRATOR)]).await;
+        let db = TestDatabase::create(&[
+            (SCHEMA, &MIGRATOR),
+            (fusion_property::SCHEMA, &fusion_property::MIGRATOR),
+        ])
+        .await;
         let listener = bind_ephemeral().await;
         let identity_addr = listener.local_addr().expect("bound");
         let identity = start_identity(&db, listener).await;
@@ -69,10 +76,31 @@ impl Stack {
         )
         .await
         .expect("platform bootstrap");
-        let mut config = EdgeConfig::new(vec![Route {
-            package: "fusion.identity.v1".into(),
-            upstream: format!("http://{identity_addr}"),
-        }]);
+        let identity_channel =
+            tonic::transport::Endpoint::from_shared(format!("http://{identity_addr}"))
+                .expect("a valid address")
+                .connect_lazy();
+        let property = fusion_property::Application::build(
+            fusion_property::PropertyConfig::with_defaults(ServiceConfig::local(
+                "property",
+                db.app_url.clone(),
+            )),
+            Arc::new(fusion_tenancy::IdentityJwks::new(identity_channel)),
+            bind_ephemeral().await,
+            bind_ephemeral().await,
+        )
+        .await
+        .expect("property starts");
+        let mut config = EdgeConfig::new(vec![
+            Route {
+                package: "fusion.identity.v1".into(),
+                upstream: format!("http://{identity_addr}"),
+            },
+            Route {
+                package: "fusion.property.v1".into(),
+                upstream: format!("http://{}", property.grpc_addr()),
+            },
+        ]);
         config.probe_interval = Duration::from_millis(200);
         config.eject_after_failures = 2;
         config.eject_cooldown = Duration::from_millis(500);
@@ -86,6 +114,7 @@ impl Stack {
             db,
             identity: Some(identity),
             identity_addr,
+            property,
             edge,
             channel,
         };

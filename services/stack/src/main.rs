@@ -15,6 +15,7 @@
 //! | `FUSION_STACK_HOST` | `127.0.0.1` | address the services and the edge listen on |
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -22,6 +23,9 @@ use tokio::net::TcpListener;
 
 use fusion_edge::{Edge, EdgeConfig, config::local_routes};
 use fusion_identity::{Application, IdentityConfig};
+use fusion_property::PropertyConfig;
+use fusion_proto::identity::v1::LoginRequest;
+use fusion_proto::identity::v1::auth_service_client::AuthServiceClient;
 use fusion_service::ServiceConfig;
 use fusion_service::config::var;
 
@@ -43,15 +47,15 @@ async fn main() -> anyhow::Result<()> {
 
     let server = fusion_testkit::server().await;
     let (app_url, owner_url) = server.ensure_database(&database).await?;
-    fusion_db::migrate(
-        &owner_url,
-        fusion_identity::SCHEMA,
-        &fusion_identity::MIGRATOR,
-    )
-    .await?;
+    for (schema, migrator) in [
+        (fusion_identity::SCHEMA, &fusion_identity::MIGRATOR),
+        (fusion_property::SCHEMA, &fusion_property::MIGRATOR),
+    ] {
+        fusion_db::migrate(&owner_url, schema, migrator).await?;
+    }
 
-    let mut service = ServiceConfig::local("identity", app_url);
-    service.migration_database_url = Some(owner_url);
+    let mut service = ServiceConfig::local("identity", app_url.clone());
+    service.migration_database_url = Some(owner_url.clone());
     service.db_max_connections = 10;
     service.drain = Duration::from_millis(200);
     let identity_config = IdentityConfig::with_defaults(service);
@@ -75,11 +79,25 @@ async fn main() -> anyhow::Result<()> {
         .await?;
     }
 
+    // Property verifies tokens with identity's published keys, like any replica would.
+    let mut service = ServiceConfig::local("property", app_url);
+    service.migration_database_url = Some(owner_url);
+    service.drain = Duration::from_millis(200);
+    let identity_channel =
+        tonic::transport::Endpoint::from_shared(format!("http://{host}:50051"))?.connect_lazy();
+    let property = fusion_property::Application::build(
+        PropertyConfig::with_defaults(service),
+        Arc::new(fusion_tenancy::IdentityJwks::new(identity_channel)),
+        bind(&host, 50052).await?,
+        bind(&host, 9002).await?,
+    )
+    .await?;
+
     let mut edge_config = EdgeConfig::new(local_routes(&host));
-    // Only identity exists so far; the other contexts join the route table as they land.
+    // The contexts that exist so far; the others join the route table as they land.
     edge_config
         .routes
-        .retain(|r| r.package == "fusion.identity.v1");
+        .retain(|r| ["fusion.identity.v1", "fusion.property.v1"].contains(&r.package.as_str()));
     edge_config.drain = Duration::from_millis(200);
     edge_config.grpc_addr = SocketAddr::new(host.parse()?, 50050);
     let edge = Edge::build(
@@ -89,11 +107,29 @@ async fn main() -> anyhow::Result<()> {
     )
     .await?;
 
+    // Demo stock, through the edge as each tenant's admin.
+    let edge_channel = fusion_testkit::connect_channel(edge.grpc_addr()).await;
+    for (slug, _) in DEMO_TENANTS {
+        let token = AuthServiceClient::new(edge_channel.clone())
+            .login(LoginRequest {
+                email: format!("admin@{slug}.test"),
+                password: password.clone(),
+            })
+            .await
+            .with_context(|| format!("logging in as admin@{slug}.test to seed demo stock"))?
+            .into_inner()
+            .access_token;
+        fusion_stack::seed::property(edge_channel.clone(), &token)
+            .await
+            .with_context(|| format!("seeding {slug}'s demo stock"))?;
+    }
+
     print_welcome(&password);
     let stop = fusion_service::shutdown_signal();
     stop.await;
     println!("\nstopping: edge, then services");
     edge.stop().await?;
+    property.stop().await?;
     identity.stop().await?;
     Ok(())
 }
@@ -105,6 +141,7 @@ fn print_welcome(password: &str) {
 Fusion CRM is up.
   edge      localhost:50050  (admin: http://localhost:9000/ready)
   identity  localhost:50051  (admin: http://localhost:9001/ready)
+  property  localhost:50052  (admin: http://localhost:9002/ready)
 Demo tenants: acme, globex; users admin@acme.test, admin@globex.test, ops@platform.test (password: {password})
 
 Try, in another shell:
@@ -114,6 +151,9 @@ Try, in another shell:
   TOKEN=$(grpcurl -plaintext -d '{login}' localhost:50050 fusion.identity.v1.AuthService/Login | sed -n 's/.*"accessToken": "\(.*\)".*/\1/p')
   grpcurl -plaintext -H "authorization: Bearer $TOKEN" localhost:50050 fusion.identity.v1.UserService/ListUsers
   grpcurl -plaintext -H "authorization: Bearer $TOKEN" -d '{{"page_size":10}}' localhost:50050 fusion.identity.v1.RoleService/ListRoles
+  grpcurl -plaintext -H "authorization: Bearer $TOKEN" localhost:50050 fusion.property.v1.ProjectService/ListProjects
+  grpcurl -plaintext -H "authorization: Bearer $TOKEN" -d '{{"filter":"status = \"available\" AND price <= 600000","order_by":"price"}}' localhost:50050 fusion.property.v1.LotService/ListLots
+  grpcurl -plaintext -H "authorization: Bearer $TOKEN" localhost:50050 fusion.property.v1.LotService/WatchLotAvailability   # live; Ctrl-C ends it
 
 Ctrl-C stops everything."#
     );

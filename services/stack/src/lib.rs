@@ -1,0 +1,3 @@
+//! The local stack's demo data, shared by `fusion-stack` and the cross-service tests.
+
+pub mod seed;

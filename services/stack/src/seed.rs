@@ -1,0 +1,192 @@
+//! Demo stock for a tenant, created through the public API with the tenant admin's
+//! token (so it passes every check a real client's data does). Running it again
+//! changes nothing: a tenant that already has the demo project is left alone.
+
+use tonic::transport::Channel;
+use tonic::{Request, Status};
+
+use fusion_proto::property::v1 as pb;
+use fusion_proto::property::v1::{
+    developer_service_client::DeveloperServiceClient, feature_service_client::FeatureServiceClient,
+    lot_service_client::LotServiceClient, project_service_client::ProjectServiceClient,
+    stage_service_client::StageServiceClient,
+};
+
+/// The demo project's slug.
+pub const DEMO_PROJECT: &str = "riverside-estate";
+
+fn authed<T>(token: &str, message: T) -> Request<T> {
+    let mut req = Request::new(message);
+    if let Ok(value) = format!("Bearer {token}").parse() {
+        req.metadata_mut().insert("authorization", value);
+    }
+    req
+}
+
+/// What the seed left in place.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SeededStock {
+    /// The demo project.
+    pub project_id: i64,
+    /// Whether this run created it (false: it was already there).
+    pub created: bool,
+}
+
+/// Seeds a developer, features, the demo project with two stages and a dozen lots (a
+/// few already held or reserved) for the tenant `token` belongs to, through `edge`.
+pub async fn property(edge: Channel, token: &str) -> Result<SeededStock, Status> {
+    let mut projects = ProjectServiceClient::new(edge.clone());
+    let existing = projects
+        .list_projects(authed(
+            token,
+            pb::ListProjectsRequest {
+                filter: format!("slug = \"{DEMO_PROJECT}\""),
+                ..Default::default()
+            },
+        ))
+        .await?
+        .into_inner();
+    if let Some(project) = existing.projects.first() {
+        return Ok(SeededStock {
+            project_id: project.id,
+            created: false,
+        });
+    }
+    let developer = DeveloperServiceClient::new(edge.clone())
+        .create_developer(authed(
+            token,
+            pb::CreateDeveloperRequest {
+                developer: Some(pb::Developer {
+                    name: "Harbour Homes".into(),
+                    slug: "harbour-homes".into(),
+                    website: "https://harbour-homes.example".into(),
+                    ..Default::default()
+                }),
+                request_id: String::new(),
+            },
+        ))
+        .await?
+        .into_inner();
+    let mut feature_ids = Vec::new();
+    for name in ["Corner block", "North facing", "Park views", "Pool"] {
+        let feature = FeatureServiceClient::new(edge.clone())
+            .create_feature(authed(
+                token,
+                pb::CreateFeatureRequest {
+                    feature: Some(pb::Feature {
+                        name: name.into(),
+                        category: "lot".into(),
+                        ..Default::default()
+                    }),
+                    request_id: String::new(),
+                },
+            ))
+            .await?
+            .into_inner();
+        feature_ids.push(feature.id);
+    }
+    let project = projects
+        .create_project(authed(
+            token,
+            pb::CreateProjectRequest {
+                project: Some(pb::Project {
+                    developer_id: developer.id,
+                    name: "Riverside Estate".into(),
+                    slug: DEMO_PROJECT.into(),
+                    description: "Family homes beside the river, 20 minutes from the city.".into(),
+                    suburb: "Yeronga".into(),
+                    state: "QLD".into(),
+                    postcode: "4104".into(),
+                    country: "Australia".into(),
+                    latitude: "-27.51680000".into(),
+                    longitude: "153.01640000".into(),
+                    status: "selling".into(),
+                    featured: true,
+                    ..Default::default()
+                }),
+                request_id: String::new(),
+            },
+        ))
+        .await?
+        .into_inner();
+    let mut lots = LotServiceClient::new(edge.clone());
+    for (order, stage_name) in [(1, "Stage 1 — The Banks"), (2, "Stage 2 — Parkside")] {
+        let stage = StageServiceClient::new(edge.clone())
+            .create_stage(authed(
+                token,
+                pb::CreateStageRequest {
+                    stage: Some(pb::Stage {
+                        project_id: project.id,
+                        name: stage_name.into(),
+                        status: if order == 1 { "selling" } else { "released" }.into(),
+                        order,
+                        ..Default::default()
+                    }),
+                    request_id: String::new(),
+                },
+            ))
+            .await?
+            .into_inner();
+        for n in 1..=6_i32 {
+            let number = order * 100 + n;
+            let lot = lots
+                .create_lot(authed(
+                    token,
+                    pb::CreateLotRequest {
+                        lot: Some(pb::Lot {
+                            stage_id: stage.id,
+                            lot_number: number.to_string(),
+                            street_number: (n * 2).to_string(),
+                            street_name: "Riverbank Drive".into(),
+                            price: format!("{}.00", 520_000 + n * 15_000 + order * 30_000),
+                            land_size: format!("{}.00", 380 + n * 20),
+                            bedrooms: Some(3 + n % 2),
+                            bathrooms: "2.0".into(),
+                            garage: Some(2),
+                            feature_ids: feature_ids
+                                .iter()
+                                .copied()
+                                .enumerate()
+                                .filter(|(i, _)| (usize::try_from(n).unwrap_or(0) + i) % 3 == 0)
+                                .map(|(_, id)| id)
+                                .collect(),
+                            ..Default::default()
+                        }),
+                        request_id: String::new(),
+                    },
+                ))
+                .await?
+                .into_inner();
+            match (order, n) {
+                (1, 1) => {
+                    lots.reserve_lot(authed(
+                        token,
+                        pb::ReserveLotRequest {
+                            id: lot.id,
+                            deposit_amount: "10000.00".into(),
+                            reason: "demo buyer paid a deposit".into(),
+                            etag: String::new(),
+                        },
+                    ))
+                    .await?;
+                }
+                (1, 2) => {
+                    lots.hold_lot(authed(
+                        token,
+                        pb::HoldLotRequest {
+                            id: lot.id,
+                            reason: "demo buyer's finance approval".into(),
+                            ..Default::default()
+                        },
+                    ))
+                    .await?;
+                }
+                _ => {}
+            }
+        }
+    }
+    Ok(SeededStock {
+        project_id: project.id,
+        created: true,
+    })
+}
