@@ -211,9 +211,17 @@ pub fn parse_decimal(
     if raw.is_empty() {
         return Ok(None);
     }
+    // Plain notation only ("-12.50"): no exponent, no grouping, one point at most.
+    let digits = raw.strip_prefix('-').unwrap_or(raw);
+    let plain = !digits.is_empty()
+        && digits.bytes().all(|b| b.is_ascii_digit() || b == b'.')
+        && digits.bytes().filter(|b| *b == b'.').count() <= 1
+        && digits.bytes().any(|b| b.is_ascii_digit());
     let d: Decimal = raw
         .parse()
-        .map_err(|_| format!("{raw:?} is not a decimal number"))?;
+        .ok()
+        .filter(|_| plain)
+        .ok_or_else(|| format!("{raw:?} is not a decimal number like \"549000.00\""))?;
     if d.scale() > scale {
         return Err(format!("at most {scale} decimal places"));
     }

@@ -7,19 +7,23 @@ mod tenants;
 mod users;
 
 use chrono::{DateTime, Utc};
-use prost::Message;
-use prost_types::{FieldMask, Timestamp};
+use prost_types::Timestamp;
 use sqlx::PgConnection;
 use tonic::service::Routes;
 use tonic::{Request, Status};
 
+use fusion_db::idempotency;
 use fusion_db::list::ListParams;
-use fusion_db::{db_status, idempotency};
 use fusion_proto::errors::{self, FieldViolation};
+use fusion_service::api::{self, Api};
+
 use fusion_proto::identity::v1::{
     auth_service_server::AuthServiceServer, plan_service_server::PlanServiceServer,
     role_service_server::RoleServiceServer, tenant_service_server::TenantServiceServer,
     user_service_server::UserServiceServer,
+};
+pub(crate) use fusion_service::api::{
+    check, etag, json_to_struct, opt_ts, struct_to_json, total, ts,
 };
 use fusion_tenancy::{MethodPolicy, TenantContext};
 
@@ -131,60 +135,25 @@ pub(crate) fn caller<T>(req: &Request<T>) -> Result<TenantContext, Status> {
     TenantContext::from_request(req)
 }
 
-pub(crate) fn ts(t: DateTime<Utc>) -> Timestamp {
-    Timestamp {
-        seconds: t.timestamp(),
-        nanos: i32::try_from(t.timestamp_subsec_nanos()).unwrap_or(0),
-    }
-}
-
-pub(crate) fn opt_ts(t: Option<DateTime<Utc>>) -> Option<Timestamp> {
-    t.map(ts)
-}
+/// Errors and checks in identity's domain.
+pub(crate) const API: Api = Api::new(DOMAIN);
 
 pub(crate) fn from_ts(field: &str, t: &Timestamp) -> Result<DateTime<Utc>, Status> {
-    DateTime::from_timestamp(t.seconds, u32::try_from(t.nanos).unwrap_or(u32::MAX))
-        .ok_or_else(|| errors::invalid_field(DOMAIN, field, "not a valid timestamp"))
+    API.from_ts(field, t)
 }
 
 /// AIP-164 purge time of a soft-deleted row.
 pub(crate) fn purge_ts(deleted_at: Option<DateTime<Utc>>) -> Option<Timestamp> {
-    deleted_at.map(|d| {
-        ts(fusion_db::soft_delete::purge_time(
-            d,
-            fusion_db::soft_delete::DEFAULT_RETENTION,
-        ))
-    })
-}
-
-/// Etags are the row version; opaque to clients.
-pub(crate) fn etag(version: i64) -> String {
-    format!("\"{version}\"")
+    api::purge_ts(deleted_at, fusion_db::soft_delete::DEFAULT_RETENTION)
 }
 
 /// ABORTED when the caller sent an etag that is no longer current.
 pub(crate) fn check_etag(sent: &str, version: i64) -> Result<(), Status> {
-    if sent.is_empty() || sent == etag(version) {
-        Ok(())
-    } else {
-        Err(errors::aborted(
-            DOMAIN,
-            "ETAG_MISMATCH",
-            "the resource changed since it was read; get it again",
-        ))
-    }
+    API.check_etag(sent, version)
 }
 
 pub(crate) fn require_id(field: &str, id: i64) -> Result<(), Status> {
-    if id > 0 {
-        Ok(())
-    } else {
-        Err(errors::invalid_field(
-            DOMAIN,
-            field,
-            "must be a positive id",
-        ))
-    }
+    API.require_id(field, id)
 }
 
 pub(crate) fn list_params(
@@ -203,132 +172,9 @@ pub(crate) fn list_params(
     }
 }
 
-pub(crate) fn total(n: i64) -> i32 {
-    i32::try_from(n).unwrap_or(i32::MAX)
-}
-
-/// Which fields an Update changes (AIP-134): the mask's paths, every mutable field for
-/// `*`, or, with no mask, the fields the request populated.
-#[derive(Debug)]
-pub(crate) struct Mask {
-    paths: Vec<String>,
-}
-
-impl Mask {
-    pub(crate) fn resolve(
-        mask: Option<FieldMask>,
-        mutable: &[&str],
-        immutable: &[&str],
-        populated: &[&str],
-    ) -> Result<Mask, Status> {
-        let paths = mask.map(|m| m.paths).unwrap_or_default();
-        if paths.is_empty() {
-            return Ok(Mask {
-                paths: populated.iter().map(|p| (*p).to_owned()).collect(),
-            });
-        }
-        if paths.iter().any(|p| p == "*") {
-            return Ok(Mask {
-                paths: mutable.iter().map(|p| (*p).to_owned()).collect(),
-            });
-        }
-        let mut violations = Vec::new();
-        for path in &paths {
-            if immutable.contains(&path.as_str()) {
-                violations.push(FieldViolation::new(
-                    "update_mask",
-                    format!("{path} cannot be changed"),
-                ));
-            } else if !mutable.contains(&path.as_str()) {
-                violations.push(FieldViolation::new(
-                    "update_mask",
-                    format!("unknown or output-only field {path}"),
-                ));
-            }
-        }
-        if !violations.is_empty() {
-            return Err(errors::invalid_argument(DOMAIN, violations));
-        }
-        Ok(Mask { paths })
-    }
-
-    pub(crate) fn has(&self, field: &str) -> bool {
-        self.paths.iter().any(|p| p == field)
-    }
-
-    pub(crate) fn is_empty(&self) -> bool {
-        self.paths.is_empty()
-    }
-}
-
-/// `google.protobuf.Struct` → JSON object.
-pub(crate) fn struct_to_json(s: &prost_types::Struct) -> serde_json::Value {
-    serde_json::Value::Object(
-        s.fields
-            .iter()
-            .map(|(k, v)| (k.clone(), value_to_json(v)))
-            .collect(),
-    )
-}
-
-fn value_to_json(v: &prost_types::Value) -> serde_json::Value {
-    use prost_types::value::Kind;
-    match &v.kind {
-        None | Some(Kind::NullValue(_)) => serde_json::Value::Null,
-        Some(Kind::NumberValue(n)) => {
-            serde_json::Number::from_f64(*n).map_or(serde_json::Value::Null, Into::into)
-        }
-        Some(Kind::StringValue(s)) => serde_json::Value::String(s.clone()),
-        Some(Kind::BoolValue(b)) => serde_json::Value::Bool(*b),
-        Some(Kind::StructValue(s)) => struct_to_json(s),
-        Some(Kind::ListValue(l)) => {
-            serde_json::Value::Array(l.values.iter().map(value_to_json).collect())
-        }
-    }
-}
-
-/// JSON object → `google.protobuf.Struct` (non-objects become an empty struct).
-pub(crate) fn json_to_struct(v: &serde_json::Value) -> prost_types::Struct {
-    match v {
-        serde_json::Value::Object(map) => prost_types::Struct {
-            fields: map
-                .iter()
-                .map(|(k, v)| (k.clone(), json_to_value(v)))
-                .collect(),
-        },
-        _ => prost_types::Struct::default(),
-    }
-}
-
-fn json_to_value(v: &serde_json::Value) -> prost_types::Value {
-    use prost_types::value::Kind;
-    let kind = match v {
-        serde_json::Value::Null => Kind::NullValue(0),
-        serde_json::Value::Bool(b) => Kind::BoolValue(*b),
-        serde_json::Value::Number(n) => Kind::NumberValue(n.as_f64().unwrap_or_default()),
-        serde_json::Value::String(s) => Kind::StringValue(s.clone()),
-        serde_json::Value::Array(a) => Kind::ListValue(prost_types::ListValue {
-            values: a.iter().map(json_to_value).collect(),
-        }),
-        serde_json::Value::Object(_) => Kind::StructValue(json_to_struct(v)),
-    };
-    prost_types::Value { kind: Some(kind) }
-}
-
 /// INVALID_ARGUMENT from collected violations, or Ok.
 pub(crate) fn violations(list: Vec<FieldViolation>) -> Result<(), Status> {
-    if list.is_empty() {
-        Ok(())
-    } else {
-        Err(errors::invalid_argument(DOMAIN, list))
-    }
-}
-
-/// Pushes a violation when a rule fails.
-pub(crate) fn check(list: &mut Vec<FieldViolation>, field: &str, rule: Result<(), String>) {
-    if let Err(description) = rule {
-        list.push(FieldViolation::new(field, description));
-    }
+    API.violations(list)
 }
 
 /// Soft-deletes (`deleted`) or restores a row of `table`, a trusted constant, bumping
@@ -339,31 +185,19 @@ pub(crate) async fn set_deleted(
     id: i64,
     deleted: bool,
 ) -> Result<(), Status> {
-    let deleted_at = if deleted { "now()" } else { "NULL" };
-    let sql = format!(
-        "UPDATE {table} SET deleted_at = {deleted_at}, updated_at = now(), version = version + 1 WHERE id = $1"
-    );
-    sqlx::query(sqlx::AssertSqlSafe(sql))
-        .bind(id)
-        .execute(conn)
-        .await
-        .map_err(|e| db_status(DOMAIN, e))?;
-    Ok(())
+    fusion_db::soft_delete::set_deleted(conn, DOMAIN, table, id, deleted).await
 }
 
 const IDEMPOTENCY_TABLE: &str = "identity.idempotency_keys";
 
 /// The response an earlier call with this request id returned (AIP-155).
-pub(crate) async fn replay<M: Message + Default>(
+pub(crate) async fn replay<M: prost::Message + Default>(
     conn: &mut PgConnection,
     tenant_id: i64,
     method: &str,
     request_id: Option<uuid::Uuid>,
 ) -> Result<Option<M>, Status> {
-    let Some(request_id) = request_id else {
-        return Ok(None);
-    };
-    match idempotency::lookup(
+    idempotency::replay(
         conn,
         DOMAIN,
         IDEMPOTENCY_TABLE,
@@ -371,38 +205,27 @@ pub(crate) async fn replay<M: Message + Default>(
         method,
         request_id,
     )
-    .await?
-    {
-        Some(saved) => M::decode(saved.as_slice())
-            .map(Some)
-            .map_err(|_| errors::internal(DOMAIN)),
-        None => Ok(None),
-    }
+    .await
 }
 
 /// Records the response of the first call with this request id, in the same transaction.
-pub(crate) async fn remember<M: Message>(
+pub(crate) async fn remember<M: prost::Message>(
     conn: &mut PgConnection,
     tenant_id: i64,
     method: &str,
     request_id: Option<uuid::Uuid>,
     response: &M,
 ) -> Result<(), Status> {
-    match request_id {
-        Some(request_id) => {
-            idempotency::save(
-                conn,
-                DOMAIN,
-                IDEMPOTENCY_TABLE,
-                tenant_id,
-                method,
-                request_id,
-                &response.encode_to_vec(),
-            )
-            .await
-        }
-        None => Ok(()),
-    }
+    idempotency::remember(
+        conn,
+        DOMAIN,
+        IDEMPOTENCY_TABLE,
+        tenant_id,
+        method,
+        request_id,
+        response,
+    )
+    .await
 }
 
 pub(crate) fn not_found(what: &str, id: i64) -> Status {

@@ -13,7 +13,7 @@ use fusion_proto::identity::v1 as pb;
 use fusion_proto::identity::v1::plan_service_server::PlanService;
 
 use super::{
-    Mask, caller, check, check_etag, etag, list_params, not_found, opt_ts, purge_ts, remember,
+    API, caller, check, check_etag, etag, list_params, not_found, opt_ts, purge_ts, remember,
     replay, require_id, set_deleted, total, ts, violations,
 };
 use crate::domain::validate;
@@ -257,7 +257,7 @@ impl PlanService for PlanApi {
         .into_iter()
         .filter_map(|(f, set)| set.then_some(f))
         .collect();
-        let mask = Mask::resolve(
+        let mask = API.mask(
             body.update_mask,
             &[
                 "name",

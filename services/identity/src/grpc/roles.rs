@@ -12,7 +12,7 @@ use fusion_proto::identity::v1 as pb;
 use fusion_proto::identity::v1::role_service_server::RoleService;
 
 use super::{
-    Mask, caller, check, check_etag, etag, list_params, not_found, opt_ts, purge_ts, remember,
+    API, caller, check, check_etag, etag, list_params, not_found, opt_ts, purge_ts, remember,
     replay, require_id, set_deleted, total, ts, violations,
 };
 use crate::domain::permissions::{PLATFORM_ADMIN_ROLE, is_tenant_permission, tenant_permissions};
@@ -247,7 +247,7 @@ impl RoleService for RoleApi {
         .into_iter()
         .filter_map(|(f, set)| set.then_some(f))
         .collect();
-        let mask = Mask::resolve(
+        let mask = API.mask(
             body.update_mask,
             &["name", "description", "permissions"],
             &["id", "tenant_id", "built_in"],

@@ -17,7 +17,7 @@ use fusion_proto::identity::v1 as pb;
 use fusion_proto::identity::v1::tenant_service_server::TenantService;
 
 use super::{
-    Mask, caller, check, check_etag, etag, from_ts, json_to_struct, list_params, not_found, opt_ts,
+    API, caller, check, check_etag, etag, from_ts, json_to_struct, list_params, not_found, opt_ts,
     purge_ts, remember, replay, require_id, set_deleted, struct_to_json, total, ts, violations,
 };
 use crate::auth::password::hash_password;
@@ -414,7 +414,7 @@ impl TenantService for TenantApi {
         .into_iter()
         .filter_map(|(f, set)| set.then_some(f))
         .collect();
-        let mask = Mask::resolve(
+        let mask = API.mask(
             body.update_mask,
             &[
                 "name",

@@ -15,7 +15,7 @@ use fusion_proto::identity::v1 as pb;
 use fusion_proto::identity::v1::user_service_server::UserService;
 
 use super::{
-    Mask, caller, check, check_etag, etag, from_ts, json_to_struct, list_params, not_found, opt_ts,
+    API, caller, check, check_etag, etag, from_ts, json_to_struct, list_params, not_found, opt_ts,
     purge_ts, remember, replay, require_id, set_deleted, struct_to_json, total, ts, violations,
 };
 use crate::auth::password::hash_password;
@@ -369,7 +369,7 @@ impl UserService for UserApi {
         .into_iter()
         .filter_map(|(f, set)| set.then_some(f))
         .collect();
-        let mask = Mask::resolve(
+        let mask = API.mask(
             body.update_mask,
             &[
                 "name",
