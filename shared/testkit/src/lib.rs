@@ -15,8 +15,10 @@
 
 mod pg;
 mod spawn;
+mod status;
 mod tokens;
 
 pub use pg::{PgServer, TestDatabase, server, start_private_cluster};
 pub use spawn::{bind_ephemeral, connect_channel};
+pub use status::{expect_code, reason, violated_fields};
 pub use tokens::TestKeys;

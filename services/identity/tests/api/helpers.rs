@@ -1,8 +1,7 @@
 //! Spawning identity for a test and acting as its users.
 
 use tonic::transport::Channel;
-use tonic::{Code, Request, Status};
-use tonic_types::StatusExt as _;
+use tonic::{Request, Status};
 
 use fusion_identity::{Application, IdentityConfig, MIGRATOR, SCHEMA};
 use fusion_proto::identity::v1 as pb;
@@ -179,29 +178,4 @@ pub fn as_user<T>(session: &Session, message: T) -> Request<T> {
     req
 }
 
-/// Asserts the status code and returns the status for further checks.
-#[track_caller]
-pub fn expect_code<T: std::fmt::Debug>(result: Result<T, Status>, code: Code) -> Status {
-    match result {
-        Ok(v) => panic!("expected {code:?}, got Ok({v:?})"),
-        Err(status) => {
-            assert_eq!(status.code(), code, "unexpected status: {status:?}");
-            status
-        }
-    }
-}
-
-/// The fields named by a status's BadRequest violations.
-pub fn violated_fields(status: &Status) -> Vec<String> {
-    status
-        .get_details_bad_request()
-        .map(|b| b.field_violations.into_iter().map(|v| v.field).collect())
-        .unwrap_or_default()
-}
-
-pub fn reason(status: &Status) -> String {
-    status
-        .get_details_error_info()
-        .map(|i| i.reason)
-        .unwrap_or_default()
-}
+pub use fusion_testkit::{expect_code, reason, violated_fields};

@@ -2,9 +2,8 @@
 
 use std::time::Duration;
 
+use tonic::Request;
 use tonic::transport::Channel;
-use tonic::{Code, Request, Status};
-use tonic_types::StatusExt as _;
 
 use fusion_property::{Application, MIGRATOR, PropertyConfig, SCHEMA};
 use fusion_proto::property::v1 as pb;
@@ -211,30 +210,4 @@ pub fn user(keys: &TestKeys, tenant_id: i64, user_id: i64, perms: &[&str]) -> Us
     }
 }
 
-/// Asserts the status code and returns the status for further checks.
-#[track_caller]
-pub fn expect_code<T: std::fmt::Debug>(result: Result<T, Status>, code: Code) -> Status {
-    match result {
-        Ok(v) => panic!("expected {code:?}, got Ok({v:?})"),
-        Err(status) => {
-            assert_eq!(status.code(), code, "unexpected status: {status:?}");
-            status
-        }
-    }
-}
-
-/// The fields named by a status's BadRequest violations.
-pub fn violated_fields(status: &Status) -> Vec<String> {
-    status
-        .get_details_bad_request()
-        .map(|b| b.field_violations.into_iter().map(|v| v.field).collect())
-        .unwrap_or_default()
-}
-
-/// The ErrorInfo reason of a status.
-pub fn reason(status: &Status) -> String {
-    status
-        .get_details_error_info()
-        .map(|i| i.reason)
-        .unwrap_or_default()
-}
+pub use fusion_testkit::{expect_code, reason, violated_fields};
