@@ -35,7 +35,8 @@ pub(crate) const TABLE: Table = Table {
              land_size, land_price, house_price, bedrooms, bathrooms, garage, description, features, \
              status, sale_status, estimated_completion, hold_expires_at, reserved_price, version, \
              created_at, updated_at, deleted_at, \
-             ARRAY(SELECT lf.feature_id FROM property.lot_features lf WHERE lf.lot_id = lots.id ORDER BY lf.feature_id) AS feature_ids",
+             ARRAY(SELECT lf.feature_id FROM property.lot_features lf JOIN property.features f ON f.id = lf.feature_id \
+             WHERE lf.lot_id = lots.id AND f.deleted_at IS NULL ORDER BY lf.feature_id) AS feature_ids",
     what: "lot",
 };
 

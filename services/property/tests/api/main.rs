@@ -3,4 +3,5 @@
 
 mod helpers;
 mod lots;
+mod resources;
 mod schema;
