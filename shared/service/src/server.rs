@@ -14,9 +14,9 @@ use futures::future::BoxFuture;
 use tokio::net::TcpListener;
 use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
-use tokio_stream::wrappers::TcpListenerStream;
 use tonic::body::Body;
 use tonic::service::Routes;
+use tonic::transport::server::TcpIncoming;
 use tonic_health::ServingStatus;
 use tower::{Layer, Service};
 
@@ -138,9 +138,14 @@ impl Server {
             .add_service(health)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
-            .serve_with_incoming_shutdown(TcpListenerStream::new(grpc), async {
-                let _ = grpc_closed.await;
-            });
+            // Without TCP_NODELAY a response larger than one segment waits on the
+            // client's delayed ACK (~40 ms): a page of 50 lots took 44 ms at one stream.
+            .serve_with_incoming_shutdown(
+                TcpIncoming::from(grpc).with_nodelay(Some(true)),
+                async {
+                    let _ = grpc_closed.await;
+                },
+            );
         let mut grpc_task = tokio::spawn(grpc_server);
 
         let state = AdminState {
