@@ -46,6 +46,25 @@ pub struct ListParams {
     pub show_deleted: bool,
 }
 
+impl ListParams {
+    /// The standard List request fields, as every List request carries them.
+    pub fn new(
+        page_size: i32,
+        page_token: String,
+        filter: String,
+        order_by: String,
+        show_deleted: bool,
+    ) -> Self {
+        Self {
+            page_size,
+            page_token,
+            filter,
+            order_by,
+            show_deleted,
+        }
+    }
+}
+
 /// One page of results.
 #[derive(Debug)]
 pub struct Page<T> {

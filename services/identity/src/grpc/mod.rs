@@ -13,7 +13,6 @@ use tonic::service::Routes;
 use tonic::{Request, Status};
 
 use fusion_db::idempotency;
-use fusion_db::list::ListParams;
 use fusion_proto::errors::{self, FieldViolation};
 use fusion_service::api::{self, Api};
 
@@ -154,22 +153,6 @@ pub(crate) fn check_etag(sent: &str, version: i64) -> Result<(), Status> {
 
 pub(crate) fn require_id(field: &str, id: i64) -> Result<(), Status> {
     API.require_id(field, id)
-}
-
-pub(crate) fn list_params(
-    page_size: i32,
-    page_token: String,
-    filter: String,
-    order_by: String,
-    show_deleted: bool,
-) -> ListParams {
-    ListParams {
-        page_size,
-        page_token,
-        filter,
-        order_by,
-        show_deleted,
-    }
 }
 
 /// INVALID_ARGUMENT from collected violations, or Ok.

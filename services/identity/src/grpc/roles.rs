@@ -5,15 +5,15 @@ use sqlx::{PgConnection, Postgres, QueryBuilder};
 use tonic::{Request, Response, Status};
 
 use fusion_db::filter::{FieldKind, FieldSpec};
-use fusion_db::list::{ListSpec, list};
+use fusion_db::list::{ListParams, ListSpec, list};
 use fusion_db::{db_status, idempotency};
 use fusion_proto::errors;
 use fusion_proto::identity::v1 as pb;
 use fusion_proto::identity::v1::role_service_server::RoleService;
 
 use super::{
-    API, caller, check, check_etag, etag, list_params, not_found, opt_ts, purge_ts, remember,
-    replay, require_id, set_deleted, total, ts, violations,
+    API, caller, check, check_etag, etag, not_found, opt_ts, purge_ts, remember, replay,
+    require_id, set_deleted, total, ts, violations,
 };
 use crate::domain::permissions::{PLATFORM_ADMIN_ROLE, is_tenant_permission, tenant_permissions};
 use crate::domain::validate;
@@ -205,7 +205,7 @@ impl RoleService for RoleApi {
     ) -> Result<Response<pb::ListRolesResponse>, Status> {
         let ctx = caller(&req)?;
         let r = req.into_inner();
-        let params = list_params(
+        let params = ListParams::new(
             r.page_size,
             r.page_token,
             r.filter,

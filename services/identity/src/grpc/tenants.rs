@@ -10,15 +10,15 @@ use sqlx::{PgConnection, Postgres, QueryBuilder};
 use tonic::{Request, Response, Status};
 
 use fusion_db::filter::{FieldKind, FieldSpec};
-use fusion_db::list::{ListSpec, list};
+use fusion_db::list::{ListParams, ListSpec, list};
 use fusion_db::{db_status, idempotency};
 use fusion_proto::errors;
 use fusion_proto::identity::v1 as pb;
 use fusion_proto::identity::v1::tenant_service_server::TenantService;
 
 use super::{
-    API, caller, check, check_etag, etag, from_ts, json_to_struct, list_params, not_found, opt_ts,
-    purge_ts, remember, replay, require_id, set_deleted, struct_to_json, total, ts, violations,
+    API, caller, check, check_etag, etag, from_ts, json_to_struct, not_found, opt_ts, purge_ts,
+    remember, replay, require_id, set_deleted, struct_to_json, total, ts, violations,
 };
 use crate::auth::password::hash_password;
 use crate::domain::permissions::{BuiltInRole, PLATFORM_TENANT_SLUG, built_in_roles};
@@ -365,7 +365,7 @@ impl TenantService for TenantApi {
     ) -> Result<Response<pb::ListTenantsResponse>, Status> {
         let ctx = caller(&req)?;
         let r = req.into_inner();
-        let params = list_params(
+        let params = ListParams::new(
             r.page_size,
             r.page_token,
             r.filter,

@@ -8,15 +8,15 @@ use sqlx::{PgConnection, Postgres, QueryBuilder, Row};
 use tonic::{Request, Response, Status};
 
 use fusion_db::filter::{FieldKind, FieldSpec};
-use fusion_db::list::{ListSpec, list};
+use fusion_db::list::{ListParams, ListSpec, list};
 use fusion_db::{db_status, idempotency};
 use fusion_proto::errors;
 use fusion_proto::identity::v1 as pb;
 use fusion_proto::identity::v1::user_service_server::UserService;
 
 use super::{
-    API, caller, check, check_etag, etag, from_ts, json_to_struct, list_params, not_found, opt_ts,
-    purge_ts, remember, replay, require_id, set_deleted, struct_to_json, total, ts, violations,
+    API, caller, check, check_etag, etag, from_ts, json_to_struct, not_found, opt_ts, purge_ts,
+    remember, replay, require_id, set_deleted, struct_to_json, total, ts, violations,
 };
 use crate::auth::password::hash_password;
 use crate::auth::revoke_user_refresh_tokens;
@@ -315,7 +315,7 @@ impl UserService for UserApi {
     ) -> Result<Response<pb::ListUsersResponse>, Status> {
         let ctx = caller(&req)?;
         let r = req.into_inner();
-        let params = list_params(
+        let params = ListParams::new(
             r.page_size,
             r.page_token,
             r.filter,

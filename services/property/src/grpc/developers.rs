@@ -5,14 +5,14 @@ use tonic::{Request, Response, Status};
 
 use fusion_db::filter::{FieldKind, FieldSpec};
 use fusion_db::idempotency;
-use fusion_db::list::{ListSpec, list};
+use fusion_db::list::{ListParams, ListSpec};
 use fusion_proto::property::v1 as pb;
 use fusion_proto::property::v1::developer_service_server::DeveloperService;
 use fusion_service::api::{etag, opt_ts, populated, total, ts};
 
 use super::{
-    API, Table, Val, Values, Versioned, caller, insert_row, list_params, purge_ts, remember,
-    replay, update_row, values_of,
+    API, Table, Val, Values, Versioned, caller, insert_row, list_page, purge_ts, remember, replay,
+    update_row, values_of,
 };
 use crate::domain::validate;
 use crate::{AppState, DOMAIN};
@@ -159,11 +159,9 @@ impl DeveloperService for DeveloperApi {
         req: Request<pb::GetDeveloperRequest>,
     ) -> Result<Response<pb::Developer>, Status> {
         let ctx = caller(&req)?;
-        let id = req.into_inner().id;
-        API.require_id("id", id)?;
-        let mut tx = self.state.db.begin(ctx.tenant_id).await?;
-        let row: DeveloperRow = TABLE.fetch(&mut tx, id, false, false).await?;
-        tx.commit().await?;
+        let row: DeveloperRow = TABLE
+            .get(&self.state.db, ctx.tenant_id, req.into_inner().id)
+            .await?;
         Ok(Response::new(row.into_pb(&self.state)))
     }
 
@@ -173,25 +171,15 @@ impl DeveloperService for DeveloperApi {
     ) -> Result<Response<pb::ListDevelopersResponse>, Status> {
         let ctx = caller(&req)?;
         let r = req.into_inner();
-        let params = list_params(
+        let params = ListParams::new(
             r.page_size,
             r.page_token,
             r.filter,
             r.order_by,
             r.show_deleted,
         );
-        let mut tx = self.state.db.begin(ctx.tenant_id).await?;
-        let page = list::<DeveloperRow>(
-            &mut tx,
-            DOMAIN,
-            &LIST,
-            &params,
-            &self.state.pages,
-            Some(ctx.tenant_id),
-            None,
-        )
-        .await?;
-        tx.commit().await?;
+        let page =
+            list_page::<DeveloperRow>(&self.state, ctx.tenant_id, &LIST, &params, None).await?;
         Ok(Response::new(pb::ListDevelopersResponse {
             developers: page
                 .items

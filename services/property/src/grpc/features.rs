@@ -9,14 +9,14 @@ use tonic::{Request, Response, Status};
 
 use fusion_db::filter::{FieldKind, FieldSpec};
 use fusion_db::idempotency;
-use fusion_db::list::{ListSpec, list};
+use fusion_db::list::{ListParams, ListSpec};
 use fusion_proto::property::v1 as pb;
 use fusion_proto::property::v1::feature_service_server::FeatureService;
 use fusion_service::api::{etag, opt_ts, populated, total, ts};
 
 use super::{
-    API, Table, Val, Values, Versioned, caller, insert_row, list_params, purge_ts, remember,
-    replay, update_row, values_of,
+    API, Table, Val, Values, Versioned, caller, insert_row, list_page, purge_ts, remember, replay,
+    update_row, values_of,
 };
 use crate::domain::validate;
 use crate::stock::refresh_feature_names;
@@ -146,11 +146,9 @@ impl FeatureService for FeatureApi {
         req: Request<pb::GetFeatureRequest>,
     ) -> Result<Response<pb::Feature>, Status> {
         let ctx = caller(&req)?;
-        let id = req.into_inner().id;
-        API.require_id("id", id)?;
-        let mut tx = self.state.db.begin(ctx.tenant_id).await?;
-        let row: FeatureRow = TABLE.fetch(&mut tx, id, false, false).await?;
-        tx.commit().await?;
+        let row: FeatureRow = TABLE
+            .get(&self.state.db, ctx.tenant_id, req.into_inner().id)
+            .await?;
         Ok(Response::new(row.into_pb(&self.state)))
     }
 
@@ -160,25 +158,15 @@ impl FeatureService for FeatureApi {
     ) -> Result<Response<pb::ListFeaturesResponse>, Status> {
         let ctx = caller(&req)?;
         let r = req.into_inner();
-        let params = list_params(
+        let params = ListParams::new(
             r.page_size,
             r.page_token,
             r.filter,
             r.order_by,
             r.show_deleted,
         );
-        let mut tx = self.state.db.begin(ctx.tenant_id).await?;
-        let page = list::<FeatureRow>(
-            &mut tx,
-            DOMAIN,
-            &LIST,
-            &params,
-            &self.state.pages,
-            Some(ctx.tenant_id),
-            None,
-        )
-        .await?;
-        tx.commit().await?;
+        let page =
+            list_page::<FeatureRow>(&self.state, ctx.tenant_id, &LIST, &params, None).await?;
         Ok(Response::new(pb::ListFeaturesResponse {
             features: page
                 .items

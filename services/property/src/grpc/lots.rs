@@ -11,7 +11,7 @@ use sqlx::types::Json;
 use tonic::{Request, Response, Status};
 
 use fusion_db::filter::{FieldKind, FieldSpec};
-use fusion_db::list::{ListSpec, ScopeValue, list};
+use fusion_db::list::{ListParams, ListSpec, ScopeValue};
 use fusion_db::{db_status, idempotency};
 use fusion_proto::property::v1 as pb;
 use fusion_proto::property::v1::lot_service_server::LotService;
@@ -21,7 +21,7 @@ use fusion_service::api::{
 
 use super::lifecycle::{self, Transition};
 use super::{
-    API, Table, Val, Values, Versioned, caller, insert_row, list_params, lock_live, purge_ts,
+    API, Table, Val, Values, Versioned, caller, insert_row, list_page, lock_live, purge_ts,
     remember, replay, update_row, values_of,
 };
 use crate::domain::lifecycle::{Action, LotStatus};
@@ -442,11 +442,9 @@ impl LotService for LotApi {
 
     async fn get_lot(&self, req: Request<pb::GetLotRequest>) -> Result<Response<pb::Lot>, Status> {
         let ctx = caller(&req)?;
-        let id = req.into_inner().id;
-        API.require_id("id", id)?;
-        let mut tx = self.state.db.begin(ctx.tenant_id).await?;
-        let row: LotRow = TABLE.fetch(&mut tx, id, false, false).await?;
-        tx.commit().await?;
+        let row: LotRow = TABLE
+            .get(&self.state.db, ctx.tenant_id, req.into_inner().id)
+            .await?;
         Ok(Response::new(row.into_pb(&self.state)))
     }
 
@@ -465,25 +463,15 @@ impl LotService for LotApi {
             API.require_id("stage_id", r.stage_id)?;
             scope.push(("stage_id", ScopeValue::Int(r.stage_id)));
         }
-        let params = list_params(
+        let params = ListParams::new(
             r.page_size,
             r.page_token,
             r.filter,
             r.order_by,
             r.show_deleted,
         );
-        let mut tx = self.state.db.begin(ctx.tenant_id).await?;
-        let page = list::<LotRow>(
-            &mut tx,
-            DOMAIN,
-            &LIST,
-            &params,
-            &self.state.pages,
-            Some(ctx.tenant_id),
-            Some(&scope),
-        )
-        .await?;
-        tx.commit().await?;
+        let page =
+            list_page::<LotRow>(&self.state, ctx.tenant_id, &LIST, &params, Some(&scope)).await?;
         Ok(Response::new(pb::ListLotsResponse {
             lots: page
                 .items

@@ -14,7 +14,6 @@ use sqlx::{FromRow, PgConnection};
 use tonic::service::Routes;
 use tonic::{Request, Status};
 
-use fusion_db::list::ListParams;
 use fusion_db::{TenantTx, db_status, idempotency};
 use fusion_proto::property::v1::{
     developer_service_server::DeveloperServiceServer, feature_service_server::FeatureServiceServer,
@@ -133,22 +132,6 @@ pub fn policy() -> MethodPolicy {
 /// The verified caller.
 pub(crate) fn caller<T>(req: &Request<T>) -> Result<TenantContext, Status> {
     TenantContext::from_request(req)
-}
-
-pub(crate) fn list_params(
-    page_size: i32,
-    page_token: String,
-    filter: String,
-    order_by: String,
-    show_deleted: bool,
-) -> ListParams {
-    ListParams {
-        page_size,
-        page_token,
-        filter,
-        order_by,
-        show_deleted,
-    }
 }
 
 /// Where a resource's rows live and how they are read.
@@ -415,4 +398,50 @@ pub(crate) async fn lock_live(
         .await
         .map_err(|e| db_status(DOMAIN, e))?;
     Ok(found.is_some())
+}
+
+impl Table {
+    /// A Get: live row `id` of the caller's tenant, read in its own transaction.
+    pub(crate) async fn get<T>(
+        &self,
+        db: &fusion_db::Db,
+        tenant_id: i64,
+        id: i64,
+    ) -> Result<T, Status>
+    where
+        T: for<'r> FromRow<'r, PgRow> + Send + Unpin,
+    {
+        API.require_id("id", id)?;
+        let mut tx = db.begin(tenant_id).await?;
+        let row = self.fetch(&mut tx, id, false, false).await?;
+        tx.commit().await?;
+        Ok(row)
+    }
+}
+
+/// A List: one page of `spec` in the caller's tenant (within `scope`), read in its own
+/// transaction.
+pub(crate) async fn list_page<T>(
+    state: &AppState,
+    tenant_id: i64,
+    spec: &fusion_db::list::ListSpec,
+    params: &fusion_db::list::ListParams,
+    scope: Option<fusion_db::list::Scope<'_>>,
+) -> Result<fusion_db::list::Page<T>, Status>
+where
+    T: for<'r> FromRow<'r, PgRow> + Send + Unpin,
+{
+    let mut tx = state.db.begin(tenant_id).await?;
+    let page = fusion_db::list::list::<T>(
+        &mut tx,
+        DOMAIN,
+        spec,
+        params,
+        &state.pages,
+        Some(tenant_id),
+        scope,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(page)
 }

@@ -5,15 +5,15 @@ use tonic::{Request, Response, Status};
 
 use fusion_db::filter::{FieldKind, FieldSpec};
 use fusion_db::idempotency;
-use fusion_db::list::{ListSpec, ScopeValue, list};
+use fusion_db::list::{ListParams, ListSpec, ScopeValue};
 use fusion_proto::property::v1 as pb;
 use fusion_proto::property::v1::stage_service_server::StageService;
 use fusion_service::api::{etag, opt_ts, parse_date, populated, total, ts};
 
 use super::lock_live;
 use super::{
-    API, Table, Val, Values, Versioned, caller, insert_row, list_params, purge_ts, remember,
-    replay, update_row, values_of,
+    API, Table, Val, Values, Versioned, caller, insert_row, list_page, purge_ts, remember, replay,
+    update_row, values_of,
 };
 use crate::domain::validate;
 use crate::{AppState, DOMAIN};
@@ -180,11 +180,9 @@ impl StageService for StageApi {
         req: Request<pb::GetStageRequest>,
     ) -> Result<Response<pb::Stage>, Status> {
         let ctx = caller(&req)?;
-        let id = req.into_inner().id;
-        API.require_id("id", id)?;
-        let mut tx = self.state.db.begin(ctx.tenant_id).await?;
-        let row: StageRow = TABLE.fetch(&mut tx, id, false, false).await?;
-        tx.commit().await?;
+        let row: StageRow = TABLE
+            .get(&self.state.db, ctx.tenant_id, req.into_inner().id)
+            .await?;
         Ok(Response::new(row.into_pb(&self.state)))
     }
 
@@ -202,25 +200,14 @@ impl StageService for StageApi {
         }
         let scope = [("project_id", ScopeValue::Int(r.project_id))];
         let scope = (r.project_id != 0).then_some(&scope[..]);
-        let params = list_params(
+        let params = ListParams::new(
             r.page_size,
             r.page_token,
             r.filter,
             r.order_by,
             r.show_deleted,
         );
-        let mut tx = self.state.db.begin(ctx.tenant_id).await?;
-        let page = list::<StageRow>(
-            &mut tx,
-            DOMAIN,
-            &LIST,
-            &params,
-            &self.state.pages,
-            Some(ctx.tenant_id),
-            scope,
-        )
-        .await?;
-        tx.commit().await?;
+        let page = list_page::<StageRow>(&self.state, ctx.tenant_id, &LIST, &params, scope).await?;
         Ok(Response::new(pb::ListStagesResponse {
             stages: page
                 .items
