@@ -21,7 +21,7 @@ use anyhow::Context as _;
 use tokio::net::TcpListener;
 
 use fusion_db::{Db, DbConfig};
-use fusion_service::{Readiness, Server, ServerOptions};
+use fusion_service::{Background, Readiness, Server, ServerOptions};
 use fusion_tenancy::{JwksCache, JwtVerifier, TenantLayer};
 
 pub use config::IdentityConfig;
@@ -43,22 +43,6 @@ pub struct Application {
     server: Server,
     state: AppState,
     background: Background,
-}
-
-/// Housekeeping tasks that run beside the server and stop with it.
-#[derive(Debug)]
-struct Background {
-    stop: tokio::sync::watch::Sender<bool>,
-    tasks: Vec<tokio::task::JoinHandle<()>>,
-}
-
-impl Background {
-    async fn stop(self) {
-        let _ = self.stop.send(true);
-        for task in self.tasks {
-            let _ = task.await;
-        }
-    }
 }
 
 /// Forgets login-throttle counters whose window has passed (failed logins for made-up
@@ -142,18 +126,21 @@ impl Application {
             let db = probe_db.clone();
             Box::pin(async move { db.ping().await })
         });
-        let (stop, stopped) = tokio::sync::watch::channel(false);
-        let mut tasks = vec![spawn_throttle_cleanup(
+        let mut background = Background::new();
+        background.push(spawn_throttle_cleanup(
             db.clone(),
             config.throttle.window,
-            stopped.clone(),
-        )];
+            background.stopped(),
+        ));
         // Purging crosses tenants, so it needs the owner role; without that URL the job
         // is left to a deployment that has it.
         if let Some(owner_url) = &config.service.migration_database_url {
-            tasks.push(spawn_purge(owner_url, config.purge_retention, stopped)?);
+            background.push(spawn_purge(
+                owner_url,
+                config.purge_retention,
+                background.stopped(),
+            )?);
         }
-        let background = Background { stop, tasks };
         let server = Server::start(
             grpc,
             admin,

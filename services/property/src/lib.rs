@@ -24,7 +24,7 @@ use anyhow::Context as _;
 use tokio::net::TcpListener;
 
 use fusion_db::{Db, DbConfig};
-use fusion_service::{Readiness, Server, ServerOptions};
+use fusion_service::{Background, Readiness, Server, ServerOptions};
 use fusion_tenancy::{JwksCache, JwtVerifier, KeyProvider, TenantLayer};
 
 pub use config::PropertyConfig;
@@ -46,8 +46,7 @@ pub const DOMAIN: &str = "property.fusion";
 pub struct Application {
     server: Server,
     state: AppState,
-    stop: tokio::sync::watch::Sender<bool>,
-    tasks: Vec<tokio::task::JoinHandle<()>>,
+    background: Background,
 }
 
 impl Application {
@@ -73,17 +72,17 @@ impl Application {
         })
         .await
         .context("connecting to PostgreSQL as the application role")?;
-        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let mut background = Background::new();
         let events = LotEvents::new();
-        let mut tasks = vec![
+        background.push(
             events::spawn_listener(
                 &config.service.database_url,
                 events.clone(),
-                stopped.clone(),
+                background.stopped(),
             )
             .await
             .context("listening for lot events")?,
-        ];
+        );
         // Housekeeping finds work across tenants, so it needs the owner role; without
         // that URL it is left to a deployment that has it (a lapsed hold is still
         // released by the next transition on its lot).
@@ -92,12 +91,12 @@ impl Application {
                 .max_connections(1)
                 .connect_lazy(owner_url)
                 .context("the migration database URL is not valid")?;
-            tasks.push(jobs::spawn(
+            background.push(jobs::spawn(
                 owner,
                 db.clone(),
                 config.housekeeping_interval,
                 config.purge_retention,
-                stopped,
+                background.stopped(),
             ));
         }
         let state = AppState::new(db.clone(), Arc::new(config.clone()), events);
@@ -130,8 +129,7 @@ impl Application {
         Ok(Self {
             server,
             state,
-            stop,
-            tasks,
+            background,
         })
     }
 
@@ -150,23 +148,13 @@ impl Application {
         &self.state
     }
 
-    async fn stop_background(
-        stop: tokio::sync::watch::Sender<bool>,
-        tasks: Vec<tokio::task::JoinHandle<()>>,
-    ) {
-        let _ = stop.send(true);
-        for task in tasks {
-            let _ = task.await;
-        }
-    }
-
     /// Serves until Ctrl-C or SIGTERM, then drains and stops.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         let result = self
             .server
             .run_until(fusion_service::shutdown_signal())
             .await;
-        Self::stop_background(self.stop, self.tasks).await;
+        self.background.stop().await;
         result
     }
 
@@ -174,7 +162,7 @@ impl Application {
     pub async fn stop(self) -> anyhow::Result<()> {
         self.server.stop();
         let result = self.server.wait().await;
-        Self::stop_background(self.stop, self.tasks).await;
+        self.background.stop().await;
         result
     }
 }

@@ -8,10 +8,12 @@
 //!   accepting → in-flight calls finish, bounded by a deadline.
 
 pub mod api;
+mod background;
 pub mod config;
 mod metrics;
 mod server;
 
+pub use background::Background;
 pub use config::{ConfigError, ServiceConfig};
 pub use metrics::{GrpcMetrics, MetricsLayer};
 pub use server::{Readiness, Server, ServerOptions, shutdown_signal};
