@@ -7,6 +7,8 @@
 //! token of a randomly chosen tenant, so row-level security and the tenant filter are
 //! exercised as in production. Compare cells of one run, not machines.
 
+mod stats;
+
 use std::time::{Duration, Instant};
 
 use sqlx::Row as _;
@@ -16,6 +18,7 @@ use fusion_proto::property::v1 as pb;
 use fusion_proto::property::v1::lot_service_client::LotServiceClient;
 use fusion_service::ServiceConfig;
 use fusion_testkit::{TestDatabase, TestKeys, bind_ephemeral, connect_channel};
+use stats::{Cell, ms};
 
 const TENANTS: i64 = 100;
 const STAGES_PER_TENANT: i64 = 10;
@@ -65,12 +68,6 @@ async fn load_tenant(db: &fusion_db::Db, tenant: i64) {
     tx.commit().await.expect("commit");
 }
 
-struct Cell {
-    rps: f64,
-    p50: Duration,
-    p99: Duration,
-}
-
 async fn run(
     channel: tonic::transport::Channel,
     users: &[(i64, String)],
@@ -117,17 +114,7 @@ async fn run(
     for task in tasks {
         all.extend(task.await.expect("load task"));
     }
-    all.sort();
-    let pick = |q: f64| all[((all.len() as f64 * q) as usize).min(all.len() - 1)];
-    Cell {
-        rps: all.len() as f64 / secs as f64,
-        p50: pick(0.50),
-        p99: pick(0.99),
-    }
-}
-
-fn ms(d: Duration) -> String {
-    format!("{:.2}", d.as_secs_f64() * 1000.0)
+    Cell::from_latencies(all, secs)
 }
 
 #[tokio::main]

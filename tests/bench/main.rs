@@ -7,6 +7,8 @@
 //! machine with what it measures: compare the two columns of one run, not absolute
 //! numbers across machines.
 
+mod stats;
+
 use std::time::{Duration, Instant};
 
 use tonic::transport::Channel;
@@ -14,12 +16,7 @@ use tonic::transport::Channel;
 use fusion_e2e::{Stack, with_token};
 use fusion_proto::identity::v1 as pb;
 use fusion_proto::identity::v1::user_service_client::UserServiceClient;
-
-struct Cell {
-    rps: f64,
-    p50: Duration,
-    p99: Duration,
-}
+use stats::{Cell, ms};
 
 async fn run(
     channel: Channel,
@@ -57,17 +54,7 @@ async fn run(
     for task in tasks {
         all.extend(task.await.expect("load task"));
     }
-    all.sort();
-    let pick = |q: f64| all[((all.len() as f64 * q) as usize).min(all.len() - 1)];
-    Cell {
-        rps: all.len() as f64 / secs as f64,
-        p50: pick(0.50),
-        p99: pick(0.99),
-    }
-}
-
-fn ms(d: Duration) -> String {
-    format!("{:.2}", d.as_secs_f64() * 1000.0)
+    Cell::from_latencies(all, secs)
 }
 
 #[tokio::main]
