@@ -1,5 +1,5 @@
 //! Housekeeping: releases holds that have lapsed, applies prices whose effective time
-//! has come, and purges soft-deleted rows past retention.
+//! has come, and purges soft-deleted rows past retention (media with their objects).
 //!
 //! Finding the work crosses tenants, so it runs on a pool connected as the owner role,
 //! which row-level security lets see exactly that (lapsed holds, due prices, deleted
@@ -19,6 +19,7 @@ use fusion_db::{Db, db_status};
 
 use crate::DOMAIN;
 use crate::grpc::LotRow;
+use crate::media_store::MediaStore;
 use crate::stock;
 
 /// What one housekeeping pass did.
@@ -30,9 +31,10 @@ pub struct Swept {
     pub prices_applied: u64,
 }
 
-/// Soft-deletable tables, children before parents so a purge never trips a foreign key.
+/// Soft-deletable tables purged row by row, children before parents so a purge never
+/// trips a foreign key. Media is purged first and apart ([`purge_media`]): its objects
+/// go with it.
 pub const PURGED_TABLES: &[&str] = &[
-    "property.property_media",
     "property.lots",
     "property.stages",
     "property.projects",
@@ -116,10 +118,49 @@ pub async fn sweep(owner: &PgPool, db: &Db) -> Result<Swept, Status> {
     Ok(swept)
 }
 
+/// Removes media soft-deleted more than `retention` ago, each row and then its object,
+/// and returns how many went. A row is removed first (only while it is still deleted
+/// past retention, so an Undelete that won a race keeps it); if its object then cannot
+/// be removed, the object is left behind, never a row pointing at nothing.
+pub async fn purge_media(
+    owner: &PgPool,
+    store: &MediaStore,
+    retention: Duration,
+) -> Result<u64, Status> {
+    let cutoff =
+        Utc::now() - chrono::Duration::from_std(retention).unwrap_or(chrono::Duration::MAX);
+    let due: Vec<i64> = sqlx::query_scalar(
+        "SELECT id FROM property.property_media WHERE deleted_at < $1 ORDER BY id LIMIT 1000",
+    )
+    .bind(cutoff)
+    .fetch_all(owner)
+    .await
+    .map_err(|e| db_status(DOMAIN, e))?;
+    let mut purged = 0;
+    for id in due {
+        let key: Option<String> = sqlx::query_scalar(
+            "DELETE FROM property.property_media WHERE id = $1 AND deleted_at < $2
+             RETURNING file_path",
+        )
+        .bind(id)
+        .bind(cutoff)
+        .fetch_optional(owner)
+        .await
+        .map_err(|e| db_status(DOMAIN, e))?;
+        let Some(key) = key else { continue };
+        purged += 1;
+        if let Err(e) = store.remove(&key).await {
+            tracing::warn!(media_id = id, error = %e, "purged media left its object behind");
+        }
+    }
+    Ok(purged)
+}
+
 /// Sweeps every `interval` and purges hourly until `stop` turns true.
 pub fn spawn(
     owner: PgPool,
     db: Db,
+    media: MediaStore,
     interval: Duration,
     retention: Duration,
     mut stop: watch::Receiver<bool>,
@@ -135,6 +176,11 @@ pub fn spawn(
                     Err(e) => tracing::warn!(error = %e.message(), "housekeeping failed; will retry"),
                 },
                 _ = purge_ticker.tick() => {
+                    match purge_media(&owner, &media, retention).await {
+                        Ok(0) => {}
+                        Ok(n) => tracing::info!(media = n, "purged soft-deleted media"),
+                        Err(e) => tracing::warn!(error = %e.message(), "media purge failed; will retry"),
+                    }
                     match fusion_db::soft_delete::purge(&owner, PURGED_TABLES, retention).await {
                         Ok(0) => {}
                         Ok(n) => tracing::info!(rows = n, "purged soft-deleted rows"),

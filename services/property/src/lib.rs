@@ -6,13 +6,15 @@
 //! housekeeping job and the gRPC services into a [`fusion_service::Server`]; `main.rs`
 //! only reads configuration. Proto types stop at [`grpc`]; [`domain`] holds the rules;
 //! [`stock`] is the SQL that keeps a project's figures exact; [`events`] carries lot
-//! status changes to live watchers on every replica.
+//! status changes to live watchers on every replica; [`media_store`] is where media
+//! bytes live.
 
 pub mod config;
 pub mod domain;
 pub mod events;
 pub mod grpc;
 pub mod jobs;
+pub mod media_store;
 mod state;
 mod stock;
 
@@ -72,6 +74,7 @@ impl Application {
         })
         .await
         .context("connecting to PostgreSQL as the application role")?;
+        let media = media_store::MediaStore::open(&config.media_store)?;
         let mut background = Background::new();
         let events = LotEvents::new();
         background.push(
@@ -94,12 +97,13 @@ impl Application {
             background.push(jobs::spawn(
                 owner,
                 db.clone(),
+                media.clone(),
                 config.housekeeping_interval,
                 config.purge_retention,
                 background.stopped(),
             ));
         }
-        let state = AppState::new(db.clone(), Arc::new(config.clone()), events);
+        let state = AppState::new(db.clone(), Arc::new(config.clone()), events, media);
         let verifier = JwtVerifier::new(
             config.service.jwt.clone(),
             Arc::new(JwksCache::new(keys, Duration::from_secs(10))),

@@ -1,4 +1,5 @@
 //! Property rules that depend on neither the wire format nor the database.
 
 pub mod lifecycle;
+pub mod media;
 pub mod validate;

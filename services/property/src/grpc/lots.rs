@@ -354,6 +354,12 @@ impl LotApi {
                 ));
             }
         }
+        if delete {
+            // Locked first, so an upload to this lot either committed before the check
+            // sees it or waits and then finds the lot deleted.
+            TABLE.fetch::<LotRow>(&mut tx, id, false, true).await?;
+            super::refuse_live_media(&mut tx, "lot", id).await?;
+        }
         let row: LotRow = TABLE
             .set_deleted(&mut tx, id, etag, delete, |lot: &LotRow| {
                 match lot.status() {

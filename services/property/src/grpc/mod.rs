@@ -6,6 +6,7 @@ mod developers;
 mod features;
 mod lifecycle;
 mod lots;
+mod media;
 mod projects;
 mod stages;
 
@@ -17,8 +18,8 @@ use tonic::{Request, Status};
 use fusion_db::{TenantTx, db_status, idempotency};
 use fusion_proto::property::v1::{
     developer_service_server::DeveloperServiceServer, feature_service_server::FeatureServiceServer,
-    lot_service_server::LotServiceServer, project_service_server::ProjectServiceServer,
-    stage_service_server::StageServiceServer,
+    lot_service_server::LotServiceServer, media_service_server::MediaServiceServer,
+    project_service_server::ProjectServiceServer, stage_service_server::StageServiceServer,
 };
 use fusion_service::api::Api;
 use fusion_tenancy::{MethodPolicy, TenantContext};
@@ -27,6 +28,7 @@ use crate::{AppState, DOMAIN};
 
 pub(crate) use lifecycle::release_if_lapsed;
 pub(crate) use lots::LotRow;
+pub(crate) use media::refuse_live_media;
 
 /// Where lots live, for the housekeeping job.
 pub(crate) fn lot_table() -> Table {
@@ -45,6 +47,7 @@ pub const SERVICE_NAMES: &[&str] = &[
     "fusion.property.v1.StageService",
     "fusion.property.v1.LotService",
     "fusion.property.v1.FeatureService",
+    "fusion.property.v1.MediaService",
 ];
 
 /// Every property service, ready to serve.
@@ -62,6 +65,7 @@ pub fn routes(state: &AppState) -> Routes {
     .add_service(FeatureServiceServer::new(features::FeatureApi::new(
         state.clone(),
     )))
+    .add_service(MediaServiceServer::new(media::MediaApi::new(state.clone())))
 }
 
 /// The permission every property RPC needs; the one place to read it. Reads need

@@ -362,6 +362,7 @@ impl ProjectService for ProjectApi {
         TABLE
             .refuse_live_children(&mut tx, r.id, "property.stages", "project_id", "stages")
             .await?;
+        super::refuse_live_media(&mut tx, "project", r.id).await?;
         let row: ProjectRow = TABLE
             .set_deleted(&mut tx, r.id, &r.etag, true, |_| Ok(()))
             .await?;

@@ -269,6 +269,7 @@ impl StageService for StageApi {
         TABLE
             .refuse_live_children(&mut tx, r.id, "property.lots", "stage_id", "lots")
             .await?;
+        super::refuse_live_media(&mut tx, "stage", r.id).await?;
         let row: StageRow = TABLE
             .set_deleted(&mut tx, r.id, &r.etag, true, |_| Ok(()))
             .await?;

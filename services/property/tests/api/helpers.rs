@@ -5,12 +5,13 @@ use std::time::Duration;
 use tonic::Request;
 use tonic::transport::Channel;
 
+use fusion_property::media_store::StoreConfig;
 use fusion_property::{Application, MIGRATOR, PropertyConfig, SCHEMA};
 use fusion_proto::property::v1 as pb;
 use fusion_proto::property::v1::{
     developer_service_client::DeveloperServiceClient, feature_service_client::FeatureServiceClient,
-    lot_service_client::LotServiceClient, project_service_client::ProjectServiceClient,
-    stage_service_client::StageServiceClient,
+    lot_service_client::LotServiceClient, media_service_client::MediaServiceClient,
+    project_service_client::ProjectServiceClient, stage_service_client::StageServiceClient,
 };
 use fusion_service::ServiceConfig;
 use fusion_testkit::{TestDatabase, TestKeys, bind_ephemeral, connect_channel};
@@ -79,7 +80,15 @@ pub fn test_config(db: &TestDatabase) -> PropertyConfig {
     service.migration_database_url = Some(db.owner_url.clone());
     let mut config = PropertyConfig::with_defaults(service);
     config.housekeeping_interval = Duration::from_millis(100);
+    config.media_store = StoreConfig::Local { dir: media_dir(db) };
     config
+}
+
+/// The media directory of the test using `db` (one per test database).
+pub fn media_dir(db: &TestDatabase) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join("media")
+        .join(&db.name)
 }
 
 impl TestApp {
@@ -102,8 +111,13 @@ impl TestApp {
 
     /// Another replica of the service over the same database.
     pub async fn replica(db: &TestDatabase, keys: &TestKeys) -> Application {
+        Self::replica_with(keys, test_config(db)).await
+    }
+
+    /// Another replica of the service, configured as given.
+    pub async fn replica_with(keys: &TestKeys, config: PropertyConfig) -> Application {
         Application::build(
-            test_config(db),
+            config,
             keys.provider.clone(),
             bind_ephemeral().await,
             bind_ephemeral().await,
@@ -131,6 +145,9 @@ impl TestApp {
     }
     pub fn features(&self) -> FeatureServiceClient<Channel> {
         FeatureServiceClient::new(self.channel.clone())
+    }
+    pub fn media(&self) -> MediaServiceClient<Channel> {
+        MediaServiceClient::new(self.channel.clone())
     }
 
     /// Creates a project (slug `slug`) with one stage for `who`; returns both.

@@ -3,5 +3,6 @@
 
 mod helpers;
 mod lots;
+mod media;
 mod resources;
 mod schema;
