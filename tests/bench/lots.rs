@@ -143,8 +143,12 @@ async fn main() {
     let keys = TestKeys::new();
     let mut service = ServiceConfig::local("property", db.app_url.clone());
     service.db_max_connections = 16;
+    let mut config = PropertyConfig::with_defaults(service);
+    config.media_store = fusion_property::media_store::StoreConfig::Local {
+        dir: std::env::temp_dir().join("fusion-bench-media"),
+    };
     let app = Application::build(
-        PropertyConfig::with_defaults(service),
+        config,
         keys.provider.clone(),
         bind_ephemeral().await,
         bind_ephemeral().await,

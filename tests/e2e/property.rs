@@ -152,3 +152,79 @@ async fn the_availability_stream_is_relayed_through_the_edge() {
         (available.id, "hold")
     );
 }
+
+#[tokio::test]
+async fn media_streams_both_ways_through_the_edge_and_stays_within_its_tenant() {
+    use fusion_proto::property::v1::download_media_response::Payload as Download;
+    use fusion_proto::property::v1::media_service_client::MediaServiceClient;
+    use fusion_proto::property::v1::upload_media_request::Payload as Upload;
+
+    let stack = Stack::spawn(|_| {}).await;
+    let acme = stack.login("admin@acme.test").await.unwrap();
+    let globex = stack.login("admin@globex.test").await.unwrap();
+    let seeded = fusion_stack::seed::property(stack.channel.clone(), &acme.token)
+        .await
+        .unwrap();
+    let mut media = MediaServiceClient::new(stack.channel.clone());
+    let listed = media
+        .list_media(with_token(
+            &acme.token,
+            pb::ListMediaRequest {
+                mediable_type: "project".into(),
+                mediable_id: seeded.project_id,
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(listed.media.len(), 1, "the seeded site plan");
+    assert_eq!(listed.media[0].file_type, "image/png");
+
+    // A 3 MiB upload in 1 MiB chunks, relayed by the edge in both directions.
+    let mut content = b"%PDF-1.7\n".to_vec();
+    content.extend((0..3 * 1024 * 1024).map(|i| (i % 253) as u8));
+    let mut messages = vec![pb::UploadMediaRequest {
+        payload: Some(Upload::Metadata(pb::MediaUpload {
+            mediable_type: "project".into(),
+            mediable_id: seeded.project_id,
+            file_name: "brochure.pdf".into(),
+            media_type: "brochure".into(),
+            ..Default::default()
+        })),
+    }];
+    messages.extend(content.chunks(1024 * 1024).map(|c| pb::UploadMediaRequest {
+        payload: Some(Upload::Chunk(c.to_vec())),
+    }));
+    let brochure = media
+        .upload_media(with_token(&acme.token, futures::stream::iter(messages)))
+        .await
+        .expect("uploaded through the edge")
+        .into_inner();
+    assert_eq!(brochure.file_size, content.len() as i64);
+    let mut stream = media
+        .download_media(with_token(
+            &acme.token,
+            pb::DownloadMediaRequest { id: brochure.id },
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut back = Vec::new();
+    while let Some(message) = stream.next().await {
+        if let Some(Download::Chunk(bytes)) = message.unwrap().payload {
+            back.extend(bytes);
+        }
+    }
+    assert!(back == content, "the bytes through the edge differ");
+
+    let status = media
+        .download_media(with_token(
+            &globex.token,
+            pb::DownloadMediaRequest { id: brochure.id },
+        ))
+        .await
+        .map(|_| ())
+        .unwrap_err();
+    assert_eq!(status.code(), Code::NotFound);
+}

@@ -80,11 +80,14 @@ impl Stack {
             tonic::transport::Endpoint::from_shared(format!("http://{identity_addr}"))
                 .expect("a valid address")
                 .connect_lazy();
+        let mut property_config = fusion_property::PropertyConfig::with_defaults(
+            ServiceConfig::local("property", db.app_url.clone()),
+        );
+        property_config.media_store = fusion_property::media_store::StoreConfig::Local {
+            dir: std::env::temp_dir().join("fusion-e2e-media").join(&db.name),
+        };
         let property = fusion_property::Application::build(
-            fusion_property::PropertyConfig::with_defaults(ServiceConfig::local(
-                "property",
-                db.app_url.clone(),
-            )),
+            property_config,
             Arc::new(fusion_tenancy::IdentityJwks::new(identity_channel)),
             bind_ephemeral().await,
             bind_ephemeral().await,

@@ -85,8 +85,14 @@ async fn main() -> anyhow::Result<()> {
     service.drain = Duration::from_millis(200);
     let identity_channel =
         tonic::transport::Endpoint::from_shared(format!("http://{host}:50051"))?.connect_lazy();
+    let mut property_config = PropertyConfig::with_defaults(service);
+    property_config.media_store = fusion_property::media_store::StoreConfig::Local {
+        dir: var("FUSION_STACK_MEDIA_DIR")
+            .unwrap_or_else(|| "target/fusion-stack/media".to_owned())
+            .into(),
+    };
     let property = fusion_property::Application::build(
-        PropertyConfig::with_defaults(service),
+        property_config,
         Arc::new(fusion_tenancy::IdentityJwks::new(identity_channel)),
         bind(&host, 50052).await?,
         bind(&host, 9002).await?,
@@ -153,6 +159,7 @@ Try, in another shell:
   grpcurl -plaintext -H "authorization: Bearer $TOKEN" -d '{{"page_size":10}}' localhost:50050 fusion.identity.v1.RoleService/ListRoles
   grpcurl -plaintext -H "authorization: Bearer $TOKEN" localhost:50050 fusion.property.v1.ProjectService/ListProjects
   grpcurl -plaintext -H "authorization: Bearer $TOKEN" -d '{{"filter":"status = \"available\" AND price <= 600000","order_by":"price"}}' localhost:50050 fusion.property.v1.LotService/ListLots
+  grpcurl -plaintext -H "authorization: Bearer $TOKEN" -d '{{"mediable_type":"project"}}' localhost:50050 fusion.property.v1.MediaService/ListMedia
   grpcurl -plaintext -H "authorization: Bearer $TOKEN" localhost:50050 fusion.property.v1.LotService/WatchLotAvailability   # live; Ctrl-C ends it
 
 Ctrl-C stops everything."#

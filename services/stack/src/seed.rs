@@ -6,10 +6,11 @@ use tonic::transport::Channel;
 use tonic::{Request, Status};
 
 use fusion_proto::property::v1 as pb;
+use fusion_proto::property::v1::upload_media_request::Payload as Upload;
 use fusion_proto::property::v1::{
     developer_service_client::DeveloperServiceClient, feature_service_client::FeatureServiceClient,
-    lot_service_client::LotServiceClient, project_service_client::ProjectServiceClient,
-    stage_service_client::StageServiceClient,
+    lot_service_client::LotServiceClient, media_service_client::MediaServiceClient,
+    project_service_client::ProjectServiceClient, stage_service_client::StageServiceClient,
 };
 
 /// The demo project's slug.
@@ -23,6 +24,9 @@ fn authed<T>(token: &str, message: T) -> Request<T> {
     req
 }
 
+/// The demo project's site plan: an 8×8 PNG in the estate's green.
+const SITE_PLAN_PNG: &[u8] = b"\x89\x50\x4e\x47\x0d\x0a\x1a\x0a\x00\x00\x00\x0d\x49\x48\x44\x52\x00\x00\x00\x08\x00\x00\x00\x08\x08\x02\x00\x00\x00\x4b\x6d\x29\xdc\x00\x00\x00\x11\x49\x44\x41\x54\x78\xda\x63\x90\xcb\xb3\xc1\x8a\x18\x86\x96\x04\x00\x82\x65\x32\x01\x4b\x25\xa8\x5d\x00\x00\x00\x00\x49\x45\x4e\x44\xae\x42\x60\x82";
+
 /// What the seed left in place.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SeededStock {
@@ -32,8 +36,8 @@ pub struct SeededStock {
     pub created: bool,
 }
 
-/// Seeds a developer, features, the demo project with two stages and a dozen lots (a
-/// few already held or reserved) for the tenant `token` belongs to, through `edge`.
+/// Seeds a developer, features, the demo project with its site plan, two stages and a
+/// dozen lots (a few already held or reserved) for the tenant `token` belongs to, through `edge`.
 pub async fn property(edge: Channel, token: &str) -> Result<SeededStock, Status> {
     let mut projects = ProjectServiceClient::new(edge.clone());
     let existing = projects
@@ -109,6 +113,24 @@ pub async fn property(edge: Channel, token: &str) -> Result<SeededStock, Status>
         ))
         .await?
         .into_inner();
+    let site_plan = [
+        pb::UploadMediaRequest {
+            payload: Some(Upload::Metadata(pb::MediaUpload {
+                mediable_type: "project".into(),
+                mediable_id: project.id,
+                file_name: "riverside-site-plan.png".into(),
+                media_type: "floor_plan".into(),
+                title: "Riverside Estate site plan".into(),
+                ..Default::default()
+            })),
+        },
+        pb::UploadMediaRequest {
+            payload: Some(Upload::Chunk(SITE_PLAN_PNG.to_vec())),
+        },
+    ];
+    MediaServiceClient::new(edge.clone())
+        .upload_media(authed(token, futures::stream::iter(site_plan)))
+        .await?;
     let mut lots = LotServiceClient::new(edge.clone());
     for (order, stage_name) in [(1, "Stage 1 — The Banks"), (2, "Stage 2 — Parkside")] {
         let stage = StageServiceClient::new(edge.clone())
