@@ -11,8 +11,8 @@ use fusion_proto::property::v1::developer_service_server::DeveloperService;
 use fusion_service::api::{etag, opt_ts, populated, total, ts};
 
 use super::{
-    API, Table, Val, Values, Versioned, caller, insert_row, list_page, purge_ts, remember, replay,
-    update_row, values_of,
+    API, Table, Val, Values, caller, insert_row, list_page, purge_ts, remember, replay, update_row,
+    values_of,
 };
 use crate::domain::validate;
 use crate::{AppState, DOMAIN};
@@ -57,14 +57,7 @@ struct DeveloperRow {
     deleted_at: Option<DateTime<Utc>>,
 }
 
-impl Versioned for DeveloperRow {
-    fn version(&self) -> i64 {
-        self.version
-    }
-    fn deleted(&self) -> bool {
-        self.deleted_at.is_some()
-    }
-}
+super::versioned!(DeveloperRow);
 
 impl DeveloperRow {
     fn into_pb(self, state: &AppState) -> pb::Developer {

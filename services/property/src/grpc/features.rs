@@ -15,8 +15,8 @@ use fusion_proto::property::v1::feature_service_server::FeatureService;
 use fusion_service::api::{etag, opt_ts, populated, total, ts};
 
 use super::{
-    API, Table, Val, Values, Versioned, caller, insert_row, list_page, purge_ts, remember, replay,
-    update_row, values_of,
+    API, Table, Val, Values, caller, insert_row, list_page, purge_ts, remember, replay, update_row,
+    values_of,
 };
 use crate::domain::validate;
 use crate::stock::refresh_feature_names;
@@ -59,14 +59,7 @@ struct FeatureRow {
     deleted_at: Option<DateTime<Utc>>,
 }
 
-impl Versioned for FeatureRow {
-    fn version(&self) -> i64 {
-        self.version
-    }
-    fn deleted(&self) -> bool {
-        self.deleted_at.is_some()
-    }
-}
+super::versioned!(FeatureRow);
 
 impl FeatureRow {
     fn into_pb(self, state: &AppState) -> pb::Feature {

@@ -21,8 +21,8 @@ use fusion_service::api::{
 
 use super::lifecycle::{self, Transition};
 use super::{
-    API, Table, Val, Values, Versioned, caller, insert_row, list_page, lock_live, purge_ts,
-    remember, replay, update_row, values_of,
+    API, Table, Val, Values, caller, insert_row, list_page, lock_live, purge_ts, remember, replay,
+    update_row, values_of,
 };
 use crate::domain::lifecycle::{Action, LotStatus};
 use crate::domain::validate;
@@ -139,14 +139,7 @@ pub(crate) struct LotRow {
     feature_ids: Vec<i64>,
 }
 
-impl Versioned for LotRow {
-    fn version(&self) -> i64 {
-        self.version
-    }
-    fn deleted(&self) -> bool {
-        self.deleted_at.is_some()
-    }
-}
+super::versioned!(LotRow);
 
 impl LotRow {
     pub(crate) fn status(&self) -> LotStatus {

@@ -93,14 +93,7 @@ struct MediaRow {
     deleted_at: Option<DateTime<Utc>>,
 }
 
-impl Versioned for MediaRow {
-    fn version(&self) -> i64 {
-        self.version
-    }
-    fn deleted(&self) -> bool {
-        self.deleted_at.is_some()
-    }
-}
+super::versioned!(MediaRow);
 
 impl MediaRow {
     fn into_pb(self, state: &AppState) -> pb::Media {

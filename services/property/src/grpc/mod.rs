@@ -155,6 +155,21 @@ pub(crate) trait Versioned {
     fn deleted(&self) -> bool;
 }
 
+/// Implements [`Versioned`] for row types with `version` and `deleted_at` fields.
+macro_rules! versioned {
+    ($($row:ty),+ $(,)?) => {$(
+        impl $crate::grpc::Versioned for $row {
+            fn version(&self) -> i64 {
+                self.version
+            }
+            fn deleted(&self) -> bool {
+                self.deleted_at.is_some()
+            }
+        }
+    )+};
+}
+pub(crate) use versioned;
+
 impl Table {
     /// Reads row `id` (NOT_FOUND when missing, another tenant's, or deleted unless
     /// `include_deleted`), optionally locking it for the rest of the transaction.

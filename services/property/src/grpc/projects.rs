@@ -112,14 +112,7 @@ struct ProjectRow {
     deleted_at: Option<DateTime<Utc>>,
 }
 
-impl Versioned for ProjectRow {
-    fn version(&self) -> i64 {
-        self.version
-    }
-    fn deleted(&self) -> bool {
-        self.deleted_at.is_some()
-    }
-}
+super::versioned!(ProjectRow);
 
 impl ProjectRow {
     fn into_pb(self, state: &AppState) -> pb::Project {

@@ -76,14 +76,7 @@ struct StageRow {
     deleted_at: Option<DateTime<Utc>>,
 }
 
-impl Versioned for StageRow {
-    fn version(&self) -> i64 {
-        self.version
-    }
-    fn deleted(&self) -> bool {
-        self.deleted_at.is_some()
-    }
-}
+super::versioned!(StageRow);
 
 impl StageRow {
     fn into_pb(self, state: &AppState) -> pb::Stage {

@@ -101,6 +101,39 @@ async fn download(app: &TestApp, who: &User, id: i64) -> Result<(pb::Media, Vec<
     Ok((media, content))
 }
 
+/// Expects every write to media `id` by `who` (update, delete, undelete) to fail with
+/// `code`.
+async fn writes_refused(app: &TestApp, who: &User, id: i64, code: Code) {
+    let mut client = app.media();
+    let update = pb::UpdateMediaRequest {
+        media: Some(pb::Media {
+            id,
+            title: "Mine now".into(),
+            ..Default::default()
+        }),
+        update_mask: None,
+    };
+    expect_code(client.update_media(who.req(update)).await, code);
+    expect_code(delete(app, who, id).await, code);
+    expect_code(
+        client
+            .undelete_media(who.req(pb::UndeleteMediaRequest { id }))
+            .await,
+        code,
+    );
+}
+
+/// Deletes media `id` without an etag.
+async fn delete(app: &TestApp, who: &User, id: i64) -> Result<pb::Media, Status> {
+    app.media()
+        .delete_media(who.req(pb::DeleteMediaRequest {
+            id,
+            etag: String::new(),
+        }))
+        .await
+        .map(|r| r.into_inner())
+}
+
 /// Files under `dir`, at any depth.
 fn files_under(dir: &Path) -> usize {
     let Ok(entries) = std::fs::read_dir(dir) else {
@@ -360,34 +393,7 @@ async fn media_of_another_tenant_is_not_found_and_its_records_take_no_uploads() 
         Code::NotFound,
     );
     expect_code(download(&app, globex, media.id).await, Code::NotFound);
-    expect_code(
-        client
-            .update_media(globex.req(pb::UpdateMediaRequest {
-                media: Some(pb::Media {
-                    id: media.id,
-                    title: "Mine now".into(),
-                    ..Default::default()
-                }),
-                update_mask: None,
-            }))
-            .await,
-        Code::NotFound,
-    );
-    expect_code(
-        client
-            .delete_media(globex.req(pb::DeleteMediaRequest {
-                id: media.id,
-                etag: String::new(),
-            }))
-            .await,
-        Code::NotFound,
-    );
-    expect_code(
-        client
-            .undelete_media(globex.req(pb::UndeleteMediaRequest { id: media.id }))
-            .await,
-        Code::NotFound,
-    );
+    writes_refused(&app, globex, media.id, Code::NotFound).await;
     let listed = client
         .list_media(globex.req(pb::ListMediaRequest::default()))
         .await
@@ -436,34 +442,7 @@ async fn a_reader_sees_and_downloads_media_but_cannot_change_it() {
         status.message().contains("property.media.write"),
         "{status:?}"
     );
-    expect_code(
-        client
-            .update_media(reader.req(pb::UpdateMediaRequest {
-                media: Some(pb::Media {
-                    id: media.id,
-                    title: "New".into(),
-                    ..Default::default()
-                }),
-                update_mask: None,
-            }))
-            .await,
-        Code::PermissionDenied,
-    );
-    expect_code(
-        client
-            .delete_media(reader.req(pb::DeleteMediaRequest {
-                id: media.id,
-                etag: String::new(),
-            }))
-            .await,
-        Code::PermissionDenied,
-    );
-    expect_code(
-        client
-            .undelete_media(reader.req(pb::UndeleteMediaRequest { id: media.id }))
-            .await,
-        Code::PermissionDenied,
-    );
+    writes_refused(&app, &reader, media.id, Code::PermissionDenied).await;
 }
 
 #[tokio::test]
@@ -541,13 +520,7 @@ async fn deleted_media_keeps_its_object_until_purged() {
         .await
         .unwrap();
     assert_eq!(purged, 0);
-    client
-        .delete_media(app.acme.req(pb::DeleteMediaRequest {
-            id: media.id,
-            etag: String::new(),
-        }))
-        .await
-        .unwrap();
+    delete(&app, &app.acme, media.id).await.unwrap();
     let kept = fusion_property::jobs::purge_media(&owner, &store, Duration::from_secs(3600))
         .await
         .unwrap();
@@ -601,13 +574,7 @@ async fn a_record_with_live_media_cannot_be_deleted_and_media_of_a_deleted_recor
         Code::FailedPrecondition,
     );
     assert_eq!(reason(&status), "HAS_MEDIA");
-    client
-        .delete_media(app.acme.req(pb::DeleteMediaRequest {
-            id: photo.id,
-            etag: String::new(),
-        }))
-        .await
-        .unwrap();
+    delete(&app, &app.acme, photo.id).await.unwrap();
     app.lots()
         .delete_lot(app.acme.req(pb::DeleteLotRequest {
             id: lot.id,
@@ -644,13 +611,7 @@ async fn a_record_with_live_media_cannot_be_deleted_and_media_of_a_deleted_recor
         Code::FailedPrecondition,
     );
     assert_eq!(reason(&status), "HAS_MEDIA");
-    client
-        .delete_media(app.acme.req(pb::DeleteMediaRequest {
-            id: plan.id,
-            etag: String::new(),
-        }))
-        .await
-        .unwrap();
+    delete(&app, &app.acme, plan.id).await.unwrap();
     app.stages()
         .delete_stage(app.acme.req(pb::DeleteStageRequest {
             id: stage.id,
@@ -1067,13 +1028,7 @@ async fn the_s3_backend_stores_serves_and_purges_media() {
     let key = key_of(&app, media.id).await;
     let store = on_s3.state().media.clone();
     assert!(store.exists(&key).await.unwrap());
-    client
-        .delete_media(app.acme.req(pb::DeleteMediaRequest {
-            id: media.id,
-            etag: String::new(),
-        }))
-        .await
-        .unwrap();
+    delete(&app, &app.acme, media.id).await.unwrap();
     let owner = sqlx::PgPool::connect(&app.db.owner_url).await.unwrap();
     let purged = fusion_property::jobs::purge_media(&owner, &store, Duration::ZERO)
         .await
