@@ -22,9 +22,10 @@ macro_rules! generated {
 mod fusion {
     generated!(identity, "fusion.identity.v1");
     generated!(property, "fusion.property.v1");
+    generated!(crm, "fusion.crm.v1");
 }
 
-pub use fusion::{identity, property};
+pub use fusion::{crm, identity, property};
 
 /// The googleapis types the Fusion protos use as field types.
 #[allow(clippy::all, clippy::pedantic, missing_docs)]
@@ -71,6 +72,23 @@ mod tests {
                 "PlanService",
                 "UserService",
                 "RoleService",
+            ],
+        );
+    }
+
+    #[test]
+    fn descriptor_set_describes_every_crm_service() {
+        assert_services(
+            "fusion.crm.v1",
+            &[
+                "LeadService",
+                "ContactService",
+                "DealService",
+                "TaskService",
+                "NoteService",
+                "PipelineService",
+                "SearchService",
+                "DuplicateService",
             ],
         );
     }
