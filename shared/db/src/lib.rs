@@ -7,6 +7,8 @@
 //! - [`filter`], [`order`], [`page`], [`list`]: AIP-160 filters compiled to parameterised
 //!   SQL, `order_by`, signed keyset page tokens, and the List query that combines them.
 //! - [`soft_delete`] (AIP-164) and [`idempotency`] (AIP-155 `request_id`).
+//! - [`resource`]: the row-level flows every resource API shares (get, insert, update,
+//!   soft delete behind an etag, parent locks).
 
 mod error;
 pub mod filter;
@@ -16,6 +18,7 @@ mod migrate;
 pub mod order;
 pub mod page;
 mod pool;
+pub mod resource;
 pub mod soft_delete;
 
 pub use error::db_status;

@@ -30,28 +30,12 @@ impl Api {
 
     /// ABORTED when the caller sent an etag that is no longer current.
     pub fn check_etag(&self, sent: &str, version: i64) -> Result<(), Status> {
-        if sent.is_empty() || sent == etag(version) {
-            Ok(())
-        } else {
-            Err(errors::aborted(
-                self.domain,
-                "ETAG_MISMATCH",
-                "the resource changed since it was read; get it again",
-            ))
-        }
+        fusion_db::resource::check_etag(self.domain, sent, version)
     }
 
     /// INVALID_ARGUMENT unless `id` is a positive id.
     pub fn require_id(&self, field: &str, id: i64) -> Result<(), Status> {
-        if id > 0 {
-            Ok(())
-        } else {
-            Err(errors::invalid_field(
-                self.domain,
-                field,
-                "must be a positive id",
-            ))
-        }
+        fusion_db::resource::require_id(self.domain, field, id)
     }
 
     /// INVALID_ARGUMENT from collected violations, or Ok.
@@ -157,9 +141,7 @@ pub fn populated<'a>(fields: &[(&'a str, bool)]) -> Vec<&'a str> {
 }
 
 /// Etags are the row version, quoted; opaque to clients.
-pub fn etag(version: i64) -> String {
-    format!("\"{version}\"")
-}
+pub use fusion_db::resource::etag;
 
 /// A time on the wire.
 pub fn ts(t: DateTime<Utc>) -> Timestamp {

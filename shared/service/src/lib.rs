@@ -1,6 +1,7 @@
 //! What every Fusion service process needs.
 //!
 //! - [`api`]: etags, update masks, ids, wire conversions and validation errors.
+//! - [`validate`]: field rules (names, lengths, slugs, emails, URLs, enumerations).
 //! - [`config`]: settings from the environment, with errors that name the variable.
 //! - [`Server`]: starts the gRPC server (tracing, metrics and tenancy layers; tonic-health;
 //!   server reflection) and the admin HTTP port (`/live`, `/ready`, `/metrics`), and shuts
@@ -12,6 +13,7 @@ mod background;
 pub mod config;
 mod metrics;
 mod server;
+pub mod validate;
 
 pub use background::Background;
 pub use config::{ConfigError, ServiceConfig};

@@ -2,4 +2,4 @@
 
 pub mod lifecycle;
 pub mod media;
-pub mod validate;
+pub use fusion_service::validate;

@@ -18,6 +18,7 @@ use crate::domain::validate;
 use crate::{AppState, DOMAIN};
 
 const TABLE: Table = Table {
+    domain: DOMAIN,
     name: "property.developers",
     select: "id, tenant_id, name, slug, website, email, phone, description, version, created_at, updated_at, deleted_at",
     what: "developer",
@@ -57,7 +58,7 @@ struct DeveloperRow {
     deleted_at: Option<DateTime<Utc>>,
 }
 
-super::versioned!(DeveloperRow);
+fusion_db::versioned!(DeveloperRow);
 
 impl DeveloperRow {
     fn into_pb(self, state: &AppState) -> pb::Developer {

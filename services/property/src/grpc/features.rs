@@ -23,6 +23,7 @@ use crate::stock::refresh_feature_names;
 use crate::{AppState, DOMAIN};
 
 const TABLE: Table = Table {
+    domain: DOMAIN,
     name: "property.features",
     select: "id, tenant_id, name, category, description, version, created_at, updated_at, deleted_at",
     what: "feature",
@@ -59,7 +60,7 @@ struct FeatureRow {
     deleted_at: Option<DateTime<Utc>>,
 }
 
-super::versioned!(FeatureRow);
+fusion_db::versioned!(FeatureRow);
 
 impl FeatureRow {
     fn into_pb(self, state: &AppState) -> pb::Feature {

@@ -30,6 +30,7 @@ use crate::stock::{self, LotRef, StatusChange};
 use crate::{AppState, DOMAIN};
 
 pub(crate) const TABLE: Table = Table {
+    domain: DOMAIN,
     name: "property.lots",
     select: "id, tenant_id, stage_id, project_id, lot_number, street_number, street_name, price, \
              land_size, land_price, house_price, bedrooms, bathrooms, garage, description, features, \
@@ -139,7 +140,7 @@ pub(crate) struct LotRow {
     feature_ids: Vec<i64>,
 }
 
-super::versioned!(LotRow);
+fusion_db::versioned!(LotRow);
 
 impl LotRow {
     pub(crate) fn status(&self) -> LotStatus {

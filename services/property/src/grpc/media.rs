@@ -37,6 +37,7 @@ use crate::media_store::{self, MediaStore};
 use crate::{AppState, DOMAIN};
 
 const TABLE: Table = Table {
+    domain: DOMAIN,
     name: "property.property_media",
     select: "id, tenant_id, mediable_type, mediable_id, file_name, file_path, file_size, \
              file_type, media_type, title, description, \"order\", checksum, version, \
@@ -93,7 +94,7 @@ struct MediaRow {
     deleted_at: Option<DateTime<Utc>>,
 }
 
-super::versioned!(MediaRow);
+fusion_db::versioned!(MediaRow);
 
 impl MediaRow {
     fn into_pb(self, state: &AppState) -> pb::Media {

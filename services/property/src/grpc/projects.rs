@@ -23,6 +23,7 @@ use crate::domain::validate;
 use crate::{AppState, DOMAIN};
 
 const TABLE: Table = Table {
+    domain: DOMAIN,
     name: "property.projects",
     select: "id, tenant_id, developer_id, name, slug, description, address, suburb, state, \
              postcode, country, latitude, longitude, status, total_lots, available_lots, \
@@ -112,7 +113,7 @@ struct ProjectRow {
     deleted_at: Option<DateTime<Utc>>,
 }
 
-super::versioned!(ProjectRow);
+fusion_db::versioned!(ProjectRow);
 
 impl ProjectRow {
     fn into_pb(self, state: &AppState) -> pb::Project {

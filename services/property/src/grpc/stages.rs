@@ -19,6 +19,7 @@ use crate::domain::validate;
 use crate::{AppState, DOMAIN};
 
 const TABLE: Table = Table {
+    domain: DOMAIN,
     name: "property.stages",
     select: "id, tenant_id, project_id, name, description, release_date, status, \"order\", \
              version, created_at, updated_at, deleted_at",
@@ -76,7 +77,7 @@ struct StageRow {
     deleted_at: Option<DateTime<Utc>>,
 }
 
-super::versioned!(StageRow);
+fusion_db::versioned!(StageRow);
 
 impl StageRow {
     fn into_pb(self, state: &AppState) -> pb::Stage {

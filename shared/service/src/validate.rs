@@ -1,4 +1,4 @@
-//! Field rules shared by the property resources. Each returns the message a caller
+//! Field rules shared by the resource APIs of every context. Each returns the message a caller
 //! sees in a `FieldViolation`.
 
 /// A required display name: not blank, at most 255 characters.
