@@ -15,7 +15,10 @@ const RESOURCES: &[(&str, &[&str])] = &[
             "media",
         ],
     ),
-    ("crm", &["leads", "contacts", "deals", "tasks", "notes"]),
+    (
+        "crm",
+        &["leads", "contacts", "deals", "tasks", "notes", "pipeline"],
+    ),
     ("finance", &["invoices", "commissions"]),
     ("aimarketing", &["prompts", "conversations", "campaigns"]),
 ];
@@ -103,7 +106,7 @@ pub fn built_in_roles() -> Vec<BuiltInRole> {
             name: "sales_agent",
             description: "Works leads, contacts and deals; sees stock.",
             permissions: matching(|c, r, a| {
-                c == "crm"
+                (c == "crm" && !(r == "pipeline" && a == "write"))
                     || (a == "read" && (c == "property" || (c == "identity" && r == "users")))
             }),
         },
@@ -138,7 +141,7 @@ mod tests {
     #[test]
     fn the_catalogue_covers_every_context_and_is_sorted() {
         let all = tenant_permissions();
-        assert_eq!(all.len(), 40);
+        assert_eq!(all.len(), 42);
         assert!(all.windows(2).all(|w| w[0] < w[1]));
         assert!(is_tenant_permission("crm.leads.write"));
         assert!(!is_tenant_permission("platform.tenants.write"));
@@ -157,6 +160,9 @@ mod tests {
         };
         assert!(role("viewer").iter().all(|p| p.ends_with(".read")));
         assert!(role("sales_agent").contains(&"crm.leads.write".to_owned()));
+        // Agents work the pipeline; managers shape it.
+        assert!(!role("sales_agent").contains(&"crm.pipeline.write".to_owned()));
+        assert!(role("sales_manager").contains(&"crm.pipeline.write".to_owned()));
         assert!(
             !role("sales_agent")
                 .iter()

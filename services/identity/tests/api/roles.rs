@@ -123,7 +123,7 @@ async fn role_names_and_permissions_are_validated() {
         .await
         .unwrap()
         .into_inner();
-    assert_eq!(catalogue.permissions.len(), 40);
+    assert_eq!(catalogue.permissions.len(), 42);
 }
 
 #[tokio::test]
