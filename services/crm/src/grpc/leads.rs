@@ -1,0 +1,594 @@
+//! `fusion.crm.v1.LeadService`: prospective buyers, as the sales team works them.
+//!
+//! A lead's status and pipeline stage name live keys of the tenant's pipeline; its
+//! assignee is an active user of the tenant (asked of identity, as the caller) and
+//! changes only through AssignLead; its phone is kept as entered and in E.164 for
+//! dedupe and search.
+
+use std::pin::Pin;
+
+use chrono::{DateTime, Utc};
+use futures::Stream;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status, Streaming};
+
+use fusion_db::filter::{FieldKind, FieldSpec};
+use fusion_db::list::{ListParams, ListSpec};
+use fusion_db::resource::{Table, Val, Values};
+use fusion_db::{TenantTx, idempotency};
+use fusion_proto::crm::v1 as pb;
+use fusion_proto::crm::v1::lead_service_server::LeadService;
+use fusion_service::api::{opt_ts, populated, total, ts};
+
+use super::{
+    API, caller, contact_time, custom_fields_pb, default_lead_status, ensure_pipeline, list_page,
+    purge_ts, record_values, remember, replay, require_deal_stage, require_lead_status, tags_of,
+    tags_val,
+};
+use crate::domain::fields::{country_of, e164, phone};
+use crate::domain::{pipeline, validate};
+use crate::{AppState, DOMAIN};
+
+pub(crate) const TABLE: Table = Table {
+    domain: DOMAIN,
+    name: "crm.leads",
+    select: "id, tenant_id, assigned_to, first_name, last_name, email, phone, phone_e164, \
+             address, suburb, state, postcode, country, source, source_detail, status, stage, \
+             score, tags, custom_fields, notes, last_contacted_at, converted_at, \
+             converted_contact_id, converted_deal_id, merged_into_id, version, created_at, \
+             updated_at, deleted_at",
+    what: "lead",
+};
+
+const FIELDS: &[FieldSpec] = &[
+    FieldSpec::new("assigned_to", "assigned_to", FieldKind::Int),
+    FieldSpec::new("first_name", "first_name", FieldKind::Text),
+    FieldSpec::new("last_name", "last_name", FieldKind::Text),
+    FieldSpec::new("email", "email", FieldKind::Text),
+    FieldSpec::new("phone", "phone", FieldKind::Text),
+    FieldSpec::new("phone_e164", "phone_e164", FieldKind::Text),
+    FieldSpec::new("suburb", "suburb", FieldKind::Text),
+    FieldSpec::new("state", "state", FieldKind::Text),
+    FieldSpec::new("postcode", "postcode", FieldKind::Text),
+    FieldSpec::new("country", "country", FieldKind::Text),
+    FieldSpec::new("source", "source", FieldKind::Text),
+    FieldSpec::new("status", "status", FieldKind::Text),
+    FieldSpec::new("stage", "stage", FieldKind::Text),
+    FieldSpec::new("score", "score", FieldKind::Int),
+    FieldSpec::new("tags", "tags", FieldKind::Tags),
+    FieldSpec::new("custom_fields", "custom_fields", FieldKind::CustomFields),
+    FieldSpec::new(
+        "last_contact_time",
+        "last_contacted_at",
+        FieldKind::Timestamp,
+    ),
+    FieldSpec::new("convert_time", "converted_at", FieldKind::Timestamp),
+    FieldSpec::new(
+        "converted_contact_id",
+        "converted_contact_id",
+        FieldKind::Int,
+    ),
+    FieldSpec::new("create_time", "created_at", FieldKind::Timestamp),
+    FieldSpec::new("update_time", "updated_at", FieldKind::Timestamp),
+];
+
+pub(crate) const LIST: ListSpec = ListSpec {
+    table: TABLE.name,
+    select: TABLE.select,
+    fields: FIELDS,
+    order_fields: &[
+        "create_time",
+        "update_time",
+        "last_name",
+        "first_name",
+        "score",
+        "status",
+        "last_contact_time",
+    ],
+    default_order: "create_time desc",
+    soft_delete: true,
+    tenant_scoped: true,
+};
+
+/// What UpdateLead may change (the assignee goes through AssignLead).
+const MUTABLE: &[&str] = &[
+    "first_name",
+    "last_name",
+    "email",
+    "phone",
+    "address",
+    "suburb",
+    "state",
+    "postcode",
+    "country",
+    "source",
+    "source_detail",
+    "status",
+    "stage",
+    "score",
+    "tags",
+    "custom_fields",
+    "notes",
+    "last_contact_time",
+];
+
+const OUTPUT_ONLY: &[&str] = &[
+    "assigned_to",
+    "phone_e164",
+    "convert_time",
+    "converted_contact_id",
+    "converted_deal_id",
+    "merged_into_id",
+];
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct LeadRow {
+    pub id: i64,
+    pub tenant_id: i64,
+    pub assigned_to: Option<i64>,
+    pub first_name: Option<String>,
+    pub last_name: String,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    pub phone_e164: Option<String>,
+    pub address: Option<String>,
+    pub suburb: Option<String>,
+    pub state: Option<String>,
+    pub postcode: Option<String>,
+    pub country: Option<String>,
+    pub source: Option<String>,
+    pub source_detail: Option<String>,
+    pub status: String,
+    pub stage: Option<String>,
+    pub score: Option<i32>,
+    pub tags: serde_json::Value,
+    pub custom_fields: serde_json::Value,
+    pub notes: Option<String>,
+    pub last_contacted_at: Option<DateTime<Utc>>,
+    pub converted_at: Option<DateTime<Utc>>,
+    pub converted_contact_id: Option<i64>,
+    pub converted_deal_id: Option<i64>,
+    pub merged_into_id: Option<i64>,
+    pub version: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub deleted_at: Option<DateTime<Utc>>,
+}
+
+fusion_db::versioned!(LeadRow);
+
+impl LeadRow {
+    pub(crate) fn into_pb(self, state: &AppState) -> pb::Lead {
+        pb::Lead {
+            id: self.id,
+            tenant_id: self.tenant_id,
+            assigned_to: self.assigned_to.unwrap_or_default(),
+            first_name: self.first_name.unwrap_or_default(),
+            last_name: self.last_name,
+            email: self.email.unwrap_or_default(),
+            phone: self.phone.unwrap_or_default(),
+            phone_e164: self.phone_e164.unwrap_or_default(),
+            address: self.address.unwrap_or_default(),
+            suburb: self.suburb.unwrap_or_default(),
+            state: self.state.unwrap_or_default(),
+            postcode: self.postcode.unwrap_or_default(),
+            country: self.country.unwrap_or_default(),
+            source: self.source.unwrap_or_default(),
+            source_detail: self.source_detail.unwrap_or_default(),
+            status: self.status,
+            stage: self.stage.unwrap_or_default(),
+            score: self.score,
+            tags: tags_of(&self.tags),
+            custom_fields: custom_fields_pb(&self.custom_fields),
+            notes: self.notes.unwrap_or_default(),
+            last_contact_time: opt_ts(self.last_contacted_at),
+            convert_time: opt_ts(self.converted_at),
+            converted_contact_id: self.converted_contact_id.unwrap_or_default(),
+            converted_deal_id: self.converted_deal_id.unwrap_or_default(),
+            merged_into_id: self.merged_into_id.unwrap_or_default(),
+            create_time: Some(ts(self.created_at)),
+            update_time: Some(ts(self.updated_at)),
+            delete_time: opt_ts(self.deleted_at),
+            purge_time: purge_ts(state, self.deleted_at),
+            etag: fusion_service::api::etag(self.version),
+        }
+    }
+}
+
+/// The column values of the fields in `fields`, validated field by field; `status`
+/// and `stage` are checked against the pipeline separately, in the transaction, and
+/// the E.164 phone by [`set_e164`].
+fn values(l: &pb::Lead, fields: &[&str]) -> Result<Values, Status> {
+    record_values("lead", fields, &l.custom_fields, |field| {
+        Ok(Some(match field {
+            "first_name" => {
+                validate::max_len(&l.first_name, 100)?;
+                ("first_name", Val::text(&l.first_name))
+            }
+            "last_name" => {
+                validate::required(&l.last_name, 100)?;
+                ("last_name", Val::text(&l.last_name))
+            }
+            "email" => {
+                validate::email(&l.email)?;
+                ("email", Val::text(&l.email))
+            }
+            "phone" => {
+                phone(&l.phone)?;
+                ("phone", Val::text(&l.phone))
+            }
+            "address" => {
+                validate::max_len(&l.address, 255)?;
+                ("address", Val::text(&l.address))
+            }
+            "suburb" => {
+                validate::max_len(&l.suburb, 100)?;
+                ("suburb", Val::text(&l.suburb))
+            }
+            "state" => {
+                validate::max_len(&l.state, 100)?;
+                ("state", Val::text(&l.state))
+            }
+            "country" => {
+                validate::max_len(&l.country, 100)?;
+                ("country", Val::text(&l.country))
+            }
+            "source" => {
+                validate::max_len(&l.source, 100)?;
+                ("source", Val::text(&l.source))
+            }
+            "postcode" => {
+                validate::max_len(&l.postcode, 20)?;
+                ("postcode", Val::text(&l.postcode))
+            }
+            "source_detail" => {
+                validate::max_len(&l.source_detail, 255)?;
+                ("source_detail", Val::text(&l.source_detail))
+            }
+            "status" => {
+                if l.status.trim().is_empty() {
+                    return Ok(None);
+                }
+                pipeline::key(l.status.trim())?;
+                ("status", Val::text(&l.status))
+            }
+            "stage" => {
+                if !l.stage.trim().is_empty() {
+                    pipeline::key(l.stage.trim())?;
+                }
+                ("stage", Val::text(&l.stage))
+            }
+            "score" => match l.score {
+                Some(s) if !(0..=100).contains(&s) => {
+                    return Err("must be between 0 and 100".into());
+                }
+                s => ("score", Val::Int32(s)),
+            },
+            "tags" => ("tags", tags_val(&l.tags)?),
+            "notes" => {
+                validate::max_len(&l.notes, 20_000)?;
+                ("notes", Val::text(&l.notes))
+            }
+            "last_contact_time" => ("last_contacted_at", contact_time(&l.last_contact_time)?),
+            _ => return Ok(None),
+        }))
+    })
+}
+
+/// Sets the E.164 form of the phone the values (or the current row) hold.
+fn set_e164(values: &mut Values, phone: &str, country: &str, state: &AppState) {
+    let e = e164(phone, country_of(country, state.config.default_country));
+    values.retain(|(c, _)| *c != "phone_e164");
+    values.push(("phone_e164", Val::Text(e)));
+}
+
+/// Checks `status` and `stage` against the tenant's live pipeline when they are set.
+async fn check_pipeline(
+    tx: &mut TenantTx,
+    status: Option<&str>,
+    stage: Option<&str>,
+) -> Result<(), Status> {
+    if let Some(status) = status {
+        require_lead_status(tx, "lead.status", status.trim()).await?;
+    }
+    if let Some(stage) = stage.filter(|s| !s.trim().is_empty()) {
+        require_deal_stage(tx, "lead.stage", stage.trim()).await?;
+    }
+    Ok(())
+}
+
+/// The LeadService implementation.
+#[derive(Clone, Debug)]
+pub(crate) struct LeadApi {
+    state: AppState,
+}
+
+impl LeadApi {
+    pub(crate) fn new(state: AppState) -> Self {
+        Self { state }
+    }
+}
+
+/// The ExportLeads stream.
+pub(crate) type ExportStream = Pin<Box<dyn Stream<Item = Result<pb::Lead, Status>> + Send>>;
+
+/// Rows an export reads per page.
+const EXPORT_PAGE: i32 = 500;
+
+#[tonic::async_trait]
+impl LeadService for LeadApi {
+    async fn create_lead(
+        &self,
+        req: Request<pb::CreateLeadRequest>,
+    ) -> Result<Response<pb::Lead>, Status> {
+        let ctx = caller(&req)?;
+        let body = req.into_inner();
+        let l = body.lead.unwrap_or_default();
+        let mut values = values(&l, MUTABLE)?;
+        set_e164(&mut values, &l.phone, &l.country, &self.state);
+        let request_id = idempotency::parse_request_id(DOMAIN, &body.request_id)?;
+        if l.assigned_to != 0 {
+            API.require_id("lead.assigned_to", l.assigned_to)?;
+            self.state
+                .refs
+                .user("lead.assigned_to", l.assigned_to)
+                .await?;
+            values.push(("assigned_to", Val::Int(Some(l.assigned_to))));
+        }
+        ensure_pipeline(&self.state, ctx.tenant_id).await?;
+        const METHOD: &str = "CreateLead";
+        let mut tx = self.state.db.begin(ctx.tenant_id).await?;
+        if let Some(saved) = replay(&mut tx, METHOD, request_id).await? {
+            return Ok(Response::new(saved));
+        }
+        if l.status.trim().is_empty() {
+            let status = default_lead_status(&mut tx).await?;
+            values.push(("status", Val::Text(Some(status))));
+            check_pipeline(&mut tx, None, Some(&l.stage)).await?;
+        } else {
+            check_pipeline(&mut tx, Some(&l.status), Some(&l.stage)).await?;
+        }
+        let id = TABLE.insert(&mut tx, values).await?;
+        let created = TABLE
+            .fetch::<LeadRow>(&mut tx, id, false, false)
+            .await?
+            .into_pb(&self.state);
+        remember(&mut tx, METHOD, request_id, &created).await?;
+        tx.commit().await?;
+        Ok(Response::new(created))
+    }
+
+    async fn get_lead(
+        &self,
+        req: Request<pb::GetLeadRequest>,
+    ) -> Result<Response<pb::Lead>, Status> {
+        let ctx = caller(&req)?;
+        let row: LeadRow = TABLE
+            .get(&self.state.db, ctx.tenant_id, req.into_inner().id)
+            .await?;
+        Ok(Response::new(row.into_pb(&self.state)))
+    }
+
+    async fn list_leads(
+        &self,
+        req: Request<pb::ListLeadsRequest>,
+    ) -> Result<Response<pb::ListLeadsResponse>, Status> {
+        let ctx = caller(&req)?;
+        let r = req.into_inner();
+        let params = ListParams::new(
+            r.page_size,
+            r.page_token,
+            r.filter,
+            r.order_by,
+            r.show_deleted,
+        );
+        let page = list_page::<LeadRow>(&self.state, ctx.tenant_id, &LIST, &params, None).await?;
+        Ok(Response::new(pb::ListLeadsResponse {
+            leads: page
+                .items
+                .into_iter()
+                .map(|l| l.into_pb(&self.state))
+                .collect(),
+            next_page_token: page.next_page_token,
+            total_size: total(page.total_size),
+        }))
+    }
+
+    async fn update_lead(
+        &self,
+        req: Request<pb::UpdateLeadRequest>,
+    ) -> Result<Response<pb::Lead>, Status> {
+        let ctx = caller(&req)?;
+        let body = req.into_inner();
+        let l = body.lead.unwrap_or_default();
+        API.require_id("lead.id", l.id)?;
+        let mask = API.mask(
+            body.update_mask,
+            MUTABLE,
+            OUTPUT_ONLY,
+            &populated(&[
+                ("first_name", !l.first_name.is_empty()),
+                ("last_name", !l.last_name.is_empty()),
+                ("email", !l.email.is_empty()),
+                ("phone", !l.phone.is_empty()),
+                ("address", !l.address.is_empty()),
+                ("suburb", !l.suburb.is_empty()),
+                ("state", !l.state.is_empty()),
+                ("postcode", !l.postcode.is_empty()),
+                ("country", !l.country.is_empty()),
+                ("source", !l.source.is_empty()),
+                ("source_detail", !l.source_detail.is_empty()),
+                ("status", !l.status.is_empty()),
+                ("stage", !l.stage.is_empty()),
+                ("score", l.score.is_some()),
+                ("tags", !l.tags.is_empty()),
+                ("custom_fields", !l.custom_fields.is_empty()),
+                ("notes", !l.notes.is_empty()),
+                ("last_contact_time", l.last_contact_time.is_some()),
+            ]),
+        )?;
+        if mask.has("status") && l.status.trim().is_empty() {
+            return Err(API.invalid("lead.status", "is required"));
+        }
+        let changing: Vec<&str> = MUTABLE.iter().copied().filter(|f| mask.has(f)).collect();
+        let mut values = values(&l, &changing)?;
+        let mut tx = self.state.db.begin(ctx.tenant_id).await?;
+        let current: LeadRow = TABLE.fetch(&mut tx, l.id, false, true).await?;
+        API.check_etag(&l.etag, current.version)?;
+        if mask.has("phone") || mask.has("country") {
+            let phone = if mask.has("phone") {
+                l.phone.as_str()
+            } else {
+                current.phone.as_deref().unwrap_or_default()
+            };
+            let country = if mask.has("country") {
+                l.country.as_str()
+            } else {
+                current.country.as_deref().unwrap_or_default()
+            };
+            set_e164(&mut values, phone, country, &self.state);
+        }
+        if mask.has("status") || mask.has("stage") {
+            ensure_pipeline(&self.state, ctx.tenant_id).await?;
+            check_pipeline(
+                &mut tx,
+                mask.has("status").then_some(l.status.as_str()),
+                mask.has("stage").then_some(l.stage.as_str()),
+            )
+            .await?;
+        }
+        TABLE.update(&mut tx, l.id, values).await?;
+        let row: LeadRow = TABLE.fetch(&mut tx, l.id, false, false).await?;
+        tx.commit().await?;
+        Ok(Response::new(row.into_pb(&self.state)))
+    }
+
+    async fn delete_lead(
+        &self,
+        req: Request<pb::DeleteLeadRequest>,
+    ) -> Result<Response<pb::Lead>, Status> {
+        let ctx = caller(&req)?;
+        let r = req.into_inner();
+        let mut tx = self.state.db.begin(ctx.tenant_id).await?;
+        let row: LeadRow = TABLE
+            .set_deleted(&mut tx, r.id, &r.etag, true, |_| Ok(()))
+            .await?;
+        tx.commit().await?;
+        Ok(Response::new(row.into_pb(&self.state)))
+    }
+
+    async fn undelete_lead(
+        &self,
+        req: Request<pb::UndeleteLeadRequest>,
+    ) -> Result<Response<pb::Lead>, Status> {
+        let ctx = caller(&req)?;
+        let id = req.into_inner().id;
+        let mut tx = self.state.db.begin(ctx.tenant_id).await?;
+        let row: LeadRow = TABLE
+            .set_deleted(&mut tx, id, "", false, |lead: &LeadRow| {
+                match lead.merged_into_id {
+                    Some(survivor) => Err(API.precondition(
+                        "MERGED",
+                        format!("lead {id} was merged into lead {survivor}; it cannot be restored"),
+                    )),
+                    None => Ok(()),
+                }
+            })
+            .await?;
+        tx.commit().await?;
+        Ok(Response::new(row.into_pb(&self.state)))
+    }
+
+    async fn assign_lead(
+        &self,
+        req: Request<pb::AssignLeadRequest>,
+    ) -> Result<Response<pb::Lead>, Status> {
+        let ctx = caller(&req)?;
+        let r = req.into_inner();
+        API.require_id("id", r.id)?;
+        if r.assigned_to != 0 {
+            API.require_id("assigned_to", r.assigned_to)?;
+            self.state.refs.user("assigned_to", r.assigned_to).await?;
+        }
+        let mut tx = self.state.db.begin(ctx.tenant_id).await?;
+        let current: LeadRow = TABLE.fetch(&mut tx, r.id, false, true).await?;
+        API.check_etag(&r.etag, current.version)?;
+        let assignee = (r.assigned_to != 0).then_some(r.assigned_to);
+        if current.assigned_to != assignee {
+            TABLE
+                .update(&mut tx, r.id, vec![("assigned_to", Val::Int(assignee))])
+                .await?;
+        }
+        let row: LeadRow = TABLE.fetch(&mut tx, r.id, false, false).await?;
+        tx.commit().await?;
+        Ok(Response::new(row.into_pb(&self.state)))
+    }
+
+    async fn convert_lead(
+        &self,
+        req: Request<pb::ConvertLeadRequest>,
+    ) -> Result<Response<pb::ConvertLeadResponse>, Status> {
+        let _ctx = caller(&req)?;
+        Err(Status::unimplemented("ConvertLead is not served yet"))
+    }
+
+    async fn merge_leads(
+        &self,
+        _req: Request<pb::MergeLeadsRequest>,
+    ) -> Result<Response<pb::MergeLeadsResponse>, Status> {
+        Err(Status::unimplemented("MergeLeads is not served yet"))
+    }
+
+    async fn import_leads(
+        &self,
+        _req: Request<Streaming<pb::ImportLeadsRequest>>,
+    ) -> Result<Response<pb::ImportLeadsResponse>, Status> {
+        Err(Status::unimplemented("ImportLeads is not served yet"))
+    }
+
+    type ExportLeadsStream = ExportStream;
+
+    async fn export_leads(
+        &self,
+        req: Request<pb::ExportLeadsRequest>,
+    ) -> Result<Response<ExportStream>, Status> {
+        let ctx = caller(&req)?;
+        let r = req.into_inner();
+        let mut params = ListParams::new(
+            EXPORT_PAGE,
+            String::new(),
+            r.filter,
+            r.order_by,
+            r.show_deleted,
+        );
+        // The first page is read before the stream starts, so a bad filter or order is
+        // the call's error rather than the stream's.
+        let first = list_page::<LeadRow>(&self.state, ctx.tenant_id, &LIST, &params, None).await?;
+        let state = self.state.clone();
+        let (tx, rx) = mpsc::channel(64);
+        tokio::spawn(async move {
+            let mut page = first;
+            loop {
+                for lead in page.items {
+                    if tx.send(Ok(lead.into_pb(&state))).await.is_err() {
+                        return;
+                    }
+                }
+                if page.next_page_token.is_empty() {
+                    return;
+                }
+                params.page_token = page.next_page_token;
+                page = match list_page::<LeadRow>(&state, ctx.tenant_id, &LIST, &params, None).await
+                {
+                    Ok(next) => next,
+                    Err(status) => {
+                        let _ = tx.send(Err(status)).await;
+                        return;
+                    }
+                };
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+}

@@ -1,0 +1,497 @@
+//! `fusion.crm.v1.PipelineService`: each tenant's lead statuses and deal stages.
+//!
+//! A tenant starts with the defaults of [`crate::domain::pipeline`] the first time its
+//! pipeline is read or used. Keys are immutable and stay reserved once used (a deleted
+//! status still exists, so the leads that name it stay valid); new values must name a
+//! live key. A deal stage's outcome is immutable too: deals prove their status against
+//! it in the database.
+
+use chrono::{DateTime, Utc};
+use tonic::{Request, Response, Status};
+
+use fusion_db::idempotency;
+use fusion_db::list::{ListParams, ListSpec};
+use fusion_db::resource::{Table, Val, Values};
+use fusion_proto::crm::v1 as pb;
+use fusion_proto::crm::v1::pipeline_service_server::PipelineService;
+use fusion_service::api::{etag, opt_ts, populated, total, ts};
+
+use super::{API, caller, ensure_pipeline, list_page, remember, replay, values_of};
+use crate::domain::pipeline::{self, OUTCOMES};
+use crate::domain::validate;
+use crate::{AppState, DOMAIN};
+
+const STATUSES: Table = Table {
+    domain: DOMAIN,
+    name: "crm.lead_statuses",
+    select: "id, tenant_id, key, label, position, is_closed, version, created_at, updated_at, deleted_at",
+    what: "lead status",
+};
+
+const STAGES: Table = Table {
+    domain: DOMAIN,
+    name: "crm.deal_stages",
+    select: "id, tenant_id, key, label, position, outcome, default_probability, version, \
+             created_at, updated_at, deleted_at",
+    what: "deal stage",
+};
+
+const fn list_of(table: Table) -> ListSpec {
+    ListSpec {
+        table: table.name,
+        select: table.select,
+        fields: &[],
+        order_fields: &[],
+        default_order: "position",
+        soft_delete: true,
+        tenant_scoped: true,
+    }
+}
+
+const STATUS_LIST: ListSpec = ListSpec {
+    fields: &[fusion_db::filter::FieldSpec::new(
+        "position",
+        "position",
+        fusion_db::filter::FieldKind::Int,
+    )],
+    order_fields: &["position"],
+    ..list_of(STATUSES)
+};
+
+const STAGE_LIST: ListSpec = ListSpec {
+    fields: &[fusion_db::filter::FieldSpec::new(
+        "position",
+        "position",
+        fusion_db::filter::FieldKind::Int,
+    )],
+    order_fields: &["position"],
+    ..list_of(STAGES)
+};
+
+#[derive(sqlx::FromRow)]
+struct StatusRow {
+    id: i64,
+    tenant_id: i64,
+    key: String,
+    label: String,
+    position: i32,
+    is_closed: bool,
+    version: i64,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+    deleted_at: Option<DateTime<Utc>>,
+}
+
+#[derive(sqlx::FromRow)]
+struct StageRow {
+    id: i64,
+    tenant_id: i64,
+    key: String,
+    label: String,
+    position: i32,
+    outcome: String,
+    default_probability: Option<i32>,
+    version: i64,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+    deleted_at: Option<DateTime<Utc>>,
+}
+
+fusion_db::versioned!(StatusRow, StageRow);
+
+impl From<StatusRow> for pb::LeadStatus {
+    fn from(r: StatusRow) -> Self {
+        pb::LeadStatus {
+            id: r.id,
+            tenant_id: r.tenant_id,
+            key: r.key,
+            label: r.label,
+            position: r.position,
+            is_closed: r.is_closed,
+            create_time: Some(ts(r.created_at)),
+            update_time: Some(ts(r.updated_at)),
+            delete_time: opt_ts(r.deleted_at),
+            etag: etag(r.version),
+        }
+    }
+}
+
+impl From<StageRow> for pb::DealStage {
+    fn from(r: StageRow) -> Self {
+        pb::DealStage {
+            id: r.id,
+            tenant_id: r.tenant_id,
+            key: r.key,
+            label: r.label,
+            position: r.position,
+            outcome: r.outcome,
+            default_probability: r.default_probability,
+            create_time: Some(ts(r.created_at)),
+            update_time: Some(ts(r.updated_at)),
+            delete_time: opt_ts(r.deleted_at),
+            etag: etag(r.version),
+        }
+    }
+}
+
+fn status_values(s: &pb::LeadStatus, fields: &[&str]) -> Result<Values, Status> {
+    values_of("lead_status", fields, |field| {
+        Ok(Some(match field {
+            "key" => {
+                pipeline::key(s.key.trim())?;
+                ("key", Val::text(&s.key))
+            }
+            "label" => {
+                validate::required(&s.label, 100)?;
+                ("label", Val::text(&s.label))
+            }
+            "position" => ("position", Val::Int32(Some(s.position))),
+            "is_closed" => ("is_closed", Val::Bool(s.is_closed)),
+            _ => return Ok(None),
+        }))
+    })
+}
+
+fn stage_values(s: &pb::DealStage, fields: &[&str]) -> Result<Values, Status> {
+    values_of("deal_stage", fields, |field| {
+        Ok(Some(match field {
+            "key" => {
+                pipeline::key(s.key.trim())?;
+                ("key", Val::text(&s.key))
+            }
+            "label" => {
+                validate::required(&s.label, 100)?;
+                ("label", Val::text(&s.label))
+            }
+            "position" => ("position", Val::Int32(Some(s.position))),
+            "outcome" => {
+                let outcome = if s.outcome.trim().is_empty() {
+                    "open"
+                } else {
+                    s.outcome.trim()
+                };
+                validate::one_of(outcome, OUTCOMES)?;
+                ("outcome", Val::text(outcome))
+            }
+            "default_probability" => match s.default_probability {
+                Some(p) if !(0..=100).contains(&p) => {
+                    return Err("must be between 0 and 100".into());
+                }
+                p => ("default_probability", Val::Int32(p)),
+            },
+            _ => return Ok(None),
+        }))
+    })
+}
+
+const STATUS_CREATE: &[&str] = &["key", "label", "position", "is_closed"];
+const STATUS_MUTABLE: &[&str] = &["label", "position", "is_closed"];
+const STAGE_CREATE: &[&str] = &["key", "label", "position", "outcome", "default_probability"];
+const STAGE_MUTABLE: &[&str] = &["label", "position", "default_probability"];
+
+/// The PipelineService implementation.
+#[derive(Clone, Debug)]
+pub(crate) struct PipelineApi {
+    state: AppState,
+}
+
+impl PipelineApi {
+    pub(crate) fn new(state: AppState) -> Self {
+        Self { state }
+    }
+
+    /// Creates a row of `table` from `values` (idempotently under `request_id`), and
+    /// reads it back as `R`.
+    async fn create<R, M>(
+        &self,
+        tenant: i64,
+        table: Table,
+        method: &str,
+        values: Values,
+        request_id: &str,
+    ) -> Result<M, Status>
+    where
+        R: for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow> + Send + Unpin + Into<M>,
+        M: prost::Message + Default,
+    {
+        let request_id = idempotency::parse_request_id(DOMAIN, request_id)?;
+        ensure_pipeline(&self.state, tenant).await?;
+        let mut tx = self.state.db.begin(tenant).await?;
+        if let Some(saved) = replay(&mut tx, method, request_id).await? {
+            return Ok(saved);
+        }
+        let id = table.insert(&mut tx, values).await?;
+        let created: M = table.fetch::<R>(&mut tx, id, false, false).await?.into();
+        remember(&mut tx, method, request_id, &created).await?;
+        tx.commit().await?;
+        Ok(created)
+    }
+
+    /// Soft-deletes or restores row `id` of `table`.
+    async fn set_deleted<R, M>(
+        &self,
+        tenant: i64,
+        table: Table,
+        id: i64,
+        etag: &str,
+        delete: bool,
+    ) -> Result<M, Status>
+    where
+        R: for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>
+            + Send
+            + Unpin
+            + fusion_db::resource::Versioned
+            + Into<M>,
+    {
+        let mut tx = self.state.db.begin(tenant).await?;
+        let row: R = table
+            .set_deleted(&mut tx, id, etag, delete, |_| Ok(()))
+            .await?;
+        tx.commit().await?;
+        Ok(row.into())
+    }
+
+    /// Updates row `id` of `table` with `values` behind `sent_etag`.
+    async fn update<R, M>(
+        &self,
+        tenant: i64,
+        table: Table,
+        id: i64,
+        sent_etag: &str,
+        values: Values,
+    ) -> Result<M, Status>
+    where
+        R: for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>
+            + Send
+            + Unpin
+            + fusion_db::resource::Versioned
+            + Into<M>,
+    {
+        let mut tx = self.state.db.begin(tenant).await?;
+        let current: R = table.fetch(&mut tx, id, false, true).await?;
+        API.check_etag(sent_etag, fusion_db::resource::Versioned::version(&current))?;
+        table.update(&mut tx, id, values).await?;
+        let row: R = table.fetch(&mut tx, id, false, false).await?;
+        tx.commit().await?;
+        Ok(row.into())
+    }
+}
+
+#[tonic::async_trait]
+impl PipelineService for PipelineApi {
+    async fn list_lead_statuses(
+        &self,
+        req: Request<pb::ListLeadStatusesRequest>,
+    ) -> Result<Response<pb::ListLeadStatusesResponse>, Status> {
+        let ctx = caller(&req)?;
+        let r = req.into_inner();
+        ensure_pipeline(&self.state, ctx.tenant_id).await?;
+        let params = ListParams::new(
+            r.page_size,
+            r.page_token,
+            String::new(),
+            String::new(),
+            r.show_deleted,
+        );
+        let page =
+            list_page::<StatusRow>(&self.state, ctx.tenant_id, &STATUS_LIST, &params, None).await?;
+        Ok(Response::new(pb::ListLeadStatusesResponse {
+            lead_statuses: page.items.into_iter().map(Into::into).collect(),
+            next_page_token: page.next_page_token,
+            total_size: total(page.total_size),
+        }))
+    }
+
+    async fn get_lead_status(
+        &self,
+        req: Request<pb::GetLeadStatusRequest>,
+    ) -> Result<Response<pb::LeadStatus>, Status> {
+        let ctx = caller(&req)?;
+        ensure_pipeline(&self.state, ctx.tenant_id).await?;
+        let row: StatusRow = STATUSES
+            .get(&self.state.db, ctx.tenant_id, req.into_inner().id)
+            .await?;
+        Ok(Response::new(row.into()))
+    }
+
+    async fn create_lead_status(
+        &self,
+        req: Request<pb::CreateLeadStatusRequest>,
+    ) -> Result<Response<pb::LeadStatus>, Status> {
+        let ctx = caller(&req)?;
+        let body = req.into_inner();
+        let values = status_values(&body.lead_status.unwrap_or_default(), STATUS_CREATE)?;
+        let created = self
+            .create::<StatusRow, pb::LeadStatus>(
+                ctx.tenant_id,
+                STATUSES,
+                "CreateLeadStatus",
+                values,
+                &body.request_id,
+            )
+            .await?;
+        Ok(Response::new(created))
+    }
+
+    async fn update_lead_status(
+        &self,
+        req: Request<pb::UpdateLeadStatusRequest>,
+    ) -> Result<Response<pb::LeadStatus>, Status> {
+        let ctx = caller(&req)?;
+        let body = req.into_inner();
+        let s = body.lead_status.unwrap_or_default();
+        API.require_id("lead_status.id", s.id)?;
+        let mask = API.mask(
+            body.update_mask,
+            STATUS_MUTABLE,
+            &["key"],
+            &populated(&[
+                ("label", !s.label.is_empty()),
+                ("position", s.position != 0),
+                ("is_closed", s.is_closed),
+            ]),
+        )?;
+        let changing: Vec<&str> = STATUS_MUTABLE
+            .iter()
+            .copied()
+            .filter(|f| mask.has(f))
+            .collect();
+        let values = status_values(&s, &changing)?;
+        let row = self
+            .update::<StatusRow, pb::LeadStatus>(ctx.tenant_id, STATUSES, s.id, &s.etag, values)
+            .await?;
+        Ok(Response::new(row))
+    }
+
+    async fn delete_lead_status(
+        &self,
+        req: Request<pb::DeleteLeadStatusRequest>,
+    ) -> Result<Response<pb::LeadStatus>, Status> {
+        let ctx = caller(&req)?;
+        let r = req.into_inner();
+        let row = self
+            .set_deleted::<StatusRow, pb::LeadStatus>(ctx.tenant_id, STATUSES, r.id, &r.etag, true)
+            .await?;
+        Ok(Response::new(row))
+    }
+
+    async fn undelete_lead_status(
+        &self,
+        req: Request<pb::UndeleteLeadStatusRequest>,
+    ) -> Result<Response<pb::LeadStatus>, Status> {
+        let ctx = caller(&req)?;
+        let id = req.into_inner().id;
+        let row = self
+            .set_deleted::<StatusRow, pb::LeadStatus>(ctx.tenant_id, STATUSES, id, "", false)
+            .await?;
+        Ok(Response::new(row))
+    }
+
+    async fn list_deal_stages(
+        &self,
+        req: Request<pb::ListDealStagesRequest>,
+    ) -> Result<Response<pb::ListDealStagesResponse>, Status> {
+        let ctx = caller(&req)?;
+        let r = req.into_inner();
+        ensure_pipeline(&self.state, ctx.tenant_id).await?;
+        let params = ListParams::new(
+            r.page_size,
+            r.page_token,
+            String::new(),
+            String::new(),
+            r.show_deleted,
+        );
+        let page =
+            list_page::<StageRow>(&self.state, ctx.tenant_id, &STAGE_LIST, &params, None).await?;
+        Ok(Response::new(pb::ListDealStagesResponse {
+            deal_stages: page.items.into_iter().map(Into::into).collect(),
+            next_page_token: page.next_page_token,
+            total_size: total(page.total_size),
+        }))
+    }
+
+    async fn get_deal_stage(
+        &self,
+        req: Request<pb::GetDealStageRequest>,
+    ) -> Result<Response<pb::DealStage>, Status> {
+        let ctx = caller(&req)?;
+        ensure_pipeline(&self.state, ctx.tenant_id).await?;
+        let row: StageRow = STAGES
+            .get(&self.state.db, ctx.tenant_id, req.into_inner().id)
+            .await?;
+        Ok(Response::new(row.into()))
+    }
+
+    async fn create_deal_stage(
+        &self,
+        req: Request<pb::CreateDealStageRequest>,
+    ) -> Result<Response<pb::DealStage>, Status> {
+        let ctx = caller(&req)?;
+        let body = req.into_inner();
+        let values = stage_values(&body.deal_stage.unwrap_or_default(), STAGE_CREATE)?;
+        let created = self
+            .create::<StageRow, pb::DealStage>(
+                ctx.tenant_id,
+                STAGES,
+                "CreateDealStage",
+                values,
+                &body.request_id,
+            )
+            .await?;
+        Ok(Response::new(created))
+    }
+
+    async fn update_deal_stage(
+        &self,
+        req: Request<pb::UpdateDealStageRequest>,
+    ) -> Result<Response<pb::DealStage>, Status> {
+        let ctx = caller(&req)?;
+        let body = req.into_inner();
+        let s = body.deal_stage.unwrap_or_default();
+        API.require_id("deal_stage.id", s.id)?;
+        let mask = API.mask(
+            body.update_mask,
+            STAGE_MUTABLE,
+            &["key", "outcome"],
+            &populated(&[
+                ("label", !s.label.is_empty()),
+                ("position", s.position != 0),
+                ("default_probability", s.default_probability.is_some()),
+            ]),
+        )?;
+        let changing: Vec<&str> = STAGE_MUTABLE
+            .iter()
+            .copied()
+            .filter(|f| mask.has(f))
+            .collect();
+        let values = stage_values(&s, &changing)?;
+        let row = self
+            .update::<StageRow, pb::DealStage>(ctx.tenant_id, STAGES, s.id, &s.etag, values)
+            .await?;
+        Ok(Response::new(row))
+    }
+
+    async fn delete_deal_stage(
+        &self,
+        req: Request<pb::DeleteDealStageRequest>,
+    ) -> Result<Response<pb::DealStage>, Status> {
+        let ctx = caller(&req)?;
+        let r = req.into_inner();
+        let row = self
+            .set_deleted::<StageRow, pb::DealStage>(ctx.tenant_id, STAGES, r.id, &r.etag, true)
+            .await?;
+        Ok(Response::new(row))
+    }
+
+    async fn undelete_deal_stage(
+        &self,
+        req: Request<pb::UndeleteDealStageRequest>,
+    ) -> Result<Response<pb::DealStage>, Status> {
+        let ctx = caller(&req)?;
+        let id = req.into_inner().id;
+        let row = self
+            .set_deleted::<StageRow, pb::DealStage>(ctx.tenant_id, STAGES, id, "", false)
+            .await?;
+        Ok(Response::new(row))
+    }
+}

@@ -1,0 +1,283 @@
+//! Spawning crm for a test beside the real identity and property it checks references
+//! with, all on one fresh database, and acting as real users who logged in.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tonic::Request;
+use tonic::transport::{Channel, Endpoint};
+
+use fusion_crm::{Application, CrmConfig};
+use fusion_proto::crm::v1 as pb;
+use fusion_proto::crm::v1::{
+    contact_service_client::ContactServiceClient, deal_service_client::DealServiceClient,
+    lead_service_client::LeadServiceClient, note_service_client::NoteServiceClient,
+    pipeline_service_client::PipelineServiceClient, task_service_client::TaskServiceClient,
+};
+use fusion_proto::identity::v1 as idpb;
+use fusion_proto::identity::v1::{
+    auth_service_client::AuthServiceClient, user_service_client::UserServiceClient,
+};
+use fusion_proto::property::v1 as proppb;
+use fusion_service::ServiceConfig;
+use fusion_tenancy::IdentityJwks;
+use fusion_testkit::{TestDatabase, bind_ephemeral, connect_channel};
+
+pub use fusion_testkit::{expect_code, violated_fields};
+
+pub const PASSWORD: &str = "correct horse battery";
+
+/// A user who logged in.
+#[derive(Clone, Debug)]
+pub struct User {
+    pub tenant_id: i64,
+    pub user_id: i64,
+    pub token: String,
+}
+
+impl User {
+    /// A request carrying the token and tenant header, as the edge would send it.
+    pub fn req<T>(&self, message: T) -> Request<T> {
+        let mut req = Request::new(message);
+        req.metadata_mut().insert(
+            "authorization",
+            format!("Bearer {}", self.token).parse().unwrap(),
+        );
+        req.metadata_mut()
+            .insert("x-tenant-id", self.tenant_id.to_string().parse().unwrap());
+        req
+    }
+}
+
+#[allow(dead_code)] // each test module uses what it needs
+pub struct TestApp {
+    pub db: TestDatabase,
+    pub identity: fusion_identity::Application,
+    pub property: fusion_property::Application,
+    pub crm: Application,
+    /// A channel to crm.
+    pub channel: Channel,
+    /// A channel to property, for creating the stock deals and notes point at.
+    pub property_channel: Channel,
+    /// Acme's admin.
+    pub acme: User,
+    /// Acme's sales agent.
+    pub agent: User,
+    /// Acme's viewer.
+    pub viewer: User,
+    /// Globex's admin.
+    pub globex: User,
+}
+
+fn http(addr: std::net::SocketAddr) -> Channel {
+    Endpoint::from_shared(format!("http://{addr}"))
+        .expect("a valid address")
+        .connect_lazy()
+}
+
+#[allow(dead_code)]
+impl TestApp {
+    pub async fn spawn() -> TestApp {
+        let db = TestDatabase::create(&[
+            (fusion_identity::SCHEMA, &fusion_identity::MIGRATOR),
+            (fusion_property::SCHEMA, &fusion_property::MIGRATOR),
+            (fusion_crm::SCHEMA, &fusion_crm::MIGRATOR),
+        ])
+        .await;
+        let identity = fusion_identity::Application::build(
+            fusion_identity::IdentityConfig::with_defaults(ServiceConfig::local(
+                "identity",
+                db.app_url.clone(),
+            )),
+            bind_ephemeral().await,
+            bind_ephemeral().await,
+        )
+        .await
+        .expect("identity starts");
+        for slug in ["acme", "globex"] {
+            fusion_identity::bootstrap::ensure_tenant(
+                &identity.state().db,
+                slug,
+                &format!("{slug} homes"),
+                &format!("admin@{slug}.test"),
+                PASSWORD,
+            )
+            .await
+            .expect("tenant created");
+        }
+        let identity_channel = http(identity.grpc_addr());
+
+        let mut property_config = fusion_property::PropertyConfig::with_defaults(
+            ServiceConfig::local("property", db.app_url.clone()),
+        );
+        property_config.media_store = fusion_property::media_store::StoreConfig::Local {
+            dir: std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+                .join("crm-media")
+                .join(&db.name),
+        };
+        let property = fusion_property::Application::build(
+            property_config,
+            Arc::new(IdentityJwks::new(identity_channel.clone())),
+            bind_ephemeral().await,
+            bind_ephemeral().await,
+        )
+        .await
+        .expect("property starts");
+        let property_channel = http(property.grpc_addr());
+
+        let crm = Self::replica(&db, identity_channel, property_channel.clone()).await;
+        let channel = connect_channel(crm.grpc_addr()).await;
+        let identity_client = connect_channel(identity.grpc_addr()).await;
+        let acme = login(&identity_client, "admin@acme.test").await;
+        let globex = login(&identity_client, "admin@globex.test").await;
+        let agent = user_with_role(&identity_client, &acme, "agent@acme.test", "sales_agent").await;
+        let viewer = user_with_role(&identity_client, &acme, "viewer@acme.test", "viewer").await;
+        TestApp {
+            db,
+            identity,
+            property,
+            crm,
+            channel,
+            property_channel,
+            acme,
+            agent,
+            viewer,
+            globex,
+        }
+    }
+
+    /// A crm replica over the same database.
+    pub async fn replica(db: &TestDatabase, identity: Channel, property: Channel) -> Application {
+        let mut service = ServiceConfig::local("crm", db.app_url.clone());
+        service.migration_database_url = Some(db.owner_url.clone());
+        service.shutdown_deadline = Duration::from_secs(2);
+        Application::build(
+            CrmConfig::with_defaults(service),
+            Arc::new(IdentityJwks::new(identity.clone())),
+            identity,
+            property,
+            bind_ephemeral().await,
+            bind_ephemeral().await,
+        )
+        .await
+        .expect("crm starts")
+    }
+
+    pub fn leads(&self) -> LeadServiceClient<Channel> {
+        LeadServiceClient::new(self.channel.clone())
+    }
+    pub fn pipeline(&self) -> PipelineServiceClient<Channel> {
+        PipelineServiceClient::new(self.channel.clone())
+    }
+    pub fn contacts(&self) -> ContactServiceClient<Channel> {
+        ContactServiceClient::new(self.channel.clone())
+    }
+    pub fn deals(&self) -> DealServiceClient<Channel> {
+        DealServiceClient::new(self.channel.clone())
+    }
+    pub fn tasks(&self) -> TaskServiceClient<Channel> {
+        TaskServiceClient::new(self.channel.clone())
+    }
+    pub fn notes(&self) -> NoteServiceClient<Channel> {
+        NoteServiceClient::new(self.channel.clone())
+    }
+
+    /// Creates a lead named `last_name` for `who`.
+    pub async fn lead(&self, who: &User, last_name: &str) -> pb::Lead {
+        self.leads()
+            .create_lead(who.req(pb::CreateLeadRequest {
+                lead: Some(pb::Lead {
+                    first_name: "Jo".into(),
+                    last_name: last_name.into(),
+                    email: format!("{}@example.com", last_name.to_lowercase()),
+                    ..Default::default()
+                }),
+                request_id: String::new(),
+            }))
+            .await
+            .expect("lead created")
+            .into_inner()
+    }
+
+    /// Creates a project → stage → lot for `who` in property; returns the lot id.
+    pub async fn lot(&self, who: &User, slug: &str) -> i64 {
+        use fusion_proto::property::v1::{
+            lot_service_client::LotServiceClient, project_service_client::ProjectServiceClient,
+            stage_service_client::StageServiceClient,
+        };
+        let project = ProjectServiceClient::new(self.property_channel.clone())
+            .create_project(who.req(proppb::CreateProjectRequest {
+                project: Some(proppb::Project {
+                    name: format!("Project {slug}"),
+                    slug: slug.into(),
+                    status: "selling".into(),
+                    ..Default::default()
+                }),
+                request_id: String::new(),
+            }))
+            .await
+            .expect("project created")
+            .into_inner();
+        let stage = StageServiceClient::new(self.property_channel.clone())
+            .create_stage(who.req(proppb::CreateStageRequest {
+                stage: Some(proppb::Stage {
+                    project_id: project.id,
+                    name: "Stage 1".into(),
+                    status: "selling".into(),
+                    ..Default::default()
+                }),
+                request_id: String::new(),
+            }))
+            .await
+            .expect("stage created")
+            .into_inner();
+        LotServiceClient::new(self.property_channel.clone())
+            .create_lot(who.req(proppb::CreateLotRequest {
+                lot: Some(proppb::Lot {
+                    stage_id: stage.id,
+                    lot_number: "1".into(),
+                    price: "500000.00".into(),
+                    ..Default::default()
+                }),
+                request_id: String::new(),
+            }))
+            .await
+            .expect("lot created")
+            .into_inner()
+            .id
+    }
+}
+
+async fn login(identity: &Channel, email: &str) -> User {
+    let r = AuthServiceClient::new(identity.clone())
+        .login(idpb::LoginRequest {
+            email: email.into(),
+            password: PASSWORD.into(),
+        })
+        .await
+        .unwrap_or_else(|e| panic!("{email} logs in: {e:?}"))
+        .into_inner();
+    User {
+        tenant_id: r.tenant_id,
+        user_id: r.user_id,
+        token: r.access_token,
+    }
+}
+
+/// Creates `email` in `admin`'s tenant with `role` and logs them in.
+async fn user_with_role(identity: &Channel, admin: &User, email: &str, role: &str) -> User {
+    UserServiceClient::new(identity.clone())
+        .create_user(admin.req(idpb::CreateUserRequest {
+            user: Some(idpb::User {
+                name: email.into(),
+                email: email.into(),
+                ..Default::default()
+            }),
+            password: PASSWORD.into(),
+            role_names: vec![role.into()],
+            request_id: String::new(),
+        }))
+        .await
+        .expect("user created");
+    login(identity, email).await
+}

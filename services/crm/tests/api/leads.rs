@@ -1,0 +1,681 @@
+//! Leads: the standard methods with the pipeline, phones, tags and custom fields;
+//! assignment checked with identity; isolation and permissions; export.
+
+use futures::StreamExt as _;
+use tonic::Code;
+
+use fusion_proto::crm::v1 as pb;
+
+use crate::helpers::{TestApp, User, expect_code, violated_fields};
+
+fn budget(value: &str) -> pb::CustomField {
+    pb::CustomField {
+        name: "budget".into(),
+        label: "Budget Range".into(),
+        r#type: "select".into(),
+        options: vec!["100k-200k".into(), "200k-300k".into(), "300k+".into()],
+        value: value.into(),
+        values: vec![],
+    }
+}
+
+fn mask(paths: &[&str]) -> Option<prost_types::FieldMask> {
+    Some(prost_types::FieldMask {
+        paths: paths.iter().map(|p| (*p).to_owned()).collect(),
+    })
+}
+
+async fn create(app: &TestApp, who: &User, lead: pb::Lead) -> Result<pb::Lead, tonic::Status> {
+    app.leads()
+        .create_lead(who.req(pb::CreateLeadRequest {
+            lead: Some(lead),
+            request_id: String::new(),
+        }))
+        .await
+        .map(|r| r.into_inner())
+}
+
+async fn update(
+    app: &TestApp,
+    who: &User,
+    lead: pb::Lead,
+    paths: &[&str],
+) -> Result<pb::Lead, tonic::Status> {
+    app.leads()
+        .update_lead(who.req(pb::UpdateLeadRequest {
+            lead: Some(lead),
+            update_mask: mask(paths),
+        }))
+        .await
+        .map(|r| r.into_inner())
+}
+
+#[tokio::test]
+async fn a_lead_starts_in_the_first_status_with_its_phone_in_e164() {
+    let app = TestApp::spawn().await;
+    let lead = create(
+        &app,
+        &app.agent,
+        pb::Lead {
+            first_name: "Mia".into(),
+            last_name: "Nguyen".into(),
+            email: "mia@example.com".into(),
+            phone: "0412 345 678".into(),
+            source: "website".into(),
+            stage: "property_enquiry".into(),
+            score: Some(80),
+            tags: vec!["vip".into(), " vip".into(), "investor".into()],
+            custom_fields: vec![budget("300k+")],
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(lead.status, "new");
+    assert_eq!(lead.phone_e164, "+61412345678");
+    assert_eq!(lead.tags, ["vip", "investor"]);
+    assert_eq!(lead.custom_fields, [budget("300k+")]);
+    assert_eq!((lead.tenant_id, lead.assigned_to), (app.acme.tenant_id, 0));
+    let got = app
+        .leads()
+        .get_lead(app.viewer.req(pb::GetLeadRequest { id: lead.id }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(got, lead);
+
+    // A New Zealand lead's local number is read as one.
+    let kiwi = create(
+        &app,
+        &app.agent,
+        pb::Lead {
+            last_name: "Walker".into(),
+            phone: "021 123 4567".into(),
+            country: "New Zealand".into(),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(kiwi.phone_e164, "+64211234567");
+}
+
+#[tokio::test]
+async fn every_bad_field_of_a_lead_is_named() {
+    let app = TestApp::spawn().await;
+    let status = expect_code(
+        create(
+            &app,
+            &app.agent,
+            pb::Lead {
+                last_name: " ".into(),
+                email: "not-an-email".into(),
+                phone: "call me maybe".into(),
+                score: Some(101),
+                status: "Hot!".into(),
+                tags: vec![String::new()],
+                custom_fields: vec![budget("1m+")],
+                ..Default::default()
+            },
+        )
+        .await,
+        Code::InvalidArgument,
+    );
+    let mut fields = violated_fields(&status);
+    fields.sort();
+    assert_eq!(
+        fields,
+        [
+            "lead.custom_fields[0].value",
+            "lead.email",
+            "lead.last_name",
+            "lead.phone",
+            "lead.score",
+            "lead.status",
+            "lead.tags",
+        ]
+    );
+
+    // Keys the tenant's pipeline lacks are refused, naming the choices.
+    let status = expect_code(
+        create(
+            &app,
+            &app.agent,
+            pb::Lead {
+                last_name: "A".into(),
+                status: "imaginary".into(),
+                ..Default::default()
+            },
+        )
+        .await,
+        Code::InvalidArgument,
+    );
+    assert_eq!(violated_fields(&status), ["lead.status"]);
+    assert!(status.message().contains("hot"), "{status:?}");
+    let status = expect_code(
+        create(
+            &app,
+            &app.agent,
+            pb::Lead {
+                last_name: "A".into(),
+                stage: "sold_twice".into(),
+                ..Default::default()
+            },
+        )
+        .await,
+        Code::InvalidArgument,
+    );
+    assert_eq!(violated_fields(&status), ["lead.stage"]);
+}
+
+#[tokio::test]
+async fn a_lead_is_assigned_only_to_an_active_user_of_its_tenant() {
+    let app = TestApp::spawn().await;
+    let lead = app.lead(&app.agent, "Nguyen").await;
+    let mut leads = app.leads();
+    let assign = |to: i64, etag: &str| {
+        app.acme.req(pb::AssignLeadRequest {
+            id: lead.id,
+            assigned_to: to,
+            etag: etag.into(),
+        })
+    };
+
+    let assigned = leads
+        .assign_lead(assign(app.agent.user_id, &lead.etag))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(assigned.assigned_to, app.agent.user_id);
+    expect_code(
+        leads
+            .assign_lead(assign(app.acme.user_id, &lead.etag))
+            .await,
+        Code::Aborted,
+    );
+    // Globex's admin is a user, but not of this tenant: identity says NOT_FOUND.
+    for stranger in [app.globex.user_id, 999_999] {
+        let status = expect_code(
+            leads.assign_lead(assign(stranger, "")).await,
+            Code::InvalidArgument,
+        );
+        assert_eq!(violated_fields(&status), ["assigned_to"]);
+    }
+    let unassigned = leads.assign_lead(assign(0, "")).await.unwrap().into_inner();
+    assert_eq!(unassigned.assigned_to, 0);
+
+    // Create may set the assignee; Update may not.
+    let owned = create(
+        &app,
+        &app.acme,
+        pb::Lead {
+            last_name: "Owned".into(),
+            assigned_to: app.agent.user_id,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(owned.assigned_to, app.agent.user_id);
+    expect_code(
+        create(
+            &app,
+            &app.acme,
+            pb::Lead {
+                last_name: "Stray".into(),
+                assigned_to: app.globex.user_id,
+                ..Default::default()
+            },
+        )
+        .await,
+        Code::InvalidArgument,
+    );
+    expect_code(
+        update(
+            &app,
+            &app.acme,
+            pb::Lead {
+                id: owned.id,
+                assigned_to: app.acme.user_id,
+                ..Default::default()
+            },
+            &["assigned_to"],
+        )
+        .await,
+        Code::InvalidArgument,
+    );
+}
+
+#[tokio::test]
+async fn a_lead_of_another_tenant_is_not_found() {
+    let app = TestApp::spawn().await;
+    let lead = app.lead(&app.acme, "Nguyen").await;
+    let globex = &app.globex;
+    let mut leads = app.leads();
+    expect_code(
+        leads
+            .get_lead(globex.req(pb::GetLeadRequest { id: lead.id }))
+            .await,
+        Code::NotFound,
+    );
+    expect_code(
+        update(
+            &app,
+            globex,
+            pb::Lead {
+                id: lead.id,
+                last_name: "Mine".into(),
+                ..Default::default()
+            },
+            &["last_name"],
+        )
+        .await,
+        Code::NotFound,
+    );
+    expect_code(
+        leads
+            .delete_lead(globex.req(pb::DeleteLeadRequest {
+                id: lead.id,
+                etag: String::new(),
+            }))
+            .await,
+        Code::NotFound,
+    );
+    expect_code(
+        leads
+            .undelete_lead(globex.req(pb::UndeleteLeadRequest { id: lead.id }))
+            .await,
+        Code::NotFound,
+    );
+    expect_code(
+        leads
+            .assign_lead(globex.req(pb::AssignLeadRequest {
+                id: lead.id,
+                assigned_to: 0,
+                etag: String::new(),
+            }))
+            .await,
+        Code::NotFound,
+    );
+    let listed = leads
+        .list_leads(globex.req(pb::ListLeadsRequest::default()))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(listed.total_size, 0);
+}
+
+#[tokio::test]
+async fn a_viewer_reads_leads_but_cannot_change_them() {
+    let app = TestApp::spawn().await;
+    let lead = app.lead(&app.agent, "Nguyen").await;
+    let viewer = &app.viewer;
+    let mut leads = app.leads();
+    leads
+        .list_leads(viewer.req(pb::ListLeadsRequest::default()))
+        .await
+        .unwrap();
+    let status = expect_code(
+        create(
+            &app,
+            viewer,
+            pb::Lead {
+                last_name: "A".into(),
+                ..Default::default()
+            },
+        )
+        .await,
+        Code::PermissionDenied,
+    );
+    assert!(status.message().contains("crm.leads.write"), "{status:?}");
+    expect_code(
+        update(
+            &app,
+            viewer,
+            pb::Lead {
+                id: lead.id,
+                last_name: "B".into(),
+                ..Default::default()
+            },
+            &["last_name"],
+        )
+        .await,
+        Code::PermissionDenied,
+    );
+    expect_code(
+        leads
+            .delete_lead(viewer.req(pb::DeleteLeadRequest {
+                id: lead.id,
+                etag: String::new(),
+            }))
+            .await,
+        Code::PermissionDenied,
+    );
+    expect_code(
+        leads
+            .assign_lead(viewer.req(pb::AssignLeadRequest {
+                id: lead.id,
+                assigned_to: 0,
+                etag: String::new(),
+            }))
+            .await,
+        Code::PermissionDenied,
+    );
+}
+
+#[tokio::test]
+async fn updates_change_masked_fields_keep_e164_current_and_check_the_pipeline() {
+    let app = TestApp::spawn().await;
+    let lead = app.lead(&app.agent, "Nguyen").await;
+    let changed = update(
+        &app,
+        &app.agent,
+        pb::Lead {
+            id: lead.id,
+            phone: "(07) 3123 4567".into(),
+            status: "hot".into(),
+            notes: "not in the mask".into(),
+            custom_fields: vec![budget("200k-300k")],
+            etag: lead.etag.clone(),
+            ..Default::default()
+        },
+        &["phone", "status", "custom_fields"],
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        (
+            changed.phone_e164.as_str(),
+            changed.status.as_str(),
+            changed.notes.as_str()
+        ),
+        ("+61731234567", "hot", "")
+    );
+    assert_eq!(changed.custom_fields, [budget("200k-300k")]);
+    assert_ne!(changed.etag, lead.etag);
+
+    let moved = update(
+        &app,
+        &app.agent,
+        pb::Lead {
+            id: lead.id,
+            country: "NZ".into(),
+            ..Default::default()
+        },
+        &["country"],
+    )
+    .await
+    .unwrap();
+    assert_eq!(moved.phone_e164, "", "not a New Zealand number");
+
+    expect_code(
+        update(
+            &app,
+            &app.agent,
+            pb::Lead {
+                id: lead.id,
+                last_name: "Stale".into(),
+                etag: lead.etag.clone(),
+                ..Default::default()
+            },
+            &["last_name"],
+        )
+        .await,
+        Code::Aborted,
+    );
+    for (lead_change, path) in [
+        (
+            pb::Lead {
+                id: lead.id,
+                status: "imaginary".into(),
+                ..Default::default()
+            },
+            "status",
+        ),
+        (
+            pb::Lead {
+                id: lead.id,
+                ..Default::default()
+            },
+            "status",
+        ),
+        (
+            pb::Lead {
+                id: lead.id,
+                ..Default::default()
+            },
+            "last_name",
+        ),
+    ] {
+        let status = expect_code(
+            update(&app, &app.agent, lead_change, &[path]).await,
+            Code::InvalidArgument,
+        );
+        assert_eq!(violated_fields(&status), [format!("lead.{path}")]);
+    }
+    expect_code(
+        update(
+            &app,
+            &app.agent,
+            pb::Lead {
+                id: lead.id,
+                ..Default::default()
+            },
+            &["phone_e164"],
+        )
+        .await,
+        Code::InvalidArgument,
+    );
+}
+
+#[tokio::test]
+async fn leads_filter_on_status_tags_and_custom_fields_and_page_in_order() {
+    let app = TestApp::spawn().await;
+    for (name, status, tags, budget_value) in [
+        ("Adams", "hot", vec!["vip"], "300k+"),
+        ("Brown", "new", vec!["vip", "investor"], "200k-300k"),
+        ("Chen", "hot", vec![], "300k+"),
+        ("Davis", "nurture", vec!["investor"], "100k-200k"),
+    ] {
+        create(
+            &app,
+            &app.agent,
+            pb::Lead {
+                last_name: name.into(),
+                status: status.into(),
+                tags: tags.into_iter().map(String::from).collect(),
+                custom_fields: vec![budget(budget_value)],
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    }
+    let names = |filter: &str, order_by: &str| {
+        let mut leads = app.leads();
+        let req = app.viewer.req(pb::ListLeadsRequest {
+            filter: filter.into(),
+            order_by: order_by.into(),
+            ..Default::default()
+        });
+        async move {
+            leads
+                .list_leads(req)
+                .await
+                .unwrap()
+                .into_inner()
+                .leads
+                .into_iter()
+                .map(|l| l.last_name)
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(
+        names(r#"status = "hot""#, "last_name").await,
+        ["Adams", "Chen"]
+    );
+    assert_eq!(
+        names(r#"tags:"vip""#, "last_name desc").await,
+        ["Brown", "Adams"]
+    );
+    assert_eq!(
+        names(r#"custom_fields.budget = "300k+" AND NOT tags:"vip""#, "").await,
+        ["Chen"]
+    );
+    assert_eq!(
+        names("", "last_name").await,
+        ["Adams", "Brown", "Chen", "Davis"]
+    );
+
+    let mut leads = app.leads();
+    let first = leads
+        .list_leads(app.viewer.req(pb::ListLeadsRequest {
+            page_size: 3,
+            order_by: "last_name".into(),
+            ..Default::default()
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((first.leads.len(), first.total_size), (3, 4));
+    let second = leads
+        .list_leads(app.viewer.req(pb::ListLeadsRequest {
+            page_size: 3,
+            order_by: "last_name".into(),
+            page_token: first.next_page_token.clone(),
+            ..Default::default()
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(second.leads[0].last_name, "Davis");
+    expect_code(
+        leads
+            .list_leads(app.viewer.req(pb::ListLeadsRequest {
+                page_size: 3,
+                order_by: "first_name".into(),
+                page_token: first.next_page_token,
+                ..Default::default()
+            }))
+            .await,
+        Code::InvalidArgument,
+    );
+    expect_code(
+        leads
+            .list_leads(app.viewer.req(pb::ListLeadsRequest {
+                filter: "password = \"x\"".into(),
+                ..Default::default()
+            }))
+            .await,
+        Code::InvalidArgument,
+    );
+}
+
+#[tokio::test]
+async fn a_deleted_lead_is_hidden_until_restored_and_a_retried_create_returns_the_first() {
+    let app = TestApp::spawn().await;
+    let mut leads = app.leads();
+    let request_id = uuid::Uuid::new_v4().to_string();
+    let make = || {
+        app.agent.req(pb::CreateLeadRequest {
+            lead: Some(pb::Lead {
+                last_name: "Once".into(),
+                ..Default::default()
+            }),
+            request_id: request_id.clone(),
+        })
+    };
+    let lead = leads.create_lead(make()).await.unwrap().into_inner();
+    assert_eq!(leads.create_lead(make()).await.unwrap().into_inner(), lead);
+
+    let deleted = leads
+        .delete_lead(app.agent.req(pb::DeleteLeadRequest {
+            id: lead.id,
+            etag: lead.etag.clone(),
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(deleted.delete_time.is_some() && deleted.purge_time.is_some());
+    expect_code(
+        leads
+            .get_lead(app.agent.req(pb::GetLeadRequest { id: lead.id }))
+            .await,
+        Code::NotFound,
+    );
+    let shown = leads
+        .list_leads(app.agent.req(pb::ListLeadsRequest {
+            show_deleted: true,
+            ..Default::default()
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(shown.total_size, 1);
+    leads
+        .undelete_lead(app.agent.req(pb::UndeleteLeadRequest { id: lead.id }))
+        .await
+        .unwrap();
+    expect_code(
+        leads
+            .undelete_lead(app.agent.req(pb::UndeleteLeadRequest { id: lead.id }))
+            .await,
+        Code::AlreadyExists,
+    );
+}
+
+#[tokio::test]
+async fn export_streams_every_matching_lead_in_order_across_pages() {
+    let app = TestApp::spawn().await;
+    app.lead(&app.agent, "Seed").await; // the tenant's pipeline exists from here
+    let db = app.crm.state().db.clone();
+    let mut tx = db.begin(app.acme.tenant_id).await.unwrap();
+    sqlx::query(
+        "INSERT INTO crm.leads (tenant_id, last_name, status, score)
+         SELECT $1, 'Lead ' || lpad(n::text, 4, '0'), CASE WHEN n % 3 = 0 THEN 'hot' ELSE 'new' END, n % 101
+           FROM generate_series(1, 1200) AS n",
+    )
+    .bind(app.acme.tenant_id)
+    .execute(&mut *tx)
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+
+    let mut stream = app
+        .leads()
+        .export_leads(app.viewer.req(pb::ExportLeadsRequest {
+            filter: r#"status = "hot""#.into(),
+            order_by: "last_name".into(),
+            show_deleted: false,
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut names = Vec::new();
+    while let Some(lead) = stream.next().await {
+        let lead = lead.unwrap();
+        assert_eq!(lead.status, "hot");
+        names.push(lead.last_name);
+    }
+    assert_eq!(names.len(), 400);
+    assert!(names.windows(2).all(|w| w[0] < w[1]), "in order, once each");
+
+    expect_code(
+        app.leads()
+            .export_leads(app.viewer.req(pb::ExportLeadsRequest {
+                filter: "nonsense ==".into(),
+                ..Default::default()
+            }))
+            .await,
+        Code::InvalidArgument,
+    );
+    let none = app
+        .leads()
+        .export_leads(app.globex.req(pb::ExportLeadsRequest::default()))
+        .await
+        .unwrap()
+        .into_inner()
+        .count()
+        .await;
+    assert_eq!(none, 0, "another tenant exports nothing of acme's");
+}

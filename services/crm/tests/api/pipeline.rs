@@ -1,0 +1,253 @@
+//! The tenant's pipeline: defaults on first use, statuses and stages managed by those
+//! allowed to, keys that stay reserved, and new values only from live keys.
+
+use tonic::Code;
+
+use fusion_proto::crm::v1 as pb;
+
+use crate::helpers::{TestApp, expect_code, violated_fields};
+
+#[tokio::test]
+async fn a_tenant_starts_with_the_default_pipeline_in_order() {
+    let app = TestApp::spawn().await;
+    let mut pipeline = app.pipeline();
+    let statuses = pipeline
+        .list_lead_statuses(app.viewer.req(pb::ListLeadStatusesRequest::default()))
+        .await
+        .unwrap()
+        .into_inner();
+    let keys: Vec<&str> = statuses
+        .lead_statuses
+        .iter()
+        .map(|s| s.key.as_str())
+        .collect();
+    assert_eq!(
+        keys,
+        ["new", "nurture", "hot", "call_back", "not_interested"]
+    );
+    assert!(statuses.lead_statuses[4].is_closed);
+    let stages = pipeline
+        .list_deal_stages(app.viewer.req(pb::ListDealStagesRequest::default()))
+        .await
+        .unwrap()
+        .into_inner();
+    let keys: Vec<&str> = stages.deal_stages.iter().map(|s| s.key.as_str()).collect();
+    assert_eq!(
+        keys,
+        [
+            "property_enquiry",
+            "property_reserved",
+            "signed_contract",
+            "unconditional",
+            "bc_required",
+            "land_settled",
+            "construction",
+            "settlement_handover",
+            "crashed",
+        ]
+    );
+    let outcome = |k: &str| {
+        stages
+            .deal_stages
+            .iter()
+            .find(|s| s.key == k)
+            .unwrap()
+            .outcome
+            .clone()
+    };
+    assert_eq!(
+        (
+            outcome("construction"),
+            outcome("settlement_handover"),
+            outcome("crashed")
+        ),
+        ("open".into(), "won".into(), "lost".into())
+    );
+    // Each tenant has its own.
+    let globex = pipeline
+        .list_lead_statuses(app.globex.req(pb::ListLeadStatusesRequest::default()))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        globex
+            .lead_statuses
+            .iter()
+            .all(|s| s.tenant_id == app.globex.tenant_id)
+    );
+    expect_code(
+        pipeline
+            .get_lead_status(app.globex.req(pb::GetLeadStatusRequest {
+                id: statuses.lead_statuses[0].id,
+            }))
+            .await,
+        Code::NotFound,
+    );
+}
+
+#[tokio::test]
+async fn managers_shape_the_pipeline_and_leads_follow_its_live_keys() {
+    let app = TestApp::spawn().await;
+    let mut pipeline = app.pipeline();
+    let new_status = |key: &str| pb::CreateLeadStatusRequest {
+        lead_status: Some(pb::LeadStatus {
+            key: key.into(),
+            label: "Waiting on finance".into(),
+            position: 25,
+            ..Default::default()
+        }),
+        request_id: String::new(),
+    };
+    // An agent works the pipeline but does not shape it.
+    let status = expect_code(
+        pipeline
+            .create_lead_status(app.agent.req(new_status("finance_pending")))
+            .await,
+        Code::PermissionDenied,
+    );
+    assert!(
+        status.message().contains("crm.pipeline.write"),
+        "{status:?}"
+    );
+    let created = pipeline
+        .create_lead_status(app.acme.req(new_status("finance_pending")))
+        .await
+        .unwrap()
+        .into_inner();
+    expect_code(
+        pipeline
+            .create_lead_status(app.acme.req(new_status("finance_pending")))
+            .await,
+        Code::AlreadyExists,
+    );
+    let status = expect_code(
+        pipeline
+            .create_lead_status(app.acme.req(new_status("Finance Pending")))
+            .await,
+        Code::InvalidArgument,
+    );
+    assert_eq!(violated_fields(&status), ["lead_status.key"]);
+
+    let lead = app
+        .leads()
+        .create_lead(app.agent.req(pb::CreateLeadRequest {
+            lead: Some(pb::Lead {
+                last_name: "Nguyen".into(),
+                status: "finance_pending".into(),
+                ..Default::default()
+            }),
+            request_id: String::new(),
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(lead.status, "finance_pending");
+
+    // A deleted status keeps its leads valid but takes no new ones.
+    pipeline
+        .delete_lead_status(app.acme.req(pb::DeleteLeadStatusRequest {
+            id: created.id,
+            etag: String::new(),
+        }))
+        .await
+        .unwrap();
+    let still = app
+        .leads()
+        .get_lead(app.agent.req(pb::GetLeadRequest { id: lead.id }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(still.status, "finance_pending");
+    expect_code(
+        app.leads()
+            .create_lead(app.agent.req(pb::CreateLeadRequest {
+                lead: Some(pb::Lead {
+                    last_name: "Later".into(),
+                    status: "finance_pending".into(),
+                    ..Default::default()
+                }),
+                request_id: String::new(),
+            }))
+            .await,
+        Code::InvalidArgument,
+    );
+    // Its key stays reserved: recreating it is ALREADY_EXISTS; undeleting brings it back.
+    expect_code(
+        pipeline
+            .create_lead_status(app.acme.req(new_status("finance_pending")))
+            .await,
+        Code::AlreadyExists,
+    );
+    pipeline
+        .undelete_lead_status(
+            app.acme
+                .req(pb::UndeleteLeadStatusRequest { id: created.id }),
+        )
+        .await
+        .unwrap();
+
+    // Keys and outcomes never change.
+    let stages = pipeline
+        .list_deal_stages(app.acme.req(pb::ListDealStagesRequest::default()))
+        .await
+        .unwrap()
+        .into_inner();
+    let crashed = stages.deal_stages.last().unwrap();
+    for path in ["key", "outcome"] {
+        expect_code(
+            pipeline
+                .update_deal_stage(app.acme.req(pb::UpdateDealStageRequest {
+                    deal_stage: Some(pb::DealStage {
+                        id: crashed.id,
+                        key: "fell_over".into(),
+                        outcome: "open".into(),
+                        ..Default::default()
+                    }),
+                    update_mask: Some(prost_types::FieldMask {
+                        paths: vec![path.into()],
+                    }),
+                }))
+                .await,
+            Code::InvalidArgument,
+        );
+    }
+    let relabelled = pipeline
+        .update_deal_stage(app.acme.req(pb::UpdateDealStageRequest {
+            deal_stage: Some(pb::DealStage {
+                id: crashed.id,
+                label: "Fell over".into(),
+                default_probability: Some(0),
+                etag: crashed.etag.clone(),
+                ..Default::default()
+            }),
+            update_mask: None,
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        (relabelled.label.as_str(), relabelled.outcome.as_str()),
+        ("Fell over", "lost")
+    );
+    let status = expect_code(
+        pipeline
+            .create_deal_stage(app.acme.req(pb::CreateDealStageRequest {
+                deal_stage: Some(pb::DealStage {
+                    key: "handover_plus".into(),
+                    label: "Handover+".into(),
+                    outcome: "maybe".into(),
+                    default_probability: Some(140),
+                    ..Default::default()
+                }),
+                request_id: String::new(),
+            }))
+            .await,
+        Code::InvalidArgument,
+    );
+    let mut fields = violated_fields(&status);
+    fields.sort();
+    assert_eq!(
+        fields,
+        ["deal_stage.default_probability", "deal_stage.outcome"]
+    );
+}

@@ -1,0 +1,1 @@
+//! Tasks: (tests being written).
