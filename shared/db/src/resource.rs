@@ -215,6 +215,45 @@ pub async fn insert(
         .map_err(|e| db_status(domain, e))
 }
 
+/// Inserts `rows` of the transaction's tenant into `table` (a trusted constant) with
+/// one multi-row INSERT; every row holds a value for each of `columns`, in order.
+/// Returns how many rows went in. Callers keep batches below PostgreSQL's 65,535
+/// bind parameters (rows × (columns + 1)).
+pub async fn insert_many(
+    tx: &mut TenantTx,
+    domain: &str,
+    table: &'static str,
+    columns: &[&'static str],
+    rows: Vec<Vec<Val>>,
+) -> Result<u64, Status> {
+    if rows.is_empty() {
+        return Ok(0);
+    }
+    let tenant = tx.tenant_id();
+    let mut qb = sqlx::QueryBuilder::<sqlx::Postgres>::new("INSERT INTO ");
+    qb.push(table).push(" (tenant_id");
+    for column in columns {
+        qb.push(", ").push(*column);
+    }
+    qb.push(") VALUES ");
+    for (i, row) in rows.into_iter().enumerate() {
+        if i > 0 {
+            qb.push(", ");
+        }
+        qb.push("(").push_bind(tenant);
+        for value in row {
+            qb.push(", ");
+            value.push(&mut qb);
+        }
+        qb.push(")");
+    }
+    qb.build()
+        .execute(&mut **tx)
+        .await
+        .map(|r| r.rows_affected())
+        .map_err(|e| db_status(domain, e))
+}
+
 /// Sets `values` on row `id` of `table` (a trusted constant, with `updated_at` and
 /// `version` columns), bumping its version (etag).
 pub async fn update(

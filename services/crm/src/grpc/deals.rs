@@ -1,16 +1,440 @@
-//! `fusion.crm.v1.DealService` (being built: every method answers UNIMPLEMENTED until written).
+//! `fusion.crm.v1.DealService`: sales opportunities moving through the tenant's deal
+//! stages.
+//!
+//! A deal's status is always its stage's outcome (the database holds us to it with a
+//! three-column foreign key), so the stage changes only through MoveDealStage (between
+//! open stages, or to reopen a closed deal), WinDeal and LoseDeal, each of which locks
+//! the deal, so of two concurrent closes exactly one succeeds. Its lot (property) and
+//! assignee (identity) are checked with their owners, as the caller, before the
+//! transaction opens; its lead and contact are live rows of this schema, key-share
+//! locked until the write commits. A won deal announces itself on the outbox, so
+//! property can sell its lot.
 
+use chrono::{DateTime, NaiveDate, Utc};
+use rust_decimal::Decimal;
 use tonic::{Request, Response, Status};
 
+use fusion_db::filter::{FieldKind, FieldSpec};
+use fusion_db::list::{ListParams, ListSpec};
+use fusion_db::resource::{Table, Val, Values, lock_live};
+use fusion_db::{TenantTx, db_status, idempotency};
 use fusion_proto::crm::v1 as pb;
 use fusion_proto::crm::v1::deal_service_server::DealService;
+use fusion_proto::errors::FieldViolation;
+use fusion_service::api::{
+    date_pb, dec_str, opt_ts, parse_date, parse_decimal, populated, total, ts,
+};
 
-use crate::AppState;
+use super::{
+    API, StageInfo, caller, custom_fields_pb, ensure_pipeline, list_page, purge_ts, record_values,
+    remember, replay, require_deal_stage, tags_of, tags_val,
+};
+use crate::domain::{pipeline, validate};
+use crate::{AppState, DOMAIN};
+
+pub(crate) const TABLE: Table = Table {
+    domain: DOMAIN,
+    name: "crm.deals",
+    select: "id, tenant_id, lead_id, contact_id, lot_id, assigned_to, title, description, \
+             value, status, stage, probability, expected_close_date, actual_close_date, \
+             close_reason, custom_fields, tags, version, created_at, updated_at, deleted_at",
+    what: "deal",
+};
+
+/// `order_by=stage` sorts by the stage's position in the tenant's pipeline, not by its
+/// key. The List sees that order as this field, which no filter can name (`#` is not a
+/// filter character) and callers never write: [`list_order`] puts it in for `stage`.
+const STAGE_POSITION: &str = "stage#position";
+
+const FIELDS: &[FieldSpec] = &[
+    FieldSpec::new("lead_id", "lead_id", FieldKind::Int),
+    FieldSpec::new("contact_id", "contact_id", FieldKind::Int),
+    FieldSpec::new("lot_id", "lot_id", FieldKind::Int),
+    FieldSpec::new("assigned_to", "assigned_to", FieldKind::Int),
+    FieldSpec::new("title", "title", FieldKind::Text),
+    FieldSpec::new("value", "value", FieldKind::Decimal),
+    FieldSpec::new("status", "status", FieldKind::Text),
+    FieldSpec::new("stage", "stage", FieldKind::Text),
+    FieldSpec::new("probability", "probability", FieldKind::Int),
+    FieldSpec::new(
+        "expected_close_date",
+        "expected_close_date",
+        FieldKind::Date,
+    ),
+    FieldSpec::new("actual_close_date", "actual_close_date", FieldKind::Date),
+    FieldSpec::new("tags", "tags", FieldKind::Tags),
+    FieldSpec::new("custom_fields", "custom_fields", FieldKind::CustomFields),
+    FieldSpec::new("create_time", "created_at", FieldKind::Timestamp),
+    FieldSpec::new("update_time", "updated_at", FieldKind::Timestamp),
+    FieldSpec::new(
+        STAGE_POSITION,
+        "(SELECT s.position FROM crm.deal_stages s \
+          WHERE s.tenant_id = crm.deals.tenant_id AND s.key = crm.deals.stage)",
+        FieldKind::Int,
+    ),
+];
+
+/// What `order_by` may name, as callers write it.
+const ORDER_FIELDS: &[&str] = &[
+    "create_time",
+    "update_time",
+    "title",
+    "value",
+    "probability",
+    "expected_close_date",
+    "actual_close_date",
+    "stage",
+];
+
+pub(crate) const LIST: ListSpec = ListSpec {
+    table: TABLE.name,
+    select: TABLE.select,
+    fields: FIELDS,
+    order_fields: &[
+        "create_time",
+        "update_time",
+        "title",
+        "value",
+        "probability",
+        "expected_close_date",
+        "actual_close_date",
+        STAGE_POSITION,
+    ],
+    default_order: "create_time desc",
+    soft_delete: true,
+    tenant_scoped: true,
+};
+
+/// The fields CreateDeal reads (the stage, its outcome and the default probability are
+/// settled in the transaction by [`place_new_deal`]).
+pub(crate) const CREATE: &[&str] = &[
+    "lead_id",
+    "contact_id",
+    "lot_id",
+    "assigned_to",
+    "title",
+    "description",
+    "value",
+    "stage",
+    "probability",
+    "expected_close_date",
+    "custom_fields",
+    "tags",
+];
+
+/// What UpdateDeal may change (the stage moves only through MoveDealStage, WinDeal and
+/// LoseDeal).
+const MUTABLE: &[&str] = &[
+    "lead_id",
+    "contact_id",
+    "lot_id",
+    "assigned_to",
+    "title",
+    "description",
+    "value",
+    "probability",
+    "expected_close_date",
+    "custom_fields",
+    "tags",
+];
+
+/// What an update mask may not name.
+const FIXED: &[&str] = &[
+    "id",
+    "tenant_id",
+    "status",
+    "stage",
+    "actual_close_date",
+    "close_reason",
+    "create_time",
+    "update_time",
+    "delete_time",
+    "purge_time",
+];
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct DealRow {
+    pub id: i64,
+    pub tenant_id: i64,
+    pub lead_id: Option<i64>,
+    pub contact_id: Option<i64>,
+    pub lot_id: Option<i64>,
+    pub assigned_to: Option<i64>,
+    pub title: String,
+    pub description: Option<String>,
+    pub value: Option<Decimal>,
+    pub status: String,
+    pub stage: String,
+    pub probability: Option<i32>,
+    pub expected_close_date: Option<NaiveDate>,
+    pub actual_close_date: Option<NaiveDate>,
+    pub close_reason: Option<String>,
+    pub custom_fields: serde_json::Value,
+    pub tags: serde_json::Value,
+    pub version: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub deleted_at: Option<DateTime<Utc>>,
+}
+
+fusion_db::versioned!(DealRow);
+
+impl DealRow {
+    pub(crate) fn into_pb(self, state: &AppState) -> pb::Deal {
+        pb::Deal {
+            id: self.id,
+            tenant_id: self.tenant_id,
+            lead_id: self.lead_id.unwrap_or_default(),
+            contact_id: self.contact_id.unwrap_or_default(),
+            lot_id: self.lot_id.unwrap_or_default(),
+            assigned_to: self.assigned_to.unwrap_or_default(),
+            title: self.title,
+            description: self.description.unwrap_or_default(),
+            value: dec_str(self.value.map(cents)),
+            status: self.status,
+            stage: self.stage,
+            probability: self.probability,
+            expected_close_date: self.expected_close_date.map(date_pb),
+            actual_close_date: self.actual_close_date.map(date_pb),
+            close_reason: self.close_reason.unwrap_or_default(),
+            custom_fields: custom_fields_pb(&self.custom_fields),
+            tags: tags_of(&self.tags),
+            create_time: Some(ts(self.created_at)),
+            update_time: Some(ts(self.updated_at)),
+            delete_time: opt_ts(self.deleted_at),
+            purge_time: purge_ts(state, self.deleted_at),
+            etag: fusion_service::api::etag(self.version),
+        }
+    }
+}
+
+/// The column values of the fields in `fields`, validated field by field. A `stage`
+/// is only checked for form here (it is placed by [`place_new_deal`]); whether the
+/// lot and assignee exist is asked of their owners by [`check_owners`], and whether
+/// the lead and contact do by [`lock_links`].
+pub(crate) fn values(d: &pb::Deal, fields: &[&str]) -> Result<Values, Status> {
+    record_values("deal", fields, &d.custom_fields, |field| {
+        Ok(Some(match field {
+            "lead_id" => ("lead_id", Val::Int(optional_id(d.lead_id)?)),
+            "contact_id" => ("contact_id", Val::Int(optional_id(d.contact_id)?)),
+            "lot_id" => ("lot_id", Val::Int(optional_id(d.lot_id)?)),
+            "assigned_to" => ("assigned_to", Val::Int(optional_id(d.assigned_to)?)),
+            "title" => {
+                validate::required(&d.title, 255)?;
+                ("title", Val::text(&d.title))
+            }
+            "description" => {
+                validate::max_len(&d.description, 20_000)?;
+                ("description", Val::text(&d.description))
+            }
+            "value" => ("value", Val::Decimal(money(&d.value)?)),
+            "stage" => {
+                if !d.stage.trim().is_empty() {
+                    pipeline::key(d.stage.trim())?;
+                }
+                return Ok(None);
+            }
+            "probability" => ("probability", Val::Int32(probability(d.probability)?)),
+            "expected_close_date" => {
+                let date = d.expected_close_date.unwrap_or_default();
+                (
+                    "expected_close_date",
+                    Val::Date(parse_date(date.year, date.month, date.day)?),
+                )
+            }
+            "tags" => ("tags", tags_val(&d.tags)?),
+            _ => return Ok(None),
+        }))
+    })
+}
+
+/// An id of another record: 0 is none.
+fn optional_id(id: i64) -> Result<Option<i64>, String> {
+    match id {
+        0 => Ok(None),
+        id if id > 0 => Ok(Some(id)),
+        _ => Err("must be a positive id, or 0 for none".into()),
+    }
+}
+
+/// A deal value: NUMERIC(12,2), never negative; empty is unset.
+fn money(raw: &str) -> Result<Option<Decimal>, String> {
+    match parse_decimal(raw, 10, 2, None)? {
+        Some(v) if v.is_sign_negative() && !v.is_zero() => Err("cannot be negative".into()),
+        v => Ok(v),
+    }
+}
+
+/// A stored value with its two decimal places: PostgreSQL keeps NUMERIC(12,2)'s scale,
+/// but a zero is decoded without it ("0", not "0.00").
+fn cents(mut v: Decimal) -> Decimal {
+    v.rescale(2);
+    v
+}
+
+/// A probability from 0 to 100; unset stays unset.
+fn probability(p: Option<i32>) -> Result<Option<i32>, String> {
+    match p {
+        Some(p) if !(0..=100).contains(&p) => Err("must be between 0 and 100".into()),
+        p => Ok(p),
+    }
+}
+
+/// Asks identity and property, as the caller, about the deal's assignee and lot when
+/// `fields` names them and they are set; both questions at once, before any
+/// transaction is open.
+pub(crate) async fn check_owners(
+    state: &AppState,
+    d: &pb::Deal,
+    fields: &[&str],
+) -> Result<(), Status> {
+    let lot = async {
+        if fields.contains(&"lot_id") && d.lot_id > 0 {
+            state.refs.property("deal.lot_id", "lot", d.lot_id).await
+        } else {
+            Ok(())
+        }
+    };
+    let user = async {
+        if fields.contains(&"assigned_to") && d.assigned_to > 0 {
+            state.refs.user("deal.assigned_to", d.assigned_to).await
+        } else {
+            Ok(())
+        }
+    };
+    tokio::try_join!(lot, user).map(|_| ())
+}
+
+/// Checks that the deal's lead and contact (when `fields` names them and they are set)
+/// are live rows of the tenant, key-share locking them until the transaction ends so
+/// neither can be deleted under the deal.
+pub(crate) async fn lock_links(
+    tx: &mut TenantTx,
+    d: &pb::Deal,
+    fields: &[&str],
+) -> Result<(), Status> {
+    let mut violations = Vec::new();
+    for (field, table, what, id) in [
+        ("lead_id", "crm.leads", "lead", d.lead_id),
+        ("contact_id", "crm.contacts", "contact", d.contact_id),
+    ] {
+        if fields.contains(&field) && id > 0 && !lock_live(tx, DOMAIN, table, id).await? {
+            violations.push(FieldViolation::new(
+                format!("deal.{field}"),
+                format!("no {what} {id} in this tenant"),
+            ));
+        }
+    }
+    API.violations(violations)
+}
+
+/// Settles where a new deal starts: the live open stage it names, or the tenant's first
+/// open stage; status open; the stage's default probability unless one was given.
+/// Replaces any `stage`, `status` or (defaulted) `probability` in `values`.
+pub(crate) async fn place_new_deal(
+    tx: &mut TenantTx,
+    d: &pb::Deal,
+    values: &mut Values,
+) -> Result<StageInfo, Status> {
+    let stage = if d.stage.trim().is_empty() {
+        first_stage(tx, "open").await?.ok_or_else(|| {
+            API.precondition(
+                "NO_OPEN_STAGE",
+                "the tenant has no open deal stage; create one first",
+            )
+        })?
+    } else {
+        let stage = require_deal_stage(tx, "deal.stage", d.stage.trim()).await?;
+        if stage.outcome != "open" {
+            return Err(API.invalid(
+                "deal.stage",
+                format!(
+                    "{:?} is a {} stage; a deal starts in an open stage (then WinDeal or LoseDeal)",
+                    stage.key, stage.outcome
+                ),
+            ));
+        }
+        stage
+    };
+    let defaulted = d.probability.is_none();
+    values.retain(|(c, _)| match *c {
+        "stage" | "status" => false,
+        "probability" => !defaulted,
+        _ => true,
+    });
+    values.push(("stage", Val::Text(Some(stage.key.clone()))));
+    values.push(("status", Val::Text(Some(stage.outcome.clone()))));
+    if defaulted {
+        values.push(("probability", Val::Int32(stage.default_probability)));
+    }
+    Ok(stage)
+}
+
+/// The tenant's live stage with `outcome` and the lowest position.
+async fn first_stage(tx: &mut TenantTx, outcome: &str) -> Result<Option<StageInfo>, Status> {
+    let tenant = tx.tenant_id();
+    sqlx::query_as(
+        "SELECT key, outcome, default_probability FROM crm.deal_stages
+          WHERE tenant_id = $1 AND outcome = $2 AND deleted_at IS NULL
+          ORDER BY position, key LIMIT 1",
+    )
+    .bind(tenant)
+    .bind(outcome)
+    .fetch_optional(&mut **tx)
+    .await
+    .map_err(|e| db_status(DOMAIN, e))
+}
+
+/// The stage a WinDeal (`outcome` won) or LoseDeal (lost) closes the deal in: the live
+/// stage named by `key` (INVALID_ARGUMENT on `stage` unless it has that outcome), or
+/// the tenant's first stage with the outcome (FAILED_PRECONDITION when it has none).
+async fn closing_stage(tx: &mut TenantTx, key: &str, outcome: &str) -> Result<StageInfo, Status> {
+    let key = key.trim();
+    if key.is_empty() {
+        return first_stage(tx, outcome).await?.ok_or_else(|| {
+            API.precondition(
+                &format!("NO_{}_STAGE", outcome.to_uppercase()),
+                format!("the tenant has no {outcome} deal stage; create one first"),
+            )
+        });
+    }
+    let stage = require_deal_stage(tx, "stage", key).await?;
+    if stage.outcome == outcome {
+        Ok(stage)
+    } else {
+        Err(API.invalid(
+            "stage",
+            format!(
+                "{key:?} is not a {outcome} stage (its outcome is {})",
+                stage.outcome
+            ),
+        ))
+    }
+}
+
+/// FAILED_PRECONDITION (DEAL_CLOSED) unless the deal is open.
+fn require_open(deal: &DealRow, action: &str) -> Result<(), Status> {
+    if deal.status == "open" {
+        return Ok(());
+    }
+    Err(API.precondition(
+        "DEAL_CLOSED",
+        format!(
+            "deal {} is already {} (stage {}); it cannot be {action}. Reopen it with MoveDealStage first",
+            deal.id, deal.status, deal.stage
+        ),
+    ))
+}
+
+/// The close date of a WinDeal or LoseDeal: the one given, else today (UTC).
+fn close_date(d: Option<&fusion_proto::google::r#type::Date>) -> Result<NaiveDate, String> {
+    let (year, month, day) = d.map(|d| (d.year, d.month, d.day)).unwrap_or_default();
+    parse_date(year, month, day).map(|date| date.unwrap_or_else(|| Utc::now().date_naive()))
+}
 
 /// The DealService implementation.
 #[derive(Clone, Debug)]
 pub(crate) struct DealApi {
-    #[allow(dead_code)]
     state: AppState,
 }
 
@@ -18,70 +442,365 @@ impl DealApi {
     pub(crate) fn new(state: AppState) -> Self {
         Self { state }
     }
+
+    /// WinDeal and LoseDeal: closes the open deal in the stage the request names (or
+    /// the tenant's first with the outcome), on its date (or today), with its reason,
+    /// at probability 100 (won) or 0 (lost), in one transaction holding the deal's row
+    /// lock; a win is announced on the outbox in the same transaction.
+    async fn close(&self, tenant: i64, c: Closing<'_>) -> Result<pb::Deal, Status> {
+        let date = c.check()?;
+        ensure_pipeline(&self.state, tenant).await?;
+        let mut tx = self.state.db.begin(tenant).await?;
+        let current: DealRow = TABLE.fetch(&mut tx, c.id, false, true).await?;
+        API.check_etag(c.etag, current.version)?;
+        let stage = closing_stage(&mut tx, c.stage, c.outcome).await?;
+        require_open(&current, c.outcome)?;
+        let won = c.outcome == "won";
+        TABLE
+            .update(
+                &mut tx,
+                c.id,
+                vec![
+                    ("stage", Val::Text(Some(stage.key))),
+                    ("status", Val::Text(Some(stage.outcome))),
+                    ("probability", Val::Int32(Some(if won { 100 } else { 0 }))),
+                    ("actual_close_date", Val::Date(Some(date))),
+                    ("close_reason", Val::text(c.reason)),
+                ],
+            )
+            .await?;
+        let row: DealRow = TABLE.fetch(&mut tx, c.id, false, false).await?;
+        if won {
+            announce_won(&mut tx, &row).await?;
+        }
+        tx.commit().await?;
+        Ok(row.into_pb(&self.state))
+    }
+}
+
+/// A WinDeal or LoseDeal request.
+struct Closing<'a> {
+    id: i64,
+    etag: &'a str,
+    stage: &'a str,
+    reason: &'a str,
+    close_date: Option<&'a fusion_proto::google::r#type::Date>,
+    /// "won" or "lost".
+    outcome: &'static str,
+}
+
+impl Closing<'_> {
+    /// Checks the request's fields (every bad one named; a reason is required to lose)
+    /// and returns its close date.
+    fn check(&self) -> Result<NaiveDate, Status> {
+        API.require_id("id", self.id)?;
+        let mut violations = Vec::new();
+        let stage = self.stage.trim();
+        if !stage.is_empty()
+            && let Err(why) = pipeline::key(stage)
+        {
+            violations.push(FieldViolation::new("stage", why));
+        }
+        let reason = if self.outcome == "lost" {
+            validate::required(self.reason, 20_000)
+        } else {
+            validate::max_len(self.reason, 20_000)
+        };
+        if let Err(why) = reason {
+            violations.push(FieldViolation::new("reason", why));
+        }
+        let date = close_date(self.close_date);
+        if let Err(why) = &date {
+            violations.push(FieldViolation::new("close_date", why.clone()));
+        }
+        API.violations(violations)?;
+        date.map_err(|why| API.invalid("close_date", why))
+    }
 }
 
 #[tonic::async_trait]
 impl DealService for DealApi {
     async fn create_deal(
         &self,
-        _req: Request<pb::CreateDealRequest>,
+        req: Request<pb::CreateDealRequest>,
     ) -> Result<Response<pb::Deal>, Status> {
-        Err(Status::unimplemented("CreateDeal is not served yet"))
+        let ctx = caller(&req)?;
+        let body = req.into_inner();
+        let d = body.deal.unwrap_or_default();
+        let mut values = values(&d, CREATE)?;
+        let request_id = idempotency::parse_request_id(DOMAIN, &body.request_id)?;
+        check_owners(&self.state, &d, CREATE).await?;
+        ensure_pipeline(&self.state, ctx.tenant_id).await?;
+        const METHOD: &str = "CreateDeal";
+        let mut tx = self.state.db.begin(ctx.tenant_id).await?;
+        if let Some(saved) = replay(&mut tx, METHOD, request_id).await? {
+            return Ok(Response::new(saved));
+        }
+        lock_links(&mut tx, &d, CREATE).await?;
+        place_new_deal(&mut tx, &d, &mut values).await?;
+        let id = TABLE.insert(&mut tx, values).await?;
+        let created = TABLE
+            .fetch::<DealRow>(&mut tx, id, false, false)
+            .await?
+            .into_pb(&self.state);
+        remember(&mut tx, METHOD, request_id, &created).await?;
+        tx.commit().await?;
+        Ok(Response::new(created))
     }
 
     async fn get_deal(
         &self,
-        _req: Request<pb::GetDealRequest>,
+        req: Request<pb::GetDealRequest>,
     ) -> Result<Response<pb::Deal>, Status> {
-        Err(Status::unimplemented("GetDeal is not served yet"))
+        let ctx = caller(&req)?;
+        let row: DealRow = TABLE
+            .get(&self.state.db, ctx.tenant_id, req.into_inner().id)
+            .await?;
+        Ok(Response::new(row.into_pb(&self.state)))
     }
 
     async fn list_deals(
         &self,
-        _req: Request<pb::ListDealsRequest>,
+        req: Request<pb::ListDealsRequest>,
     ) -> Result<Response<pb::ListDealsResponse>, Status> {
-        Err(Status::unimplemented("ListDeals is not served yet"))
+        let ctx = caller(&req)?;
+        let r = req.into_inner();
+        let params = ListParams::new(
+            r.page_size,
+            r.page_token,
+            r.filter,
+            list_order(&r.order_by)?,
+            r.show_deleted,
+        );
+        let page = list_page::<DealRow>(&self.state, ctx.tenant_id, &LIST, &params, None).await?;
+        Ok(Response::new(pb::ListDealsResponse {
+            deals: page
+                .items
+                .into_iter()
+                .map(|d| d.into_pb(&self.state))
+                .collect(),
+            next_page_token: page.next_page_token,
+            total_size: total(page.total_size),
+        }))
     }
 
     async fn update_deal(
         &self,
-        _req: Request<pb::UpdateDealRequest>,
+        req: Request<pb::UpdateDealRequest>,
     ) -> Result<Response<pb::Deal>, Status> {
-        Err(Status::unimplemented("UpdateDeal is not served yet"))
+        let ctx = caller(&req)?;
+        let body = req.into_inner();
+        let d = body.deal.unwrap_or_default();
+        API.require_id("deal.id", d.id)?;
+        let mask = API.mask(
+            body.update_mask,
+            MUTABLE,
+            FIXED,
+            &populated(&[
+                ("lead_id", d.lead_id != 0),
+                ("contact_id", d.contact_id != 0),
+                ("lot_id", d.lot_id != 0),
+                ("assigned_to", d.assigned_to != 0),
+                ("title", !d.title.is_empty()),
+                ("description", !d.description.is_empty()),
+                ("value", !d.value.is_empty()),
+                ("probability", d.probability.is_some()),
+                ("expected_close_date", d.expected_close_date.is_some()),
+                ("custom_fields", !d.custom_fields.is_empty()),
+                ("tags", !d.tags.is_empty()),
+            ]),
+        )?;
+        let changing: Vec<&str> = MUTABLE.iter().copied().filter(|f| mask.has(f)).collect();
+        let values = values(&d, &changing)?;
+        check_owners(&self.state, &d, &changing).await?;
+        let mut tx = self.state.db.begin(ctx.tenant_id).await?;
+        let current: DealRow = TABLE.fetch(&mut tx, d.id, false, true).await?;
+        API.check_etag(&d.etag, current.version)?;
+        lock_links(&mut tx, &d, &changing).await?;
+        TABLE.update(&mut tx, d.id, values).await?;
+        let row: DealRow = TABLE.fetch(&mut tx, d.id, false, false).await?;
+        tx.commit().await?;
+        Ok(Response::new(row.into_pb(&self.state)))
     }
 
     async fn delete_deal(
         &self,
-        _req: Request<pb::DeleteDealRequest>,
+        req: Request<pb::DeleteDealRequest>,
     ) -> Result<Response<pb::Deal>, Status> {
-        Err(Status::unimplemented("DeleteDeal is not served yet"))
+        let ctx = caller(&req)?;
+        let r = req.into_inner();
+        let mut tx = self.state.db.begin(ctx.tenant_id).await?;
+        let row: DealRow = TABLE
+            .set_deleted(&mut tx, r.id, &r.etag, true, |_| Ok(()))
+            .await?;
+        tx.commit().await?;
+        Ok(Response::new(row.into_pb(&self.state)))
     }
 
     async fn undelete_deal(
         &self,
-        _req: Request<pb::UndeleteDealRequest>,
+        req: Request<pb::UndeleteDealRequest>,
     ) -> Result<Response<pb::Deal>, Status> {
-        Err(Status::unimplemented("UndeleteDeal is not served yet"))
+        let ctx = caller(&req)?;
+        let id = req.into_inner().id;
+        let mut tx = self.state.db.begin(ctx.tenant_id).await?;
+        let row: DealRow = TABLE
+            .set_deleted(&mut tx, id, "", false, |_| Ok(()))
+            .await?;
+        tx.commit().await?;
+        Ok(Response::new(row.into_pb(&self.state)))
     }
 
     async fn move_deal_stage(
         &self,
-        _req: Request<pb::MoveDealStageRequest>,
+        req: Request<pb::MoveDealStageRequest>,
     ) -> Result<Response<pb::Deal>, Status> {
-        Err(Status::unimplemented("MoveDealStage is not served yet"))
+        let ctx = caller(&req)?;
+        let r = req.into_inner();
+        API.require_id("id", r.id)?;
+        let key = r.stage.trim();
+        let mut violations = Vec::new();
+        if key.is_empty() {
+            violations.push(FieldViolation::new("stage", "is required"));
+        } else if let Err(why) = pipeline::key(key) {
+            violations.push(FieldViolation::new("stage", why));
+        }
+        if let Err(why) = probability(r.probability) {
+            violations.push(FieldViolation::new("probability", why));
+        }
+        API.violations(violations)?;
+        ensure_pipeline(&self.state, ctx.tenant_id).await?;
+        let mut tx = self.state.db.begin(ctx.tenant_id).await?;
+        let current: DealRow = TABLE.fetch(&mut tx, r.id, false, true).await?;
+        API.check_etag(&r.etag, current.version)?;
+        let stage = require_deal_stage(&mut tx, "stage", key).await?;
+        if stage.outcome != "open" {
+            let method = if stage.outcome == "won" {
+                "WinDeal"
+            } else {
+                "LoseDeal"
+            };
+            return Err(API.invalid(
+                "stage",
+                format!(
+                    "{key:?} is a {} stage; close a deal with {method}",
+                    stage.outcome
+                ),
+            ));
+        }
+        if current.status == "open" && current.stage == stage.key {
+            return Err(API.precondition(
+                "SAME_STAGE",
+                format!(
+                    "deal {} is already in stage {}; change its probability with UpdateDeal",
+                    current.id, current.stage
+                ),
+            ));
+        }
+        // On a closed deal this reopens it: open again, no close date or reason.
+        TABLE
+            .update(
+                &mut tx,
+                r.id,
+                vec![
+                    ("stage", Val::Text(Some(stage.key))),
+                    ("status", Val::Text(Some(stage.outcome))),
+                    (
+                        "probability",
+                        Val::Int32(r.probability.or(stage.default_probability)),
+                    ),
+                    ("actual_close_date", Val::Date(None)),
+                    ("close_reason", Val::Text(None)),
+                ],
+            )
+            .await?;
+        let row: DealRow = TABLE.fetch(&mut tx, r.id, false, false).await?;
+        tx.commit().await?;
+        Ok(Response::new(row.into_pb(&self.state)))
     }
 
     async fn win_deal(
         &self,
-        _req: Request<pb::WinDealRequest>,
+        req: Request<pb::WinDealRequest>,
     ) -> Result<Response<pb::Deal>, Status> {
-        Err(Status::unimplemented("WinDeal is not served yet"))
+        let ctx = caller(&req)?;
+        let r = req.into_inner();
+        let closing = Closing {
+            id: r.id,
+            etag: &r.etag,
+            stage: &r.stage,
+            reason: &r.reason,
+            close_date: r.close_date.as_ref(),
+            outcome: "won",
+        };
+        Ok(Response::new(self.close(ctx.tenant_id, closing).await?))
     }
 
     async fn lose_deal(
         &self,
-        _req: Request<pb::LoseDealRequest>,
+        req: Request<pb::LoseDealRequest>,
     ) -> Result<Response<pb::Deal>, Status> {
-        Err(Status::unimplemented("LoseDeal is not served yet"))
+        let ctx = caller(&req)?;
+        let r = req.into_inner();
+        let closing = Closing {
+            id: r.id,
+            etag: &r.etag,
+            stage: &r.stage,
+            reason: &r.reason,
+            close_date: r.close_date.as_ref(),
+            outcome: "lost",
+        };
+        Ok(Response::new(self.close(ctx.tenant_id, closing).await?))
     }
+}
+
+/// ListDeals' `order_by` as the List reads it: checked against the fields callers may
+/// name, with `stage` standing for the stage's position ([`STAGE_POSITION`]).
+fn list_order(order_by: &str) -> Result<String, Status> {
+    if order_by.trim().is_empty() {
+        return Ok(String::new());
+    }
+    fusion_db::order::parse_order_by(order_by, LIST.default_order, ORDER_FIELDS, FIELDS)
+        .map_err(|why| API.invalid("order_by", why))?;
+    Ok(order_by
+        .split(',')
+        .map(|term| {
+            let words: Vec<&str> = term.split_whitespace().collect();
+            match words.as_slice() {
+                ["stage", rest @ ..] => std::iter::once(STAGE_POSITION)
+                    .chain(rest.iter().copied())
+                    .collect::<Vec<_>>()
+                    .join(" "),
+                _ => words.join(" "),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(", "))
+}
+
+/// Writes the `deal.won` integration event for `deal`, in the transaction that won it:
+/// property sells the deal's lot on it, and finance may start the commission.
+async fn announce_won(tx: &mut TenantTx, deal: &DealRow) -> Result<(), Status> {
+    let payload = serde_json::json!({
+        "deal_id": deal.id,
+        "lot_id": deal.lot_id,
+        "lead_id": deal.lead_id,
+        "contact_id": deal.contact_id,
+        "assigned_to": deal.assigned_to,
+        "value": deal.value.map(|v| cents(v).to_string()),
+        "stage": deal.stage,
+        "close_date": deal.actual_close_date.map(|d| d.to_string()),
+    });
+    let tenant = tx.tenant_id();
+    sqlx::query(
+        "INSERT INTO crm.outbox_events (tenant_id, aggregate_type, aggregate_id, event_type, payload)
+         VALUES ($1, 'deal', $2, 'deal.won', $3)",
+    )
+    .bind(tenant)
+    .bind(deal.id)
+    .bind(sqlx::types::Json(payload))
+    .execute(&mut **tx)
+    .await
+    .map_err(|e| db_status(DOMAIN, e))?;
+    Ok(())
 }

@@ -21,12 +21,11 @@ use fusion_proto::crm::v1 as pb;
 use fusion_proto::crm::v1::lead_service_server::LeadService;
 use fusion_service::api::{opt_ts, populated, total, ts};
 
+use super::person::{Person, PersonRow, person_values, refresh_e164, set_e164};
 use super::{
-    API, caller, contact_time, custom_fields_pb, default_lead_status, ensure_pipeline, list_page,
-    purge_ts, record_values, remember, replay, require_deal_stage, require_lead_status, tags_of,
-    tags_val,
+    API, caller, default_lead_status, ensure_pipeline, list_page, purge_ts, remember, replay,
+    require_deal_stage, require_lead_status,
 };
-use crate::domain::fields::{country_of, e164, phone};
 use crate::domain::{pipeline, validate};
 use crate::{AppState, DOMAIN};
 
@@ -92,7 +91,7 @@ pub(crate) const LIST: ListSpec = ListSpec {
 };
 
 /// What UpdateLead may change (the assignee goes through AssignLead).
-const MUTABLE: &[&str] = &[
+pub(crate) const MUTABLE: &[&str] = &[
     "first_name",
     "last_name",
     "email",
@@ -127,25 +126,13 @@ pub(crate) struct LeadRow {
     pub id: i64,
     pub tenant_id: i64,
     pub assigned_to: Option<i64>,
-    pub first_name: Option<String>,
-    pub last_name: String,
-    pub email: Option<String>,
-    pub phone: Option<String>,
-    pub phone_e164: Option<String>,
-    pub address: Option<String>,
-    pub suburb: Option<String>,
-    pub state: Option<String>,
-    pub postcode: Option<String>,
-    pub country: Option<String>,
+    #[sqlx(flatten)]
+    pub person: PersonRow,
     pub source: Option<String>,
     pub source_detail: Option<String>,
     pub status: String,
     pub stage: Option<String>,
     pub score: Option<i32>,
-    pub tags: serde_json::Value,
-    pub custom_fields: serde_json::Value,
-    pub notes: Option<String>,
-    pub last_contacted_at: Option<DateTime<Utc>>,
     pub converted_at: Option<DateTime<Utc>>,
     pub converted_contact_id: Option<i64>,
     pub converted_deal_id: Option<i64>,
@@ -164,25 +151,11 @@ impl LeadRow {
             id: self.id,
             tenant_id: self.tenant_id,
             assigned_to: self.assigned_to.unwrap_or_default(),
-            first_name: self.first_name.unwrap_or_default(),
-            last_name: self.last_name,
-            email: self.email.unwrap_or_default(),
-            phone: self.phone.unwrap_or_default(),
-            phone_e164: self.phone_e164.unwrap_or_default(),
-            address: self.address.unwrap_or_default(),
-            suburb: self.suburb.unwrap_or_default(),
-            state: self.state.unwrap_or_default(),
-            postcode: self.postcode.unwrap_or_default(),
-            country: self.country.unwrap_or_default(),
             source: self.source.unwrap_or_default(),
             source_detail: self.source_detail.unwrap_or_default(),
             status: self.status,
             stage: self.stage.unwrap_or_default(),
             score: self.score,
-            tags: tags_of(&self.tags),
-            custom_fields: custom_fields_pb(&self.custom_fields),
-            notes: self.notes.unwrap_or_default(),
-            last_contact_time: opt_ts(self.last_contacted_at),
             convert_time: opt_ts(self.converted_at),
             converted_contact_id: self.converted_contact_id.unwrap_or_default(),
             converted_deal_id: self.converted_deal_id.unwrap_or_default(),
@@ -192,6 +165,7 @@ impl LeadRow {
             delete_time: opt_ts(self.deleted_at),
             purge_time: purge_ts(state, self.deleted_at),
             etag: fusion_service::api::etag(self.version),
+            ..pb::Lead::from_person(self.person)
         }
     }
 }
@@ -199,48 +173,12 @@ impl LeadRow {
 /// The column values of the fields in `fields`, validated field by field; `status`
 /// and `stage` are checked against the pipeline separately, in the transaction, and
 /// the E.164 phone by [`set_e164`].
-fn values(l: &pb::Lead, fields: &[&str]) -> Result<Values, Status> {
-    record_values("lead", fields, &l.custom_fields, |field| {
+pub(crate) fn values(l: &pb::Lead, fields: &[&str]) -> Result<Values, Status> {
+    person_values("lead", l, fields, |field| {
         Ok(Some(match field {
-            "first_name" => {
-                validate::max_len(&l.first_name, 100)?;
-                ("first_name", Val::text(&l.first_name))
-            }
-            "last_name" => {
-                validate::required(&l.last_name, 100)?;
-                ("last_name", Val::text(&l.last_name))
-            }
-            "email" => {
-                validate::email(&l.email)?;
-                ("email", Val::text(&l.email))
-            }
-            "phone" => {
-                phone(&l.phone)?;
-                ("phone", Val::text(&l.phone))
-            }
-            "address" => {
-                validate::max_len(&l.address, 255)?;
-                ("address", Val::text(&l.address))
-            }
-            "suburb" => {
-                validate::max_len(&l.suburb, 100)?;
-                ("suburb", Val::text(&l.suburb))
-            }
-            "state" => {
-                validate::max_len(&l.state, 100)?;
-                ("state", Val::text(&l.state))
-            }
-            "country" => {
-                validate::max_len(&l.country, 100)?;
-                ("country", Val::text(&l.country))
-            }
             "source" => {
                 validate::max_len(&l.source, 100)?;
                 ("source", Val::text(&l.source))
-            }
-            "postcode" => {
-                validate::max_len(&l.postcode, 20)?;
-                ("postcode", Val::text(&l.postcode))
             }
             "source_detail" => {
                 validate::max_len(&l.source_detail, 255)?;
@@ -265,22 +203,9 @@ fn values(l: &pb::Lead, fields: &[&str]) -> Result<Values, Status> {
                 }
                 s => ("score", Val::Int32(s)),
             },
-            "tags" => ("tags", tags_val(&l.tags)?),
-            "notes" => {
-                validate::max_len(&l.notes, 20_000)?;
-                ("notes", Val::text(&l.notes))
-            }
-            "last_contact_time" => ("last_contacted_at", contact_time(&l.last_contact_time)?),
             _ => return Ok(None),
         }))
     })
-}
-
-/// Sets the E.164 form of the phone the values (or the current row) hold.
-fn set_e164(values: &mut Values, phone: &str, country: &str, state: &AppState) {
-    let e = e164(phone, country_of(country, state.config.default_country));
-    values.retain(|(c, _)| *c != "phone_e164");
-    values.push(("phone_e164", Val::Text(e)));
 }
 
 /// Checks `status` and `stage` against the tenant's live pipeline when they are set.
@@ -407,26 +332,19 @@ impl LeadService for LeadApi {
             body.update_mask,
             MUTABLE,
             OUTPUT_ONLY,
-            &populated(&[
-                ("first_name", !l.first_name.is_empty()),
-                ("last_name", !l.last_name.is_empty()),
-                ("email", !l.email.is_empty()),
-                ("phone", !l.phone.is_empty()),
-                ("address", !l.address.is_empty()),
-                ("suburb", !l.suburb.is_empty()),
-                ("state", !l.state.is_empty()),
-                ("postcode", !l.postcode.is_empty()),
-                ("country", !l.country.is_empty()),
-                ("source", !l.source.is_empty()),
-                ("source_detail", !l.source_detail.is_empty()),
-                ("status", !l.status.is_empty()),
-                ("stage", !l.stage.is_empty()),
-                ("score", l.score.is_some()),
-                ("tags", !l.tags.is_empty()),
-                ("custom_fields", !l.custom_fields.is_empty()),
-                ("notes", !l.notes.is_empty()),
-                ("last_contact_time", l.last_contact_time.is_some()),
-            ]),
+            &populated(
+                &[
+                    &l.person().populated()[..],
+                    &[
+                        ("source", !l.source.is_empty()),
+                        ("source_detail", !l.source_detail.is_empty()),
+                        ("status", !l.status.is_empty()),
+                        ("stage", !l.stage.is_empty()),
+                        ("score", l.score.is_some()),
+                    ],
+                ]
+                .concat(),
+            ),
         )?;
         if mask.has("status") && l.status.trim().is_empty() {
             return Err(API.invalid("lead.status", "is required"));
@@ -436,19 +354,7 @@ impl LeadService for LeadApi {
         let mut tx = self.state.db.begin(ctx.tenant_id).await?;
         let current: LeadRow = TABLE.fetch(&mut tx, l.id, false, true).await?;
         API.check_etag(&l.etag, current.version)?;
-        if mask.has("phone") || mask.has("country") {
-            let phone = if mask.has("phone") {
-                l.phone.as_str()
-            } else {
-                current.phone.as_deref().unwrap_or_default()
-            };
-            let country = if mask.has("country") {
-                l.country.as_str()
-            } else {
-                current.country.as_deref().unwrap_or_default()
-            };
-            set_e164(&mut values, phone, country, &self.state);
-        }
+        refresh_e164(&mut values, &mask, l.person(), &current.person, &self.state);
         if mask.has("status") || mask.has("stage") {
             ensure_pipeline(&self.state, ctx.tenant_id).await?;
             check_pipeline(
@@ -529,22 +435,64 @@ impl LeadService for LeadApi {
         &self,
         req: Request<pb::ConvertLeadRequest>,
     ) -> Result<Response<pb::ConvertLeadResponse>, Status> {
-        let _ctx = caller(&req)?;
-        Err(Status::unimplemented("ConvertLead is not served yet"))
+        let ctx = caller(&req)?;
+        super::convert::convert(&self.state, &ctx, req.into_inner())
+            .await
+            .map(Response::new)
     }
 
     async fn merge_leads(
         &self,
-        _req: Request<pb::MergeLeadsRequest>,
+        req: Request<pb::MergeLeadsRequest>,
     ) -> Result<Response<pb::MergeLeadsResponse>, Status> {
-        Err(Status::unimplemented("MergeLeads is not served yet"))
+        use super::merge::{self, Started};
+        const METHOD: &str = "MergeLeads";
+        let ctx = caller(&req)?;
+        let r = req.into_inner();
+        let merged = merge::check_request(r.survivor_id, &r.merged_ids)?;
+        let request_id = idempotency::parse_request_id(DOMAIN, &r.request_id)?;
+        let request_id = if r.dry_run { None } else { request_id };
+        let mut done = match merge::merge::<LeadRow, pb::MergeLeadsResponse>(
+            &self.state,
+            &ctx,
+            &merge::LEADS,
+            METHOD,
+            r.survivor_id,
+            &merged,
+            &r.etag,
+            request_id,
+        )
+        .await?
+        {
+            Started::Replayed(saved) => return Ok(Response::new(saved)),
+            Started::Done(done) => done,
+        };
+        let survivor: LeadRow = TABLE
+            .fetch(&mut done.tx, r.survivor_id, false, false)
+            .await?;
+        let counts = &done.repointed;
+        let response = pb::MergeLeadsResponse {
+            survivor: Some(survivor.into_pb(&self.state)),
+            merged_ids: merged,
+            notes_repointed: counts.notes,
+            tasks_repointed: counts.tasks,
+            deals_repointed: counts.pointers[0],
+            contacts_repointed: counts.pointers[1],
+            dry_run: r.dry_run,
+        };
+        done.finish(METHOD, request_id, r.dry_run, &response)
+            .await?;
+        Ok(Response::new(response))
     }
 
     async fn import_leads(
         &self,
-        _req: Request<Streaming<pb::ImportLeadsRequest>>,
+        req: Request<Streaming<pb::ImportLeadsRequest>>,
     ) -> Result<Response<pb::ImportLeadsResponse>, Status> {
-        Err(Status::unimplemented("ImportLeads is not served yet"))
+        let ctx = caller(&req)?;
+        super::import::import(&self.state, &ctx, req.into_inner())
+            .await
+            .map(Response::new)
     }
 
     type ExportLeadsStream = ExportStream;

@@ -3,10 +3,16 @@
 //! tags and custom fields). Proto types stop here.
 
 mod contacts;
+mod convert;
 mod deals;
+mod duplicates;
+mod import;
 mod leads;
+mod merge;
 mod notes;
+mod person;
 mod pipeline;
+mod search;
 mod tasks;
 
 use sqlx::PgConnection;
@@ -22,6 +28,9 @@ use fusion_proto::crm::v1::{
     lead_service_server::LeadServiceServer, note_service_server::NoteServiceServer,
     pipeline_service_server::PipelineServiceServer, task_service_server::TaskServiceServer,
 };
+use fusion_proto::crm::v1::{
+    duplicate_service_server::DuplicateServiceServer, search_service_server::SearchServiceServer,
+};
 use fusion_service::api::Api;
 use fusion_tenancy::{MethodPolicy, TenantContext};
 
@@ -35,7 +44,16 @@ pub(crate) const API: Api = Api::new(DOMAIN);
 const IDEMPOTENCY_TABLE: &str = "crm.idempotency_keys";
 
 /// Fully-qualified names of the services crm serves (for health checks).
-pub const SERVICE_NAMES: &[&str] = &["fusion.crm.v1.LeadService", "fusion.crm.v1.PipelineService"];
+pub const SERVICE_NAMES: &[&str] = &[
+    "fusion.crm.v1.LeadService",
+    "fusion.crm.v1.ContactService",
+    "fusion.crm.v1.DealService",
+    "fusion.crm.v1.TaskService",
+    "fusion.crm.v1.NoteService",
+    "fusion.crm.v1.PipelineService",
+    "fusion.crm.v1.SearchService",
+    "fusion.crm.v1.DuplicateService",
+];
 
 /// Every crm service, ready to serve.
 pub fn routes(state: &AppState) -> Routes {
@@ -47,6 +65,12 @@ pub fn routes(state: &AppState) -> Routes {
         .add_service(TaskServiceServer::new(tasks::TaskApi::new(state.clone())))
         .add_service(NoteServiceServer::new(notes::NoteApi::new(state.clone())))
         .add_service(PipelineServiceServer::new(pipeline::PipelineApi::new(
+            state.clone(),
+        )))
+        .add_service(SearchServiceServer::new(search::SearchApi::new(
+            state.clone(),
+        )))
+        .add_service(DuplicateServiceServer::new(duplicates::DuplicateApi::new(
             state.clone(),
         )))
 }
@@ -137,7 +161,14 @@ pub fn policy() -> MethodPolicy {
             ],
         ),
     ];
-    let mut policy = MethodPolicy::new();
+    // Search and dedupe span resources: they need to read leads, and leave out (search)
+    // or refuse (dedupe of contacts) what the caller may not read.
+    let mut policy = MethodPolicy::new()
+        .require("/fusion.crm.v1.SearchService/SearchCrm", "crm.leads.read")
+        .require(
+            "/fusion.crm.v1.DuplicateService/FindDuplicates",
+            "crm.leads.read",
+        );
     for (service, resource, reads, writes) in services {
         for method in *reads {
             policy = policy.require(
@@ -393,7 +424,6 @@ pub(crate) async fn default_lead_status(conn: &mut PgConnection) -> Result<Strin
 
 /// A live deal stage of the tenant: its outcome and default probability.
 #[derive(Clone, Debug, sqlx::FromRow)]
-#[allow(dead_code)] // read by deals (being built)
 pub(crate) struct StageInfo {
     pub key: String,
     pub outcome: String,
@@ -494,4 +524,80 @@ pub(crate) fn custom_fields_pb(doc: &serde_json::Value) -> Vec<pb::CustomField> 
             values: f.values,
         })
         .collect()
+}
+
+/// The CRM tables behind the kinds of record a task or note may be about that this
+/// context owns; the other kinds in [`crate::refs::SUBJECTS`] are property's.
+const CRM_SUBJECTS: &[(&str, &str)] = &[
+    ("lead", "crm.leads"),
+    ("contact", "crm.contacts"),
+    ("deal", "crm.deals"),
+];
+
+/// INVALID_ARGUMENT unless `kind` `id`, the record a task or note is about (fields
+/// `<field_prefix>_type` and `<field_prefix>_id`), is live in the caller's tenant.
+///
+/// A lead, contact or deal is key-share locked in `conn`, the caller's transaction, so
+/// it cannot be deleted before the write commits. A project, stage or lot is asked of
+/// property as the caller, from inside the transaction: callers check the subject
+/// before they write or lock anything, so the call holds only a pooled connection; it
+/// keeps the request-id replay ahead of the check (a retry returns its first result
+/// even if the record has gone since) and the kind → owner rule in this one place; and a
+/// record of another context cannot be locked from here either way.
+pub(crate) async fn require_subject(
+    state: &AppState,
+    conn: &mut PgConnection,
+    field_prefix: &str,
+    kind: &str,
+    id: i64,
+) -> Result<(), Status> {
+    let id_field = format!("{field_prefix}_id");
+    if !crate::refs::SUBJECTS.contains(&kind) {
+        return Err(API.invalid(
+            &format!("{field_prefix}_type"),
+            format!("must be one of: {}", crate::refs::SUBJECTS.join(", ")),
+        ));
+    }
+    API.require_id(&id_field, id)?;
+    match CRM_SUBJECTS.iter().find(|(k, _)| *k == kind) {
+        Some((_, table)) if resource::lock_live(conn, DOMAIN, table, id).await? => Ok(()),
+        Some(_) => Err(API.invalid(&id_field, format!("no {kind} {id} in this tenant"))),
+        None => state.refs.property(&id_field, kind, id).await,
+    }
+}
+
+/// The scope of a List of tasks or notes confined to a kind of record (`type_column`,
+/// empty means any) or one record (`id_column`, 0 means any): checked, and named after
+/// the request fields, which share the columns' names.
+pub(crate) fn subject_scope(
+    type_column: &'static str,
+    id_column: &'static str,
+    kind: &str,
+    id: i64,
+) -> Result<Vec<(&'static str, fusion_db::list::ScopeValue)>, Status> {
+    let kind = kind.trim();
+    let mut scope = Vec::new();
+    if !kind.is_empty() {
+        if !crate::refs::SUBJECTS.contains(&kind) {
+            return Err(API.invalid(
+                type_column,
+                format!("must be one of: {}", crate::refs::SUBJECTS.join(", ")),
+            ));
+        }
+        scope.push((
+            type_column,
+            fusion_db::list::ScopeValue::Text(kind.to_owned()),
+        ));
+    }
+    if id != 0 {
+        if kind.is_empty() {
+            return Err(API.invalid(
+                type_column,
+                format!("is required with {id_column} (ids are per kind of record)"),
+            ));
+        }
+        API.require_id(id_column, id)?;
+        scope.push((id_column, fusion_db::list::ScopeValue::Int(id)));
+    }
+    Ok(scope)
 }

@@ -1,1 +1,917 @@
-//! Contacts: (tests being written).
+//! Contacts: the standard methods with phones, tags and custom fields shared with
+//! leads; the lead a contact came from, checked in its tenant; isolation and
+//! permissions; filters, order and pages; etags, retries, delete and restore.
+
+use tonic::Code;
+
+use fusion_proto::crm::v1 as pb;
+
+use crate::helpers::{TestApp, User, expect_code, violated_fields};
+
+fn budget(value: &str) -> pb::CustomField {
+    pb::CustomField {
+        name: "budget".into(),
+        label: "Budget Range".into(),
+        r#type: "select".into(),
+        options: vec!["100k-200k".into(), "200k-300k".into(), "300k+".into()],
+        value: value.into(),
+        values: vec![],
+    }
+}
+
+fn mask(paths: &[&str]) -> Option<prost_types::FieldMask> {
+    Some(prost_types::FieldMask {
+        paths: paths.iter().map(|p| (*p).to_owned()).collect(),
+    })
+}
+
+fn named(last_name: &str) -> pb::Contact {
+    pb::Contact {
+        last_name: last_name.into(),
+        ..Default::default()
+    }
+}
+
+async fn create(
+    app: &TestApp,
+    who: &User,
+    contact: pb::Contact,
+) -> Result<pb::Contact, tonic::Status> {
+    app.contacts()
+        .create_contact(who.req(pb::CreateContactRequest {
+            contact: Some(contact),
+            request_id: String::new(),
+        }))
+        .await
+        .map(|r| r.into_inner())
+}
+
+async fn update(
+    app: &TestApp,
+    who: &User,
+    contact: pb::Contact,
+    paths: &[&str],
+) -> Result<pb::Contact, tonic::Status> {
+    app.contacts()
+        .update_contact(who.req(pb::UpdateContactRequest {
+            contact: Some(contact),
+            update_mask: mask(paths),
+        }))
+        .await
+        .map(|r| r.into_inner())
+}
+
+async fn get(app: &TestApp, who: &User, id: i64) -> Result<pb::Contact, tonic::Status> {
+    app.contacts()
+        .get_contact(who.req(pb::GetContactRequest { id }))
+        .await
+        .map(|r| r.into_inner())
+}
+
+async fn delete(
+    app: &TestApp,
+    who: &User,
+    id: i64,
+    etag: &str,
+) -> Result<pb::Contact, tonic::Status> {
+    app.contacts()
+        .delete_contact(who.req(pb::DeleteContactRequest {
+            id,
+            etag: etag.into(),
+        }))
+        .await
+        .map(|r| r.into_inner())
+}
+
+async fn undelete(app: &TestApp, who: &User, id: i64) -> Result<pb::Contact, tonic::Status> {
+    app.contacts()
+        .undelete_contact(who.req(pb::UndeleteContactRequest { id }))
+        .await
+        .map(|r| r.into_inner())
+}
+
+async fn list(
+    app: &TestApp,
+    who: &User,
+    req: pb::ListContactsRequest,
+) -> Result<pb::ListContactsResponse, tonic::Status> {
+    app.contacts()
+        .list_contacts(who.req(req))
+        .await
+        .map(|r| r.into_inner())
+}
+
+async fn delete_lead(app: &TestApp, who: &User, id: i64) {
+    app.leads()
+        .delete_lead(who.req(pb::DeleteLeadRequest {
+            id,
+            etag: String::new(),
+        }))
+        .await
+        .expect("lead deleted");
+}
+
+#[tokio::test]
+async fn a_contact_keeps_what_was_entered_with_its_phone_in_e164() {
+    let app = TestApp::spawn().await;
+    let lead = app.lead(&app.agent, "Nguyen").await;
+    let contacted = prost_types::Timestamp {
+        seconds: 1_700_000_000,
+        nanos: 0,
+    };
+    let contact = create(
+        &app,
+        &app.agent,
+        pb::Contact {
+            lead_id: lead.id,
+            first_name: "Mia".into(),
+            last_name: "Nguyen".into(),
+            email: "mia@example.com".into(),
+            phone: "0412 345 678".into(),
+            company: " Nguyen Holdings ".into(),
+            position: "Director".into(),
+            address: "1 Queen St".into(),
+            suburb: "Brisbane City".into(),
+            state: "QLD".into(),
+            postcode: "4000".into(),
+            contact_type: "buyer".into(),
+            tags: vec!["vip".into(), " vip".into(), "investor".into()],
+            custom_fields: vec![budget("300k+")],
+            notes: "Prefers email".into(),
+            last_contact_time: Some(contacted),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert!(contact.id > 0);
+    assert_eq!(
+        (contact.tenant_id, contact.lead_id, contact.merged_into_id),
+        (app.acme.tenant_id, lead.id, 0)
+    );
+    assert_eq!(contact.phone, "0412 345 678", "kept as entered");
+    assert_eq!(contact.phone_e164, "+61412345678");
+    assert_eq!(contact.company, "Nguyen Holdings");
+    assert_eq!(
+        (
+            contact.position.as_str(),
+            contact.contact_type.as_str(),
+            contact.suburb.as_str(),
+            contact.notes.as_str()
+        ),
+        ("Director", "buyer", "Brisbane City", "Prefers email")
+    );
+    assert_eq!(contact.tags, ["vip", "investor"]);
+    assert_eq!(contact.custom_fields, [budget("300k+")]);
+    assert_eq!(contact.last_contact_time, Some(contacted));
+    assert!(contact.create_time.is_some() && contact.update_time.is_some());
+    assert!(contact.delete_time.is_none() && contact.purge_time.is_none());
+    assert!(!contact.etag.is_empty());
+    assert_eq!(get(&app, &app.viewer, contact.id).await.unwrap(), contact);
+
+    // A New Zealand contact's local number is read as one; a number that is not one is
+    // kept as entered, without an E.164 form.
+    let kiwi = create(
+        &app,
+        &app.agent,
+        pb::Contact {
+            phone: "021 123 4567".into(),
+            country: "New Zealand".into(),
+            ..named("Walker")
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(kiwi.phone_e164, "+64211234567");
+    let odd = create(
+        &app,
+        &app.agent,
+        pb::Contact {
+            phone: "123".into(),
+            ..named("Odd")
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!((odd.phone.as_str(), odd.phone_e164.as_str()), ("123", ""));
+}
+
+#[tokio::test]
+async fn every_bad_field_of_a_contact_is_named() {
+    let app = TestApp::spawn().await;
+    let status = expect_code(
+        create(
+            &app,
+            &app.agent,
+            pb::Contact {
+                lead_id: -1,
+                last_name: " ".into(),
+                email: "not-an-email".into(),
+                phone: "call me maybe".into(),
+                company: "x".repeat(256),
+                contact_type: "x".repeat(51),
+                tags: vec![String::new()],
+                custom_fields: vec![budget("1m+")],
+                last_contact_time: Some(prost_types::Timestamp {
+                    seconds: chrono::Utc::now().timestamp() + 86_400,
+                    nanos: 0,
+                }),
+                ..Default::default()
+            },
+        )
+        .await,
+        Code::InvalidArgument,
+    );
+    let mut fields = violated_fields(&status);
+    fields.sort();
+    assert_eq!(
+        fields,
+        [
+            "contact.company",
+            "contact.contact_type",
+            "contact.custom_fields[0].value",
+            "contact.email",
+            "contact.last_contact_time",
+            "contact.last_name",
+            "contact.lead_id",
+            "contact.phone",
+            "contact.tags",
+        ]
+    );
+    let listed = list(&app, &app.agent, pb::ListContactsRequest::default())
+        .await
+        .unwrap();
+    assert_eq!(listed.total_size, 0, "nothing was stored");
+}
+
+#[tokio::test]
+async fn a_contact_comes_only_from_a_live_lead_of_its_own_tenant() {
+    let app = TestApp::spawn().await;
+    let theirs = app.lead(&app.globex, "Stranger").await;
+    let gone = app.lead(&app.agent, "Gone").await;
+    delete_lead(&app, &app.agent, gone.id).await;
+    for lead_id in [theirs.id, gone.id, 999_999] {
+        let status = expect_code(
+            create(
+                &app,
+                &app.agent,
+                pb::Contact {
+                    lead_id,
+                    ..named("Linked")
+                },
+            )
+            .await,
+            Code::InvalidArgument,
+        );
+        assert_eq!(violated_fields(&status), ["contact.lead_id"]);
+    }
+
+    // Update checks it the same way, and 0 unlinks.
+    let ours = app.lead(&app.agent, "Ours").await;
+    let contact = create(&app, &app.agent, named("Linked")).await.unwrap();
+    assert_eq!(contact.lead_id, 0);
+    for lead_id in [theirs.id, gone.id] {
+        let status = expect_code(
+            update(
+                &app,
+                &app.agent,
+                pb::Contact {
+                    id: contact.id,
+                    lead_id,
+                    ..Default::default()
+                },
+                &["lead_id"],
+            )
+            .await,
+            Code::InvalidArgument,
+        );
+        assert_eq!(violated_fields(&status), ["contact.lead_id"]);
+    }
+    let linked = update(
+        &app,
+        &app.agent,
+        pb::Contact {
+            id: contact.id,
+            lead_id: ours.id,
+            ..Default::default()
+        },
+        &["lead_id"],
+    )
+    .await
+    .unwrap();
+    assert_eq!(linked.lead_id, ours.id);
+    let unlinked = update(
+        &app,
+        &app.agent,
+        pb::Contact {
+            id: contact.id,
+            lead_id: 0,
+            ..Default::default()
+        },
+        &["lead_id"],
+    )
+    .await
+    .unwrap();
+    assert_eq!(unlinked.lead_id, 0);
+}
+
+#[tokio::test]
+async fn a_contact_of_another_tenant_is_not_found() {
+    let app = TestApp::spawn().await;
+    let contact = create(&app, &app.acme, named("Nguyen")).await.unwrap();
+    let globex = &app.globex;
+    expect_code(get(&app, globex, contact.id).await, Code::NotFound);
+    expect_code(
+        update(
+            &app,
+            globex,
+            pb::Contact {
+                id: contact.id,
+                last_name: "Mine".into(),
+                ..Default::default()
+            },
+            &["last_name"],
+        )
+        .await,
+        Code::NotFound,
+    );
+    expect_code(delete(&app, globex, contact.id, "").await, Code::NotFound);
+    delete(&app, &app.acme, contact.id, "").await.unwrap();
+    expect_code(undelete(&app, globex, contact.id).await, Code::NotFound);
+    let listed = list(
+        &app,
+        globex,
+        pb::ListContactsRequest {
+            show_deleted: true,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(listed.total_size, 0);
+    // Acme's contact is untouched by globex's attempts.
+    let restored = undelete(&app, &app.acme, contact.id).await.unwrap();
+    assert_eq!(restored.last_name, "Nguyen");
+}
+
+#[tokio::test]
+async fn a_viewer_reads_contacts_but_cannot_change_them_and_an_agent_can() {
+    let app = TestApp::spawn().await;
+    let contact = create(&app, &app.agent, named("Nguyen")).await.unwrap();
+    let viewer = &app.viewer;
+    get(&app, viewer, contact.id).await.unwrap();
+    let listed = list(&app, viewer, pb::ListContactsRequest::default())
+        .await
+        .unwrap();
+    assert_eq!(listed.total_size, 1);
+
+    let status = expect_code(
+        create(&app, viewer, named("A")).await,
+        Code::PermissionDenied,
+    );
+    assert!(
+        status.message().contains("crm.contacts.write"),
+        "{status:?}"
+    );
+    expect_code(
+        update(
+            &app,
+            viewer,
+            pb::Contact {
+                id: contact.id,
+                last_name: "B".into(),
+                ..Default::default()
+            },
+            &["last_name"],
+        )
+        .await,
+        Code::PermissionDenied,
+    );
+    expect_code(
+        delete(&app, viewer, contact.id, "").await,
+        Code::PermissionDenied,
+    );
+    expect_code(
+        undelete(&app, viewer, contact.id).await,
+        Code::PermissionDenied,
+    );
+    expect_code(
+        app.contacts()
+            .merge_contacts(viewer.req(pb::MergeContactsRequest {
+                survivor_id: contact.id,
+                merged_ids: vec![contact.id + 1],
+                ..Default::default()
+            }))
+            .await,
+        Code::PermissionDenied,
+    );
+
+    // The agent does all of it.
+    let renamed = update(
+        &app,
+        &app.agent,
+        pb::Contact {
+            id: contact.id,
+            last_name: "Tran".into(),
+            ..Default::default()
+        },
+        &["last_name"],
+    )
+    .await
+    .unwrap();
+    assert_eq!(renamed.last_name, "Tran");
+    delete(&app, &app.agent, contact.id, &renamed.etag)
+        .await
+        .unwrap();
+    undelete(&app, &app.agent, contact.id).await.unwrap();
+}
+
+#[tokio::test]
+async fn updates_change_only_masked_fields_and_keep_e164_current() {
+    let app = TestApp::spawn().await;
+    let contact = create(
+        &app,
+        &app.agent,
+        pb::Contact {
+            first_name: "Mia".into(),
+            email: "mia@example.com".into(),
+            tags: vec!["vip".into()],
+            ..named("Nguyen")
+        },
+    )
+    .await
+    .unwrap();
+    let changed = update(
+        &app,
+        &app.agent,
+        pb::Contact {
+            id: contact.id,
+            phone: "(07) 3123 4567".into(),
+            company: "Nguyen Holdings".into(),
+            notes: "not in the mask".into(),
+            custom_fields: vec![budget("200k-300k")],
+            etag: contact.etag.clone(),
+            ..Default::default()
+        },
+        &["phone", "company", "custom_fields"],
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        (
+            changed.phone_e164.as_str(),
+            changed.company.as_str(),
+            changed.notes.as_str(),
+            changed.first_name.as_str(),
+            changed.last_name.as_str(),
+        ),
+        ("+61731234567", "Nguyen Holdings", "", "Mia", "Nguyen")
+    );
+    assert_eq!(changed.custom_fields, [budget("200k-300k")]);
+    assert_eq!(changed.tags, ["vip"]);
+    assert_ne!(changed.etag, contact.etag);
+
+    // Moving the contact to another country re-reads the phone kept as entered.
+    let moved = update(
+        &app,
+        &app.agent,
+        pb::Contact {
+            id: contact.id,
+            country: "NZ".into(),
+            ..Default::default()
+        },
+        &["country"],
+    )
+    .await
+    .unwrap();
+    assert_eq!(moved.phone, "(07) 3123 4567");
+    assert_eq!(moved.phone_e164, "", "not a New Zealand number");
+
+    // Without a mask, the fields sent change and the others stay.
+    let unmasked = update(
+        &app,
+        &app.agent,
+        pb::Contact {
+            id: contact.id,
+            position: "Director".into(),
+            ..Default::default()
+        },
+        &[],
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        (unmasked.position.as_str(), unmasked.company.as_str()),
+        ("Director", "Nguyen Holdings")
+    );
+
+    // "*" replaces every mutable field.
+    let replaced = update(
+        &app,
+        &app.agent,
+        pb::Contact {
+            id: contact.id,
+            last_name: "Tran".into(),
+            phone: "0412 345 678".into(),
+            ..Default::default()
+        },
+        &["*"],
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        (
+            replaced.last_name.as_str(),
+            replaced.first_name.as_str(),
+            replaced.company.as_str(),
+            replaced.country.as_str(),
+            replaced.phone_e164.as_str(),
+        ),
+        ("Tran", "", "", "", "+61412345678")
+    );
+    assert!(replaced.tags.is_empty() && replaced.custom_fields.is_empty());
+
+    // A stale etag is refused, and so is a bad value in the mask.
+    let status = expect_code(
+        update(
+            &app,
+            &app.agent,
+            pb::Contact {
+                id: contact.id,
+                last_name: "Stale".into(),
+                etag: contact.etag.clone(),
+                ..Default::default()
+            },
+            &["last_name"],
+        )
+        .await,
+        Code::Aborted,
+    );
+    assert_eq!(fusion_testkit::reason(&status), "ETAG_MISMATCH");
+    for (change, path) in [
+        (
+            pb::Contact {
+                id: contact.id,
+                ..Default::default()
+            },
+            "last_name",
+        ),
+        (
+            pb::Contact {
+                id: contact.id,
+                email: "nope".into(),
+                ..Default::default()
+            },
+            "email",
+        ),
+    ] {
+        let status = expect_code(
+            update(&app, &app.agent, change, &[path]).await,
+            Code::InvalidArgument,
+        );
+        assert_eq!(violated_fields(&status), [format!("contact.{path}")]);
+    }
+
+    // Output-only fields cannot be in the mask.
+    for path in ["phone_e164", "merged_into_id", "tenant_id", "create_time"] {
+        let status = expect_code(
+            update(
+                &app,
+                &app.agent,
+                pb::Contact {
+                    id: contact.id,
+                    ..Default::default()
+                },
+                &[path],
+            )
+            .await,
+            Code::InvalidArgument,
+        );
+        assert_eq!(violated_fields(&status), ["update_mask"], "{path}");
+    }
+    let status = expect_code(
+        update(&app, &app.agent, named("NoId"), &["last_name"]).await,
+        Code::InvalidArgument,
+    );
+    assert_eq!(violated_fields(&status), ["contact.id"]);
+    assert_eq!(
+        get(&app, &app.agent, contact.id).await.unwrap(),
+        replaced,
+        "refused updates changed nothing"
+    );
+}
+
+#[tokio::test]
+async fn contacts_filter_on_tags_custom_fields_company_and_lead_and_order_by_company() {
+    let app = TestApp::spawn().await;
+    let lead = app.lead(&app.agent, "Brown").await;
+    for (name, company, tags, budget_value, lead_id) in [
+        ("Adams", "Zenith Legal", vec!["vip"], "300k+", 0),
+        (
+            "Brown",
+            "Acme Brokers",
+            vec!["vip", "investor"],
+            "200k-300k",
+            lead.id,
+        ),
+        ("Chen", "Zenith Legal", vec![], "300k+", 0),
+        ("Davis", "Moss Builders", vec!["investor"], "100k-200k", 0),
+    ] {
+        create(
+            &app,
+            &app.agent,
+            pb::Contact {
+                lead_id,
+                company: company.into(),
+                tags: tags.into_iter().map(String::from).collect(),
+                custom_fields: vec![budget(budget_value)],
+                ..named(name)
+            },
+        )
+        .await
+        .unwrap();
+    }
+    let app = &app;
+    let names = |filter: &str, order_by: &str| {
+        let req = pb::ListContactsRequest {
+            filter: filter.into(),
+            order_by: order_by.into(),
+            ..Default::default()
+        };
+        async move {
+            list(app, &app.viewer, req)
+                .await
+                .unwrap()
+                .contacts
+                .into_iter()
+                .map(|c| c.last_name)
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(
+        names(r#"company = "Zenith Legal""#, "last_name desc").await,
+        ["Chen", "Adams"]
+    );
+    assert_eq!(
+        names(r#"tags:"vip""#, "last_name desc").await,
+        ["Brown", "Adams"]
+    );
+    assert_eq!(
+        names(r#"custom_fields.budget = "300k+" AND NOT tags:"vip""#, "").await,
+        ["Chen"]
+    );
+    assert_eq!(
+        names(&format!("lead_id = {}", lead.id), "").await,
+        ["Brown"]
+    );
+    assert_eq!(
+        names(
+            r#"tags:"investor" OR company = "Zenith Legal""#,
+            "company, last_name desc"
+        )
+        .await,
+        ["Brown", "Davis", "Chen", "Adams"]
+    );
+    assert_eq!(
+        names("", "create_time").await,
+        ["Adams", "Brown", "Chen", "Davis"]
+    );
+    assert_eq!(
+        names("", "").await,
+        ["Davis", "Chen", "Brown", "Adams"],
+        "newest first by default"
+    );
+
+    for bad in [
+        pb::ListContactsRequest {
+            filter: r#"password = "x""#.into(),
+            ..Default::default()
+        },
+        pb::ListContactsRequest {
+            filter: r#"lead_id = "one""#.into(),
+            ..Default::default()
+        },
+        pb::ListContactsRequest {
+            order_by: "score".into(),
+            ..Default::default()
+        },
+        pb::ListContactsRequest {
+            page_size: -1,
+            ..Default::default()
+        },
+    ] {
+        expect_code(list(app, &app.viewer, bad).await, Code::InvalidArgument);
+    }
+}
+
+#[tokio::test]
+async fn contact_pages_follow_their_order_and_a_token_serves_only_its_own_filter() {
+    let app = TestApp::spawn().await;
+    for (name, tags) in [
+        ("Adams", vec!["vip"]),
+        ("Brown", vec!["vip"]),
+        ("Chen", vec!["vip"]),
+        ("Davis", vec!["investor"]),
+        ("Evans", vec!["vip"]),
+    ] {
+        create(
+            &app,
+            &app.agent,
+            pb::Contact {
+                tags: tags.into_iter().map(String::from).collect(),
+                ..named(name)
+            },
+        )
+        .await
+        .unwrap();
+    }
+    let page = |token: String, filter: &str, order_by: &str| pb::ListContactsRequest {
+        page_size: 2,
+        page_token: token,
+        filter: filter.into(),
+        order_by: order_by.into(),
+        show_deleted: false,
+    };
+    let vip = r#"tags:"vip""#;
+    let mut seen = Vec::new();
+    let mut token = String::new();
+    loop {
+        let got = list(&app, &app.viewer, page(token, vip, "last_name"))
+            .await
+            .unwrap();
+        assert_eq!(got.total_size, 4);
+        assert!(got.contacts.len() <= 2);
+        seen.extend(got.contacts.into_iter().map(|c| c.last_name));
+        if got.next_page_token.is_empty() {
+            break;
+        }
+        token = got.next_page_token;
+    }
+    assert_eq!(seen, ["Adams", "Brown", "Chen", "Evans"]);
+
+    let first = list(&app, &app.viewer, page(String::new(), vip, "last_name"))
+        .await
+        .unwrap();
+    assert!(!first.next_page_token.is_empty());
+    for (filter, order_by) in [(r#"tags:"investor""#, "last_name"), (vip, "first_name")] {
+        expect_code(
+            list(
+                &app,
+                &app.viewer,
+                page(first.next_page_token.clone(), filter, order_by),
+            )
+            .await,
+            Code::InvalidArgument,
+        );
+    }
+    let mut tampered = first.next_page_token.clone();
+    tampered.insert(tampered.len() / 2, 'x');
+    expect_code(
+        list(&app, &app.viewer, page(tampered, vip, "last_name")).await,
+        Code::InvalidArgument,
+    );
+}
+
+#[tokio::test]
+async fn a_deleted_contact_is_hidden_until_restored_and_a_retried_create_returns_the_first() {
+    let app = TestApp::spawn().await;
+    let mut contacts = app.contacts();
+    let request_id = uuid::Uuid::new_v4().to_string();
+    let make = |last_name: &str| {
+        app.agent.req(pb::CreateContactRequest {
+            contact: Some(named(last_name)),
+            request_id: request_id.clone(),
+        })
+    };
+    let contact = contacts
+        .create_contact(make("Once"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        contacts
+            .create_contact(make("Once"))
+            .await
+            .unwrap()
+            .into_inner(),
+        contact
+    );
+    let all = list(&app, &app.agent, pb::ListContactsRequest::default())
+        .await
+        .unwrap();
+    assert_eq!(all.total_size, 1, "the retry created nothing");
+    let status = expect_code(
+        contacts
+            .create_contact(app.agent.req(pb::CreateContactRequest {
+                contact: Some(named("Once")),
+                request_id: "not-a-uuid".into(),
+            }))
+            .await,
+        Code::InvalidArgument,
+    );
+    assert_eq!(violated_fields(&status), ["request_id"]);
+
+    let renamed = update(
+        &app,
+        &app.agent,
+        pb::Contact {
+            id: contact.id,
+            last_name: "Twice".into(),
+            ..Default::default()
+        },
+        &["last_name"],
+    )
+    .await
+    .unwrap();
+    expect_code(
+        delete(&app, &app.agent, contact.id, &contact.etag).await,
+        Code::Aborted,
+    );
+    let deleted = delete(&app, &app.agent, contact.id, &renamed.etag)
+        .await
+        .unwrap();
+    assert!(deleted.delete_time.is_some() && deleted.purge_time.is_some());
+    expect_code(get(&app, &app.agent, contact.id).await, Code::NotFound);
+    expect_code(
+        delete(&app, &app.agent, contact.id, "").await,
+        Code::NotFound,
+    );
+    expect_code(
+        update(
+            &app,
+            &app.agent,
+            pb::Contact {
+                id: contact.id,
+                last_name: "Ghost".into(),
+                ..Default::default()
+            },
+            &["last_name"],
+        )
+        .await,
+        Code::NotFound,
+    );
+    let hidden = list(&app, &app.agent, pb::ListContactsRequest::default())
+        .await
+        .unwrap();
+    assert_eq!(hidden.total_size, 0);
+    let shown = list(
+        &app,
+        &app.agent,
+        pb::ListContactsRequest {
+            show_deleted: true,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(shown.contacts, [deleted]);
+
+    let restored = undelete(&app, &app.agent, contact.id).await.unwrap();
+    assert!(restored.delete_time.is_none() && restored.purge_time.is_none());
+    assert_eq!(restored.last_name, "Twice");
+    assert_eq!(get(&app, &app.agent, contact.id).await.unwrap(), restored);
+    expect_code(
+        undelete(&app, &app.agent, contact.id).await,
+        Code::AlreadyExists,
+    );
+}
+
+#[tokio::test]
+async fn a_contact_merged_into_another_cannot_be_restored() {
+    let app = TestApp::spawn().await;
+    let survivor = create(&app, &app.agent, named("Survivor")).await.unwrap();
+    let merged = create(&app, &app.agent, named("Merged")).await.unwrap();
+    // What MergeContacts leaves behind: deleted, pointing at the survivor.
+    let db = app.crm.state().db.clone();
+    let mut tx = db.begin(app.acme.tenant_id).await.unwrap();
+    sqlx::query(
+        "UPDATE crm.contacts SET deleted_at = now(), merged_into_id = $2, version = version + 1
+          WHERE id = $1",
+    )
+    .bind(merged.id)
+    .bind(survivor.id)
+    .execute(&mut *tx)
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+
+    let status = expect_code(
+        undelete(&app, &app.agent, merged.id).await,
+        Code::FailedPrecondition,
+    );
+    assert_eq!(fusion_testkit::reason(&status), "MERGED");
+    let shown = list(
+        &app,
+        &app.agent,
+        pb::ListContactsRequest {
+            filter: r#"last_name = "Merged""#.into(),
+            show_deleted: true,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(shown.contacts.len(), 1);
+    assert_eq!(shown.contacts[0].merged_into_id, survivor.id);
+    assert!(shown.contacts[0].delete_time.is_some());
+}

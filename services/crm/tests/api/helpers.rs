@@ -14,6 +14,9 @@ use fusion_proto::crm::v1::{
     lead_service_client::LeadServiceClient, note_service_client::NoteServiceClient,
     pipeline_service_client::PipelineServiceClient, task_service_client::TaskServiceClient,
 };
+use fusion_proto::crm::v1::{
+    duplicate_service_client::DuplicateServiceClient, search_service_client::SearchServiceClient,
+};
 use fusion_proto::identity::v1 as idpb;
 use fusion_proto::identity::v1::{
     auth_service_client::AuthServiceClient, user_service_client::UserServiceClient,
@@ -23,7 +26,7 @@ use fusion_service::ServiceConfig;
 use fusion_tenancy::IdentityJwks;
 use fusion_testkit::{TestDatabase, bind_ephemeral, connect_channel};
 
-pub use fusion_testkit::{expect_code, violated_fields};
+pub use fusion_testkit::{expect_code, reason, violated_fields};
 
 pub const PASSWORD: &str = "correct horse battery";
 
@@ -49,10 +52,13 @@ impl User {
     }
 }
 
-#[allow(dead_code)] // each test module uses what it needs
 pub struct TestApp {
+    // Held for the test's life: dropping them would stop identity and property.
+    #[allow(dead_code)]
     pub db: TestDatabase,
+    #[allow(dead_code)]
     pub identity: fusion_identity::Application,
+    #[allow(dead_code)]
     pub property: fusion_property::Application,
     pub crm: Application,
     /// A channel to crm.
@@ -75,7 +81,6 @@ fn http(addr: std::net::SocketAddr) -> Channel {
         .connect_lazy()
 }
 
-#[allow(dead_code)]
 impl TestApp {
     pub async fn spawn() -> TestApp {
         let db = TestDatabase::create(&[
@@ -180,6 +185,25 @@ impl TestApp {
     }
     pub fn notes(&self) -> NoteServiceClient<Channel> {
         NoteServiceClient::new(self.channel.clone())
+    }
+    pub fn search(&self) -> SearchServiceClient<Channel> {
+        SearchServiceClient::new(self.channel.clone())
+    }
+    pub fn duplicates(&self) -> DuplicateServiceClient<Channel> {
+        DuplicateServiceClient::new(self.channel.clone())
+    }
+
+    /// Runs `sql` (binding the tenant as $1) in a transaction of `who`'s tenant, as the
+    /// application role: for bulk set-up of rows whose API is tested elsewhere.
+    pub async fn exec(&self, who: &User, sql: &str) {
+        let db = self.crm.state().db.clone();
+        let mut tx = db.begin(who.tenant_id).await.unwrap();
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(who.tenant_id)
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
     }
 
     /// Creates a lead named `last_name` for `who`.

@@ -3,10 +3,15 @@
 //! One test binary for the crate.
 
 mod contacts;
+mod convert;
 mod deals;
+mod duplicates;
 mod helpers;
+mod import;
 mod leads;
+mod merge;
 mod notes;
 mod pipeline;
 mod schema;
+mod search;
 mod tasks;

@@ -1,1 +1,755 @@
-//! Notes: (tests being written).
+//! Notes: the standard methods; the record a note is on, checked in the caller's
+//! tenant; the caller as author; pinned notes first; a lead's or contact's last contact
+//! time kept current; per-record lists with the page tokens bound to them; isolation
+//! and permissions.
+
+use tonic::Code;
+
+use fusion_proto::crm::v1 as pb;
+
+use crate::helpers::{TestApp, User, expect_code, violated_fields};
+use crate::tasks::{delete_lot, from_now, subjects};
+
+fn mask(paths: &[&str]) -> Option<prost_types::FieldMask> {
+    Some(prost_types::FieldMask {
+        paths: paths.iter().map(|p| (*p).to_owned()).collect(),
+    })
+}
+
+async fn create(app: &TestApp, who: &User, note: pb::Note) -> Result<pb::Note, tonic::Status> {
+    app.notes()
+        .create_note(who.req(pb::CreateNoteRequest {
+            note: Some(note),
+            request_id: String::new(),
+        }))
+        .await
+        .map(|r| r.into_inner())
+}
+
+/// Creates a note with `content` on `kind` `id`.
+async fn note(app: &TestApp, who: &User, kind: &str, id: i64, content: &str) -> pb::Note {
+    create(
+        app,
+        who,
+        pb::Note {
+            notable_type: kind.into(),
+            notable_id: id,
+            content: content.into(),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("note {content} created: {e:?}"))
+}
+
+async fn update(
+    app: &TestApp,
+    who: &User,
+    note: pb::Note,
+    paths: &[&str],
+) -> Result<pb::Note, tonic::Status> {
+    app.notes()
+        .update_note(who.req(pb::UpdateNoteRequest {
+            note: Some(note),
+            update_mask: mask(paths),
+        }))
+        .await
+        .map(|r| r.into_inner())
+}
+
+async fn list(
+    app: &TestApp,
+    who: &User,
+    req: pb::ListNotesRequest,
+) -> Result<pb::ListNotesResponse, tonic::Status> {
+    app.notes()
+        .list_notes(who.req(req))
+        .await
+        .map(|r| r.into_inner())
+}
+
+fn contents(page: &pb::ListNotesResponse) -> Vec<&str> {
+    page.notes.iter().map(|n| n.content.as_str()).collect()
+}
+
+async fn get_lead(app: &TestApp, id: i64) -> pb::Lead {
+    app.leads()
+        .get_lead(app.acme.req(pb::GetLeadRequest { id }))
+        .await
+        .unwrap()
+        .into_inner()
+}
+
+#[tokio::test]
+async fn a_note_is_written_by_its_caller_whatever_author_it_names() {
+    let app = TestApp::spawn().await;
+    let lead = app.lead(&app.agent, "Nguyen").await;
+    let created = create(
+        &app,
+        &app.agent,
+        pb::Note {
+            notable_type: "lead".into(),
+            notable_id: lead.id,
+            title: "First call".into(),
+            content: "Wants a corner lot.".into(),
+            user_id: app.acme.user_id,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        (created.tenant_id, created.user_id),
+        (app.acme.tenant_id, app.agent.user_id)
+    );
+    assert_eq!(
+        (
+            created.notable_type.as_str(),
+            created.notable_id,
+            created.title.as_str(),
+            created.content.as_str(),
+            created.pinned
+        ),
+        ("lead", lead.id, "First call", "Wants a corner lot.", false)
+    );
+    let got = app
+        .notes()
+        .get_note(app.viewer.req(pb::GetNoteRequest { id: created.id }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(got, created);
+}
+
+#[tokio::test]
+async fn every_bad_field_of_a_note_is_named() {
+    let app = TestApp::spawn().await;
+    let status = expect_code(
+        create(
+            &app,
+            &app.agent,
+            pb::Note {
+                title: "x".repeat(256),
+                content: " ".into(),
+                ..Default::default()
+            },
+        )
+        .await,
+        Code::InvalidArgument,
+    );
+    let mut fields = violated_fields(&status);
+    fields.sort();
+    assert_eq!(
+        fields,
+        [
+            "note.content",
+            "note.notable_id",
+            "note.notable_type",
+            "note.title"
+        ]
+    );
+    let status = expect_code(
+        create(
+            &app,
+            &app.agent,
+            pb::Note {
+                notable_type: "invoice".into(),
+                notable_id: 1,
+                content: "Paid?".into(),
+                ..Default::default()
+            },
+        )
+        .await,
+        Code::InvalidArgument,
+    );
+    assert_eq!(violated_fields(&status), ["note.notable_type"]);
+    assert!(
+        status.message().contains("lot"),
+        "names the kinds: {status:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_note_may_be_on_a_live_record_of_each_kind_in_its_tenant() {
+    let app = TestApp::spawn().await;
+    for (kind, id) in subjects(&app, &app.acme, "riverside").await {
+        let created = note(&app, &app.agent, kind, id, &format!("On the {kind}")).await;
+        assert_eq!(
+            (created.notable_type.as_str(), created.notable_id),
+            (kind, id)
+        );
+        let on_it = list(
+            &app,
+            &app.viewer,
+            pb::ListNotesRequest {
+                notable_type: kind.into(),
+                notable_id: id,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+        assert_eq!(contents(&on_it), [format!("On the {kind}")]);
+    }
+}
+
+#[tokio::test]
+async fn a_note_on_another_tenants_lot_or_any_other_record_of_theirs_is_invalid() {
+    let app = TestApp::spawn().await;
+    for (kind, id) in subjects(&app, &app.globex, "globex-estate").await {
+        let status = expect_code(
+            create(
+                &app,
+                &app.acme,
+                pb::Note {
+                    notable_type: kind.into(),
+                    notable_id: id,
+                    content: "Theirs".into(),
+                    ..Default::default()
+                },
+            )
+            .await,
+            Code::InvalidArgument,
+        );
+        assert_eq!(violated_fields(&status), ["note.notable_id"], "{kind}");
+    }
+    let none = list(&app, &app.acme, pb::ListNotesRequest::default())
+        .await
+        .unwrap();
+    assert_eq!(none.total_size, 0);
+}
+
+#[tokio::test]
+async fn a_note_on_a_deleted_or_missing_record_is_invalid() {
+    let app = TestApp::spawn().await;
+    let subjects = subjects(&app, &app.acme, "riverside").await;
+    let id_of = |kind: &str| subjects.iter().find(|(k, _)| *k == kind).unwrap().1;
+    app.leads()
+        .delete_lead(app.acme.req(pb::DeleteLeadRequest {
+            id: id_of("lead"),
+            etag: String::new(),
+        }))
+        .await
+        .unwrap();
+    delete_lot(&app, &app.acme, id_of("lot")).await;
+    for (kind, id) in [
+        ("lead", id_of("lead")),
+        ("lot", id_of("lot")),
+        ("deal", 999_999),
+        ("project", 999_999),
+    ] {
+        let status = expect_code(
+            create(
+                &app,
+                &app.agent,
+                pb::Note {
+                    notable_type: kind.into(),
+                    notable_id: id,
+                    content: "Gone".into(),
+                    ..Default::default()
+                },
+            )
+            .await,
+            Code::InvalidArgument,
+        );
+        assert_eq!(violated_fields(&status), ["note.notable_id"], "{kind}");
+    }
+}
+
+#[tokio::test]
+async fn a_note_on_a_lead_or_contact_keeps_its_last_contact_time_current() {
+    let app = TestApp::spawn().await;
+    let subjects = subjects(&app, &app.acme, "riverside").await;
+    let id_of = |kind: &str| subjects.iter().find(|(k, _)| *k == kind).unwrap().1;
+    let lead = get_lead(&app, id_of("lead")).await;
+    assert_eq!(lead.last_contact_time, None);
+
+    let before = chrono::Utc::now().timestamp();
+    let first = note(&app, &app.agent, "lead", lead.id, "Called").await;
+    let touched = get_lead(&app, lead.id).await;
+    let at = touched.last_contact_time.expect("a last contact time");
+    assert_eq!(Some(at), first.create_time, "the note's time");
+    assert!(at.seconds >= before);
+    assert_ne!(touched.etag, lead.etag, "the lead changed");
+    note(&app, &app.agent, "lead", lead.id, "Called again").await;
+    let again = get_lead(&app, lead.id).await;
+    assert!(again.last_contact_time.unwrap().seconds >= at.seconds);
+
+    let contact = id_of("contact");
+    let last_contacted = || async {
+        let mut tx = app.crm.state().db.begin(app.acme.tenant_id).await.unwrap();
+        let at: Option<chrono::DateTime<chrono::Utc>> =
+            sqlx::query_scalar("SELECT last_contacted_at FROM crm.contacts WHERE id = $1")
+                .bind(contact)
+                .fetch_one(&mut *tx)
+                .await
+                .unwrap();
+        tx.commit().await.unwrap();
+        at
+    };
+    assert_eq!(last_contacted().await, None);
+    let on_contact = note(&app, &app.agent, "contact", contact, "Met").await;
+    let at = last_contacted().await.expect("a last contact time");
+    assert_eq!(
+        Some(at.timestamp()),
+        on_contact.create_time.map(|t| t.seconds)
+    );
+
+    // A time already ahead of now (set a little in the future) is not moved back.
+    let ahead = from_now(240);
+    let set = app
+        .leads()
+        .update_lead(app.acme.req(pb::UpdateLeadRequest {
+            lead: Some(pb::Lead {
+                id: lead.id,
+                last_contact_time: ahead,
+                ..Default::default()
+            }),
+            update_mask: mask(&["last_contact_time"]),
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    note(&app, &app.agent, "lead", lead.id, "Emailed").await;
+    assert_eq!(
+        get_lead(&app, lead.id).await,
+        set,
+        "unchanged, etag and all"
+    );
+
+    // Other records keep no such time, and a note is added to them all the same.
+    note(&app, &app.agent, "deal", id_of("deal"), "Sent terms").await;
+    note(&app, &app.agent, "lot", id_of("lot"), "Survey done").await;
+}
+
+#[tokio::test]
+async fn a_note_of_another_tenant_is_not_found() {
+    let app = TestApp::spawn().await;
+    let lead = app.lead(&app.acme, "Nguyen").await;
+    let note = note(&app, &app.acme, "lead", lead.id, "Ours").await;
+    let globex = &app.globex;
+    let mut notes = app.notes();
+    expect_code(
+        notes
+            .get_note(globex.req(pb::GetNoteRequest { id: note.id }))
+            .await,
+        Code::NotFound,
+    );
+    expect_code(
+        update(
+            &app,
+            globex,
+            pb::Note {
+                id: note.id,
+                content: "Mine".into(),
+                ..Default::default()
+            },
+            &["content"],
+        )
+        .await,
+        Code::NotFound,
+    );
+    expect_code(
+        notes
+            .delete_note(globex.req(pb::DeleteNoteRequest {
+                id: note.id,
+                etag: String::new(),
+            }))
+            .await,
+        Code::NotFound,
+    );
+    expect_code(
+        notes
+            .undelete_note(globex.req(pb::UndeleteNoteRequest { id: note.id }))
+            .await,
+        Code::NotFound,
+    );
+    let listed = list(
+        &app,
+        globex,
+        pb::ListNotesRequest {
+            notable_type: "lead".into(),
+            notable_id: lead.id,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(listed.total_size, 0);
+    let got = notes
+        .get_note(app.acme.req(pb::GetNoteRequest { id: note.id }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(got, note);
+}
+
+#[tokio::test]
+async fn a_viewer_reads_notes_but_cannot_change_them() {
+    let app = TestApp::spawn().await;
+    let lead = app.lead(&app.agent, "Nguyen").await;
+    let note = note(&app, &app.agent, "lead", lead.id, "Ours").await;
+    let viewer = &app.viewer;
+    let mut notes = app.notes();
+    notes
+        .get_note(viewer.req(pb::GetNoteRequest { id: note.id }))
+        .await
+        .unwrap();
+    list(&app, viewer, pb::ListNotesRequest::default())
+        .await
+        .unwrap();
+    let status = expect_code(
+        create(
+            &app,
+            viewer,
+            pb::Note {
+                notable_type: "lead".into(),
+                notable_id: lead.id,
+                content: "A".into(),
+                ..Default::default()
+            },
+        )
+        .await,
+        Code::PermissionDenied,
+    );
+    assert!(status.message().contains("crm.notes.write"), "{status:?}");
+    expect_code(
+        update(
+            &app,
+            viewer,
+            pb::Note {
+                id: note.id,
+                content: "B".into(),
+                ..Default::default()
+            },
+            &["content"],
+        )
+        .await,
+        Code::PermissionDenied,
+    );
+    expect_code(
+        notes
+            .delete_note(viewer.req(pb::DeleteNoteRequest {
+                id: note.id,
+                etag: String::new(),
+            }))
+            .await,
+        Code::PermissionDenied,
+    );
+    expect_code(
+        notes
+            .undelete_note(viewer.req(pb::UndeleteNoteRequest { id: note.id }))
+            .await,
+        Code::PermissionDenied,
+    );
+}
+
+#[tokio::test]
+async fn pinned_notes_come_first_then_the_newest() {
+    let app = TestApp::spawn().await;
+    let lead = app.lead(&app.agent, "Nguyen").await;
+    let mut made = Vec::new();
+    for (content, pinned) in [("n1", false), ("n2", true), ("n3", false), ("n4", true)] {
+        made.push(
+            create(
+                &app,
+                &app.agent,
+                pb::Note {
+                    notable_type: "lead".into(),
+                    notable_id: lead.id,
+                    content: content.into(),
+                    pinned,
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap(),
+        );
+    }
+    let on_lead =
+        |filter: &str, order_by: &str, page_size: i32, page_token: String| pb::ListNotesRequest {
+            notable_type: "lead".into(),
+            notable_id: lead.id,
+            filter: filter.into(),
+            order_by: order_by.into(),
+            page_size,
+            page_token,
+            ..Default::default()
+        };
+    let default = list(&app, &app.viewer, on_lead("", "", 0, String::new()))
+        .await
+        .unwrap();
+    assert_eq!(contents(&default), ["n4", "n2", "n3", "n1"]);
+    let first = list(&app, &app.viewer, on_lead("", "", 3, String::new()))
+        .await
+        .unwrap();
+    assert_eq!(
+        (contents(&first), first.total_size),
+        (vec!["n4", "n2", "n3"], 4)
+    );
+    let second = list(&app, &app.viewer, on_lead("", "", 3, first.next_page_token))
+        .await
+        .unwrap();
+    assert_eq!(contents(&second), ["n1"]);
+    let oldest = list(
+        &app,
+        &app.viewer,
+        on_lead("", "create_time", 0, String::new()),
+    )
+    .await
+    .unwrap();
+    assert_eq!(contents(&oldest), ["n1", "n2", "n3", "n4"]);
+    let pinned = list(
+        &app,
+        &app.viewer,
+        on_lead("pinned = true", "", 0, String::new()),
+    )
+    .await
+    .unwrap();
+    assert_eq!(contents(&pinned), ["n4", "n2"]);
+
+    // Unpinning takes a note back among the others, by age.
+    let n4 = &made[3];
+    update(
+        &app,
+        &app.agent,
+        pb::Note {
+            id: n4.id,
+            pinned: false,
+            etag: n4.etag.clone(),
+            ..Default::default()
+        },
+        &["pinned"],
+    )
+    .await
+    .unwrap();
+    let after = list(&app, &app.viewer, on_lead("", "", 0, String::new()))
+        .await
+        .unwrap();
+    assert_eq!(contents(&after), ["n2", "n4", "n3", "n1"]);
+    let status = expect_code(
+        list(&app, &app.viewer, on_lead("", "content", 0, String::new())).await,
+        Code::InvalidArgument,
+    );
+    assert_eq!(violated_fields(&status), ["order_by"]);
+}
+
+#[tokio::test]
+async fn notes_on_one_record_page_within_it_and_their_tokens_stay_bound_to_it() {
+    let app = TestApp::spawn().await;
+    let ours = app.lead(&app.agent, "Ours").await;
+    let other = app.lead(&app.agent, "Other").await;
+    for (content, id) in [
+        ("a", ours.id),
+        ("b", ours.id),
+        ("c", ours.id),
+        ("d", other.id),
+    ] {
+        note(&app, &app.agent, "lead", id, content).await;
+    }
+    let on = |id: i64, page_token: String| pb::ListNotesRequest {
+        notable_type: "lead".into(),
+        notable_id: id,
+        page_size: 2,
+        page_token,
+        ..Default::default()
+    };
+    let first = list(&app, &app.viewer, on(ours.id, String::new()))
+        .await
+        .unwrap();
+    assert_eq!((contents(&first), first.total_size), (vec!["c", "b"], 3));
+    let second = list(
+        &app,
+        &app.viewer,
+        on(ours.id, first.next_page_token.clone()),
+    )
+    .await
+    .unwrap();
+    assert_eq!(contents(&second), ["a"]);
+    let status = expect_code(
+        list(&app, &app.viewer, on(other.id, first.next_page_token)).await,
+        Code::InvalidArgument,
+    );
+    assert_eq!(violated_fields(&status), ["page_token"]);
+
+    let all = list(&app, &app.viewer, pb::ListNotesRequest::default())
+        .await
+        .unwrap();
+    assert_eq!(all.total_size, 4);
+    for (kind, id, field) in [
+        ("", ours.id, "notable_type"),
+        ("invoice", 0, "notable_type"),
+        ("lead", -1, "notable_id"),
+    ] {
+        let status = expect_code(
+            list(
+                &app,
+                &app.viewer,
+                pb::ListNotesRequest {
+                    notable_type: kind.into(),
+                    notable_id: id,
+                    ..Default::default()
+                },
+            )
+            .await,
+            Code::InvalidArgument,
+        );
+        assert_eq!(violated_fields(&status), [field]);
+    }
+}
+
+#[tokio::test]
+async fn updates_change_masked_fields_but_never_the_author_or_the_record() {
+    let app = TestApp::spawn().await;
+    let lead = app.lead(&app.agent, "Nguyen").await;
+    let note = note(&app, &app.agent, "lead", lead.id, "Draft").await;
+    // Another user of the tenant may edit it; the author stays.
+    let changed = update(
+        &app,
+        &app.acme,
+        pb::Note {
+            id: note.id,
+            title: "Finance".into(),
+            content: "Pre-approved to 600k.".into(),
+            pinned: true,
+            etag: note.etag.clone(),
+            ..Default::default()
+        },
+        &["title", "content", "pinned"],
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        (
+            changed.title.as_str(),
+            changed.content.as_str(),
+            changed.pinned,
+            changed.user_id
+        ),
+        ("Finance", "Pre-approved to 600k.", true, app.agent.user_id)
+    );
+    assert_ne!(changed.etag, note.etag);
+    expect_code(
+        update(
+            &app,
+            &app.agent,
+            pb::Note {
+                id: note.id,
+                content: "Stale".into(),
+                etag: note.etag.clone(),
+                ..Default::default()
+            },
+            &["content"],
+        )
+        .await,
+        Code::Aborted,
+    );
+    for path in ["notable_type", "notable_id", "user_id", "create_time"] {
+        let status = expect_code(
+            update(
+                &app,
+                &app.agent,
+                pb::Note {
+                    id: note.id,
+                    ..Default::default()
+                },
+                &[path],
+            )
+            .await,
+            Code::InvalidArgument,
+        );
+        assert_eq!(violated_fields(&status), ["update_mask"], "{path}");
+    }
+    let status = expect_code(
+        update(
+            &app,
+            &app.agent,
+            pb::Note {
+                id: note.id,
+                content: "  ".into(),
+                ..Default::default()
+            },
+            &["content"],
+        )
+        .await,
+        Code::InvalidArgument,
+    );
+    assert_eq!(violated_fields(&status), ["note.content"]);
+}
+
+#[tokio::test]
+async fn a_deleted_note_is_hidden_until_restored_and_a_retried_create_returns_the_first() {
+    let app = TestApp::spawn().await;
+    let lead = app.lead(&app.agent, "Nguyen").await;
+    let mut notes = app.notes();
+    let request_id = uuid::Uuid::new_v4().to_string();
+    let make = || {
+        app.agent.req(pb::CreateNoteRequest {
+            note: Some(pb::Note {
+                notable_type: "lead".into(),
+                notable_id: lead.id,
+                content: "Once".into(),
+                ..Default::default()
+            }),
+            request_id: request_id.clone(),
+        })
+    };
+    let note = notes.create_note(make()).await.unwrap().into_inner();
+    assert_eq!(notes.create_note(make()).await.unwrap().into_inner(), note);
+    let listed = list(&app, &app.agent, pb::ListNotesRequest::default())
+        .await
+        .unwrap();
+    assert_eq!(listed.total_size, 1);
+
+    expect_code(
+        notes
+            .delete_note(app.agent.req(pb::DeleteNoteRequest {
+                id: note.id,
+                etag: "\"99\"".into(),
+            }))
+            .await,
+        Code::Aborted,
+    );
+    let deleted = notes
+        .delete_note(app.agent.req(pb::DeleteNoteRequest {
+            id: note.id,
+            etag: note.etag.clone(),
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(deleted.delete_time.is_some() && deleted.purge_time.is_some());
+    expect_code(
+        notes
+            .get_note(app.agent.req(pb::GetNoteRequest { id: note.id }))
+            .await,
+        Code::NotFound,
+    );
+    let hidden = list(&app, &app.agent, pb::ListNotesRequest::default())
+        .await
+        .unwrap();
+    assert_eq!(hidden.total_size, 0);
+    let shown = list(
+        &app,
+        &app.agent,
+        pb::ListNotesRequest {
+            show_deleted: true,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(shown.total_size, 1);
+    let restored = notes
+        .undelete_note(app.agent.req(pb::UndeleteNoteRequest { id: note.id }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((restored.delete_time, restored.purge_time), (None, None));
+    expect_code(
+        notes
+            .undelete_note(app.agent.req(pb::UndeleteNoteRequest { id: note.id }))
+            .await,
+        Code::AlreadyExists,
+    );
+}

@@ -1,0 +1,156 @@
+//! ConvertLead: a lead becomes a contact (and, if asked, a deal for that contact) in one
+//! transaction that also marks the lead converted — all of it or none of it.
+//!
+//! The lead is locked first, so two conversions of one lead cannot both pass the
+//! "not yet converted" check; a repeated call with the conversion's `request_id`
+//! returns the first result. References to other contexts (the deal's lot and
+//! assignee) are asked about before the transaction opens.
+
+use tonic::Status;
+
+use fusion_db::resource::Val;
+use fusion_proto::crm::v1 as pb;
+use fusion_tenancy::TenantContext;
+
+use super::person::set_e164;
+use super::{
+    API, contacts, custom_fields_pb, deals, ensure_pipeline, leads, remember, replay,
+    require_lead_status, tags_of,
+};
+use crate::domain::pipeline;
+use crate::{AppState, DOMAIN};
+
+const METHOD: &str = "ConvertLead";
+
+/// The contact to create: what the caller gave, with empty fields copied from the lead
+/// and its `lead_id` always the lead's.
+fn contact_from(lead: &leads::LeadRow, given: Option<pb::Contact>) -> pb::Contact {
+    let mut c = given.unwrap_or_default();
+    let p = &lead.person;
+    let fill = |field: &mut String, from: &Option<String>| {
+        if field.trim().is_empty() {
+            *field = from.clone().unwrap_or_default();
+        }
+    };
+    fill(&mut c.first_name, &p.first_name);
+    if c.last_name.trim().is_empty() {
+        c.last_name = p.last_name.clone();
+    }
+    fill(&mut c.email, &p.email);
+    fill(&mut c.phone, &p.phone);
+    fill(&mut c.address, &p.address);
+    fill(&mut c.suburb, &p.suburb);
+    fill(&mut c.state, &p.state);
+    fill(&mut c.postcode, &p.postcode);
+    fill(&mut c.country, &p.country);
+    fill(&mut c.notes, &p.notes);
+    if c.tags.is_empty() {
+        c.tags = tags_of(&p.tags);
+    }
+    if c.custom_fields.is_empty() {
+        c.custom_fields = custom_fields_pb(&p.custom_fields);
+    }
+    if c.last_contact_time.is_none() {
+        c.last_contact_time = p.last_contacted_at.map(fusion_service::api::ts);
+    }
+    c.lead_id = lead.id;
+    c
+}
+
+/// Converts lead `r.id` for the caller.
+pub(crate) async fn convert(
+    state: &AppState,
+    ctx: &TenantContext,
+    r: pb::ConvertLeadRequest,
+) -> Result<pb::ConvertLeadResponse, Status> {
+    API.require_id("id", r.id)?;
+    let request_id = fusion_db::idempotency::parse_request_id(DOMAIN, &r.request_id)?;
+    let lead_status = r.lead_status.trim().to_owned();
+    if !lead_status.is_empty() {
+        pipeline::key(&lead_status).map_err(|e| API.invalid("lead_status", e))?;
+    }
+    let asked_deal = r.create_deal.then(|| r.deal.clone().unwrap_or_default());
+    if let Some(deal) = &asked_deal {
+        deals::check_owners(state, deal, deals::CREATE).await?;
+    }
+    ensure_pipeline(state, ctx.tenant_id).await?;
+
+    let mut tx = state.db.begin(ctx.tenant_id).await?;
+    if let Some(saved) = replay(&mut tx, METHOD, request_id).await? {
+        return Ok(saved);
+    }
+    let lead: leads::LeadRow = leads::TABLE.fetch(&mut tx, r.id, false, true).await?;
+    API.check_etag(&r.etag, lead.version)?;
+    if lead.converted_at.is_some() {
+        return Err(API.precondition(
+            "ALREADY_CONVERTED",
+            format!(
+                "lead {} was already converted into contact {}",
+                lead.id,
+                lead.converted_contact_id.unwrap_or_default()
+            ),
+        ));
+    }
+
+    let contact = contact_from(&lead, r.contact);
+    let mut values = contacts::values(&contact, contacts::CREATE)?;
+    set_e164(&mut values, &contact.phone, &contact.country, state);
+    let contact_id = contacts::TABLE.insert(&mut tx, values).await?;
+
+    let deal_id = match asked_deal {
+        None => None,
+        Some(mut deal) => {
+            if deal.title.trim().is_empty() {
+                deal.title = format!("{} {}", contact.first_name.trim(), contact.last_name.trim())
+                    .trim()
+                    .to_owned();
+            }
+            if deal.assigned_to == 0 {
+                deal.assigned_to = lead.assigned_to.unwrap_or_default();
+            }
+            deal.lead_id = lead.id;
+            deal.contact_id = contact_id;
+            let mut values = deals::values(&deal, deals::CREATE)?;
+            deals::place_new_deal(&mut tx, &deal, &mut values).await?;
+            Some(deals::TABLE.insert(&mut tx, values).await?)
+        }
+    };
+
+    let mut changes = vec![
+        ("converted_at", Val::Timestamp(Some(chrono::Utc::now()))),
+        ("converted_contact_id", Val::Int(Some(contact_id))),
+        ("converted_deal_id", Val::Int(deal_id)),
+    ];
+    if !lead_status.is_empty() {
+        require_lead_status(&mut tx, "lead_status", &lead_status).await?;
+        changes.push(("status", Val::Text(Some(lead_status))));
+    }
+    leads::TABLE.update(&mut tx, lead.id, changes).await?;
+
+    let response = pb::ConvertLeadResponse {
+        lead: Some(
+            leads::TABLE
+                .fetch::<leads::LeadRow>(&mut tx, lead.id, false, false)
+                .await?
+                .into_pb(state),
+        ),
+        contact: Some(
+            contacts::TABLE
+                .fetch::<contacts::ContactRow>(&mut tx, contact_id, false, false)
+                .await?
+                .into_pb(state),
+        ),
+        deal: match deal_id {
+            Some(id) => Some(
+                deals::TABLE
+                    .fetch::<deals::DealRow>(&mut tx, id, false, false)
+                    .await?
+                    .into_pb(state),
+            ),
+            None => None,
+        },
+    };
+    remember(&mut tx, METHOD, request_id, &response).await?;
+    tx.commit().await?;
+    Ok(response)
+}

@@ -1,0 +1,314 @@
+//! MergeLeads and MergeContacts: duplicates folded into a survivor, in one transaction.
+//!
+//! Survivorship: the survivor keeps every value it has; each of its empty fields takes
+//! the first non-empty value among the merged records, in the order the caller listed
+//! them (a phone comes with its E.164 form); tags are united in that order; custom
+//! fields are united by name, the survivor's (then the earlier record's) winning. Notes,
+//! tasks and the records that point at a merged record are re-pointed to the survivor;
+//! the merged records are soft-deleted with `merged_into_id` set, so the merge can be
+//! inspected (and the merged records cannot be undeleted into a second copy).
+//!
+//! Every row involved is locked in id order first, so merges that overlap serialise
+//! instead of deadlocking. A dry run does all of it and rolls back, so its answer is
+//! exactly what a real merge would have done at that moment.
+
+use tonic::Status;
+
+use fusion_db::resource::{Table, Versioned};
+use fusion_db::{TenantTx, db_status};
+use fusion_tenancy::TenantContext;
+
+use super::{API, remember, replay};
+use crate::{AppState, DOMAIN};
+
+/// The most records one merge folds into its survivor.
+const MAX_MERGED: usize = 50;
+
+/// What differs between merging leads and merging contacts.
+pub(crate) struct Kind {
+    /// The record's table.
+    pub table: Table,
+    /// Its name in `notable_type` / `taskable_type`.
+    pub subject: &'static str,
+    /// Nullable columns a survivor fills from the merged records (the phone pair apart).
+    pub fill: &'static [&'static str],
+    /// Other tables' columns that point at the record: (table, column).
+    pub pointers: &'static [(&'static str, &'static str)],
+}
+
+/// How many rows a merge re-pointed (or would have).
+#[derive(Debug, Default)]
+pub(crate) struct Repointed {
+    pub notes: i32,
+    pub tasks: i32,
+    /// Per entry of [`Kind::pointers`], in order.
+    pub pointers: Vec<i32>,
+}
+
+/// Checks a merge request: a survivor and 1 to 50 distinct other records.
+pub(crate) fn check_request(survivor: i64, merged: &[i64]) -> Result<Vec<i64>, Status> {
+    API.require_id("survivor_id", survivor)?;
+    if merged.is_empty() || merged.len() > MAX_MERGED {
+        return Err(API.invalid(
+            "merged_ids",
+            format!("name 1 to {MAX_MERGED} records to merge"),
+        ));
+    }
+    let mut seen = std::collections::HashSet::new();
+    for id in merged {
+        if *id <= 0 || *id == survivor || !seen.insert(*id) {
+            return Err(API.invalid(
+                "merged_ids",
+                "must be distinct positive ids, none of them the survivor",
+            ));
+        }
+    }
+    Ok(merged.to_vec())
+}
+
+/// A merge done in its transaction, not yet committed: read the survivor from `tx`,
+/// build the response, then [`Merged::finish`].
+pub(crate) struct Merged {
+    pub tx: TenantTx,
+    pub repointed: Repointed,
+}
+
+/// What a merge call starts with: a saved response to replay, or the merge done.
+pub(crate) enum Started<M> {
+    Replayed(M),
+    Done(Merged),
+}
+
+/// Merges `merged` into `survivor`, unless a response is saved under `request_id`
+/// (ignored for a dry run).
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn merge<R, M>(
+    state: &AppState,
+    ctx: &TenantContext,
+    kind: &Kind,
+    method: &str,
+    survivor: i64,
+    merged: &[i64],
+    etag: &str,
+    request_id: Option<uuid::Uuid>,
+) -> Result<Started<M>, Status>
+where
+    R: for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow> + Send + Unpin + Versioned,
+    M: prost::Message + Default,
+{
+    let mut tx = state.db.begin(ctx.tenant_id).await?;
+    if let Some(saved) = replay(&mut tx, method, request_id).await? {
+        return Ok(Started::Replayed(saved));
+    }
+    let mut all = merged.to_vec();
+    all.push(survivor);
+    all.sort_unstable();
+    for id in &all {
+        let row: R = kind.table.fetch(&mut tx, *id, false, true).await?;
+        if *id == survivor {
+            API.check_etag(etag, row.version())?;
+        }
+    }
+    fill_survivor(&mut tx, kind, survivor, merged).await?;
+    let repointed = repoint(&mut tx, kind, survivor, merged).await?;
+    // `table` is a constant of this module's callers.
+    let sql = format!(
+        "UPDATE {} SET deleted_at = now(), merged_into_id = $1, updated_at = now(),
+                version = version + 1
+          WHERE id = ANY($2)",
+        kind.table.name
+    );
+    sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(survivor)
+        .bind(merged)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| db_status(DOMAIN, e))?;
+    Ok(Started::Done(Merged { tx, repointed }))
+}
+
+impl Merged {
+    /// Commits with `response` saved under `request_id`, or, for a dry run, rolls
+    /// everything back.
+    pub(crate) async fn finish<M: prost::Message>(
+        mut self,
+        method: &str,
+        request_id: Option<uuid::Uuid>,
+        dry_run: bool,
+        response: &M,
+    ) -> Result<(), Status> {
+        if dry_run {
+            self.tx.rollback().await
+        } else {
+            remember(&mut self.tx, method, request_id, response).await?;
+            self.tx.commit().await
+        }
+    }
+}
+
+/// Fills the survivor's empty fields, unites tags and custom fields.
+async fn fill_survivor(
+    tx: &mut TenantTx,
+    kind: &Kind,
+    survivor: i64,
+    merged: &[i64],
+) -> Result<(), Status> {
+    let table = kind.table.name;
+    // The first merged record (in the caller's order) with a value in `col`.
+    let first = |col: &str| {
+        format!(
+            "(SELECT m.{col} FROM {table} m WHERE m.id = ANY($2) AND m.{col} IS NOT NULL
+               ORDER BY array_position($2, m.id) LIMIT 1)"
+        )
+    };
+    let mut sets: Vec<String> = kind
+        .fill
+        .iter()
+        .map(|col| format!("{col} = COALESCE(s.{col}, {})", first(col)))
+        .collect();
+    sets.push(format!(
+        "(phone, phone_e164) = (SELECT COALESCE(s.phone, p.phone),
+                                        CASE WHEN s.phone IS NULL THEN p.phone_e164 ELSE s.phone_e164 END
+                                   FROM (SELECT NULL) AS one
+                                   LEFT JOIN LATERAL (
+                                        SELECT m.phone, m.phone_e164 FROM {table} m
+                                         WHERE m.id = ANY($2) AND m.phone IS NOT NULL
+                                         ORDER BY array_position($2, m.id) LIMIT 1) p ON true)"
+    ));
+    // Sources in order: the survivor (0), then the merged records as listed.
+    let sources = format!(
+        "SELECT 0 AS ord, s.tags AS tags, s.custom_fields AS custom_fields
+         UNION ALL
+         SELECT array_position($2, m.id), m.tags, m.custom_fields FROM {table} m
+          WHERE m.id = ANY($2)"
+    );
+    sets.push(format!(
+        "tags = (SELECT COALESCE(jsonb_agg(tag ORDER BY pos), '[]'::jsonb)
+                   FROM (SELECT t.tag, min(src.ord * 100000 + t.idx) AS pos
+                           FROM ({sources}) AS src,
+                                jsonb_array_elements_text(src.tags) WITH ORDINALITY AS t(tag, idx)
+                          GROUP BY t.tag) AS united)"
+    ));
+    sets.push(format!(
+        "custom_fields = jsonb_build_object('fields', (
+            SELECT COALESCE(jsonb_agg(field ORDER BY pos), '[]'::jsonb)
+              FROM (SELECT DISTINCT ON (f.field->>'name') f.field, src.ord * 100000 + f.idx AS pos
+                      FROM ({sources}) AS src,
+                           jsonb_array_elements(src.custom_fields->'fields') WITH ORDINALITY AS f(field, idx)
+                     ORDER BY f.field->>'name', src.ord, f.idx) AS united))"
+    ));
+    let sql = format!(
+        "UPDATE {table} AS s SET {}, updated_at = now(), version = s.version + 1 WHERE s.id = $1",
+        sets.join(",\n ")
+    );
+    sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(survivor)
+        .bind(merged)
+        .execute(&mut **tx)
+        .await
+        .map_err(|e| db_status(DOMAIN, e))?;
+    Ok(())
+}
+
+/// Points notes, tasks and the kind's pointers from the merged records at the survivor.
+async fn repoint(
+    tx: &mut TenantTx,
+    kind: &Kind,
+    survivor: i64,
+    merged: &[i64],
+) -> Result<Repointed, Status> {
+    let mut counts = Repointed::default();
+    for (table, type_col, id_col) in [
+        ("crm.notes", "notable_type", "notable_id"),
+        ("crm.tasks", "taskable_type", "taskable_id"),
+    ] {
+        let sql = format!(
+            "UPDATE {table} SET {id_col} = $1, updated_at = now(), version = version + 1
+              WHERE {type_col} = $3 AND {id_col} = ANY($2)"
+        );
+        let n = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(survivor)
+            .bind(merged)
+            .bind(kind.subject)
+            .execute(&mut **tx)
+            .await
+            .map_err(|e| db_status(DOMAIN, e))?
+            .rows_affected();
+        let n = i32::try_from(n).unwrap_or(i32::MAX);
+        if table == "crm.notes" {
+            counts.notes = n;
+        } else {
+            counts.tasks = n;
+        }
+    }
+    for (table, column) in kind.pointers {
+        let sql = format!(
+            "UPDATE {table} SET {column} = $1, updated_at = now(), version = version + 1
+              WHERE {column} = ANY($2)"
+        );
+        let n = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(survivor)
+            .bind(merged)
+            .execute(&mut **tx)
+            .await
+            .map_err(|e| db_status(DOMAIN, e))?
+            .rows_affected();
+        counts.pointers.push(i32::try_from(n).unwrap_or(i32::MAX));
+    }
+    Ok(counts)
+}
+
+/// Merging leads: deals and converted contacts follow the survivor, and so do leads
+/// merged earlier into a lead merged now.
+pub(crate) const LEADS: Kind = Kind {
+    table: super::leads::TABLE,
+    subject: "lead",
+    fill: &[
+        "first_name",
+        "email",
+        "address",
+        "suburb",
+        "state",
+        "postcode",
+        "country",
+        "source",
+        "source_detail",
+        "stage",
+        "score",
+        "notes",
+        "last_contacted_at",
+        "assigned_to",
+    ],
+    pointers: &[
+        ("crm.deals", "lead_id"),
+        ("crm.contacts", "lead_id"),
+        ("crm.leads", "merged_into_id"),
+    ],
+};
+
+/// Merging contacts: deals and the leads converted into them follow the survivor, and
+/// so do contacts merged earlier into a contact merged now.
+pub(crate) const CONTACTS: Kind = Kind {
+    table: super::contacts::TABLE,
+    subject: "contact",
+    fill: &[
+        "lead_id",
+        "first_name",
+        "email",
+        "company",
+        "position",
+        "address",
+        "suburb",
+        "state",
+        "postcode",
+        "country",
+        "contact_type",
+        "notes",
+        "last_contacted_at",
+    ],
+    pointers: &[
+        ("crm.deals", "contact_id"),
+        ("crm.leads", "converted_contact_id"),
+        ("crm.contacts", "merged_into_id"),
+    ],
+};

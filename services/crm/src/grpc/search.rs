@@ -1,0 +1,246 @@
+//! `fusion.crm.v1.SearchService`: one query over the tenant's live leads, contacts and
+//! deals, ranked by trigram similarity so typos and partial words still find people.
+//!
+//! Names, emails, companies and deal titles are compared with pg_trgm (`%` for whole-
+//! string similarity, `<%` for a query that is part of a longer value), both served by
+//! the trigram indexes; the digits of a query are also looked for inside the E.164
+//! phone numbers, with a leading trunk 0 dropped ("0412 345" finds "+61412345678").
+//! Pages are keyset pages over (score, kind, id), signed like every other page token.
+
+use tonic::{Request, Response, Status};
+
+use fusion_db::db_status;
+use fusion_db::page::PageTokenCodec;
+use fusion_proto::crm::v1 as pb;
+use fusion_proto::crm::v1::search_service_server::SearchService;
+
+use super::{API, caller};
+use crate::{AppState, DOMAIN};
+
+const KINDS: &[(&str, &str)] = &[
+    ("lead", "crm.leads.read"),
+    ("contact", "crm.contacts.read"),
+    ("deal", "crm.deals.read"),
+];
+
+/// Results per page when the request says 0, and the most a page holds.
+const DEFAULT_PAGE: i64 = 20;
+const MAX_PAGE: i64 = 100;
+
+/// The candidates of each kind with their per-field scores; `$1` is the query, `$2`
+/// its lower-cased form, `$3` its digits ('' when it has fewer than 4), `$4` the tenant.
+const CANDIDATES: &str = "
+    SELECT 'lead'::text AS kind, l.id, l.full_name AS display_name, l.email, l.phone,
+           NULL::text AS company,
+           GREATEST(similarity(l.full_name, $1), word_similarity($1, l.full_name)) AS s_name,
+           CASE WHEN l.email_normalized IS NULL THEN 0
+                ELSE GREATEST(similarity(l.email_normalized, $2), word_similarity($2, l.email_normalized)) END AS s_email,
+           CASE WHEN $3 <> '' AND l.phone_e164 LIKE '%' || $3 || '%' THEN 1 ELSE 0 END AS s_phone,
+           0::real AS s_company, 0::real AS s_title
+      FROM crm.leads l
+     WHERE l.tenant_id = $4 AND l.deleted_at IS NULL AND 'lead' = ANY($5)
+       AND (l.full_name % $1 OR $1 <% l.full_name OR l.email_normalized % $2
+            OR $2 <% l.email_normalized OR ($3 <> '' AND l.phone_e164 LIKE '%' || $3 || '%'))
+    UNION ALL
+    SELECT 'contact', c.id, c.full_name, c.email, c.phone, c.company,
+           GREATEST(similarity(c.full_name, $1), word_similarity($1, c.full_name)),
+           CASE WHEN c.email_normalized IS NULL THEN 0
+                ELSE GREATEST(similarity(c.email_normalized, $2), word_similarity($2, c.email_normalized)) END,
+           CASE WHEN $3 <> '' AND c.phone_e164 LIKE '%' || $3 || '%' THEN 1 ELSE 0 END,
+           CASE WHEN c.company IS NULL THEN 0
+                ELSE GREATEST(similarity(c.company, $1), word_similarity($1, c.company)) END,
+           0
+      FROM crm.contacts c
+     WHERE c.tenant_id = $4 AND c.deleted_at IS NULL AND 'contact' = ANY($5)
+       AND (c.full_name % $1 OR $1 <% c.full_name OR c.email_normalized % $2
+            OR $2 <% c.email_normalized OR c.company % $1 OR $1 <% c.company
+            OR ($3 <> '' AND c.phone_e164 LIKE '%' || $3 || '%'))
+    UNION ALL
+    SELECT 'deal', d.id, d.title, c.email, c.phone, c.company,
+           0, 0, 0, 0,
+           GREATEST(similarity(d.title, $1), word_similarity($1, d.title))
+      FROM crm.deals d
+      LEFT JOIN crm.contacts c ON c.tenant_id = d.tenant_id AND c.id = d.contact_id
+     WHERE d.tenant_id = $4 AND d.deleted_at IS NULL AND 'deal' = ANY($5)
+       AND (d.title % $1 OR $1 <% d.title)";
+
+#[derive(sqlx::FromRow)]
+struct Hit {
+    kind: String,
+    id: i64,
+    display_name: String,
+    email: Option<String>,
+    phone: Option<String>,
+    company: Option<String>,
+    score: f64,
+    s_name: f64,
+    s_email: f64,
+    s_phone: f64,
+    s_company: f64,
+    s_title: f64,
+}
+
+impl Hit {
+    fn into_pb(self) -> pb::SearchResult {
+        // A field counts as matched when it scores at least the similarity threshold.
+        let matched = [
+            ("name", self.s_name),
+            ("email", self.s_email),
+            ("phone", self.s_phone),
+            ("company", self.s_company),
+            ("title", self.s_title),
+        ]
+        .into_iter()
+        .filter(|(_, s)| *s >= 0.3)
+        .map(|(f, _)| f.to_owned())
+        .collect();
+        pb::SearchResult {
+            resource_type: self.kind,
+            id: self.id,
+            display_name: self.display_name,
+            email: self.email.unwrap_or_default(),
+            phone: self.phone.unwrap_or_default(),
+            company: self.company.unwrap_or_default(),
+            score: self.score,
+            matched_fields: matched,
+        }
+    }
+}
+
+/// The digits of a query worth matching against phone numbers: at least 4, without a
+/// leading trunk 0 (E.164 numbers carry the country code instead).
+fn phone_digits(query: &str) -> String {
+    let digits: String = query.chars().filter(char::is_ascii_digit).collect();
+    let digits = digits.strip_prefix('0').unwrap_or(&digits).to_owned();
+    if digits.len() >= 4 {
+        digits
+    } else {
+        String::new()
+    }
+}
+
+/// The SearchService implementation.
+#[derive(Clone, Debug)]
+pub(crate) struct SearchApi {
+    state: AppState,
+}
+
+impl SearchApi {
+    pub(crate) fn new(state: AppState) -> Self {
+        Self { state }
+    }
+}
+
+#[tonic::async_trait]
+impl SearchService for SearchApi {
+    async fn search_crm(
+        &self,
+        req: Request<pb::SearchCrmRequest>,
+    ) -> Result<Response<pb::SearchCrmResponse>, Status> {
+        let ctx = caller(&req)?;
+        let r = req.into_inner();
+        let query = r.query.trim().to_owned();
+        if query.chars().count() < 2 || query.chars().count() > 200 {
+            return Err(API.invalid("query", "must be 2 to 200 characters"));
+        }
+        let page_size = match r.page_size {
+            n if n < 0 => return Err(API.invalid("page_size", "must not be negative")),
+            0 => DEFAULT_PAGE,
+            n => i64::from(n).min(MAX_PAGE),
+        };
+        let mut kinds: Vec<String> = Vec::new();
+        for kind in &r.resource_types {
+            if !KINDS.iter().any(|(k, _)| k == kind) {
+                return Err(API.invalid("resource_types", "each must be lead, contact or deal"));
+            }
+        }
+        // Kinds the caller may not read are left out, never an error.
+        for (kind, permission) in KINDS {
+            let asked = r.resource_types.is_empty() || r.resource_types.iter().any(|k| k == kind);
+            if asked && ctx.has(permission) {
+                kinds.push((*kind).to_owned());
+            }
+        }
+        let mut sorted = kinds.clone();
+        sorted.sort();
+        let digest = PageTokenCodec::query_digest(&["search", &query, &sorted.join(",")]);
+        let after = if r.page_token.is_empty() {
+            None
+        } else {
+            let cursor = self
+                .state
+                .pages
+                .decode(&digest, &r.page_token)
+                .map_err(|_| API.invalid("page_token", "is not a token of this search"))?;
+            match cursor.as_slice() {
+                [Some(score), Some(kind), Some(id)] => Some((
+                    score
+                        .parse::<f64>()
+                        .map_err(|_| API.invalid("page_token", "is malformed"))?,
+                    kind.clone(),
+                    id.parse::<i64>()
+                        .map_err(|_| API.invalid("page_token", "is malformed"))?,
+                )),
+                _ => return Err(API.invalid("page_token", "is malformed")),
+            }
+        };
+        let (after_score, after_kind, after_id) =
+            after.unwrap_or((f64::INFINITY, String::new(), 0));
+        let sql = format!(
+            "SELECT *, GREATEST(s_name, s_email, s_phone, s_company, s_title)::float8 AS score
+               FROM (SELECT kind, id, display_name, email, phone, company,
+                            s_name::float8, s_email::float8, s_phone::float8,
+                            s_company::float8, s_title::float8
+                       FROM ({CANDIDATES}) AS candidates) AS scored
+              WHERE (GREATEST(s_name, s_email, s_phone, s_company, s_title)::float8 < $6
+                     OR (GREATEST(s_name, s_email, s_phone, s_company, s_title)::float8 = $6
+                         AND (kind, id) > ($7, $8)))
+              ORDER BY score DESC, kind, id
+              LIMIT $9"
+        );
+        let mut tx = self.state.db.begin(ctx.tenant_id).await?;
+        let mut hits: Vec<Hit> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(&query)
+            .bind(query.to_lowercase())
+            .bind(phone_digits(&query))
+            .bind(ctx.tenant_id)
+            .bind(&kinds)
+            .bind(after_score)
+            .bind(&after_kind)
+            .bind(after_id)
+            .bind(page_size + 1)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(|e| db_status(DOMAIN, e))?;
+        tx.commit().await?;
+        let more = hits.len() as i64 > page_size;
+        hits.truncate(usize::try_from(page_size).unwrap_or(0));
+        let next_page_token = match (more, hits.last()) {
+            (true, Some(last)) => self.state.pages.encode(
+                &digest,
+                vec![
+                    Some(format!("{:?}", last.score)),
+                    Some(last.kind.clone()),
+                    Some(last.id.to_string()),
+                ],
+            ),
+            _ => String::new(),
+        };
+        Ok(Response::new(pb::SearchCrmResponse {
+            results: hits.into_iter().map(Hit::into_pb).collect(),
+            next_page_token,
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::phone_digits;
+
+    #[test]
+    fn phone_digits_drop_the_trunk_zero_and_need_four() {
+        assert_eq!(phone_digits("0412 345"), "412345");
+        assert_eq!(phone_digits("+61 412"), "61412");
+        assert_eq!(phone_digits("jo 12"), "");
+    }
+}

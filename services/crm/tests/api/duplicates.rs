@@ -1,0 +1,104 @@
+//! FindDuplicates: leads or contacts sharing a normalised email or an E.164 phone,
+//! grouped oldest first, paged, within the caller's tenant.
+
+use tonic::Code;
+
+use fusion_proto::crm::v1 as pb;
+
+use crate::helpers::{TestApp, expect_code};
+
+#[tokio::test]
+async fn leads_sharing_an_email_or_a_phone_are_grouped_oldest_first() {
+    let app = TestApp::spawn().await;
+    let mut ids = Vec::new();
+    for (last, email, phone) in [
+        ("One", "Jo@Example.com ", "0412 345 678"),
+        ("Two", "jo@example.com", ""),
+        ("Three", "other@example.com", "+61 412 345 678"),
+        ("Four", "unique@example.com", "0400 000 000"),
+    ] {
+        let lead = app
+            .leads()
+            .create_lead(app.agent.req(pb::CreateLeadRequest {
+                lead: Some(pb::Lead {
+                    last_name: last.into(),
+                    email: email.into(),
+                    phone: phone.into(),
+                    ..Default::default()
+                }),
+                request_id: String::new(),
+            }))
+            .await
+            .unwrap()
+            .into_inner();
+        ids.push(lead.id);
+    }
+    // Another tenant's lead with the same email is not a duplicate of acme's.
+    app.lead(&app.globex, "Jo").await;
+    app.exec(&app.globex, "UPDATE crm.leads SET email = 'jo@example.com'")
+        .await;
+
+    let groups = app
+        .duplicates()
+        .find_duplicates(app.viewer.req(pb::FindDuplicatesRequest {
+            resource_type: "lead".into(),
+            ..Default::default()
+        }))
+        .await
+        .unwrap()
+        .into_inner()
+        .duplicate_groups;
+    let summary: Vec<(&str, &str, Vec<i64>)> = groups
+        .iter()
+        .map(|g| (g.reason.as_str(), g.match_key.as_str(), g.ids.clone()))
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            ("email", "jo@example.com", vec![ids[0], ids[1]]),
+            ("phone", "+61412345678", vec![ids[0], ids[2]]),
+        ]
+    );
+
+    // Deleted leads are not duplicates; pages follow (reason, key).
+    app.leads()
+        .delete_lead(app.agent.req(pb::DeleteLeadRequest {
+            id: ids[1],
+            etag: String::new(),
+        }))
+        .await
+        .unwrap();
+    let first = app
+        .duplicates()
+        .find_duplicates(app.viewer.req(pb::FindDuplicatesRequest {
+            resource_type: "lead".into(),
+            page_size: 1,
+            ..Default::default()
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(first.duplicate_groups.len(), 1);
+    assert_eq!(first.duplicate_groups[0].reason, "phone");
+    assert!(first.next_page_token.is_empty());
+
+    expect_code(
+        app.duplicates()
+            .find_duplicates(app.viewer.req(pb::FindDuplicatesRequest {
+                resource_type: "deal".into(),
+                ..Default::default()
+            }))
+            .await,
+        Code::InvalidArgument,
+    );
+    let contacts = app
+        .duplicates()
+        .find_duplicates(app.viewer.req(pb::FindDuplicatesRequest {
+            resource_type: "contact".into(),
+            ..Default::default()
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(contacts.duplicate_groups.is_empty());
+}

@@ -1,0 +1,284 @@
+//! ImportLeads: streamed batches checked row by row, all or nothing unless bad rows are
+//! skipped, dry runs, dedupe by email, assignees checked with identity, retries.
+
+use tonic::Code;
+
+use fusion_proto::crm::v1 as pb;
+use fusion_proto::crm::v1::import_leads_request::Payload;
+
+use crate::helpers::{TestApp, User, expect_code};
+
+fn options(o: pb::ImportLeadsOptions) -> pb::ImportLeadsRequest {
+    pb::ImportLeadsRequest {
+        payload: Some(Payload::Options(o)),
+    }
+}
+
+fn batch(leads: Vec<pb::Lead>) -> pb::ImportLeadsRequest {
+    pb::ImportLeadsRequest {
+        payload: Some(Payload::Batch(pb::ImportLeadsBatch { leads })),
+    }
+}
+
+fn row(n: usize) -> pb::Lead {
+    pb::Lead {
+        first_name: "Buyer".into(),
+        last_name: format!("Number {n:05}"),
+        email: format!("buyer{n}@example.com"),
+        phone: format!("0412 {:03} {:03}", n / 1000, n % 1000),
+        source: "expo".into(),
+        ..Default::default()
+    }
+}
+
+/// Sends `rows` in batches of `size` after `opts`.
+async fn import(
+    app: &TestApp,
+    who: &User,
+    opts: pb::ImportLeadsOptions,
+    rows: Vec<pb::Lead>,
+    size: usize,
+) -> Result<pb::ImportLeadsResponse, tonic::Status> {
+    let mut messages = vec![options(opts)];
+    let mut rows = rows.into_iter().peekable();
+    while rows.peek().is_some() {
+        messages.push(batch(rows.by_ref().take(size).collect()));
+    }
+    app.leads()
+        .import_leads(who.req(futures::stream::iter(messages)))
+        .await
+        .map(|r| r.into_inner())
+}
+
+async fn lead_count(app: &TestApp, who: &User) -> i32 {
+    app.leads()
+        .list_leads(who.req(pb::ListLeadsRequest {
+            page_size: 1,
+            ..Default::default()
+        }))
+        .await
+        .unwrap()
+        .into_inner()
+        .total_size
+}
+
+#[tokio::test]
+async fn an_import_loads_every_valid_row_across_batches() {
+    let app = TestApp::spawn().await;
+    let rows: Vec<pb::Lead> = (0..2500).map(row).collect();
+    let result = import(
+        &app,
+        &app.agent,
+        pb::ImportLeadsOptions::default(),
+        rows,
+        1000,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        (
+            result.received_count,
+            result.created_count,
+            result.invalid_count,
+            result.committed
+        ),
+        (2500, 2500, 0, true)
+    );
+    assert_eq!(lead_count(&app, &app.agent).await, 2500);
+    let one = app
+        .leads()
+        .list_leads(app.agent.req(pb::ListLeadsRequest {
+            filter: r#"last_name = "Number 01234""#.into(),
+            ..Default::default()
+        }))
+        .await
+        .unwrap()
+        .into_inner()
+        .leads
+        .remove(0);
+    assert_eq!(
+        (one.status.as_str(), one.phone_e164.as_str()),
+        ("new", "+61412001234")
+    );
+    assert_eq!(lead_count(&app, &app.globex).await, 0);
+}
+
+#[tokio::test]
+async fn one_bad_row_leaves_nothing_unless_bad_rows_are_skipped() {
+    let app = TestApp::spawn().await;
+    let rows = || {
+        let mut rows: Vec<pb::Lead> = (0..1500).map(row).collect();
+        rows[2].email = "not an email".into();
+        rows[1200].last_name = String::new();
+        rows[1200].status = "imaginary".into();
+        rows
+    };
+    let all_or_nothing = import(
+        &app,
+        &app.agent,
+        pb::ImportLeadsOptions::default(),
+        rows(),
+        500,
+    )
+    .await
+    .unwrap();
+    assert!(!all_or_nothing.committed);
+    assert_eq!(
+        (all_or_nothing.invalid_count, all_or_nothing.created_count),
+        (2, 0)
+    );
+    let errors: Vec<(i32, &str)> = all_or_nothing
+        .errors
+        .iter()
+        .map(|e| (e.row_number, e.field.as_str()))
+        .collect();
+    assert_eq!(
+        errors,
+        [(3, "email"), (1201, "last_name"), (1201, "status")]
+    );
+    assert_eq!(lead_count(&app, &app.agent).await, 0, "nothing was kept");
+
+    let skipping = import(
+        &app,
+        &app.agent,
+        pb::ImportLeadsOptions {
+            skip_invalid_rows: true,
+            ..Default::default()
+        },
+        rows(),
+        500,
+    )
+    .await
+    .unwrap();
+    assert!(skipping.committed);
+    assert_eq!((skipping.invalid_count, skipping.created_count), (2, 1498));
+    assert_eq!(lead_count(&app, &app.agent).await, 1498);
+}
+
+#[tokio::test]
+async fn a_dry_run_counts_without_writing_and_dedupe_skips_known_emails() {
+    let app = TestApp::spawn().await;
+    let dry = import(
+        &app,
+        &app.agent,
+        pb::ImportLeadsOptions {
+            dry_run: true,
+            ..Default::default()
+        },
+        (0..10).map(row).collect(),
+        4,
+    )
+    .await
+    .unwrap();
+    assert_eq!((dry.created_count, dry.committed), (10, false));
+    assert_eq!(lead_count(&app, &app.agent).await, 0);
+
+    app.leads()
+        .create_lead(app.agent.req(pb::CreateLeadRequest {
+            lead: Some(row(1)),
+            request_id: String::new(),
+        }))
+        .await
+        .unwrap();
+    let mut rows: Vec<pb::Lead> = (0..5).map(row).collect();
+    rows.push(pb::Lead {
+        email: " BUYER3@example.com".into(),
+        ..row(99)
+    });
+    let deduped = import(
+        &app,
+        &app.agent,
+        pb::ImportLeadsOptions {
+            dedupe_by_email: true,
+            ..Default::default()
+        },
+        rows,
+        2,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        (
+            deduped.created_count,
+            deduped.duplicate_count,
+            deduped.invalid_count
+        ),
+        (4, 2, 0)
+    );
+    assert_eq!(lead_count(&app, &app.agent).await, 5);
+}
+
+#[tokio::test]
+async fn assignees_are_checked_with_identity_and_a_retry_returns_the_first_result() {
+    let app = TestApp::spawn().await;
+    let mut rows: Vec<pb::Lead> = (0..6).map(row).collect();
+    for (i, lead) in rows.iter_mut().enumerate() {
+        lead.assigned_to = if i % 2 == 0 {
+            app.agent.user_id
+        } else {
+            app.globex.user_id
+        };
+    }
+    let request_id = uuid::Uuid::new_v4().to_string();
+    let opts = pb::ImportLeadsOptions {
+        skip_invalid_rows: true,
+        request_id: request_id.clone(),
+        ..Default::default()
+    };
+    let first = import(&app, &app.acme, opts.clone(), rows.clone(), 3)
+        .await
+        .unwrap();
+    assert_eq!((first.created_count, first.invalid_count), (3, 3));
+    assert!(first.errors.iter().all(|e| e.field == "assigned_to"));
+    let again = import(&app, &app.acme, opts, rows, 3).await.unwrap();
+    assert_eq!(again, first);
+    assert_eq!(lead_count(&app, &app.acme).await, 3);
+    let mine = app
+        .leads()
+        .list_leads(app.acme.req(pb::ListLeadsRequest {
+            filter: format!("assigned_to = {}", app.agent.user_id),
+            ..Default::default()
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(mine.total_size, 3);
+}
+
+#[tokio::test]
+async fn the_stream_must_open_with_options_and_batches_stay_small() {
+    let app = TestApp::spawn().await;
+    let mut leads = app.leads();
+    expect_code(
+        leads
+            .import_leads(
+                app.agent
+                    .req(futures::stream::iter(vec![batch(vec![row(1)])])),
+            )
+            .await,
+        Code::InvalidArgument,
+    );
+    expect_code(
+        import(
+            &app,
+            &app.agent,
+            pb::ImportLeadsOptions::default(),
+            (0..1001).map(row).collect(),
+            1001,
+        )
+        .await,
+        Code::InvalidArgument,
+    );
+    expect_code(
+        import(
+            &app,
+            &app.viewer,
+            pb::ImportLeadsOptions::default(),
+            vec![row(1)],
+            1,
+        )
+        .await,
+        Code::PermissionDenied,
+    );
+    assert_eq!(lead_count(&app, &app.agent).await, 0);
+}
