@@ -1,5 +1,6 @@
 //! Cross-service behaviour through the edge.
 
+mod crm;
 mod grpcurl;
 mod property;
 
@@ -259,7 +260,7 @@ async fn unknown_methods_and_unrouted_packages_are_unimplemented() {
     let mut grpc = tonic::client::Grpc::new(stack.channel.clone());
     for path in [
         "/fusion.identity.v1.UserService/Nope",
-        "/fusion.crm.v1.LeadService/ListLeads",
+        "/fusion.finance.v1.InvoiceService/ListInvoices",
         "/nope.v1.X/Y",
     ] {
         grpc.ready().await.unwrap();

@@ -1,4 +1,4 @@
-//! Identity, property and the edge, in-process on ephemeral ports, over a fresh database.
+//! Identity, property, crm and the edge, in-process on ephemeral ports, over a fresh database.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -28,6 +28,8 @@ pub struct Stack {
     pub identity_addr: SocketAddr,
     /// Property, verifying tokens with identity's JWKS.
     pub property: fusion_property::Application,
+    /// Crm, checking references with identity and property.
+    pub crm: fusion_crm::Application,
     /// The edge.
     pub edge: Edge,
     /// A channel to the edge.
@@ -64,6 +66,7 @@ impl Stack {
         let db = TestDatabase::create(&[
             (SCHEMA, &MIGRATOR),
             (fusion_property::SCHEMA, &fusion_property::MIGRATOR),
+            (fusion_crm::SCHEMA, &fusion_crm::MIGRATOR),
         ])
         .await;
         let listener = bind_ephemeral().await;
@@ -88,12 +91,26 @@ impl Stack {
         };
         let property = fusion_property::Application::build(
             property_config,
-            Arc::new(fusion_tenancy::IdentityJwks::new(identity_channel)),
+            Arc::new(fusion_tenancy::IdentityJwks::new(identity_channel.clone())),
             bind_ephemeral().await,
             bind_ephemeral().await,
         )
         .await
         .expect("property starts");
+        let property_channel =
+            tonic::transport::Endpoint::from_shared(format!("http://{}", property.grpc_addr()))
+                .expect("a valid address")
+                .connect_lazy();
+        let crm = fusion_crm::Application::build(
+            fusion_crm::CrmConfig::with_defaults(ServiceConfig::local("crm", db.app_url.clone())),
+            Arc::new(fusion_tenancy::IdentityJwks::new(identity_channel.clone())),
+            identity_channel,
+            property_channel,
+            bind_ephemeral().await,
+            bind_ephemeral().await,
+        )
+        .await
+        .expect("crm starts");
         let mut config = EdgeConfig::new(vec![
             Route {
                 package: "fusion.identity.v1".into(),
@@ -102,6 +119,10 @@ impl Stack {
             Route {
                 package: "fusion.property.v1".into(),
                 upstream: format!("http://{}", property.grpc_addr()),
+            },
+            Route {
+                package: "fusion.crm.v1".into(),
+                upstream: format!("http://{}", crm.grpc_addr()),
             },
         ]);
         config.probe_interval = Duration::from_millis(200);
@@ -118,6 +139,7 @@ impl Stack {
             identity: Some(identity),
             identity_addr,
             property,
+            crm,
             edge,
             channel,
         };

@@ -50,6 +50,7 @@ async fn main() -> anyhow::Result<()> {
     for (schema, migrator) in [
         (fusion_identity::SCHEMA, &fusion_identity::MIGRATOR),
         (fusion_property::SCHEMA, &fusion_property::MIGRATOR),
+        (fusion_crm::SCHEMA, &fusion_crm::MIGRATOR),
     ] {
         fusion_db::migrate(&owner_url, schema, migrator).await?;
     }
@@ -80,8 +81,8 @@ async fn main() -> anyhow::Result<()> {
     }
 
     // Property verifies tokens with identity's published keys, like any replica would.
-    let mut service = ServiceConfig::local("property", app_url);
-    service.migration_database_url = Some(owner_url);
+    let mut service = ServiceConfig::local("property", app_url.clone());
+    service.migration_database_url = Some(owner_url.clone());
     service.drain = Duration::from_millis(200);
     let identity_channel =
         tonic::transport::Endpoint::from_shared(format!("http://{host}:50051"))?.connect_lazy();
@@ -93,17 +94,33 @@ async fn main() -> anyhow::Result<()> {
     };
     let property = fusion_property::Application::build(
         property_config,
-        Arc::new(fusion_tenancy::IdentityJwks::new(identity_channel)),
+        Arc::new(fusion_tenancy::IdentityJwks::new(identity_channel.clone())),
         bind(&host, 50052).await?,
         bind(&host, 9002).await?,
     )
     .await?;
 
+    // Crm checks users with identity and lots, projects and stages with property.
+    let mut service = ServiceConfig::local("crm", app_url);
+    service.migration_database_url = Some(owner_url);
+    service.drain = Duration::from_millis(200);
+    let property_channel =
+        tonic::transport::Endpoint::from_shared(format!("http://{host}:50052"))?.connect_lazy();
+    let crm = fusion_crm::Application::build(
+        fusion_crm::CrmConfig::with_defaults(service),
+        Arc::new(fusion_tenancy::IdentityJwks::new(identity_channel.clone())),
+        identity_channel.clone(),
+        property_channel,
+        bind(&host, 50053).await?,
+        bind(&host, 9003).await?,
+    )
+    .await?;
+
     let mut edge_config = EdgeConfig::new(local_routes(&host));
     // The contexts that exist so far; the others join the route table as they land.
-    edge_config
-        .routes
-        .retain(|r| ["fusion.identity.v1", "fusion.property.v1"].contains(&r.package.as_str()));
+    edge_config.routes.retain(|r| {
+        ["fusion.identity.v1", "fusion.property.v1", "fusion.crm.v1"].contains(&r.package.as_str())
+    });
     edge_config.drain = Duration::from_millis(200);
     edge_config.grpc_addr = SocketAddr::new(host.parse()?, 50050);
     let edge = Edge::build(
@@ -125,9 +142,12 @@ async fn main() -> anyhow::Result<()> {
             .with_context(|| format!("logging in as admin@{slug}.test to seed demo stock"))?
             .into_inner()
             .access_token;
-        fusion_stack::seed::property(edge_channel.clone(), &token)
+        let stock = fusion_stack::seed::property(edge_channel.clone(), &token)
             .await
             .with_context(|| format!("seeding {slug}'s demo stock"))?;
+        fusion_stack::seed::crm(edge_channel.clone(), &token, stock.project_id)
+            .await
+            .with_context(|| format!("seeding {slug}'s demo pipeline"))?;
     }
 
     print_welcome(&password);
@@ -135,6 +155,7 @@ async fn main() -> anyhow::Result<()> {
     stop.await;
     println!("\nstopping: edge, then services");
     edge.stop().await?;
+    crm.stop().await?;
     property.stop().await?;
     identity.stop().await?;
     Ok(())
@@ -148,6 +169,7 @@ Fusion CRM is up.
   edge      localhost:50050  (admin: http://localhost:9000/ready)
   identity  localhost:50051  (admin: http://localhost:9001/ready)
   property  localhost:50052  (admin: http://localhost:9002/ready)
+  crm       localhost:50053  (admin: http://localhost:9003/ready)
 Demo tenants: acme, globex; users admin@acme.test, admin@globex.test, ops@platform.test (password: {password})
 
 Try, in another shell:
@@ -160,6 +182,10 @@ Try, in another shell:
   grpcurl -plaintext -H "authorization: Bearer $TOKEN" localhost:50050 fusion.property.v1.ProjectService/ListProjects
   grpcurl -plaintext -H "authorization: Bearer $TOKEN" -d '{{"filter":"status = \"available\" AND price <= 600000","order_by":"price"}}' localhost:50050 fusion.property.v1.LotService/ListLots
   grpcurl -plaintext -H "authorization: Bearer $TOKEN" -d '{{"mediable_type":"project"}}' localhost:50050 fusion.property.v1.MediaService/ListMedia
+  grpcurl -plaintext -H "authorization: Bearer $TOKEN" -d '{{"filter":"tags:\"vip\"","order_by":"last_name"}}' localhost:50050 fusion.crm.v1.LeadService/ListLeads
+  grpcurl -plaintext -H "authorization: Bearer $TOKEN" -d '{{"query":"mia nguyen"}}' localhost:50050 fusion.crm.v1.SearchService/SearchCrm
+  grpcurl -plaintext -H "authorization: Bearer $TOKEN" -d '{{"filter":"status = \"open\""}}' localhost:50050 fusion.crm.v1.DealService/ListDeals
+  grpcurl -plaintext -H "authorization: Bearer $TOKEN" -d '{{"assigned_to_me":true}}' localhost:50050 fusion.crm.v1.TaskService/ListTasks
   grpcurl -plaintext -H "authorization: Bearer $TOKEN" localhost:50050 fusion.property.v1.LotService/WatchLotAvailability   # live; Ctrl-C ends it
 
 Ctrl-C stops everything."#

@@ -212,3 +212,207 @@ pub async fn property(edge: Channel, token: &str) -> Result<SeededStock, Status>
         created: true,
     })
 }
+
+/// The demo lead the CRM seed converts; its presence means the seed already ran.
+pub const DEMO_LEAD_EMAIL: &str = "mia.nguyen@example.com";
+
+/// Seeds the tenant's pipeline through `edge`: four leads in different statuses, one of
+/// them converted into a contact with a deal on the demo project's lot 101, tasks and a
+/// pinned note. Returns whether this run created them (false: they were there).
+pub async fn crm(edge: Channel, token: &str, project_id: i64) -> Result<bool, Status> {
+    use fusion_proto::crm::v1 as crm;
+    use fusion_proto::crm::v1::{
+        lead_service_client::LeadServiceClient, note_service_client::NoteServiceClient,
+        task_service_client::TaskServiceClient,
+    };
+
+    let mut leads = LeadServiceClient::new(edge.clone());
+    let existing = leads
+        .list_leads(authed(
+            token,
+            crm::ListLeadsRequest {
+                filter: format!("email = \"{DEMO_LEAD_EMAIL}\""),
+                show_deleted: true,
+                ..Default::default()
+            },
+        ))
+        .await?
+        .into_inner();
+    if !existing.leads.is_empty() {
+        return Ok(false);
+    }
+    let budget = |value: &str| crm::CustomField {
+        name: "budget".into(),
+        label: "Budget Range".into(),
+        r#type: "select".into(),
+        options: vec!["400k-500k".into(), "500k-600k".into(), "600k+".into()],
+        value: value.into(),
+        values: vec![],
+    };
+    let mut created = Vec::new();
+    for (first, last, email, phone, status, source, tags, range) in [
+        (
+            "Mia",
+            "Nguyen",
+            DEMO_LEAD_EMAIL,
+            "0412 345 678",
+            "hot",
+            "website",
+            vec!["vip", "first-home-buyer"],
+            "500k-600k",
+        ),
+        (
+            "Liam",
+            "Walker",
+            "liam.walker@example.com",
+            "0423 456 789",
+            "call_back",
+            "realestate.com.au",
+            vec!["investor"],
+            "600k+",
+        ),
+        (
+            "Olivia",
+            "Chen",
+            "olivia.chen@example.com",
+            "(07) 3123 4567",
+            "nurture",
+            "display village",
+            vec![],
+            "400k-500k",
+        ),
+        (
+            "Noah",
+            "Patel",
+            "noah.patel@example.com",
+            "0434 567 890",
+            "new",
+            "referral",
+            vec!["vip"],
+            "500k-600k",
+        ),
+    ] {
+        let lead = leads
+            .create_lead(authed(
+                token,
+                crm::CreateLeadRequest {
+                    lead: Some(crm::Lead {
+                        first_name: first.into(),
+                        last_name: last.into(),
+                        email: email.into(),
+                        phone: phone.into(),
+                        suburb: "Yeronga".into(),
+                        state: "QLD".into(),
+                        country: "AU".into(),
+                        status: status.into(),
+                        source: source.into(),
+                        stage: "property_enquiry".into(),
+                        tags: tags.into_iter().map(String::from).collect(),
+                        custom_fields: vec![budget(range)],
+                        ..Default::default()
+                    }),
+                    request_id: String::new(),
+                },
+            ))
+            .await?
+            .into_inner();
+        created.push(lead);
+    }
+
+    // Mia reserved lot 101 of the demo project: she becomes a contact with a deal on it.
+    let lot = LotServiceClient::new(edge.clone())
+        .list_lots(authed(
+            token,
+            pb::ListLotsRequest {
+                project_id,
+                filter: "lot_number = \"101\"".into(),
+                ..Default::default()
+            },
+        ))
+        .await?
+        .into_inner()
+        .lots
+        .into_iter()
+        .next()
+        .ok_or_else(|| Status::failed_precondition("the demo project has no lot 101"))?;
+    let converted = leads
+        .convert_lead(authed(
+            token,
+            crm::ConvertLeadRequest {
+                id: created[0].id,
+                create_deal: true,
+                deal: Some(crm::Deal {
+                    title: format!("Nguyen family — Lot {}", lot.lot_number),
+                    lot_id: lot.id,
+                    value: lot.reserved_price.clone(),
+                    stage: "property_reserved".into(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+        ))
+        .await?
+        .into_inner();
+    let contact = converted
+        .contact
+        .ok_or_else(|| Status::internal("ConvertLead returned no contact"))?;
+    let deal = converted
+        .deal
+        .ok_or_else(|| Status::internal("ConvertLead returned no deal"))?;
+
+    let tomorrow = prost_types::Timestamp {
+        seconds: chrono::Utc::now().timestamp() + 86_400,
+        nanos: 0,
+    };
+    let mut tasks = TaskServiceClient::new(edge.clone());
+    for (kind, id, title, priority) in [
+        (
+            "deal",
+            deal.id,
+            "Send the contract of sale to the Nguyens",
+            "high",
+        ),
+        (
+            "lead",
+            created[1].id,
+            "Call Liam about his finance pre-approval",
+            "normal",
+        ),
+    ] {
+        tasks
+            .create_task(authed(
+                token,
+                crm::CreateTaskRequest {
+                    task: Some(crm::Task {
+                        taskable_type: kind.into(),
+                        taskable_id: id,
+                        title: title.into(),
+                        priority: priority.into(),
+                        due_time: Some(tomorrow),
+                        ..Default::default()
+                    }),
+                    request_id: String::new(),
+                },
+            ))
+            .await?;
+    }
+    NoteServiceClient::new(edge)
+        .create_note(authed(
+            token,
+            crm::CreateNoteRequest {
+                note: Some(crm::Note {
+                    notable_type: "contact".into(),
+                    notable_id: contact.id,
+                    title: "Buyer preferences".into(),
+                    content: "Prefers email. Wants a north-facing lot near the park; \
+                              finance approved with a 10% deposit."
+                        .into(),
+                    pinned: true,
+                    ..Default::default()
+                }),
+                request_id: String::new(),
+            },
+        ))
+        .await?;
+    Ok(true)
+}
