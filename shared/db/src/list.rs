@@ -44,6 +44,9 @@ pub struct ListParams {
     pub order_by: String,
     /// Include soft-deleted rows.
     pub show_deleted: bool,
+    /// Skip counting the matching rows (`total_size` is then 0): for callers that read
+    /// every page anyway, such as an export.
+    pub skip_total: bool,
 }
 
 impl ListParams {
@@ -61,6 +64,7 @@ impl ListParams {
             filter,
             order_by,
             show_deleted,
+            skip_total: false,
         }
     }
 }
@@ -182,11 +186,15 @@ where
     let mut count = QueryBuilder::<Postgres>::new("SELECT count(*) FROM ");
     count.push(spec.table);
     push_where(&mut count)?;
-    let total_size: i64 = count
-        .build_query_scalar()
-        .fetch_one(&mut *conn)
-        .await
-        .map_err(|e| db_status(domain, e))?;
+    let total_size: i64 = if params.skip_total {
+        0
+    } else {
+        count
+            .build_query_scalar()
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(|e| db_status(domain, e))?
+    };
 
     let mut qb = QueryBuilder::<Postgres>::new("SELECT ");
     qb.push(spec.select);

@@ -4,7 +4,7 @@
 //! The lead is locked first, so two conversions of one lead cannot both pass the
 //! "not yet converted" check; a repeated call with the conversion's `request_id`
 //! returns the first result. References to other contexts (the deal's lot and
-//! assignee) are asked about before the transaction opens.
+//! assignee) are asked about after that replay, before anything is locked.
 
 use tonic::Status;
 
@@ -70,14 +70,15 @@ pub(crate) async fn convert(
         pipeline::key(&lead_status).map_err(|e| API.invalid("lead_status", e))?;
     }
     let asked_deal = r.create_deal.then(|| r.deal.clone().unwrap_or_default());
-    if let Some(deal) = &asked_deal {
-        deals::check_owners(state, deal, deals::CREATE).await?;
-    }
     ensure_pipeline(state, ctx.tenant_id).await?;
 
     let mut tx = state.db.begin(ctx.tenant_id).await?;
+    // A retry returns the first result whatever has changed since (AIP-155).
     if let Some(saved) = replay(&mut tx, METHOD, request_id).await? {
         return Ok(saved);
+    }
+    if let Some(deal) = &asked_deal {
+        deals::check_owners(state, deal, deals::CREATE).await?;
     }
     let lead: leads::LeadRow = leads::TABLE.fetch(&mut tx, r.id, false, true).await?;
     API.check_etag(&r.etag, lead.version)?;

@@ -529,13 +529,14 @@ impl DealService for DealApi {
         let d = body.deal.unwrap_or_default();
         let mut values = values(&d, CREATE)?;
         let request_id = idempotency::parse_request_id(DOMAIN, &body.request_id)?;
-        check_owners(&self.state, &d, CREATE).await?;
         ensure_pipeline(&self.state, ctx.tenant_id).await?;
         const METHOD: &str = "CreateDeal";
         let mut tx = self.state.db.begin(ctx.tenant_id).await?;
+        // A retry returns the first result whatever has changed since (AIP-155).
         if let Some(saved) = replay(&mut tx, METHOD, request_id).await? {
             return Ok(Response::new(saved));
         }
+        check_owners(&self.state, &d, CREATE).await?;
         lock_links(&mut tx, &d, CREATE).await?;
         place_new_deal(&mut tx, &d, &mut values).await?;
         let id = TABLE.insert(&mut tx, values).await?;

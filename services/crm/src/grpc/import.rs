@@ -4,7 +4,7 @@
 //! The whole import is one transaction, so "all or nothing" needs no buffering: rows are
 //! inserted as their batch arrives, and the transaction is rolled back at the end if a
 //! row was invalid (unless invalid rows are to be skipped) or for a dry run. Memory is
-//! bounded by one batch. (COPY would load faster, but PostgreSQL refuses COPY FROM on
+//! bounded by one batch (and, with dedupe, the set of this import's emails). (COPY would load faster, but PostgreSQL refuses COPY FROM on
 //! tables under row-level security, and every crm table is.) Assignees are checked with
 //! identity once per distinct user; statuses and stages against the pipeline read once.
 
@@ -125,7 +125,10 @@ impl Run<'_> {
                 format!("{stage:?} is not a deal stage of this tenant"),
             ));
         }
-        if lead.assigned_to != 0 {
+        // Every row carries the same columns, so an unassigned row says so explicitly.
+        if lead.assigned_to == 0 {
+            values.push(("assigned_to", Val::Int(None)));
+        } else {
             let id = lead.assigned_to;
             if !self.users.contains_key(&id) {
                 let verdict = if id < 0 {

@@ -51,7 +51,10 @@ const FIELDS: &[FieldSpec] = &[
     FieldSpec::new("state", "state", FieldKind::Text),
     FieldSpec::new("postcode", "postcode", FieldKind::Text),
     FieldSpec::new("country", "country", FieldKind::Text),
+    FieldSpec::new("address", "address", FieldKind::Text),
     FieldSpec::new("source", "source", FieldKind::Text),
+    FieldSpec::new("source_detail", "source_detail", FieldKind::Text),
+    FieldSpec::new("notes", "notes", FieldKind::Text),
     FieldSpec::new("status", "status", FieldKind::Text),
     FieldSpec::new("stage", "stage", FieldKind::Text),
     FieldSpec::new("score", "score", FieldKind::Int),
@@ -255,17 +258,20 @@ impl LeadService for LeadApi {
         let request_id = idempotency::parse_request_id(DOMAIN, &body.request_id)?;
         if l.assigned_to != 0 {
             API.require_id("lead.assigned_to", l.assigned_to)?;
+        }
+        ensure_pipeline(&self.state, ctx.tenant_id).await?;
+        const METHOD: &str = "CreateLead";
+        let mut tx = self.state.db.begin(ctx.tenant_id).await?;
+        // A retry returns the first result whatever has changed since (AIP-155).
+        if let Some(saved) = replay(&mut tx, METHOD, request_id).await? {
+            return Ok(Response::new(saved));
+        }
+        if l.assigned_to != 0 {
             self.state
                 .refs
                 .user("lead.assigned_to", l.assigned_to)
                 .await?;
             values.push(("assigned_to", Val::Int(Some(l.assigned_to))));
-        }
-        ensure_pipeline(&self.state, ctx.tenant_id).await?;
-        const METHOD: &str = "CreateLead";
-        let mut tx = self.state.db.begin(ctx.tenant_id).await?;
-        if let Some(saved) = replay(&mut tx, METHOD, request_id).await? {
-            return Ok(Response::new(saved));
         }
         if l.status.trim().is_empty() {
             let status = default_lead_status(&mut tx).await?;
@@ -351,12 +357,15 @@ impl LeadService for LeadApi {
         }
         let changing: Vec<&str> = MUTABLE.iter().copied().filter(|f| mask.has(f)).collect();
         let mut values = values(&l, &changing)?;
+        if mask.has("status") || mask.has("stage") {
+            // Before the transaction: it may use a connection of its own.
+            ensure_pipeline(&self.state, ctx.tenant_id).await?;
+        }
         let mut tx = self.state.db.begin(ctx.tenant_id).await?;
         let current: LeadRow = TABLE.fetch(&mut tx, l.id, false, true).await?;
         API.check_etag(&l.etag, current.version)?;
         refresh_e164(&mut values, &mask, l.person(), &current.person, &self.state);
         if mask.has("status") || mask.has("stage") {
-            ensure_pipeline(&self.state, ctx.tenant_id).await?;
             check_pipeline(
                 &mut tx,
                 mask.has("status").then_some(l.status.as_str()),
@@ -503,13 +512,19 @@ impl LeadService for LeadApi {
     ) -> Result<Response<ExportStream>, Status> {
         let ctx = caller(&req)?;
         let r = req.into_inner();
+        let order_by = if r.order_by.trim().is_empty() {
+            "create_time".to_owned()
+        } else {
+            r.order_by
+        };
         let mut params = ListParams::new(
             EXPORT_PAGE,
             String::new(),
             r.filter,
-            r.order_by,
+            order_by,
             r.show_deleted,
         );
+        params.skip_total = true;
         // The first page is read before the stream starts, so a bad filter or order is
         // the call's error rather than the stream's.
         let first = list_page::<LeadRow>(&self.state, ctx.tenant_id, &LIST, &params, None).await?;

@@ -34,6 +34,10 @@ pub(crate) struct Kind {
     pub fill: &'static [&'static str],
     /// Other tables' columns that point at the record: (table, column).
     pub pointers: &'static [(&'static str, &'static str)],
+    /// Columns that travel together (the first is the one that says whether the group
+    /// is set): the survivor takes all of them from the first merged record that has
+    /// them, when it has none.
+    pub groups: &'static [&'static [&'static str]],
 }
 
 /// How many rows a merge re-pointed (or would have).
@@ -100,6 +104,13 @@ where
     if let Some(saved) = replay(&mut tx, method, request_id).await? {
         return Ok(Started::Replayed(saved));
     }
+    // One merge at a time per tenant: a lead merge updates contacts and a contact merge
+    // updates leads, so two concurrent merges could otherwise lock in opposite orders.
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtext('crm.merge'), $1::int)")
+        .bind(i32::try_from(ctx.tenant_id % i64::from(i32::MAX)).unwrap_or(0))
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| db_status(DOMAIN, e))?;
     let mut all = merged.to_vec();
     all.push(survivor);
     all.sort_unstable();
@@ -110,6 +121,7 @@ where
         }
     }
     fill_survivor(&mut tx, kind, survivor, merged).await?;
+    refuse_oversized(&mut tx, kind, survivor).await?;
     let repointed = repoint(&mut tx, kind, survivor, merged).await?;
     // `table` is a constant of this module's callers.
     let sql = format!(
@@ -166,15 +178,25 @@ async fn fill_survivor(
         .iter()
         .map(|col| format!("{col} = COALESCE(s.{col}, {})", first(col)))
         .collect();
-    sets.push(format!(
-        "(phone, phone_e164) = (SELECT COALESCE(s.phone, p.phone),
-                                        CASE WHEN s.phone IS NULL THEN p.phone_e164 ELSE s.phone_e164 END
-                                   FROM (SELECT NULL) AS one
-                                   LEFT JOIN LATERAL (
-                                        SELECT m.phone, m.phone_e164 FROM {table} m
-                                         WHERE m.id = ANY($2) AND m.phone IS NOT NULL
-                                         ORDER BY array_position($2, m.id) LIMIT 1) p ON true)"
-    ));
+    for group in std::iter::once(&["phone", "phone_e164"][..]).chain(kind.groups.iter().copied()) {
+        let lead = group[0];
+        let columns = group.join(", ");
+        let picked: Vec<String> = group
+            .iter()
+            .map(|c| format!("CASE WHEN s.{lead} IS NULL THEN p.{c} ELSE s.{c} END"))
+            .collect();
+        let from_merged: Vec<String> = group.iter().map(|c| format!("m.{c}")).collect();
+        sets.push(format!(
+            "({columns}) = (SELECT {}
+                              FROM (SELECT NULL) AS one
+                              LEFT JOIN LATERAL (
+                                   SELECT {} FROM {table} m
+                                    WHERE m.id = ANY($2) AND m.{lead} IS NOT NULL
+                                    ORDER BY array_position($2, m.id) LIMIT 1) p ON true)",
+            picked.join(", "),
+            from_merged.join(", ")
+        ));
+    }
     // Sources in order: the survivor (0), then the merged records as listed.
     let sources = format!(
         "SELECT 0 AS ord, s.tags AS tags, s.custom_fields AS custom_fields
@@ -207,6 +229,31 @@ async fn fill_survivor(
         .execute(&mut **tx)
         .await
         .map_err(|e| db_status(DOMAIN, e))?;
+    Ok(())
+}
+
+/// FAILED_PRECONDITION when the united tags or custom fields exceed what a record may
+/// hold (50 tags, 100 custom fields); the caller's transaction is then rolled back.
+async fn refuse_oversized(tx: &mut TenantTx, kind: &Kind, survivor: i64) -> Result<(), Status> {
+    let sql = format!(
+        "SELECT jsonb_array_length(tags), jsonb_array_length(custom_fields->'fields')
+           FROM {} WHERE id = $1",
+        kind.table.name
+    );
+    let (tags, fields): (i32, i32) = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(survivor)
+        .fetch_one(&mut **tx)
+        .await
+        .map_err(|e| db_status(DOMAIN, e))?;
+    if tags > 50 || fields > 100 {
+        return Err(API.precondition(
+            "MERGE_TOO_LARGE",
+            format!(
+                "the merged record would hold {tags} tags and {fields} custom fields \
+                 (at most 50 and 100); trim them first"
+            ),
+        ));
+    }
     Ok(())
 }
 
@@ -284,6 +331,8 @@ pub(crate) const LEADS: Kind = Kind {
         ("crm.contacts", "lead_id"),
         ("crm.leads", "merged_into_id"),
     ],
+    // A converted lead passes its conversion on, so the survivor is not converted twice.
+    groups: &[&["converted_at", "converted_contact_id", "converted_deal_id"]],
 };
 
 /// Merging contacts: deals and the leads converted into them follow the survivor, and
@@ -311,4 +360,5 @@ pub(crate) const CONTACTS: Kind = Kind {
         ("crm.leads", "converted_contact_id"),
         ("crm.contacts", "merged_into_id"),
     ],
+    groups: &[],
 };

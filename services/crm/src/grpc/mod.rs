@@ -380,14 +380,15 @@ pub(crate) async fn require_lead_status(
     field: &str,
     key: &str,
 ) -> Result<(), Status> {
-    let live: bool = sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM crm.lead_statuses WHERE key = $1 AND deleted_at IS NULL)",
+    // Key-share locked, so the status cannot be deleted before this write commits.
+    let live: Option<i64> = sqlx::query_scalar(
+        "SELECT id FROM crm.lead_statuses WHERE key = $1 AND deleted_at IS NULL FOR KEY SHARE",
     )
     .bind(key)
-    .fetch_one(&mut *conn)
+    .fetch_optional(&mut *conn)
     .await
     .map_err(|e| db_status(DOMAIN, e))?;
-    if live {
+    if live.is_some() {
         return Ok(());
     }
     let known: Vec<String> = sqlx::query_scalar(
@@ -438,7 +439,7 @@ pub(crate) async fn require_deal_stage(
 ) -> Result<StageInfo, Status> {
     let found: Option<StageInfo> = sqlx::query_as(
         "SELECT key, outcome, default_probability FROM crm.deal_stages
-          WHERE key = $1 AND deleted_at IS NULL",
+          WHERE key = $1 AND deleted_at IS NULL FOR KEY SHARE",
     )
     .bind(key)
     .fetch_optional(&mut *conn)

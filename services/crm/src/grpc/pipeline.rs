@@ -189,6 +189,41 @@ const STATUS_MUTABLE: &[&str] = &["label", "position", "is_closed"];
 const STAGE_CREATE: &[&str] = &["key", "label", "position", "outcome", "default_probability"];
 const STAGE_MUTABLE: &[&str] = &["label", "position", "default_probability"];
 
+/// FAILED_PRECONDITION when row `id` of `table` is the tenant's last live open lead
+/// status or deal stage: leads and deals must always have somewhere to start. The open
+/// rows are locked, so two such deletes cannot both pass.
+async fn refuse_last_open(
+    tx: &mut fusion_db::TenantTx,
+    table: Table,
+    id: i64,
+) -> Result<(), Status> {
+    // Both conditions are constants of this module.
+    let open = if table.name == STATUSES.name {
+        "NOT is_closed"
+    } else {
+        "outcome = 'open'"
+    };
+    let sql = format!(
+        "SELECT id FROM {} WHERE deleted_at IS NULL AND {open} ORDER BY id FOR UPDATE",
+        table.name
+    );
+    let ids: Vec<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+        .fetch_all(&mut **tx)
+        .await
+        .map_err(|e| fusion_db::db_status(DOMAIN, e))?;
+    if ids == [id] {
+        Err(API.precondition(
+            "LAST_OPEN",
+            format!(
+                "{} {id} is the tenant's last open one; add another first",
+                table.what
+            ),
+        ))
+    } else {
+        Ok(())
+    }
+}
+
 /// The PipelineService implementation.
 #[derive(Clone, Debug)]
 pub(crate) struct PipelineApi {
@@ -244,6 +279,9 @@ impl PipelineApi {
             + Into<M>,
     {
         let mut tx = self.state.db.begin(tenant).await?;
+        if delete {
+            refuse_last_open(&mut tx, table, id).await?;
+        }
         let row: R = table
             .set_deleted(&mut tx, id, etag, delete, |_| Ok(()))
             .await?;
@@ -251,7 +289,8 @@ impl PipelineApi {
         Ok(row.into())
     }
 
-    /// Updates row `id` of `table` with `values` behind `sent_etag`.
+    /// Updates row `id` of `table` with `values` behind `sent_etag`; `closes` says the
+    /// update closes an open lead status.
     async fn update<R, M>(
         &self,
         tenant: i64,
@@ -259,6 +298,7 @@ impl PipelineApi {
         id: i64,
         sent_etag: &str,
         values: Values,
+        closes: bool,
     ) -> Result<M, Status>
     where
         R: for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>
@@ -268,6 +308,9 @@ impl PipelineApi {
             + Into<M>,
     {
         let mut tx = self.state.db.begin(tenant).await?;
+        if closes {
+            refuse_last_open(&mut tx, table, id).await?;
+        }
         let current: R = table.fetch(&mut tx, id, false, true).await?;
         API.check_etag(sent_etag, fusion_db::resource::Versioned::version(&current))?;
         table.update(&mut tx, id, values).await?;
@@ -358,7 +401,14 @@ impl PipelineService for PipelineApi {
             .collect();
         let values = status_values(&s, &changing)?;
         let row = self
-            .update::<StatusRow, pb::LeadStatus>(ctx.tenant_id, STATUSES, s.id, &s.etag, values)
+            .update::<StatusRow, pb::LeadStatus>(
+                ctx.tenant_id,
+                STATUSES,
+                s.id,
+                &s.etag,
+                values,
+                mask.has("is_closed") && s.is_closed,
+            )
             .await?;
         Ok(Response::new(row))
     }
@@ -466,7 +516,7 @@ impl PipelineService for PipelineApi {
             .collect();
         let values = stage_values(&s, &changing)?;
         let row = self
-            .update::<StageRow, pb::DealStage>(ctx.tenant_id, STAGES, s.id, &s.etag, values)
+            .update::<StageRow, pb::DealStage>(ctx.tenant_id, STAGES, s.id, &s.etag, values, false)
             .await?;
         Ok(Response::new(row))
     }

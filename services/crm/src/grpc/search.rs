@@ -28,7 +28,9 @@ const DEFAULT_PAGE: i64 = 20;
 const MAX_PAGE: i64 = 100;
 
 /// The candidates of each kind with their per-field scores; `$1` is the query, `$2`
-/// its lower-cased form, `$3` its digits ('' when it has fewer than 4), `$4` the tenant.
+/// its lower-cased form, `$3` its digits ('' when it has fewer than 4), `$4` the tenant,
+/// `$5` the kinds to search, `$6` whether the caller may read contacts (a deal shows
+/// its contact's email, phone and company only then).
 const CANDIDATES: &str = "
     SELECT 'lead'::text AS kind, l.id, l.full_name AS display_name, l.email, l.phone,
            NULL::text AS company,
@@ -56,11 +58,14 @@ const CANDIDATES: &str = "
             OR $2 <% c.email_normalized OR c.company % $1 OR $1 <% c.company
             OR ($3 <> '' AND c.phone_e164 LIKE '%' || $3 || '%'))
     UNION ALL
-    SELECT 'deal', d.id, d.title, c.email, c.phone, c.company,
+    SELECT 'deal', d.id, d.title,
+           CASE WHEN $6 THEN c.email END, CASE WHEN $6 THEN c.phone END,
+           CASE WHEN $6 THEN c.company END,
            0, 0, 0, 0,
            GREATEST(similarity(d.title, $1), word_similarity($1, d.title))
       FROM crm.deals d
-      LEFT JOIN crm.contacts c ON c.tenant_id = d.tenant_id AND c.id = d.contact_id
+      LEFT JOIN crm.contacts c
+             ON c.tenant_id = d.tenant_id AND c.id = d.contact_id AND c.deleted_at IS NULL
      WHERE d.tenant_id = $4 AND d.deleted_at IS NULL AND 'deal' = ANY($5)
        AND (d.title % $1 OR $1 <% d.title)";
 
@@ -192,11 +197,11 @@ impl SearchService for SearchApi {
                             s_name::float8, s_email::float8, s_phone::float8,
                             s_company::float8, s_title::float8
                        FROM ({CANDIDATES}) AS candidates) AS scored
-              WHERE (GREATEST(s_name, s_email, s_phone, s_company, s_title)::float8 < $6
-                     OR (GREATEST(s_name, s_email, s_phone, s_company, s_title)::float8 = $6
-                         AND (kind, id) > ($7, $8)))
+              WHERE (GREATEST(s_name, s_email, s_phone, s_company, s_title)::float8 < $7
+                     OR (GREATEST(s_name, s_email, s_phone, s_company, s_title)::float8 = $7
+                         AND (kind, id) > ($8, $9)))
               ORDER BY score DESC, kind, id
-              LIMIT $9"
+              LIMIT $10"
         );
         let mut tx = self.state.db.begin(ctx.tenant_id).await?;
         let mut hits: Vec<Hit> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
@@ -205,6 +210,7 @@ impl SearchService for SearchApi {
             .bind(phone_digits(&query))
             .bind(ctx.tenant_id)
             .bind(&kinds)
+            .bind(ctx.has("crm.contacts.read"))
             .bind(after_score)
             .bind(&after_kind)
             .bind(after_id)

@@ -65,7 +65,13 @@ async fn lead_count(app: &TestApp, who: &User) -> i32 {
 #[tokio::test]
 async fn an_import_loads_every_valid_row_across_batches() {
     let app = TestApp::spawn().await;
-    let rows: Vec<pb::Lead> = (0..2500).map(row).collect();
+    // Every tenth row is assigned, the rest are not: rows need not look alike.
+    let rows: Vec<pb::Lead> = (0..2500)
+        .map(|n| pb::Lead {
+            assigned_to: if n % 10 == 0 { app.agent.user_id } else { 0 },
+            ..row(n)
+        })
+        .collect();
     let result = import(
         &app,
         &app.agent,
@@ -85,6 +91,18 @@ async fn an_import_loads_every_valid_row_across_batches() {
         (2500, 2500, 0, true)
     );
     assert_eq!(lead_count(&app, &app.agent).await, 2500);
+    let assigned = app
+        .leads()
+        .list_leads(app.agent.req(pb::ListLeadsRequest {
+            filter: format!("assigned_to = {}", app.agent.user_id),
+            page_size: 1,
+            ..Default::default()
+        }))
+        .await
+        .unwrap()
+        .into_inner()
+        .total_size;
+    assert_eq!(assigned, 250);
     let one = app
         .leads()
         .list_leads(app.agent.req(pb::ListLeadsRequest {

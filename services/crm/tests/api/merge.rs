@@ -309,3 +309,44 @@ async fn merging_contacts_moves_their_deals_and_converted_leads() {
         Code::NotFound,
     );
 }
+
+#[tokio::test]
+async fn a_survivor_takes_over_a_merged_leads_conversion_and_is_not_converted_again() {
+    let app = TestApp::spawn().await;
+    let survivor = app.lead(&app.agent, "Survivor").await;
+    let converted = app.lead(&app.agent, "Converted").await;
+    let done = app
+        .leads()
+        .convert_lead(app.agent.req(pb::ConvertLeadRequest {
+            id: converted.id,
+            ..Default::default()
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    let contact = done.contact.unwrap();
+    let merged = app
+        .leads()
+        .merge_leads(app.agent.req(pb::MergeLeadsRequest {
+            survivor_id: survivor.id,
+            merged_ids: vec![converted.id],
+            ..Default::default()
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    let s = merged.survivor.unwrap();
+    assert_eq!(s.converted_contact_id, contact.id);
+    assert!(s.convert_time.is_some());
+    assert_eq!(merged.contacts_repointed, 1);
+    let status = expect_code(
+        app.leads()
+            .convert_lead(app.agent.req(pb::ConvertLeadRequest {
+                id: survivor.id,
+                ..Default::default()
+            }))
+            .await,
+        Code::FailedPrecondition,
+    );
+    assert_eq!(reason(&status), "ALREADY_CONVERTED");
+}

@@ -251,3 +251,89 @@ async fn managers_shape_the_pipeline_and_leads_follow_its_live_keys() {
         ["deal_stage.default_probability", "deal_stage.outcome"]
     );
 }
+
+#[tokio::test]
+async fn the_last_open_status_or_stage_cannot_be_deleted_or_closed() {
+    let app = TestApp::spawn().await;
+    let mut pipeline = app.pipeline();
+    let statuses = pipeline
+        .list_lead_statuses(app.acme.req(pb::ListLeadStatusesRequest::default()))
+        .await
+        .unwrap()
+        .into_inner()
+        .lead_statuses;
+    let open: Vec<&pb::LeadStatus> = statuses.iter().filter(|s| !s.is_closed).collect();
+    for status in &open[..open.len() - 1] {
+        pipeline
+            .delete_lead_status(app.acme.req(pb::DeleteLeadStatusRequest {
+                id: status.id,
+                etag: String::new(),
+            }))
+            .await
+            .unwrap();
+    }
+    let last = open[open.len() - 1];
+    let status = expect_code(
+        pipeline
+            .delete_lead_status(app.acme.req(pb::DeleteLeadStatusRequest {
+                id: last.id,
+                etag: String::new(),
+            }))
+            .await,
+        Code::FailedPrecondition,
+    );
+    assert_eq!(crate::helpers::reason(&status), "LAST_OPEN");
+    expect_code(
+        pipeline
+            .update_lead_status(app.acme.req(pb::UpdateLeadStatusRequest {
+                lead_status: Some(pb::LeadStatus {
+                    id: last.id,
+                    is_closed: true,
+                    ..Default::default()
+                }),
+                update_mask: Some(prost_types::FieldMask {
+                    paths: vec!["is_closed".into()],
+                }),
+            }))
+            .await,
+        Code::FailedPrecondition,
+    );
+    // A lead still has somewhere to start.
+    let lead = app.lead(&app.agent, "Starter").await;
+    assert_eq!(lead.status, last.key);
+
+    let stages = pipeline
+        .list_deal_stages(app.acme.req(pb::ListDealStagesRequest::default()))
+        .await
+        .unwrap()
+        .into_inner()
+        .deal_stages;
+    let open: Vec<&pb::DealStage> = stages.iter().filter(|s| s.outcome == "open").collect();
+    for stage in &open[..open.len() - 1] {
+        pipeline
+            .delete_deal_stage(app.acme.req(pb::DeleteDealStageRequest {
+                id: stage.id,
+                etag: String::new(),
+            }))
+            .await
+            .unwrap();
+    }
+    expect_code(
+        pipeline
+            .delete_deal_stage(app.acme.req(pb::DeleteDealStageRequest {
+                id: open[open.len() - 1].id,
+                etag: String::new(),
+            }))
+            .await,
+        Code::FailedPrecondition,
+    );
+    // Won and lost stages may go.
+    let won = stages.iter().find(|s| s.outcome == "won").unwrap();
+    pipeline
+        .delete_deal_stage(app.acme.req(pb::DeleteDealStageRequest {
+            id: won.id,
+            etag: String::new(),
+        }))
+        .await
+        .unwrap();
+}

@@ -229,6 +229,7 @@ async fn all_pages(
             filter: filter.into(),
             order_by: order_by.into(),
             show_deleted: false,
+            skip_total: false,
         };
         let page = list::<Item>(
             &mut tx,
