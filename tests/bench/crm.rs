@@ -78,7 +78,7 @@ async fn load_tenant(db: &fusion_db::Db, tenant: i64) {
                 CASE n % 5 WHEN 0 THEN 'hot' WHEN 1 THEN 'nurture' ELSE 'new' END,
                 n % 101,
                 CASE WHEN n % 7 = 0 THEN '[\"vip\"]'::jsonb ELSE '[]'::jsonb END,
-                now() - make_interval(mins => n)
+                now() - make_interval(mins => n::int)
            FROM generate_series(1, $2) n",
     )
     .bind(tenant)
