@@ -23,14 +23,24 @@ async fn the_demo_pipeline_is_seeded_once_and_crm_checks_references_as_the_calle
         .await
         .unwrap();
     assert!(
-        fusion_stack::seed::crm(stack.channel.clone(), &acme.token, acme_stock.project_id)
-            .await
-            .expect("acme's pipeline seeded through the edge")
+        fusion_stack::seed::crm(
+            stack.channel.clone(),
+            &acme.token,
+            acme.user_id,
+            acme_stock.project_id,
+        )
+        .await
+        .expect("acme's pipeline seeded through the edge")
     );
     assert!(
-        !fusion_stack::seed::crm(stack.channel.clone(), &acme.token, acme_stock.project_id)
-            .await
-            .unwrap(),
+        !fusion_stack::seed::crm(
+            stack.channel.clone(),
+            &acme.token,
+            acme.user_id,
+            acme_stock.project_id,
+        )
+        .await
+        .unwrap(),
         "a second run changes nothing"
     );
 
@@ -90,7 +100,13 @@ async fn the_demo_pipeline_is_seeded_once_and_crm_checks_references_as_the_calle
     );
 
     let tasks = TaskServiceClient::new(stack.channel.clone())
-        .list_tasks(with_token(&acme.token, pb::ListTasksRequest::default()))
+        .list_tasks(with_token(
+            &acme.token,
+            pb::ListTasksRequest {
+                assigned_to_me: true,
+                ..Default::default()
+            },
+        ))
         .await
         .unwrap()
         .into_inner();

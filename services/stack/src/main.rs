@@ -133,21 +133,26 @@ async fn main() -> anyhow::Result<()> {
     // Demo stock, through the edge as each tenant's admin.
     let edge_channel = fusion_testkit::connect_channel(edge.grpc_addr()).await;
     for (slug, _) in DEMO_TENANTS {
-        let token = AuthServiceClient::new(edge_channel.clone())
+        let login = AuthServiceClient::new(edge_channel.clone())
             .login(LoginRequest {
                 email: format!("admin@{slug}.test"),
                 password: password.clone(),
             })
             .await
             .with_context(|| format!("logging in as admin@{slug}.test to seed demo stock"))?
-            .into_inner()
-            .access_token;
+            .into_inner();
+        let token = login.access_token;
         let stock = fusion_stack::seed::property(edge_channel.clone(), &token)
             .await
             .with_context(|| format!("seeding {slug}'s demo stock"))?;
-        fusion_stack::seed::crm(edge_channel.clone(), &token, stock.project_id)
-            .await
-            .with_context(|| format!("seeding {slug}'s demo pipeline"))?;
+        fusion_stack::seed::crm(
+            edge_channel.clone(),
+            &token,
+            login.user_id,
+            stock.project_id,
+        )
+        .await
+        .with_context(|| format!("seeding {slug}'s demo pipeline"))?;
     }
 
     print_welcome(&password);

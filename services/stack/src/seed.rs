@@ -218,8 +218,14 @@ pub const DEMO_LEAD_EMAIL: &str = "mia.nguyen@example.com";
 
 /// Seeds the tenant's pipeline through `edge`: four leads in different statuses, one of
 /// them converted into a contact with a deal on the demo project's lot 101, tasks and a
-/// pinned note. Returns whether this run created them (false: they were there).
-pub async fn crm(edge: Channel, token: &str, project_id: i64) -> Result<bool, Status> {
+/// pinned note, the tasks assigned to `user_id` (the admin seeding). Returns whether
+/// this run created them (false: they were there).
+pub async fn crm(
+    edge: Channel,
+    token: &str,
+    user_id: i64,
+    project_id: i64,
+) -> Result<bool, Status> {
     use fusion_proto::crm::v1 as crm;
     use fusion_proto::crm::v1::{
         lead_service_client::LeadServiceClient, note_service_client::NoteServiceClient,
@@ -388,6 +394,7 @@ pub async fn crm(edge: Channel, token: &str, project_id: i64) -> Result<bool, St
                         taskable_id: id,
                         title: title.into(),
                         priority: priority.into(),
+                        assigned_to: user_id,
                         due_time: Some(tomorrow),
                         ..Default::default()
                     }),

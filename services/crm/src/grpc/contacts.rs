@@ -17,7 +17,7 @@ use fusion_proto::crm::v1 as pb;
 use fusion_proto::crm::v1::contact_service_server::ContactService;
 use fusion_service::api::{opt_ts, populated, total, ts};
 
-use super::person::{Person, PersonRow, person_values, refresh_e164, set_e164};
+use super::person::{Person, PersonRow, person_values, refresh_e164, set_e164, tenant_country};
 use super::{API, caller, list_page, purge_ts, remember, replay};
 use crate::domain::validate;
 use crate::{AppState, DOMAIN};
@@ -213,13 +213,14 @@ impl ContactService for ContactApi {
         let body = req.into_inner();
         let c = body.contact.unwrap_or_default();
         let mut values = values(&c, CREATE)?;
-        set_e164(&mut values, &c.phone, &c.country, &self.state);
         let request_id = idempotency::parse_request_id(DOMAIN, &body.request_id)?;
         const METHOD: &str = "CreateContact";
         let mut tx = self.state.db.begin(ctx.tenant_id).await?;
         if let Some(saved) = replay(&mut tx, METHOD, request_id).await? {
             return Ok(Response::new(saved));
         }
+        let country = tenant_country(&self.state, &mut tx).await?;
+        set_e164(&mut values, &c.phone, &c.country, country);
         require_lead(&mut tx, c.lead_id).await?;
         let id = TABLE.insert(&mut tx, values).await?;
         let created = TABLE
@@ -301,7 +302,8 @@ impl ContactService for ContactApi {
         if mask.has("lead_id") {
             require_lead(&mut tx, c.lead_id).await?;
         }
-        refresh_e164(&mut values, &mask, c.person(), &current.person, &self.state);
+        let country = tenant_country(&self.state, &mut tx).await?;
+        refresh_e164(&mut values, &mask, c.person(), &current.person, country);
         TABLE.update(&mut tx, c.id, values).await?;
         let row: ContactRow = TABLE.fetch(&mut tx, c.id, false, false).await?;
         tx.commit().await?;

@@ -12,7 +12,7 @@ use fusion_db::resource::Val;
 use fusion_proto::crm::v1 as pb;
 use fusion_tenancy::TenantContext;
 
-use super::person::set_e164;
+use super::person::{set_e164, tenant_country};
 use super::{
     API, contacts, custom_fields_pb, deals, ensure_pipeline, leads, remember, replay,
     require_lead_status, tags_of,
@@ -95,7 +95,8 @@ pub(crate) async fn convert(
 
     let contact = contact_from(&lead, r.contact);
     let mut values = contacts::values(&contact, contacts::CREATE)?;
-    set_e164(&mut values, &contact.phone, &contact.country, state);
+    let country = tenant_country(state, &mut tx).await?;
+    set_e164(&mut values, &contact.phone, &contact.country, country);
     let contact_id = contacts::TABLE.insert(&mut tx, values).await?;
 
     let deal_id = match asked_deal {

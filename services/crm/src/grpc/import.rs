@@ -20,7 +20,7 @@ use fusion_proto::errors::FieldViolation;
 use fusion_tenancy::TenantContext;
 
 use super::leads::{self, TABLE};
-use super::person::set_e164;
+use super::person::{set_e164, tenant_country};
 use super::{API, default_lead_status, ensure_pipeline, remember, replay};
 use crate::{AppState, DOMAIN};
 
@@ -36,10 +36,12 @@ struct Pipeline {
     statuses: HashSet<String>,
     stages: HashSet<String>,
     default_status: String,
+    /// The tenant's country for phone numbers.
+    country: phonenumber::country::Id,
 }
 
 impl Pipeline {
-    async fn load(conn: &mut sqlx::PgConnection) -> Result<Self, Status> {
+    async fn load(state: &AppState, conn: &mut sqlx::PgConnection) -> Result<Self, Status> {
         let statuses =
             sqlx::query_scalar("SELECT key FROM crm.lead_statuses WHERE deleted_at IS NULL")
                 .fetch_all(&mut *conn)
@@ -56,7 +58,8 @@ impl Pipeline {
         Ok(Self {
             statuses,
             stages,
-            default_status: default_lead_status(conn).await?,
+            default_status: default_lead_status(&mut *conn).await?,
+            country: tenant_country(state, conn).await?,
         })
     }
 }
@@ -151,7 +154,12 @@ impl Run<'_> {
             }
         }
         if violations.is_empty() {
-            set_e164(&mut values, &lead.phone, &lead.country, self.state);
+            set_e164(
+                &mut values,
+                &lead.phone,
+                &lead.country,
+                self.pipeline.country,
+            );
             Ok(Ok(values))
         } else {
             Ok(Err(violations))
@@ -186,7 +194,7 @@ pub(crate) async fn import(
     if let Some(saved) = replay(&mut tx, METHOD, request_id).await? {
         return Ok(saved);
     }
-    let pipeline = Pipeline::load(&mut tx).await?;
+    let pipeline = Pipeline::load(state, &mut tx).await?;
     let mut run = Run {
         state,
         options,

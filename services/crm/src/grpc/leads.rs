@@ -21,7 +21,7 @@ use fusion_proto::crm::v1 as pb;
 use fusion_proto::crm::v1::lead_service_server::LeadService;
 use fusion_service::api::{opt_ts, populated, total, ts};
 
-use super::person::{Person, PersonRow, person_values, refresh_e164, set_e164};
+use super::person::{Person, PersonRow, person_values, refresh_e164, set_e164, tenant_country};
 use super::{
     API, caller, default_lead_status, ensure_pipeline, list_page, purge_ts, remember, replay,
     require_deal_stage, require_lead_status,
@@ -254,7 +254,6 @@ impl LeadService for LeadApi {
         let body = req.into_inner();
         let l = body.lead.unwrap_or_default();
         let mut values = values(&l, MUTABLE)?;
-        set_e164(&mut values, &l.phone, &l.country, &self.state);
         let request_id = idempotency::parse_request_id(DOMAIN, &body.request_id)?;
         if l.assigned_to != 0 {
             API.require_id("lead.assigned_to", l.assigned_to)?;
@@ -266,6 +265,8 @@ impl LeadService for LeadApi {
         if let Some(saved) = replay(&mut tx, METHOD, request_id).await? {
             return Ok(Response::new(saved));
         }
+        let country = tenant_country(&self.state, &mut tx).await?;
+        set_e164(&mut values, &l.phone, &l.country, country);
         if l.assigned_to != 0 {
             self.state
                 .refs
@@ -364,7 +365,8 @@ impl LeadService for LeadApi {
         let mut tx = self.state.db.begin(ctx.tenant_id).await?;
         let current: LeadRow = TABLE.fetch(&mut tx, l.id, false, true).await?;
         API.check_etag(&l.etag, current.version)?;
-        refresh_e164(&mut values, &mask, l.person(), &current.person, &self.state);
+        let country = tenant_country(&self.state, &mut tx).await?;
+        refresh_e164(&mut values, &mask, l.person(), &current.person, country);
         if mask.has("status") || mask.has("stage") {
             check_pipeline(
                 &mut tx,

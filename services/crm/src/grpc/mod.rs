@@ -148,6 +148,7 @@ pub fn policy() -> MethodPolicy {
                 "GetLeadStatus",
                 "ListDealStages",
                 "GetDealStage",
+                "GetCrmSettings",
             ],
             &[
                 "CreateLeadStatus",
@@ -158,6 +159,7 @@ pub fn policy() -> MethodPolicy {
                 "UpdateDealStage",
                 "DeleteDealStage",
                 "UndeleteDealStage",
+                "UpdateCrmSettings",
             ],
         ),
     ];

@@ -187,10 +187,32 @@ pub(crate) fn person_values<M: Person>(
     })
 }
 
-/// Sets (replacing any) the E.164 form of `phone`, read in `country` (the tenant
-/// default when it names none); empty when `phone` is empty or not a valid number.
-pub(crate) fn set_e164(values: &mut Values, phone: &str, country: &str, state: &AppState) {
-    let e = e164(phone, country_of(country, state.config.default_country));
+/// The country the caller's tenant reads phone numbers in: its CRM settings, else the
+/// service's configured default.
+pub(crate) async fn tenant_country(
+    state: &AppState,
+    conn: &mut sqlx::PgConnection,
+) -> Result<phonenumber::country::Id, Status> {
+    let code: Option<String> =
+        sqlx::query_scalar("SELECT default_country FROM crm.tenant_settings")
+            .fetch_optional(conn)
+            .await
+            .map_err(|e| fusion_db::db_status(crate::DOMAIN, e))?;
+    Ok(code
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(state.config.default_country))
+}
+
+/// Sets (replacing any) the E.164 form of `phone`, read in `country` (`default`, the
+/// tenant's country, when it names none); empty when `phone` is empty or not a valid
+/// number.
+pub(crate) fn set_e164(
+    values: &mut Values,
+    phone: &str,
+    country: &str,
+    default: phonenumber::country::Id,
+) {
+    let e = e164(phone, country_of(country, default));
     values.retain(|(c, _)| *c != "phone_e164");
     values.push(("phone_e164", Val::Text(e)));
 }
@@ -202,7 +224,7 @@ pub(crate) fn refresh_e164(
     mask: &Mask,
     sent: PersonRef<'_>,
     current: &PersonRow,
-    state: &AppState,
+    default: phonenumber::country::Id,
 ) {
     if !mask.has("phone") && !mask.has("country") {
         return;
@@ -217,5 +239,5 @@ pub(crate) fn refresh_e164(
     } else {
         current.country.as_deref().unwrap_or_default()
     };
-    set_e164(values, phone, country, state);
+    set_e164(values, phone, country, default);
 }

@@ -544,4 +544,96 @@ impl PipelineService for PipelineApi {
             .await?;
         Ok(Response::new(row))
     }
+
+    async fn get_crm_settings(
+        &self,
+        req: Request<pb::GetCrmSettingsRequest>,
+    ) -> Result<Response<pb::CrmSettings>, Status> {
+        let ctx = caller(&req)?;
+        let mut tx = self.state.db.begin(ctx.tenant_id).await?;
+        let settings = read_settings(&self.state, &mut tx, ctx.tenant_id).await?;
+        tx.commit().await?;
+        Ok(Response::new(settings))
+    }
+
+    async fn update_crm_settings(
+        &self,
+        req: Request<pb::UpdateCrmSettingsRequest>,
+    ) -> Result<Response<pb::CrmSettings>, Status> {
+        let ctx = caller(&req)?;
+        let body = req.into_inner();
+        let sent = body.crm_settings.unwrap_or_default();
+        let mask = API.mask(
+            body.update_mask,
+            &["default_country"],
+            &["tenant_id", "update_time"],
+            &populated(&[("default_country", !sent.default_country.is_empty())]),
+        )?;
+        let mut tx = self.state.db.begin(ctx.tenant_id).await?;
+        // Locks the tenant's row (when there is one) so concurrent updates see each other.
+        let current: Option<SettingsRow> = sqlx::query_as(
+            "SELECT default_country, version, updated_at FROM crm.tenant_settings FOR UPDATE",
+        )
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(|e| fusion_db::db_status(DOMAIN, e))?;
+        API.check_etag(&sent.etag, current.as_ref().map_or(0, |c| c.version))?;
+        if mask.has("default_country") {
+            let code = sent.default_country.trim().to_uppercase();
+            if code.len() != 2 || code.parse::<phonenumber::country::Id>().is_err() {
+                return Err(API.invalid(
+                    "crm_settings.default_country",
+                    "must be an ISO 3166 country code such as AU",
+                ));
+            }
+            sqlx::query(
+                "INSERT INTO crm.tenant_settings (tenant_id, default_country) VALUES ($1, $2)
+                 ON CONFLICT (tenant_id) DO UPDATE
+                    SET default_country = EXCLUDED.default_country, updated_at = now(),
+                        version = crm.tenant_settings.version + 1",
+            )
+            .bind(ctx.tenant_id)
+            .bind(&code)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| fusion_db::db_status(DOMAIN, e))?;
+        }
+        let settings = read_settings(&self.state, &mut tx, ctx.tenant_id).await?;
+        tx.commit().await?;
+        Ok(Response::new(settings))
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct SettingsRow {
+    default_country: String,
+    version: i64,
+    updated_at: DateTime<Utc>,
+}
+
+/// The tenant's settings, or the defaults (version 0) while it has none stored.
+async fn read_settings(
+    state: &AppState,
+    tx: &mut fusion_db::TenantTx,
+    tenant: i64,
+) -> Result<pb::CrmSettings, Status> {
+    let row: Option<SettingsRow> =
+        sqlx::query_as("SELECT default_country, version, updated_at FROM crm.tenant_settings")
+            .fetch_optional(&mut **tx)
+            .await
+            .map_err(|e| fusion_db::db_status(DOMAIN, e))?;
+    Ok(match row {
+        Some(r) => pb::CrmSettings {
+            tenant_id: tenant,
+            default_country: r.default_country,
+            update_time: Some(ts(r.updated_at)),
+            etag: etag(r.version),
+        },
+        None => pb::CrmSettings {
+            tenant_id: tenant,
+            default_country: state.config.default_country.as_ref().to_owned(),
+            update_time: None,
+            etag: etag(0),
+        },
+    })
 }

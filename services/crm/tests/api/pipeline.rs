@@ -337,3 +337,85 @@ async fn the_last_open_status_or_stage_cannot_be_deleted_or_closed() {
         .await
         .unwrap();
 }
+
+#[tokio::test]
+async fn a_tenants_default_country_decides_how_its_local_phone_numbers_are_read() {
+    let app = TestApp::spawn().await;
+    let mut pipeline = app.pipeline();
+    let settings = pipeline
+        .get_crm_settings(app.viewer.req(pb::GetCrmSettingsRequest {}))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(settings.default_country, "AU");
+    let update = |who: &crate::helpers::User, code: &str, etag: &str| {
+        who.req(pb::UpdateCrmSettingsRequest {
+            crm_settings: Some(pb::CrmSettings {
+                default_country: code.into(),
+                etag: etag.into(),
+                ..Default::default()
+            }),
+            update_mask: None,
+        })
+    };
+    expect_code(
+        pipeline
+            .update_crm_settings(update(&app.agent, "NZ", ""))
+            .await,
+        Code::PermissionDenied,
+    );
+    for bad in ["ZZ", "Australia", "N"] {
+        let status = expect_code(
+            pipeline
+                .update_crm_settings(update(&app.acme, bad, ""))
+                .await,
+            Code::InvalidArgument,
+        );
+        assert_eq!(violated_fields(&status), ["crm_settings.default_country"]);
+    }
+    let nz = pipeline
+        .update_crm_settings(update(&app.acme, "nz", &settings.etag))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(nz.default_country, "NZ");
+    expect_code(
+        pipeline
+            .update_crm_settings(update(&app.acme, "AU", &settings.etag))
+            .await,
+        Code::Aborted,
+    );
+
+    let local = |who: &crate::helpers::User| {
+        who.req(pb::CreateLeadRequest {
+            lead: Some(pb::Lead {
+                last_name: "Walker".into(),
+                phone: "021 123 4567".into(),
+                ..Default::default()
+            }),
+            request_id: String::new(),
+        })
+    };
+    let kiwi = app
+        .leads()
+        .create_lead(local(&app.agent))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(kiwi.phone_e164, "+64211234567");
+    // Another tenant keeps the service default and reads the same digits as a Sydney
+    // number.
+    let other = app
+        .leads()
+        .create_lead(local(&app.globex))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(other.phone_e164, "+61211234567");
+    let globex = pipeline
+        .get_crm_settings(app.globex.req(pb::GetCrmSettingsRequest {}))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(globex.default_country, "AU");
+}
