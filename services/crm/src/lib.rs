@@ -21,9 +21,8 @@ use anyhow::Context as _;
 use tokio::net::TcpListener;
 use tonic::transport::Channel;
 
-use fusion_db::{Db, DbConfig};
-use fusion_service::{Background, Readiness, Server, ServerOptions};
-use fusion_tenancy::{JwksCache, JwtVerifier, KeyProvider, TenantLayer};
+use fusion_service::{Background, Host, Serving};
+use fusion_tenancy::KeyProvider;
 
 pub use config::CrmConfig;
 pub use state::AppState;
@@ -50,9 +49,8 @@ pub const PURGED_TABLES: &[&str] = &[
 /// A running crm service.
 #[derive(Debug)]
 pub struct Application {
-    server: Server,
+    host: Host,
     state: AppState,
-    background: Background,
 }
 
 impl Application {
@@ -67,20 +65,15 @@ impl Application {
         grpc: TcpListener,
         admin: TcpListener,
     ) -> anyhow::Result<Self> {
-        if let (true, Some(owner_url)) = (
+        let db = fusion_service::open_database(
+            &config.service,
             config.migrate_on_start,
-            &config.service.migration_database_url,
-        ) {
-            fusion_db::migrate(owner_url, SCHEMA, &MIGRATOR).await?;
-        }
-        let db = Db::connect(&DbConfig {
-            url: config.service.database_url.clone(),
-            max_connections: config.service.db_max_connections,
-            acquire_timeout: Duration::from_secs(5),
-        })
-        .await
-        .context("connecting to PostgreSQL as the application role")?;
+            SCHEMA,
+            &MIGRATOR,
+        )
+        .await?;
         let mut background = Background::new();
+        // Purging crosses tenants, so it needs the owner role.
         if let Some(owner_url) = &config.service.migration_database_url {
             let owner = sqlx::postgres::PgPoolOptions::new()
                 .max_connections(1)
@@ -96,47 +89,32 @@ impl Application {
         }
         let refs = refs::Refs::new(identity, property);
         let state = AppState::new(db.clone(), Arc::new(config.clone()), refs);
-        let verifier = JwtVerifier::new(
-            config.service.jwt.clone(),
-            Arc::new(JwksCache::new(keys, Duration::from_secs(10))),
-        );
-        let tenancy = TenantLayer::new(Arc::new(verifier), grpc::policy());
-        let readiness: Readiness = Arc::new(move || {
-            let db = db.clone();
-            Box::pin(async move { db.ping().await })
-        });
-        let server = Server::start(
+        let host = Host::start(
+            &config.service,
+            &db,
+            Serving {
+                routes: grpc::routes(&state),
+                policy: grpc::policy(),
+                keys,
+                key_refresh: Duration::from_secs(10),
+                service_names: grpc::SERVICE_NAMES,
+            },
+            background,
             grpc,
             admin,
-            grpc::routes(&state),
-            tenancy,
-            readiness,
-            ServerOptions {
-                health_services: grpc::SERVICE_NAMES
-                    .iter()
-                    .map(|s| (*s).to_owned())
-                    .collect(),
-                file_descriptor_sets: vec![fusion_proto::FILE_DESCRIPTOR_SET],
-                drain: config.service.drain,
-                shutdown_deadline: config.service.shutdown_deadline,
-            },
         )
         .await?;
-        Ok(Self {
-            server,
-            state,
-            background,
-        })
+        Ok(Self { host, state })
     }
 
     /// The bound gRPC address.
     pub fn grpc_addr(&self) -> SocketAddr {
-        self.server.grpc_addr()
+        self.host.grpc_addr()
     }
 
     /// The bound admin address.
     pub fn admin_addr(&self) -> SocketAddr {
-        self.server.admin_addr()
+        self.host.admin_addr()
     }
 
     /// Shared state, for tests and seeding.
@@ -146,19 +124,11 @@ impl Application {
 
     /// Serves until Ctrl-C or SIGTERM, then drains and stops.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        let result = self
-            .server
-            .run_until(fusion_service::shutdown_signal())
-            .await;
-        self.background.stop().await;
-        result
+        self.host.run_until_stopped().await
     }
 
     /// Stops gracefully and waits.
     pub async fn stop(self) -> anyhow::Result<()> {
-        self.server.stop();
-        let result = self.server.wait().await;
-        self.background.stop().await;
-        result
+        self.host.stop().await
     }
 }

@@ -20,9 +20,8 @@ use std::time::Duration;
 use anyhow::Context as _;
 use tokio::net::TcpListener;
 
-use fusion_db::{Db, DbConfig};
-use fusion_service::{Background, Readiness, Server, ServerOptions};
-use fusion_tenancy::{JwksCache, JwtVerifier, TenantLayer};
+use fusion_db::Db;
+use fusion_service::{Background, Host, Serving};
 
 pub use config::IdentityConfig;
 pub use state::AppState;
@@ -40,9 +39,8 @@ pub const DOMAIN: &str = "identity.fusion";
 /// A running identity service.
 #[derive(Debug)]
 pub struct Application {
-    server: Server,
+    host: Host,
     state: AppState,
-    background: Background,
 }
 
 /// Forgets login-throttle counters whose window has passed (failed logins for made-up
@@ -97,35 +95,15 @@ impl Application {
         grpc: TcpListener,
         admin: TcpListener,
     ) -> anyhow::Result<Self> {
-        if let (true, Some(owner_url)) = (
+        let db = fusion_service::open_database(
+            &config.service,
             config.migrate_on_start,
-            &config.service.migration_database_url,
-        ) {
-            fusion_db::migrate(owner_url, SCHEMA, &MIGRATOR).await?;
-        }
-        let db = Db::connect(&DbConfig {
-            url: config.service.database_url.clone(),
-            max_connections: config.service.db_max_connections,
-            acquire_timeout: Duration::from_secs(5),
-        })
-        .await
-        .context("connecting to PostgreSQL as the application role")?;
+            SCHEMA,
+            &MIGRATOR,
+        )
+        .await?;
         let keys = Arc::new(auth::keys::KeyRing::load_or_create(&db).await?);
         let state = AppState::new(db.clone(), Arc::new(config.clone()), keys.clone());
-
-        // Identity verifies with its own key table: an unknown kid costs one indexed
-        // read, so there is no need to rate-limit refreshes (a key rotated a moment ago,
-        // here or on another replica, must verify at once).
-        let verifier = JwtVerifier::new(
-            config.service.jwt.clone(),
-            Arc::new(JwksCache::new(keys.clone(), Duration::ZERO)),
-        );
-        let tenancy = TenantLayer::new(Arc::new(verifier), grpc::policy());
-        let probe_db = db.clone();
-        let readiness: Readiness = Arc::new(move || {
-            let db = probe_db.clone();
-            Box::pin(async move { db.ping().await })
-        });
         let mut background = Background::new();
         background.push(spawn_throttle_cleanup(
             db.clone(),
@@ -141,38 +119,35 @@ impl Application {
                 background.stopped(),
             )?);
         }
-        let server = Server::start(
+        let host = Host::start(
+            &config.service,
+            &db,
+            Serving {
+                routes: grpc::routes(&state),
+                policy: grpc::policy(),
+                keys,
+                // Identity verifies with its own key table: an unknown kid costs one
+                // indexed read, so refreshes need no rate limit (a key rotated a moment
+                // ago, here or on another replica, must verify at once).
+                key_refresh: Duration::ZERO,
+                service_names: grpc::SERVICE_NAMES,
+            },
+            background,
             grpc,
             admin,
-            grpc::routes(&state),
-            tenancy,
-            readiness,
-            ServerOptions {
-                health_services: grpc::SERVICE_NAMES
-                    .iter()
-                    .map(|s| (*s).to_owned())
-                    .collect(),
-                file_descriptor_sets: vec![fusion_proto::FILE_DESCRIPTOR_SET],
-                drain: config.service.drain,
-                shutdown_deadline: config.service.shutdown_deadline,
-            },
         )
         .await?;
-        Ok(Self {
-            server,
-            state,
-            background,
-        })
+        Ok(Self { host, state })
     }
 
     /// The bound gRPC address.
     pub fn grpc_addr(&self) -> SocketAddr {
-        self.server.grpc_addr()
+        self.host.grpc_addr()
     }
 
     /// The bound admin address.
     pub fn admin_addr(&self) -> SocketAddr {
-        self.server.admin_addr()
+        self.host.admin_addr()
     }
 
     /// Shared state (database, keys), for tests and the bootstrap command.
@@ -182,19 +157,11 @@ impl Application {
 
     /// Serves until Ctrl-C or SIGTERM, then drains and stops.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        let result = self
-            .server
-            .run_until(fusion_service::shutdown_signal())
-            .await;
-        self.background.stop().await;
-        result
+        self.host.run_until_stopped().await
     }
 
     /// Stops gracefully and waits.
     pub async fn stop(self) -> anyhow::Result<()> {
-        self.server.stop();
-        let result = self.server.wait().await;
-        self.background.stop().await;
-        result
+        self.host.stop().await
     }
 }

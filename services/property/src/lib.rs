@@ -25,9 +25,8 @@ use std::time::Duration;
 use anyhow::Context as _;
 use tokio::net::TcpListener;
 
-use fusion_db::{Db, DbConfig};
-use fusion_service::{Background, Readiness, Server, ServerOptions};
-use fusion_tenancy::{JwksCache, JwtVerifier, KeyProvider, TenantLayer};
+use fusion_service::{Background, Host, Serving};
+use fusion_tenancy::KeyProvider;
 
 pub use config::PropertyConfig;
 pub use events::LotEvents;
@@ -46,9 +45,8 @@ pub const DOMAIN: &str = "property.fusion";
 /// A running property service.
 #[derive(Debug)]
 pub struct Application {
-    server: Server,
+    host: Host,
     state: AppState,
-    background: Background,
 }
 
 impl Application {
@@ -61,19 +59,13 @@ impl Application {
         grpc: TcpListener,
         admin: TcpListener,
     ) -> anyhow::Result<Self> {
-        if let (true, Some(owner_url)) = (
+        let db = fusion_service::open_database(
+            &config.service,
             config.migrate_on_start,
-            &config.service.migration_database_url,
-        ) {
-            fusion_db::migrate(owner_url, SCHEMA, &MIGRATOR).await?;
-        }
-        let db = Db::connect(&DbConfig {
-            url: config.service.database_url.clone(),
-            max_connections: config.service.db_max_connections,
-            acquire_timeout: Duration::from_secs(5),
-        })
-        .await
-        .context("connecting to PostgreSQL as the application role")?;
+            SCHEMA,
+            &MIGRATOR,
+        )
+        .await?;
         let media = media_store::MediaStore::open(&config.media_store)?;
         let mut background = Background::new();
         let events = LotEvents::new();
@@ -104,47 +96,32 @@ impl Application {
             ));
         }
         let state = AppState::new(db.clone(), Arc::new(config.clone()), events, media);
-        let verifier = JwtVerifier::new(
-            config.service.jwt.clone(),
-            Arc::new(JwksCache::new(keys, Duration::from_secs(10))),
-        );
-        let tenancy = TenantLayer::new(Arc::new(verifier), grpc::policy());
-        let readiness: Readiness = Arc::new(move || {
-            let db = db.clone();
-            Box::pin(async move { db.ping().await })
-        });
-        let server = Server::start(
+        let host = Host::start(
+            &config.service,
+            &db,
+            Serving {
+                routes: grpc::routes(&state),
+                policy: grpc::policy(),
+                keys,
+                key_refresh: Duration::from_secs(10),
+                service_names: grpc::SERVICE_NAMES,
+            },
+            background,
             grpc,
             admin,
-            grpc::routes(&state),
-            tenancy,
-            readiness,
-            ServerOptions {
-                health_services: grpc::SERVICE_NAMES
-                    .iter()
-                    .map(|s| (*s).to_owned())
-                    .collect(),
-                file_descriptor_sets: vec![fusion_proto::FILE_DESCRIPTOR_SET],
-                drain: config.service.drain,
-                shutdown_deadline: config.service.shutdown_deadline,
-            },
         )
         .await?;
-        Ok(Self {
-            server,
-            state,
-            background,
-        })
+        Ok(Self { host, state })
     }
 
     /// The bound gRPC address.
     pub fn grpc_addr(&self) -> SocketAddr {
-        self.server.grpc_addr()
+        self.host.grpc_addr()
     }
 
     /// The bound admin address.
     pub fn admin_addr(&self) -> SocketAddr {
-        self.server.admin_addr()
+        self.host.admin_addr()
     }
 
     /// Shared state (database, event feed), for tests and seeding.
@@ -154,19 +131,11 @@ impl Application {
 
     /// Serves until Ctrl-C or SIGTERM, then drains and stops.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        let result = self
-            .server
-            .run_until(fusion_service::shutdown_signal())
-            .await;
-        self.background.stop().await;
-        result
+        self.host.run_until_stopped().await
     }
 
     /// Stops gracefully and waits.
     pub async fn stop(self) -> anyhow::Result<()> {
-        self.server.stop();
-        let result = self.server.wait().await;
-        self.background.stop().await;
-        result
+        self.host.stop().await
     }
 }

@@ -2,6 +2,8 @@
 //!
 //! - [`api`]: etags, update masks, ids, wire conversions and validation errors.
 //! - [`validate`]: field rules (names, lengths, slugs, emails, URLs, enumerations).
+//! - [`host`]: what every context service does to start and stop (migrations, pool,
+//!   serving behind the tenancy layer, background tasks).
 //! - [`config`]: settings from the environment, with errors that name the variable.
 //! - [`Server`]: starts the gRPC server (tracing, metrics and tenancy layers; tonic-health;
 //!   server reflection) and the admin HTTP port (`/live`, `/ready`, `/metrics`), and shuts
@@ -11,11 +13,13 @@
 pub mod api;
 mod background;
 pub mod config;
+pub mod host;
 mod metrics;
 mod server;
 pub mod validate;
 
 pub use background::Background;
 pub use config::{ConfigError, ServiceConfig};
+pub use host::{Host, Serving, open_database};
 pub use metrics::{GrpcMetrics, MetricsLayer};
 pub use server::{Readiness, Server, ServerOptions, shutdown_signal};

@@ -1,0 +1,128 @@
+//! What every context service does to start and stop, in one place: apply its
+//! migrations (when it has the owner URL and may), connect its application-role pool,
+//! then serve its routes behind the tenancy layer with health, reflection, readiness
+//! and the admin port, beside its background tasks; and stop both in order.
+//!
+//! A service's `Application::build` keeps what is its own (state, key source, jobs) and
+//! hands the rest to [`open_database`] and [`Host::start`].
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use tokio::net::TcpListener;
+use tonic::service::Routes;
+
+use fusion_db::{Db, DbConfig};
+use fusion_tenancy::{JwksCache, JwtVerifier, KeyProvider, MethodPolicy, TenantLayer};
+
+use crate::{Background, Readiness, Server, ServerOptions, ServiceConfig};
+
+/// Applies `migrator` to `schema` as the owner role when `migrate_on_start` and the
+/// migration URL is set, then connects the application-role pool.
+pub async fn open_database(
+    service: &ServiceConfig,
+    migrate_on_start: bool,
+    schema: &str,
+    migrator: &sqlx::migrate::Migrator,
+) -> anyhow::Result<Db> {
+    if let (true, Some(owner_url)) = (migrate_on_start, &service.migration_database_url) {
+        fusion_db::migrate(owner_url, schema, migrator).await?;
+    }
+    Db::connect(&DbConfig {
+        url: service.database_url.clone(),
+        max_connections: service.db_max_connections,
+        acquire_timeout: Duration::from_secs(5),
+    })
+    .await
+    .context("connecting to PostgreSQL as the application role")
+}
+
+/// What a service serves.
+pub struct Serving {
+    /// Its gRPC services.
+    pub routes: Routes,
+    /// The permission each method needs.
+    pub policy: MethodPolicy,
+    /// Where token-verification keys come from.
+    pub keys: Arc<dyn KeyProvider>,
+    /// How long an unknown key id waits before the keys are asked again.
+    pub key_refresh: Duration,
+    /// Fully-qualified names of its services, for health checks.
+    pub service_names: &'static [&'static str],
+}
+
+/// A running service: its server and its background tasks.
+#[derive(Debug)]
+pub struct Host {
+    server: Server,
+    background: Background,
+}
+
+impl Host {
+    /// Serves `serving` on the listeners, ready while `db` answers, beside `background`.
+    pub async fn start(
+        service: &ServiceConfig,
+        db: &Db,
+        serving: Serving,
+        background: Background,
+        grpc: TcpListener,
+        admin: TcpListener,
+    ) -> anyhow::Result<Host> {
+        let verifier = JwtVerifier::new(
+            service.jwt.clone(),
+            Arc::new(JwksCache::new(serving.keys, serving.key_refresh)),
+        );
+        let tenancy = TenantLayer::new(Arc::new(verifier), serving.policy);
+        let probe = db.clone();
+        let readiness: Readiness = Arc::new(move || {
+            let db = probe.clone();
+            Box::pin(async move { db.ping().await })
+        });
+        let server = Server::start(
+            grpc,
+            admin,
+            serving.routes,
+            tenancy,
+            readiness,
+            ServerOptions {
+                health_services: serving
+                    .service_names
+                    .iter()
+                    .map(|s| (*s).to_owned())
+                    .collect(),
+                file_descriptor_sets: vec![fusion_proto::FILE_DESCRIPTOR_SET],
+                drain: service.drain,
+                shutdown_deadline: service.shutdown_deadline,
+            },
+        )
+        .await?;
+        Ok(Host { server, background })
+    }
+
+    /// The bound gRPC address.
+    pub fn grpc_addr(&self) -> SocketAddr {
+        self.server.grpc_addr()
+    }
+
+    /// The bound admin address.
+    pub fn admin_addr(&self) -> SocketAddr {
+        self.server.admin_addr()
+    }
+
+    /// Serves until Ctrl-C or SIGTERM, then drains, stops, and stops the tasks.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        let result = self.server.run_until(crate::shutdown_signal()).await;
+        self.background.stop().await;
+        result
+    }
+
+    /// Stops gracefully, waits, and stops the tasks.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        self.server.stop();
+        let result = self.server.wait().await;
+        self.background.stop().await;
+        result
+    }
+}
