@@ -375,17 +375,18 @@ impl TaskService for TaskApi {
         let fields: Vec<&str> = MUTABLE.iter().chain(CREATE_ONLY).copied().collect();
         let mut values = values(&t, &fields, true)?;
         let request_id = idempotency::parse_request_id(DOMAIN, &body.request_id)?;
+        values.push(("assigned_by", Val::Int(Some(ctx.user_id))));
+        const METHOD: &str = "CreateTask";
+        let mut tx = self.state.db.begin(ctx.tenant_id).await?;
+        // A retry returns the first result whatever has changed since (AIP-155).
+        if let Some(saved) = replay(&mut tx, METHOD, request_id).await? {
+            return Ok(Response::new(saved));
+        }
         if t.assigned_to != 0 {
             self.state
                 .refs
                 .user("task.assigned_to", t.assigned_to)
                 .await?;
-        }
-        values.push(("assigned_by", Val::Int(Some(ctx.user_id))));
-        const METHOD: &str = "CreateTask";
-        let mut tx = self.state.db.begin(ctx.tenant_id).await?;
-        if let Some(saved) = replay(&mut tx, METHOD, request_id).await? {
-            return Ok(Response::new(saved));
         }
         let kind = t.taskable_type.trim();
         if !kind.is_empty() {
