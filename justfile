@@ -18,6 +18,11 @@ lint:
 bench seconds="5":
     cargo run --release -p fusion-e2e --bin fusion-bench -- {{seconds}}
 
+# CRM reads through the edge beside pgbench, ImportLeads beside COPY, crm's memory.
+bench-crm seconds="10":
+    cargo build --release --bin fusion-crm
+    cargo run --release -p fusion-e2e --bin fusion-bench-crm -- {{seconds}}
+
 # Everything CI does.
 ci:
     bash .ci/run
