@@ -353,43 +353,33 @@ impl ContactService for ContactApi {
         &self,
         req: Request<pb::MergeContactsRequest>,
     ) -> Result<Response<pb::MergeContactsResponse>, Status> {
-        use super::merge::{self, Started};
-        const METHOD: &str = "MergeContacts";
         let ctx = caller(&req)?;
         let r = req.into_inner();
-        let merged = merge::check_request(r.survivor_id, &r.merged_ids)?;
-        let request_id = fusion_db::idempotency::parse_request_id(DOMAIN, &r.request_id)?;
-        let request_id = if r.dry_run { None } else { request_id };
-        let mut done = match merge::merge::<ContactRow, pb::MergeContactsResponse>(
-            &self.state,
-            &ctx,
-            &merge::CONTACTS,
-            METHOD,
-            r.survivor_id,
-            &merged,
-            &r.etag,
-            request_id,
-        )
-        .await?
-        {
-            Started::Replayed(saved) => return Ok(Response::new(saved)),
-            Started::Done(done) => done,
-        };
-        let survivor: ContactRow = TABLE
-            .fetch(&mut done.tx, r.survivor_id, false, false)
-            .await?;
-        let counts = &done.repointed;
-        let response = pb::MergeContactsResponse {
-            survivor: Some(survivor.into_pb(&self.state)),
-            merged_ids: merged,
-            notes_repointed: counts.notes,
-            tasks_repointed: counts.tasks,
-            deals_repointed: counts.pointers[0],
-            leads_repointed: counts.pointers[1],
+        let state = &self.state;
+        let request = super::merge::Request {
+            method: "MergeContacts",
+            survivor_id: r.survivor_id,
+            merged_ids: &r.merged_ids,
+            etag: &r.etag,
             dry_run: r.dry_run,
+            request_id: &r.request_id,
         };
-        done.finish(METHOD, request_id, r.dry_run, &response)
-            .await?;
-        Ok(Response::new(response))
+        super::merge::run(
+            state,
+            &ctx,
+            &super::merge::CONTACTS,
+            request,
+            |survivor: ContactRow, counts, merged_ids| pb::MergeContactsResponse {
+                survivor: Some(survivor.into_pb(state)),
+                merged_ids,
+                notes_repointed: counts.notes,
+                tasks_repointed: counts.tasks,
+                deals_repointed: counts.pointers[0],
+                leads_repointed: counts.pointers[1],
+                dry_run: r.dry_run,
+            },
+        )
+        .await
+        .map(Response::new)
     }
 }

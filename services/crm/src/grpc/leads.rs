@@ -456,44 +456,34 @@ impl LeadService for LeadApi {
         &self,
         req: Request<pb::MergeLeadsRequest>,
     ) -> Result<Response<pb::MergeLeadsResponse>, Status> {
-        use super::merge::{self, Started};
-        const METHOD: &str = "MergeLeads";
         let ctx = caller(&req)?;
         let r = req.into_inner();
-        let merged = merge::check_request(r.survivor_id, &r.merged_ids)?;
-        let request_id = idempotency::parse_request_id(DOMAIN, &r.request_id)?;
-        let request_id = if r.dry_run { None } else { request_id };
-        let mut done = match merge::merge::<LeadRow, pb::MergeLeadsResponse>(
-            &self.state,
-            &ctx,
-            &merge::LEADS,
-            METHOD,
-            r.survivor_id,
-            &merged,
-            &r.etag,
-            request_id,
-        )
-        .await?
-        {
-            Started::Replayed(saved) => return Ok(Response::new(saved)),
-            Started::Done(done) => done,
-        };
-        let survivor: LeadRow = TABLE
-            .fetch(&mut done.tx, r.survivor_id, false, false)
-            .await?;
-        let counts = &done.repointed;
-        let response = pb::MergeLeadsResponse {
-            survivor: Some(survivor.into_pb(&self.state)),
-            merged_ids: merged,
-            notes_repointed: counts.notes,
-            tasks_repointed: counts.tasks,
-            deals_repointed: counts.pointers[0],
-            contacts_repointed: counts.pointers[1],
+        let state = &self.state;
+        let request = super::merge::Request {
+            method: "MergeLeads",
+            survivor_id: r.survivor_id,
+            merged_ids: &r.merged_ids,
+            etag: &r.etag,
             dry_run: r.dry_run,
+            request_id: &r.request_id,
         };
-        done.finish(METHOD, request_id, r.dry_run, &response)
-            .await?;
-        Ok(Response::new(response))
+        super::merge::run(
+            state,
+            &ctx,
+            &super::merge::LEADS,
+            request,
+            |survivor: LeadRow, counts, merged_ids| pb::MergeLeadsResponse {
+                survivor: Some(survivor.into_pb(state)),
+                merged_ids,
+                notes_repointed: counts.notes,
+                tasks_repointed: counts.tasks,
+                deals_repointed: counts.pointers[0],
+                contacts_repointed: counts.pointers[1],
+                dry_run: r.dry_run,
+            },
+        )
+        .await
+        .map(Response::new)
     }
 
     async fn import_leads(

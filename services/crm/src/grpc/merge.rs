@@ -70,39 +70,37 @@ pub(crate) fn check_request(survivor: i64, merged: &[i64]) -> Result<Vec<i64>, S
     Ok(merged.to_vec())
 }
 
-/// A merge done in its transaction, not yet committed: read the survivor from `tx`,
-/// build the response, then [`Merged::finish`].
-pub(crate) struct Merged {
-    pub tx: TenantTx,
-    pub repointed: Repointed,
+/// What a merge call asks for.
+pub(crate) struct Request<'a> {
+    pub method: &'static str,
+    pub survivor_id: i64,
+    pub merged_ids: &'a [i64],
+    pub etag: &'a str,
+    pub dry_run: bool,
+    pub request_id: &'a str,
 }
 
-/// What a merge call starts with: a saved response to replay, or the merge done.
-pub(crate) enum Started<M> {
-    Replayed(M),
-    Done(Merged),
-}
-
-/// Merges `merged` into `survivor`, unless a response is saved under `request_id`
-/// (ignored for a dry run).
-#[allow(clippy::too_many_arguments)]
-pub(crate) async fn merge<R, M>(
+/// Runs a merge call: checks it, replays a saved response under its request id (none
+/// for a dry run), merges, builds the response with `respond` from the survivor as it
+/// now is, the re-pointed counts and the merged ids, then commits (saving the response)
+/// or, for a dry run, rolls everything back.
+pub(crate) async fn run<R, M>(
     state: &AppState,
     ctx: &TenantContext,
     kind: &Kind,
-    method: &str,
-    survivor: i64,
-    merged: &[i64],
-    etag: &str,
-    request_id: Option<uuid::Uuid>,
-) -> Result<Started<M>, Status>
+    r: Request<'_>,
+    respond: impl FnOnce(R, Repointed, Vec<i64>) -> M,
+) -> Result<M, Status>
 where
     R: for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow> + Send + Unpin + Versioned,
     M: prost::Message + Default,
 {
+    let merged = check_request(r.survivor_id, r.merged_ids)?;
+    let request_id = fusion_db::idempotency::parse_request_id(DOMAIN, r.request_id)?;
+    let request_id = if r.dry_run { None } else { request_id };
     let mut tx = state.db.begin(ctx.tenant_id).await?;
-    if let Some(saved) = replay(&mut tx, method, request_id).await? {
-        return Ok(Started::Replayed(saved));
+    if let Some(saved) = replay(&mut tx, r.method, request_id).await? {
+        return Ok(saved);
     }
     // One merge at a time per tenant: a lead merge updates contacts and a contact merge
     // updates leads, so two concurrent merges could otherwise lock in opposite orders.
@@ -111,18 +109,18 @@ where
         .execute(&mut *tx)
         .await
         .map_err(|e| db_status(DOMAIN, e))?;
-    let mut all = merged.to_vec();
-    all.push(survivor);
+    let mut all = merged.clone();
+    all.push(r.survivor_id);
     all.sort_unstable();
     for id in &all {
         let row: R = kind.table.fetch(&mut tx, *id, false, true).await?;
-        if *id == survivor {
-            API.check_etag(etag, row.version())?;
+        if *id == r.survivor_id {
+            API.check_etag(r.etag, row.version())?;
         }
     }
-    fill_survivor(&mut tx, kind, survivor, merged).await?;
-    refuse_oversized(&mut tx, kind, survivor).await?;
-    let repointed = repoint(&mut tx, kind, survivor, merged).await?;
+    fill_survivor(&mut tx, kind, r.survivor_id, &merged).await?;
+    refuse_oversized(&mut tx, kind, r.survivor_id).await?;
+    let repointed = repoint(&mut tx, kind, r.survivor_id, &merged).await?;
     // `table` is a constant of this module's callers.
     let sql = format!(
         "UPDATE {} SET deleted_at = now(), merged_into_id = $1, updated_at = now(),
@@ -131,31 +129,23 @@ where
         kind.table.name
     );
     sqlx::query(sqlx::AssertSqlSafe(sql))
-        .bind(survivor)
-        .bind(merged)
+        .bind(r.survivor_id)
+        .bind(&merged)
         .execute(&mut *tx)
         .await
         .map_err(|e| db_status(DOMAIN, e))?;
-    Ok(Started::Done(Merged { tx, repointed }))
-}
-
-impl Merged {
-    /// Commits with `response` saved under `request_id`, or, for a dry run, rolls
-    /// everything back.
-    pub(crate) async fn finish<M: prost::Message>(
-        mut self,
-        method: &str,
-        request_id: Option<uuid::Uuid>,
-        dry_run: bool,
-        response: &M,
-    ) -> Result<(), Status> {
-        if dry_run {
-            self.tx.rollback().await
-        } else {
-            remember(&mut self.tx, method, request_id, response).await?;
-            self.tx.commit().await
-        }
+    let survivor: R = kind
+        .table
+        .fetch(&mut tx, r.survivor_id, false, false)
+        .await?;
+    let response = respond(survivor, repointed, merged);
+    if r.dry_run {
+        tx.rollback().await?;
+    } else {
+        remember(&mut tx, r.method, request_id, &response).await?;
+        tx.commit().await?;
     }
+    Ok(response)
 }
 
 /// Fills the survivor's empty fields, unites tags and custom fields.
