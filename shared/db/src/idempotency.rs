@@ -133,3 +133,52 @@ pub async fn remember<M: prost::Message>(
         None => Ok(()),
     }
 }
+
+/// A context's request-id bookkeeping: its error domain and its idempotency table (a
+/// trusted constant), used inside a tenant-bound transaction.
+#[derive(Clone, Copy, Debug)]
+pub struct RequestIds {
+    domain: &'static str,
+    table: &'static str,
+}
+
+impl RequestIds {
+    /// Request ids kept in `table`, errors in `domain`.
+    pub const fn new(domain: &'static str, table: &'static str) -> Self {
+        Self { domain, table }
+    }
+
+    /// The saved response of an earlier call to `method` with this request id, decoded
+    /// (see [`replay`]).
+    pub async fn replay<M: prost::Message + Default>(
+        &self,
+        tx: &mut crate::TenantTx,
+        method: &str,
+        request_id: Option<Uuid>,
+    ) -> Result<Option<M>, Status> {
+        let tenant = tx.tenant_id();
+        replay(tx, self.domain, self.table, tenant, method, request_id).await
+    }
+
+    /// Records the response of the first call with this request id, in the same
+    /// transaction (see [`remember`]).
+    pub async fn remember<M: prost::Message>(
+        &self,
+        tx: &mut crate::TenantTx,
+        method: &str,
+        request_id: Option<Uuid>,
+        response: &M,
+    ) -> Result<(), Status> {
+        let tenant = tx.tenant_id();
+        remember(
+            tx,
+            self.domain,
+            self.table,
+            tenant,
+            method,
+            request_id,
+            response,
+        )
+        .await
+    }
+}

@@ -304,3 +304,22 @@ fn push_after(qb: &mut QueryBuilder<Postgres>, term: &OrderTerm, value: &Option<
         }
     }
 }
+
+/// One page of a List in `tenant_id`'s tenant, read in a transaction of its own.
+pub async fn tenant_page<T>(
+    db: &crate::Db,
+    domain: &str,
+    spec: &ListSpec,
+    params: &ListParams,
+    codec: &PageTokenCodec,
+    tenant_id: i64,
+    scope: Option<Scope<'_>>,
+) -> Result<Page<T>, Status>
+where
+    T: for<'r> FromRow<'r, PgRow> + Send + Unpin,
+{
+    let mut tx = db.begin(tenant_id).await?;
+    let page = list::<T>(&mut tx, domain, spec, params, codec, Some(tenant_id), scope).await?;
+    tx.commit().await?;
+    Ok(page)
+}

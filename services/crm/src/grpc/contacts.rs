@@ -18,7 +18,7 @@ use fusion_proto::crm::v1::contact_service_server::ContactService;
 use fusion_service::api::{opt_ts, populated, total, ts};
 
 use super::person::{Person, PersonRow, person_values, refresh_e164, set_e164, tenant_country};
-use super::{API, caller, list_page, purge_ts, remember, replay};
+use super::{API, REQUEST_IDS, caller, list_page, purge_ts};
 use crate::domain::validate;
 use crate::{AppState, DOMAIN};
 
@@ -216,7 +216,7 @@ impl ContactService for ContactApi {
         let request_id = idempotency::parse_request_id(DOMAIN, &body.request_id)?;
         const METHOD: &str = "CreateContact";
         let mut tx = self.state.db.begin(ctx.tenant_id).await?;
-        if let Some(saved) = replay(&mut tx, METHOD, request_id).await? {
+        if let Some(saved) = REQUEST_IDS.replay(&mut tx, METHOD, request_id).await? {
             return Ok(Response::new(saved));
         }
         let country = tenant_country(&self.state, &mut tx).await?;
@@ -227,7 +227,9 @@ impl ContactService for ContactApi {
             .fetch::<ContactRow>(&mut tx, id, false, false)
             .await?
             .into_pb(&self.state);
-        remember(&mut tx, METHOD, request_id, &created).await?;
+        REQUEST_IDS
+            .remember(&mut tx, METHOD, request_id, &created)
+            .await?;
         tx.commit().await?;
         Ok(Response::new(created))
     }

@@ -14,7 +14,7 @@ use fusion_tenancy::TenantContext;
 
 use super::person::{set_e164, tenant_country};
 use super::{
-    API, contacts, custom_fields_pb, deals, ensure_pipeline, leads, remember, replay,
+    API, REQUEST_IDS, contacts, custom_fields_pb, deals, ensure_pipeline, leads,
     require_lead_status, tags_of,
 };
 use crate::domain::pipeline;
@@ -74,7 +74,7 @@ pub(crate) async fn convert(
 
     let mut tx = state.db.begin(ctx.tenant_id).await?;
     // A retry returns the first result whatever has changed since (AIP-155).
-    if let Some(saved) = replay(&mut tx, METHOD, request_id).await? {
+    if let Some(saved) = REQUEST_IDS.replay(&mut tx, METHOD, request_id).await? {
         return Ok(saved);
     }
     if let Some(deal) = &asked_deal {
@@ -152,7 +152,9 @@ pub(crate) async fn convert(
             None => None,
         },
     };
-    remember(&mut tx, METHOD, request_id, &response).await?;
+    REQUEST_IDS
+        .remember(&mut tx, METHOD, request_id, &response)
+        .await?;
     tx.commit().await?;
     Ok(response)
 }

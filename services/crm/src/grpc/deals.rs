@@ -26,8 +26,8 @@ use fusion_service::api::{
 };
 
 use super::{
-    API, StageInfo, caller, custom_fields_pb, ensure_pipeline, list_page, purge_ts, record_values,
-    remember, replay, require_deal_stage, tags_of, tags_val,
+    API, REQUEST_IDS, StageInfo, caller, custom_fields_pb, ensure_pipeline, list_page, purge_ts,
+    record_values, require_deal_stage, tags_of, tags_val,
 };
 use crate::domain::{pipeline, validate};
 use crate::{AppState, DOMAIN};
@@ -533,7 +533,7 @@ impl DealService for DealApi {
         const METHOD: &str = "CreateDeal";
         let mut tx = self.state.db.begin(ctx.tenant_id).await?;
         // A retry returns the first result whatever has changed since (AIP-155).
-        if let Some(saved) = replay(&mut tx, METHOD, request_id).await? {
+        if let Some(saved) = REQUEST_IDS.replay(&mut tx, METHOD, request_id).await? {
             return Ok(Response::new(saved));
         }
         check_owners(&self.state, &d, CREATE).await?;
@@ -544,7 +544,9 @@ impl DealService for DealApi {
             .fetch::<DealRow>(&mut tx, id, false, false)
             .await?
             .into_pb(&self.state);
-        remember(&mut tx, METHOD, request_id, &created).await?;
+        REQUEST_IDS
+            .remember(&mut tx, METHOD, request_id, &created)
+            .await?;
         tx.commit().await?;
         Ok(Response::new(created))
     }

@@ -21,7 +21,7 @@ use fusion_tenancy::TenantContext;
 
 use super::leads::{self, TABLE};
 use super::person::{set_e164, tenant_country};
-use super::{API, default_lead_status, ensure_pipeline, remember, replay};
+use super::{API, REQUEST_IDS, default_lead_status, ensure_pipeline};
 use crate::{AppState, DOMAIN};
 
 /// Rows one batch message may carry.
@@ -191,7 +191,7 @@ pub(crate) async fn import(
     ensure_pipeline(state, ctx.tenant_id).await?;
     let mut tx = state.db.begin(ctx.tenant_id).await?;
     // A retry of a committed import returns its result; concurrent retries wait here.
-    if let Some(saved) = replay(&mut tx, METHOD, request_id).await? {
+    if let Some(saved) = REQUEST_IDS.replay(&mut tx, METHOD, request_id).await? {
         return Ok(saved);
     }
     let pipeline = Pipeline::load(state, &mut tx).await?;
@@ -288,7 +288,9 @@ pub(crate) async fn import(
         !run.options.dry_run && (run.response.invalid_count == 0 || run.options.skip_invalid_rows);
     run.response.committed = commit;
     if commit {
-        remember(&mut tx, METHOD, request_id, &run.response).await?;
+        REQUEST_IDS
+            .remember(&mut tx, METHOD, request_id, &run.response)
+            .await?;
         tx.commit().await?;
     } else {
         if !run.options.dry_run {

@@ -23,7 +23,7 @@ use fusion_service::api::{opt_ts, populated, total, ts};
 
 use super::person::{Person, PersonRow, person_values, refresh_e164, set_e164, tenant_country};
 use super::{
-    API, caller, default_lead_status, ensure_pipeline, list_page, purge_ts, remember, replay,
+    API, REQUEST_IDS, caller, default_lead_status, ensure_pipeline, list_page, purge_ts,
     require_deal_stage, require_lead_status,
 };
 use crate::domain::{pipeline, validate};
@@ -262,7 +262,7 @@ impl LeadService for LeadApi {
         const METHOD: &str = "CreateLead";
         let mut tx = self.state.db.begin(ctx.tenant_id).await?;
         // A retry returns the first result whatever has changed since (AIP-155).
-        if let Some(saved) = replay(&mut tx, METHOD, request_id).await? {
+        if let Some(saved) = REQUEST_IDS.replay(&mut tx, METHOD, request_id).await? {
             return Ok(Response::new(saved));
         }
         let country = tenant_country(&self.state, &mut tx).await?;
@@ -286,7 +286,9 @@ impl LeadService for LeadApi {
             .fetch::<LeadRow>(&mut tx, id, false, false)
             .await?
             .into_pb(&self.state);
-        remember(&mut tx, METHOD, request_id, &created).await?;
+        REQUEST_IDS
+            .remember(&mut tx, METHOD, request_id, &created)
+            .await?;
         tx.commit().await?;
         Ok(Response::new(created))
     }

@@ -18,7 +18,7 @@ use fusion_db::resource::{Table, Versioned};
 use fusion_db::{TenantTx, db_status};
 use fusion_tenancy::TenantContext;
 
-use super::{API, remember, replay};
+use super::{API, REQUEST_IDS};
 use crate::{AppState, DOMAIN};
 
 /// The most records one merge folds into its survivor.
@@ -99,7 +99,7 @@ where
     let request_id = fusion_db::idempotency::parse_request_id(DOMAIN, r.request_id)?;
     let request_id = if r.dry_run { None } else { request_id };
     let mut tx = state.db.begin(ctx.tenant_id).await?;
-    if let Some(saved) = replay(&mut tx, r.method, request_id).await? {
+    if let Some(saved) = REQUEST_IDS.replay(&mut tx, r.method, request_id).await? {
         return Ok(saved);
     }
     // One merge at a time per tenant: a lead merge updates contacts and a contact merge
@@ -142,7 +142,9 @@ where
     if r.dry_run {
         tx.rollback().await?;
     } else {
-        remember(&mut tx, r.method, request_id, &response).await?;
+        REQUEST_IDS
+            .remember(&mut tx, r.method, request_id, &response)
+            .await?;
         tx.commit().await?;
     }
     Ok(response)

@@ -21,7 +21,7 @@ use tonic::service::Routes;
 use tonic::{Request, Status};
 
 use fusion_db::resource::{self, Val, Values};
-use fusion_db::{TenantTx, db_status, idempotency};
+use fusion_db::{db_status, idempotency};
 use fusion_proto::crm::v1 as pb;
 use fusion_proto::crm::v1::{
     contact_service_server::ContactServiceServer, deal_service_server::DealServiceServer,
@@ -193,35 +193,10 @@ pub(crate) fn caller<T>(req: &Request<T>) -> Result<TenantContext, Status> {
     TenantContext::from_request(req)
 }
 
-/// The saved response of an earlier call with this request id (AIP-155), decoded.
-pub(crate) async fn replay<M: prost::Message + Default>(
-    tx: &mut TenantTx,
-    method: &str,
-    request_id: Option<uuid::Uuid>,
-) -> Result<Option<M>, Status> {
-    let tenant = tx.tenant_id();
-    idempotency::replay(tx, DOMAIN, IDEMPOTENCY_TABLE, tenant, method, request_id).await
-}
-
-/// Records the response of the first call with this request id, in the same transaction.
-pub(crate) async fn remember<M: prost::Message>(
-    tx: &mut TenantTx,
-    method: &str,
-    request_id: Option<uuid::Uuid>,
-    response: &M,
-) -> Result<(), Status> {
-    let tenant = tx.tenant_id();
-    idempotency::remember(
-        tx,
-        DOMAIN,
-        IDEMPOTENCY_TABLE,
-        tenant,
-        method,
-        request_id,
-        response,
-    )
-    .await
-}
+/// This context's request ids (AIP-155): `REQUEST_IDS.replay(&mut tx, method, id)`
+/// before a write, `REQUEST_IDS.remember(...)` in the same transaction after it.
+pub(crate) const REQUEST_IDS: idempotency::RequestIds =
+    idempotency::RequestIds::new(DOMAIN, IDEMPOTENCY_TABLE);
 
 /// The AIP-164 purge time of a row deleted at `deleted_at`.
 pub(crate) fn purge_ts(
@@ -298,19 +273,16 @@ pub(crate) async fn list_page<T>(
 where
     T: for<'r> sqlx::FromRow<'r, PgRow> + Send + Unpin,
 {
-    let mut tx = state.db.begin(tenant_id).await?;
-    let page = fusion_db::list::list::<T>(
-        &mut tx,
+    fusion_db::list::tenant_page(
+        &state.db,
         DOMAIN,
         spec,
         params,
         &state.pages,
-        Some(tenant_id),
+        tenant_id,
         scope,
     )
-    .await?;
-    tx.commit().await?;
-    Ok(page)
+    .await
 }
 
 /// Makes sure `tenant` has a pipeline: the first time its statuses or stages are

@@ -20,7 +20,7 @@ use fusion_proto::crm::v1::note_service_server::NoteService;
 use fusion_service::api::{opt_ts, populated, total, ts};
 
 use super::{
-    API, caller, list_page, purge_ts, remember, replay, require_subject, subject_scope, values_of,
+    API, REQUEST_IDS, caller, list_page, purge_ts, require_subject, subject_scope, values_of,
 };
 use crate::domain::validate;
 use crate::refs::SUBJECTS;
@@ -183,7 +183,7 @@ impl NoteService for NoteApi {
         let request_id = idempotency::parse_request_id(DOMAIN, &body.request_id)?;
         const METHOD: &str = "CreateNote";
         let mut tx = self.state.db.begin(ctx.tenant_id).await?;
-        if let Some(saved) = replay(&mut tx, METHOD, request_id).await? {
+        if let Some(saved) = REQUEST_IDS.replay(&mut tx, METHOD, request_id).await? {
             return Ok(Response::new(saved));
         }
         let kind = n.notable_type.trim();
@@ -194,7 +194,9 @@ impl NoteService for NoteApi {
             .fetch::<NoteRow>(&mut tx, id, false, false)
             .await?
             .into_pb(&self.state);
-        remember(&mut tx, METHOD, request_id, &created).await?;
+        REQUEST_IDS
+            .remember(&mut tx, METHOD, request_id, &created)
+            .await?;
         tx.commit().await?;
         Ok(Response::new(created))
     }

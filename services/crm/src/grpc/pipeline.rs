@@ -16,7 +16,7 @@ use fusion_proto::crm::v1 as pb;
 use fusion_proto::crm::v1::pipeline_service_server::PipelineService;
 use fusion_service::api::{etag, opt_ts, populated, total, ts};
 
-use super::{API, caller, ensure_pipeline, list_page, remember, replay, values_of};
+use super::{API, REQUEST_IDS, caller, ensure_pipeline, list_page, values_of};
 use crate::domain::pipeline::{self, OUTCOMES};
 use crate::domain::validate;
 use crate::{AppState, DOMAIN};
@@ -252,12 +252,14 @@ impl PipelineApi {
         let request_id = idempotency::parse_request_id(DOMAIN, request_id)?;
         ensure_pipeline(&self.state, tenant).await?;
         let mut tx = self.state.db.begin(tenant).await?;
-        if let Some(saved) = replay(&mut tx, method, request_id).await? {
+        if let Some(saved) = REQUEST_IDS.replay(&mut tx, method, request_id).await? {
             return Ok(saved);
         }
         let id = table.insert(&mut tx, values).await?;
         let created: M = table.fetch::<R>(&mut tx, id, false, false).await?.into();
-        remember(&mut tx, method, request_id, &created).await?;
+        REQUEST_IDS
+            .remember(&mut tx, method, request_id, &created)
+            .await?;
         tx.commit().await?;
         Ok(created)
     }

@@ -21,7 +21,7 @@ use fusion_proto::crm::v1::task_service_server::TaskService;
 use fusion_service::api::{opt_ts, populated, total, ts};
 
 use super::{
-    API, caller, list_page, purge_ts, remember, replay, require_subject, subject_scope, values_of,
+    API, REQUEST_IDS, caller, list_page, purge_ts, require_subject, subject_scope, values_of,
 };
 use crate::domain::validate;
 use crate::refs::SUBJECTS;
@@ -379,7 +379,7 @@ impl TaskService for TaskApi {
         const METHOD: &str = "CreateTask";
         let mut tx = self.state.db.begin(ctx.tenant_id).await?;
         // A retry returns the first result whatever has changed since (AIP-155).
-        if let Some(saved) = replay(&mut tx, METHOD, request_id).await? {
+        if let Some(saved) = REQUEST_IDS.replay(&mut tx, METHOD, request_id).await? {
             return Ok(Response::new(saved));
         }
         if t.assigned_to != 0 {
@@ -397,7 +397,9 @@ impl TaskService for TaskApi {
             .fetch::<TaskRow>(&mut tx, id, false, false)
             .await?
             .into_pb(&self.state);
-        remember(&mut tx, METHOD, request_id, &created).await?;
+        REQUEST_IDS
+            .remember(&mut tx, METHOD, request_id, &created)
+            .await?;
         tx.commit().await?;
         Ok(Response::new(created))
     }

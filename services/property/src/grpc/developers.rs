@@ -11,7 +11,7 @@ use fusion_proto::property::v1::developer_service_server::DeveloperService;
 use fusion_service::api::{etag, opt_ts, populated, total, ts};
 
 use super::{
-    API, Table, Val, Values, caller, insert_row, list_page, purge_ts, remember, replay, update_row,
+    API, REQUEST_IDS, Table, Val, Values, caller, insert_row, list_page, purge_ts, update_row,
     values_of,
 };
 use crate::domain::validate;
@@ -135,7 +135,7 @@ impl DeveloperService for DeveloperApi {
         let request_id = idempotency::parse_request_id(DOMAIN, &body.request_id)?;
         const METHOD: &str = "CreateDeveloper";
         let mut tx = self.state.db.begin(ctx.tenant_id).await?;
-        if let Some(saved) = replay(&mut tx, METHOD, request_id).await? {
+        if let Some(saved) = REQUEST_IDS.replay(&mut tx, METHOD, request_id).await? {
             return Ok(Response::new(saved));
         }
         let id = insert_row(&mut tx, TABLE.name, values).await?;
@@ -143,7 +143,9 @@ impl DeveloperService for DeveloperApi {
             .fetch::<DeveloperRow>(&mut tx, id, false, false)
             .await?
             .into_pb(&self.state);
-        remember(&mut tx, METHOD, request_id, &created).await?;
+        REQUEST_IDS
+            .remember(&mut tx, METHOD, request_id, &created)
+            .await?;
         tx.commit().await?;
         Ok(Response::new(created))
     }

@@ -21,7 +21,7 @@ use fusion_service::api::{
 
 use super::lifecycle::{self, Transition};
 use super::{
-    API, Table, Val, Values, caller, insert_row, list_page, lock_live, purge_ts, remember, replay,
+    API, REQUEST_IDS, Table, Val, Values, caller, insert_row, list_page, lock_live, purge_ts,
     update_row, values_of,
 };
 use crate::domain::lifecycle::{Action, LotStatus};
@@ -389,7 +389,7 @@ impl LotService for LotApi {
         let request_id = idempotency::parse_request_id(DOMAIN, &body.request_id)?;
         const METHOD: &str = "CreateLot";
         let mut tx = self.state.db.begin(ctx.tenant_id).await?;
-        if let Some(saved) = replay(&mut tx, METHOD, request_id).await? {
+        if let Some(saved) = REQUEST_IDS.replay(&mut tx, METHOD, request_id).await? {
             return Ok(Response::new(saved));
         }
         let project_id: i64 = sqlx::query_scalar(
@@ -435,7 +435,9 @@ impl LotService for LotApi {
         .await?;
         stock::refresh_figures(&mut tx, project_id).await?;
         let created = row.into_pb(&self.state);
-        remember(&mut tx, METHOD, request_id, &created).await?;
+        REQUEST_IDS
+            .remember(&mut tx, METHOD, request_id, &created)
+            .await?;
         tx.commit().await?;
         Ok(Response::new(created))
     }

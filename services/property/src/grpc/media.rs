@@ -28,8 +28,8 @@ use fusion_proto::property::v1::upload_media_request::Payload as Upload;
 use fusion_service::api::{etag, opt_ts, populated, total, ts};
 
 use super::{
-    API, Table, Val, Values, Versioned, caller, insert_row, list_page, lock_live, purge_ts,
-    remember, replay, update_row, values_of,
+    API, REQUEST_IDS, Table, Val, Values, Versioned, caller, insert_row, list_page, lock_live,
+    purge_ts, update_row, values_of,
 };
 use crate::domain::media::{self, MAX_CHUNK, MEDIA_TYPES, SNIFF_LEN};
 use crate::domain::validate;
@@ -396,7 +396,7 @@ impl MediaApi {
         stored: &Stored,
     ) -> Result<(pb::Media, bool), Status> {
         let mut tx = self.state.db.begin(tenant_id).await?;
-        if let Some(saved) = replay(&mut tx, UPLOAD, new.request_id).await? {
+        if let Some(saved) = REQUEST_IDS.replay(&mut tx, UPLOAD, new.request_id).await? {
             return Ok((saved, false));
         }
         new.require_mediable(&mut tx).await?;
@@ -422,7 +422,9 @@ impl MediaApi {
             .fetch::<MediaRow>(&mut tx, id, false, false)
             .await?
             .into_pb(&self.state);
-        remember(&mut tx, UPLOAD, new.request_id, &created).await?;
+        REQUEST_IDS
+            .remember(&mut tx, UPLOAD, new.request_id, &created)
+            .await?;
         tx.commit().await?;
         Ok((created, true))
     }
@@ -455,7 +457,7 @@ impl MediaService for MediaApi {
         // A retry of a recorded upload returns it without storing the bytes again; and
         // nothing is stored for a record that is not there.
         let mut tx = self.state.db.begin(ctx.tenant_id).await?;
-        if let Some(saved) = replay(&mut tx, UPLOAD, new.request_id).await? {
+        if let Some(saved) = REQUEST_IDS.replay(&mut tx, UPLOAD, new.request_id).await? {
             return Ok(Response::new(saved));
         }
         new.require_mediable(&mut tx).await?;

@@ -16,7 +16,7 @@ use fusion_proto::property::v1::project_service_server::ProjectService;
 use fusion_service::api::{dec_str, etag, opt_ts, parse_decimal, populated, total, ts};
 
 use super::{
-    API, Table, Val, Values, Versioned, caller, insert_row, list_page, purge_ts, remember, replay,
+    API, REQUEST_IDS, Table, Val, Values, Versioned, caller, insert_row, list_page, purge_ts,
     update_row, values_of,
 };
 use crate::domain::validate;
@@ -242,7 +242,7 @@ impl ProjectService for ProjectApi {
         let request_id = idempotency::parse_request_id(DOMAIN, &body.request_id)?;
         const METHOD: &str = "CreateProject";
         let mut tx = self.state.db.begin(ctx.tenant_id).await?;
-        if let Some(saved) = replay(&mut tx, METHOD, request_id).await? {
+        if let Some(saved) = REQUEST_IDS.replay(&mut tx, METHOD, request_id).await? {
             return Ok(Response::new(saved));
         }
         if p.developer_id != 0 {
@@ -253,7 +253,9 @@ impl ProjectService for ProjectApi {
             .fetch::<ProjectRow>(&mut tx, id, false, false)
             .await?
             .into_pb(&self.state);
-        remember(&mut tx, METHOD, request_id, &created).await?;
+        REQUEST_IDS
+            .remember(&mut tx, METHOD, request_id, &created)
+            .await?;
         tx.commit().await?;
         Ok(Response::new(created))
     }

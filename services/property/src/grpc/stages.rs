@@ -12,7 +12,7 @@ use fusion_service::api::{etag, opt_ts, parse_date, populated, total, ts};
 
 use super::lock_live;
 use super::{
-    API, Table, Val, Values, Versioned, caller, insert_row, list_page, purge_ts, remember, replay,
+    API, REQUEST_IDS, Table, Val, Values, Versioned, caller, insert_row, list_page, purge_ts,
     update_row, values_of,
 };
 use crate::domain::validate;
@@ -153,7 +153,7 @@ impl StageService for StageApi {
         let request_id = idempotency::parse_request_id(DOMAIN, &body.request_id)?;
         const METHOD: &str = "CreateStage";
         let mut tx = self.state.db.begin(ctx.tenant_id).await?;
-        if let Some(saved) = replay(&mut tx, METHOD, request_id).await? {
+        if let Some(saved) = REQUEST_IDS.replay(&mut tx, METHOD, request_id).await? {
             return Ok(Response::new(saved));
         }
         if !lock_live(&mut tx, PROJECTS, s.project_id).await? {
@@ -164,7 +164,9 @@ impl StageService for StageApi {
             .fetch::<StageRow>(&mut tx, id, false, false)
             .await?
             .into_pb(&self.state);
-        remember(&mut tx, METHOD, request_id, &created).await?;
+        REQUEST_IDS
+            .remember(&mut tx, METHOD, request_id, &created)
+            .await?;
         tx.commit().await?;
         Ok(Response::new(created))
     }
