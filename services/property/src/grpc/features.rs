@@ -117,9 +117,9 @@ impl FeatureService for FeatureApi {
     ) -> Result<Response<pb::Feature>, Status> {
         let ctx = caller(&req)?;
         let body = req.into_inner();
+        let request_id = idempotency::request_key(DOMAIN, &body.request_id, &body)?;
         let f = body.feature.unwrap_or_default();
         let values = values(&f, MUTABLE)?;
-        let request_id = idempotency::parse_request_id(DOMAIN, &body.request_id)?;
         const METHOD: &str = "CreateFeature";
         let mut tx = self.state.db.begin(ctx.tenant_id).await?;
         if let Some(saved) = REQUEST_IDS.replay(&mut tx, METHOD, request_id).await? {

@@ -233,13 +233,13 @@ impl ProjectService for ProjectApi {
     ) -> Result<Response<pb::Project>, Status> {
         let ctx = caller(&req)?;
         let body = req.into_inner();
+        let request_id = idempotency::request_key(DOMAIN, &body.request_id, &body)?;
         let p = body.project.unwrap_or_default();
         let mut values = values(&p, MUTABLE)?;
         // A new project has no lots; storing 0 rather than NULL lets filters such as
         // `available_lots = 0` match what Get shows.
         values.push(("total_lots", Val::Int32(Some(0))));
         values.push(("available_lots", Val::Int32(Some(0))));
-        let request_id = idempotency::parse_request_id(DOMAIN, &body.request_id)?;
         const METHOD: &str = "CreateProject";
         let mut tx = self.state.db.begin(ctx.tenant_id).await?;
         if let Some(saved) = REQUEST_IDS.replay(&mut tx, METHOD, request_id).await? {

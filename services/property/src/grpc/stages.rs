@@ -148,9 +148,9 @@ impl StageService for StageApi {
     ) -> Result<Response<pb::Stage>, Status> {
         let ctx = caller(&req)?;
         let body = req.into_inner();
+        let request_id = idempotency::request_key(DOMAIN, &body.request_id, &body)?;
         let s = body.stage.unwrap_or_default();
         let values = values(&s, CREATE)?;
-        let request_id = idempotency::parse_request_id(DOMAIN, &body.request_id)?;
         const METHOD: &str = "CreateStage";
         let mut tx = self.state.db.begin(ctx.tenant_id).await?;
         if let Some(saved) = REQUEST_IDS.replay(&mut tx, METHOD, request_id).await? {
