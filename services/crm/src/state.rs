@@ -5,6 +5,7 @@ use std::sync::{Arc, Mutex};
 
 use fusion_db::Db;
 use fusion_db::page::PageTokenCodec;
+use fusion_service::standard::Kit;
 
 use crate::CrmConfig;
 use crate::refs::Refs;
@@ -22,13 +23,23 @@ pub struct AppState {
     pub refs: Refs,
     /// Tenants whose default pipeline this process has already made sure of.
     pub(crate) pipelines: Arc<Mutex<HashSet<i64>>>,
+    /// What the standard methods of every crm resource share.
+    pub kit: Kit,
 }
 
 impl AppState {
     /// Bundles the parts.
     pub fn new(db: Db, config: Arc<CrmConfig>, refs: Refs) -> Self {
         let pages = PageTokenCodec::new(&config.service.page_token_secret);
+        let kit = Kit {
+            db: db.clone(),
+            pages: pages.clone(),
+            api: crate::grpc::API,
+            request_ids: crate::grpc::REQUEST_IDS,
+            retention: config.purge_retention,
+        };
         Self {
+            kit,
             db,
             config,
             pages,

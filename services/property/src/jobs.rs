@@ -15,6 +15,7 @@ use sqlx::PgPool;
 use tokio::sync::watch;
 use tonic::Status;
 
+use fusion_db::resource::Read;
 use fusion_db::{Db, db_status};
 
 use crate::DOMAIN;
@@ -57,7 +58,7 @@ pub async fn sweep(owner: &PgPool, db: &Db) -> Result<Swept, Status> {
         let mut tx = db.begin(tenant_id).await?;
         stock::lock_project(&mut tx, project_id).await?;
         let lot: LotRow = crate::grpc::lot_table()
-            .fetch(&mut tx, lot_id, false, true)
+            .fetch(&mut tx, lot_id, Read::live().for_update())
             .await?;
         // Re-checked under the lock: the lot may have been reserved or released since.
         if crate::grpc::release_if_lapsed(&mut tx, &lot, None).await? {

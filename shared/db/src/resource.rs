@@ -50,6 +50,49 @@ macro_rules! versioned {
     )+};
 }
 
+/// How a row is read: live rows only, or soft-deleted ones too; and whether it is
+/// locked (`FOR UPDATE`) for the rest of the transaction.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Read {
+    deleted_too: bool,
+    lock: bool,
+}
+
+impl Read {
+    /// A live row; a deleted one is NOT_FOUND.
+    pub const fn live() -> Read {
+        Read {
+            deleted_too: false,
+            lock: false,
+        }
+    }
+
+    /// A row whether it is live or soft-deleted.
+    pub const fn live_or_deleted() -> Read {
+        Read {
+            deleted_too: true,
+            lock: false,
+        }
+    }
+
+    /// The same read, locking the row until the transaction ends.
+    pub const fn for_update(self) -> Read {
+        Read { lock: true, ..self }
+    }
+}
+
+/// What [`Table::set_deleted`] does to a row.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SoftDelete<'a> {
+    /// Delete (AIP-164), behind the caller's etag (empty: unconditionally).
+    Delete {
+        /// The etag the caller sent.
+        etag: &'a str,
+    },
+    /// Undelete.
+    Undelete,
+}
+
 /// The etag (AIP-154) of a row at `version`.
 pub fn etag(version: i64) -> String {
     format!("\"{version}\"")
@@ -73,15 +116,9 @@ impl Table {
         errors::not_found(self.domain, format!("{} {id} not found", self.what))
     }
 
-    /// Reads row `id` (NOT_FOUND when missing, another tenant's, or deleted unless
-    /// `include_deleted`), optionally locking it for the rest of the transaction.
-    pub async fn fetch<T>(
-        &self,
-        conn: &mut PgConnection,
-        id: i64,
-        include_deleted: bool,
-        lock: bool,
-    ) -> Result<T, Status>
+    /// Reads row `id` as `read` says (NOT_FOUND when missing, another tenant's, or
+    /// deleted unless the read takes deleted rows too).
+    pub async fn fetch<T>(&self, conn: &mut PgConnection, id: i64, read: Read) -> Result<T, Status>
     where
         T: for<'r> FromRow<'r, PgRow> + Send + Unpin,
     {
@@ -89,12 +126,12 @@ impl Table {
             "SELECT {} FROM {} WHERE id = $1{}{}",
             self.select,
             self.name,
-            if include_deleted {
+            if read.deleted_too {
                 ""
             } else {
                 " AND deleted_at IS NULL"
             },
-            if lock { " FOR UPDATE" } else { "" },
+            if read.lock { " FOR UPDATE" } else { "" },
         );
         sqlx::query_as(sqlx::AssertSqlSafe(sql))
             .bind(id)
@@ -111,7 +148,7 @@ impl Table {
     {
         require_id(self.domain, "id", id)?;
         let mut tx = db.begin(tenant_id).await?;
-        let row = self.fetch(&mut tx, id, false, false).await?;
+        let row = self.fetch(&mut tx, id, Read::live()).await?;
         tx.commit().await?;
         Ok(row)
     }
@@ -123,15 +160,23 @@ impl Table {
         &self,
         tx: &mut TenantTx,
         id: i64,
-        etag: &str,
-        delete: bool,
+        change: SoftDelete<'_>,
         guard: impl FnOnce(&T) -> Result<(), Status>,
     ) -> Result<T, Status>
     where
         T: for<'r> FromRow<'r, PgRow> + Send + Unpin + Versioned,
     {
         require_id(self.domain, "id", id)?;
-        let row: T = self.fetch(tx, id, !delete, true).await?;
+        let (delete, etag) = match change {
+            SoftDelete::Delete { etag } => (true, etag),
+            SoftDelete::Undelete => (false, ""),
+        };
+        let read = if delete {
+            Read::live()
+        } else {
+            Read::live_or_deleted()
+        };
+        let row: T = self.fetch(tx, id, read.for_update()).await?;
         if !delete && !row.deleted() {
             return Err(errors::already_exists(
                 self.domain,
@@ -142,7 +187,7 @@ impl Table {
         check_etag(self.domain, etag, row.version())?;
         guard(&row)?;
         crate::soft_delete::set_deleted(tx, self.domain, self.name, id, delete).await?;
-        self.fetch(tx, id, true, false).await
+        self.fetch(tx, id, Read::live_or_deleted()).await
     }
 
     /// Refuses to delete row `id` while live rows of `child` (a trusted table) point at

@@ -25,8 +25,9 @@ use tonic::Status;
 use fusion_db::idempotency::{RequestIds, RequestKey};
 use fusion_db::list::{ListParams, ListSpec, Page, Scope};
 use fusion_db::page::PageTokenCodec;
-use fusion_db::resource::{Table, Values, Versioned, lock_live};
+use fusion_db::resource::{Read, SoftDelete, Table, Values, Versioned, lock_live};
 use fusion_db::{Db, TenantTx};
+use fusion_tenancy::TenantContext;
 
 use crate::api::Api;
 
@@ -91,6 +92,25 @@ pub struct Child {
     pub what: &'static str,
 }
 
+/// Which standard method is validating a resource's fields.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Method {
+    /// Create: every field in `Resource::CREATE`.
+    Create,
+    /// Update: the fields the mask names.
+    Update,
+}
+
+/// A standard method in progress: the context's state and the verified caller, for
+/// hooks that check references as the caller or record who acted.
+#[derive(Debug)]
+pub struct Call<'a, S> {
+    /// What the context's handlers share.
+    pub state: &'a S,
+    /// The verified caller (tenant, user, permissions).
+    pub caller: &'a TenantContext,
+}
+
 /// Which standard method wrote a row, for [`Resource::after_write`].
 #[derive(Debug)]
 pub enum Change<'a, Row> {
@@ -145,8 +165,13 @@ pub trait Resource: Sized + Send + Sync + 'static {
     /// The fields a request set to non-default values (what an Update without a mask
     /// changes).
     fn populated(pb: &Self::Pb) -> Vec<&'static str>;
-    /// The validated column values of `fields` of `pb`.
-    fn values(state: &Self::State, pb: &Self::Pb, fields: &[&str]) -> Result<Values, Status>;
+    /// The validated column values of `fields` of `pb`, for `method`.
+    fn values(
+        state: &Self::State,
+        pb: &Self::Pb,
+        fields: &[&str],
+        method: Method,
+    ) -> Result<Values, Status>;
 
     /// The parent id a request's message names (0 when none is sent).
     fn sent_parent_id(_pb: &Self::Pb) -> i64 {
@@ -159,7 +184,7 @@ pub trait Resource: Sized + Send + Sync + 'static {
 
     /// Before a Create inserts (parent locked); may add column values.
     fn on_create(
-        _state: &Self::State,
+        _call: &Call<'_, Self::State>,
         _tx: &mut TenantTx,
         _pb: &Self::Pb,
         _values: &mut Values,
@@ -168,7 +193,7 @@ pub trait Resource: Sized + Send + Sync + 'static {
     }
     /// Before an Update writes `fields` (the row locked as `current`); may add values.
     fn on_update(
-        _state: &Self::State,
+        _call: &Call<'_, Self::State>,
         _tx: &mut TenantTx,
         _current: &Self::Row,
         _pb: &Self::Pb,
@@ -178,7 +203,7 @@ pub trait Resource: Sized + Send + Sync + 'static {
     }
     /// Before a Delete (the row locked, children checked); may refuse.
     fn on_delete(
-        _state: &Self::State,
+        _call: &Call<'_, Self::State>,
         _tx: &mut TenantTx,
         _current: &Self::Row,
     ) -> impl Future<Output = Result<(), Status>> + Send {
@@ -186,7 +211,7 @@ pub trait Resource: Sized + Send + Sync + 'static {
     }
     /// Before an Undelete (the row locked, parent checked); may refuse.
     fn on_undelete(
-        _state: &Self::State,
+        _call: &Call<'_, Self::State>,
         _tx: &mut TenantTx,
         _current: &Self::Row,
     ) -> impl Future<Output = Result<(), Status>> + Send {
@@ -195,7 +220,7 @@ pub trait Resource: Sized + Send + Sync + 'static {
     /// After any write, in the same transaction, with the row as it now is: refresh
     /// derived figures, record an event.
     fn after_write(
-        _state: &Self::State,
+        _call: &Call<'_, Self::State>,
         _tx: &mut TenantTx,
         _change: Change<'_, Self::Row>,
         _row: &Self::Row,
@@ -204,29 +229,24 @@ pub trait Resource: Sized + Send + Sync + 'static {
     }
 }
 
-/// Reads row `id`: live only, or deleted too; locked for the rest of the transaction
-/// or not.
-async fn read<R: Resource>(
-    tx: &mut TenantTx,
-    id: i64,
-    deleted_too: bool,
-    lock: bool,
-) -> Result<R::Row, Status> {
-    R::TABLE.fetch(tx, id, deleted_too, lock).await
+/// Reads row `id` of `R` as `how` says.
+async fn read<R: Resource>(tx: &mut TenantTx, id: i64, how: Read) -> Result<R::Row, Status> {
+    R::TABLE.fetch(tx, id, how).await
 }
 
 /// Create (AIP-133, with AIP-155 request ids): validates the fields, replays an earlier
 /// call with the same request id, locks the parent, inserts, and returns the row.
 pub async fn create<R: Resource>(
     state: &R::State,
-    tenant_id: i64,
+    caller: &TenantContext,
     key: Option<RequestKey>,
     pb: R::Pb,
 ) -> Result<R::Pb, Status> {
     let kit = R::kit(state);
-    let mut values = R::values(state, &pb, R::CREATE)?;
+    let call = Call { state, caller };
+    let mut values = R::values(state, &pb, R::CREATE, Method::Create)?;
     let method = format!("Create{}", R::SINGULAR);
-    let mut tx = kit.db.begin(tenant_id).await?;
+    let mut tx = kit.db.begin(caller.tenant_id).await?;
     if let Some(saved) = kit.request_ids.replay(&mut tx, &method, key).await? {
         return Ok(saved);
     }
@@ -236,10 +256,10 @@ pub async fn create<R: Resource>(
             return Err(kit.api.not_found(parent.what, parent_id));
         }
     }
-    R::on_create(state, &mut tx, &pb, &mut values).await?;
+    R::on_create(&call, &mut tx, &pb, &mut values).await?;
     let id = R::TABLE.insert(&mut tx, values).await?;
-    let row = read::<R>(&mut tx, id, false, false).await?;
-    R::after_write(state, &mut tx, Change::Created, &row).await?;
+    let row = read::<R>(&mut tx, id, Read::live()).await?;
+    R::after_write(&call, &mut tx, Change::Created, &row).await?;
     let created = R::to_pb(state, row);
     kit.request_ids
         .remember(&mut tx, &method, key, &created)
@@ -249,15 +269,21 @@ pub async fn create<R: Resource>(
 }
 
 /// Get (AIP-131): the live row `id` of the caller's tenant.
-pub async fn get<R: Resource>(state: &R::State, tenant_id: i64, id: i64) -> Result<R::Pb, Status> {
-    let row = R::TABLE.get(&R::kit(state).db, tenant_id, id).await?;
+pub async fn get<R: Resource>(
+    state: &R::State,
+    caller: &TenantContext,
+    id: i64,
+) -> Result<R::Pb, Status> {
+    let row = R::TABLE
+        .get(&R::kit(state).db, caller.tenant_id, id)
+        .await?;
     Ok(R::to_pb(state, row))
 }
 
 /// List (AIP-132/158/160): one page of the caller's tenant, within `scope`.
 pub async fn list<R: Resource>(
     state: &R::State,
-    tenant_id: i64,
+    caller: &TenantContext,
     params: &ListParams,
     scope: Option<Scope<'_>>,
 ) -> Result<Page<R::Pb>, Status> {
@@ -268,7 +294,7 @@ pub async fn list<R: Resource>(
         &R::LIST,
         params,
         &kit.pages,
-        tenant_id,
+        caller.tenant_id,
         scope,
     )
     .await?;
@@ -287,11 +313,12 @@ pub async fn list<R: Resource>(
 /// the populated ones) of the live row the message names.
 pub async fn update<R: Resource>(
     state: &R::State,
-    tenant_id: i64,
+    caller: &TenantContext,
     pb: R::Pb,
     mask: Option<FieldMask>,
 ) -> Result<R::Pb, Status> {
     let kit = R::kit(state);
+    let call = Call { state, caller };
     let what = R::TABLE.what;
     let id = R::id(&pb);
     kit.api.require_id(&format!("{what}.id"), id)?;
@@ -299,9 +326,9 @@ pub async fn update<R: Resource>(
         .api
         .mask(mask, R::MUTABLE, R::IMMUTABLE, &R::populated(&pb))?;
     let changing: Vec<&str> = R::MUTABLE.iter().copied().filter(|f| mask.has(f)).collect();
-    let mut values = R::values(state, &pb, &changing)?;
-    let mut tx = kit.db.begin(tenant_id).await?;
-    let current = read::<R>(&mut tx, id, false, true).await?;
+    let mut values = R::values(state, &pb, &changing, Method::Update)?;
+    let mut tx = kit.db.begin(caller.tenant_id).await?;
+    let current = read::<R>(&mut tx, id, Read::live().for_update()).await?;
     kit.api.check_etag(R::etag(&pb), current.version())?;
     // The mask already refuses the parent; a whole resource sent back may carry it only
     // unchanged (AIP-203 IMMUTABLE).
@@ -313,10 +340,10 @@ pub async fn update<R: Resource>(
                 .invalid(&format!("{what}.{}", parent.field), "cannot be changed"));
         }
     }
-    R::on_update(state, &mut tx, &current, &pb, &mut values).await?;
+    R::on_update(&call, &mut tx, &current, &pb, &mut values).await?;
     R::TABLE.update(&mut tx, id, values).await?;
-    let row = read::<R>(&mut tx, id, false, false).await?;
-    R::after_write(state, &mut tx, Change::Updated(&current), &row).await?;
+    let row = read::<R>(&mut tx, id, Read::live()).await?;
+    R::after_write(&call, &mut tx, Change::Updated(&current), &row).await?;
     tx.commit().await?;
     Ok(R::to_pb(state, row))
 }
@@ -325,26 +352,27 @@ pub async fn update<R: Resource>(
 /// row; returns the row with its delete and purge times.
 pub async fn delete<R: Resource>(
     state: &R::State,
-    tenant_id: i64,
+    caller: &TenantContext,
     id: i64,
     etag: &str,
 ) -> Result<R::Pb, Status> {
     let kit = R::kit(state);
+    let call = Call { state, caller };
     kit.api.require_id("id", id)?;
-    let mut tx = kit.db.begin(tenant_id).await?;
+    let mut tx = kit.db.begin(caller.tenant_id).await?;
     // Lock first, so a child created at the same moment is either seen here or finds
     // this row gone.
-    let current = read::<R>(&mut tx, id, false, true).await?;
+    let current = read::<R>(&mut tx, id, Read::live().for_update()).await?;
     for child in R::CHILDREN {
         R::TABLE
             .refuse_live_children(&mut tx, id, child.table, child.column, child.what)
             .await?;
     }
-    R::on_delete(state, &mut tx, &current).await?;
+    R::on_delete(&call, &mut tx, &current).await?;
     let row: R::Row = R::TABLE
-        .set_deleted(&mut tx, id, etag, true, |_| Ok(()))
+        .set_deleted(&mut tx, id, SoftDelete::Delete { etag: etag }, |_| Ok(()))
         .await?;
-    R::after_write(state, &mut tx, Change::Deleted, &row).await?;
+    R::after_write(&call, &mut tx, Change::Deleted, &row).await?;
     tx.commit().await?;
     Ok(R::to_pb(state, row))
 }
@@ -353,13 +381,14 @@ pub async fn delete<R: Resource>(
 /// ALREADY_EXISTS.
 pub async fn undelete<R: Resource>(
     state: &R::State,
-    tenant_id: i64,
+    caller: &TenantContext,
     id: i64,
 ) -> Result<R::Pb, Status> {
     let kit = R::kit(state);
+    let call = Call { state, caller };
     kit.api.require_id("id", id)?;
-    let mut tx = kit.db.begin(tenant_id).await?;
-    let current = read::<R>(&mut tx, id, true, true).await?;
+    let mut tx = kit.db.begin(caller.tenant_id).await?;
+    let current = read::<R>(&mut tx, id, Read::live_or_deleted().for_update()).await?;
     if current.deleted() {
         if let Some(parent) = R::PARENT {
             let parent_id = R::parent_id(&current);
@@ -370,12 +399,12 @@ pub async fn undelete<R: Resource>(
                 ));
             }
         }
-        R::on_undelete(state, &mut tx, &current).await?;
+        R::on_undelete(&call, &mut tx, &current).await?;
     }
     let row: R::Row = R::TABLE
-        .set_deleted(&mut tx, id, "", false, |_| Ok(()))
+        .set_deleted(&mut tx, id, SoftDelete::Undelete, |_| Ok(()))
         .await?;
-    R::after_write(state, &mut tx, Change::Undeleted, &row).await?;
+    R::after_write(&call, &mut tx, Change::Undeleted, &row).await?;
     tx.commit().await?;
     Ok(R::to_pb(state, row))
 }

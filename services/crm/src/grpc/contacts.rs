@@ -12,6 +12,7 @@ use tonic::{Request, Response, Status};
 use fusion_db::filter::{FieldKind, FieldSpec};
 use fusion_db::idempotency;
 use fusion_db::list::{ListParams, ListSpec};
+use fusion_db::resource::{Read, SoftDelete};
 use fusion_db::resource::{Table, Val, Values, lock_live};
 use fusion_proto::crm::v1 as pb;
 use fusion_proto::crm::v1::contact_service_server::ContactService;
@@ -224,7 +225,7 @@ impl ContactService for ContactApi {
         require_lead(&mut tx, c.lead_id).await?;
         let id = TABLE.insert(&mut tx, values).await?;
         let created = TABLE
-            .fetch::<ContactRow>(&mut tx, id, false, false)
+            .fetch::<ContactRow>(&mut tx, id, Read::live())
             .await?
             .into_pb(&self.state);
         REQUEST_IDS
@@ -299,7 +300,9 @@ impl ContactService for ContactApi {
         let changing: Vec<&str> = MUTABLE.iter().copied().filter(|f| mask.has(f)).collect();
         let mut values = values(&c, &changing)?;
         let mut tx = self.state.db.begin(ctx.tenant_id).await?;
-        let current: ContactRow = TABLE.fetch(&mut tx, c.id, false, true).await?;
+        let current: ContactRow = TABLE
+            .fetch(&mut tx, c.id, Read::live().for_update())
+            .await?;
         API.check_etag(&c.etag, current.version)?;
         if mask.has("lead_id") {
             require_lead(&mut tx, c.lead_id).await?;
@@ -307,7 +310,7 @@ impl ContactService for ContactApi {
         let country = tenant_country(&self.state, &mut tx).await?;
         refresh_e164(&mut values, &mask, c.person(), &current.person, country);
         TABLE.update(&mut tx, c.id, values).await?;
-        let row: ContactRow = TABLE.fetch(&mut tx, c.id, false, false).await?;
+        let row: ContactRow = TABLE.fetch(&mut tx, c.id, Read::live()).await?;
         tx.commit().await?;
         Ok(Response::new(row.into_pb(&self.state)))
     }
@@ -320,7 +323,9 @@ impl ContactService for ContactApi {
         let r = req.into_inner();
         let mut tx = self.state.db.begin(ctx.tenant_id).await?;
         let row: ContactRow = TABLE
-            .set_deleted(&mut tx, r.id, &r.etag, true, |_| Ok(()))
+            .set_deleted(&mut tx, r.id, SoftDelete::Delete { etag: &r.etag }, |_| {
+                Ok(())
+            })
             .await?;
         tx.commit().await?;
         Ok(Response::new(row.into_pb(&self.state)))
@@ -333,11 +338,12 @@ impl ContactService for ContactApi {
         let ctx = caller(&req)?;
         let id = req.into_inner().id;
         let mut tx = self.state.db.begin(ctx.tenant_id).await?;
-        let row: ContactRow =
-            TABLE
-                .set_deleted(&mut tx, id, "", false, |contact: &ContactRow| match contact
-                    .merged_into_id
-                {
+        let row: ContactRow = TABLE
+            .set_deleted(
+                &mut tx,
+                id,
+                SoftDelete::Undelete,
+                |contact: &ContactRow| match contact.merged_into_id {
                     Some(survivor) => Err(API.precondition(
                         "MERGED",
                         format!(
@@ -345,8 +351,9 @@ impl ContactService for ContactApi {
                         ),
                     )),
                     None => Ok(()),
-                })
-                .await?;
+                },
+            )
+            .await?;
         tx.commit().await?;
         Ok(Response::new(row.into_pb(&self.state)))
     }

@@ -8,6 +8,7 @@
 
 use tonic::Status;
 
+use fusion_db::resource::Read;
 use fusion_db::resource::Val;
 use fusion_proto::crm::v1 as pb;
 use fusion_tenancy::TenantContext;
@@ -80,7 +81,9 @@ pub(crate) async fn convert(
     if let Some(deal) = &asked_deal {
         deals::check_owners(state, deal, deals::CREATE).await?;
     }
-    let lead: leads::LeadRow = leads::TABLE.fetch(&mut tx, r.id, false, true).await?;
+    let lead: leads::LeadRow = leads::TABLE
+        .fetch(&mut tx, r.id, Read::live().for_update())
+        .await?;
     API.check_etag(&r.etag, lead.version)?;
     if lead.converted_at.is_some() {
         return Err(API.precondition(
@@ -132,20 +135,20 @@ pub(crate) async fn convert(
     let response = pb::ConvertLeadResponse {
         lead: Some(
             leads::TABLE
-                .fetch::<leads::LeadRow>(&mut tx, lead.id, false, false)
+                .fetch::<leads::LeadRow>(&mut tx, lead.id, Read::live())
                 .await?
                 .into_pb(state),
         ),
         contact: Some(
             contacts::TABLE
-                .fetch::<contacts::ContactRow>(&mut tx, contact_id, false, false)
+                .fetch::<contacts::ContactRow>(&mut tx, contact_id, Read::live())
                 .await?
                 .into_pb(state),
         ),
         deal: match deal_id {
             Some(id) => Some(
                 deals::TABLE
-                    .fetch::<deals::DealRow>(&mut tx, id, false, false)
+                    .fetch::<deals::DealRow>(&mut tx, id, Read::live())
                     .await?
                     .into_pb(state),
             ),

@@ -16,6 +16,7 @@ use tonic::{Request, Response, Status};
 
 use fusion_db::filter::{FieldKind, FieldSpec};
 use fusion_db::list::{ListParams, ListSpec};
+use fusion_db::resource::{Read, SoftDelete};
 use fusion_db::resource::{Table, Val, Values, lock_live};
 use fusion_db::{TenantTx, db_status, idempotency};
 use fusion_proto::crm::v1 as pb;
@@ -451,7 +452,9 @@ impl DealApi {
         let date = c.check()?;
         ensure_pipeline(&self.state, tenant).await?;
         let mut tx = self.state.db.begin(tenant).await?;
-        let current: DealRow = TABLE.fetch(&mut tx, c.id, false, true).await?;
+        let current: DealRow = TABLE
+            .fetch(&mut tx, c.id, Read::live().for_update())
+            .await?;
         API.check_etag(c.etag, current.version)?;
         let stage = closing_stage(&mut tx, c.stage, c.outcome).await?;
         require_open(&current, c.outcome)?;
@@ -469,7 +472,7 @@ impl DealApi {
                 ],
             )
             .await?;
-        let row: DealRow = TABLE.fetch(&mut tx, c.id, false, false).await?;
+        let row: DealRow = TABLE.fetch(&mut tx, c.id, Read::live()).await?;
         if won {
             announce_won(&mut tx, &row).await?;
         }
@@ -541,7 +544,7 @@ impl DealService for DealApi {
         place_new_deal(&mut tx, &d, &mut values).await?;
         let id = TABLE.insert(&mut tx, values).await?;
         let created = TABLE
-            .fetch::<DealRow>(&mut tx, id, false, false)
+            .fetch::<DealRow>(&mut tx, id, Read::live())
             .await?
             .into_pb(&self.state);
         REQUEST_IDS
@@ -617,11 +620,13 @@ impl DealService for DealApi {
         let values = values(&d, &changing)?;
         check_owners(&self.state, &d, &changing).await?;
         let mut tx = self.state.db.begin(ctx.tenant_id).await?;
-        let current: DealRow = TABLE.fetch(&mut tx, d.id, false, true).await?;
+        let current: DealRow = TABLE
+            .fetch(&mut tx, d.id, Read::live().for_update())
+            .await?;
         API.check_etag(&d.etag, current.version)?;
         lock_links(&mut tx, &d, &changing).await?;
         TABLE.update(&mut tx, d.id, values).await?;
-        let row: DealRow = TABLE.fetch(&mut tx, d.id, false, false).await?;
+        let row: DealRow = TABLE.fetch(&mut tx, d.id, Read::live()).await?;
         tx.commit().await?;
         Ok(Response::new(row.into_pb(&self.state)))
     }
@@ -634,7 +639,9 @@ impl DealService for DealApi {
         let r = req.into_inner();
         let mut tx = self.state.db.begin(ctx.tenant_id).await?;
         let row: DealRow = TABLE
-            .set_deleted(&mut tx, r.id, &r.etag, true, |_| Ok(()))
+            .set_deleted(&mut tx, r.id, SoftDelete::Delete { etag: &r.etag }, |_| {
+                Ok(())
+            })
             .await?;
         tx.commit().await?;
         Ok(Response::new(row.into_pb(&self.state)))
@@ -648,7 +655,7 @@ impl DealService for DealApi {
         let id = req.into_inner().id;
         let mut tx = self.state.db.begin(ctx.tenant_id).await?;
         let row: DealRow = TABLE
-            .set_deleted(&mut tx, id, "", false, |_| Ok(()))
+            .set_deleted(&mut tx, id, SoftDelete::Undelete, |_| Ok(()))
             .await?;
         tx.commit().await?;
         Ok(Response::new(row.into_pb(&self.state)))
@@ -674,7 +681,9 @@ impl DealService for DealApi {
         API.violations(violations)?;
         ensure_pipeline(&self.state, ctx.tenant_id).await?;
         let mut tx = self.state.db.begin(ctx.tenant_id).await?;
-        let current: DealRow = TABLE.fetch(&mut tx, r.id, false, true).await?;
+        let current: DealRow = TABLE
+            .fetch(&mut tx, r.id, Read::live().for_update())
+            .await?;
         API.check_etag(&r.etag, current.version)?;
         let stage = require_deal_stage(&mut tx, "stage", key).await?;
         if stage.outcome != "open" {
@@ -717,7 +726,7 @@ impl DealService for DealApi {
                 ],
             )
             .await?;
-        let row: DealRow = TABLE.fetch(&mut tx, r.id, false, false).await?;
+        let row: DealRow = TABLE.fetch(&mut tx, r.id, Read::live()).await?;
         tx.commit().await?;
         Ok(Response::new(row.into_pb(&self.state)))
     }

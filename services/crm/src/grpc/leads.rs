@@ -15,6 +15,7 @@ use tonic::{Request, Response, Status, Streaming};
 
 use fusion_db::filter::{FieldKind, FieldSpec};
 use fusion_db::list::{ListParams, ListSpec};
+use fusion_db::resource::{Read, SoftDelete};
 use fusion_db::resource::{Table, Val, Values};
 use fusion_db::{TenantTx, idempotency};
 use fusion_proto::crm::v1 as pb;
@@ -283,7 +284,7 @@ impl LeadService for LeadApi {
         }
         let id = TABLE.insert(&mut tx, values).await?;
         let created = TABLE
-            .fetch::<LeadRow>(&mut tx, id, false, false)
+            .fetch::<LeadRow>(&mut tx, id, Read::live())
             .await?
             .into_pb(&self.state);
         REQUEST_IDS
@@ -365,7 +366,9 @@ impl LeadService for LeadApi {
             ensure_pipeline(&self.state, ctx.tenant_id).await?;
         }
         let mut tx = self.state.db.begin(ctx.tenant_id).await?;
-        let current: LeadRow = TABLE.fetch(&mut tx, l.id, false, true).await?;
+        let current: LeadRow = TABLE
+            .fetch(&mut tx, l.id, Read::live().for_update())
+            .await?;
         API.check_etag(&l.etag, current.version)?;
         let country = tenant_country(&self.state, &mut tx).await?;
         refresh_e164(&mut values, &mask, l.person(), &current.person, country);
@@ -378,7 +381,7 @@ impl LeadService for LeadApi {
             .await?;
         }
         TABLE.update(&mut tx, l.id, values).await?;
-        let row: LeadRow = TABLE.fetch(&mut tx, l.id, false, false).await?;
+        let row: LeadRow = TABLE.fetch(&mut tx, l.id, Read::live()).await?;
         tx.commit().await?;
         Ok(Response::new(row.into_pb(&self.state)))
     }
@@ -391,7 +394,9 @@ impl LeadService for LeadApi {
         let r = req.into_inner();
         let mut tx = self.state.db.begin(ctx.tenant_id).await?;
         let row: LeadRow = TABLE
-            .set_deleted(&mut tx, r.id, &r.etag, true, |_| Ok(()))
+            .set_deleted(&mut tx, r.id, SoftDelete::Delete { etag: &r.etag }, |_| {
+                Ok(())
+            })
             .await?;
         tx.commit().await?;
         Ok(Response::new(row.into_pb(&self.state)))
@@ -405,15 +410,18 @@ impl LeadService for LeadApi {
         let id = req.into_inner().id;
         let mut tx = self.state.db.begin(ctx.tenant_id).await?;
         let row: LeadRow = TABLE
-            .set_deleted(&mut tx, id, "", false, |lead: &LeadRow| {
-                match lead.merged_into_id {
+            .set_deleted(
+                &mut tx,
+                id,
+                SoftDelete::Undelete,
+                |lead: &LeadRow| match lead.merged_into_id {
                     Some(survivor) => Err(API.precondition(
                         "MERGED",
                         format!("lead {id} was merged into lead {survivor}; it cannot be restored"),
                     )),
                     None => Ok(()),
-                }
-            })
+                },
+            )
             .await?;
         tx.commit().await?;
         Ok(Response::new(row.into_pb(&self.state)))
@@ -431,7 +439,9 @@ impl LeadService for LeadApi {
             self.state.refs.user("assigned_to", r.assigned_to).await?;
         }
         let mut tx = self.state.db.begin(ctx.tenant_id).await?;
-        let current: LeadRow = TABLE.fetch(&mut tx, r.id, false, true).await?;
+        let current: LeadRow = TABLE
+            .fetch(&mut tx, r.id, Read::live().for_update())
+            .await?;
         API.check_etag(&r.etag, current.version)?;
         let assignee = (r.assigned_to != 0).then_some(r.assigned_to);
         if current.assigned_to != assignee {
@@ -439,7 +449,7 @@ impl LeadService for LeadApi {
                 .update(&mut tx, r.id, vec![("assigned_to", Val::Int(assignee))])
                 .await?;
         }
-        let row: LeadRow = TABLE.fetch(&mut tx, r.id, false, false).await?;
+        let row: LeadRow = TABLE.fetch(&mut tx, r.id, Read::live()).await?;
         tx.commit().await?;
         Ok(Response::new(row.into_pb(&self.state)))
     }

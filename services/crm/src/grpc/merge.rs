@@ -14,6 +14,7 @@
 
 use tonic::Status;
 
+use fusion_db::resource::Read;
 use fusion_db::resource::{Table, Versioned};
 use fusion_db::{TenantTx, db_status};
 use fusion_tenancy::TenantContext;
@@ -112,7 +113,10 @@ where
     all.push(r.survivor_id);
     all.sort_unstable();
     for id in &all {
-        let row: R = kind.table.fetch(&mut tx, *id, false, true).await?;
+        let row: R = kind
+            .table
+            .fetch(&mut tx, *id, Read::live().for_update())
+            .await?;
         if *id == r.survivor_id {
             API.check_etag(r.etag, row.version())?;
         }
@@ -135,7 +139,7 @@ where
         .map_err(|e| db_status(DOMAIN, e))?;
     let survivor: R = kind
         .table
-        .fetch(&mut tx, r.survivor_id, false, false)
+        .fetch(&mut tx, r.survivor_id, Read::live())
         .await?;
     let response = respond(survivor, repointed, merged);
     if r.dry_run {

@@ -11,17 +11,18 @@ use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
 use tonic::{Request, Response, Status};
 
+use fusion_db::db_status;
 use fusion_db::filter::{FieldKind, FieldSpec};
 use fusion_db::list::{ListParams, ListSpec};
 use fusion_db::resource::{Table, Val, Values};
-use fusion_db::{db_status, idempotency};
 use fusion_proto::crm::v1 as pb;
 use fusion_proto::crm::v1::note_service_server::NoteService;
-use fusion_service::api::{opt_ts, populated, total, ts};
+use fusion_service::api::{etag, opt_ts, populated, total, ts};
 
-use super::{
-    API, REQUEST_IDS, caller, list_page, purge_ts, require_subject, subject_scope, values_of,
-};
+use fusion_db::TenantTx;
+use fusion_service::standard::{self, Call, Change, Kit, Method, Resource};
+
+use super::{caller, require_subject, subject_scope, values_of};
 use crate::domain::validate;
 use crate::refs::SUBJECTS;
 use crate::{AppState, DOMAIN};
@@ -57,9 +58,6 @@ pub(crate) const LIST: ListSpec = ListSpec {
 /// What UpdateNote may change.
 const MUTABLE: &[&str] = &["title", "content", "pinned"];
 
-/// What CreateNote sets besides [`MUTABLE`].
-const CREATE_ONLY: &[&str] = &["notable_type", "notable_id"];
-
 /// What an update mask may not name.
 const FIXED: &[&str] = &["notable_type", "notable_id", "user_id"];
 
@@ -84,57 +82,117 @@ pub(crate) struct NoteRow {
 
 fusion_db::versioned!(NoteRow);
 
-impl NoteRow {
-    pub(crate) fn into_pb(self, state: &AppState) -> pb::Note {
+/// Notes on the standard methods: the caller is the author, the record a note is on must
+/// be live when it is created and never changes, and a new note on a lead or contact
+/// moves their last contact forward.
+struct Notes;
+
+impl Resource for Notes {
+    type Row = NoteRow;
+    type Pb = pb::Note;
+    type State = AppState;
+
+    const SINGULAR: &'static str = "Note";
+    const TABLE: Table = TABLE;
+    const LIST: ListSpec = LIST;
+    const CREATE: &'static [&'static str] =
+        &["notable_type", "notable_id", "title", "content", "pinned"];
+    const MUTABLE: &'static [&'static str] = MUTABLE;
+    const IMMUTABLE: &'static [&'static str] = FIXED;
+
+    fn kit(state: &AppState) -> &Kit {
+        &state.kit
+    }
+
+    fn to_pb(state: &AppState, r: NoteRow) -> pb::Note {
         pb::Note {
-            id: self.id,
-            tenant_id: self.tenant_id,
-            notable_type: self.notable_type,
-            notable_id: self.notable_id,
-            user_id: self.user_id,
-            title: self.title.unwrap_or_default(),
-            content: self.content,
-            pinned: self.pinned,
-            create_time: Some(ts(self.created_at)),
-            update_time: Some(ts(self.updated_at)),
-            delete_time: opt_ts(self.deleted_at),
-            purge_time: purge_ts(state, self.deleted_at),
-            etag: fusion_service::api::etag(self.version),
+            id: r.id,
+            tenant_id: r.tenant_id,
+            notable_type: r.notable_type,
+            notable_id: r.notable_id,
+            user_id: r.user_id,
+            title: r.title.unwrap_or_default(),
+            content: r.content,
+            pinned: r.pinned,
+            create_time: Some(ts(r.created_at)),
+            update_time: Some(ts(r.updated_at)),
+            delete_time: opt_ts(r.deleted_at),
+            purge_time: state.kit.purge_time(r.deleted_at),
+            etag: etag(r.version),
         }
     }
-}
 
-/// The column values of the fields in `fields`, validated field by field; whether the
-/// record exists is checked in the transaction.
-fn values(n: &pb::Note, fields: &[&str]) -> Result<Values, Status> {
-    let kind = n.notable_type.trim();
-    values_of("note", fields, |field| {
-        Ok(Some(match field {
-            "notable_type" => {
-                if kind.is_empty() {
-                    return Err(format!("is required: one of {}", SUBJECTS.join(", ")));
+    fn id(n: &pb::Note) -> i64 {
+        n.id
+    }
+
+    fn etag(n: &pb::Note) -> &str {
+        &n.etag
+    }
+
+    fn populated(n: &pb::Note) -> Vec<&'static str> {
+        populated(&[
+            ("title", !n.title.is_empty()),
+            ("content", !n.content.is_empty()),
+            ("pinned", n.pinned),
+        ])
+    }
+
+    /// Validated field by field; whether the record exists is checked in the
+    /// transaction.
+    fn values(_: &AppState, n: &pb::Note, fields: &[&str], _: Method) -> Result<Values, Status> {
+        let kind = n.notable_type.trim();
+        values_of("note", fields, |field| {
+            Ok(Some(match field {
+                "notable_type" => {
+                    if kind.is_empty() {
+                        return Err(format!("is required: one of {}", SUBJECTS.join(", ")));
+                    }
+                    validate::one_of(kind, SUBJECTS)?;
+                    ("notable_type", Val::text(kind))
                 }
-                validate::one_of(kind, SUBJECTS)?;
-                ("notable_type", Val::text(kind))
-            }
-            "notable_id" => {
-                if n.notable_id <= 0 {
-                    return Err("must be a positive id".into());
+                "notable_id" => {
+                    if n.notable_id <= 0 {
+                        return Err("must be a positive id".into());
+                    }
+                    ("notable_id", Val::Int(Some(n.notable_id)))
                 }
-                ("notable_id", Val::Int(Some(n.notable_id)))
-            }
-            "title" => {
-                validate::max_len(&n.title, 255)?;
-                ("title", Val::text(&n.title))
-            }
-            "content" => {
-                validate::required(&n.content, 20_000)?;
-                ("content", Val::text(&n.content))
-            }
-            "pinned" => ("pinned", Val::Bool(n.pinned)),
-            _ => return Ok(None),
-        }))
-    })
+                "title" => {
+                    validate::max_len(&n.title, 255)?;
+                    ("title", Val::text(&n.title))
+                }
+                "content" => {
+                    validate::required(&n.content, 20_000)?;
+                    ("content", Val::text(&n.content))
+                }
+                "pinned" => ("pinned", Val::Bool(n.pinned)),
+                _ => return Ok(None),
+            }))
+        })
+    }
+
+    async fn on_create(
+        call: &Call<'_, AppState>,
+        tx: &mut TenantTx,
+        n: &pb::Note,
+        values: &mut Values,
+    ) -> Result<(), Status> {
+        values.push(("user_id", Val::Int(Some(call.caller.user_id))));
+        let kind = n.notable_type.trim();
+        require_subject(call.state, tx, "note.notable", kind, n.notable_id).await
+    }
+
+    async fn after_write(
+        _: &Call<'_, AppState>,
+        tx: &mut TenantTx,
+        change: Change<'_, NoteRow>,
+        n: &NoteRow,
+    ) -> Result<(), Status> {
+        match change {
+            Change::Created => touch_last_contacted(tx, &n.notable_type, n.notable_id).await,
+            _ => Ok(()),
+        }
+    }
 }
 
 /// Moves the `last_contacted_at` of the lead or contact a note was just added to
@@ -176,29 +234,10 @@ impl NoteService for NoteApi {
     ) -> Result<Response<pb::Note>, Status> {
         let ctx = caller(&req)?;
         let body = req.into_inner();
-        let request_id = idempotency::request_key(DOMAIN, &body.request_id, &body)?;
-        let n = body.note.unwrap_or_default();
-        let fields: Vec<&str> = CREATE_ONLY.iter().chain(MUTABLE).copied().collect();
-        let mut values = values(&n, &fields)?;
-        values.push(("user_id", Val::Int(Some(ctx.user_id))));
-        const METHOD: &str = "CreateNote";
-        let mut tx = self.state.db.begin(ctx.tenant_id).await?;
-        if let Some(saved) = REQUEST_IDS.replay(&mut tx, METHOD, request_id).await? {
-            return Ok(Response::new(saved));
-        }
-        let kind = n.notable_type.trim();
-        require_subject(&self.state, &mut tx, "note.notable", kind, n.notable_id).await?;
-        let id = TABLE.insert(&mut tx, values).await?;
-        touch_last_contacted(&mut tx, kind, n.notable_id).await?;
-        let created = TABLE
-            .fetch::<NoteRow>(&mut tx, id, false, false)
-            .await?
-            .into_pb(&self.state);
-        REQUEST_IDS
-            .remember(&mut tx, METHOD, request_id, &created)
-            .await?;
-        tx.commit().await?;
-        Ok(Response::new(created))
+        let key = self.state.kit.request_key(&body.request_id, &body)?;
+        let note = body.note.unwrap_or_default();
+        let created = standard::create::<Notes>(&self.state, &ctx, key, note);
+        Ok(Response::new(created.await?))
     }
 
     async fn get_note(
@@ -206,10 +245,9 @@ impl NoteService for NoteApi {
         req: Request<pb::GetNoteRequest>,
     ) -> Result<Response<pb::Note>, Status> {
         let ctx = caller(&req)?;
-        let row: NoteRow = TABLE
-            .get(&self.state.db, ctx.tenant_id, req.into_inner().id)
-            .await?;
-        Ok(Response::new(row.into_pb(&self.state)))
+        let id = req.into_inner().id;
+        let note = standard::get::<Notes>(&self.state, &ctx, id);
+        Ok(Response::new(note.await?))
     }
 
     async fn list_notes(
@@ -226,14 +264,9 @@ impl NoteService for NoteApi {
             r.order_by,
             r.show_deleted,
         );
-        let page =
-            list_page::<NoteRow>(&self.state, ctx.tenant_id, &LIST, &params, Some(&scope)).await?;
+        let page = standard::list::<Notes>(&self.state, &ctx, &params, Some(&scope)).await?;
         Ok(Response::new(pb::ListNotesResponse {
-            notes: page
-                .items
-                .into_iter()
-                .map(|n| n.into_pb(&self.state))
-                .collect(),
+            notes: page.items,
             next_page_token: page.next_page_token,
             total_size: total(page.total_size),
         }))
@@ -245,27 +278,9 @@ impl NoteService for NoteApi {
     ) -> Result<Response<pb::Note>, Status> {
         let ctx = caller(&req)?;
         let body = req.into_inner();
-        let n = body.note.unwrap_or_default();
-        API.require_id("note.id", n.id)?;
-        let mask = API.mask(
-            body.update_mask,
-            MUTABLE,
-            FIXED,
-            &populated(&[
-                ("title", !n.title.is_empty()),
-                ("content", !n.content.is_empty()),
-                ("pinned", n.pinned),
-            ]),
-        )?;
-        let changing: Vec<&str> = MUTABLE.iter().copied().filter(|f| mask.has(f)).collect();
-        let values = values(&n, &changing)?;
-        let mut tx = self.state.db.begin(ctx.tenant_id).await?;
-        let current: NoteRow = TABLE.fetch(&mut tx, n.id, false, true).await?;
-        API.check_etag(&n.etag, current.version)?;
-        TABLE.update(&mut tx, n.id, values).await?;
-        let row: NoteRow = TABLE.fetch(&mut tx, n.id, false, false).await?;
-        tx.commit().await?;
-        Ok(Response::new(row.into_pb(&self.state)))
+        let note = body.note.unwrap_or_default();
+        let updated = standard::update::<Notes>(&self.state, &ctx, note, body.update_mask);
+        Ok(Response::new(updated.await?))
     }
 
     async fn delete_note(
@@ -274,12 +289,8 @@ impl NoteService for NoteApi {
     ) -> Result<Response<pb::Note>, Status> {
         let ctx = caller(&req)?;
         let r = req.into_inner();
-        let mut tx = self.state.db.begin(ctx.tenant_id).await?;
-        let row: NoteRow = TABLE
-            .set_deleted(&mut tx, r.id, &r.etag, true, |_| Ok(()))
-            .await?;
-        tx.commit().await?;
-        Ok(Response::new(row.into_pb(&self.state)))
+        let deleted = standard::delete::<Notes>(&self.state, &ctx, r.id, &r.etag);
+        Ok(Response::new(deleted.await?))
     }
 
     async fn undelete_note(
@@ -288,11 +299,7 @@ impl NoteService for NoteApi {
     ) -> Result<Response<pb::Note>, Status> {
         let ctx = caller(&req)?;
         let id = req.into_inner().id;
-        let mut tx = self.state.db.begin(ctx.tenant_id).await?;
-        let row: NoteRow = TABLE
-            .set_deleted(&mut tx, id, "", false, |_| Ok(()))
-            .await?;
-        tx.commit().await?;
-        Ok(Response::new(row.into_pb(&self.state)))
+        let restored = standard::undelete::<Notes>(&self.state, &ctx, id);
+        Ok(Response::new(restored.await?))
     }
 }

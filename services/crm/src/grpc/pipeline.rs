@@ -11,6 +11,7 @@ use tonic::{Request, Response, Status};
 
 use fusion_db::idempotency;
 use fusion_db::list::{ListParams, ListSpec};
+use fusion_db::resource::{Read, SoftDelete};
 use fusion_db::resource::{Table, Val, Values};
 use fusion_proto::crm::v1 as pb;
 use fusion_proto::crm::v1::pipeline_service_server::PipelineService;
@@ -255,7 +256,7 @@ impl PipelineApi {
             return Ok(saved);
         }
         let id = table.insert(&mut tx, values).await?;
-        let created: M = table.fetch::<R>(&mut tx, id, false, false).await?.into();
+        let created: M = table.fetch::<R>(&mut tx, id, Read::live()).await?.into();
         REQUEST_IDS
             .remember(&mut tx, method, request_id, &created)
             .await?;
@@ -269,8 +270,7 @@ impl PipelineApi {
         tenant: i64,
         table: Table,
         id: i64,
-        etag: &str,
-        delete: bool,
+        change: SoftDelete<'_>,
     ) -> Result<M, Status>
     where
         R: for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>
@@ -280,12 +280,10 @@ impl PipelineApi {
             + Into<M>,
     {
         let mut tx = self.state.db.begin(tenant).await?;
-        if delete {
+        if let SoftDelete::Delete { .. } = change {
             refuse_last_open(&mut tx, table, id).await?;
         }
-        let row: R = table
-            .set_deleted(&mut tx, id, etag, delete, |_| Ok(()))
-            .await?;
+        let row: R = table.set_deleted(&mut tx, id, change, |_| Ok(())).await?;
         tx.commit().await?;
         Ok(row.into())
     }
@@ -312,10 +310,10 @@ impl PipelineApi {
         if closes {
             refuse_last_open(&mut tx, table, id).await?;
         }
-        let current: R = table.fetch(&mut tx, id, false, true).await?;
+        let current: R = table.fetch(&mut tx, id, Read::live().for_update()).await?;
         API.check_etag(sent_etag, fusion_db::resource::Versioned::version(&current))?;
         table.update(&mut tx, id, values).await?;
-        let row: R = table.fetch(&mut tx, id, false, false).await?;
+        let row: R = table.fetch(&mut tx, id, Read::live()).await?;
         tx.commit().await?;
         Ok(row.into())
     }
@@ -422,7 +420,12 @@ impl PipelineService for PipelineApi {
         let ctx = caller(&req)?;
         let r = req.into_inner();
         let row = self
-            .set_deleted::<StatusRow, pb::LeadStatus>(ctx.tenant_id, STATUSES, r.id, &r.etag, true)
+            .set_deleted::<StatusRow, pb::LeadStatus>(
+                ctx.tenant_id,
+                STATUSES,
+                r.id,
+                SoftDelete::Delete { etag: &r.etag },
+            )
             .await?;
         Ok(Response::new(row))
     }
@@ -434,7 +437,12 @@ impl PipelineService for PipelineApi {
         let ctx = caller(&req)?;
         let id = req.into_inner().id;
         let row = self
-            .set_deleted::<StatusRow, pb::LeadStatus>(ctx.tenant_id, STATUSES, id, "", false)
+            .set_deleted::<StatusRow, pb::LeadStatus>(
+                ctx.tenant_id,
+                STATUSES,
+                id,
+                SoftDelete::Undelete,
+            )
             .await?;
         Ok(Response::new(row))
     }
@@ -531,7 +539,12 @@ impl PipelineService for PipelineApi {
         let ctx = caller(&req)?;
         let r = req.into_inner();
         let row = self
-            .set_deleted::<StageRow, pb::DealStage>(ctx.tenant_id, STAGES, r.id, &r.etag, true)
+            .set_deleted::<StageRow, pb::DealStage>(
+                ctx.tenant_id,
+                STAGES,
+                r.id,
+                SoftDelete::Delete { etag: &r.etag },
+            )
             .await?;
         Ok(Response::new(row))
     }
@@ -543,7 +556,7 @@ impl PipelineService for PipelineApi {
         let ctx = caller(&req)?;
         let id = req.into_inner().id;
         let row = self
-            .set_deleted::<StageRow, pb::DealStage>(ctx.tenant_id, STAGES, id, "", false)
+            .set_deleted::<StageRow, pb::DealStage>(ctx.tenant_id, STAGES, id, SoftDelete::Undelete)
             .await?;
         Ok(Response::new(row))
     }

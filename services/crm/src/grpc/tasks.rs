@@ -12,17 +12,18 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use tonic::{Request, Response, Status};
 
 use fusion_db::filter::{self, FieldKind, FieldSpec};
-use fusion_db::idempotency;
 use fusion_db::list::{ListParams, ListSpec};
 use fusion_db::order::parse_order_by;
+use fusion_db::resource::Read;
 use fusion_db::resource::{Table, Val, Values};
 use fusion_proto::crm::v1 as pb;
 use fusion_proto::crm::v1::task_service_server::TaskService;
-use fusion_service::api::{opt_ts, populated, total, ts};
+use fusion_service::api::{etag, opt_ts, populated, total, ts};
 
-use super::{
-    API, REQUEST_IDS, caller, list_page, purge_ts, require_subject, subject_scope, values_of,
-};
+use fusion_db::TenantTx;
+use fusion_service::standard::{self, Call, Kit, Method, Resource};
+
+use super::{API, caller, require_subject, subject_scope, values_of};
 use crate::domain::validate;
 use crate::refs::SUBJECTS;
 use crate::{AppState, DOMAIN};
@@ -99,9 +100,6 @@ const MUTABLE: &[&str] = &[
     "status",
 ];
 
-/// What CreateTask sets besides [`MUTABLE`].
-const CREATE_ONLY: &[&str] = &["taskable_type", "taskable_id"];
-
 /// What an update mask may not name.
 const FIXED: &[&str] = &[
     "taskable_type",
@@ -141,26 +139,147 @@ fusion_db::versioned!(TaskRow);
 
 impl TaskRow {
     pub(crate) fn into_pb(self, state: &AppState) -> pb::Task {
+        Tasks::to_pb(state, self)
+    }
+}
+
+/// Tasks on the standard methods: the subject must be live when the task is created
+/// and never changes; the assignee is an active user (asked of identity as the
+/// caller); whoever assigns the task becomes its `assigned_by`; Update never completes
+/// a task nor changes a completed one's status.
+struct Tasks;
+
+impl Resource for Tasks {
+    type Row = TaskRow;
+    type Pb = pb::Task;
+    type State = AppState;
+
+    const SINGULAR: &'static str = "Task";
+    const TABLE: Table = TABLE;
+    const LIST: ListSpec = LIST;
+    const CREATE: &'static [&'static str] = &[
+        "assigned_to",
+        "title",
+        "description",
+        "due_time",
+        "priority",
+        "status",
+        "taskable_type",
+        "taskable_id",
+    ];
+    const MUTABLE: &'static [&'static str] = MUTABLE;
+    const IMMUTABLE: &'static [&'static str] = FIXED;
+
+    fn kit(state: &AppState) -> &Kit {
+        &state.kit
+    }
+
+    fn to_pb(state: &AppState, r: TaskRow) -> pb::Task {
         pb::Task {
-            id: self.id,
-            tenant_id: self.tenant_id,
-            taskable_type: self.taskable_type.unwrap_or_default(),
-            taskable_id: self.taskable_id.unwrap_or_default(),
-            assigned_by: self.assigned_by.unwrap_or_default(),
-            assigned_to: self.assigned_to.unwrap_or_default(),
-            title: self.title,
-            description: self.description.unwrap_or_default(),
-            due_time: opt_ts(self.due_date),
-            complete_time: opt_ts(self.completed_at),
-            priority: self.priority,
-            status: self.status,
-            overdue: self.overdue,
-            create_time: Some(ts(self.created_at)),
-            update_time: Some(ts(self.updated_at)),
-            delete_time: opt_ts(self.deleted_at),
-            purge_time: purge_ts(state, self.deleted_at),
-            etag: fusion_service::api::etag(self.version),
+            id: r.id,
+            tenant_id: r.tenant_id,
+            taskable_type: r.taskable_type.unwrap_or_default(),
+            taskable_id: r.taskable_id.unwrap_or_default(),
+            assigned_by: r.assigned_by.unwrap_or_default(),
+            assigned_to: r.assigned_to.unwrap_or_default(),
+            title: r.title,
+            description: r.description.unwrap_or_default(),
+            due_time: opt_ts(r.due_date),
+            complete_time: opt_ts(r.completed_at),
+            priority: r.priority,
+            status: r.status,
+            overdue: r.overdue,
+            create_time: Some(ts(r.created_at)),
+            update_time: Some(ts(r.updated_at)),
+            delete_time: opt_ts(r.deleted_at),
+            purge_time: state.kit.purge_time(r.deleted_at),
+            etag: etag(r.version),
         }
+    }
+
+    fn id(t: &pb::Task) -> i64 {
+        t.id
+    }
+
+    fn etag(t: &pb::Task) -> &str {
+        &t.etag
+    }
+
+    fn populated(t: &pb::Task) -> Vec<&'static str> {
+        populated(&[
+            ("assigned_to", t.assigned_to != 0),
+            ("title", !t.title.is_empty()),
+            ("description", !t.description.is_empty()),
+            ("due_time", t.due_time.is_some()),
+            ("priority", !t.priority.is_empty()),
+            ("status", !t.status.is_empty()),
+        ])
+    }
+
+    fn values(
+        _: &AppState,
+        t: &pb::Task,
+        fields: &[&str],
+        method: Method,
+    ) -> Result<Values, Status> {
+        values(t, fields, method)
+    }
+
+    async fn on_create(
+        call: &Call<'_, AppState>,
+        tx: &mut TenantTx,
+        t: &pb::Task,
+        values: &mut Values,
+    ) -> Result<(), Status> {
+        values.push(("assigned_by", Val::Int(Some(call.caller.user_id))));
+        if t.assigned_to != 0 {
+            call.state
+                .refs
+                .user("task.assigned_to", t.assigned_to)
+                .await?;
+        }
+        let kind = t.taskable_type.trim();
+        if !kind.is_empty() {
+            require_subject(call.state, tx, "task.taskable", kind, t.taskable_id).await?;
+        }
+        Ok(())
+    }
+
+    async fn on_update(
+        call: &Call<'_, AppState>,
+        _: &mut TenantTx,
+        current: &TaskRow,
+        t: &pb::Task,
+        values: &mut Values,
+    ) -> Result<(), Status> {
+        let changes = |column: &str| values.iter().any(|(c, _)| *c == column);
+        let reassigning = changes("assigned_to");
+        if reassigning && t.assigned_to != 0 {
+            call.state
+                .refs
+                .user("task.assigned_to", t.assigned_to)
+                .await?;
+        }
+        let status = t.status.trim();
+        if changes("status") && status != current.status {
+            if status == COMPLETED {
+                return Err(API.invalid("task.status", completes_only()));
+            }
+            if current.status == COMPLETED {
+                return Err(API.precondition(
+                    "TASK_COMPLETED",
+                    format!(
+                        "task {} is completed; reopen it with ReopenTask to change its status",
+                        t.id
+                    ),
+                ));
+            }
+        }
+        let assignee = (t.assigned_to != 0).then_some(t.assigned_to);
+        if reassigning && current.assigned_to != assignee {
+            values.push(("assigned_by", Val::Int(Some(call.caller.user_id))));
+        }
+        Ok(())
     }
 }
 
@@ -168,7 +287,8 @@ impl TaskRow {
 /// empty priority or status is left to the table's defaults (normal, open); on update
 /// it is refused. Whether the subject exists is checked in the transaction, and a
 /// status change against the task's current status.
-fn values(t: &pb::Task, fields: &[&str], creating: bool) -> Result<Values, Status> {
+fn values(t: &pb::Task, fields: &[&str], method: Method) -> Result<Values, Status> {
+    let creating = method == Method::Create;
     let kind = t.taskable_type.trim();
     values_of("task", fields, |field| {
         Ok(Some(match field {
@@ -342,7 +462,7 @@ impl TaskApi {
     ) -> Result<pb::Task, Status> {
         API.require_id("id", id)?;
         let mut tx = self.state.db.begin(tenant_id).await?;
-        let current: TaskRow = TABLE.fetch(&mut tx, id, false, true).await?;
+        let current: TaskRow = TABLE.fetch(&mut tx, id, Read::live().for_update()).await?;
         API.check_etag(etag, current.version)?;
         if let Some(status) = change(&current)? {
             let completed_at = (status == COMPLETED).then(Utc::now);
@@ -357,7 +477,7 @@ impl TaskApi {
                 )
                 .await?;
         }
-        let row: TaskRow = TABLE.fetch(&mut tx, id, false, false).await?;
+        let row: TaskRow = TABLE.fetch(&mut tx, id, Read::live()).await?;
         tx.commit().await?;
         Ok(row.into_pb(&self.state))
     }
@@ -371,37 +491,10 @@ impl TaskService for TaskApi {
     ) -> Result<Response<pb::Task>, Status> {
         let ctx = caller(&req)?;
         let body = req.into_inner();
-        let request_id = idempotency::request_key(DOMAIN, &body.request_id, &body)?;
-        let t = body.task.unwrap_or_default();
-        let fields: Vec<&str> = MUTABLE.iter().chain(CREATE_ONLY).copied().collect();
-        let mut values = values(&t, &fields, true)?;
-        values.push(("assigned_by", Val::Int(Some(ctx.user_id))));
-        const METHOD: &str = "CreateTask";
-        let mut tx = self.state.db.begin(ctx.tenant_id).await?;
-        // A retry returns the first result whatever has changed since (AIP-155).
-        if let Some(saved) = REQUEST_IDS.replay(&mut tx, METHOD, request_id).await? {
-            return Ok(Response::new(saved));
-        }
-        if t.assigned_to != 0 {
-            self.state
-                .refs
-                .user("task.assigned_to", t.assigned_to)
-                .await?;
-        }
-        let kind = t.taskable_type.trim();
-        if !kind.is_empty() {
-            require_subject(&self.state, &mut tx, "task.taskable", kind, t.taskable_id).await?;
-        }
-        let id = TABLE.insert(&mut tx, values).await?;
-        let created = TABLE
-            .fetch::<TaskRow>(&mut tx, id, false, false)
-            .await?
-            .into_pb(&self.state);
-        REQUEST_IDS
-            .remember(&mut tx, METHOD, request_id, &created)
-            .await?;
-        tx.commit().await?;
-        Ok(Response::new(created))
+        let key = self.state.kit.request_key(&body.request_id, &body)?;
+        let task = body.task.unwrap_or_default();
+        let created = standard::create::<Tasks>(&self.state, &ctx, key, task);
+        Ok(Response::new(created.await?))
     }
 
     async fn get_task(
@@ -409,10 +502,9 @@ impl TaskService for TaskApi {
         req: Request<pb::GetTaskRequest>,
     ) -> Result<Response<pb::Task>, Status> {
         let ctx = caller(&req)?;
-        let row: TaskRow = TABLE
-            .get(&self.state.db, ctx.tenant_id, req.into_inner().id)
-            .await?;
-        Ok(Response::new(row.into_pb(&self.state)))
+        let id = req.into_inner().id;
+        let task = standard::get::<Tasks>(&self.state, &ctx, id);
+        Ok(Response::new(task.await?))
     }
 
     async fn list_tasks(
@@ -438,8 +530,7 @@ impl TaskService for TaskApi {
             (r.filter, r.page_token, None)
         };
         let params = ListParams::new(r.page_size, page_token, filter, order_by, r.show_deleted);
-        let page =
-            list_page::<TaskRow>(&self.state, ctx.tenant_id, &LIST, &params, Some(&scope)).await?;
+        let page = standard::list::<Tasks>(&self.state, &ctx, &params, Some(&scope)).await?;
         let next_page_token = match pinned {
             Some(now) if !page.next_page_token.is_empty() => format!(
                 "{}{OVERDUE_TOKEN}{}",
@@ -449,11 +540,7 @@ impl TaskService for TaskApi {
             _ => page.next_page_token,
         };
         Ok(Response::new(pb::ListTasksResponse {
-            tasks: page
-                .items
-                .into_iter()
-                .map(|t| t.into_pb(&self.state))
-                .collect(),
+            tasks: page.items,
             next_page_token,
             total_size: total(page.total_size),
         }))
@@ -465,55 +552,9 @@ impl TaskService for TaskApi {
     ) -> Result<Response<pb::Task>, Status> {
         let ctx = caller(&req)?;
         let body = req.into_inner();
-        let t = body.task.unwrap_or_default();
-        API.require_id("task.id", t.id)?;
-        let mask = API.mask(
-            body.update_mask,
-            MUTABLE,
-            FIXED,
-            &populated(&[
-                ("assigned_to", t.assigned_to != 0),
-                ("title", !t.title.is_empty()),
-                ("description", !t.description.is_empty()),
-                ("due_time", t.due_time.is_some()),
-                ("priority", !t.priority.is_empty()),
-                ("status", !t.status.is_empty()),
-            ]),
-        )?;
-        let changing: Vec<&str> = MUTABLE.iter().copied().filter(|f| mask.has(f)).collect();
-        let mut values = values(&t, &changing, false)?;
-        if mask.has("assigned_to") && t.assigned_to != 0 {
-            self.state
-                .refs
-                .user("task.assigned_to", t.assigned_to)
-                .await?;
-        }
-        let mut tx = self.state.db.begin(ctx.tenant_id).await?;
-        let current: TaskRow = TABLE.fetch(&mut tx, t.id, false, true).await?;
-        API.check_etag(&t.etag, current.version)?;
-        let status = t.status.trim();
-        if mask.has("status") && status != current.status {
-            if status == COMPLETED {
-                return Err(API.invalid("task.status", completes_only()));
-            }
-            if current.status == COMPLETED {
-                return Err(API.precondition(
-                    "TASK_COMPLETED",
-                    format!(
-                        "task {} is completed; reopen it with ReopenTask to change its status",
-                        t.id
-                    ),
-                ));
-            }
-        }
-        let assignee = (t.assigned_to != 0).then_some(t.assigned_to);
-        if mask.has("assigned_to") && current.assigned_to != assignee {
-            values.push(("assigned_by", Val::Int(Some(ctx.user_id))));
-        }
-        TABLE.update(&mut tx, t.id, values).await?;
-        let row: TaskRow = TABLE.fetch(&mut tx, t.id, false, false).await?;
-        tx.commit().await?;
-        Ok(Response::new(row.into_pb(&self.state)))
+        let task = body.task.unwrap_or_default();
+        let updated = standard::update::<Tasks>(&self.state, &ctx, task, body.update_mask);
+        Ok(Response::new(updated.await?))
     }
 
     async fn delete_task(
@@ -522,12 +563,8 @@ impl TaskService for TaskApi {
     ) -> Result<Response<pb::Task>, Status> {
         let ctx = caller(&req)?;
         let r = req.into_inner();
-        let mut tx = self.state.db.begin(ctx.tenant_id).await?;
-        let row: TaskRow = TABLE
-            .set_deleted(&mut tx, r.id, &r.etag, true, |_| Ok(()))
-            .await?;
-        tx.commit().await?;
-        Ok(Response::new(row.into_pb(&self.state)))
+        let deleted = standard::delete::<Tasks>(&self.state, &ctx, r.id, &r.etag);
+        Ok(Response::new(deleted.await?))
     }
 
     async fn undelete_task(
@@ -536,12 +573,8 @@ impl TaskService for TaskApi {
     ) -> Result<Response<pb::Task>, Status> {
         let ctx = caller(&req)?;
         let id = req.into_inner().id;
-        let mut tx = self.state.db.begin(ctx.tenant_id).await?;
-        let row: TaskRow = TABLE
-            .set_deleted(&mut tx, id, "", false, |_| Ok(()))
-            .await?;
-        tx.commit().await?;
-        Ok(Response::new(row.into_pb(&self.state)))
+        let restored = standard::undelete::<Tasks>(&self.state, &ctx, id);
+        Ok(Response::new(restored.await?))
     }
 
     async fn complete_task(

@@ -1634,11 +1634,17 @@ async fn a_deleted_deal_is_hidden_until_restored_and_a_retried_create_returns_th
         })
     };
     let d = deals.create_deal(make("Once")).await.unwrap().into_inner();
-    // The retry returns the first result, even with another body.
+    // The retry returns the first result; the same id with another body is refused.
     assert_eq!(
-        deals.create_deal(make("Twice")).await.unwrap().into_inner(),
+        deals.create_deal(make("Once")).await.unwrap().into_inner(),
         d
     );
+    let reused = expect_code(
+        deals.create_deal(make("Twice")).await,
+        Code::InvalidArgument,
+    );
+    assert_eq!(violated_fields(&reused), vec!["request_id"]);
+    assert_eq!(reason(&reused), "REQUEST_ID_REUSED");
     let listed = deals
         .list_deals(app.agent.req(pb::ListDealsRequest::default()))
         .await

@@ -13,8 +13,8 @@ use fusion_proto::identity::v1 as pb;
 use fusion_proto::identity::v1::plan_service_server::PlanService;
 
 use super::{
-    API, caller, check, check_etag, etag, not_found, opt_ts, purge_ts, REQUEST_IDS,
-    require_id, set_deleted, total, ts, violations,
+    API, REQUEST_IDS, caller, check, check_etag, etag, not_found, opt_ts, purge_ts, require_id,
+    set_deleted, total, ts, violations,
 };
 use crate::domain::validate;
 use crate::{AppState, DOMAIN};
@@ -163,7 +163,10 @@ impl PlanService for PlanApi {
         violations(v)?;
         let mut tx = self.state.db.begin(ctx.tenant_id).await?;
         const METHOD: &str = "CreatePlan";
-        if let Some(saved) = REQUEST_IDS.replay::<pb::Plan>(&mut tx, METHOD, request_id).await? {
+        if let Some(saved) = REQUEST_IDS
+            .replay::<pb::Plan>(&mut tx, METHOD, request_id)
+            .await?
+        {
             return Ok(Response::new(saved));
         }
         let id: i64 = sqlx::query_scalar(
@@ -185,7 +188,9 @@ impl PlanService for PlanApi {
             .await?
             .ok_or_else(|| errors::internal(DOMAIN))?
             .into();
-        REQUEST_IDS.remember(&mut tx, METHOD, request_id, &created).await?;
+        REQUEST_IDS
+            .remember(&mut tx, METHOD, request_id, &created)
+            .await?;
         tx.commit().await?;
         Ok(Response::new(created))
     }

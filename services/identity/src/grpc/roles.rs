@@ -12,8 +12,8 @@ use fusion_proto::identity::v1 as pb;
 use fusion_proto::identity::v1::role_service_server::RoleService;
 
 use super::{
-    API, caller, check, check_etag, etag, not_found, opt_ts, purge_ts, REQUEST_IDS,
-    require_id, set_deleted, total, ts, violations,
+    API, REQUEST_IDS, caller, check, check_etag, etag, not_found, opt_ts, purge_ts, require_id,
+    set_deleted, total, ts, violations,
 };
 use crate::domain::permissions::{PLATFORM_ADMIN_ROLE, is_tenant_permission, tenant_permissions};
 use crate::domain::validate;
@@ -167,7 +167,10 @@ impl RoleService for RoleApi {
         violations(v)?;
         const METHOD: &str = "CreateRole";
         let mut tx = self.state.db.begin(ctx.tenant_id).await?;
-        if let Some(saved) = REQUEST_IDS.replay::<pb::Role>(&mut tx, METHOD, request_id).await? {
+        if let Some(saved) = REQUEST_IDS
+            .replay::<pb::Role>(&mut tx, METHOD, request_id)
+            .await?
+        {
             return Ok(Response::new(saved));
         }
         let id: i64 = sqlx::query_scalar(
@@ -181,7 +184,9 @@ impl RoleService for RoleApi {
         .await
         .map_err(|e| db_status(DOMAIN, e))?;
         let role: pb::Role = fetch(&mut tx, id, false).await?.into();
-        REQUEST_IDS.remember(&mut tx, METHOD, request_id, &role).await?;
+        REQUEST_IDS
+            .remember(&mut tx, METHOD, request_id, &role)
+            .await?;
         tx.commit().await?;
         Ok(Response::new(role))
     }

@@ -17,8 +17,8 @@ use fusion_proto::identity::v1 as pb;
 use fusion_proto::identity::v1::tenant_service_server::TenantService;
 
 use super::{
-    API, caller, check, check_etag, etag, from_ts, json_to_struct, not_found, opt_ts, purge_ts,
-    REQUEST_IDS, require_id, set_deleted, struct_to_json, total, ts, violations,
+    API, REQUEST_IDS, caller, check, check_etag, etag, from_ts, json_to_struct, not_found, opt_ts,
+    purge_ts, require_id, set_deleted, struct_to_json, total, ts, violations,
 };
 use crate::auth::password::hash_password;
 use crate::domain::permissions::{BuiltInRole, PLATFORM_TENANT_SLUG, built_in_roles};
@@ -302,8 +302,9 @@ impl TenantService for TenantApi {
 
         let mut tx = self.state.db.begin(ctx.tenant_id).await?;
         const METHOD: &str = "CreateTenant";
-        if let Some(saved) =
-            REQUEST_IDS.replay::<pb::Tenant>(&mut tx, METHOD, request_id).await?
+        if let Some(saved) = REQUEST_IDS
+            .replay::<pb::Tenant>(&mut tx, METHOD, request_id)
+            .await?
         {
             return Ok(Response::new(saved));
         }
@@ -335,7 +336,9 @@ impl TenantService for TenantApi {
             .await?
             .ok_or_else(|| errors::internal(DOMAIN))?
             .into();
-        REQUEST_IDS.remember(&mut tx, METHOD, request_id, &created).await?;
+        REQUEST_IDS
+            .remember(&mut tx, METHOD, request_id, &created)
+            .await?;
         tx.commit().await?;
         tracing::info!(tenant.created = id, slug = %created.slug, "tenant created");
         Ok(Response::new(created))

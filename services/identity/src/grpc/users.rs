@@ -15,8 +15,8 @@ use fusion_proto::identity::v1 as pb;
 use fusion_proto::identity::v1::user_service_server::UserService;
 
 use super::{
-    API, caller, check, check_etag, etag, from_ts, json_to_struct, not_found, opt_ts, purge_ts,
-    REQUEST_IDS, require_id, set_deleted, struct_to_json, total, ts, violations,
+    API, REQUEST_IDS, caller, check, check_etag, etag, from_ts, json_to_struct, not_found, opt_ts,
+    purge_ts, require_id, set_deleted, struct_to_json, total, ts, violations,
 };
 use crate::auth::password::hash_password;
 use crate::auth::revoke_user_refresh_tokens;
@@ -230,7 +230,10 @@ impl UserService for UserApi {
         const METHOD: &str = "CreateUser";
 
         let mut tx = self.state.db.begin(ctx.tenant_id).await?;
-        if let Some(saved) = REQUEST_IDS.replay::<pb::User>(&mut tx, METHOD, request_id).await? {
+        if let Some(saved) = REQUEST_IDS
+            .replay::<pb::User>(&mut tx, METHOD, request_id)
+            .await?
+        {
             return Ok(Response::new(saved));
         }
         let role_ids: Vec<(String, i64)> = if body.role_names.is_empty() {
@@ -291,7 +294,9 @@ impl UserService for UserApi {
             .map_err(|e| db_status(DOMAIN, e))?;
         }
         let user = load(&mut tx, id, false).await?;
-        REQUEST_IDS.remember(&mut tx, METHOD, request_id, &user).await?;
+        REQUEST_IDS
+            .remember(&mut tx, METHOD, request_id, &user)
+            .await?;
         tx.commit().await?;
         Ok(Response::new(user))
     }

@@ -8,7 +8,7 @@ use fusion_db::list::{ListParams, ListSpec};
 use fusion_proto::property::v1 as pb;
 use fusion_proto::property::v1::developer_service_server::DeveloperService;
 use fusion_service::api::{etag, opt_ts, populated, total, ts};
-use fusion_service::standard::{self, Child, Kit, Resource};
+use fusion_service::standard::{self, Child, Kit, Method, Resource};
 
 use super::{Table, Val, Values, caller, values_of};
 use crate::domain::validate;
@@ -117,7 +117,12 @@ impl Resource for Developers {
         ])
     }
 
-    fn values(_: &AppState, d: &pb::Developer, fields: &[&str]) -> Result<Values, Status> {
+    fn values(
+        _: &AppState,
+        d: &pb::Developer,
+        fields: &[&str],
+        _: Method,
+    ) -> Result<Values, Status> {
         values_of("developer", fields, |field| {
             Ok(Some(match field {
                 "name" => {
@@ -169,7 +174,7 @@ impl DeveloperService for DeveloperApi {
         let body = req.into_inner();
         let key = self.state.kit.request_key(&body.request_id, &body)?;
         let developer = body.developer.unwrap_or_default();
-        let created = standard::create::<Developers>(&self.state, ctx.tenant_id, key, developer);
+        let created = standard::create::<Developers>(&self.state, &ctx, key, developer);
         Ok(Response::new(created.await?))
     }
 
@@ -179,7 +184,7 @@ impl DeveloperService for DeveloperApi {
     ) -> Result<Response<pb::Developer>, Status> {
         let ctx = caller(&req)?;
         let id = req.into_inner().id;
-        let developer = standard::get::<Developers>(&self.state, ctx.tenant_id, id);
+        let developer = standard::get::<Developers>(&self.state, &ctx, id);
         Ok(Response::new(developer.await?))
     }
 
@@ -196,7 +201,7 @@ impl DeveloperService for DeveloperApi {
             r.order_by,
             r.show_deleted,
         );
-        let page = standard::list::<Developers>(&self.state, ctx.tenant_id, &params, None).await?;
+        let page = standard::list::<Developers>(&self.state, &ctx, &params, None).await?;
         Ok(Response::new(pb::ListDevelopersResponse {
             developers: page.items,
             next_page_token: page.next_page_token,
@@ -212,7 +217,7 @@ impl DeveloperService for DeveloperApi {
         let body = req.into_inner();
         let developer = body.developer.unwrap_or_default();
         let updated =
-            standard::update::<Developers>(&self.state, ctx.tenant_id, developer, body.update_mask);
+            standard::update::<Developers>(&self.state, &ctx, developer, body.update_mask);
         Ok(Response::new(updated.await?))
     }
 
@@ -222,7 +227,7 @@ impl DeveloperService for DeveloperApi {
     ) -> Result<Response<pb::Developer>, Status> {
         let ctx = caller(&req)?;
         let r = req.into_inner();
-        let deleted = standard::delete::<Developers>(&self.state, ctx.tenant_id, r.id, &r.etag);
+        let deleted = standard::delete::<Developers>(&self.state, &ctx, r.id, &r.etag);
         Ok(Response::new(deleted.await?))
     }
 
@@ -232,7 +237,7 @@ impl DeveloperService for DeveloperApi {
     ) -> Result<Response<pb::Developer>, Status> {
         let ctx = caller(&req)?;
         let id = req.into_inner().id;
-        let restored = standard::undelete::<Developers>(&self.state, ctx.tenant_id, id);
+        let restored = standard::undelete::<Developers>(&self.state, &ctx, id);
         Ok(Response::new(restored.await?))
     }
 }

@@ -14,7 +14,7 @@ use fusion_proto::property::v1::feature_service_server::FeatureService;
 use fusion_service::api::{etag, opt_ts, populated, total, ts};
 
 use fusion_db::TenantTx;
-use fusion_service::standard::{self, Change, Kit, Resource};
+use fusion_service::standard::{self, Call, Change, Kit, Method, Resource};
 
 use super::{Table, Val, Values, caller, values_of};
 use crate::domain::validate;
@@ -111,7 +111,7 @@ impl Resource for Features {
         ])
     }
 
-    fn values(_: &AppState, f: &pb::Feature, fields: &[&str]) -> Result<Values, Status> {
+    fn values(_: &AppState, f: &pb::Feature, fields: &[&str], _: Method) -> Result<Values, Status> {
         values_of("feature", fields, |field| {
             Ok(Some(match field {
                 "name" => {
@@ -131,7 +131,7 @@ impl Resource for Features {
     /// A live feature with the same name makes an undelete ALREADY_EXISTS (unique
     /// index); a rename, delete or undelete changes which names lots show.
     async fn after_write(
-        _: &AppState,
+        _: &Call<'_, AppState>,
         tx: &mut TenantTx,
         change: Change<'_, FeatureRow>,
         f: &FeatureRow,
@@ -168,7 +168,7 @@ impl FeatureService for FeatureApi {
         let body = req.into_inner();
         let key = self.state.kit.request_key(&body.request_id, &body)?;
         let feature = body.feature.unwrap_or_default();
-        let created = standard::create::<Features>(&self.state, ctx.tenant_id, key, feature);
+        let created = standard::create::<Features>(&self.state, &ctx, key, feature);
         Ok(Response::new(created.await?))
     }
 
@@ -178,7 +178,7 @@ impl FeatureService for FeatureApi {
     ) -> Result<Response<pb::Feature>, Status> {
         let ctx = caller(&req)?;
         let id = req.into_inner().id;
-        let feature = standard::get::<Features>(&self.state, ctx.tenant_id, id);
+        let feature = standard::get::<Features>(&self.state, &ctx, id);
         Ok(Response::new(feature.await?))
     }
 
@@ -195,7 +195,7 @@ impl FeatureService for FeatureApi {
             r.order_by,
             r.show_deleted,
         );
-        let page = standard::list::<Features>(&self.state, ctx.tenant_id, &params, None).await?;
+        let page = standard::list::<Features>(&self.state, &ctx, &params, None).await?;
         Ok(Response::new(pb::ListFeaturesResponse {
             features: page.items,
             next_page_token: page.next_page_token,
@@ -210,8 +210,7 @@ impl FeatureService for FeatureApi {
         let ctx = caller(&req)?;
         let body = req.into_inner();
         let feature = body.feature.unwrap_or_default();
-        let updated =
-            standard::update::<Features>(&self.state, ctx.tenant_id, feature, body.update_mask);
+        let updated = standard::update::<Features>(&self.state, &ctx, feature, body.update_mask);
         Ok(Response::new(updated.await?))
     }
 
@@ -221,7 +220,7 @@ impl FeatureService for FeatureApi {
     ) -> Result<Response<pb::Feature>, Status> {
         let ctx = caller(&req)?;
         let r = req.into_inner();
-        let deleted = standard::delete::<Features>(&self.state, ctx.tenant_id, r.id, &r.etag);
+        let deleted = standard::delete::<Features>(&self.state, &ctx, r.id, &r.etag);
         Ok(Response::new(deleted.await?))
     }
 
@@ -231,7 +230,7 @@ impl FeatureService for FeatureApi {
     ) -> Result<Response<pb::Feature>, Status> {
         let ctx = caller(&req)?;
         let id = req.into_inner().id;
-        let restored = standard::undelete::<Features>(&self.state, ctx.tenant_id, id);
+        let restored = standard::undelete::<Features>(&self.state, &ctx, id);
         Ok(Response::new(restored.await?))
     }
 }

@@ -13,6 +13,7 @@ use tonic::Status;
 use fusion_db::db_status;
 use fusion_db::filter::{FieldKind, FieldSpec};
 use fusion_db::list::{ListParams, ListSpec, ScopeValue, list};
+use fusion_db::resource::Read;
 use fusion_proto::property::v1 as pb;
 use fusion_service::api::{dec_str, total, ts};
 use fusion_tenancy::TenantContext;
@@ -89,7 +90,9 @@ pub(crate) async fn apply(
     let mut tx = state.db.begin(ctx.tenant_id).await?;
     let project_id = project_of(&mut tx, t.id, false).await?;
     stock::lock_project(&mut tx, project_id).await?;
-    let lot: LotRow = TABLE.fetch(&mut tx, t.id, false, true).await?;
+    let lot: LotRow = TABLE
+        .fetch(&mut tx, t.id, Read::live().for_update())
+        .await?;
     API.check_etag(t.etag, lot.version)?;
     let mut from = lot.status();
     if release_if_lapsed(&mut tx, &lot, None).await? {
@@ -136,7 +139,7 @@ pub(crate) async fn apply(
     )
     .await?;
     stock::refresh_figures(&mut tx, project_id).await?;
-    let row: LotRow = TABLE.fetch(&mut tx, t.id, false, false).await?;
+    let row: LotRow = TABLE.fetch(&mut tx, t.id, Read::live()).await?;
     tx.commit().await?;
     Ok(row.into_pb(state))
 }
@@ -199,7 +202,9 @@ pub(crate) async fn set_price(
     let mut tx = state.db.begin(ctx.tenant_id).await?;
     let project_id = project_of(&mut tx, r.id, false).await?;
     stock::lock_project(&mut tx, project_id).await?;
-    let lot: LotRow = TABLE.fetch(&mut tx, r.id, false, true).await?;
+    let lot: LotRow = TABLE
+        .fetch(&mut tx, r.id, Read::live().for_update())
+        .await?;
     API.check_etag(&r.etag, lot.version)?;
     match effective {
         Some(at) => {
@@ -230,7 +235,7 @@ pub(crate) async fn set_price(
             stock::refresh_figures(&mut tx, project_id).await?;
         }
     }
-    let row: LotRow = TABLE.fetch(&mut tx, r.id, false, false).await?;
+    let row: LotRow = TABLE.fetch(&mut tx, r.id, Read::live()).await?;
     tx.commit().await?;
     Ok(row.into_pb(state))
 }

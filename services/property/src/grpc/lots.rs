@@ -12,6 +12,7 @@ use tonic::{Request, Response, Status};
 
 use fusion_db::filter::{FieldKind, FieldSpec};
 use fusion_db::list::{ListParams, ListSpec, ScopeValue};
+use fusion_db::resource::{Read, SoftDelete};
 use fusion_db::{db_status, idempotency};
 use fusion_proto::property::v1 as pb;
 use fusion_proto::property::v1::lot_service_server::LotService;
@@ -327,9 +328,9 @@ impl LotApi {
         &self,
         ctx_tenant: i64,
         id: i64,
-        etag: &str,
-        delete: bool,
+        change: SoftDelete<'_>,
     ) -> Result<pb::Lot, Status> {
+        let delete = matches!(change, SoftDelete::Delete { .. });
         API.require_id("id", id)?;
         let mut tx = self.state.db.begin(ctx_tenant).await?;
         let project_id = project_of(&mut tx, id, !delete).await?;
@@ -351,18 +352,18 @@ impl LotApi {
         if delete {
             // Locked first, so an upload to this lot either committed before the check
             // sees it or waits and then finds the lot deleted.
-            TABLE.fetch::<LotRow>(&mut tx, id, false, true).await?;
+            TABLE
+                .fetch::<LotRow>(&mut tx, id, Read::live().for_update())
+                .await?;
             super::refuse_live_media(&mut tx, "lot", id).await?;
         }
         let row: LotRow = TABLE
-            .set_deleted(&mut tx, id, etag, delete, |lot: &LotRow| {
-                match lot.status() {
-                    LotStatus::Available | LotStatus::Hold | LotStatus::Withdrawn => Ok(()),
-                    sold => Err(API.precondition(
-                        "LOT_SOLD",
-                        format!("a lot that is {sold} cannot be deleted; revert it first"),
-                    )),
-                }
+            .set_deleted(&mut tx, id, change, |lot: &LotRow| match lot.status() {
+                LotStatus::Available | LotStatus::Hold | LotStatus::Withdrawn => Ok(()),
+                sold => Err(API.precondition(
+                    "LOT_SOLD",
+                    format!("a lot that is {sold} cannot be deleted; revert it first"),
+                )),
             })
             .await?;
         stock::refresh_figures(&mut tx, project_id).await?;
@@ -420,7 +421,7 @@ impl LotService for LotApi {
         if !l.feature_ids.is_empty() {
             stock::set_lot_features(&mut tx, ctx.tenant_id, id, &l.feature_ids).await?;
         }
-        let row: LotRow = TABLE.fetch(&mut tx, id, false, false).await?;
+        let row: LotRow = TABLE.fetch(&mut tx, id, Read::live()).await?;
         stock::record_status(
             &mut tx,
             &row.reference(),
@@ -520,7 +521,9 @@ impl LotService for LotApi {
         let mut tx = self.state.db.begin(ctx.tenant_id).await?;
         let project_id = project_of(&mut tx, l.id, false).await?;
         stock::lock_project(&mut tx, project_id).await?;
-        let current: LotRow = TABLE.fetch(&mut tx, l.id, false, true).await?;
+        let current: LotRow = TABLE
+            .fetch(&mut tx, l.id, Read::live().for_update())
+            .await?;
         API.check_etag(&l.etag, current.version)?;
         update_row(&mut tx, TABLE.name, l.id, values).await?;
         if let Some(Some(price)) = new_price.filter(|p| *p != current.price) {
@@ -538,7 +541,7 @@ impl LotService for LotApi {
             stock::set_lot_features(&mut tx, ctx.tenant_id, l.id, &l.feature_ids).await?;
         }
         stock::refresh_figures(&mut tx, project_id).await?;
-        let row: LotRow = TABLE.fetch(&mut tx, l.id, false, false).await?;
+        let row: LotRow = TABLE.fetch(&mut tx, l.id, Read::live()).await?;
         tx.commit().await?;
         Ok(Response::new(row.into_pb(&self.state)))
     }
@@ -550,7 +553,8 @@ impl LotService for LotApi {
         let ctx = caller(&req)?;
         let r = req.into_inner();
         Ok(Response::new(
-            self.set_deleted(ctx.tenant_id, r.id, &r.etag, true).await?,
+            self.set_deleted(ctx.tenant_id, r.id, SoftDelete::Delete { etag: &r.etag })
+                .await?,
         ))
     }
 
@@ -561,7 +565,8 @@ impl LotService for LotApi {
         let ctx = caller(&req)?;
         let id = req.into_inner().id;
         Ok(Response::new(
-            self.set_deleted(ctx.tenant_id, id, "", false).await?,
+            self.set_deleted(ctx.tenant_id, id, SoftDelete::Undelete)
+                .await?,
         ))
     }
 

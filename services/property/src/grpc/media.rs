@@ -20,6 +20,7 @@ use tonic::{Request, Response, Status, Streaming};
 
 use fusion_db::filter::{FieldKind, FieldSpec};
 use fusion_db::list::{ListParams, ListSpec, ScopeValue};
+use fusion_db::resource::{Read, SoftDelete};
 use fusion_db::{db_status, idempotency};
 use fusion_proto::property::v1 as pb;
 use fusion_proto::property::v1::download_media_response::Payload as Download;
@@ -419,7 +420,7 @@ impl MediaApi {
         )
         .await?;
         let created = TABLE
-            .fetch::<MediaRow>(&mut tx, id, false, false)
+            .fetch::<MediaRow>(&mut tx, id, Read::live())
             .await?
             .into_pb(&self.state);
         REQUEST_IDS
@@ -657,11 +658,13 @@ impl MediaService for MediaApi {
         )?;
         let changing: Vec<&str> = MUTABLE.iter().copied().filter(|f| mask.has(f)).collect();
         let mut tx = self.state.db.begin(ctx.tenant_id).await?;
-        let current: MediaRow = TABLE.fetch(&mut tx, m.id, false, true).await?;
+        let current: MediaRow = TABLE
+            .fetch(&mut tx, m.id, Read::live().for_update())
+            .await?;
         API.check_etag(&m.etag, current.version)?;
         let values = values(&m, &changing, &current.file_type)?;
         update_row(&mut tx, TABLE.name, m.id, values).await?;
-        let row: MediaRow = TABLE.fetch(&mut tx, m.id, false, false).await?;
+        let row: MediaRow = TABLE.fetch(&mut tx, m.id, Read::live()).await?;
         tx.commit().await?;
         Ok(Response::new(row.into_pb(&self.state)))
     }
@@ -675,7 +678,9 @@ impl MediaService for MediaApi {
         let mut tx = self.state.db.begin(ctx.tenant_id).await?;
         // The object stays until the purge job removes the row and it together.
         let row: MediaRow = TABLE
-            .set_deleted(&mut tx, r.id, &r.etag, true, |_| Ok(()))
+            .set_deleted(&mut tx, r.id, SoftDelete::Delete { etag: &r.etag }, |_| {
+                Ok(())
+            })
             .await?;
         tx.commit().await?;
         Ok(Response::new(row.into_pb(&self.state)))
@@ -689,7 +694,7 @@ impl MediaService for MediaApi {
         let id = req.into_inner().id;
         API.require_id("id", id)?;
         let mut tx = self.state.db.begin(ctx.tenant_id).await?;
-        let current: MediaRow = TABLE.fetch(&mut tx, id, true, false).await?;
+        let current: MediaRow = TABLE.fetch(&mut tx, id, Read::live_or_deleted()).await?;
         let parent = media::mediable_table(&current.mediable_type).unwrap_or(TABLE.name);
         if current.deleted() && !lock_live(&mut tx, parent, current.mediable_id).await? {
             return Err(API.precondition(
@@ -701,7 +706,7 @@ impl MediaService for MediaApi {
             ));
         }
         let row: MediaRow = TABLE
-            .set_deleted(&mut tx, id, "", false, |_| Ok(()))
+            .set_deleted(&mut tx, id, SoftDelete::Undelete, |_| Ok(()))
             .await?;
         tx.commit().await?;
         Ok(Response::new(row.into_pb(&self.state)))

@@ -15,7 +15,7 @@ use fusion_proto::property::v1::project_service_server::ProjectService;
 use fusion_service::api::{dec_str, etag, opt_ts, parse_decimal, populated, total, ts};
 
 use fusion_db::TenantTx;
-use fusion_service::standard::{self, Child, Kit, Resource};
+use fusion_service::standard::{self, Call, Child, Kit, Method, Resource};
 
 use super::{API, Table, Val, Values, caller, values_of};
 use crate::domain::validate;
@@ -195,7 +195,7 @@ impl Resource for Projects {
         ])
     }
 
-    fn values(_: &AppState, p: &pb::Project, fields: &[&str]) -> Result<Values, Status> {
+    fn values(_: &AppState, p: &pb::Project, fields: &[&str], _: Method) -> Result<Values, Status> {
         values_of("project", fields, |field| {
             Ok(Some(match field {
                 "developer_id" => match p.developer_id {
@@ -253,7 +253,7 @@ impl Resource for Projects {
     }
 
     async fn on_create(
-        _: &AppState,
+        _: &Call<'_, AppState>,
         tx: &mut TenantTx,
         p: &pb::Project,
         values: &mut Values,
@@ -269,7 +269,7 @@ impl Resource for Projects {
     }
 
     async fn on_update(
-        _: &AppState,
+        _: &Call<'_, AppState>,
         tx: &mut TenantTx,
         _: &ProjectRow,
         p: &pb::Project,
@@ -282,12 +282,20 @@ impl Resource for Projects {
         Ok(())
     }
 
-    async fn on_delete(_: &AppState, tx: &mut TenantTx, p: &ProjectRow) -> Result<(), Status> {
+    async fn on_delete(
+        _: &Call<'_, AppState>,
+        tx: &mut TenantTx,
+        p: &ProjectRow,
+    ) -> Result<(), Status> {
         super::refuse_live_media(tx, "project", p.id).await
     }
 
     /// A live project must not point at a deleted developer.
-    async fn on_undelete(_: &AppState, tx: &mut TenantTx, p: &ProjectRow) -> Result<(), Status> {
+    async fn on_undelete(
+        _: &Call<'_, AppState>,
+        tx: &mut TenantTx,
+        p: &ProjectRow,
+    ) -> Result<(), Status> {
         if let Some(developer) = p.developer_id
             && !super::lock_live(tx, DEVELOPERS, developer).await?
         {
@@ -331,7 +339,7 @@ impl ProjectService for ProjectApi {
         let body = req.into_inner();
         let key = self.state.kit.request_key(&body.request_id, &body)?;
         let project = body.project.unwrap_or_default();
-        let created = standard::create::<Projects>(&self.state, ctx.tenant_id, key, project);
+        let created = standard::create::<Projects>(&self.state, &ctx, key, project);
         Ok(Response::new(created.await?))
     }
 
@@ -341,7 +349,7 @@ impl ProjectService for ProjectApi {
     ) -> Result<Response<pb::Project>, Status> {
         let ctx = caller(&req)?;
         let id = req.into_inner().id;
-        let project = standard::get::<Projects>(&self.state, ctx.tenant_id, id);
+        let project = standard::get::<Projects>(&self.state, &ctx, id);
         Ok(Response::new(project.await?))
     }
 
@@ -358,7 +366,7 @@ impl ProjectService for ProjectApi {
             r.order_by,
             r.show_deleted,
         );
-        let page = standard::list::<Projects>(&self.state, ctx.tenant_id, &params, None).await?;
+        let page = standard::list::<Projects>(&self.state, &ctx, &params, None).await?;
         Ok(Response::new(pb::ListProjectsResponse {
             projects: page.items,
             next_page_token: page.next_page_token,
@@ -373,8 +381,7 @@ impl ProjectService for ProjectApi {
         let ctx = caller(&req)?;
         let body = req.into_inner();
         let project = body.project.unwrap_or_default();
-        let updated =
-            standard::update::<Projects>(&self.state, ctx.tenant_id, project, body.update_mask);
+        let updated = standard::update::<Projects>(&self.state, &ctx, project, body.update_mask);
         Ok(Response::new(updated.await?))
     }
 
@@ -384,7 +391,7 @@ impl ProjectService for ProjectApi {
     ) -> Result<Response<pb::Project>, Status> {
         let ctx = caller(&req)?;
         let r = req.into_inner();
-        let deleted = standard::delete::<Projects>(&self.state, ctx.tenant_id, r.id, &r.etag);
+        let deleted = standard::delete::<Projects>(&self.state, &ctx, r.id, &r.etag);
         Ok(Response::new(deleted.await?))
     }
 
@@ -394,7 +401,7 @@ impl ProjectService for ProjectApi {
     ) -> Result<Response<pb::Project>, Status> {
         let ctx = caller(&req)?;
         let id = req.into_inner().id;
-        let restored = standard::undelete::<Projects>(&self.state, ctx.tenant_id, id);
+        let restored = standard::undelete::<Projects>(&self.state, &ctx, id);
         Ok(Response::new(restored.await?))
     }
 }

@@ -10,7 +10,7 @@ use fusion_proto::property::v1::stage_service_server::StageService;
 use fusion_service::api::{etag, opt_ts, parse_date, populated, total, ts};
 
 use fusion_db::TenantTx;
-use fusion_service::standard::{self, Child, Kit, Parent, Resource};
+use fusion_service::standard::{self, Call, Child, Kit, Method, Parent, Resource};
 
 use super::{API, Table, Val, Values, caller, values_of};
 use crate::domain::validate;
@@ -144,7 +144,7 @@ impl Resource for Stages {
         ])
     }
 
-    fn values(_: &AppState, s: &pb::Stage, fields: &[&str]) -> Result<Values, Status> {
+    fn values(_: &AppState, s: &pb::Stage, fields: &[&str], _: Method) -> Result<Values, Status> {
         values_of("stage", fields, |field| {
             Ok(Some(match field {
                 "project_id" => match s.project_id {
@@ -180,7 +180,11 @@ impl Resource for Stages {
         s.project_id
     }
 
-    async fn on_delete(_: &AppState, tx: &mut TenantTx, s: &StageRow) -> Result<(), Status> {
+    async fn on_delete(
+        _: &Call<'_, AppState>,
+        tx: &mut TenantTx,
+        s: &StageRow,
+    ) -> Result<(), Status> {
         super::refuse_live_media(tx, "stage", s.id).await
     }
 }
@@ -207,7 +211,7 @@ impl StageService for StageApi {
         let body = req.into_inner();
         let key = self.state.kit.request_key(&body.request_id, &body)?;
         let stage = body.stage.unwrap_or_default();
-        let created = standard::create::<Stages>(&self.state, ctx.tenant_id, key, stage);
+        let created = standard::create::<Stages>(&self.state, &ctx, key, stage);
         Ok(Response::new(created.await?))
     }
 
@@ -217,7 +221,7 @@ impl StageService for StageApi {
     ) -> Result<Response<pb::Stage>, Status> {
         let ctx = caller(&req)?;
         let id = req.into_inner().id;
-        let stage = standard::get::<Stages>(&self.state, ctx.tenant_id, id);
+        let stage = standard::get::<Stages>(&self.state, &ctx, id);
         Ok(Response::new(stage.await?))
     }
 
@@ -242,7 +246,7 @@ impl StageService for StageApi {
             r.order_by,
             r.show_deleted,
         );
-        let page = standard::list::<Stages>(&self.state, ctx.tenant_id, &params, scope).await?;
+        let page = standard::list::<Stages>(&self.state, &ctx, &params, scope).await?;
         Ok(Response::new(pb::ListStagesResponse {
             stages: page.items,
             next_page_token: page.next_page_token,
@@ -257,8 +261,7 @@ impl StageService for StageApi {
         let ctx = caller(&req)?;
         let body = req.into_inner();
         let stage = body.stage.unwrap_or_default();
-        let updated =
-            standard::update::<Stages>(&self.state, ctx.tenant_id, stage, body.update_mask);
+        let updated = standard::update::<Stages>(&self.state, &ctx, stage, body.update_mask);
         Ok(Response::new(updated.await?))
     }
 
@@ -268,7 +271,7 @@ impl StageService for StageApi {
     ) -> Result<Response<pb::Stage>, Status> {
         let ctx = caller(&req)?;
         let r = req.into_inner();
-        let deleted = standard::delete::<Stages>(&self.state, ctx.tenant_id, r.id, &r.etag);
+        let deleted = standard::delete::<Stages>(&self.state, &ctx, r.id, &r.etag);
         Ok(Response::new(deleted.await?))
     }
 
@@ -278,7 +281,7 @@ impl StageService for StageApi {
     ) -> Result<Response<pb::Stage>, Status> {
         let ctx = caller(&req)?;
         let id = req.into_inner().id;
-        let restored = standard::undelete::<Stages>(&self.state, ctx.tenant_id, id);
+        let restored = standard::undelete::<Stages>(&self.state, &ctx, id);
         Ok(Response::new(restored.await?))
     }
 }
