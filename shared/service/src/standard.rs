@@ -370,7 +370,7 @@ pub async fn delete<R: Resource>(
     }
     R::on_delete(&call, &mut tx, &current).await?;
     let row: R::Row = R::TABLE
-        .set_deleted(&mut tx, id, SoftDelete::Delete { etag: etag }, |_| Ok(()))
+        .set_deleted(&mut tx, id, SoftDelete::Delete { etag }, |_| Ok(()))
         .await?;
     R::after_write(&call, &mut tx, Change::Deleted, &row).await?;
     tx.commit().await?;
