@@ -31,15 +31,6 @@ use crate::{AppState, DOMAIN};
 
 pub(crate) use tenants::{NewAdmin, NewTenant, create_tenant_with_admin};
 
-/// Fully-qualified names of the services identity serves (for health checks).
-pub const SERVICE_NAMES: &[&str] = &[
-    "fusion.identity.v1.AuthService",
-    "fusion.identity.v1.TenantService",
-    "fusion.identity.v1.PlanService",
-    "fusion.identity.v1.UserService",
-    "fusion.identity.v1.RoleService",
-];
-
 /// Every identity service, ready to serve.
 pub fn routes(state: &AppState) -> Routes {
     Routes::new(AuthServiceServer::new(AuthApi::new(state.clone())))
