@@ -98,7 +98,7 @@ impl Application {
                 policy: grpc::policy(),
                 keys,
                 key_refresh: Duration::from_secs(10),
-                service_names: grpc::SERVICE_NAMES,
+                package: fusion_proto::crm::v1::PACKAGE,
             },
             background,
             grpc,

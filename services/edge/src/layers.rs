@@ -12,7 +12,7 @@ use tonic::transport::server::TcpConnectInfo;
 
 use fusion_proto::errors;
 use fusion_tenancy::JwtVerifier;
-use fusion_tenancy::headers::{AUTHORIZATION, REQUEST_ID, TENANT_ID, USER_ID};
+use fusion_tenancy::headers::{REQUEST_ID, TENANT_ID, USER_ID, bearer_token};
 
 use crate::middleware::{FnLayer, Fut, Next, reply};
 
@@ -108,18 +108,6 @@ pub fn concurrency_limit(
 /// Headers only the edge may set; a client's copies are dropped.
 const INTERNAL_HEADERS: &[&str] = &[TENANT_ID, USER_ID, "x-forwarded-for"];
 
-/// Methods that need no token (API.md).
-fn is_public(path: &str) -> bool {
-    matches!(
-        path,
-        "/fusion.identity.v1.AuthService/Login"
-            | "/fusion.identity.v1.AuthService/Refresh"
-            | "/fusion.identity.v1.AuthService/GetJwks"
-            | "/fusion.identity.v1.AuthService/Logout"
-    ) || is_health(path)
-        || path.starts_with("/grpc.reflection.")
-}
-
 /// Drops client-sent internal headers, verifies the bearer token of every non-public
 /// call and sets `x-tenant-id` / `x-user-id` from it.
 pub fn authenticate(
@@ -139,27 +127,15 @@ pub fn authenticate(
                     HeaderValue::from_str(&ip.to_string()).expect("an IP is a valid header"),
                 );
             }
-            let path = req.uri().path().to_owned();
-            if is_public(&path) {
+            // The same token-free methods the services' policies make public.
+            if fusion_tenancy::is_public(req.uri().path()) {
                 return next.run(req).await;
             }
-            let token = req
-                .headers()
-                .get(AUTHORIZATION)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| {
-                    v.strip_prefix("Bearer ")
-                        .or_else(|| v.strip_prefix("bearer "))
-                })
-                .map(|t| t.trim().to_owned())
-                .filter(|t| !t.is_empty());
-            let Some(token) = token else {
-                return reply(errors::unauthenticated(
-                    "TOKEN_MISSING",
-                    "authorization: Bearer <token> required",
-                ));
+            let verified = match bearer_token(req.headers()) {
+                Ok(token) => verifier.verify(token).await,
+                Err(status) => Err(status),
             };
-            let claims = match verifier.verify(&token).await {
+            let claims = match verified {
                 Ok(claims) => claims,
                 Err(status) => return reply(status),
             };

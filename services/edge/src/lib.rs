@@ -23,13 +23,11 @@ use tokio::sync::watch;
 use tonic::service::Routes;
 use tonic_health::ServingStatus;
 
+use fusion_proto::identity::v1::PACKAGE as IDENTITY_PACKAGE;
 use fusion_service::{Readiness, Server, ServerOptions};
 use fusion_tenancy::{JwksCache, JwtVerifier};
 
 pub use config::{EdgeConfig, Route};
-
-/// The package whose service publishes the signing keys.
-const IDENTITY_PACKAGE: &str = "fusion.identity.v1";
 
 /// A running edge.
 #[derive(Debug)]
@@ -53,9 +51,11 @@ impl Edge {
         let identity = upstreams
             .iter()
             .find(|u| u.package == IDENTITY_PACKAGE)
-            .context(
-                "the route table must include fusion.identity.v1: it publishes the signing keys",
-            )?
+            .with_context(|| {
+                format!(
+                    "the route table must include {IDENTITY_PACKAGE}: it publishes the signing keys"
+                )
+            })?
             .clone();
         let keys = JwksCache::new(
             Arc::new(fusion_tenancy::IdentityJwks::new(identity.channel())),
@@ -85,15 +85,9 @@ impl Edge {
             .layer(layers::deadline(config.default_timeout, config.max_timeout))
             .into_inner();
 
-        let services = proxy::services_by_package();
         let fronted: Vec<(upstream::Upstream, Vec<String>)> = upstreams
             .iter()
-            .map(|u| {
-                (
-                    u.clone(),
-                    services.get(&u.package).cloned().unwrap_or_default(),
-                )
-            })
+            .map(|u| (u.clone(), fusion_proto::descriptor::services_of(&u.package)))
             .collect();
         let mut health_services = vec!["fusion.edge".to_owned()];
         health_services.extend(fronted.iter().flat_map(|(_, names)| names.iter().cloned()));

@@ -9,67 +9,22 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 use http::{Request, Response};
 use http_body_util::BodyExt as _;
-use prost::Message as _;
 use tonic::body::Body;
 use tower::retry::budget::{Budget as _, TpsBudget};
 use tower::{Service, ServiceExt as _};
 
+use fusion_proto::descriptor::{self, Rpc};
 use fusion_proto::errors;
 
 use crate::middleware::reply;
 use crate::upstream::Upstream;
 
-/// What the edge knows about a method from the descriptor set.
-#[derive(Clone, Copy, Debug)]
-pub struct MethodInfo {
-    /// The client sends a stream.
-    pub client_streaming: bool,
-    /// The server answers with a stream.
-    pub server_streaming: bool,
-}
-
-/// Every Fusion method, by path (`/fusion.crm.v1.LeadService/GetLead`).
-pub fn methods() -> HashMap<String, MethodInfo> {
-    let set = prost_types::FileDescriptorSet::decode(fusion_proto::FILE_DESCRIPTOR_SET)
-        .expect("the compiled descriptor set decodes");
-    let mut methods = HashMap::new();
-    for file in set.file {
-        for service in &file.service {
-            for method in &service.method {
-                methods.insert(
-                    format!("/{}.{}/{}", file.package(), service.name(), method.name()),
-                    MethodInfo {
-                        client_streaming: method.client_streaming(),
-                        server_streaming: method.server_streaming(),
-                    },
-                );
-            }
-        }
-    }
-    methods
-}
-
-/// Fully-qualified service names per package, for health reporting.
-pub fn services_by_package() -> HashMap<String, Vec<String>> {
-    let set = prost_types::FileDescriptorSet::decode(fusion_proto::FILE_DESCRIPTOR_SET)
-        .expect("the compiled descriptor set decodes");
-    let mut by_package: HashMap<String, Vec<String>> = HashMap::new();
-    for file in set.file {
-        for service in &file.service {
-            by_package
-                .entry(file.package().to_owned())
-                .or_default()
-                .push(format!("{}.{}", file.package(), service.name()));
-        }
-    }
-    by_package
-}
-
 /// The innermost service of the edge: routes by package, retries what is safe.
 #[derive(Clone)]
 pub struct Proxy {
     upstreams: Arc<HashMap<String, Upstream>>,
-    methods: Arc<HashMap<String, MethodInfo>>,
+    /// Every Fusion RPC by path, from the descriptor set.
+    methods: Arc<HashMap<String, Rpc>>,
     retry_budget: Arc<TpsBudget>,
     max_message_bytes: usize,
 }
@@ -84,7 +39,12 @@ impl Proxy {
                     .map(|u| (u.package.clone(), u))
                     .collect(),
             ),
-            methods: Arc::new(methods()),
+            methods: Arc::new(
+                descriptor::rpcs()
+                    .into_iter()
+                    .map(|rpc| (rpc.path.clone(), rpc))
+                    .collect(),
+            ),
             // Retries may add at most 20% to the load, with a floor of 10 per second.
             retry_budget: Arc::new(TpsBudget::new(Duration::from_secs(10), 10, 0.2)),
             max_message_bytes,
@@ -139,7 +99,7 @@ impl Proxy {
         // The upstream's span becomes a child of the edge's (when tracing is exported).
         fusion_telemetry::inject_context(req.headers_mut());
         let path = req.uri().path().to_owned();
-        let Some(info) = self.methods.get(&path).copied() else {
+        let Some(info) = self.methods.get(&path) else {
             return reply(tonic::Status::unimplemented(format!(
                 "unknown method {path}"
             )));

@@ -131,7 +131,7 @@ impl Application {
                 // indexed read, so refreshes need no rate limit (a key rotated a moment
                 // ago, here or on another replica, must verify at once).
                 key_refresh: Duration::ZERO,
-                service_names: grpc::SERVICE_NAMES,
+                package: fusion_proto::identity::v1::PACKAGE,
             },
             background,
             grpc,

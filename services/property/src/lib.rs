@@ -104,7 +104,7 @@ impl Application {
                 policy: grpc::policy(),
                 keys,
                 key_refresh: Duration::from_secs(10),
-                service_names: grpc::SERVICE_NAMES,
+                package: fusion_proto::property::v1::PACKAGE,
             },
             background,
             grpc,

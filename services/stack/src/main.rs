@@ -117,10 +117,11 @@ async fn main() -> anyhow::Result<()> {
     .await?;
 
     let mut edge_config = EdgeConfig::new(local_routes(&host));
-    // The contexts that exist so far; the others join the route table as they land.
-    edge_config.routes.retain(|r| {
-        ["fusion.identity.v1", "fusion.property.v1", "fusion.crm.v1"].contains(&r.package.as_str())
-    });
+    // The contexts that exist so far (those with services in the descriptor set); the
+    // others join the route table as they land.
+    edge_config
+        .routes
+        .retain(|r| !fusion_proto::descriptor::services_of(&r.package).is_empty());
     edge_config.drain = Duration::from_millis(200);
     edge_config.grpc_addr = SocketAddr::new(host.parse()?, 50050);
     let edge = Edge::build(

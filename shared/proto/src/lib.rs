@@ -1,7 +1,9 @@
 //! Every Fusion CRM gRPC API, generated once for all services (tonic 0.14,
 //! `tonic-prost-build`, vendored `protoc`), its descriptor set for server
-//! reflection, and the [`errors`] builders every service uses.
+//! reflection, what the set says about each package's services and RPCs
+//! ([`descriptor`]), and the [`errors`] builders every service uses.
 
+pub mod descriptor;
 pub mod errors;
 
 /// Generated code is exempt from the workspace lints it was not written for.
@@ -10,6 +12,9 @@ macro_rules! generated {
         #[allow(clippy::all, clippy::pedantic, missing_docs)]
         pub mod $name {
             pub mod v1 {
+                /// The proto package, as it appears in service names and RPC paths.
+                pub const PACKAGE: &str = $package;
+
                 tonic::include_proto!($package);
             }
         }
@@ -36,75 +41,6 @@ pub mod google {
     }
 }
 
-/// The encoded `FileDescriptorSet` of every Fusion proto, for server reflection.
+/// The encoded `FileDescriptorSet` of every Fusion proto, for server reflection and
+/// [`descriptor`].
 pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("fusion_descriptor");
-
-#[cfg(test)]
-mod tests {
-    use prost::Message;
-
-    fn services_of(package: &str) -> Vec<String> {
-        let set = prost_types::FileDescriptorSet::decode(super::FILE_DESCRIPTOR_SET).unwrap();
-        set.file
-            .iter()
-            .filter(|f| f.package() == package)
-            .flat_map(|f| f.service.iter().map(|s| s.name().to_owned()))
-            .collect()
-    }
-
-    fn assert_services(package: &str, expected: &[&str]) {
-        let services = services_of(package);
-        for expected in expected {
-            assert!(
-                services.iter().any(|s| s == expected),
-                "{expected} missing from {services:?}"
-            );
-        }
-    }
-
-    #[test]
-    fn descriptor_set_describes_every_identity_service() {
-        assert_services(
-            "fusion.identity.v1",
-            &[
-                "AuthService",
-                "TenantService",
-                "PlanService",
-                "UserService",
-                "RoleService",
-            ],
-        );
-    }
-
-    #[test]
-    fn descriptor_set_describes_every_crm_service() {
-        assert_services(
-            "fusion.crm.v1",
-            &[
-                "LeadService",
-                "ContactService",
-                "DealService",
-                "TaskService",
-                "NoteService",
-                "PipelineService",
-                "SearchService",
-                "DuplicateService",
-            ],
-        );
-    }
-
-    #[test]
-    fn descriptor_set_describes_every_property_service() {
-        assert_services(
-            "fusion.property.v1",
-            &[
-                "DeveloperService",
-                "ProjectService",
-                "StageService",
-                "LotService",
-                "FeatureService",
-                "MediaService",
-            ],
-        );
-    }
-}

@@ -49,8 +49,9 @@ pub struct Serving {
     pub keys: Arc<dyn KeyProvider>,
     /// How long an unknown key id waits before the keys are asked again.
     pub key_refresh: Duration,
-    /// Fully-qualified names of its services, for health checks.
-    pub service_names: &'static [&'static str],
+    /// Its proto package (`fusion.crm.v1`): every service the descriptor set lists in
+    /// it is reported by health checks.
+    pub package: &'static str,
 }
 
 /// A running service: its server and its background tasks.
@@ -87,11 +88,7 @@ impl Host {
             tenancy,
             readiness,
             ServerOptions {
-                health_services: serving
-                    .service_names
-                    .iter()
-                    .map(|s| (*s).to_owned())
-                    .collect(),
+                health_services: fusion_proto::descriptor::services_of(serving.package),
                 file_descriptor_sets: vec![fusion_proto::FILE_DESCRIPTOR_SET],
                 drain: service.drain,
                 shutdown_deadline: service.shutdown_deadline,

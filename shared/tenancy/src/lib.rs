@@ -22,5 +22,5 @@ pub use client::{ForwardContext, ForwardContextLayer};
 pub use context::TenantContext;
 pub use jwks::IdentityJwks;
 pub use keys::{JwksCache, JwtVerifier, KeyProvider, PublicKey, StaticKeys, TokenSigner};
-pub use policy::MethodPolicy;
+pub use policy::{Access, MethodPolicy, PUBLIC_METHODS, is_public};
 pub use server::{TenantLayer, TenantService};

@@ -2,6 +2,26 @@
 
 use std::collections::{HashMap, HashSet};
 
+/// The RPCs that need no token (API.md, "Authentication"): getting, renewing and
+/// giving up a token, and the keys to verify one. Identity's policy makes them public
+/// and the edge lets them through unauthenticated; this list is what both read.
+pub const PUBLIC_METHODS: &[&str] = &[
+    "/fusion.identity.v1.AuthService/Login",
+    "/fusion.identity.v1.AuthService/Refresh",
+    "/fusion.identity.v1.AuthService/GetJwks",
+    // Logout presents the refresh token itself as the credential.
+    "/fusion.identity.v1.AuthService/Logout",
+];
+
+/// What every server answers without a token: health checks and reflection.
+const PUBLIC_PREFIXES: &[&str] = &["/grpc.health.v1.Health/", "/grpc.reflection."];
+
+/// Whether `path` needs no token on the server that serves it: one of
+/// [`PUBLIC_METHODS`], a health check or reflection.
+pub fn is_public(path: &str) -> bool {
+    PUBLIC_METHODS.contains(&path) || PUBLIC_PREFIXES.iter().any(|p| path.starts_with(p))
+}
+
 /// Public methods and per-method permissions. A method that is neither public nor
 /// listed is refused (fail closed): forgetting to declare a permission cannot open a hole.
 #[derive(Clone, Debug, Default)]
@@ -25,9 +45,11 @@ pub enum Access<'a> {
 impl MethodPolicy {
     /// A policy where health checks and reflection are public (API.md).
     pub fn new() -> Self {
-        Self::default()
-            .public_prefix("/grpc.health.v1.Health/")
-            .public_prefix("/grpc.reflection.")
+        PUBLIC_PREFIXES
+            .iter()
+            .fold(Self::default(), |policy, prefix| {
+                policy.public_prefix(prefix)
+            })
     }
 
     /// Makes `path` (`/pkg.Service/Method`) public.
@@ -65,6 +87,12 @@ impl MethodPolicy {
         }
     }
 
+    /// Whether the policy says anything about `path`: public or a permission. An RPC
+    /// for which this is false is refused to everyone.
+    pub fn is_declared(&self, path: &str) -> bool {
+        self.access(path) != Access::Undeclared
+    }
+
     /// Every declared (path, permission), for documentation and tests.
     pub fn declared(&self) -> impl Iterator<Item = (&str, &str)> {
         self.permissions
@@ -89,5 +117,38 @@ mod tests {
             Access::Public
         );
         assert_eq!(policy.access("/a.B/Delete"), Access::Undeclared);
+        assert!(policy.is_declared("/a.B/Get") && policy.is_declared("/a.Auth/Login"));
+        assert!(!policy.is_declared("/a.B/Delete"));
+    }
+
+    #[test]
+    fn public_methods_are_rpcs_of_the_descriptor_set() {
+        let rpcs: Vec<String> = fusion_proto::descriptor::rpcs()
+            .into_iter()
+            .map(|r| r.path)
+            .collect();
+        for path in PUBLIC_METHODS {
+            assert!(rpcs.iter().any(|r| r == path), "{path} is not an RPC");
+        }
+    }
+
+    #[test]
+    fn public_means_the_public_methods_health_and_reflection_only() {
+        assert!(is_public("/fusion.identity.v1.AuthService/Login"));
+        assert!(is_public("/fusion.identity.v1.AuthService/Logout"));
+        assert!(is_public("/grpc.health.v1.Health/Watch"));
+        assert!(is_public(
+            "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo"
+        ));
+        assert!(!is_public(
+            "/fusion.identity.v1.AuthService/RotateSigningKey"
+        ));
+        assert!(!is_public("/fusion.crm.v1.LeadService/GetLead"));
+        // Every policy starts from the same health and reflection prefixes.
+        let policy = MethodPolicy::new();
+        assert_eq!(
+            policy.access("/grpc.reflection.v1.ServerReflection/ServerReflectionInfo"),
+            Access::Public
+        );
     }
 }

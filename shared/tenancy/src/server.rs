@@ -11,7 +11,7 @@ use tower::{Layer, Service};
 
 use fusion_proto::errors;
 
-use crate::headers::{AUTHORIZATION, REQUEST_ID, TENANT_ID, USER_ID};
+use crate::headers::{REQUEST_ID, TENANT_ID, USER_ID, bearer_token};
 use crate::policy::{Access, MethodPolicy};
 use crate::{JwtVerifier, TenantContext};
 
@@ -105,16 +105,7 @@ pub(crate) async fn authenticate(
     verifier: &JwtVerifier,
     headers: &HeaderMap,
 ) -> Result<TenantContext, Status> {
-    let token = header(headers, AUTHORIZATION)
-        .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-        })
-        .map(str::trim)
-        .filter(|t| !t.is_empty())
-        .ok_or_else(|| {
-            errors::unauthenticated("TOKEN_MISSING", "authorization: Bearer <token> required")
-        })?;
+    let token = bearer_token(headers)?;
     let claims = verifier.verify(token).await?;
     // The edge sets x-tenant-id from the verified token; a service requires it and
     // requires it to agree, so a request that skipped the edge with a forged header,

@@ -12,10 +12,13 @@
 //!    machine (`initdb`, `postgres`), stopped when the test process exits.
 //!
 //! `FUSION_TEST_PG=private` forces the third.
+//!
+//! [`surface`] checks a context's policy and health against the descriptor set.
 
 mod pg;
 mod spawn;
 mod status;
+pub mod surface;
 mod tokens;
 
 pub use pg::{PgServer, TestDatabase, server, start_private_cluster};

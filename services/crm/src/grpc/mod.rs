@@ -43,18 +43,6 @@ pub(crate) const API: Api = Api::new(DOMAIN);
 
 const IDEMPOTENCY_TABLE: &str = "crm.idempotency_keys";
 
-/// Fully-qualified names of the services crm serves (for health checks).
-pub const SERVICE_NAMES: &[&str] = &[
-    "fusion.crm.v1.LeadService",
-    "fusion.crm.v1.ContactService",
-    "fusion.crm.v1.DealService",
-    "fusion.crm.v1.TaskService",
-    "fusion.crm.v1.NoteService",
-    "fusion.crm.v1.PipelineService",
-    "fusion.crm.v1.SearchService",
-    "fusion.crm.v1.DuplicateService",
-];
-
 /// Every crm service, ready to serve.
 pub fn routes(state: &AppState) -> Routes {
     Routes::new(LeadServiceServer::new(leads::LeadApi::new(state.clone())))

@@ -14,4 +14,5 @@ mod notes;
 mod pipeline;
 mod schema;
 mod search;
+mod surface;
 mod tasks;

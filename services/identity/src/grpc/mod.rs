@@ -24,21 +24,12 @@ use fusion_proto::identity::v1::{
 pub(crate) use fusion_service::api::{
     check, etag, json_to_struct, opt_ts, struct_to_json, total, ts,
 };
-use fusion_tenancy::{MethodPolicy, TenantContext};
+use fusion_tenancy::{MethodPolicy, PUBLIC_METHODS, TenantContext};
 
 use crate::auth::grpc::AuthApi;
 use crate::{AppState, DOMAIN};
 
 pub(crate) use tenants::{NewAdmin, NewTenant, create_tenant_with_admin};
-
-/// Fully-qualified names of the services identity serves (for health checks).
-pub const SERVICE_NAMES: &[&str] = &[
-    "fusion.identity.v1.AuthService",
-    "fusion.identity.v1.TenantService",
-    "fusion.identity.v1.PlanService",
-    "fusion.identity.v1.UserService",
-    "fusion.identity.v1.RoleService",
-];
 
 /// Every identity service, ready to serve.
 pub fn routes(state: &AppState) -> Routes {
@@ -54,12 +45,10 @@ pub fn routes(state: &AppState) -> Routes {
 /// The permission every identity RPC needs; the one place to read it.
 pub fn policy() -> MethodPolicy {
     let svc = |s: &str, m: &str| format!("/fusion.identity.v1.{s}/{m}");
-    let mut policy = MethodPolicy::new()
-        .public(&svc("AuthService", "Login"))
-        .public(&svc("AuthService", "Refresh"))
-        .public(&svc("AuthService", "GetJwks"))
-        // Logout presents the refresh token itself as the credential.
-        .public(&svc("AuthService", "Logout"))
+    // The token-free methods: the list the edge lets through too.
+    let mut policy = PUBLIC_METHODS
+        .iter()
+        .fold(MethodPolicy::new(), |policy, path| policy.public(path))
         .require(
             &svc("AuthService", "RotateSigningKey"),
             "platform.keys.write",

@@ -7,6 +7,7 @@ mod helpers;
 mod migrations;
 mod plans;
 mod roles;
+mod surface;
 mod tenants;
 mod users;
 mod validation;

@@ -43,16 +43,6 @@ pub(crate) const API: Api = Api::new(DOMAIN);
 
 const IDEMPOTENCY_TABLE: &str = "property.idempotency_keys";
 
-/// Fully-qualified names of the services property serves (for health checks).
-pub const SERVICE_NAMES: &[&str] = &[
-    "fusion.property.v1.DeveloperService",
-    "fusion.property.v1.ProjectService",
-    "fusion.property.v1.StageService",
-    "fusion.property.v1.LotService",
-    "fusion.property.v1.FeatureService",
-    "fusion.property.v1.MediaService",
-];
-
 /// Every property service, ready to serve.
 pub fn routes(state: &AppState) -> Routes {
     Routes::new(DeveloperServiceServer::new(developers::DeveloperApi::new(

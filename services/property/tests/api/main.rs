@@ -6,3 +6,4 @@ mod lots;
 mod media;
 mod resources;
 mod schema;
+mod surface;
