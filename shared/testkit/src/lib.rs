@@ -13,6 +13,7 @@
 //!
 //! `FUSION_TEST_PG=private` forces the third.
 
+pub mod conformance;
 mod pg;
 mod spawn;
 mod status;
