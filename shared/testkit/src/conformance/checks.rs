@@ -567,6 +567,23 @@ impl<'a, S: Source> Suite<'a, S> {
                 show(&status)
             );
         }
+        // show_deleted is part of the query too (and the only part of a List without
+        // a filter): a cursor into the live rows must not continue a list of them all.
+        let status = refused(
+            "List with the token of a list of live rows and show_deleted",
+            self.list(
+                owner,
+                json!({ "page_size": 1, "page_token": token, "show_deleted": true }),
+            )
+            .await,
+            Code::InvalidArgument,
+        );
+        assert_eq!(
+            violated_fields(&status),
+            ["page_token"],
+            "{}",
+            show(&status)
+        );
     }
 
     async fn a_negative_page_size_is_invalid_and_a_large_one_clamped(&self) {

@@ -26,7 +26,7 @@ use std::panic::AssertUnwindSafe;
 use std::time::{Duration, Instant};
 
 use futures::FutureExt as _;
-use prost_reflect::{Kind, MessageDescriptor, ServiceDescriptor};
+use prost_reflect::{MessageDescriptor, ServiceDescriptor};
 use serde_json::{Map, Value};
 use tonic::transport::Channel;
 
@@ -240,7 +240,8 @@ pub enum Check {
     MaskedFieldsOnly,
     /// 120 rows paged by 7 come back each exactly once, in the order of one big page.
     Paging,
-    /// A tampered page token, or one reused with another filter, is INVALID_ARGUMENT.
+    /// A tampered page token, or one reused with another filter or show_deleted, is
+    /// INVALID_ARGUMENT.
     PageTokens,
     /// A negative page_size is INVALID_ARGUMENT; one over 1000 is clamped.
     PageSize,
@@ -335,34 +336,40 @@ where
         .await;
 }
 
-/// The collection resources of `package`'s services: (service full name, resource
-/// message name) for each `Get<R>` returning `R` whose service also lists `R` (a
-/// `List…` method whose response repeats `R`). Singletons (Get and Update only) are
-/// not collections.
+/// The resources of `package`'s services that have standard methods: (service full
+/// name, resource message name) for each `R` with a `Create<R>`, `Delete<R>` or
+/// `Undelete<R>` returning `R`, or a `Get<R>` returning `R` beside a `List…` whose
+/// response repeats `R`. A singleton (Get and Update only, like `CrmSettings`) is not
+/// among them.
 pub fn standard_resources(package: &str) -> Vec<(String, String)> {
     let mut found = Vec::new();
     for service in pool().services().filter(|s| s.package_name() == package) {
-        for get in service.methods() {
-            let resource = get.output();
-            if get.name() != format!("Get{}", resource.name()) {
-                continue;
-            }
-            let listed = service.methods().any(|list| {
+        let listed = |resource: &MessageDescriptor| {
+            service.methods().any(|list| {
                 list.name().starts_with("List")
-                    && list.output().fields().any(|f| {
-                        f.is_list() && matches!(f.kind(), Kind::Message(m) if m == resource)
-                    })
-            });
-            if listed {
+                    && list
+                        .output()
+                        .fields()
+                        .any(|f| f.is_list() && f.kind().as_message() == Some(resource))
+            })
+        };
+        for method in service.methods() {
+            let resource = method.output();
+            let standard = ["Create", "Delete", "Undelete"]
+                .iter()
+                .any(|verb| method.name() == format!("{verb}{}", resource.name()))
+                || (method.name() == format!("Get{}", resource.name()) && listed(&resource));
+            if standard {
                 found.push((service.full_name().to_owned(), resource.name().to_owned()));
             }
         }
     }
     found.sort();
+    found.dedup();
     found
 }
 
-/// Fails when a collection resource of `package` has no spec in `specs`, or a spec is
+/// Fails when a resource of `package` with standard methods has no spec in `specs`, or a spec is
 /// wrong about its resource (see [`ResourceSpec::problems`]).
 pub fn assert_every_resource_is_covered(package: &str, specs: &[ResourceSpec]) {
     let mut problems = Vec::new();
@@ -412,5 +419,89 @@ async fn attempt(check: impl Future<Output = ()>) -> Outcome {
                 .unwrap_or_else(|| "panicked".to_owned()),
         ),
         Err(_) => Outcome::Failed(format!("did not finish within {}s", LIMIT.as_secs())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn developers() -> ResourceSpec {
+        ResourceSpec {
+            service: "fusion.property.v1.DeveloperService",
+            singular: "Developer",
+            plural: "Developers",
+            field: "developer",
+            read_permission: "property.developers.read",
+            write_permission: "property.developers.write",
+            required: &["name", "slug"],
+            length_limited: ("name", 255),
+            mutable: [("name", json!("New")), ("description", json!("New"))],
+            filters: &[r#"name = "x""#],
+            skip: &[],
+        }
+    }
+
+    #[test]
+    fn resources_with_standard_methods_are_found_and_singletons_are_not() {
+        let crm = standard_resources("fusion.crm.v1");
+        for resource in ["Lead", "Contact", "Deal", "Task", "Note"] {
+            assert!(
+                crm.iter().any(|(_, r)| r == resource),
+                "{resource}: {crm:?}"
+            );
+        }
+        assert!(crm.contains(&(
+            "fusion.crm.v1.PipelineService".to_owned(),
+            "LeadStatus".to_owned()
+        )));
+        assert!(!crm.iter().any(|(_, r)| r == "CrmSettings"), "{crm:?}");
+        let property = standard_resources("fusion.property.v1");
+        assert_eq!(property.len(), 6, "{property:?}");
+        assert!(property.iter().any(|(_, r)| r == "Media"));
+    }
+
+    #[test]
+    #[should_panic(
+        expected = "fusion.property.v1.LotService has standard methods for Lot but no conformance spec"
+    )]
+    fn a_resource_without_a_spec_fails_the_coverage_check() {
+        assert_every_resource_is_covered("fusion.property.v1", &[developers()]);
+    }
+
+    #[test]
+    fn a_spec_naming_what_does_not_exist_has_problems() {
+        assert_eq!(developers().problems(), Vec::<String>::new());
+        let mut wrong = developers();
+        wrong.plural = "Developer";
+        wrong.required = &["nmae"];
+        wrong.filters = &[];
+        wrong.mutable[1] = ("description", json!(7));
+        let problems = wrong.problems().join("\n");
+        assert!(problems.contains("has no ListDeveloper"), "{problems}");
+        wrong.plural = "Developers";
+        let problems = wrong.problems().join("\n");
+        for expected in [
+            "Developer has no field nmae",
+            "ListDevelopersRequest has a filter: declare filters",
+            "mutable[1] description",
+        ] {
+            assert!(problems.contains(expected), "{expected}: {problems}");
+        }
+    }
+
+    #[test]
+    fn a_message_round_trips_through_json_with_proto_field_names() {
+        let stage = pool()
+            .get_message_by_name("fusion.property.v1.Stage")
+            .unwrap();
+        let json = json!({ "projectId": "7", "name": "Stage 1", "release_date": { "year": 2025, "month": 3, "day": 1 } });
+        let canonical = to_json(&from_json(stage, json));
+        assert_eq!(
+            canonical,
+            json!({ "project_id": "7", "name": "Stage 1", "release_date": { "year": 2025, "month": 3, "day": 1 } })
+        );
     }
 }
