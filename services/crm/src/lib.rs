@@ -82,6 +82,7 @@ impl Application {
             background.push(fusion_db::soft_delete::spawn_purge_job(
                 owner,
                 PURGED_TABLES.to_vec(),
+                "crm.idempotency_keys",
                 config.purge_retention,
                 Duration::from_secs(3600),
                 background.stopped(),

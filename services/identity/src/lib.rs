@@ -81,6 +81,7 @@ fn spawn_purge(
     Ok(fusion_db::soft_delete::spawn_purge_job(
         owner,
         PURGED_TABLES.to_vec(),
+        "identity.idempotency_keys",
         retention,
         Duration::from_secs(3600),
         stopped,

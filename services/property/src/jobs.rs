@@ -186,6 +186,11 @@ pub fn spawn(
                         Ok(n) => tracing::info!(rows = n, "purged soft-deleted rows"),
                         Err(e) => tracing::warn!(error = %e, "purge failed; will retry"),
                     }
+                    match fusion_db::idempotency::prune(&owner, "property.idempotency_keys").await {
+                        Ok(0) => {}
+                        Ok(n) => tracing::info!(rows = n, "pruned expired request ids"),
+                        Err(e) => tracing::warn!(error = %e, "request id pruning failed; will retry"),
+                    }
                 }
                 _ = stop.changed() => break,
             }

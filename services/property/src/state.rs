@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use fusion_db::Db;
 use fusion_db::page::PageTokenCodec;
+use fusion_service::standard::Kit;
 
 use crate::PropertyConfig;
 use crate::events::LotEvents;
@@ -22,13 +23,23 @@ pub struct AppState {
     pub events: LotEvents,
     /// Where media bytes live.
     pub media: MediaStore,
+    /// What the standard methods of every property resource share.
+    pub kit: Kit,
 }
 
 impl AppState {
     /// Bundles the parts.
     pub fn new(db: Db, config: Arc<PropertyConfig>, events: LotEvents, media: MediaStore) -> Self {
         let pages = PageTokenCodec::new(&config.service.page_token_secret);
+        let kit = Kit {
+            db: db.clone(),
+            pages: pages.clone(),
+            api: crate::grpc::API,
+            request_ids: crate::grpc::REQUEST_IDS,
+            retention: config.purge_retention,
+        };
         Self {
+            kit,
             db,
             config,
             pages,

@@ -2,6 +2,11 @@
 //! result instead of creating twice. The response is saved in the same tenant-bound
 //! transaction as the write, so either both happen or neither does.
 //!
+//! A request id names one request: it is saved with a SHA-256 digest of the request
+//! message, and the same id sent with a different request is INVALID_ARGUMENT
+//! (`REQUEST_ID_REUSED`) rather than a replay of an unrelated answer. Ids are kept for
+//! [`RETENTION`].
+//!
 //! Each schema has:
 //!
 //! ```sql
@@ -10,17 +15,45 @@
 //!     method     text        NOT NULL,
 //!     request_id uuid        NOT NULL,
 //!     response   bytea       NOT NULL,
+//!     request_digest bytea,  -- NULL only for ids saved before digests were kept
 //!     created_at timestamptz NOT NULL DEFAULT now(),
 //!     PRIMARY KEY (tenant_id, method, request_id)
 //! );
 //! ```
 //! with row-level security like every tenant table.
 
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
 use sqlx::PgConnection;
 use tonic::Status;
 use uuid::Uuid;
 
+use fusion_proto::errors::{self, FieldViolation};
+
 use crate::db_status;
+
+/// How long a request id is remembered (AIP-155 asks for at least a day).
+pub const RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// Why a reused request id is refused.
+pub const REUSED_REASON: &str = "REQUEST_ID_REUSED";
+
+/// A client's request id together with a digest of the request it names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RequestKey {
+    /// The client's UUID.
+    pub id: Uuid,
+    digest: [u8; 32],
+}
+
+impl RequestKey {
+    /// The SHA-256 of the request as encoded on the wire (the Fusion protos have no
+    /// map fields, so equal messages encode to equal bytes).
+    pub fn digest(&self) -> &[u8; 32] {
+        &self.digest
+    }
+}
 
 /// Parses a request id: empty means "not idempotent"; anything else must be a UUID.
 pub fn parse_request_id(domain: &str, raw: &str) -> Result<Option<Uuid>, Status> {
@@ -29,36 +62,82 @@ pub fn parse_request_id(domain: &str, raw: &str) -> Result<Option<Uuid>, Status>
     }
     Uuid::parse_str(raw)
         .map(Some)
-        .map_err(|_| fusion_proto::errors::invalid_field(domain, "request_id", "must be a UUID"))
+        .map_err(|_| errors::invalid_field(domain, "request_id", "must be a UUID"))
 }
 
-/// The saved response of an earlier call with this request id, if any. Takes a lock on
-/// the key for the rest of the transaction so concurrent retries wait for the first.
+/// The key of `request` (which carries the raw id `raw`): `None` when no id was sent.
+pub fn request_key<M: prost::Message>(
+    domain: &str,
+    raw: &str,
+    request: &M,
+) -> Result<Option<RequestKey>, Status> {
+    Ok(parse_request_id(domain, raw)?.map(|id| RequestKey {
+        id,
+        digest: Sha256::digest(request.encode_to_vec()).into(),
+    }))
+}
+
+/// Removes request ids older than [`RETENTION`] from `table` (a trusted constant),
+/// across tenants: run on a pool connected as the owner role, which each schema's
+/// `prune_expired` policy lets see exactly those rows. Returns how many went.
+pub async fn prune(owner_pool: &sqlx::PgPool, table: &str) -> Result<u64, sqlx::Error> {
+    let cutoff = chrono::Utc::now()
+        - chrono::Duration::from_std(RETENTION).unwrap_or(chrono::Duration::MAX);
+    let sql = format!("DELETE FROM {table} WHERE created_at < $1");
+    Ok(sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(cutoff)
+        .execute(owner_pool)
+        .await?
+        .rows_affected())
+}
+
+fn reused(domain: &str) -> Status {
+    errors::invalid_argument_because(
+        domain,
+        REUSED_REASON,
+        vec![FieldViolation::new(
+            "request_id",
+            "was already used for a different request; send a new request_id",
+        )],
+    )
+}
+
+/// The saved response of an earlier call with this request id, if any; INVALID_ARGUMENT
+/// when the id was saved with a different request. Takes a lock on the key for the
+/// rest of the transaction so concurrent retries wait for the first.
 pub async fn lookup(
     conn: &mut PgConnection,
     domain: &str,
     table: &str,
     tenant_id: i64,
     method: &str,
-    request_id: Uuid,
+    key: &RequestKey,
 ) -> Result<Option<Vec<u8>>, Status> {
     // Serialise concurrent calls with the same key within this transaction.
     sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, $2))")
-        .bind(format!("{table}:{method}:{request_id}"))
+        .bind(format!("{table}:{method}:{}", key.id))
         .bind(tenant_id)
         .execute(&mut *conn)
         .await
         .map_err(|e| db_status(domain, e))?;
     let sql = format!(
-        "SELECT response FROM {table} WHERE tenant_id = $1 AND method = $2 AND request_id = $3"
+        "SELECT response, request_digest FROM {table} \
+         WHERE tenant_id = $1 AND method = $2 AND request_id = $3"
     );
-    sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+    let saved: Option<(Vec<u8>, Option<Vec<u8>>)> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
         .bind(tenant_id)
         .bind(method)
-        .bind(request_id)
+        .bind(key.id)
         .fetch_optional(&mut *conn)
         .await
-        .map_err(|e| db_status(domain, e))
+        .map_err(|e| db_status(domain, e))?;
+    match saved {
+        Some((_, Some(digest))) if digest.as_slice() != key.digest.as_slice() => {
+            Err(reused(domain))
+        }
+        Some((response, _)) => Ok(Some(response)),
+        None => Ok(None),
+    }
 }
 
 /// Records the response of the first call with this request id.
@@ -68,16 +147,18 @@ pub async fn save(
     table: &str,
     tenant_id: i64,
     method: &str,
-    request_id: Uuid,
+    key: &RequestKey,
     response: &[u8],
 ) -> Result<(), Status> {
     let sql = format!(
-        "INSERT INTO {table} (tenant_id, method, request_id, response) VALUES ($1, $2, $3, $4)"
+        "INSERT INTO {table} (tenant_id, method, request_id, request_digest, response) \
+         VALUES ($1, $2, $3, $4, $5)"
     );
     sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(tenant_id)
         .bind(method)
-        .bind(request_id)
+        .bind(key.id)
+        .bind(key.digest.as_slice())
         .bind(response)
         .execute(&mut *conn)
         .await
@@ -93,12 +174,12 @@ pub async fn replay<M: prost::Message + Default>(
     table: &str,
     tenant_id: i64,
     method: &str,
-    request_id: Option<Uuid>,
+    key: Option<RequestKey>,
 ) -> Result<Option<M>, Status> {
-    let Some(request_id) = request_id else {
+    let Some(key) = key else {
         return Ok(None);
     };
-    match lookup(conn, domain, table, tenant_id, method, request_id).await? {
+    match lookup(conn, domain, table, tenant_id, method, &key).await? {
         Some(saved) => M::decode(saved.as_slice())
             .map(Some)
             .map_err(|_| fusion_proto::errors::internal(domain)),
@@ -114,18 +195,18 @@ pub async fn remember<M: prost::Message>(
     table: &str,
     tenant_id: i64,
     method: &str,
-    request_id: Option<Uuid>,
+    key: Option<RequestKey>,
     response: &M,
 ) -> Result<(), Status> {
-    match request_id {
-        Some(request_id) => {
+    match key {
+        Some(key) => {
             save(
                 conn,
                 domain,
                 table,
                 tenant_id,
                 method,
-                request_id,
+                &key,
                 &response.encode_to_vec(),
             )
             .await
@@ -154,10 +235,10 @@ impl RequestIds {
         &self,
         tx: &mut crate::TenantTx,
         method: &str,
-        request_id: Option<Uuid>,
+        key: Option<RequestKey>,
     ) -> Result<Option<M>, Status> {
         let tenant = tx.tenant_id();
-        replay(tx, self.domain, self.table, tenant, method, request_id).await
+        replay(tx, self.domain, self.table, tenant, method, key).await
     }
 
     /// Records the response of the first call with this request id, in the same
@@ -166,7 +247,7 @@ impl RequestIds {
         &self,
         tx: &mut crate::TenantTx,
         method: &str,
-        request_id: Option<Uuid>,
+        key: Option<RequestKey>,
         response: &M,
     ) -> Result<(), Status> {
         let tenant = tx.tenant_id();
@@ -176,7 +257,7 @@ impl RequestIds {
             self.table,
             tenant,
             method,
-            request_id,
+            key,
             response,
         )
         .await

@@ -48,10 +48,12 @@ pub async fn purge(
     Ok(removed)
 }
 
-/// Runs [`purge`] every `interval` until `shutdown` turns true.
+/// Runs [`purge`] on `tables`, and prunes expired request ids from `request_ids`
+/// (see [`crate::idempotency::prune`]), every `interval` until `shutdown` turns true.
 pub fn spawn_purge_job(
     owner_pool: PgPool,
     tables: Vec<&'static str>,
+    request_ids: &'static str,
     retention: Duration,
     interval: Duration,
     mut shutdown: watch::Receiver<bool>,
@@ -65,6 +67,11 @@ pub fn spawn_purge_job(
                         Ok(0) => {}
                         Ok(n) => tracing::info!(rows = n, "purged soft-deleted rows"),
                         Err(e) => tracing::warn!(error = %e, "purge failed; will retry"),
+                    }
+                    match crate::idempotency::prune(&owner_pool, request_ids).await {
+                        Ok(0) => {}
+                        Ok(n) => tracing::info!(rows = n, "pruned expired request ids"),
+                        Err(e) => tracing::warn!(error = %e, "request id pruning failed; will retry"),
                     }
                 }
                 _ = shutdown.changed() => {

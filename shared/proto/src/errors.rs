@@ -30,6 +30,16 @@ fn error_info(reason: &str, domain: &str, metadata: HashMap<String, String>) -> 
 
 /// INVALID_ARGUMENT with one `FieldViolation` per bad field.
 pub fn invalid_argument(domain: &str, violations: Vec<FieldViolation>) -> Status {
+    invalid_argument_because(domain, "INVALID_ARGUMENT", violations)
+}
+
+/// INVALID_ARGUMENT with a reason of its own (`REQUEST_ID_REUSED`) and one
+/// `FieldViolation` per bad field.
+pub fn invalid_argument_because(
+    domain: &str,
+    reason: &str,
+    violations: Vec<FieldViolation>,
+) -> Status {
     let message = match violations.as_slice() {
         [] => "invalid argument".to_owned(),
         [one] => format!("invalid {}: {}", one.field, one.description),
@@ -41,7 +51,7 @@ pub fn invalid_argument(domain: &str, violations: Vec<FieldViolation>) -> Status
                 .join(", ")
         ),
     };
-    let mut details = error_info("INVALID_ARGUMENT", domain, HashMap::new());
+    let mut details = error_info(reason, domain, HashMap::new());
     details.set_bad_request(violations);
     with_details(Code::InvalidArgument, message, details)
 }

@@ -16,6 +16,7 @@ pub mod config;
 pub mod host;
 mod metrics;
 mod server;
+pub mod standard;
 pub mod validate;
 
 pub use background::Background;

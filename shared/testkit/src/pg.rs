@@ -132,17 +132,27 @@ fn find_bin(name: &str) -> Option<PathBuf> {
     versions.pop()
 }
 
-/// Where private clusters live: the cargo `target/` folder the running binary was built
-/// into (tests and `fusion-stack` alike), else the system's temporary folder.
-fn private_cluster_root() -> PathBuf {
-    std::env::current_exe()
-        .ok()
-        .and_then(|exe| {
-            exe.ancestors()
-                .find(|a| a.file_name().is_some_and(|n| n == "target"))
-                .map(Path::to_path_buf)
-        })
-        .unwrap_or_else(std::env::temp_dir)
+/// Where private clusters live: a `fusion-pg` folder in the system's temporary folder,
+/// never inside the checkout. When we are root the cluster runs as `nobody`, which must
+/// be able to reach its data folder; a checkout (and so its `target/`) may sit below
+/// folders only root can enter, such as root's home or a `mktemp -d` folder, while the
+/// temporary folder is open to every user. A `TMPDIR` the cluster user cannot enter is
+/// passed over for `/tmp`.
+fn private_cluster_root(as_other_user: bool) -> PathBuf {
+    let temp = std::env::temp_dir();
+    if as_other_user && !traversable_by_cluster_user(&temp) {
+        return PathBuf::from("/tmp").join("fusion-pg");
+    }
+    temp.join("fusion-pg")
+}
+
+/// Whether the unprivileged cluster user can enter `dir` (and every folder above it).
+fn traversable_by_cluster_user(dir: &Path) -> bool {
+    Command::new("runuser")
+        .args(["-u", "nobody", "--", "test", "-x"])
+        .arg(dir)
+        .status()
+        .is_ok_and(|s| s.success())
 }
 
 /// Removes clusters left by processes that no longer exist (killed before their
@@ -190,13 +200,13 @@ pub async fn start_private_cluster() -> anyhow::Result<PgServer> {
     let (Some(initdb), Some(postgres)) = (find_bin("initdb"), find_bin("postgres")) else {
         bail!("no PostgreSQL server answered and initdb/postgres are not installed");
     };
-    let root = private_cluster_root().join("fusion-pg");
+    let as_other_user = is_root();
+    let root = private_cluster_root(as_other_user);
     std::fs::create_dir_all(&root)?;
     remove_stale_clusters(&root);
     let dir = root.join(std::process::id().to_string());
     let data = dir.join("data");
     std::fs::create_dir_all(&dir)?;
-    let as_other_user = is_root();
     if as_other_user {
         // Like /tmp: the unprivileged cluster user may remove its own folder when done.
         let status = Command::new("chmod").arg("1777").arg(&root).status()?;

@@ -211,9 +211,9 @@ impl ContactService for ContactApi {
     ) -> Result<Response<pb::Contact>, Status> {
         let ctx = caller(&req)?;
         let body = req.into_inner();
+        let request_id = idempotency::request_key(DOMAIN, &body.request_id, &body)?;
         let c = body.contact.unwrap_or_default();
         let mut values = values(&c, CREATE)?;
-        let request_id = idempotency::parse_request_id(DOMAIN, &body.request_id)?;
         const METHOD: &str = "CreateContact";
         let mut tx = self.state.db.begin(ctx.tenant_id).await?;
         if let Some(saved) = REQUEST_IDS.replay(&mut tx, METHOD, request_id).await? {
@@ -364,7 +364,7 @@ impl ContactService for ContactApi {
             merged_ids: &r.merged_ids,
             etag: &r.etag,
             dry_run: r.dry_run,
-            request_id: &r.request_id,
+            request_id: fusion_db::idempotency::request_key(DOMAIN, &r.request_id, &r)?,
         };
         super::merge::run(
             state,

@@ -64,7 +64,7 @@ pub(crate) async fn convert(
     r: pb::ConvertLeadRequest,
 ) -> Result<pb::ConvertLeadResponse, Status> {
     API.require_id("id", r.id)?;
-    let request_id = fusion_db::idempotency::parse_request_id(DOMAIN, &r.request_id)?;
+    let request_id = fusion_db::idempotency::request_key(DOMAIN, &r.request_id, &r)?;
     let lead_status = r.lead_status.trim().to_owned();
     if !lead_status.is_empty() {
         pipeline::key(&lead_status).map_err(|e| API.invalid("lead_status", e))?;

@@ -526,9 +526,9 @@ impl DealService for DealApi {
     ) -> Result<Response<pb::Deal>, Status> {
         let ctx = caller(&req)?;
         let body = req.into_inner();
+        let request_id = idempotency::request_key(DOMAIN, &body.request_id, &body)?;
         let d = body.deal.unwrap_or_default();
         let mut values = values(&d, CREATE)?;
-        let request_id = idempotency::parse_request_id(DOMAIN, &body.request_id)?;
         ensure_pipeline(&self.state, ctx.tenant_id).await?;
         const METHOD: &str = "CreateDeal";
         let mut tx = self.state.db.begin(ctx.tenant_id).await?;

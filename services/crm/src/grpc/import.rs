@@ -185,7 +185,7 @@ pub(crate) async fn import(
         }
         None => return Err(API.invalid("options", "the stream ended before the options")),
     };
-    let request_id = fusion_db::idempotency::parse_request_id(DOMAIN, &options.request_id)
+    let request_id = fusion_db::idempotency::request_key(DOMAIN, &options.request_id, &options)
         .map_err(|_| API.invalid("options.request_id", "must be a UUID"))?;
     let request_id = if options.dry_run { None } else { request_id };
     ensure_pipeline(state, ctx.tenant_id).await?;

@@ -252,9 +252,9 @@ impl LeadService for LeadApi {
     ) -> Result<Response<pb::Lead>, Status> {
         let ctx = caller(&req)?;
         let body = req.into_inner();
+        let request_id = idempotency::request_key(DOMAIN, &body.request_id, &body)?;
         let l = body.lead.unwrap_or_default();
         let mut values = values(&l, MUTABLE)?;
-        let request_id = idempotency::parse_request_id(DOMAIN, &body.request_id)?;
         if l.assigned_to != 0 {
             API.require_id("lead.assigned_to", l.assigned_to)?;
         }
@@ -467,7 +467,7 @@ impl LeadService for LeadApi {
             merged_ids: &r.merged_ids,
             etag: &r.etag,
             dry_run: r.dry_run,
-            request_id: &r.request_id,
+            request_id: fusion_db::idempotency::request_key(DOMAIN, &r.request_id, &r)?,
         };
         super::merge::run(
             state,

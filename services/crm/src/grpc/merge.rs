@@ -77,7 +77,7 @@ pub(crate) struct Request<'a> {
     pub merged_ids: &'a [i64],
     pub etag: &'a str,
     pub dry_run: bool,
-    pub request_id: &'a str,
+    pub request_id: Option<fusion_db::idempotency::RequestKey>,
 }
 
 /// Runs a merge call: checks it, replays a saved response under its request id (none
@@ -96,8 +96,7 @@ where
     M: prost::Message + Default,
 {
     let merged = check_request(r.survivor_id, r.merged_ids)?;
-    let request_id = fusion_db::idempotency::parse_request_id(DOMAIN, r.request_id)?;
-    let request_id = if r.dry_run { None } else { request_id };
+    let request_id = if r.dry_run { None } else { r.request_id };
     let mut tx = state.db.begin(ctx.tenant_id).await?;
     if let Some(saved) = REQUEST_IDS.replay(&mut tx, r.method, request_id).await? {
         return Ok(saved);

@@ -176,11 +176,11 @@ impl NoteService for NoteApi {
     ) -> Result<Response<pb::Note>, Status> {
         let ctx = caller(&req)?;
         let body = req.into_inner();
+        let request_id = idempotency::request_key(DOMAIN, &body.request_id, &body)?;
         let n = body.note.unwrap_or_default();
         let fields: Vec<&str> = CREATE_ONLY.iter().chain(MUTABLE).copied().collect();
         let mut values = values(&n, &fields)?;
         values.push(("user_id", Val::Int(Some(ctx.user_id))));
-        let request_id = idempotency::parse_request_id(DOMAIN, &body.request_id)?;
         const METHOD: &str = "CreateNote";
         let mut tx = self.state.db.begin(ctx.tenant_id).await?;
         if let Some(saved) = REQUEST_IDS.replay(&mut tx, METHOD, request_id).await? {

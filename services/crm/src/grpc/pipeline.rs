@@ -243,13 +243,12 @@ impl PipelineApi {
         table: Table,
         method: &str,
         values: Values,
-        request_id: &str,
+        request_id: Option<idempotency::RequestKey>,
     ) -> Result<M, Status>
     where
         R: for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow> + Send + Unpin + Into<M>,
         M: prost::Message + Default,
     {
-        let request_id = idempotency::parse_request_id(DOMAIN, request_id)?;
         ensure_pipeline(&self.state, tenant).await?;
         let mut tx = self.state.db.begin(tenant).await?;
         if let Some(saved) = REQUEST_IDS.replay(&mut tx, method, request_id).await? {
@@ -365,6 +364,7 @@ impl PipelineService for PipelineApi {
     ) -> Result<Response<pb::LeadStatus>, Status> {
         let ctx = caller(&req)?;
         let body = req.into_inner();
+        let key = idempotency::request_key(DOMAIN, &body.request_id, &body)?;
         let values = status_values(&body.lead_status.unwrap_or_default(), STATUS_CREATE)?;
         let created = self
             .create::<StatusRow, pb::LeadStatus>(
@@ -372,7 +372,7 @@ impl PipelineService for PipelineApi {
                 STATUSES,
                 "CreateLeadStatus",
                 values,
-                &body.request_id,
+                key,
             )
             .await?;
         Ok(Response::new(created))
@@ -480,6 +480,7 @@ impl PipelineService for PipelineApi {
     ) -> Result<Response<pb::DealStage>, Status> {
         let ctx = caller(&req)?;
         let body = req.into_inner();
+        let key = idempotency::request_key(DOMAIN, &body.request_id, &body)?;
         let values = stage_values(&body.deal_stage.unwrap_or_default(), STAGE_CREATE)?;
         let created = self
             .create::<StageRow, pb::DealStage>(
@@ -487,7 +488,7 @@ impl PipelineService for PipelineApi {
                 STAGES,
                 "CreateDealStage",
                 values,
-                &body.request_id,
+                key,
             )
             .await?;
         Ok(Response::new(created))

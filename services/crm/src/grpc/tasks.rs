@@ -371,10 +371,10 @@ impl TaskService for TaskApi {
     ) -> Result<Response<pb::Task>, Status> {
         let ctx = caller(&req)?;
         let body = req.into_inner();
+        let request_id = idempotency::request_key(DOMAIN, &body.request_id, &body)?;
         let t = body.task.unwrap_or_default();
         let fields: Vec<&str> = MUTABLE.iter().chain(CREATE_ONLY).copied().collect();
         let mut values = values(&t, &fields, true)?;
-        let request_id = idempotency::parse_request_id(DOMAIN, &body.request_id)?;
         values.push(("assigned_by", Val::Int(Some(ctx.user_id))));
         const METHOD: &str = "CreateTask";
         let mut tx = self.state.db.begin(ctx.tenant_id).await?;

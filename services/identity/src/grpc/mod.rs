@@ -171,45 +171,10 @@ pub(crate) async fn set_deleted(
     fusion_db::soft_delete::set_deleted(conn, DOMAIN, table, id, deleted).await
 }
 
-const IDEMPOTENCY_TABLE: &str = "identity.idempotency_keys";
-
-/// The response an earlier call with this request id returned (AIP-155).
-pub(crate) async fn replay<M: prost::Message + Default>(
-    conn: &mut PgConnection,
-    tenant_id: i64,
-    method: &str,
-    request_id: Option<uuid::Uuid>,
-) -> Result<Option<M>, Status> {
-    idempotency::replay(
-        conn,
-        DOMAIN,
-        IDEMPOTENCY_TABLE,
-        tenant_id,
-        method,
-        request_id,
-    )
-    .await
-}
-
-/// Records the response of the first call with this request id, in the same transaction.
-pub(crate) async fn remember<M: prost::Message>(
-    conn: &mut PgConnection,
-    tenant_id: i64,
-    method: &str,
-    request_id: Option<uuid::Uuid>,
-    response: &M,
-) -> Result<(), Status> {
-    idempotency::remember(
-        conn,
-        DOMAIN,
-        IDEMPOTENCY_TABLE,
-        tenant_id,
-        method,
-        request_id,
-        response,
-    )
-    .await
-}
+/// Identity's request ids (AIP-155): `REQUEST_IDS.replay(&mut tx, method, key)` before
+/// a write, `REQUEST_IDS.remember(...)` in the same transaction after it.
+pub(crate) const REQUEST_IDS: idempotency::RequestIds =
+    idempotency::RequestIds::new(DOMAIN, "identity.idempotency_keys");
 
 pub(crate) fn not_found(what: &str, id: i64) -> Status {
     errors::not_found(DOMAIN, format!("{what} {id} not found"))

@@ -13,7 +13,7 @@ use fusion_proto::identity::v1 as pb;
 use fusion_proto::identity::v1::plan_service_server::PlanService;
 
 use super::{
-    API, caller, check, check_etag, etag, not_found, opt_ts, purge_ts, remember, replay,
+    API, caller, check, check_etag, etag, not_found, opt_ts, purge_ts, REQUEST_IDS,
     require_id, set_deleted, total, ts, violations,
 };
 use crate::domain::validate;
@@ -146,6 +146,7 @@ impl PlanService for PlanApi {
     ) -> Result<Response<pb::Plan>, Status> {
         let ctx = caller(&req)?;
         let body = req.into_inner();
+        let request_id = idempotency::request_key(DOMAIN, &body.request_id, &body)?;
         let p = body.plan.unwrap_or_default();
         let mut v = Vec::new();
         check(&mut v, "plan.code", validate::slug(&p.code));
@@ -160,10 +161,9 @@ impl PlanService for PlanApi {
             check(&mut v, "plan.max_users", Err("must not be negative".into()));
         }
         violations(v)?;
-        let request_id = idempotency::parse_request_id(DOMAIN, &body.request_id)?;
         let mut tx = self.state.db.begin(ctx.tenant_id).await?;
         const METHOD: &str = "CreatePlan";
-        if let Some(saved) = replay::<pb::Plan>(&mut tx, ctx.tenant_id, METHOD, request_id).await? {
+        if let Some(saved) = REQUEST_IDS.replay::<pb::Plan>(&mut tx, METHOD, request_id).await? {
             return Ok(Response::new(saved));
         }
         let id: i64 = sqlx::query_scalar(
@@ -185,7 +185,7 @@ impl PlanService for PlanApi {
             .await?
             .ok_or_else(|| errors::internal(DOMAIN))?
             .into();
-        remember(&mut tx, ctx.tenant_id, METHOD, request_id, &created).await?;
+        REQUEST_IDS.remember(&mut tx, METHOD, request_id, &created).await?;
         tx.commit().await?;
         Ok(Response::new(created))
     }

@@ -12,7 +12,7 @@ use fusion_proto::identity::v1 as pb;
 use fusion_proto::identity::v1::role_service_server::RoleService;
 
 use super::{
-    API, caller, check, check_etag, etag, not_found, opt_ts, purge_ts, remember, replay,
+    API, caller, check, check_etag, etag, not_found, opt_ts, purge_ts, REQUEST_IDS,
     require_id, set_deleted, total, ts, violations,
 };
 use crate::domain::permissions::{PLATFORM_ADMIN_ROLE, is_tenant_permission, tenant_permissions};
@@ -159,15 +159,15 @@ impl RoleService for RoleApi {
     ) -> Result<Response<pb::Role>, Status> {
         let ctx = caller(&req)?;
         let body = req.into_inner();
+        let request_id = idempotency::request_key(DOMAIN, &body.request_id, &body)?;
         let r = body.role.unwrap_or_default();
         let mut v = Vec::new();
         check(&mut v, "role.name", validate::role_name(&r.name));
         let perms = permissions("role.permissions", &r.permissions, &mut v);
         violations(v)?;
-        let request_id = idempotency::parse_request_id(DOMAIN, &body.request_id)?;
         const METHOD: &str = "CreateRole";
         let mut tx = self.state.db.begin(ctx.tenant_id).await?;
-        if let Some(saved) = replay::<pb::Role>(&mut tx, ctx.tenant_id, METHOD, request_id).await? {
+        if let Some(saved) = REQUEST_IDS.replay::<pb::Role>(&mut tx, METHOD, request_id).await? {
             return Ok(Response::new(saved));
         }
         let id: i64 = sqlx::query_scalar(
@@ -181,7 +181,7 @@ impl RoleService for RoleApi {
         .await
         .map_err(|e| db_status(DOMAIN, e))?;
         let role: pb::Role = fetch(&mut tx, id, false).await?.into();
-        remember(&mut tx, ctx.tenant_id, METHOD, request_id, &role).await?;
+        REQUEST_IDS.remember(&mut tx, METHOD, request_id, &role).await?;
         tx.commit().await?;
         Ok(Response::new(role))
     }

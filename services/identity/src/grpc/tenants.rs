@@ -18,7 +18,7 @@ use fusion_proto::identity::v1::tenant_service_server::TenantService;
 
 use super::{
     API, caller, check, check_etag, etag, from_ts, json_to_struct, not_found, opt_ts, purge_ts,
-    remember, replay, require_id, set_deleted, struct_to_json, total, ts, violations,
+    REQUEST_IDS, require_id, set_deleted, struct_to_json, total, ts, violations,
 };
 use crate::auth::password::hash_password;
 use crate::domain::permissions::{BuiltInRole, PLATFORM_TENANT_SLUG, built_in_roles};
@@ -261,6 +261,7 @@ impl TenantService for TenantApi {
     ) -> Result<Response<pb::Tenant>, Status> {
         let ctx = caller(&req)?;
         let body = req.into_inner();
+        let request_id = idempotency::request_key(DOMAIN, &body.request_id, &body)?;
         let tenant = body.tenant.unwrap_or_default();
         let mut v = Vec::new();
         check(
@@ -298,12 +299,11 @@ impl TenantService for TenantApi {
             None => None,
         };
         violations(v)?;
-        let request_id = idempotency::parse_request_id(DOMAIN, &body.request_id)?;
 
         let mut tx = self.state.db.begin(ctx.tenant_id).await?;
         const METHOD: &str = "CreateTenant";
         if let Some(saved) =
-            replay::<pb::Tenant>(&mut tx, ctx.tenant_id, METHOD, request_id).await?
+            REQUEST_IDS.replay::<pb::Tenant>(&mut tx, METHOD, request_id).await?
         {
             return Ok(Response::new(saved));
         }
@@ -335,7 +335,7 @@ impl TenantService for TenantApi {
             .await?
             .ok_or_else(|| errors::internal(DOMAIN))?
             .into();
-        remember(&mut tx, ctx.tenant_id, METHOD, request_id, &created).await?;
+        REQUEST_IDS.remember(&mut tx, METHOD, request_id, &created).await?;
         tx.commit().await?;
         tracing::info!(tenant.created = id, slug = %created.slug, "tenant created");
         Ok(Response::new(created))

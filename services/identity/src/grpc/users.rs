@@ -16,7 +16,7 @@ use fusion_proto::identity::v1::user_service_server::UserService;
 
 use super::{
     API, caller, check, check_etag, etag, from_ts, json_to_struct, not_found, opt_ts, purge_ts,
-    remember, replay, require_id, set_deleted, struct_to_json, total, ts, violations,
+    REQUEST_IDS, require_id, set_deleted, struct_to_json, total, ts, violations,
 };
 use crate::auth::password::hash_password;
 use crate::auth::revoke_user_refresh_tokens;
@@ -204,6 +204,7 @@ impl UserService for UserApi {
     ) -> Result<Response<pb::User>, Status> {
         let ctx = caller(&req)?;
         let body = req.into_inner();
+        let request_id = idempotency::request_key(DOMAIN, &body.request_id, &body)?;
         let u = body.user.unwrap_or_default();
         let mut v = Vec::new();
         check(
@@ -226,11 +227,10 @@ impl UserService for UserApi {
             None => None,
         };
         violations(v)?;
-        let request_id = idempotency::parse_request_id(DOMAIN, &body.request_id)?;
         const METHOD: &str = "CreateUser";
 
         let mut tx = self.state.db.begin(ctx.tenant_id).await?;
-        if let Some(saved) = replay::<pb::User>(&mut tx, ctx.tenant_id, METHOD, request_id).await? {
+        if let Some(saved) = REQUEST_IDS.replay::<pb::User>(&mut tx, METHOD, request_id).await? {
             return Ok(Response::new(saved));
         }
         let role_ids: Vec<(String, i64)> = if body.role_names.is_empty() {
@@ -291,7 +291,7 @@ impl UserService for UserApi {
             .map_err(|e| db_status(DOMAIN, e))?;
         }
         let user = load(&mut tx, id, false).await?;
-        remember(&mut tx, ctx.tenant_id, METHOD, request_id, &user).await?;
+        REQUEST_IDS.remember(&mut tx, METHOD, request_id, &user).await?;
         tx.commit().await?;
         Ok(Response::new(user))
     }

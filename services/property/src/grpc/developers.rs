@@ -4,16 +4,13 @@ use chrono::{DateTime, Utc};
 use tonic::{Request, Response, Status};
 
 use fusion_db::filter::{FieldKind, FieldSpec};
-use fusion_db::idempotency;
 use fusion_db::list::{ListParams, ListSpec};
 use fusion_proto::property::v1 as pb;
 use fusion_proto::property::v1::developer_service_server::DeveloperService;
 use fusion_service::api::{etag, opt_ts, populated, total, ts};
+use fusion_service::standard::{self, Child, Kit, Resource};
 
-use super::{
-    API, REQUEST_IDS, Table, Val, Values, caller, insert_row, list_page, purge_ts, update_row,
-    values_of,
-};
+use super::{Table, Val, Values, caller, values_of};
 use crate::domain::validate;
 use crate::{AppState, DOMAIN};
 
@@ -60,54 +57,94 @@ struct DeveloperRow {
 
 fusion_db::versioned!(DeveloperRow);
 
-impl DeveloperRow {
-    fn into_pb(self, state: &AppState) -> pb::Developer {
+/// Developers on the standard methods: a developer with live projects cannot be deleted.
+struct Developers;
+
+impl Resource for Developers {
+    type Row = DeveloperRow;
+    type Pb = pb::Developer;
+    type State = AppState;
+
+    const SINGULAR: &'static str = "Developer";
+    const TABLE: Table = TABLE;
+    const LIST: ListSpec = LIST;
+    const CREATE: &'static [&'static str] = MUTABLE;
+    const MUTABLE: &'static [&'static str] = MUTABLE;
+    const CHILDREN: &'static [Child] = &[Child {
+        table: "property.projects",
+        column: "developer_id",
+        what: "projects",
+    }];
+
+    fn kit(state: &AppState) -> &Kit {
+        &state.kit
+    }
+
+    fn to_pb(state: &AppState, r: DeveloperRow) -> pb::Developer {
         pb::Developer {
-            id: self.id,
-            tenant_id: self.tenant_id,
-            name: self.name,
-            slug: self.slug,
-            website: self.website.unwrap_or_default(),
-            email: self.email.unwrap_or_default(),
-            phone: self.phone.unwrap_or_default(),
-            description: self.description.unwrap_or_default(),
-            create_time: Some(ts(self.created_at)),
-            update_time: Some(ts(self.updated_at)),
-            delete_time: opt_ts(self.deleted_at),
-            purge_time: purge_ts(state, self.deleted_at),
-            etag: etag(self.version),
+            id: r.id,
+            tenant_id: r.tenant_id,
+            name: r.name,
+            slug: r.slug,
+            website: r.website.unwrap_or_default(),
+            email: r.email.unwrap_or_default(),
+            phone: r.phone.unwrap_or_default(),
+            description: r.description.unwrap_or_default(),
+            create_time: Some(ts(r.created_at)),
+            update_time: Some(ts(r.updated_at)),
+            delete_time: opt_ts(r.deleted_at),
+            purge_time: state.kit.purge_time(r.deleted_at),
+            etag: etag(r.version),
         }
     }
-}
 
-/// The column values of the fields in `fields`, validated.
-fn values(d: &pb::Developer, fields: &[&str]) -> Result<Values, Status> {
-    values_of("developer", fields, |field| {
-        Ok(Some(match field {
-            "name" => {
-                validate::name(&d.name)?;
-                ("name", Val::text(&d.name))
-            }
-            "slug" => {
-                validate::slug(&d.slug)?;
-                ("slug", Val::text(&d.slug))
-            }
-            "website" => {
-                validate::url(&d.website)?;
-                ("website", Val::text(&d.website))
-            }
-            "email" => {
-                validate::email(&d.email)?;
-                ("email", Val::text(&d.email))
-            }
-            "phone" => {
-                validate::max_len(&d.phone, 50)?;
-                ("phone", Val::text(&d.phone))
-            }
-            "description" => ("description", Val::text(&d.description)),
-            _ => return Ok(None),
-        }))
-    })
+    fn id(d: &pb::Developer) -> i64 {
+        d.id
+    }
+
+    fn etag(d: &pb::Developer) -> &str {
+        &d.etag
+    }
+
+    fn populated(d: &pb::Developer) -> Vec<&'static str> {
+        populated(&[
+            ("name", !d.name.is_empty()),
+            ("slug", !d.slug.is_empty()),
+            ("website", !d.website.is_empty()),
+            ("email", !d.email.is_empty()),
+            ("phone", !d.phone.is_empty()),
+            ("description", !d.description.is_empty()),
+        ])
+    }
+
+    fn values(_: &AppState, d: &pb::Developer, fields: &[&str]) -> Result<Values, Status> {
+        values_of("developer", fields, |field| {
+            Ok(Some(match field {
+                "name" => {
+                    validate::name(&d.name)?;
+                    ("name", Val::text(&d.name))
+                }
+                "slug" => {
+                    validate::slug(&d.slug)?;
+                    ("slug", Val::text(&d.slug))
+                }
+                "website" => {
+                    validate::url(&d.website)?;
+                    ("website", Val::text(&d.website))
+                }
+                "email" => {
+                    validate::email(&d.email)?;
+                    ("email", Val::text(&d.email))
+                }
+                "phone" => {
+                    validate::max_len(&d.phone, 50)?;
+                    ("phone", Val::text(&d.phone))
+                }
+                "description" => ("description", Val::text(&d.description)),
+                _ => return Ok(None),
+            }))
+        })
+    }
 }
 
 /// The DeveloperService implementation.
@@ -130,24 +167,10 @@ impl DeveloperService for DeveloperApi {
     ) -> Result<Response<pb::Developer>, Status> {
         let ctx = caller(&req)?;
         let body = req.into_inner();
-        let d = body.developer.unwrap_or_default();
-        let values = values(&d, MUTABLE)?;
-        let request_id = idempotency::parse_request_id(DOMAIN, &body.request_id)?;
-        const METHOD: &str = "CreateDeveloper";
-        let mut tx = self.state.db.begin(ctx.tenant_id).await?;
-        if let Some(saved) = REQUEST_IDS.replay(&mut tx, METHOD, request_id).await? {
-            return Ok(Response::new(saved));
-        }
-        let id = insert_row(&mut tx, TABLE.name, values).await?;
-        let created = TABLE
-            .fetch::<DeveloperRow>(&mut tx, id, false, false)
-            .await?
-            .into_pb(&self.state);
-        REQUEST_IDS
-            .remember(&mut tx, METHOD, request_id, &created)
-            .await?;
-        tx.commit().await?;
-        Ok(Response::new(created))
+        let key = self.state.kit.request_key(&body.request_id, &body)?;
+        let developer = body.developer.unwrap_or_default();
+        let created = standard::create::<Developers>(&self.state, ctx.tenant_id, key, developer);
+        Ok(Response::new(created.await?))
     }
 
     async fn get_developer(
@@ -155,10 +178,9 @@ impl DeveloperService for DeveloperApi {
         req: Request<pb::GetDeveloperRequest>,
     ) -> Result<Response<pb::Developer>, Status> {
         let ctx = caller(&req)?;
-        let row: DeveloperRow = TABLE
-            .get(&self.state.db, ctx.tenant_id, req.into_inner().id)
-            .await?;
-        Ok(Response::new(row.into_pb(&self.state)))
+        let id = req.into_inner().id;
+        let developer = standard::get::<Developers>(&self.state, ctx.tenant_id, id);
+        Ok(Response::new(developer.await?))
     }
 
     async fn list_developers(
@@ -174,14 +196,9 @@ impl DeveloperService for DeveloperApi {
             r.order_by,
             r.show_deleted,
         );
-        let page =
-            list_page::<DeveloperRow>(&self.state, ctx.tenant_id, &LIST, &params, None).await?;
+        let page = standard::list::<Developers>(&self.state, ctx.tenant_id, &params, None).await?;
         Ok(Response::new(pb::ListDevelopersResponse {
-            developers: page
-                .items
-                .into_iter()
-                .map(|d| d.into_pb(&self.state))
-                .collect(),
+            developers: page.items,
             next_page_token: page.next_page_token,
             total_size: total(page.total_size),
         }))
@@ -193,30 +210,10 @@ impl DeveloperService for DeveloperApi {
     ) -> Result<Response<pb::Developer>, Status> {
         let ctx = caller(&req)?;
         let body = req.into_inner();
-        let d = body.developer.unwrap_or_default();
-        API.require_id("developer.id", d.id)?;
-        let mask = API.mask(
-            body.update_mask,
-            MUTABLE,
-            &[],
-            &populated(&[
-                ("name", !d.name.is_empty()),
-                ("slug", !d.slug.is_empty()),
-                ("website", !d.website.is_empty()),
-                ("email", !d.email.is_empty()),
-                ("phone", !d.phone.is_empty()),
-                ("description", !d.description.is_empty()),
-            ]),
-        )?;
-        let changing: Vec<&str> = MUTABLE.iter().copied().filter(|f| mask.has(f)).collect();
-        let values = values(&d, &changing)?;
-        let mut tx = self.state.db.begin(ctx.tenant_id).await?;
-        let current: DeveloperRow = TABLE.fetch(&mut tx, d.id, false, true).await?;
-        API.check_etag(&d.etag, current.version)?;
-        update_row(&mut tx, TABLE.name, d.id, values).await?;
-        let row: DeveloperRow = TABLE.fetch(&mut tx, d.id, false, false).await?;
-        tx.commit().await?;
-        Ok(Response::new(row.into_pb(&self.state)))
+        let developer = body.developer.unwrap_or_default();
+        let updated =
+            standard::update::<Developers>(&self.state, ctx.tenant_id, developer, body.update_mask);
+        Ok(Response::new(updated.await?))
     }
 
     async fn delete_developer(
@@ -225,27 +222,8 @@ impl DeveloperService for DeveloperApi {
     ) -> Result<Response<pb::Developer>, Status> {
         let ctx = caller(&req)?;
         let r = req.into_inner();
-        let mut tx = self.state.db.begin(ctx.tenant_id).await?;
-        API.require_id("id", r.id)?;
-        // Lock first, so a project created at the same moment is either seen here or
-        // finds the developer gone.
-        TABLE
-            .fetch::<DeveloperRow>(&mut tx, r.id, false, true)
-            .await?;
-        TABLE
-            .refuse_live_children(
-                &mut tx,
-                r.id,
-                "property.projects",
-                "developer_id",
-                "projects",
-            )
-            .await?;
-        let row: DeveloperRow = TABLE
-            .set_deleted(&mut tx, r.id, &r.etag, true, |_| Ok(()))
-            .await?;
-        tx.commit().await?;
-        Ok(Response::new(row.into_pb(&self.state)))
+        let deleted = standard::delete::<Developers>(&self.state, ctx.tenant_id, r.id, &r.etag);
+        Ok(Response::new(deleted.await?))
     }
 
     async fn undelete_developer(
@@ -254,11 +232,7 @@ impl DeveloperService for DeveloperApi {
     ) -> Result<Response<pb::Developer>, Status> {
         let ctx = caller(&req)?;
         let id = req.into_inner().id;
-        let mut tx = self.state.db.begin(ctx.tenant_id).await?;
-        let row: DeveloperRow = TABLE
-            .set_deleted(&mut tx, id, "", false, |_| Ok(()))
-            .await?;
-        tx.commit().await?;
-        Ok(Response::new(row.into_pb(&self.state)))
+        let restored = standard::undelete::<Developers>(&self.state, ctx.tenant_id, id);
+        Ok(Response::new(restored.await?))
     }
 }

@@ -8,16 +8,15 @@ use chrono::{DateTime, Utc};
 use tonic::{Request, Response, Status};
 
 use fusion_db::filter::{FieldKind, FieldSpec};
-use fusion_db::idempotency;
 use fusion_db::list::{ListParams, ListSpec};
 use fusion_proto::property::v1 as pb;
 use fusion_proto::property::v1::feature_service_server::FeatureService;
 use fusion_service::api::{etag, opt_ts, populated, total, ts};
 
-use super::{
-    API, REQUEST_IDS, Table, Val, Values, caller, insert_row, list_page, purge_ts, update_row,
-    values_of,
-};
+use fusion_db::TenantTx;
+use fusion_service::standard::{self, Change, Kit, Resource};
+
+use super::{Table, Val, Values, caller, values_of};
 use crate::domain::validate;
 use crate::stock::refresh_feature_names;
 use crate::{AppState, DOMAIN};
@@ -62,39 +61,89 @@ struct FeatureRow {
 
 fusion_db::versioned!(FeatureRow);
 
-impl FeatureRow {
-    fn into_pb(self, state: &AppState) -> pb::Feature {
+/// Features on the standard methods: lots keep copies of their live features' names,
+/// refreshed whenever a name comes, goes or changes.
+struct Features;
+
+impl Resource for Features {
+    type Row = FeatureRow;
+    type Pb = pb::Feature;
+    type State = AppState;
+
+    const SINGULAR: &'static str = "Feature";
+    const TABLE: Table = TABLE;
+    const LIST: ListSpec = LIST;
+    const CREATE: &'static [&'static str] = MUTABLE;
+    const MUTABLE: &'static [&'static str] = MUTABLE;
+
+    fn kit(state: &AppState) -> &Kit {
+        &state.kit
+    }
+
+    fn to_pb(state: &AppState, r: FeatureRow) -> pb::Feature {
         pb::Feature {
-            id: self.id,
-            tenant_id: self.tenant_id,
-            name: self.name,
-            category: self.category.unwrap_or_default(),
-            description: self.description.unwrap_or_default(),
-            create_time: Some(ts(self.created_at)),
-            update_time: Some(ts(self.updated_at)),
-            delete_time: opt_ts(self.deleted_at),
-            purge_time: purge_ts(state, self.deleted_at),
-            etag: etag(self.version),
+            id: r.id,
+            tenant_id: r.tenant_id,
+            name: r.name,
+            category: r.category.unwrap_or_default(),
+            description: r.description.unwrap_or_default(),
+            create_time: Some(ts(r.created_at)),
+            update_time: Some(ts(r.updated_at)),
+            delete_time: opt_ts(r.deleted_at),
+            purge_time: state.kit.purge_time(r.deleted_at),
+            etag: etag(r.version),
         }
     }
-}
 
-/// The column values of the fields in `fields`, validated.
-fn values(f: &pb::Feature, fields: &[&str]) -> Result<Values, Status> {
-    values_of("feature", fields, |field| {
-        Ok(Some(match field {
-            "name" => {
-                validate::name(&f.name)?;
-                ("name", Val::text(&f.name))
+    fn id(f: &pb::Feature) -> i64 {
+        f.id
+    }
+
+    fn etag(f: &pb::Feature) -> &str {
+        &f.etag
+    }
+
+    fn populated(f: &pb::Feature) -> Vec<&'static str> {
+        populated(&[
+            ("name", !f.name.is_empty()),
+            ("category", !f.category.is_empty()),
+            ("description", !f.description.is_empty()),
+        ])
+    }
+
+    fn values(_: &AppState, f: &pb::Feature, fields: &[&str]) -> Result<Values, Status> {
+        values_of("feature", fields, |field| {
+            Ok(Some(match field {
+                "name" => {
+                    validate::name(&f.name)?;
+                    ("name", Val::text(&f.name))
+                }
+                "category" => {
+                    validate::max_len(&f.category, 100)?;
+                    ("category", Val::text(&f.category))
+                }
+                "description" => ("description", Val::text(&f.description)),
+                _ => return Ok(None),
+            }))
+        })
+    }
+
+    /// A live feature with the same name makes an undelete ALREADY_EXISTS (unique
+    /// index); a rename, delete or undelete changes which names lots show.
+    async fn after_write(
+        _: &AppState,
+        tx: &mut TenantTx,
+        change: Change<'_, FeatureRow>,
+        f: &FeatureRow,
+    ) -> Result<(), Status> {
+        match change {
+            Change::Created => Ok(()),
+            Change::Updated(before) if before.name == f.name => Ok(()),
+            Change::Updated(_) | Change::Deleted | Change::Undeleted => {
+                refresh_feature_names(tx, f.id).await
             }
-            "category" => {
-                validate::max_len(&f.category, 100)?;
-                ("category", Val::text(&f.category))
-            }
-            "description" => ("description", Val::text(&f.description)),
-            _ => return Ok(None),
-        }))
-    })
+        }
+    }
 }
 
 /// The FeatureService implementation.
@@ -117,24 +166,10 @@ impl FeatureService for FeatureApi {
     ) -> Result<Response<pb::Feature>, Status> {
         let ctx = caller(&req)?;
         let body = req.into_inner();
-        let f = body.feature.unwrap_or_default();
-        let values = values(&f, MUTABLE)?;
-        let request_id = idempotency::parse_request_id(DOMAIN, &body.request_id)?;
-        const METHOD: &str = "CreateFeature";
-        let mut tx = self.state.db.begin(ctx.tenant_id).await?;
-        if let Some(saved) = REQUEST_IDS.replay(&mut tx, METHOD, request_id).await? {
-            return Ok(Response::new(saved));
-        }
-        let id = insert_row(&mut tx, TABLE.name, values).await?;
-        let created = TABLE
-            .fetch::<FeatureRow>(&mut tx, id, false, false)
-            .await?
-            .into_pb(&self.state);
-        REQUEST_IDS
-            .remember(&mut tx, METHOD, request_id, &created)
-            .await?;
-        tx.commit().await?;
-        Ok(Response::new(created))
+        let key = self.state.kit.request_key(&body.request_id, &body)?;
+        let feature = body.feature.unwrap_or_default();
+        let created = standard::create::<Features>(&self.state, ctx.tenant_id, key, feature);
+        Ok(Response::new(created.await?))
     }
 
     async fn get_feature(
@@ -142,10 +177,9 @@ impl FeatureService for FeatureApi {
         req: Request<pb::GetFeatureRequest>,
     ) -> Result<Response<pb::Feature>, Status> {
         let ctx = caller(&req)?;
-        let row: FeatureRow = TABLE
-            .get(&self.state.db, ctx.tenant_id, req.into_inner().id)
-            .await?;
-        Ok(Response::new(row.into_pb(&self.state)))
+        let id = req.into_inner().id;
+        let feature = standard::get::<Features>(&self.state, ctx.tenant_id, id);
+        Ok(Response::new(feature.await?))
     }
 
     async fn list_features(
@@ -161,14 +195,9 @@ impl FeatureService for FeatureApi {
             r.order_by,
             r.show_deleted,
         );
-        let page =
-            list_page::<FeatureRow>(&self.state, ctx.tenant_id, &LIST, &params, None).await?;
+        let page = standard::list::<Features>(&self.state, ctx.tenant_id, &params, None).await?;
         Ok(Response::new(pb::ListFeaturesResponse {
-            features: page
-                .items
-                .into_iter()
-                .map(|f| f.into_pb(&self.state))
-                .collect(),
+            features: page.items,
             next_page_token: page.next_page_token,
             total_size: total(page.total_size),
         }))
@@ -180,30 +209,10 @@ impl FeatureService for FeatureApi {
     ) -> Result<Response<pb::Feature>, Status> {
         let ctx = caller(&req)?;
         let body = req.into_inner();
-        let f = body.feature.unwrap_or_default();
-        API.require_id("feature.id", f.id)?;
-        let mask = API.mask(
-            body.update_mask,
-            MUTABLE,
-            &[],
-            &populated(&[
-                ("name", !f.name.is_empty()),
-                ("category", !f.category.is_empty()),
-                ("description", !f.description.is_empty()),
-            ]),
-        )?;
-        let changing: Vec<&str> = MUTABLE.iter().copied().filter(|m| mask.has(m)).collect();
-        let values = values(&f, &changing)?;
-        let mut tx = self.state.db.begin(ctx.tenant_id).await?;
-        let current: FeatureRow = TABLE.fetch(&mut tx, f.id, false, true).await?;
-        API.check_etag(&f.etag, current.version)?;
-        update_row(&mut tx, TABLE.name, f.id, values).await?;
-        let row: FeatureRow = TABLE.fetch(&mut tx, f.id, false, false).await?;
-        if row.name != current.name {
-            refresh_feature_names(&mut tx, f.id).await?;
-        }
-        tx.commit().await?;
-        Ok(Response::new(row.into_pb(&self.state)))
+        let feature = body.feature.unwrap_or_default();
+        let updated =
+            standard::update::<Features>(&self.state, ctx.tenant_id, feature, body.update_mask);
+        Ok(Response::new(updated.await?))
     }
 
     async fn delete_feature(
@@ -212,13 +221,8 @@ impl FeatureService for FeatureApi {
     ) -> Result<Response<pb::Feature>, Status> {
         let ctx = caller(&req)?;
         let r = req.into_inner();
-        let mut tx = self.state.db.begin(ctx.tenant_id).await?;
-        let row: FeatureRow = TABLE
-            .set_deleted(&mut tx, r.id, &r.etag, true, |_| Ok(()))
-            .await?;
-        refresh_feature_names(&mut tx, r.id).await?;
-        tx.commit().await?;
-        Ok(Response::new(row.into_pb(&self.state)))
+        let deleted = standard::delete::<Features>(&self.state, ctx.tenant_id, r.id, &r.etag);
+        Ok(Response::new(deleted.await?))
     }
 
     async fn undelete_feature(
@@ -227,13 +231,7 @@ impl FeatureService for FeatureApi {
     ) -> Result<Response<pb::Feature>, Status> {
         let ctx = caller(&req)?;
         let id = req.into_inner().id;
-        let mut tx = self.state.db.begin(ctx.tenant_id).await?;
-        // A live feature with the same name makes this ALREADY_EXISTS (unique index).
-        let row: FeatureRow = TABLE
-            .set_deleted(&mut tx, id, "", false, |_| Ok(()))
-            .await?;
-        refresh_feature_names(&mut tx, id).await?;
-        tx.commit().await?;
-        Ok(Response::new(row.into_pb(&self.state)))
+        let restored = standard::undelete::<Features>(&self.state, ctx.tenant_id, id);
+        Ok(Response::new(restored.await?))
     }
 }

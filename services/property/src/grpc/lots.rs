@@ -382,11 +382,11 @@ impl LotService for LotApi {
     ) -> Result<Response<pb::Lot>, Status> {
         let ctx = caller(&req)?;
         let body = req.into_inner();
+        let request_id = idempotency::request_key(DOMAIN, &body.request_id, &body)?;
         let l = body.lot.unwrap_or_default();
         API.require_id("lot.stage_id", l.stage_id)?;
         let values = values(&l, MUTABLE)?;
         let price = price_of(&values).flatten();
-        let request_id = idempotency::parse_request_id(DOMAIN, &body.request_id)?;
         const METHOD: &str = "CreateLot";
         let mut tx = self.state.db.begin(ctx.tenant_id).await?;
         if let Some(saved) = REQUEST_IDS.replay(&mut tx, METHOD, request_id).await? {

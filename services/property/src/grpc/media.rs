@@ -161,7 +161,7 @@ struct NewMedia {
     title: String,
     description: String,
     order: i32,
-    request_id: Option<uuid::Uuid>,
+    request_id: Option<idempotency::RequestKey>,
 }
 
 impl NewMedia {
@@ -222,7 +222,7 @@ impl NewMedia {
             title: m.title.clone(),
             description: m.description.clone(),
             order: m.order,
-            request_id: idempotency::parse_request_id(DOMAIN, &m.request_id)
+            request_id: idempotency::request_key(DOMAIN, &m.request_id, m)
                 .map_err(|_| API.invalid("metadata.request_id", "must be a UUID"))?,
         })
     }

@@ -9,16 +9,15 @@ use sqlx::PgConnection;
 use tonic::{Request, Response, Status};
 
 use fusion_db::filter::{FieldKind, FieldSpec};
-use fusion_db::idempotency;
 use fusion_db::list::{ListParams, ListSpec};
 use fusion_proto::property::v1 as pb;
 use fusion_proto::property::v1::project_service_server::ProjectService;
 use fusion_service::api::{dec_str, etag, opt_ts, parse_decimal, populated, total, ts};
 
-use super::{
-    API, REQUEST_IDS, Table, Val, Values, Versioned, caller, insert_row, list_page, purge_ts,
-    update_row, values_of,
-};
+use fusion_db::TenantTx;
+use fusion_service::standard::{self, Child, Kit, Resource};
+
+use super::{API, Table, Val, Values, caller, values_of};
 use crate::domain::validate;
 use crate::{AppState, DOMAIN};
 
@@ -115,93 +114,190 @@ struct ProjectRow {
 
 fusion_db::versioned!(ProjectRow);
 
-impl ProjectRow {
-    fn into_pb(self, state: &AppState) -> pb::Project {
+/// Projects on the standard methods: a project may name a live developer, and one with
+/// live stages or media cannot be deleted.
+struct Projects;
+
+impl Resource for Projects {
+    type Row = ProjectRow;
+    type Pb = pb::Project;
+    type State = AppState;
+
+    const SINGULAR: &'static str = "Project";
+    const TABLE: Table = TABLE;
+    const LIST: ListSpec = LIST;
+    const CREATE: &'static [&'static str] = MUTABLE;
+    const MUTABLE: &'static [&'static str] = MUTABLE;
+    const CHILDREN: &'static [Child] = &[Child {
+        table: "property.stages",
+        column: "project_id",
+        what: "stages",
+    }];
+
+    fn kit(state: &AppState) -> &Kit {
+        &state.kit
+    }
+
+    fn to_pb(state: &AppState, r: ProjectRow) -> pb::Project {
         pb::Project {
-            id: self.id,
-            tenant_id: self.tenant_id,
-            developer_id: self.developer_id.unwrap_or_default(),
-            name: self.name,
-            slug: self.slug,
-            description: self.description.unwrap_or_default(),
-            address: self.address.unwrap_or_default(),
-            suburb: self.suburb.unwrap_or_default(),
-            state: self.state.unwrap_or_default(),
-            postcode: self.postcode.unwrap_or_default(),
-            country: self.country.unwrap_or_default(),
-            latitude: dec_str(self.latitude),
-            longitude: dec_str(self.longitude),
-            status: self.status,
-            total_lots: self.total_lots.unwrap_or_default(),
-            available_lots: self.available_lots.unwrap_or_default(),
-            min_price: dec_str(self.min_price),
-            max_price: dec_str(self.max_price),
-            featured: self.featured,
-            create_time: Some(ts(self.created_at)),
-            update_time: Some(ts(self.updated_at)),
-            delete_time: opt_ts(self.deleted_at),
-            purge_time: purge_ts(state, self.deleted_at),
-            etag: etag(self.version),
+            id: r.id,
+            tenant_id: r.tenant_id,
+            developer_id: r.developer_id.unwrap_or_default(),
+            name: r.name,
+            slug: r.slug,
+            description: r.description.unwrap_or_default(),
+            address: r.address.unwrap_or_default(),
+            suburb: r.suburb.unwrap_or_default(),
+            state: r.state.unwrap_or_default(),
+            postcode: r.postcode.unwrap_or_default(),
+            country: r.country.unwrap_or_default(),
+            latitude: dec_str(r.latitude),
+            longitude: dec_str(r.longitude),
+            status: r.status,
+            total_lots: r.total_lots.unwrap_or_default(),
+            available_lots: r.available_lots.unwrap_or_default(),
+            min_price: dec_str(r.min_price),
+            max_price: dec_str(r.max_price),
+            featured: r.featured,
+            create_time: Some(ts(r.created_at)),
+            update_time: Some(ts(r.updated_at)),
+            delete_time: opt_ts(r.deleted_at),
+            purge_time: state.kit.purge_time(r.deleted_at),
+            etag: etag(r.version),
         }
     }
-}
 
-/// The column values of the fields in `fields`, validated.
-fn values(p: &pb::Project, fields: &[&str]) -> Result<Values, Status> {
-    values_of("project", fields, |field| {
-        Ok(Some(match field {
-            "developer_id" => match p.developer_id {
-                0 => ("developer_id", Val::Int(None)),
-                id if id > 0 => ("developer_id", Val::Int(Some(id))),
-                _ => return Err("must be a positive id, or 0 for none".into()),
-            },
-            "name" => {
-                validate::name(&p.name)?;
-                ("name", Val::text(&p.name))
-            }
-            "slug" => {
-                validate::slug(&p.slug)?;
-                ("slug", Val::text(&p.slug))
-            }
-            "description" => ("description", Val::text(&p.description)),
-            "address" => {
-                validate::max_len(&p.address, 255)?;
-                ("address", Val::text(&p.address))
-            }
-            "suburb" => {
-                validate::max_len(&p.suburb, 100)?;
-                ("suburb", Val::text(&p.suburb))
-            }
-            "state" => {
-                validate::max_len(&p.state, 100)?;
-                ("state", Val::text(&p.state))
-            }
-            "postcode" => {
-                validate::max_len(&p.postcode, 20)?;
-                ("postcode", Val::text(&p.postcode))
-            }
-            "country" => {
-                validate::max_len(&p.country, 100)?;
-                ("country", Val::text(&p.country))
-            }
-            "latitude" => {
-                let range = (Decimal::from(-90), Decimal::from(90));
-                let v = parse_decimal(&p.latitude, 2, 8, Some(range))?;
-                ("latitude", Val::Decimal(v))
-            }
-            "longitude" => {
-                let range = (Decimal::from(-180), Decimal::from(180));
-                let v = parse_decimal(&p.longitude, 3, 8, Some(range))?;
-                ("longitude", Val::Decimal(v))
-            }
-            "status" => {
-                validate::one_of(&p.status, STATUSES)?;
-                ("status", Val::text(&p.status))
-            }
-            "featured" => ("featured", Val::Bool(p.featured)),
-            _ => return Ok(None),
-        }))
-    })
+    fn id(p: &pb::Project) -> i64 {
+        p.id
+    }
+
+    fn etag(p: &pb::Project) -> &str {
+        &p.etag
+    }
+
+    /// Without a mask an unset field cannot be told from a cleared one, so `false`
+    /// (like 0 and "") means "leave as is".
+    fn populated(p: &pb::Project) -> Vec<&'static str> {
+        populated(&[
+            ("developer_id", p.developer_id != 0),
+            ("name", !p.name.is_empty()),
+            ("slug", !p.slug.is_empty()),
+            ("description", !p.description.is_empty()),
+            ("address", !p.address.is_empty()),
+            ("suburb", !p.suburb.is_empty()),
+            ("state", !p.state.is_empty()),
+            ("postcode", !p.postcode.is_empty()),
+            ("country", !p.country.is_empty()),
+            ("latitude", !p.latitude.is_empty()),
+            ("longitude", !p.longitude.is_empty()),
+            ("status", !p.status.is_empty()),
+            ("featured", p.featured),
+        ])
+    }
+
+    fn values(_: &AppState, p: &pb::Project, fields: &[&str]) -> Result<Values, Status> {
+        values_of("project", fields, |field| {
+            Ok(Some(match field {
+                "developer_id" => match p.developer_id {
+                    0 => ("developer_id", Val::Int(None)),
+                    id if id > 0 => ("developer_id", Val::Int(Some(id))),
+                    _ => return Err("must be a positive id, or 0 for none".into()),
+                },
+                "name" => {
+                    validate::name(&p.name)?;
+                    ("name", Val::text(&p.name))
+                }
+                "slug" => {
+                    validate::slug(&p.slug)?;
+                    ("slug", Val::text(&p.slug))
+                }
+                "description" => ("description", Val::text(&p.description)),
+                "address" => {
+                    validate::max_len(&p.address, 255)?;
+                    ("address", Val::text(&p.address))
+                }
+                "suburb" => {
+                    validate::max_len(&p.suburb, 100)?;
+                    ("suburb", Val::text(&p.suburb))
+                }
+                "state" => {
+                    validate::max_len(&p.state, 100)?;
+                    ("state", Val::text(&p.state))
+                }
+                "postcode" => {
+                    validate::max_len(&p.postcode, 20)?;
+                    ("postcode", Val::text(&p.postcode))
+                }
+                "country" => {
+                    validate::max_len(&p.country, 100)?;
+                    ("country", Val::text(&p.country))
+                }
+                "latitude" => {
+                    let range = (Decimal::from(-90), Decimal::from(90));
+                    let v = parse_decimal(&p.latitude, 2, 8, Some(range))?;
+                    ("latitude", Val::Decimal(v))
+                }
+                "longitude" => {
+                    let range = (Decimal::from(-180), Decimal::from(180));
+                    let v = parse_decimal(&p.longitude, 3, 8, Some(range))?;
+                    ("longitude", Val::Decimal(v))
+                }
+                "status" => {
+                    validate::one_of(&p.status, STATUSES)?;
+                    ("status", Val::text(&p.status))
+                }
+                "featured" => ("featured", Val::Bool(p.featured)),
+                _ => return Ok(None),
+            }))
+        })
+    }
+
+    async fn on_create(
+        _: &AppState,
+        tx: &mut TenantTx,
+        p: &pb::Project,
+        values: &mut Values,
+    ) -> Result<(), Status> {
+        if p.developer_id != 0 {
+            require_developer(tx, p.developer_id).await?;
+        }
+        // A new project has no lots; storing 0 rather than NULL lets filters such as
+        // `available_lots = 0` match what Get shows.
+        values.push(("total_lots", Val::Int32(Some(0))));
+        values.push(("available_lots", Val::Int32(Some(0))));
+        Ok(())
+    }
+
+    async fn on_update(
+        _: &AppState,
+        tx: &mut TenantTx,
+        _: &ProjectRow,
+        p: &pb::Project,
+        values: &mut Values,
+    ) -> Result<(), Status> {
+        let moving = values.iter().any(|(column, _)| *column == "developer_id");
+        if moving && p.developer_id != 0 {
+            require_developer(tx, p.developer_id).await?;
+        }
+        Ok(())
+    }
+
+    async fn on_delete(_: &AppState, tx: &mut TenantTx, p: &ProjectRow) -> Result<(), Status> {
+        super::refuse_live_media(tx, "project", p.id).await
+    }
+
+    /// A live project must not point at a deleted developer.
+    async fn on_undelete(_: &AppState, tx: &mut TenantTx, p: &ProjectRow) -> Result<(), Status> {
+        if let Some(developer) = p.developer_id
+            && !super::lock_live(tx, DEVELOPERS, developer).await?
+        {
+            return Err(API.precondition(
+                "DEVELOPER_DELETED",
+                format!("developer {developer} is deleted; undelete it first"),
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// NOT_FOUND unless developer `id` is live in the caller's tenant.
@@ -233,31 +329,10 @@ impl ProjectService for ProjectApi {
     ) -> Result<Response<pb::Project>, Status> {
         let ctx = caller(&req)?;
         let body = req.into_inner();
-        let p = body.project.unwrap_or_default();
-        let mut values = values(&p, MUTABLE)?;
-        // A new project has no lots; storing 0 rather than NULL lets filters such as
-        // `available_lots = 0` match what Get shows.
-        values.push(("total_lots", Val::Int32(Some(0))));
-        values.push(("available_lots", Val::Int32(Some(0))));
-        let request_id = idempotency::parse_request_id(DOMAIN, &body.request_id)?;
-        const METHOD: &str = "CreateProject";
-        let mut tx = self.state.db.begin(ctx.tenant_id).await?;
-        if let Some(saved) = REQUEST_IDS.replay(&mut tx, METHOD, request_id).await? {
-            return Ok(Response::new(saved));
-        }
-        if p.developer_id != 0 {
-            require_developer(&mut tx, p.developer_id).await?;
-        }
-        let id = insert_row(&mut tx, TABLE.name, values).await?;
-        let created = TABLE
-            .fetch::<ProjectRow>(&mut tx, id, false, false)
-            .await?
-            .into_pb(&self.state);
-        REQUEST_IDS
-            .remember(&mut tx, METHOD, request_id, &created)
-            .await?;
-        tx.commit().await?;
-        Ok(Response::new(created))
+        let key = self.state.kit.request_key(&body.request_id, &body)?;
+        let project = body.project.unwrap_or_default();
+        let created = standard::create::<Projects>(&self.state, ctx.tenant_id, key, project);
+        Ok(Response::new(created.await?))
     }
 
     async fn get_project(
@@ -265,10 +340,9 @@ impl ProjectService for ProjectApi {
         req: Request<pb::GetProjectRequest>,
     ) -> Result<Response<pb::Project>, Status> {
         let ctx = caller(&req)?;
-        let row: ProjectRow = TABLE
-            .get(&self.state.db, ctx.tenant_id, req.into_inner().id)
-            .await?;
-        Ok(Response::new(row.into_pb(&self.state)))
+        let id = req.into_inner().id;
+        let project = standard::get::<Projects>(&self.state, ctx.tenant_id, id);
+        Ok(Response::new(project.await?))
     }
 
     async fn list_projects(
@@ -284,14 +358,9 @@ impl ProjectService for ProjectApi {
             r.order_by,
             r.show_deleted,
         );
-        let page =
-            list_page::<ProjectRow>(&self.state, ctx.tenant_id, &LIST, &params, None).await?;
+        let page = standard::list::<Projects>(&self.state, ctx.tenant_id, &params, None).await?;
         Ok(Response::new(pb::ListProjectsResponse {
-            projects: page
-                .items
-                .into_iter()
-                .map(|p| p.into_pb(&self.state))
-                .collect(),
+            projects: page.items,
             next_page_token: page.next_page_token,
             total_size: total(page.total_size),
         }))
@@ -303,42 +372,10 @@ impl ProjectService for ProjectApi {
     ) -> Result<Response<pb::Project>, Status> {
         let ctx = caller(&req)?;
         let body = req.into_inner();
-        let p = body.project.unwrap_or_default();
-        API.require_id("project.id", p.id)?;
-        // Without a mask an unset field cannot be told from a cleared one, so `false`
-        // (like 0 and "") means "leave as is".
-        let mask = API.mask(
-            body.update_mask,
-            MUTABLE,
-            &[],
-            &populated(&[
-                ("developer_id", p.developer_id != 0),
-                ("name", !p.name.is_empty()),
-                ("slug", !p.slug.is_empty()),
-                ("description", !p.description.is_empty()),
-                ("address", !p.address.is_empty()),
-                ("suburb", !p.suburb.is_empty()),
-                ("state", !p.state.is_empty()),
-                ("postcode", !p.postcode.is_empty()),
-                ("country", !p.country.is_empty()),
-                ("latitude", !p.latitude.is_empty()),
-                ("longitude", !p.longitude.is_empty()),
-                ("status", !p.status.is_empty()),
-                ("featured", p.featured),
-            ]),
-        )?;
-        let changing: Vec<&str> = MUTABLE.iter().copied().filter(|f| mask.has(f)).collect();
-        let values = values(&p, &changing)?;
-        let mut tx = self.state.db.begin(ctx.tenant_id).await?;
-        let current: ProjectRow = TABLE.fetch(&mut tx, p.id, false, true).await?;
-        API.check_etag(&p.etag, current.version)?;
-        if mask.has("developer_id") && p.developer_id != 0 {
-            require_developer(&mut tx, p.developer_id).await?;
-        }
-        update_row(&mut tx, TABLE.name, p.id, values).await?;
-        let row: ProjectRow = TABLE.fetch(&mut tx, p.id, false, false).await?;
-        tx.commit().await?;
-        Ok(Response::new(row.into_pb(&self.state)))
+        let project = body.project.unwrap_or_default();
+        let updated =
+            standard::update::<Projects>(&self.state, ctx.tenant_id, project, body.update_mask);
+        Ok(Response::new(updated.await?))
     }
 
     async fn delete_project(
@@ -347,23 +384,8 @@ impl ProjectService for ProjectApi {
     ) -> Result<Response<pb::Project>, Status> {
         let ctx = caller(&req)?;
         let r = req.into_inner();
-        API.require_id("id", r.id)?;
-        let mut tx = self.state.db.begin(ctx.tenant_id).await?;
-        // Lock the project before looking for stages: a stage being created holds a key
-        // share on it, so either that stage is committed (and seen) or it waits and
-        // then finds the project deleted.
-        TABLE
-            .fetch::<ProjectRow>(&mut tx, r.id, false, true)
-            .await?;
-        TABLE
-            .refuse_live_children(&mut tx, r.id, "property.stages", "project_id", "stages")
-            .await?;
-        super::refuse_live_media(&mut tx, "project", r.id).await?;
-        let row: ProjectRow = TABLE
-            .set_deleted(&mut tx, r.id, &r.etag, true, |_| Ok(()))
-            .await?;
-        tx.commit().await?;
-        Ok(Response::new(row.into_pb(&self.state)))
+        let deleted = standard::delete::<Projects>(&self.state, ctx.tenant_id, r.id, &r.etag);
+        Ok(Response::new(deleted.await?))
     }
 
     async fn undelete_project(
@@ -372,22 +394,7 @@ impl ProjectService for ProjectApi {
     ) -> Result<Response<pb::Project>, Status> {
         let ctx = caller(&req)?;
         let id = req.into_inner().id;
-        API.require_id("id", id)?;
-        let mut tx = self.state.db.begin(ctx.tenant_id).await?;
-        // A live project must not point at a deleted developer.
-        let current: ProjectRow = TABLE.fetch(&mut tx, id, true, true).await?;
-        if let (true, Some(developer)) = (current.deleted(), current.developer_id)
-            && !super::lock_live(&mut tx, DEVELOPERS, developer).await?
-        {
-            return Err(API.precondition(
-                "DEVELOPER_DELETED",
-                format!("developer {developer} is deleted; undelete it first"),
-            ));
-        }
-        let row: ProjectRow = TABLE
-            .set_deleted(&mut tx, id, "", false, |_| Ok(()))
-            .await?;
-        tx.commit().await?;
-        Ok(Response::new(row.into_pb(&self.state)))
+        let restored = standard::undelete::<Projects>(&self.state, ctx.tenant_id, id);
+        Ok(Response::new(restored.await?))
     }
 }

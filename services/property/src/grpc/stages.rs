@@ -4,17 +4,15 @@ use chrono::{DateTime, NaiveDate, Utc};
 use tonic::{Request, Response, Status};
 
 use fusion_db::filter::{FieldKind, FieldSpec};
-use fusion_db::idempotency;
 use fusion_db::list::{ListParams, ListSpec, ScopeValue};
 use fusion_proto::property::v1 as pb;
 use fusion_proto::property::v1::stage_service_server::StageService;
 use fusion_service::api::{etag, opt_ts, parse_date, populated, total, ts};
 
-use super::lock_live;
-use super::{
-    API, REQUEST_IDS, Table, Val, Values, Versioned, caller, insert_row, list_page, purge_ts,
-    update_row, values_of,
-};
+use fusion_db::TenantTx;
+use fusion_service::standard::{self, Child, Kit, Parent, Resource};
+
+use super::{API, Table, Val, Values, caller, values_of};
 use crate::domain::validate;
 use crate::{AppState, DOMAIN};
 
@@ -79,53 +77,112 @@ struct StageRow {
 
 fusion_db::versioned!(StageRow);
 
-impl StageRow {
-    fn into_pb(self, state: &AppState) -> pb::Stage {
+/// Stages on the standard methods: a stage lives under one live project for good, and
+/// one with live lots or media cannot be deleted.
+struct Stages;
+
+impl Resource for Stages {
+    type Row = StageRow;
+    type Pb = pb::Stage;
+    type State = AppState;
+
+    const SINGULAR: &'static str = "Stage";
+    const TABLE: Table = TABLE;
+    const LIST: ListSpec = LIST;
+    const CREATE: &'static [&'static str] = CREATE;
+    const MUTABLE: &'static [&'static str] = MUTABLE;
+    const IMMUTABLE: &'static [&'static str] = IMMUTABLE;
+    const PARENT: Option<Parent> = Some(Parent {
+        table: PROJECTS,
+        field: "project_id",
+        what: "project",
+        deleted_reason: "PROJECT_DELETED",
+    });
+    const CHILDREN: &'static [Child] = &[Child {
+        table: "property.lots",
+        column: "stage_id",
+        what: "lots",
+    }];
+
+    fn kit(state: &AppState) -> &Kit {
+        &state.kit
+    }
+
+    fn to_pb(state: &AppState, r: StageRow) -> pb::Stage {
         pb::Stage {
-            id: self.id,
-            tenant_id: self.tenant_id,
-            project_id: self.project_id,
-            name: self.name,
-            description: self.description.unwrap_or_default(),
-            release_date: self.release_date.map(fusion_service::api::date_pb),
-            status: self.status,
-            order: self.order,
-            create_time: Some(ts(self.created_at)),
-            update_time: Some(ts(self.updated_at)),
-            delete_time: opt_ts(self.deleted_at),
-            purge_time: purge_ts(state, self.deleted_at),
-            etag: etag(self.version),
+            id: r.id,
+            tenant_id: r.tenant_id,
+            project_id: r.project_id,
+            name: r.name,
+            description: r.description.unwrap_or_default(),
+            release_date: r.release_date.map(fusion_service::api::date_pb),
+            status: r.status,
+            order: r.order,
+            create_time: Some(ts(r.created_at)),
+            update_time: Some(ts(r.updated_at)),
+            delete_time: opt_ts(r.deleted_at),
+            purge_time: state.kit.purge_time(r.deleted_at),
+            etag: etag(r.version),
         }
     }
-}
 
-/// The column values of the fields in `fields`, validated.
-fn values(s: &pb::Stage, fields: &[&str]) -> Result<Values, Status> {
-    values_of("stage", fields, |field| {
-        Ok(Some(match field {
-            "project_id" => match s.project_id {
-                0 => return Err("is required".into()),
-                id if id > 0 => ("project_id", Val::Int(Some(id))),
-                _ => return Err("must be a positive id".into()),
-            },
-            "name" => {
-                validate::name(&s.name)?;
-                ("name", Val::text(&s.name))
-            }
-            "description" => ("description", Val::text(&s.description)),
-            "release_date" => {
-                let d = s.release_date.unwrap_or_default();
-                let date = parse_date(d.year, d.month, d.day)?;
-                ("release_date", Val::Date(date))
-            }
-            "status" => {
-                validate::one_of(&s.status, STATUSES)?;
-                ("status", Val::text(&s.status))
-            }
-            "order" => ("\"order\"", Val::Int32(Some(s.order))),
-            _ => return Ok(None),
-        }))
-    })
+    fn id(s: &pb::Stage) -> i64 {
+        s.id
+    }
+
+    fn etag(s: &pb::Stage) -> &str {
+        &s.etag
+    }
+
+    fn populated(s: &pb::Stage) -> Vec<&'static str> {
+        populated(&[
+            ("name", !s.name.is_empty()),
+            ("description", !s.description.is_empty()),
+            ("release_date", s.release_date.is_some()),
+            ("status", !s.status.is_empty()),
+            ("order", s.order != 0),
+        ])
+    }
+
+    fn values(_: &AppState, s: &pb::Stage, fields: &[&str]) -> Result<Values, Status> {
+        values_of("stage", fields, |field| {
+            Ok(Some(match field {
+                "project_id" => match s.project_id {
+                    0 => return Err("is required".into()),
+                    id if id > 0 => ("project_id", Val::Int(Some(id))),
+                    _ => return Err("must be a positive id".into()),
+                },
+                "name" => {
+                    validate::name(&s.name)?;
+                    ("name", Val::text(&s.name))
+                }
+                "description" => ("description", Val::text(&s.description)),
+                "release_date" => {
+                    let d = s.release_date.unwrap_or_default();
+                    let date = parse_date(d.year, d.month, d.day)?;
+                    ("release_date", Val::Date(date))
+                }
+                "status" => {
+                    validate::one_of(&s.status, STATUSES)?;
+                    ("status", Val::text(&s.status))
+                }
+                "order" => ("\"order\"", Val::Int32(Some(s.order))),
+                _ => return Ok(None),
+            }))
+        })
+    }
+
+    fn sent_parent_id(s: &pb::Stage) -> i64 {
+        s.project_id
+    }
+
+    fn parent_id(s: &StageRow) -> i64 {
+        s.project_id
+    }
+
+    async fn on_delete(_: &AppState, tx: &mut TenantTx, s: &StageRow) -> Result<(), Status> {
+        super::refuse_live_media(tx, "stage", s.id).await
+    }
 }
 
 /// The StageService implementation.
@@ -148,27 +205,10 @@ impl StageService for StageApi {
     ) -> Result<Response<pb::Stage>, Status> {
         let ctx = caller(&req)?;
         let body = req.into_inner();
-        let s = body.stage.unwrap_or_default();
-        let values = values(&s, CREATE)?;
-        let request_id = idempotency::parse_request_id(DOMAIN, &body.request_id)?;
-        const METHOD: &str = "CreateStage";
-        let mut tx = self.state.db.begin(ctx.tenant_id).await?;
-        if let Some(saved) = REQUEST_IDS.replay(&mut tx, METHOD, request_id).await? {
-            return Ok(Response::new(saved));
-        }
-        if !lock_live(&mut tx, PROJECTS, s.project_id).await? {
-            return Err(API.not_found("project", s.project_id));
-        }
-        let id = insert_row(&mut tx, TABLE.name, values).await?;
-        let created = TABLE
-            .fetch::<StageRow>(&mut tx, id, false, false)
-            .await?
-            .into_pb(&self.state);
-        REQUEST_IDS
-            .remember(&mut tx, METHOD, request_id, &created)
-            .await?;
-        tx.commit().await?;
-        Ok(Response::new(created))
+        let key = self.state.kit.request_key(&body.request_id, &body)?;
+        let stage = body.stage.unwrap_or_default();
+        let created = standard::create::<Stages>(&self.state, ctx.tenant_id, key, stage);
+        Ok(Response::new(created.await?))
     }
 
     async fn get_stage(
@@ -176,10 +216,9 @@ impl StageService for StageApi {
         req: Request<pb::GetStageRequest>,
     ) -> Result<Response<pb::Stage>, Status> {
         let ctx = caller(&req)?;
-        let row: StageRow = TABLE
-            .get(&self.state.db, ctx.tenant_id, req.into_inner().id)
-            .await?;
-        Ok(Response::new(row.into_pb(&self.state)))
+        let id = req.into_inner().id;
+        let stage = standard::get::<Stages>(&self.state, ctx.tenant_id, id);
+        Ok(Response::new(stage.await?))
     }
 
     async fn list_stages(
@@ -203,13 +242,9 @@ impl StageService for StageApi {
             r.order_by,
             r.show_deleted,
         );
-        let page = list_page::<StageRow>(&self.state, ctx.tenant_id, &LIST, &params, scope).await?;
+        let page = standard::list::<Stages>(&self.state, ctx.tenant_id, &params, scope).await?;
         Ok(Response::new(pb::ListStagesResponse {
-            stages: page
-                .items
-                .into_iter()
-                .map(|s| s.into_pb(&self.state))
-                .collect(),
+            stages: page.items,
             next_page_token: page.next_page_token,
             total_size: total(page.total_size),
         }))
@@ -221,34 +256,10 @@ impl StageService for StageApi {
     ) -> Result<Response<pb::Stage>, Status> {
         let ctx = caller(&req)?;
         let body = req.into_inner();
-        let s = body.stage.unwrap_or_default();
-        API.require_id("stage.id", s.id)?;
-        let mask = API.mask(
-            body.update_mask,
-            MUTABLE,
-            IMMUTABLE,
-            &populated(&[
-                ("name", !s.name.is_empty()),
-                ("description", !s.description.is_empty()),
-                ("release_date", s.release_date.is_some()),
-                ("status", !s.status.is_empty()),
-                ("order", s.order != 0),
-            ]),
-        )?;
-        let changing: Vec<&str> = MUTABLE.iter().copied().filter(|f| mask.has(f)).collect();
-        let values = values(&s, &changing)?;
-        let mut tx = self.state.db.begin(ctx.tenant_id).await?;
-        let current: StageRow = TABLE.fetch(&mut tx, s.id, false, true).await?;
-        API.check_etag(&s.etag, current.version)?;
-        // The mask already refuses `project_id`; a whole stage sent back without one may
-        // carry it only unchanged (AIP-203).
-        if s.project_id != 0 && s.project_id != current.project_id {
-            return Err(API.invalid("stage.project_id", "cannot be changed"));
-        }
-        update_row(&mut tx, TABLE.name, s.id, values).await?;
-        let row: StageRow = TABLE.fetch(&mut tx, s.id, false, false).await?;
-        tx.commit().await?;
-        Ok(Response::new(row.into_pb(&self.state)))
+        let stage = body.stage.unwrap_or_default();
+        let updated =
+            standard::update::<Stages>(&self.state, ctx.tenant_id, stage, body.update_mask);
+        Ok(Response::new(updated.await?))
     }
 
     async fn delete_stage(
@@ -257,20 +268,8 @@ impl StageService for StageApi {
     ) -> Result<Response<pb::Stage>, Status> {
         let ctx = caller(&req)?;
         let r = req.into_inner();
-        API.require_id("id", r.id)?;
-        let mut tx = self.state.db.begin(ctx.tenant_id).await?;
-        // Lock the stage before looking for lots, so a lot created concurrently is
-        // either seen here or finds the stage deleted (if lot creation locks it too).
-        TABLE.fetch::<StageRow>(&mut tx, r.id, false, true).await?;
-        TABLE
-            .refuse_live_children(&mut tx, r.id, "property.lots", "stage_id", "lots")
-            .await?;
-        super::refuse_live_media(&mut tx, "stage", r.id).await?;
-        let row: StageRow = TABLE
-            .set_deleted(&mut tx, r.id, &r.etag, true, |_| Ok(()))
-            .await?;
-        tx.commit().await?;
-        Ok(Response::new(row.into_pb(&self.state)))
+        let deleted = standard::delete::<Stages>(&self.state, ctx.tenant_id, r.id, &r.etag);
+        Ok(Response::new(deleted.await?))
     }
 
     async fn undelete_stage(
@@ -279,23 +278,7 @@ impl StageService for StageApi {
     ) -> Result<Response<pb::Stage>, Status> {
         let ctx = caller(&req)?;
         let id = req.into_inner().id;
-        API.require_id("id", id)?;
-        let mut tx = self.state.db.begin(ctx.tenant_id).await?;
-        // A live stage must not belong to a deleted project.
-        let current: StageRow = TABLE.fetch(&mut tx, id, true, true).await?;
-        if current.deleted() && !lock_live(&mut tx, PROJECTS, current.project_id).await? {
-            return Err(API.precondition(
-                "PROJECT_DELETED",
-                format!(
-                    "project {} is deleted; undelete it first",
-                    current.project_id
-                ),
-            ));
-        }
-        let row: StageRow = TABLE
-            .set_deleted(&mut tx, id, "", false, |_| Ok(()))
-            .await?;
-        tx.commit().await?;
-        Ok(Response::new(row.into_pb(&self.state)))
+        let restored = standard::undelete::<Stages>(&self.state, ctx.tenant_id, id);
+        Ok(Response::new(restored.await?))
     }
 }

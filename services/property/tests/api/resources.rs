@@ -20,6 +20,14 @@ use crate::helpers::{READER, TestApp, User, expect_code, reason, violated_fields
 /// A request id (AIP-155) the tests retry with.
 const REQUEST_ID: &str = "0b7e3f2a-5c1d-4e8f-9a6b-3d2c1e0f9a8b";
 
+/// The same request id sent with another request is a client bug, not a retry: it is
+/// refused, naming the field, rather than answered with the first request's result.
+fn assert_reused<T: std::fmt::Debug>(result: Result<T, Status>) {
+    let status = expect_code(result, Code::InvalidArgument);
+    assert_eq!(violated_fields(&status), vec!["request_id"]);
+    assert_eq!(reason(&status), "REQUEST_ID_REUSED");
+}
+
 fn mask(paths: &[&str]) -> Option<FieldMask> {
     Some(FieldMask {
         paths: paths.iter().map(|p| (*p).to_owned()).collect(),
@@ -745,11 +753,12 @@ async fn a_developer_create_retried_with_its_request_id_returns_the_first_result
         .await
         .unwrap()
         .into_inner();
-    let again = create(developer("second"), who, REQUEST_ID)
+    let again = create(developer("first"), who, REQUEST_ID)
         .await
         .unwrap()
         .into_inner();
     assert_eq!(again, first, "the retry returns the first result");
+    assert_reused(create(developer("second"), who, REQUEST_ID).await);
     let listed = list_developers(&app, who, Default::default())
         .await
         .unwrap();
@@ -1827,11 +1836,12 @@ async fn a_project_create_retried_with_its_request_id_returns_the_first_result_a
         .await
         .unwrap()
         .into_inner();
-    let again = create(project("second"), who, REQUEST_ID)
+    let again = create(project("first"), who, REQUEST_ID)
         .await
         .unwrap()
         .into_inner();
     assert_eq!(again, first);
+    assert_reused(create(project("second"), who, REQUEST_ID).await);
     assert_eq!(
         list_projects(&app, who, Default::default())
             .await
@@ -2755,8 +2765,9 @@ async fn a_stale_stage_etag_is_aborted_undeleting_a_live_stage_already_exists_an
         }
     };
     let s = create(stage(p.id, "First"), REQUEST_ID).await.unwrap();
-    let again = create(stage(p.id, "Second"), REQUEST_ID).await.unwrap();
+    let again = create(stage(p.id, "First"), REQUEST_ID).await.unwrap();
     assert_eq!(again, s, "the retry returns the first result");
+    assert_reused(create(stage(p.id, "Second"), REQUEST_ID).await);
     assert_eq!(
         list_stages(&app, who, Default::default())
             .await
@@ -3421,8 +3432,9 @@ async fn a_stale_feature_etag_is_aborted_undeleting_a_live_feature_already_exist
         }
     };
     let f = create(feature("First"), who, REQUEST_ID).await.unwrap();
-    let again = create(feature("Second"), who, REQUEST_ID).await.unwrap();
+    let again = create(feature("First"), who, REQUEST_ID).await.unwrap();
     assert_eq!(again, f, "the retry returns the first result");
+    assert_reused(create(feature("Second"), who, REQUEST_ID).await);
     assert_eq!(
         list_features(&app, who, Default::default())
             .await

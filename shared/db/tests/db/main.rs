@@ -33,7 +33,8 @@ async fn setup() -> TestDatabase {
          CREATE TABLE app.children (id bigint PRIMARY KEY, tenant_id bigint NOT NULL, parent_id bigint NOT NULL REFERENCES app.parents (id));
          CREATE TABLE app.idempotency_keys (
              tenant_id bigint NOT NULL, method text NOT NULL, request_id uuid NOT NULL,
-             response bytea NOT NULL, created_at timestamptz NOT NULL DEFAULT now(),
+             response bytea NOT NULL, request_digest bytea,
+             created_at timestamptz NOT NULL DEFAULT now(),
              PRIMARY KEY (tenant_id, method, request_id));
          DO $$ DECLARE t text; BEGIN
            FOREACH t IN ARRAY ARRAY['items', 'parents', 'children', 'idempotency_keys'] LOOP
@@ -413,14 +414,16 @@ async fn soft_deleted_rows_are_hidden_and_purged_after_retention() {
 async fn a_request_id_returns_the_saved_response_only_within_its_tenant() {
     let db = setup().await;
     let pool = app_db(&db, 2).await;
-    let rid = idempotency::parse_request_id("t", &uuid::Uuid::new_v4().to_string())
+    let raw = uuid::Uuid::new_v4().to_string();
+    let request = format!("create {raw}");
+    let key = idempotency::request_key("t", &raw, &request)
         .unwrap()
         .unwrap();
-    assert!(idempotency::parse_request_id("t", "nope").is_err());
-    assert_eq!(idempotency::parse_request_id("t", "").unwrap(), None);
+    assert!(idempotency::request_key("t", "nope", &request).is_err());
+    assert_eq!(idempotency::request_key("t", "", &request).unwrap(), None);
     let mut tx = pool.begin(1).await.unwrap();
     assert_eq!(
-        idempotency::lookup(&mut tx, "t", "app.idempotency_keys", 1, "Create", rid)
+        idempotency::lookup(&mut tx, "t", "app.idempotency_keys", 1, "Create", &key)
             .await
             .unwrap(),
         None
@@ -431,7 +434,7 @@ async fn a_request_id_returns_the_saved_response_only_within_its_tenant() {
         "app.idempotency_keys",
         1,
         "Create",
-        rid,
+        &key,
         b"first",
     )
     .await
@@ -439,7 +442,7 @@ async fn a_request_id_returns_the_saved_response_only_within_its_tenant() {
     tx.commit().await.unwrap();
     let mut tx = pool.begin(1).await.unwrap();
     assert_eq!(
-        idempotency::lookup(&mut tx, "t", "app.idempotency_keys", 1, "Create", rid)
+        idempotency::lookup(&mut tx, "t", "app.idempotency_keys", 1, "Create", &key)
             .await
             .unwrap()
             .as_deref(),
@@ -448,9 +451,44 @@ async fn a_request_id_returns_the_saved_response_only_within_its_tenant() {
     drop(tx);
     let mut tx = pool.begin(2).await.unwrap();
     assert_eq!(
-        idempotency::lookup(&mut tx, "t", "app.idempotency_keys", 2, "Create", rid)
+        idempotency::lookup(&mut tx, "t", "app.idempotency_keys", 2, "Create", &key)
             .await
             .unwrap(),
         None
     );
+}
+
+#[tokio::test]
+async fn a_request_id_sent_with_another_request_is_refused_not_replayed() {
+    let db = setup().await;
+    let pool = app_db(&db, 2).await;
+    let raw = uuid::Uuid::new_v4().to_string();
+    let first = idempotency::request_key("t", &raw, &"first body".to_owned())
+        .unwrap()
+        .unwrap();
+    let other = idempotency::request_key("t", &raw, &"other body".to_owned())
+        .unwrap()
+        .unwrap();
+    assert_eq!(first.id, other.id);
+    let mut tx = pool.begin(1).await.unwrap();
+    idempotency::save(&mut tx, "t", "app.idempotency_keys", 1, "Create", &first, b"saved")
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let mut tx = pool.begin(1).await.unwrap();
+    let refused = idempotency::lookup(&mut tx, "t", "app.idempotency_keys", 1, "Create", &other)
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::InvalidArgument);
+    assert_eq!(fusion_testkit::violated_fields(&refused), vec!["request_id"]);
+    assert_eq!(fusion_testkit::reason(&refused), idempotency::REUSED_REASON);
+    // Ids saved before digests were kept still replay.
+    sqlx::query("UPDATE app.idempotency_keys SET request_digest = NULL")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    let replayed = idempotency::lookup(&mut tx, "t", "app.idempotency_keys", 1, "Create", &other)
+        .await
+        .unwrap();
+    assert_eq!(replayed.as_deref(), Some(&b"saved"[..]));
 }
