@@ -15,6 +15,7 @@
 //!
 //! [`surface`] checks a context's policy and health against the descriptor set.
 
+pub mod conformance;
 mod pg;
 mod spawn;
 mod status;

@@ -289,7 +289,7 @@ async fn login(identity: &Channel, email: &str) -> User {
 }
 
 /// Creates `email` in `admin`'s tenant with `role` and logs them in.
-async fn user_with_role(identity: &Channel, admin: &User, email: &str, role: &str) -> User {
+pub async fn user_with_role(identity: &Channel, admin: &User, email: &str, role: &str) -> User {
     UserServiceClient::new(identity.clone())
         .create_user(admin.req(idpb::CreateUserRequest {
             user: Some(idpb::User {

@@ -3,6 +3,7 @@
 
 mod auth;
 mod authorization;
+mod conformance;
 mod helpers;
 mod migrations;
 mod plans;

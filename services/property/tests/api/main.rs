@@ -1,6 +1,7 @@
 //! The property API against a real PostgreSQL, as the application role, through real
 //! gRPC clients. One test binary for the crate.
 
+mod conformance;
 mod helpers;
 mod lots;
 mod media;

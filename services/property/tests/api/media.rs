@@ -22,14 +22,14 @@ const PNG_MAGIC: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR";
 const PDF_MAGIC: &[u8] = b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n";
 
 /// A PNG-looking file of `len` bytes with varied content.
-fn png(len: usize) -> Vec<u8> {
+pub(crate) fn png(len: usize) -> Vec<u8> {
     let mut bytes = PNG_MAGIC.to_vec();
     bytes.extend((0..len.saturating_sub(PNG_MAGIC.len())).map(|i| (i * 31 % 251) as u8));
     bytes.truncate(len);
     bytes
 }
 
-fn meta(kind: &str, id: i64, media_type: &str) -> pb::MediaUpload {
+pub(crate) fn meta(kind: &str, id: i64, media_type: &str) -> pb::MediaUpload {
     pb::MediaUpload {
         mediable_type: kind.into(),
         mediable_id: id,
@@ -65,7 +65,7 @@ async fn upload_raw(
 }
 
 /// Uploads `content` in chunks of `chunk` bytes.
-async fn upload(
+pub(crate) async fn upload(
     app: &TestApp,
     who: &User,
     m: pb::MediaUpload,
