@@ -176,6 +176,11 @@ pub(crate) async fn set_deleted(
 pub(crate) const REQUEST_IDS: idempotency::RequestIds =
     idempotency::RequestIds::new(DOMAIN, "identity.idempotency_keys");
 
+/// Text stored as sent (untrimmed), an empty string as NULL.
+pub(crate) fn opt_text(s: &str) -> fusion_db::resource::Val {
+    fusion_db::resource::Val::Text(Some(s.to_owned()).filter(|s| !s.is_empty()))
+}
+
 pub(crate) fn not_found(what: &str, id: i64) -> Status {
     errors::not_found(DOMAIN, format!("{what} {id} not found"))
 }
