@@ -81,8 +81,8 @@ pub fn request_key<M: prost::Message>(
 /// across tenants: run on a pool connected as the owner role, which each schema's
 /// `prune_expired` policy lets see exactly those rows. Returns how many went.
 pub async fn prune(owner_pool: &sqlx::PgPool, table: &str) -> Result<u64, sqlx::Error> {
-    let cutoff = chrono::Utc::now()
-        - chrono::Duration::from_std(RETENTION).unwrap_or(chrono::Duration::MAX);
+    let cutoff =
+        chrono::Utc::now() - chrono::Duration::from_std(RETENTION).unwrap_or(chrono::Duration::MAX);
     let sql = format!("DELETE FROM {table} WHERE created_at < $1");
     Ok(sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(cutoff)
@@ -251,15 +251,6 @@ impl RequestIds {
         response: &M,
     ) -> Result<(), Status> {
         let tenant = tx.tenant_id();
-        remember(
-            tx,
-            self.domain,
-            self.table,
-            tenant,
-            method,
-            key,
-            response,
-        )
-        .await
+        remember(tx, self.domain, self.table, tenant, method, key, response).await
     }
 }

@@ -471,16 +471,27 @@ async fn a_request_id_sent_with_another_request_is_refused_not_replayed() {
         .unwrap();
     assert_eq!(first.id, other.id);
     let mut tx = pool.begin(1).await.unwrap();
-    idempotency::save(&mut tx, "t", "app.idempotency_keys", 1, "Create", &first, b"saved")
-        .await
-        .unwrap();
+    idempotency::save(
+        &mut tx,
+        "t",
+        "app.idempotency_keys",
+        1,
+        "Create",
+        &first,
+        b"saved",
+    )
+    .await
+    .unwrap();
     tx.commit().await.unwrap();
     let mut tx = pool.begin(1).await.unwrap();
     let refused = idempotency::lookup(&mut tx, "t", "app.idempotency_keys", 1, "Create", &other)
         .await
         .unwrap_err();
     assert_eq!(refused.code(), tonic::Code::InvalidArgument);
-    assert_eq!(fusion_testkit::violated_fields(&refused), vec!["request_id"]);
+    assert_eq!(
+        fusion_testkit::violated_fields(&refused),
+        vec!["request_id"]
+    );
     assert_eq!(fusion_testkit::reason(&refused), idempotency::REUSED_REASON);
     // Ids saved before digests were kept still replay.
     sqlx::query("UPDATE app.idempotency_keys SET request_digest = NULL")

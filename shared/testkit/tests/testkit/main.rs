@@ -74,5 +74,8 @@ fn a_private_cluster_starts_for_a_checkout_others_cannot_enter() {
         String::from_utf8_lossy(&output.stderr)
     );
     assert!(output.status.success(), "{printed}");
-    assert!(printed.contains("1 passed"), "the copied test ran: {printed}");
+    assert!(
+        printed.contains("1 passed"),
+        "the copied test ran: {printed}"
+    );
 }
