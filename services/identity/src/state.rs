@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use fusion_db::Db;
 use fusion_db::page::PageTokenCodec;
+use fusion_service::standard::Kit;
 
 use crate::IdentityConfig;
 use crate::auth::keys::KeyRing;
@@ -19,13 +20,24 @@ pub struct AppState {
     pub keys: Arc<KeyRing>,
     /// Signs and checks List page tokens.
     pub pages: PageTokenCodec,
+    /// What the standard methods of every identity resource share; its retention is
+    /// the purge job's (`IDENTITY_PURGE_RETENTION_DAYS`), so `purge_time` tells the truth.
+    pub kit: Kit,
 }
 
 impl AppState {
     /// Bundles the parts.
     pub fn new(db: Db, config: Arc<IdentityConfig>, keys: Arc<KeyRing>) -> Self {
         let pages = PageTokenCodec::new(&config.service.page_token_secret);
+        let kit = Kit {
+            db: db.clone(),
+            pages: pages.clone(),
+            api: crate::grpc::API,
+            request_ids: crate::grpc::REQUEST_IDS,
+            retention: config.purge_retention,
+        };
         Self {
+            kit,
             db,
             config,
             keys,

@@ -224,6 +224,35 @@ impl Table {
         insert(tx, self.domain, self.name, values).await
     }
 
+    /// Inserts a row of a platform table (one without `tenant_id`, such as a plan
+    /// catalogue) and returns its id.
+    pub async fn insert_platform(
+        &self,
+        conn: &mut PgConnection,
+        values: Values,
+    ) -> Result<i64, Status> {
+        let mut qb = sqlx::QueryBuilder::<sqlx::Postgres>::new("INSERT INTO ");
+        qb.push(self.name).push(" (");
+        for (i, (column, _)) in values.iter().enumerate() {
+            if i > 0 {
+                qb.push(", ");
+            }
+            qb.push(*column);
+        }
+        qb.push(") VALUES (");
+        for (i, (_, value)) in values.into_iter().enumerate() {
+            if i > 0 {
+                qb.push(", ");
+            }
+            value.push(&mut qb);
+        }
+        qb.push(") RETURNING id");
+        qb.build_query_scalar()
+            .fetch_one(conn)
+            .await
+            .map_err(|e| db_status(self.domain, e))
+    }
+
     /// Sets `values` on row `id`, bumping its version (etag).
     pub async fn update(
         &self,
@@ -358,6 +387,10 @@ pub enum Val {
     Timestamp(Option<chrono::DateTime<chrono::Utc>>),
     /// A JSON document.
     Json(serde_json::Value),
+    /// A JSON document or NULL.
+    OptJson(Option<serde_json::Value>),
+    /// A text array (`text[]`).
+    TextList(Vec<String>),
 }
 
 impl Val {
@@ -377,6 +410,8 @@ impl Val {
             Val::Date(v) => qb.push_bind(v),
             Val::Timestamp(v) => qb.push_bind(v),
             Val::Json(v) => qb.push_bind(sqlx::types::Json(v)),
+            Val::OptJson(v) => qb.push_bind(v.map(sqlx::types::Json)),
+            Val::TextList(v) => qb.push_bind(v),
         };
     }
 }

@@ -257,7 +257,12 @@ pub async fn create<R: Resource>(
         }
     }
     R::on_create(&call, &mut tx, &pb, &mut values).await?;
-    let id = R::TABLE.insert(&mut tx, values).await?;
+    // A platform table (a plan catalogue) has no tenant column to fill.
+    let id = if R::LIST.tenant_scoped {
+        R::TABLE.insert(&mut tx, values).await?
+    } else {
+        R::TABLE.insert_platform(&mut tx, values).await?
+    };
     let row = read::<R>(&mut tx, id, Read::live()).await?;
     R::after_write(&call, &mut tx, Change::Created, &row).await?;
     let created = R::to_pb(state, row);
@@ -363,6 +368,8 @@ pub async fn delete<R: Resource>(
     // Lock first, so a child created at the same moment is either seen here or finds
     // this row gone.
     let current = read::<R>(&mut tx, id, Read::live().for_update()).await?;
+    // A stale etag is ABORTED before any refusal about the row as it is now.
+    kit.api.check_etag(etag, current.version())?;
     for child in R::CHILDREN {
         R::TABLE
             .refuse_live_children(&mut tx, id, child.table, child.column, child.what)

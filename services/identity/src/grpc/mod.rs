@@ -6,15 +6,11 @@ mod roles;
 mod tenants;
 mod users;
 
-use chrono::{DateTime, Utc};
-use prost_types::Timestamp;
-use sqlx::PgConnection;
 use tonic::service::Routes;
 use tonic::{Request, Status};
 
 use fusion_db::idempotency;
-use fusion_proto::errors::{self, FieldViolation};
-use fusion_service::api::{self, Api};
+use fusion_service::api::Api;
 
 use fusion_proto::identity::v1::{
     auth_service_server::AuthServiceServer, plan_service_server::PlanServiceServer,
@@ -126,45 +122,11 @@ pub(crate) fn caller<T>(req: &Request<T>) -> Result<TenantContext, Status> {
 /// Errors and checks in identity's domain.
 pub(crate) const API: Api = Api::new(DOMAIN);
 
-pub(crate) fn from_ts(field: &str, t: &Timestamp) -> Result<DateTime<Utc>, Status> {
-    API.from_ts(field, t)
-}
-
-/// AIP-164 purge time of a soft-deleted row.
-pub(crate) fn purge_ts(deleted_at: Option<DateTime<Utc>>) -> Option<Timestamp> {
-    api::purge_ts(deleted_at, fusion_db::soft_delete::DEFAULT_RETENTION)
-}
-
-/// ABORTED when the caller sent an etag that is no longer current.
-pub(crate) fn check_etag(sent: &str, version: i64) -> Result<(), Status> {
-    API.check_etag(sent, version)
-}
-
-pub(crate) fn require_id(field: &str, id: i64) -> Result<(), Status> {
-    API.require_id(field, id)
-}
-
-/// INVALID_ARGUMENT from collected violations, or Ok.
-pub(crate) fn violations(list: Vec<FieldViolation>) -> Result<(), Status> {
-    API.violations(list)
-}
-
-/// Soft-deletes (`deleted`) or restores a row of `table`, a trusted constant, bumping
-/// its version so its etag changes.
-pub(crate) async fn set_deleted(
-    conn: &mut PgConnection,
-    table: &'static str,
-    id: i64,
-    deleted: bool,
-) -> Result<(), Status> {
-    fusion_db::soft_delete::set_deleted(conn, DOMAIN, table, id, deleted).await
-}
-
-/// Identity's request ids (AIP-155): `REQUEST_IDS.replay(&mut tx, method, key)` before
-/// a write, `REQUEST_IDS.remember(...)` in the same transaction after it.
+/// Identity's request ids (AIP-155), kept in the kit (`AppState::kit`).
 pub(crate) const REQUEST_IDS: idempotency::RequestIds =
     idempotency::RequestIds::new(DOMAIN, "identity.idempotency_keys");
 
-pub(crate) fn not_found(what: &str, id: i64) -> Status {
-    errors::not_found(DOMAIN, format!("{what} {id} not found"))
+/// Text stored as sent (untrimmed), an empty string as NULL.
+pub(crate) fn opt_text(s: &str) -> fusion_db::resource::Val {
+    fusion_db::resource::Val::Text(Some(s.to_owned()).filter(|s| !s.is_empty()))
 }

@@ -2,25 +2,27 @@
 
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
-use sqlx::{PgConnection, Postgres, QueryBuilder};
 use tonic::{Request, Response, Status};
 
 use fusion_db::filter::{FieldKind, FieldSpec};
-use fusion_db::list::{ListParams, ListSpec, list};
-use fusion_db::{db_status, idempotency};
-use fusion_proto::errors;
+use fusion_db::list::{ListParams, ListSpec};
+use fusion_db::resource::{Table, Val, Values, values_of};
 use fusion_proto::identity::v1 as pb;
 use fusion_proto::identity::v1::plan_service_server::PlanService;
+use fusion_service::api::populated;
+use fusion_service::standard::{self, Kit, Method, Resource};
 
-use super::{
-    API, REQUEST_IDS, caller, check, check_etag, etag, not_found, opt_ts, purge_ts, require_id,
-    set_deleted, total, ts, violations,
-};
+use super::{caller, etag, opt_text, opt_ts, total, ts};
 use crate::domain::validate;
 use crate::{AppState, DOMAIN};
 
-const COLUMNS: &str = "id, code, name, description, price_monthly, currency, max_users, features, active, version, \
-                       created_at, updated_at, deleted_at";
+const TABLE: Table = Table {
+    domain: DOMAIN,
+    name: "identity.plans",
+    select: "id, code, name, description, price_monthly, currency, max_users, features, active, version, \
+             created_at, updated_at, deleted_at",
+    what: "plan",
+};
 
 const FIELDS: &[FieldSpec] = &[
     FieldSpec::new("code", "code", FieldKind::Text),
@@ -32,15 +34,38 @@ const FIELDS: &[FieldSpec] = &[
     FieldSpec::new("create_time", "created_at", FieldKind::Timestamp),
 ];
 
+/// The catalogue is the platform's, not a tenant's: every caller lists the same plans.
 const LIST: ListSpec = ListSpec {
-    table: "identity.plans",
-    select: COLUMNS,
+    table: TABLE.name,
+    select: TABLE.select,
     fields: FIELDS,
     order_fields: &["code", "name", "price_monthly", "create_time"],
     default_order: "code",
     soft_delete: true,
     tenant_scoped: false,
 };
+
+const MUTABLE: &[&str] = &[
+    "name",
+    "description",
+    "price_monthly",
+    "currency",
+    "max_users",
+    "features",
+    "active",
+];
+
+/// `code` is set at creation and never changes.
+const CREATE: &[&str] = &[
+    "code",
+    "name",
+    "description",
+    "price_monthly",
+    "currency",
+    "max_users",
+    "features",
+    "active",
+];
 
 #[derive(sqlx::FromRow)]
 struct PlanRow {
@@ -59,8 +84,49 @@ struct PlanRow {
     deleted_at: Option<DateTime<Utc>>,
 }
 
-impl From<PlanRow> for pb::Plan {
-    fn from(r: PlanRow) -> Self {
+fusion_db::versioned!(PlanRow);
+
+/// A money amount: a non-negative decimal with at most two places that fits NUMERIC(12,2).
+fn price(raw: &str) -> Result<Decimal, String> {
+    match raw.trim().parse::<Decimal>() {
+        Ok(d) if d.is_sign_negative() => Err("must not be negative".into()),
+        Ok(d) if d.scale() > 2 => Err("must have at most two decimal places".into()),
+        Ok(d) if d >= Decimal::from(10_000_000_000i64) => Err("is too large".into()),
+        Ok(d) => Ok(d),
+        Err(_) => Err("must be a decimal amount such as \"99.00\"".into()),
+    }
+}
+
+fn currency(raw: &str) -> Result<(), String> {
+    if raw.len() == 3 && raw.chars().all(|c| c.is_ascii_uppercase()) {
+        Ok(())
+    } else {
+        Err("must be an ISO 4217 code such as AUD".into())
+    }
+}
+
+/// Plans on the standard methods.
+struct Plans;
+
+impl Resource for Plans {
+    type Row = PlanRow;
+    type Pb = pb::Plan;
+    type State = AppState;
+
+    const SINGULAR: &'static str = "Plan";
+    const TABLE: Table = TABLE;
+    const LIST: ListSpec = LIST;
+    const CREATE: &'static [&'static str] = CREATE;
+    const MUTABLE: &'static [&'static str] = MUTABLE;
+    const IMMUTABLE: &'static [&'static str] = &["code", "id"];
+
+    fn kit(state: &AppState) -> &Kit {
+        &state.kit
+    }
+
+    /// Plans are never purged (tenants point at them, and `PURGED_TABLES` keeps them),
+    /// so a deleted plan reports no `purge_time`.
+    fn to_pb(_: &AppState, r: PlanRow) -> pb::Plan {
         pb::Plan {
             id: r.id,
             code: r.code,
@@ -74,9 +140,62 @@ impl From<PlanRow> for pb::Plan {
             create_time: Some(ts(r.created_at)),
             update_time: Some(ts(r.updated_at)),
             delete_time: opt_ts(r.deleted_at),
-            purge_time: purge_ts(r.deleted_at),
+            purge_time: None,
             etag: etag(r.version),
         }
+    }
+
+    fn id(p: &pb::Plan) -> i64 {
+        p.id
+    }
+
+    fn etag(p: &pb::Plan) -> &str {
+        &p.etag
+    }
+
+    fn populated(p: &pb::Plan) -> Vec<&'static str> {
+        populated(&[
+            ("name", !p.name.is_empty()),
+            ("description", !p.description.is_empty()),
+            ("price_monthly", !p.price_monthly.is_empty()),
+            ("currency", !p.currency.is_empty()),
+            ("max_users", p.max_users != 0),
+            ("features", !p.features.is_empty()),
+            ("active", p.active),
+        ])
+    }
+
+    fn values(_: &AppState, p: &pb::Plan, fields: &[&str], _: Method) -> Result<Values, Status> {
+        values_of(DOMAIN, "plan", fields, |field| {
+            Ok(Some(match field {
+                "code" => {
+                    validate::slug(&p.code)?;
+                    ("code", Val::Text(Some(p.code.clone())))
+                }
+                "name" => {
+                    validate::name(&p.name, validate::NAME_MAX)?;
+                    ("name", Val::Text(Some(p.name.trim().to_owned())))
+                }
+                "description" => ("description", opt_text(&p.description)),
+                "price_monthly" => (
+                    "price_monthly",
+                    Val::Decimal(Some(price(&p.price_monthly)?)),
+                ),
+                "currency" => {
+                    currency(&p.currency)?;
+                    ("currency", Val::Text(Some(p.currency.clone())))
+                }
+                "max_users" => {
+                    if p.max_users < 0 {
+                        return Err("must not be negative".into());
+                    }
+                    ("max_users", Val::Int32(Some(p.max_users)))
+                }
+                "features" => ("features", Val::TextList(p.features.clone())),
+                "active" => ("active", Val::Bool(p.active)),
+                _ => return Ok(None),
+            }))
+        })
     }
 }
 
@@ -92,52 +211,6 @@ impl PlanApi {
     }
 }
 
-async fn fetch(
-    conn: &mut PgConnection,
-    id: i64,
-    include_deleted: bool,
-) -> Result<Option<PlanRow>, Status> {
-    let sql = format!(
-        "SELECT {COLUMNS} FROM identity.plans WHERE id = $1 {}",
-        if include_deleted {
-            ""
-        } else {
-            "AND deleted_at IS NULL"
-        }
-    );
-    sqlx::query_as(sqlx::AssertSqlSafe(sql))
-        .bind(id)
-        .fetch_optional(conn)
-        .await
-        .map_err(|e| db_status(DOMAIN, e))
-}
-
-/// A money amount: a non-negative decimal with at most two places that fits NUMERIC(12,2).
-fn price(field: &str, raw: &str, v: &mut Vec<errors::FieldViolation>) -> Option<Decimal> {
-    match raw.trim().parse::<Decimal>() {
-        Ok(d) if d.is_sign_negative() => check(v, field, Err("must not be negative".into())),
-        Ok(d) if d.scale() > 2 => {
-            check(v, field, Err("must have at most two decimal places".into()))
-        }
-        Ok(d) if d >= Decimal::from(10_000_000_000i64) => {
-            check(v, field, Err("is too large".into()))
-        }
-        Ok(d) => return Some(d),
-        Err(_) => check(
-            v,
-            field,
-            Err("must be a decimal amount such as \"99.00\"".into()),
-        ),
-    }
-    None
-}
-
-fn currency(field: &str, raw: &str, v: &mut Vec<errors::FieldViolation>) {
-    if !(raw.len() == 3 && raw.chars().all(|c| c.is_ascii_uppercase())) {
-        check(v, field, Err("must be an ISO 4217 code such as AUD".into()));
-    }
-}
-
 #[tonic::async_trait]
 impl PlanService for PlanApi {
     async fn create_plan(
@@ -146,53 +219,10 @@ impl PlanService for PlanApi {
     ) -> Result<Response<pb::Plan>, Status> {
         let ctx = caller(&req)?;
         let body = req.into_inner();
-        let request_id = idempotency::request_key(DOMAIN, &body.request_id, &body)?;
-        let p = body.plan.unwrap_or_default();
-        let mut v = Vec::new();
-        check(&mut v, "plan.code", validate::slug(&p.code));
-        check(
-            &mut v,
-            "plan.name",
-            validate::name(&p.name, validate::NAME_MAX),
-        );
-        let amount = price("plan.price_monthly", &p.price_monthly, &mut v);
-        currency("plan.currency", &p.currency, &mut v);
-        if p.max_users < 0 {
-            check(&mut v, "plan.max_users", Err("must not be negative".into()));
-        }
-        violations(v)?;
-        let mut tx = self.state.db.begin(ctx.tenant_id).await?;
-        const METHOD: &str = "CreatePlan";
-        if let Some(saved) = REQUEST_IDS
-            .replay::<pb::Plan>(&mut tx, METHOD, request_id)
-            .await?
-        {
-            return Ok(Response::new(saved));
-        }
-        let id: i64 = sqlx::query_scalar(
-            "INSERT INTO identity.plans (code, name, description, price_monthly, currency, max_users, features, active)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
-        )
-        .bind(&p.code)
-        .bind(p.name.trim())
-        .bind(Some(p.description).filter(|d| !d.is_empty()))
-        .bind(amount)
-        .bind(&p.currency)
-        .bind(p.max_users)
-        .bind(&p.features)
-        .bind(p.active)
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(|e| db_status(DOMAIN, e))?;
-        let created: pb::Plan = fetch(&mut tx, id, false)
-            .await?
-            .ok_or_else(|| errors::internal(DOMAIN))?
-            .into();
-        REQUEST_IDS
-            .remember(&mut tx, METHOD, request_id, &created)
-            .await?;
-        tx.commit().await?;
-        Ok(Response::new(created))
+        let key = self.state.kit.request_key(&body.request_id, &body)?;
+        let plan = body.plan.unwrap_or_default();
+        let created = standard::create::<Plans>(&self.state, &ctx, key, plan);
+        Ok(Response::new(created.await?))
     }
 
     async fn get_plan(
@@ -201,13 +231,8 @@ impl PlanService for PlanApi {
     ) -> Result<Response<pb::Plan>, Status> {
         let ctx = caller(&req)?;
         let id = req.into_inner().id;
-        require_id("id", id)?;
-        let mut tx = self.state.db.begin(ctx.tenant_id).await?;
-        let row = fetch(&mut tx, id, false)
-            .await?
-            .ok_or_else(|| not_found("plan", id))?;
-        tx.commit().await?;
-        Ok(Response::new(row.into()))
+        let plan = standard::get::<Plans>(&self.state, &ctx, id);
+        Ok(Response::new(plan.await?))
     }
 
     async fn list_plans(
@@ -223,20 +248,9 @@ impl PlanService for PlanApi {
             r.order_by,
             r.show_deleted,
         );
-        let mut tx = self.state.db.begin(ctx.tenant_id).await?;
-        let page = list::<PlanRow>(
-            &mut tx,
-            DOMAIN,
-            &LIST,
-            &params,
-            &self.state.pages,
-            None,
-            None,
-        )
-        .await?;
-        tx.commit().await?;
+        let page = standard::list::<Plans>(&self.state, &ctx, &params, None).await?;
         Ok(Response::new(pb::ListPlansResponse {
-            plans: page.items.into_iter().map(Into::into).collect(),
+            plans: page.items,
             next_page_token: page.next_page_token,
             total_size: total(page.total_size),
         }))
@@ -248,101 +262,9 @@ impl PlanService for PlanApi {
     ) -> Result<Response<pb::Plan>, Status> {
         let ctx = caller(&req)?;
         let body = req.into_inner();
-        let p = body.plan.unwrap_or_default();
-        require_id("plan.id", p.id)?;
-        let populated: Vec<&str> = [
-            ("name", !p.name.is_empty()),
-            ("description", !p.description.is_empty()),
-            ("price_monthly", !p.price_monthly.is_empty()),
-            ("currency", !p.currency.is_empty()),
-            ("max_users", p.max_users != 0),
-            ("features", !p.features.is_empty()),
-            ("active", p.active),
-        ]
-        .into_iter()
-        .filter_map(|(f, set)| set.then_some(f))
-        .collect();
-        let mask = API.mask(
-            body.update_mask,
-            &[
-                "name",
-                "description",
-                "price_monthly",
-                "currency",
-                "max_users",
-                "features",
-                "active",
-            ],
-            &["code", "id"],
-            &populated,
-        )?;
-        let mut v = Vec::new();
-        if mask.has("name") {
-            check(
-                &mut v,
-                "plan.name",
-                validate::name(&p.name, validate::NAME_MAX),
-            );
-        }
-        let amount = if mask.has("price_monthly") {
-            price("plan.price_monthly", &p.price_monthly, &mut v)
-        } else {
-            None
-        };
-        if mask.has("currency") {
-            currency("plan.currency", &p.currency, &mut v);
-        }
-        if mask.has("max_users") && p.max_users < 0 {
-            check(&mut v, "plan.max_users", Err("must not be negative".into()));
-        }
-        violations(v)?;
-        let mut tx = self.state.db.begin(ctx.tenant_id).await?;
-        let current: i64 = sqlx::query_scalar(
-            "SELECT version FROM identity.plans WHERE id = $1 AND deleted_at IS NULL FOR UPDATE",
-        )
-        .bind(p.id)
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(|e| db_status(DOMAIN, e))?
-        .ok_or_else(|| not_found("plan", p.id))?;
-        check_etag(&p.etag, current)?;
-        if !mask.is_empty() {
-            let mut qb = QueryBuilder::<Postgres>::new(
-                "UPDATE identity.plans SET version = version + 1, updated_at = now()",
-            );
-            if mask.has("name") {
-                qb.push(", name = ").push_bind(p.name.trim().to_owned());
-            }
-            if mask.has("description") {
-                qb.push(", description = ")
-                    .push_bind(Some(p.description.clone()).filter(|d| !d.is_empty()));
-            }
-            if let Some(amount) = amount {
-                qb.push(", price_monthly = ").push_bind(amount);
-            }
-            if mask.has("currency") {
-                qb.push(", currency = ").push_bind(p.currency.clone());
-            }
-            if mask.has("max_users") {
-                qb.push(", max_users = ").push_bind(p.max_users);
-            }
-            if mask.has("features") {
-                qb.push(", features = ").push_bind(p.features.clone());
-            }
-            if mask.has("active") {
-                qb.push(", active = ").push_bind(p.active);
-            }
-            qb.push(" WHERE id = ").push_bind(p.id);
-            qb.build()
-                .execute(&mut *tx)
-                .await
-                .map_err(|e| db_status(DOMAIN, e))?;
-        }
-        let row = fetch(&mut tx, p.id, false)
-            .await?
-            .ok_or_else(|| not_found("plan", p.id))?;
-        tx.commit().await?;
-        Ok(Response::new(row.into()))
+        let plan = body.plan.unwrap_or_default();
+        let updated = standard::update::<Plans>(&self.state, &ctx, plan, body.update_mask);
+        Ok(Response::new(updated.await?))
     }
 
     async fn delete_plan(
@@ -350,19 +272,9 @@ impl PlanService for PlanApi {
         req: Request<pb::DeletePlanRequest>,
     ) -> Result<Response<pb::Plan>, Status> {
         let ctx = caller(&req)?;
-        let body = req.into_inner();
-        require_id("id", body.id)?;
-        let mut tx = self.state.db.begin(ctx.tenant_id).await?;
-        let row = fetch(&mut tx, body.id, false)
-            .await?
-            .ok_or_else(|| not_found("plan", body.id))?;
-        check_etag(&body.etag, row.version)?;
-        set_deleted(&mut tx, "identity.plans", body.id, true).await?;
-        let row = fetch(&mut tx, body.id, true)
-            .await?
-            .ok_or_else(|| not_found("plan", body.id))?;
-        tx.commit().await?;
-        Ok(Response::new(row.into()))
+        let r = req.into_inner();
+        let deleted = standard::delete::<Plans>(&self.state, &ctx, r.id, &r.etag);
+        Ok(Response::new(deleted.await?))
     }
 
     async fn undelete_plan(
@@ -371,23 +283,7 @@ impl PlanService for PlanApi {
     ) -> Result<Response<pb::Plan>, Status> {
         let ctx = caller(&req)?;
         let id = req.into_inner().id;
-        require_id("id", id)?;
-        let mut tx = self.state.db.begin(ctx.tenant_id).await?;
-        let row = fetch(&mut tx, id, true)
-            .await?
-            .ok_or_else(|| not_found("plan", id))?;
-        if row.deleted_at.is_none() {
-            return Err(errors::already_exists(
-                DOMAIN,
-                "NOT_DELETED",
-                format!("plan {id} is not deleted"),
-            ));
-        }
-        set_deleted(&mut tx, "identity.plans", id, false).await?;
-        let row = fetch(&mut tx, id, false)
-            .await?
-            .ok_or_else(|| not_found("plan", id))?;
-        tx.commit().await?;
-        Ok(Response::new(row.into()))
+        let restored = standard::undelete::<Plans>(&self.state, &ctx, id);
+        Ok(Response::new(restored.await?))
     }
 }

@@ -1,25 +1,32 @@
 //! `fusion.identity.v1.RoleService`: built-in and custom roles, and who holds them.
 
 use chrono::{DateTime, Utc};
-use sqlx::{PgConnection, Postgres, QueryBuilder};
+use sqlx::PgConnection;
 use tonic::{Request, Response, Status};
 
+use fusion_db::TenantTx;
+use fusion_db::db_status;
 use fusion_db::filter::{FieldKind, FieldSpec};
-use fusion_db::list::{ListParams, ListSpec, list};
-use fusion_db::{db_status, idempotency};
+use fusion_db::list::{ListParams, ListSpec};
+use fusion_db::resource::Read;
+use fusion_db::resource::{Table, Val, Values, values_of};
 use fusion_proto::errors;
 use fusion_proto::identity::v1 as pb;
 use fusion_proto::identity::v1::role_service_server::RoleService;
+use fusion_service::api::populated;
+use fusion_service::standard::{self, Call, Kit, Method, Resource};
 
-use super::{
-    API, REQUEST_IDS, caller, check, check_etag, etag, not_found, opt_ts, purge_ts, require_id,
-    set_deleted, total, ts, violations,
-};
+use super::{API, caller, etag, opt_text, opt_ts, total, ts};
 use crate::domain::permissions::{PLATFORM_ADMIN_ROLE, is_tenant_permission, tenant_permissions};
 use crate::domain::validate;
 use crate::{AppState, DOMAIN};
 
-const COLUMNS: &str = "id, tenant_id, name, description, permissions, built_in, version, created_at, updated_at, deleted_at";
+const TABLE: Table = Table {
+    domain: DOMAIN,
+    name: "identity.roles",
+    select: "id, tenant_id, name, description, permissions, built_in, version, created_at, updated_at, deleted_at",
+    what: "role",
+};
 
 const FIELDS: &[FieldSpec] = &[
     FieldSpec::new("name", "name", FieldKind::Text),
@@ -28,14 +35,16 @@ const FIELDS: &[FieldSpec] = &[
 ];
 
 const LIST: ListSpec = ListSpec {
-    table: "identity.roles",
-    select: COLUMNS,
+    table: TABLE.name,
+    select: TABLE.select,
     fields: FIELDS,
     order_fields: &["name", "create_time"],
     default_order: "name",
     soft_delete: true,
     tenant_scoped: true,
 };
+
+const MUTABLE: &[&str] = &["name", "description", "permissions"];
 
 #[derive(sqlx::FromRow)]
 struct RoleRow {
@@ -51,8 +60,52 @@ struct RoleRow {
     deleted_at: Option<DateTime<Utc>>,
 }
 
-impl From<RoleRow> for pb::Role {
-    fn from(r: RoleRow) -> Self {
+fusion_db::versioned!(RoleRow);
+
+/// Sorted, de-duplicated permissions, or a description naming the unknown ones.
+fn permissions(requested: &[String]) -> Result<Vec<String>, String> {
+    let unknown: Vec<&str> = requested
+        .iter()
+        .map(String::as_str)
+        .filter(|p| !is_tenant_permission(p))
+        .collect();
+    if !unknown.is_empty() {
+        return Err(format!(
+            "unknown permissions: {} (see ListPermissions)",
+            unknown.join(", ")
+        ));
+    }
+    let mut perms = requested.to_vec();
+    perms.sort();
+    perms.dedup();
+    Ok(perms)
+}
+
+fn built_in_role(message: &str) -> Status {
+    errors::failed_precondition(DOMAIN, "BUILT_IN_ROLE", message)
+}
+
+/// Roles on the standard methods: built-in roles keep their names and cannot be
+/// deleted, and the platform role does not change at all.
+struct Roles;
+
+impl Resource for Roles {
+    type Row = RoleRow;
+    type Pb = pb::Role;
+    type State = AppState;
+
+    const SINGULAR: &'static str = "Role";
+    const TABLE: Table = TABLE;
+    const LIST: ListSpec = LIST;
+    const CREATE: &'static [&'static str] = MUTABLE;
+    const MUTABLE: &'static [&'static str] = MUTABLE;
+    const IMMUTABLE: &'static [&'static str] = &["id", "tenant_id", "built_in"];
+
+    fn kit(state: &AppState) -> &Kit {
+        &state.kit
+    }
+
+    fn to_pb(state: &AppState, r: RoleRow) -> pb::Role {
         pb::Role {
             id: r.id,
             tenant_id: r.tenant_id,
@@ -63,54 +116,71 @@ impl From<RoleRow> for pb::Role {
             create_time: Some(ts(r.created_at)),
             update_time: Some(ts(r.updated_at)),
             delete_time: opt_ts(r.deleted_at),
-            purge_time: purge_ts(r.deleted_at),
+            purge_time: state.kit.purge_time(r.deleted_at),
             etag: etag(r.version),
         }
     }
-}
 
-async fn fetch(conn: &mut PgConnection, id: i64, include_deleted: bool) -> Result<RoleRow, Status> {
-    let sql = format!(
-        "SELECT {COLUMNS} FROM identity.roles WHERE id = $1 {}",
-        if include_deleted {
-            ""
-        } else {
-            "AND deleted_at IS NULL"
-        }
-    );
-    sqlx::query_as(sqlx::AssertSqlSafe(sql))
-        .bind(id)
-        .fetch_optional(conn)
-        .await
-        .map_err(|e| db_status(DOMAIN, e))?
-        .ok_or_else(|| not_found("role", id))
-}
-
-/// Sorted, de-duplicated permissions, or a violation naming the unknown ones.
-fn permissions(
-    field: &str,
-    requested: &[String],
-    v: &mut Vec<errors::FieldViolation>,
-) -> Vec<String> {
-    let unknown: Vec<&str> = requested
-        .iter()
-        .map(String::as_str)
-        .filter(|p| !is_tenant_permission(p))
-        .collect();
-    if !unknown.is_empty() {
-        check(
-            v,
-            field,
-            Err(format!(
-                "unknown permissions: {} (see ListPermissions)",
-                unknown.join(", ")
-            )),
-        );
+    fn id(r: &pb::Role) -> i64 {
+        r.id
     }
-    let mut perms = requested.to_vec();
-    perms.sort();
-    perms.dedup();
-    perms
+
+    fn etag(r: &pb::Role) -> &str {
+        &r.etag
+    }
+
+    fn populated(r: &pb::Role) -> Vec<&'static str> {
+        populated(&[
+            ("name", !r.name.is_empty()),
+            ("description", !r.description.is_empty()),
+            ("permissions", !r.permissions.is_empty()),
+        ])
+    }
+
+    fn values(_: &AppState, r: &pb::Role, fields: &[&str], _: Method) -> Result<Values, Status> {
+        values_of(DOMAIN, "role", fields, |field| {
+            Ok(Some(match field {
+                "name" => {
+                    validate::role_name(&r.name)?;
+                    ("name", Val::Text(Some(r.name.clone())))
+                }
+                "description" => ("description", opt_text(&r.description)),
+                "permissions" => ("permissions", Val::TextList(permissions(&r.permissions)?)),
+                _ => return Ok(None),
+            }))
+        })
+    }
+
+    async fn on_update(
+        _: &Call<'_, AppState>,
+        _: &mut TenantTx,
+        current: &RoleRow,
+        r: &pb::Role,
+        values: &mut Values,
+    ) -> Result<(), Status> {
+        let renaming = values.iter().any(|(column, _)| *column == "name");
+        if current.built_in && renaming && r.name != current.name {
+            return Err(built_in_role("built-in roles cannot be renamed"));
+        }
+        if current.name == PLATFORM_ADMIN_ROLE {
+            return Err(built_in_role("the platform role cannot be changed"));
+        }
+        Ok(())
+    }
+
+    async fn on_delete(
+        _: &Call<'_, AppState>,
+        _: &mut TenantTx,
+        current: &RoleRow,
+    ) -> Result<(), Status> {
+        if current.built_in {
+            return Err(built_in_role("built-in roles cannot be deleted"));
+        }
+        Ok(())
+    }
+
+    // Undelete: a live role may have taken the name meanwhile; the unique index says
+    // ALREADY_EXISTS.
 }
 
 async fn user_roles(conn: &mut PgConnection, user_id: i64) -> Result<Vec<String>, Status> {
@@ -135,7 +205,7 @@ async fn live_user(conn: &mut PgConnection, user_id: i64) -> Result<(), Status> 
     if exists {
         Ok(())
     } else {
-        Err(not_found("user", user_id))
+        Err(API.not_found("user", user_id))
     }
 }
 
@@ -159,36 +229,10 @@ impl RoleService for RoleApi {
     ) -> Result<Response<pb::Role>, Status> {
         let ctx = caller(&req)?;
         let body = req.into_inner();
-        let request_id = idempotency::request_key(DOMAIN, &body.request_id, &body)?;
-        let r = body.role.unwrap_or_default();
-        let mut v = Vec::new();
-        check(&mut v, "role.name", validate::role_name(&r.name));
-        let perms = permissions("role.permissions", &r.permissions, &mut v);
-        violations(v)?;
-        const METHOD: &str = "CreateRole";
-        let mut tx = self.state.db.begin(ctx.tenant_id).await?;
-        if let Some(saved) = REQUEST_IDS
-            .replay::<pb::Role>(&mut tx, METHOD, request_id)
-            .await?
-        {
-            return Ok(Response::new(saved));
-        }
-        let id: i64 = sqlx::query_scalar(
-            "INSERT INTO identity.roles (tenant_id, name, description, permissions) VALUES ($1, $2, $3, $4) RETURNING id",
-        )
-        .bind(ctx.tenant_id)
-        .bind(&r.name)
-        .bind(Some(r.description).filter(|d| !d.is_empty()))
-        .bind(&perms)
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(|e| db_status(DOMAIN, e))?;
-        let role: pb::Role = fetch(&mut tx, id, false).await?.into();
-        REQUEST_IDS
-            .remember(&mut tx, METHOD, request_id, &role)
-            .await?;
-        tx.commit().await?;
-        Ok(Response::new(role))
+        let key = self.state.kit.request_key(&body.request_id, &body)?;
+        let role = body.role.unwrap_or_default();
+        let created = standard::create::<Roles>(&self.state, &ctx, key, role);
+        Ok(Response::new(created.await?))
     }
 
     async fn get_role(
@@ -197,11 +241,8 @@ impl RoleService for RoleApi {
     ) -> Result<Response<pb::Role>, Status> {
         let ctx = caller(&req)?;
         let id = req.into_inner().id;
-        require_id("id", id)?;
-        let mut tx = self.state.db.begin(ctx.tenant_id).await?;
-        let role = fetch(&mut tx, id, false).await?;
-        tx.commit().await?;
-        Ok(Response::new(role.into()))
+        let role = standard::get::<Roles>(&self.state, &ctx, id);
+        Ok(Response::new(role.await?))
     }
 
     async fn list_roles(
@@ -217,20 +258,9 @@ impl RoleService for RoleApi {
             r.order_by,
             r.show_deleted,
         );
-        let mut tx = self.state.db.begin(ctx.tenant_id).await?;
-        let page = list::<RoleRow>(
-            &mut tx,
-            DOMAIN,
-            &LIST,
-            &params,
-            &self.state.pages,
-            Some(ctx.tenant_id),
-            None,
-        )
-        .await?;
-        tx.commit().await?;
+        let page = standard::list::<Roles>(&self.state, &ctx, &params, None).await?;
         Ok(Response::new(pb::ListRolesResponse {
-            roles: page.items.into_iter().map(Into::into).collect(),
+            roles: page.items,
             next_page_token: page.next_page_token,
             total_size: total(page.total_size),
         }))
@@ -242,72 +272,9 @@ impl RoleService for RoleApi {
     ) -> Result<Response<pb::Role>, Status> {
         let ctx = caller(&req)?;
         let body = req.into_inner();
-        let r = body.role.unwrap_or_default();
-        require_id("role.id", r.id)?;
-        let populated: Vec<&str> = [
-            ("name", !r.name.is_empty()),
-            ("description", !r.description.is_empty()),
-            ("permissions", !r.permissions.is_empty()),
-        ]
-        .into_iter()
-        .filter_map(|(f, set)| set.then_some(f))
-        .collect();
-        let mask = API.mask(
-            body.update_mask,
-            &["name", "description", "permissions"],
-            &["id", "tenant_id", "built_in"],
-            &populated,
-        )?;
-        let mut v = Vec::new();
-        if mask.has("name") {
-            check(&mut v, "role.name", validate::role_name(&r.name));
-        }
-        let perms = if mask.has("permissions") {
-            permissions("role.permissions", &r.permissions, &mut v)
-        } else {
-            Vec::new()
-        };
-        violations(v)?;
-        let mut tx = self.state.db.begin(ctx.tenant_id).await?;
-        let current = fetch(&mut tx, r.id, false).await?;
-        check_etag(&r.etag, current.version)?;
-        if current.built_in && mask.has("name") && r.name != current.name {
-            return Err(errors::failed_precondition(
-                DOMAIN,
-                "BUILT_IN_ROLE",
-                "built-in roles cannot be renamed",
-            ));
-        }
-        if current.name == PLATFORM_ADMIN_ROLE {
-            return Err(errors::failed_precondition(
-                DOMAIN,
-                "BUILT_IN_ROLE",
-                "the platform role cannot be changed",
-            ));
-        }
-        if !mask.is_empty() {
-            let mut qb = QueryBuilder::<Postgres>::new(
-                "UPDATE identity.roles SET version = version + 1, updated_at = now()",
-            );
-            if mask.has("name") {
-                qb.push(", name = ").push_bind(r.name.clone());
-            }
-            if mask.has("description") {
-                qb.push(", description = ")
-                    .push_bind(Some(r.description.clone()).filter(|d| !d.is_empty()));
-            }
-            if mask.has("permissions") {
-                qb.push(", permissions = ").push_bind(perms);
-            }
-            qb.push(" WHERE id = ").push_bind(r.id);
-            qb.build()
-                .execute(&mut *tx)
-                .await
-                .map_err(|e| db_status(DOMAIN, e))?;
-        }
-        let role = fetch(&mut tx, r.id, false).await?;
-        tx.commit().await?;
-        Ok(Response::new(role.into()))
+        let role = body.role.unwrap_or_default();
+        let updated = standard::update::<Roles>(&self.state, &ctx, role, body.update_mask);
+        Ok(Response::new(updated.await?))
     }
 
     async fn delete_role(
@@ -315,22 +282,9 @@ impl RoleService for RoleApi {
         req: Request<pb::DeleteRoleRequest>,
     ) -> Result<Response<pb::Role>, Status> {
         let ctx = caller(&req)?;
-        let body = req.into_inner();
-        require_id("id", body.id)?;
-        let mut tx = self.state.db.begin(ctx.tenant_id).await?;
-        let current = fetch(&mut tx, body.id, false).await?;
-        check_etag(&body.etag, current.version)?;
-        if current.built_in {
-            return Err(errors::failed_precondition(
-                DOMAIN,
-                "BUILT_IN_ROLE",
-                "built-in roles cannot be deleted",
-            ));
-        }
-        set_deleted(&mut tx, "identity.roles", body.id, true).await?;
-        let role = fetch(&mut tx, body.id, true).await?;
-        tx.commit().await?;
-        Ok(Response::new(role.into()))
+        let r = req.into_inner();
+        let deleted = standard::delete::<Roles>(&self.state, &ctx, r.id, &r.etag);
+        Ok(Response::new(deleted.await?))
     }
 
     async fn undelete_role(
@@ -339,21 +293,8 @@ impl RoleService for RoleApi {
     ) -> Result<Response<pb::Role>, Status> {
         let ctx = caller(&req)?;
         let id = req.into_inner().id;
-        require_id("id", id)?;
-        let mut tx = self.state.db.begin(ctx.tenant_id).await?;
-        let current = fetch(&mut tx, id, true).await?;
-        if current.deleted_at.is_none() {
-            return Err(errors::already_exists(
-                DOMAIN,
-                "NOT_DELETED",
-                format!("role {id} is not deleted"),
-            ));
-        }
-        // A live role may have taken the name meanwhile: the unique index says ALREADY_EXISTS.
-        set_deleted(&mut tx, "identity.roles", id, false).await?;
-        let role = fetch(&mut tx, id, false).await?;
-        tx.commit().await?;
-        Ok(Response::new(role.into()))
+        let restored = standard::undelete::<Roles>(&self.state, &ctx, id);
+        Ok(Response::new(restored.await?))
     }
 
     async fn assign_role(
@@ -362,10 +303,10 @@ impl RoleService for RoleApi {
     ) -> Result<Response<pb::AssignRoleResponse>, Status> {
         let ctx = caller(&req)?;
         let body = req.into_inner();
-        require_id("role_id", body.role_id)?;
-        require_id("user_id", body.user_id)?;
+        API.require_id("role_id", body.role_id)?;
+        API.require_id("user_id", body.user_id)?;
         let mut tx = self.state.db.begin(ctx.tenant_id).await?;
-        let role = fetch(&mut tx, body.role_id, false).await?;
+        let role: RoleRow = TABLE.fetch(&mut tx, body.role_id, Read::live()).await?;
         if role.name == PLATFORM_ADMIN_ROLE {
             return Err(errors::failed_precondition(
                 DOMAIN,
@@ -394,10 +335,10 @@ impl RoleService for RoleApi {
     ) -> Result<Response<pb::UnassignRoleResponse>, Status> {
         let ctx = caller(&req)?;
         let body = req.into_inner();
-        require_id("role_id", body.role_id)?;
-        require_id("user_id", body.user_id)?;
+        API.require_id("role_id", body.role_id)?;
+        API.require_id("user_id", body.user_id)?;
         let mut tx = self.state.db.begin(ctx.tenant_id).await?;
-        let role = fetch(&mut tx, body.role_id, false).await?;
+        let role: RoleRow = TABLE.fetch(&mut tx, body.role_id, Read::live()).await?;
         live_user(&mut tx, body.user_id).await?;
         sqlx::query("DELETE FROM identity.role_user WHERE role_id = $1 AND user_id = $2")
             .bind(body.role_id)

@@ -6,27 +6,34 @@
 //! its own tenant, and any other id is NOT_FOUND.
 
 use chrono::{DateTime, Utc};
-use sqlx::{PgConnection, Postgres, QueryBuilder};
+use sqlx::PgConnection;
 use tonic::{Request, Response, Status};
 
+use fusion_db::TenantTx;
+use fusion_db::db_status;
 use fusion_db::filter::{FieldKind, FieldSpec};
-use fusion_db::list::{ListParams, ListSpec, list};
-use fusion_db::{db_status, idempotency};
-use fusion_proto::errors;
+use fusion_db::list::{ListParams, ListSpec};
+use fusion_db::resource::Read;
+use fusion_db::resource::{Table, Val, Values, values_of};
+use fusion_proto::errors::{self, FieldViolation};
 use fusion_proto::identity::v1 as pb;
 use fusion_proto::identity::v1::tenant_service_server::TenantService;
+use fusion_service::api::populated;
+use fusion_service::standard::{self, Call, Change, Kit, Method, Resource};
 
-use super::{
-    API, REQUEST_IDS, caller, check, check_etag, etag, from_ts, json_to_struct, not_found, opt_ts,
-    purge_ts, require_id, set_deleted, struct_to_json, total, ts, violations,
-};
+use super::{API, caller, check, etag, json_to_struct, opt_ts, struct_to_json, total, ts};
 use crate::auth::password::hash_password;
 use crate::domain::permissions::{BuiltInRole, PLATFORM_TENANT_SLUG, built_in_roles};
 use crate::domain::validate;
 use crate::{AppState, DOMAIN};
 
-const COLUMNS: &str = "id, name, domain, slug, settings, plan_id, subscription_status, trial_ends_at, version, \
-                       created_at, updated_at, deleted_at";
+const TABLE: Table = Table {
+    domain: DOMAIN,
+    name: "identity.tenants",
+    select: "id, name, domain, slug, settings, plan_id, subscription_status, trial_ends_at, version, \
+             created_at, updated_at, deleted_at",
+    what: "tenant",
+};
 
 const FIELDS: &[FieldSpec] = &[
     FieldSpec::new("name", "name", FieldKind::Text),
@@ -43,15 +50,29 @@ const FIELDS: &[FieldSpec] = &[
     FieldSpec::new("update_time", "updated_at", FieldKind::Timestamp),
 ];
 
+/// Only callers with `platform.tenants.read` list tenants (the method policy), and they
+/// see every tenant.
 const LIST: ListSpec = ListSpec {
-    table: "identity.tenants",
-    select: COLUMNS,
+    table: TABLE.name,
+    select: TABLE.select,
     fields: FIELDS,
     order_fields: &["name", "slug", "create_time"],
     default_order: "create_time",
     soft_delete: true,
     tenant_scoped: false,
 };
+
+const MUTABLE: &[&str] = &[
+    "name",
+    "domain",
+    "settings",
+    "plan_id",
+    "subscription_status",
+    "trial_end_time",
+];
+
+/// The fields only the platform may change.
+const BILLING: &[&str] = &["plan_id", "subscription_status", "trial_end_time"];
 
 const STATUSES: &[&str] = &["active", "inactive", "trial"];
 
@@ -71,8 +92,96 @@ struct TenantRow {
     deleted_at: Option<DateTime<Utc>>,
 }
 
-impl From<TenantRow> for pb::Tenant {
-    fn from(r: TenantRow) -> Self {
+fusion_db::versioned!(TenantRow);
+
+/// The column value of one field of a tenant, validated.
+fn value(t: &pb::Tenant, field: &str) -> Result<Option<(&'static str, Val)>, String> {
+    Ok(Some(match field {
+        "name" => {
+            validate::name(&t.name, validate::NAME_MAX)?;
+            ("name", Val::Text(Some(t.name.trim().to_owned())))
+        }
+        "slug" => {
+            validate::slug(&t.slug)?;
+            ("slug", Val::Text(Some(t.slug.clone())))
+        }
+        "domain" => {
+            validate::domain(&t.domain)?;
+            let domain = Some(t.domain.to_lowercase()).filter(|d| !d.is_empty());
+            ("domain", Val::Text(domain))
+        }
+        "subscription_status" => {
+            if !STATUSES.contains(&t.subscription_status.as_str()) {
+                return Err(format!("must be one of {}", STATUSES.join(", ")));
+            }
+            (
+                "subscription_status",
+                Val::Text(Some(t.subscription_status.clone())),
+            )
+        }
+        "settings" => (
+            "settings",
+            Val::OptJson(t.settings.as_ref().map(struct_to_json)),
+        ),
+        "plan_id" => {
+            if t.plan_id < 0 {
+                return Err("must be a positive id or 0 for none".into());
+            }
+            ("plan_id", Val::Int(Some(t.plan_id).filter(|p| *p > 0)))
+        }
+        "trial_end_time" => {
+            let trial = match &t.trial_end_time {
+                Some(ts) => Some(
+                    DateTime::from_timestamp(
+                        ts.seconds,
+                        u32::try_from(ts.nanos).unwrap_or(u32::MAX),
+                    )
+                    .ok_or("not a valid timestamp")?,
+                ),
+                None => None,
+            };
+            ("trial_ends_at", Val::Timestamp(trial))
+        }
+        _ => return Ok(None),
+    }))
+}
+
+/// Tenants on the standard methods: a tenant may name a live plan, the platform tenant
+/// cannot be deleted, and a deleted tenant's sessions end. Who may see and change which
+/// tenant, and the billing fields, are checked by the handlers (they depend on the
+/// caller); creating a tenant creates its roles and first admin, so CreateTenant is
+/// written out below.
+struct Tenants;
+
+impl Resource for Tenants {
+    type Row = TenantRow;
+    type Pb = pb::Tenant;
+    type State = AppState;
+
+    const SINGULAR: &'static str = "Tenant";
+    const TABLE: Table = TABLE;
+    const LIST: ListSpec = LIST;
+    /// The tenant fields CreateTenant sets (it is written out below, not
+    /// `standard::create`).
+    const CREATE: &'static [&'static str] = &[
+        "name",
+        "slug",
+        "domain",
+        "subscription_status",
+        "plan_id",
+        "trial_end_time",
+        "settings",
+    ];
+    const MUTABLE: &'static [&'static str] = MUTABLE;
+    const IMMUTABLE: &'static [&'static str] = &["slug", "id"];
+
+    fn kit(state: &AppState) -> &Kit {
+        &state.kit
+    }
+
+    /// A tenant is never purged (`PURGED_TABLES`): removing one must first remove its
+    /// data in every context. So a deleted tenant reports no `purge_time`.
+    fn to_pb(_: &AppState, r: TenantRow) -> pb::Tenant {
         pb::Tenant {
             id: r.id,
             name: r.name,
@@ -85,10 +194,95 @@ impl From<TenantRow> for pb::Tenant {
             create_time: Some(ts(r.created_at)),
             update_time: Some(ts(r.updated_at)),
             delete_time: opt_ts(r.deleted_at),
-            purge_time: purge_ts(r.deleted_at),
+            purge_time: None,
             etag: etag(r.version),
         }
     }
+
+    fn id(t: &pb::Tenant) -> i64 {
+        t.id
+    }
+
+    fn etag(t: &pb::Tenant) -> &str {
+        &t.etag
+    }
+
+    fn populated(t: &pb::Tenant) -> Vec<&'static str> {
+        populated(&[
+            ("name", !t.name.is_empty()),
+            ("domain", !t.domain.is_empty()),
+            ("settings", t.settings.is_some()),
+            ("plan_id", t.plan_id != 0),
+            ("subscription_status", !t.subscription_status.is_empty()),
+            ("trial_end_time", t.trial_end_time.is_some()),
+        ])
+    }
+
+    fn values(_: &AppState, t: &pb::Tenant, fields: &[&str], _: Method) -> Result<Values, Status> {
+        values_of(DOMAIN, "tenant", fields, |field| value(t, field))
+    }
+
+    async fn on_update(
+        _: &Call<'_, AppState>,
+        tx: &mut TenantTx,
+        _: &TenantRow,
+        t: &pb::Tenant,
+        values: &mut Values,
+    ) -> Result<(), Status> {
+        let replanning = values.iter().any(|(column, _)| *column == "plan_id");
+        if replanning && t.plan_id > 0 {
+            check_plan(tx, t.plan_id).await?;
+        }
+        Ok(())
+    }
+
+    async fn on_delete(
+        _: &Call<'_, AppState>,
+        _: &mut TenantTx,
+        current: &TenantRow,
+    ) -> Result<(), Status> {
+        if current.slug == PLATFORM_TENANT_SLUG {
+            return Err(errors::failed_precondition(
+                DOMAIN,
+                "PLATFORM_TENANT",
+                "the platform tenant cannot be deleted",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Nobody of a deleted tenant may keep a session: revoke under that tenant's scope,
+    /// then return to the caller's.
+    async fn after_write(
+        _: &Call<'_, AppState>,
+        tx: &mut TenantTx,
+        change: Change<'_, TenantRow>,
+        row: &TenantRow,
+    ) -> Result<(), Status> {
+        if let Change::Deleted = change {
+            bind_tenant(tx, row.id).await?;
+            sqlx::query(
+                "UPDATE identity.refresh_tokens SET revoked_at = now(), revoked_reason = 'tenant_deleted', updated_at = now()
+                 WHERE revoked_at IS NULL",
+            )
+            .execute(&mut **tx)
+            .await
+            .map_err(|e| db_status(DOMAIN, e))?;
+            let caller = tx.tenant_id();
+            bind_tenant(tx, caller).await?;
+        }
+        Ok(())
+    }
+}
+
+/// Binds the rest of the transaction to tenant `id` for row-level security.
+async fn bind_tenant(conn: &mut PgConnection, id: i64) -> Result<(), Status> {
+    sqlx::query("SELECT set_config('app.tenant_id', $1, true)")
+        .bind(id.to_string())
+        .execute(conn)
+        .await
+        .map_err(|e| db_status(DOMAIN, e))?;
+    Ok(())
 }
 
 /// A tenant to create.
@@ -130,11 +324,7 @@ pub(crate) async fn create_tenant_with_admin(
             .fetch_one(&mut *conn)
             .await
             .map_err(|e| db_status(DOMAIN, e))?;
-    sqlx::query("SELECT set_config('app.tenant_id', $1, true)")
-        .bind(id.to_string())
-        .execute(&mut *conn)
-        .await
-        .map_err(|e| db_status(DOMAIN, e))?;
+    bind_tenant(conn, id).await?;
     sqlx::query(
         "INSERT INTO identity.tenants (id, name, domain, slug, settings, plan_id, subscription_status, trial_ends_at)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
@@ -188,52 +378,7 @@ pub(crate) async fn create_tenant_with_admin(
     Ok(id)
 }
 
-/// The TenantService implementation.
-#[derive(Clone, Debug)]
-pub(crate) struct TenantApi {
-    state: AppState,
-}
-
-impl TenantApi {
-    pub(crate) fn new(state: AppState) -> Self {
-        Self { state }
-    }
-}
-
-async fn fetch(
-    conn: &mut PgConnection,
-    id: i64,
-    include_deleted: bool,
-) -> Result<Option<TenantRow>, Status> {
-    let sql = format!(
-        "SELECT {COLUMNS} FROM identity.tenants WHERE id = $1 {}",
-        if include_deleted {
-            ""
-        } else {
-            "AND deleted_at IS NULL"
-        }
-    );
-    sqlx::query_as(sqlx::AssertSqlSafe(sql))
-        .bind(id)
-        .fetch_optional(conn)
-        .await
-        .map_err(|e| db_status(DOMAIN, e))
-}
-
-fn validate_status(
-    list: &mut Vec<fusion_proto::errors::FieldViolation>,
-    field: &str,
-    status: &str,
-) {
-    if !STATUSES.contains(&status) {
-        check(
-            list,
-            field,
-            Err(format!("must be one of {}", STATUSES.join(", "))),
-        );
-    }
-}
-
+/// INVALID_ARGUMENT unless plan `plan_id` is live.
 async fn check_plan(conn: &mut PgConnection, plan_id: i64) -> Result<(), Status> {
     let exists: bool = sqlx::query_scalar(
         "SELECT EXISTS (SELECT 1 FROM identity.plans WHERE id = $1 AND deleted_at IS NULL)",
@@ -253,6 +398,94 @@ async fn check_plan(conn: &mut PgConnection, plan_id: i64) -> Result<(), Status>
     }
 }
 
+/// CreateTenant (AIP-133 with request ids): the tenant with its built-in roles and
+/// first admin. Every field, the tenant's and the admin's, is checked before the request
+/// id, so one answer lists them all; the tenant row is written under its own new id
+/// (it has no tenant column), and the request id is recorded under the caller's tenant.
+async fn create(
+    state: &AppState,
+    tenant_id: i64,
+    body: pb::CreateTenantRequest,
+) -> Result<pb::Tenant, Status> {
+    let kit = &state.kit;
+    let tenant = body.tenant.clone().unwrap_or_default();
+    let mut v: Vec<FieldViolation> = Vec::new();
+    let field = |v: &mut Vec<FieldViolation>, name: &str| {
+        if let Err(description) = value(&tenant, name) {
+            v.push(FieldViolation::new(format!("tenant.{name}"), description));
+        }
+    };
+    for name in ["name", "slug", "domain", "subscription_status"] {
+        field(&mut v, name);
+    }
+    check(&mut v, "admin_email", validate::email(&body.admin_email));
+    check(
+        &mut v,
+        "admin_name",
+        validate::name(&body.admin_name, validate::NAME_MAX),
+    );
+    check(
+        &mut v,
+        "admin_password",
+        validate::password(&body.admin_password),
+    );
+    for name in ["plan_id", "trial_end_time"] {
+        field(&mut v, name);
+    }
+    API.violations(v)?;
+    let key = kit.request_key(&body.request_id, &body)?;
+    let trial_ends_at = match &tenant.trial_end_time {
+        Some(t) => Some(API.from_ts("tenant.trial_end_time", t)?),
+        None => None,
+    };
+
+    let mut tx = kit.db.begin(tenant_id).await?;
+    const METHOD: &str = "CreateTenant";
+    if let Some(saved) = kit.request_ids.replay(&mut tx, METHOD, key).await? {
+        return Ok(saved);
+    }
+    if tenant.plan_id > 0 {
+        check_plan(&mut tx, tenant.plan_id).await?;
+    }
+    let new = NewTenant {
+        name: tenant.name.trim().to_owned(),
+        slug: tenant.slug.clone(),
+        domain: Some(tenant.domain.to_lowercase()).filter(|d| !d.is_empty()),
+        settings: tenant.settings.as_ref().map(struct_to_json),
+        plan_id: Some(tenant.plan_id).filter(|p| *p > 0),
+        subscription_status: tenant.subscription_status.clone(),
+        trial_ends_at,
+    };
+    let admin = NewAdmin {
+        name: body.admin_name.trim().to_owned(),
+        email: body.admin_email,
+        password: body.admin_password,
+    };
+    let id = create_tenant_with_admin(&mut tx, &new, &admin, &[]).await?;
+    // Back to the caller's tenant to record the request id under it.
+    bind_tenant(&mut tx, tenant_id).await?;
+    let row: TenantRow = TABLE.fetch(&mut tx, id, Read::live()).await?;
+    let created = Tenants::to_pb(state, row);
+    kit.request_ids
+        .remember(&mut tx, METHOD, key, &created)
+        .await?;
+    tx.commit().await?;
+    tracing::info!(tenant.created = id, slug = %created.slug, "tenant created");
+    Ok(created)
+}
+
+/// The TenantService implementation.
+#[derive(Clone, Debug)]
+pub(crate) struct TenantApi {
+    state: AppState,
+}
+
+impl TenantApi {
+    pub(crate) fn new(state: AppState) -> Self {
+        Self { state }
+    }
+}
+
 #[tonic::async_trait]
 impl TenantService for TenantApi {
     async fn create_tenant(
@@ -260,88 +493,8 @@ impl TenantService for TenantApi {
         req: Request<pb::CreateTenantRequest>,
     ) -> Result<Response<pb::Tenant>, Status> {
         let ctx = caller(&req)?;
-        let body = req.into_inner();
-        let request_id = idempotency::request_key(DOMAIN, &body.request_id, &body)?;
-        let tenant = body.tenant.unwrap_or_default();
-        let mut v = Vec::new();
-        check(
-            &mut v,
-            "tenant.name",
-            validate::name(&tenant.name, validate::NAME_MAX),
-        );
-        check(&mut v, "tenant.slug", validate::slug(&tenant.slug));
-        check(&mut v, "tenant.domain", validate::domain(&tenant.domain));
-        validate_status(
-            &mut v,
-            "tenant.subscription_status",
-            &tenant.subscription_status,
-        );
-        check(&mut v, "admin_email", validate::email(&body.admin_email));
-        check(
-            &mut v,
-            "admin_name",
-            validate::name(&body.admin_name, validate::NAME_MAX),
-        );
-        check(
-            &mut v,
-            "admin_password",
-            validate::password(&body.admin_password),
-        );
-        if tenant.plan_id < 0 {
-            check(
-                &mut v,
-                "tenant.plan_id",
-                Err("must be a positive id or 0 for none".into()),
-            );
-        }
-        let trial_ends_at = match &tenant.trial_end_time {
-            Some(t) => Some(from_ts("tenant.trial_end_time", t)?),
-            None => None,
-        };
-        violations(v)?;
-
-        let mut tx = self.state.db.begin(ctx.tenant_id).await?;
-        const METHOD: &str = "CreateTenant";
-        if let Some(saved) = REQUEST_IDS
-            .replay::<pb::Tenant>(&mut tx, METHOD, request_id)
-            .await?
-        {
-            return Ok(Response::new(saved));
-        }
-        if tenant.plan_id > 0 {
-            check_plan(&mut tx, tenant.plan_id).await?;
-        }
-        let new = NewTenant {
-            name: tenant.name.trim().to_owned(),
-            slug: tenant.slug.clone(),
-            domain: Some(tenant.domain.to_lowercase()).filter(|d| !d.is_empty()),
-            settings: tenant.settings.as_ref().map(struct_to_json),
-            plan_id: Some(tenant.plan_id).filter(|p| *p > 0),
-            subscription_status: tenant.subscription_status.clone(),
-            trial_ends_at,
-        };
-        let admin = NewAdmin {
-            name: body.admin_name.trim().to_owned(),
-            email: body.admin_email,
-            password: body.admin_password,
-        };
-        let id = create_tenant_with_admin(&mut tx, &new, &admin, &[]).await?;
-        // Back to the caller's tenant to record the request id under it.
-        sqlx::query("SELECT set_config('app.tenant_id', $1, true)")
-            .bind(ctx.tenant_id.to_string())
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| db_status(DOMAIN, e))?;
-        let created: pb::Tenant = fetch(&mut tx, id, false)
-            .await?
-            .ok_or_else(|| errors::internal(DOMAIN))?
-            .into();
-        REQUEST_IDS
-            .remember(&mut tx, METHOD, request_id, &created)
-            .await?;
-        tx.commit().await?;
-        tracing::info!(tenant.created = id, slug = %created.slug, "tenant created");
-        Ok(Response::new(created))
+        let created = create(&self.state, ctx.tenant_id, req.into_inner());
+        Ok(Response::new(created.await?))
     }
 
     async fn get_tenant(
@@ -350,16 +503,12 @@ impl TenantService for TenantApi {
     ) -> Result<Response<pb::Tenant>, Status> {
         let ctx = caller(&req)?;
         let id = req.into_inner().id;
-        require_id("id", id)?;
+        API.require_id("id", id)?;
         if id != ctx.tenant_id && !ctx.has("platform.tenants.read") {
-            return Err(not_found("tenant", id));
+            return Err(API.not_found("tenant", id));
         }
-        let mut tx = self.state.db.begin(ctx.tenant_id).await?;
-        let row = fetch(&mut tx, id, false)
-            .await?
-            .ok_or_else(|| not_found("tenant", id))?;
-        tx.commit().await?;
-        Ok(Response::new(row.into()))
+        let tenant = standard::get::<Tenants>(&self.state, &ctx, id);
+        Ok(Response::new(tenant.await?))
     }
 
     async fn list_tenants(
@@ -375,25 +524,16 @@ impl TenantService for TenantApi {
             r.order_by,
             r.show_deleted,
         );
-        let mut tx = self.state.db.begin(ctx.tenant_id).await?;
-        let page = list::<TenantRow>(
-            &mut tx,
-            DOMAIN,
-            &LIST,
-            &params,
-            &self.state.pages,
-            None,
-            None,
-        )
-        .await?;
-        tx.commit().await?;
+        let page = standard::list::<Tenants>(&self.state, &ctx, &params, None).await?;
         Ok(Response::new(pb::ListTenantsResponse {
-            tenants: page.items.into_iter().map(Into::into).collect(),
+            tenants: page.items,
             next_page_token: page.next_page_token,
             total_size: total(page.total_size),
         }))
     }
 
+    /// Without a platform permission a caller changes only its own tenant, and never
+    /// its billing fields.
     async fn update_tenant(
         &self,
         req: Request<pb::UpdateTenantRequest>,
@@ -401,116 +541,25 @@ impl TenantService for TenantApi {
         let ctx = caller(&req)?;
         let body = req.into_inner();
         let t = body.tenant.unwrap_or_default();
-        require_id("tenant.id", t.id)?;
+        API.require_id("tenant.id", t.id)?;
         let platform = ctx.has("platform.tenants.write");
         if t.id != ctx.tenant_id && !platform {
-            return Err(not_found("tenant", t.id));
+            return Err(API.not_found("tenant", t.id));
         }
-        let populated: Vec<&str> = [
-            ("name", !t.name.is_empty()),
-            ("domain", !t.domain.is_empty()),
-            ("settings", t.settings.is_some()),
-            ("plan_id", t.plan_id != 0),
-            ("subscription_status", !t.subscription_status.is_empty()),
-            ("trial_end_time", t.trial_end_time.is_some()),
-        ]
-        .into_iter()
-        .filter_map(|(f, set)| set.then_some(f))
-        .collect();
-        let mask = API.mask(
-            body.update_mask,
-            &[
-                "name",
-                "domain",
-                "settings",
-                "plan_id",
-                "subscription_status",
-                "trial_end_time",
-            ],
-            &["slug", "id"],
-            &populated,
-        )?;
-        let billing = ["plan_id", "subscription_status", "trial_end_time"];
-        if !platform && billing.iter().any(|f| mask.has(f)) {
-            return Err(errors::permission_denied("platform.tenants.write"));
-        }
-        let mut v = Vec::new();
-        if mask.has("name") {
-            check(
-                &mut v,
-                "tenant.name",
-                validate::name(&t.name, validate::NAME_MAX),
-            );
-        }
-        if mask.has("domain") {
-            check(&mut v, "tenant.domain", validate::domain(&t.domain));
-        }
-        if mask.has("subscription_status") {
-            validate_status(&mut v, "tenant.subscription_status", &t.subscription_status);
-        }
-        if mask.has("plan_id") && t.plan_id < 0 {
-            check(
-                &mut v,
-                "tenant.plan_id",
-                Err("must be a positive id or 0 for none".into()),
-            );
-        }
-        let trial = match (&t.trial_end_time, mask.has("trial_end_time")) {
-            (Some(ts), true) => Some(from_ts("tenant.trial_end_time", ts)?),
-            _ => None,
-        };
-        violations(v)?;
-
-        let mut tx = self.state.db.begin(ctx.tenant_id).await?;
-        let current = sqlx::query_scalar::<_, i64>(
-            "SELECT version FROM identity.tenants WHERE id = $1 AND deleted_at IS NULL FOR UPDATE",
-        )
-        .bind(t.id)
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(|e| db_status(DOMAIN, e))?
-        .ok_or_else(|| not_found("tenant", t.id))?;
-        check_etag(&t.etag, current)?;
-        if mask.has("plan_id") && t.plan_id > 0 {
-            check_plan(&mut tx, t.plan_id).await?;
-        }
-        if !mask.is_empty() {
-            let mut qb = QueryBuilder::<Postgres>::new(
-                "UPDATE identity.tenants SET version = version + 1, updated_at = now()",
-            );
-            if mask.has("name") {
-                qb.push(", name = ").push_bind(t.name.trim().to_owned());
+        if !platform {
+            let populated = Tenants::populated(&t);
+            let mask = API.mask(
+                body.update_mask.clone(),
+                MUTABLE,
+                Tenants::IMMUTABLE,
+                &populated,
+            )?;
+            if BILLING.iter().any(|f| mask.has(f)) {
+                return Err(errors::permission_denied("platform.tenants.write"));
             }
-            if mask.has("domain") {
-                qb.push(", domain = ")
-                    .push_bind(Some(t.domain.to_lowercase()).filter(|d| !d.is_empty()));
-            }
-            if mask.has("settings") {
-                qb.push(", settings = ")
-                    .push_bind(t.settings.as_ref().map(struct_to_json));
-            }
-            if mask.has("plan_id") {
-                qb.push(", plan_id = ")
-                    .push_bind(Some(t.plan_id).filter(|p| *p > 0));
-            }
-            if mask.has("subscription_status") {
-                qb.push(", subscription_status = ")
-                    .push_bind(t.subscription_status.clone());
-            }
-            if mask.has("trial_end_time") {
-                qb.push(", trial_ends_at = ").push_bind(trial);
-            }
-            qb.push(" WHERE id = ").push_bind(t.id);
-            qb.build()
-                .execute(&mut *tx)
-                .await
-                .map_err(|e| db_status(DOMAIN, e))?;
         }
-        let row = fetch(&mut tx, t.id, false)
-            .await?
-            .ok_or_else(|| not_found("tenant", t.id))?;
-        tx.commit().await?;
-        Ok(Response::new(row.into()))
+        let updated = standard::update::<Tenants>(&self.state, &ctx, t, body.update_mask);
+        Ok(Response::new(updated.await?))
     }
 
     async fn delete_tenant(
@@ -518,46 +567,17 @@ impl TenantService for TenantApi {
         req: Request<pb::DeleteTenantRequest>,
     ) -> Result<Response<pb::Tenant>, Status> {
         let ctx = caller(&req)?;
-        let body = req.into_inner();
-        require_id("id", body.id)?;
-        if body.id == ctx.tenant_id {
+        let r = req.into_inner();
+        API.require_id("id", r.id)?;
+        if r.id == ctx.tenant_id {
             return Err(errors::failed_precondition(
                 DOMAIN,
                 "OWN_TENANT",
                 "a tenant cannot delete itself",
             ));
         }
-        let mut tx = self.state.db.begin(ctx.tenant_id).await?;
-        let row = fetch(&mut tx, body.id, false)
-            .await?
-            .ok_or_else(|| not_found("tenant", body.id))?;
-        check_etag(&body.etag, row.version)?;
-        if row.slug == PLATFORM_TENANT_SLUG {
-            return Err(errors::failed_precondition(
-                DOMAIN,
-                "PLATFORM_TENANT",
-                "the platform tenant cannot be deleted",
-            ));
-        }
-        set_deleted(&mut tx, "identity.tenants", body.id, true).await?;
-        // Nobody of a deleted tenant may keep a session: revoke under that tenant's scope.
-        sqlx::query("SELECT set_config('app.tenant_id', $1, true)")
-            .bind(body.id.to_string())
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| db_status(DOMAIN, e))?;
-        sqlx::query(
-            "UPDATE identity.refresh_tokens SET revoked_at = now(), revoked_reason = 'tenant_deleted', updated_at = now()
-             WHERE revoked_at IS NULL",
-        )
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| db_status(DOMAIN, e))?;
-        let row = fetch(&mut tx, body.id, true)
-            .await?
-            .ok_or_else(|| not_found("tenant", body.id))?;
-        tx.commit().await?;
-        Ok(Response::new(row.into()))
+        let deleted = standard::delete::<Tenants>(&self.state, &ctx, r.id, &r.etag);
+        Ok(Response::new(deleted.await?))
     }
 
     async fn undelete_tenant(
@@ -566,23 +586,7 @@ impl TenantService for TenantApi {
     ) -> Result<Response<pb::Tenant>, Status> {
         let ctx = caller(&req)?;
         let id = req.into_inner().id;
-        require_id("id", id)?;
-        let mut tx = self.state.db.begin(ctx.tenant_id).await?;
-        let row = fetch(&mut tx, id, true)
-            .await?
-            .ok_or_else(|| not_found("tenant", id))?;
-        if row.deleted_at.is_none() {
-            return Err(errors::already_exists(
-                DOMAIN,
-                "NOT_DELETED",
-                format!("tenant {id} is not deleted"),
-            ));
-        }
-        set_deleted(&mut tx, "identity.tenants", id, false).await?;
-        let row = fetch(&mut tx, id, false)
-            .await?
-            .ok_or_else(|| not_found("tenant", id))?;
-        tx.commit().await?;
-        Ok(Response::new(row.into()))
+        let restored = standard::undelete::<Tenants>(&self.state, &ctx, id);
+        Ok(Response::new(restored.await?))
     }
 }

@@ -1,30 +1,42 @@
 //! `fusion.identity.v1.UserService`. Every statement runs in a unit of work bound to
 //! the caller's tenant, so another tenant's user is simply not there (NOT_FOUND).
 
-use std::collections::HashMap;
-
 use chrono::{DateTime, Utc};
-use sqlx::{PgConnection, Postgres, QueryBuilder, Row};
 use tonic::{Request, Response, Status};
 
+use fusion_db::TenantTx;
+use fusion_db::db_status;
 use fusion_db::filter::{FieldKind, FieldSpec};
-use fusion_db::list::{ListParams, ListSpec, list};
-use fusion_db::{db_status, idempotency};
-use fusion_proto::errors;
+use fusion_db::idempotency::RequestKey;
+use fusion_db::list::{ListParams, ListSpec};
+use fusion_db::resource::Read;
+use fusion_db::resource::{Table, Val, Values, values_of};
+use fusion_proto::errors::{self, FieldViolation};
 use fusion_proto::identity::v1 as pb;
 use fusion_proto::identity::v1::user_service_server::UserService;
+use fusion_service::api::populated;
+use fusion_service::standard::{self, Call, Change, Kit, Method, Resource};
 
 use super::{
-    API, REQUEST_IDS, caller, check, check_etag, etag, from_ts, json_to_struct, not_found, opt_ts,
-    purge_ts, require_id, set_deleted, struct_to_json, total, ts, violations,
+    API, caller, check, etag, json_to_struct, opt_text, opt_ts, struct_to_json, total, ts,
 };
 use crate::auth::password::hash_password;
 use crate::auth::revoke_user_refresh_tokens;
 use crate::domain::validate;
 use crate::{AppState, DOMAIN};
 
-const COLUMNS: &str = "id, tenant_id, name, email, email_verified_at, profile_photo_path, active, phone, settings, \
-                       last_login_at, version, created_at, updated_at, deleted_at";
+/// A user's role names are part of the row: read with it, in the same statement, so Get
+/// and List show them without a second query.
+const TABLE: Table = Table {
+    domain: DOMAIN,
+    name: "identity.users",
+    select: "id, tenant_id, name, email, email_verified_at, profile_photo_path, active, phone, settings, \
+             last_login_at, version, created_at, updated_at, deleted_at, \
+             ARRAY(SELECT r.name FROM identity.role_user ru \
+                   JOIN identity.roles r ON r.tenant_id = ru.tenant_id AND r.id = ru.role_id \
+                   WHERE ru.user_id = users.id AND r.deleted_at IS NULL ORDER BY r.name) AS roles",
+    what: "user",
+};
 
 const FIELDS: &[FieldSpec] = &[
     FieldSpec::new("name", "name", FieldKind::Text),
@@ -42,14 +54,35 @@ const FIELDS: &[FieldSpec] = &[
 ];
 
 const LIST: ListSpec = ListSpec {
-    table: "identity.users",
-    select: COLUMNS,
+    table: TABLE.name,
+    select: TABLE.select,
     fields: FIELDS,
     order_fields: &["name", "email", "create_time", "last_login_time"],
     default_order: "create_time",
     soft_delete: true,
     tenant_scoped: true,
 };
+
+const MUTABLE: &[&str] = &[
+    "name",
+    "email",
+    "phone",
+    "profile_photo_path",
+    "settings",
+    "email_verify_time",
+];
+
+/// What CreateUser checks, in the order its violations are listed: the user's fields
+/// and, between them, the request's `password`.
+const CREATE: &[&str] = &[
+    "name",
+    "email",
+    "password",
+    "phone",
+    "profile_photo_path",
+    "email_verify_time",
+    "settings",
+];
 
 #[derive(sqlx::FromRow)]
 struct UserRow {
@@ -67,87 +100,211 @@ struct UserRow {
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
     deleted_at: Option<DateTime<Utc>>,
+    roles: Vec<String>,
 }
 
-fn to_proto(r: UserRow, roles: Vec<String>) -> pb::User {
-    pb::User {
-        id: r.id,
-        tenant_id: r.tenant_id,
-        name: r.name,
-        email: r.email,
-        email_verify_time: opt_ts(r.email_verified_at),
-        profile_photo_path: r.profile_photo_path.unwrap_or_default(),
-        active: r.active,
-        phone: r.phone.unwrap_or_default(),
-        settings: r.settings.as_ref().map(json_to_struct),
-        last_login_time: opt_ts(r.last_login_at),
-        roles,
-        create_time: Some(ts(r.created_at)),
-        update_time: Some(ts(r.updated_at)),
-        delete_time: opt_ts(r.deleted_at),
-        purge_time: purge_ts(r.deleted_at),
-        etag: etag(r.version),
-    }
-}
+fusion_db::versioned!(UserRow);
 
-/// Role names held by each of `user_ids`.
-async fn roles_of(
-    conn: &mut PgConnection,
-    user_ids: &[i64],
-) -> Result<HashMap<i64, Vec<String>>, Status> {
-    let rows = sqlx::query(
-        "SELECT ru.user_id, r.name FROM identity.role_user ru
-         JOIN identity.roles r ON r.tenant_id = ru.tenant_id AND r.id = ru.role_id
-         WHERE ru.user_id = ANY($1) AND r.deleted_at IS NULL ORDER BY r.name",
-    )
-    .bind(user_ids)
-    .fetch_all(conn)
-    .await
-    .map_err(|e| db_status(DOMAIN, e))?;
-    let mut by_user: HashMap<i64, Vec<String>> = HashMap::new();
-    for row in rows {
-        by_user
-            .entry(row.get("user_id"))
-            .or_default()
-            .push(row.get("name"));
-    }
-    Ok(by_user)
-}
-
-/// A user with roles, or NOT_FOUND (missing, deleted unless asked, or another tenant's).
-pub(crate) async fn load(
-    conn: &mut PgConnection,
-    id: i64,
-    include_deleted: bool,
-) -> Result<pb::User, Status> {
-    let sql = format!(
-        "SELECT {COLUMNS} FROM identity.users WHERE id = $1 {}",
-        if include_deleted {
-            ""
-        } else {
-            "AND deleted_at IS NULL"
+/// The column value of one field of a user, validated.
+fn value(u: &pb::User, field: &str) -> Result<Option<(&'static str, Val)>, String> {
+    Ok(Some(match field {
+        "name" => {
+            validate::name(&u.name, validate::NAME_MAX)?;
+            ("name", Val::Text(Some(u.name.trim().to_owned())))
         }
-    );
-    let row: UserRow = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-        .bind(id)
-        .fetch_optional(&mut *conn)
+        "email" => {
+            validate::email(&u.email)?;
+            ("email", Val::Text(Some(u.email.trim().to_owned())))
+        }
+        "phone" => {
+            if u.phone.chars().count() > 50 {
+                return Err("must be at most 50 characters".into());
+            }
+            ("phone", opt_text(&u.phone))
+        }
+        "profile_photo_path" => {
+            if u.profile_photo_path.chars().count() > 2048 {
+                return Err("must be at most 2048 characters".into());
+            }
+            ("profile_photo_path", opt_text(&u.profile_photo_path))
+        }
+        "settings" => (
+            "settings",
+            Val::OptJson(u.settings.as_ref().map(struct_to_json)),
+        ),
+        "email_verify_time" => {
+            let verified = match &u.email_verify_time {
+                Some(t) => Some(
+                    DateTime::from_timestamp(t.seconds, u32::try_from(t.nanos).unwrap_or(u32::MAX))
+                        .ok_or("not a valid timestamp")?,
+                ),
+                None => None,
+            };
+            ("email_verified_at", Val::Timestamp(verified))
+        }
+        _ => return Ok(None),
+    }))
+}
+
+/// Users on the standard methods: deleting a user ends their sessions. Creating one
+/// takes a password and role names beside the user, so CreateUser is written out below
+/// from the same pieces.
+struct Users;
+
+impl Resource for Users {
+    type Row = UserRow;
+    type Pb = pb::User;
+    type State = AppState;
+
+    const SINGULAR: &'static str = "User";
+    const TABLE: Table = TABLE;
+    const LIST: ListSpec = LIST;
+    const CREATE: &'static [&'static str] = MUTABLE;
+    const MUTABLE: &'static [&'static str] = MUTABLE;
+    const IMMUTABLE: &'static [&'static str] = &["id", "tenant_id"];
+
+    fn kit(state: &AppState) -> &Kit {
+        &state.kit
+    }
+
+    fn to_pb(state: &AppState, r: UserRow) -> pb::User {
+        pb::User {
+            id: r.id,
+            tenant_id: r.tenant_id,
+            name: r.name,
+            email: r.email,
+            email_verify_time: opt_ts(r.email_verified_at),
+            profile_photo_path: r.profile_photo_path.unwrap_or_default(),
+            active: r.active,
+            phone: r.phone.unwrap_or_default(),
+            settings: r.settings.as_ref().map(json_to_struct),
+            last_login_time: opt_ts(r.last_login_at),
+            roles: r.roles,
+            create_time: Some(ts(r.created_at)),
+            update_time: Some(ts(r.updated_at)),
+            delete_time: opt_ts(r.deleted_at),
+            purge_time: state.kit.purge_time(r.deleted_at),
+            etag: etag(r.version),
+        }
+    }
+
+    fn id(u: &pb::User) -> i64 {
+        u.id
+    }
+
+    fn etag(u: &pb::User) -> &str {
+        &u.etag
+    }
+
+    fn populated(u: &pb::User) -> Vec<&'static str> {
+        populated(&[
+            ("name", !u.name.is_empty()),
+            ("email", !u.email.is_empty()),
+            ("phone", !u.phone.is_empty()),
+            ("profile_photo_path", !u.profile_photo_path.is_empty()),
+            ("settings", u.settings.is_some()),
+            ("email_verify_time", u.email_verify_time.is_some()),
+        ])
+    }
+
+    fn values(_: &AppState, u: &pb::User, fields: &[&str], _: Method) -> Result<Values, Status> {
+        values_of(DOMAIN, "user", fields, |field| value(u, field))
+    }
+
+    /// A deleted user keeps no session.
+    async fn after_write(
+        _: &Call<'_, AppState>,
+        tx: &mut TenantTx,
+        change: Change<'_, UserRow>,
+        row: &UserRow,
+    ) -> Result<(), Status> {
+        if let Change::Deleted = change {
+            revoke_user_refresh_tokens(tx, row.id, "deleted").await?;
+        }
+        Ok(())
+    }
+}
+
+/// CreateUser (AIP-133 with request ids): the standard Create plus a password, hashed,
+/// and role names, each of which must name a live role of the tenant.
+async fn create(
+    state: &AppState,
+    tenant_id: i64,
+    key: Option<RequestKey>,
+    body: pb::CreateUserRequest,
+) -> Result<pb::User, Status> {
+    let kit = &state.kit;
+    let u = body.user.unwrap_or_default();
+    let mut values = Values::new();
+    let mut violations = Vec::new();
+    for field in CREATE {
+        if *field == "password" {
+            check(
+                &mut violations,
+                "password",
+                validate::password(&body.password),
+            );
+            continue;
+        }
+        match value(&u, field) {
+            Ok(Some(v)) => values.push(v),
+            Ok(None) => {}
+            Err(description) => {
+                violations.push(FieldViolation::new(format!("user.{field}"), description))
+            }
+        }
+    }
+    API.violations(violations)?;
+    const METHOD: &str = "CreateUser";
+    let mut tx = kit.db.begin(tenant_id).await?;
+    if let Some(saved) = kit.request_ids.replay(&mut tx, METHOD, key).await? {
+        return Ok(saved);
+    }
+    let role_ids: Vec<(String, i64)> = if body.role_names.is_empty() {
+        Vec::new()
+    } else {
+        sqlx::query_as(
+            "SELECT name, id FROM identity.roles WHERE name = ANY($1) AND deleted_at IS NULL",
+        )
+        .bind(&body.role_names)
+        .fetch_all(&mut *tx)
         .await
         .map_err(|e| db_status(DOMAIN, e))?
-        .ok_or_else(|| not_found("user", id))?;
-    let roles = roles_of(conn, &[id]).await?.remove(&id).unwrap_or_default();
-    Ok(to_proto(row, roles))
-}
-
-/// Locks a live user row and returns its version.
-async fn lock(conn: &mut PgConnection, id: i64) -> Result<i64, Status> {
-    sqlx::query_scalar(
-        "SELECT version FROM identity.users WHERE id = $1 AND deleted_at IS NULL FOR UPDATE",
-    )
-    .bind(id)
-    .fetch_optional(conn)
-    .await
-    .map_err(|e| db_status(DOMAIN, e))?
-    .ok_or_else(|| not_found("user", id))
+    };
+    let unknown: Vec<&str> = body
+        .role_names
+        .iter()
+        .filter(|n| !role_ids.iter().any(|(name, _)| name == *n))
+        .map(String::as_str)
+        .collect();
+    if !unknown.is_empty() {
+        return Err(errors::invalid_field(
+            DOMAIN,
+            "role_names",
+            format!("no such role: {}", unknown.join(", ")),
+        ));
+    }
+    let hash = hash_password(&body.password).map_err(|_| errors::internal(DOMAIN))?;
+    values.push(("password", Val::Text(Some(hash))));
+    let id = TABLE.insert(&mut tx, values).await?;
+    for (_, role_id) in &role_ids {
+        sqlx::query(
+            "INSERT INTO identity.role_user (tenant_id, role_id, user_id) VALUES ($1, $2, $3)",
+        )
+        .bind(tenant_id)
+        .bind(role_id)
+        .bind(id)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| db_status(DOMAIN, e))?;
+    }
+    let row: UserRow = TABLE.fetch(&mut tx, id, Read::live()).await?;
+    let user = Users::to_pb(state, row);
+    kit.request_ids
+        .remember(&mut tx, METHOD, key, &user)
+        .await?;
+    tx.commit().await?;
+    Ok(user)
 }
 
 /// The UserService implementation.
@@ -161,11 +318,32 @@ impl UserApi {
         Self { state }
     }
 
+    /// Sets columns of live user `id` (bumping its etag), revokes the user's sessions
+    /// with `revoke` as the reason if given, and returns the user: the custom methods
+    /// that change one thing.
+    async fn change(
+        &self,
+        tenant_id: i64,
+        id: i64,
+        values: Values,
+        revoke: Option<&str>,
+    ) -> Result<pb::User, Status> {
+        let mut tx = self.state.kit.db.begin(tenant_id).await?;
+        let _: UserRow = TABLE.fetch(&mut tx, id, Read::live().for_update()).await?;
+        TABLE.update(&mut tx, id, values).await?;
+        if let Some(reason) = revoke {
+            revoke_user_refresh_tokens(&mut tx, id, reason).await?;
+        }
+        let row: UserRow = TABLE.fetch(&mut tx, id, Read::live()).await?;
+        tx.commit().await?;
+        Ok(Users::to_pb(&self.state, row))
+    }
+
     /// Sets `active` and, when deactivating, revokes the user's sessions.
     async fn set_active(&self, req: Request<i64>, active: bool) -> Result<pb::User, Status> {
         let ctx = caller(&req)?;
         let id = req.into_inner();
-        require_id("id", id)?;
+        API.require_id("id", id)?;
         if !active && id == ctx.user_id {
             return Err(errors::failed_precondition(
                 DOMAIN,
@@ -173,26 +351,14 @@ impl UserApi {
                 "you cannot deactivate yourself",
             ));
         }
-        let mut tx = self.state.db.begin(ctx.tenant_id).await?;
-        lock(&mut tx, id).await?;
-        sqlx::query("UPDATE identity.users SET active = $2, version = version + 1, updated_at = now() WHERE id = $1")
-            .bind(id)
-            .bind(active)
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| db_status(DOMAIN, e))?;
-        if !active {
-            revoke_user_refresh_tokens(&mut tx, id, "deactivated").await?;
-        }
-        let user = load(&mut tx, id, false).await?;
-        tx.commit().await?;
-        Ok(user)
-    }
-}
-
-fn phone(v: &mut Vec<errors::FieldViolation>, field: &str, value: &str) {
-    if value.chars().count() > 50 {
-        check(v, field, Err("must be at most 50 characters".into()));
+        let revoke = (!active).then_some("deactivated");
+        self.change(
+            ctx.tenant_id,
+            id,
+            vec![("active", Val::Bool(active))],
+            revoke,
+        )
+        .await
     }
 }
 
@@ -204,101 +370,9 @@ impl UserService for UserApi {
     ) -> Result<Response<pb::User>, Status> {
         let ctx = caller(&req)?;
         let body = req.into_inner();
-        let request_id = idempotency::request_key(DOMAIN, &body.request_id, &body)?;
-        let u = body.user.unwrap_or_default();
-        let mut v = Vec::new();
-        check(
-            &mut v,
-            "user.name",
-            validate::name(&u.name, validate::NAME_MAX),
-        );
-        check(&mut v, "user.email", validate::email(&u.email));
-        check(&mut v, "password", validate::password(&body.password));
-        phone(&mut v, "user.phone", &u.phone);
-        if u.profile_photo_path.chars().count() > 2048 {
-            check(
-                &mut v,
-                "user.profile_photo_path",
-                Err("must be at most 2048 characters".into()),
-            );
-        }
-        let verified = match &u.email_verify_time {
-            Some(t) => Some(from_ts("user.email_verify_time", t)?),
-            None => None,
-        };
-        violations(v)?;
-        const METHOD: &str = "CreateUser";
-
-        let mut tx = self.state.db.begin(ctx.tenant_id).await?;
-        if let Some(saved) = REQUEST_IDS
-            .replay::<pb::User>(&mut tx, METHOD, request_id)
-            .await?
-        {
-            return Ok(Response::new(saved));
-        }
-        let role_ids: Vec<(String, i64)> = if body.role_names.is_empty() {
-            Vec::new()
-        } else {
-            sqlx::query_as(
-                "SELECT name, id FROM identity.roles WHERE name = ANY($1) AND deleted_at IS NULL",
-            )
-            .bind(&body.role_names)
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(|e| db_status(DOMAIN, e))?
-        };
-        let unknown: Vec<&String> = body
-            .role_names
-            .iter()
-            .filter(|n| !role_ids.iter().any(|(name, _)| name == *n))
-            .collect();
-        if !unknown.is_empty() {
-            return Err(errors::invalid_field(
-                DOMAIN,
-                "role_names",
-                format!(
-                    "no such role: {}",
-                    unknown
-                        .iter()
-                        .map(|s| s.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
-            ));
-        }
-        let hash = hash_password(&body.password).map_err(|_| errors::internal(DOMAIN))?;
-        let id: i64 = sqlx::query_scalar(
-            "INSERT INTO identity.users (tenant_id, name, email, password, email_verified_at, profile_photo_path, phone, settings)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
-        )
-        .bind(ctx.tenant_id)
-        .bind(u.name.trim())
-        .bind(u.email.trim())
-        .bind(hash)
-        .bind(verified)
-        .bind(Some(u.profile_photo_path).filter(|p| !p.is_empty()))
-        .bind(Some(u.phone).filter(|p| !p.is_empty()))
-        .bind(u.settings.as_ref().map(struct_to_json))
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(|e| db_status(DOMAIN, e))?;
-        for (_, role_id) in &role_ids {
-            sqlx::query(
-                "INSERT INTO identity.role_user (tenant_id, role_id, user_id) VALUES ($1, $2, $3)",
-            )
-            .bind(ctx.tenant_id)
-            .bind(role_id)
-            .bind(id)
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| db_status(DOMAIN, e))?;
-        }
-        let user = load(&mut tx, id, false).await?;
-        REQUEST_IDS
-            .remember(&mut tx, METHOD, request_id, &user)
-            .await?;
-        tx.commit().await?;
-        Ok(Response::new(user))
+        let key = self.state.kit.request_key(&body.request_id, &body)?;
+        let created = create(&self.state, ctx.tenant_id, key, body);
+        Ok(Response::new(created.await?))
     }
 
     async fn get_user(
@@ -307,11 +381,8 @@ impl UserService for UserApi {
     ) -> Result<Response<pb::User>, Status> {
         let ctx = caller(&req)?;
         let id = req.into_inner().id;
-        require_id("id", id)?;
-        let mut tx = self.state.db.begin(ctx.tenant_id).await?;
-        let user = load(&mut tx, id, false).await?;
-        tx.commit().await?;
-        Ok(Response::new(user))
+        let user = standard::get::<Users>(&self.state, &ctx, id);
+        Ok(Response::new(user.await?))
     }
 
     async fn list_users(
@@ -327,29 +398,9 @@ impl UserService for UserApi {
             r.order_by,
             r.show_deleted,
         );
-        let mut tx = self.state.db.begin(ctx.tenant_id).await?;
-        let page = list::<UserRow>(
-            &mut tx,
-            DOMAIN,
-            &LIST,
-            &params,
-            &self.state.pages,
-            Some(ctx.tenant_id),
-            None,
-        )
-        .await?;
-        let ids: Vec<i64> = page.items.iter().map(|u| u.id).collect();
-        let mut roles = roles_of(&mut tx, &ids).await?;
-        tx.commit().await?;
+        let page = standard::list::<Users>(&self.state, &ctx, &params, None).await?;
         Ok(Response::new(pb::ListUsersResponse {
-            users: page
-                .items
-                .into_iter()
-                .map(|u| {
-                    let r = roles.remove(&u.id).unwrap_or_default();
-                    to_proto(u, r)
-                })
-                .collect(),
+            users: page.items,
             next_page_token: page.next_page_token,
             total_size: total(page.total_size),
         }))
@@ -361,88 +412,9 @@ impl UserService for UserApi {
     ) -> Result<Response<pb::User>, Status> {
         let ctx = caller(&req)?;
         let body = req.into_inner();
-        let u = body.user.unwrap_or_default();
-        require_id("user.id", u.id)?;
-        let populated: Vec<&str> = [
-            ("name", !u.name.is_empty()),
-            ("email", !u.email.is_empty()),
-            ("phone", !u.phone.is_empty()),
-            ("profile_photo_path", !u.profile_photo_path.is_empty()),
-            ("settings", u.settings.is_some()),
-            ("email_verify_time", u.email_verify_time.is_some()),
-        ]
-        .into_iter()
-        .filter_map(|(f, set)| set.then_some(f))
-        .collect();
-        let mask = API.mask(
-            body.update_mask,
-            &[
-                "name",
-                "email",
-                "phone",
-                "profile_photo_path",
-                "settings",
-                "email_verify_time",
-            ],
-            &["id", "tenant_id"],
-            &populated,
-        )?;
-        let mut v = Vec::new();
-        if mask.has("name") {
-            check(
-                &mut v,
-                "user.name",
-                validate::name(&u.name, validate::NAME_MAX),
-            );
-        }
-        if mask.has("email") {
-            check(&mut v, "user.email", validate::email(&u.email));
-        }
-        if mask.has("phone") {
-            phone(&mut v, "user.phone", &u.phone);
-        }
-        let verified = match (&u.email_verify_time, mask.has("email_verify_time")) {
-            (Some(t), true) => Some(from_ts("user.email_verify_time", t)?),
-            _ => None,
-        };
-        violations(v)?;
-        let mut tx = self.state.db.begin(ctx.tenant_id).await?;
-        let version = lock(&mut tx, u.id).await?;
-        check_etag(&u.etag, version)?;
-        if !mask.is_empty() {
-            let mut qb = QueryBuilder::<Postgres>::new(
-                "UPDATE identity.users SET version = version + 1, updated_at = now()",
-            );
-            if mask.has("name") {
-                qb.push(", name = ").push_bind(u.name.trim().to_owned());
-            }
-            if mask.has("email") {
-                qb.push(", email = ").push_bind(u.email.trim().to_owned());
-            }
-            if mask.has("phone") {
-                qb.push(", phone = ")
-                    .push_bind(Some(u.phone.clone()).filter(|p| !p.is_empty()));
-            }
-            if mask.has("profile_photo_path") {
-                qb.push(", profile_photo_path = ")
-                    .push_bind(Some(u.profile_photo_path.clone()).filter(|p| !p.is_empty()));
-            }
-            if mask.has("settings") {
-                qb.push(", settings = ")
-                    .push_bind(u.settings.as_ref().map(struct_to_json));
-            }
-            if mask.has("email_verify_time") {
-                qb.push(", email_verified_at = ").push_bind(verified);
-            }
-            qb.push(" WHERE id = ").push_bind(u.id);
-            qb.build()
-                .execute(&mut *tx)
-                .await
-                .map_err(|e| db_status(DOMAIN, e))?;
-        }
-        let user = load(&mut tx, u.id, false).await?;
-        tx.commit().await?;
-        Ok(Response::new(user))
+        let user = body.user.unwrap_or_default();
+        let updated = standard::update::<Users>(&self.state, &ctx, user, body.update_mask);
+        Ok(Response::new(updated.await?))
     }
 
     async fn delete_user(
@@ -450,23 +422,17 @@ impl UserService for UserApi {
         req: Request<pb::DeleteUserRequest>,
     ) -> Result<Response<pb::User>, Status> {
         let ctx = caller(&req)?;
-        let body = req.into_inner();
-        require_id("id", body.id)?;
-        if body.id == ctx.user_id {
+        let r = req.into_inner();
+        API.require_id("id", r.id)?;
+        if r.id == ctx.user_id {
             return Err(errors::failed_precondition(
                 DOMAIN,
                 "SELF",
                 "you cannot delete yourself",
             ));
         }
-        let mut tx = self.state.db.begin(ctx.tenant_id).await?;
-        let version = lock(&mut tx, body.id).await?;
-        check_etag(&body.etag, version)?;
-        set_deleted(&mut tx, "identity.users", body.id, true).await?;
-        revoke_user_refresh_tokens(&mut tx, body.id, "deleted").await?;
-        let user = load(&mut tx, body.id, true).await?;
-        tx.commit().await?;
-        Ok(Response::new(user))
+        let deleted = standard::delete::<Users>(&self.state, &ctx, r.id, &r.etag);
+        Ok(Response::new(deleted.await?))
     }
 
     async fn undelete_user(
@@ -475,20 +441,8 @@ impl UserService for UserApi {
     ) -> Result<Response<pb::User>, Status> {
         let ctx = caller(&req)?;
         let id = req.into_inner().id;
-        require_id("id", id)?;
-        let mut tx = self.state.db.begin(ctx.tenant_id).await?;
-        let user = load(&mut tx, id, true).await?;
-        if user.delete_time.is_none() {
-            return Err(errors::already_exists(
-                DOMAIN,
-                "NOT_DELETED",
-                format!("user {id} is not deleted"),
-            ));
-        }
-        set_deleted(&mut tx, "identity.users", id, false).await?;
-        let user = load(&mut tx, id, false).await?;
-        tx.commit().await?;
-        Ok(Response::new(user))
+        let restored = standard::undelete::<Users>(&self.state, &ctx, id);
+        Ok(Response::new(restored.await?))
     }
 
     async fn activate_user(
@@ -517,22 +471,13 @@ impl UserService for UserApi {
     ) -> Result<Response<pb::User>, Status> {
         let ctx = caller(&req)?;
         let body = req.into_inner();
-        require_id("id", body.id)?;
+        API.require_id("id", body.id)?;
         let mut v = Vec::new();
         check(&mut v, "password", validate::password(&body.password));
-        violations(v)?;
+        API.violations(v)?;
         let hash = hash_password(&body.password).map_err(|_| errors::internal(DOMAIN))?;
-        let mut tx = self.state.db.begin(ctx.tenant_id).await?;
-        lock(&mut tx, body.id).await?;
-        sqlx::query("UPDATE identity.users SET password = $2, version = version + 1, updated_at = now() WHERE id = $1")
-            .bind(body.id)
-            .bind(hash)
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| db_status(DOMAIN, e))?;
-        revoke_user_refresh_tokens(&mut tx, body.id, "password_changed").await?;
-        let user = load(&mut tx, body.id, false).await?;
-        tx.commit().await?;
-        Ok(Response::new(user))
+        let password = vec![("password", Val::Text(Some(hash)))];
+        let user = self.change(ctx.tenant_id, body.id, password, Some("password_changed"));
+        Ok(Response::new(user.await?))
     }
 }

@@ -140,6 +140,17 @@ async fn slugs_and_admin_emails_are_unique_and_request_ids_make_creates_idempote
         .unwrap()
         .into_inner();
     assert_eq!(first, again, "a retried create returns the first result");
+    let reused = expect_code(
+        app.tenants()
+            .create_tenant(as_user(
+                &app.platform,
+                request("globex", "boss@globex.test", &rid),
+            ))
+            .await,
+        Code::InvalidArgument,
+    );
+    assert_eq!(reason(&reused), "REQUEST_ID_REUSED");
+    assert_eq!(violated_fields(&reused), ["request_id"]);
 }
 
 #[tokio::test]
@@ -315,7 +326,9 @@ async fn deleting_a_tenant_locks_its_users_out_until_undeleted() {
         .await
         .unwrap()
         .into_inner();
-    assert!(deleted.delete_time.is_some() && deleted.purge_time.is_some());
+    // Tenants are never purged (removing one must first remove its data in every
+    // context), so a deleted tenant reports no purge time.
+    assert!(deleted.delete_time.is_some() && deleted.purge_time.is_none());
     expect_code(
         app.login("admin@acme.test", PASSWORD).await,
         Code::Unauthenticated,

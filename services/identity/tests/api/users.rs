@@ -395,3 +395,33 @@ async fn list_users_filters_and_pages_within_the_tenant() {
         ["agent2@acme.test", "agent1@acme.test"]
     );
 }
+
+#[tokio::test]
+async fn a_deleted_users_purge_time_follows_the_configured_retention() {
+    let app = TestApp::spawn_with(|c| {
+        c.purge_retention = std::time::Duration::from_secs(3 * 86_400);
+    })
+    .await;
+    let (_, admin) = app.create_tenant("acme").await;
+    let user = app
+        .users()
+        .create_user(as_user(&admin, new_user("sam@acme.test")))
+        .await
+        .unwrap()
+        .into_inner();
+    let deleted = app
+        .users()
+        .delete_user(as_user(
+            &admin,
+            pb::DeleteUserRequest {
+                id: user.id,
+                etag: user.etag,
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let (deleted_at, purge_at) = (deleted.delete_time.unwrap(), deleted.purge_time.unwrap());
+    assert_eq!(purge_at.seconds - deleted_at.seconds, 3 * 86_400);
+    assert_eq!(purge_at.nanos, deleted_at.nanos);
+}
