@@ -72,6 +72,8 @@ const FIELDS: &[FieldSpec] = &[
         "converted_contact_id",
         FieldKind::Int,
     ),
+    FieldSpec::new("converted_deal_id", "converted_deal_id", FieldKind::Int),
+    FieldSpec::new("merged_into_id", "merged_into_id", FieldKind::Int),
     FieldSpec::new("create_time", "created_at", FieldKind::Timestamp),
     FieldSpec::new("update_time", "updated_at", FieldKind::Timestamp),
 ];

@@ -58,6 +58,7 @@ fn leads() -> ResourceSpec {
             SINCE_2020,
             UPDATED_SINCE_2020,
         ],
+        purged: true,
         skip: &[],
     }
 }
@@ -96,6 +97,7 @@ fn contacts() -> ResourceSpec {
             SINCE_2020,
             UPDATED_SINCE_2020,
         ],
+        purged: true,
         skip: &[],
     }
 }
@@ -131,6 +133,7 @@ fn deals() -> ResourceSpec {
             SINCE_2020,
             UPDATED_SINCE_2020,
         ],
+        purged: true,
         skip: &[],
     }
 }
@@ -162,6 +165,7 @@ fn tasks() -> ResourceSpec {
             SINCE_2020,
             UPDATED_SINCE_2020,
         ],
+        purged: true,
         skip: &[],
     }
 }
@@ -189,6 +193,7 @@ fn notes() -> ResourceSpec {
             SINCE_2020,
             UPDATED_SINCE_2020,
         ],
+        purged: true,
         skip: &[],
     }
 }
@@ -205,6 +210,7 @@ fn lead_statuses() -> ResourceSpec {
         length_limited: ("label", 100),
         mutable: [("label", json!("Renamed status")), ("position", json!(99))],
         filters: &[],
+        purged: true,
         skip: &[],
     }
 }
@@ -221,6 +227,7 @@ fn deal_stages() -> ResourceSpec {
         length_limited: ("label", 100),
         mutable: [("label", json!("Renamed stage")), ("position", json!(99))],
         filters: &[],
+        purged: true,
         skip: &[],
     }
 }

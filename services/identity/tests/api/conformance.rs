@@ -37,6 +37,7 @@ fn users() -> ResourceSpec {
             r#"last_login_time > "2020-01-01T00:00:00Z""#,
             SINCE_2020,
         ],
+        purged: true,
         skip: &[],
     }
 }
@@ -56,6 +57,7 @@ fn roles() -> ResourceSpec {
             ("permissions", json!(["crm.leads.write"])),
         ],
         filters: &[r#"name = "admin""#, "built_in = true", SINCE_2020],
+        purged: true,
         skip: &[],
     }
 }
@@ -82,6 +84,8 @@ fn tenants() -> ResourceSpec {
             "plan_id = 1",
             SINCE_2020,
         ],
+        // Kept until a tenant is removed from every context: never purged.
+        purged: false,
         skip: &[
             (
                 Check::OtherTenant,
@@ -125,6 +129,8 @@ fn plans() -> ResourceSpec {
             "max_users > 5",
             SINCE_2020,
         ],
+        // The plan catalogue is kept: deleted plans are never purged.
+        purged: false,
         skip: &[(
             Check::OtherTenant,
             "plans are one platform-wide catalogue that every tenant reads",

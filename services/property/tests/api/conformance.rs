@@ -28,6 +28,7 @@ fn developers() -> ResourceSpec {
             ("description", json!("Changed description")),
         ],
         filters: &[r#"name = "x""#, r#"slug = "x""#, SINCE_2020],
+        purged: true,
         skip: &[],
     }
 }
@@ -64,6 +65,7 @@ fn projects() -> ResourceSpec {
             "max_price <= 900000",
             SINCE_2020,
         ],
+        purged: true,
         skip: &[],
     }
 }
@@ -90,6 +92,7 @@ fn stages() -> ResourceSpec {
             "order > 0",
             SINCE_2020,
         ],
+        purged: true,
         skip: &[],
     }
 }
@@ -109,6 +112,7 @@ fn features() -> ResourceSpec {
             ("description", json!("Changed description")),
         ],
         filters: &[r#"name = "Pool""#, r#"category = "Outdoor""#, SINCE_2020],
+        purged: true,
         skip: &[],
     }
 }
@@ -147,6 +151,7 @@ fn lots() -> ResourceSpec {
             "longitude >= 151 AND longitude <= 152",
             SINCE_2020,
         ],
+        purged: true,
         skip: &[],
     }
 }
@@ -175,6 +180,7 @@ fn media() -> ResourceSpec {
             r#"title = "x""#,
             SINCE_2020,
         ],
+        purged: true,
         skip: &[],
     }
 }

@@ -670,12 +670,19 @@ impl<'a, S: Source> Suite<'a, S> {
         let delete_time = timestamp(&deleted, "delete_time")
             .unwrap_or_else(|| panic!("Delete returns no delete_time: {deleted}"));
         if self.resource.get_field_by_name("purge_time").is_some() {
-            let purge_time = timestamp(&deleted, "purge_time")
-                .unwrap_or_else(|| panic!("Delete returns no purge_time: {deleted}"));
-            assert!(
-                purge_time > delete_time,
-                "purge_time {purge_time} is not after delete_time {delete_time}"
-            );
+            if self.spec.purged {
+                let purge_time = timestamp(&deleted, "purge_time")
+                    .unwrap_or_else(|| panic!("Delete returns no purge_time: {deleted}"));
+                assert!(
+                    purge_time > delete_time,
+                    "purge_time {purge_time} is not after delete_time {delete_time}"
+                );
+            } else {
+                assert!(
+                    timestamp(&deleted, "purge_time").is_none(),
+                    "a resource that is never purged reports a purge_time: {deleted}"
+                );
+            }
         }
         refused(
             "a second Delete",

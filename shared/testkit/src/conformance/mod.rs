@@ -61,6 +61,9 @@ pub struct ResourceSpec {
     /// Filter expressions List must accept, e.g. `name = "x"`; empty when List has no
     /// `filter`.
     pub filters: &'static [&'static str],
+    /// Whether the purge job removes soft-deleted rows (then Delete reports a
+    /// `purge_time`); a resource kept until removed by other means reports none.
+    pub purged: bool,
     /// Checks that do not apply to this resource, each with the reason.
     pub skip: &'static [(Check, &'static str)],
 }
@@ -440,6 +443,7 @@ mod tests {
             length_limited: ("name", 255),
             mutable: [("name", json!("New")), ("description", json!("New"))],
             filters: &[r#"name = "x""#],
+            purged: true,
             skip: &[],
         }
     }
