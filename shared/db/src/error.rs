@@ -1,59 +1,194 @@
-//! The one mapping from database errors to gRPC statuses.
+//! The database layer's own error, and the one mapping from it to a gRPC status.
+//!
+//! Every function of this crate returns [`Error`]: what went wrong, in terms a caller can
+//! act on (a row not found, a unique value taken, a stale etag, a bad filter), with the
+//! underlying `sqlx::Error` kept as the source for logs only. A context wraps it in its
+//! own error enum (its catalogue of reasons), which becomes a `Status` once, at the gRPC
+//! boundary; [`Error::into_status`] is the mapping that conversion uses. Messages never
+//! carry SQL text or values: a unique violation names only its constraint, which
+//! migrations name after the field it protects (`users_email_key` → "email").
 
-use fusion_proto::errors;
+use fusion_proto::errors::{self, FieldViolation};
 use sqlx::error::ErrorKind;
 use tonic::Status;
 
-/// Maps a database error to a status for `domain` (e.g. `identity.fusion`).
-///
-/// Messages never carry SQL text or values: a unique violation names only its
-/// constraint, which migrations name after the field it protects
-/// (`users_email_key` → "email"). Unexpected errors are logged here and returned opaque.
-pub fn db_status(domain: &str, err: sqlx::Error) -> Status {
-    match &err {
-        sqlx::Error::RowNotFound => errors::not_found(domain, "not found"),
-        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
-            tracing::warn!(error = %err, "database unavailable");
-            errors::unavailable(domain, "database unavailable")
-        }
-        sqlx::Error::Database(db) => {
-            let constraint = db.constraint().unwrap_or("").to_owned();
-            match (db.kind(), db.code().as_deref()) {
-                (ErrorKind::UniqueViolation, _) => errors::already_exists(
-                    domain,
-                    "ALREADY_EXISTS",
-                    format!("{} already exists", field_of(&constraint)),
-                ),
-                (ErrorKind::ForeignKeyViolation, _) => errors::failed_precondition(
-                    domain,
-                    "REFERENCE_NOT_FOUND",
-                    format!(
-                        "{} refers to a missing or still-referenced row",
-                        field_of(&constraint)
-                    ),
-                ),
-                (ErrorKind::NotNullViolation | ErrorKind::CheckViolation, _) => {
-                    errors::invalid_field(domain, &field_of(&constraint), "value is not allowed")
-                }
-                (_, Some("40001" | "40P01")) => {
-                    errors::aborted(domain, "CONCURRENT_UPDATE", "concurrent update; retry")
-                }
-                (_, Some("57014")) => errors::unavailable(domain, "query cancelled"),
-                (_, Some(code)) if code.starts_with("08") || code.starts_with("53") => {
-                    tracing::warn!(error = %err, "database unavailable");
-                    errors::unavailable(domain, "database unavailable")
-                }
-                _ => {
-                    tracing::error!(error = %err, "database error");
-                    errors::internal(domain)
+/// What the database layer reports, with the error domain of the context that asked
+/// (`crm.fusion`; `fusion` for the pool itself).
+#[derive(Debug, thiserror::Error)]
+#[error("{kind}")]
+pub struct Error {
+    domain: &'static str,
+    kind: Kind,
+}
+
+/// What went wrong.
+#[derive(Debug, thiserror::Error)]
+pub enum Kind {
+    /// The row is missing, soft-deleted, or another tenant's: the three look the same.
+    #[error("{0}")]
+    NotFound(String),
+    /// Fields of the request are malformed (a filter, a page token, an id, a value).
+    #[error("invalid argument")]
+    Invalid(Vec<FieldViolation>),
+    /// Fields are malformed for a reason of its own (`REQUEST_ID_REUSED`).
+    #[error("invalid argument: {0}")]
+    InvalidBecause(&'static str, Vec<FieldViolation>),
+    /// The row exists already: a unique value is taken (`ALREADY_EXISTS`, naming the
+    /// field the constraint protects), or an undeleted row is live (`NOT_DELETED`).
+    #[error("{message}")]
+    AlreadyExists {
+        /// The reason, UPPER_SNAKE_CASE.
+        reason: &'static str,
+        /// What exists.
+        message: String,
+    },
+    /// The row's state refuses the change (`HAS_CHILDREN`, `REFERENCE_NOT_FOUND`).
+    #[error("{message}")]
+    Precondition {
+        /// The reason, UPPER_SNAKE_CASE.
+        reason: &'static str,
+        /// What the caller can do about it.
+        message: String,
+    },
+    /// The row changed since the caller read it, or a concurrent transaction won.
+    #[error("{message}")]
+    Aborted {
+        /// `ETAG_MISMATCH` or `CONCURRENT_UPDATE`.
+        reason: &'static str,
+        /// What the caller can do about it.
+        message: String,
+    },
+    /// No tenant was bound to the request.
+    #[error("no tenant in the request")]
+    NoTenant,
+    /// The database cannot be reached now (pool timeout, connection lost, shutting
+    /// down, query cancelled); worth a retry.
+    #[error("{0}")]
+    Unavailable(&'static str, #[source] Option<sqlx::Error>),
+    /// A fault: logged with its cause, returned opaque.
+    #[error("database error")]
+    Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl Error {
+    /// An error of `kind` raised for the context whose errors carry `domain`.
+    pub fn new(domain: &'static str, kind: Kind) -> Self {
+        Self { domain, kind }
+    }
+
+    /// NOT_FOUND for `what` (`lot`) `id`.
+    pub fn not_found(domain: &'static str, what: &str, id: i64) -> Self {
+        Self::new(domain, Kind::NotFound(format!("{what} {id} not found")))
+    }
+
+    /// INVALID_ARGUMENT for one field.
+    pub fn invalid(domain: &'static str, field: &str, description: impl Into<String>) -> Self {
+        Self::new(
+            domain,
+            Kind::Invalid(vec![FieldViolation::new(field, description)]),
+        )
+    }
+
+    /// FAILED_PRECONDITION with `reason`.
+    pub fn precondition(domain: &'static str, reason: &'static str, message: String) -> Self {
+        Self::new(domain, Kind::Precondition { reason, message })
+    }
+
+    /// Classifies a `sqlx` error raised for `domain`.
+    pub fn from_sqlx(domain: &'static str, err: sqlx::Error) -> Self {
+        let kind = match &err {
+            sqlx::Error::RowNotFound => Kind::NotFound("not found".to_owned()),
+            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
+                Kind::Unavailable("database unavailable", Some(err))
+            }
+            sqlx::Error::Database(db) => {
+                let constraint = db.constraint().unwrap_or("").to_owned();
+                match (db.kind(), db.code().as_deref()) {
+                    (ErrorKind::UniqueViolation, _) => Kind::AlreadyExists {
+                        reason: "ALREADY_EXISTS",
+                        message: format!("{} already exists", field_of(&constraint)),
+                    },
+                    (ErrorKind::ForeignKeyViolation, _) => Kind::Precondition {
+                        reason: "REFERENCE_NOT_FOUND",
+                        message: format!(
+                            "{} refers to a missing or still-referenced row",
+                            field_of(&constraint)
+                        ),
+                    },
+                    (ErrorKind::NotNullViolation | ErrorKind::CheckViolation, _) => {
+                        Kind::Invalid(vec![FieldViolation::new(
+                            field_of(&constraint),
+                            "value is not allowed",
+                        )])
+                    }
+                    (_, Some("40001" | "40P01")) => Kind::Aborted {
+                        reason: "CONCURRENT_UPDATE",
+                        message: "concurrent update; retry".to_owned(),
+                    },
+                    (_, Some("57014")) => Kind::Unavailable("query cancelled", Some(err)),
+                    (_, Some(code)) if code.starts_with("08") || code.starts_with("53") => {
+                        Kind::Unavailable("database unavailable", Some(err))
+                    }
+                    _ => Kind::Internal(Box::new(err)),
                 }
             }
-        }
-        _ => {
-            tracing::error!(error = %err, "database error");
-            errors::internal(domain)
+            _ => Kind::Internal(Box::new(err)),
+        };
+        Self::new(domain, kind)
+    }
+
+    /// What went wrong.
+    pub fn kind(&self) -> &Kind {
+        &self.kind
+    }
+
+    /// The gRPC status for this error in `domain` (a context attaches its own domain
+    /// here, whatever the layer below raised it under). Unavailable and internal causes
+    /// are logged here, with their chain, and returned opaque.
+    pub fn into_status_in(self, domain: &str) -> Status {
+        match self.kind {
+            Kind::NotFound(message) => errors::not_found(domain, message),
+            Kind::Invalid(violations) => errors::invalid_argument(domain, violations),
+            Kind::InvalidBecause(reason, violations) => {
+                errors::invalid_argument_because(domain, reason, violations)
+            }
+            Kind::AlreadyExists { reason, message } => {
+                errors::already_exists(domain, reason, message)
+            }
+            Kind::Precondition { reason, message } => {
+                errors::failed_precondition(domain, reason, message)
+            }
+            Kind::Aborted { reason, message } => errors::aborted(domain, reason, message),
+            Kind::NoTenant => errors::unauthenticated("TENANT_MISSING", "no tenant in the request"),
+            Kind::Unavailable(message, cause) => {
+                if let Some(cause) = cause {
+                    tracing::warn!(error = %cause, "{message}");
+                }
+                errors::unavailable(domain, message)
+            }
+            Kind::Internal(cause) => {
+                tracing::error!(error = %cause, "database error");
+                errors::internal(domain)
+            }
         }
     }
+
+    /// The gRPC status for this error in the domain it was raised under.
+    pub fn into_status(self) -> Status {
+        let domain = self.domain;
+        self.into_status_in(domain)
+    }
+}
+
+impl From<Error> for Status {
+    fn from(err: Error) -> Status {
+        err.into_status()
+    }
+}
+
+/// Maps a `sqlx` error raised for `domain` straight to a status (see [`Error`]).
+pub fn db_status(domain: &'static str, err: sqlx::Error) -> Status {
+    Error::from_sqlx(domain, err).into_status()
 }
 
 /// `users_tenant_id_email_key` → `email`: constraints are named `<table>_<cols>_<kind>`;

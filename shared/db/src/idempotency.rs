@@ -26,12 +26,11 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 use sqlx::PgConnection;
-use tonic::Status;
 use uuid::Uuid;
 
-use fusion_proto::errors::{self, FieldViolation};
+use fusion_proto::errors::FieldViolation;
 
-use crate::db_status;
+use crate::error::{Error, Kind};
 
 /// How long a request id is remembered (AIP-155 asks for at least a day).
 pub const RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
@@ -56,21 +55,21 @@ impl RequestKey {
 }
 
 /// Parses a request id: empty means "not idempotent"; anything else must be a UUID.
-pub fn parse_request_id(domain: &str, raw: &str) -> Result<Option<Uuid>, Status> {
+pub fn parse_request_id(domain: &'static str, raw: &str) -> Result<Option<Uuid>, Error> {
     if raw.is_empty() {
         return Ok(None);
     }
     Uuid::parse_str(raw)
         .map(Some)
-        .map_err(|_| errors::invalid_field(domain, "request_id", "must be a UUID"))
+        .map_err(|_| Error::invalid(domain, "request_id", "must be a UUID"))
 }
 
 /// The key of `request` (which carries the raw id `raw`): `None` when no id was sent.
 pub fn request_key<M: prost::Message>(
-    domain: &str,
+    domain: &'static str,
     raw: &str,
     request: &M,
-) -> Result<Option<RequestKey>, Status> {
+) -> Result<Option<RequestKey>, Error> {
     Ok(parse_request_id(domain, raw)?.map(|id| RequestKey {
         id,
         digest: Sha256::digest(request.encode_to_vec()).into(),
@@ -91,14 +90,16 @@ pub async fn prune(owner_pool: &sqlx::PgPool, table: &str) -> Result<u64, sqlx::
         .rows_affected())
 }
 
-fn reused(domain: &str) -> Status {
-    errors::invalid_argument_because(
+fn reused(domain: &'static str) -> Error {
+    Error::new(
         domain,
-        REUSED_REASON,
-        vec![FieldViolation::new(
-            "request_id",
-            "was already used for a different request; send a new request_id",
-        )],
+        Kind::InvalidBecause(
+            REUSED_REASON,
+            vec![FieldViolation::new(
+                "request_id",
+                "was already used for a different request; send a new request_id",
+            )],
+        ),
     )
 }
 
@@ -107,19 +108,19 @@ fn reused(domain: &str) -> Status {
 /// rest of the transaction so concurrent retries wait for the first.
 pub async fn lookup(
     conn: &mut PgConnection,
-    domain: &str,
+    domain: &'static str,
     table: &str,
     tenant_id: i64,
     method: &str,
     key: &RequestKey,
-) -> Result<Option<Vec<u8>>, Status> {
+) -> Result<Option<Vec<u8>>, Error> {
     // Serialise concurrent calls with the same key within this transaction.
     sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, $2))")
         .bind(format!("{table}:{method}:{}", key.id))
         .bind(tenant_id)
         .execute(&mut *conn)
         .await
-        .map_err(|e| db_status(domain, e))?;
+        .map_err(|e| Error::from_sqlx(domain, e))?;
     let sql = format!(
         "SELECT response, request_digest FROM {table} \
          WHERE tenant_id = $1 AND method = $2 AND request_id = $3"
@@ -130,7 +131,7 @@ pub async fn lookup(
         .bind(key.id)
         .fetch_optional(&mut *conn)
         .await
-        .map_err(|e| db_status(domain, e))?;
+        .map_err(|e| Error::from_sqlx(domain, e))?;
     match saved {
         Some((_, Some(digest))) if digest.as_slice() != key.digest.as_slice() => {
             Err(reused(domain))
@@ -143,13 +144,13 @@ pub async fn lookup(
 /// Records the response of the first call with this request id.
 pub async fn save(
     conn: &mut PgConnection,
-    domain: &str,
+    domain: &'static str,
     table: &str,
     tenant_id: i64,
     method: &str,
     key: &RequestKey,
     response: &[u8],
-) -> Result<(), Status> {
+) -> Result<(), Error> {
     let sql = format!(
         "INSERT INTO {table} (tenant_id, method, request_id, request_digest, response) \
          VALUES ($1, $2, $3, $4, $5)"
@@ -162,7 +163,7 @@ pub async fn save(
         .bind(response)
         .execute(&mut *conn)
         .await
-        .map_err(|e| db_status(domain, e))?;
+        .map_err(|e| Error::from_sqlx(domain, e))?;
     Ok(())
 }
 
@@ -170,19 +171,19 @@ pub async fn save(
 /// ([`lookup`] for a protobuf response). `None` request id: nothing to replay.
 pub async fn replay<M: prost::Message + Default>(
     conn: &mut PgConnection,
-    domain: &str,
+    domain: &'static str,
     table: &str,
     tenant_id: i64,
     method: &str,
     key: Option<RequestKey>,
-) -> Result<Option<M>, Status> {
+) -> Result<Option<M>, Error> {
     let Some(key) = key else {
         return Ok(None);
     };
     match lookup(conn, domain, table, tenant_id, method, &key).await? {
         Some(saved) => M::decode(saved.as_slice())
             .map(Some)
-            .map_err(|_| fusion_proto::errors::internal(domain)),
+            .map_err(|e| Error::new(domain, Kind::Internal(Box::new(e)))),
         None => Ok(None),
     }
 }
@@ -191,13 +192,13 @@ pub async fn replay<M: prost::Message + Default>(
 /// in the caller's transaction. `None` request id: nothing to record.
 pub async fn remember<M: prost::Message>(
     conn: &mut PgConnection,
-    domain: &str,
+    domain: &'static str,
     table: &str,
     tenant_id: i64,
     method: &str,
     key: Option<RequestKey>,
     response: &M,
-) -> Result<(), Status> {
+) -> Result<(), Error> {
     match key {
         Some(key) => {
             save(
@@ -236,7 +237,7 @@ impl RequestIds {
         tx: &mut crate::TenantTx,
         method: &str,
         key: Option<RequestKey>,
-    ) -> Result<Option<M>, Status> {
+    ) -> Result<Option<M>, Error> {
         let tenant = tx.tenant_id();
         replay(tx, self.domain, self.table, tenant, method, key).await
     }
@@ -249,7 +250,7 @@ impl RequestIds {
         method: &str,
         key: Option<RequestKey>,
         response: &M,
-    ) -> Result<(), Status> {
+    ) -> Result<(), Error> {
         let tenant = tx.tenant_id();
         remember(tx, self.domain, self.table, tenant, method, key, response).await
     }

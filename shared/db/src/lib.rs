@@ -3,14 +3,15 @@
 //! - [`Db`]: a pool connected as the application role, which owns no table and cannot
 //!   bypass row-level security; [`Db::begin`] opens a tenant-bound unit of work.
 //! - [`migrate()`]: applies a context's reversible migrations as the owner role.
-//! - [`db_status`]: the one mapping from `sqlx::Error` to a gRPC status.
+//! - [`Error`]: what this layer reports (its own type, never a gRPC status), and the one
+//!   mapping from it to a status, which each context applies at its gRPC boundary.
 //! - [`filter`], [`order`], [`page`], [`list`]: AIP-160 filters compiled to parameterised
 //!   SQL, `order_by`, signed keyset page tokens, and the List query that combines them.
 //! - [`soft_delete`] (AIP-164) and [`idempotency`] (AIP-155 `request_id`).
 //! - [`resource`]: the row-level flows every resource API shares (get, insert, update,
 //!   soft delete behind an etag, parent locks).
 
-mod error;
+pub mod error;
 pub mod filter;
 pub mod idempotency;
 pub mod list;
@@ -21,7 +22,7 @@ mod pool;
 pub mod resource;
 pub mod soft_delete;
 
-pub use error::db_status;
+pub use error::{Error, Kind, db_status};
 pub use migrate::{ensure_roles, migrate, revert_all};
 pub use pool::{Db, DbConfig, TenantTx};
 

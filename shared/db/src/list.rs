@@ -2,11 +2,8 @@
 
 use sqlx::postgres::PgRow;
 use sqlx::{FromRow, PgConnection, Postgres, QueryBuilder, Row};
-use tonic::Status;
 
-use fusion_proto::errors::{self, FieldViolation};
-
-use crate::db_status;
+use crate::Error;
 use crate::filter::{self, FieldSpec};
 use crate::order::{OrderTerm, parse_order_by};
 use crate::page::{self, PageTokenCodec, TokenError};
@@ -100,19 +97,17 @@ pub type Scope<'a> = &'a [(&'static str, ScopeValue)];
 /// same rule, so paging visits every row exactly once even on nullable columns.
 pub async fn list<T>(
     conn: &mut PgConnection,
-    domain: &str,
+    domain: &'static str,
     spec: &ListSpec,
     params: &ListParams,
     codec: &PageTokenCodec,
     tenant_id: Option<i64>,
     scope: Option<Scope<'_>>,
-) -> Result<Page<T>, Status>
+) -> Result<Page<T>, Error>
 where
     T: for<'r> FromRow<'r, PgRow> + Send + Unpin,
 {
-    let invalid = |field: &str, msg: String| {
-        errors::invalid_argument(domain, vec![FieldViolation::new(field, msg)])
-    };
+    let invalid = |field: &str, msg: String| Error::invalid(domain, field, msg);
     let limit = page::page_size(params.page_size).map_err(|m| invalid("page_size", m))?;
     let expr = filter::parse(&params.filter).map_err(|e| invalid("filter", e.to_string()))?;
     if let Some(expr) = &expr {
@@ -160,7 +155,7 @@ where
         Some(cursor)
     };
 
-    let push_where = |qb: &mut QueryBuilder<Postgres>| -> Result<(), Status> {
+    let push_where = |qb: &mut QueryBuilder<Postgres>| -> Result<(), Error> {
         qb.push(" WHERE TRUE");
         if let (true, Some(tenant)) = (spec.tenant_scoped, tenant_id) {
             qb.push(" AND tenant_id = ").push_bind(tenant);
@@ -193,7 +188,7 @@ where
             .build_query_scalar()
             .fetch_one(&mut *conn)
             .await
-            .map_err(|e| db_status(domain, e))?
+            .map_err(|e| Error::from_sqlx(domain, e))?
     };
 
     let mut qb = QueryBuilder::<Postgres>::new("SELECT ");
@@ -230,16 +225,16 @@ where
         .build()
         .fetch_all(&mut *conn)
         .await
-        .map_err(|e| db_status(domain, e))?;
+        .map_err(|e| Error::from_sqlx(domain, e))?;
     let has_more = rows.len() as i64 > limit;
     let mut items = Vec::with_capacity(rows.len().min(limit as usize));
     let mut last_cursor = None;
     for row in rows.into_iter().take(limit as usize) {
         last_cursor = Some(
             row.try_get::<Vec<Option<String>>, _>("__cursor")
-                .map_err(|e| db_status(domain, e))?,
+                .map_err(|e| Error::from_sqlx(domain, e))?,
         );
-        items.push(T::from_row(&row).map_err(|e| db_status(domain, e))?);
+        items.push(T::from_row(&row).map_err(|e| Error::from_sqlx(domain, e))?);
     }
     let next_page_token = match (has_more, last_cursor) {
         (true, Some(cursor)) => codec.encode(&digest, cursor),
@@ -308,13 +303,13 @@ fn push_after(qb: &mut QueryBuilder<Postgres>, term: &OrderTerm, value: &Option<
 /// One page of a List in `tenant_id`'s tenant, read in a transaction of its own.
 pub async fn tenant_page<T>(
     db: &crate::Db,
-    domain: &str,
+    domain: &'static str,
     spec: &ListSpec,
     params: &ListParams,
     codec: &PageTokenCodec,
     tenant_id: i64,
     scope: Option<Scope<'_>>,
-) -> Result<Page<T>, Status>
+) -> Result<Page<T>, Error>
 where
     T: for<'r> FromRow<'r, PgRow> + Send + Unpin,
 {

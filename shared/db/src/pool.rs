@@ -5,9 +5,11 @@ use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgConnection, PgPool, Postgres, Transaction};
-use tonic::Status;
 
-use crate::db_status;
+use crate::error::{Error, Kind};
+
+/// The error domain of failures of the pool itself (no context asked for them).
+const POOL: &str = fusion_proto::errors::PLATFORM_DOMAIN;
 
 /// How to reach PostgreSQL as the application role.
 #[derive(Clone, Debug)]
@@ -64,30 +66,30 @@ impl Db {
     /// tenant's rows until the transaction ends. The setting is transaction-local
     /// (`set_config(..., true)`), so a pooled connection never carries it into the
     /// next request, whether this one commits, rolls back or is dropped.
-    pub async fn begin(&self, tenant_id: i64) -> Result<TenantTx, Status> {
+    pub async fn begin(&self, tenant_id: i64) -> Result<TenantTx, Error> {
         if tenant_id <= 0 {
-            return Err(fusion_proto::errors::unauthenticated(
-                "TENANT_MISSING",
-                "no tenant in the request",
-            ));
+            return Err(Error::new(POOL, Kind::NoTenant));
         }
         let mut tx = self
             .pool
             .begin()
             .await
-            .map_err(|e| db_status("fusion", e))?;
+            .map_err(|e| Error::from_sqlx(POOL, e))?;
         sqlx::query("SELECT set_config('app.tenant_id', $1, true)")
             .bind(tenant_id.to_string())
             .execute(&mut *tx)
             .await
-            .map_err(|e| db_status("fusion", e))?;
+            .map_err(|e| Error::from_sqlx(POOL, e))?;
         Ok(TenantTx { tx, tenant_id })
     }
 
     /// Opens a transaction with no tenant: tenant tables show no rows in it (no policy
     /// means "see everything"); for platform tables (plans, signing keys).
-    pub async fn begin_unscoped(&self) -> Result<Transaction<'static, Postgres>, Status> {
-        self.pool.begin().await.map_err(|e| db_status("fusion", e))
+    pub async fn begin_unscoped(&self) -> Result<Transaction<'static, Postgres>, Error> {
+        self.pool
+            .begin()
+            .await
+            .map_err(|e| Error::from_sqlx(POOL, e))
     }
 
     /// Whether the database answers; used by readiness probes.
@@ -109,14 +111,21 @@ impl TenantTx {
         self.tenant_id
     }
 
-    /// Commits; a failure maps to a gRPC status (serialization → ABORTED, …).
-    pub async fn commit(self) -> Result<(), Status> {
-        self.tx.commit().await.map_err(|e| db_status("fusion", e))
+    /// Commits; a serialization failure is `Kind::Aborted` (retry), a lost connection
+    /// `Kind::Unavailable`.
+    pub async fn commit(self) -> Result<(), Error> {
+        self.tx
+            .commit()
+            .await
+            .map_err(|e| Error::from_sqlx(POOL, e))
     }
 
     /// Rolls back explicitly (dropping does the same).
-    pub async fn rollback(self) -> Result<(), Status> {
-        self.tx.rollback().await.map_err(|e| db_status("fusion", e))
+    pub async fn rollback(self) -> Result<(), Error> {
+        self.tx
+            .rollback()
+            .await
+            .map_err(|e| Error::from_sqlx(POOL, e))
     }
 }
 

@@ -8,11 +8,11 @@
 
 use sqlx::postgres::PgRow;
 use sqlx::{FromRow, PgConnection};
-use tonic::Status;
 
-use fusion_proto::errors::{self, FieldViolation};
+use fusion_proto::errors::FieldViolation;
 
-use crate::{TenantTx, db_status};
+use crate::TenantTx;
+use crate::error::{Error, Kind};
 
 /// Where a resource's rows live and how they are read.
 #[derive(Clone, Copy, Debug)]
@@ -99,26 +99,28 @@ pub fn etag(version: i64) -> String {
 }
 
 /// ABORTED when the caller sent an etag that is no longer current.
-pub fn check_etag(domain: &str, sent: &str, version: i64) -> Result<(), Status> {
+pub fn check_etag(domain: &'static str, sent: &str, version: i64) -> Result<(), Error> {
     if sent.is_empty() || sent == etag(version) {
         Ok(())
     } else {
-        Err(errors::aborted(
+        Err(Error::new(
             domain,
-            "ETAG_MISMATCH",
-            "the resource changed since it was read; get it again",
+            Kind::Aborted {
+                reason: "ETAG_MISMATCH",
+                message: "the resource changed since it was read; get it again".to_owned(),
+            },
         ))
     }
 }
 
 impl Table {
-    fn not_found(&self, id: i64) -> Status {
-        errors::not_found(self.domain, format!("{} {id} not found", self.what))
+    fn not_found(&self, id: i64) -> Error {
+        Error::not_found(self.domain, self.what, id)
     }
 
     /// Reads row `id` as `read` says (NOT_FOUND when missing, another tenant's, or
     /// deleted unless the read takes deleted rows too).
-    pub async fn fetch<T>(&self, conn: &mut PgConnection, id: i64, read: Read) -> Result<T, Status>
+    pub async fn fetch<T>(&self, conn: &mut PgConnection, id: i64, read: Read) -> Result<T, Error>
     where
         T: for<'r> FromRow<'r, PgRow> + Send + Unpin,
     {
@@ -137,12 +139,12 @@ impl Table {
             .bind(id)
             .fetch_optional(conn)
             .await
-            .map_err(|e| db_status(self.domain, e))?
+            .map_err(|e| Error::from_sqlx(self.domain, e))?
             .ok_or_else(|| self.not_found(id))
     }
 
     /// A Get: live row `id` of `tenant_id`, read in its own transaction.
-    pub async fn get<T>(&self, db: &crate::Db, tenant_id: i64, id: i64) -> Result<T, Status>
+    pub async fn get<T>(&self, db: &crate::Db, tenant_id: i64, id: i64) -> Result<T, Error>
     where
         T: for<'r> FromRow<'r, PgRow> + Send + Unpin,
     {
@@ -153,18 +155,32 @@ impl Table {
         Ok(row)
     }
 
-    /// Soft-deletes (AIP-164) or restores row `id` after `guard` approves the row as it
-    /// is, and returns it as it is afterwards. Deleting a deleted row is NOT_FOUND;
-    /// undeleting a live one is ALREADY_EXISTS.
+    /// Soft-deletes (AIP-164) or restores row `id` and returns it as it is afterwards.
+    /// Deleting a deleted row is NOT_FOUND; undeleting a live one is ALREADY_EXISTS.
     pub async fn set_deleted<T>(
         &self,
         tx: &mut TenantTx,
         id: i64,
         change: SoftDelete<'_>,
-        guard: impl FnOnce(&T) -> Result<(), Status>,
-    ) -> Result<T, Status>
+    ) -> Result<T, Error>
     where
         T: for<'r> FromRow<'r, PgRow> + Send + Unpin + Versioned,
+    {
+        self.set_deleted_if(tx, id, change, |_| Ok::<(), Error>(()))
+            .await
+    }
+
+    /// [`Table::set_deleted`] once `guard` approves the row as it is.
+    pub async fn set_deleted_if<T, E>(
+        &self,
+        tx: &mut TenantTx,
+        id: i64,
+        change: SoftDelete<'_>,
+        guard: impl FnOnce(&T) -> Result<(), E>,
+    ) -> Result<T, E>
+    where
+        T: for<'r> FromRow<'r, PgRow> + Send + Unpin + Versioned,
+        E: From<Error>,
     {
         require_id(self.domain, "id", id)?;
         let (delete, etag) = match change {
@@ -178,16 +194,19 @@ impl Table {
         };
         let row: T = self.fetch(tx, id, read.for_update()).await?;
         if !delete && !row.deleted() {
-            return Err(errors::already_exists(
+            return Err(Error::new(
                 self.domain,
-                "NOT_DELETED",
-                format!("{} {id} is not deleted", self.what),
-            ));
+                Kind::AlreadyExists {
+                    reason: "NOT_DELETED",
+                    message: format!("{} {id} is not deleted", self.what),
+                },
+            )
+            .into());
         }
         check_etag(self.domain, etag, row.version())?;
         guard(&row)?;
         crate::soft_delete::set_deleted(tx, self.domain, self.name, id, delete).await?;
-        self.fetch(tx, id, Read::live_or_deleted()).await
+        Ok(self.fetch(tx, id, Read::live_or_deleted()).await?)
     }
 
     /// Refuses to delete row `id` while live rows of `child` (a trusted table) point at
@@ -199,7 +218,7 @@ impl Table {
         child: &'static str,
         column: &'static str,
         children: &str,
-    ) -> Result<(), Status> {
+    ) -> Result<(), Error> {
         let sql = format!(
             "SELECT EXISTS (SELECT 1 FROM {child} WHERE {column} = $1 AND deleted_at IS NULL)"
         );
@@ -207,9 +226,9 @@ impl Table {
             .bind(id)
             .fetch_one(conn)
             .await
-            .map_err(|e| db_status(self.domain, e))?;
+            .map_err(|e| Error::from_sqlx(self.domain, e))?;
         if has {
-            Err(errors::failed_precondition(
+            Err(Error::precondition(
                 self.domain,
                 "HAS_CHILDREN",
                 format!("{} {id} still has {children}; delete them first", self.what),
@@ -220,7 +239,7 @@ impl Table {
     }
 
     /// Inserts a row of the transaction's tenant and returns its id.
-    pub async fn insert(&self, tx: &mut TenantTx, values: Values) -> Result<i64, Status> {
+    pub async fn insert(&self, tx: &mut TenantTx, values: Values) -> Result<i64, Error> {
         insert(tx, self.domain, self.name, values).await
     }
 
@@ -230,7 +249,7 @@ impl Table {
         &self,
         conn: &mut PgConnection,
         values: Values,
-    ) -> Result<i64, Status> {
+    ) -> Result<i64, Error> {
         let mut qb = sqlx::QueryBuilder::<sqlx::Postgres>::new("INSERT INTO ");
         qb.push(self.name).push(" (");
         for (i, (column, _)) in values.iter().enumerate() {
@@ -250,7 +269,7 @@ impl Table {
         qb.build_query_scalar()
             .fetch_one(conn)
             .await
-            .map_err(|e| db_status(self.domain, e))
+            .map_err(|e| Error::from_sqlx(self.domain, e))
     }
 
     /// Sets `values` on row `id`, bumping its version (etag).
@@ -259,7 +278,7 @@ impl Table {
         conn: &mut PgConnection,
         id: i64,
         values: Values,
-    ) -> Result<(), Status> {
+    ) -> Result<(), Error> {
         update(conn, self.domain, self.name, id, values).await
     }
 }
@@ -268,10 +287,10 @@ impl Table {
 /// returns its id.
 pub async fn insert(
     tx: &mut TenantTx,
-    domain: &str,
+    domain: &'static str,
     table: &'static str,
     values: Values,
-) -> Result<i64, Status> {
+) -> Result<i64, Error> {
     let mut qb = sqlx::QueryBuilder::<sqlx::Postgres>::new("INSERT INTO ");
     qb.push(table).push(" (tenant_id");
     for (column, _) in &values {
@@ -286,7 +305,7 @@ pub async fn insert(
     qb.build_query_scalar()
         .fetch_one(&mut **tx)
         .await
-        .map_err(|e| db_status(domain, e))
+        .map_err(|e| Error::from_sqlx(domain, e))
 }
 
 /// Inserts `rows` of the transaction's tenant into `table` (a trusted constant) with
@@ -295,11 +314,11 @@ pub async fn insert(
 /// bind parameters (rows × (columns + 1)).
 pub async fn insert_many(
     tx: &mut TenantTx,
-    domain: &str,
+    domain: &'static str,
     table: &'static str,
     columns: &[&'static str],
     rows: Vec<Vec<Val>>,
-) -> Result<u64, Status> {
+) -> Result<u64, Error> {
     if rows.is_empty() {
         return Ok(0);
     }
@@ -325,18 +344,18 @@ pub async fn insert_many(
         .execute(&mut **tx)
         .await
         .map(|r| r.rows_affected())
-        .map_err(|e| db_status(domain, e))
+        .map_err(|e| Error::from_sqlx(domain, e))
 }
 
 /// Sets `values` on row `id` of `table` (a trusted constant, with `updated_at` and
 /// `version` columns), bumping its version (etag).
 pub async fn update(
     conn: &mut PgConnection,
-    domain: &str,
+    domain: &'static str,
     table: &'static str,
     id: i64,
     values: Values,
-) -> Result<(), Status> {
+) -> Result<(), Error> {
     if values.is_empty() {
         return Ok(());
     }
@@ -351,20 +370,16 @@ pub async fn update(
     qb.build()
         .execute(conn)
         .await
-        .map_err(|e| db_status(domain, e))?;
+        .map_err(|e| Error::from_sqlx(domain, e))?;
     Ok(())
 }
 
 /// INVALID_ARGUMENT unless `id` is a positive id.
-pub fn require_id(domain: &str, field: &str, id: i64) -> Result<(), Status> {
+pub fn require_id(domain: &'static str, field: &str, id: i64) -> Result<(), Error> {
     if id > 0 {
         Ok(())
     } else {
-        Err(errors::invalid_field(
-            domain,
-            field,
-            "must be a positive id",
-        ))
+        Err(Error::invalid(domain, field, "must be a positive id"))
     }
 }
 
@@ -423,11 +438,11 @@ pub type Values = Vec<(&'static str, Val)>;
 /// `convert`, collecting a field violation (`<prefix>.<field>`) for each that fails;
 /// any violation makes the whole call INVALID_ARGUMENT in `domain`.
 pub fn values_of(
-    domain: &str,
+    domain: &'static str,
     prefix: &str,
     fields: &[&str],
     mut convert: impl FnMut(&str) -> Result<Option<(&'static str, Val)>, String>,
-) -> Result<Values, Status> {
+) -> Result<Values, Error> {
     let mut values = Vec::new();
     let mut violations = Vec::new();
     for field in fields {
@@ -443,7 +458,7 @@ pub fn values_of(
     if violations.is_empty() {
         Ok(values)
     } else {
-        Err(errors::invalid_argument(domain, violations))
+        Err(Error::new(domain, Kind::Invalid(violations)))
     }
 }
 
@@ -453,15 +468,15 @@ pub fn values_of(
 /// check and the commit of the row that points at it.
 pub async fn lock_live(
     conn: &mut PgConnection,
-    domain: &str,
+    domain: &'static str,
     table: &'static str,
     id: i64,
-) -> Result<bool, Status> {
+) -> Result<bool, Error> {
     let sql = format!("SELECT id FROM {table} WHERE id = $1 AND deleted_at IS NULL FOR KEY SHARE");
     let found: Option<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
         .bind(id)
         .fetch_optional(conn)
         .await
-        .map_err(|e| db_status(domain, e))?;
+        .map_err(|e| Error::from_sqlx(domain, e))?;
     Ok(found.is_some())
 }

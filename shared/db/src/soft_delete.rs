@@ -87,11 +87,11 @@ pub fn spawn_purge_job(
 /// changes. Runs in the caller's tenant-bound transaction.
 pub async fn set_deleted(
     conn: &mut sqlx::PgConnection,
-    domain: &str,
+    domain: &'static str,
     table: &'static str,
     id: i64,
     deleted: bool,
-) -> Result<(), tonic::Status> {
+) -> Result<(), crate::Error> {
     let deleted_at = if deleted { "now()" } else { "NULL" };
     let sql = format!(
         "UPDATE {table} SET deleted_at = {deleted_at}, updated_at = now(), version = version + 1 WHERE id = $1"
@@ -100,6 +100,6 @@ pub async fn set_deleted(
         .bind(id)
         .execute(conn)
         .await
-        .map_err(|e| crate::db_status(domain, e))?;
+        .map_err(|e| crate::Error::from_sqlx(domain, e))?;
     Ok(())
 }

@@ -30,12 +30,12 @@ impl Api {
 
     /// ABORTED when the caller sent an etag that is no longer current.
     pub fn check_etag(&self, sent: &str, version: i64) -> Result<(), Status> {
-        fusion_db::resource::check_etag(self.domain, sent, version)
+        Ok(fusion_db::resource::check_etag(self.domain, sent, version)?)
     }
 
     /// INVALID_ARGUMENT unless `id` is a positive id.
     pub fn require_id(&self, field: &str, id: i64) -> Result<(), Status> {
-        fusion_db::resource::require_id(self.domain, field, id)
+        Ok(fusion_db::resource::require_id(self.domain, field, id)?)
     }
 
     /// INVALID_ARGUMENT from collected violations, or Ok.

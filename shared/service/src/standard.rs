@@ -62,7 +62,11 @@ impl Kit {
         raw: &str,
         request: &M,
     ) -> Result<Option<RequestKey>, Status> {
-        fusion_db::idempotency::request_key(self.api.domain(), raw, request)
+        Ok(fusion_db::idempotency::request_key(
+            self.api.domain(),
+            raw,
+            request,
+        )?)
     }
 }
 
@@ -231,7 +235,7 @@ pub trait Resource: Sized + Send + Sync + 'static {
 
 /// Reads row `id` of `R` as `how` says.
 async fn read<R: Resource>(tx: &mut TenantTx, id: i64, how: Read) -> Result<R::Row, Status> {
-    R::TABLE.fetch(tx, id, how).await
+    Ok(R::TABLE.fetch(tx, id, how).await?)
 }
 
 /// Create (AIP-133, with AIP-155 request ids): validates the fields, replays an earlier
@@ -377,7 +381,7 @@ pub async fn delete<R: Resource>(
     }
     R::on_delete(&call, &mut tx, &current).await?;
     let row: R::Row = R::TABLE
-        .set_deleted(&mut tx, id, SoftDelete::Delete { etag }, |_| Ok(()))
+        .set_deleted(&mut tx, id, SoftDelete::Delete { etag })
         .await?;
     R::after_write(&call, &mut tx, Change::Deleted, &row).await?;
     tx.commit().await?;
@@ -409,7 +413,7 @@ pub async fn undelete<R: Resource>(
         R::on_undelete(&call, &mut tx, &current).await?;
     }
     let row: R::Row = R::TABLE
-        .set_deleted(&mut tx, id, SoftDelete::Undelete, |_| Ok(()))
+        .set_deleted(&mut tx, id, SoftDelete::Undelete)
         .await?;
     R::after_write(&call, &mut tx, Change::Undeleted, &row).await?;
     tx.commit().await?;

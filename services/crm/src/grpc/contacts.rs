@@ -323,9 +323,7 @@ impl ContactService for ContactApi {
         let r = req.into_inner();
         let mut tx = self.state.db.begin(ctx.tenant_id).await?;
         let row: ContactRow = TABLE
-            .set_deleted(&mut tx, r.id, SoftDelete::Delete { etag: &r.etag }, |_| {
-                Ok(())
-            })
+            .set_deleted(&mut tx, r.id, SoftDelete::Delete { etag: &r.etag })
             .await?;
         tx.commit().await?;
         Ok(Response::new(row.into_pb(&self.state)))
@@ -338,12 +336,10 @@ impl ContactService for ContactApi {
         let ctx = caller(&req)?;
         let id = req.into_inner().id;
         let mut tx = self.state.db.begin(ctx.tenant_id).await?;
-        let row: ContactRow = TABLE
-            .set_deleted(
-                &mut tx,
-                id,
-                SoftDelete::Undelete,
-                |contact: &ContactRow| match contact.merged_into_id {
+        let row: ContactRow =
+            TABLE
+                .set_deleted_if(&mut tx, id, SoftDelete::Undelete, |contact: &ContactRow| {
+                    match contact.merged_into_id {
                     Some(survivor) => Err(API.precondition(
                         "MERGED",
                         format!(
@@ -351,9 +347,9 @@ impl ContactService for ContactApi {
                         ),
                     )),
                     None => Ok(()),
-                },
-            )
-            .await?;
+                }
+                })
+                .await?;
         tx.commit().await?;
         Ok(Response::new(row.into_pb(&self.state)))
     }

@@ -639,9 +639,7 @@ impl DealService for DealApi {
         let r = req.into_inner();
         let mut tx = self.state.db.begin(ctx.tenant_id).await?;
         let row: DealRow = TABLE
-            .set_deleted(&mut tx, r.id, SoftDelete::Delete { etag: &r.etag }, |_| {
-                Ok(())
-            })
+            .set_deleted(&mut tx, r.id, SoftDelete::Delete { etag: &r.etag })
             .await?;
         tx.commit().await?;
         Ok(Response::new(row.into_pb(&self.state)))
@@ -654,9 +652,7 @@ impl DealService for DealApi {
         let ctx = caller(&req)?;
         let id = req.into_inner().id;
         let mut tx = self.state.db.begin(ctx.tenant_id).await?;
-        let row: DealRow = TABLE
-            .set_deleted(&mut tx, id, SoftDelete::Undelete, |_| Ok(()))
-            .await?;
+        let row: DealRow = TABLE.set_deleted(&mut tx, id, SoftDelete::Undelete).await?;
         tx.commit().await?;
         Ok(Response::new(row.into_pb(&self.state)))
     }

@@ -396,9 +396,7 @@ impl LeadService for LeadApi {
         let r = req.into_inner();
         let mut tx = self.state.db.begin(ctx.tenant_id).await?;
         let row: LeadRow = TABLE
-            .set_deleted(&mut tx, r.id, SoftDelete::Delete { etag: &r.etag }, |_| {
-                Ok(())
-            })
+            .set_deleted(&mut tx, r.id, SoftDelete::Delete { etag: &r.etag })
             .await?;
         tx.commit().await?;
         Ok(Response::new(row.into_pb(&self.state)))
@@ -412,7 +410,7 @@ impl LeadService for LeadApi {
         let id = req.into_inner().id;
         let mut tx = self.state.db.begin(ctx.tenant_id).await?;
         let row: LeadRow = TABLE
-            .set_deleted(
+            .set_deleted_if(
                 &mut tx,
                 id,
                 SoftDelete::Undelete,

@@ -201,7 +201,7 @@ pub(crate) fn values_of(
     fields: &[&str],
     convert: impl FnMut(&str) -> Result<Option<(&'static str, Val)>, String>,
 ) -> Result<Values, Status> {
-    resource::values_of(DOMAIN, prefix, fields, convert)
+    resource::values_of(DOMAIN, prefix, fields, convert).map_err(Into::into)
 }
 
 /// Like [`values_of`] for a record with custom fields: `custom_fields` (when named in
@@ -271,6 +271,7 @@ where
         scope,
     )
     .await
+    .map_err(Into::into)
 }
 
 /// Makes sure `tenant` has a pipeline: the first time its statuses or stages are

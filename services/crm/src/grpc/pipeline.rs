@@ -283,7 +283,7 @@ impl PipelineApi {
         if let SoftDelete::Delete { .. } = change {
             refuse_last_open(&mut tx, table, id).await?;
         }
-        let row: R = table.set_deleted(&mut tx, id, change, |_| Ok(())).await?;
+        let row: R = table.set_deleted(&mut tx, id, change).await?;
         tx.commit().await?;
         Ok(row.into())
     }

@@ -224,7 +224,7 @@ pub async fn logout(state: &AppState, token: &str) -> Result<(), Status> {
     if let Some(family) = family {
         revoke_family(&mut tx, family, "logout").await?;
     }
-    tx.commit().await
+    tx.commit().await.map_err(Into::into)
 }
 
 async fn revoke_family(

@@ -196,6 +196,7 @@ impl Resource for Plans {
                 _ => return Ok(None),
             }))
         })
+        .map_err(Into::into)
     }
 }
 

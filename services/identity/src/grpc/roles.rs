@@ -149,6 +149,7 @@ impl Resource for Roles {
                 _ => return Ok(None),
             }))
         })
+        .map_err(Into::into)
     }
 
     async fn on_update(

@@ -219,7 +219,7 @@ impl Resource for Tenants {
     }
 
     fn values(_: &AppState, t: &pb::Tenant, fields: &[&str], _: Method) -> Result<Values, Status> {
-        values_of(DOMAIN, "tenant", fields, |field| value(t, field))
+        values_of(DOMAIN, "tenant", fields, |field| value(t, field)).map_err(Into::into)
     }
 
     async fn on_update(

@@ -208,7 +208,7 @@ impl Resource for Users {
     }
 
     fn values(_: &AppState, u: &pb::User, fields: &[&str], _: Method) -> Result<Values, Status> {
-        values_of(DOMAIN, "user", fields, |field| value(u, field))
+        values_of(DOMAIN, "user", fields, |field| value(u, field)).map_err(Into::into)
     }
 
     /// A deleted user keeps no session.

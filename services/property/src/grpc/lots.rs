@@ -358,7 +358,7 @@ impl LotApi {
             super::refuse_live_media(&mut tx, "lot", id).await?;
         }
         let row: LotRow = TABLE
-            .set_deleted(&mut tx, id, change, |lot: &LotRow| match lot.status() {
+            .set_deleted_if(&mut tx, id, change, |lot: &LotRow| match lot.status() {
                 LotStatus::Available | LotStatus::Hold | LotStatus::Withdrawn => Ok(()),
                 sold => Err(API.precondition(
                     "LOT_SOLD",

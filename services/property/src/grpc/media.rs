@@ -678,9 +678,7 @@ impl MediaService for MediaApi {
         let mut tx = self.state.db.begin(ctx.tenant_id).await?;
         // The object stays until the purge job removes the row and it together.
         let row: MediaRow = TABLE
-            .set_deleted(&mut tx, r.id, SoftDelete::Delete { etag: &r.etag }, |_| {
-                Ok(())
-            })
+            .set_deleted(&mut tx, r.id, SoftDelete::Delete { etag: &r.etag })
             .await?;
         tx.commit().await?;
         Ok(Response::new(row.into_pb(&self.state)))
@@ -705,9 +703,7 @@ impl MediaService for MediaApi {
                 ),
             ));
         }
-        let row: MediaRow = TABLE
-            .set_deleted(&mut tx, id, SoftDelete::Undelete, |_| Ok(()))
-            .await?;
+        let row: MediaRow = TABLE.set_deleted(&mut tx, id, SoftDelete::Undelete).await?;
         tx.commit().await?;
         Ok(Response::new(row.into_pb(&self.state)))
     }

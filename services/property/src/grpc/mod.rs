@@ -150,7 +150,9 @@ pub(crate) async fn insert_row(
     table: &'static str,
     values: Values,
 ) -> Result<i64, Status> {
-    resource::insert(tx, DOMAIN, table, values).await
+    resource::insert(tx, DOMAIN, table, values)
+        .await
+        .map_err(Into::into)
 }
 
 /// Sets `values` on row `id` of `table`, bumping its version (etag).
@@ -160,7 +162,9 @@ pub(crate) async fn update_row(
     id: i64,
     values: Values,
 ) -> Result<(), Status> {
-    resource::update(conn, DOMAIN, table, id, values).await
+    resource::update(conn, DOMAIN, table, id, values)
+        .await
+        .map_err(Into::into)
 }
 
 /// Converts the fields of a resource named in `fields` into column values with
@@ -170,7 +174,7 @@ pub(crate) fn values_of(
     fields: &[&str],
     convert: impl FnMut(&str) -> Result<Option<(&'static str, Val)>, String>,
 ) -> Result<Values, Status> {
-    resource::values_of(DOMAIN, prefix, fields, convert)
+    resource::values_of(DOMAIN, prefix, fields, convert).map_err(Into::into)
 }
 
 /// Whether row `id` of `table` is live, key-share locking it for the rest of the
@@ -180,7 +184,9 @@ pub(crate) async fn lock_live(
     table: &'static str,
     id: i64,
 ) -> Result<bool, Status> {
-    resource::lock_live(conn, DOMAIN, table, id).await
+    resource::lock_live(conn, DOMAIN, table, id)
+        .await
+        .map_err(Into::into)
 }
 
 /// A List: one page of `spec` in the caller's tenant (within `scope`), read in its own
@@ -205,4 +211,5 @@ where
         scope,
     )
     .await
+    .map_err(Into::into)
 }

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use sqlx::{Connection, PgConnection};
-use tonic::Code;
+use tonic::{Code, Status};
 
 use fusion_db::filter::{FieldKind, FieldSpec};
 use fusion_db::list::{ListParams, ListSpec, list};
@@ -177,11 +177,11 @@ async fn database_errors_map_to_canonical_codes_without_sql() {
         Code::FailedPrecondition
     );
     // The only connection is taken: the next request waits, then gets UNAVAILABLE.
-    let status = pool.begin(2).await.unwrap_err();
+    let status = Status::from(pool.begin(2).await.unwrap_err());
     assert_eq!(status.code(), Code::Unavailable);
     drop(tx);
     assert_eq!(
-        pool.begin(0).await.unwrap_err().code(),
+        Status::from(pool.begin(0).await.unwrap_err()).code(),
         Code::Unauthenticated,
         "no tenant, no unit of work"
     );
@@ -343,9 +343,10 @@ async fn page_tokens_are_bound_to_their_query_and_tamper_evident() {
         filter: "rank > 0".into(),
         ..Default::default()
     };
-    let status = list::<Item>(&mut tx, "t", &SPEC, &reuse, &codec, Some(1), None)
+    let status: Status = list::<Item>(&mut tx, "t", &SPEC, &reuse, &codec, Some(1), None)
         .await
-        .unwrap_err();
+        .unwrap_err()
+        .into();
     assert_eq!(status.code(), Code::InvalidArgument);
     let mut tampered = first.next_page_token.clone();
     tampered.insert(3, 'x');
@@ -355,19 +356,22 @@ async fn page_tokens_are_bound_to_their_query_and_tamper_evident() {
         ..Default::default()
     };
     assert_eq!(
-        list::<Item>(&mut tx, "t", &SPEC, &forged, &codec, Some(1), None)
-            .await
-            .unwrap_err()
-            .code(),
+        Status::from(
+            list::<Item>(&mut tx, "t", &SPEC, &forged, &codec, Some(1), None)
+                .await
+                .unwrap_err()
+        )
+        .code(),
         Code::InvalidArgument
     );
     let bad_filter = ListParams {
         filter: "rank = \"high\"".into(),
         ..Default::default()
     };
-    let status = list::<Item>(&mut tx, "t", &SPEC, &bad_filter, &codec, Some(1), None)
+    let status: Status = list::<Item>(&mut tx, "t", &SPEC, &bad_filter, &codec, Some(1), None)
         .await
-        .unwrap_err();
+        .unwrap_err()
+        .into();
     assert!(status.message().contains("position 7"), "{status:?}");
 }
 
@@ -484,9 +488,11 @@ async fn a_request_id_sent_with_another_request_is_refused_not_replayed() {
     .unwrap();
     tx.commit().await.unwrap();
     let mut tx = pool.begin(1).await.unwrap();
-    let refused = idempotency::lookup(&mut tx, "t", "app.idempotency_keys", 1, "Create", &other)
-        .await
-        .unwrap_err();
+    let refused: Status =
+        idempotency::lookup(&mut tx, "t", "app.idempotency_keys", 1, "Create", &other)
+            .await
+            .unwrap_err()
+            .into();
     assert_eq!(refused.code(), tonic::Code::InvalidArgument);
     assert_eq!(
         fusion_testkit::violated_fields(&refused),
