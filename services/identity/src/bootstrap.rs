@@ -7,33 +7,34 @@
 use tonic::Status;
 
 use fusion_db::{Db, db_status};
+use fusion_proto::errors;
 
 use crate::DOMAIN;
+use crate::auth::password::hash_password;
 use crate::domain::permissions::{
     BuiltInRole, PLATFORM_ADMIN_ROLE, PLATFORM_PERMISSIONS, PLATFORM_TENANT_SLUG,
     tenant_permissions,
 };
-use crate::grpc::{NewAdmin, NewTenant, create_tenant_with_admin};
+use crate::store::tenants::{NewAdmin, NewTenant, create_with_admin, lock_seeding_and_find};
 
-/// Serialises seeding across processes for the rest of the transaction, then looks
-/// the tenant up by slug.
-async fn lock_and_find(conn: &mut sqlx::PgConnection, slug: &str) -> Result<Option<i64>, Status> {
-    sqlx::query("SELECT pg_advisory_xact_lock(7317003)")
-        .execute(&mut *conn)
-        .await
-        .map_err(|e| db_status(DOMAIN, e))?;
-    sqlx::query_scalar("SELECT id FROM identity.tenants WHERE slug = $1")
-        .bind(slug)
-        .fetch_optional(conn)
-        .await
-        .map_err(|e| db_status(DOMAIN, e))
+/// The first admin of a tenant being created, with `password` hashed.
+pub(crate) fn first_admin(name: String, email: &str, password: &str) -> Result<NewAdmin, Status> {
+    let password_hash = hash_password(password).map_err(|e| {
+        tracing::error!(error = %e, "hashing a password failed");
+        errors::internal(DOMAIN)
+    })?;
+    Ok(NewAdmin {
+        name,
+        email: email.to_owned(),
+        password_hash,
+    })
 }
 
 /// The platform tenant's id, creating it with `email`/`password` as its operator if
 /// it does not exist yet. An existing platform tenant is left as it is.
 pub async fn ensure_platform(db: &Db, email: &str, password: &str) -> Result<i64, Status> {
     let mut tx = db.begin_unscoped().await?;
-    if let Some(id) = lock_and_find(&mut tx, PLATFORM_TENANT_SLUG).await? {
+    if let Some(id) = lock_seeding_and_find(&mut tx, PLATFORM_TENANT_SLUG).await? {
         return Ok(id);
     }
     let mut permissions: Vec<String> = PLATFORM_PERMISSIONS
@@ -46,7 +47,7 @@ pub async fn ensure_platform(db: &Db, email: &str, password: &str) -> Result<i64
         description: "Operates the platform: creates tenants, manages plans and signing keys.",
         permissions,
     };
-    let id = create_tenant_with_admin(
+    let id = create_with_admin(
         &mut tx,
         &NewTenant {
             name: "Fusion platform".to_owned(),
@@ -57,11 +58,7 @@ pub async fn ensure_platform(db: &Db, email: &str, password: &str) -> Result<i64
             subscription_status: "active".to_owned(),
             trial_ends_at: None,
         },
-        &NewAdmin {
-            name: "Platform operator".to_owned(),
-            email: email.to_owned(),
-            password: password.to_owned(),
-        },
+        &first_admin("Platform operator".to_owned(), email, password)?,
         &[platform_role],
     )
     .await?;
@@ -80,10 +77,10 @@ pub async fn ensure_tenant(
     admin_password: &str,
 ) -> Result<i64, Status> {
     let mut tx = db.begin_unscoped().await?;
-    if let Some(id) = lock_and_find(&mut tx, slug).await? {
+    if let Some(id) = lock_seeding_and_find(&mut tx, slug).await? {
         return Ok(id);
     }
-    let id = create_tenant_with_admin(
+    let id = create_with_admin(
         &mut tx,
         &NewTenant {
             name: name.to_owned(),
@@ -94,11 +91,7 @@ pub async fn ensure_tenant(
             subscription_status: "trial".to_owned(),
             trial_ends_at: None,
         },
-        &NewAdmin {
-            name: format!("{name} admin"),
-            email: admin_email.to_owned(),
-            password: admin_password.to_owned(),
-        },
+        &first_admin(format!("{name} admin"), admin_email, admin_password)?,
         &[],
     )
     .await?;

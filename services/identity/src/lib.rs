@@ -3,8 +3,9 @@
 //!
 //! Shape: [`Application::build`] wires the database, the signing keys and the gRPC
 //! services into a [`fusion_service::Server`]; `main.rs` only reads configuration.
-//! Proto types stop at [`grpc`]; [`domain`] holds the rules; SQL lives beside each
-//! resource's handlers in [`grpc`] through the shared `fusion-db` unit of work.
+//! Proto types stop at [`grpc`]; [`domain`] holds the rules; `store` owns the SQL,
+//! run through the shared `fusion-db` unit of work. Modules depend downward only:
+//! `grpc` → `auth`, `store`, `domain`; `store` → `domain`.
 
 pub mod auth;
 pub mod bootstrap;
@@ -12,6 +13,7 @@ pub mod config;
 pub mod domain;
 pub mod grpc;
 mod state;
+mod store;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

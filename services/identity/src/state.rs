@@ -3,11 +3,13 @@
 use std::sync::Arc;
 
 use fusion_db::Db;
+use fusion_db::idempotency::RequestIds;
 use fusion_db::page::PageTokenCodec;
+use fusion_service::api::Api;
 use fusion_service::standard::Kit;
 
-use crate::IdentityConfig;
 use crate::auth::keys::KeyRing;
+use crate::{DOMAIN, IdentityConfig};
 
 /// Database, configuration, signing keys and the page-token codec.
 #[derive(Clone, Debug)]
@@ -32,8 +34,8 @@ impl AppState {
         let kit = Kit {
             db: db.clone(),
             pages: pages.clone(),
-            api: crate::grpc::API,
-            request_ids: crate::grpc::REQUEST_IDS,
+            api: Api::new(DOMAIN),
+            request_ids: RequestIds::new(DOMAIN, "identity.idempotency_keys"),
             retention: config.purge_retention,
         };
         Self {

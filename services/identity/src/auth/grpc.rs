@@ -1,15 +1,14 @@
 //! `fusion.identity.v1.AuthService`.
 
-use sqlx::Row;
 use tonic::{Request, Response, Status};
 
-use fusion_db::db_status;
 use fusion_proto::errors::{self, FieldViolation};
 use fusion_proto::identity::v1 as pb;
 use fusion_proto::identity::v1::auth_service_server::AuthService;
 
 use crate::auth::{password, throttle, tokens};
 use crate::domain::validate::NAME_MAX;
+use crate::store::logins;
 use crate::{AppState, DOMAIN};
 
 /// The AuthService implementation.
@@ -87,38 +86,25 @@ impl AuthService for AuthApi {
         let (account, source_key) = (throttle::account_key(&email), throttle::source_key(&source));
         throttle::check(db, &[account.clone(), source_key.clone()]).await?;
 
-        let found = sqlx::query(
-            "SELECT tenant_id, user_id, password_hash, active FROM identity.find_login($1)",
-        )
-        .bind(email.trim())
-        .fetch_optional(db.pool())
-        .await
-        .map_err(|e| db_status(DOMAIN, e))?;
+        let found = logins::find(db, email.trim()).await?;
         // Hash work is done on every path so an unknown email costs what a wrong
         // password costs.
         let verified = match &found {
-            Some(row) => {
-                let hash: String = row.get("password_hash");
-                password::verify_password(&hash, &pw) && row.get::<bool, _>("active")
-            }
+            Some(login) => password::verify_password(&login.password_hash, &pw) && login.active,
             None => {
                 password::verify_against_dummy(&pw);
                 false
             }
         };
-        let Some(row) = found.filter(|_| verified) else {
+        let Some(login) = found.filter(|_| verified) else {
             throttle::record_failure(db, cfg, &account, cfg.max_failures_per_account).await?;
             throttle::record_failure(db, cfg, &source_key, cfg.max_failures_per_source).await?;
             return Err(invalid_credentials());
         };
         throttle::reset(db, &account).await?;
-        let (tenant_id, user_id): (i64, i64) = (row.get("tenant_id"), row.get("user_id"));
+        let (tenant_id, user_id) = (login.tenant_id, login.user_id);
         let mut tx = db.begin(tenant_id).await?;
-        sqlx::query("UPDATE identity.users SET last_login_at = now() WHERE id = $1")
-            .bind(user_id)
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| db_status(DOMAIN, e))?;
+        logins::record(&mut tx, user_id).await?;
         let issued = tokens::issue(
             &self.state,
             &mut tx,

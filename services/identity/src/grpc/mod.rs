@@ -1,5 +1,6 @@
-//! The gRPC surface of identity: one module per service, the method policy, and the
-//! conversions every handler shares. Proto types stop here.
+//! The gRPC surface of identity: one module per service and the method policy. Proto
+//! types stop here; the flows of the standard methods are the kit's
+//! (`fusion_service::standard`), the SQL is `crate::store`'s.
 
 mod plans;
 mod roles;
@@ -7,25 +8,18 @@ mod tenants;
 mod users;
 
 use tonic::service::Routes;
-use tonic::{Request, Status};
 
-use fusion_db::idempotency;
-use fusion_service::api::Api;
+use fusion_db::resource::Val;
 
 use fusion_proto::identity::v1::{
     auth_service_server::AuthServiceServer, plan_service_server::PlanServiceServer,
     role_service_server::RoleServiceServer, tenant_service_server::TenantServiceServer,
     user_service_server::UserServiceServer,
 };
-pub(crate) use fusion_service::api::{
-    check, etag, json_to_struct, opt_ts, struct_to_json, total, ts,
-};
-use fusion_tenancy::{MethodPolicy, PUBLIC_METHODS, TenantContext};
+use fusion_tenancy::{MethodPolicy, PUBLIC_METHODS};
 
+use crate::AppState;
 use crate::auth::grpc::AuthApi;
-use crate::{AppState, DOMAIN};
-
-pub(crate) use tenants::{NewAdmin, NewTenant, create_tenant_with_admin};
 
 /// Every identity service, ready to serve.
 pub fn routes(state: &AppState) -> Routes {
@@ -114,19 +108,7 @@ pub fn policy() -> MethodPolicy {
     policy
 }
 
-/// The verified caller.
-pub(crate) fn caller<T>(req: &Request<T>) -> Result<TenantContext, Status> {
-    TenantContext::from_request(req)
-}
-
-/// Errors and checks in identity's domain.
-pub(crate) const API: Api = Api::new(DOMAIN);
-
-/// Identity's request ids (AIP-155), kept in the kit (`AppState::kit`).
-pub(crate) const REQUEST_IDS: idempotency::RequestIds =
-    idempotency::RequestIds::new(DOMAIN, "identity.idempotency_keys");
-
 /// Text stored as sent (untrimmed), an empty string as NULL.
-pub(crate) fn opt_text(s: &str) -> fusion_db::resource::Val {
-    fusion_db::resource::Val::Text(Some(s.to_owned()).filter(|s| !s.is_empty()))
+fn opt_text(s: &str) -> Val {
+    Val::Text(Some(s.to_owned()).filter(|s| !s.is_empty()))
 }

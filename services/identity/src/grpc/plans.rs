@@ -1,49 +1,20 @@
 //! `fusion.identity.v1.PlanService`: the platform's plan catalogue.
 
-use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use tonic::{Request, Response, Status};
 
-use fusion_db::filter::{FieldKind, FieldSpec};
 use fusion_db::list::{ListParams, ListSpec};
 use fusion_db::resource::{Table, Val, Values, values_of};
 use fusion_proto::identity::v1 as pb;
 use fusion_proto::identity::v1::plan_service_server::PlanService;
-use fusion_service::api::populated;
+use fusion_service::api::{etag, opt_ts, populated, total, ts};
 use fusion_service::standard::{self, Kit, Method, Resource};
+use fusion_tenancy::TenantContext;
 
-use super::{caller, etag, opt_text, opt_ts, total, ts};
+use super::opt_text;
 use crate::domain::validate;
+use crate::store::plans::{LIST, PlanRow, TABLE};
 use crate::{AppState, DOMAIN};
-
-const TABLE: Table = Table {
-    domain: DOMAIN,
-    name: "identity.plans",
-    select: "id, code, name, description, price_monthly, currency, max_users, features, active, version, \
-             created_at, updated_at, deleted_at",
-    what: "plan",
-};
-
-const FIELDS: &[FieldSpec] = &[
-    FieldSpec::new("code", "code", FieldKind::Text),
-    FieldSpec::new("name", "name", FieldKind::Text),
-    FieldSpec::new("currency", "currency", FieldKind::Text),
-    FieldSpec::new("price_monthly", "price_monthly", FieldKind::Decimal),
-    FieldSpec::new("max_users", "max_users", FieldKind::Int),
-    FieldSpec::new("active", "active", FieldKind::Bool),
-    FieldSpec::new("create_time", "created_at", FieldKind::Timestamp),
-];
-
-/// The catalogue is the platform's, not a tenant's: every caller lists the same plans.
-const LIST: ListSpec = ListSpec {
-    table: TABLE.name,
-    select: TABLE.select,
-    fields: FIELDS,
-    order_fields: &["code", "name", "price_monthly", "create_time"],
-    default_order: "code",
-    soft_delete: true,
-    tenant_scoped: false,
-};
 
 const MUTABLE: &[&str] = &[
     "name",
@@ -66,25 +37,6 @@ const CREATE: &[&str] = &[
     "features",
     "active",
 ];
-
-#[derive(sqlx::FromRow)]
-struct PlanRow {
-    id: i64,
-    code: String,
-    name: String,
-    description: Option<String>,
-    price_monthly: Decimal,
-    currency: String,
-    max_users: i32,
-    features: Vec<String>,
-    active: bool,
-    version: i64,
-    created_at: DateTime<Utc>,
-    updated_at: DateTime<Utc>,
-    deleted_at: Option<DateTime<Utc>>,
-}
-
-fusion_db::versioned!(PlanRow);
 
 /// A money amount: a non-negative decimal with at most two places that fits NUMERIC(12,2).
 fn price(raw: &str) -> Result<Decimal, String> {
@@ -218,7 +170,7 @@ impl PlanService for PlanApi {
         &self,
         req: Request<pb::CreatePlanRequest>,
     ) -> Result<Response<pb::Plan>, Status> {
-        let ctx = caller(&req)?;
+        let ctx = TenantContext::from_request(&req)?;
         let body = req.into_inner();
         let key = self.state.kit.request_key(&body.request_id, &body)?;
         let plan = body.plan.unwrap_or_default();
@@ -230,7 +182,7 @@ impl PlanService for PlanApi {
         &self,
         req: Request<pb::GetPlanRequest>,
     ) -> Result<Response<pb::Plan>, Status> {
-        let ctx = caller(&req)?;
+        let ctx = TenantContext::from_request(&req)?;
         let id = req.into_inner().id;
         let plan = standard::get::<Plans>(&self.state, &ctx, id);
         Ok(Response::new(plan.await?))
@@ -240,7 +192,7 @@ impl PlanService for PlanApi {
         &self,
         req: Request<pb::ListPlansRequest>,
     ) -> Result<Response<pb::ListPlansResponse>, Status> {
-        let ctx = caller(&req)?;
+        let ctx = TenantContext::from_request(&req)?;
         let r = req.into_inner();
         let params = ListParams::new(
             r.page_size,
@@ -261,7 +213,7 @@ impl PlanService for PlanApi {
         &self,
         req: Request<pb::UpdatePlanRequest>,
     ) -> Result<Response<pb::Plan>, Status> {
-        let ctx = caller(&req)?;
+        let ctx = TenantContext::from_request(&req)?;
         let body = req.into_inner();
         let plan = body.plan.unwrap_or_default();
         let updated = standard::update::<Plans>(&self.state, &ctx, plan, body.update_mask);
@@ -272,7 +224,7 @@ impl PlanService for PlanApi {
         &self,
         req: Request<pb::DeletePlanRequest>,
     ) -> Result<Response<pb::Plan>, Status> {
-        let ctx = caller(&req)?;
+        let ctx = TenantContext::from_request(&req)?;
         let r = req.into_inner();
         let deleted = standard::delete::<Plans>(&self.state, &ctx, r.id, &r.etag);
         Ok(Response::new(deleted.await?))
@@ -282,7 +234,7 @@ impl PlanService for PlanApi {
         &self,
         req: Request<pb::UndeletePlanRequest>,
     ) -> Result<Response<pb::Plan>, Status> {
-        let ctx = caller(&req)?;
+        let ctx = TenantContext::from_request(&req)?;
         let id = req.into_inner().id;
         let restored = standard::undelete::<Plans>(&self.state, &ctx, id);
         Ok(Response::new(restored.await?))

@@ -1,66 +1,26 @@
 //! `fusion.identity.v1.RoleService`: built-in and custom roles, and who holds them.
 
-use chrono::{DateTime, Utc};
-use sqlx::PgConnection;
 use tonic::{Request, Response, Status};
 
 use fusion_db::TenantTx;
-use fusion_db::db_status;
-use fusion_db::filter::{FieldKind, FieldSpec};
 use fusion_db::list::{ListParams, ListSpec};
 use fusion_db::resource::Read;
 use fusion_db::resource::{Table, Val, Values, values_of};
 use fusion_proto::errors;
 use fusion_proto::identity::v1 as pb;
 use fusion_proto::identity::v1::role_service_server::RoleService;
-use fusion_service::api::populated;
+use fusion_service::api::{Api, etag, opt_ts, populated, total, ts};
 use fusion_service::standard::{self, Call, Kit, Method, Resource};
+use fusion_tenancy::TenantContext;
 
-use super::{API, caller, etag, opt_text, opt_ts, total, ts};
+use super::opt_text;
 use crate::domain::permissions::{PLATFORM_ADMIN_ROLE, is_tenant_permission, tenant_permissions};
 use crate::domain::validate;
+use crate::store;
+use crate::store::roles::{LIST, RoleRow, TABLE};
 use crate::{AppState, DOMAIN};
 
-const TABLE: Table = Table {
-    domain: DOMAIN,
-    name: "identity.roles",
-    select: "id, tenant_id, name, description, permissions, built_in, version, created_at, updated_at, deleted_at",
-    what: "role",
-};
-
-const FIELDS: &[FieldSpec] = &[
-    FieldSpec::new("name", "name", FieldKind::Text),
-    FieldSpec::new("built_in", "built_in", FieldKind::Bool),
-    FieldSpec::new("create_time", "created_at", FieldKind::Timestamp),
-];
-
-const LIST: ListSpec = ListSpec {
-    table: TABLE.name,
-    select: TABLE.select,
-    fields: FIELDS,
-    order_fields: &["name", "create_time"],
-    default_order: "name",
-    soft_delete: true,
-    tenant_scoped: true,
-};
-
 const MUTABLE: &[&str] = &["name", "description", "permissions"];
-
-#[derive(sqlx::FromRow)]
-struct RoleRow {
-    id: i64,
-    tenant_id: i64,
-    name: String,
-    description: Option<String>,
-    permissions: Vec<String>,
-    built_in: bool,
-    version: i64,
-    created_at: DateTime<Utc>,
-    updated_at: DateTime<Utc>,
-    deleted_at: Option<DateTime<Utc>>,
-}
-
-fusion_db::versioned!(RoleRow);
 
 /// Sorted, de-duplicated permissions, or a description naming the unknown ones.
 fn permissions(requested: &[String]) -> Result<Vec<String>, String> {
@@ -184,29 +144,12 @@ impl Resource for Roles {
     // ALREADY_EXISTS.
 }
 
-async fn user_roles(conn: &mut PgConnection, user_id: i64) -> Result<Vec<String>, Status> {
-    sqlx::query_scalar(
-        "SELECT r.name FROM identity.role_user ru JOIN identity.roles r ON r.tenant_id = ru.tenant_id AND r.id = ru.role_id
-         WHERE ru.user_id = $1 AND r.deleted_at IS NULL ORDER BY r.name",
-    )
-    .bind(user_id)
-    .fetch_all(conn)
-    .await
-    .map_err(|e| db_status(DOMAIN, e))
-}
-
-async fn live_user(conn: &mut PgConnection, user_id: i64) -> Result<(), Status> {
-    let exists: bool = sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM identity.users WHERE id = $1 AND deleted_at IS NULL)",
-    )
-    .bind(user_id)
-    .fetch_one(conn)
-    .await
-    .map_err(|e| db_status(DOMAIN, e))?;
-    if exists {
+/// NOT_FOUND unless user `user_id` is live in the transaction's tenant.
+async fn live_user(api: &Api, tx: &mut TenantTx, user_id: i64) -> Result<(), Status> {
+    if store::users::is_live(tx, user_id).await? {
         Ok(())
     } else {
-        Err(API.not_found("user", user_id))
+        Err(api.not_found("user", user_id))
     }
 }
 
@@ -228,7 +171,7 @@ impl RoleService for RoleApi {
         &self,
         req: Request<pb::CreateRoleRequest>,
     ) -> Result<Response<pb::Role>, Status> {
-        let ctx = caller(&req)?;
+        let ctx = TenantContext::from_request(&req)?;
         let body = req.into_inner();
         let key = self.state.kit.request_key(&body.request_id, &body)?;
         let role = body.role.unwrap_or_default();
@@ -240,7 +183,7 @@ impl RoleService for RoleApi {
         &self,
         req: Request<pb::GetRoleRequest>,
     ) -> Result<Response<pb::Role>, Status> {
-        let ctx = caller(&req)?;
+        let ctx = TenantContext::from_request(&req)?;
         let id = req.into_inner().id;
         let role = standard::get::<Roles>(&self.state, &ctx, id);
         Ok(Response::new(role.await?))
@@ -250,7 +193,7 @@ impl RoleService for RoleApi {
         &self,
         req: Request<pb::ListRolesRequest>,
     ) -> Result<Response<pb::ListRolesResponse>, Status> {
-        let ctx = caller(&req)?;
+        let ctx = TenantContext::from_request(&req)?;
         let r = req.into_inner();
         let params = ListParams::new(
             r.page_size,
@@ -271,7 +214,7 @@ impl RoleService for RoleApi {
         &self,
         req: Request<pb::UpdateRoleRequest>,
     ) -> Result<Response<pb::Role>, Status> {
-        let ctx = caller(&req)?;
+        let ctx = TenantContext::from_request(&req)?;
         let body = req.into_inner();
         let role = body.role.unwrap_or_default();
         let updated = standard::update::<Roles>(&self.state, &ctx, role, body.update_mask);
@@ -282,7 +225,7 @@ impl RoleService for RoleApi {
         &self,
         req: Request<pb::DeleteRoleRequest>,
     ) -> Result<Response<pb::Role>, Status> {
-        let ctx = caller(&req)?;
+        let ctx = TenantContext::from_request(&req)?;
         let r = req.into_inner();
         let deleted = standard::delete::<Roles>(&self.state, &ctx, r.id, &r.etag);
         Ok(Response::new(deleted.await?))
@@ -292,7 +235,7 @@ impl RoleService for RoleApi {
         &self,
         req: Request<pb::UndeleteRoleRequest>,
     ) -> Result<Response<pb::Role>, Status> {
-        let ctx = caller(&req)?;
+        let ctx = TenantContext::from_request(&req)?;
         let id = req.into_inner().id;
         let restored = standard::undelete::<Roles>(&self.state, &ctx, id);
         Ok(Response::new(restored.await?))
@@ -302,10 +245,11 @@ impl RoleService for RoleApi {
         &self,
         req: Request<pb::AssignRoleRequest>,
     ) -> Result<Response<pb::AssignRoleResponse>, Status> {
-        let ctx = caller(&req)?;
+        let ctx = TenantContext::from_request(&req)?;
         let body = req.into_inner();
-        API.require_id("role_id", body.role_id)?;
-        API.require_id("user_id", body.user_id)?;
+        let api = &self.state.kit.api;
+        api.require_id("role_id", body.role_id)?;
+        api.require_id("user_id", body.user_id)?;
         let mut tx = self.state.db.begin(ctx.tenant_id).await?;
         let role: RoleRow = TABLE.fetch(&mut tx, body.role_id, Read::live()).await?;
         if role.name == PLATFORM_ADMIN_ROLE {
@@ -315,17 +259,9 @@ impl RoleService for RoleApi {
                 "the platform role is assigned by bootstrap only",
             ));
         }
-        live_user(&mut tx, body.user_id).await?;
-        sqlx::query(
-            "INSERT INTO identity.role_user (tenant_id, role_id, user_id) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
-        )
-        .bind(ctx.tenant_id)
-        .bind(body.role_id)
-        .bind(body.user_id)
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| db_status(DOMAIN, e))?;
-        let roles = user_roles(&mut tx, body.user_id).await?;
+        live_user(api, &mut tx, body.user_id).await?;
+        store::roles::assign(&mut tx, ctx.tenant_id, body.role_id, body.user_id).await?;
+        let roles = store::roles::held_by(&mut tx, body.user_id).await?;
         tx.commit().await?;
         Ok(Response::new(pb::AssignRoleResponse { roles }))
     }
@@ -334,38 +270,24 @@ impl RoleService for RoleApi {
         &self,
         req: Request<pb::UnassignRoleRequest>,
     ) -> Result<Response<pb::UnassignRoleResponse>, Status> {
-        let ctx = caller(&req)?;
+        let ctx = TenantContext::from_request(&req)?;
         let body = req.into_inner();
-        API.require_id("role_id", body.role_id)?;
-        API.require_id("user_id", body.user_id)?;
+        let api = &self.state.kit.api;
+        api.require_id("role_id", body.role_id)?;
+        api.require_id("user_id", body.user_id)?;
         let mut tx = self.state.db.begin(ctx.tenant_id).await?;
         let role: RoleRow = TABLE.fetch(&mut tx, body.role_id, Read::live()).await?;
-        live_user(&mut tx, body.user_id).await?;
-        sqlx::query("DELETE FROM identity.role_user WHERE role_id = $1 AND user_id = $2")
-            .bind(body.role_id)
-            .bind(body.user_id)
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| db_status(DOMAIN, e))?;
-        if role.name == "admin" {
-            // A tenant must keep someone who can administer it.
-            let admins: i64 = sqlx::query_scalar(
-                "SELECT count(*) FROM identity.role_user ru JOIN identity.users u ON u.tenant_id = ru.tenant_id AND u.id = ru.user_id
-                 WHERE ru.role_id = $1 AND u.deleted_at IS NULL AND u.active",
-            )
-            .bind(body.role_id)
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(|e| db_status(DOMAIN, e))?;
-            if admins == 0 {
-                return Err(errors::failed_precondition(
-                    DOMAIN,
-                    "LAST_ADMIN",
-                    "the tenant's last active admin keeps the admin role",
-                ));
-            }
+        live_user(api, &mut tx, body.user_id).await?;
+        store::roles::unassign(&mut tx, body.role_id, body.user_id).await?;
+        // A tenant must keep someone who can administer it.
+        if role.name == "admin" && store::roles::active_holders(&mut tx, body.role_id).await? == 0 {
+            return Err(errors::failed_precondition(
+                DOMAIN,
+                "LAST_ADMIN",
+                "the tenant's last active admin keeps the admin role",
+            ));
         }
-        let roles = user_roles(&mut tx, body.user_id).await?;
+        let roles = store::roles::held_by(&mut tx, body.user_id).await?;
         tx.commit().await?;
         Ok(Response::new(pb::UnassignRoleResponse { roles }))
     }

@@ -3,64 +3,31 @@
 //! `tenants` is a platform table (a tenant's row is its own id, there is no
 //! `tenant_id` column to police with row-level security), so this module is where the
 //! scoping rule lives: without a platform permission a caller sees and changes only
-//! its own tenant, and any other id is NOT_FOUND.
+//! its own tenant, and any other id is NOT_FOUND (GetTenant in its handler, UpdateTenant
+//! in the `on_update` hook).
 
-use chrono::{DateTime, Utc};
-use sqlx::PgConnection;
+use chrono::DateTime;
 use tonic::{Request, Response, Status};
 
 use fusion_db::TenantTx;
-use fusion_db::db_status;
-use fusion_db::filter::{FieldKind, FieldSpec};
 use fusion_db::list::{ListParams, ListSpec};
 use fusion_db::resource::Read;
 use fusion_db::resource::{Table, Val, Values, values_of};
 use fusion_proto::errors::{self, FieldViolation};
 use fusion_proto::identity::v1 as pb;
 use fusion_proto::identity::v1::tenant_service_server::TenantService;
-use fusion_service::api::populated;
+use fusion_service::api::{
+    check, etag, json_to_struct, opt_ts, populated, struct_to_json, total, ts,
+};
 use fusion_service::standard::{self, Call, Change, Kit, Method, Resource};
+use fusion_tenancy::TenantContext;
 
-use super::{API, caller, check, etag, json_to_struct, opt_ts, struct_to_json, total, ts};
-use crate::auth::password::hash_password;
-use crate::domain::permissions::{BuiltInRole, PLATFORM_TENANT_SLUG, built_in_roles};
+use crate::bootstrap::first_admin;
+use crate::domain::permissions::PLATFORM_TENANT_SLUG;
 use crate::domain::validate;
+use crate::store;
+use crate::store::tenants::{LIST, NewTenant, TABLE, TenantRow};
 use crate::{AppState, DOMAIN};
-
-const TABLE: Table = Table {
-    domain: DOMAIN,
-    name: "identity.tenants",
-    select: "id, name, domain, slug, settings, plan_id, subscription_status, trial_ends_at, version, \
-             created_at, updated_at, deleted_at",
-    what: "tenant",
-};
-
-const FIELDS: &[FieldSpec] = &[
-    FieldSpec::new("name", "name", FieldKind::Text),
-    FieldSpec::new("slug", "slug", FieldKind::Text),
-    FieldSpec::new("domain", "domain", FieldKind::Text),
-    FieldSpec::new(
-        "subscription_status",
-        "subscription_status",
-        FieldKind::Text,
-    ),
-    FieldSpec::new("plan_id", "plan_id", FieldKind::Int),
-    FieldSpec::new("trial_end_time", "trial_ends_at", FieldKind::Timestamp),
-    FieldSpec::new("create_time", "created_at", FieldKind::Timestamp),
-    FieldSpec::new("update_time", "updated_at", FieldKind::Timestamp),
-];
-
-/// Only callers with `platform.tenants.read` list tenants (the method policy), and they
-/// see every tenant.
-const LIST: ListSpec = ListSpec {
-    table: TABLE.name,
-    select: TABLE.select,
-    fields: FIELDS,
-    order_fields: &["name", "slug", "create_time"],
-    default_order: "create_time",
-    soft_delete: true,
-    tenant_scoped: false,
-};
 
 const MUTABLE: &[&str] = &[
     "name",
@@ -71,28 +38,10 @@ const MUTABLE: &[&str] = &[
     "trial_end_time",
 ];
 
-/// The fields only the platform may change.
-const BILLING: &[&str] = &["plan_id", "subscription_status", "trial_end_time"];
+/// The columns of the fields only the platform may change.
+const BILLING: &[&str] = &["plan_id", "subscription_status", "trial_ends_at"];
 
 const STATUSES: &[&str] = &["active", "inactive", "trial"];
-
-#[derive(sqlx::FromRow)]
-struct TenantRow {
-    id: i64,
-    name: String,
-    domain: Option<String>,
-    slug: String,
-    settings: Option<serde_json::Value>,
-    plan_id: Option<i64>,
-    subscription_status: String,
-    trial_ends_at: Option<DateTime<Utc>>,
-    version: i64,
-    created_at: DateTime<Utc>,
-    updated_at: DateTime<Utc>,
-    deleted_at: Option<DateTime<Utc>>,
-}
-
-fusion_db::versioned!(TenantRow);
 
 /// The column value of one field of a tenant, validated.
 fn value(t: &pb::Tenant, field: &str) -> Result<Option<(&'static str, Val)>, String> {
@@ -146,11 +95,12 @@ fn value(t: &pb::Tenant, field: &str) -> Result<Option<(&'static str, Val)>, Str
     }))
 }
 
-/// Tenants on the standard methods: a tenant may name a live plan, the platform tenant
-/// cannot be deleted, and a deleted tenant's sessions end. Who may see and change which
-/// tenant, and the billing fields, are checked by the handlers (they depend on the
-/// caller); creating a tenant creates its roles and first admin, so CreateTenant is
-/// written out below.
+/// Tenants on the standard methods: a tenant may name a live plan; without a platform
+/// permission a caller changes only its own tenant and never its billing fields; no
+/// tenant deletes itself, the platform tenant is never deleted, and a deleted tenant's
+/// sessions end. The kit's Get has no hook, so GetTenant checks who may see which
+/// tenant itself; creating a tenant creates its roles and first admin, so CreateTenant
+/// is written out below from the same pieces.
 struct Tenants;
 
 impl Resource for Tenants {
@@ -222,13 +172,23 @@ impl Resource for Tenants {
         values_of(DOMAIN, "tenant", fields, |field| value(t, field)).map_err(Into::into)
     }
 
+    /// Without `platform.tenants.write` a caller changes only its own tenant (another
+    /// one is NOT_FOUND), and never its billing fields.
     async fn on_update(
-        _: &Call<'_, AppState>,
+        call: &Call<'_, AppState>,
         tx: &mut TenantTx,
-        _: &TenantRow,
+        current: &TenantRow,
         t: &pb::Tenant,
         values: &mut Values,
     ) -> Result<(), Status> {
+        if !call.caller.has("platform.tenants.write") {
+            if current.id != call.caller.tenant_id {
+                return Err(call.state.kit.api.not_found("tenant", current.id));
+            }
+            if values.iter().any(|(column, _)| BILLING.contains(column)) {
+                return Err(errors::permission_denied("platform.tenants.write"));
+            }
+        }
         let replanning = values.iter().any(|(column, _)| *column == "plan_id");
         if replanning && t.plan_id > 0 {
             check_plan(tx, t.plan_id).await?;
@@ -236,11 +196,19 @@ impl Resource for Tenants {
         Ok(())
     }
 
+    /// A tenant never deletes itself, and the platform tenant is never deleted.
     async fn on_delete(
-        _: &Call<'_, AppState>,
+        call: &Call<'_, AppState>,
         _: &mut TenantTx,
         current: &TenantRow,
     ) -> Result<(), Status> {
+        if current.id == call.caller.tenant_id {
+            return Err(errors::failed_precondition(
+                DOMAIN,
+                "OWN_TENANT",
+                "a tenant cannot delete itself",
+            ));
+        }
         if current.slug == PLATFORM_TENANT_SLUG {
             return Err(errors::failed_precondition(
                 DOMAIN,
@@ -260,134 +228,16 @@ impl Resource for Tenants {
         row: &TenantRow,
     ) -> Result<(), Status> {
         if let Change::Deleted = change {
-            bind_tenant(tx, row.id).await?;
-            sqlx::query(
-                "UPDATE identity.refresh_tokens SET revoked_at = now(), revoked_reason = 'tenant_deleted', updated_at = now()
-                 WHERE revoked_at IS NULL",
-            )
-            .execute(&mut **tx)
-            .await
-            .map_err(|e| db_status(DOMAIN, e))?;
             let caller = tx.tenant_id();
-            bind_tenant(tx, caller).await?;
+            store::tenants::end_sessions(tx, row.id, caller).await?;
         }
         Ok(())
     }
 }
 
-/// Binds the rest of the transaction to tenant `id` for row-level security.
-async fn bind_tenant(conn: &mut PgConnection, id: i64) -> Result<(), Status> {
-    sqlx::query("SELECT set_config('app.tenant_id', $1, true)")
-        .bind(id.to_string())
-        .execute(conn)
-        .await
-        .map_err(|e| db_status(DOMAIN, e))?;
-    Ok(())
-}
-
-/// A tenant to create.
-#[derive(Debug, Clone)]
-pub(crate) struct NewTenant {
-    pub name: String,
-    pub slug: String,
-    pub domain: Option<String>,
-    pub settings: Option<serde_json::Value>,
-    pub plan_id: Option<i64>,
-    pub subscription_status: String,
-    pub trial_ends_at: Option<DateTime<Utc>>,
-}
-
-/// Its first administrator.
-#[derive(Debug, Clone)]
-pub(crate) struct NewAdmin {
-    pub name: String,
-    pub email: String,
-    pub password: String,
-}
-
-/// Creates a tenant, its built-in roles (plus `extra_roles`) and its first admin, who
-/// holds `admin` and every extra role. Runs inside `conn`'s transaction; binds the
-/// transaction to the new tenant for the tenant-scoped inserts, so row-level security
-/// checks them like any other write. Returns the new tenant's id.
-pub(crate) async fn create_tenant_with_admin(
-    conn: &mut PgConnection,
-    tenant: &NewTenant,
-    admin: &NewAdmin,
-    extra_roles: &[BuiltInRole],
-) -> Result<i64, Status> {
-    let password_hash = hash_password(&admin.password).map_err(|e| {
-        tracing::error!(error = %e, "hashing a password failed");
-        errors::internal(DOMAIN)
-    })?;
-    let id: i64 =
-        sqlx::query_scalar("SELECT nextval(pg_get_serial_sequence('identity.tenants', 'id'))")
-            .fetch_one(&mut *conn)
-            .await
-            .map_err(|e| db_status(DOMAIN, e))?;
-    bind_tenant(conn, id).await?;
-    sqlx::query(
-        "INSERT INTO identity.tenants (id, name, domain, slug, settings, plan_id, subscription_status, trial_ends_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-    )
-    .bind(id)
-    .bind(&tenant.name)
-    .bind(&tenant.domain)
-    .bind(&tenant.slug)
-    .bind(&tenant.settings)
-    .bind(tenant.plan_id)
-    .bind(&tenant.subscription_status)
-    .bind(tenant.trial_ends_at)
-    .execute(&mut *conn)
-    .await
-    .map_err(|e| db_status(DOMAIN, e))?;
-    let user_id: i64 = sqlx::query_scalar(
-        "INSERT INTO identity.users (tenant_id, name, email, password) VALUES ($1, $2, $3, $4) RETURNING id",
-    )
-    .bind(id)
-    .bind(&admin.name)
-    .bind(admin.email.trim())
-    .bind(&password_hash)
-    .fetch_one(&mut *conn)
-    .await
-    .map_err(|e| db_status(DOMAIN, e))?;
-    let roles = built_in_roles();
-    for role in roles.iter().chain(extra_roles) {
-        let role_id: i64 = sqlx::query_scalar(
-            "INSERT INTO identity.roles (tenant_id, name, description, permissions, built_in)
-             VALUES ($1, $2, $3, $4, true) RETURNING id",
-        )
-        .bind(id)
-        .bind(role.name)
-        .bind(role.description)
-        .bind(&role.permissions)
-        .fetch_one(&mut *conn)
-        .await
-        .map_err(|e| db_status(DOMAIN, e))?;
-        if role.name == "admin" || extra_roles.iter().any(|r| r.name == role.name) {
-            sqlx::query(
-                "INSERT INTO identity.role_user (tenant_id, role_id, user_id) VALUES ($1, $2, $3)",
-            )
-            .bind(id)
-            .bind(role_id)
-            .bind(user_id)
-            .execute(&mut *conn)
-            .await
-            .map_err(|e| db_status(DOMAIN, e))?;
-        }
-    }
-    Ok(id)
-}
-
 /// INVALID_ARGUMENT unless plan `plan_id` is live.
-async fn check_plan(conn: &mut PgConnection, plan_id: i64) -> Result<(), Status> {
-    let exists: bool = sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM identity.plans WHERE id = $1 AND deleted_at IS NULL)",
-    )
-    .bind(plan_id)
-    .fetch_one(conn)
-    .await
-    .map_err(|e| db_status(DOMAIN, e))?;
-    if exists {
+async fn check_plan(tx: &mut TenantTx, plan_id: i64) -> Result<(), Status> {
+    if store::tenants::plan_is_live(tx, plan_id).await? {
         Ok(())
     } else {
         Err(errors::invalid_field(
@@ -432,10 +282,10 @@ async fn create(
     for name in ["plan_id", "trial_end_time"] {
         field(&mut v, name);
     }
-    API.violations(v)?;
+    kit.api.violations(v)?;
     let key = kit.request_key(&body.request_id, &body)?;
     let trial_ends_at = match &tenant.trial_end_time {
-        Some(t) => Some(API.from_ts("tenant.trial_end_time", t)?),
+        Some(t) => Some(kit.api.from_ts("tenant.trial_end_time", t)?),
         None => None,
     };
 
@@ -456,14 +306,14 @@ async fn create(
         subscription_status: tenant.subscription_status.clone(),
         trial_ends_at,
     };
-    let admin = NewAdmin {
-        name: body.admin_name.trim().to_owned(),
-        email: body.admin_email,
-        password: body.admin_password,
-    };
-    let id = create_tenant_with_admin(&mut tx, &new, &admin, &[]).await?;
+    let admin = first_admin(
+        body.admin_name.trim().to_owned(),
+        &body.admin_email,
+        &body.admin_password,
+    )?;
+    let id = store::tenants::create_with_admin(&mut tx, &new, &admin, &[]).await?;
     // Back to the caller's tenant to record the request id under it.
-    bind_tenant(&mut tx, tenant_id).await?;
+    store::bind_tenant(&mut tx, tenant_id).await?;
     let row: TenantRow = TABLE.fetch(&mut tx, id, Read::live()).await?;
     let created = Tenants::to_pb(state, row);
     kit.request_ids
@@ -492,7 +342,7 @@ impl TenantService for TenantApi {
         &self,
         req: Request<pb::CreateTenantRequest>,
     ) -> Result<Response<pb::Tenant>, Status> {
-        let ctx = caller(&req)?;
+        let ctx = TenantContext::from_request(&req)?;
         let created = create(&self.state, ctx.tenant_id, req.into_inner());
         Ok(Response::new(created.await?))
     }
@@ -501,11 +351,12 @@ impl TenantService for TenantApi {
         &self,
         req: Request<pb::GetTenantRequest>,
     ) -> Result<Response<pb::Tenant>, Status> {
-        let ctx = caller(&req)?;
+        let ctx = TenantContext::from_request(&req)?;
         let id = req.into_inner().id;
-        API.require_id("id", id)?;
+        let api = &self.state.kit.api;
+        api.require_id("id", id)?;
         if id != ctx.tenant_id && !ctx.has("platform.tenants.read") {
-            return Err(API.not_found("tenant", id));
+            return Err(api.not_found("tenant", id));
         }
         let tenant = standard::get::<Tenants>(&self.state, &ctx, id);
         Ok(Response::new(tenant.await?))
@@ -515,7 +366,7 @@ impl TenantService for TenantApi {
         &self,
         req: Request<pb::ListTenantsRequest>,
     ) -> Result<Response<pb::ListTenantsResponse>, Status> {
-        let ctx = caller(&req)?;
+        let ctx = TenantContext::from_request(&req)?;
         let r = req.into_inner();
         let params = ListParams::new(
             r.page_size,
@@ -532,32 +383,13 @@ impl TenantService for TenantApi {
         }))
     }
 
-    /// Without a platform permission a caller changes only its own tenant, and never
-    /// its billing fields.
     async fn update_tenant(
         &self,
         req: Request<pb::UpdateTenantRequest>,
     ) -> Result<Response<pb::Tenant>, Status> {
-        let ctx = caller(&req)?;
+        let ctx = TenantContext::from_request(&req)?;
         let body = req.into_inner();
         let t = body.tenant.unwrap_or_default();
-        API.require_id("tenant.id", t.id)?;
-        let platform = ctx.has("platform.tenants.write");
-        if t.id != ctx.tenant_id && !platform {
-            return Err(API.not_found("tenant", t.id));
-        }
-        if !platform {
-            let populated = Tenants::populated(&t);
-            let mask = API.mask(
-                body.update_mask.clone(),
-                MUTABLE,
-                Tenants::IMMUTABLE,
-                &populated,
-            )?;
-            if BILLING.iter().any(|f| mask.has(f)) {
-                return Err(errors::permission_denied("platform.tenants.write"));
-            }
-        }
         let updated = standard::update::<Tenants>(&self.state, &ctx, t, body.update_mask);
         Ok(Response::new(updated.await?))
     }
@@ -566,16 +398,8 @@ impl TenantService for TenantApi {
         &self,
         req: Request<pb::DeleteTenantRequest>,
     ) -> Result<Response<pb::Tenant>, Status> {
-        let ctx = caller(&req)?;
+        let ctx = TenantContext::from_request(&req)?;
         let r = req.into_inner();
-        API.require_id("id", r.id)?;
-        if r.id == ctx.tenant_id {
-            return Err(errors::failed_precondition(
-                DOMAIN,
-                "OWN_TENANT",
-                "a tenant cannot delete itself",
-            ));
-        }
         let deleted = standard::delete::<Tenants>(&self.state, &ctx, r.id, &r.etag);
         Ok(Response::new(deleted.await?))
     }
@@ -584,7 +408,7 @@ impl TenantService for TenantApi {
         &self,
         req: Request<pb::UndeleteTenantRequest>,
     ) -> Result<Response<pb::Tenant>, Status> {
-        let ctx = caller(&req)?;
+        let ctx = TenantContext::from_request(&req)?;
         let id = req.into_inner().id;
         let restored = standard::undelete::<Tenants>(&self.state, &ctx, id);
         Ok(Response::new(restored.await?))

@@ -1,12 +1,10 @@
 //! `fusion.identity.v1.UserService`. Every statement runs in a unit of work bound to
 //! the caller's tenant, so another tenant's user is simply not there (NOT_FOUND).
 
-use chrono::{DateTime, Utc};
+use chrono::DateTime;
 use tonic::{Request, Response, Status};
 
 use fusion_db::TenantTx;
-use fusion_db::db_status;
-use fusion_db::filter::{FieldKind, FieldSpec};
 use fusion_db::idempotency::RequestKey;
 use fusion_db::list::{ListParams, ListSpec};
 use fusion_db::resource::Read;
@@ -14,54 +12,19 @@ use fusion_db::resource::{Table, Val, Values, values_of};
 use fusion_proto::errors::{self, FieldViolation};
 use fusion_proto::identity::v1 as pb;
 use fusion_proto::identity::v1::user_service_server::UserService;
-use fusion_service::api::populated;
-use fusion_service::standard::{self, Call, Change, Kit, Method, Resource};
-
-use super::{
-    API, caller, check, etag, json_to_struct, opt_text, opt_ts, struct_to_json, total, ts,
+use fusion_service::api::{
+    check, etag, json_to_struct, opt_ts, populated, struct_to_json, total, ts,
 };
+use fusion_service::standard::{self, Call, Change, Kit, Method, Resource};
+use fusion_tenancy::TenantContext;
+
+use super::opt_text;
 use crate::auth::password::hash_password;
 use crate::auth::revoke_user_refresh_tokens;
 use crate::domain::validate;
+use crate::store;
+use crate::store::users::{LIST, TABLE, UserRow};
 use crate::{AppState, DOMAIN};
-
-/// A user's role names are part of the row: read with it, in the same statement, so Get
-/// and List show them without a second query.
-const TABLE: Table = Table {
-    domain: DOMAIN,
-    name: "identity.users",
-    select: "id, tenant_id, name, email, email_verified_at, profile_photo_path, active, phone, settings, \
-             last_login_at, version, created_at, updated_at, deleted_at, \
-             ARRAY(SELECT r.name FROM identity.role_user ru \
-                   JOIN identity.roles r ON r.tenant_id = ru.tenant_id AND r.id = ru.role_id \
-                   WHERE ru.user_id = users.id AND r.deleted_at IS NULL ORDER BY r.name) AS roles",
-    what: "user",
-};
-
-const FIELDS: &[FieldSpec] = &[
-    FieldSpec::new("name", "name", FieldKind::Text),
-    FieldSpec::new("email", "email", FieldKind::Text),
-    FieldSpec::new("phone", "phone", FieldKind::Text),
-    FieldSpec::new("active", "active", FieldKind::Bool),
-    FieldSpec::new("last_login_time", "last_login_at", FieldKind::Timestamp),
-    FieldSpec::new(
-        "email_verify_time",
-        "email_verified_at",
-        FieldKind::Timestamp,
-    ),
-    FieldSpec::new("create_time", "created_at", FieldKind::Timestamp),
-    FieldSpec::new("update_time", "updated_at", FieldKind::Timestamp),
-];
-
-const LIST: ListSpec = ListSpec {
-    table: TABLE.name,
-    select: TABLE.select,
-    fields: FIELDS,
-    order_fields: &["name", "email", "create_time", "last_login_time"],
-    default_order: "create_time",
-    soft_delete: true,
-    tenant_scoped: true,
-};
 
 const MUTABLE: &[&str] = &[
     "name",
@@ -83,27 +46,6 @@ const CREATE: &[&str] = &[
     "email_verify_time",
     "settings",
 ];
-
-#[derive(sqlx::FromRow)]
-struct UserRow {
-    id: i64,
-    tenant_id: i64,
-    name: String,
-    email: String,
-    email_verified_at: Option<DateTime<Utc>>,
-    profile_photo_path: Option<String>,
-    active: bool,
-    phone: Option<String>,
-    settings: Option<serde_json::Value>,
-    last_login_at: Option<DateTime<Utc>>,
-    version: i64,
-    created_at: DateTime<Utc>,
-    updated_at: DateTime<Utc>,
-    deleted_at: Option<DateTime<Utc>>,
-    roles: Vec<String>,
-}
-
-fusion_db::versioned!(UserRow);
 
 /// The column value of one field of a user, validated.
 fn value(u: &pb::User, field: &str) -> Result<Option<(&'static str, Val)>, String> {
@@ -146,7 +88,8 @@ fn value(u: &pb::User, field: &str) -> Result<Option<(&'static str, Val)>, Strin
     }))
 }
 
-/// Users on the standard methods: deleting a user ends their sessions. Creating one
+/// Users on the standard methods: nobody deletes themselves, and deleting a user ends
+/// their sessions. Creating one
 /// takes a password and role names beside the user, so CreateUser is written out below
 /// from the same pieces.
 struct Users;
@@ -211,6 +154,22 @@ impl Resource for Users {
         values_of(DOMAIN, "user", fields, |field| value(u, field)).map_err(Into::into)
     }
 
+    /// Nobody deletes themselves (the tenant would lose whoever is acting for it).
+    async fn on_delete(
+        call: &Call<'_, AppState>,
+        _: &mut TenantTx,
+        current: &UserRow,
+    ) -> Result<(), Status> {
+        if current.id == call.caller.user_id {
+            return Err(errors::failed_precondition(
+                DOMAIN,
+                "SELF",
+                "you cannot delete yourself",
+            ));
+        }
+        Ok(())
+    }
+
     /// A deleted user keeps no session.
     async fn after_write(
         _: &Call<'_, AppState>,
@@ -254,23 +213,13 @@ async fn create(
             }
         }
     }
-    API.violations(violations)?;
+    kit.api.violations(violations)?;
     const METHOD: &str = "CreateUser";
     let mut tx = kit.db.begin(tenant_id).await?;
     if let Some(saved) = kit.request_ids.replay(&mut tx, METHOD, key).await? {
         return Ok(saved);
     }
-    let role_ids: Vec<(String, i64)> = if body.role_names.is_empty() {
-        Vec::new()
-    } else {
-        sqlx::query_as(
-            "SELECT name, id FROM identity.roles WHERE name = ANY($1) AND deleted_at IS NULL",
-        )
-        .bind(&body.role_names)
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(|e| db_status(DOMAIN, e))?
-    };
+    let role_ids = store::roles::live_named(&mut tx, &body.role_names).await?;
     let unknown: Vec<&str> = body
         .role_names
         .iter()
@@ -288,15 +237,7 @@ async fn create(
     values.push(("password", Val::Text(Some(hash))));
     let id = TABLE.insert(&mut tx, values).await?;
     for (_, role_id) in &role_ids {
-        sqlx::query(
-            "INSERT INTO identity.role_user (tenant_id, role_id, user_id) VALUES ($1, $2, $3)",
-        )
-        .bind(tenant_id)
-        .bind(role_id)
-        .bind(id)
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| db_status(DOMAIN, e))?;
+        store::roles::assign(&mut tx, tenant_id, *role_id, id).await?;
     }
     let row: UserRow = TABLE.fetch(&mut tx, id, Read::live()).await?;
     let user = Users::to_pb(state, row);
@@ -341,9 +282,9 @@ impl UserApi {
 
     /// Sets `active` and, when deactivating, revokes the user's sessions.
     async fn set_active(&self, req: Request<i64>, active: bool) -> Result<pb::User, Status> {
-        let ctx = caller(&req)?;
+        let ctx = TenantContext::from_request(&req)?;
         let id = req.into_inner();
-        API.require_id("id", id)?;
+        self.state.kit.api.require_id("id", id)?;
         if !active && id == ctx.user_id {
             return Err(errors::failed_precondition(
                 DOMAIN,
@@ -368,7 +309,7 @@ impl UserService for UserApi {
         &self,
         req: Request<pb::CreateUserRequest>,
     ) -> Result<Response<pb::User>, Status> {
-        let ctx = caller(&req)?;
+        let ctx = TenantContext::from_request(&req)?;
         let body = req.into_inner();
         let key = self.state.kit.request_key(&body.request_id, &body)?;
         let created = create(&self.state, ctx.tenant_id, key, body);
@@ -379,7 +320,7 @@ impl UserService for UserApi {
         &self,
         req: Request<pb::GetUserRequest>,
     ) -> Result<Response<pb::User>, Status> {
-        let ctx = caller(&req)?;
+        let ctx = TenantContext::from_request(&req)?;
         let id = req.into_inner().id;
         let user = standard::get::<Users>(&self.state, &ctx, id);
         Ok(Response::new(user.await?))
@@ -389,7 +330,7 @@ impl UserService for UserApi {
         &self,
         req: Request<pb::ListUsersRequest>,
     ) -> Result<Response<pb::ListUsersResponse>, Status> {
-        let ctx = caller(&req)?;
+        let ctx = TenantContext::from_request(&req)?;
         let r = req.into_inner();
         let params = ListParams::new(
             r.page_size,
@@ -410,7 +351,7 @@ impl UserService for UserApi {
         &self,
         req: Request<pb::UpdateUserRequest>,
     ) -> Result<Response<pb::User>, Status> {
-        let ctx = caller(&req)?;
+        let ctx = TenantContext::from_request(&req)?;
         let body = req.into_inner();
         let user = body.user.unwrap_or_default();
         let updated = standard::update::<Users>(&self.state, &ctx, user, body.update_mask);
@@ -421,16 +362,8 @@ impl UserService for UserApi {
         &self,
         req: Request<pb::DeleteUserRequest>,
     ) -> Result<Response<pb::User>, Status> {
-        let ctx = caller(&req)?;
+        let ctx = TenantContext::from_request(&req)?;
         let r = req.into_inner();
-        API.require_id("id", r.id)?;
-        if r.id == ctx.user_id {
-            return Err(errors::failed_precondition(
-                DOMAIN,
-                "SELF",
-                "you cannot delete yourself",
-            ));
-        }
         let deleted = standard::delete::<Users>(&self.state, &ctx, r.id, &r.etag);
         Ok(Response::new(deleted.await?))
     }
@@ -439,7 +372,7 @@ impl UserService for UserApi {
         &self,
         req: Request<pb::UndeleteUserRequest>,
     ) -> Result<Response<pb::User>, Status> {
-        let ctx = caller(&req)?;
+        let ctx = TenantContext::from_request(&req)?;
         let id = req.into_inner().id;
         let restored = standard::undelete::<Users>(&self.state, &ctx, id);
         Ok(Response::new(restored.await?))
@@ -469,12 +402,13 @@ impl UserService for UserApi {
         &self,
         req: Request<pb::SetUserPasswordRequest>,
     ) -> Result<Response<pb::User>, Status> {
-        let ctx = caller(&req)?;
+        let ctx = TenantContext::from_request(&req)?;
         let body = req.into_inner();
-        API.require_id("id", body.id)?;
+        let api = &self.state.kit.api;
+        api.require_id("id", body.id)?;
         let mut v = Vec::new();
         check(&mut v, "password", validate::password(&body.password));
-        API.violations(v)?;
+        api.violations(v)?;
         let hash = hash_password(&body.password).map_err(|_| errors::internal(DOMAIN))?;
         let password = vec![("password", Val::Text(Some(hash)))];
         let user = self.change(ctx.tenant_id, body.id, password, Some("password_changed"));

@@ -1,0 +1,126 @@
+//! `identity.roles` and who holds them (`identity.role_user`).
+
+use chrono::{DateTime, Utc};
+use sqlx::PgConnection;
+use tonic::Status;
+
+use fusion_db::db_status;
+use fusion_db::filter::{FieldKind, FieldSpec};
+use fusion_db::list::ListSpec;
+use fusion_db::resource::Table;
+
+use crate::DOMAIN;
+
+pub(crate) const TABLE: Table = Table {
+    domain: DOMAIN,
+    name: "identity.roles",
+    select: "id, tenant_id, name, description, permissions, built_in, version, created_at, updated_at, deleted_at",
+    what: "role",
+};
+
+const FIELDS: &[FieldSpec] = &[
+    FieldSpec::new("name", "name", FieldKind::Text),
+    FieldSpec::new("built_in", "built_in", FieldKind::Bool),
+    FieldSpec::new("create_time", "created_at", FieldKind::Timestamp),
+];
+
+pub(crate) const LIST: ListSpec = ListSpec {
+    table: TABLE.name,
+    select: TABLE.select,
+    fields: FIELDS,
+    order_fields: &["name", "create_time"],
+    default_order: "name",
+    soft_delete: true,
+    tenant_scoped: true,
+};
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct RoleRow {
+    pub id: i64,
+    pub tenant_id: i64,
+    pub name: String,
+    pub description: Option<String>,
+    pub permissions: Vec<String>,
+    pub built_in: bool,
+    pub version: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub deleted_at: Option<DateTime<Utc>>,
+}
+
+fusion_db::versioned!(RoleRow);
+
+/// The names of the live roles user `user_id` holds, in order.
+pub(crate) async fn held_by(conn: &mut PgConnection, user_id: i64) -> Result<Vec<String>, Status> {
+    sqlx::query_scalar(
+        "SELECT r.name FROM identity.role_user ru JOIN identity.roles r ON r.tenant_id = ru.tenant_id AND r.id = ru.role_id
+         WHERE ru.user_id = $1 AND r.deleted_at IS NULL ORDER BY r.name",
+    )
+    .bind(user_id)
+    .fetch_all(conn)
+    .await
+    .map_err(|e| db_status(DOMAIN, e))
+}
+
+/// The `(name, id)` of each live role of the transaction's tenant named in `names`.
+pub(crate) async fn live_named(
+    conn: &mut PgConnection,
+    names: &[String],
+) -> Result<Vec<(String, i64)>, Status> {
+    if names.is_empty() {
+        return Ok(Vec::new());
+    }
+    sqlx::query_as(
+        "SELECT name, id FROM identity.roles WHERE name = ANY($1) AND deleted_at IS NULL",
+    )
+    .bind(names)
+    .fetch_all(conn)
+    .await
+    .map_err(|e| db_status(DOMAIN, e))
+}
+
+/// Gives role `role_id` to user `user_id` (nothing if they hold it already).
+pub(crate) async fn assign(
+    conn: &mut PgConnection,
+    tenant_id: i64,
+    role_id: i64,
+    user_id: i64,
+) -> Result<(), Status> {
+    sqlx::query(
+        "INSERT INTO identity.role_user (tenant_id, role_id, user_id) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+    )
+    .bind(tenant_id)
+    .bind(role_id)
+    .bind(user_id)
+    .execute(conn)
+    .await
+    .map_err(|e| db_status(DOMAIN, e))?;
+    Ok(())
+}
+
+/// Takes role `role_id` from user `user_id` (nothing if they do not hold it).
+pub(crate) async fn unassign(
+    conn: &mut PgConnection,
+    role_id: i64,
+    user_id: i64,
+) -> Result<(), Status> {
+    sqlx::query("DELETE FROM identity.role_user WHERE role_id = $1 AND user_id = $2")
+        .bind(role_id)
+        .bind(user_id)
+        .execute(conn)
+        .await
+        .map_err(|e| db_status(DOMAIN, e))?;
+    Ok(())
+}
+
+/// How many live, active users hold role `role_id`.
+pub(crate) async fn active_holders(conn: &mut PgConnection, role_id: i64) -> Result<i64, Status> {
+    sqlx::query_scalar(
+        "SELECT count(*) FROM identity.role_user ru JOIN identity.users u ON u.tenant_id = ru.tenant_id AND u.id = ru.user_id
+         WHERE ru.role_id = $1 AND u.deleted_at IS NULL AND u.active",
+    )
+    .bind(role_id)
+    .fetch_one(conn)
+    .await
+    .map_err(|e| db_status(DOMAIN, e))
+}

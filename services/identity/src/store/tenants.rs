@@ -1,0 +1,204 @@
+//! `identity.tenants`: a platform table (a tenant's row is its own id; there is no
+//! `tenant_id` column to police with row-level security), and creating a tenant with
+//! its built-in roles and first admin.
+
+use chrono::{DateTime, Utc};
+use sqlx::PgConnection;
+use tonic::Status;
+
+use fusion_db::db_status;
+use fusion_db::filter::{FieldKind, FieldSpec};
+use fusion_db::list::ListSpec;
+use fusion_db::resource::Table;
+
+use super::bind_tenant;
+use crate::DOMAIN;
+use crate::domain::permissions::{BuiltInRole, built_in_roles};
+
+pub(crate) const TABLE: Table = Table {
+    domain: DOMAIN,
+    name: "identity.tenants",
+    select: "id, name, domain, slug, settings, plan_id, subscription_status, trial_ends_at, version, \
+             created_at, updated_at, deleted_at",
+    what: "tenant",
+};
+
+const FIELDS: &[FieldSpec] = &[
+    FieldSpec::new("name", "name", FieldKind::Text),
+    FieldSpec::new("slug", "slug", FieldKind::Text),
+    FieldSpec::new("domain", "domain", FieldKind::Text),
+    FieldSpec::new(
+        "subscription_status",
+        "subscription_status",
+        FieldKind::Text,
+    ),
+    FieldSpec::new("plan_id", "plan_id", FieldKind::Int),
+    FieldSpec::new("trial_end_time", "trial_ends_at", FieldKind::Timestamp),
+    FieldSpec::new("create_time", "created_at", FieldKind::Timestamp),
+    FieldSpec::new("update_time", "updated_at", FieldKind::Timestamp),
+];
+
+/// Only callers with `platform.tenants.read` list tenants (the method policy), and they
+/// see every tenant.
+pub(crate) const LIST: ListSpec = ListSpec {
+    table: TABLE.name,
+    select: TABLE.select,
+    fields: FIELDS,
+    order_fields: &["name", "slug", "create_time"],
+    default_order: "create_time",
+    soft_delete: true,
+    tenant_scoped: false,
+};
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct TenantRow {
+    pub id: i64,
+    pub name: String,
+    pub domain: Option<String>,
+    pub slug: String,
+    pub settings: Option<serde_json::Value>,
+    pub plan_id: Option<i64>,
+    pub subscription_status: String,
+    pub trial_ends_at: Option<DateTime<Utc>>,
+    pub version: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub deleted_at: Option<DateTime<Utc>>,
+}
+
+fusion_db::versioned!(TenantRow);
+
+/// A tenant to create.
+#[derive(Debug, Clone)]
+pub(crate) struct NewTenant {
+    pub name: String,
+    pub slug: String,
+    pub domain: Option<String>,
+    pub settings: Option<serde_json::Value>,
+    pub plan_id: Option<i64>,
+    pub subscription_status: String,
+    pub trial_ends_at: Option<DateTime<Utc>>,
+}
+
+/// Its first administrator, with the password already hashed.
+#[derive(Debug, Clone)]
+pub(crate) struct NewAdmin {
+    pub name: String,
+    pub email: String,
+    pub password_hash: String,
+}
+
+/// Creates a tenant, its built-in roles (plus `extra_roles`) and its first admin, who
+/// holds `admin` and every extra role. Runs inside `conn`'s transaction and leaves it
+/// bound to the new tenant: the tenant-scoped inserts are checked by row-level security
+/// like any other write. Returns the new tenant's id.
+pub(crate) async fn create_with_admin(
+    conn: &mut PgConnection,
+    tenant: &NewTenant,
+    admin: &NewAdmin,
+    extra_roles: &[BuiltInRole],
+) -> Result<i64, Status> {
+    let id: i64 =
+        sqlx::query_scalar("SELECT nextval(pg_get_serial_sequence('identity.tenants', 'id'))")
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(|e| db_status(DOMAIN, e))?;
+    bind_tenant(conn, id).await?;
+    sqlx::query(
+        "INSERT INTO identity.tenants (id, name, domain, slug, settings, plan_id, subscription_status, trial_ends_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(id)
+    .bind(&tenant.name)
+    .bind(&tenant.domain)
+    .bind(&tenant.slug)
+    .bind(&tenant.settings)
+    .bind(tenant.plan_id)
+    .bind(&tenant.subscription_status)
+    .bind(tenant.trial_ends_at)
+    .execute(&mut *conn)
+    .await
+    .map_err(|e| db_status(DOMAIN, e))?;
+    let user_id: i64 = sqlx::query_scalar(
+        "INSERT INTO identity.users (tenant_id, name, email, password) VALUES ($1, $2, $3, $4) RETURNING id",
+    )
+    .bind(id)
+    .bind(&admin.name)
+    .bind(admin.email.trim())
+    .bind(&admin.password_hash)
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(|e| db_status(DOMAIN, e))?;
+    let roles = built_in_roles();
+    for role in roles.iter().chain(extra_roles) {
+        let role_id: i64 = sqlx::query_scalar(
+            "INSERT INTO identity.roles (tenant_id, name, description, permissions, built_in)
+             VALUES ($1, $2, $3, $4, true) RETURNING id",
+        )
+        .bind(id)
+        .bind(role.name)
+        .bind(role.description)
+        .bind(&role.permissions)
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(|e| db_status(DOMAIN, e))?;
+        if role.name == "admin" || extra_roles.iter().any(|r| r.name == role.name) {
+            sqlx::query(
+                "INSERT INTO identity.role_user (tenant_id, role_id, user_id) VALUES ($1, $2, $3)",
+            )
+            .bind(id)
+            .bind(role_id)
+            .bind(user_id)
+            .execute(&mut *conn)
+            .await
+            .map_err(|e| db_status(DOMAIN, e))?;
+        }
+    }
+    Ok(id)
+}
+
+/// Whether plan `plan_id` is live.
+pub(crate) async fn plan_is_live(conn: &mut PgConnection, plan_id: i64) -> Result<bool, Status> {
+    sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM identity.plans WHERE id = $1 AND deleted_at IS NULL)",
+    )
+    .bind(plan_id)
+    .fetch_one(conn)
+    .await
+    .map_err(|e| db_status(DOMAIN, e))
+}
+
+/// Ends every session of tenant `id` (it was deleted): revokes under that tenant's
+/// scope, then binds the transaction back to `caller`'s.
+pub(crate) async fn end_sessions(
+    conn: &mut PgConnection,
+    id: i64,
+    caller: i64,
+) -> Result<(), Status> {
+    bind_tenant(conn, id).await?;
+    sqlx::query(
+        "UPDATE identity.refresh_tokens SET revoked_at = now(), revoked_reason = 'tenant_deleted', updated_at = now()
+         WHERE revoked_at IS NULL",
+    )
+    .execute(&mut *conn)
+    .await
+    .map_err(|e| db_status(DOMAIN, e))?;
+    bind_tenant(conn, caller).await
+}
+
+/// Serialises seeding across processes for the rest of the transaction, then looks
+/// the tenant with `slug` up.
+pub(crate) async fn lock_seeding_and_find(
+    conn: &mut PgConnection,
+    slug: &str,
+) -> Result<Option<i64>, Status> {
+    sqlx::query("SELECT pg_advisory_xact_lock(7317003)")
+        .execute(&mut *conn)
+        .await
+        .map_err(|e| db_status(DOMAIN, e))?;
+    sqlx::query_scalar("SELECT id FROM identity.tenants WHERE slug = $1")
+        .bind(slug)
+        .fetch_optional(conn)
+        .await
+        .map_err(|e| db_status(DOMAIN, e))
+}

@@ -1,0 +1,82 @@
+//! `identity.users`.
+
+use chrono::{DateTime, Utc};
+use sqlx::PgConnection;
+use tonic::Status;
+
+use fusion_db::db_status;
+use fusion_db::filter::{FieldKind, FieldSpec};
+use fusion_db::list::ListSpec;
+use fusion_db::resource::Table;
+
+use crate::DOMAIN;
+
+/// A user's role names are part of the row: read with it, in the same statement, so Get
+/// and List show them without a second query.
+pub(crate) const TABLE: Table = Table {
+    domain: DOMAIN,
+    name: "identity.users",
+    select: "id, tenant_id, name, email, email_verified_at, profile_photo_path, active, phone, settings, \
+             last_login_at, version, created_at, updated_at, deleted_at, \
+             ARRAY(SELECT r.name FROM identity.role_user ru \
+                   JOIN identity.roles r ON r.tenant_id = ru.tenant_id AND r.id = ru.role_id \
+                   WHERE ru.user_id = users.id AND r.deleted_at IS NULL ORDER BY r.name) AS roles",
+    what: "user",
+};
+
+const FIELDS: &[FieldSpec] = &[
+    FieldSpec::new("name", "name", FieldKind::Text),
+    FieldSpec::new("email", "email", FieldKind::Text),
+    FieldSpec::new("phone", "phone", FieldKind::Text),
+    FieldSpec::new("active", "active", FieldKind::Bool),
+    FieldSpec::new("last_login_time", "last_login_at", FieldKind::Timestamp),
+    FieldSpec::new(
+        "email_verify_time",
+        "email_verified_at",
+        FieldKind::Timestamp,
+    ),
+    FieldSpec::new("create_time", "created_at", FieldKind::Timestamp),
+    FieldSpec::new("update_time", "updated_at", FieldKind::Timestamp),
+];
+
+pub(crate) const LIST: ListSpec = ListSpec {
+    table: TABLE.name,
+    select: TABLE.select,
+    fields: FIELDS,
+    order_fields: &["name", "email", "create_time", "last_login_time"],
+    default_order: "create_time",
+    soft_delete: true,
+    tenant_scoped: true,
+};
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct UserRow {
+    pub id: i64,
+    pub tenant_id: i64,
+    pub name: String,
+    pub email: String,
+    pub email_verified_at: Option<DateTime<Utc>>,
+    pub profile_photo_path: Option<String>,
+    pub active: bool,
+    pub phone: Option<String>,
+    pub settings: Option<serde_json::Value>,
+    pub last_login_at: Option<DateTime<Utc>>,
+    pub version: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub deleted_at: Option<DateTime<Utc>>,
+    pub roles: Vec<String>,
+}
+
+fusion_db::versioned!(UserRow);
+
+/// Whether user `user_id` is live in the transaction's tenant.
+pub(crate) async fn is_live(conn: &mut PgConnection, user_id: i64) -> Result<bool, Status> {
+    sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM identity.users WHERE id = $1 AND deleted_at IS NULL)",
+    )
+    .bind(user_id)
+    .fetch_one(conn)
+    .await
+    .map_err(|e| db_status(DOMAIN, e))
+}
