@@ -12,19 +12,16 @@ use tonic::{Request, Response, Status};
 
 use fusion_db::filter::{FieldKind, FieldSpec};
 use fusion_db::list::{ListParams, ListSpec, ScopeValue};
-use fusion_db::resource::{Read, SoftDelete};
-use fusion_db::{db_status, idempotency};
+use fusion_db::{TenantTx, db_status};
 use fusion_proto::property::v1 as pb;
 use fusion_proto::property::v1::lot_service_server::LotService;
 use fusion_service::api::{
     date_pb, dec_str, etag, opt_ts, parse_date, parse_decimal, populated, total, ts,
 };
+use fusion_service::standard::{self, Call, Change, Kit, Locking, Method, Parent, Resource};
 
 use super::lifecycle::{self, Transition};
-use super::{
-    API, REQUEST_IDS, Table, Val, Values, caller, insert_row, list_page, lock_live, purge_ts,
-    update_row, values_of,
-};
+use super::{API, Table, Val, Values, caller, purge_ts, values_of};
 use crate::domain::lifecycle::{Action, LotStatus};
 use crate::domain::validate;
 use crate::stock::{self, LotRef, StatusChange};
@@ -92,6 +89,24 @@ const LIST: ListSpec = ListSpec {
     soft_delete: true,
     tenant_scoped: true,
 };
+
+const CREATE: &[&str] = &[
+    "stage_id",
+    "lot_number",
+    "street_number",
+    "street_name",
+    "price",
+    "land_size",
+    "land_price",
+    "house_price",
+    "bedrooms",
+    "bathrooms",
+    "garage",
+    "description",
+    "feature_ids",
+    "sale_status",
+    "estimated_completion",
+];
 
 const MUTABLE: &[&str] = &[
     "lot_number",
@@ -218,6 +233,7 @@ pub(crate) fn parse_price(raw: &str) -> Result<Option<Decimal>, String> {
 fn values(l: &pb::Lot, fields: &[&str]) -> Result<Values, Status> {
     values_of("lot", fields, |field| {
         Ok(Some(match field {
+            "stage_id" => ("stage_id", Val::Int(Some(l.stage_id))),
             "lot_number" => {
                 validate::required(&l.lot_number, 50)?;
                 ("lot_number", Val::text(&l.lot_number))
@@ -258,15 +274,6 @@ fn values(l: &pb::Lot, fields: &[&str]) -> Result<Values, Status> {
             _ => return Ok(None),
         }))
     })
-}
-
-fn price_of(values: &Values) -> Option<Option<Decimal>> {
-    values
-        .iter()
-        .find_map(|(column, value)| match (column, value) {
-            (&"price", Val::Decimal(p)) => Some(*p),
-            _ => None,
-        })
 }
 
 /// Records a price that takes effect now.
@@ -313,6 +320,18 @@ pub(crate) async fn project_of(
     .ok_or_else(|| API.not_found("lot", lot_id))
 }
 
+/// The project of live stage `stage_id` (NOT_FOUND if it is not live).
+async fn project_of_stage(conn: &mut sqlx::PgConnection, stage_id: i64) -> Result<i64, Status> {
+    sqlx::query_scalar(
+        "SELECT project_id FROM property.stages WHERE id = $1 AND deleted_at IS NULL",
+    )
+    .bind(stage_id)
+    .fetch_optional(conn)
+    .await
+    .map_err(|e| db_status(DOMAIN, e))?
+    .ok_or_else(|| API.not_found("stage", stage_id))
+}
+
 /// The LotService implementation.
 #[derive(Clone, Debug)]
 pub(crate) struct LotApi {
@@ -323,52 +342,185 @@ impl LotApi {
     pub(crate) fn new(state: AppState) -> Self {
         Self { state }
     }
+}
 
-    async fn set_deleted(
-        &self,
-        ctx_tenant: i64,
+/// Lots on the standard methods. A lot lives under a stage and carries its project;
+/// every write locks the project before the lot (the order of [`crate::stock`]),
+/// records prices and status changes with the acting user, keeps the lot's feature
+/// links, and refreshes the project's figures.
+struct Lots;
+
+impl Resource for Lots {
+    type Row = LotRow;
+    type Pb = pb::Lot;
+    type State = AppState;
+
+    const SINGULAR: &'static str = "Lot";
+    const TABLE: Table = TABLE;
+    const LIST: ListSpec = LIST;
+    const CREATE: &'static [&'static str] = CREATE;
+    const MUTABLE: &'static [&'static str] = MUTABLE;
+    const IMMUTABLE: &'static [&'static str] = &["stage_id"];
+    const PARENT: Option<Parent> = Some(Parent {
+        table: "property.stages",
+        field: "stage_id",
+        what: "stage",
+        deleted_reason: "STAGE_DELETED",
+    });
+
+    fn kit(state: &AppState) -> &Kit {
+        &state.kit
+    }
+
+    fn to_pb(state: &AppState, row: LotRow) -> pb::Lot {
+        row.into_pb(state)
+    }
+
+    fn id(l: &pb::Lot) -> i64 {
+        l.id
+    }
+
+    fn etag(l: &pb::Lot) -> &str {
+        &l.etag
+    }
+
+    fn populated(l: &pb::Lot) -> Vec<&'static str> {
+        populated(&[
+            ("lot_number", !l.lot_number.is_empty()),
+            ("street_number", !l.street_number.is_empty()),
+            ("street_name", !l.street_name.is_empty()),
+            ("price", !l.price.is_empty()),
+            ("land_size", !l.land_size.is_empty()),
+            ("land_price", !l.land_price.is_empty()),
+            ("house_price", !l.house_price.is_empty()),
+            ("bedrooms", l.bedrooms.is_some()),
+            ("bathrooms", !l.bathrooms.is_empty()),
+            ("garage", l.garage.is_some()),
+            ("description", !l.description.is_empty()),
+            ("feature_ids", !l.feature_ids.is_empty()),
+            ("sale_status", !l.sale_status.is_empty()),
+            ("estimated_completion", l.estimated_completion.is_some()),
+        ])
+    }
+
+    /// A Create names its stage first: without one nothing else is checked.
+    fn values(
+        _: &AppState,
+        l: &pb::Lot,
+        fields: &[&str],
+        method: Method,
+    ) -> Result<Values, Status> {
+        if method == Method::Create {
+            API.require_id("lot.stage_id", l.stage_id)?;
+        }
+        values(l, fields)
+    }
+
+    fn sent_parent_id(l: &pb::Lot) -> i64 {
+        l.stage_id
+    }
+
+    fn parent_id(row: &LotRow) -> i64 {
+        row.stage_id
+    }
+
+    /// The project before the lot: a lot's project never changes, so it is read
+    /// before either is locked.
+    async fn before_lock(
+        _: &Call<'_, AppState>,
+        tx: &mut TenantTx,
         id: i64,
-        change: SoftDelete<'_>,
-    ) -> Result<pb::Lot, Status> {
-        let delete = matches!(change, SoftDelete::Delete { .. });
-        API.require_id("id", id)?;
-        let mut tx = self.state.db.begin(ctx_tenant).await?;
-        let project_id = project_of(&mut tx, id, !delete).await?;
-        stock::lock_project(&mut tx, project_id).await?;
-        if !delete {
-            let stage_id: i64 =
-                sqlx::query_scalar("SELECT stage_id FROM property.lots WHERE id = $1")
-                    .bind(id)
-                    .fetch_one(&mut *tx)
-                    .await
-                    .map_err(|e| db_status(DOMAIN, e))?;
-            if !lock_live(&mut tx, "property.stages", stage_id).await? {
-                return Err(API.precondition(
-                    "STAGE_DELETED",
-                    format!("the stage of lot {id} is deleted; undelete it first"),
-                ));
+        locking: Locking,
+    ) -> Result<(), Status> {
+        let project_id = project_of(tx, id, locking.deleted_too()).await?;
+        stock::lock_project(tx, project_id).await
+    }
+
+    /// The stage is key-share locked by now; its project is locked next and recorded
+    /// on the lot.
+    async fn on_create(
+        _: &Call<'_, AppState>,
+        tx: &mut TenantTx,
+        l: &pb::Lot,
+        values: &mut Values,
+    ) -> Result<(), Status> {
+        let project_id = project_of_stage(tx, l.stage_id).await?;
+        stock::lock_project(tx, project_id).await?;
+        values.push(("project_id", Val::Int(Some(project_id))));
+        Ok(())
+    }
+
+    async fn after_insert(
+        call: &Call<'_, AppState>,
+        tx: &mut TenantTx,
+        id: i64,
+        l: &pb::Lot,
+    ) -> Result<(), Status> {
+        if l.feature_ids.is_empty() {
+            return Ok(());
+        }
+        stock::set_lot_features(tx, call.caller.tenant_id, id, &l.feature_ids).await
+    }
+
+    async fn on_update(
+        call: &Call<'_, AppState>,
+        tx: &mut TenantTx,
+        current: &LotRow,
+        l: &pb::Lot,
+        _: &mut Values,
+    ) -> Result<(), Status> {
+        if !call.fields.contains(&"feature_ids") {
+            return Ok(());
+        }
+        stock::set_lot_features(tx, call.caller.tenant_id, current.id, &l.feature_ids).await
+    }
+
+    /// Media never outlives its lot, and a lot under contract stays until reverted.
+    async fn on_delete(
+        _: &Call<'_, AppState>,
+        tx: &mut TenantTx,
+        current: &LotRow,
+    ) -> Result<(), Status> {
+        super::refuse_live_media(tx, "lot", current.id).await?;
+        match current.status() {
+            LotStatus::Available | LotStatus::Hold | LotStatus::Withdrawn => Ok(()),
+            sold => Err(API.precondition(
+                "LOT_SOLD",
+                format!("a lot that is {sold} cannot be deleted; revert it first"),
+            )),
+        }
+    }
+
+    async fn after_write(
+        call: &Call<'_, AppState>,
+        tx: &mut TenantTx,
+        change: Change<'_, LotRow>,
+        row: &LotRow,
+    ) -> Result<(), Status> {
+        let (tenant_id, user_id) = (call.caller.tenant_id, call.caller.user_id);
+        match change {
+            Change::Created => {
+                if let Some(price) = row.price {
+                    record_price(tx, tenant_id, row.id, price, Some("initial price"), user_id)
+                        .await?;
+                }
+                let change = StatusChange {
+                    from: None,
+                    to: LotStatus::Available.as_str(),
+                    reason: Some("created"),
+                    deposit: None,
+                    actor_user_id: Some(user_id),
+                };
+                stock::record_status(tx, &row.reference(), change).await?;
             }
+            Change::Updated(before) => {
+                if let Some(price) = row.price.filter(|_| row.price != before.price) {
+                    record_price(tx, tenant_id, row.id, price, Some("updated"), user_id).await?;
+                }
+            }
+            Change::Deleted | Change::Undeleted => {}
         }
-        if delete {
-            // Locked first, so an upload to this lot either committed before the check
-            // sees it or waits and then finds the lot deleted.
-            TABLE
-                .fetch::<LotRow>(&mut tx, id, Read::live().for_update())
-                .await?;
-            super::refuse_live_media(&mut tx, "lot", id).await?;
-        }
-        let row: LotRow = TABLE
-            .set_deleted(&mut tx, id, change, |lot: &LotRow| match lot.status() {
-                LotStatus::Available | LotStatus::Hold | LotStatus::Withdrawn => Ok(()),
-                sold => Err(API.precondition(
-                    "LOT_SOLD",
-                    format!("a lot that is {sold} cannot be deleted; revert it first"),
-                )),
-            })
-            .await?;
-        stock::refresh_figures(&mut tx, project_id).await?;
-        tx.commit().await?;
-        Ok(row.into_pb(&self.state))
+        stock::refresh_figures(tx, row.project_id).await
     }
 }
 
@@ -383,72 +535,17 @@ impl LotService for LotApi {
     ) -> Result<Response<pb::Lot>, Status> {
         let ctx = caller(&req)?;
         let body = req.into_inner();
-        let request_id = idempotency::request_key(DOMAIN, &body.request_id, &body)?;
-        let l = body.lot.unwrap_or_default();
-        API.require_id("lot.stage_id", l.stage_id)?;
-        let values = values(&l, MUTABLE)?;
-        let price = price_of(&values).flatten();
-        const METHOD: &str = "CreateLot";
-        let mut tx = self.state.db.begin(ctx.tenant_id).await?;
-        if let Some(saved) = REQUEST_IDS.replay(&mut tx, METHOD, request_id).await? {
-            return Ok(Response::new(saved));
-        }
-        let project_id: i64 = sqlx::query_scalar(
-            // KEY SHARE: a concurrent delete of the stage waits for this lot.
-            "SELECT project_id FROM property.stages WHERE id = $1 AND deleted_at IS NULL FOR KEY SHARE",
-        )
-        .bind(l.stage_id)
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(|e| db_status(DOMAIN, e))?
-        .ok_or_else(|| API.not_found("stage", l.stage_id))?;
-        stock::lock_project(&mut tx, project_id).await?;
-        let mut all = values;
-        all.push(("stage_id", Val::Int(Some(l.stage_id))));
-        all.push(("project_id", Val::Int(Some(project_id))));
-        let id = insert_row(&mut tx, TABLE.name, all).await?;
-        if let Some(price) = price {
-            record_price(
-                &mut tx,
-                ctx.tenant_id,
-                id,
-                price,
-                Some("initial price"),
-                ctx.user_id,
-            )
-            .await?;
-        }
-        if !l.feature_ids.is_empty() {
-            stock::set_lot_features(&mut tx, ctx.tenant_id, id, &l.feature_ids).await?;
-        }
-        let row: LotRow = TABLE.fetch(&mut tx, id, Read::live()).await?;
-        stock::record_status(
-            &mut tx,
-            &row.reference(),
-            StatusChange {
-                from: None,
-                to: LotStatus::Available.as_str(),
-                reason: Some("created"),
-                deposit: None,
-                actor_user_id: Some(ctx.user_id),
-            },
-        )
-        .await?;
-        stock::refresh_figures(&mut tx, project_id).await?;
-        let created = row.into_pb(&self.state);
-        REQUEST_IDS
-            .remember(&mut tx, METHOD, request_id, &created)
-            .await?;
-        tx.commit().await?;
-        Ok(Response::new(created))
+        let key = self.state.kit.request_key(&body.request_id, &body)?;
+        let lot = body.lot.unwrap_or_default();
+        let created = standard::create::<Lots>(&self.state, &ctx, key, lot);
+        Ok(Response::new(created.await?))
     }
 
     async fn get_lot(&self, req: Request<pb::GetLotRequest>) -> Result<Response<pb::Lot>, Status> {
         let ctx = caller(&req)?;
-        let row: LotRow = TABLE
-            .get(&self.state.db, ctx.tenant_id, req.into_inner().id)
-            .await?;
-        Ok(Response::new(row.into_pb(&self.state)))
+        let id = req.into_inner().id;
+        let lot = standard::get::<Lots>(&self.state, &ctx, id);
+        Ok(Response::new(lot.await?))
     }
 
     async fn list_lots(
@@ -473,14 +570,9 @@ impl LotService for LotApi {
             r.order_by,
             r.show_deleted,
         );
-        let page =
-            list_page::<LotRow>(&self.state, ctx.tenant_id, &LIST, &params, Some(&scope)).await?;
+        let page = standard::list::<Lots>(&self.state, &ctx, &params, Some(&scope)).await?;
         Ok(Response::new(pb::ListLotsResponse {
-            lots: page
-                .items
-                .into_iter()
-                .map(|l| l.into_pb(&self.state))
-                .collect(),
+            lots: page.items,
             next_page_token: page.next_page_token,
             total_size: total(page.total_size),
         }))
@@ -492,58 +584,9 @@ impl LotService for LotApi {
     ) -> Result<Response<pb::Lot>, Status> {
         let ctx = caller(&req)?;
         let body = req.into_inner();
-        let l = body.lot.unwrap_or_default();
-        API.require_id("lot.id", l.id)?;
-        let mask = API.mask(
-            body.update_mask,
-            MUTABLE,
-            &["stage_id"],
-            &populated(&[
-                ("lot_number", !l.lot_number.is_empty()),
-                ("street_number", !l.street_number.is_empty()),
-                ("street_name", !l.street_name.is_empty()),
-                ("price", !l.price.is_empty()),
-                ("land_size", !l.land_size.is_empty()),
-                ("land_price", !l.land_price.is_empty()),
-                ("house_price", !l.house_price.is_empty()),
-                ("bedrooms", l.bedrooms.is_some()),
-                ("bathrooms", !l.bathrooms.is_empty()),
-                ("garage", l.garage.is_some()),
-                ("description", !l.description.is_empty()),
-                ("feature_ids", !l.feature_ids.is_empty()),
-                ("sale_status", !l.sale_status.is_empty()),
-                ("estimated_completion", l.estimated_completion.is_some()),
-            ]),
-        )?;
-        let changing: Vec<&str> = MUTABLE.iter().copied().filter(|f| mask.has(f)).collect();
-        let values = values(&l, &changing)?;
-        let new_price = price_of(&values);
-        let mut tx = self.state.db.begin(ctx.tenant_id).await?;
-        let project_id = project_of(&mut tx, l.id, false).await?;
-        stock::lock_project(&mut tx, project_id).await?;
-        let current: LotRow = TABLE
-            .fetch(&mut tx, l.id, Read::live().for_update())
-            .await?;
-        API.check_etag(&l.etag, current.version)?;
-        update_row(&mut tx, TABLE.name, l.id, values).await?;
-        if let Some(Some(price)) = new_price.filter(|p| *p != current.price) {
-            record_price(
-                &mut tx,
-                ctx.tenant_id,
-                l.id,
-                price,
-                Some("updated"),
-                ctx.user_id,
-            )
-            .await?;
-        }
-        if mask.has("feature_ids") {
-            stock::set_lot_features(&mut tx, ctx.tenant_id, l.id, &l.feature_ids).await?;
-        }
-        stock::refresh_figures(&mut tx, project_id).await?;
-        let row: LotRow = TABLE.fetch(&mut tx, l.id, Read::live()).await?;
-        tx.commit().await?;
-        Ok(Response::new(row.into_pb(&self.state)))
+        let lot = body.lot.unwrap_or_default();
+        let updated = standard::update::<Lots>(&self.state, &ctx, lot, body.update_mask);
+        Ok(Response::new(updated.await?))
     }
 
     async fn delete_lot(
@@ -552,10 +595,8 @@ impl LotService for LotApi {
     ) -> Result<Response<pb::Lot>, Status> {
         let ctx = caller(&req)?;
         let r = req.into_inner();
-        Ok(Response::new(
-            self.set_deleted(ctx.tenant_id, r.id, SoftDelete::Delete { etag: &r.etag })
-                .await?,
-        ))
+        let deleted = standard::delete::<Lots>(&self.state, &ctx, r.id, &r.etag);
+        Ok(Response::new(deleted.await?))
     }
 
     async fn undelete_lot(
@@ -564,10 +605,8 @@ impl LotService for LotApi {
     ) -> Result<Response<pb::Lot>, Status> {
         let ctx = caller(&req)?;
         let id = req.into_inner().id;
-        Ok(Response::new(
-            self.set_deleted(ctx.tenant_id, id, SoftDelete::Undelete)
-                .await?,
-        ))
+        let restored = standard::undelete::<Lots>(&self.state, &ctx, id);
+        Ok(Response::new(restored.await?))
     }
 
     async fn hold_lot(

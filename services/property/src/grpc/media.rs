@@ -20,17 +20,17 @@ use tonic::{Request, Response, Status, Streaming};
 
 use fusion_db::filter::{FieldKind, FieldSpec};
 use fusion_db::list::{ListParams, ListSpec, ScopeValue};
-use fusion_db::resource::{Read, SoftDelete};
-use fusion_db::{db_status, idempotency};
+use fusion_db::resource::Read;
+use fusion_db::{TenantTx, db_status, idempotency};
 use fusion_proto::property::v1 as pb;
 use fusion_proto::property::v1::download_media_response::Payload as Download;
 use fusion_proto::property::v1::media_service_server::MediaService;
 use fusion_proto::property::v1::upload_media_request::Payload as Upload;
 use fusion_service::api::{etag, opt_ts, populated, total, ts};
+use fusion_service::standard::{self, Call, Kit, Method, Resource};
 
 use super::{
-    API, REQUEST_IDS, Table, Val, Values, Versioned, caller, insert_row, list_page, lock_live,
-    purge_ts, update_row, values_of,
+    API, REQUEST_IDS, Table, Val, Values, caller, insert_row, lock_live, purge_ts, values_of,
 };
 use crate::domain::media::{self, MAX_CHUNK, MEDIA_TYPES, SNIFF_LEN};
 use crate::domain::validate;
@@ -121,19 +121,98 @@ impl MediaRow {
     }
 }
 
-/// The column values of the mutable fields in `fields`, validated; `file_type` is the
-/// content type of the file the values are for.
-fn values(m: &pb::Media, fields: &[&str], file_type: &str) -> Result<Values, Status> {
+/// Media on the standard methods other than Create (an upload is a client stream,
+/// [`MediaService::upload_media`]): a media type must fit the stored file, and media
+/// comes back only onto a live record.
+struct Media;
+
+impl Resource for Media {
+    type Row = MediaRow;
+    type Pb = pb::Media;
+    type State = AppState;
+
+    const SINGULAR: &'static str = "Media";
+    const TABLE: Table = TABLE;
+    const LIST: ListSpec = LIST;
+    const CREATE: &'static [&'static str] = MUTABLE;
+    const MUTABLE: &'static [&'static str] = MUTABLE;
+    const IMMUTABLE: &'static [&'static str] = IMMUTABLE;
+
+    fn kit(state: &AppState) -> &Kit {
+        &state.kit
+    }
+
+    fn to_pb(state: &AppState, row: MediaRow) -> pb::Media {
+        row.into_pb(state)
+    }
+
+    fn id(m: &pb::Media) -> i64 {
+        m.id
+    }
+
+    fn etag(m: &pb::Media) -> &str {
+        &m.etag
+    }
+
+    fn populated(m: &pb::Media) -> Vec<&'static str> {
+        populated(&[
+            ("media_type", !m.media_type.is_empty()),
+            ("title", !m.title.is_empty()),
+            ("description", !m.description.is_empty()),
+            ("order", m.order != 0),
+        ])
+    }
+
+    fn values(_: &AppState, m: &pb::Media, fields: &[&str], _: Method) -> Result<Values, Status> {
+        values(m, fields)
+    }
+
+    /// The stored file's content type decides which media types it can be.
+    async fn on_update(
+        call: &Call<'_, AppState>,
+        _: &mut TenantTx,
+        current: &MediaRow,
+        m: &pb::Media,
+        _: &mut Values,
+    ) -> Result<(), Status> {
+        let file_type = &current.file_type;
+        let media_type = m.media_type.trim();
+        if call.fields.contains(&"media_type") && !media::fits(media_type, file_type) {
+            return Err(API.invalid(
+                "media.media_type",
+                format!("a {file_type} file cannot be a {media_type}"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The record the media is for must be live (and stays so until commit).
+    async fn on_undelete(
+        _: &Call<'_, AppState>,
+        tx: &mut TenantTx,
+        current: &MediaRow,
+    ) -> Result<(), Status> {
+        let parent = media::mediable_table(&current.mediable_type).unwrap_or(TABLE.name);
+        if lock_live(tx, parent, current.mediable_id).await? {
+            return Ok(());
+        }
+        Err(API.precondition(
+            "PARENT_DELETED",
+            format!(
+                "the {} media item {} belongs to is deleted; undelete it first",
+                current.mediable_type, current.id
+            ),
+        ))
+    }
+}
+
+/// The column values of the mutable fields in `fields`, validated (whether a media
+/// type fits the file is checked against the stored row, in [`Media::on_update`]).
+fn values(m: &pb::Media, fields: &[&str]) -> Result<Values, Status> {
     values_of("media", fields, |field| {
         Ok(Some(match field {
             "media_type" => {
                 validate::one_of(&m.media_type, MEDIA_TYPES)?;
-                if !media::fits(m.media_type.trim(), file_type) {
-                    return Err(format!(
-                        "a {file_type} file cannot be a {}",
-                        m.media_type.trim()
-                    ));
-                }
                 ("media_type", Val::text(&m.media_type))
             }
             "title" => {
@@ -587,10 +666,9 @@ impl MediaService for MediaApi {
         req: Request<pb::GetMediaRequest>,
     ) -> Result<Response<pb::Media>, Status> {
         let ctx = caller(&req)?;
-        let row: MediaRow = TABLE
-            .get(&self.state.db, ctx.tenant_id, req.into_inner().id)
-            .await?;
-        Ok(Response::new(row.into_pb(&self.state)))
+        let id = req.into_inner().id;
+        let media = standard::get::<Media>(&self.state, &ctx, id);
+        Ok(Response::new(media.await?))
     }
 
     async fn list_media(
@@ -624,14 +702,9 @@ impl MediaService for MediaApi {
             r.order_by,
             r.show_deleted,
         );
-        let page =
-            list_page::<MediaRow>(&self.state, ctx.tenant_id, &LIST, &params, Some(&scope)).await?;
+        let page = standard::list::<Media>(&self.state, &ctx, &params, Some(&scope)).await?;
         Ok(Response::new(pb::ListMediaResponse {
-            media: page
-                .items
-                .into_iter()
-                .map(|m| m.into_pb(&self.state))
-                .collect(),
+            media: page.items,
             next_page_token: page.next_page_token,
             total_size: total(page.total_size),
         }))
@@ -643,47 +716,20 @@ impl MediaService for MediaApi {
     ) -> Result<Response<pb::Media>, Status> {
         let ctx = caller(&req)?;
         let body = req.into_inner();
-        let m = body.media.unwrap_or_default();
-        API.require_id("media.id", m.id)?;
-        let mask = API.mask(
-            body.update_mask,
-            MUTABLE,
-            IMMUTABLE,
-            &populated(&[
-                ("media_type", !m.media_type.is_empty()),
-                ("title", !m.title.is_empty()),
-                ("description", !m.description.is_empty()),
-                ("order", m.order != 0),
-            ]),
-        )?;
-        let changing: Vec<&str> = MUTABLE.iter().copied().filter(|f| mask.has(f)).collect();
-        let mut tx = self.state.db.begin(ctx.tenant_id).await?;
-        let current: MediaRow = TABLE
-            .fetch(&mut tx, m.id, Read::live().for_update())
-            .await?;
-        API.check_etag(&m.etag, current.version)?;
-        let values = values(&m, &changing, &current.file_type)?;
-        update_row(&mut tx, TABLE.name, m.id, values).await?;
-        let row: MediaRow = TABLE.fetch(&mut tx, m.id, Read::live()).await?;
-        tx.commit().await?;
-        Ok(Response::new(row.into_pb(&self.state)))
+        let media = body.media.unwrap_or_default();
+        let updated = standard::update::<Media>(&self.state, &ctx, media, body.update_mask);
+        Ok(Response::new(updated.await?))
     }
 
+    /// The object stays until the purge job removes the row and it together.
     async fn delete_media(
         &self,
         req: Request<pb::DeleteMediaRequest>,
     ) -> Result<Response<pb::Media>, Status> {
         let ctx = caller(&req)?;
         let r = req.into_inner();
-        let mut tx = self.state.db.begin(ctx.tenant_id).await?;
-        // The object stays until the purge job removes the row and it together.
-        let row: MediaRow = TABLE
-            .set_deleted(&mut tx, r.id, SoftDelete::Delete { etag: &r.etag }, |_| {
-                Ok(())
-            })
-            .await?;
-        tx.commit().await?;
-        Ok(Response::new(row.into_pb(&self.state)))
+        let deleted = standard::delete::<Media>(&self.state, &ctx, r.id, &r.etag);
+        Ok(Response::new(deleted.await?))
     }
 
     async fn undelete_media(
@@ -692,23 +738,7 @@ impl MediaService for MediaApi {
     ) -> Result<Response<pb::Media>, Status> {
         let ctx = caller(&req)?;
         let id = req.into_inner().id;
-        API.require_id("id", id)?;
-        let mut tx = self.state.db.begin(ctx.tenant_id).await?;
-        let current: MediaRow = TABLE.fetch(&mut tx, id, Read::live_or_deleted()).await?;
-        let parent = media::mediable_table(&current.mediable_type).unwrap_or(TABLE.name);
-        if current.deleted() && !lock_live(&mut tx, parent, current.mediable_id).await? {
-            return Err(API.precondition(
-                "PARENT_DELETED",
-                format!(
-                    "the {} media item {id} belongs to is deleted; undelete it first",
-                    current.mediable_type
-                ),
-            ));
-        }
-        let row: MediaRow = TABLE
-            .set_deleted(&mut tx, id, SoftDelete::Undelete, |_| Ok(()))
-            .await?;
-        tx.commit().await?;
-        Ok(Response::new(row.into_pb(&self.state)))
+        let restored = standard::undelete::<Media>(&self.state, &ctx, id);
+        Ok(Response::new(restored.await?))
     }
 }

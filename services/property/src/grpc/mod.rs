@@ -11,10 +11,9 @@ mod projects;
 mod stages;
 
 use sqlx::PgConnection;
-use sqlx::postgres::PgRow;
 
 use fusion_db::resource;
-pub(crate) use fusion_db::resource::{Table, Val, Values, Versioned};
+pub(crate) use fusion_db::resource::{Table, Val, Values};
 use tonic::service::Routes;
 use tonic::{Request, Status};
 
@@ -181,28 +180,4 @@ pub(crate) async fn lock_live(
     id: i64,
 ) -> Result<bool, Status> {
     resource::lock_live(conn, DOMAIN, table, id).await
-}
-
-/// A List: one page of `spec` in the caller's tenant (within `scope`), read in its own
-/// transaction.
-pub(crate) async fn list_page<T>(
-    state: &AppState,
-    tenant_id: i64,
-    spec: &fusion_db::list::ListSpec,
-    params: &fusion_db::list::ListParams,
-    scope: Option<fusion_db::list::Scope<'_>>,
-) -> Result<fusion_db::list::Page<T>, Status>
-where
-    T: for<'r> sqlx::FromRow<'r, PgRow> + Send + Unpin,
-{
-    fusion_db::list::tenant_page(
-        &state.db,
-        DOMAIN,
-        spec,
-        params,
-        &state.pages,
-        tenant_id,
-        scope,
-    )
-    .await
 }
