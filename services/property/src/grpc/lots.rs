@@ -4,15 +4,13 @@
 
 use std::pin::Pin;
 
-use chrono::{DateTime, NaiveDate, Utc};
 use futures::Stream;
 use rust_decimal::Decimal;
-use sqlx::types::Json;
 use tonic::{Request, Response, Status};
 
-use fusion_db::filter::{FieldKind, FieldSpec};
+use fusion_db::TenantTx;
 use fusion_db::list::{ListParams, ListSpec, ScopeValue};
-use fusion_db::{TenantTx, db_status};
+use fusion_db::resource::{Table, Val, Values, values_of};
 use fusion_proto::property::v1 as pb;
 use fusion_proto::property::v1::lot_service_server::LotService;
 use fusion_service::api::{
@@ -20,75 +18,17 @@ use fusion_service::api::{
 };
 use fusion_service::standard::{self, Call, Change, Kit, Locking, Method, Parent, Resource};
 
+use super::caller;
 use super::lifecycle::{self, Transition};
-use super::{API, Table, Val, Values, caller, purge_ts, values_of};
+use crate::api::API;
 use crate::domain::lifecycle::{Action, LotStatus};
 use crate::domain::validate;
-use crate::stock::{self, LotRef, StatusChange};
+use crate::stock::{self, StatusChange};
+use crate::store::lots::{
+    LIST, LotRow, TABLE, project_of, project_of_any, project_of_stage, record_price,
+};
+use crate::store::media::refuse_live_media;
 use crate::{AppState, DOMAIN};
-
-pub(crate) const TABLE: Table = Table {
-    domain: DOMAIN,
-    name: "property.lots",
-    select: "id, tenant_id, stage_id, project_id, lot_number, street_number, street_name, price, \
-             land_size, land_price, house_price, bedrooms, bathrooms, garage, description, features, \
-             status, sale_status, estimated_completion, hold_expires_at, reserved_price, version, \
-             created_at, updated_at, deleted_at, \
-             ARRAY(SELECT lf.feature_id FROM property.lot_features lf JOIN property.features f ON f.id = lf.feature_id \
-             WHERE lf.lot_id = lots.id AND f.deleted_at IS NULL ORDER BY lf.feature_id) AS feature_ids",
-    what: "lot",
-};
-
-const FIELDS: &[FieldSpec] = &[
-    FieldSpec::new("stage_id", "stage_id", FieldKind::Int),
-    FieldSpec::new("project_id", "project_id", FieldKind::Int),
-    FieldSpec::new("lot_number", "lot_number", FieldKind::Text),
-    FieldSpec::new("street_name", "street_name", FieldKind::Text),
-    FieldSpec::new("price", "price", FieldKind::Decimal),
-    FieldSpec::new("land_size", "land_size", FieldKind::Decimal),
-    FieldSpec::new("land_price", "land_price", FieldKind::Decimal),
-    FieldSpec::new("house_price", "house_price", FieldKind::Decimal),
-    FieldSpec::new("bedrooms", "bedrooms", FieldKind::Int),
-    FieldSpec::new("bathrooms", "bathrooms", FieldKind::Decimal),
-    FieldSpec::new("garage", "garage", FieldKind::Int),
-    FieldSpec::new("status", "status", FieldKind::Text),
-    FieldSpec::new("sale_status", "sale_status", FieldKind::Text),
-    FieldSpec::new(
-        "estimated_completion",
-        "estimated_completion",
-        FieldKind::Date,
-    ),
-    FieldSpec::new("features", "features", FieldKind::Tags),
-    // The project's location, for a bounding box over lots.
-    FieldSpec::new(
-        "latitude",
-        "(SELECT p.latitude FROM property.projects p WHERE p.id = lots.project_id)",
-        FieldKind::Decimal,
-    ),
-    FieldSpec::new(
-        "longitude",
-        "(SELECT p.longitude FROM property.projects p WHERE p.id = lots.project_id)",
-        FieldKind::Decimal,
-    ),
-    FieldSpec::new("create_time", "created_at", FieldKind::Timestamp),
-];
-
-const LIST: ListSpec = ListSpec {
-    table: TABLE.name,
-    select: TABLE.select,
-    fields: FIELDS,
-    order_fields: &[
-        "price",
-        "land_size",
-        "lot_number",
-        "bedrooms",
-        "create_time",
-        "status",
-    ],
-    default_order: "lot_number",
-    soft_delete: true,
-    tenant_scoped: true,
-};
 
 const CREATE: &[&str] = &[
     "stage_id",
@@ -125,56 +65,7 @@ const MUTABLE: &[&str] = &[
     "estimated_completion",
 ];
 
-/// A lot as stored.
-#[derive(sqlx::FromRow)]
-pub(crate) struct LotRow {
-    pub id: i64,
-    pub tenant_id: i64,
-    pub stage_id: i64,
-    pub project_id: i64,
-    pub lot_number: String,
-    street_number: Option<String>,
-    street_name: Option<String>,
-    pub price: Option<Decimal>,
-    land_size: Option<Decimal>,
-    land_price: Option<Decimal>,
-    house_price: Option<Decimal>,
-    bedrooms: Option<i32>,
-    bathrooms: Option<Decimal>,
-    garage: Option<i32>,
-    description: Option<String>,
-    features: Json<Vec<String>>,
-    pub status: String,
-    sale_status: Option<String>,
-    estimated_completion: Option<NaiveDate>,
-    pub hold_expires_at: Option<DateTime<Utc>>,
-    pub reserved_price: Option<Decimal>,
-    pub version: i64,
-    created_at: DateTime<Utc>,
-    updated_at: DateTime<Utc>,
-    deleted_at: Option<DateTime<Utc>>,
-    feature_ids: Vec<i64>,
-}
-
-fusion_db::versioned!(LotRow);
-
 impl LotRow {
-    pub(crate) fn status(&self) -> LotStatus {
-        // The table's CHECK admits only lifecycle names.
-        LotStatus::parse(&self.status).unwrap_or(LotStatus::Withdrawn)
-    }
-
-    pub(crate) fn reference(&self) -> LotRef {
-        LotRef {
-            tenant_id: self.tenant_id,
-            lot_id: self.id,
-            project_id: self.project_id,
-            stage_id: self.stage_id,
-            lot_number: self.lot_number.clone(),
-            price: self.price,
-        }
-    }
-
     pub(crate) fn into_pb(self, state: &AppState) -> pb::Lot {
         pb::Lot {
             id: self.id,
@@ -202,7 +93,7 @@ impl LotRow {
             create_time: Some(ts(self.created_at)),
             update_time: Some(ts(self.updated_at)),
             delete_time: opt_ts(self.deleted_at),
-            purge_time: purge_ts(state, self.deleted_at),
+            purge_time: state.kit.purge_time(self.deleted_at),
             etag: etag(self.version),
         }
     }
@@ -231,7 +122,7 @@ pub(crate) fn parse_price(raw: &str) -> Result<Option<Decimal>, String> {
 
 /// The column values of the fields in `fields` (other than `feature_ids`), validated.
 fn values(l: &pb::Lot, fields: &[&str]) -> Result<Values, Status> {
-    values_of("lot", fields, |field| {
+    values_of(DOMAIN, "lot", fields, |field| {
         Ok(Some(match field {
             "stage_id" => ("stage_id", Val::Int(Some(l.stage_id))),
             "lot_number" => {
@@ -274,62 +165,6 @@ fn values(l: &pb::Lot, fields: &[&str]) -> Result<Values, Status> {
             _ => return Ok(None),
         }))
     })
-}
-
-/// Records a price that takes effect now.
-pub(crate) async fn record_price(
-    conn: &mut sqlx::PgConnection,
-    tenant_id: i64,
-    lot_id: i64,
-    price: Decimal,
-    reason: Option<&str>,
-    actor_user_id: i64,
-) -> Result<(), Status> {
-    sqlx::query(
-        "INSERT INTO property.lot_price_history
-             (tenant_id, lot_id, price, effective_from, applied_at, reason, actor_user_id)
-         VALUES ($1, $2, $3, now(), now(), $4, $5)",
-    )
-    .bind(tenant_id)
-    .bind(lot_id)
-    .bind(price)
-    .bind(reason)
-    .bind(actor_user_id)
-    .execute(conn)
-    .await
-    .map_err(|e| db_status(DOMAIN, e))?;
-    Ok(())
-}
-
-/// The project of a lot (live or, with `include_deleted`, deleted); a lot's project
-/// never changes, so it is safe to read before taking the project lock.
-pub(crate) async fn project_of(
-    conn: &mut sqlx::PgConnection,
-    lot_id: i64,
-    include_deleted: bool,
-) -> Result<i64, Status> {
-    sqlx::query_scalar(if include_deleted {
-        "SELECT project_id FROM property.lots WHERE id = $1"
-    } else {
-        "SELECT project_id FROM property.lots WHERE id = $1 AND deleted_at IS NULL"
-    })
-    .bind(lot_id)
-    .fetch_optional(conn)
-    .await
-    .map_err(|e| db_status(DOMAIN, e))?
-    .ok_or_else(|| API.not_found("lot", lot_id))
-}
-
-/// The project of live stage `stage_id` (NOT_FOUND if it is not live).
-async fn project_of_stage(conn: &mut sqlx::PgConnection, stage_id: i64) -> Result<i64, Status> {
-    sqlx::query_scalar(
-        "SELECT project_id FROM property.stages WHERE id = $1 AND deleted_at IS NULL",
-    )
-    .bind(stage_id)
-    .fetch_optional(conn)
-    .await
-    .map_err(|e| db_status(DOMAIN, e))?
-    .ok_or_else(|| API.not_found("stage", stage_id))
 }
 
 /// The LotService implementation.
@@ -432,7 +267,11 @@ impl Resource for Lots {
         id: i64,
         locking: Locking,
     ) -> Result<(), Status> {
-        let project_id = project_of(tx, id, locking.deleted_too()).await?;
+        let project_id = if locking.deleted_too() {
+            project_of_any(tx, id).await?
+        } else {
+            project_of(tx, id).await?
+        };
         stock::lock_project(tx, project_id).await
     }
 
@@ -481,7 +320,7 @@ impl Resource for Lots {
         tx: &mut TenantTx,
         current: &LotRow,
     ) -> Result<(), Status> {
-        super::refuse_live_media(tx, "lot", current.id).await?;
+        refuse_live_media(tx, "lot", current.id).await?;
         match current.status() {
             LotStatus::Available | LotStatus::Hold | LotStatus::Withdrawn => Ok(()),
             sold => Err(API.precondition(

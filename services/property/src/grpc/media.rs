@@ -10,18 +10,16 @@
 
 use std::pin::Pin;
 
-use chrono::{DateTime, Utc};
 use futures::{Stream, StreamExt};
 use sha2::{Digest, Sha256};
-use sqlx::PgConnection;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
-use fusion_db::filter::{FieldKind, FieldSpec};
 use fusion_db::list::{ListParams, ListSpec, ScopeValue};
 use fusion_db::resource::Read;
-use fusion_db::{TenantTx, db_status, idempotency};
+use fusion_db::resource::{Table, Val, Values, values_of};
+use fusion_db::{TenantTx, idempotency};
 use fusion_proto::property::v1 as pb;
 use fusion_proto::property::v1::download_media_response::Payload as Download;
 use fusion_proto::property::v1::media_service_server::MediaService;
@@ -29,73 +27,20 @@ use fusion_proto::property::v1::upload_media_request::Payload as Upload;
 use fusion_service::api::{etag, opt_ts, populated, total, ts};
 use fusion_service::standard::{self, Call, Kit, Method, Resource};
 
-use super::{
-    API, REQUEST_IDS, Table, Val, Values, caller, insert_row, lock_live, purge_ts, values_of,
-};
+use super::caller;
+use crate::api::{API, REQUEST_IDS};
 use crate::domain::media::{self, MAX_CHUNK, MEDIA_TYPES, SNIFF_LEN};
 use crate::domain::validate;
 use crate::media_store::{self, MediaStore};
+use crate::store::lock_live;
+use crate::store::media::{LIST, MediaRow, TABLE};
 use crate::{AppState, DOMAIN};
-
-const TABLE: Table = Table {
-    domain: DOMAIN,
-    name: "property.property_media",
-    select: "id, tenant_id, mediable_type, mediable_id, file_name, file_path, file_size, \
-             file_type, media_type, title, description, \"order\", checksum, version, \
-             created_at, updated_at, deleted_at",
-    what: "media item",
-};
-
-const FIELDS: &[FieldSpec] = &[
-    FieldSpec::new("mediable_type", "mediable_type", FieldKind::Text),
-    FieldSpec::new("mediable_id", "mediable_id", FieldKind::Int),
-    FieldSpec::new("media_type", "media_type", FieldKind::Text),
-    FieldSpec::new("file_type", "file_type", FieldKind::Text),
-    FieldSpec::new("file_name", "file_name", FieldKind::Text),
-    FieldSpec::new("file_size", "file_size", FieldKind::Int),
-    FieldSpec::new("title", "title", FieldKind::Text),
-    FieldSpec::new("order", "\"order\"", FieldKind::Int),
-    FieldSpec::new("create_time", "created_at", FieldKind::Timestamp),
-];
-
-const LIST: ListSpec = ListSpec {
-    table: TABLE.name,
-    select: TABLE.select,
-    fields: FIELDS,
-    order_fields: &["order", "create_time", "file_name", "file_size"],
-    default_order: "order",
-    soft_delete: true,
-    tenant_scoped: true,
-};
 
 const MUTABLE: &[&str] = &["media_type", "title", "description", "order"];
 const IMMUTABLE: &[&str] = &["mediable_type", "mediable_id", "file_name"];
 
 /// Pieces of a download are sent in messages of at most this size.
 const DOWNLOAD_CHUNK: usize = 256 * 1024;
-
-#[derive(sqlx::FromRow)]
-struct MediaRow {
-    id: i64,
-    tenant_id: i64,
-    mediable_type: String,
-    mediable_id: i64,
-    file_name: String,
-    file_path: String,
-    file_size: i32,
-    file_type: String,
-    media_type: String,
-    title: Option<String>,
-    description: Option<String>,
-    order: i32,
-    checksum: Option<String>,
-    version: i64,
-    created_at: DateTime<Utc>,
-    updated_at: DateTime<Utc>,
-    deleted_at: Option<DateTime<Utc>>,
-}
-
-fusion_db::versioned!(MediaRow);
 
 impl MediaRow {
     fn into_pb(self, state: &AppState) -> pb::Media {
@@ -115,7 +60,7 @@ impl MediaRow {
             create_time: Some(ts(self.created_at)),
             update_time: Some(ts(self.updated_at)),
             delete_time: opt_ts(self.deleted_at),
-            purge_time: purge_ts(state, self.deleted_at),
+            purge_time: state.kit.purge_time(self.deleted_at),
             etag: etag(self.version),
         }
     }
@@ -209,7 +154,7 @@ impl Resource for Media {
 /// The column values of the mutable fields in `fields`, validated (whether a media
 /// type fits the file is checked against the stored row, in [`Media::on_update`]).
 fn values(m: &pb::Media, fields: &[&str]) -> Result<Values, Status> {
-    values_of("media", fields, |field| {
+    values_of(DOMAIN, "media", fields, |field| {
         Ok(Some(match field {
             "media_type" => {
                 validate::one_of(&m.media_type, MEDIA_TYPES)?;
@@ -309,7 +254,7 @@ impl NewMedia {
 
     /// NOT_FOUND unless the record the media is for is live in the caller's tenant;
     /// key-share locks it until the transaction ends, so it cannot be deleted meanwhile.
-    async fn require_mediable(&self, conn: &mut PgConnection) -> Result<(), Status> {
+    async fn require_mediable(&self, conn: &mut TenantTx) -> Result<(), Status> {
         if lock_live(conn, self.mediable_table, self.mediable_id).await? {
             Ok(())
         } else {
@@ -429,32 +374,6 @@ fn store_error(e: object_store::Error) -> Status {
     fusion_proto::errors::unavailable(DOMAIN, "the media store is not available; try again")
 }
 
-/// Refuses to delete a project, stage or lot that still has live media, as a parent
-/// with live children is refused, so media never outlives what it shows.
-pub(crate) async fn refuse_live_media(
-    conn: &mut PgConnection,
-    mediable_type: &str,
-    id: i64,
-) -> Result<(), Status> {
-    let has: bool = sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM property.property_media
-                         WHERE mediable_type = $1 AND mediable_id = $2 AND deleted_at IS NULL)",
-    )
-    .bind(mediable_type)
-    .bind(id)
-    .fetch_one(conn)
-    .await
-    .map_err(|e| db_status(DOMAIN, e))?;
-    if has {
-        Err(API.precondition(
-            "HAS_MEDIA",
-            format!("{mediable_type} {id} still has media; delete it first"),
-        ))
-    } else {
-        Ok(())
-    }
-}
-
 /// The MediaService implementation.
 #[derive(Clone, Debug)]
 pub(crate) struct MediaApi {
@@ -480,24 +399,24 @@ impl MediaApi {
             return Ok((saved, false));
         }
         new.require_mediable(&mut tx).await?;
-        let id = insert_row(
-            &mut tx,
-            TABLE.name,
-            vec![
-                ("mediable_type", Val::text(new.mediable_type)),
-                ("mediable_id", Val::Int(Some(new.mediable_id))),
-                ("file_name", Val::text(&new.file_name)),
-                ("file_path", Val::text(key)),
-                ("file_size", Val::Int32(Some(stored.size))),
-                ("file_type", Val::text(stored.file_type)),
-                ("media_type", Val::text(&new.media_type)),
-                ("title", Val::text(&new.title)),
-                ("description", Val::text(&new.description)),
-                ("\"order\"", Val::Int32(Some(new.order))),
-                ("checksum", Val::text(&stored.checksum)),
-            ],
-        )
-        .await?;
+        let id = TABLE
+            .insert(
+                &mut tx,
+                vec![
+                    ("mediable_type", Val::text(new.mediable_type)),
+                    ("mediable_id", Val::Int(Some(new.mediable_id))),
+                    ("file_name", Val::text(&new.file_name)),
+                    ("file_path", Val::text(key)),
+                    ("file_size", Val::Int32(Some(stored.size))),
+                    ("file_type", Val::text(stored.file_type)),
+                    ("media_type", Val::text(&new.media_type)),
+                    ("title", Val::text(&new.title)),
+                    ("description", Val::text(&new.description)),
+                    ("\"order\"", Val::Int32(Some(new.order))),
+                    ("checksum", Val::text(&stored.checksum)),
+                ],
+            )
+            .await?;
         let created = TABLE
             .fetch::<MediaRow>(&mut tx, id, Read::live())
             .await?
