@@ -19,9 +19,9 @@ use fusion_db::resource::Read;
 use fusion_db::{Db, db_status};
 
 use crate::DOMAIN;
-use crate::grpc::LotRow;
 use crate::media_store::MediaStore;
 use crate::stock;
+use crate::store::lots::{LotRow, TABLE as LOTS};
 
 /// What one housekeeping pass did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -57,11 +57,11 @@ pub async fn sweep(owner: &PgPool, db: &Db) -> Result<Swept, Status> {
     for (tenant_id, project_id, lot_id) in lapsed {
         let mut tx = db.begin(tenant_id).await?;
         stock::lock_project(&mut tx, project_id).await?;
-        let lot: LotRow = crate::grpc::lot_table()
+        let lot: LotRow = LOTS
             .fetch(&mut tx, lot_id, Read::live().for_update())
             .await?;
         // Re-checked under the lock: the lot may have been reserved or released since.
-        if crate::grpc::release_if_lapsed(&mut tx, &lot, None).await? {
+        if stock::release_if_lapsed(&mut tx, &lot, None).await? {
             stock::refresh_figures(&mut tx, project_id).await?;
             swept.holds_released += 1;
         }

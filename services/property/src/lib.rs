@@ -5,10 +5,12 @@
 //! Shape: [`Application::build`] wires the database, the lot event listener, the
 //! housekeeping job and the gRPC services into a [`fusion_service::Server`]; `main.rs`
 //! only reads configuration. Proto types stop at [`grpc`]; [`domain`] holds the rules;
-//! [`stock`] is the SQL that keeps a project's figures exact; [`events`] carries lot
+//! [`store`] owns every other SQL statement
+//! and [`stock`] the SQL that keeps a project's figures exact; [`events`] carries lot
 //! status changes to live watchers on every replica; [`media_store`] is where media
 //! bytes live.
 
+mod api;
 pub mod config;
 pub mod domain;
 pub mod events;
@@ -17,6 +19,7 @@ pub mod jobs;
 pub mod media_store;
 mod state;
 mod stock;
+mod store;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -15,7 +15,10 @@ use tonic::Status;
 use fusion_db::db_status;
 
 use crate::DOMAIN;
+use crate::api::API;
+use crate::domain::lifecycle::LotStatus;
 use crate::events::{LotEvent, notify};
+use crate::store::lots::LotRow;
 
 /// Locks project `project_id` for the rest of the transaction (NOT_FOUND if missing
 /// or deleted).
@@ -28,7 +31,7 @@ pub(crate) async fn lock_project(conn: &mut PgConnection, project_id: i64) -> Re
     .await
     .map_err(|e| db_status(DOMAIN, e))?
     .map(|_| ())
-    .ok_or_else(|| crate::grpc::API.not_found("project", project_id))
+    .ok_or_else(|| API.not_found("project", project_id))
 }
 
 /// Recomputes `total_lots`, `available_lots`, `min_price` and `max_price` of a project
@@ -157,7 +160,7 @@ pub(crate) async fn set_lot_features(
     .await
     .map_err(|e| db_status(DOMAIN, e))?;
     if let Some(missing) = ids.iter().find(|id| !live.contains(id)) {
-        return Err(crate::grpc::API.invalid(
+        return Err(API.invalid(
             "lot.feature_ids",
             format!("feature {missing} does not exist"),
         ));
@@ -189,4 +192,41 @@ pub(crate) async fn set_lot_features(
     .await
     .map_err(|e| db_status(DOMAIN, e))?;
     Ok(())
+}
+
+/// If `lot` (locked, with its project) is on a hold that has lapsed, puts it back on the
+/// market and records why. Returns whether it did. The housekeeping job does this for
+/// every lapsed hold; doing it here too means a lapsed hold never blocks a sale.
+pub(crate) async fn release_if_lapsed(
+    conn: &mut sqlx::PgConnection,
+    lot: &LotRow,
+    actor_user_id: Option<i64>,
+) -> Result<bool, Status> {
+    let lapsed = lot.status() == LotStatus::Hold
+        && lot.hold_expires_at.is_some_and(|until| until <= Utc::now());
+    if !lapsed {
+        return Ok(false);
+    }
+    sqlx::query(
+        "UPDATE property.lots SET status = 'available', hold_expires_at = NULL,
+                updated_at = now(), version = version + 1
+          WHERE id = $1",
+    )
+    .bind(lot.id)
+    .execute(&mut *conn)
+    .await
+    .map_err(|e| db_status(DOMAIN, e))?;
+    record_status(
+        conn,
+        &lot.reference(),
+        StatusChange {
+            from: Some(LotStatus::Hold.as_str()),
+            to: LotStatus::Available.as_str(),
+            reason: Some("hold expired"),
+            deposit: None,
+            actor_user_id,
+        },
+    )
+    .await?;
+    Ok(true)
 }

@@ -113,6 +113,29 @@ pub struct Call<'a, S> {
     pub state: &'a S,
     /// The verified caller (tenant, user, permissions).
     pub caller: &'a TenantContext,
+    /// The fields the method writes: Create's `CREATE`, Update's masked ones (empty
+    /// for Delete and Undelete); for a hook that acts on a field that is not a column
+    /// (links to other rows).
+    pub fields: &'a [&'a str],
+}
+
+/// Which standard method is about to lock an existing row, for
+/// [`Resource::before_lock`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Locking {
+    /// Update (the row must be live).
+    Update,
+    /// Delete (the row must be live).
+    Delete,
+    /// Undelete (the row may be deleted).
+    Undelete,
+}
+
+impl Locking {
+    /// Whether the row may be soft-deleted.
+    pub fn deleted_too(self) -> bool {
+        self == Locking::Undelete
+    }
 }
 
 /// Which standard method wrote a row, for [`Resource::after_write`].
@@ -132,7 +155,9 @@ pub enum Change<'a, Row> {
 ///
 /// Every hook has a default that does nothing, so a plain resource implements only the
 /// required items. Hooks run inside the method's tenant-bound transaction, after the
-/// row (and its parent) are locked and before the write.
+/// row (and its parent) are locked and before the write — except `before_lock`, which
+/// runs before the row is locked, and `after_insert` and `after_write`, which run after
+/// the write.
 pub trait Resource: Sized + Send + Sync + 'static {
     /// The row as read with `TABLE.select`.
     type Row: for<'r> FromRow<'r, PgRow> + Versioned + Send + Unpin;
@@ -186,12 +211,33 @@ pub trait Resource: Sized + Send + Sync + 'static {
         0
     }
 
+    /// Right after an Update, Delete or Undelete opens its transaction, before row `id`
+    /// is read and locked: take the locks that must come before the row's (a lot's
+    /// project), so every writer takes them in the same order.
+    fn before_lock(
+        _call: &Call<'_, Self::State>,
+        _tx: &mut TenantTx,
+        _id: i64,
+        _locking: Locking,
+    ) -> impl Future<Output = Result<(), Status>> + Send {
+        async { Ok(()) }
+    }
     /// Before a Create inserts (parent locked); may add column values.
     fn on_create(
         _call: &Call<'_, Self::State>,
         _tx: &mut TenantTx,
         _pb: &Self::Pb,
         _values: &mut Values,
+    ) -> impl Future<Output = Result<(), Status>> + Send {
+        async { Ok(()) }
+    }
+    /// Right after a Create inserts row `id`, before it is read back: write what hangs
+    /// off the new row (links to other rows) so the row read and returned shows it.
+    fn after_insert(
+        _call: &Call<'_, Self::State>,
+        _tx: &mut TenantTx,
+        _id: i64,
+        _pb: &Self::Pb,
     ) -> impl Future<Output = Result<(), Status>> + Send {
         async { Ok(()) }
     }
@@ -247,7 +293,11 @@ pub async fn create<R: Resource>(
     pb: R::Pb,
 ) -> Result<R::Pb, Status> {
     let kit = R::kit(state);
-    let call = Call { state, caller };
+    let call = Call {
+        state,
+        caller,
+        fields: R::CREATE,
+    };
     let mut values = R::values(state, &pb, R::CREATE, Method::Create)?;
     let method = format!("Create{}", R::SINGULAR);
     let mut tx = kit.db.begin(caller.tenant_id).await?;
@@ -267,6 +317,7 @@ pub async fn create<R: Resource>(
     } else {
         R::TABLE.insert_platform(&mut tx, values).await?
     };
+    R::after_insert(&call, &mut tx, id, &pb).await?;
     let row = read::<R>(&mut tx, id, Read::live()).await?;
     R::after_write(&call, &mut tx, Change::Created, &row).await?;
     let created = R::to_pb(state, row);
@@ -327,7 +378,6 @@ pub async fn update<R: Resource>(
     mask: Option<FieldMask>,
 ) -> Result<R::Pb, Status> {
     let kit = R::kit(state);
-    let call = Call { state, caller };
     let what = R::TABLE.what;
     let id = R::id(&pb);
     kit.api.require_id(&format!("{what}.id"), id)?;
@@ -336,7 +386,13 @@ pub async fn update<R: Resource>(
         .mask(mask, R::MUTABLE, R::IMMUTABLE, &R::populated(&pb))?;
     let changing: Vec<&str> = R::MUTABLE.iter().copied().filter(|f| mask.has(f)).collect();
     let mut values = R::values(state, &pb, &changing, Method::Update)?;
+    let call = Call {
+        state,
+        caller,
+        fields: &changing,
+    };
     let mut tx = kit.db.begin(caller.tenant_id).await?;
+    R::before_lock(&call, &mut tx, id, Locking::Update).await?;
     let current = read::<R>(&mut tx, id, Read::live().for_update()).await?;
     kit.api.check_etag(R::etag(&pb), current.version())?;
     // The mask already refuses the parent; a whole resource sent back may carry it only
@@ -366,9 +422,14 @@ pub async fn delete<R: Resource>(
     etag: &str,
 ) -> Result<R::Pb, Status> {
     let kit = R::kit(state);
-    let call = Call { state, caller };
+    let call = Call {
+        state,
+        caller,
+        fields: &[],
+    };
     kit.api.require_id("id", id)?;
     let mut tx = kit.db.begin(caller.tenant_id).await?;
+    R::before_lock(&call, &mut tx, id, Locking::Delete).await?;
     // Lock first, so a child created at the same moment is either seen here or finds
     // this row gone.
     let current = read::<R>(&mut tx, id, Read::live().for_update()).await?;
@@ -396,9 +457,14 @@ pub async fn undelete<R: Resource>(
     id: i64,
 ) -> Result<R::Pb, Status> {
     let kit = R::kit(state);
-    let call = Call { state, caller };
+    let call = Call {
+        state,
+        caller,
+        fields: &[],
+    };
     kit.api.require_id("id", id)?;
     let mut tx = kit.db.begin(caller.tenant_id).await?;
+    R::before_lock(&call, &mut tx, id, Locking::Undelete).await?;
     let current = read::<R>(&mut tx, id, Read::live_or_deleted().for_update()).await?;
     if current.deleted() {
         if let Some(parent) = R::PARENT {

@@ -1,61 +1,20 @@
 //! `fusion.property.v1.DeveloperService`: the builders a tenant's projects belong to.
 
-use chrono::{DateTime, Utc};
 use tonic::{Request, Response, Status};
 
-use fusion_db::filter::{FieldKind, FieldSpec};
 use fusion_db::list::{ListParams, ListSpec};
+use fusion_db::resource::{Table, Val, Values, values_of};
 use fusion_proto::property::v1 as pb;
 use fusion_proto::property::v1::developer_service_server::DeveloperService;
 use fusion_service::api::{etag, opt_ts, populated, total, ts};
 use fusion_service::standard::{self, Child, Kit, Method, Resource};
 
-use super::{Table, Val, Values, caller, values_of};
+use super::caller;
 use crate::domain::validate;
+use crate::store::developers::{DeveloperRow, LIST, TABLE};
 use crate::{AppState, DOMAIN};
 
-const TABLE: Table = Table {
-    domain: DOMAIN,
-    name: "property.developers",
-    select: "id, tenant_id, name, slug, website, email, phone, description, version, created_at, updated_at, deleted_at",
-    what: "developer",
-};
-
-const FIELDS: &[FieldSpec] = &[
-    FieldSpec::new("name", "name", FieldKind::Text),
-    FieldSpec::new("slug", "slug", FieldKind::Text),
-    FieldSpec::new("create_time", "created_at", FieldKind::Timestamp),
-];
-
-const LIST: ListSpec = ListSpec {
-    table: TABLE.name,
-    select: TABLE.select,
-    fields: FIELDS,
-    order_fields: &["name", "create_time"],
-    default_order: "name",
-    soft_delete: true,
-    tenant_scoped: true,
-};
-
 const MUTABLE: &[&str] = &["name", "slug", "website", "email", "phone", "description"];
-
-#[derive(sqlx::FromRow)]
-struct DeveloperRow {
-    id: i64,
-    tenant_id: i64,
-    name: String,
-    slug: String,
-    website: Option<String>,
-    email: Option<String>,
-    phone: Option<String>,
-    description: Option<String>,
-    version: i64,
-    created_at: DateTime<Utc>,
-    updated_at: DateTime<Utc>,
-    deleted_at: Option<DateTime<Utc>>,
-}
-
-fusion_db::versioned!(DeveloperRow);
 
 /// Developers on the standard methods: a developer with live projects cannot be deleted.
 struct Developers;
@@ -123,7 +82,7 @@ impl Resource for Developers {
         fields: &[&str],
         _: Method,
     ) -> Result<Values, Status> {
-        values_of("developer", fields, |field| {
+        values_of(DOMAIN, "developer", fields, |field| {
             Ok(Some(match field {
                 "name" => {
                     validate::name(&d.name)?;
@@ -149,6 +108,7 @@ impl Resource for Developers {
                 _ => return Ok(None),
             }))
         })
+        .map_err(Into::into)
     }
 }
 

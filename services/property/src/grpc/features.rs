@@ -4,11 +4,10 @@
 //! an indexed containment test; every change to which names are live (rename, delete,
 //! undelete) refreshes those copies in the same transaction.
 
-use chrono::{DateTime, Utc};
 use tonic::{Request, Response, Status};
 
-use fusion_db::filter::{FieldKind, FieldSpec};
 use fusion_db::list::{ListParams, ListSpec};
+use fusion_db::resource::{Table, Val, Values, values_of};
 use fusion_proto::property::v1 as pb;
 use fusion_proto::property::v1::feature_service_server::FeatureService;
 use fusion_service::api::{etag, opt_ts, populated, total, ts};
@@ -16,50 +15,13 @@ use fusion_service::api::{etag, opt_ts, populated, total, ts};
 use fusion_db::TenantTx;
 use fusion_service::standard::{self, Call, Change, Kit, Method, Resource};
 
-use super::{Table, Val, Values, caller, values_of};
+use super::caller;
 use crate::domain::validate;
 use crate::stock::refresh_feature_names;
+use crate::store::features::{FeatureRow, LIST, TABLE};
 use crate::{AppState, DOMAIN};
 
-const TABLE: Table = Table {
-    domain: DOMAIN,
-    name: "property.features",
-    select: "id, tenant_id, name, category, description, version, created_at, updated_at, deleted_at",
-    what: "feature",
-};
-
-const FIELDS: &[FieldSpec] = &[
-    FieldSpec::new("name", "name", FieldKind::Text),
-    FieldSpec::new("category", "category", FieldKind::Text),
-    FieldSpec::new("create_time", "created_at", FieldKind::Timestamp),
-];
-
-const LIST: ListSpec = ListSpec {
-    table: TABLE.name,
-    select: TABLE.select,
-    fields: FIELDS,
-    order_fields: &["name", "category", "create_time"],
-    default_order: "name",
-    soft_delete: true,
-    tenant_scoped: true,
-};
-
 const MUTABLE: &[&str] = &["name", "category", "description"];
-
-#[derive(sqlx::FromRow)]
-struct FeatureRow {
-    id: i64,
-    tenant_id: i64,
-    name: String,
-    category: Option<String>,
-    description: Option<String>,
-    version: i64,
-    created_at: DateTime<Utc>,
-    updated_at: DateTime<Utc>,
-    deleted_at: Option<DateTime<Utc>>,
-}
-
-fusion_db::versioned!(FeatureRow);
 
 /// Features on the standard methods: lots keep copies of their live features' names,
 /// refreshed whenever a name comes, goes or changes.
@@ -112,7 +74,7 @@ impl Resource for Features {
     }
 
     fn values(_: &AppState, f: &pb::Feature, fields: &[&str], _: Method) -> Result<Values, Status> {
-        values_of("feature", fields, |field| {
+        values_of(DOMAIN, "feature", fields, |field| {
             Ok(Some(match field {
                 "name" => {
                     validate::name(&f.name)?;
@@ -126,6 +88,7 @@ impl Resource for Features {
                 _ => return Ok(None),
             }))
         })
+        .map_err(Into::into)
     }
 
     /// A live feature with the same name makes an undelete ALREADY_EXISTS (unique

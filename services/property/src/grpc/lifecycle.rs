@@ -10,19 +10,19 @@ use tokio_stream::wrappers::BroadcastStream;
 use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
 use tonic::Status;
 
-use fusion_db::db_status;
-use fusion_db::filter::{FieldKind, FieldSpec};
-use fusion_db::list::{ListParams, ListSpec, ScopeValue, list};
 use fusion_db::resource::Read;
 use fusion_proto::property::v1 as pb;
 use fusion_service::api::{dec_str, total, ts};
 use fusion_tenancy::TenantContext;
 
-use super::lots::{LotRow, TABLE, parse_price, project_of, record_price};
-use super::{API, update_row};
+use super::lots::parse_price;
+use crate::api::API;
 use crate::domain::lifecycle::{Action, LotStatus, next};
 use crate::stock::{self, StatusChange};
+use crate::store;
+use crate::store::lots::{LotRow, TABLE, project_of, record_price};
 use crate::{AppState, DOMAIN};
+use fusion_db::resource::Val;
 
 /// How long a hold lasts when the caller does not say.
 pub const DEFAULT_HOLD: Duration = Duration::from_secs(48 * 3600);
@@ -88,14 +88,14 @@ pub(crate) async fn apply(
 ) -> Result<pb::Lot, Status> {
     API.require_id("id", t.id)?;
     let mut tx = state.db.begin(ctx.tenant_id).await?;
-    let project_id = project_of(&mut tx, t.id, false).await?;
+    let project_id = project_of(&mut tx, t.id).await?;
     stock::lock_project(&mut tx, project_id).await?;
     let lot: LotRow = TABLE
         .fetch(&mut tx, t.id, Read::live().for_update())
         .await?;
     API.check_etag(t.etag, lot.version)?;
     let mut from = lot.status();
-    if release_if_lapsed(&mut tx, &lot, None).await? {
+    if stock::release_if_lapsed(&mut tx, &lot, None).await? {
         from = LotStatus::Available;
     }
     let to = next(from, t.action).map_err(|refused| {
@@ -114,18 +114,7 @@ pub(crate) async fn apply(
         (_, LotStatus::Available | LotStatus::Withdrawn) => None,
         _ => lot.reserved_price,
     };
-    sqlx::query(
-        "UPDATE property.lots SET status = $2, hold_expires_at = $3, reserved_price = $4,
-                updated_at = now(), version = version + 1
-          WHERE id = $1",
-    )
-    .bind(t.id)
-    .bind(to.as_str())
-    .bind(hold_until)
-    .bind(reserved_price)
-    .execute(&mut *tx)
-    .await
-    .map_err(|e| db_status(DOMAIN, e))?;
+    store::lots::set_status(&mut tx, t.id, to, hold_until, reserved_price).await?;
     stock::record_status(
         &mut tx,
         &lot.reference(),
@@ -142,43 +131,6 @@ pub(crate) async fn apply(
     let row: LotRow = TABLE.fetch(&mut tx, t.id, Read::live()).await?;
     tx.commit().await?;
     Ok(row.into_pb(state))
-}
-
-/// If `lot` (locked, with its project) is on a hold that has lapsed, puts it back on the
-/// market and records why. Returns whether it did. The housekeeping job does this for
-/// every lapsed hold; doing it here too means a lapsed hold never blocks a sale.
-pub(crate) async fn release_if_lapsed(
-    conn: &mut sqlx::PgConnection,
-    lot: &LotRow,
-    actor_user_id: Option<i64>,
-) -> Result<bool, Status> {
-    let lapsed = lot.status() == LotStatus::Hold
-        && lot.hold_expires_at.is_some_and(|until| until <= Utc::now());
-    if !lapsed {
-        return Ok(false);
-    }
-    sqlx::query(
-        "UPDATE property.lots SET status = 'available', hold_expires_at = NULL,
-                updated_at = now(), version = version + 1
-          WHERE id = $1",
-    )
-    .bind(lot.id)
-    .execute(&mut *conn)
-    .await
-    .map_err(|e| db_status(DOMAIN, e))?;
-    stock::record_status(
-        conn,
-        &lot.reference(),
-        StatusChange {
-            from: Some(LotStatus::Hold.as_str()),
-            to: LotStatus::Available.as_str(),
-            reason: Some("hold expired"),
-            deposit: None,
-            actor_user_id,
-        },
-    )
-    .await?;
-    Ok(true)
 }
 
 /// SetLotPrice: a price effective now changes the lot at once; one dated in the
@@ -200,7 +152,7 @@ pub(crate) async fn set_price(
         .filter(|t| *t > Utc::now());
     let reason = fusion_service::api::opt_str(&r.reason);
     let mut tx = state.db.begin(ctx.tenant_id).await?;
-    let project_id = project_of(&mut tx, r.id, false).await?;
+    let project_id = project_of(&mut tx, r.id).await?;
     stock::lock_project(&mut tx, project_id).await?;
     let lot: LotRow = TABLE
         .fetch(&mut tx, r.id, Read::live().for_update())
@@ -208,29 +160,12 @@ pub(crate) async fn set_price(
     API.check_etag(&r.etag, lot.version)?;
     match effective {
         Some(at) => {
-            sqlx::query(
-                "INSERT INTO property.lot_price_history
-                     (tenant_id, lot_id, price, effective_from, reason, actor_user_id)
-                 VALUES ($1, $2, $3, $4, $5, $6)",
-            )
-            .bind(ctx.tenant_id)
-            .bind(r.id)
-            .bind(price)
-            .bind(at)
-            .bind(reason)
-            .bind(ctx.user_id)
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| db_status(DOMAIN, e))?;
+            let price = store::lots::FuturePrice { price, at, reason };
+            store::lots::schedule_price(&mut tx, ctx, r.id, price).await?;
         }
         None => {
-            update_row(
-                &mut tx,
-                TABLE.name,
-                r.id,
-                vec![("price", super::Val::Decimal(Some(price)))],
-            )
-            .await?;
+            let values = vec![("price", Val::Decimal(Some(price)))];
+            TABLE.update(&mut tx, r.id, values).await?;
             record_price(&mut tx, ctx.tenant_id, r.id, price, reason, ctx.user_id).await?;
             stock::refresh_figures(&mut tx, project_id).await?;
         }
@@ -240,79 +175,12 @@ pub(crate) async fn set_price(
     Ok(row.into_pb(state))
 }
 
-/// A history List scoped to one live lot of the caller's tenant, newest first.
-async fn history<T>(
-    state: &AppState,
-    ctx: &TenantContext,
-    spec: &ListSpec,
-    lot_id: i64,
-    page_size: i32,
-    page_token: String,
-) -> Result<fusion_db::list::Page<T>, Status>
-where
-    T: for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow> + Send + Unpin,
-{
-    API.require_id("lot_id", lot_id)?;
-    let mut tx = state.db.begin(ctx.tenant_id).await?;
-    project_of(&mut tx, lot_id, false).await?;
-    let params = ListParams {
-        page_size,
-        page_token,
-        ..ListParams::default()
-    };
-    let page = list::<T>(
-        &mut tx,
-        DOMAIN,
-        spec,
-        &params,
-        &state.pages,
-        Some(ctx.tenant_id),
-        Some(&[("lot_id", ScopeValue::Int(lot_id))]),
-    )
-    .await?;
-    tx.commit().await?;
-    Ok(page)
-}
-
-#[derive(sqlx::FromRow)]
-struct StatusChangeRow {
-    id: i64,
-    lot_id: i64,
-    from_status: Option<String>,
-    to_status: String,
-    reason: Option<String>,
-    actor_user_id: Option<i64>,
-    created_at: DateTime<Utc>,
-}
-
-const STATUS_CHANGES: ListSpec = ListSpec {
-    table: "property.lot_status_history",
-    select: "id, lot_id, from_status, to_status, reason, actor_user_id, created_at",
-    fields: &[FieldSpec::new(
-        "change_time",
-        "created_at",
-        FieldKind::Timestamp,
-    )],
-    order_fields: &["change_time"],
-    default_order: "change_time desc",
-    soft_delete: false,
-    tenant_scoped: true,
-};
-
 pub(crate) async fn status_changes(
     state: &AppState,
     ctx: &TenantContext,
     r: pb::ListLotStatusChangesRequest,
 ) -> Result<pb::ListLotStatusChangesResponse, Status> {
-    let page = history::<StatusChangeRow>(
-        state,
-        ctx,
-        &STATUS_CHANGES,
-        r.lot_id,
-        r.page_size,
-        r.page_token,
-    )
-    .await?;
+    let page = store::lots::status_changes(state, ctx, r.lot_id, r.page_size, r.page_token).await?;
     Ok(pb::ListLotStatusChangesResponse {
         status_changes: page
             .items
@@ -332,38 +200,12 @@ pub(crate) async fn status_changes(
     })
 }
 
-#[derive(sqlx::FromRow)]
-struct PriceRow {
-    id: i64,
-    lot_id: i64,
-    price: Decimal,
-    effective_from: DateTime<Utc>,
-    reason: Option<String>,
-    actor_user_id: Option<i64>,
-    created_at: DateTime<Utc>,
-}
-
-const PRICES: ListSpec = ListSpec {
-    table: "property.lot_price_history",
-    select: "id, lot_id, price, effective_from, reason, actor_user_id, created_at",
-    fields: &[FieldSpec::new(
-        "effective_time",
-        "effective_from",
-        FieldKind::Timestamp,
-    )],
-    order_fields: &["effective_time"],
-    default_order: "effective_time desc",
-    soft_delete: false,
-    tenant_scoped: true,
-};
-
 pub(crate) async fn prices(
     state: &AppState,
     ctx: &TenantContext,
     r: pb::ListLotPricesRequest,
 ) -> Result<pb::ListLotPricesResponse, Status> {
-    let page =
-        history::<PriceRow>(state, ctx, &PRICES, r.lot_id, r.page_size, r.page_token).await?;
+    let page = store::lots::prices(state, ctx, r.lot_id, r.page_size, r.page_token).await?;
     Ok(pb::ListLotPricesResponse {
         prices: page
             .items
@@ -394,13 +236,7 @@ pub(crate) async fn watch(
     if project_id != 0 {
         API.require_id("project_id", project_id)?;
         let mut tx = state.db.begin(ctx.tenant_id).await?;
-        let live: bool = sqlx::query_scalar(
-            "SELECT EXISTS (SELECT 1 FROM property.projects WHERE id = $1 AND deleted_at IS NULL)",
-        )
-        .bind(project_id)
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(|e| db_status(DOMAIN, e))?;
+        let live = store::projects::is_live(&mut tx, project_id).await?;
         tx.commit().await?;
         if !live {
             return Err(API.not_found("project", project_id));

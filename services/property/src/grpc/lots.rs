@@ -4,94 +4,49 @@
 
 use std::pin::Pin;
 
-use chrono::{DateTime, NaiveDate, Utc};
 use futures::Stream;
 use rust_decimal::Decimal;
-use sqlx::types::Json;
 use tonic::{Request, Response, Status};
 
-use fusion_db::filter::{FieldKind, FieldSpec};
+use fusion_db::TenantTx;
 use fusion_db::list::{ListParams, ListSpec, ScopeValue};
-use fusion_db::resource::{Read, SoftDelete};
-use fusion_db::{db_status, idempotency};
+use fusion_db::resource::{Table, Val, Values, values_of};
 use fusion_proto::property::v1 as pb;
 use fusion_proto::property::v1::lot_service_server::LotService;
 use fusion_service::api::{
     date_pb, dec_str, etag, opt_ts, parse_date, parse_decimal, populated, total, ts,
 };
+use fusion_service::standard::{self, Call, Change, Kit, Locking, Method, Parent, Resource};
 
+use super::caller;
 use super::lifecycle::{self, Transition};
-use super::{
-    API, REQUEST_IDS, Table, Val, Values, caller, insert_row, list_page, lock_live, purge_ts,
-    update_row, values_of,
-};
+use crate::api::API;
 use crate::domain::lifecycle::{Action, LotStatus};
 use crate::domain::validate;
-use crate::stock::{self, LotRef, StatusChange};
+use crate::stock::{self, StatusChange};
+use crate::store::lots::{
+    LIST, LotRow, TABLE, project_of, project_of_any, project_of_stage, record_price,
+};
+use crate::store::media::refuse_live_media;
 use crate::{AppState, DOMAIN};
 
-pub(crate) const TABLE: Table = Table {
-    domain: DOMAIN,
-    name: "property.lots",
-    select: "id, tenant_id, stage_id, project_id, lot_number, street_number, street_name, price, \
-             land_size, land_price, house_price, bedrooms, bathrooms, garage, description, features, \
-             status, sale_status, estimated_completion, hold_expires_at, reserved_price, version, \
-             created_at, updated_at, deleted_at, \
-             ARRAY(SELECT lf.feature_id FROM property.lot_features lf JOIN property.features f ON f.id = lf.feature_id \
-             WHERE lf.lot_id = lots.id AND f.deleted_at IS NULL ORDER BY lf.feature_id) AS feature_ids",
-    what: "lot",
-};
-
-const FIELDS: &[FieldSpec] = &[
-    FieldSpec::new("stage_id", "stage_id", FieldKind::Int),
-    FieldSpec::new("project_id", "project_id", FieldKind::Int),
-    FieldSpec::new("lot_number", "lot_number", FieldKind::Text),
-    FieldSpec::new("street_name", "street_name", FieldKind::Text),
-    FieldSpec::new("price", "price", FieldKind::Decimal),
-    FieldSpec::new("land_size", "land_size", FieldKind::Decimal),
-    FieldSpec::new("land_price", "land_price", FieldKind::Decimal),
-    FieldSpec::new("house_price", "house_price", FieldKind::Decimal),
-    FieldSpec::new("bedrooms", "bedrooms", FieldKind::Int),
-    FieldSpec::new("bathrooms", "bathrooms", FieldKind::Decimal),
-    FieldSpec::new("garage", "garage", FieldKind::Int),
-    FieldSpec::new("status", "status", FieldKind::Text),
-    FieldSpec::new("sale_status", "sale_status", FieldKind::Text),
-    FieldSpec::new(
-        "estimated_completion",
-        "estimated_completion",
-        FieldKind::Date,
-    ),
-    FieldSpec::new("features", "features", FieldKind::Tags),
-    // The project's location, for a bounding box over lots.
-    FieldSpec::new(
-        "latitude",
-        "(SELECT p.latitude FROM property.projects p WHERE p.id = lots.project_id)",
-        FieldKind::Decimal,
-    ),
-    FieldSpec::new(
-        "longitude",
-        "(SELECT p.longitude FROM property.projects p WHERE p.id = lots.project_id)",
-        FieldKind::Decimal,
-    ),
-    FieldSpec::new("create_time", "created_at", FieldKind::Timestamp),
+const CREATE: &[&str] = &[
+    "stage_id",
+    "lot_number",
+    "street_number",
+    "street_name",
+    "price",
+    "land_size",
+    "land_price",
+    "house_price",
+    "bedrooms",
+    "bathrooms",
+    "garage",
+    "description",
+    "feature_ids",
+    "sale_status",
+    "estimated_completion",
 ];
-
-const LIST: ListSpec = ListSpec {
-    table: TABLE.name,
-    select: TABLE.select,
-    fields: FIELDS,
-    order_fields: &[
-        "price",
-        "land_size",
-        "lot_number",
-        "bedrooms",
-        "create_time",
-        "status",
-    ],
-    default_order: "lot_number",
-    soft_delete: true,
-    tenant_scoped: true,
-};
 
 const MUTABLE: &[&str] = &[
     "lot_number",
@@ -110,56 +65,7 @@ const MUTABLE: &[&str] = &[
     "estimated_completion",
 ];
 
-/// A lot as stored.
-#[derive(sqlx::FromRow)]
-pub(crate) struct LotRow {
-    pub id: i64,
-    pub tenant_id: i64,
-    pub stage_id: i64,
-    pub project_id: i64,
-    pub lot_number: String,
-    street_number: Option<String>,
-    street_name: Option<String>,
-    pub price: Option<Decimal>,
-    land_size: Option<Decimal>,
-    land_price: Option<Decimal>,
-    house_price: Option<Decimal>,
-    bedrooms: Option<i32>,
-    bathrooms: Option<Decimal>,
-    garage: Option<i32>,
-    description: Option<String>,
-    features: Json<Vec<String>>,
-    pub status: String,
-    sale_status: Option<String>,
-    estimated_completion: Option<NaiveDate>,
-    pub hold_expires_at: Option<DateTime<Utc>>,
-    pub reserved_price: Option<Decimal>,
-    pub version: i64,
-    created_at: DateTime<Utc>,
-    updated_at: DateTime<Utc>,
-    deleted_at: Option<DateTime<Utc>>,
-    feature_ids: Vec<i64>,
-}
-
-fusion_db::versioned!(LotRow);
-
 impl LotRow {
-    pub(crate) fn status(&self) -> LotStatus {
-        // The table's CHECK admits only lifecycle names.
-        LotStatus::parse(&self.status).unwrap_or(LotStatus::Withdrawn)
-    }
-
-    pub(crate) fn reference(&self) -> LotRef {
-        LotRef {
-            tenant_id: self.tenant_id,
-            lot_id: self.id,
-            project_id: self.project_id,
-            stage_id: self.stage_id,
-            lot_number: self.lot_number.clone(),
-            price: self.price,
-        }
-    }
-
     pub(crate) fn into_pb(self, state: &AppState) -> pb::Lot {
         pb::Lot {
             id: self.id,
@@ -187,7 +93,7 @@ impl LotRow {
             create_time: Some(ts(self.created_at)),
             update_time: Some(ts(self.updated_at)),
             delete_time: opt_ts(self.deleted_at),
-            purge_time: purge_ts(state, self.deleted_at),
+            purge_time: state.kit.purge_time(self.deleted_at),
             etag: etag(self.version),
         }
     }
@@ -216,8 +122,9 @@ pub(crate) fn parse_price(raw: &str) -> Result<Option<Decimal>, String> {
 
 /// The column values of the fields in `fields` (other than `feature_ids`), validated.
 fn values(l: &pb::Lot, fields: &[&str]) -> Result<Values, Status> {
-    values_of("lot", fields, |field| {
+    values_of(DOMAIN, "lot", fields, |field| {
         Ok(Some(match field {
+            "stage_id" => ("stage_id", Val::Int(Some(l.stage_id))),
             "lot_number" => {
                 validate::required(&l.lot_number, 50)?;
                 ("lot_number", Val::text(&l.lot_number))
@@ -258,59 +165,7 @@ fn values(l: &pb::Lot, fields: &[&str]) -> Result<Values, Status> {
             _ => return Ok(None),
         }))
     })
-}
-
-fn price_of(values: &Values) -> Option<Option<Decimal>> {
-    values
-        .iter()
-        .find_map(|(column, value)| match (column, value) {
-            (&"price", Val::Decimal(p)) => Some(*p),
-            _ => None,
-        })
-}
-
-/// Records a price that takes effect now.
-pub(crate) async fn record_price(
-    conn: &mut sqlx::PgConnection,
-    tenant_id: i64,
-    lot_id: i64,
-    price: Decimal,
-    reason: Option<&str>,
-    actor_user_id: i64,
-) -> Result<(), Status> {
-    sqlx::query(
-        "INSERT INTO property.lot_price_history
-             (tenant_id, lot_id, price, effective_from, applied_at, reason, actor_user_id)
-         VALUES ($1, $2, $3, now(), now(), $4, $5)",
-    )
-    .bind(tenant_id)
-    .bind(lot_id)
-    .bind(price)
-    .bind(reason)
-    .bind(actor_user_id)
-    .execute(conn)
-    .await
-    .map_err(|e| db_status(DOMAIN, e))?;
-    Ok(())
-}
-
-/// The project of a lot (live or, with `include_deleted`, deleted); a lot's project
-/// never changes, so it is safe to read before taking the project lock.
-pub(crate) async fn project_of(
-    conn: &mut sqlx::PgConnection,
-    lot_id: i64,
-    include_deleted: bool,
-) -> Result<i64, Status> {
-    sqlx::query_scalar(if include_deleted {
-        "SELECT project_id FROM property.lots WHERE id = $1"
-    } else {
-        "SELECT project_id FROM property.lots WHERE id = $1 AND deleted_at IS NULL"
-    })
-    .bind(lot_id)
-    .fetch_optional(conn)
-    .await
-    .map_err(|e| db_status(DOMAIN, e))?
-    .ok_or_else(|| API.not_found("lot", lot_id))
+    .map_err(Into::into)
 }
 
 /// The LotService implementation.
@@ -323,52 +178,189 @@ impl LotApi {
     pub(crate) fn new(state: AppState) -> Self {
         Self { state }
     }
+}
 
-    async fn set_deleted(
-        &self,
-        ctx_tenant: i64,
+/// Lots on the standard methods. A lot lives under a stage and carries its project;
+/// every write locks the project before the lot (the order of [`crate::stock`]),
+/// records prices and status changes with the acting user, keeps the lot's feature
+/// links, and refreshes the project's figures.
+struct Lots;
+
+impl Resource for Lots {
+    type Row = LotRow;
+    type Pb = pb::Lot;
+    type State = AppState;
+
+    const SINGULAR: &'static str = "Lot";
+    const TABLE: Table = TABLE;
+    const LIST: ListSpec = LIST;
+    const CREATE: &'static [&'static str] = CREATE;
+    const MUTABLE: &'static [&'static str] = MUTABLE;
+    const IMMUTABLE: &'static [&'static str] = &["stage_id"];
+    const PARENT: Option<Parent> = Some(Parent {
+        table: "property.stages",
+        field: "stage_id",
+        what: "stage",
+        deleted_reason: "STAGE_DELETED",
+    });
+
+    fn kit(state: &AppState) -> &Kit {
+        &state.kit
+    }
+
+    fn to_pb(state: &AppState, row: LotRow) -> pb::Lot {
+        row.into_pb(state)
+    }
+
+    fn id(l: &pb::Lot) -> i64 {
+        l.id
+    }
+
+    fn etag(l: &pb::Lot) -> &str {
+        &l.etag
+    }
+
+    fn populated(l: &pb::Lot) -> Vec<&'static str> {
+        populated(&[
+            ("lot_number", !l.lot_number.is_empty()),
+            ("street_number", !l.street_number.is_empty()),
+            ("street_name", !l.street_name.is_empty()),
+            ("price", !l.price.is_empty()),
+            ("land_size", !l.land_size.is_empty()),
+            ("land_price", !l.land_price.is_empty()),
+            ("house_price", !l.house_price.is_empty()),
+            ("bedrooms", l.bedrooms.is_some()),
+            ("bathrooms", !l.bathrooms.is_empty()),
+            ("garage", l.garage.is_some()),
+            ("description", !l.description.is_empty()),
+            ("feature_ids", !l.feature_ids.is_empty()),
+            ("sale_status", !l.sale_status.is_empty()),
+            ("estimated_completion", l.estimated_completion.is_some()),
+        ])
+    }
+
+    /// A Create names its stage first: without one nothing else is checked.
+    fn values(
+        _: &AppState,
+        l: &pb::Lot,
+        fields: &[&str],
+        method: Method,
+    ) -> Result<Values, Status> {
+        if method == Method::Create {
+            API.require_id("lot.stage_id", l.stage_id)?;
+        }
+        values(l, fields)
+    }
+
+    fn sent_parent_id(l: &pb::Lot) -> i64 {
+        l.stage_id
+    }
+
+    fn parent_id(row: &LotRow) -> i64 {
+        row.stage_id
+    }
+
+    /// The project before the lot: a lot's project never changes, so it is read
+    /// before either is locked.
+    async fn before_lock(
+        _: &Call<'_, AppState>,
+        tx: &mut TenantTx,
         id: i64,
-        change: SoftDelete<'_>,
-    ) -> Result<pb::Lot, Status> {
-        let delete = matches!(change, SoftDelete::Delete { .. });
-        API.require_id("id", id)?;
-        let mut tx = self.state.db.begin(ctx_tenant).await?;
-        let project_id = project_of(&mut tx, id, !delete).await?;
-        stock::lock_project(&mut tx, project_id).await?;
-        if !delete {
-            let stage_id: i64 =
-                sqlx::query_scalar("SELECT stage_id FROM property.lots WHERE id = $1")
-                    .bind(id)
-                    .fetch_one(&mut *tx)
-                    .await
-                    .map_err(|e| db_status(DOMAIN, e))?;
-            if !lock_live(&mut tx, "property.stages", stage_id).await? {
-                return Err(API.precondition(
-                    "STAGE_DELETED",
-                    format!("the stage of lot {id} is deleted; undelete it first"),
-                ));
+        locking: Locking,
+    ) -> Result<(), Status> {
+        let project_id = if locking.deleted_too() {
+            project_of_any(tx, id).await?
+        } else {
+            project_of(tx, id).await?
+        };
+        stock::lock_project(tx, project_id).await
+    }
+
+    /// The stage is key-share locked by now; its project is locked next and recorded
+    /// on the lot.
+    async fn on_create(
+        _: &Call<'_, AppState>,
+        tx: &mut TenantTx,
+        l: &pb::Lot,
+        values: &mut Values,
+    ) -> Result<(), Status> {
+        let project_id = project_of_stage(tx, l.stage_id).await?;
+        stock::lock_project(tx, project_id).await?;
+        values.push(("project_id", Val::Int(Some(project_id))));
+        Ok(())
+    }
+
+    async fn after_insert(
+        call: &Call<'_, AppState>,
+        tx: &mut TenantTx,
+        id: i64,
+        l: &pb::Lot,
+    ) -> Result<(), Status> {
+        if l.feature_ids.is_empty() {
+            return Ok(());
+        }
+        stock::set_lot_features(tx, call.caller.tenant_id, id, &l.feature_ids).await
+    }
+
+    async fn on_update(
+        call: &Call<'_, AppState>,
+        tx: &mut TenantTx,
+        current: &LotRow,
+        l: &pb::Lot,
+        _: &mut Values,
+    ) -> Result<(), Status> {
+        if !call.fields.contains(&"feature_ids") {
+            return Ok(());
+        }
+        stock::set_lot_features(tx, call.caller.tenant_id, current.id, &l.feature_ids).await
+    }
+
+    /// Media never outlives its lot, and a lot under contract stays until reverted.
+    async fn on_delete(
+        _: &Call<'_, AppState>,
+        tx: &mut TenantTx,
+        current: &LotRow,
+    ) -> Result<(), Status> {
+        refuse_live_media(tx, "lot", current.id).await?;
+        match current.status() {
+            LotStatus::Available | LotStatus::Hold | LotStatus::Withdrawn => Ok(()),
+            sold => Err(API.precondition(
+                "LOT_SOLD",
+                format!("a lot that is {sold} cannot be deleted; revert it first"),
+            )),
+        }
+    }
+
+    async fn after_write(
+        call: &Call<'_, AppState>,
+        tx: &mut TenantTx,
+        change: Change<'_, LotRow>,
+        row: &LotRow,
+    ) -> Result<(), Status> {
+        let (tenant_id, user_id) = (call.caller.tenant_id, call.caller.user_id);
+        match change {
+            Change::Created => {
+                if let Some(price) = row.price {
+                    record_price(tx, tenant_id, row.id, price, Some("initial price"), user_id)
+                        .await?;
+                }
+                let change = StatusChange {
+                    from: None,
+                    to: LotStatus::Available.as_str(),
+                    reason: Some("created"),
+                    deposit: None,
+                    actor_user_id: Some(user_id),
+                };
+                stock::record_status(tx, &row.reference(), change).await?;
             }
+            Change::Updated(before) => {
+                if let Some(price) = row.price.filter(|_| row.price != before.price) {
+                    record_price(tx, tenant_id, row.id, price, Some("updated"), user_id).await?;
+                }
+            }
+            Change::Deleted | Change::Undeleted => {}
         }
-        if delete {
-            // Locked first, so an upload to this lot either committed before the check
-            // sees it or waits and then finds the lot deleted.
-            TABLE
-                .fetch::<LotRow>(&mut tx, id, Read::live().for_update())
-                .await?;
-            super::refuse_live_media(&mut tx, "lot", id).await?;
-        }
-        let row: LotRow = TABLE
-            .set_deleted_if(&mut tx, id, change, |lot: &LotRow| match lot.status() {
-                LotStatus::Available | LotStatus::Hold | LotStatus::Withdrawn => Ok(()),
-                sold => Err(API.precondition(
-                    "LOT_SOLD",
-                    format!("a lot that is {sold} cannot be deleted; revert it first"),
-                )),
-            })
-            .await?;
-        stock::refresh_figures(&mut tx, project_id).await?;
-        tx.commit().await?;
-        Ok(row.into_pb(&self.state))
+        stock::refresh_figures(tx, row.project_id).await
     }
 }
 
@@ -383,72 +375,17 @@ impl LotService for LotApi {
     ) -> Result<Response<pb::Lot>, Status> {
         let ctx = caller(&req)?;
         let body = req.into_inner();
-        let request_id = idempotency::request_key(DOMAIN, &body.request_id, &body)?;
-        let l = body.lot.unwrap_or_default();
-        API.require_id("lot.stage_id", l.stage_id)?;
-        let values = values(&l, MUTABLE)?;
-        let price = price_of(&values).flatten();
-        const METHOD: &str = "CreateLot";
-        let mut tx = self.state.db.begin(ctx.tenant_id).await?;
-        if let Some(saved) = REQUEST_IDS.replay(&mut tx, METHOD, request_id).await? {
-            return Ok(Response::new(saved));
-        }
-        let project_id: i64 = sqlx::query_scalar(
-            // KEY SHARE: a concurrent delete of the stage waits for this lot.
-            "SELECT project_id FROM property.stages WHERE id = $1 AND deleted_at IS NULL FOR KEY SHARE",
-        )
-        .bind(l.stage_id)
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(|e| db_status(DOMAIN, e))?
-        .ok_or_else(|| API.not_found("stage", l.stage_id))?;
-        stock::lock_project(&mut tx, project_id).await?;
-        let mut all = values;
-        all.push(("stage_id", Val::Int(Some(l.stage_id))));
-        all.push(("project_id", Val::Int(Some(project_id))));
-        let id = insert_row(&mut tx, TABLE.name, all).await?;
-        if let Some(price) = price {
-            record_price(
-                &mut tx,
-                ctx.tenant_id,
-                id,
-                price,
-                Some("initial price"),
-                ctx.user_id,
-            )
-            .await?;
-        }
-        if !l.feature_ids.is_empty() {
-            stock::set_lot_features(&mut tx, ctx.tenant_id, id, &l.feature_ids).await?;
-        }
-        let row: LotRow = TABLE.fetch(&mut tx, id, Read::live()).await?;
-        stock::record_status(
-            &mut tx,
-            &row.reference(),
-            StatusChange {
-                from: None,
-                to: LotStatus::Available.as_str(),
-                reason: Some("created"),
-                deposit: None,
-                actor_user_id: Some(ctx.user_id),
-            },
-        )
-        .await?;
-        stock::refresh_figures(&mut tx, project_id).await?;
-        let created = row.into_pb(&self.state);
-        REQUEST_IDS
-            .remember(&mut tx, METHOD, request_id, &created)
-            .await?;
-        tx.commit().await?;
-        Ok(Response::new(created))
+        let key = self.state.kit.request_key(&body.request_id, &body)?;
+        let lot = body.lot.unwrap_or_default();
+        let created = standard::create::<Lots>(&self.state, &ctx, key, lot);
+        Ok(Response::new(created.await?))
     }
 
     async fn get_lot(&self, req: Request<pb::GetLotRequest>) -> Result<Response<pb::Lot>, Status> {
         let ctx = caller(&req)?;
-        let row: LotRow = TABLE
-            .get(&self.state.db, ctx.tenant_id, req.into_inner().id)
-            .await?;
-        Ok(Response::new(row.into_pb(&self.state)))
+        let id = req.into_inner().id;
+        let lot = standard::get::<Lots>(&self.state, &ctx, id);
+        Ok(Response::new(lot.await?))
     }
 
     async fn list_lots(
@@ -473,14 +410,9 @@ impl LotService for LotApi {
             r.order_by,
             r.show_deleted,
         );
-        let page =
-            list_page::<LotRow>(&self.state, ctx.tenant_id, &LIST, &params, Some(&scope)).await?;
+        let page = standard::list::<Lots>(&self.state, &ctx, &params, Some(&scope)).await?;
         Ok(Response::new(pb::ListLotsResponse {
-            lots: page
-                .items
-                .into_iter()
-                .map(|l| l.into_pb(&self.state))
-                .collect(),
+            lots: page.items,
             next_page_token: page.next_page_token,
             total_size: total(page.total_size),
         }))
@@ -492,58 +424,9 @@ impl LotService for LotApi {
     ) -> Result<Response<pb::Lot>, Status> {
         let ctx = caller(&req)?;
         let body = req.into_inner();
-        let l = body.lot.unwrap_or_default();
-        API.require_id("lot.id", l.id)?;
-        let mask = API.mask(
-            body.update_mask,
-            MUTABLE,
-            &["stage_id"],
-            &populated(&[
-                ("lot_number", !l.lot_number.is_empty()),
-                ("street_number", !l.street_number.is_empty()),
-                ("street_name", !l.street_name.is_empty()),
-                ("price", !l.price.is_empty()),
-                ("land_size", !l.land_size.is_empty()),
-                ("land_price", !l.land_price.is_empty()),
-                ("house_price", !l.house_price.is_empty()),
-                ("bedrooms", l.bedrooms.is_some()),
-                ("bathrooms", !l.bathrooms.is_empty()),
-                ("garage", l.garage.is_some()),
-                ("description", !l.description.is_empty()),
-                ("feature_ids", !l.feature_ids.is_empty()),
-                ("sale_status", !l.sale_status.is_empty()),
-                ("estimated_completion", l.estimated_completion.is_some()),
-            ]),
-        )?;
-        let changing: Vec<&str> = MUTABLE.iter().copied().filter(|f| mask.has(f)).collect();
-        let values = values(&l, &changing)?;
-        let new_price = price_of(&values);
-        let mut tx = self.state.db.begin(ctx.tenant_id).await?;
-        let project_id = project_of(&mut tx, l.id, false).await?;
-        stock::lock_project(&mut tx, project_id).await?;
-        let current: LotRow = TABLE
-            .fetch(&mut tx, l.id, Read::live().for_update())
-            .await?;
-        API.check_etag(&l.etag, current.version)?;
-        update_row(&mut tx, TABLE.name, l.id, values).await?;
-        if let Some(Some(price)) = new_price.filter(|p| *p != current.price) {
-            record_price(
-                &mut tx,
-                ctx.tenant_id,
-                l.id,
-                price,
-                Some("updated"),
-                ctx.user_id,
-            )
-            .await?;
-        }
-        if mask.has("feature_ids") {
-            stock::set_lot_features(&mut tx, ctx.tenant_id, l.id, &l.feature_ids).await?;
-        }
-        stock::refresh_figures(&mut tx, project_id).await?;
-        let row: LotRow = TABLE.fetch(&mut tx, l.id, Read::live()).await?;
-        tx.commit().await?;
-        Ok(Response::new(row.into_pb(&self.state)))
+        let lot = body.lot.unwrap_or_default();
+        let updated = standard::update::<Lots>(&self.state, &ctx, lot, body.update_mask);
+        Ok(Response::new(updated.await?))
     }
 
     async fn delete_lot(
@@ -552,10 +435,8 @@ impl LotService for LotApi {
     ) -> Result<Response<pb::Lot>, Status> {
         let ctx = caller(&req)?;
         let r = req.into_inner();
-        Ok(Response::new(
-            self.set_deleted(ctx.tenant_id, r.id, SoftDelete::Delete { etag: &r.etag })
-                .await?,
-        ))
+        let deleted = standard::delete::<Lots>(&self.state, &ctx, r.id, &r.etag);
+        Ok(Response::new(deleted.await?))
     }
 
     async fn undelete_lot(
@@ -564,10 +445,8 @@ impl LotService for LotApi {
     ) -> Result<Response<pb::Lot>, Status> {
         let ctx = caller(&req)?;
         let id = req.into_inner().id;
-        Ok(Response::new(
-            self.set_deleted(ctx.tenant_id, id, SoftDelete::Undelete)
-                .await?,
-        ))
+        let restored = standard::undelete::<Lots>(&self.state, &ctx, id);
+        Ok(Response::new(restored.await?))
     }
 
     async fn hold_lot(

@@ -10,92 +10,37 @@
 
 use std::pin::Pin;
 
-use chrono::{DateTime, Utc};
 use futures::{Stream, StreamExt};
 use sha2::{Digest, Sha256};
-use sqlx::PgConnection;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
-use fusion_db::filter::{FieldKind, FieldSpec};
 use fusion_db::list::{ListParams, ListSpec, ScopeValue};
-use fusion_db::resource::{Read, SoftDelete};
-use fusion_db::{db_status, idempotency};
+use fusion_db::resource::Read;
+use fusion_db::resource::{Table, Val, Values, values_of};
+use fusion_db::{TenantTx, idempotency};
 use fusion_proto::property::v1 as pb;
 use fusion_proto::property::v1::download_media_response::Payload as Download;
 use fusion_proto::property::v1::media_service_server::MediaService;
 use fusion_proto::property::v1::upload_media_request::Payload as Upload;
 use fusion_service::api::{etag, opt_ts, populated, total, ts};
+use fusion_service::standard::{self, Call, Kit, Method, Resource};
 
-use super::{
-    API, REQUEST_IDS, Table, Val, Values, Versioned, caller, insert_row, list_page, lock_live,
-    purge_ts, update_row, values_of,
-};
+use super::caller;
+use crate::api::{API, REQUEST_IDS};
 use crate::domain::media::{self, MAX_CHUNK, MEDIA_TYPES, SNIFF_LEN};
 use crate::domain::validate;
 use crate::media_store::{self, MediaStore};
+use crate::store::lock_live;
+use crate::store::media::{LIST, MediaRow, TABLE};
 use crate::{AppState, DOMAIN};
-
-const TABLE: Table = Table {
-    domain: DOMAIN,
-    name: "property.property_media",
-    select: "id, tenant_id, mediable_type, mediable_id, file_name, file_path, file_size, \
-             file_type, media_type, title, description, \"order\", checksum, version, \
-             created_at, updated_at, deleted_at",
-    what: "media item",
-};
-
-const FIELDS: &[FieldSpec] = &[
-    FieldSpec::new("mediable_type", "mediable_type", FieldKind::Text),
-    FieldSpec::new("mediable_id", "mediable_id", FieldKind::Int),
-    FieldSpec::new("media_type", "media_type", FieldKind::Text),
-    FieldSpec::new("file_type", "file_type", FieldKind::Text),
-    FieldSpec::new("file_name", "file_name", FieldKind::Text),
-    FieldSpec::new("file_size", "file_size", FieldKind::Int),
-    FieldSpec::new("title", "title", FieldKind::Text),
-    FieldSpec::new("order", "\"order\"", FieldKind::Int),
-    FieldSpec::new("create_time", "created_at", FieldKind::Timestamp),
-];
-
-const LIST: ListSpec = ListSpec {
-    table: TABLE.name,
-    select: TABLE.select,
-    fields: FIELDS,
-    order_fields: &["order", "create_time", "file_name", "file_size"],
-    default_order: "order",
-    soft_delete: true,
-    tenant_scoped: true,
-};
 
 const MUTABLE: &[&str] = &["media_type", "title", "description", "order"];
 const IMMUTABLE: &[&str] = &["mediable_type", "mediable_id", "file_name"];
 
 /// Pieces of a download are sent in messages of at most this size.
 const DOWNLOAD_CHUNK: usize = 256 * 1024;
-
-#[derive(sqlx::FromRow)]
-struct MediaRow {
-    id: i64,
-    tenant_id: i64,
-    mediable_type: String,
-    mediable_id: i64,
-    file_name: String,
-    file_path: String,
-    file_size: i32,
-    file_type: String,
-    media_type: String,
-    title: Option<String>,
-    description: Option<String>,
-    order: i32,
-    checksum: Option<String>,
-    version: i64,
-    created_at: DateTime<Utc>,
-    updated_at: DateTime<Utc>,
-    deleted_at: Option<DateTime<Utc>>,
-}
-
-fusion_db::versioned!(MediaRow);
 
 impl MediaRow {
     fn into_pb(self, state: &AppState) -> pb::Media {
@@ -115,25 +60,104 @@ impl MediaRow {
             create_time: Some(ts(self.created_at)),
             update_time: Some(ts(self.updated_at)),
             delete_time: opt_ts(self.deleted_at),
-            purge_time: purge_ts(state, self.deleted_at),
+            purge_time: state.kit.purge_time(self.deleted_at),
             etag: etag(self.version),
         }
     }
 }
 
-/// The column values of the mutable fields in `fields`, validated; `file_type` is the
-/// content type of the file the values are for.
-fn values(m: &pb::Media, fields: &[&str], file_type: &str) -> Result<Values, Status> {
-    values_of("media", fields, |field| {
+/// Media on the standard methods other than Create (an upload is a client stream,
+/// [`MediaService::upload_media`]): a media type must fit the stored file, and media
+/// comes back only onto a live record.
+struct Media;
+
+impl Resource for Media {
+    type Row = MediaRow;
+    type Pb = pb::Media;
+    type State = AppState;
+
+    const SINGULAR: &'static str = "Media";
+    const TABLE: Table = TABLE;
+    const LIST: ListSpec = LIST;
+    const CREATE: &'static [&'static str] = MUTABLE;
+    const MUTABLE: &'static [&'static str] = MUTABLE;
+    const IMMUTABLE: &'static [&'static str] = IMMUTABLE;
+
+    fn kit(state: &AppState) -> &Kit {
+        &state.kit
+    }
+
+    fn to_pb(state: &AppState, row: MediaRow) -> pb::Media {
+        row.into_pb(state)
+    }
+
+    fn id(m: &pb::Media) -> i64 {
+        m.id
+    }
+
+    fn etag(m: &pb::Media) -> &str {
+        &m.etag
+    }
+
+    fn populated(m: &pb::Media) -> Vec<&'static str> {
+        populated(&[
+            ("media_type", !m.media_type.is_empty()),
+            ("title", !m.title.is_empty()),
+            ("description", !m.description.is_empty()),
+            ("order", m.order != 0),
+        ])
+    }
+
+    fn values(_: &AppState, m: &pb::Media, fields: &[&str], _: Method) -> Result<Values, Status> {
+        values(m, fields)
+    }
+
+    /// The stored file's content type decides which media types it can be.
+    async fn on_update(
+        call: &Call<'_, AppState>,
+        _: &mut TenantTx,
+        current: &MediaRow,
+        m: &pb::Media,
+        _: &mut Values,
+    ) -> Result<(), Status> {
+        let file_type = &current.file_type;
+        let media_type = m.media_type.trim();
+        if call.fields.contains(&"media_type") && !media::fits(media_type, file_type) {
+            return Err(API.invalid(
+                "media.media_type",
+                format!("a {file_type} file cannot be a {media_type}"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The record the media is for must be live (and stays so until commit).
+    async fn on_undelete(
+        _: &Call<'_, AppState>,
+        tx: &mut TenantTx,
+        current: &MediaRow,
+    ) -> Result<(), Status> {
+        let parent = media::mediable_table(&current.mediable_type).unwrap_or(TABLE.name);
+        if lock_live(tx, parent, current.mediable_id).await? {
+            return Ok(());
+        }
+        Err(API.precondition(
+            "PARENT_DELETED",
+            format!(
+                "the {} media item {} belongs to is deleted; undelete it first",
+                current.mediable_type, current.id
+            ),
+        ))
+    }
+}
+
+/// The column values of the mutable fields in `fields`, validated (whether a media
+/// type fits the file is checked against the stored row, in [`Media::on_update`]).
+fn values(m: &pb::Media, fields: &[&str]) -> Result<Values, Status> {
+    values_of(DOMAIN, "media", fields, |field| {
         Ok(Some(match field {
             "media_type" => {
                 validate::one_of(&m.media_type, MEDIA_TYPES)?;
-                if !media::fits(m.media_type.trim(), file_type) {
-                    return Err(format!(
-                        "a {file_type} file cannot be a {}",
-                        m.media_type.trim()
-                    ));
-                }
                 ("media_type", Val::text(&m.media_type))
             }
             "title" => {
@@ -150,6 +174,7 @@ fn values(m: &pb::Media, fields: &[&str], file_type: &str) -> Result<Values, Sta
             _ => return Ok(None),
         }))
     })
+    .map_err(Into::into)
 }
 
 /// The metadata of an upload, checked.
@@ -230,7 +255,7 @@ impl NewMedia {
 
     /// NOT_FOUND unless the record the media is for is live in the caller's tenant;
     /// key-share locks it until the transaction ends, so it cannot be deleted meanwhile.
-    async fn require_mediable(&self, conn: &mut PgConnection) -> Result<(), Status> {
+    async fn require_mediable(&self, conn: &mut TenantTx) -> Result<(), Status> {
         if lock_live(conn, self.mediable_table, self.mediable_id).await? {
             Ok(())
         } else {
@@ -350,32 +375,6 @@ fn store_error(e: object_store::Error) -> Status {
     fusion_proto::errors::unavailable(DOMAIN, "the media store is not available; try again")
 }
 
-/// Refuses to delete a project, stage or lot that still has live media, as a parent
-/// with live children is refused, so media never outlives what it shows.
-pub(crate) async fn refuse_live_media(
-    conn: &mut PgConnection,
-    mediable_type: &str,
-    id: i64,
-) -> Result<(), Status> {
-    let has: bool = sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM property.property_media
-                         WHERE mediable_type = $1 AND mediable_id = $2 AND deleted_at IS NULL)",
-    )
-    .bind(mediable_type)
-    .bind(id)
-    .fetch_one(conn)
-    .await
-    .map_err(|e| db_status(DOMAIN, e))?;
-    if has {
-        Err(API.precondition(
-            "HAS_MEDIA",
-            format!("{mediable_type} {id} still has media; delete it first"),
-        ))
-    } else {
-        Ok(())
-    }
-}
-
 /// The MediaService implementation.
 #[derive(Clone, Debug)]
 pub(crate) struct MediaApi {
@@ -401,24 +400,24 @@ impl MediaApi {
             return Ok((saved, false));
         }
         new.require_mediable(&mut tx).await?;
-        let id = insert_row(
-            &mut tx,
-            TABLE.name,
-            vec![
-                ("mediable_type", Val::text(new.mediable_type)),
-                ("mediable_id", Val::Int(Some(new.mediable_id))),
-                ("file_name", Val::text(&new.file_name)),
-                ("file_path", Val::text(key)),
-                ("file_size", Val::Int32(Some(stored.size))),
-                ("file_type", Val::text(stored.file_type)),
-                ("media_type", Val::text(&new.media_type)),
-                ("title", Val::text(&new.title)),
-                ("description", Val::text(&new.description)),
-                ("\"order\"", Val::Int32(Some(new.order))),
-                ("checksum", Val::text(&stored.checksum)),
-            ],
-        )
-        .await?;
+        let id = TABLE
+            .insert(
+                &mut tx,
+                vec![
+                    ("mediable_type", Val::text(new.mediable_type)),
+                    ("mediable_id", Val::Int(Some(new.mediable_id))),
+                    ("file_name", Val::text(&new.file_name)),
+                    ("file_path", Val::text(key)),
+                    ("file_size", Val::Int32(Some(stored.size))),
+                    ("file_type", Val::text(stored.file_type)),
+                    ("media_type", Val::text(&new.media_type)),
+                    ("title", Val::text(&new.title)),
+                    ("description", Val::text(&new.description)),
+                    ("\"order\"", Val::Int32(Some(new.order))),
+                    ("checksum", Val::text(&stored.checksum)),
+                ],
+            )
+            .await?;
         let created = TABLE
             .fetch::<MediaRow>(&mut tx, id, Read::live())
             .await?
@@ -587,10 +586,9 @@ impl MediaService for MediaApi {
         req: Request<pb::GetMediaRequest>,
     ) -> Result<Response<pb::Media>, Status> {
         let ctx = caller(&req)?;
-        let row: MediaRow = TABLE
-            .get(&self.state.db, ctx.tenant_id, req.into_inner().id)
-            .await?;
-        Ok(Response::new(row.into_pb(&self.state)))
+        let id = req.into_inner().id;
+        let media = standard::get::<Media>(&self.state, &ctx, id);
+        Ok(Response::new(media.await?))
     }
 
     async fn list_media(
@@ -624,14 +622,9 @@ impl MediaService for MediaApi {
             r.order_by,
             r.show_deleted,
         );
-        let page =
-            list_page::<MediaRow>(&self.state, ctx.tenant_id, &LIST, &params, Some(&scope)).await?;
+        let page = standard::list::<Media>(&self.state, &ctx, &params, Some(&scope)).await?;
         Ok(Response::new(pb::ListMediaResponse {
-            media: page
-                .items
-                .into_iter()
-                .map(|m| m.into_pb(&self.state))
-                .collect(),
+            media: page.items,
             next_page_token: page.next_page_token,
             total_size: total(page.total_size),
         }))
@@ -643,45 +636,20 @@ impl MediaService for MediaApi {
     ) -> Result<Response<pb::Media>, Status> {
         let ctx = caller(&req)?;
         let body = req.into_inner();
-        let m = body.media.unwrap_or_default();
-        API.require_id("media.id", m.id)?;
-        let mask = API.mask(
-            body.update_mask,
-            MUTABLE,
-            IMMUTABLE,
-            &populated(&[
-                ("media_type", !m.media_type.is_empty()),
-                ("title", !m.title.is_empty()),
-                ("description", !m.description.is_empty()),
-                ("order", m.order != 0),
-            ]),
-        )?;
-        let changing: Vec<&str> = MUTABLE.iter().copied().filter(|f| mask.has(f)).collect();
-        let mut tx = self.state.db.begin(ctx.tenant_id).await?;
-        let current: MediaRow = TABLE
-            .fetch(&mut tx, m.id, Read::live().for_update())
-            .await?;
-        API.check_etag(&m.etag, current.version)?;
-        let values = values(&m, &changing, &current.file_type)?;
-        update_row(&mut tx, TABLE.name, m.id, values).await?;
-        let row: MediaRow = TABLE.fetch(&mut tx, m.id, Read::live()).await?;
-        tx.commit().await?;
-        Ok(Response::new(row.into_pb(&self.state)))
+        let media = body.media.unwrap_or_default();
+        let updated = standard::update::<Media>(&self.state, &ctx, media, body.update_mask);
+        Ok(Response::new(updated.await?))
     }
 
+    /// The object stays until the purge job removes the row and it together.
     async fn delete_media(
         &self,
         req: Request<pb::DeleteMediaRequest>,
     ) -> Result<Response<pb::Media>, Status> {
         let ctx = caller(&req)?;
         let r = req.into_inner();
-        let mut tx = self.state.db.begin(ctx.tenant_id).await?;
-        // The object stays until the purge job removes the row and it together.
-        let row: MediaRow = TABLE
-            .set_deleted(&mut tx, r.id, SoftDelete::Delete { etag: &r.etag })
-            .await?;
-        tx.commit().await?;
-        Ok(Response::new(row.into_pb(&self.state)))
+        let deleted = standard::delete::<Media>(&self.state, &ctx, r.id, &r.etag);
+        Ok(Response::new(deleted.await?))
     }
 
     async fn undelete_media(
@@ -690,21 +658,7 @@ impl MediaService for MediaApi {
     ) -> Result<Response<pb::Media>, Status> {
         let ctx = caller(&req)?;
         let id = req.into_inner().id;
-        API.require_id("id", id)?;
-        let mut tx = self.state.db.begin(ctx.tenant_id).await?;
-        let current: MediaRow = TABLE.fetch(&mut tx, id, Read::live_or_deleted()).await?;
-        let parent = media::mediable_table(&current.mediable_type).unwrap_or(TABLE.name);
-        if current.deleted() && !lock_live(&mut tx, parent, current.mediable_id).await? {
-            return Err(API.precondition(
-                "PARENT_DELETED",
-                format!(
-                    "the {} media item {id} belongs to is deleted; undelete it first",
-                    current.mediable_type
-                ),
-            ));
-        }
-        let row: MediaRow = TABLE.set_deleted(&mut tx, id, SoftDelete::Undelete).await?;
-        tx.commit().await?;
-        Ok(Response::new(row.into_pb(&self.state)))
+        let restored = standard::undelete::<Media>(&self.state, &ctx, id);
+        Ok(Response::new(restored.await?))
     }
 }

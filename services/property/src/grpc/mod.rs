@@ -1,6 +1,6 @@
-//! The gRPC surface of property: one module per service, the method policy, and the
-//! flows every resource shares (get, soft delete, undelete, idempotent create). Proto
-//! types stop here.
+//! The gRPC surface of property: one module per service and the method policy. Each
+//! handler parses its request, calls the kit (`fusion_service::standard`), the domain
+//! and the store, and converts the result; proto types stop here, SQL never starts here.
 
 mod developers;
 mod features;
@@ -10,38 +10,17 @@ mod media;
 mod projects;
 mod stages;
 
-use sqlx::PgConnection;
-use sqlx::postgres::PgRow;
-
-use fusion_db::resource;
-pub(crate) use fusion_db::resource::{Table, Val, Values, Versioned};
 use tonic::service::Routes;
 use tonic::{Request, Status};
 
-use fusion_db::{TenantTx, idempotency};
 use fusion_proto::property::v1::{
     developer_service_server::DeveloperServiceServer, feature_service_server::FeatureServiceServer,
     lot_service_server::LotServiceServer, media_service_server::MediaServiceServer,
     project_service_server::ProjectServiceServer, stage_service_server::StageServiceServer,
 };
-use fusion_service::api::Api;
 use fusion_tenancy::{MethodPolicy, TenantContext};
 
-use crate::{AppState, DOMAIN};
-
-pub(crate) use lifecycle::release_if_lapsed;
-pub(crate) use lots::LotRow;
-pub(crate) use media::refuse_live_media;
-
-/// Where lots live, for the housekeeping job.
-pub(crate) fn lot_table() -> Table {
-    lots::TABLE
-}
-
-/// Errors and checks in this context's domain.
-pub(crate) const API: Api = Api::new(DOMAIN);
-
-const IDEMPOTENCY_TABLE: &str = "property.idempotency_keys";
+use crate::AppState;
 
 /// Every property service, ready to serve.
 pub fn routes(state: &AppState) -> Routes {
@@ -129,87 +108,4 @@ pub fn policy() -> MethodPolicy {
 /// The verified caller.
 pub(crate) fn caller<T>(req: &Request<T>) -> Result<TenantContext, Status> {
     TenantContext::from_request(req)
-}
-
-/// This context's request ids (AIP-155): `REQUEST_IDS.replay(&mut tx, method, id)`
-/// before a write, `REQUEST_IDS.remember(...)` in the same transaction after it.
-pub(crate) const REQUEST_IDS: idempotency::RequestIds =
-    idempotency::RequestIds::new(DOMAIN, IDEMPOTENCY_TABLE);
-
-/// The AIP-164 purge time of a row deleted at `deleted_at`.
-pub(crate) fn purge_ts(
-    state: &AppState,
-    deleted_at: Option<chrono::DateTime<chrono::Utc>>,
-) -> Option<prost_types::Timestamp> {
-    fusion_service::api::purge_ts(deleted_at, state.config.purge_retention)
-}
-
-/// Inserts a row of the caller's tenant into `table` and returns its id.
-pub(crate) async fn insert_row(
-    tx: &mut TenantTx,
-    table: &'static str,
-    values: Values,
-) -> Result<i64, Status> {
-    resource::insert(tx, DOMAIN, table, values)
-        .await
-        .map_err(Into::into)
-}
-
-/// Sets `values` on row `id` of `table`, bumping its version (etag).
-pub(crate) async fn update_row(
-    conn: &mut PgConnection,
-    table: &'static str,
-    id: i64,
-    values: Values,
-) -> Result<(), Status> {
-    resource::update(conn, DOMAIN, table, id, values)
-        .await
-        .map_err(Into::into)
-}
-
-/// Converts the fields of a resource named in `fields` into column values with
-/// `convert`, collecting a field violation (`<prefix>.<field>`) for each that fails.
-pub(crate) fn values_of(
-    prefix: &str,
-    fields: &[&str],
-    convert: impl FnMut(&str) -> Result<Option<(&'static str, Val)>, String>,
-) -> Result<Values, Status> {
-    resource::values_of(DOMAIN, prefix, fields, convert).map_err(Into::into)
-}
-
-/// Whether row `id` of `table` is live, key-share locking it for the rest of the
-/// transaction (see [`resource::lock_live`]).
-pub(crate) async fn lock_live(
-    conn: &mut PgConnection,
-    table: &'static str,
-    id: i64,
-) -> Result<bool, Status> {
-    resource::lock_live(conn, DOMAIN, table, id)
-        .await
-        .map_err(Into::into)
-}
-
-/// A List: one page of `spec` in the caller's tenant (within `scope`), read in its own
-/// transaction.
-pub(crate) async fn list_page<T>(
-    state: &AppState,
-    tenant_id: i64,
-    spec: &fusion_db::list::ListSpec,
-    params: &fusion_db::list::ListParams,
-    scope: Option<fusion_db::list::Scope<'_>>,
-) -> Result<fusion_db::list::Page<T>, Status>
-where
-    T: for<'r> sqlx::FromRow<'r, PgRow> + Send + Unpin,
-{
-    fusion_db::list::tenant_page(
-        &state.db,
-        DOMAIN,
-        spec,
-        params,
-        &state.pages,
-        tenant_id,
-        scope,
-    )
-    .await
-    .map_err(Into::into)
 }

@@ -3,13 +3,11 @@
 //! The stock figures (`total_lots`, `available_lots`, `min_price`, `max_price`) are
 //! output only: the lot handlers keep them exact, so they are read here and never set.
 
-use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
-use sqlx::PgConnection;
 use tonic::{Request, Response, Status};
 
-use fusion_db::filter::{FieldKind, FieldSpec};
 use fusion_db::list::{ListParams, ListSpec};
+use fusion_db::resource::{Table, Val, Values, values_of};
 use fusion_proto::property::v1 as pb;
 use fusion_proto::property::v1::project_service_server::ProjectService;
 use fusion_service::api::{dec_str, etag, opt_ts, parse_decimal, populated, total, ts};
@@ -17,55 +15,14 @@ use fusion_service::api::{dec_str, etag, opt_ts, parse_decimal, populated, total
 use fusion_db::TenantTx;
 use fusion_service::standard::{self, Call, Child, Kit, Method, Resource};
 
-use super::{API, Table, Val, Values, caller, values_of};
+use super::caller;
+use crate::api::API;
 use crate::domain::validate;
+use crate::store::projects::{LIST, ProjectRow, TABLE};
+use crate::store::{lock_live, media::refuse_live_media};
 use crate::{AppState, DOMAIN};
 
-const TABLE: Table = Table {
-    domain: DOMAIN,
-    name: "property.projects",
-    select: "id, tenant_id, developer_id, name, slug, description, address, suburb, state, \
-             postcode, country, latitude, longitude, status, total_lots, available_lots, \
-             min_price, max_price, featured, version, created_at, updated_at, deleted_at",
-    what: "project",
-};
-
 const DEVELOPERS: &str = "property.developers";
-
-const FIELDS: &[FieldSpec] = &[
-    FieldSpec::new("developer_id", "developer_id", FieldKind::Int),
-    FieldSpec::new("name", "name", FieldKind::Text),
-    FieldSpec::new("slug", "slug", FieldKind::Text),
-    FieldSpec::new("suburb", "suburb", FieldKind::Text),
-    FieldSpec::new("state", "state", FieldKind::Text),
-    FieldSpec::new("postcode", "postcode", FieldKind::Text),
-    FieldSpec::new("country", "country", FieldKind::Text),
-    FieldSpec::new("status", "status", FieldKind::Text),
-    FieldSpec::new("featured", "featured", FieldKind::Bool),
-    FieldSpec::new("latitude", "latitude", FieldKind::Decimal),
-    FieldSpec::new("longitude", "longitude", FieldKind::Decimal),
-    FieldSpec::new("total_lots", "total_lots", FieldKind::Int),
-    FieldSpec::new("available_lots", "available_lots", FieldKind::Int),
-    FieldSpec::new("min_price", "min_price", FieldKind::Decimal),
-    FieldSpec::new("max_price", "max_price", FieldKind::Decimal),
-    FieldSpec::new("create_time", "created_at", FieldKind::Timestamp),
-];
-
-const LIST: ListSpec = ListSpec {
-    table: TABLE.name,
-    select: TABLE.select,
-    fields: FIELDS,
-    order_fields: &[
-        "name",
-        "create_time",
-        "min_price",
-        "max_price",
-        "available_lots",
-    ],
-    default_order: "create_time desc",
-    soft_delete: true,
-    tenant_scoped: true,
-};
 
 const MUTABLE: &[&str] = &[
     "developer_id",
@@ -84,35 +41,6 @@ const MUTABLE: &[&str] = &[
 ];
 
 const STATUSES: &[&str] = &["planning", "selling", "sold_out", "completed", "on_hold"];
-
-#[derive(sqlx::FromRow)]
-struct ProjectRow {
-    id: i64,
-    tenant_id: i64,
-    developer_id: Option<i64>,
-    name: String,
-    slug: String,
-    description: Option<String>,
-    address: Option<String>,
-    suburb: Option<String>,
-    state: Option<String>,
-    postcode: Option<String>,
-    country: Option<String>,
-    latitude: Option<Decimal>,
-    longitude: Option<Decimal>,
-    status: String,
-    total_lots: Option<i32>,
-    available_lots: Option<i32>,
-    min_price: Option<Decimal>,
-    max_price: Option<Decimal>,
-    featured: bool,
-    version: i64,
-    created_at: DateTime<Utc>,
-    updated_at: DateTime<Utc>,
-    deleted_at: Option<DateTime<Utc>>,
-}
-
-fusion_db::versioned!(ProjectRow);
 
 /// Projects on the standard methods: a project may name a live developer, and one with
 /// live stages or media cannot be deleted.
@@ -196,7 +124,7 @@ impl Resource for Projects {
     }
 
     fn values(_: &AppState, p: &pb::Project, fields: &[&str], _: Method) -> Result<Values, Status> {
-        values_of("project", fields, |field| {
+        values_of(DOMAIN, "project", fields, |field| {
             Ok(Some(match field {
                 "developer_id" => match p.developer_id {
                     0 => ("developer_id", Val::Int(None)),
@@ -250,6 +178,7 @@ impl Resource for Projects {
                 _ => return Ok(None),
             }))
         })
+        .map_err(Into::into)
     }
 
     async fn on_create(
@@ -287,7 +216,7 @@ impl Resource for Projects {
         tx: &mut TenantTx,
         p: &ProjectRow,
     ) -> Result<(), Status> {
-        super::refuse_live_media(tx, "project", p.id).await
+        refuse_live_media(tx, "project", p.id).await
     }
 
     /// A live project must not point at a deleted developer.
@@ -297,7 +226,7 @@ impl Resource for Projects {
         p: &ProjectRow,
     ) -> Result<(), Status> {
         if let Some(developer) = p.developer_id
-            && !super::lock_live(tx, DEVELOPERS, developer).await?
+            && !lock_live(tx, DEVELOPERS, developer).await?
         {
             return Err(API.precondition(
                 "DEVELOPER_DELETED",
@@ -309,8 +238,8 @@ impl Resource for Projects {
 }
 
 /// NOT_FOUND unless developer `id` is live in the caller's tenant.
-async fn require_developer(conn: &mut PgConnection, id: i64) -> Result<(), Status> {
-    if super::lock_live(conn, DEVELOPERS, id).await? {
+async fn require_developer(conn: &mut TenantTx, id: i64) -> Result<(), Status> {
+    if lock_live(conn, DEVELOPERS, id).await? {
         Ok(())
     } else {
         Err(API.not_found("developer", id))

@@ -1,10 +1,9 @@
 //! `fusion.property.v1.StageService`: the releases a project's lots are sold in.
 
-use chrono::{DateTime, NaiveDate, Utc};
 use tonic::{Request, Response, Status};
 
-use fusion_db::filter::{FieldKind, FieldSpec};
 use fusion_db::list::{ListParams, ListSpec, ScopeValue};
+use fusion_db::resource::{Table, Val, Values, values_of};
 use fusion_proto::property::v1 as pb;
 use fusion_proto::property::v1::stage_service_server::StageService;
 use fusion_service::api::{etag, opt_ts, parse_date, populated, total, ts};
@@ -12,38 +11,14 @@ use fusion_service::api::{etag, opt_ts, parse_date, populated, total, ts};
 use fusion_db::TenantTx;
 use fusion_service::standard::{self, Call, Child, Kit, Method, Parent, Resource};
 
-use super::{API, Table, Val, Values, caller, values_of};
+use super::caller;
+use crate::api::API;
 use crate::domain::validate;
+use crate::store::media::refuse_live_media;
+use crate::store::stages::{LIST, StageRow, TABLE};
 use crate::{AppState, DOMAIN};
 
-const TABLE: Table = Table {
-    domain: DOMAIN,
-    name: "property.stages",
-    select: "id, tenant_id, project_id, name, description, release_date, status, \"order\", \
-             version, created_at, updated_at, deleted_at",
-    what: "stage",
-};
-
 const PROJECTS: &str = "property.projects";
-
-const FIELDS: &[FieldSpec] = &[
-    FieldSpec::new("project_id", "project_id", FieldKind::Int),
-    FieldSpec::new("name", "name", FieldKind::Text),
-    FieldSpec::new("status", "status", FieldKind::Text),
-    FieldSpec::new("release_date", "release_date", FieldKind::Date),
-    FieldSpec::new("order", "\"order\"", FieldKind::Int),
-    FieldSpec::new("create_time", "created_at", FieldKind::Timestamp),
-];
-
-const LIST: ListSpec = ListSpec {
-    table: TABLE.name,
-    select: TABLE.select,
-    fields: FIELDS,
-    order_fields: &["order", "name", "release_date", "create_time"],
-    default_order: "order",
-    soft_delete: true,
-    tenant_scoped: true,
-};
 
 /// What Create sets: the mutable fields and the project, which never changes after.
 const CREATE: &[&str] = &[
@@ -58,24 +33,6 @@ const MUTABLE: &[&str] = &["name", "description", "release_date", "status", "ord
 const IMMUTABLE: &[&str] = &["project_id"];
 
 const STATUSES: &[&str] = &["planned", "released", "selling", "sold_out", "completed"];
-
-#[derive(sqlx::FromRow)]
-struct StageRow {
-    id: i64,
-    tenant_id: i64,
-    project_id: i64,
-    name: String,
-    description: Option<String>,
-    release_date: Option<NaiveDate>,
-    status: String,
-    order: i32,
-    version: i64,
-    created_at: DateTime<Utc>,
-    updated_at: DateTime<Utc>,
-    deleted_at: Option<DateTime<Utc>>,
-}
-
-fusion_db::versioned!(StageRow);
 
 /// Stages on the standard methods: a stage lives under one live project for good, and
 /// one with live lots or media cannot be deleted.
@@ -145,7 +102,7 @@ impl Resource for Stages {
     }
 
     fn values(_: &AppState, s: &pb::Stage, fields: &[&str], _: Method) -> Result<Values, Status> {
-        values_of("stage", fields, |field| {
+        values_of(DOMAIN, "stage", fields, |field| {
             Ok(Some(match field {
                 "project_id" => match s.project_id {
                     0 => return Err("is required".into()),
@@ -170,6 +127,7 @@ impl Resource for Stages {
                 _ => return Ok(None),
             }))
         })
+        .map_err(Into::into)
     }
 
     fn sent_parent_id(s: &pb::Stage) -> i64 {
@@ -185,7 +143,7 @@ impl Resource for Stages {
         tx: &mut TenantTx,
         s: &StageRow,
     ) -> Result<(), Status> {
-        super::refuse_live_media(tx, "stage", s.id).await
+        refuse_live_media(tx, "stage", s.id).await
     }
 }
 
