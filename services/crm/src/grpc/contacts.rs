@@ -9,17 +9,19 @@ use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
 use tonic::{Request, Response, Status};
 
+use fusion_db::TenantTx;
 use fusion_db::filter::{FieldKind, FieldSpec};
-use fusion_db::idempotency;
 use fusion_db::list::{ListParams, ListSpec};
-use fusion_db::resource::{Read, SoftDelete};
 use fusion_db::resource::{Table, Val, Values, lock_live};
 use fusion_proto::crm::v1 as pb;
 use fusion_proto::crm::v1::contact_service_server::ContactService;
 use fusion_service::api::{opt_ts, populated, total, ts};
+use fusion_service::standard::{self, Call, Kit, Method, Resource};
 
-use super::person::{Person, PersonRow, person_values, refresh_e164, set_e164, tenant_country};
-use super::{API, REQUEST_IDS, caller, list_page, purge_ts};
+use super::person::{
+    Person, PersonRow, person_values, refresh_e164, set_e164, sets, tenant_country,
+};
+use super::{API, caller};
 use crate::domain::validate;
 use crate::{AppState, DOMAIN};
 
@@ -143,7 +145,7 @@ impl ContactRow {
             create_time: Some(ts(self.created_at)),
             update_time: Some(ts(self.updated_at)),
             delete_time: opt_ts(self.deleted_at),
-            purge_time: purge_ts(state, self.deleted_at),
+            purge_time: state.kit.purge_time(self.deleted_at),
             etag: fusion_service::api::etag(self.version),
             ..pb::Contact::from_person(self.person)
         }
@@ -192,6 +194,102 @@ pub(crate) async fn require_lead(conn: &mut PgConnection, lead_id: i64) -> Resul
     }
 }
 
+/// Contacts on the standard methods: the phone's E.164 form follows the phone and the
+/// country, the lead a contact came from is a live lead of the tenant, and a contact
+/// merged into another cannot be restored.
+pub(crate) struct Contacts;
+
+impl Resource for Contacts {
+    type Row = ContactRow;
+    type Pb = pb::Contact;
+    type State = AppState;
+
+    const SINGULAR: &'static str = "Contact";
+    const TABLE: Table = TABLE;
+    const LIST: ListSpec = LIST;
+    const CREATE: &'static [&'static str] = CREATE;
+    const MUTABLE: &'static [&'static str] = MUTABLE;
+    const IMMUTABLE: &'static [&'static str] = OUTPUT_ONLY;
+
+    fn kit(state: &AppState) -> &Kit {
+        &state.kit
+    }
+
+    fn to_pb(state: &AppState, row: ContactRow) -> pb::Contact {
+        row.into_pb(state)
+    }
+
+    fn id(c: &pb::Contact) -> i64 {
+        c.id
+    }
+
+    fn etag(c: &pb::Contact) -> &str {
+        &c.etag
+    }
+
+    fn populated(c: &pb::Contact) -> Vec<&'static str> {
+        populated(
+            &[
+                &c.person().populated()[..],
+                &[
+                    ("lead_id", c.lead_id != 0),
+                    ("company", !c.company.is_empty()),
+                    ("position", !c.position.is_empty()),
+                    ("contact_type", !c.contact_type.is_empty()),
+                ],
+            ]
+            .concat(),
+        )
+    }
+
+    fn values(_: &AppState, c: &pb::Contact, fields: &[&str], _: Method) -> Result<Values, Status> {
+        values(c, fields)
+    }
+
+    async fn on_create(
+        call: &Call<'_, AppState>,
+        tx: &mut TenantTx,
+        c: &pb::Contact,
+        values: &mut Values,
+    ) -> Result<(), Status> {
+        let country = tenant_country(call.state, tx).await?;
+        set_e164(values, &c.phone, &c.country, country);
+        require_lead(tx, c.lead_id).await
+    }
+
+    async fn on_update(
+        call: &Call<'_, AppState>,
+        tx: &mut TenantTx,
+        current: &ContactRow,
+        c: &pb::Contact,
+        values: &mut Values,
+    ) -> Result<(), Status> {
+        if sets(values, "lead_id") {
+            require_lead(tx, c.lead_id).await?;
+        }
+        let country = tenant_country(call.state, tx).await?;
+        refresh_e164(values, c.person(), &current.person, country);
+        Ok(())
+    }
+
+    async fn on_undelete(
+        _: &Call<'_, AppState>,
+        _: &mut TenantTx,
+        contact: &ContactRow,
+    ) -> Result<(), Status> {
+        match contact.merged_into_id {
+            Some(survivor) => Err(API.precondition(
+                "MERGED",
+                format!(
+                    "contact {} was merged into contact {survivor}; it cannot be restored",
+                    contact.id
+                ),
+            )),
+            None => Ok(()),
+        }
+    }
+}
+
 /// The ContactService implementation.
 #[derive(Clone, Debug)]
 pub(crate) struct ContactApi {
@@ -212,27 +310,10 @@ impl ContactService for ContactApi {
     ) -> Result<Response<pb::Contact>, Status> {
         let ctx = caller(&req)?;
         let body = req.into_inner();
-        let request_id = idempotency::request_key(DOMAIN, &body.request_id, &body)?;
-        let c = body.contact.unwrap_or_default();
-        let mut values = values(&c, CREATE)?;
-        const METHOD: &str = "CreateContact";
-        let mut tx = self.state.db.begin(ctx.tenant_id).await?;
-        if let Some(saved) = REQUEST_IDS.replay(&mut tx, METHOD, request_id).await? {
-            return Ok(Response::new(saved));
-        }
-        let country = tenant_country(&self.state, &mut tx).await?;
-        set_e164(&mut values, &c.phone, &c.country, country);
-        require_lead(&mut tx, c.lead_id).await?;
-        let id = TABLE.insert(&mut tx, values).await?;
-        let created = TABLE
-            .fetch::<ContactRow>(&mut tx, id, Read::live())
-            .await?
-            .into_pb(&self.state);
-        REQUEST_IDS
-            .remember(&mut tx, METHOD, request_id, &created)
-            .await?;
-        tx.commit().await?;
-        Ok(Response::new(created))
+        let key = self.state.kit.request_key(&body.request_id, &body)?;
+        let contact = body.contact.unwrap_or_default();
+        let created = standard::create::<Contacts>(&self.state, &ctx, key, contact);
+        Ok(Response::new(created.await?))
     }
 
     async fn get_contact(
@@ -240,10 +321,9 @@ impl ContactService for ContactApi {
         req: Request<pb::GetContactRequest>,
     ) -> Result<Response<pb::Contact>, Status> {
         let ctx = caller(&req)?;
-        let row: ContactRow = TABLE
-            .get(&self.state.db, ctx.tenant_id, req.into_inner().id)
-            .await?;
-        Ok(Response::new(row.into_pb(&self.state)))
+        let id = req.into_inner().id;
+        let contact = standard::get::<Contacts>(&self.state, &ctx, id);
+        Ok(Response::new(contact.await?))
     }
 
     async fn list_contacts(
@@ -259,14 +339,9 @@ impl ContactService for ContactApi {
             r.order_by,
             r.show_deleted,
         );
-        let page =
-            list_page::<ContactRow>(&self.state, ctx.tenant_id, &LIST, &params, None).await?;
+        let page = standard::list::<Contacts>(&self.state, &ctx, &params, None).await?;
         Ok(Response::new(pb::ListContactsResponse {
-            contacts: page
-                .items
-                .into_iter()
-                .map(|c| c.into_pb(&self.state))
-                .collect(),
+            contacts: page.items,
             next_page_token: page.next_page_token,
             total_size: total(page.total_size),
         }))
@@ -278,41 +353,9 @@ impl ContactService for ContactApi {
     ) -> Result<Response<pb::Contact>, Status> {
         let ctx = caller(&req)?;
         let body = req.into_inner();
-        let c = body.contact.unwrap_or_default();
-        API.require_id("contact.id", c.id)?;
-        let mask = API.mask(
-            body.update_mask,
-            MUTABLE,
-            OUTPUT_ONLY,
-            &populated(
-                &[
-                    &c.person().populated()[..],
-                    &[
-                        ("lead_id", c.lead_id != 0),
-                        ("company", !c.company.is_empty()),
-                        ("position", !c.position.is_empty()),
-                        ("contact_type", !c.contact_type.is_empty()),
-                    ],
-                ]
-                .concat(),
-            ),
-        )?;
-        let changing: Vec<&str> = MUTABLE.iter().copied().filter(|f| mask.has(f)).collect();
-        let mut values = values(&c, &changing)?;
-        let mut tx = self.state.db.begin(ctx.tenant_id).await?;
-        let current: ContactRow = TABLE
-            .fetch(&mut tx, c.id, Read::live().for_update())
-            .await?;
-        API.check_etag(&c.etag, current.version)?;
-        if mask.has("lead_id") {
-            require_lead(&mut tx, c.lead_id).await?;
-        }
-        let country = tenant_country(&self.state, &mut tx).await?;
-        refresh_e164(&mut values, &mask, c.person(), &current.person, country);
-        TABLE.update(&mut tx, c.id, values).await?;
-        let row: ContactRow = TABLE.fetch(&mut tx, c.id, Read::live()).await?;
-        tx.commit().await?;
-        Ok(Response::new(row.into_pb(&self.state)))
+        let contact = body.contact.unwrap_or_default();
+        let updated = standard::update::<Contacts>(&self.state, &ctx, contact, body.update_mask);
+        Ok(Response::new(updated.await?))
     }
 
     async fn delete_contact(
@@ -321,14 +364,8 @@ impl ContactService for ContactApi {
     ) -> Result<Response<pb::Contact>, Status> {
         let ctx = caller(&req)?;
         let r = req.into_inner();
-        let mut tx = self.state.db.begin(ctx.tenant_id).await?;
-        let row: ContactRow = TABLE
-            .set_deleted(&mut tx, r.id, SoftDelete::Delete { etag: &r.etag }, |_| {
-                Ok(())
-            })
-            .await?;
-        tx.commit().await?;
-        Ok(Response::new(row.into_pb(&self.state)))
+        let deleted = standard::delete::<Contacts>(&self.state, &ctx, r.id, &r.etag);
+        Ok(Response::new(deleted.await?))
     }
 
     async fn undelete_contact(
@@ -337,25 +374,8 @@ impl ContactService for ContactApi {
     ) -> Result<Response<pb::Contact>, Status> {
         let ctx = caller(&req)?;
         let id = req.into_inner().id;
-        let mut tx = self.state.db.begin(ctx.tenant_id).await?;
-        let row: ContactRow = TABLE
-            .set_deleted(
-                &mut tx,
-                id,
-                SoftDelete::Undelete,
-                |contact: &ContactRow| match contact.merged_into_id {
-                    Some(survivor) => Err(API.precondition(
-                        "MERGED",
-                        format!(
-                            "contact {id} was merged into contact {survivor}; it cannot be restored"
-                        ),
-                    )),
-                    None => Ok(()),
-                },
-            )
-            .await?;
-        tx.commit().await?;
-        Ok(Response::new(row.into_pb(&self.state)))
+        let restored = standard::undelete::<Contacts>(&self.state, &ctx, id);
+        Ok(Response::new(restored.await?))
     }
 
     async fn merge_contacts(

@@ -16,19 +16,20 @@ use tonic::{Request, Response, Status};
 
 use fusion_db::filter::{FieldKind, FieldSpec};
 use fusion_db::list::{ListParams, ListSpec};
-use fusion_db::resource::{Read, SoftDelete};
-use fusion_db::resource::{Table, Val, Values, lock_live};
-use fusion_db::{TenantTx, db_status, idempotency};
+use fusion_db::resource::{Read, Table, Val, Values, lock_live};
+use fusion_db::{TenantTx, db_status};
 use fusion_proto::crm::v1 as pb;
 use fusion_proto::crm::v1::deal_service_server::DealService;
 use fusion_proto::errors::FieldViolation;
 use fusion_service::api::{
     date_pb, dec_str, opt_ts, parse_date, parse_decimal, populated, total, ts,
 };
+use fusion_service::standard::{self, Call, Kit, Method, Resource};
 
+use super::person::sets;
 use super::{
-    API, REQUEST_IDS, StageInfo, caller, custom_fields_pb, ensure_pipeline, list_page, purge_ts,
-    record_values, require_deal_stage, tags_of, tags_val,
+    API, StageInfo, caller, custom_fields_pb, ensure_pipeline, record_values, require_deal_stage,
+    tags_of, tags_val,
 };
 use crate::domain::{pipeline, validate};
 use crate::{AppState, DOMAIN};
@@ -203,7 +204,7 @@ impl DealRow {
             create_time: Some(ts(self.created_at)),
             update_time: Some(ts(self.updated_at)),
             delete_time: opt_ts(self.deleted_at),
-            purge_time: purge_ts(state, self.deleted_at),
+            purge_time: state.kit.purge_time(self.deleted_at),
             etag: fusion_service::api::etag(self.version),
         }
     }
@@ -433,6 +434,90 @@ fn close_date(d: Option<&fusion_proto::google::r#type::Date>) -> Result<NaiveDat
     parse_date(year, month, day).map(|date| date.unwrap_or_else(|| Utc::now().date_naive()))
 }
 
+/// Deals on the standard methods: a new deal starts in an open stage (the one it names
+/// or the tenant's first) at that stage's default probability; its lot and assignee
+/// are asked of their owners as the caller, its lead and contact are live rows of the
+/// tenant, key-share locked until the write commits.
+pub(crate) struct Deals;
+
+impl Resource for Deals {
+    type Row = DealRow;
+    type Pb = pb::Deal;
+    type State = AppState;
+
+    const SINGULAR: &'static str = "Deal";
+    const TABLE: Table = TABLE;
+    const LIST: ListSpec = LIST;
+    const CREATE: &'static [&'static str] = CREATE;
+    const MUTABLE: &'static [&'static str] = MUTABLE;
+    const IMMUTABLE: &'static [&'static str] = FIXED;
+
+    fn kit(state: &AppState) -> &Kit {
+        &state.kit
+    }
+
+    fn to_pb(state: &AppState, row: DealRow) -> pb::Deal {
+        row.into_pb(state)
+    }
+
+    fn id(d: &pb::Deal) -> i64 {
+        d.id
+    }
+
+    fn etag(d: &pb::Deal) -> &str {
+        &d.etag
+    }
+
+    fn populated(d: &pb::Deal) -> Vec<&'static str> {
+        populated(&[
+            ("lead_id", d.lead_id != 0),
+            ("contact_id", d.contact_id != 0),
+            ("lot_id", d.lot_id != 0),
+            ("assigned_to", d.assigned_to != 0),
+            ("title", !d.title.is_empty()),
+            ("description", !d.description.is_empty()),
+            ("value", !d.value.is_empty()),
+            ("probability", d.probability.is_some()),
+            ("expected_close_date", d.expected_close_date.is_some()),
+            ("custom_fields", !d.custom_fields.is_empty()),
+            ("tags", !d.tags.is_empty()),
+        ])
+    }
+
+    fn values(_: &AppState, d: &pb::Deal, fields: &[&str], _: Method) -> Result<Values, Status> {
+        values(d, fields)
+    }
+
+    async fn on_create(
+        call: &Call<'_, AppState>,
+        tx: &mut TenantTx,
+        d: &pb::Deal,
+        values: &mut Values,
+    ) -> Result<(), Status> {
+        check_owners(call.state, d, CREATE).await?;
+        lock_links(tx, d, CREATE).await?;
+        place_new_deal(tx, d, values).await.map(|_| ())
+    }
+
+    /// The owners are asked with the deal locked (the kit opens the transaction before
+    /// any hook); the lead and contact are key-share locked after it.
+    async fn on_update(
+        call: &Call<'_, AppState>,
+        tx: &mut TenantTx,
+        _: &DealRow,
+        d: &pb::Deal,
+        values: &mut Values,
+    ) -> Result<(), Status> {
+        let changing: Vec<&str> = MUTABLE
+            .iter()
+            .copied()
+            .filter(|f| sets(values, f))
+            .collect();
+        check_owners(call.state, d, &changing).await?;
+        lock_links(tx, d, &changing).await
+    }
+}
+
 /// The DealService implementation.
 #[derive(Clone, Debug)]
 pub(crate) struct DealApi {
@@ -529,29 +614,12 @@ impl DealService for DealApi {
     ) -> Result<Response<pb::Deal>, Status> {
         let ctx = caller(&req)?;
         let body = req.into_inner();
-        let request_id = idempotency::request_key(DOMAIN, &body.request_id, &body)?;
-        let d = body.deal.unwrap_or_default();
-        let mut values = values(&d, CREATE)?;
+        let key = self.state.kit.request_key(&body.request_id, &body)?;
+        let deal = body.deal.unwrap_or_default();
+        // Before the transaction: it may use a connection of its own.
         ensure_pipeline(&self.state, ctx.tenant_id).await?;
-        const METHOD: &str = "CreateDeal";
-        let mut tx = self.state.db.begin(ctx.tenant_id).await?;
-        // A retry returns the first result whatever has changed since (AIP-155).
-        if let Some(saved) = REQUEST_IDS.replay(&mut tx, METHOD, request_id).await? {
-            return Ok(Response::new(saved));
-        }
-        check_owners(&self.state, &d, CREATE).await?;
-        lock_links(&mut tx, &d, CREATE).await?;
-        place_new_deal(&mut tx, &d, &mut values).await?;
-        let id = TABLE.insert(&mut tx, values).await?;
-        let created = TABLE
-            .fetch::<DealRow>(&mut tx, id, Read::live())
-            .await?
-            .into_pb(&self.state);
-        REQUEST_IDS
-            .remember(&mut tx, METHOD, request_id, &created)
-            .await?;
-        tx.commit().await?;
-        Ok(Response::new(created))
+        let created = standard::create::<Deals>(&self.state, &ctx, key, deal);
+        Ok(Response::new(created.await?))
     }
 
     async fn get_deal(
@@ -559,10 +627,9 @@ impl DealService for DealApi {
         req: Request<pb::GetDealRequest>,
     ) -> Result<Response<pb::Deal>, Status> {
         let ctx = caller(&req)?;
-        let row: DealRow = TABLE
-            .get(&self.state.db, ctx.tenant_id, req.into_inner().id)
-            .await?;
-        Ok(Response::new(row.into_pb(&self.state)))
+        let id = req.into_inner().id;
+        let deal = standard::get::<Deals>(&self.state, &ctx, id);
+        Ok(Response::new(deal.await?))
     }
 
     async fn list_deals(
@@ -578,13 +645,9 @@ impl DealService for DealApi {
             list_order(&r.order_by)?,
             r.show_deleted,
         );
-        let page = list_page::<DealRow>(&self.state, ctx.tenant_id, &LIST, &params, None).await?;
+        let page = standard::list::<Deals>(&self.state, &ctx, &params, None).await?;
         Ok(Response::new(pb::ListDealsResponse {
-            deals: page
-                .items
-                .into_iter()
-                .map(|d| d.into_pb(&self.state))
-                .collect(),
+            deals: page.items,
             next_page_token: page.next_page_token,
             total_size: total(page.total_size),
         }))
@@ -596,39 +659,9 @@ impl DealService for DealApi {
     ) -> Result<Response<pb::Deal>, Status> {
         let ctx = caller(&req)?;
         let body = req.into_inner();
-        let d = body.deal.unwrap_or_default();
-        API.require_id("deal.id", d.id)?;
-        let mask = API.mask(
-            body.update_mask,
-            MUTABLE,
-            FIXED,
-            &populated(&[
-                ("lead_id", d.lead_id != 0),
-                ("contact_id", d.contact_id != 0),
-                ("lot_id", d.lot_id != 0),
-                ("assigned_to", d.assigned_to != 0),
-                ("title", !d.title.is_empty()),
-                ("description", !d.description.is_empty()),
-                ("value", !d.value.is_empty()),
-                ("probability", d.probability.is_some()),
-                ("expected_close_date", d.expected_close_date.is_some()),
-                ("custom_fields", !d.custom_fields.is_empty()),
-                ("tags", !d.tags.is_empty()),
-            ]),
-        )?;
-        let changing: Vec<&str> = MUTABLE.iter().copied().filter(|f| mask.has(f)).collect();
-        let values = values(&d, &changing)?;
-        check_owners(&self.state, &d, &changing).await?;
-        let mut tx = self.state.db.begin(ctx.tenant_id).await?;
-        let current: DealRow = TABLE
-            .fetch(&mut tx, d.id, Read::live().for_update())
-            .await?;
-        API.check_etag(&d.etag, current.version)?;
-        lock_links(&mut tx, &d, &changing).await?;
-        TABLE.update(&mut tx, d.id, values).await?;
-        let row: DealRow = TABLE.fetch(&mut tx, d.id, Read::live()).await?;
-        tx.commit().await?;
-        Ok(Response::new(row.into_pb(&self.state)))
+        let deal = body.deal.unwrap_or_default();
+        let updated = standard::update::<Deals>(&self.state, &ctx, deal, body.update_mask);
+        Ok(Response::new(updated.await?))
     }
 
     async fn delete_deal(
@@ -637,14 +670,8 @@ impl DealService for DealApi {
     ) -> Result<Response<pb::Deal>, Status> {
         let ctx = caller(&req)?;
         let r = req.into_inner();
-        let mut tx = self.state.db.begin(ctx.tenant_id).await?;
-        let row: DealRow = TABLE
-            .set_deleted(&mut tx, r.id, SoftDelete::Delete { etag: &r.etag }, |_| {
-                Ok(())
-            })
-            .await?;
-        tx.commit().await?;
-        Ok(Response::new(row.into_pb(&self.state)))
+        let deleted = standard::delete::<Deals>(&self.state, &ctx, r.id, &r.etag);
+        Ok(Response::new(deleted.await?))
     }
 
     async fn undelete_deal(
@@ -653,12 +680,8 @@ impl DealService for DealApi {
     ) -> Result<Response<pb::Deal>, Status> {
         let ctx = caller(&req)?;
         let id = req.into_inner().id;
-        let mut tx = self.state.db.begin(ctx.tenant_id).await?;
-        let row: DealRow = TABLE
-            .set_deleted(&mut tx, id, SoftDelete::Undelete, |_| Ok(()))
-            .await?;
-        tx.commit().await?;
-        Ok(Response::new(row.into_pb(&self.state)))
+        let restored = standard::undelete::<Deals>(&self.state, &ctx, id);
+        Ok(Response::new(restored.await?))
     }
 
     async fn move_deal_stage(

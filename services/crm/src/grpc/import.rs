@@ -19,6 +19,8 @@ use fusion_proto::crm::v1::import_leads_request::Payload;
 use fusion_proto::errors::FieldViolation;
 use fusion_tenancy::TenantContext;
 
+use fusion_service::standard::Method;
+
 use super::leads::{self, TABLE};
 use super::person::{set_e164, tenant_country};
 use super::{API, REQUEST_IDS, default_lead_status, ensure_pipeline};
@@ -100,7 +102,8 @@ impl Run<'_> {
     /// judged (identity cannot be asked), which fails the import.
     async fn check(&mut self, lead: &pb::Lead) -> Result<Checked, Status> {
         // Every problem of the row is reported, not just the first kind found.
-        let (mut values, mut violations) = match leads::values(lead, leads::MUTABLE) {
+        let (mut values, mut violations) = match leads::values(lead, leads::MUTABLE, Method::Create)
+        {
             Ok(values) => (values, Vec::new()),
             Err(status) => (
                 Vec::new(),

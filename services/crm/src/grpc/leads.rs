@@ -13,19 +13,21 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
+use fusion_db::TenantTx;
 use fusion_db::filter::{FieldKind, FieldSpec};
 use fusion_db::list::{ListParams, ListSpec};
-use fusion_db::resource::{Read, SoftDelete};
-use fusion_db::resource::{Table, Val, Values};
-use fusion_db::{TenantTx, idempotency};
+use fusion_db::resource::{Read, Table, Val, Values};
 use fusion_proto::crm::v1 as pb;
 use fusion_proto::crm::v1::lead_service_server::LeadService;
 use fusion_service::api::{opt_ts, populated, total, ts};
+use fusion_service::standard::{self, Call, Kit, Method, Resource};
+use prost_types::FieldMask;
 
-use super::person::{Person, PersonRow, person_values, refresh_e164, set_e164, tenant_country};
+use super::person::{
+    Person, PersonRow, person_values, refresh_e164, set_e164, sets, tenant_country,
+};
 use super::{
-    API, REQUEST_IDS, caller, default_lead_status, ensure_pipeline, list_page, purge_ts,
-    require_deal_stage, require_lead_status,
+    API, caller, default_lead_status, ensure_pipeline, require_deal_stage, require_lead_status,
 };
 use crate::domain::{pipeline, validate};
 use crate::{AppState, DOMAIN};
@@ -169,19 +171,49 @@ impl LeadRow {
             create_time: Some(ts(self.created_at)),
             update_time: Some(ts(self.updated_at)),
             delete_time: opt_ts(self.deleted_at),
-            purge_time: purge_ts(state, self.deleted_at),
+            purge_time: state.kit.purge_time(self.deleted_at),
             etag: fusion_service::api::etag(self.version),
             ..pb::Lead::from_person(self.person)
         }
     }
 }
 
+/// The fields CreateLead stores: the mutable ones and the first assignee.
+const CREATE: &[&str] = &[
+    "assigned_to",
+    "first_name",
+    "last_name",
+    "email",
+    "phone",
+    "address",
+    "suburb",
+    "state",
+    "postcode",
+    "country",
+    "source",
+    "source_detail",
+    "status",
+    "stage",
+    "score",
+    "tags",
+    "custom_fields",
+    "notes",
+    "last_contact_time",
+];
+
 /// The column values of the fields in `fields`, validated field by field; `status`
 /// and `stage` are checked against the pipeline separately, in the transaction, and
-/// the E.164 phone by [`set_e164`].
-pub(crate) fn values(l: &pb::Lead, fields: &[&str]) -> Result<Values, Status> {
+/// the E.164 phone by [`set_e164`]. A Create without a status takes the tenant's
+/// first open one; an Update naming it must send one.
+pub(crate) fn values(l: &pb::Lead, fields: &[&str], method: Method) -> Result<Values, Status> {
     person_values("lead", l, fields, |field| {
         Ok(Some(match field {
+            // Checked with identity in the transaction.
+            "assigned_to" => match l.assigned_to {
+                0 => return Ok(None),
+                id if id < 0 => return Err("must be a positive id".into()),
+                id => ("assigned_to", Val::Int(Some(id))),
+            },
             "source" => {
                 validate::max_len(&l.source, 100)?;
                 ("source", Val::text(&l.source))
@@ -192,7 +224,10 @@ pub(crate) fn values(l: &pb::Lead, fields: &[&str]) -> Result<Values, Status> {
             }
             "status" => {
                 if l.status.trim().is_empty() {
-                    return Ok(None);
+                    return match method {
+                        Method::Create => Ok(None),
+                        Method::Update => Err("is required".into()),
+                    };
                 }
                 pipeline::key(l.status.trim())?;
                 ("status", Val::text(&l.status))
@@ -229,6 +264,135 @@ async fn check_pipeline(
     Ok(())
 }
 
+/// Whether an UpdateLead may change the status or stage (and so needs the tenant's
+/// pipeline): its mask names them, or it has none and sends them.
+fn may_change_pipeline(mask: Option<&FieldMask>, l: &pb::Lead) -> bool {
+    match mask {
+        Some(m) if !m.paths.is_empty() => m
+            .paths
+            .iter()
+            .any(|p| matches!(p.as_str(), "*" | "status" | "stage")),
+        _ => !l.status.is_empty() || !l.stage.is_empty(),
+    }
+}
+
+/// Leads on the standard methods: the phone's E.164 form follows the phone and the
+/// country, the status and stage name live keys of the tenant's pipeline (a new lead
+/// without a status takes the first open one), the first assignee is an active user
+/// of the tenant, and a lead merged into another cannot be restored.
+pub(crate) struct Leads;
+
+impl Resource for Leads {
+    type Row = LeadRow;
+    type Pb = pb::Lead;
+    type State = AppState;
+
+    const SINGULAR: &'static str = "Lead";
+    const TABLE: Table = TABLE;
+    const LIST: ListSpec = LIST;
+    const CREATE: &'static [&'static str] = CREATE;
+    const MUTABLE: &'static [&'static str] = MUTABLE;
+    const IMMUTABLE: &'static [&'static str] = OUTPUT_ONLY;
+
+    fn kit(state: &AppState) -> &Kit {
+        &state.kit
+    }
+
+    fn to_pb(state: &AppState, row: LeadRow) -> pb::Lead {
+        row.into_pb(state)
+    }
+
+    fn id(l: &pb::Lead) -> i64 {
+        l.id
+    }
+
+    fn etag(l: &pb::Lead) -> &str {
+        &l.etag
+    }
+
+    fn populated(l: &pb::Lead) -> Vec<&'static str> {
+        populated(
+            &[
+                &l.person().populated()[..],
+                &[
+                    ("source", !l.source.is_empty()),
+                    ("source_detail", !l.source_detail.is_empty()),
+                    ("status", !l.status.is_empty()),
+                    ("stage", !l.stage.is_empty()),
+                    ("score", l.score.is_some()),
+                ],
+            ]
+            .concat(),
+        )
+    }
+
+    fn values(
+        _: &AppState,
+        l: &pb::Lead,
+        fields: &[&str],
+        method: Method,
+    ) -> Result<Values, Status> {
+        values(l, fields, method)
+    }
+
+    async fn on_create(
+        call: &Call<'_, AppState>,
+        tx: &mut TenantTx,
+        l: &pb::Lead,
+        values: &mut Values,
+    ) -> Result<(), Status> {
+        let country = tenant_country(call.state, tx).await?;
+        set_e164(values, &l.phone, &l.country, country);
+        if l.assigned_to != 0 {
+            call.state
+                .refs
+                .user("lead.assigned_to", l.assigned_to)
+                .await?;
+        }
+        if l.status.trim().is_empty() {
+            let status = default_lead_status(tx).await?;
+            values.push(("status", Val::Text(Some(status))));
+            check_pipeline(tx, None, Some(&l.stage)).await
+        } else {
+            check_pipeline(tx, Some(&l.status), Some(&l.stage)).await
+        }
+    }
+
+    async fn on_update(
+        call: &Call<'_, AppState>,
+        tx: &mut TenantTx,
+        current: &LeadRow,
+        l: &pb::Lead,
+        values: &mut Values,
+    ) -> Result<(), Status> {
+        let country = tenant_country(call.state, tx).await?;
+        refresh_e164(values, l.person(), &current.person, country);
+        let status = sets(values, "status").then_some(l.status.as_str());
+        let stage = sets(values, "stage").then_some(l.stage.as_str());
+        if status.is_some() || stage.is_some() {
+            check_pipeline(tx, status, stage).await?;
+        }
+        Ok(())
+    }
+
+    async fn on_undelete(
+        _: &Call<'_, AppState>,
+        _: &mut TenantTx,
+        lead: &LeadRow,
+    ) -> Result<(), Status> {
+        match lead.merged_into_id {
+            Some(survivor) => Err(API.precondition(
+                "MERGED",
+                format!(
+                    "lead {} was merged into lead {survivor}; it cannot be restored",
+                    lead.id
+                ),
+            )),
+            None => Ok(()),
+        }
+    }
+}
+
 /// The LeadService implementation.
 #[derive(Clone, Debug)]
 pub(crate) struct LeadApi {
@@ -255,45 +419,12 @@ impl LeadService for LeadApi {
     ) -> Result<Response<pb::Lead>, Status> {
         let ctx = caller(&req)?;
         let body = req.into_inner();
-        let request_id = idempotency::request_key(DOMAIN, &body.request_id, &body)?;
-        let l = body.lead.unwrap_or_default();
-        let mut values = values(&l, MUTABLE)?;
-        if l.assigned_to != 0 {
-            API.require_id("lead.assigned_to", l.assigned_to)?;
-        }
+        let key = self.state.kit.request_key(&body.request_id, &body)?;
+        let lead = body.lead.unwrap_or_default();
+        // Before the transaction: it may use a connection of its own.
         ensure_pipeline(&self.state, ctx.tenant_id).await?;
-        const METHOD: &str = "CreateLead";
-        let mut tx = self.state.db.begin(ctx.tenant_id).await?;
-        // A retry returns the first result whatever has changed since (AIP-155).
-        if let Some(saved) = REQUEST_IDS.replay(&mut tx, METHOD, request_id).await? {
-            return Ok(Response::new(saved));
-        }
-        let country = tenant_country(&self.state, &mut tx).await?;
-        set_e164(&mut values, &l.phone, &l.country, country);
-        if l.assigned_to != 0 {
-            self.state
-                .refs
-                .user("lead.assigned_to", l.assigned_to)
-                .await?;
-            values.push(("assigned_to", Val::Int(Some(l.assigned_to))));
-        }
-        if l.status.trim().is_empty() {
-            let status = default_lead_status(&mut tx).await?;
-            values.push(("status", Val::Text(Some(status))));
-            check_pipeline(&mut tx, None, Some(&l.stage)).await?;
-        } else {
-            check_pipeline(&mut tx, Some(&l.status), Some(&l.stage)).await?;
-        }
-        let id = TABLE.insert(&mut tx, values).await?;
-        let created = TABLE
-            .fetch::<LeadRow>(&mut tx, id, Read::live())
-            .await?
-            .into_pb(&self.state);
-        REQUEST_IDS
-            .remember(&mut tx, METHOD, request_id, &created)
-            .await?;
-        tx.commit().await?;
-        Ok(Response::new(created))
+        let created = standard::create::<Leads>(&self.state, &ctx, key, lead);
+        Ok(Response::new(created.await?))
     }
 
     async fn get_lead(
@@ -301,10 +432,9 @@ impl LeadService for LeadApi {
         req: Request<pb::GetLeadRequest>,
     ) -> Result<Response<pb::Lead>, Status> {
         let ctx = caller(&req)?;
-        let row: LeadRow = TABLE
-            .get(&self.state.db, ctx.tenant_id, req.into_inner().id)
-            .await?;
-        Ok(Response::new(row.into_pb(&self.state)))
+        let id = req.into_inner().id;
+        let lead = standard::get::<Leads>(&self.state, &ctx, id);
+        Ok(Response::new(lead.await?))
     }
 
     async fn list_leads(
@@ -320,13 +450,9 @@ impl LeadService for LeadApi {
             r.order_by,
             r.show_deleted,
         );
-        let page = list_page::<LeadRow>(&self.state, ctx.tenant_id, &LIST, &params, None).await?;
+        let page = standard::list::<Leads>(&self.state, &ctx, &params, None).await?;
         Ok(Response::new(pb::ListLeadsResponse {
-            leads: page
-                .items
-                .into_iter()
-                .map(|l| l.into_pb(&self.state))
-                .collect(),
+            leads: page.items,
             next_page_token: page.next_page_token,
             total_size: total(page.total_size),
         }))
@@ -338,54 +464,13 @@ impl LeadService for LeadApi {
     ) -> Result<Response<pb::Lead>, Status> {
         let ctx = caller(&req)?;
         let body = req.into_inner();
-        let l = body.lead.unwrap_or_default();
-        API.require_id("lead.id", l.id)?;
-        let mask = API.mask(
-            body.update_mask,
-            MUTABLE,
-            OUTPUT_ONLY,
-            &populated(
-                &[
-                    &l.person().populated()[..],
-                    &[
-                        ("source", !l.source.is_empty()),
-                        ("source_detail", !l.source_detail.is_empty()),
-                        ("status", !l.status.is_empty()),
-                        ("stage", !l.stage.is_empty()),
-                        ("score", l.score.is_some()),
-                    ],
-                ]
-                .concat(),
-            ),
-        )?;
-        if mask.has("status") && l.status.trim().is_empty() {
-            return Err(API.invalid("lead.status", "is required"));
-        }
-        let changing: Vec<&str> = MUTABLE.iter().copied().filter(|f| mask.has(f)).collect();
-        let mut values = values(&l, &changing)?;
-        if mask.has("status") || mask.has("stage") {
+        let lead = body.lead.unwrap_or_default();
+        if may_change_pipeline(body.update_mask.as_ref(), &lead) {
             // Before the transaction: it may use a connection of its own.
             ensure_pipeline(&self.state, ctx.tenant_id).await?;
         }
-        let mut tx = self.state.db.begin(ctx.tenant_id).await?;
-        let current: LeadRow = TABLE
-            .fetch(&mut tx, l.id, Read::live().for_update())
-            .await?;
-        API.check_etag(&l.etag, current.version)?;
-        let country = tenant_country(&self.state, &mut tx).await?;
-        refresh_e164(&mut values, &mask, l.person(), &current.person, country);
-        if mask.has("status") || mask.has("stage") {
-            check_pipeline(
-                &mut tx,
-                mask.has("status").then_some(l.status.as_str()),
-                mask.has("stage").then_some(l.stage.as_str()),
-            )
-            .await?;
-        }
-        TABLE.update(&mut tx, l.id, values).await?;
-        let row: LeadRow = TABLE.fetch(&mut tx, l.id, Read::live()).await?;
-        tx.commit().await?;
-        Ok(Response::new(row.into_pb(&self.state)))
+        let updated = standard::update::<Leads>(&self.state, &ctx, lead, body.update_mask);
+        Ok(Response::new(updated.await?))
     }
 
     async fn delete_lead(
@@ -394,14 +479,8 @@ impl LeadService for LeadApi {
     ) -> Result<Response<pb::Lead>, Status> {
         let ctx = caller(&req)?;
         let r = req.into_inner();
-        let mut tx = self.state.db.begin(ctx.tenant_id).await?;
-        let row: LeadRow = TABLE
-            .set_deleted(&mut tx, r.id, SoftDelete::Delete { etag: &r.etag }, |_| {
-                Ok(())
-            })
-            .await?;
-        tx.commit().await?;
-        Ok(Response::new(row.into_pb(&self.state)))
+        let deleted = standard::delete::<Leads>(&self.state, &ctx, r.id, &r.etag);
+        Ok(Response::new(deleted.await?))
     }
 
     async fn undelete_lead(
@@ -410,23 +489,8 @@ impl LeadService for LeadApi {
     ) -> Result<Response<pb::Lead>, Status> {
         let ctx = caller(&req)?;
         let id = req.into_inner().id;
-        let mut tx = self.state.db.begin(ctx.tenant_id).await?;
-        let row: LeadRow = TABLE
-            .set_deleted(
-                &mut tx,
-                id,
-                SoftDelete::Undelete,
-                |lead: &LeadRow| match lead.merged_into_id {
-                    Some(survivor) => Err(API.precondition(
-                        "MERGED",
-                        format!("lead {id} was merged into lead {survivor}; it cannot be restored"),
-                    )),
-                    None => Ok(()),
-                },
-            )
-            .await?;
-        tx.commit().await?;
-        Ok(Response::new(row.into_pb(&self.state)))
+        let restored = standard::undelete::<Leads>(&self.state, &ctx, id);
+        Ok(Response::new(restored.await?))
     }
 
     async fn assign_lead(
@@ -533,14 +597,14 @@ impl LeadService for LeadApi {
         params.skip_total = true;
         // The first page is read before the stream starts, so a bad filter or order is
         // the call's error rather than the stream's.
-        let first = list_page::<LeadRow>(&self.state, ctx.tenant_id, &LIST, &params, None).await?;
+        let first = standard::list::<Leads>(&self.state, &ctx, &params, None).await?;
         let state = self.state.clone();
         let (tx, rx) = mpsc::channel(64);
         tokio::spawn(async move {
             let mut page = first;
             loop {
                 for lead in page.items {
-                    if tx.send(Ok(lead.into_pb(&state))).await.is_err() {
+                    if tx.send(Ok(lead)).await.is_err() {
                         return;
                     }
                 }
@@ -548,8 +612,7 @@ impl LeadService for LeadApi {
                     return;
                 }
                 params.page_token = page.next_page_token;
-                page = match list_page::<LeadRow>(&state, ctx.tenant_id, &LIST, &params, None).await
-                {
+                page = match standard::list::<Leads>(&state, &ctx, &params, None).await {
                     Ok(next) => next,
                     Err(status) => {
                         let _ = tx.send(Err(status)).await;

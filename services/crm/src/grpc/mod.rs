@@ -16,7 +16,6 @@ mod search;
 mod tasks;
 
 use sqlx::PgConnection;
-use sqlx::postgres::PgRow;
 use tonic::service::Routes;
 use tonic::{Request, Status};
 
@@ -186,14 +185,6 @@ pub(crate) fn caller<T>(req: &Request<T>) -> Result<TenantContext, Status> {
 pub(crate) const REQUEST_IDS: idempotency::RequestIds =
     idempotency::RequestIds::new(DOMAIN, IDEMPOTENCY_TABLE);
 
-/// The AIP-164 purge time of a row deleted at `deleted_at`.
-pub(crate) fn purge_ts(
-    state: &AppState,
-    deleted_at: Option<chrono::DateTime<chrono::Utc>>,
-) -> Option<prost_types::Timestamp> {
-    fusion_service::api::purge_ts(deleted_at, state.config.purge_retention)
-}
-
 /// Converts the fields named in `fields` into column values (see
 /// [`resource::values_of`]).
 pub(crate) fn values_of(
@@ -247,30 +238,6 @@ pub(crate) fn contact_time(t: &Option<prost_types::Timestamp>) -> Result<Val, St
         return Err("cannot be in the future".into());
     }
     Ok(Val::Timestamp(Some(at)))
-}
-
-/// A List: one page of `spec` in the caller's tenant (within `scope`), read in its own
-/// transaction.
-pub(crate) async fn list_page<T>(
-    state: &AppState,
-    tenant_id: i64,
-    spec: &fusion_db::list::ListSpec,
-    params: &fusion_db::list::ListParams,
-    scope: Option<fusion_db::list::Scope<'_>>,
-) -> Result<fusion_db::list::Page<T>, Status>
-where
-    T: for<'r> sqlx::FromRow<'r, PgRow> + Send + Unpin,
-{
-    fusion_db::list::tenant_page(
-        &state.db,
-        DOMAIN,
-        spec,
-        params,
-        &state.pages,
-        tenant_id,
-        scope,
-    )
-    .await
 }
 
 /// Makes sure `tenant` has a pipeline: the first time its statuses or stages are

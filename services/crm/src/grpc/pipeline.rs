@@ -9,15 +9,15 @@
 use chrono::{DateTime, Utc};
 use tonic::{Request, Response, Status};
 
-use fusion_db::idempotency;
+use fusion_db::TenantTx;
 use fusion_db::list::{ListParams, ListSpec};
-use fusion_db::resource::{Read, SoftDelete};
 use fusion_db::resource::{Table, Val, Values};
 use fusion_proto::crm::v1 as pb;
 use fusion_proto::crm::v1::pipeline_service_server::PipelineService;
 use fusion_service::api::{etag, opt_ts, populated, total, ts};
+use fusion_service::standard::{self, Call, Kit, Method, Resource};
 
-use super::{API, REQUEST_IDS, caller, ensure_pipeline, list_page, values_of};
+use super::{API, caller, ensure_pipeline, values_of};
 use crate::domain::pipeline::{self, OUTCOMES};
 use crate::domain::validate;
 use crate::{AppState, DOMAIN};
@@ -191,13 +191,19 @@ const STAGE_CREATE: &[&str] = &["key", "label", "position", "outcome", "default_
 const STAGE_MUTABLE: &[&str] = &["label", "position", "default_probability"];
 
 /// FAILED_PRECONDITION when row `id` of `table` is the tenant's last live open lead
-/// status or deal stage: leads and deals must always have somewhere to start. The open
-/// rows are locked, so two such deletes cannot both pass.
-async fn refuse_last_open(
-    tx: &mut fusion_db::TenantTx,
-    table: Table,
-    id: i64,
-) -> Result<(), Status> {
+/// status or deal stage: leads and deals must always have somewhere to start.
+///
+/// Such deletes and closes of one tenant's table take turns on a transaction-scoped
+/// advisory lock (the row itself is already locked by the kit), so two cannot both
+/// pass; each reads the open rows after the other has committed.
+async fn refuse_last_open(tx: &mut TenantTx, table: Table, id: i64) -> Result<(), Status> {
+    let tenant = tx.tenant_id();
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1), $2::int)")
+        .bind(table.name)
+        .bind(tenant)
+        .execute(&mut **tx)
+        .await
+        .map_err(|e| fusion_db::db_status(DOMAIN, e))?;
     // Both conditions are constants of this module.
     let open = if table.name == STATUSES.name {
         "NOT is_closed"
@@ -205,7 +211,7 @@ async fn refuse_last_open(
         "outcome = 'open'"
     };
     let sql = format!(
-        "SELECT id FROM {} WHERE deleted_at IS NULL AND {open} ORDER BY id FOR UPDATE",
+        "SELECT id FROM {} WHERE deleted_at IS NULL AND {open} ORDER BY id",
         table.name
     );
     let ids: Vec<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
@@ -225,6 +231,137 @@ async fn refuse_last_open(
     }
 }
 
+/// Lead statuses on the standard methods: the key is fixed once created, and the
+/// tenant's last open status can be neither deleted nor closed.
+struct Statuses;
+
+impl Resource for Statuses {
+    type Row = StatusRow;
+    type Pb = pb::LeadStatus;
+    type State = AppState;
+
+    const SINGULAR: &'static str = "LeadStatus";
+    const TABLE: Table = STATUSES;
+    const LIST: ListSpec = STATUS_LIST;
+    const CREATE: &'static [&'static str] = STATUS_CREATE;
+    const MUTABLE: &'static [&'static str] = STATUS_MUTABLE;
+    const IMMUTABLE: &'static [&'static str] = &["key"];
+
+    fn kit(state: &AppState) -> &Kit {
+        &state.kit
+    }
+
+    fn to_pb(_: &AppState, row: StatusRow) -> pb::LeadStatus {
+        row.into()
+    }
+
+    fn id(s: &pb::LeadStatus) -> i64 {
+        s.id
+    }
+
+    fn etag(s: &pb::LeadStatus) -> &str {
+        &s.etag
+    }
+
+    fn populated(s: &pb::LeadStatus) -> Vec<&'static str> {
+        populated(&[
+            ("label", !s.label.is_empty()),
+            ("position", s.position != 0),
+            ("is_closed", s.is_closed),
+        ])
+    }
+
+    fn values(
+        _: &AppState,
+        s: &pb::LeadStatus,
+        fields: &[&str],
+        _: Method,
+    ) -> Result<Values, Status> {
+        status_values(s, fields)
+    }
+
+    async fn on_update(
+        _: &Call<'_, AppState>,
+        tx: &mut TenantTx,
+        _: &StatusRow,
+        s: &pb::LeadStatus,
+        values: &mut Values,
+    ) -> Result<(), Status> {
+        let closes = s.is_closed && values.iter().any(|(c, _)| *c == "is_closed");
+        if closes {
+            refuse_last_open(tx, STATUSES, s.id).await?;
+        }
+        Ok(())
+    }
+
+    async fn on_delete(
+        _: &Call<'_, AppState>,
+        tx: &mut TenantTx,
+        current: &StatusRow,
+    ) -> Result<(), Status> {
+        refuse_last_open(tx, STATUSES, current.id).await
+    }
+}
+
+/// Deal stages on the standard methods: the key and outcome are fixed once created
+/// (deals prove their status against them), and the tenant's last open stage cannot
+/// be deleted.
+struct Stages;
+
+impl Resource for Stages {
+    type Row = StageRow;
+    type Pb = pb::DealStage;
+    type State = AppState;
+
+    const SINGULAR: &'static str = "DealStage";
+    const TABLE: Table = STAGES;
+    const LIST: ListSpec = STAGE_LIST;
+    const CREATE: &'static [&'static str] = STAGE_CREATE;
+    const MUTABLE: &'static [&'static str] = STAGE_MUTABLE;
+    const IMMUTABLE: &'static [&'static str] = &["key", "outcome"];
+
+    fn kit(state: &AppState) -> &Kit {
+        &state.kit
+    }
+
+    fn to_pb(_: &AppState, row: StageRow) -> pb::DealStage {
+        row.into()
+    }
+
+    fn id(s: &pb::DealStage) -> i64 {
+        s.id
+    }
+
+    fn etag(s: &pb::DealStage) -> &str {
+        &s.etag
+    }
+
+    fn populated(s: &pb::DealStage) -> Vec<&'static str> {
+        populated(&[
+            ("label", !s.label.is_empty()),
+            ("position", s.position != 0),
+            ("default_probability", s.default_probability.is_some()),
+        ])
+    }
+
+    fn values(
+        _: &AppState,
+        s: &pb::DealStage,
+        fields: &[&str],
+        _: Method,
+    ) -> Result<Values, Status> {
+        stage_values(s, fields)
+    }
+
+    async fn on_delete(
+        _: &Call<'_, AppState>,
+        tx: &mut TenantTx,
+        current: &StageRow,
+    ) -> Result<(), Status> {
+        refuse_last_open(tx, STAGES, current.id).await
+    }
+}
+
 /// The PipelineService implementation.
 #[derive(Clone, Debug)]
 pub(crate) struct PipelineApi {
@@ -234,88 +371,6 @@ pub(crate) struct PipelineApi {
 impl PipelineApi {
     pub(crate) fn new(state: AppState) -> Self {
         Self { state }
-    }
-
-    /// Creates a row of `table` from `values` (idempotently under `request_id`), and
-    /// reads it back as `R`.
-    async fn create<R, M>(
-        &self,
-        tenant: i64,
-        table: Table,
-        method: &str,
-        values: Values,
-        request_id: Option<idempotency::RequestKey>,
-    ) -> Result<M, Status>
-    where
-        R: for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow> + Send + Unpin + Into<M>,
-        M: prost::Message + Default,
-    {
-        ensure_pipeline(&self.state, tenant).await?;
-        let mut tx = self.state.db.begin(tenant).await?;
-        if let Some(saved) = REQUEST_IDS.replay(&mut tx, method, request_id).await? {
-            return Ok(saved);
-        }
-        let id = table.insert(&mut tx, values).await?;
-        let created: M = table.fetch::<R>(&mut tx, id, Read::live()).await?.into();
-        REQUEST_IDS
-            .remember(&mut tx, method, request_id, &created)
-            .await?;
-        tx.commit().await?;
-        Ok(created)
-    }
-
-    /// Soft-deletes or restores row `id` of `table`.
-    async fn set_deleted<R, M>(
-        &self,
-        tenant: i64,
-        table: Table,
-        id: i64,
-        change: SoftDelete<'_>,
-    ) -> Result<M, Status>
-    where
-        R: for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>
-            + Send
-            + Unpin
-            + fusion_db::resource::Versioned
-            + Into<M>,
-    {
-        let mut tx = self.state.db.begin(tenant).await?;
-        if let SoftDelete::Delete { .. } = change {
-            refuse_last_open(&mut tx, table, id).await?;
-        }
-        let row: R = table.set_deleted(&mut tx, id, change, |_| Ok(())).await?;
-        tx.commit().await?;
-        Ok(row.into())
-    }
-
-    /// Updates row `id` of `table` with `values` behind `sent_etag`; `closes` says the
-    /// update closes an open lead status.
-    async fn update<R, M>(
-        &self,
-        tenant: i64,
-        table: Table,
-        id: i64,
-        sent_etag: &str,
-        values: Values,
-        closes: bool,
-    ) -> Result<M, Status>
-    where
-        R: for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>
-            + Send
-            + Unpin
-            + fusion_db::resource::Versioned
-            + Into<M>,
-    {
-        let mut tx = self.state.db.begin(tenant).await?;
-        if closes {
-            refuse_last_open(&mut tx, table, id).await?;
-        }
-        let current: R = table.fetch(&mut tx, id, Read::live().for_update()).await?;
-        API.check_etag(sent_etag, fusion_db::resource::Versioned::version(&current))?;
-        table.update(&mut tx, id, values).await?;
-        let row: R = table.fetch(&mut tx, id, Read::live()).await?;
-        tx.commit().await?;
-        Ok(row.into())
     }
 }
 
@@ -335,10 +390,9 @@ impl PipelineService for PipelineApi {
             String::new(),
             r.show_deleted,
         );
-        let page =
-            list_page::<StatusRow>(&self.state, ctx.tenant_id, &STATUS_LIST, &params, None).await?;
+        let page = standard::list::<Statuses>(&self.state, &ctx, &params, None).await?;
         Ok(Response::new(pb::ListLeadStatusesResponse {
-            lead_statuses: page.items.into_iter().map(Into::into).collect(),
+            lead_statuses: page.items,
             next_page_token: page.next_page_token,
             total_size: total(page.total_size),
         }))
@@ -350,10 +404,9 @@ impl PipelineService for PipelineApi {
     ) -> Result<Response<pb::LeadStatus>, Status> {
         let ctx = caller(&req)?;
         ensure_pipeline(&self.state, ctx.tenant_id).await?;
-        let row: StatusRow = STATUSES
-            .get(&self.state.db, ctx.tenant_id, req.into_inner().id)
-            .await?;
-        Ok(Response::new(row.into()))
+        let id = req.into_inner().id;
+        let status = standard::get::<Statuses>(&self.state, &ctx, id);
+        Ok(Response::new(status.await?))
     }
 
     async fn create_lead_status(
@@ -362,18 +415,12 @@ impl PipelineService for PipelineApi {
     ) -> Result<Response<pb::LeadStatus>, Status> {
         let ctx = caller(&req)?;
         let body = req.into_inner();
-        let key = idempotency::request_key(DOMAIN, &body.request_id, &body)?;
-        let values = status_values(&body.lead_status.unwrap_or_default(), STATUS_CREATE)?;
-        let created = self
-            .create::<StatusRow, pb::LeadStatus>(
-                ctx.tenant_id,
-                STATUSES,
-                "CreateLeadStatus",
-                values,
-                key,
-            )
-            .await?;
-        Ok(Response::new(created))
+        let key = self.state.kit.request_key(&body.request_id, &body)?;
+        let status = body.lead_status.unwrap_or_default();
+        // Before the transaction: it may use a connection of its own.
+        ensure_pipeline(&self.state, ctx.tenant_id).await?;
+        let created = standard::create::<Statuses>(&self.state, &ctx, key, status);
+        Ok(Response::new(created.await?))
     }
 
     async fn update_lead_status(
@@ -382,35 +429,9 @@ impl PipelineService for PipelineApi {
     ) -> Result<Response<pb::LeadStatus>, Status> {
         let ctx = caller(&req)?;
         let body = req.into_inner();
-        let s = body.lead_status.unwrap_or_default();
-        API.require_id("lead_status.id", s.id)?;
-        let mask = API.mask(
-            body.update_mask,
-            STATUS_MUTABLE,
-            &["key"],
-            &populated(&[
-                ("label", !s.label.is_empty()),
-                ("position", s.position != 0),
-                ("is_closed", s.is_closed),
-            ]),
-        )?;
-        let changing: Vec<&str> = STATUS_MUTABLE
-            .iter()
-            .copied()
-            .filter(|f| mask.has(f))
-            .collect();
-        let values = status_values(&s, &changing)?;
-        let row = self
-            .update::<StatusRow, pb::LeadStatus>(
-                ctx.tenant_id,
-                STATUSES,
-                s.id,
-                &s.etag,
-                values,
-                mask.has("is_closed") && s.is_closed,
-            )
-            .await?;
-        Ok(Response::new(row))
+        let status = body.lead_status.unwrap_or_default();
+        let updated = standard::update::<Statuses>(&self.state, &ctx, status, body.update_mask);
+        Ok(Response::new(updated.await?))
     }
 
     async fn delete_lead_status(
@@ -419,15 +440,8 @@ impl PipelineService for PipelineApi {
     ) -> Result<Response<pb::LeadStatus>, Status> {
         let ctx = caller(&req)?;
         let r = req.into_inner();
-        let row = self
-            .set_deleted::<StatusRow, pb::LeadStatus>(
-                ctx.tenant_id,
-                STATUSES,
-                r.id,
-                SoftDelete::Delete { etag: &r.etag },
-            )
-            .await?;
-        Ok(Response::new(row))
+        let deleted = standard::delete::<Statuses>(&self.state, &ctx, r.id, &r.etag);
+        Ok(Response::new(deleted.await?))
     }
 
     async fn undelete_lead_status(
@@ -436,15 +450,8 @@ impl PipelineService for PipelineApi {
     ) -> Result<Response<pb::LeadStatus>, Status> {
         let ctx = caller(&req)?;
         let id = req.into_inner().id;
-        let row = self
-            .set_deleted::<StatusRow, pb::LeadStatus>(
-                ctx.tenant_id,
-                STATUSES,
-                id,
-                SoftDelete::Undelete,
-            )
-            .await?;
-        Ok(Response::new(row))
+        let restored = standard::undelete::<Statuses>(&self.state, &ctx, id);
+        Ok(Response::new(restored.await?))
     }
 
     async fn list_deal_stages(
@@ -461,10 +468,9 @@ impl PipelineService for PipelineApi {
             String::new(),
             r.show_deleted,
         );
-        let page =
-            list_page::<StageRow>(&self.state, ctx.tenant_id, &STAGE_LIST, &params, None).await?;
+        let page = standard::list::<Stages>(&self.state, &ctx, &params, None).await?;
         Ok(Response::new(pb::ListDealStagesResponse {
-            deal_stages: page.items.into_iter().map(Into::into).collect(),
+            deal_stages: page.items,
             next_page_token: page.next_page_token,
             total_size: total(page.total_size),
         }))
@@ -476,10 +482,9 @@ impl PipelineService for PipelineApi {
     ) -> Result<Response<pb::DealStage>, Status> {
         let ctx = caller(&req)?;
         ensure_pipeline(&self.state, ctx.tenant_id).await?;
-        let row: StageRow = STAGES
-            .get(&self.state.db, ctx.tenant_id, req.into_inner().id)
-            .await?;
-        Ok(Response::new(row.into()))
+        let id = req.into_inner().id;
+        let stage = standard::get::<Stages>(&self.state, &ctx, id);
+        Ok(Response::new(stage.await?))
     }
 
     async fn create_deal_stage(
@@ -488,18 +493,12 @@ impl PipelineService for PipelineApi {
     ) -> Result<Response<pb::DealStage>, Status> {
         let ctx = caller(&req)?;
         let body = req.into_inner();
-        let key = idempotency::request_key(DOMAIN, &body.request_id, &body)?;
-        let values = stage_values(&body.deal_stage.unwrap_or_default(), STAGE_CREATE)?;
-        let created = self
-            .create::<StageRow, pb::DealStage>(
-                ctx.tenant_id,
-                STAGES,
-                "CreateDealStage",
-                values,
-                key,
-            )
-            .await?;
-        Ok(Response::new(created))
+        let key = self.state.kit.request_key(&body.request_id, &body)?;
+        let stage = body.deal_stage.unwrap_or_default();
+        // Before the transaction: it may use a connection of its own.
+        ensure_pipeline(&self.state, ctx.tenant_id).await?;
+        let created = standard::create::<Stages>(&self.state, &ctx, key, stage);
+        Ok(Response::new(created.await?))
     }
 
     async fn update_deal_stage(
@@ -508,28 +507,9 @@ impl PipelineService for PipelineApi {
     ) -> Result<Response<pb::DealStage>, Status> {
         let ctx = caller(&req)?;
         let body = req.into_inner();
-        let s = body.deal_stage.unwrap_or_default();
-        API.require_id("deal_stage.id", s.id)?;
-        let mask = API.mask(
-            body.update_mask,
-            STAGE_MUTABLE,
-            &["key", "outcome"],
-            &populated(&[
-                ("label", !s.label.is_empty()),
-                ("position", s.position != 0),
-                ("default_probability", s.default_probability.is_some()),
-            ]),
-        )?;
-        let changing: Vec<&str> = STAGE_MUTABLE
-            .iter()
-            .copied()
-            .filter(|f| mask.has(f))
-            .collect();
-        let values = stage_values(&s, &changing)?;
-        let row = self
-            .update::<StageRow, pb::DealStage>(ctx.tenant_id, STAGES, s.id, &s.etag, values, false)
-            .await?;
-        Ok(Response::new(row))
+        let stage = body.deal_stage.unwrap_or_default();
+        let updated = standard::update::<Stages>(&self.state, &ctx, stage, body.update_mask);
+        Ok(Response::new(updated.await?))
     }
 
     async fn delete_deal_stage(
@@ -538,15 +518,8 @@ impl PipelineService for PipelineApi {
     ) -> Result<Response<pb::DealStage>, Status> {
         let ctx = caller(&req)?;
         let r = req.into_inner();
-        let row = self
-            .set_deleted::<StageRow, pb::DealStage>(
-                ctx.tenant_id,
-                STAGES,
-                r.id,
-                SoftDelete::Delete { etag: &r.etag },
-            )
-            .await?;
-        Ok(Response::new(row))
+        let deleted = standard::delete::<Stages>(&self.state, &ctx, r.id, &r.etag);
+        Ok(Response::new(deleted.await?))
     }
 
     async fn undelete_deal_stage(
@@ -555,10 +528,8 @@ impl PipelineService for PipelineApi {
     ) -> Result<Response<pb::DealStage>, Status> {
         let ctx = caller(&req)?;
         let id = req.into_inner().id;
-        let row = self
-            .set_deleted::<StageRow, pb::DealStage>(ctx.tenant_id, STAGES, id, SoftDelete::Undelete)
-            .await?;
-        Ok(Response::new(row))
+        let restored = standard::undelete::<Stages>(&self.state, &ctx, id);
+        Ok(Response::new(restored.await?))
     }
 
     async fn get_crm_settings(
