@@ -21,9 +21,10 @@ use fusion_tenancy::TenantContext;
 
 use fusion_service::standard::Method;
 
-use super::leads::{self, TABLE};
-use super::person::{set_e164, tenant_country};
-use super::{API, REQUEST_IDS, default_lead_status, ensure_pipeline};
+use crate::store::leads::{self, TABLE};
+use crate::store::person::{set_e164, tenant_country};
+use crate::store::pipeline::{default_lead_status, ensure_pipeline};
+use crate::store::{API, REQUEST_IDS};
 use crate::{AppState, DOMAIN};
 
 /// Rows one batch message may carry.

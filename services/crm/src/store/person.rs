@@ -14,10 +14,10 @@ use fusion_db::resource::{Val, Values};
 use fusion_proto::crm::v1 as pb;
 use fusion_service::api::opt_ts;
 
-use super::{contact_time, custom_fields_pb, record_values, tags_of, tags_val};
 use crate::AppState;
 use crate::domain::fields::{country_of, e164, phone};
 use crate::domain::validate;
+use crate::store::{contact_time, custom_fields_pb, record_values, tags_of, tags_val};
 
 /// The shared columns of a stored lead or contact (flatten it into the row type).
 #[derive(Clone, Debug, sqlx::FromRow)]
