@@ -15,18 +15,17 @@ use tonic::{Request, Response, Status};
 
 use fusion_db::list::ListParams;
 use fusion_db::resource::{Read, Val};
-use fusion_db::{TenantTx, db_status};
 use fusion_proto::crm::v1 as pb;
 use fusion_proto::crm::v1::deal_service_server::DealService;
 use fusion_proto::errors::FieldViolation;
 use fusion_service::api::total;
 use fusion_service::standard;
 
+use crate::AppState;
 use crate::domain::{pipeline, validate};
 use crate::grpc::caller;
 use crate::store::API;
 use crate::store::pipeline::{ensure_pipeline, require_deal_stage};
-use crate::{AppState, DOMAIN};
 
 use crate::store::deals::*;
 
@@ -323,31 +322,4 @@ fn list_order(order_by: &str) -> Result<String, Status> {
         })
         .collect::<Vec<_>>()
         .join(", "))
-}
-
-/// Writes the `deal.won` integration event for `deal`, in the transaction that won it:
-/// property sells the deal's lot on it, and finance may start the commission.
-async fn announce_won(tx: &mut TenantTx, deal: &DealRow) -> Result<(), Status> {
-    let payload = serde_json::json!({
-        "deal_id": deal.id,
-        "lot_id": deal.lot_id,
-        "lead_id": deal.lead_id,
-        "contact_id": deal.contact_id,
-        "assigned_to": deal.assigned_to,
-        "value": deal.value.map(|v| cents(v).to_string()),
-        "stage": deal.stage,
-        "close_date": deal.actual_close_date.map(|d| d.to_string()),
-    });
-    let tenant = tx.tenant_id();
-    sqlx::query(
-        "INSERT INTO crm.outbox_events (tenant_id, aggregate_type, aggregate_id, event_type, payload)
-         VALUES ($1, 'deal', $2, 'deal.won', $3)",
-    )
-    .bind(tenant)
-    .bind(deal.id)
-    .bind(sqlx::types::Json(payload))
-    .execute(&mut **tx)
-    .await
-    .map_err(|e| db_status(DOMAIN, e))?;
-    Ok(())
 }

@@ -6,21 +6,21 @@
 //! live key. A deal stage's outcome is immutable too: deals prove their status against
 //! it in the database.
 
-use chrono::{DateTime, Utc};
 use tonic::{Request, Response, Status};
 
 use fusion_db::list::ListParams;
 use fusion_proto::crm::v1 as pb;
 use fusion_proto::crm::v1::pipeline_service_server::PipelineService;
-use fusion_service::api::{etag, populated, total, ts};
+use fusion_service::api::{populated, total};
 use fusion_service::standard;
 
+use crate::AppState;
 use crate::grpc::caller;
 use crate::store::API;
 use crate::store::pipeline::ensure_pipeline;
-use crate::{AppState, DOMAIN};
 
 use crate::store::pipeline::*;
+use crate::store::settings::{lock_settings, read_settings, save_default_country};
 
 /// The PipelineService implementation.
 #[derive(Clone, Debug)]
@@ -217,13 +217,7 @@ impl PipelineService for PipelineApi {
             &populated(&[("default_country", !sent.default_country.is_empty())]),
         )?;
         let mut tx = self.state.db.begin(ctx.tenant_id).await?;
-        // Locks the tenant's row (when there is one) so concurrent updates see each other.
-        let current: Option<SettingsRow> = sqlx::query_as(
-            "SELECT default_country, version, updated_at FROM crm.tenant_settings FOR UPDATE",
-        )
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(|e| fusion_db::db_status(DOMAIN, e))?;
+        let current = lock_settings(&mut tx).await?;
         API.check_etag(&sent.etag, current.as_ref().map_or(0, |c| c.version))?;
         if mask.has("default_country") {
             let code = sent.default_country.trim().to_uppercase();
@@ -233,54 +227,10 @@ impl PipelineService for PipelineApi {
                     "must be an ISO 3166 country code such as AU",
                 ));
             }
-            sqlx::query(
-                "INSERT INTO crm.tenant_settings (tenant_id, default_country) VALUES ($1, $2)
-                 ON CONFLICT (tenant_id) DO UPDATE
-                    SET default_country = EXCLUDED.default_country, updated_at = now(),
-                        version = crm.tenant_settings.version + 1",
-            )
-            .bind(ctx.tenant_id)
-            .bind(&code)
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| fusion_db::db_status(DOMAIN, e))?;
+            save_default_country(&mut tx, ctx.tenant_id, &code).await?;
         }
         let settings = read_settings(&self.state, &mut tx, ctx.tenant_id).await?;
         tx.commit().await?;
         Ok(Response::new(settings))
     }
-}
-
-#[derive(sqlx::FromRow)]
-struct SettingsRow {
-    default_country: String,
-    version: i64,
-    updated_at: DateTime<Utc>,
-}
-
-/// The tenant's settings, or the defaults (version 0) while it has none stored.
-async fn read_settings(
-    state: &AppState,
-    tx: &mut fusion_db::TenantTx,
-    tenant: i64,
-) -> Result<pb::CrmSettings, Status> {
-    let row: Option<SettingsRow> =
-        sqlx::query_as("SELECT default_country, version, updated_at FROM crm.tenant_settings")
-            .fetch_optional(&mut **tx)
-            .await
-            .map_err(|e| fusion_db::db_status(DOMAIN, e))?;
-    Ok(match row {
-        Some(r) => pb::CrmSettings {
-            tenant_id: tenant,
-            default_country: r.default_country,
-            update_time: Some(ts(r.updated_at)),
-            etag: etag(r.version),
-        },
-        None => pb::CrmSettings {
-            tenant_id: tenant,
-            default_country: state.config.default_country.as_ref().to_owned(),
-            update_time: None,
-            etag: etag(0),
-        },
-    })
 }

@@ -511,3 +511,30 @@ impl Resource for Deals {
         lock_links(tx, d, &changing).await
     }
 }
+
+/// Writes the `deal.won` integration event for `deal`, in the transaction that won it:
+/// property sells the deal's lot on it, and finance may start the commission.
+pub(crate) async fn announce_won(tx: &mut TenantTx, deal: &DealRow) -> Result<(), Status> {
+    let payload = serde_json::json!({
+        "deal_id": deal.id,
+        "lot_id": deal.lot_id,
+        "lead_id": deal.lead_id,
+        "contact_id": deal.contact_id,
+        "assigned_to": deal.assigned_to,
+        "value": deal.value.map(|v| cents(v).to_string()),
+        "stage": deal.stage,
+        "close_date": deal.actual_close_date.map(|d| d.to_string()),
+    });
+    let tenant = tx.tenant_id();
+    sqlx::query(
+        "INSERT INTO crm.outbox_events (tenant_id, aggregate_type, aggregate_id, event_type, payload)
+         VALUES ($1, 'deal', $2, 'deal.won', $3)",
+    )
+    .bind(tenant)
+    .bind(deal.id)
+    .bind(sqlx::types::Json(payload))
+    .execute(&mut **tx)
+    .await
+    .map_err(|e| db_status(DOMAIN, e))?;
+    Ok(())
+}

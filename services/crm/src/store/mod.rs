@@ -9,6 +9,7 @@ pub(crate) mod merge;
 pub(crate) mod notes;
 pub(crate) mod person;
 pub(crate) mod pipeline;
+pub(crate) mod settings;
 pub(crate) mod tasks;
 
 use sqlx::PgConnection;
