@@ -12,6 +12,7 @@ pub mod domain;
 pub mod grpc;
 pub mod refs;
 mod state;
+mod store;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -34,8 +34,8 @@ impl AppState {
         let kit = Kit {
             db: db.clone(),
             pages: pages.clone(),
-            api: crate::grpc::API,
-            request_ids: crate::grpc::REQUEST_IDS,
+            api: crate::store::API,
+            request_ids: crate::store::REQUEST_IDS,
             retention: config.purge_retention,
         };
         Self {

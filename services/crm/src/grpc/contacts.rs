@@ -5,192 +5,18 @@
 //! tenant, key-share locked while the contact is written. A contact merged into
 //! another stays deleted; MergeContacts folds duplicates into one (see `merge`).
 
-use chrono::{DateTime, Utc};
-use sqlx::PgConnection;
 use tonic::{Request, Response, Status};
 
-use fusion_db::filter::{FieldKind, FieldSpec};
-use fusion_db::idempotency;
-use fusion_db::list::{ListParams, ListSpec};
-use fusion_db::resource::{Read, SoftDelete};
-use fusion_db::resource::{Table, Val, Values, lock_live};
+use fusion_db::list::ListParams;
 use fusion_proto::crm::v1 as pb;
 use fusion_proto::crm::v1::contact_service_server::ContactService;
-use fusion_service::api::{opt_ts, populated, total, ts};
+use fusion_service::api::total;
+use fusion_service::standard;
 
-use super::person::{Person, PersonRow, person_values, refresh_e164, set_e164, tenant_country};
-use super::{API, REQUEST_IDS, caller, list_page, purge_ts};
-use crate::domain::validate;
+use crate::grpc::caller;
 use crate::{AppState, DOMAIN};
 
-pub(crate) const TABLE: Table = Table {
-    domain: DOMAIN,
-    name: "crm.contacts",
-    select: "id, tenant_id, lead_id, first_name, last_name, email, phone, phone_e164, \
-             company, position, address, suburb, state, postcode, country, contact_type, \
-             tags, custom_fields, notes, last_contacted_at, merged_into_id, version, \
-             created_at, updated_at, deleted_at",
-    what: "contact",
-};
-
-const FIELDS: &[FieldSpec] = &[
-    FieldSpec::new("lead_id", "lead_id", FieldKind::Int),
-    FieldSpec::new("first_name", "first_name", FieldKind::Text),
-    FieldSpec::new("last_name", "last_name", FieldKind::Text),
-    FieldSpec::new("email", "email", FieldKind::Text),
-    FieldSpec::new("phone", "phone", FieldKind::Text),
-    FieldSpec::new("phone_e164", "phone_e164", FieldKind::Text),
-    FieldSpec::new("company", "company", FieldKind::Text),
-    FieldSpec::new("position", "position", FieldKind::Text),
-    FieldSpec::new("suburb", "suburb", FieldKind::Text),
-    FieldSpec::new("state", "state", FieldKind::Text),
-    FieldSpec::new("postcode", "postcode", FieldKind::Text),
-    FieldSpec::new("country", "country", FieldKind::Text),
-    FieldSpec::new("contact_type", "contact_type", FieldKind::Text),
-    FieldSpec::new("tags", "tags", FieldKind::Tags),
-    FieldSpec::new("custom_fields", "custom_fields", FieldKind::CustomFields),
-    FieldSpec::new(
-        "last_contact_time",
-        "last_contacted_at",
-        FieldKind::Timestamp,
-    ),
-    FieldSpec::new("create_time", "created_at", FieldKind::Timestamp),
-    FieldSpec::new("update_time", "updated_at", FieldKind::Timestamp),
-];
-
-pub(crate) const LIST: ListSpec = ListSpec {
-    table: TABLE.name,
-    select: TABLE.select,
-    fields: FIELDS,
-    order_fields: &[
-        "create_time",
-        "update_time",
-        "last_name",
-        "first_name",
-        "company",
-        "last_contact_time",
-    ],
-    default_order: "create_time desc",
-    soft_delete: true,
-    tenant_scoped: true,
-};
-
-/// The fields CreateContact stores (with `phone_e164`, see [`set_e164`]); `lead_id`
-/// must be checked with [`require_lead`] in the transaction.
-pub(crate) const CREATE: &[&str] = &[
-    "lead_id",
-    "first_name",
-    "last_name",
-    "email",
-    "phone",
-    "company",
-    "position",
-    "address",
-    "suburb",
-    "state",
-    "postcode",
-    "country",
-    "contact_type",
-    "tags",
-    "custom_fields",
-    "notes",
-    "last_contact_time",
-];
-
-/// What UpdateContact may change: everything CreateContact stores.
-const MUTABLE: &[&str] = CREATE;
-
-const OUTPUT_ONLY: &[&str] = &[
-    "id",
-    "tenant_id",
-    "phone_e164",
-    "merged_into_id",
-    "create_time",
-    "update_time",
-    "delete_time",
-    "purge_time",
-];
-
-#[derive(sqlx::FromRow)]
-pub(crate) struct ContactRow {
-    pub id: i64,
-    pub tenant_id: i64,
-    pub lead_id: Option<i64>,
-    #[sqlx(flatten)]
-    pub person: PersonRow,
-    pub company: Option<String>,
-    pub position: Option<String>,
-    pub contact_type: Option<String>,
-    pub merged_into_id: Option<i64>,
-    pub version: i64,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-    pub deleted_at: Option<DateTime<Utc>>,
-}
-
-fusion_db::versioned!(ContactRow);
-
-impl ContactRow {
-    pub(crate) fn into_pb(self, state: &AppState) -> pb::Contact {
-        pb::Contact {
-            id: self.id,
-            tenant_id: self.tenant_id,
-            lead_id: self.lead_id.unwrap_or_default(),
-            company: self.company.unwrap_or_default(),
-            position: self.position.unwrap_or_default(),
-            contact_type: self.contact_type.unwrap_or_default(),
-            merged_into_id: self.merged_into_id.unwrap_or_default(),
-            create_time: Some(ts(self.created_at)),
-            update_time: Some(ts(self.updated_at)),
-            delete_time: opt_ts(self.deleted_at),
-            purge_time: purge_ts(state, self.deleted_at),
-            etag: fusion_service::api::etag(self.version),
-            ..pb::Contact::from_person(self.person)
-        }
-    }
-}
-
-/// The column values of the fields in `fields` (e.g. [`CREATE`]), validated field by
-/// field with violations named `contact.<field>`. Not among them: `phone_e164` (see
-/// [`set_e164`]) and the check that `lead_id` names a live lead (see [`require_lead`]).
-pub(crate) fn values(c: &pb::Contact, fields: &[&str]) -> Result<Values, Status> {
-    person_values("contact", c, fields, |field| {
-        Ok(Some(match field {
-            "lead_id" => match c.lead_id {
-                0 => ("lead_id", Val::Int(None)),
-                id if id < 0 => return Err("must be a positive id, or 0 for none".into()),
-                id => ("lead_id", Val::Int(Some(id))),
-            },
-            "company" => {
-                validate::max_len(&c.company, 255)?;
-                ("company", Val::text(&c.company))
-            }
-            "position" => {
-                validate::max_len(&c.position, 255)?;
-                ("position", Val::text(&c.position))
-            }
-            "contact_type" => {
-                validate::max_len(&c.contact_type, 50)?;
-                ("contact_type", Val::text(&c.contact_type))
-            }
-            _ => return Ok(None),
-        }))
-    })
-}
-
-/// INVALID_ARGUMENT on `contact.lead_id` unless `lead_id` is 0 (none) or a live lead of
-/// the transaction's tenant, which stays key-share locked (not deletable) until the
-/// transaction ends.
-pub(crate) async fn require_lead(conn: &mut PgConnection, lead_id: i64) -> Result<(), Status> {
-    if lead_id == 0 || lock_live(conn, DOMAIN, "crm.leads", lead_id).await? {
-        Ok(())
-    } else {
-        Err(API.invalid(
-            "contact.lead_id",
-            format!("no live lead {lead_id} in this tenant"),
-        ))
-    }
-}
+use crate::store::contacts::*;
 
 /// The ContactService implementation.
 #[derive(Clone, Debug)]
@@ -212,27 +38,10 @@ impl ContactService for ContactApi {
     ) -> Result<Response<pb::Contact>, Status> {
         let ctx = caller(&req)?;
         let body = req.into_inner();
-        let request_id = idempotency::request_key(DOMAIN, &body.request_id, &body)?;
-        let c = body.contact.unwrap_or_default();
-        let mut values = values(&c, CREATE)?;
-        const METHOD: &str = "CreateContact";
-        let mut tx = self.state.db.begin(ctx.tenant_id).await?;
-        if let Some(saved) = REQUEST_IDS.replay(&mut tx, METHOD, request_id).await? {
-            return Ok(Response::new(saved));
-        }
-        let country = tenant_country(&self.state, &mut tx).await?;
-        set_e164(&mut values, &c.phone, &c.country, country);
-        require_lead(&mut tx, c.lead_id).await?;
-        let id = TABLE.insert(&mut tx, values).await?;
-        let created = TABLE
-            .fetch::<ContactRow>(&mut tx, id, Read::live())
-            .await?
-            .into_pb(&self.state);
-        REQUEST_IDS
-            .remember(&mut tx, METHOD, request_id, &created)
-            .await?;
-        tx.commit().await?;
-        Ok(Response::new(created))
+        let key = self.state.kit.request_key(&body.request_id, &body)?;
+        let contact = body.contact.unwrap_or_default();
+        let created = standard::create::<Contacts>(&self.state, &ctx, key, contact);
+        Ok(Response::new(created.await?))
     }
 
     async fn get_contact(
@@ -240,10 +49,9 @@ impl ContactService for ContactApi {
         req: Request<pb::GetContactRequest>,
     ) -> Result<Response<pb::Contact>, Status> {
         let ctx = caller(&req)?;
-        let row: ContactRow = TABLE
-            .get(&self.state.db, ctx.tenant_id, req.into_inner().id)
-            .await?;
-        Ok(Response::new(row.into_pb(&self.state)))
+        let id = req.into_inner().id;
+        let contact = standard::get::<Contacts>(&self.state, &ctx, id);
+        Ok(Response::new(contact.await?))
     }
 
     async fn list_contacts(
@@ -259,14 +67,9 @@ impl ContactService for ContactApi {
             r.order_by,
             r.show_deleted,
         );
-        let page =
-            list_page::<ContactRow>(&self.state, ctx.tenant_id, &LIST, &params, None).await?;
+        let page = standard::list::<Contacts>(&self.state, &ctx, &params, None).await?;
         Ok(Response::new(pb::ListContactsResponse {
-            contacts: page
-                .items
-                .into_iter()
-                .map(|c| c.into_pb(&self.state))
-                .collect(),
+            contacts: page.items,
             next_page_token: page.next_page_token,
             total_size: total(page.total_size),
         }))
@@ -278,41 +81,9 @@ impl ContactService for ContactApi {
     ) -> Result<Response<pb::Contact>, Status> {
         let ctx = caller(&req)?;
         let body = req.into_inner();
-        let c = body.contact.unwrap_or_default();
-        API.require_id("contact.id", c.id)?;
-        let mask = API.mask(
-            body.update_mask,
-            MUTABLE,
-            OUTPUT_ONLY,
-            &populated(
-                &[
-                    &c.person().populated()[..],
-                    &[
-                        ("lead_id", c.lead_id != 0),
-                        ("company", !c.company.is_empty()),
-                        ("position", !c.position.is_empty()),
-                        ("contact_type", !c.contact_type.is_empty()),
-                    ],
-                ]
-                .concat(),
-            ),
-        )?;
-        let changing: Vec<&str> = MUTABLE.iter().copied().filter(|f| mask.has(f)).collect();
-        let mut values = values(&c, &changing)?;
-        let mut tx = self.state.db.begin(ctx.tenant_id).await?;
-        let current: ContactRow = TABLE
-            .fetch(&mut tx, c.id, Read::live().for_update())
-            .await?;
-        API.check_etag(&c.etag, current.version)?;
-        if mask.has("lead_id") {
-            require_lead(&mut tx, c.lead_id).await?;
-        }
-        let country = tenant_country(&self.state, &mut tx).await?;
-        refresh_e164(&mut values, &mask, c.person(), &current.person, country);
-        TABLE.update(&mut tx, c.id, values).await?;
-        let row: ContactRow = TABLE.fetch(&mut tx, c.id, Read::live()).await?;
-        tx.commit().await?;
-        Ok(Response::new(row.into_pb(&self.state)))
+        let contact = body.contact.unwrap_or_default();
+        let updated = standard::update::<Contacts>(&self.state, &ctx, contact, body.update_mask);
+        Ok(Response::new(updated.await?))
     }
 
     async fn delete_contact(
@@ -321,12 +92,8 @@ impl ContactService for ContactApi {
     ) -> Result<Response<pb::Contact>, Status> {
         let ctx = caller(&req)?;
         let r = req.into_inner();
-        let mut tx = self.state.db.begin(ctx.tenant_id).await?;
-        let row: ContactRow = TABLE
-            .set_deleted(&mut tx, r.id, SoftDelete::Delete { etag: &r.etag })
-            .await?;
-        tx.commit().await?;
-        Ok(Response::new(row.into_pb(&self.state)))
+        let deleted = standard::delete::<Contacts>(&self.state, &ctx, r.id, &r.etag);
+        Ok(Response::new(deleted.await?))
     }
 
     async fn undelete_contact(
@@ -335,23 +102,8 @@ impl ContactService for ContactApi {
     ) -> Result<Response<pb::Contact>, Status> {
         let ctx = caller(&req)?;
         let id = req.into_inner().id;
-        let mut tx = self.state.db.begin(ctx.tenant_id).await?;
-        let row: ContactRow =
-            TABLE
-                .set_deleted_if(&mut tx, id, SoftDelete::Undelete, |contact: &ContactRow| {
-                    match contact.merged_into_id {
-                    Some(survivor) => Err(API.precondition(
-                        "MERGED",
-                        format!(
-                            "contact {id} was merged into contact {survivor}; it cannot be restored"
-                        ),
-                    )),
-                    None => Ok(()),
-                }
-                })
-                .await?;
-        tx.commit().await?;
-        Ok(Response::new(row.into_pb(&self.state)))
+        let restored = standard::undelete::<Contacts>(&self.state, &ctx, id);
+        Ok(Response::new(restored.await?))
     }
 
     async fn merge_contacts(
@@ -361,7 +113,7 @@ impl ContactService for ContactApi {
         let ctx = caller(&req)?;
         let r = req.into_inner();
         let state = &self.state;
-        let request = super::merge::Request {
+        let request = crate::store::merge::Request {
             method: "MergeContacts",
             survivor_id: r.survivor_id,
             merged_ids: &r.merged_ids,
@@ -369,10 +121,10 @@ impl ContactService for ContactApi {
             dry_run: r.dry_run,
             request_id: fusion_db::idempotency::request_key(DOMAIN, &r.request_id, &r)?,
         };
-        super::merge::run(
+        crate::store::merge::run(
             state,
             &ctx,
-            &super::merge::CONTACTS,
+            &crate::store::merge::CONTACTS,
             request,
             |survivor: ContactRow, counts, merged_ids| pb::MergeContactsResponse {
                 survivor: Some(survivor.into_pb(state)),

@@ -13,12 +13,10 @@ use fusion_db::resource::Val;
 use fusion_proto::crm::v1 as pb;
 use fusion_tenancy::TenantContext;
 
-use super::person::{set_e164, tenant_country};
-use super::{
-    API, REQUEST_IDS, contacts, custom_fields_pb, deals, ensure_pipeline, leads,
-    require_lead_status, tags_of,
-};
 use crate::domain::pipeline;
+use crate::store::person::{set_e164, tenant_country};
+use crate::store::pipeline::{ensure_pipeline, require_lead_status};
+use crate::store::{API, REQUEST_IDS, contacts, custom_fields_pb, deals, leads, tags_of};
 use crate::{AppState, DOMAIN};
 
 const METHOD: &str = "ConvertLead";

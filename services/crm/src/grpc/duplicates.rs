@@ -10,7 +10,8 @@ use fusion_db::page::{PageTokenCodec, page_size};
 use fusion_proto::crm::v1 as pb;
 use fusion_proto::crm::v1::duplicate_service_server::DuplicateService;
 
-use super::{API, caller};
+use crate::grpc::caller;
+use crate::store::API;
 use crate::{AppState, DOMAIN};
 
 #[derive(sqlx::FromRow)]

@@ -19,9 +19,12 @@ use fusion_proto::crm::v1::import_leads_request::Payload;
 use fusion_proto::errors::FieldViolation;
 use fusion_tenancy::TenantContext;
 
-use super::leads::{self, TABLE};
-use super::person::{set_e164, tenant_country};
-use super::{API, REQUEST_IDS, default_lead_status, ensure_pipeline};
+use fusion_service::standard::Method;
+
+use crate::store::leads::{self, TABLE};
+use crate::store::person::{set_e164, tenant_country};
+use crate::store::pipeline::{default_lead_status, ensure_pipeline};
+use crate::store::{API, REQUEST_IDS};
 use crate::{AppState, DOMAIN};
 
 /// Rows one batch message may carry.
@@ -100,7 +103,8 @@ impl Run<'_> {
     /// judged (identity cannot be asked), which fails the import.
     async fn check(&mut self, lead: &pb::Lead) -> Result<Checked, Status> {
         // Every problem of the row is reported, not just the first kind found.
-        let (mut values, mut violations) = match leads::values(lead, leads::MUTABLE) {
+        let (mut values, mut violations) = match leads::values(lead, leads::MUTABLE, Method::Create)
+        {
             Ok(values) => (values, Vec::new()),
             Err(status) => (
                 Vec::new(),

@@ -7,227 +7,24 @@
 
 use std::pin::Pin;
 
-use chrono::{DateTime, Utc};
 use futures::Stream;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
-use fusion_db::filter::{FieldKind, FieldSpec};
-use fusion_db::list::{ListParams, ListSpec};
-use fusion_db::resource::{Read, SoftDelete};
-use fusion_db::resource::{Table, Val, Values};
-use fusion_db::{TenantTx, idempotency};
+use fusion_db::list::ListParams;
+use fusion_db::resource::{Read, Val};
 use fusion_proto::crm::v1 as pb;
 use fusion_proto::crm::v1::lead_service_server::LeadService;
-use fusion_service::api::{opt_ts, populated, total, ts};
+use fusion_service::api::total;
+use fusion_service::standard;
 
-use super::person::{Person, PersonRow, person_values, refresh_e164, set_e164, tenant_country};
-use super::{
-    API, REQUEST_IDS, caller, default_lead_status, ensure_pipeline, list_page, purge_ts,
-    require_deal_stage, require_lead_status,
-};
-use crate::domain::{pipeline, validate};
+use crate::grpc::caller;
+use crate::store::API;
+use crate::store::pipeline::ensure_pipeline;
 use crate::{AppState, DOMAIN};
 
-pub(crate) const TABLE: Table = Table {
-    domain: DOMAIN,
-    name: "crm.leads",
-    select: "id, tenant_id, assigned_to, first_name, last_name, email, phone, phone_e164, \
-             address, suburb, state, postcode, country, source, source_detail, status, stage, \
-             score, tags, custom_fields, notes, last_contacted_at, converted_at, \
-             converted_contact_id, converted_deal_id, merged_into_id, version, created_at, \
-             updated_at, deleted_at",
-    what: "lead",
-};
-
-const FIELDS: &[FieldSpec] = &[
-    FieldSpec::new("assigned_to", "assigned_to", FieldKind::Int),
-    FieldSpec::new("first_name", "first_name", FieldKind::Text),
-    FieldSpec::new("last_name", "last_name", FieldKind::Text),
-    FieldSpec::new("email", "email", FieldKind::Text),
-    FieldSpec::new("phone", "phone", FieldKind::Text),
-    FieldSpec::new("phone_e164", "phone_e164", FieldKind::Text),
-    FieldSpec::new("suburb", "suburb", FieldKind::Text),
-    FieldSpec::new("state", "state", FieldKind::Text),
-    FieldSpec::new("postcode", "postcode", FieldKind::Text),
-    FieldSpec::new("country", "country", FieldKind::Text),
-    FieldSpec::new("address", "address", FieldKind::Text),
-    FieldSpec::new("source", "source", FieldKind::Text),
-    FieldSpec::new("source_detail", "source_detail", FieldKind::Text),
-    FieldSpec::new("notes", "notes", FieldKind::Text),
-    FieldSpec::new("status", "status", FieldKind::Text),
-    FieldSpec::new("stage", "stage", FieldKind::Text),
-    FieldSpec::new("score", "score", FieldKind::Int),
-    FieldSpec::new("tags", "tags", FieldKind::Tags),
-    FieldSpec::new("custom_fields", "custom_fields", FieldKind::CustomFields),
-    FieldSpec::new(
-        "last_contact_time",
-        "last_contacted_at",
-        FieldKind::Timestamp,
-    ),
-    FieldSpec::new("convert_time", "converted_at", FieldKind::Timestamp),
-    FieldSpec::new(
-        "converted_contact_id",
-        "converted_contact_id",
-        FieldKind::Int,
-    ),
-    FieldSpec::new("converted_deal_id", "converted_deal_id", FieldKind::Int),
-    FieldSpec::new("merged_into_id", "merged_into_id", FieldKind::Int),
-    FieldSpec::new("create_time", "created_at", FieldKind::Timestamp),
-    FieldSpec::new("update_time", "updated_at", FieldKind::Timestamp),
-];
-
-pub(crate) const LIST: ListSpec = ListSpec {
-    table: TABLE.name,
-    select: TABLE.select,
-    fields: FIELDS,
-    order_fields: &[
-        "create_time",
-        "update_time",
-        "last_name",
-        "first_name",
-        "score",
-        "status",
-        "last_contact_time",
-    ],
-    default_order: "create_time desc",
-    soft_delete: true,
-    tenant_scoped: true,
-};
-
-/// What UpdateLead may change (the assignee goes through AssignLead).
-pub(crate) const MUTABLE: &[&str] = &[
-    "first_name",
-    "last_name",
-    "email",
-    "phone",
-    "address",
-    "suburb",
-    "state",
-    "postcode",
-    "country",
-    "source",
-    "source_detail",
-    "status",
-    "stage",
-    "score",
-    "tags",
-    "custom_fields",
-    "notes",
-    "last_contact_time",
-];
-
-const OUTPUT_ONLY: &[&str] = &[
-    "assigned_to",
-    "phone_e164",
-    "convert_time",
-    "converted_contact_id",
-    "converted_deal_id",
-    "merged_into_id",
-];
-
-#[derive(sqlx::FromRow)]
-pub(crate) struct LeadRow {
-    pub id: i64,
-    pub tenant_id: i64,
-    pub assigned_to: Option<i64>,
-    #[sqlx(flatten)]
-    pub person: PersonRow,
-    pub source: Option<String>,
-    pub source_detail: Option<String>,
-    pub status: String,
-    pub stage: Option<String>,
-    pub score: Option<i32>,
-    pub converted_at: Option<DateTime<Utc>>,
-    pub converted_contact_id: Option<i64>,
-    pub converted_deal_id: Option<i64>,
-    pub merged_into_id: Option<i64>,
-    pub version: i64,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-    pub deleted_at: Option<DateTime<Utc>>,
-}
-
-fusion_db::versioned!(LeadRow);
-
-impl LeadRow {
-    pub(crate) fn into_pb(self, state: &AppState) -> pb::Lead {
-        pb::Lead {
-            id: self.id,
-            tenant_id: self.tenant_id,
-            assigned_to: self.assigned_to.unwrap_or_default(),
-            source: self.source.unwrap_or_default(),
-            source_detail: self.source_detail.unwrap_or_default(),
-            status: self.status,
-            stage: self.stage.unwrap_or_default(),
-            score: self.score,
-            convert_time: opt_ts(self.converted_at),
-            converted_contact_id: self.converted_contact_id.unwrap_or_default(),
-            converted_deal_id: self.converted_deal_id.unwrap_or_default(),
-            merged_into_id: self.merged_into_id.unwrap_or_default(),
-            create_time: Some(ts(self.created_at)),
-            update_time: Some(ts(self.updated_at)),
-            delete_time: opt_ts(self.deleted_at),
-            purge_time: purge_ts(state, self.deleted_at),
-            etag: fusion_service::api::etag(self.version),
-            ..pb::Lead::from_person(self.person)
-        }
-    }
-}
-
-/// The column values of the fields in `fields`, validated field by field; `status`
-/// and `stage` are checked against the pipeline separately, in the transaction, and
-/// the E.164 phone by [`set_e164`].
-pub(crate) fn values(l: &pb::Lead, fields: &[&str]) -> Result<Values, Status> {
-    person_values("lead", l, fields, |field| {
-        Ok(Some(match field {
-            "source" => {
-                validate::max_len(&l.source, 100)?;
-                ("source", Val::text(&l.source))
-            }
-            "source_detail" => {
-                validate::max_len(&l.source_detail, 255)?;
-                ("source_detail", Val::text(&l.source_detail))
-            }
-            "status" => {
-                if l.status.trim().is_empty() {
-                    return Ok(None);
-                }
-                pipeline::key(l.status.trim())?;
-                ("status", Val::text(&l.status))
-            }
-            "stage" => {
-                if !l.stage.trim().is_empty() {
-                    pipeline::key(l.stage.trim())?;
-                }
-                ("stage", Val::text(&l.stage))
-            }
-            "score" => match l.score {
-                Some(s) if !(0..=100).contains(&s) => {
-                    return Err("must be between 0 and 100".into());
-                }
-                s => ("score", Val::Int32(s)),
-            },
-            _ => return Ok(None),
-        }))
-    })
-}
-
-/// Checks `status` and `stage` against the tenant's live pipeline when they are set.
-async fn check_pipeline(
-    tx: &mut TenantTx,
-    status: Option<&str>,
-    stage: Option<&str>,
-) -> Result<(), Status> {
-    if let Some(status) = status {
-        require_lead_status(tx, "lead.status", status.trim()).await?;
-    }
-    if let Some(stage) = stage.filter(|s| !s.trim().is_empty()) {
-        require_deal_stage(tx, "lead.stage", stage.trim()).await?;
-    }
-    Ok(())
-}
+use crate::store::leads::*;
 
 /// The LeadService implementation.
 #[derive(Clone, Debug)]
@@ -255,45 +52,12 @@ impl LeadService for LeadApi {
     ) -> Result<Response<pb::Lead>, Status> {
         let ctx = caller(&req)?;
         let body = req.into_inner();
-        let request_id = idempotency::request_key(DOMAIN, &body.request_id, &body)?;
-        let l = body.lead.unwrap_or_default();
-        let mut values = values(&l, MUTABLE)?;
-        if l.assigned_to != 0 {
-            API.require_id("lead.assigned_to", l.assigned_to)?;
-        }
+        let key = self.state.kit.request_key(&body.request_id, &body)?;
+        let lead = body.lead.unwrap_or_default();
+        // Before the transaction: it may use a connection of its own.
         ensure_pipeline(&self.state, ctx.tenant_id).await?;
-        const METHOD: &str = "CreateLead";
-        let mut tx = self.state.db.begin(ctx.tenant_id).await?;
-        // A retry returns the first result whatever has changed since (AIP-155).
-        if let Some(saved) = REQUEST_IDS.replay(&mut tx, METHOD, request_id).await? {
-            return Ok(Response::new(saved));
-        }
-        let country = tenant_country(&self.state, &mut tx).await?;
-        set_e164(&mut values, &l.phone, &l.country, country);
-        if l.assigned_to != 0 {
-            self.state
-                .refs
-                .user("lead.assigned_to", l.assigned_to)
-                .await?;
-            values.push(("assigned_to", Val::Int(Some(l.assigned_to))));
-        }
-        if l.status.trim().is_empty() {
-            let status = default_lead_status(&mut tx).await?;
-            values.push(("status", Val::Text(Some(status))));
-            check_pipeline(&mut tx, None, Some(&l.stage)).await?;
-        } else {
-            check_pipeline(&mut tx, Some(&l.status), Some(&l.stage)).await?;
-        }
-        let id = TABLE.insert(&mut tx, values).await?;
-        let created = TABLE
-            .fetch::<LeadRow>(&mut tx, id, Read::live())
-            .await?
-            .into_pb(&self.state);
-        REQUEST_IDS
-            .remember(&mut tx, METHOD, request_id, &created)
-            .await?;
-        tx.commit().await?;
-        Ok(Response::new(created))
+        let created = standard::create::<Leads>(&self.state, &ctx, key, lead);
+        Ok(Response::new(created.await?))
     }
 
     async fn get_lead(
@@ -301,10 +65,9 @@ impl LeadService for LeadApi {
         req: Request<pb::GetLeadRequest>,
     ) -> Result<Response<pb::Lead>, Status> {
         let ctx = caller(&req)?;
-        let row: LeadRow = TABLE
-            .get(&self.state.db, ctx.tenant_id, req.into_inner().id)
-            .await?;
-        Ok(Response::new(row.into_pb(&self.state)))
+        let id = req.into_inner().id;
+        let lead = standard::get::<Leads>(&self.state, &ctx, id);
+        Ok(Response::new(lead.await?))
     }
 
     async fn list_leads(
@@ -320,13 +83,9 @@ impl LeadService for LeadApi {
             r.order_by,
             r.show_deleted,
         );
-        let page = list_page::<LeadRow>(&self.state, ctx.tenant_id, &LIST, &params, None).await?;
+        let page = standard::list::<Leads>(&self.state, &ctx, &params, None).await?;
         Ok(Response::new(pb::ListLeadsResponse {
-            leads: page
-                .items
-                .into_iter()
-                .map(|l| l.into_pb(&self.state))
-                .collect(),
+            leads: page.items,
             next_page_token: page.next_page_token,
             total_size: total(page.total_size),
         }))
@@ -338,54 +97,13 @@ impl LeadService for LeadApi {
     ) -> Result<Response<pb::Lead>, Status> {
         let ctx = caller(&req)?;
         let body = req.into_inner();
-        let l = body.lead.unwrap_or_default();
-        API.require_id("lead.id", l.id)?;
-        let mask = API.mask(
-            body.update_mask,
-            MUTABLE,
-            OUTPUT_ONLY,
-            &populated(
-                &[
-                    &l.person().populated()[..],
-                    &[
-                        ("source", !l.source.is_empty()),
-                        ("source_detail", !l.source_detail.is_empty()),
-                        ("status", !l.status.is_empty()),
-                        ("stage", !l.stage.is_empty()),
-                        ("score", l.score.is_some()),
-                    ],
-                ]
-                .concat(),
-            ),
-        )?;
-        if mask.has("status") && l.status.trim().is_empty() {
-            return Err(API.invalid("lead.status", "is required"));
-        }
-        let changing: Vec<&str> = MUTABLE.iter().copied().filter(|f| mask.has(f)).collect();
-        let mut values = values(&l, &changing)?;
-        if mask.has("status") || mask.has("stage") {
+        let lead = body.lead.unwrap_or_default();
+        if may_change_pipeline(body.update_mask.as_ref(), &lead) {
             // Before the transaction: it may use a connection of its own.
             ensure_pipeline(&self.state, ctx.tenant_id).await?;
         }
-        let mut tx = self.state.db.begin(ctx.tenant_id).await?;
-        let current: LeadRow = TABLE
-            .fetch(&mut tx, l.id, Read::live().for_update())
-            .await?;
-        API.check_etag(&l.etag, current.version)?;
-        let country = tenant_country(&self.state, &mut tx).await?;
-        refresh_e164(&mut values, &mask, l.person(), &current.person, country);
-        if mask.has("status") || mask.has("stage") {
-            check_pipeline(
-                &mut tx,
-                mask.has("status").then_some(l.status.as_str()),
-                mask.has("stage").then_some(l.stage.as_str()),
-            )
-            .await?;
-        }
-        TABLE.update(&mut tx, l.id, values).await?;
-        let row: LeadRow = TABLE.fetch(&mut tx, l.id, Read::live()).await?;
-        tx.commit().await?;
-        Ok(Response::new(row.into_pb(&self.state)))
+        let updated = standard::update::<Leads>(&self.state, &ctx, lead, body.update_mask);
+        Ok(Response::new(updated.await?))
     }
 
     async fn delete_lead(
@@ -394,12 +112,8 @@ impl LeadService for LeadApi {
     ) -> Result<Response<pb::Lead>, Status> {
         let ctx = caller(&req)?;
         let r = req.into_inner();
-        let mut tx = self.state.db.begin(ctx.tenant_id).await?;
-        let row: LeadRow = TABLE
-            .set_deleted(&mut tx, r.id, SoftDelete::Delete { etag: &r.etag })
-            .await?;
-        tx.commit().await?;
-        Ok(Response::new(row.into_pb(&self.state)))
+        let deleted = standard::delete::<Leads>(&self.state, &ctx, r.id, &r.etag);
+        Ok(Response::new(deleted.await?))
     }
 
     async fn undelete_lead(
@@ -408,23 +122,8 @@ impl LeadService for LeadApi {
     ) -> Result<Response<pb::Lead>, Status> {
         let ctx = caller(&req)?;
         let id = req.into_inner().id;
-        let mut tx = self.state.db.begin(ctx.tenant_id).await?;
-        let row: LeadRow = TABLE
-            .set_deleted_if(
-                &mut tx,
-                id,
-                SoftDelete::Undelete,
-                |lead: &LeadRow| match lead.merged_into_id {
-                    Some(survivor) => Err(API.precondition(
-                        "MERGED",
-                        format!("lead {id} was merged into lead {survivor}; it cannot be restored"),
-                    )),
-                    None => Ok(()),
-                },
-            )
-            .await?;
-        tx.commit().await?;
-        Ok(Response::new(row.into_pb(&self.state)))
+        let restored = standard::undelete::<Leads>(&self.state, &ctx, id);
+        Ok(Response::new(restored.await?))
     }
 
     async fn assign_lead(
@@ -471,7 +170,7 @@ impl LeadService for LeadApi {
         let ctx = caller(&req)?;
         let r = req.into_inner();
         let state = &self.state;
-        let request = super::merge::Request {
+        let request = crate::store::merge::Request {
             method: "MergeLeads",
             survivor_id: r.survivor_id,
             merged_ids: &r.merged_ids,
@@ -479,10 +178,10 @@ impl LeadService for LeadApi {
             dry_run: r.dry_run,
             request_id: fusion_db::idempotency::request_key(DOMAIN, &r.request_id, &r)?,
         };
-        super::merge::run(
+        crate::store::merge::run(
             state,
             &ctx,
-            &super::merge::LEADS,
+            &crate::store::merge::LEADS,
             request,
             |survivor: LeadRow, counts, merged_ids| pb::MergeLeadsResponse {
                 survivor: Some(survivor.into_pb(state)),
@@ -531,14 +230,14 @@ impl LeadService for LeadApi {
         params.skip_total = true;
         // The first page is read before the stream starts, so a bad filter or order is
         // the call's error rather than the stream's.
-        let first = list_page::<LeadRow>(&self.state, ctx.tenant_id, &LIST, &params, None).await?;
+        let first = standard::list::<Leads>(&self.state, &ctx, &params, None).await?;
         let state = self.state.clone();
         let (tx, rx) = mpsc::channel(64);
         tokio::spawn(async move {
             let mut page = first;
             loop {
                 for lead in page.items {
-                    if tx.send(Ok(lead.into_pb(&state))).await.is_err() {
+                    if tx.send(Ok(lead)).await.is_err() {
                         return;
                     }
                 }
@@ -546,8 +245,7 @@ impl LeadService for LeadApi {
                     return;
                 }
                 params.page_token = page.next_page_token;
-                page = match list_page::<LeadRow>(&state, ctx.tenant_id, &LIST, &params, None).await
-                {
+                page = match standard::list::<Leads>(&state, &ctx, &params, None).await {
                     Ok(next) => next,
                     Err(status) => {
                         let _ = tx.send(Err(status)).await;

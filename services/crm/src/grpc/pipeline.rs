@@ -6,224 +6,21 @@
 //! live key. A deal stage's outcome is immutable too: deals prove their status against
 //! it in the database.
 
-use chrono::{DateTime, Utc};
 use tonic::{Request, Response, Status};
 
-use fusion_db::idempotency;
-use fusion_db::list::{ListParams, ListSpec};
-use fusion_db::resource::{Read, SoftDelete};
-use fusion_db::resource::{Table, Val, Values};
+use fusion_db::list::ListParams;
 use fusion_proto::crm::v1 as pb;
 use fusion_proto::crm::v1::pipeline_service_server::PipelineService;
-use fusion_service::api::{etag, opt_ts, populated, total, ts};
+use fusion_service::api::{populated, total};
+use fusion_service::standard;
 
-use super::{API, REQUEST_IDS, caller, ensure_pipeline, list_page, values_of};
-use crate::domain::pipeline::{self, OUTCOMES};
-use crate::domain::validate;
-use crate::{AppState, DOMAIN};
+use crate::AppState;
+use crate::grpc::caller;
+use crate::store::API;
+use crate::store::pipeline::ensure_pipeline;
 
-const STATUSES: Table = Table {
-    domain: DOMAIN,
-    name: "crm.lead_statuses",
-    select: "id, tenant_id, key, label, position, is_closed, version, created_at, updated_at, deleted_at",
-    what: "lead status",
-};
-
-const STAGES: Table = Table {
-    domain: DOMAIN,
-    name: "crm.deal_stages",
-    select: "id, tenant_id, key, label, position, outcome, default_probability, version, \
-             created_at, updated_at, deleted_at",
-    what: "deal stage",
-};
-
-const fn list_of(table: Table) -> ListSpec {
-    ListSpec {
-        table: table.name,
-        select: table.select,
-        fields: &[],
-        order_fields: &[],
-        default_order: "position",
-        soft_delete: true,
-        tenant_scoped: true,
-    }
-}
-
-const STATUS_LIST: ListSpec = ListSpec {
-    fields: &[fusion_db::filter::FieldSpec::new(
-        "position",
-        "position",
-        fusion_db::filter::FieldKind::Int,
-    )],
-    order_fields: &["position"],
-    ..list_of(STATUSES)
-};
-
-const STAGE_LIST: ListSpec = ListSpec {
-    fields: &[fusion_db::filter::FieldSpec::new(
-        "position",
-        "position",
-        fusion_db::filter::FieldKind::Int,
-    )],
-    order_fields: &["position"],
-    ..list_of(STAGES)
-};
-
-#[derive(sqlx::FromRow)]
-struct StatusRow {
-    id: i64,
-    tenant_id: i64,
-    key: String,
-    label: String,
-    position: i32,
-    is_closed: bool,
-    version: i64,
-    created_at: DateTime<Utc>,
-    updated_at: DateTime<Utc>,
-    deleted_at: Option<DateTime<Utc>>,
-}
-
-#[derive(sqlx::FromRow)]
-struct StageRow {
-    id: i64,
-    tenant_id: i64,
-    key: String,
-    label: String,
-    position: i32,
-    outcome: String,
-    default_probability: Option<i32>,
-    version: i64,
-    created_at: DateTime<Utc>,
-    updated_at: DateTime<Utc>,
-    deleted_at: Option<DateTime<Utc>>,
-}
-
-fusion_db::versioned!(StatusRow, StageRow);
-
-impl From<StatusRow> for pb::LeadStatus {
-    fn from(r: StatusRow) -> Self {
-        pb::LeadStatus {
-            id: r.id,
-            tenant_id: r.tenant_id,
-            key: r.key,
-            label: r.label,
-            position: r.position,
-            is_closed: r.is_closed,
-            create_time: Some(ts(r.created_at)),
-            update_time: Some(ts(r.updated_at)),
-            delete_time: opt_ts(r.deleted_at),
-            etag: etag(r.version),
-        }
-    }
-}
-
-impl From<StageRow> for pb::DealStage {
-    fn from(r: StageRow) -> Self {
-        pb::DealStage {
-            id: r.id,
-            tenant_id: r.tenant_id,
-            key: r.key,
-            label: r.label,
-            position: r.position,
-            outcome: r.outcome,
-            default_probability: r.default_probability,
-            create_time: Some(ts(r.created_at)),
-            update_time: Some(ts(r.updated_at)),
-            delete_time: opt_ts(r.deleted_at),
-            etag: etag(r.version),
-        }
-    }
-}
-
-fn status_values(s: &pb::LeadStatus, fields: &[&str]) -> Result<Values, Status> {
-    values_of("lead_status", fields, |field| {
-        Ok(Some(match field {
-            "key" => {
-                pipeline::key(s.key.trim())?;
-                ("key", Val::text(&s.key))
-            }
-            "label" => {
-                validate::required(&s.label, 100)?;
-                ("label", Val::text(&s.label))
-            }
-            "position" => ("position", Val::Int32(Some(s.position))),
-            "is_closed" => ("is_closed", Val::Bool(s.is_closed)),
-            _ => return Ok(None),
-        }))
-    })
-}
-
-fn stage_values(s: &pb::DealStage, fields: &[&str]) -> Result<Values, Status> {
-    values_of("deal_stage", fields, |field| {
-        Ok(Some(match field {
-            "key" => {
-                pipeline::key(s.key.trim())?;
-                ("key", Val::text(&s.key))
-            }
-            "label" => {
-                validate::required(&s.label, 100)?;
-                ("label", Val::text(&s.label))
-            }
-            "position" => ("position", Val::Int32(Some(s.position))),
-            "outcome" => {
-                let outcome = if s.outcome.trim().is_empty() {
-                    "open"
-                } else {
-                    s.outcome.trim()
-                };
-                validate::one_of(outcome, OUTCOMES)?;
-                ("outcome", Val::text(outcome))
-            }
-            "default_probability" => match s.default_probability {
-                Some(p) if !(0..=100).contains(&p) => {
-                    return Err("must be between 0 and 100".into());
-                }
-                p => ("default_probability", Val::Int32(p)),
-            },
-            _ => return Ok(None),
-        }))
-    })
-}
-
-const STATUS_CREATE: &[&str] = &["key", "label", "position", "is_closed"];
-const STATUS_MUTABLE: &[&str] = &["label", "position", "is_closed"];
-const STAGE_CREATE: &[&str] = &["key", "label", "position", "outcome", "default_probability"];
-const STAGE_MUTABLE: &[&str] = &["label", "position", "default_probability"];
-
-/// FAILED_PRECONDITION when row `id` of `table` is the tenant's last live open lead
-/// status or deal stage: leads and deals must always have somewhere to start. The open
-/// rows are locked, so two such deletes cannot both pass.
-async fn refuse_last_open(
-    tx: &mut fusion_db::TenantTx,
-    table: Table,
-    id: i64,
-) -> Result<(), Status> {
-    // Both conditions are constants of this module.
-    let open = if table.name == STATUSES.name {
-        "NOT is_closed"
-    } else {
-        "outcome = 'open'"
-    };
-    let sql = format!(
-        "SELECT id FROM {} WHERE deleted_at IS NULL AND {open} ORDER BY id FOR UPDATE",
-        table.name
-    );
-    let ids: Vec<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
-        .fetch_all(&mut **tx)
-        .await
-        .map_err(|e| fusion_db::db_status(DOMAIN, e))?;
-    if ids == [id] {
-        Err(API.precondition(
-            "LAST_OPEN",
-            format!(
-                "{} {id} is the tenant's last open one; add another first",
-                table.what
-            ),
-        ))
-    } else {
-        Ok(())
-    }
-}
+use crate::store::pipeline::*;
+use crate::store::settings::{lock_settings, read_settings, save_default_country};
 
 /// The PipelineService implementation.
 #[derive(Clone, Debug)]
@@ -234,88 +31,6 @@ pub(crate) struct PipelineApi {
 impl PipelineApi {
     pub(crate) fn new(state: AppState) -> Self {
         Self { state }
-    }
-
-    /// Creates a row of `table` from `values` (idempotently under `request_id`), and
-    /// reads it back as `R`.
-    async fn create<R, M>(
-        &self,
-        tenant: i64,
-        table: Table,
-        method: &str,
-        values: Values,
-        request_id: Option<idempotency::RequestKey>,
-    ) -> Result<M, Status>
-    where
-        R: for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow> + Send + Unpin + Into<M>,
-        M: prost::Message + Default,
-    {
-        ensure_pipeline(&self.state, tenant).await?;
-        let mut tx = self.state.db.begin(tenant).await?;
-        if let Some(saved) = REQUEST_IDS.replay(&mut tx, method, request_id).await? {
-            return Ok(saved);
-        }
-        let id = table.insert(&mut tx, values).await?;
-        let created: M = table.fetch::<R>(&mut tx, id, Read::live()).await?.into();
-        REQUEST_IDS
-            .remember(&mut tx, method, request_id, &created)
-            .await?;
-        tx.commit().await?;
-        Ok(created)
-    }
-
-    /// Soft-deletes or restores row `id` of `table`.
-    async fn set_deleted<R, M>(
-        &self,
-        tenant: i64,
-        table: Table,
-        id: i64,
-        change: SoftDelete<'_>,
-    ) -> Result<M, Status>
-    where
-        R: for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>
-            + Send
-            + Unpin
-            + fusion_db::resource::Versioned
-            + Into<M>,
-    {
-        let mut tx = self.state.db.begin(tenant).await?;
-        if let SoftDelete::Delete { .. } = change {
-            refuse_last_open(&mut tx, table, id).await?;
-        }
-        let row: R = table.set_deleted(&mut tx, id, change).await?;
-        tx.commit().await?;
-        Ok(row.into())
-    }
-
-    /// Updates row `id` of `table` with `values` behind `sent_etag`; `closes` says the
-    /// update closes an open lead status.
-    async fn update<R, M>(
-        &self,
-        tenant: i64,
-        table: Table,
-        id: i64,
-        sent_etag: &str,
-        values: Values,
-        closes: bool,
-    ) -> Result<M, Status>
-    where
-        R: for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>
-            + Send
-            + Unpin
-            + fusion_db::resource::Versioned
-            + Into<M>,
-    {
-        let mut tx = self.state.db.begin(tenant).await?;
-        if closes {
-            refuse_last_open(&mut tx, table, id).await?;
-        }
-        let current: R = table.fetch(&mut tx, id, Read::live().for_update()).await?;
-        API.check_etag(sent_etag, fusion_db::resource::Versioned::version(&current))?;
-        table.update(&mut tx, id, values).await?;
-        let row: R = table.fetch(&mut tx, id, Read::live()).await?;
-        tx.commit().await?;
-        Ok(row.into())
     }
 }
 
@@ -335,10 +50,9 @@ impl PipelineService for PipelineApi {
             String::new(),
             r.show_deleted,
         );
-        let page =
-            list_page::<StatusRow>(&self.state, ctx.tenant_id, &STATUS_LIST, &params, None).await?;
+        let page = standard::list::<Statuses>(&self.state, &ctx, &params, None).await?;
         Ok(Response::new(pb::ListLeadStatusesResponse {
-            lead_statuses: page.items.into_iter().map(Into::into).collect(),
+            lead_statuses: page.items,
             next_page_token: page.next_page_token,
             total_size: total(page.total_size),
         }))
@@ -350,10 +64,9 @@ impl PipelineService for PipelineApi {
     ) -> Result<Response<pb::LeadStatus>, Status> {
         let ctx = caller(&req)?;
         ensure_pipeline(&self.state, ctx.tenant_id).await?;
-        let row: StatusRow = STATUSES
-            .get(&self.state.db, ctx.tenant_id, req.into_inner().id)
-            .await?;
-        Ok(Response::new(row.into()))
+        let id = req.into_inner().id;
+        let status = standard::get::<Statuses>(&self.state, &ctx, id);
+        Ok(Response::new(status.await?))
     }
 
     async fn create_lead_status(
@@ -362,18 +75,12 @@ impl PipelineService for PipelineApi {
     ) -> Result<Response<pb::LeadStatus>, Status> {
         let ctx = caller(&req)?;
         let body = req.into_inner();
-        let key = idempotency::request_key(DOMAIN, &body.request_id, &body)?;
-        let values = status_values(&body.lead_status.unwrap_or_default(), STATUS_CREATE)?;
-        let created = self
-            .create::<StatusRow, pb::LeadStatus>(
-                ctx.tenant_id,
-                STATUSES,
-                "CreateLeadStatus",
-                values,
-                key,
-            )
-            .await?;
-        Ok(Response::new(created))
+        let key = self.state.kit.request_key(&body.request_id, &body)?;
+        let status = body.lead_status.unwrap_or_default();
+        // Before the transaction: it may use a connection of its own.
+        ensure_pipeline(&self.state, ctx.tenant_id).await?;
+        let created = standard::create::<Statuses>(&self.state, &ctx, key, status);
+        Ok(Response::new(created.await?))
     }
 
     async fn update_lead_status(
@@ -382,35 +89,9 @@ impl PipelineService for PipelineApi {
     ) -> Result<Response<pb::LeadStatus>, Status> {
         let ctx = caller(&req)?;
         let body = req.into_inner();
-        let s = body.lead_status.unwrap_or_default();
-        API.require_id("lead_status.id", s.id)?;
-        let mask = API.mask(
-            body.update_mask,
-            STATUS_MUTABLE,
-            &["key"],
-            &populated(&[
-                ("label", !s.label.is_empty()),
-                ("position", s.position != 0),
-                ("is_closed", s.is_closed),
-            ]),
-        )?;
-        let changing: Vec<&str> = STATUS_MUTABLE
-            .iter()
-            .copied()
-            .filter(|f| mask.has(f))
-            .collect();
-        let values = status_values(&s, &changing)?;
-        let row = self
-            .update::<StatusRow, pb::LeadStatus>(
-                ctx.tenant_id,
-                STATUSES,
-                s.id,
-                &s.etag,
-                values,
-                mask.has("is_closed") && s.is_closed,
-            )
-            .await?;
-        Ok(Response::new(row))
+        let status = body.lead_status.unwrap_or_default();
+        let updated = standard::update::<Statuses>(&self.state, &ctx, status, body.update_mask);
+        Ok(Response::new(updated.await?))
     }
 
     async fn delete_lead_status(
@@ -419,15 +100,8 @@ impl PipelineService for PipelineApi {
     ) -> Result<Response<pb::LeadStatus>, Status> {
         let ctx = caller(&req)?;
         let r = req.into_inner();
-        let row = self
-            .set_deleted::<StatusRow, pb::LeadStatus>(
-                ctx.tenant_id,
-                STATUSES,
-                r.id,
-                SoftDelete::Delete { etag: &r.etag },
-            )
-            .await?;
-        Ok(Response::new(row))
+        let deleted = standard::delete::<Statuses>(&self.state, &ctx, r.id, &r.etag);
+        Ok(Response::new(deleted.await?))
     }
 
     async fn undelete_lead_status(
@@ -436,15 +110,8 @@ impl PipelineService for PipelineApi {
     ) -> Result<Response<pb::LeadStatus>, Status> {
         let ctx = caller(&req)?;
         let id = req.into_inner().id;
-        let row = self
-            .set_deleted::<StatusRow, pb::LeadStatus>(
-                ctx.tenant_id,
-                STATUSES,
-                id,
-                SoftDelete::Undelete,
-            )
-            .await?;
-        Ok(Response::new(row))
+        let restored = standard::undelete::<Statuses>(&self.state, &ctx, id);
+        Ok(Response::new(restored.await?))
     }
 
     async fn list_deal_stages(
@@ -461,10 +128,9 @@ impl PipelineService for PipelineApi {
             String::new(),
             r.show_deleted,
         );
-        let page =
-            list_page::<StageRow>(&self.state, ctx.tenant_id, &STAGE_LIST, &params, None).await?;
+        let page = standard::list::<Stages>(&self.state, &ctx, &params, None).await?;
         Ok(Response::new(pb::ListDealStagesResponse {
-            deal_stages: page.items.into_iter().map(Into::into).collect(),
+            deal_stages: page.items,
             next_page_token: page.next_page_token,
             total_size: total(page.total_size),
         }))
@@ -476,10 +142,9 @@ impl PipelineService for PipelineApi {
     ) -> Result<Response<pb::DealStage>, Status> {
         let ctx = caller(&req)?;
         ensure_pipeline(&self.state, ctx.tenant_id).await?;
-        let row: StageRow = STAGES
-            .get(&self.state.db, ctx.tenant_id, req.into_inner().id)
-            .await?;
-        Ok(Response::new(row.into()))
+        let id = req.into_inner().id;
+        let stage = standard::get::<Stages>(&self.state, &ctx, id);
+        Ok(Response::new(stage.await?))
     }
 
     async fn create_deal_stage(
@@ -488,18 +153,12 @@ impl PipelineService for PipelineApi {
     ) -> Result<Response<pb::DealStage>, Status> {
         let ctx = caller(&req)?;
         let body = req.into_inner();
-        let key = idempotency::request_key(DOMAIN, &body.request_id, &body)?;
-        let values = stage_values(&body.deal_stage.unwrap_or_default(), STAGE_CREATE)?;
-        let created = self
-            .create::<StageRow, pb::DealStage>(
-                ctx.tenant_id,
-                STAGES,
-                "CreateDealStage",
-                values,
-                key,
-            )
-            .await?;
-        Ok(Response::new(created))
+        let key = self.state.kit.request_key(&body.request_id, &body)?;
+        let stage = body.deal_stage.unwrap_or_default();
+        // Before the transaction: it may use a connection of its own.
+        ensure_pipeline(&self.state, ctx.tenant_id).await?;
+        let created = standard::create::<Stages>(&self.state, &ctx, key, stage);
+        Ok(Response::new(created.await?))
     }
 
     async fn update_deal_stage(
@@ -508,28 +167,9 @@ impl PipelineService for PipelineApi {
     ) -> Result<Response<pb::DealStage>, Status> {
         let ctx = caller(&req)?;
         let body = req.into_inner();
-        let s = body.deal_stage.unwrap_or_default();
-        API.require_id("deal_stage.id", s.id)?;
-        let mask = API.mask(
-            body.update_mask,
-            STAGE_MUTABLE,
-            &["key", "outcome"],
-            &populated(&[
-                ("label", !s.label.is_empty()),
-                ("position", s.position != 0),
-                ("default_probability", s.default_probability.is_some()),
-            ]),
-        )?;
-        let changing: Vec<&str> = STAGE_MUTABLE
-            .iter()
-            .copied()
-            .filter(|f| mask.has(f))
-            .collect();
-        let values = stage_values(&s, &changing)?;
-        let row = self
-            .update::<StageRow, pb::DealStage>(ctx.tenant_id, STAGES, s.id, &s.etag, values, false)
-            .await?;
-        Ok(Response::new(row))
+        let stage = body.deal_stage.unwrap_or_default();
+        let updated = standard::update::<Stages>(&self.state, &ctx, stage, body.update_mask);
+        Ok(Response::new(updated.await?))
     }
 
     async fn delete_deal_stage(
@@ -538,15 +178,8 @@ impl PipelineService for PipelineApi {
     ) -> Result<Response<pb::DealStage>, Status> {
         let ctx = caller(&req)?;
         let r = req.into_inner();
-        let row = self
-            .set_deleted::<StageRow, pb::DealStage>(
-                ctx.tenant_id,
-                STAGES,
-                r.id,
-                SoftDelete::Delete { etag: &r.etag },
-            )
-            .await?;
-        Ok(Response::new(row))
+        let deleted = standard::delete::<Stages>(&self.state, &ctx, r.id, &r.etag);
+        Ok(Response::new(deleted.await?))
     }
 
     async fn undelete_deal_stage(
@@ -555,10 +188,8 @@ impl PipelineService for PipelineApi {
     ) -> Result<Response<pb::DealStage>, Status> {
         let ctx = caller(&req)?;
         let id = req.into_inner().id;
-        let row = self
-            .set_deleted::<StageRow, pb::DealStage>(ctx.tenant_id, STAGES, id, SoftDelete::Undelete)
-            .await?;
-        Ok(Response::new(row))
+        let restored = standard::undelete::<Stages>(&self.state, &ctx, id);
+        Ok(Response::new(restored.await?))
     }
 
     async fn get_crm_settings(
@@ -586,13 +217,7 @@ impl PipelineService for PipelineApi {
             &populated(&[("default_country", !sent.default_country.is_empty())]),
         )?;
         let mut tx = self.state.db.begin(ctx.tenant_id).await?;
-        // Locks the tenant's row (when there is one) so concurrent updates see each other.
-        let current: Option<SettingsRow> = sqlx::query_as(
-            "SELECT default_country, version, updated_at FROM crm.tenant_settings FOR UPDATE",
-        )
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(|e| fusion_db::db_status(DOMAIN, e))?;
+        let current = lock_settings(&mut tx).await?;
         API.check_etag(&sent.etag, current.as_ref().map_or(0, |c| c.version))?;
         if mask.has("default_country") {
             let code = sent.default_country.trim().to_uppercase();
@@ -602,54 +227,10 @@ impl PipelineService for PipelineApi {
                     "must be an ISO 3166 country code such as AU",
                 ));
             }
-            sqlx::query(
-                "INSERT INTO crm.tenant_settings (tenant_id, default_country) VALUES ($1, $2)
-                 ON CONFLICT (tenant_id) DO UPDATE
-                    SET default_country = EXCLUDED.default_country, updated_at = now(),
-                        version = crm.tenant_settings.version + 1",
-            )
-            .bind(ctx.tenant_id)
-            .bind(&code)
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| fusion_db::db_status(DOMAIN, e))?;
+            save_default_country(&mut tx, ctx.tenant_id, &code).await?;
         }
         let settings = read_settings(&self.state, &mut tx, ctx.tenant_id).await?;
         tx.commit().await?;
         Ok(Response::new(settings))
     }
-}
-
-#[derive(sqlx::FromRow)]
-struct SettingsRow {
-    default_country: String,
-    version: i64,
-    updated_at: DateTime<Utc>,
-}
-
-/// The tenant's settings, or the defaults (version 0) while it has none stored.
-async fn read_settings(
-    state: &AppState,
-    tx: &mut fusion_db::TenantTx,
-    tenant: i64,
-) -> Result<pb::CrmSettings, Status> {
-    let row: Option<SettingsRow> =
-        sqlx::query_as("SELECT default_country, version, updated_at FROM crm.tenant_settings")
-            .fetch_optional(&mut **tx)
-            .await
-            .map_err(|e| fusion_db::db_status(DOMAIN, e))?;
-    Ok(match row {
-        Some(r) => pb::CrmSettings {
-            tenant_id: tenant,
-            default_country: r.default_country,
-            update_time: Some(ts(r.updated_at)),
-            etag: etag(r.version),
-        },
-        None => pb::CrmSettings {
-            tenant_id: tenant,
-            default_country: state.config.default_country.as_ref().to_owned(),
-            update_time: None,
-            etag: etag(0),
-        },
-    })
 }

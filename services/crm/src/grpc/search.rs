@@ -14,7 +14,8 @@ use fusion_db::page::PageTokenCodec;
 use fusion_proto::crm::v1 as pb;
 use fusion_proto::crm::v1::search_service_server::SearchService;
 
-use super::{API, caller};
+use crate::grpc::caller;
+use crate::store::API;
 use crate::{AppState, DOMAIN};
 
 const KINDS: &[(&str, &str)] = &[

@@ -12,12 +12,12 @@ use tonic::Status;
 
 use fusion_db::resource::{Val, Values};
 use fusion_proto::crm::v1 as pb;
-use fusion_service::api::{Mask, opt_ts};
+use fusion_service::api::opt_ts;
 
-use super::{contact_time, custom_fields_pb, record_values, tags_of, tags_val};
 use crate::AppState;
 use crate::domain::fields::{country_of, e164, phone};
 use crate::domain::validate;
+use crate::store::{contact_time, custom_fields_pb, record_values, tags_of, tags_val};
 
 /// The shared columns of a stored lead or contact (flatten it into the row type).
 #[derive(Clone, Debug, sqlx::FromRow)]
@@ -217,24 +217,29 @@ pub(crate) fn set_e164(
     values.push(("phone_e164", Val::Text(e)));
 }
 
-/// On an Update: recomputes the E.164 phone when the mask changes the phone or the
-/// country, from the sent values of the masked ones and the `current` row's others.
+/// Whether `values` sets column `column`.
+pub(crate) fn sets(values: &Values, column: &str) -> bool {
+    values.iter().any(|(c, _)| *c == column)
+}
+
+/// On an Update: recomputes the E.164 phone when `values` change the phone or the
+/// country, from the sent values of the changed ones and the `current` row's others.
 pub(crate) fn refresh_e164(
     values: &mut Values,
-    mask: &Mask,
     sent: PersonRef<'_>,
     current: &PersonRow,
     default: phonenumber::country::Id,
 ) {
-    if !mask.has("phone") && !mask.has("country") {
+    let (phone_changes, country_changes) = (sets(values, "phone"), sets(values, "country"));
+    if !phone_changes && !country_changes {
         return;
     }
-    let phone = if mask.has("phone") {
+    let phone = if phone_changes {
         sent.phone
     } else {
         current.phone.as_deref().unwrap_or_default()
     };
-    let country = if mask.has("country") {
+    let country = if country_changes {
         sent.country
     } else {
         current.country.as_deref().unwrap_or_default()

@@ -19,7 +19,7 @@ use fusion_db::resource::{Table, Versioned};
 use fusion_db::{TenantTx, db_status};
 use fusion_tenancy::TenantContext;
 
-use super::{API, REQUEST_IDS};
+use crate::store::{API, REQUEST_IDS};
 use crate::{AppState, DOMAIN};
 
 /// The most records one merge folds into its survivor.
@@ -303,7 +303,7 @@ async fn repoint(
 /// Merging leads: deals and converted contacts follow the survivor, and so do leads
 /// merged earlier into a lead merged now.
 pub(crate) const LEADS: Kind = Kind {
-    table: super::leads::TABLE,
+    table: crate::store::leads::TABLE,
     subject: "lead",
     fill: &[
         "first_name",
@@ -333,7 +333,7 @@ pub(crate) const LEADS: Kind = Kind {
 /// Merging contacts: deals and the leads converted into them follow the survivor, and
 /// so do contacts merged earlier into a contact merged now.
 pub(crate) const CONTACTS: Kind = Kind {
-    table: super::contacts::TABLE,
+    table: crate::store::contacts::TABLE,
     subject: "contact",
     fill: &[
         "lead_id",

@@ -1,0 +1,540 @@
+//! Deals: their row, their description for the standard methods, where a deal starts and closes, and its won event.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use rust_decimal::Decimal;
+use tonic::Status;
+
+use fusion_db::filter::{FieldKind, FieldSpec};
+use fusion_db::list::ListSpec;
+use fusion_db::resource::{Table, Val, Values, lock_live};
+use fusion_db::{TenantTx, db_status};
+use fusion_proto::crm::v1 as pb;
+use fusion_proto::errors::FieldViolation;
+use fusion_service::api::{date_pb, dec_str, opt_ts, parse_date, parse_decimal, populated, ts};
+use fusion_service::standard::{Call, Kit, Method, Resource};
+
+use crate::domain::{pipeline, validate};
+use crate::store::person::sets;
+use crate::store::pipeline::{StageInfo, require_deal_stage};
+use crate::store::{API, custom_fields_pb, record_values, tags_of, tags_val};
+use crate::{AppState, DOMAIN};
+
+pub(crate) const TABLE: Table = Table {
+    domain: DOMAIN,
+    name: "crm.deals",
+    select: "id, tenant_id, lead_id, contact_id, lot_id, assigned_to, title, description, \
+             value, status, stage, probability, expected_close_date, actual_close_date, \
+             close_reason, custom_fields, tags, version, created_at, updated_at, deleted_at",
+    what: "deal",
+};
+
+/// `order_by=stage` sorts by the stage's position in the tenant's pipeline, not by its
+/// key. The List sees that order as this field, which no filter can name (`#` is not a
+/// filter character) and callers never write: [`list_order`] puts it in for `stage`.
+pub(crate) const STAGE_POSITION: &str = "stage#position";
+
+pub(crate) const FIELDS: &[FieldSpec] = &[
+    FieldSpec::new("lead_id", "lead_id", FieldKind::Int),
+    FieldSpec::new("contact_id", "contact_id", FieldKind::Int),
+    FieldSpec::new("lot_id", "lot_id", FieldKind::Int),
+    FieldSpec::new("assigned_to", "assigned_to", FieldKind::Int),
+    FieldSpec::new("title", "title", FieldKind::Text),
+    FieldSpec::new("value", "value", FieldKind::Decimal),
+    FieldSpec::new("status", "status", FieldKind::Text),
+    FieldSpec::new("stage", "stage", FieldKind::Text),
+    FieldSpec::new("probability", "probability", FieldKind::Int),
+    FieldSpec::new(
+        "expected_close_date",
+        "expected_close_date",
+        FieldKind::Date,
+    ),
+    FieldSpec::new("actual_close_date", "actual_close_date", FieldKind::Date),
+    FieldSpec::new("tags", "tags", FieldKind::Tags),
+    FieldSpec::new("custom_fields", "custom_fields", FieldKind::CustomFields),
+    FieldSpec::new("create_time", "created_at", FieldKind::Timestamp),
+    FieldSpec::new("update_time", "updated_at", FieldKind::Timestamp),
+    FieldSpec::new(
+        STAGE_POSITION,
+        "(SELECT s.position FROM crm.deal_stages s \
+          WHERE s.tenant_id = crm.deals.tenant_id AND s.key = crm.deals.stage)",
+        FieldKind::Int,
+    ),
+];
+
+/// What `order_by` may name, as callers write it.
+pub(crate) const ORDER_FIELDS: &[&str] = &[
+    "create_time",
+    "update_time",
+    "title",
+    "value",
+    "probability",
+    "expected_close_date",
+    "actual_close_date",
+    "stage",
+];
+
+pub(crate) const LIST: ListSpec = ListSpec {
+    table: TABLE.name,
+    select: TABLE.select,
+    fields: FIELDS,
+    order_fields: &[
+        "create_time",
+        "update_time",
+        "title",
+        "value",
+        "probability",
+        "expected_close_date",
+        "actual_close_date",
+        STAGE_POSITION,
+    ],
+    default_order: "create_time desc",
+    soft_delete: true,
+    tenant_scoped: true,
+};
+
+/// The fields CreateDeal reads (the stage, its outcome and the default probability are
+/// settled in the transaction by [`place_new_deal`]).
+pub(crate) const CREATE: &[&str] = &[
+    "lead_id",
+    "contact_id",
+    "lot_id",
+    "assigned_to",
+    "title",
+    "description",
+    "value",
+    "stage",
+    "probability",
+    "expected_close_date",
+    "custom_fields",
+    "tags",
+];
+
+/// What UpdateDeal may change (the stage moves only through MoveDealStage, WinDeal and
+/// LoseDeal).
+pub(crate) const MUTABLE: &[&str] = &[
+    "lead_id",
+    "contact_id",
+    "lot_id",
+    "assigned_to",
+    "title",
+    "description",
+    "value",
+    "probability",
+    "expected_close_date",
+    "custom_fields",
+    "tags",
+];
+
+/// What an update mask may not name.
+pub(crate) const FIXED: &[&str] = &[
+    "id",
+    "tenant_id",
+    "status",
+    "stage",
+    "actual_close_date",
+    "close_reason",
+    "create_time",
+    "update_time",
+    "delete_time",
+    "purge_time",
+];
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct DealRow {
+    pub id: i64,
+    pub tenant_id: i64,
+    pub lead_id: Option<i64>,
+    pub contact_id: Option<i64>,
+    pub lot_id: Option<i64>,
+    pub assigned_to: Option<i64>,
+    pub title: String,
+    pub description: Option<String>,
+    pub value: Option<Decimal>,
+    pub status: String,
+    pub stage: String,
+    pub probability: Option<i32>,
+    pub expected_close_date: Option<NaiveDate>,
+    pub actual_close_date: Option<NaiveDate>,
+    pub close_reason: Option<String>,
+    pub custom_fields: serde_json::Value,
+    pub tags: serde_json::Value,
+    pub version: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub deleted_at: Option<DateTime<Utc>>,
+}
+
+fusion_db::versioned!(DealRow);
+
+impl DealRow {
+    pub(crate) fn into_pb(self, state: &AppState) -> pb::Deal {
+        pb::Deal {
+            id: self.id,
+            tenant_id: self.tenant_id,
+            lead_id: self.lead_id.unwrap_or_default(),
+            contact_id: self.contact_id.unwrap_or_default(),
+            lot_id: self.lot_id.unwrap_or_default(),
+            assigned_to: self.assigned_to.unwrap_or_default(),
+            title: self.title,
+            description: self.description.unwrap_or_default(),
+            value: dec_str(self.value.map(cents)),
+            status: self.status,
+            stage: self.stage,
+            probability: self.probability,
+            expected_close_date: self.expected_close_date.map(date_pb),
+            actual_close_date: self.actual_close_date.map(date_pb),
+            close_reason: self.close_reason.unwrap_or_default(),
+            custom_fields: custom_fields_pb(&self.custom_fields),
+            tags: tags_of(&self.tags),
+            create_time: Some(ts(self.created_at)),
+            update_time: Some(ts(self.updated_at)),
+            delete_time: opt_ts(self.deleted_at),
+            purge_time: state.kit.purge_time(self.deleted_at),
+            etag: fusion_service::api::etag(self.version),
+        }
+    }
+}
+
+/// The column values of the fields in `fields`, validated field by field. A `stage`
+/// is only checked for form here (it is placed by [`place_new_deal`]); whether the
+/// lot and assignee exist is asked of their owners by [`check_owners`], and whether
+/// the lead and contact do by [`lock_links`].
+pub(crate) fn values(d: &pb::Deal, fields: &[&str]) -> Result<Values, Status> {
+    record_values("deal", fields, &d.custom_fields, |field| {
+        Ok(Some(match field {
+            "lead_id" => ("lead_id", Val::Int(optional_id(d.lead_id)?)),
+            "contact_id" => ("contact_id", Val::Int(optional_id(d.contact_id)?)),
+            "lot_id" => ("lot_id", Val::Int(optional_id(d.lot_id)?)),
+            "assigned_to" => ("assigned_to", Val::Int(optional_id(d.assigned_to)?)),
+            "title" => {
+                validate::required(&d.title, 255)?;
+                ("title", Val::text(&d.title))
+            }
+            "description" => {
+                validate::max_len(&d.description, 20_000)?;
+                ("description", Val::text(&d.description))
+            }
+            "value" => ("value", Val::Decimal(money(&d.value)?)),
+            "stage" => {
+                if !d.stage.trim().is_empty() {
+                    pipeline::key(d.stage.trim())?;
+                }
+                return Ok(None);
+            }
+            "probability" => ("probability", Val::Int32(probability(d.probability)?)),
+            "expected_close_date" => {
+                let date = d.expected_close_date.unwrap_or_default();
+                (
+                    "expected_close_date",
+                    Val::Date(parse_date(date.year, date.month, date.day)?),
+                )
+            }
+            "tags" => ("tags", tags_val(&d.tags)?),
+            _ => return Ok(None),
+        }))
+    })
+}
+
+/// An id of another record: 0 is none.
+pub(crate) fn optional_id(id: i64) -> Result<Option<i64>, String> {
+    match id {
+        0 => Ok(None),
+        id if id > 0 => Ok(Some(id)),
+        _ => Err("must be a positive id, or 0 for none".into()),
+    }
+}
+
+/// A deal value: NUMERIC(12,2), never negative; empty is unset.
+pub(crate) fn money(raw: &str) -> Result<Option<Decimal>, String> {
+    match parse_decimal(raw, 10, 2, None)? {
+        Some(v) if v.is_sign_negative() && !v.is_zero() => Err("cannot be negative".into()),
+        v => Ok(v),
+    }
+}
+
+/// A stored value with its two decimal places: PostgreSQL keeps NUMERIC(12,2)'s scale,
+/// but a zero is decoded without it ("0", not "0.00").
+pub(crate) fn cents(mut v: Decimal) -> Decimal {
+    v.rescale(2);
+    v
+}
+
+/// A probability from 0 to 100; unset stays unset.
+pub(crate) fn probability(p: Option<i32>) -> Result<Option<i32>, String> {
+    match p {
+        Some(p) if !(0..=100).contains(&p) => Err("must be between 0 and 100".into()),
+        p => Ok(p),
+    }
+}
+
+/// Asks identity and property, as the caller, about the deal's assignee and lot when
+/// `fields` names them and they are set; both questions at once, before any
+/// transaction is open.
+pub(crate) async fn check_owners(
+    state: &AppState,
+    d: &pb::Deal,
+    fields: &[&str],
+) -> Result<(), Status> {
+    let lot = async {
+        if fields.contains(&"lot_id") && d.lot_id > 0 {
+            state.refs.property("deal.lot_id", "lot", d.lot_id).await
+        } else {
+            Ok(())
+        }
+    };
+    let user = async {
+        if fields.contains(&"assigned_to") && d.assigned_to > 0 {
+            state.refs.user("deal.assigned_to", d.assigned_to).await
+        } else {
+            Ok(())
+        }
+    };
+    tokio::try_join!(lot, user).map(|_| ())
+}
+
+/// Checks that the deal's lead and contact (when `fields` names them and they are set)
+/// are live rows of the tenant, key-share locking them until the transaction ends so
+/// neither can be deleted under the deal.
+pub(crate) async fn lock_links(
+    tx: &mut TenantTx,
+    d: &pb::Deal,
+    fields: &[&str],
+) -> Result<(), Status> {
+    let mut violations = Vec::new();
+    for (field, table, what, id) in [
+        ("lead_id", "crm.leads", "lead", d.lead_id),
+        ("contact_id", "crm.contacts", "contact", d.contact_id),
+    ] {
+        if fields.contains(&field) && id > 0 && !lock_live(tx, DOMAIN, table, id).await? {
+            violations.push(FieldViolation::new(
+                format!("deal.{field}"),
+                format!("no {what} {id} in this tenant"),
+            ));
+        }
+    }
+    API.violations(violations)
+}
+
+/// Settles where a new deal starts: the live open stage it names, or the tenant's first
+/// open stage; status open; the stage's default probability unless one was given.
+/// Replaces any `stage`, `status` or (defaulted) `probability` in `values`.
+pub(crate) async fn place_new_deal(
+    tx: &mut TenantTx,
+    d: &pb::Deal,
+    values: &mut Values,
+) -> Result<StageInfo, Status> {
+    let stage = if d.stage.trim().is_empty() {
+        first_stage(tx, "open").await?.ok_or_else(|| {
+            API.precondition(
+                "NO_OPEN_STAGE",
+                "the tenant has no open deal stage; create one first",
+            )
+        })?
+    } else {
+        let stage = require_deal_stage(tx, "deal.stage", d.stage.trim()).await?;
+        if stage.outcome != "open" {
+            return Err(API.invalid(
+                "deal.stage",
+                format!(
+                    "{:?} is a {} stage; a deal starts in an open stage (then WinDeal or LoseDeal)",
+                    stage.key, stage.outcome
+                ),
+            ));
+        }
+        stage
+    };
+    let defaulted = d.probability.is_none();
+    values.retain(|(c, _)| match *c {
+        "stage" | "status" => false,
+        "probability" => !defaulted,
+        _ => true,
+    });
+    values.push(("stage", Val::Text(Some(stage.key.clone()))));
+    values.push(("status", Val::Text(Some(stage.outcome.clone()))));
+    if defaulted {
+        values.push(("probability", Val::Int32(stage.default_probability)));
+    }
+    Ok(stage)
+}
+
+/// The tenant's live stage with `outcome` and the lowest position.
+pub(crate) async fn first_stage(
+    tx: &mut TenantTx,
+    outcome: &str,
+) -> Result<Option<StageInfo>, Status> {
+    let tenant = tx.tenant_id();
+    sqlx::query_as(
+        "SELECT key, outcome, default_probability FROM crm.deal_stages
+          WHERE tenant_id = $1 AND outcome = $2 AND deleted_at IS NULL
+          ORDER BY position, key LIMIT 1",
+    )
+    .bind(tenant)
+    .bind(outcome)
+    .fetch_optional(&mut **tx)
+    .await
+    .map_err(|e| db_status(DOMAIN, e))
+}
+
+/// The stage a WinDeal (`outcome` won) or LoseDeal (lost) closes the deal in: the live
+/// stage named by `key` (INVALID_ARGUMENT on `stage` unless it has that outcome), or
+/// the tenant's first stage with the outcome (FAILED_PRECONDITION when it has none).
+pub(crate) async fn closing_stage(
+    tx: &mut TenantTx,
+    key: &str,
+    outcome: &str,
+) -> Result<StageInfo, Status> {
+    let key = key.trim();
+    if key.is_empty() {
+        return first_stage(tx, outcome).await?.ok_or_else(|| {
+            API.precondition(
+                &format!("NO_{}_STAGE", outcome.to_uppercase()),
+                format!("the tenant has no {outcome} deal stage; create one first"),
+            )
+        });
+    }
+    let stage = require_deal_stage(tx, "stage", key).await?;
+    if stage.outcome == outcome {
+        Ok(stage)
+    } else {
+        Err(API.invalid(
+            "stage",
+            format!(
+                "{key:?} is not a {outcome} stage (its outcome is {})",
+                stage.outcome
+            ),
+        ))
+    }
+}
+
+/// FAILED_PRECONDITION (DEAL_CLOSED) unless the deal is open.
+pub(crate) fn require_open(deal: &DealRow, action: &str) -> Result<(), Status> {
+    if deal.status == "open" {
+        return Ok(());
+    }
+    Err(API.precondition(
+        "DEAL_CLOSED",
+        format!(
+            "deal {} is already {} (stage {}); it cannot be {action}. Reopen it with MoveDealStage first",
+            deal.id, deal.status, deal.stage
+        ),
+    ))
+}
+
+/// The close date of a WinDeal or LoseDeal: the one given, else today (UTC).
+pub(crate) fn close_date(
+    d: Option<&fusion_proto::google::r#type::Date>,
+) -> Result<NaiveDate, String> {
+    let (year, month, day) = d.map(|d| (d.year, d.month, d.day)).unwrap_or_default();
+    parse_date(year, month, day).map(|date| date.unwrap_or_else(|| Utc::now().date_naive()))
+}
+
+/// Deals on the standard methods: a new deal starts in an open stage (the one it names
+/// or the tenant's first) at that stage's default probability; its lot and assignee
+/// are asked of their owners as the caller, its lead and contact are live rows of the
+/// tenant, key-share locked until the write commits.
+pub(crate) struct Deals;
+
+impl Resource for Deals {
+    type Row = DealRow;
+    type Pb = pb::Deal;
+    type State = AppState;
+
+    const SINGULAR: &'static str = "Deal";
+    const TABLE: Table = TABLE;
+    const LIST: ListSpec = LIST;
+    const CREATE: &'static [&'static str] = CREATE;
+    const MUTABLE: &'static [&'static str] = MUTABLE;
+    const IMMUTABLE: &'static [&'static str] = FIXED;
+
+    fn kit(state: &AppState) -> &Kit {
+        &state.kit
+    }
+
+    fn to_pb(state: &AppState, row: DealRow) -> pb::Deal {
+        row.into_pb(state)
+    }
+
+    fn id(d: &pb::Deal) -> i64 {
+        d.id
+    }
+
+    fn etag(d: &pb::Deal) -> &str {
+        &d.etag
+    }
+
+    fn populated(d: &pb::Deal) -> Vec<&'static str> {
+        populated(&[
+            ("lead_id", d.lead_id != 0),
+            ("contact_id", d.contact_id != 0),
+            ("lot_id", d.lot_id != 0),
+            ("assigned_to", d.assigned_to != 0),
+            ("title", !d.title.is_empty()),
+            ("description", !d.description.is_empty()),
+            ("value", !d.value.is_empty()),
+            ("probability", d.probability.is_some()),
+            ("expected_close_date", d.expected_close_date.is_some()),
+            ("custom_fields", !d.custom_fields.is_empty()),
+            ("tags", !d.tags.is_empty()),
+        ])
+    }
+
+    fn values(_: &AppState, d: &pb::Deal, fields: &[&str], _: Method) -> Result<Values, Status> {
+        values(d, fields)
+    }
+
+    async fn on_create(
+        call: &Call<'_, AppState>,
+        tx: &mut TenantTx,
+        d: &pb::Deal,
+        values: &mut Values,
+    ) -> Result<(), Status> {
+        check_owners(call.state, d, CREATE).await?;
+        lock_links(tx, d, CREATE).await?;
+        place_new_deal(tx, d, values).await.map(|_| ())
+    }
+
+    /// The owners are asked with the deal locked (the kit opens the transaction before
+    /// any hook); the lead and contact are key-share locked after it.
+    async fn on_update(
+        call: &Call<'_, AppState>,
+        tx: &mut TenantTx,
+        _: &DealRow,
+        d: &pb::Deal,
+        values: &mut Values,
+    ) -> Result<(), Status> {
+        let changing: Vec<&str> = MUTABLE
+            .iter()
+            .copied()
+            .filter(|f| sets(values, f))
+            .collect();
+        check_owners(call.state, d, &changing).await?;
+        lock_links(tx, d, &changing).await
+    }
+}
+
+/// Writes the `deal.won` integration event for `deal`, in the transaction that won it:
+/// property sells the deal's lot on it, and finance may start the commission.
+pub(crate) async fn announce_won(tx: &mut TenantTx, deal: &DealRow) -> Result<(), Status> {
+    let payload = serde_json::json!({
+        "deal_id": deal.id,
+        "lot_id": deal.lot_id,
+        "lead_id": deal.lead_id,
+        "contact_id": deal.contact_id,
+        "assigned_to": deal.assigned_to,
+        "value": deal.value.map(|v| cents(v).to_string()),
+        "stage": deal.stage,
+        "close_date": deal.actual_close_date.map(|d| d.to_string()),
+    });
+    let tenant = tx.tenant_id();
+    sqlx::query(
+        "INSERT INTO crm.outbox_events (tenant_id, aggregate_type, aggregate_id, event_type, payload)
+         VALUES ($1, 'deal', $2, 'deal.won', $3)",
+    )
+    .bind(tenant)
+    .bind(deal.id)
+    .bind(sqlx::types::Json(payload))
+    .execute(&mut **tx)
+    .await
+    .map_err(|e| db_status(DOMAIN, e))?;
+    Ok(())
+}
