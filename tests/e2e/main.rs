@@ -1,5 +1,6 @@
 //! Cross-service behaviour through the edge.
 
+mod architecture;
 mod crm;
 mod grpcurl;
 mod property;

@@ -25,6 +25,8 @@ pub mod soft_delete;
 pub use error::{Error, Kind, db_status};
 pub use migrate::{ensure_roles, migrate, revert_all};
 pub use pool::{Db, DbConfig, TenantTx};
+/// A connection, for code that runs statements inside a unit of work it was handed.
+pub use sqlx::PgConnection;
 
 /// The role services connect as: owns nothing, not superuser, no BYPASSRLS.
 pub const APP_ROLE: &str = "fusion_app";

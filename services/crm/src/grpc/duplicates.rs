@@ -5,21 +5,13 @@
 
 use tonic::{Request, Response, Status};
 
-use fusion_db::db_status;
 use fusion_db::page::{PageTokenCodec, page_size};
 use fusion_proto::crm::v1 as pb;
 use fusion_proto::crm::v1::duplicate_service_server::DuplicateService;
 
+use crate::AppState;
 use crate::grpc::caller;
-use crate::store::API;
-use crate::{AppState, DOMAIN};
-
-#[derive(sqlx::FromRow)]
-struct Group {
-    reason: String,
-    match_key: String,
-    ids: Vec<i64>,
-}
+use crate::store::{self, API};
 
 /// The DuplicateService implementation.
 #[derive(Clone, Debug)]
@@ -63,33 +55,10 @@ impl DuplicateService for DuplicateApi {
                 _ => return Err(API.invalid("page_token", "is malformed")),
             }
         };
-        // `table` is one of two constants above, never input.
-        let sql = format!(
-            "SELECT reason, match_key, ids FROM (
-                 SELECT 'email' AS reason, email_normalized AS match_key,
-                        array_agg(id ORDER BY created_at, id) AS ids
-                   FROM {table}
-                  WHERE tenant_id = $1 AND deleted_at IS NULL AND email_normalized IS NOT NULL
-                  GROUP BY email_normalized HAVING count(*) > 1
-                 UNION ALL
-                 SELECT 'phone', phone_e164, array_agg(id ORDER BY created_at, id)
-                   FROM {table}
-                  WHERE tenant_id = $1 AND deleted_at IS NULL AND phone_e164 IS NOT NULL
-                  GROUP BY phone_e164 HAVING count(*) > 1
-             ) AS groups
-             WHERE (reason, match_key) > ($2, $3)
-             ORDER BY reason, match_key
-             LIMIT $4"
-        );
         let mut tx = self.state.db.begin(ctx.tenant_id).await?;
-        let mut groups: Vec<Group> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-            .bind(ctx.tenant_id)
-            .bind(&after_reason)
-            .bind(&after_key)
-            .bind(limit + 1)
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(|e| db_status(DOMAIN, e))?;
+        let mut groups =
+            store::duplicates::groups(&mut tx, table, (&after_reason, &after_key), limit + 1)
+                .await?;
         tx.commit().await?;
         let more = groups.len() as i64 > limit;
         groups.truncate(usize::try_from(limit).unwrap_or(0));

@@ -12,7 +12,7 @@ use std::collections::{HashMap, HashSet};
 
 use tonic::{Status, Streaming};
 
-use fusion_db::db_status;
+use fusion_db::PgConnection;
 use fusion_db::resource::{self, Val};
 use fusion_proto::crm::v1 as pb;
 use fusion_proto::crm::v1::import_leads_request::Payload;
@@ -24,7 +24,7 @@ use fusion_service::standard::Method;
 use crate::store::leads::{self, TABLE};
 use crate::store::person::{set_e164, tenant_country};
 use crate::store::pipeline::{default_lead_status, ensure_pipeline};
-use crate::store::{API, REQUEST_IDS};
+use crate::store::{self, API, REQUEST_IDS};
 use crate::{AppState, DOMAIN};
 
 /// Rows one batch message may carry.
@@ -44,23 +44,11 @@ struct Pipeline {
 }
 
 impl Pipeline {
-    async fn load(state: &AppState, conn: &mut sqlx::PgConnection) -> Result<Self, Status> {
-        let statuses =
-            sqlx::query_scalar("SELECT key FROM crm.lead_statuses WHERE deleted_at IS NULL")
-                .fetch_all(&mut *conn)
-                .await
-                .map_err(|e| db_status(DOMAIN, e))?
-                .into_iter()
-                .collect();
-        let stages = sqlx::query_scalar("SELECT key FROM crm.deal_stages WHERE deleted_at IS NULL")
-            .fetch_all(&mut *conn)
-            .await
-            .map_err(|e| db_status(DOMAIN, e))?
-            .into_iter()
-            .collect();
+    async fn load(state: &AppState, conn: &mut PgConnection) -> Result<Self, Status> {
+        let (statuses, stages) = store::pipeline::live_keys(&mut *conn).await?;
         Ok(Self {
-            statuses,
-            stages,
+            statuses: statuses.into_iter().collect(),
+            stages: stages.into_iter().collect(),
             default_status: default_lead_status(&mut *conn).await?,
             country: tenant_country(state, conn).await?,
         })
@@ -235,16 +223,10 @@ pub(crate) async fn import(
                 .iter()
                 .filter_map(|l| normalised_email(&l.email))
                 .collect();
-            sqlx::query_scalar(
-                "SELECT email_normalized FROM crm.leads
-                  WHERE email_normalized = ANY($1) AND deleted_at IS NULL",
-            )
-            .bind(&emails)
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(|e| db_status(DOMAIN, e))?
-            .into_iter()
-            .collect()
+            leads::live_emails(&mut tx, &emails)
+                .await?
+                .into_iter()
+                .collect()
         } else {
             HashSet::new()
         };

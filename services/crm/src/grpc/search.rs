@@ -9,14 +9,14 @@
 
 use tonic::{Request, Response, Status};
 
-use fusion_db::db_status;
 use fusion_db::page::PageTokenCodec;
 use fusion_proto::crm::v1 as pb;
 use fusion_proto::crm::v1::search_service_server::SearchService;
 
+use crate::AppState;
 use crate::grpc::caller;
-use crate::store::API;
-use crate::{AppState, DOMAIN};
+use crate::store::search::Hit;
+use crate::store::{self, API};
 
 const KINDS: &[(&str, &str)] = &[
     ("lead", "crm.leads.read"),
@@ -27,64 +27,6 @@ const KINDS: &[(&str, &str)] = &[
 /// Results per page when the request says 0, and the most a page holds.
 const DEFAULT_PAGE: i64 = 20;
 const MAX_PAGE: i64 = 100;
-
-/// The candidates of each kind with their per-field scores; `$1` is the query, `$2`
-/// its lower-cased form, `$3` its digits ('' when it has fewer than 4), `$4` the tenant,
-/// `$5` the kinds to search, `$6` whether the caller may read contacts (a deal shows
-/// its contact's email, phone and company only then).
-const CANDIDATES: &str = "
-    SELECT 'lead'::text AS kind, l.id, l.full_name AS display_name, l.email, l.phone,
-           NULL::text AS company,
-           GREATEST(similarity(l.full_name, $1), word_similarity($1, l.full_name)) AS s_name,
-           CASE WHEN l.email_normalized IS NULL THEN 0
-                ELSE GREATEST(similarity(l.email_normalized, $2), word_similarity($2, l.email_normalized)) END AS s_email,
-           CASE WHEN $3 <> '' AND l.phone_e164 LIKE '%' || $3 || '%' THEN 1 ELSE 0 END AS s_phone,
-           0::real AS s_company, 0::real AS s_title
-      FROM crm.leads l
-     WHERE l.tenant_id = $4 AND l.deleted_at IS NULL AND 'lead' = ANY($5)
-       AND (l.full_name % $1 OR $1 <% l.full_name OR l.email_normalized % $2
-            OR $2 <% l.email_normalized OR ($3 <> '' AND l.phone_e164 LIKE '%' || $3 || '%'))
-    UNION ALL
-    SELECT 'contact', c.id, c.full_name, c.email, c.phone, c.company,
-           GREATEST(similarity(c.full_name, $1), word_similarity($1, c.full_name)),
-           CASE WHEN c.email_normalized IS NULL THEN 0
-                ELSE GREATEST(similarity(c.email_normalized, $2), word_similarity($2, c.email_normalized)) END,
-           CASE WHEN $3 <> '' AND c.phone_e164 LIKE '%' || $3 || '%' THEN 1 ELSE 0 END,
-           CASE WHEN c.company IS NULL THEN 0
-                ELSE GREATEST(similarity(c.company, $1), word_similarity($1, c.company)) END,
-           0
-      FROM crm.contacts c
-     WHERE c.tenant_id = $4 AND c.deleted_at IS NULL AND 'contact' = ANY($5)
-       AND (c.full_name % $1 OR $1 <% c.full_name OR c.email_normalized % $2
-            OR $2 <% c.email_normalized OR c.company % $1 OR $1 <% c.company
-            OR ($3 <> '' AND c.phone_e164 LIKE '%' || $3 || '%'))
-    UNION ALL
-    SELECT 'deal', d.id, d.title,
-           CASE WHEN $6 THEN c.email END, CASE WHEN $6 THEN c.phone END,
-           CASE WHEN $6 THEN c.company END,
-           0, 0, 0, 0,
-           GREATEST(similarity(d.title, $1), word_similarity($1, d.title))
-      FROM crm.deals d
-      LEFT JOIN crm.contacts c
-             ON c.tenant_id = d.tenant_id AND c.id = d.contact_id AND c.deleted_at IS NULL
-     WHERE d.tenant_id = $4 AND d.deleted_at IS NULL AND 'deal' = ANY($5)
-       AND (d.title % $1 OR $1 <% d.title)";
-
-#[derive(sqlx::FromRow)]
-struct Hit {
-    kind: String,
-    id: i64,
-    display_name: String,
-    email: Option<String>,
-    phone: Option<String>,
-    company: Option<String>,
-    score: f64,
-    s_name: f64,
-    s_email: f64,
-    s_phone: f64,
-    s_company: f64,
-    s_title: f64,
-}
 
 impl Hit {
     fn into_pb(self) -> pb::SearchResult {
@@ -192,33 +134,19 @@ impl SearchService for SearchApi {
         };
         let (after_score, after_kind, after_id) =
             after.unwrap_or((f64::INFINITY, String::new(), 0));
-        let sql = format!(
-            "SELECT *, GREATEST(s_name, s_email, s_phone, s_company, s_title)::float8 AS score
-               FROM (SELECT kind, id, display_name, email, phone, company,
-                            s_name::float8, s_email::float8, s_phone::float8,
-                            s_company::float8, s_title::float8
-                       FROM ({CANDIDATES}) AS candidates) AS scored
-              WHERE (GREATEST(s_name, s_email, s_phone, s_company, s_title)::float8 < $7
-                     OR (GREATEST(s_name, s_email, s_phone, s_company, s_title)::float8 = $7
-                         AND (kind, id) > ($8, $9)))
-              ORDER BY score DESC, kind, id
-              LIMIT $10"
-        );
         let mut tx = self.state.db.begin(ctx.tenant_id).await?;
-        let mut hits: Vec<Hit> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-            .bind(&query)
-            .bind(query.to_lowercase())
-            .bind(phone_digits(&query))
-            .bind(ctx.tenant_id)
-            .bind(&kinds)
-            .bind(ctx.has("crm.contacts.read"))
-            .bind(after_score)
-            .bind(&after_kind)
-            .bind(after_id)
-            .bind(page_size + 1)
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(|e| db_status(DOMAIN, e))?;
+        let mut hits = store::search::hits(
+            &mut tx,
+            &store::search::Query {
+                text: &query,
+                phone_digits: &phone_digits(&query),
+                kinds: &kinds,
+                contact_details: ctx.has("crm.contacts.read"),
+                after: (after_score, &after_kind, after_id),
+                limit: page_size + 1,
+            },
+        )
+        .await?;
         tx.commit().await?;
         let more = hits.len() as i64 > page_size;
         hits.truncate(usize::try_from(page_size).unwrap_or(0));

@@ -19,6 +19,7 @@ use crate::store::person::{
 };
 use crate::store::pipeline::{default_lead_status, require_deal_stage, require_lead_status};
 use crate::{AppState, DOMAIN};
+use fusion_db::PgConnection;
 
 pub(crate) const TABLE: Table = Table {
     domain: DOMAIN,
@@ -379,4 +380,20 @@ impl Resource for Leads {
             None => Ok(()),
         }
     }
+}
+
+/// Which of the normalised `emails` live leads of the tenant already hold (for an
+/// import's dedupe).
+pub(crate) async fn live_emails(
+    conn: &mut PgConnection,
+    emails: &[String],
+) -> Result<Vec<String>, fusion_db::Error> {
+    sqlx::query_scalar(
+        "SELECT email_normalized FROM crm.leads
+          WHERE email_normalized = ANY($1) AND deleted_at IS NULL",
+    )
+    .bind(emails)
+    .fetch_all(conn)
+    .await
+    .map_err(|e| fusion_db::Error::from_sqlx(DOMAIN, e))
 }

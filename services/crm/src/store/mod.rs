@@ -4,11 +4,13 @@
 
 pub(crate) mod contacts;
 pub(crate) mod deals;
+pub(crate) mod duplicates;
 pub(crate) mod leads;
 pub(crate) mod merge;
 pub(crate) mod notes;
 pub(crate) mod person;
 pub(crate) mod pipeline;
+pub(crate) mod search;
 pub(crate) mod settings;
 pub(crate) mod tasks;
 

@@ -516,3 +516,18 @@ pub(crate) async fn require_deal_stage(
         ),
     ))
 }
+
+/// The tenant's live lead status keys and deal stage keys.
+pub(crate) async fn live_keys(
+    conn: &mut PgConnection,
+) -> Result<(Vec<String>, Vec<String>), fusion_db::Error> {
+    let statuses = sqlx::query_scalar("SELECT key FROM crm.lead_statuses WHERE deleted_at IS NULL")
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(|e| fusion_db::Error::from_sqlx(DOMAIN, e))?;
+    let stages = sqlx::query_scalar("SELECT key FROM crm.deal_stages WHERE deleted_at IS NULL")
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(|e| fusion_db::Error::from_sqlx(DOMAIN, e))?;
+    Ok((statuses, stages))
+}

@@ -31,22 +31,3 @@ async fn every_identity_service_reports_serving() {
     let not_serving = surface::services_not_serving(&app.channel, PACKAGE).await;
     assert!(not_serving.is_empty(), "not SERVING: {not_serving:#?}");
 }
-
-/// SQL belongs to `src/store/`: the gRPC handlers (and the AuthService's) only parse,
-/// call the domain and the store, and convert.
-#[test]
-fn no_grpc_handler_uses_sqlx() {
-    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
-    let mut files = vec![src.join("auth").join("grpc.rs")];
-    for entry in std::fs::read_dir(src.join("grpc")).expect("src/grpc is readable") {
-        files.push(entry.expect("a directory entry").path());
-    }
-    for file in files {
-        let text = std::fs::read_to_string(&file).expect("a source file is readable");
-        assert!(
-            !text.contains("sqlx"),
-            "{} uses sqlx; move the statement to src/store/",
-            file.display()
-        );
-    }
-}

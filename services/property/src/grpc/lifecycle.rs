@@ -15,13 +15,17 @@ use fusion_proto::property::v1 as pb;
 use fusion_service::api::{dec_str, total, ts};
 use fusion_tenancy::TenantContext;
 
-use super::lots::parse_price;
 use crate::api::API;
+use crate::domain::amounts::price as parse_price;
 use crate::domain::lifecycle::{Action, LotStatus, next};
 use crate::stock::{self, StatusChange};
 use crate::store;
 use crate::store::lots::{LotRow, TABLE, project_of, record_price};
 use crate::{AppState, DOMAIN};
+
+/// The live availability feed a watcher reads.
+pub(crate) type Watch =
+    std::pin::Pin<Box<dyn futures::Stream<Item = Result<pb::LotAvailabilityEvent, Status>> + Send>>;
 use fusion_db::resource::Val;
 
 /// How long a hold lasts when the caller does not say.
@@ -232,7 +236,7 @@ pub(crate) async fn watch(
     state: &AppState,
     ctx: &TenantContext,
     project_id: i64,
-) -> Result<super::lots::Watch, Status> {
+) -> Result<Watch, Status> {
     if project_id != 0 {
         API.require_id("project_id", project_id)?;
         let mut tx = state.db.begin(ctx.tenant_id).await?;

@@ -2,10 +2,6 @@
 //! The lifecycle methods, price changes, histories and the live feed are in
 //! [`super::lifecycle`]; both halves follow the locking order of [`crate::stock`].
 
-use std::pin::Pin;
-
-use futures::Stream;
-use rust_decimal::Decimal;
 use tonic::{Request, Response, Status};
 
 use fusion_db::TenantTx;
@@ -13,14 +9,13 @@ use fusion_db::list::{ListParams, ListSpec, ScopeValue};
 use fusion_db::resource::{Table, Val, Values, values_of};
 use fusion_proto::property::v1 as pb;
 use fusion_proto::property::v1::lot_service_server::LotService;
-use fusion_service::api::{
-    date_pb, dec_str, etag, opt_ts, parse_date, parse_decimal, populated, total, ts,
-};
+use fusion_service::api::{date_pb, dec_str, etag, opt_ts, parse_date, populated, total, ts};
 use fusion_service::standard::{self, Call, Change, Kit, Locking, Method, Parent, Resource};
 
 use super::caller;
-use super::lifecycle::{self, Transition};
+use super::lifecycle::{self, Transition, Watch};
 use crate::api::API;
+use crate::domain::amounts::{non_negative, price as parse_price};
 use crate::domain::lifecycle::{Action, LotStatus};
 use crate::domain::validate;
 use crate::stock::{self, StatusChange};
@@ -99,25 +94,11 @@ impl LotRow {
     }
 }
 
-fn non_negative(raw: &str, integer_digits: u32, scale: u32) -> Result<Option<Decimal>, String> {
-    parse_decimal(
-        raw,
-        integer_digits,
-        scale,
-        Some((Decimal::ZERO, Decimal::MAX)),
-    )
-}
-
 fn count(field: &str, n: Option<i32>) -> Result<Option<i32>, String> {
     match n {
         Some(n) if !(0..=1000).contains(&n) => Err(format!("{field} must be between 0 and 1000")),
         n => Ok(n),
     }
-}
-
-/// Parses a lot price (the one rule SetLotPrice shares with Create and Update).
-pub(crate) fn parse_price(raw: &str) -> Result<Option<Decimal>, String> {
-    non_negative(raw, 10, 2)
 }
 
 /// The column values of the fields in `fields` (other than `feature_ids`), validated.
@@ -363,9 +344,6 @@ impl Resource for Lots {
         stock::refresh_figures(tx, row.project_id).await
     }
 }
-
-pub(crate) type Watch =
-    Pin<Box<dyn Stream<Item = Result<pb::LotAvailabilityEvent, Status>> + Send>>;
 
 #[tonic::async_trait]
 impl LotService for LotApi {

@@ -31,18 +31,3 @@ async fn every_property_service_reports_serving() {
     let not_serving = surface::services_not_serving(&app.channel, PACKAGE).await;
     assert!(not_serving.is_empty(), "not SERVING: {not_serving:#?}");
 }
-
-#[test]
-fn no_grpc_module_writes_sql() {
-    // Handlers parse, call the domain and the store, and convert; SQL lives in `store/`.
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/grpc");
-    for entry in std::fs::read_dir(&dir).expect("src/grpc is readable") {
-        let path = entry.expect("a directory entry").path();
-        let text = std::fs::read_to_string(&path).expect("a source file");
-        assert!(
-            !text.contains("sqlx"),
-            "{} uses sqlx; its SQL belongs in store/",
-            path.display()
-        );
-    }
-}
