@@ -228,3 +228,190 @@ impl From<IdentityError> for Status {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+    use std::time::Duration;
+
+    use fusion_db::error::Kind;
+    use tonic::Status;
+    use tonic_types::StatusExt;
+
+    use super::{IdentityError, REASONS};
+    use crate::DOMAIN;
+
+    /// Fails to compile when a variant is added without a sample in [`one_of_each`].
+    fn sampled(err: &IdentityError) {
+        match err {
+            IdentityError::Invalid(_)
+            | IdentityError::NotFound { .. }
+            | IdentityError::PermissionDenied { .. }
+            | IdentityError::SelfAction { .. }
+            | IdentityError::OwnTenant
+            | IdentityError::PlatformTenant
+            | IdentityError::BuiltInRole { .. }
+            | IdentityError::LastAdmin
+            | IdentityError::InvalidCredentials
+            | IdentityError::RefreshTokenInvalid
+            | IdentityError::RefreshTokenReused
+            | IdentityError::LoginThrottled { .. }
+            | IdentityError::Internal { .. }
+            | IdentityError::Db(_) => {}
+        }
+    }
+
+    fn db(kind: Kind) -> IdentityError {
+        fusion_db::Error::new(DOMAIN, kind).into()
+    }
+
+    /// One error of each variant, and one of each database reason identity's RPCs give.
+    fn one_of_each() -> Vec<IdentityError> {
+        let message = || "m".to_owned();
+        vec![
+            IdentityError::invalid("name", "must not be empty"),
+            IdentityError::NotFound {
+                what: "user",
+                id: 7,
+            },
+            IdentityError::PermissionDenied {
+                permission: "platform.tenants.write",
+            },
+            IdentityError::SelfAction { action: "delete" },
+            IdentityError::OwnTenant,
+            IdentityError::PlatformTenant,
+            IdentityError::BuiltInRole {
+                refusal: "built-in roles cannot be deleted",
+            },
+            IdentityError::LastAdmin,
+            IdentityError::InvalidCredentials,
+            IdentityError::RefreshTokenInvalid,
+            IdentityError::RefreshTokenReused,
+            IdentityError::LoginThrottled {
+                retry_after: Duration::from_secs(30),
+            },
+            IdentityError::internal("hashing a password failed", "out of memory"),
+            db(Kind::InvalidBecause(
+                fusion_db::idempotency::REUSED_REASON,
+                Vec::new(),
+            )),
+            db(Kind::AlreadyExists {
+                reason: "ALREADY_EXISTS",
+                message: message(),
+            }),
+            db(Kind::AlreadyExists {
+                reason: "NOT_DELETED",
+                message: message(),
+            }),
+            db(Kind::Aborted {
+                reason: "ETAG_MISMATCH",
+                message: message(),
+            }),
+            db(Kind::Aborted {
+                reason: "CONCURRENT_UPDATE",
+                message: message(),
+            }),
+            db(Kind::Unavailable("database unavailable", None)),
+        ]
+    }
+
+    /// The UPPER_SNAKE_CASE words of every `// Reasons:` line of identity's protos, and
+    /// the RPCs whose comment has no such line.
+    fn documented() -> (BTreeSet<String>, Vec<String>) {
+        let dir = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../proto/fusion/identity/v1"
+        );
+        let mut reasons = BTreeSet::new();
+        let mut undocumented = Vec::new();
+        for entry in std::fs::read_dir(dir).expect("identity's proto directory") {
+            let path = entry.expect("a directory entry").path();
+            if path.extension().is_none_or(|e| e != "proto") {
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).expect("a readable proto file");
+            let mut listed_above = false;
+            for line in text.lines().map(str::trim) {
+                if let Some(list) = line.strip_prefix("// Reasons") {
+                    listed_above = true;
+                    let list = list.split_once(':').map_or("", |(_, l)| l);
+                    reasons.extend(
+                        list.split(|c: char| !(c.is_ascii_uppercase() || c == '_'))
+                            .filter(|w| w.len() > 1)
+                            .map(str::to_owned),
+                    );
+                } else if let Some(rpc) = line.strip_prefix("rpc ") {
+                    if !listed_above {
+                        undocumented.push(rpc.split('(').next().unwrap_or(rpc).to_owned());
+                    }
+                    listed_above = false;
+                } else if !line.starts_with("//") {
+                    listed_above = false;
+                }
+            }
+        }
+        (reasons, undocumented)
+    }
+
+    #[test]
+    fn every_reason_is_listed_in_the_protos_and_every_listed_reason_is_in_the_catalogue() {
+        let (documented, undocumented) = documented();
+        assert!(
+            undocumented.is_empty(),
+            "RPCs without a `// Reasons:` line: {undocumented:?}"
+        );
+        let catalogue: BTreeSet<String> = REASONS.iter().map(|r| (*r).to_owned()).collect();
+        assert_eq!(
+            catalogue.len(),
+            REASONS.len(),
+            "REASONS lists a reason twice"
+        );
+        let missing: Vec<_> = catalogue.difference(&documented).collect();
+        assert!(
+            missing.is_empty(),
+            "reasons no proto comment lists: {missing:?}"
+        );
+        let unknown: Vec<_> = documented.difference(&catalogue).collect();
+        assert!(
+            unknown.is_empty(),
+            "proto comments list unknown reasons: {unknown:?}"
+        );
+    }
+
+    #[test]
+    fn reasons_lists_what_the_variants_give_and_each_status_carries_its_reason() {
+        let mut given = BTreeSet::new();
+        for err in one_of_each() {
+            sampled(&err);
+            let reason = err.reason();
+            given.insert(reason);
+            let status = Status::from(err);
+            let info = status
+                .get_details_error_info()
+                .expect("every status carries ErrorInfo");
+            assert_eq!(info.reason, reason, "{status:?}");
+        }
+        assert_eq!(given, REASONS.iter().copied().collect::<BTreeSet<_>>());
+    }
+
+    #[test]
+    fn internal_causes_stay_in_the_log() {
+        let status = Status::from(IdentityError::internal(
+            "hashing a password failed",
+            "the secret cause",
+        ));
+        assert_eq!(status.code(), tonic::Code::Internal);
+        assert_eq!(status.message(), "internal error");
+    }
+
+    #[test]
+    fn the_domain_is_identitys() {
+        let status = Status::from(IdentityError::LastAdmin);
+        assert_eq!(status.code(), tonic::Code::FailedPrecondition);
+        assert_eq!(status.get_details_error_info().unwrap().domain, DOMAIN);
+        assert_eq!(
+            status.message(),
+            "the tenant's last active admin keeps the admin role"
+        );
+    }
+}
