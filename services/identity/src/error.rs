@@ -405,6 +405,15 @@ mod tests {
     }
 
     #[test]
+    fn the_binaries_can_report_it_through_anyhow() {
+        let err = anyhow::Error::from(IdentityError::RefreshTokenReused);
+        assert_eq!(
+            err.to_string(),
+            "refresh token was already used; sign in again"
+        );
+    }
+
+    #[test]
     fn the_domain_is_identitys() {
         let status = Status::from(IdentityError::LastAdmin);
         assert_eq!(status.code(), tonic::Code::FailedPrecondition);

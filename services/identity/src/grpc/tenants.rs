@@ -352,7 +352,7 @@ impl TenantService for TenantApi {
         let api = &self.state.kit.api;
         api.require_id("id", id)?;
         if id != ctx.tenant_id && !ctx.has("platform.tenants.read") {
-            return Err(api.not_found("tenant", id));
+            return Err(IdentityError::NotFound { what: "tenant", id }.into());
         }
         let tenant = standard::get::<Tenants>(&self.state, &ctx, id);
         Ok(Response::new(tenant.await?))
