@@ -4,25 +4,23 @@
 //! the `platform` tenant, whose `platform_admin` role holds the platform permissions.
 //! `fusion-identity bootstrap-platform` (and the local stack) call [`ensure_platform`].
 
-use tonic::Status;
+use fusion_db::Db;
 
-use fusion_db::{Db, db_status};
-use fusion_proto::errors;
-
-use crate::DOMAIN;
 use crate::auth::password::hash_password;
 use crate::domain::permissions::{
     BuiltInRole, PLATFORM_ADMIN_ROLE, PLATFORM_PERMISSIONS, PLATFORM_TENANT_SLUG,
     tenant_permissions,
 };
+use crate::error::IdentityError;
 use crate::store::tenants::{NewAdmin, NewTenant, create_with_admin, lock_seeding_and_find};
 
 /// The first admin of a tenant being created, with `password` hashed.
-pub(crate) fn first_admin(name: String, email: &str, password: &str) -> Result<NewAdmin, Status> {
-    let password_hash = hash_password(password).map_err(|e| {
-        tracing::error!(error = %e, "hashing a password failed");
-        errors::internal(DOMAIN)
-    })?;
+pub(crate) fn first_admin(
+    name: String,
+    email: &str,
+    password: &str,
+) -> Result<NewAdmin, IdentityError> {
+    let password_hash = hash_password(password)?;
     Ok(NewAdmin {
         name,
         email: email.to_owned(),
@@ -32,7 +30,7 @@ pub(crate) fn first_admin(name: String, email: &str, password: &str) -> Result<N
 
 /// The platform tenant's id, creating it with `email`/`password` as its operator if
 /// it does not exist yet. An existing platform tenant is left as it is.
-pub async fn ensure_platform(db: &Db, email: &str, password: &str) -> Result<i64, Status> {
+pub async fn ensure_platform(db: &Db, email: &str, password: &str) -> Result<i64, IdentityError> {
     let mut tx = db.begin_unscoped().await?;
     if let Some(id) = lock_seeding_and_find(&mut tx, PLATFORM_TENANT_SLUG).await? {
         return Ok(id);
@@ -62,7 +60,7 @@ pub async fn ensure_platform(db: &Db, email: &str, password: &str) -> Result<i64
         &[platform_role],
     )
     .await?;
-    tx.commit().await.map_err(|e| db_status(DOMAIN, e))?;
+    tx.commit().await?;
     tracing::info!(tenant.id = id, "platform tenant created");
     Ok(id)
 }
@@ -75,7 +73,7 @@ pub async fn ensure_tenant(
     name: &str,
     admin_email: &str,
     admin_password: &str,
-) -> Result<i64, Status> {
+) -> Result<i64, IdentityError> {
     let mut tx = db.begin_unscoped().await?;
     if let Some(id) = lock_seeding_and_find(&mut tx, slug).await? {
         return Ok(id);
@@ -95,6 +93,6 @@ pub async fn ensure_tenant(
         &[],
     )
     .await?;
-    tx.commit().await.map_err(|e| db_status(DOMAIN, e))?;
+    tx.commit().await?;
     Ok(id)
 }

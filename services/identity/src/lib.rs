@@ -11,6 +11,7 @@ pub mod auth;
 pub mod bootstrap;
 pub mod config;
 pub mod domain;
+pub mod error;
 pub mod grpc;
 mod state;
 mod store;
@@ -26,6 +27,7 @@ use fusion_db::Db;
 use fusion_service::{Background, Host, Serving};
 
 pub use config::IdentityConfig;
+pub use error::IdentityError;
 pub use state::AppState;
 
 /// The identity schema's migrations, applied by `fusion-identity migrate` (the
@@ -57,8 +59,8 @@ fn spawn_throttle_cleanup(
         loop {
             tokio::select! {
                 _ = ticker.tick() => {
-                    if let Err(status) = auth::throttle::purge_stale(&db, window).await {
-                        tracing::warn!(error = %status.message(), "cleaning login-throttle counters failed");
+                    if let Err(e) = auth::throttle::purge_stale(&db, window).await {
+                        tracing::warn!(error = %e, "cleaning login-throttle counters failed");
                     }
                 }
                 _ = stopped.changed() => break,

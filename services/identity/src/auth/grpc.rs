@@ -2,14 +2,15 @@
 
 use tonic::{Request, Response, Status};
 
-use fusion_proto::errors::{self, FieldViolation};
+use fusion_proto::errors::FieldViolation;
 use fusion_proto::identity::v1 as pb;
 use fusion_proto::identity::v1::auth_service_server::AuthService;
 
+use crate::AppState;
 use crate::auth::{password, throttle, tokens};
 use crate::domain::validate::NAME_MAX;
+use crate::error::IdentityError;
 use crate::store::logins;
-use crate::{AppState, DOMAIN};
 
 /// The AuthService implementation.
 #[derive(Clone, Debug)]
@@ -22,10 +23,6 @@ impl AuthApi {
     pub fn new(state: AppState) -> Self {
         Self { state }
     }
-}
-
-fn invalid_credentials() -> Status {
-    errors::unauthenticated("INVALID_CREDENTIALS", "invalid email or password")
 }
 
 /// Longest source kept: any IP address fits; a longer header value is not an address
@@ -79,7 +76,7 @@ impl AuthService for AuthApi {
             ));
         }
         if !violations.is_empty() {
-            return Err(errors::invalid_argument(DOMAIN, violations));
+            return Err(IdentityError::Invalid(violations).into());
         }
         let db = &self.state.db;
         let cfg = &self.state.config.throttle;
@@ -99,7 +96,7 @@ impl AuthService for AuthApi {
         let Some(login) = found.filter(|_| verified) else {
             throttle::record_failure(db, cfg, &account, cfg.max_failures_per_account).await?;
             throttle::record_failure(db, cfg, &source_key, cfg.max_failures_per_source).await?;
-            return Err(invalid_credentials());
+            return Err(IdentityError::InvalidCredentials.into());
         };
         throttle::reset(db, &account).await?;
         let (tenant_id, user_id) = (login.tenant_id, login.user_id);
@@ -132,11 +129,7 @@ impl AuthService for AuthApi {
         let source = source_of(&req);
         let token = req.into_inner().refresh_token;
         if token.is_empty() {
-            return Err(errors::invalid_field(
-                DOMAIN,
-                "refresh_token",
-                "must not be empty",
-            ));
+            return Err(IdentityError::invalid("refresh_token", "must not be empty").into());
         }
         let (tenant_id, user_id, issued) =
             tokens::refresh(&self.state, &token, Some(&source)).await?;
@@ -156,11 +149,7 @@ impl AuthService for AuthApi {
     ) -> Result<Response<pb::LogoutResponse>, Status> {
         let token = req.into_inner().refresh_token;
         if token.is_empty() {
-            return Err(errors::invalid_field(
-                DOMAIN,
-                "refresh_token",
-                "must not be empty",
-            ));
+            return Err(IdentityError::invalid("refresh_token", "must not be empty").into());
         }
         tokens::logout(&self.state, &token).await?;
         Ok(Response::new(pb::LogoutResponse {}))
@@ -196,10 +185,12 @@ impl AuthService for AuthApi {
         _req: Request<pb::RotateSigningKeyRequest>,
     ) -> Result<Response<pb::RotateSigningKeyResponse>, Status> {
         let keep = self.state.config.access_token_ttl + self.state.config.service.jwt.leeway;
-        let kid = self.state.keys.rotate(keep).await.map_err(|e| {
-            tracing::error!(error = %format!("{e:#}"), "rotating the signing key failed");
-            errors::internal(DOMAIN)
-        })?;
+        let kid = self
+            .state
+            .keys
+            .rotate(keep)
+            .await
+            .map_err(|e| IdentityError::internal("rotating the signing key failed", e))?;
         tracing::info!(kid = %kid, "signing key rotated");
         Ok(Response::new(pb::RotateSigningKeyResponse { kid }))
     }

@@ -8,6 +8,8 @@ use argon2::password_hash::{
 use argon2::{Algorithm, Argon2, Params, Version};
 use std::sync::LazyLock;
 
+use crate::error::IdentityError;
+
 fn argon2() -> Argon2<'static> {
     let params = Params::new(19 * 1024, 2, 1, None).expect("static argon2 parameters are valid");
     Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
@@ -18,12 +20,14 @@ fn argon2() -> Argon2<'static> {
 static DUMMY_HASH: LazyLock<String> =
     LazyLock::new(|| hash_password("not-a-real-password").expect("hashing a constant succeeds"));
 
-/// Hashes `password` as a PHC string (`$argon2id$v=19$m=19456,t=2,p=1$...`).
-pub fn hash_password(password: &str) -> Result<String, argon2::password_hash::Error> {
+/// Hashes `password` as a PHC string (`$argon2id$v=19$m=19456,t=2,p=1$...`). A failure
+/// is identity's fault, never the caller's.
+pub fn hash_password(password: &str) -> Result<String, IdentityError> {
     let salt = SaltString::generate(&mut OsRng);
-    Ok(argon2()
-        .hash_password(password.as_bytes(), &salt)?
-        .to_string())
+    argon2()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|hash| hash.to_string())
+        .map_err(|e| IdentityError::internal("hashing a password failed", e.to_string()))
 }
 
 /// Checks `password` against a stored PHC hash; a malformed hash never verifies.

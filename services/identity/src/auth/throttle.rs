@@ -9,13 +9,11 @@
 use std::time::Duration;
 
 use sqlx::Row;
-use tonic::Status;
 
-use fusion_db::{Db, db_status};
-use fusion_proto::errors;
+use fusion_db::Db;
 
-use crate::DOMAIN;
 use crate::config::ThrottleConfig;
+use crate::error::IdentityError;
 
 /// The throttle key of an account (by submitted email).
 pub fn account_key(email: &str) -> String {
@@ -28,21 +26,18 @@ pub fn source_key(source: &str) -> String {
 }
 
 /// RESOURCE_EXHAUSTED with the longest remaining lock if any key is locked.
-pub async fn check(db: &Db, keys: &[String]) -> Result<(), Status> {
+pub async fn check(db: &Db, keys: &[String]) -> Result<(), IdentityError> {
     let remaining: Option<f64> = sqlx::query_scalar(
         "SELECT max(extract(epoch FROM locked_until - now()))::float8
          FROM identity.login_throttle WHERE key = ANY($1) AND locked_until > now()",
     )
     .bind(keys)
     .fetch_one(db.pool())
-    .await
-    .map_err(|e| db_status(DOMAIN, e))?;
+    .await?;
     match remaining {
-        Some(secs) if secs > 0.0 => Err(errors::resource_exhausted_with(
-            DOMAIN,
-            "LOGIN_THROTTLED",
-            Duration::from_secs_f64(secs.ceil()),
-        )),
+        Some(secs) if secs > 0.0 => Err(IdentityError::LoginThrottled {
+            retry_after: Duration::from_secs_f64(secs.ceil()),
+        }),
         _ => Ok(()),
     }
 }
@@ -53,7 +48,7 @@ pub async fn record_failure(
     cfg: &ThrottleConfig,
     key: &str,
     max: i32,
-) -> Result<(), Status> {
+) -> Result<(), IdentityError> {
     let window = chrono::Duration::from_std(cfg.window).unwrap_or(chrono::Duration::minutes(15));
     let row = sqlx::query(
         "INSERT INTO identity.login_throttle AS t (key, failures, window_start) VALUES ($1, 1, now())
@@ -66,8 +61,7 @@ pub async fn record_failure(
     .bind(key)
     .bind(window)
     .fetch_one(db.pool())
-    .await
-    .map_err(|e| db_status(DOMAIN, e))?;
+    .await?;
     let failures: i32 = row.get("failures");
     if max > 0 && failures >= max {
         let lock = lockout_for(failures, max, cfg.lockout);
@@ -75,8 +69,7 @@ pub async fn record_failure(
             .bind(key)
             .bind(chrono::Duration::from_std(lock).unwrap_or(chrono::Duration::days(1)))
             .execute(db.pool())
-            .await
-            .map_err(|e| db_status(DOMAIN, e))?;
+            .await?;
         tracing::warn!(throttle.key = %key, failures, lock_seconds = lock.as_secs(), "login locked");
     }
     Ok(())
@@ -96,18 +89,17 @@ fn lockout_for(failures: i32, max: i32, base: Duration) -> Duration {
 }
 
 /// Clears an account's failures after a successful login.
-pub async fn reset(db: &Db, key: &str) -> Result<(), Status> {
+pub async fn reset(db: &Db, key: &str) -> Result<(), IdentityError> {
     sqlx::query("DELETE FROM identity.login_throttle WHERE key = $1")
         .bind(key)
         .execute(db.pool())
-        .await
-        .map_err(|e| db_status(DOMAIN, e))?;
+        .await?;
     Ok(())
 }
 
 /// Deletes counters that no longer matter: their window has passed and no lock is
 /// pending. Failed logins for made-up emails would otherwise grow the table forever.
-pub async fn purge_stale(db: &Db, window: Duration) -> Result<u64, Status> {
+pub async fn purge_stale(db: &Db, window: Duration) -> Result<u64, IdentityError> {
     let window = chrono::Duration::from_std(window).unwrap_or(chrono::Duration::minutes(15));
     let done = sqlx::query(
         "DELETE FROM identity.login_throttle
@@ -115,8 +107,7 @@ pub async fn purge_stale(db: &Db, window: Duration) -> Result<u64, Status> {
     )
     .bind(window)
     .execute(db.pool())
-    .await
-    .map_err(|e| db_status(DOMAIN, e))?;
+    .await?;
     Ok(done.rows_affected())
 }
 

@@ -13,13 +13,11 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use rand::RngCore as _;
 use sha2::{Digest, Sha256};
 use sqlx::{PgConnection, Row};
-use tonic::Status;
 
-use fusion_db::db_status;
-use fusion_proto::errors;
 use fusion_tenancy::Claims;
 
-use crate::{AppState, DOMAIN};
+use crate::AppState;
+use crate::error::IdentityError;
 
 /// A freshly issued pair.
 #[derive(Debug, Clone)]
@@ -36,7 +34,7 @@ pub struct IssuedTokens {
 pub async fn roles_and_permissions(
     conn: &mut PgConnection,
     user_id: i64,
-) -> Result<(Vec<String>, Vec<String>), Status> {
+) -> Result<(Vec<String>, Vec<String>), IdentityError> {
     let rows = sqlx::query(
         "SELECT r.name, r.permissions
          FROM identity.role_user ru JOIN identity.roles r ON r.tenant_id = ru.tenant_id AND r.id = ru.role_id
@@ -45,8 +43,7 @@ pub async fn roles_and_permissions(
     )
     .bind(user_id)
     .fetch_all(&mut *conn)
-    .await
-    .map_err(|e| db_status(DOMAIN, e))?;
+    .await?;
     let mut roles = Vec::new();
     let mut perms: Vec<String> = Vec::new();
     for row in rows {
@@ -86,7 +83,7 @@ pub async fn issue(
     user_id: i64,
     family: Option<(uuid::Uuid, i64)>,
     source: Option<&str>,
-) -> Result<IssuedTokens, Status> {
+) -> Result<IssuedTokens, IdentityError> {
     let (roles, perms) = roles_and_permissions(conn, user_id).await?;
     let ttl = state.config.access_token_ttl;
     let claims = Claims::new(
@@ -116,8 +113,7 @@ pub async fn issue(
     .bind(chrono::Duration::from_std(state.config.refresh_token_ttl).unwrap_or(chrono::Duration::days(30)))
     .bind(source.map(|s| s.chars().take(255).collect::<String>()))
     .execute(&mut *conn)
-    .await
-    .map_err(|e| db_status(DOMAIN, e))?;
+    .await?;
     Ok(IssuedTokens {
         access_token,
         refresh_token,
@@ -129,20 +125,13 @@ fn clamp_secs(d: Duration) -> i32 {
     i32::try_from(d.as_secs()).unwrap_or(i32::MAX)
 }
 
-fn invalid_refresh() -> Status {
-    errors::unauthenticated(
-        "REFRESH_TOKEN_INVALID",
-        "refresh token is invalid, expired or revoked",
-    )
-}
-
 /// Rotates a refresh token. A used token revokes its family (and fails).
 pub async fn refresh(
     state: &AppState,
     token: &str,
     source: Option<&str>,
-) -> Result<(i64, i64, IssuedTokens), Status> {
-    let tenant_id = refresh_token_tenant(token).ok_or_else(invalid_refresh)?;
+) -> Result<(i64, i64, IssuedTokens), IdentityError> {
+    let tenant_id = refresh_token_tenant(token).ok_or(IdentityError::RefreshTokenInvalid)?;
     let mut tx = state.db.begin(tenant_id).await?;
     let row = sqlx::query(
         "SELECT id, user_id, family_id, used_at IS NOT NULL AS used,
@@ -151,13 +140,12 @@ pub async fn refresh(
     )
     .bind(hash(token))
     .fetch_optional(&mut *tx)
-    .await
-    .map_err(|e| db_status(DOMAIN, e))?
-    .ok_or_else(invalid_refresh)?;
+    .await?
+    .ok_or(IdentityError::RefreshTokenInvalid)?;
     let (id, user_id, family_id): (i64, i64, uuid::Uuid) =
         (row.get("id"), row.get("user_id"), row.get("family_id"));
     if row.get::<bool, _>("dead") {
-        return Err(invalid_refresh());
+        return Err(IdentityError::RefreshTokenInvalid);
     }
     if row.get::<bool, _>("used") {
         revoke_family(&mut tx, family_id, "reuse").await?;
@@ -167,10 +155,7 @@ pub async fn refresh(
             user.id = user_id,
             "refresh token reused; family revoked"
         );
-        return Err(errors::unauthenticated(
-            "REFRESH_TOKEN_REUSED",
-            "refresh token was already used; sign in again",
-        ));
+        return Err(IdentityError::RefreshTokenReused);
     }
     // Tenant deletion revokes its tokens too; checking here as well means a session
     // never outlives its tenant, whatever path deleted it.
@@ -181,20 +166,18 @@ pub async fn refresh(
     )
     .bind(user_id)
     .fetch_optional(&mut *tx)
-    .await
-    .map_err(|e| db_status(DOMAIN, e))?;
+    .await?;
     if active != Some(true) {
         revoke_family(&mut tx, family_id, "user_inactive").await?;
         tx.commit().await?;
-        return Err(invalid_refresh());
+        return Err(IdentityError::RefreshTokenInvalid);
     }
     sqlx::query(
         "UPDATE identity.refresh_tokens SET used_at = now(), updated_at = now() WHERE id = $1",
     )
     .bind(id)
     .execute(&mut *tx)
-    .await
-    .map_err(|e| db_status(DOMAIN, e))?;
+    .await?;
     let issued = issue(
         state,
         &mut tx,
@@ -210,7 +193,7 @@ pub async fn refresh(
 
 /// Revokes the family of `token`; unknown or malformed tokens are ignored (logout is
 /// idempotent and reveals nothing).
-pub async fn logout(state: &AppState, token: &str) -> Result<(), Status> {
+pub async fn logout(state: &AppState, token: &str) -> Result<(), IdentityError> {
     let Some(tenant_id) = refresh_token_tenant(token) else {
         return Ok(());
     };
@@ -219,19 +202,18 @@ pub async fn logout(state: &AppState, token: &str) -> Result<(), Status> {
         sqlx::query_scalar("SELECT family_id FROM identity.refresh_tokens WHERE token_hash = $1")
             .bind(hash(token))
             .fetch_optional(&mut *tx)
-            .await
-            .map_err(|e| db_status(DOMAIN, e))?;
+            .await?;
     if let Some(family) = family {
         revoke_family(&mut tx, family, "logout").await?;
     }
-    tx.commit().await.map_err(Into::into)
+    Ok(tx.commit().await?)
 }
 
 async fn revoke_family(
     conn: &mut PgConnection,
     family_id: uuid::Uuid,
     reason: &str,
-) -> Result<(), Status> {
+) -> Result<(), IdentityError> {
     sqlx::query(
         "UPDATE identity.refresh_tokens SET revoked_at = now(), revoked_reason = $2, updated_at = now()
          WHERE family_id = $1 AND revoked_at IS NULL",
@@ -239,8 +221,7 @@ async fn revoke_family(
     .bind(family_id)
     .bind(reason)
     .execute(conn)
-    .await
-    .map_err(|e| db_status(DOMAIN, e))?;
+    .await?;
     Ok(())
 }
 
@@ -249,7 +230,7 @@ pub async fn revoke_user_refresh_tokens(
     conn: &mut PgConnection,
     user_id: i64,
     reason: &str,
-) -> Result<u64, Status> {
+) -> Result<u64, IdentityError> {
     let result = sqlx::query(
         "UPDATE identity.refresh_tokens SET revoked_at = now(), revoked_reason = $2, updated_at = now()
          WHERE user_id = $1 AND revoked_at IS NULL",
@@ -257,8 +238,7 @@ pub async fn revoke_user_refresh_tokens(
     .bind(user_id)
     .bind(reason)
     .execute(conn)
-    .await
-    .map_err(|e| db_status(DOMAIN, e))?;
+    .await?;
     Ok(result.rows_affected())
 }
 

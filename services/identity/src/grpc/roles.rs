@@ -6,16 +6,16 @@ use fusion_db::TenantTx;
 use fusion_db::list::{ListParams, ListSpec};
 use fusion_db::resource::Read;
 use fusion_db::resource::{Table, Val, Values, values_of};
-use fusion_proto::errors;
 use fusion_proto::identity::v1 as pb;
 use fusion_proto::identity::v1::role_service_server::RoleService;
-use fusion_service::api::{Api, etag, opt_ts, populated, total, ts};
+use fusion_service::api::{etag, opt_ts, populated, total, ts};
 use fusion_service::standard::{self, Call, Kit, Method, Resource};
 use fusion_tenancy::TenantContext;
 
 use super::opt_text;
 use crate::domain::permissions::{PLATFORM_ADMIN_ROLE, is_tenant_permission, tenant_permissions};
 use crate::domain::validate;
+use crate::error::IdentityError;
 use crate::store;
 use crate::store::roles::{LIST, RoleRow, TABLE};
 use crate::{AppState, DOMAIN};
@@ -41,8 +41,8 @@ fn permissions(requested: &[String]) -> Result<Vec<String>, String> {
     Ok(perms)
 }
 
-fn built_in_role(message: &str) -> Status {
-    errors::failed_precondition(DOMAIN, "BUILT_IN_ROLE", message)
+fn built_in_role(refusal: &'static str) -> Status {
+    IdentityError::BuiltInRole { refusal }.into()
 }
 
 /// Roles on the standard methods: built-in roles keep their names and cannot be
@@ -145,11 +145,14 @@ impl Resource for Roles {
 }
 
 /// NOT_FOUND unless user `user_id` is live in the transaction's tenant.
-async fn live_user(api: &Api, tx: &mut TenantTx, user_id: i64) -> Result<(), Status> {
+async fn live_user(tx: &mut TenantTx, user_id: i64) -> Result<(), IdentityError> {
     if store::users::is_live(tx, user_id).await? {
         Ok(())
     } else {
-        Err(api.not_found("user", user_id))
+        Err(IdentityError::NotFound {
+            what: "user",
+            id: user_id,
+        })
     }
 }
 
@@ -253,13 +256,11 @@ impl RoleService for RoleApi {
         let mut tx = self.state.db.begin(ctx.tenant_id).await?;
         let role: RoleRow = TABLE.fetch(&mut tx, body.role_id, Read::live()).await?;
         if role.name == PLATFORM_ADMIN_ROLE {
-            return Err(errors::failed_precondition(
-                DOMAIN,
-                "BUILT_IN_ROLE",
+            return Err(built_in_role(
                 "the platform role is assigned by bootstrap only",
             ));
         }
-        live_user(api, &mut tx, body.user_id).await?;
+        live_user(&mut tx, body.user_id).await?;
         store::roles::assign(&mut tx, ctx.tenant_id, body.role_id, body.user_id).await?;
         let roles = store::roles::held_by(&mut tx, body.user_id).await?;
         tx.commit().await?;
@@ -277,15 +278,11 @@ impl RoleService for RoleApi {
         api.require_id("user_id", body.user_id)?;
         let mut tx = self.state.db.begin(ctx.tenant_id).await?;
         let role: RoleRow = TABLE.fetch(&mut tx, body.role_id, Read::live()).await?;
-        live_user(api, &mut tx, body.user_id).await?;
+        live_user(&mut tx, body.user_id).await?;
         store::roles::unassign(&mut tx, body.role_id, body.user_id).await?;
         // A tenant must keep someone who can administer it.
         if role.name == "admin" && store::roles::active_holders(&mut tx, body.role_id).await? == 0 {
-            return Err(errors::failed_precondition(
-                DOMAIN,
-                "LAST_ADMIN",
-                "the tenant's last active admin keeps the admin role",
-            ));
+            return Err(IdentityError::LastAdmin.into());
         }
         let roles = store::roles::held_by(&mut tx, body.user_id).await?;
         tx.commit().await?;

@@ -13,7 +13,7 @@ use fusion_db::TenantTx;
 use fusion_db::list::{ListParams, ListSpec};
 use fusion_db::resource::Read;
 use fusion_db::resource::{Table, Val, Values, values_of};
-use fusion_proto::errors::{self, FieldViolation};
+use fusion_proto::errors::FieldViolation;
 use fusion_proto::identity::v1 as pb;
 use fusion_proto::identity::v1::tenant_service_server::TenantService;
 use fusion_service::api::{
@@ -25,6 +25,7 @@ use fusion_tenancy::TenantContext;
 use crate::bootstrap::first_admin;
 use crate::domain::permissions::PLATFORM_TENANT_SLUG;
 use crate::domain::validate;
+use crate::error::IdentityError;
 use crate::store;
 use crate::store::tenants::{LIST, NewTenant, TABLE, TenantRow};
 use crate::{AppState, DOMAIN};
@@ -183,10 +184,17 @@ impl Resource for Tenants {
     ) -> Result<(), Status> {
         if !call.caller.has("platform.tenants.write") {
             if current.id != call.caller.tenant_id {
-                return Err(call.state.kit.api.not_found("tenant", current.id));
+                return Err(IdentityError::NotFound {
+                    what: "tenant",
+                    id: current.id,
+                }
+                .into());
             }
             if values.iter().any(|(column, _)| BILLING.contains(column)) {
-                return Err(errors::permission_denied("platform.tenants.write"));
+                return Err(IdentityError::PermissionDenied {
+                    permission: "platform.tenants.write",
+                }
+                .into());
             }
         }
         let replanning = values.iter().any(|(column, _)| *column == "plan_id");
@@ -203,18 +211,10 @@ impl Resource for Tenants {
         current: &TenantRow,
     ) -> Result<(), Status> {
         if current.id == call.caller.tenant_id {
-            return Err(errors::failed_precondition(
-                DOMAIN,
-                "OWN_TENANT",
-                "a tenant cannot delete itself",
-            ));
+            return Err(IdentityError::OwnTenant.into());
         }
         if current.slug == PLATFORM_TENANT_SLUG {
-            return Err(errors::failed_precondition(
-                DOMAIN,
-                "PLATFORM_TENANT",
-                "the platform tenant cannot be deleted",
-            ));
+            return Err(IdentityError::PlatformTenant.into());
         }
         Ok(())
     }
@@ -236,15 +236,11 @@ impl Resource for Tenants {
 }
 
 /// INVALID_ARGUMENT unless plan `plan_id` is live.
-async fn check_plan(tx: &mut TenantTx, plan_id: i64) -> Result<(), Status> {
+async fn check_plan(tx: &mut TenantTx, plan_id: i64) -> Result<(), IdentityError> {
     if store::tenants::plan_is_live(tx, plan_id).await? {
         Ok(())
     } else {
-        Err(errors::invalid_field(
-            DOMAIN,
-            "tenant.plan_id",
-            "no such plan",
-        ))
+        Err(IdentityError::invalid("tenant.plan_id", "no such plan"))
     }
 }
 
@@ -356,7 +352,7 @@ impl TenantService for TenantApi {
         let api = &self.state.kit.api;
         api.require_id("id", id)?;
         if id != ctx.tenant_id && !ctx.has("platform.tenants.read") {
-            return Err(api.not_found("tenant", id));
+            return Err(IdentityError::NotFound { what: "tenant", id }.into());
         }
         let tenant = standard::get::<Tenants>(&self.state, &ctx, id);
         Ok(Response::new(tenant.await?))

@@ -9,7 +9,7 @@ use fusion_db::idempotency::RequestKey;
 use fusion_db::list::{ListParams, ListSpec};
 use fusion_db::resource::Read;
 use fusion_db::resource::{Table, Val, Values, values_of};
-use fusion_proto::errors::{self, FieldViolation};
+use fusion_proto::errors::FieldViolation;
 use fusion_proto::identity::v1 as pb;
 use fusion_proto::identity::v1::user_service_server::UserService;
 use fusion_service::api::{
@@ -22,6 +22,7 @@ use super::opt_text;
 use crate::auth::password::hash_password;
 use crate::auth::revoke_user_refresh_tokens;
 use crate::domain::validate;
+use crate::error::IdentityError;
 use crate::store;
 use crate::store::users::{LIST, TABLE, UserRow};
 use crate::{AppState, DOMAIN};
@@ -161,11 +162,7 @@ impl Resource for Users {
         current: &UserRow,
     ) -> Result<(), Status> {
         if current.id == call.caller.user_id {
-            return Err(errors::failed_precondition(
-                DOMAIN,
-                "SELF",
-                "you cannot delete yourself",
-            ));
+            return Err(IdentityError::SelfAction { action: "delete" }.into());
         }
         Ok(())
     }
@@ -227,13 +224,13 @@ async fn create(
         .map(String::as_str)
         .collect();
     if !unknown.is_empty() {
-        return Err(errors::invalid_field(
-            DOMAIN,
+        return Err(IdentityError::invalid(
             "role_names",
             format!("no such role: {}", unknown.join(", ")),
-        ));
+        )
+        .into());
     }
-    let hash = hash_password(&body.password).map_err(|_| errors::internal(DOMAIN))?;
+    let hash = hash_password(&body.password)?;
     values.push(("password", Val::Text(Some(hash))));
     let id = TABLE.insert(&mut tx, values).await?;
     for (_, role_id) in &role_ids {
@@ -286,11 +283,10 @@ impl UserApi {
         let id = req.into_inner();
         self.state.kit.api.require_id("id", id)?;
         if !active && id == ctx.user_id {
-            return Err(errors::failed_precondition(
-                DOMAIN,
-                "SELF",
-                "you cannot deactivate yourself",
-            ));
+            return Err(IdentityError::SelfAction {
+                action: "deactivate",
+            }
+            .into());
         }
         let revoke = (!active).then_some("deactivated");
         self.change(
@@ -409,7 +405,7 @@ impl UserService for UserApi {
         let mut v = Vec::new();
         check(&mut v, "password", validate::password(&body.password));
         api.violations(v)?;
-        let hash = hash_password(&body.password).map_err(|_| errors::internal(DOMAIN))?;
+        let hash = hash_password(&body.password)?;
         let password = vec![("password", Val::Text(Some(hash)))];
         let user = self.change(ctx.tenant_id, body.id, password, Some("password_changed"));
         Ok(Response::new(user.await?))

@@ -1,11 +1,10 @@
 //! What a login reads and writes: the account behind an email, and the last login.
 
 use sqlx::PgConnection;
-use tonic::Status;
 
-use fusion_db::{Db, db_status};
+use fusion_db::Db;
 
-use crate::DOMAIN;
+use crate::error::IdentityError;
 
 /// The account an email logs in to.
 #[derive(sqlx::FromRow)]
@@ -18,20 +17,19 @@ pub(crate) struct Login {
 
 /// The live account with `email` in any tenant (`identity.find_login` crosses tenants
 /// for this one lookup), if there is one.
-pub(crate) async fn find(db: &Db, email: &str) -> Result<Option<Login>, Status> {
+pub(crate) async fn find(db: &Db, email: &str) -> Result<Option<Login>, IdentityError> {
     sqlx::query_as("SELECT tenant_id, user_id, password_hash, active FROM identity.find_login($1)")
         .bind(email)
         .fetch_optional(db.pool())
         .await
-        .map_err(|e| db_status(DOMAIN, e))
+        .map_err(IdentityError::from)
 }
 
 /// Records that user `user_id` has just logged in.
-pub(crate) async fn record(conn: &mut PgConnection, user_id: i64) -> Result<(), Status> {
+pub(crate) async fn record(conn: &mut PgConnection, user_id: i64) -> Result<(), IdentityError> {
     sqlx::query("UPDATE identity.users SET last_login_at = now() WHERE id = $1")
         .bind(user_id)
         .execute(conn)
-        .await
-        .map_err(|e| db_status(DOMAIN, e))?;
+        .await?;
     Ok(())
 }

@@ -13,18 +13,14 @@ pub mod tenants;
 pub mod users;
 
 use sqlx::PgConnection;
-use tonic::Status;
 
-use fusion_db::db_status;
-
-use crate::DOMAIN;
+use crate::error::IdentityError;
 
 /// Binds the rest of the transaction to tenant `id` for row-level security.
-pub(crate) async fn bind_tenant(conn: &mut PgConnection, id: i64) -> Result<(), Status> {
+pub(crate) async fn bind_tenant(conn: &mut PgConnection, id: i64) -> Result<(), IdentityError> {
     sqlx::query("SELECT set_config('app.tenant_id', $1, true)")
         .bind(id.to_string())
         .execute(conn)
-        .await
-        .map_err(|e| db_status(DOMAIN, e))?;
+        .await?;
     Ok(())
 }

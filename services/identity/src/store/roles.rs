@@ -2,14 +2,13 @@
 
 use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
-use tonic::Status;
 
-use fusion_db::db_status;
 use fusion_db::filter::{FieldKind, FieldSpec};
 use fusion_db::list::ListSpec;
 use fusion_db::resource::Table;
 
 use crate::DOMAIN;
+use crate::error::IdentityError;
 
 pub(crate) const TABLE: Table = Table {
     domain: DOMAIN,
@@ -51,7 +50,10 @@ pub(crate) struct RoleRow {
 fusion_db::versioned!(RoleRow);
 
 /// The names of the live roles user `user_id` holds, in order.
-pub(crate) async fn held_by(conn: &mut PgConnection, user_id: i64) -> Result<Vec<String>, Status> {
+pub(crate) async fn held_by(
+    conn: &mut PgConnection,
+    user_id: i64,
+) -> Result<Vec<String>, IdentityError> {
     sqlx::query_scalar(
         "SELECT r.name FROM identity.role_user ru JOIN identity.roles r ON r.tenant_id = ru.tenant_id AND r.id = ru.role_id
          WHERE ru.user_id = $1 AND r.deleted_at IS NULL ORDER BY r.name",
@@ -59,14 +61,14 @@ pub(crate) async fn held_by(conn: &mut PgConnection, user_id: i64) -> Result<Vec
     .bind(user_id)
     .fetch_all(conn)
     .await
-    .map_err(|e| db_status(DOMAIN, e))
+    .map_err(IdentityError::from)
 }
 
 /// The `(name, id)` of each live role of the transaction's tenant named in `names`.
 pub(crate) async fn live_named(
     conn: &mut PgConnection,
     names: &[String],
-) -> Result<Vec<(String, i64)>, Status> {
+) -> Result<Vec<(String, i64)>, IdentityError> {
     if names.is_empty() {
         return Ok(Vec::new());
     }
@@ -76,7 +78,7 @@ pub(crate) async fn live_named(
     .bind(names)
     .fetch_all(conn)
     .await
-    .map_err(|e| db_status(DOMAIN, e))
+    .map_err(IdentityError::from)
 }
 
 /// Gives role `role_id` to user `user_id` (nothing if they hold it already).
@@ -85,7 +87,7 @@ pub(crate) async fn assign(
     tenant_id: i64,
     role_id: i64,
     user_id: i64,
-) -> Result<(), Status> {
+) -> Result<(), IdentityError> {
     sqlx::query(
         "INSERT INTO identity.role_user (tenant_id, role_id, user_id) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
     )
@@ -93,8 +95,7 @@ pub(crate) async fn assign(
     .bind(role_id)
     .bind(user_id)
     .execute(conn)
-    .await
-    .map_err(|e| db_status(DOMAIN, e))?;
+    .await?;
     Ok(())
 }
 
@@ -103,18 +104,20 @@ pub(crate) async fn unassign(
     conn: &mut PgConnection,
     role_id: i64,
     user_id: i64,
-) -> Result<(), Status> {
+) -> Result<(), IdentityError> {
     sqlx::query("DELETE FROM identity.role_user WHERE role_id = $1 AND user_id = $2")
         .bind(role_id)
         .bind(user_id)
         .execute(conn)
-        .await
-        .map_err(|e| db_status(DOMAIN, e))?;
+        .await?;
     Ok(())
 }
 
 /// How many live, active users hold role `role_id`.
-pub(crate) async fn active_holders(conn: &mut PgConnection, role_id: i64) -> Result<i64, Status> {
+pub(crate) async fn active_holders(
+    conn: &mut PgConnection,
+    role_id: i64,
+) -> Result<i64, IdentityError> {
     sqlx::query_scalar(
         "SELECT count(*) FROM identity.role_user ru JOIN identity.users u ON u.tenant_id = ru.tenant_id AND u.id = ru.user_id
          WHERE ru.role_id = $1 AND u.deleted_at IS NULL AND u.active",
@@ -122,5 +125,5 @@ pub(crate) async fn active_holders(conn: &mut PgConnection, role_id: i64) -> Res
     .bind(role_id)
     .fetch_one(conn)
     .await
-    .map_err(|e| db_status(DOMAIN, e))
+    .map_err(IdentityError::from)
 }

@@ -4,9 +4,7 @@
 
 use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
-use tonic::Status;
 
-use fusion_db::db_status;
 use fusion_db::filter::{FieldKind, FieldSpec};
 use fusion_db::list::ListSpec;
 use fusion_db::resource::Table;
@@ -14,6 +12,7 @@ use fusion_db::resource::Table;
 use super::bind_tenant;
 use crate::DOMAIN;
 use crate::domain::permissions::{BuiltInRole, built_in_roles};
+use crate::error::IdentityError;
 
 pub(crate) const TABLE: Table = Table {
     domain: DOMAIN,
@@ -97,12 +96,11 @@ pub(crate) async fn create_with_admin(
     tenant: &NewTenant,
     admin: &NewAdmin,
     extra_roles: &[BuiltInRole],
-) -> Result<i64, Status> {
+) -> Result<i64, IdentityError> {
     let id: i64 =
         sqlx::query_scalar("SELECT nextval(pg_get_serial_sequence('identity.tenants', 'id'))")
             .fetch_one(&mut *conn)
-            .await
-            .map_err(|e| db_status(DOMAIN, e))?;
+            .await?;
     bind_tenant(conn, id).await?;
     sqlx::query(
         "INSERT INTO identity.tenants (id, name, domain, slug, settings, plan_id, subscription_status, trial_ends_at)
@@ -117,8 +115,7 @@ pub(crate) async fn create_with_admin(
     .bind(&tenant.subscription_status)
     .bind(tenant.trial_ends_at)
     .execute(&mut *conn)
-    .await
-    .map_err(|e| db_status(DOMAIN, e))?;
+    .await?;
     let user_id: i64 = sqlx::query_scalar(
         "INSERT INTO identity.users (tenant_id, name, email, password) VALUES ($1, $2, $3, $4) RETURNING id",
     )
@@ -127,8 +124,7 @@ pub(crate) async fn create_with_admin(
     .bind(admin.email.trim())
     .bind(&admin.password_hash)
     .fetch_one(&mut *conn)
-    .await
-    .map_err(|e| db_status(DOMAIN, e))?;
+    .await?;
     let roles = built_in_roles();
     for role in roles.iter().chain(extra_roles) {
         let role_id: i64 = sqlx::query_scalar(
@@ -140,8 +136,7 @@ pub(crate) async fn create_with_admin(
         .bind(role.description)
         .bind(&role.permissions)
         .fetch_one(&mut *conn)
-        .await
-        .map_err(|e| db_status(DOMAIN, e))?;
+        .await?;
         if role.name == "admin" || extra_roles.iter().any(|r| r.name == role.name) {
             sqlx::query(
                 "INSERT INTO identity.role_user (tenant_id, role_id, user_id) VALUES ($1, $2, $3)",
@@ -150,22 +145,24 @@ pub(crate) async fn create_with_admin(
             .bind(role_id)
             .bind(user_id)
             .execute(&mut *conn)
-            .await
-            .map_err(|e| db_status(DOMAIN, e))?;
+            .await?;
         }
     }
     Ok(id)
 }
 
 /// Whether plan `plan_id` is live.
-pub(crate) async fn plan_is_live(conn: &mut PgConnection, plan_id: i64) -> Result<bool, Status> {
+pub(crate) async fn plan_is_live(
+    conn: &mut PgConnection,
+    plan_id: i64,
+) -> Result<bool, IdentityError> {
     sqlx::query_scalar(
         "SELECT EXISTS (SELECT 1 FROM identity.plans WHERE id = $1 AND deleted_at IS NULL)",
     )
     .bind(plan_id)
     .fetch_one(conn)
     .await
-    .map_err(|e| db_status(DOMAIN, e))
+    .map_err(IdentityError::from)
 }
 
 /// Ends every session of tenant `id` (it was deleted): revokes under that tenant's
@@ -174,15 +171,14 @@ pub(crate) async fn end_sessions(
     conn: &mut PgConnection,
     id: i64,
     caller: i64,
-) -> Result<(), Status> {
+) -> Result<(), IdentityError> {
     bind_tenant(conn, id).await?;
     sqlx::query(
         "UPDATE identity.refresh_tokens SET revoked_at = now(), revoked_reason = 'tenant_deleted', updated_at = now()
          WHERE revoked_at IS NULL",
     )
     .execute(&mut *conn)
-    .await
-    .map_err(|e| db_status(DOMAIN, e))?;
+    .await?;
     bind_tenant(conn, caller).await
 }
 
@@ -191,14 +187,13 @@ pub(crate) async fn end_sessions(
 pub(crate) async fn lock_seeding_and_find(
     conn: &mut PgConnection,
     slug: &str,
-) -> Result<Option<i64>, Status> {
+) -> Result<Option<i64>, IdentityError> {
     sqlx::query("SELECT pg_advisory_xact_lock(7317003)")
         .execute(&mut *conn)
-        .await
-        .map_err(|e| db_status(DOMAIN, e))?;
+        .await?;
     sqlx::query_scalar("SELECT id FROM identity.tenants WHERE slug = $1")
         .bind(slug)
         .fetch_optional(conn)
         .await
-        .map_err(|e| db_status(DOMAIN, e))
+        .map_err(IdentityError::from)
 }

@@ -2,14 +2,13 @@
 
 use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
-use tonic::Status;
 
-use fusion_db::db_status;
 use fusion_db::filter::{FieldKind, FieldSpec};
 use fusion_db::list::ListSpec;
 use fusion_db::resource::Table;
 
 use crate::DOMAIN;
+use crate::error::IdentityError;
 
 /// A user's role names are part of the row: read with it, in the same statement, so Get
 /// and List show them without a second query.
@@ -71,12 +70,12 @@ pub(crate) struct UserRow {
 fusion_db::versioned!(UserRow);
 
 /// Whether user `user_id` is live in the transaction's tenant.
-pub(crate) async fn is_live(conn: &mut PgConnection, user_id: i64) -> Result<bool, Status> {
+pub(crate) async fn is_live(conn: &mut PgConnection, user_id: i64) -> Result<bool, IdentityError> {
     sqlx::query_scalar(
         "SELECT EXISTS (SELECT 1 FROM identity.users WHERE id = $1 AND deleted_at IS NULL)",
     )
     .bind(user_id)
     .fetch_one(conn)
     .await
-    .map_err(|e| db_status(DOMAIN, e))
+    .map_err(IdentityError::from)
 }
