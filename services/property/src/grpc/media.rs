@@ -31,6 +31,7 @@ use super::caller;
 use crate::api::{API, REQUEST_IDS};
 use crate::domain::media::{self, MAX_CHUNK, MEDIA_TYPES, SNIFF_LEN};
 use crate::domain::validate;
+use crate::error::PropertyError;
 use crate::media_store::{self, MediaStore};
 use crate::store::lock_live;
 use crate::store::media::{LIST, MediaRow, TABLE};
@@ -141,13 +142,11 @@ impl Resource for Media {
         if lock_live(tx, parent, current.mediable_id).await? {
             return Ok(());
         }
-        Err(API.precondition(
-            "PARENT_DELETED",
-            format!(
-                "the {} media item {} belongs to is deleted; undelete it first",
-                current.mediable_type, current.id
-            ),
-        ))
+        Err(PropertyError::ParentDeleted {
+            mediable_type: current.mediable_type.clone(),
+            media_id: current.id,
+        }
+        .into())
     }
 }
 
@@ -259,7 +258,7 @@ impl NewMedia {
         if lock_live(conn, self.mediable_table, self.mediable_id).await? {
             Ok(())
         } else {
-            Err(API.not_found(self.mediable_type, self.mediable_id))
+            Err(PropertyError::not_found(self.mediable_type, self.mediable_id).into())
         }
     }
 }
@@ -371,8 +370,7 @@ impl<'a> Receiver<'a> {
 
 /// An object-store failure: logged with its cause, returned opaque.
 fn store_error(e: object_store::Error) -> Status {
-    tracing::error!(error = %e, "media store failed");
-    fusion_proto::errors::unavailable(DOMAIN, "the media store is not available; try again")
+    PropertyError::MediaStore(e).into()
 }
 
 /// The MediaService implementation.
@@ -519,10 +517,15 @@ impl MediaService for MediaApi {
         let row: MediaRow = TABLE
             .get(&self.state.db, ctx.tenant_id, req.into_inner().id)
             .await?;
-        let mut content = self.state.media.read(&row.file_path).await.map_err(|e| {
-            tracing::error!(media_id = row.id, error = %e, "a media item's object cannot be read");
-            fusion_proto::errors::internal(DOMAIN)
-        })?;
+        let mut content = self
+            .state
+            .media
+            .read(&row.file_path)
+            .await
+            .map_err(|source| PropertyError::MediaUnreadable {
+                media_id: row.id,
+                source,
+            })?;
         let media_id = row.id;
         let expected = row.checksum.clone();
         let first = pb::DownloadMediaResponse {
@@ -543,9 +546,9 @@ impl MediaService for MediaApi {
             while let Some(piece) = content.next().await {
                 let piece = match piece {
                     Ok(piece) => piece,
-                    Err(e) => {
-                        tracing::error!(media_id, error = %e, "reading a media object failed");
-                        let _ = tx.send(Err(fusion_proto::errors::internal(DOMAIN))).await;
+                    Err(source) => {
+                        let unreadable = PropertyError::MediaUnreadable { media_id, source };
+                        let _ = tx.send(Err(unreadable.into())).await;
                         return;
                     }
                 };
@@ -570,12 +573,8 @@ impl MediaService for MediaApi {
             // still learns they are not to be trusted.
             let actual = format!("{:x}", hasher.finalize());
             if expected.as_deref().is_some_and(|e| e != actual) {
-                tracing::error!(media_id, "a media object does not match its checksum");
-                let _ = tx
-                    .send(Err(Status::data_loss(
-                        "the stored file does not match its checksum",
-                    )))
-                    .await;
+                let mismatch = PropertyError::ChecksumMismatch { media_id };
+                let _ = tx.send(Err(mismatch.into())).await;
             }
         });
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))

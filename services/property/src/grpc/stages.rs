@@ -14,6 +14,7 @@ use fusion_service::standard::{self, Call, Child, Kit, Method, Parent, Resource}
 use super::caller;
 use crate::api::API;
 use crate::domain::validate;
+use crate::error::reason;
 use crate::store::media::refuse_live_media;
 use crate::store::stages::{LIST, StageRow, TABLE};
 use crate::{AppState, DOMAIN};
@@ -53,7 +54,7 @@ impl Resource for Stages {
         table: PROJECTS,
         field: "project_id",
         what: "project",
-        deleted_reason: "PROJECT_DELETED",
+        deleted_reason: reason::PROJECT_DELETED,
     });
     const CHILDREN: &'static [Child] = &[Child {
         table: "property.lots",
@@ -143,7 +144,7 @@ impl Resource for Stages {
         tx: &mut TenantTx,
         s: &StageRow,
     ) -> Result<(), Status> {
-        refuse_live_media(tx, "stage", s.id).await
+        Ok(refuse_live_media(tx, "stage", s.id).await?)
     }
 }
 
