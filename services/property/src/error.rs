@@ -351,4 +351,60 @@ mod tests {
         assert_eq!(status.message(), "cannot reserve a lot that is settled");
         assert_eq!(info(&status).reason, "LOT_SETTLED");
     }
+
+    /// The reasons named in property's proto comments (`Reasons: A, B.` lines, on each
+    /// RPC and on each service for what any method may give).
+    fn reasons_in_protos() -> std::collections::BTreeSet<String> {
+        let dir =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../proto/fusion/property/v1");
+        let mut found = std::collections::BTreeSet::new();
+        let mut files = 0;
+        for entry in std::fs::read_dir(&dir).expect("property's proto folder") {
+            let path = entry.expect("a proto file").path();
+            if path.extension().is_none_or(|e| e != "proto") {
+                continue;
+            }
+            files += 1;
+            let text = std::fs::read_to_string(&path).expect("a readable proto file");
+            for line in text.lines() {
+                let Some(comment) = line.trim().strip_prefix("//") else {
+                    continue;
+                };
+                let Some((_, list)) = comment.split_once("Reasons:") else {
+                    continue;
+                };
+                for name in list.split([',', '.', ' ']).filter(|n| !n.is_empty()) {
+                    assert!(
+                        name.chars().all(|c| c.is_ascii_uppercase() || c == '_'),
+                        "{}: {name:?} in a reason list is not a reason",
+                        path.display()
+                    );
+                    found.insert(name.to_owned());
+                }
+            }
+        }
+        assert!(
+            files >= 6,
+            "property's proto files were not found in {}",
+            dir.display()
+        );
+        found
+    }
+
+    #[test]
+    fn the_catalogue_and_the_reasons_listed_in_the_protos_are_the_same() {
+        let listed = reasons_in_protos();
+        let catalogue: std::collections::BTreeSet<String> =
+            REASONS.iter().map(|r| (*r).to_owned()).collect();
+        let unlisted: Vec<_> = catalogue.difference(&listed).collect();
+        assert!(
+            unlisted.is_empty(),
+            "reasons no RPC's proto comment lists: {unlisted:?}"
+        );
+        let unknown: Vec<_> = listed.difference(&catalogue).collect();
+        assert!(
+            unknown.is_empty(),
+            "reasons the proto comments list that PropertyError does not have: {unknown:?}"
+        );
+    }
 }
