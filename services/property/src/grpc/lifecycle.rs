@@ -40,11 +40,11 @@ pub(crate) fn hold_duration(requested: Option<prost_types::Duration>) -> Result<
         return Ok(DEFAULT_HOLD);
     };
     if d.seconds < 60 || d.nanos < 0 {
-        return Err(API.invalid("hold_duration", "must be at least one minute"));
+        return Err(PropertyError::invalid("hold_duration", "must be at least one minute").into());
     }
     let d = Duration::new(d.seconds.unsigned_abs(), d.nanos.unsigned_abs());
     if d > MAX_HOLD {
-        return Err(API.invalid("hold_duration", "must be at most 14 days"));
+        return Err(PropertyError::invalid("hold_duration", "must be at most 14 days").into());
     }
     Ok(d)
 }
@@ -142,8 +142,8 @@ pub(crate) async fn set_price(
 ) -> Result<pb::Lot, Status> {
     API.require_id("id", r.id)?;
     let price = parse_price(&r.price)
-        .map_err(|m| API.invalid("price", m))?
-        .ok_or_else(|| API.invalid("price", "is required"))?;
+        .map_err(|m| PropertyError::invalid("price", m))?
+        .ok_or_else(|| PropertyError::invalid("price", "is required"))?;
     let effective: Option<DateTime<Utc>> = r
         .effective_time
         .as_ref()

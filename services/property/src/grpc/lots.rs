@@ -452,8 +452,8 @@ impl LotService for LotApi {
     ) -> Result<Response<pb::Lot>, Status> {
         let ctx = caller(&req)?;
         let r = req.into_inner();
-        let deposit =
-            non_negative(&r.deposit_amount, 10, 2).map_err(|m| API.invalid("deposit_amount", m))?;
+        let deposit = non_negative(&r.deposit_amount, 10, 2)
+            .map_err(|m| PropertyError::invalid("deposit_amount", m))?;
         let t = Transition::new(Action::Reserve, r.id, &r.etag, &r.reason).deposit(deposit);
         Ok(Response::new(lifecycle::apply(&self.state, &ctx, t).await?))
     }
@@ -505,7 +505,7 @@ impl LotService for LotApi {
         let ctx = caller(&req)?;
         let r = req.into_inner();
         if r.reason.trim().is_empty() {
-            return Err(API.invalid("reason", "a revert is audited: say why"));
+            return Err(PropertyError::invalid("reason", "a revert is audited: say why").into());
         }
         let t = Transition::new(Action::Revert, r.id, &r.etag, &r.reason);
         Ok(Response::new(lifecycle::apply(&self.state, &ctx, t).await?))

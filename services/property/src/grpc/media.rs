@@ -124,10 +124,11 @@ impl Resource for Media {
         let file_type = &current.file_type;
         let media_type = m.media_type.trim();
         if call.fields.contains(&"media_type") && !media::fits(media_type, file_type) {
-            return Err(API.invalid(
+            return Err(PropertyError::invalid(
                 "media.media_type",
                 format!("a {file_type} file cannot be a {media_type}"),
-            ));
+            )
+            .into());
         }
         Ok(())
     }
@@ -236,7 +237,9 @@ impl NewMedia {
                 Ok(())
             },
         );
-        API.violations(violations)?;
+        if !violations.is_empty() {
+            return Err(PropertyError::Invalid(violations).into());
+        }
         let (mediable_type, mediable_table) = *mediable.expect("checked above");
         Ok(Self {
             mediable_type,
@@ -248,7 +251,7 @@ impl NewMedia {
             description: m.description.clone(),
             order: m.order,
             request_id: idempotency::request_key(DOMAIN, &m.request_id, m)
-                .map_err(|_| API.invalid("metadata.request_id", "must be a UUID"))?,
+                .map_err(|_| PropertyError::invalid("metadata.request_id", "must be a UUID"))?,
         })
     }
 
@@ -299,20 +302,22 @@ impl<'a> Receiver<'a> {
 
     async fn take(&mut self, chunk: &[u8]) -> Result<(), Status> {
         if chunk.len() > MAX_CHUNK {
-            return Err(API.invalid(
+            return Err(PropertyError::invalid(
                 "chunk",
                 format!("a chunk must be at most {MAX_CHUNK} bytes"),
-            ));
+            )
+            .into());
         }
         self.size += chunk.len() as u64;
         if self.size > self.max_bytes {
-            return Err(API.invalid(
+            return Err(PropertyError::invalid(
                 "chunk",
                 format!(
                     "the file is larger than the limit of {} bytes",
                     self.max_bytes
                 ),
-            ));
+            )
+            .into());
         }
         self.hasher.update(chunk);
         match &mut self.open {
@@ -330,7 +335,7 @@ impl<'a> Receiver<'a> {
     /// Checks the content type and starts the object with the bytes held back.
     async fn start(&mut self) -> Result<(), Status> {
         let file_type = media::check_content(self.media_type, &self.head)
-            .map_err(|e| API.invalid("chunk", e))?;
+            .map_err(|e| PropertyError::invalid("chunk", e))?;
         let mut upload = self.store.upload(self.key).await.map_err(store_error)?;
         if let Err(e) = upload.write(&self.head).await {
             upload.abort().await;
@@ -343,7 +348,7 @@ impl<'a> Receiver<'a> {
 
     async fn finish(mut self) -> Result<Stored, Status> {
         if self.size == 0 {
-            return Err(API.invalid("chunk", "the file is empty"));
+            return Err(PropertyError::invalid("chunk", "the file is empty").into());
         }
         if self.open.is_none() {
             self.start().await?;
@@ -447,9 +452,19 @@ impl MediaService for MediaApi {
                 payload: Some(Upload::Metadata(m)),
             }) => NewMedia::from_pb(&m)?,
             Some(_) => {
-                return Err(API.invalid("metadata", "the first message must carry the metadata"));
+                return Err(PropertyError::invalid(
+                    "metadata",
+                    "the first message must carry the metadata",
+                )
+                .into());
             }
-            None => return Err(API.invalid("metadata", "the stream ended before the metadata")),
+            None => {
+                return Err(PropertyError::invalid(
+                    "metadata",
+                    "the stream ended before the metadata",
+                )
+                .into());
+            }
         };
 
         // A retry of a recorded upload returns it without storing the bytes again; and
@@ -600,16 +615,21 @@ impl MediaService for MediaApi {
         if !r.mediable_type.is_empty() {
             let kind = r.mediable_type.trim();
             if media::mediable_table(kind).is_none() {
-                return Err(API.invalid("mediable_type", "must be one of: project, stage, lot"));
+                return Err(PropertyError::invalid(
+                    "mediable_type",
+                    "must be one of: project, stage, lot",
+                )
+                .into());
             }
             scope.push(("mediable_type", ScopeValue::Text(kind.to_owned())));
         }
         if r.mediable_id != 0 {
             if r.mediable_type.is_empty() {
-                return Err(API.invalid(
+                return Err(PropertyError::invalid(
                     "mediable_type",
                     "is required with mediable_id (ids are per kind of record)",
-                ));
+                )
+                .into());
             }
             API.require_id("mediable_id", r.mediable_id)?;
             scope.push(("mediable_id", ScopeValue::Int(r.mediable_id)));
