@@ -13,9 +13,8 @@ use serde::{Deserialize, Serialize};
 use sqlx::PgConnection;
 use sqlx::postgres::PgListener;
 use tokio::sync::{broadcast, watch};
-use tonic::Status;
 
-use crate::DOMAIN;
+use crate::error::PropertyError;
 
 /// The PostgreSQL notification channel.
 pub const CHANNEL: &str = "fusion_property_lot_events";
@@ -78,15 +77,13 @@ impl LotEvents {
 }
 
 /// Queues `event` for delivery when the caller's transaction commits.
-pub async fn notify(conn: &mut PgConnection, event: &LotEvent) -> Result<(), Status> {
-    let payload =
-        serde_json::to_string(event).map_err(|_| fusion_proto::errors::internal(DOMAIN))?;
+pub async fn notify(conn: &mut PgConnection, event: &LotEvent) -> Result<(), PropertyError> {
+    let payload = serde_json::to_string(event).map_err(|e| PropertyError::Internal(e.into()))?;
     sqlx::query("SELECT pg_notify($1, $2)")
         .bind(CHANNEL)
         .bind(payload)
         .execute(conn)
-        .await
-        .map_err(|e| fusion_db::db_status(DOMAIN, e))?;
+        .await?;
     Ok(())
 }
 

@@ -13,12 +13,11 @@ use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use sqlx::PgPool;
 use tokio::sync::watch;
-use tonic::Status;
 
+use fusion_db::Db;
 use fusion_db::resource::Read;
-use fusion_db::{Db, db_status};
 
-use crate::DOMAIN;
+use crate::error::PropertyError;
 use crate::media_store::MediaStore;
 use crate::stock;
 use crate::store::lots::{LotRow, TABLE as LOTS};
@@ -44,7 +43,7 @@ pub const PURGED_TABLES: &[&str] = &[
 ];
 
 /// Runs one pass over every tenant.
-pub async fn sweep(owner: &PgPool, db: &Db) -> Result<Swept, Status> {
+pub async fn sweep(owner: &PgPool, db: &Db) -> Result<Swept, PropertyError> {
     let mut swept = Swept::default();
     let lapsed: Vec<(i64, i64, i64)> = sqlx::query_as(
         "SELECT tenant_id, project_id, id FROM property.lots
@@ -52,8 +51,7 @@ pub async fn sweep(owner: &PgPool, db: &Db) -> Result<Swept, Status> {
           ORDER BY tenant_id, project_id, id",
     )
     .fetch_all(owner)
-    .await
-    .map_err(|e| db_status(DOMAIN, e))?;
+    .await?;
     for (tenant_id, project_id, lot_id) in lapsed {
         let mut tx = db.begin(tenant_id).await?;
         stock::lock_project(&mut tx, project_id).await?;
@@ -74,16 +72,14 @@ pub async fn sweep(owner: &PgPool, db: &Db) -> Result<Swept, Status> {
           ORDER BY tenant_id, effective_from, id",
     )
     .fetch_all(owner)
-    .await
-    .map_err(|e| db_status(DOMAIN, e))?;
+    .await?;
     for (tenant_id, entry_id, lot_id, price, _) in due {
         let mut tx = db.begin(tenant_id).await?;
         let Some(project_id) =
             sqlx::query_scalar::<_, i64>("SELECT project_id FROM property.lots WHERE id = $1")
                 .bind(lot_id)
                 .fetch_optional(&mut *tx)
-                .await
-                .map_err(|e| db_status(DOMAIN, e))?
+                .await?
         else {
             continue;
         };
@@ -97,8 +93,7 @@ pub async fn sweep(owner: &PgPool, db: &Db) -> Result<Swept, Status> {
         )
         .bind(entry_id)
         .execute(&mut *tx)
-        .await
-        .map_err(|e| db_status(DOMAIN, e))?
+        .await?
         .rows_affected();
         let changed = sqlx::query(
             "UPDATE property.lots SET price = $2, updated_at = now(), version = version + 1
@@ -107,8 +102,7 @@ pub async fn sweep(owner: &PgPool, db: &Db) -> Result<Swept, Status> {
         .bind(lot_id)
         .bind(price)
         .execute(&mut *tx)
-        .await
-        .map_err(|e| db_status(DOMAIN, e))?
+        .await?
         .rows_affected();
         if applied == 1 && changed == 1 {
             stock::refresh_figures(&mut tx, project_id).await?;
@@ -127,7 +121,7 @@ pub async fn purge_media(
     owner: &PgPool,
     store: &MediaStore,
     retention: Duration,
-) -> Result<u64, Status> {
+) -> Result<u64, PropertyError> {
     let cutoff =
         Utc::now() - chrono::Duration::from_std(retention).unwrap_or(chrono::Duration::MAX);
     let due: Vec<i64> = sqlx::query_scalar(
@@ -135,8 +129,7 @@ pub async fn purge_media(
     )
     .bind(cutoff)
     .fetch_all(owner)
-    .await
-    .map_err(|e| db_status(DOMAIN, e))?;
+    .await?;
     let mut purged = 0;
     for id in due {
         let key: Option<String> = sqlx::query_scalar(
@@ -146,8 +139,7 @@ pub async fn purge_media(
         .bind(id)
         .bind(cutoff)
         .fetch_optional(owner)
-        .await
-        .map_err(|e| db_status(DOMAIN, e))?;
+        .await?;
         let Some(key) = key else { continue };
         purged += 1;
         if let Err(e) = store.remove(&key).await {
@@ -174,13 +166,13 @@ pub fn spawn(
                 _ = sweep_ticker.tick() => match sweep(&owner, &db).await {
                     Ok(s) if s == Swept::default() => {}
                     Ok(s) => tracing::info!(holds_released = s.holds_released, prices_applied = s.prices_applied, "housekeeping"),
-                    Err(e) => tracing::warn!(error = %e.message(), "housekeeping failed; will retry"),
+                    Err(e) => tracing::warn!(error = %e, "housekeeping failed; will retry"),
                 },
                 _ = purge_ticker.tick() => {
                     match purge_media(&owner, &media, retention).await {
                         Ok(0) => {}
                         Ok(n) => tracing::info!(media = n, "purged soft-deleted media"),
-                        Err(e) => tracing::warn!(error = %e.message(), "media purge failed; will retry"),
+                        Err(e) => tracing::warn!(error = %e, "media purge failed; will retry"),
                     }
                     match fusion_db::soft_delete::purge(&owner, PURGED_TABLES, retention).await {
                         Ok(0) => {}

@@ -13,6 +13,7 @@
 mod api;
 pub mod config;
 pub mod domain;
+pub mod error;
 pub mod events;
 pub mod grpc;
 pub mod jobs;
@@ -32,6 +33,7 @@ use fusion_service::{Background, Host, Serving};
 use fusion_tenancy::KeyProvider;
 
 pub use config::PropertyConfig;
+pub use error::PropertyError;
 pub use events::LotEvents;
 pub use state::AppState;
 

@@ -7,31 +7,28 @@
 //! project, so each recomputation of the denormalised figures sees every change
 //! committed before it, and the figures are exact however many writers race.
 
+use crate::domain::lifecycle::LotStatus;
+use crate::error::PropertyError;
+use crate::events::{LotEvent, notify};
+use crate::store::lots::LotRow;
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use sqlx::PgConnection;
-use tonic::Status;
-
-use fusion_db::db_status;
-
-use crate::DOMAIN;
-use crate::api::API;
-use crate::domain::lifecycle::LotStatus;
-use crate::events::{LotEvent, notify};
-use crate::store::lots::LotRow;
 
 /// Locks project `project_id` for the rest of the transaction (NOT_FOUND if missing
 /// or deleted).
-pub(crate) async fn lock_project(conn: &mut PgConnection, project_id: i64) -> Result<(), Status> {
+pub(crate) async fn lock_project(
+    conn: &mut PgConnection,
+    project_id: i64,
+) -> Result<(), PropertyError> {
     sqlx::query_scalar::<_, i64>(
         "SELECT id FROM property.projects WHERE id = $1 AND deleted_at IS NULL FOR UPDATE",
     )
     .bind(project_id)
     .fetch_optional(conn)
-    .await
-    .map_err(|e| db_status(DOMAIN, e))?
+    .await?
     .map(|_| ())
-    .ok_or_else(|| API.not_found("project", project_id))
+    .ok_or_else(|| PropertyError::not_found("project", project_id))
 }
 
 /// Recomputes `total_lots`, `available_lots`, `min_price` and `max_price` of a project
@@ -40,7 +37,7 @@ pub(crate) async fn lock_project(conn: &mut PgConnection, project_id: i64) -> Re
 pub(crate) async fn refresh_figures(
     conn: &mut PgConnection,
     project_id: i64,
-) -> Result<(), Status> {
+) -> Result<(), PropertyError> {
     sqlx::query(
         "UPDATE property.projects p SET
              total_lots = s.total, available_lots = s.available,
@@ -54,8 +51,7 @@ pub(crate) async fn refresh_figures(
     )
     .bind(project_id)
     .execute(conn)
-    .await
-    .map_err(|e| db_status(DOMAIN, e))?;
+    .await?;
     Ok(())
 }
 
@@ -85,7 +81,7 @@ pub(crate) async fn record_status(
     conn: &mut PgConnection,
     lot: &LotRef,
     change: StatusChange<'_>,
-) -> Result<(), Status> {
+) -> Result<(), PropertyError> {
     let at: DateTime<Utc> = sqlx::query_scalar(
         "INSERT INTO property.lot_status_history
              (tenant_id, lot_id, from_status, to_status, reason, deposit_amount, actor_user_id)
@@ -99,8 +95,7 @@ pub(crate) async fn record_status(
     .bind(change.deposit)
     .bind(change.actor_user_id)
     .fetch_one(&mut *conn)
-    .await
-    .map_err(|e| db_status(DOMAIN, e))?;
+    .await?;
     notify(
         conn,
         &LotEvent {
@@ -123,7 +118,7 @@ pub(crate) async fn record_status(
 pub(crate) async fn refresh_feature_names(
     conn: &mut PgConnection,
     feature_id: i64,
-) -> Result<(), Status> {
+) -> Result<(), PropertyError> {
     sqlx::query(
         "UPDATE property.lots l SET features = names.list, version = l.version + 1
          FROM (SELECT lf.lot_id,
@@ -136,8 +131,7 @@ pub(crate) async fn refresh_feature_names(
     )
     .bind(feature_id)
     .execute(conn)
-    .await
-    .map_err(|e| db_status(DOMAIN, e))?;
+    .await?;
     Ok(())
 }
 
@@ -148,7 +142,7 @@ pub(crate) async fn set_lot_features(
     tenant_id: i64,
     lot_id: i64,
     feature_ids: &[i64],
-) -> Result<(), Status> {
+) -> Result<(), PropertyError> {
     let mut ids = feature_ids.to_vec();
     ids.sort_unstable();
     ids.dedup();
@@ -157,10 +151,9 @@ pub(crate) async fn set_lot_features(
     )
     .bind(&ids)
     .fetch_all(&mut *conn)
-    .await
-    .map_err(|e| db_status(DOMAIN, e))?;
+    .await?;
     if let Some(missing) = ids.iter().find(|id| !live.contains(id)) {
-        return Err(API.invalid(
+        return Err(PropertyError::invalid(
             "lot.feature_ids",
             format!("feature {missing} does not exist"),
         ));
@@ -168,8 +161,7 @@ pub(crate) async fn set_lot_features(
     sqlx::query("DELETE FROM property.lot_features WHERE lot_id = $1")
         .bind(lot_id)
         .execute(&mut *conn)
-        .await
-        .map_err(|e| db_status(DOMAIN, e))?;
+        .await?;
     sqlx::query(
         "INSERT INTO property.lot_features (tenant_id, lot_id, feature_id)
          SELECT $1, $2, unnest($3::bigint[])",
@@ -178,8 +170,7 @@ pub(crate) async fn set_lot_features(
     .bind(lot_id)
     .bind(&ids)
     .execute(&mut *conn)
-    .await
-    .map_err(|e| db_status(DOMAIN, e))?;
+    .await?;
     sqlx::query(
         "UPDATE property.lots SET features = COALESCE(
              (SELECT jsonb_agg(f.name ORDER BY f.name) FROM property.lot_features lf
@@ -189,8 +180,7 @@ pub(crate) async fn set_lot_features(
     )
     .bind(lot_id)
     .execute(conn)
-    .await
-    .map_err(|e| db_status(DOMAIN, e))?;
+    .await?;
     Ok(())
 }
 
@@ -201,7 +191,7 @@ pub(crate) async fn release_if_lapsed(
     conn: &mut sqlx::PgConnection,
     lot: &LotRow,
     actor_user_id: Option<i64>,
-) -> Result<bool, Status> {
+) -> Result<bool, PropertyError> {
     let lapsed = lot.status() == LotStatus::Hold
         && lot.hold_expires_at.is_some_and(|until| until <= Utc::now());
     if !lapsed {
@@ -214,8 +204,7 @@ pub(crate) async fn release_if_lapsed(
     )
     .bind(lot.id)
     .execute(&mut *conn)
-    .await
-    .map_err(|e| db_status(DOMAIN, e))?;
+    .await?;
     record_status(
         conn,
         &lot.reference(),

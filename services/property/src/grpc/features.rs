@@ -103,7 +103,7 @@ impl Resource for Features {
             Change::Created => Ok(()),
             Change::Updated(before) if before.name == f.name => Ok(()),
             Change::Updated(_) | Change::Deleted | Change::Undeleted => {
-                refresh_feature_names(tx, f.id).await
+                Ok(refresh_feature_names(tx, f.id).await?)
             }
         }
     }

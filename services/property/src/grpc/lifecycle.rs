@@ -15,13 +15,14 @@ use fusion_proto::property::v1 as pb;
 use fusion_service::api::{dec_str, total, ts};
 use fusion_tenancy::TenantContext;
 
+use crate::AppState;
 use crate::api::API;
 use crate::domain::amounts::price as parse_price;
 use crate::domain::lifecycle::{Action, LotStatus, next};
+use crate::error::PropertyError;
 use crate::stock::{self, StatusChange};
 use crate::store;
 use crate::store::lots::{LotRow, TABLE, project_of, record_price};
-use crate::{AppState, DOMAIN};
 
 /// The live availability feed a watcher reads.
 pub(crate) type Watch =
@@ -39,11 +40,11 @@ pub(crate) fn hold_duration(requested: Option<prost_types::Duration>) -> Result<
         return Ok(DEFAULT_HOLD);
     };
     if d.seconds < 60 || d.nanos < 0 {
-        return Err(API.invalid("hold_duration", "must be at least one minute"));
+        return Err(PropertyError::invalid("hold_duration", "must be at least one minute").into());
     }
     let d = Duration::new(d.seconds.unsigned_abs(), d.nanos.unsigned_abs());
     if d > MAX_HOLD {
-        return Err(API.invalid("hold_duration", "must be at most 14 days"));
+        return Err(PropertyError::invalid("hold_duration", "must be at most 14 days").into());
     }
     Ok(d)
 }
@@ -102,12 +103,7 @@ pub(crate) async fn apply(
     if stock::release_if_lapsed(&mut tx, &lot, None).await? {
         from = LotStatus::Available;
     }
-    let to = next(from, t.action).map_err(|refused| {
-        API.precondition(
-            &format!("LOT_{}", from.as_str().to_uppercase()),
-            refused.to_string(),
-        )
-    })?;
+    let to = next(from, t.action).map_err(PropertyError::from)?;
     let hold_until = (to == LotStatus::Hold).then(|| {
         Utc::now() + chrono::Duration::from_std(t.hold_for).unwrap_or(chrono::Duration::MAX)
     });
@@ -146,8 +142,8 @@ pub(crate) async fn set_price(
 ) -> Result<pb::Lot, Status> {
     API.require_id("id", r.id)?;
     let price = parse_price(&r.price)
-        .map_err(|m| API.invalid("price", m))?
-        .ok_or_else(|| API.invalid("price", "is required"))?;
+        .map_err(|m| PropertyError::invalid("price", m))?
+        .ok_or_else(|| PropertyError::invalid("price", "is required"))?;
     let effective: Option<DateTime<Utc>> = r
         .effective_time
         .as_ref()
@@ -243,7 +239,7 @@ pub(crate) async fn watch(
         let live = store::projects::is_live(&mut tx, project_id).await?;
         tx.commit().await?;
         if !live {
-            return Err(API.not_found("project", project_id));
+            return Err(PropertyError::not_found("project", project_id).into());
         }
     }
     let tenant_id = ctx.tenant_id;
@@ -266,13 +262,7 @@ pub(crate) async fn watch(
             }
             Ok(_) => None,
             Err(BroadcastStreamRecvError::Lagged(missed)) => {
-                Some(Err(fusion_proto::errors::aborted(
-                    DOMAIN,
-                    "WATCH_LAGGED",
-                    format!(
-                        "the watcher fell {missed} events behind; list the lots and watch again"
-                    ),
-                )))
+                Some(Err(PropertyError::WatchLagged { missed }.into()))
             }
         };
         std::future::ready(item)

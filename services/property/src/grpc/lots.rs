@@ -18,6 +18,7 @@ use crate::api::API;
 use crate::domain::amounts::{non_negative, price as parse_price};
 use crate::domain::lifecycle::{Action, LotStatus};
 use crate::domain::validate;
+use crate::error::{PropertyError, reason};
 use crate::stock::{self, StatusChange};
 use crate::store::lots::{
     LIST, LotRow, TABLE, project_of, project_of_any, project_of_stage, record_price,
@@ -182,7 +183,7 @@ impl Resource for Lots {
         table: "property.stages",
         field: "stage_id",
         what: "stage",
-        deleted_reason: "STAGE_DELETED",
+        deleted_reason: reason::STAGE_DELETED,
     });
 
     fn kit(state: &AppState) -> &Kit {
@@ -254,7 +255,7 @@ impl Resource for Lots {
         } else {
             project_of(tx, id).await?
         };
-        stock::lock_project(tx, project_id).await
+        Ok(stock::lock_project(tx, project_id).await?)
     }
 
     /// The stage is key-share locked by now; its project is locked next and recorded
@@ -280,7 +281,7 @@ impl Resource for Lots {
         if l.feature_ids.is_empty() {
             return Ok(());
         }
-        stock::set_lot_features(tx, call.caller.tenant_id, id, &l.feature_ids).await
+        Ok(stock::set_lot_features(tx, call.caller.tenant_id, id, &l.feature_ids).await?)
     }
 
     async fn on_update(
@@ -293,7 +294,7 @@ impl Resource for Lots {
         if !call.fields.contains(&"feature_ids") {
             return Ok(());
         }
-        stock::set_lot_features(tx, call.caller.tenant_id, current.id, &l.feature_ids).await
+        Ok(stock::set_lot_features(tx, call.caller.tenant_id, current.id, &l.feature_ids).await?)
     }
 
     /// Media never outlives its lot, and a lot under contract stays until reverted.
@@ -305,10 +306,7 @@ impl Resource for Lots {
         refuse_live_media(tx, "lot", current.id).await?;
         match current.status() {
             LotStatus::Available | LotStatus::Hold | LotStatus::Withdrawn => Ok(()),
-            sold => Err(API.precondition(
-                "LOT_SOLD",
-                format!("a lot that is {sold} cannot be deleted; revert it first"),
-            )),
+            status => Err(PropertyError::LotSold { status }.into()),
         }
     }
 
@@ -341,7 +339,7 @@ impl Resource for Lots {
             }
             Change::Deleted | Change::Undeleted => {}
         }
-        stock::refresh_figures(tx, row.project_id).await
+        Ok(stock::refresh_figures(tx, row.project_id).await?)
     }
 }
 
@@ -454,8 +452,8 @@ impl LotService for LotApi {
     ) -> Result<Response<pb::Lot>, Status> {
         let ctx = caller(&req)?;
         let r = req.into_inner();
-        let deposit =
-            non_negative(&r.deposit_amount, 10, 2).map_err(|m| API.invalid("deposit_amount", m))?;
+        let deposit = non_negative(&r.deposit_amount, 10, 2)
+            .map_err(|m| PropertyError::invalid("deposit_amount", m))?;
         let t = Transition::new(Action::Reserve, r.id, &r.etag, &r.reason).deposit(deposit);
         Ok(Response::new(lifecycle::apply(&self.state, &ctx, t).await?))
     }
@@ -507,7 +505,7 @@ impl LotService for LotApi {
         let ctx = caller(&req)?;
         let r = req.into_inner();
         if r.reason.trim().is_empty() {
-            return Err(API.invalid("reason", "a revert is audited: say why"));
+            return Err(PropertyError::invalid("reason", "a revert is audited: say why").into());
         }
         let t = Transition::new(Action::Revert, r.id, &r.etag, &r.reason);
         Ok(Response::new(lifecycle::apply(&self.state, &ctx, t).await?))

@@ -31,6 +31,7 @@ use super::caller;
 use crate::api::{API, REQUEST_IDS};
 use crate::domain::media::{self, MAX_CHUNK, MEDIA_TYPES, SNIFF_LEN};
 use crate::domain::validate;
+use crate::error::PropertyError;
 use crate::media_store::{self, MediaStore};
 use crate::store::lock_live;
 use crate::store::media::{LIST, MediaRow, TABLE};
@@ -123,10 +124,11 @@ impl Resource for Media {
         let file_type = &current.file_type;
         let media_type = m.media_type.trim();
         if call.fields.contains(&"media_type") && !media::fits(media_type, file_type) {
-            return Err(API.invalid(
+            return Err(PropertyError::invalid(
                 "media.media_type",
                 format!("a {file_type} file cannot be a {media_type}"),
-            ));
+            )
+            .into());
         }
         Ok(())
     }
@@ -141,13 +143,11 @@ impl Resource for Media {
         if lock_live(tx, parent, current.mediable_id).await? {
             return Ok(());
         }
-        Err(API.precondition(
-            "PARENT_DELETED",
-            format!(
-                "the {} media item {} belongs to is deleted; undelete it first",
-                current.mediable_type, current.id
-            ),
-        ))
+        Err(PropertyError::ParentDeleted {
+            mediable_type: current.mediable_type.clone(),
+            media_id: current.id,
+        }
+        .into())
     }
 }
 
@@ -237,7 +237,9 @@ impl NewMedia {
                 Ok(())
             },
         );
-        API.violations(violations)?;
+        if !violations.is_empty() {
+            return Err(PropertyError::Invalid(violations).into());
+        }
         let (mediable_type, mediable_table) = *mediable.expect("checked above");
         Ok(Self {
             mediable_type,
@@ -249,7 +251,7 @@ impl NewMedia {
             description: m.description.clone(),
             order: m.order,
             request_id: idempotency::request_key(DOMAIN, &m.request_id, m)
-                .map_err(|_| API.invalid("metadata.request_id", "must be a UUID"))?,
+                .map_err(|_| PropertyError::invalid("metadata.request_id", "must be a UUID"))?,
         })
     }
 
@@ -259,7 +261,7 @@ impl NewMedia {
         if lock_live(conn, self.mediable_table, self.mediable_id).await? {
             Ok(())
         } else {
-            Err(API.not_found(self.mediable_type, self.mediable_id))
+            Err(PropertyError::not_found(self.mediable_type, self.mediable_id).into())
         }
     }
 }
@@ -300,20 +302,22 @@ impl<'a> Receiver<'a> {
 
     async fn take(&mut self, chunk: &[u8]) -> Result<(), Status> {
         if chunk.len() > MAX_CHUNK {
-            return Err(API.invalid(
+            return Err(PropertyError::invalid(
                 "chunk",
                 format!("a chunk must be at most {MAX_CHUNK} bytes"),
-            ));
+            )
+            .into());
         }
         self.size += chunk.len() as u64;
         if self.size > self.max_bytes {
-            return Err(API.invalid(
+            return Err(PropertyError::invalid(
                 "chunk",
                 format!(
                     "the file is larger than the limit of {} bytes",
                     self.max_bytes
                 ),
-            ));
+            )
+            .into());
         }
         self.hasher.update(chunk);
         match &mut self.open {
@@ -331,7 +335,7 @@ impl<'a> Receiver<'a> {
     /// Checks the content type and starts the object with the bytes held back.
     async fn start(&mut self) -> Result<(), Status> {
         let file_type = media::check_content(self.media_type, &self.head)
-            .map_err(|e| API.invalid("chunk", e))?;
+            .map_err(|e| PropertyError::invalid("chunk", e))?;
         let mut upload = self.store.upload(self.key).await.map_err(store_error)?;
         if let Err(e) = upload.write(&self.head).await {
             upload.abort().await;
@@ -344,7 +348,7 @@ impl<'a> Receiver<'a> {
 
     async fn finish(mut self) -> Result<Stored, Status> {
         if self.size == 0 {
-            return Err(API.invalid("chunk", "the file is empty"));
+            return Err(PropertyError::invalid("chunk", "the file is empty").into());
         }
         if self.open.is_none() {
             self.start().await?;
@@ -371,8 +375,7 @@ impl<'a> Receiver<'a> {
 
 /// An object-store failure: logged with its cause, returned opaque.
 fn store_error(e: object_store::Error) -> Status {
-    tracing::error!(error = %e, "media store failed");
-    fusion_proto::errors::unavailable(DOMAIN, "the media store is not available; try again")
+    PropertyError::MediaStore(e).into()
 }
 
 /// The MediaService implementation.
@@ -449,9 +452,19 @@ impl MediaService for MediaApi {
                 payload: Some(Upload::Metadata(m)),
             }) => NewMedia::from_pb(&m)?,
             Some(_) => {
-                return Err(API.invalid("metadata", "the first message must carry the metadata"));
+                return Err(PropertyError::invalid(
+                    "metadata",
+                    "the first message must carry the metadata",
+                )
+                .into());
             }
-            None => return Err(API.invalid("metadata", "the stream ended before the metadata")),
+            None => {
+                return Err(PropertyError::invalid(
+                    "metadata",
+                    "the stream ended before the metadata",
+                )
+                .into());
+            }
         };
 
         // A retry of a recorded upload returns it without storing the bytes again; and
@@ -519,10 +532,15 @@ impl MediaService for MediaApi {
         let row: MediaRow = TABLE
             .get(&self.state.db, ctx.tenant_id, req.into_inner().id)
             .await?;
-        let mut content = self.state.media.read(&row.file_path).await.map_err(|e| {
-            tracing::error!(media_id = row.id, error = %e, "a media item's object cannot be read");
-            fusion_proto::errors::internal(DOMAIN)
-        })?;
+        let mut content = self
+            .state
+            .media
+            .read(&row.file_path)
+            .await
+            .map_err(|source| PropertyError::MediaUnreadable {
+                media_id: row.id,
+                source,
+            })?;
         let media_id = row.id;
         let expected = row.checksum.clone();
         let first = pb::DownloadMediaResponse {
@@ -543,9 +561,9 @@ impl MediaService for MediaApi {
             while let Some(piece) = content.next().await {
                 let piece = match piece {
                     Ok(piece) => piece,
-                    Err(e) => {
-                        tracing::error!(media_id, error = %e, "reading a media object failed");
-                        let _ = tx.send(Err(fusion_proto::errors::internal(DOMAIN))).await;
+                    Err(source) => {
+                        let unreadable = PropertyError::MediaUnreadable { media_id, source };
+                        let _ = tx.send(Err(unreadable.into())).await;
                         return;
                     }
                 };
@@ -570,12 +588,8 @@ impl MediaService for MediaApi {
             // still learns they are not to be trusted.
             let actual = format!("{:x}", hasher.finalize());
             if expected.as_deref().is_some_and(|e| e != actual) {
-                tracing::error!(media_id, "a media object does not match its checksum");
-                let _ = tx
-                    .send(Err(Status::data_loss(
-                        "the stored file does not match its checksum",
-                    )))
-                    .await;
+                let mismatch = PropertyError::ChecksumMismatch { media_id };
+                let _ = tx.send(Err(mismatch.into())).await;
             }
         });
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
@@ -601,16 +615,21 @@ impl MediaService for MediaApi {
         if !r.mediable_type.is_empty() {
             let kind = r.mediable_type.trim();
             if media::mediable_table(kind).is_none() {
-                return Err(API.invalid("mediable_type", "must be one of: project, stage, lot"));
+                return Err(PropertyError::invalid(
+                    "mediable_type",
+                    "must be one of: project, stage, lot",
+                )
+                .into());
             }
             scope.push(("mediable_type", ScopeValue::Text(kind.to_owned())));
         }
         if r.mediable_id != 0 {
             if r.mediable_type.is_empty() {
-                return Err(API.invalid(
+                return Err(PropertyError::invalid(
                     "mediable_type",
                     "is required with mediable_id (ids are per kind of record)",
-                ));
+                )
+                .into());
             }
             API.require_id("mediable_id", r.mediable_id)?;
             scope.push(("mediable_id", ScopeValue::Int(r.mediable_id)));

@@ -16,8 +16,8 @@ use fusion_db::TenantTx;
 use fusion_service::standard::{self, Call, Child, Kit, Method, Resource};
 
 use super::caller;
-use crate::api::API;
 use crate::domain::validate;
+use crate::error::PropertyError;
 use crate::store::projects::{LIST, ProjectRow, TABLE};
 use crate::store::{lock_live, media::refuse_live_media};
 use crate::{AppState, DOMAIN};
@@ -216,7 +216,7 @@ impl Resource for Projects {
         tx: &mut TenantTx,
         p: &ProjectRow,
     ) -> Result<(), Status> {
-        refuse_live_media(tx, "project", p.id).await
+        Ok(refuse_live_media(tx, "project", p.id).await?)
     }
 
     /// A live project must not point at a deleted developer.
@@ -228,10 +228,10 @@ impl Resource for Projects {
         if let Some(developer) = p.developer_id
             && !lock_live(tx, DEVELOPERS, developer).await?
         {
-            return Err(API.precondition(
-                "DEVELOPER_DELETED",
-                format!("developer {developer} is deleted; undelete it first"),
-            ));
+            return Err(PropertyError::DeveloperDeleted {
+                developer_id: developer,
+            }
+            .into());
         }
         Ok(())
     }
@@ -242,7 +242,7 @@ async fn require_developer(conn: &mut TenantTx, id: i64) -> Result<(), Status> {
     if lock_live(conn, DEVELOPERS, id).await? {
         Ok(())
     } else {
-        Err(API.not_found("developer", id))
+        Err(PropertyError::not_found("developer", id).into())
     }
 }
 

@@ -12,8 +12,8 @@ use fusion_db::TenantTx;
 use fusion_service::standard::{self, Call, Child, Kit, Method, Parent, Resource};
 
 use super::caller;
-use crate::api::API;
 use crate::domain::validate;
+use crate::error::{PropertyError, reason};
 use crate::store::media::refuse_live_media;
 use crate::store::stages::{LIST, StageRow, TABLE};
 use crate::{AppState, DOMAIN};
@@ -53,7 +53,7 @@ impl Resource for Stages {
         table: PROJECTS,
         field: "project_id",
         what: "project",
-        deleted_reason: "PROJECT_DELETED",
+        deleted_reason: reason::PROJECT_DELETED,
     });
     const CHILDREN: &'static [Child] = &[Child {
         table: "property.lots",
@@ -143,7 +143,7 @@ impl Resource for Stages {
         tx: &mut TenantTx,
         s: &StageRow,
     ) -> Result<(), Status> {
-        refuse_live_media(tx, "stage", s.id).await
+        Ok(refuse_live_media(tx, "stage", s.id).await?)
     }
 }
 
@@ -190,10 +190,11 @@ impl StageService for StageApi {
         let ctx = caller(&req)?;
         let r = req.into_inner();
         if r.project_id < 0 {
-            return Err(API.invalid(
+            return Err(PropertyError::invalid(
                 "project_id",
                 "must be a positive id, or 0 for every project",
-            ));
+            )
+            .into());
         }
         let scope = [("project_id", ScopeValue::Int(r.project_id))];
         let scope = (r.project_id != 0).then_some(&scope[..]);

@@ -8,15 +8,13 @@ use sqlx::types::Json;
 use fusion_db::filter::{FieldKind, FieldSpec};
 use fusion_db::list::ListSpec;
 
-use fusion_db::db_status;
 use fusion_db::list::{ListParams, Page, ScopeValue, list};
 use fusion_tenancy::TenantContext;
 use sqlx::PgConnection;
-use tonic::Status;
 
 use super::Table;
-use crate::api::API;
 use crate::domain::lifecycle::LotStatus;
+use crate::error::PropertyError;
 use crate::stock::LotRef;
 use crate::{AppState, DOMAIN};
 
@@ -142,7 +140,7 @@ pub(crate) async fn record_price(
     price: Decimal,
     reason: Option<&str>,
     actor_user_id: i64,
-) -> Result<(), Status> {
+) -> Result<(), PropertyError> {
     sqlx::query(
         "INSERT INTO property.lot_price_history
              (tenant_id, lot_id, price, effective_from, applied_at, reason, actor_user_id)
@@ -154,14 +152,13 @@ pub(crate) async fn record_price(
     .bind(reason)
     .bind(actor_user_id)
     .execute(conn)
-    .await
-    .map_err(|e| db_status(DOMAIN, e))?;
+    .await?;
     Ok(())
 }
 
 /// The project of live lot `lot_id` (NOT_FOUND otherwise); a lot's project never
 /// changes, so it is safe to read before taking the project lock.
-pub(crate) async fn project_of(conn: &mut PgConnection, lot_id: i64) -> Result<i64, Status> {
+pub(crate) async fn project_of(conn: &mut PgConnection, lot_id: i64) -> Result<i64, PropertyError> {
     project(
         conn,
         lot_id,
@@ -171,7 +168,10 @@ pub(crate) async fn project_of(conn: &mut PgConnection, lot_id: i64) -> Result<i
 }
 
 /// The project of lot `lot_id`, live or deleted (for an undelete).
-pub(crate) async fn project_of_any(conn: &mut PgConnection, lot_id: i64) -> Result<i64, Status> {
+pub(crate) async fn project_of_any(
+    conn: &mut PgConnection,
+    lot_id: i64,
+) -> Result<i64, PropertyError> {
     project(
         conn,
         lot_id,
@@ -180,28 +180,30 @@ pub(crate) async fn project_of_any(conn: &mut PgConnection, lot_id: i64) -> Resu
     .await
 }
 
-async fn project(conn: &mut PgConnection, lot_id: i64, sql: &'static str) -> Result<i64, Status> {
+async fn project(
+    conn: &mut PgConnection,
+    lot_id: i64,
+    sql: &'static str,
+) -> Result<i64, PropertyError> {
     sqlx::query_scalar(sql)
         .bind(lot_id)
         .fetch_optional(conn)
-        .await
-        .map_err(|e| db_status(DOMAIN, e))?
-        .ok_or_else(|| API.not_found("lot", lot_id))
+        .await?
+        .ok_or_else(|| PropertyError::not_found("lot", lot_id))
 }
 
 /// The project of live stage `stage_id` (NOT_FOUND if it is not live).
 pub(crate) async fn project_of_stage(
     conn: &mut PgConnection,
     stage_id: i64,
-) -> Result<i64, Status> {
+) -> Result<i64, PropertyError> {
     sqlx::query_scalar(
         "SELECT project_id FROM property.stages WHERE id = $1 AND deleted_at IS NULL",
     )
     .bind(stage_id)
     .fetch_optional(conn)
-    .await
-    .map_err(|e| db_status(DOMAIN, e))?
-    .ok_or_else(|| API.not_found("stage", stage_id))
+    .await?
+    .ok_or_else(|| PropertyError::not_found("stage", stage_id))
 }
 
 /// Sets a lot's lifecycle state (its status, hold expiry and reserved price).
@@ -211,7 +213,7 @@ pub(crate) async fn set_status(
     to: LotStatus,
     hold_until: Option<DateTime<Utc>>,
     reserved_price: Option<Decimal>,
-) -> Result<(), Status> {
+) -> Result<(), PropertyError> {
     sqlx::query(
         "UPDATE property.lots SET status = $2, hold_expires_at = $3, reserved_price = $4,
                 updated_at = now(), version = version + 1
@@ -222,8 +224,7 @@ pub(crate) async fn set_status(
     .bind(hold_until)
     .bind(reserved_price)
     .execute(conn)
-    .await
-    .map_err(|e| db_status(DOMAIN, e))?;
+    .await?;
     Ok(())
 }
 
@@ -240,7 +241,7 @@ pub(crate) async fn schedule_price(
     ctx: &TenantContext,
     lot_id: i64,
     p: FuturePrice<'_>,
-) -> Result<(), Status> {
+) -> Result<(), PropertyError> {
     sqlx::query(
         "INSERT INTO property.lot_price_history
              (tenant_id, lot_id, price, effective_from, reason, actor_user_id)
@@ -253,8 +254,7 @@ pub(crate) async fn schedule_price(
     .bind(p.reason)
     .bind(ctx.user_id)
     .execute(conn)
-    .await
-    .map_err(|e| db_status(DOMAIN, e))?;
+    .await?;
     Ok(())
 }
 
@@ -315,7 +315,7 @@ pub(crate) async fn status_changes(
     lot_id: i64,
     page_size: i32,
     page_token: String,
-) -> Result<Page<StatusChangeRow>, Status> {
+) -> Result<Page<StatusChangeRow>, PropertyError> {
     history(state, ctx, &STATUS_CHANGES, lot_id, page_size, page_token).await
 }
 
@@ -326,7 +326,7 @@ pub(crate) async fn prices(
     lot_id: i64,
     page_size: i32,
     page_token: String,
-) -> Result<Page<PriceRow>, Status> {
+) -> Result<Page<PriceRow>, PropertyError> {
     history(state, ctx, &PRICES, lot_id, page_size, page_token).await
 }
 
@@ -338,11 +338,11 @@ async fn history<T>(
     lot_id: i64,
     page_size: i32,
     page_token: String,
-) -> Result<Page<T>, Status>
+) -> Result<Page<T>, PropertyError>
 where
     T: for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow> + Send + Unpin,
 {
-    API.require_id("lot_id", lot_id)?;
+    fusion_db::resource::require_id(DOMAIN, "lot_id", lot_id)?;
     let mut tx = state.db.begin(ctx.tenant_id).await?;
     project_of(&mut tx, lot_id).await?;
     let params = ListParams {

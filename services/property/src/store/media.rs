@@ -7,13 +7,10 @@ use fusion_db::filter::{FieldKind, FieldSpec};
 use fusion_db::list::ListSpec;
 
 use sqlx::PgConnection;
-use tonic::Status;
-
-use fusion_db::db_status;
 
 use super::Table;
 use crate::DOMAIN;
-use crate::api::API;
+use crate::error::PropertyError;
 
 pub(crate) const TABLE: Table = Table {
     domain: DOMAIN,
@@ -73,9 +70,9 @@ fusion_db::versioned!(MediaRow);
 /// with live children is refused, so media never outlives what it shows.
 pub(crate) async fn refuse_live_media(
     conn: &mut PgConnection,
-    mediable_type: &str,
+    mediable_type: &'static str,
     id: i64,
-) -> Result<(), Status> {
+) -> Result<(), PropertyError> {
     let has: bool = sqlx::query_scalar(
         "SELECT EXISTS (SELECT 1 FROM property.property_media
                          WHERE mediable_type = $1 AND mediable_id = $2 AND deleted_at IS NULL)",
@@ -83,13 +80,9 @@ pub(crate) async fn refuse_live_media(
     .bind(mediable_type)
     .bind(id)
     .fetch_one(conn)
-    .await
-    .map_err(|e| db_status(DOMAIN, e))?;
+    .await?;
     if has {
-        Err(API.precondition(
-            "HAS_MEDIA",
-            format!("{mediable_type} {id} still has media; delete it first"),
-        ))
+        Err(PropertyError::HasMedia { mediable_type, id })
     } else {
         Ok(())
     }

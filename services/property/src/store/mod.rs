@@ -10,7 +10,6 @@ pub(crate) mod projects;
 pub(crate) mod stages;
 
 use sqlx::PgConnection;
-use tonic::Status;
 
 pub(crate) use fusion_db::resource::Table;
 
@@ -22,8 +21,6 @@ pub(crate) async fn lock_live(
     conn: &mut PgConnection,
     table: &'static str,
     id: i64,
-) -> Result<bool, Status> {
-    fusion_db::resource::lock_live(conn, DOMAIN, table, id)
-        .await
-        .map_err(Into::into)
+) -> Result<bool, fusion_db::Error> {
+    fusion_db::resource::lock_live(conn, DOMAIN, table, id).await
 }

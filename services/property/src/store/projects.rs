@@ -7,12 +7,10 @@ use fusion_db::filter::{FieldKind, FieldSpec};
 use fusion_db::list::ListSpec;
 
 use sqlx::PgConnection;
-use tonic::Status;
-
-use fusion_db::db_status;
 
 use super::Table;
 use crate::DOMAIN;
+use crate::error::PropertyError;
 
 pub(crate) const TABLE: Table = Table {
     domain: DOMAIN,
@@ -88,12 +86,12 @@ pub(crate) struct ProjectRow {
 fusion_db::versioned!(ProjectRow);
 
 /// Whether project `id` is live in the caller's tenant.
-pub(crate) async fn is_live(conn: &mut PgConnection, id: i64) -> Result<bool, Status> {
+pub(crate) async fn is_live(conn: &mut PgConnection, id: i64) -> Result<bool, PropertyError> {
     sqlx::query_scalar(
         "SELECT EXISTS (SELECT 1 FROM property.projects WHERE id = $1 AND deleted_at IS NULL)",
     )
     .bind(id)
     .fetch_one(conn)
     .await
-    .map_err(|e| db_status(DOMAIN, e))
+    .map_err(Into::into)
 }
