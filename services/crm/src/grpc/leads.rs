@@ -195,6 +195,7 @@ impl LeadService for LeadApi {
         )
         .await
         .map(Response::new)
+        .map_err(Into::into)
     }
 
     async fn import_leads(
