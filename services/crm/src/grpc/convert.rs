@@ -15,9 +15,10 @@ use fusion_tenancy::TenantContext;
 
 use crate::domain::pipeline;
 use crate::error::CrmError;
+use crate::grpc::API;
 use crate::store::person::{set_e164, tenant_country};
 use crate::store::pipeline::{ensure_pipeline, require_lead_status};
-use crate::store::{API, REQUEST_IDS, contacts, custom_fields_pb, deals, leads, tags_of};
+use crate::store::{REQUEST_IDS, contacts, custom_fields_pb, deals, leads, tags_of};
 use crate::{AppState, DOMAIN};
 
 const METHOD: &str = "ConvertLead";

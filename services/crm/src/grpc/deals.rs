@@ -24,8 +24,8 @@ use fusion_service::standard;
 use crate::AppState;
 use crate::domain::{pipeline, validate};
 use crate::error::{CrmError, Outcome};
+use crate::grpc::API;
 use crate::grpc::caller;
-use crate::store::API;
 use crate::store::pipeline::{ensure_pipeline, require_deal_stage};
 
 use crate::store::deals::*;

@@ -22,10 +22,11 @@ use fusion_tenancy::TenantContext;
 use fusion_service::standard::Method;
 
 use crate::error::CrmError;
+use crate::grpc::API;
 use crate::store::leads::{self, TABLE};
 use crate::store::person::{set_e164, tenant_country};
 use crate::store::pipeline::{default_lead_status, ensure_pipeline};
-use crate::store::{self, API, REQUEST_IDS};
+use crate::store::{self, REQUEST_IDS};
 use crate::{AppState, DOMAIN};
 
 /// Rows one batch message may carry.

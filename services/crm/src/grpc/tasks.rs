@@ -22,8 +22,9 @@ use fusion_service::standard;
 
 use crate::AppState;
 use crate::error::CrmError;
+use crate::grpc::API;
 use crate::grpc::caller;
-use crate::store::{API, subject_scope};
+use crate::store::subject_scope;
 
 use crate::store::tasks::*;
 

@@ -19,14 +19,10 @@ use sqlx::PgConnection;
 use fusion_db::idempotency;
 use fusion_db::resource::{self, Val, Values};
 use fusion_proto::crm::v1 as pb;
-use fusion_service::api::Api;
 
 use crate::domain::fields::{self, CustomField};
 use crate::error::CrmError;
 use crate::{AppState, DOMAIN};
-
-/// Errors and checks in this context's domain.
-pub(crate) const API: Api = Api::new(DOMAIN);
 
 const IDEMPOTENCY_TABLE: &str = "crm.idempotency_keys";
 
