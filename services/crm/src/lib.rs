@@ -9,6 +9,7 @@
 
 pub mod config;
 pub mod domain;
+pub mod error;
 pub mod grpc;
 pub mod refs;
 mod state;
@@ -26,6 +27,7 @@ use fusion_service::{Background, Host, Serving};
 use fusion_tenancy::KeyProvider;
 
 pub use config::CrmConfig;
+pub use error::CrmError;
 pub use state::AppState;
 
 /// The crm schema's migrations, applied by `fusion-crm migrate` (the Kubernetes Job)

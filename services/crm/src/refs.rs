@@ -11,7 +11,6 @@ use tonic::transport::Channel;
 use tonic::{Code, Status};
 use tower::ServiceBuilder;
 
-use fusion_proto::errors;
 use fusion_proto::identity::v1 as identity;
 use fusion_proto::identity::v1::user_service_client::UserServiceClient;
 use fusion_proto::property::v1 as property;
@@ -21,7 +20,7 @@ use fusion_proto::property::v1::{
 };
 use fusion_tenancy::{ForwardContext, ForwardContextLayer};
 
-use crate::DOMAIN;
+use crate::error::CrmError;
 
 type Forwarding = ForwardContext<Channel>;
 
@@ -50,7 +49,7 @@ impl Refs {
     }
 
     /// Checks that `id`, named by `field`, is an active user of the caller's tenant.
-    pub async fn user(&self, field: &str, id: i64) -> Result<(), Status> {
+    pub async fn user(&self, field: &str, id: i64) -> Result<(), CrmError> {
         let user = UserServiceClient::new(self.identity.clone())
             .get_user(identity::GetUserRequest { id })
             .await
@@ -59,17 +58,13 @@ impl Refs {
         if user.active {
             Ok(())
         } else {
-            Err(errors::invalid_field(
-                DOMAIN,
-                field,
-                format!("user {id} is not active"),
-            ))
+            Err(CrmError::invalid(field, format!("user {id} is not active")))
         }
     }
 
     /// Checks that the property record `kind` (project, stage or lot) `id`, named by
     /// `field`, is live in the caller's tenant.
-    pub async fn property(&self, field: &str, kind: &str, id: i64) -> Result<(), Status> {
+    pub async fn property(&self, field: &str, kind: &str, id: i64) -> Result<(), CrmError> {
         let missing = format!("no {kind} {id}");
         let result = match kind {
             "project" => ProjectServiceClient::new(self.property.clone())
@@ -85,8 +80,7 @@ impl Refs {
                 .await
                 .map(|_| ()),
             other => {
-                return Err(errors::invalid_field(
-                    DOMAIN,
+                return Err(CrmError::invalid(
                     field,
                     format!("{other} is not a property record"),
                 ));
@@ -99,18 +93,18 @@ impl Refs {
 /// What the owner's answer means for the caller: a missing record is the caller's
 /// mistake in `field`; a refusal is passed on; anything else means the owner could
 /// not answer.
-fn owner_error(status: Status, field: &str, owner: &str, missing: &str) -> Status {
+fn owner_error(status: Status, field: &str, owner: &'static str, missing: &str) -> CrmError {
     match status.code() {
         Code::NotFound | Code::InvalidArgument => {
-            errors::invalid_field(DOMAIN, field, format!("{missing} in this tenant"))
+            CrmError::invalid(field, format!("{missing} in this tenant"))
         }
-        Code::PermissionDenied | Code::Unauthenticated => status,
+        Code::PermissionDenied | Code::Unauthenticated => CrmError::OwnerRefused(status),
         _ => {
             tracing::warn!(owner, code = ?status.code(), message = status.message(), "reference check failed");
-            errors::unavailable(
-                DOMAIN,
-                format!("{owner} is not available to check {field}; try again"),
-            )
+            CrmError::OwnerUnavailable {
+                owner,
+                field: field.to_owned(),
+            }
         }
     }
 }

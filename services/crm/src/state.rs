@@ -34,7 +34,7 @@ impl AppState {
         let kit = Kit {
             db: db.clone(),
             pages: pages.clone(),
-            api: crate::store::API,
+            api: fusion_service::api::Api::new(crate::DOMAIN),
             request_ids: crate::store::REQUEST_IDS,
             retention: config.purge_retention,
         };

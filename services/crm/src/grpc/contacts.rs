@@ -138,5 +138,6 @@ impl ContactService for ContactApi {
         )
         .await
         .map(Response::new)
+        .map_err(Into::into)
     }
 }

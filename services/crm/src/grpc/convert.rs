@@ -14,9 +14,11 @@ use fusion_proto::crm::v1 as pb;
 use fusion_tenancy::TenantContext;
 
 use crate::domain::pipeline;
+use crate::error::CrmError;
+use crate::grpc::API;
 use crate::store::person::{set_e164, tenant_country};
 use crate::store::pipeline::{ensure_pipeline, require_lead_status};
-use crate::store::{API, REQUEST_IDS, contacts, custom_fields_pb, deals, leads, tags_of};
+use crate::store::{REQUEST_IDS, contacts, custom_fields_pb, deals, leads, tags_of};
 use crate::{AppState, DOMAIN};
 
 const METHOD: &str = "ConvertLead";
@@ -84,14 +86,11 @@ pub(crate) async fn convert(
         .await?;
     API.check_etag(&r.etag, lead.version)?;
     if lead.converted_at.is_some() {
-        return Err(API.precondition(
-            "ALREADY_CONVERTED",
-            format!(
-                "lead {} was already converted into contact {}",
-                lead.id,
-                lead.converted_contact_id.unwrap_or_default()
-            ),
-        ));
+        return Err(CrmError::AlreadyConverted {
+            id: lead.id,
+            contact_id: lead.converted_contact_id.unwrap_or_default(),
+        }
+        .into());
     }
 
     let contact = contact_from(&lead, r.contact);

@@ -23,8 +23,9 @@ use fusion_service::standard;
 
 use crate::AppState;
 use crate::domain::{pipeline, validate};
+use crate::error::{CrmError, Outcome};
+use crate::grpc::API;
 use crate::grpc::caller;
-use crate::store::API;
 use crate::store::pipeline::{ensure_pipeline, require_deal_stage};
 
 use crate::store::deals::*;
@@ -53,8 +54,8 @@ impl DealApi {
             .await?;
         API.check_etag(c.etag, current.version)?;
         let stage = closing_stage(&mut tx, c.stage, c.outcome).await?;
-        require_open(&current, c.outcome)?;
-        let won = c.outcome == "won";
+        require_open(&current, c.outcome.as_str())?;
+        let won = c.outcome == Outcome::Won;
         TABLE
             .update(
                 &mut tx,
@@ -85,7 +86,7 @@ struct Closing<'a> {
     reason: &'a str,
     close_date: Option<&'a fusion_proto::google::r#type::Date>,
     /// "won" or "lost".
-    outcome: &'static str,
+    outcome: Outcome,
 }
 
 impl Closing<'_> {
@@ -100,7 +101,7 @@ impl Closing<'_> {
         {
             violations.push(FieldViolation::new("stage", why));
         }
-        let reason = if self.outcome == "lost" {
+        let reason = if self.outcome == Outcome::Lost {
             validate::required(self.reason, 20_000)
         } else {
             validate::max_len(self.reason, 20_000)
@@ -235,13 +236,11 @@ impl DealService for DealApi {
             ));
         }
         if current.status == "open" && current.stage == stage.key {
-            return Err(API.precondition(
-                "SAME_STAGE",
-                format!(
-                    "deal {} is already in stage {}; change its probability with UpdateDeal",
-                    current.id, current.stage
-                ),
-            ));
+            return Err(CrmError::SameStage {
+                id: current.id,
+                stage: current.stage,
+            }
+            .into());
         }
         // On a closed deal this reopens it: open again, no close date or reason.
         TABLE
@@ -277,7 +276,7 @@ impl DealService for DealApi {
             stage: &r.stage,
             reason: &r.reason,
             close_date: r.close_date.as_ref(),
-            outcome: "won",
+            outcome: Outcome::Won,
         };
         Ok(Response::new(self.close(ctx.tenant_id, closing).await?))
     }
@@ -294,7 +293,7 @@ impl DealService for DealApi {
             stage: &r.stage,
             reason: &r.reason,
             close_date: r.close_date.as_ref(),
-            outcome: "lost",
+            outcome: Outcome::Lost,
         };
         Ok(Response::new(self.close(ctx.tenant_id, closing).await?))
     }

@@ -10,8 +10,9 @@ use fusion_proto::crm::v1 as pb;
 use fusion_proto::crm::v1::duplicate_service_server::DuplicateService;
 
 use crate::AppState;
+use crate::grpc::API;
 use crate::grpc::caller;
-use crate::store::{self, API};
+use crate::store;
 
 /// The DuplicateService implementation.
 #[derive(Clone, Debug)]

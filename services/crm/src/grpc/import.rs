@@ -21,10 +21,12 @@ use fusion_tenancy::TenantContext;
 
 use fusion_service::standard::Method;
 
+use crate::error::CrmError;
+use crate::grpc::API;
 use crate::store::leads::{self, TABLE};
 use crate::store::person::{set_e164, tenant_country};
 use crate::store::pipeline::{default_lead_status, ensure_pipeline};
-use crate::store::{self, API, REQUEST_IDS};
+use crate::store::{self, REQUEST_IDS};
 use crate::{AppState, DOMAIN};
 
 /// Rows one batch message may carry.
@@ -94,12 +96,8 @@ impl Run<'_> {
         let (mut values, mut violations) = match leads::values(lead, leads::MUTABLE, Method::Create)
         {
             Ok(values) => (values, Vec::new()),
-            Err(status) => (
-                Vec::new(),
-                tonic_types::StatusExt::get_details_bad_request(&status)
-                    .map(|b| b.field_violations)
-                    .unwrap_or_default(),
-            ),
+            Err(CrmError::Invalid(violations)) => (Vec::new(), violations),
+            Err(other) => return Err(other.into()),
         };
         let status = lead.status.trim();
         if status.is_empty() {
@@ -131,11 +129,11 @@ impl Run<'_> {
                 } else {
                     match self.state.refs.user("assigned_to", id).await {
                         Ok(()) => None,
-                        Err(s) if s.code() == tonic::Code::InvalidArgument => {
+                        Err(CrmError::Invalid(_)) => {
                             Some(format!("no active user {id} in this tenant"))
                         }
                         // Identity being down is the import's failure, not the row's.
-                        Err(s) => return Err(s),
+                        Err(e) => return Err(e.into()),
                     }
                 };
                 self.users.insert(id, verdict);
@@ -256,7 +254,7 @@ pub(crate) async fn import(
                 match &columns {
                     None => columns = Some(names),
                     Some(known) if *known != names => {
-                        return Err(fusion_proto::errors::internal(DOMAIN));
+                        return Err(CrmError::Internal("import rows with different columns").into());
                     }
                     Some(_) => {}
                 }

@@ -19,8 +19,8 @@ use fusion_proto::crm::v1::lead_service_server::LeadService;
 use fusion_service::api::total;
 use fusion_service::standard;
 
+use crate::grpc::API;
 use crate::grpc::caller;
-use crate::store::API;
 use crate::store::pipeline::ensure_pipeline;
 use crate::{AppState, DOMAIN};
 
@@ -195,6 +195,7 @@ impl LeadService for LeadApi {
         )
         .await
         .map(Response::new)
+        .map_err(Into::into)
     }
 
     async fn import_leads(

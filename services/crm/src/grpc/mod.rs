@@ -26,7 +26,11 @@ use fusion_proto::crm::v1::{
 };
 use fusion_tenancy::{MethodPolicy, TenantContext};
 
-use crate::AppState;
+use crate::{AppState, DOMAIN};
+
+/// Checks of requests whose errors are statuses in this context's domain (errors below
+/// this module are [`crate::CrmError`]s).
+pub(crate) const API: fusion_service::api::Api = fusion_service::api::Api::new(DOMAIN);
 
 /// Every crm service, ready to serve.
 pub fn routes(state: &AppState) -> Routes {

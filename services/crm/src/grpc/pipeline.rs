@@ -15,8 +15,8 @@ use fusion_service::api::{populated, total};
 use fusion_service::standard;
 
 use crate::AppState;
+use crate::grpc::API;
 use crate::grpc::caller;
-use crate::store::API;
 use crate::store::pipeline::ensure_pipeline;
 
 use crate::store::pipeline::*;

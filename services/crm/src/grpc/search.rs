@@ -14,9 +14,10 @@ use fusion_proto::crm::v1 as pb;
 use fusion_proto::crm::v1::search_service_server::SearchService;
 
 use crate::AppState;
+use crate::grpc::API;
 use crate::grpc::caller;
+use crate::store;
 use crate::store::search::Hit;
-use crate::store::{self, API};
 
 const KINDS: &[(&str, &str)] = &[
     ("lead", "crm.leads.read"),

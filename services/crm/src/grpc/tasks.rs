@@ -21,8 +21,10 @@ use fusion_service::api::total;
 use fusion_service::standard;
 
 use crate::AppState;
+use crate::error::CrmError;
+use crate::grpc::API;
 use crate::grpc::caller;
-use crate::store::{API, subject_scope};
+use crate::store::subject_scope;
 
 use crate::store::tasks::*;
 
@@ -173,13 +175,7 @@ impl TaskService for TaskApi {
             .transition(ctx.tenant_id, r.id, &r.etag, |task| {
                 match task.status.as_str() {
                     COMPLETED => Ok(None),
-                    CANCELLED => Err(API.precondition(
-                        "TASK_CANCELLED",
-                        format!(
-                            "task {} is cancelled; reopen it before completing it",
-                            task.id
-                        ),
-                    )),
+                    CANCELLED => Err(CrmError::TaskCancelled { id: task.id }.into()),
                     _ => Ok(Some(COMPLETED)),
                 }
             })

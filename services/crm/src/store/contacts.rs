@@ -13,7 +13,7 @@ use fusion_service::api::{opt_ts, populated, ts};
 use fusion_service::standard::{Call, Kit, Method, Resource};
 
 use crate::domain::validate;
-use crate::store::API;
+use crate::error::CrmError;
 use crate::store::person::{
     Person, PersonRow, person_values, refresh_e164, set_e164, sets, tenant_country,
 };
@@ -149,7 +149,7 @@ impl ContactRow {
 /// The column values of the fields in `fields` (e.g. [`CREATE`]), validated field by
 /// field with violations named `contact.<field>`. Not among them: `phone_e164` (see
 /// [`set_e164`]) and the check that `lead_id` names a live lead (see [`require_lead`]).
-pub(crate) fn values(c: &pb::Contact, fields: &[&str]) -> Result<Values, Status> {
+pub(crate) fn values(c: &pb::Contact, fields: &[&str]) -> Result<Values, CrmError> {
     person_values("contact", c, fields, |field| {
         Ok(Some(match field {
             "lead_id" => match c.lead_id {
@@ -177,11 +177,11 @@ pub(crate) fn values(c: &pb::Contact, fields: &[&str]) -> Result<Values, Status>
 /// INVALID_ARGUMENT on `contact.lead_id` unless `lead_id` is 0 (none) or a live lead of
 /// the transaction's tenant, which stays key-share locked (not deletable) until the
 /// transaction ends.
-pub(crate) async fn require_lead(conn: &mut PgConnection, lead_id: i64) -> Result<(), Status> {
+pub(crate) async fn require_lead(conn: &mut PgConnection, lead_id: i64) -> Result<(), CrmError> {
     if lead_id == 0 || lock_live(conn, DOMAIN, "crm.leads", lead_id).await? {
         Ok(())
     } else {
-        Err(API.invalid(
+        Err(CrmError::invalid(
             "contact.lead_id",
             format!("no live lead {lead_id} in this tenant"),
         ))
@@ -237,7 +237,7 @@ impl Resource for Contacts {
     }
 
     fn values(_: &AppState, c: &pb::Contact, fields: &[&str], _: Method) -> Result<Values, Status> {
-        values(c, fields)
+        Ok(values(c, fields)?)
     }
 
     async fn on_create(
@@ -248,7 +248,7 @@ impl Resource for Contacts {
     ) -> Result<(), Status> {
         let country = tenant_country(call.state, tx).await?;
         set_e164(values, &c.phone, &c.country, country);
-        require_lead(tx, c.lead_id).await
+        Ok(require_lead(tx, c.lead_id).await?)
     }
 
     async fn on_update(
@@ -272,13 +272,12 @@ impl Resource for Contacts {
         contact: &ContactRow,
     ) -> Result<(), Status> {
         match contact.merged_into_id {
-            Some(survivor) => Err(API.precondition(
-                "MERGED",
-                format!(
-                    "contact {} was merged into contact {survivor}; it cannot be restored",
-                    contact.id
-                ),
-            )),
+            Some(survivor) => Err(CrmError::Merged {
+                what: "contact",
+                id: contact.id,
+                survivor,
+            }
+            .into()),
             None => Ok(()),
         }
     }

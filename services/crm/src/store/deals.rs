@@ -4,19 +4,20 @@ use chrono::{DateTime, NaiveDate, Utc};
 use rust_decimal::Decimal;
 use tonic::Status;
 
+use fusion_db::TenantTx;
 use fusion_db::filter::{FieldKind, FieldSpec};
 use fusion_db::list::ListSpec;
 use fusion_db::resource::{Table, Val, Values, lock_live};
-use fusion_db::{TenantTx, db_status};
 use fusion_proto::crm::v1 as pb;
 use fusion_proto::errors::FieldViolation;
 use fusion_service::api::{date_pb, dec_str, opt_ts, parse_date, parse_decimal, populated, ts};
 use fusion_service::standard::{Call, Kit, Method, Resource};
 
 use crate::domain::{pipeline, validate};
+use crate::error::{CrmError, Outcome};
 use crate::store::person::sets;
 use crate::store::pipeline::{StageInfo, require_deal_stage};
-use crate::store::{API, custom_fields_pb, record_values, tags_of, tags_val};
+use crate::store::{custom_fields_pb, record_values, tags_of, tags_val};
 use crate::{AppState, DOMAIN};
 
 pub(crate) const TABLE: Table = Table {
@@ -199,7 +200,7 @@ impl DealRow {
 /// is only checked for form here (it is placed by [`place_new_deal`]); whether the
 /// lot and assignee exist is asked of their owners by [`check_owners`], and whether
 /// the lead and contact do by [`lock_links`].
-pub(crate) fn values(d: &pb::Deal, fields: &[&str]) -> Result<Values, Status> {
+pub(crate) fn values(d: &pb::Deal, fields: &[&str]) -> Result<Values, CrmError> {
     record_values("deal", fields, &d.custom_fields, |field| {
         Ok(Some(match field {
             "lead_id" => ("lead_id", Val::Int(optional_id(d.lead_id)?)),
@@ -274,7 +275,7 @@ pub(crate) async fn check_owners(
     state: &AppState,
     d: &pb::Deal,
     fields: &[&str],
-) -> Result<(), Status> {
+) -> Result<(), CrmError> {
     let lot = async {
         if fields.contains(&"lot_id") && d.lot_id > 0 {
             state.refs.property("deal.lot_id", "lot", d.lot_id).await
@@ -299,7 +300,7 @@ pub(crate) async fn lock_links(
     tx: &mut TenantTx,
     d: &pb::Deal,
     fields: &[&str],
-) -> Result<(), Status> {
+) -> Result<(), CrmError> {
     let mut violations = Vec::new();
     for (field, table, what, id) in [
         ("lead_id", "crm.leads", "lead", d.lead_id),
@@ -312,7 +313,7 @@ pub(crate) async fn lock_links(
             ));
         }
     }
-    API.violations(violations)
+    CrmError::check(violations)
 }
 
 /// Settles where a new deal starts: the live open stage it names, or the tenant's first
@@ -322,18 +323,15 @@ pub(crate) async fn place_new_deal(
     tx: &mut TenantTx,
     d: &pb::Deal,
     values: &mut Values,
-) -> Result<StageInfo, Status> {
+) -> Result<StageInfo, CrmError> {
     let stage = if d.stage.trim().is_empty() {
-        first_stage(tx, "open").await?.ok_or_else(|| {
-            API.precondition(
-                "NO_OPEN_STAGE",
-                "the tenant has no open deal stage; create one first",
-            )
-        })?
+        first_stage(tx, Outcome::Open)
+            .await?
+            .ok_or(CrmError::NoStage(Outcome::Open))?
     } else {
         let stage = require_deal_stage(tx, "deal.stage", d.stage.trim()).await?;
         if stage.outcome != "open" {
-            return Err(API.invalid(
+            return Err(CrmError::invalid(
                 "deal.stage",
                 format!(
                     "{:?} is a {} stage; a deal starts in an open stage (then WinDeal or LoseDeal)",
@@ -360,8 +358,8 @@ pub(crate) async fn place_new_deal(
 /// The tenant's live stage with `outcome` and the lowest position.
 pub(crate) async fn first_stage(
     tx: &mut TenantTx,
-    outcome: &str,
-) -> Result<Option<StageInfo>, Status> {
+    outcome: Outcome,
+) -> Result<Option<StageInfo>, CrmError> {
     let tenant = tx.tenant_id();
     sqlx::query_as(
         "SELECT key, outcome, default_probability FROM crm.deal_stages
@@ -369,10 +367,10 @@ pub(crate) async fn first_stage(
           ORDER BY position, key LIMIT 1",
     )
     .bind(tenant)
-    .bind(outcome)
+    .bind(outcome.as_str())
     .fetch_optional(&mut **tx)
     .await
-    .map_err(|e| db_status(DOMAIN, e))
+    .map_err(Into::into)
 }
 
 /// The stage a WinDeal (`outcome` won) or LoseDeal (lost) closes the deal in: the live
@@ -381,22 +379,19 @@ pub(crate) async fn first_stage(
 pub(crate) async fn closing_stage(
     tx: &mut TenantTx,
     key: &str,
-    outcome: &str,
-) -> Result<StageInfo, Status> {
+    outcome: Outcome,
+) -> Result<StageInfo, CrmError> {
     let key = key.trim();
     if key.is_empty() {
-        return first_stage(tx, outcome).await?.ok_or_else(|| {
-            API.precondition(
-                &format!("NO_{}_STAGE", outcome.to_uppercase()),
-                format!("the tenant has no {outcome} deal stage; create one first"),
-            )
-        });
+        return first_stage(tx, outcome)
+            .await?
+            .ok_or(CrmError::NoStage(outcome));
     }
     let stage = require_deal_stage(tx, "stage", key).await?;
-    if stage.outcome == outcome {
+    if stage.outcome == outcome.as_str() {
         Ok(stage)
     } else {
-        Err(API.invalid(
+        Err(CrmError::invalid(
             "stage",
             format!(
                 "{key:?} is not a {outcome} stage (its outcome is {})",
@@ -407,17 +402,16 @@ pub(crate) async fn closing_stage(
 }
 
 /// FAILED_PRECONDITION (DEAL_CLOSED) unless the deal is open.
-pub(crate) fn require_open(deal: &DealRow, action: &str) -> Result<(), Status> {
+pub(crate) fn require_open(deal: &DealRow, action: &str) -> Result<(), CrmError> {
     if deal.status == "open" {
         return Ok(());
     }
-    Err(API.precondition(
-        "DEAL_CLOSED",
-        format!(
-            "deal {} is already {} (stage {}); it cannot be {action}. Reopen it with MoveDealStage first",
-            deal.id, deal.status, deal.stage
-        ),
-    ))
+    Err(CrmError::DealClosed {
+        id: deal.id,
+        status: deal.status.clone(),
+        stage: deal.stage.clone(),
+        action: action.to_owned(),
+    })
 }
 
 /// The close date of a WinDeal or LoseDeal: the one given, else today (UTC).
@@ -479,7 +473,7 @@ impl Resource for Deals {
     }
 
     fn values(_: &AppState, d: &pb::Deal, fields: &[&str], _: Method) -> Result<Values, Status> {
-        values(d, fields)
+        Ok(values(d, fields)?)
     }
 
     async fn on_create(
@@ -490,7 +484,8 @@ impl Resource for Deals {
     ) -> Result<(), Status> {
         check_owners(call.state, d, CREATE).await?;
         lock_links(tx, d, CREATE).await?;
-        place_new_deal(tx, d, values).await.map(|_| ())
+        place_new_deal(tx, d, values).await?;
+        Ok(())
     }
 
     /// The owners are asked with the deal locked (the kit opens the transaction before
@@ -508,13 +503,13 @@ impl Resource for Deals {
             .filter(|f| sets(values, f))
             .collect();
         check_owners(call.state, d, &changing).await?;
-        lock_links(tx, d, &changing).await
+        Ok(lock_links(tx, d, &changing).await?)
     }
 }
 
 /// Writes the `deal.won` integration event for `deal`, in the transaction that won it:
 /// property sells the deal's lot on it, and finance may start the commission.
-pub(crate) async fn announce_won(tx: &mut TenantTx, deal: &DealRow) -> Result<(), Status> {
+pub(crate) async fn announce_won(tx: &mut TenantTx, deal: &DealRow) -> Result<(), CrmError> {
     let payload = serde_json::json!({
         "deal_id": deal.id,
         "lot_id": deal.lot_id,
@@ -534,7 +529,6 @@ pub(crate) async fn announce_won(tx: &mut TenantTx, deal: &DealRow) -> Result<()
     .bind(deal.id)
     .bind(sqlx::types::Json(payload))
     .execute(&mut **tx)
-    .await
-    .map_err(|e| db_status(DOMAIN, e))?;
+    .await?;
     Ok(())
 }

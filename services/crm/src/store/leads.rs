@@ -13,7 +13,7 @@ use fusion_service::standard::{Call, Kit, Method, Resource};
 use prost_types::FieldMask;
 
 use crate::domain::{pipeline, validate};
-use crate::store::API;
+use crate::error::CrmError;
 use crate::store::person::{
     Person, PersonRow, person_values, refresh_e164, set_e164, sets, tenant_country,
 };
@@ -194,7 +194,7 @@ pub(crate) const CREATE: &[&str] = &[
 /// and `stage` are checked against the pipeline separately, in the transaction, and
 /// the E.164 phone by [`set_e164`]. A Create without a status takes the tenant's
 /// first open one; an Update naming it must send one.
-pub(crate) fn values(l: &pb::Lead, fields: &[&str], method: Method) -> Result<Values, Status> {
+pub(crate) fn values(l: &pb::Lead, fields: &[&str], method: Method) -> Result<Values, CrmError> {
     person_values("lead", l, fields, |field| {
         Ok(Some(match field {
             // Checked with identity in the transaction.
@@ -243,7 +243,7 @@ pub(crate) async fn check_pipeline(
     tx: &mut TenantTx,
     status: Option<&str>,
     stage: Option<&str>,
-) -> Result<(), Status> {
+) -> Result<(), CrmError> {
     if let Some(status) = status {
         require_lead_status(tx, "lead.status", status.trim()).await?;
     }
@@ -321,7 +321,7 @@ impl Resource for Leads {
         fields: &[&str],
         method: Method,
     ) -> Result<Values, Status> {
-        values(l, fields, method)
+        Ok(values(l, fields, method)?)
     }
 
     async fn on_create(
@@ -341,9 +341,9 @@ impl Resource for Leads {
         if l.status.trim().is_empty() {
             let status = default_lead_status(tx).await?;
             values.push(("status", Val::Text(Some(status))));
-            check_pipeline(tx, None, Some(&l.stage)).await
+            Ok(check_pipeline(tx, None, Some(&l.stage)).await?)
         } else {
-            check_pipeline(tx, Some(&l.status), Some(&l.stage)).await
+            Ok(check_pipeline(tx, Some(&l.status), Some(&l.stage)).await?)
         }
     }
 
@@ -370,13 +370,12 @@ impl Resource for Leads {
         lead: &LeadRow,
     ) -> Result<(), Status> {
         match lead.merged_into_id {
-            Some(survivor) => Err(API.precondition(
-                "MERGED",
-                format!(
-                    "lead {} was merged into lead {survivor}; it cannot be restored",
-                    lead.id
-                ),
-            )),
+            Some(survivor) => Err(CrmError::Merged {
+                what: "lead",
+                id: lead.id,
+                survivor,
+            }
+            .into()),
             None => Ok(()),
         }
     }

@@ -12,14 +12,13 @@
 //! instead of deadlocking. A dry run does all of it and rolls back, so its answer is
 //! exactly what a real merge would have done at that moment.
 
-use tonic::Status;
-
+use fusion_db::TenantTx;
 use fusion_db::resource::Read;
 use fusion_db::resource::{Table, Versioned};
-use fusion_db::{TenantTx, db_status};
 use fusion_tenancy::TenantContext;
 
-use crate::store::{API, REQUEST_IDS};
+use crate::error::CrmError;
+use crate::store::REQUEST_IDS;
 use crate::{AppState, DOMAIN};
 
 /// The most records one merge folds into its survivor.
@@ -51,10 +50,10 @@ pub(crate) struct Repointed {
 }
 
 /// Checks a merge request: a survivor and 1 to 50 distinct other records.
-pub(crate) fn check_request(survivor: i64, merged: &[i64]) -> Result<Vec<i64>, Status> {
-    API.require_id("survivor_id", survivor)?;
+pub(crate) fn check_request(survivor: i64, merged: &[i64]) -> Result<Vec<i64>, CrmError> {
+    fusion_db::resource::require_id(DOMAIN, "survivor_id", survivor)?;
     if merged.is_empty() || merged.len() > MAX_MERGED {
-        return Err(API.invalid(
+        return Err(CrmError::invalid(
             "merged_ids",
             format!("name 1 to {MAX_MERGED} records to merge"),
         ));
@@ -62,7 +61,7 @@ pub(crate) fn check_request(survivor: i64, merged: &[i64]) -> Result<Vec<i64>, S
     let mut seen = std::collections::HashSet::new();
     for id in merged {
         if *id <= 0 || *id == survivor || !seen.insert(*id) {
-            return Err(API.invalid(
+            return Err(CrmError::invalid(
                 "merged_ids",
                 "must be distinct positive ids, none of them the survivor",
             ));
@@ -91,7 +90,7 @@ pub(crate) async fn run<R, M>(
     kind: &Kind,
     r: Request<'_>,
     respond: impl FnOnce(R, Repointed, Vec<i64>) -> M,
-) -> Result<M, Status>
+) -> Result<M, CrmError>
 where
     R: for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow> + Send + Unpin + Versioned,
     M: prost::Message + Default,
@@ -107,8 +106,7 @@ where
     sqlx::query("SELECT pg_advisory_xact_lock(hashtext('crm.merge'), $1::int)")
         .bind(i32::try_from(ctx.tenant_id % i64::from(i32::MAX)).unwrap_or(0))
         .execute(&mut *tx)
-        .await
-        .map_err(|e| db_status(DOMAIN, e))?;
+        .await?;
     let mut all = merged.clone();
     all.push(r.survivor_id);
     all.sort_unstable();
@@ -118,7 +116,7 @@ where
             .fetch(&mut tx, *id, Read::live().for_update())
             .await?;
         if *id == r.survivor_id {
-            API.check_etag(r.etag, row.version())?;
+            fusion_db::resource::check_etag(DOMAIN, r.etag, row.version())?;
         }
     }
     fill_survivor(&mut tx, kind, r.survivor_id, &merged).await?;
@@ -135,8 +133,7 @@ where
         .bind(r.survivor_id)
         .bind(&merged)
         .execute(&mut *tx)
-        .await
-        .map_err(|e| db_status(DOMAIN, e))?;
+        .await?;
     let survivor: R = kind
         .table
         .fetch(&mut tx, r.survivor_id, Read::live())
@@ -159,7 +156,7 @@ async fn fill_survivor(
     kind: &Kind,
     survivor: i64,
     merged: &[i64],
-) -> Result<(), Status> {
+) -> Result<(), CrmError> {
     let table = kind.table.name;
     // The first merged record (in the caller's order) with a value in `col`.
     let first = |col: &str| {
@@ -222,14 +219,13 @@ async fn fill_survivor(
         .bind(survivor)
         .bind(merged)
         .execute(&mut **tx)
-        .await
-        .map_err(|e| db_status(DOMAIN, e))?;
+        .await?;
     Ok(())
 }
 
 /// FAILED_PRECONDITION when the united tags or custom fields exceed what a record may
 /// hold (50 tags, 100 custom fields); the caller's transaction is then rolled back.
-async fn refuse_oversized(tx: &mut TenantTx, kind: &Kind, survivor: i64) -> Result<(), Status> {
+async fn refuse_oversized(tx: &mut TenantTx, kind: &Kind, survivor: i64) -> Result<(), CrmError> {
     let sql = format!(
         "SELECT jsonb_array_length(tags), jsonb_array_length(custom_fields->'fields')
            FROM {} WHERE id = $1",
@@ -238,16 +234,9 @@ async fn refuse_oversized(tx: &mut TenantTx, kind: &Kind, survivor: i64) -> Resu
     let (tags, fields): (i32, i32) = sqlx::query_as(sqlx::AssertSqlSafe(sql))
         .bind(survivor)
         .fetch_one(&mut **tx)
-        .await
-        .map_err(|e| db_status(DOMAIN, e))?;
+        .await?;
     if tags > 50 || fields > 100 {
-        return Err(API.precondition(
-            "MERGE_TOO_LARGE",
-            format!(
-                "the merged record would hold {tags} tags and {fields} custom fields \
-                 (at most 50 and 100); trim them first"
-            ),
-        ));
+        return Err(CrmError::MergeTooLarge { tags, fields });
     }
     Ok(())
 }
@@ -258,7 +247,7 @@ async fn repoint(
     kind: &Kind,
     survivor: i64,
     merged: &[i64],
-) -> Result<Repointed, Status> {
+) -> Result<Repointed, CrmError> {
     let mut counts = Repointed::default();
     for (table, type_col, id_col) in [
         ("crm.notes", "notable_type", "notable_id"),
@@ -273,8 +262,7 @@ async fn repoint(
             .bind(merged)
             .bind(kind.subject)
             .execute(&mut **tx)
-            .await
-            .map_err(|e| db_status(DOMAIN, e))?
+            .await?
             .rows_affected();
         let n = i32::try_from(n).unwrap_or(i32::MAX);
         if table == "crm.notes" {
@@ -292,8 +280,7 @@ async fn repoint(
             .bind(survivor)
             .bind(merged)
             .execute(&mut **tx)
-            .await
-            .map_err(|e| db_status(DOMAIN, e))?
+            .await?
             .rows_affected();
         counts.pointers.push(i32::try_from(n).unwrap_or(i32::MAX));
     }

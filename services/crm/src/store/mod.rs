@@ -15,18 +15,14 @@ pub(crate) mod settings;
 pub(crate) mod tasks;
 
 use sqlx::PgConnection;
-use tonic::Status;
 
 use fusion_db::idempotency;
 use fusion_db::resource::{self, Val, Values};
 use fusion_proto::crm::v1 as pb;
-use fusion_service::api::Api;
 
 use crate::domain::fields::{self, CustomField};
+use crate::error::CrmError;
 use crate::{AppState, DOMAIN};
-
-/// Errors and checks in this context's domain.
-pub(crate) const API: Api = Api::new(DOMAIN);
 
 const IDEMPOTENCY_TABLE: &str = "crm.idempotency_keys";
 
@@ -41,8 +37,11 @@ pub(crate) fn values_of(
     prefix: &str,
     fields: &[&str],
     convert: impl FnMut(&str) -> Result<Option<(&'static str, Val)>, String>,
-) -> Result<Values, Status> {
-    resource::values_of(DOMAIN, prefix, fields, convert).map_err(Into::into)
+) -> Result<Values, CrmError> {
+    resource::values_of(DOMAIN, prefix, fields, convert).map_err(|e| match e.kind() {
+        fusion_db::Kind::Invalid(violations) => CrmError::Invalid(violations.clone()),
+        _ => e.into(),
+    })
 }
 
 /// Like [`values_of`] for a record with custom fields: `custom_fields` (when named in
@@ -52,7 +51,7 @@ pub(crate) fn record_values(
     fields: &[&str],
     custom: &[pb::CustomField],
     mut convert: impl FnMut(&str) -> Result<Option<(&'static str, Val)>, String>,
-) -> Result<Values, Status> {
+) -> Result<Values, CrmError> {
     let mut values = Vec::new();
     let mut violations = Vec::new();
     for field in fields {
@@ -72,7 +71,7 @@ pub(crate) fn record_values(
             )),
         }
     }
-    API.violations(violations)?;
+    CrmError::check(violations)?;
     Ok(values)
 }
 
@@ -178,18 +177,21 @@ pub(crate) async fn require_subject(
     field_prefix: &str,
     kind: &str,
     id: i64,
-) -> Result<(), Status> {
+) -> Result<(), CrmError> {
     let id_field = format!("{field_prefix}_id");
     if !crate::refs::SUBJECTS.contains(&kind) {
-        return Err(API.invalid(
+        return Err(CrmError::invalid(
             &format!("{field_prefix}_type"),
             format!("must be one of: {}", crate::refs::SUBJECTS.join(", ")),
         ));
     }
-    API.require_id(&id_field, id)?;
+    fusion_db::resource::require_id(DOMAIN, &id_field, id)?;
     match CRM_SUBJECTS.iter().find(|(k, _)| *k == kind) {
         Some((_, table)) if resource::lock_live(conn, DOMAIN, table, id).await? => Ok(()),
-        Some(_) => Err(API.invalid(&id_field, format!("no {kind} {id} in this tenant"))),
+        Some(_) => Err(CrmError::invalid(
+            &id_field,
+            format!("no {kind} {id} in this tenant"),
+        )),
         None => state.refs.property(&id_field, kind, id).await,
     }
 }
@@ -202,12 +204,12 @@ pub(crate) fn subject_scope(
     id_column: &'static str,
     kind: &str,
     id: i64,
-) -> Result<Vec<(&'static str, fusion_db::list::ScopeValue)>, Status> {
+) -> Result<Vec<(&'static str, fusion_db::list::ScopeValue)>, CrmError> {
     let kind = kind.trim();
     let mut scope = Vec::new();
     if !kind.is_empty() {
         if !crate::refs::SUBJECTS.contains(&kind) {
-            return Err(API.invalid(
+            return Err(CrmError::invalid(
                 type_column,
                 format!("must be one of: {}", crate::refs::SUBJECTS.join(", ")),
             ));
@@ -219,12 +221,12 @@ pub(crate) fn subject_scope(
     }
     if id != 0 {
         if kind.is_empty() {
-            return Err(API.invalid(
+            return Err(CrmError::invalid(
                 type_column,
                 format!("is required with {id_column} (ids are per kind of record)"),
             ));
         }
-        API.require_id(id_column, id)?;
+        fusion_db::resource::require_id(DOMAIN, id_column, id)?;
         scope.push((id_column, fusion_db::list::ScopeValue::Int(id)));
     }
     Ok(scope)

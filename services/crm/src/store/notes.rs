@@ -4,7 +4,6 @@ use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
 use tonic::Status;
 
-use fusion_db::db_status;
 use fusion_db::filter::{FieldKind, FieldSpec};
 use fusion_db::list::ListSpec;
 use fusion_db::resource::{Table, Val, Values};
@@ -15,6 +14,7 @@ use fusion_db::TenantTx;
 use fusion_service::standard::{Call, Change, Kit, Method, Resource};
 
 use crate::domain::validate;
+use crate::error::CrmError;
 use crate::refs::SUBJECTS;
 use crate::store::{require_subject, values_of};
 use crate::{AppState, DOMAIN};
@@ -134,7 +134,7 @@ impl Resource for Notes {
     /// transaction.
     fn values(_: &AppState, n: &pb::Note, fields: &[&str], _: Method) -> Result<Values, Status> {
         let kind = n.notable_type.trim();
-        values_of("note", fields, |field| {
+        let values = values_of("note", fields, |field| {
             Ok(Some(match field {
                 "notable_type" => {
                     if kind.is_empty() {
@@ -160,7 +160,8 @@ impl Resource for Notes {
                 "pinned" => ("pinned", Val::Bool(n.pinned)),
                 _ => return Ok(None),
             }))
-        })
+        })?;
+        Ok(values)
     }
 
     async fn on_create(
@@ -171,7 +172,7 @@ impl Resource for Notes {
     ) -> Result<(), Status> {
         values.push(("user_id", Val::Int(Some(call.caller.user_id))));
         let kind = n.notable_type.trim();
-        require_subject(call.state, tx, "note.notable", kind, n.notable_id).await
+        Ok(require_subject(call.state, tx, "note.notable", kind, n.notable_id).await?)
     }
 
     async fn after_write(
@@ -181,7 +182,7 @@ impl Resource for Notes {
         n: &NoteRow,
     ) -> Result<(), Status> {
         match change {
-            Change::Created => touch_last_contacted(tx, &n.notable_type, n.notable_id).await,
+            Change::Created => Ok(touch_last_contacted(tx, &n.notable_type, n.notable_id).await?),
             _ => Ok(()),
         }
     }
@@ -194,7 +195,7 @@ pub(crate) async fn touch_last_contacted(
     conn: &mut PgConnection,
     kind: &str,
     id: i64,
-) -> Result<(), Status> {
+) -> Result<(), CrmError> {
     let Some((_, table)) = CONTACTED.iter().find(|(k, _)| *k == kind) else {
         return Ok(());
     };
@@ -205,7 +206,6 @@ pub(crate) async fn touch_last_contacted(
     sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(id)
         .execute(conn)
-        .await
-        .map_err(|e| db_status(DOMAIN, e))?;
+        .await?;
     Ok(())
 }

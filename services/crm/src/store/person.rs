@@ -8,7 +8,6 @@
 
 use chrono::{DateTime, Utc};
 use prost_types::Timestamp;
-use tonic::Status;
 
 use fusion_db::resource::{Val, Values};
 use fusion_proto::crm::v1 as pb;
@@ -17,6 +16,7 @@ use fusion_service::api::opt_ts;
 use crate::AppState;
 use crate::domain::fields::{country_of, e164, phone};
 use crate::domain::validate;
+use crate::error::CrmError;
 use crate::store::{contact_time, custom_fields_pb, record_values, tags_of, tags_val};
 
 /// The shared columns of a stored lead or contact (flatten it into the row type).
@@ -177,7 +177,7 @@ pub(crate) fn person_values<M: Person>(
     msg: &M,
     fields: &[&str],
     mut own: impl FnMut(&str) -> Result<Option<(&'static str, Val)>, String>,
-) -> Result<Values, Status> {
+) -> Result<Values, CrmError> {
     let person = msg.person();
     record_values(prefix, fields, person.custom_fields, |field| {
         match person.value(field)? {
@@ -192,12 +192,11 @@ pub(crate) fn person_values<M: Person>(
 pub(crate) async fn tenant_country(
     state: &AppState,
     conn: &mut sqlx::PgConnection,
-) -> Result<phonenumber::country::Id, Status> {
+) -> Result<phonenumber::country::Id, CrmError> {
     let code: Option<String> =
         sqlx::query_scalar("SELECT default_country FROM crm.tenant_settings")
             .fetch_optional(conn)
-            .await
-            .map_err(|e| fusion_db::db_status(crate::DOMAIN, e))?;
+            .await?;
     Ok(code
         .and_then(|c| c.parse().ok())
         .unwrap_or(state.config.default_country))

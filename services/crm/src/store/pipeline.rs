@@ -2,12 +2,11 @@
 use sqlx::PgConnection;
 use tonic::Status;
 
-use fusion_db::db_status;
 use fusion_db::resource::{Val, Values};
 use fusion_proto::crm::v1 as pb;
 
 use crate::domain::pipeline::{DEFAULT_DEAL_STAGES, DEFAULT_LEAD_STATUSES};
-use crate::store::API;
+use crate::error::CrmError;
 use crate::{AppState, DOMAIN};
 use chrono::{DateTime, Utc};
 use fusion_db::TenantTx;
@@ -133,7 +132,7 @@ impl From<StageRow> for pb::DealStage {
     }
 }
 
-pub(crate) fn status_values(s: &pb::LeadStatus, fields: &[&str]) -> Result<Values, Status> {
+pub(crate) fn status_values(s: &pb::LeadStatus, fields: &[&str]) -> Result<Values, CrmError> {
     values_of("lead_status", fields, |field| {
         Ok(Some(match field {
             "key" => {
@@ -151,7 +150,7 @@ pub(crate) fn status_values(s: &pb::LeadStatus, fields: &[&str]) -> Result<Value
     })
 }
 
-pub(crate) fn stage_values(s: &pb::DealStage, fields: &[&str]) -> Result<Values, Status> {
+pub(crate) fn stage_values(s: &pb::DealStage, fields: &[&str]) -> Result<Values, CrmError> {
     values_of("deal_stage", fields, |field| {
         Ok(Some(match field {
             "key" => {
@@ -199,14 +198,13 @@ pub(crate) async fn refuse_last_open(
     tx: &mut TenantTx,
     table: Table,
     id: i64,
-) -> Result<(), Status> {
+) -> Result<(), CrmError> {
     let tenant = tx.tenant_id();
     sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1), $2::int)")
         .bind(table.name)
         .bind(tenant)
         .execute(&mut **tx)
-        .await
-        .map_err(|e| fusion_db::db_status(DOMAIN, e))?;
+        .await?;
     // Both conditions are constants of this module.
     let open = if table.name == STATUSES.name {
         "NOT is_closed"
@@ -219,16 +217,12 @@ pub(crate) async fn refuse_last_open(
     );
     let ids: Vec<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
         .fetch_all(&mut **tx)
-        .await
-        .map_err(|e| fusion_db::db_status(DOMAIN, e))?;
+        .await?;
     if ids == [id] {
-        Err(API.precondition(
-            "LAST_OPEN",
-            format!(
-                "{} {id} is the tenant's last open one; add another first",
-                table.what
-            ),
-        ))
+        Err(CrmError::LastOpen {
+            what: table.what,
+            id,
+        })
     } else {
         Ok(())
     }
@@ -280,7 +274,7 @@ impl Resource for Statuses {
         fields: &[&str],
         _: Method,
     ) -> Result<Values, Status> {
-        status_values(s, fields)
+        Ok(status_values(s, fields)?)
     }
 
     async fn on_update(
@@ -302,7 +296,7 @@ impl Resource for Statuses {
         tx: &mut TenantTx,
         current: &StatusRow,
     ) -> Result<(), Status> {
-        refuse_last_open(tx, STATUSES, current.id).await
+        Ok(refuse_last_open(tx, STATUSES, current.id).await?)
     }
 }
 
@@ -353,7 +347,7 @@ impl Resource for Stages {
         fields: &[&str],
         _: Method,
     ) -> Result<Values, Status> {
-        stage_values(s, fields)
+        Ok(stage_values(s, fields)?)
     }
 
     async fn on_delete(
@@ -361,7 +355,7 @@ impl Resource for Stages {
         tx: &mut TenantTx,
         current: &StageRow,
     ) -> Result<(), Status> {
-        refuse_last_open(tx, STAGES, current.id).await
+        Ok(refuse_last_open(tx, STAGES, current.id).await?)
     }
 }
 
@@ -370,7 +364,7 @@ impl Resource for Stages {
 /// caller's failed write never takes them back). Concurrent first calls agree (the keys
 /// are unique); a tenant that deleted every status keeps its choice (deleted rows still
 /// count). Each process remembers the tenants it has made sure of.
-pub(crate) async fn ensure_pipeline(state: &AppState, tenant: i64) -> Result<(), Status> {
+pub(crate) async fn ensure_pipeline(state: &AppState, tenant: i64) -> Result<(), CrmError> {
     if state
         .pipelines
         .lock()
@@ -398,8 +392,7 @@ pub(crate) async fn ensure_pipeline(state: &AppState, tenant: i64) -> Result<(),
     .bind(&positions)
     .bind(&closed)
     .execute(&mut *tx)
-    .await
-    .map_err(|e| db_status(DOMAIN, e))?;
+    .await?;
     let keys: Vec<&str> = DEFAULT_DEAL_STAGES.iter().map(|s| s.0).collect();
     let labels: Vec<&str> = DEFAULT_DEAL_STAGES.iter().map(|s| s.1).collect();
     let outcomes: Vec<&str> = DEFAULT_DEAL_STAGES.iter().map(|s| s.2).collect();
@@ -419,8 +412,7 @@ pub(crate) async fn ensure_pipeline(state: &AppState, tenant: i64) -> Result<(),
     .bind(&outcomes)
     .bind(&probabilities)
     .execute(&mut *tx)
-    .await
-    .map_err(|e| db_status(DOMAIN, e))?;
+    .await?;
     tx.commit().await?;
     if let Ok(mut seen) = state.pipelines.lock() {
         seen.insert(tenant);
@@ -433,15 +425,14 @@ pub(crate) async fn require_lead_status(
     conn: &mut PgConnection,
     field: &str,
     key: &str,
-) -> Result<(), Status> {
+) -> Result<(), CrmError> {
     // Key-share locked, so the status cannot be deleted before this write commits.
     let live: Option<i64> = sqlx::query_scalar(
         "SELECT id FROM crm.lead_statuses WHERE key = $1 AND deleted_at IS NULL FOR KEY SHARE",
     )
     .bind(key)
     .fetch_optional(&mut *conn)
-    .await
-    .map_err(|e| db_status(DOMAIN, e))?;
+    .await?;
     if live.is_some() {
         return Ok(());
     }
@@ -449,9 +440,8 @@ pub(crate) async fn require_lead_status(
         "SELECT key FROM crm.lead_statuses WHERE deleted_at IS NULL ORDER BY position, key",
     )
     .fetch_all(conn)
-    .await
-    .map_err(|e| db_status(DOMAIN, e))?;
-    Err(API.invalid(
+    .await?;
+    Err(CrmError::invalid(
         field,
         format!(
             "{key:?} is not a lead status of this tenant; one of: {}",
@@ -461,20 +451,14 @@ pub(crate) async fn require_lead_status(
 }
 
 /// The tenant's first live lead status (by position), for a lead created without one.
-pub(crate) async fn default_lead_status(conn: &mut PgConnection) -> Result<String, Status> {
+pub(crate) async fn default_lead_status(conn: &mut PgConnection) -> Result<String, CrmError> {
     sqlx::query_scalar(
         "SELECT key FROM crm.lead_statuses WHERE deleted_at IS NULL AND NOT is_closed
           ORDER BY position, key LIMIT 1",
     )
     .fetch_optional(conn)
-    .await
-    .map_err(|e| db_status(DOMAIN, e))?
-    .ok_or_else(|| {
-        API.precondition(
-            "NO_LEAD_STATUS",
-            "the tenant has no open lead status; create one first",
-        )
-    })
+    .await?
+    .ok_or(CrmError::NoLeadStatus)
 }
 
 /// A live deal stage of the tenant: its outcome and default probability.
@@ -490,15 +474,14 @@ pub(crate) async fn require_deal_stage(
     conn: &mut PgConnection,
     field: &str,
     key: &str,
-) -> Result<StageInfo, Status> {
+) -> Result<StageInfo, CrmError> {
     let found: Option<StageInfo> = sqlx::query_as(
         "SELECT key, outcome, default_probability FROM crm.deal_stages
           WHERE key = $1 AND deleted_at IS NULL FOR KEY SHARE",
     )
     .bind(key)
     .fetch_optional(&mut *conn)
-    .await
-    .map_err(|e| db_status(DOMAIN, e))?;
+    .await?;
     if let Some(stage) = found {
         return Ok(stage);
     }
@@ -506,9 +489,8 @@ pub(crate) async fn require_deal_stage(
         "SELECT key FROM crm.deal_stages WHERE deleted_at IS NULL ORDER BY position, key",
     )
     .fetch_all(conn)
-    .await
-    .map_err(|e| db_status(DOMAIN, e))?;
-    Err(API.invalid(
+    .await?;
+    Err(CrmError::invalid(
         field,
         format!(
             "{key:?} is not a deal stage of this tenant; one of: {}",

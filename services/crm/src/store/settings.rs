@@ -3,9 +3,9 @@
 use chrono::{DateTime, Utc};
 use fusion_proto::crm::v1 as pb;
 use fusion_service::api::{etag, ts};
-use tonic::Status;
 
-use crate::{AppState, DOMAIN};
+use crate::AppState;
+use crate::error::CrmError;
 
 #[derive(sqlx::FromRow)]
 pub(crate) struct SettingsRow {
@@ -19,12 +19,11 @@ pub(crate) async fn read_settings(
     state: &AppState,
     tx: &mut fusion_db::TenantTx,
     tenant: i64,
-) -> Result<pb::CrmSettings, Status> {
+) -> Result<pb::CrmSettings, CrmError> {
     let row: Option<SettingsRow> =
         sqlx::query_as("SELECT default_country, version, updated_at FROM crm.tenant_settings")
             .fetch_optional(&mut **tx)
-            .await
-            .map_err(|e| fusion_db::db_status(DOMAIN, e))?;
+            .await?;
     Ok(match row {
         Some(r) => pb::CrmSettings {
             tenant_id: tenant,
@@ -45,13 +44,13 @@ pub(crate) async fn read_settings(
 /// each other.
 pub(crate) async fn lock_settings(
     tx: &mut fusion_db::TenantTx,
-) -> Result<Option<SettingsRow>, Status> {
+) -> Result<Option<SettingsRow>, CrmError> {
     sqlx::query_as(
         "SELECT default_country, version, updated_at FROM crm.tenant_settings FOR UPDATE",
     )
     .fetch_optional(&mut **tx)
     .await
-    .map_err(|e| fusion_db::db_status(DOMAIN, e))
+    .map_err(Into::into)
 }
 
 /// Stores the tenant's default country (an ISO 3166 code, already checked).
@@ -59,7 +58,7 @@ pub(crate) async fn save_default_country(
     tx: &mut fusion_db::TenantTx,
     tenant: i64,
     code: &str,
-) -> Result<(), Status> {
+) -> Result<(), CrmError> {
     sqlx::query(
         "INSERT INTO crm.tenant_settings (tenant_id, default_country) VALUES ($1, $2)
          ON CONFLICT (tenant_id) DO UPDATE
@@ -69,7 +68,6 @@ pub(crate) async fn save_default_country(
     .bind(tenant)
     .bind(code)
     .execute(&mut **tx)
-    .await
-    .map_err(|e| fusion_db::db_status(DOMAIN, e))?;
+    .await?;
     Ok(())
 }

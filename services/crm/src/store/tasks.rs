@@ -14,8 +14,9 @@ use fusion_db::TenantTx;
 use fusion_service::standard::{Call, Kit, Method, Resource};
 
 use crate::domain::validate;
+use crate::error::CrmError;
 use crate::refs::SUBJECTS;
-use crate::store::{API, require_subject, values_of};
+use crate::store::{require_subject, values_of};
 use crate::{AppState, DOMAIN};
 
 pub(crate) const TABLE: Table = Table {
@@ -212,7 +213,7 @@ impl Resource for Tasks {
         fields: &[&str],
         method: Method,
     ) -> Result<Values, Status> {
-        values(t, fields, method)
+        Ok(values(t, fields, method)?)
     }
 
     async fn on_create(
@@ -253,16 +254,10 @@ impl Resource for Tasks {
         let status = t.status.trim();
         if changes("status") && status != current.status {
             if status == COMPLETED {
-                return Err(API.invalid("task.status", completes_only()));
+                return Err(CrmError::invalid("task.status", completes_only()).into());
             }
             if current.status == COMPLETED {
-                return Err(API.precondition(
-                    "TASK_COMPLETED",
-                    format!(
-                        "task {} is completed; reopen it with ReopenTask to change its status",
-                        t.id
-                    ),
-                ));
+                return Err(CrmError::TaskCompleted { id: t.id }.into());
             }
         }
         let assignee = (t.assigned_to != 0).then_some(t.assigned_to);
@@ -277,7 +272,7 @@ impl Resource for Tasks {
 /// empty priority or status is left to the table's defaults (normal, open); on update
 /// it is refused. Whether the subject exists is checked in the transaction, and a
 /// status change against the task's current status.
-pub(crate) fn values(t: &pb::Task, fields: &[&str], method: Method) -> Result<Values, Status> {
+pub(crate) fn values(t: &pb::Task, fields: &[&str], method: Method) -> Result<Values, CrmError> {
     let creating = method == Method::Create;
     let kind = t.taskable_type.trim();
     values_of("task", fields, |field| {
@@ -366,12 +361,14 @@ pub(crate) fn time(t: &Option<prost_types::Timestamp>) -> Result<Option<DateTime
 
 /// Checks the caller's filter and `order_by` against the fields the proto names, and
 /// returns the `order_by` ListTasks runs: `priority` becomes its rank.
-pub(crate) fn list_query(filter: &str, order_by: &str) -> Result<String, Status> {
-    if let Some(expr) = filter::parse(filter).map_err(|e| API.invalid("filter", e.to_string()))? {
-        filter::validate(&expr, FIELDS).map_err(|e| API.invalid("filter", e.to_string()))?;
+pub(crate) fn list_query(filter: &str, order_by: &str) -> Result<String, CrmError> {
+    if let Some(expr) =
+        filter::parse(filter).map_err(|e| CrmError::invalid("filter", e.to_string()))?
+    {
+        filter::validate(&expr, FIELDS).map_err(|e| CrmError::invalid("filter", e.to_string()))?;
     }
     parse_order_by(order_by, DEFAULT_ORDER, ORDER_FIELDS, FIELDS)
-        .map_err(|m| API.invalid("order_by", m))?;
+        .map_err(|m| CrmError::invalid("order_by", m))?;
     if order_by.trim().is_empty() {
         return Ok(String::new());
     }
@@ -414,7 +411,7 @@ pub(crate) fn overdue_filter(filter: &str, now: DateTime<Utc>) -> String {
 
 /// The pinned time and the list's token of an `overdue_only` page token; now and no
 /// token for the first page.
-pub(crate) fn overdue_token(token: &str) -> Result<(DateTime<Utc>, String), Status> {
+pub(crate) fn overdue_token(token: &str) -> Result<(DateTime<Utc>, String), CrmError> {
     if token.is_empty() {
         let now = Utc::now();
         // Whole microseconds, as the token keeps them.
@@ -427,5 +424,5 @@ pub(crate) fn overdue_token(token: &str) -> Result<(DateTime<Utc>, String), Stat
             let at = DateTime::from_timestamp_micros(micros.parse().ok()?)?;
             Some((at, rest.to_owned()))
         })
-        .ok_or_else(|| API.invalid("page_token", "not a valid page token"))
+        .ok_or_else(|| CrmError::invalid("page_token", "not a valid page token"))
 }

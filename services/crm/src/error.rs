@@ -1,0 +1,405 @@
+//! crm's catalogue of errors: every reason the context can give, in one enum, and the
+//! one conversion to a gRPC [`Status`] (the error domain, [`DOMAIN`], attached here).
+//!
+//! `store/` and `domain/` return [`CrmError`]; only `grpc/` (and the kit's hooks, whose
+//! signatures the shared kit fixes) turn it into a `Status`, with `?`. The reasons each
+//! RPC can return are listed in its comment in `proto/fusion/crm/v1/`, after
+//! `Reasons:`; a test below keeps the two lists in step.
+
+use fusion_proto::errors::{self, FieldViolation};
+use tonic::{Code, Status};
+
+use crate::DOMAIN;
+
+/// Every error crm gives.
+#[derive(Debug, thiserror::Error)]
+pub enum CrmError {
+    /// Fields of the request are malformed (INVALID_ARGUMENT with a `BadRequest`).
+    #[error("invalid argument: {}", fields(.0))]
+    Invalid(Vec<FieldViolation>),
+    /// The record is missing, deleted or another tenant's (NOT_FOUND).
+    #[error("{what} {id} not found")]
+    NotFound {
+        /// The kind of record (`lead`).
+        what: &'static str,
+        /// Its id.
+        id: i64,
+    },
+    /// A lead or contact merged into another cannot be restored (MERGED).
+    #[error("{what} {id} was merged into {what} {survivor}; it cannot be restored")]
+    Merged {
+        /// `lead` or `contact`.
+        what: &'static str,
+        /// The merged record.
+        id: i64,
+        /// The record it was merged into.
+        survivor: i64,
+    },
+    /// The tenant's last live open lead status or deal stage cannot go (LAST_OPEN).
+    #[error("{what} {id} is the tenant's last open one; add another first")]
+    LastOpen {
+        /// `lead status` or `deal stage`.
+        what: &'static str,
+        /// Its id.
+        id: i64,
+    },
+    /// A lead needs a status and the tenant has no open one (NO_LEAD_STATUS).
+    #[error("the tenant has no open lead status; create one first")]
+    NoLeadStatus,
+    /// The tenant has no deal stage with the outcome a deal needs (NO_OPEN_STAGE,
+    /// NO_WON_STAGE, NO_LOST_STAGE).
+    #[error("the tenant has no {0} deal stage; create one first")]
+    NoStage(Outcome),
+    /// A closed deal cannot be won, lost or changed so (DEAL_CLOSED).
+    #[error(
+        "deal {id} is already {status} (stage {stage}); it cannot be {action}. Reopen it with MoveDealStage first"
+    )]
+    DealClosed {
+        /// The deal.
+        id: i64,
+        /// `won` or `lost`.
+        status: String,
+        /// The stage it closed in.
+        stage: String,
+        /// What the caller tried (`won`).
+        action: String,
+    },
+    /// A deal moved to the open stage it is in (SAME_STAGE).
+    #[error("deal {id} is already in stage {stage}; change its probability with UpdateDeal")]
+    SameStage {
+        /// The deal.
+        id: i64,
+        /// Its stage.
+        stage: String,
+    },
+    /// A completed task's status changes only through ReopenTask (TASK_COMPLETED).
+    #[error("task {id} is completed; reopen it with ReopenTask to change its status")]
+    TaskCompleted {
+        /// The task.
+        id: i64,
+    },
+    /// A cancelled task cannot be completed (TASK_CANCELLED).
+    #[error("task {id} is cancelled; reopen it before completing it")]
+    TaskCancelled {
+        /// The task.
+        id: i64,
+    },
+    /// A lead is converted once (ALREADY_CONVERTED).
+    #[error("lead {id} was already converted into contact {contact_id}")]
+    AlreadyConverted {
+        /// The lead.
+        id: i64,
+        /// The contact it became.
+        contact_id: i64,
+    },
+    /// The united tags or custom fields of a merge exceed a record's limits
+    /// (MERGE_TOO_LARGE).
+    #[error(
+        "the merged record would hold {tags} tags and {fields} custom fields (at most 50 and 100); trim them first"
+    )]
+    MergeTooLarge {
+        /// Tags the survivor would hold.
+        tags: i32,
+        /// Custom fields the survivor would hold.
+        fields: i32,
+    },
+    /// Identity or property could not answer a reference check (UNAVAILABLE).
+    #[error("{owner} is not available to check {field}; try again")]
+    OwnerUnavailable {
+        /// `identity` or `property`.
+        owner: &'static str,
+        /// The request field being checked.
+        field: String,
+    },
+    /// Identity or property refused the caller a reference check (their
+    /// PERMISSION_DENIED or UNAUTHENTICATED, passed on as it is).
+    #[error("{}", .0.message())]
+    OwnerRefused(Status),
+    /// A fault of crm itself: logged, returned opaque (INTERNAL).
+    #[error("internal error: {0}")]
+    Internal(&'static str),
+    /// What the database layer reports (for crm: NOT_FOUND, INVALID_ARGUMENT,
+    /// REQUEST_ID_REUSED, ALREADY_EXISTS, NOT_DELETED, ETAG_MISMATCH, CONCURRENT_UPDATE,
+    /// UNAVAILABLE, INTERNAL).
+    #[error(transparent)]
+    Db(#[from] fusion_db::Error),
+}
+
+/// The outcome of a deal stage a deal needs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Where deals start and move.
+    Open,
+    /// Where WinDeal closes a deal.
+    Won,
+    /// Where LoseDeal closes a deal.
+    Lost,
+}
+
+impl std::fmt::Display for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Outcome {
+    /// The outcome as stored (`open`, `won`, `lost`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Open => "open",
+            Outcome::Won => "won",
+            Outcome::Lost => "lost",
+        }
+    }
+}
+
+/// Every reason crm gives, its own and those of the database layer it passes on.
+pub const REASONS: &[&str] = &[
+    "INVALID_ARGUMENT",
+    "NOT_FOUND",
+    "MERGED",
+    "LAST_OPEN",
+    "NO_LEAD_STATUS",
+    "NO_OPEN_STAGE",
+    "NO_WON_STAGE",
+    "NO_LOST_STAGE",
+    "DEAL_CLOSED",
+    "SAME_STAGE",
+    "TASK_COMPLETED",
+    "TASK_CANCELLED",
+    "ALREADY_CONVERTED",
+    "MERGE_TOO_LARGE",
+    "UNAVAILABLE",
+    "INTERNAL",
+    // From the database layer. Not its HAS_CHILDREN (no crm resource has children that
+    // block a delete) nor REFERENCE_NOT_FOUND (crm checks and locks what a row refers
+    // to before writing it).
+    "REQUEST_ID_REUSED",
+    "ALREADY_EXISTS",
+    "NOT_DELETED",
+    "ETAG_MISMATCH",
+    "CONCURRENT_UPDATE",
+];
+
+impl CrmError {
+    /// INVALID_ARGUMENT for one field.
+    pub fn invalid(field: &str, description: impl Into<String>) -> Self {
+        Self::Invalid(vec![FieldViolation::new(field, description)])
+    }
+
+    /// INVALID_ARGUMENT from collected violations, or Ok when there are none.
+    pub fn check(violations: Vec<FieldViolation>) -> Result<(), Self> {
+        if violations.is_empty() {
+            Ok(())
+        } else {
+            Err(Self::Invalid(violations))
+        }
+    }
+
+    /// The reason (`google.rpc.ErrorInfo.reason`) the error goes out with.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::Invalid(_) => "INVALID_ARGUMENT",
+            Self::NotFound { .. } => "NOT_FOUND",
+            Self::Merged { .. } => "MERGED",
+            Self::LastOpen { .. } => "LAST_OPEN",
+            Self::NoLeadStatus => "NO_LEAD_STATUS",
+            Self::NoStage(Outcome::Open) => "NO_OPEN_STAGE",
+            Self::NoStage(Outcome::Won) => "NO_WON_STAGE",
+            Self::NoStage(Outcome::Lost) => "NO_LOST_STAGE",
+            Self::DealClosed { .. } => "DEAL_CLOSED",
+            Self::SameStage { .. } => "SAME_STAGE",
+            Self::TaskCompleted { .. } => "TASK_COMPLETED",
+            Self::TaskCancelled { .. } => "TASK_CANCELLED",
+            Self::AlreadyConverted { .. } => "ALREADY_CONVERTED",
+            Self::MergeTooLarge { .. } => "MERGE_TOO_LARGE",
+            Self::OwnerUnavailable { .. } => "UNAVAILABLE",
+            Self::OwnerRefused(status) => match status.code() {
+                Code::PermissionDenied => "PERMISSION_DENIED",
+                _ => "UNAUTHENTICATED",
+            },
+            Self::Internal(_) => "INTERNAL",
+            Self::Db(e) => db_reason(e.kind()),
+        }
+    }
+}
+
+/// The reason the database layer's error goes out with.
+fn db_reason(kind: &fusion_db::error::Kind) -> &'static str {
+    use fusion_db::error::Kind;
+    match kind {
+        Kind::NotFound(_) => "NOT_FOUND",
+        Kind::Invalid(_) => "INVALID_ARGUMENT",
+        Kind::InvalidBecause(reason, _) => reason,
+        Kind::AlreadyExists { reason, .. }
+        | Kind::Precondition { reason, .. }
+        | Kind::Aborted { reason, .. } => reason,
+        Kind::NoTenant => "TENANT_MISSING",
+        Kind::Unavailable(..) => "UNAVAILABLE",
+        Kind::Internal(_) => "INTERNAL",
+    }
+}
+
+fn fields(violations: &[FieldViolation]) -> String {
+    violations
+        .iter()
+        .map(|v| v.field.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+impl From<sqlx::Error> for CrmError {
+    fn from(err: sqlx::Error) -> Self {
+        Self::Db(fusion_db::Error::from_sqlx(DOMAIN, err))
+    }
+}
+
+impl From<CrmError> for Status {
+    fn from(err: CrmError) -> Status {
+        let reason = err.reason();
+        let message = err.to_string();
+        match err {
+            CrmError::Invalid(violations) => errors::invalid_argument(DOMAIN, violations),
+            CrmError::NotFound { .. } => errors::not_found(DOMAIN, message),
+            CrmError::Merged { .. }
+            | CrmError::LastOpen { .. }
+            | CrmError::NoLeadStatus
+            | CrmError::NoStage(_)
+            | CrmError::DealClosed { .. }
+            | CrmError::SameStage { .. }
+            | CrmError::TaskCompleted { .. }
+            | CrmError::TaskCancelled { .. }
+            | CrmError::AlreadyConverted { .. }
+            | CrmError::MergeTooLarge { .. } => {
+                errors::failed_precondition(DOMAIN, reason, message)
+            }
+            CrmError::OwnerUnavailable { .. } => errors::unavailable(DOMAIN, message),
+            CrmError::OwnerRefused(status) => status,
+            CrmError::Internal(cause) => {
+                tracing::error!(cause, "internal error");
+                errors::internal(DOMAIN)
+            }
+            CrmError::Db(e) => e.into_status_in(DOMAIN),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+    use std::path::Path;
+
+    use super::*;
+
+    /// The reasons listed in the comments of crm's proto files: the UPPER_SNAKE words
+    /// after each `Reasons:` (or `Reasons on every RPC:`), up to the next full stop.
+    fn proto_reasons() -> BTreeSet<String> {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../proto/fusion/crm/v1");
+        let mut listed = BTreeSet::new();
+        for entry in std::fs::read_dir(&dir).expect("crm's proto directory") {
+            let path = entry.expect("a proto file").path();
+            if path.extension().is_none_or(|e| e != "proto") {
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).expect("a readable proto file");
+            let comments = text
+                .lines()
+                .filter_map(|l| l.trim().strip_prefix("//"))
+                .collect::<Vec<_>>()
+                .join(" ");
+            for after in comments.split("Reasons").skip(1) {
+                let Some((head, list)) = after.split_once(':') else {
+                    continue;
+                };
+                if head.len() > 20 {
+                    continue;
+                }
+                let list = list.split('.').next().unwrap_or_default();
+                listed.extend(
+                    list.split(|c: char| !(c.is_ascii_uppercase() || c == '_'))
+                        .filter(|w| w.len() > 2)
+                        .map(str::to_owned),
+                );
+            }
+        }
+        listed
+    }
+
+    #[test]
+    fn every_reason_is_listed_in_the_proto_comments_and_every_listed_one_is_in_the_enum() {
+        let listed = proto_reasons();
+        assert!(!listed.is_empty(), "no `Reasons:` lists in crm's protos");
+        let missing: Vec<_> = REASONS.iter().filter(|r| !listed.contains(**r)).collect();
+        assert!(
+            missing.is_empty(),
+            "reasons no RPC comment lists: {missing:?}"
+        );
+        let unknown: Vec<_> = listed
+            .iter()
+            .filter(|r| !REASONS.contains(&r.as_str()))
+            .collect();
+        assert!(
+            unknown.is_empty(),
+            "listed reasons crm never gives: {unknown:?}"
+        );
+    }
+
+    #[test]
+    fn every_variant_reason_is_in_the_catalogue() {
+        let samples = [
+            CrmError::invalid("f", "bad"),
+            CrmError::NotFound {
+                what: "lead",
+                id: 1,
+            },
+            CrmError::Merged {
+                what: "lead",
+                id: 1,
+                survivor: 2,
+            },
+            CrmError::LastOpen {
+                what: "deal stage",
+                id: 1,
+            },
+            CrmError::NoLeadStatus,
+            CrmError::NoStage(Outcome::Open),
+            CrmError::NoStage(Outcome::Won),
+            CrmError::NoStage(Outcome::Lost),
+            CrmError::DealClosed {
+                id: 1,
+                status: "won".into(),
+                stage: "s".into(),
+                action: "lost".into(),
+            },
+            CrmError::SameStage {
+                id: 1,
+                stage: "s".into(),
+            },
+            CrmError::TaskCompleted { id: 1 },
+            CrmError::TaskCancelled { id: 1 },
+            CrmError::AlreadyConverted {
+                id: 1,
+                contact_id: 2,
+            },
+            CrmError::MergeTooLarge {
+                tags: 51,
+                fields: 0,
+            },
+            CrmError::OwnerUnavailable {
+                owner: "identity",
+                field: "assigned_to".into(),
+            },
+            CrmError::Internal("test"),
+        ];
+        for err in samples {
+            let reason = err.reason();
+            assert!(REASONS.contains(&reason), "{reason} is not in REASONS");
+            let status = Status::from(err);
+            let info = tonic_types::StatusExt::get_details_error_info(&status).unwrap();
+            assert_eq!(
+                (info.reason.as_str(), info.domain.as_str()),
+                (reason, DOMAIN)
+            );
+        }
+    }
+}
