@@ -19,7 +19,7 @@ use fusion_proto::identity::v1::tenant_service_server::TenantService;
 use fusion_service::api::{
     check, etag, json_to_struct, opt_ts, populated, struct_to_json, total, ts,
 };
-use fusion_service::standard::{self, Call, Change, Kit, Method, Resource};
+use fusion_service::standard::{self, Call, Change, Kit, Locking, Method, Resource};
 use fusion_tenancy::TenantContext;
 
 use crate::bootstrap::first_admin;
@@ -173,23 +173,31 @@ impl Resource for Tenants {
         values_of(DOMAIN, "tenant", fields, |field| value(t, field)).map_err(Into::into)
     }
 
-    /// Without `platform.tenants.write` a caller changes only its own tenant (another
-    /// one is NOT_FOUND), and never its billing fields.
+    /// Without `platform.tenants.write` a caller sees only its own tenant: another one is
+    /// NOT_FOUND before its row is read, so no answer (a stale etag's ABORTED) tells an
+    /// existing tenant from a missing one.
+    async fn before_lock(
+        call: &Call<'_, AppState>,
+        _: &mut TenantTx,
+        id: i64,
+        _: Locking,
+    ) -> Result<(), Status> {
+        if !call.caller.has("platform.tenants.write") && id != call.caller.tenant_id {
+            return Err(IdentityError::NotFound { what: "tenant", id }.into());
+        }
+        Ok(())
+    }
+
+    /// Without `platform.tenants.write` a caller never changes its tenant's billing
+    /// fields.
     async fn on_update(
         call: &Call<'_, AppState>,
         tx: &mut TenantTx,
-        current: &TenantRow,
+        _: &TenantRow,
         t: &pb::Tenant,
         values: &mut Values,
     ) -> Result<(), Status> {
         if !call.caller.has("platform.tenants.write") {
-            if current.id != call.caller.tenant_id {
-                return Err(IdentityError::NotFound {
-                    what: "tenant",
-                    id: current.id,
-                }
-                .into());
-            }
             if values.iter().any(|(column, _)| BILLING.contains(column)) {
                 return Err(IdentityError::PermissionDenied {
                     permission: "platform.tenants.write",

@@ -184,6 +184,26 @@ async fn another_tenant_is_not_found() {
             .await,
         Code::NotFound,
     );
+    // A stale etag must not tell an existing tenant from a missing one.
+    for id in [globex.id, globex.id + 1000] {
+        expect_code(
+            app.tenants()
+                .update_tenant(as_user(
+                    &acme_admin,
+                    pb::UpdateTenantRequest {
+                        tenant: Some(pb::Tenant {
+                            id,
+                            name: "pwned".into(),
+                            etag: "\"999\"".into(),
+                            ..Default::default()
+                        }),
+                        update_mask: mask(&["name"]),
+                    },
+                ))
+                .await,
+            Code::NotFound,
+        );
+    }
 }
 
 #[tokio::test]
