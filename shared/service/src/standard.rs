@@ -168,6 +168,9 @@ pub trait Resource: Sized + Send + Sync + 'static {
 
     /// The resource's name in method names (`Developer` → `CreateDeveloper`).
     const SINGULAR: &'static str;
+    /// The resource's field in its Create and Update requests (`lead_status`): field
+    /// violations name `<FIELD>.<field>`.
+    const FIELD: &'static str;
     /// Where rows live and how they are read.
     const TABLE: Table;
     /// What List reads, filters and orders on.
@@ -378,9 +381,9 @@ pub async fn update<R: Resource>(
     mask: Option<FieldMask>,
 ) -> Result<R::Pb, Status> {
     let kit = R::kit(state);
-    let what = R::TABLE.what;
+    let field = R::FIELD;
     let id = R::id(&pb);
-    kit.api.require_id(&format!("{what}.id"), id)?;
+    kit.api.require_id(&format!("{field}.id"), id)?;
     let mask = kit
         .api
         .mask(mask, R::MUTABLE, R::IMMUTABLE, &R::populated(&pb))?;
@@ -402,7 +405,7 @@ pub async fn update<R: Resource>(
         if sent != 0 && sent != R::parent_id(&current) {
             return Err(kit
                 .api
-                .invalid(&format!("{what}.{}", parent.field), "cannot be changed"));
+                .invalid(&format!("{field}.{}", parent.field), "cannot be changed"));
         }
     }
     R::on_update(&call, &mut tx, &current, &pb, &mut values).await?;

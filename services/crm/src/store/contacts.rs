@@ -199,6 +199,8 @@ impl Resource for Contacts {
     type State = AppState;
 
     const SINGULAR: &'static str = "Contact";
+
+    const FIELD: &'static str = "contact";
     const TABLE: Table = TABLE;
     const LIST: ListSpec = LIST;
     const CREATE: &'static [&'static str] = CREATE;

@@ -434,6 +434,8 @@ impl Resource for Deals {
     type State = AppState;
 
     const SINGULAR: &'static str = "Deal";
+
+    const FIELD: &'static str = "deal";
     const TABLE: Table = TABLE;
     const LIST: ListSpec = LIST;
     const CREATE: &'static [&'static str] = CREATE;

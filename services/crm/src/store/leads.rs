@@ -277,6 +277,8 @@ impl Resource for Leads {
     type State = AppState;
 
     const SINGULAR: &'static str = "Lead";
+
+    const FIELD: &'static str = "lead";
     const TABLE: Table = TABLE;
     const LIST: ListSpec = LIST;
     const CREATE: &'static [&'static str] = CREATE;

@@ -85,6 +85,8 @@ impl Resource for Notes {
     type State = AppState;
 
     const SINGULAR: &'static str = "Note";
+
+    const FIELD: &'static str = "note";
     const TABLE: Table = TABLE;
     const LIST: ListSpec = LIST;
     const CREATE: &'static [&'static str] =

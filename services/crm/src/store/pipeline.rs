@@ -238,6 +238,8 @@ impl Resource for Statuses {
     type State = AppState;
 
     const SINGULAR: &'static str = "LeadStatus";
+
+    const FIELD: &'static str = "lead_status";
     const TABLE: Table = STATUSES;
     const LIST: ListSpec = STATUS_LIST;
     const CREATE: &'static [&'static str] = STATUS_CREATE;
@@ -311,6 +313,8 @@ impl Resource for Stages {
     type State = AppState;
 
     const SINGULAR: &'static str = "DealStage";
+
+    const FIELD: &'static str = "deal_stage";
     const TABLE: Table = STAGES;
     const LIST: ListSpec = STAGE_LIST;
     const CREATE: &'static [&'static str] = STAGE_CREATE;

@@ -146,6 +146,8 @@ impl Resource for Tasks {
     type State = AppState;
 
     const SINGULAR: &'static str = "Task";
+
+    const FIELD: &'static str = "task";
     const TABLE: Table = TABLE;
     const LIST: ListSpec = LIST;
     const CREATE: &'static [&'static str] = &[

@@ -66,6 +66,8 @@ impl Resource for Plans {
     type State = AppState;
 
     const SINGULAR: &'static str = "Plan";
+
+    const FIELD: &'static str = "plan";
     const TABLE: Table = TABLE;
     const LIST: ListSpec = LIST;
     const CREATE: &'static [&'static str] = CREATE;

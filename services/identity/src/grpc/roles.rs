@@ -55,6 +55,8 @@ impl Resource for Roles {
     type State = AppState;
 
     const SINGULAR: &'static str = "Role";
+
+    const FIELD: &'static str = "role";
     const TABLE: Table = TABLE;
     const LIST: ListSpec = LIST;
     const CREATE: &'static [&'static str] = MUTABLE;

@@ -110,6 +110,8 @@ impl Resource for Tenants {
     type State = AppState;
 
     const SINGULAR: &'static str = "Tenant";
+
+    const FIELD: &'static str = "tenant";
     const TABLE: Table = TABLE;
     const LIST: ListSpec = LIST;
     /// The tenant fields CreateTenant sets (it is written out below, not

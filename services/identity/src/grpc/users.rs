@@ -101,6 +101,8 @@ impl Resource for Users {
     type State = AppState;
 
     const SINGULAR: &'static str = "User";
+
+    const FIELD: &'static str = "user";
     const TABLE: Table = TABLE;
     const LIST: ListSpec = LIST;
     const CREATE: &'static [&'static str] = MUTABLE;

@@ -25,6 +25,8 @@ impl Resource for Developers {
     type State = AppState;
 
     const SINGULAR: &'static str = "Developer";
+
+    const FIELD: &'static str = "developer";
     const TABLE: Table = TABLE;
     const LIST: ListSpec = LIST;
     const CREATE: &'static [&'static str] = MUTABLE;

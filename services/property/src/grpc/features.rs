@@ -33,6 +33,8 @@ impl Resource for Features {
     type State = AppState;
 
     const SINGULAR: &'static str = "Feature";
+
+    const FIELD: &'static str = "feature";
     const TABLE: Table = TABLE;
     const LIST: ListSpec = LIST;
     const CREATE: &'static [&'static str] = MUTABLE;

@@ -174,6 +174,8 @@ impl Resource for Lots {
     type State = AppState;
 
     const SINGULAR: &'static str = "Lot";
+
+    const FIELD: &'static str = "lot";
     const TABLE: Table = TABLE;
     const LIST: ListSpec = LIST;
     const CREATE: &'static [&'static str] = CREATE;

@@ -78,6 +78,8 @@ impl Resource for Media {
     type State = AppState;
 
     const SINGULAR: &'static str = "Media";
+
+    const FIELD: &'static str = "media";
     const TABLE: Table = TABLE;
     const LIST: ListSpec = LIST;
     const CREATE: &'static [&'static str] = MUTABLE;

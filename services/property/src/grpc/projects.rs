@@ -52,6 +52,8 @@ impl Resource for Projects {
     type State = AppState;
 
     const SINGULAR: &'static str = "Project";
+
+    const FIELD: &'static str = "project";
     const TABLE: Table = TABLE;
     const LIST: ListSpec = LIST;
     const CREATE: &'static [&'static str] = MUTABLE;

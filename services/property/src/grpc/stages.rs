@@ -44,6 +44,8 @@ impl Resource for Stages {
     type State = AppState;
 
     const SINGULAR: &'static str = "Stage";
+
+    const FIELD: &'static str = "stage";
     const TABLE: Table = TABLE;
     const LIST: ListSpec = LIST;
     const CREATE: &'static [&'static str] = CREATE;

@@ -268,6 +268,23 @@ impl<'a, S: Source> Suite<'a, S> {
             "the violation names request_id: {}",
             show(&status)
         );
+        assert_eq!(
+            reason(&status),
+            "REQUEST_ID_REUSED",
+            "the reason says the id was reused: {}",
+            show(&status)
+        );
+        let malformed = refused(
+            "a request_id that is not a UUID",
+            self.create(owner, &other, "not-a-uuid").await,
+            Code::InvalidArgument,
+        );
+        assert_eq!(
+            violated_fields(&malformed),
+            ["request_id"],
+            "the violation names request_id: {}",
+            show(&malformed)
+        );
         assert_eq!(self.count(owner).await, before, "nothing was written");
     }
 
@@ -302,6 +319,7 @@ impl<'a, S: Source> Suite<'a, S> {
         );
         let now = self.get_ok(owner, id).await;
         assert_same("another tenant changed nothing", &mine, &now);
+        self.never_listed_for(stranger, id, "live").await;
 
         self.delete(owner, id, "")
             .await
@@ -311,6 +329,7 @@ impl<'a, S: Source> Suite<'a, S> {
             self.undelete(stranger, id).await,
             Code::NotFound,
         );
+        self.never_listed_for(stranger, id, "deleted").await;
         self.undelete(owner, id).await.unwrap_or_else(|s| {
             panic!(
                 "the owner's Undelete after another tenant's (it must still be deleted): {}",
@@ -418,16 +437,24 @@ impl<'a, S: Source> Suite<'a, S> {
         assert_ne!(etag(&updated), stale, "an update changes the etag");
         let mut change = self.change(id, 2, Some(&stale));
         object(&mut change).remove(first);
-        refused(
-            "Update with a stale etag",
-            self.update(owner, change, &[second]).await,
-            Code::Aborted,
-        );
-        refused(
-            "Delete with a stale etag",
-            self.delete(owner, id, &stale).await,
-            Code::Aborted,
-        );
+        for (what, result) in [
+            (
+                "Update with a stale etag",
+                self.update(owner, change, &[second]).await,
+            ),
+            (
+                "Delete with a stale etag",
+                self.delete(owner, id, &stale).await,
+            ),
+        ] {
+            let status = refused(what, result, Code::Aborted);
+            assert_eq!(
+                reason(&status),
+                "ETAG_MISMATCH",
+                "{what}: {}",
+                show(&status)
+            );
+        }
         assert_same(
             "the refused calls changed nothing",
             &updated,
@@ -657,11 +684,12 @@ impl<'a, S: Source> Suite<'a, S> {
         let owner = &self.target.owner;
         let mine = self.fresh().await;
         let id = id(&mine);
-        refused(
+        let live = refused(
             "Undelete of a live resource",
             self.undelete(owner, id).await,
             Code::AlreadyExists,
         );
+        assert_eq!(reason(&live), "NOT_DELETED", "{}", show(&live));
         let deleted = self
             .delete(owner, id, &etag(&mine))
             .await
@@ -687,6 +715,17 @@ impl<'a, S: Source> Suite<'a, S> {
         refused(
             "a second Delete",
             self.delete(owner, id, "").await,
+            Code::NotFound,
+        );
+        refused(
+            "Get of a deleted resource",
+            self.get(owner, id).await,
+            Code::NotFound,
+        );
+        refused(
+            "Update of a deleted resource",
+            self.update(owner, self.change(id, 1, None), &[self.spec.mutable[0].0])
+                .await,
             Code::NotFound,
         );
         let restored = self
@@ -846,6 +885,18 @@ impl<'a, S: Source> Suite<'a, S> {
             }
         }
         panic!("listing did not end after 100 pages of 1000");
+    }
+
+    /// Another tenant's resource `id` (`state`: live or deleted) is in none of `who`'s
+    /// pages, with or without `show_deleted`, so no list and no total counts it.
+    async fn never_listed_for(&self, who: &Caller, id: i64, state: &str) {
+        for show_deleted in [false, true] {
+            let listed = self.every_row(who, show_deleted).await;
+            assert!(
+                !listed.iter().any(|row| self::id(row) == id),
+                "another tenant's {state} resource {id} is listed (show_deleted {show_deleted})"
+            );
+        }
     }
 
     /// How many live rows `who` can list (total_size).
