@@ -199,13 +199,13 @@ impl Resource for Tenants {
         t: &pb::Tenant,
         values: &mut Values,
     ) -> Result<(), Status> {
-        if !call.caller.has("platform.tenants.write") {
-            if values.iter().any(|(column, _)| BILLING.contains(column)) {
-                return Err(IdentityError::PermissionDenied {
-                    permission: "platform.tenants.write",
-                }
-                .into());
+        if !call.caller.has("platform.tenants.write")
+            && values.iter().any(|(column, _)| BILLING.contains(column))
+        {
+            return Err(IdentityError::PermissionDenied {
+                permission: "platform.tenants.write",
             }
+            .into());
         }
         let replanning = values.iter().any(|(column, _)| *column == "plan_id");
         if replanning && t.plan_id > 0 {

@@ -484,11 +484,7 @@ async fn assert_the_rules_beyond_the_suite(
             .await,
         Code::InvalidArgument,
     );
-    // Media name the field `media item.id` (the store's noun), not `media.id`: left
-    // out here until the service names it as the others do.
-    if spec.field != "media" {
-        assert_eq!(violated_fields(&status), [format!("{}.id", spec.field)]);
-    }
+    assert_eq!(violated_fields(&status), [format!("{}.id", spec.field)]);
 
     // Without a token every method is UNAUTHENTICATED and changes nothing.
     let anonymous = Caller::new(1, "");
