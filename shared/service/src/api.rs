@@ -70,7 +70,7 @@ impl Api {
         mutable: &[&str],
         immutable: &[&str],
         populated: &[&str],
-    ) -> Result<Mask, Status> {
+    ) -> Result<Mask, fusion_db::Error> {
         let paths = mask.map(|m| m.paths).unwrap_or_default();
         if paths.is_empty() {
             return Ok(Mask {
@@ -96,7 +96,12 @@ impl Api {
                 ));
             }
         }
-        self.violations(violations)?;
+        if !violations.is_empty() {
+            return Err(fusion_db::Error::new(
+                self.domain,
+                fusion_db::Kind::Invalid(violations),
+            ));
+        }
         Ok(Mask { paths })
     }
 
@@ -337,7 +342,7 @@ mod tests {
         let err = API
             .mask(m(&["stage_id", "colour"]), &["name"], &["stage_id"], &[])
             .unwrap_err();
-        assert_eq!(err.code(), Code::InvalidArgument);
+        assert_eq!(Status::from(err).code(), Code::InvalidArgument);
         let all = API.mask(m(&["*"]), &["name", "price"], &[], &[]).unwrap();
         assert!(all.has("name") && all.has("price"));
         let none = API.mask(None, &["name"], &[], &["price"]).unwrap();

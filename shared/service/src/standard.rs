@@ -25,8 +25,10 @@ use tonic::Status;
 use fusion_db::idempotency::{RequestIds, RequestKey};
 use fusion_db::list::{ListParams, ListSpec, Page, Scope};
 use fusion_db::page::PageTokenCodec;
-use fusion_db::resource::{Read, SoftDelete, Table, Values, Versioned, lock_live};
-use fusion_db::{Db, TenantTx};
+use fusion_db::resource::{
+    Read, SoftDelete, Table, Values, Versioned, check_etag, lock_live, require_id,
+};
+use fusion_db::{Db, Error, TenantTx};
 use fusion_tenancy::TenantContext;
 
 use crate::api::Api;
@@ -165,6 +167,9 @@ pub trait Resource: Sized + Send + Sync + 'static {
     type Pb: prost::Message + Default + Send + Sync;
     /// What the context's handlers share (its `AppState`).
     type State: Send + Sync;
+    /// The context's error catalogue: what hooks and validation return, and what the
+    /// standard methods return; it becomes a `Status` once, in the gRPC handler.
+    type Error: From<fusion_db::Error> + Into<Status> + Send;
 
     /// The resource's name in method names (`Developer` → `CreateDeveloper`).
     const SINGULAR: &'static str;
@@ -203,7 +208,7 @@ pub trait Resource: Sized + Send + Sync + 'static {
         pb: &Self::Pb,
         fields: &[&str],
         method: Method,
-    ) -> Result<Values, Status>;
+    ) -> Result<Values, Self::Error>;
 
     /// The parent id a request's message names (0 when none is sent).
     fn sent_parent_id(_pb: &Self::Pb) -> i64 {
@@ -222,7 +227,7 @@ pub trait Resource: Sized + Send + Sync + 'static {
         _tx: &mut TenantTx,
         _id: i64,
         _locking: Locking,
-    ) -> impl Future<Output = Result<(), Status>> + Send {
+    ) -> impl Future<Output = Result<(), Self::Error>> + Send {
         async { Ok(()) }
     }
     /// Before a Create inserts (parent locked); may add column values.
@@ -231,7 +236,7 @@ pub trait Resource: Sized + Send + Sync + 'static {
         _tx: &mut TenantTx,
         _pb: &Self::Pb,
         _values: &mut Values,
-    ) -> impl Future<Output = Result<(), Status>> + Send {
+    ) -> impl Future<Output = Result<(), Self::Error>> + Send {
         async { Ok(()) }
     }
     /// Right after a Create inserts row `id`, before it is read back: write what hangs
@@ -241,7 +246,7 @@ pub trait Resource: Sized + Send + Sync + 'static {
         _tx: &mut TenantTx,
         _id: i64,
         _pb: &Self::Pb,
-    ) -> impl Future<Output = Result<(), Status>> + Send {
+    ) -> impl Future<Output = Result<(), Self::Error>> + Send {
         async { Ok(()) }
     }
     /// Before an Update writes `fields` (the row locked as `current`); may add values.
@@ -251,7 +256,7 @@ pub trait Resource: Sized + Send + Sync + 'static {
         _current: &Self::Row,
         _pb: &Self::Pb,
         _values: &mut Values,
-    ) -> impl Future<Output = Result<(), Status>> + Send {
+    ) -> impl Future<Output = Result<(), Self::Error>> + Send {
         async { Ok(()) }
     }
     /// Before a Delete (the row locked, children checked); may refuse.
@@ -259,7 +264,7 @@ pub trait Resource: Sized + Send + Sync + 'static {
         _call: &Call<'_, Self::State>,
         _tx: &mut TenantTx,
         _current: &Self::Row,
-    ) -> impl Future<Output = Result<(), Status>> + Send {
+    ) -> impl Future<Output = Result<(), Self::Error>> + Send {
         async { Ok(()) }
     }
     /// Before an Undelete (the row locked, parent checked); may refuse.
@@ -267,7 +272,7 @@ pub trait Resource: Sized + Send + Sync + 'static {
         _call: &Call<'_, Self::State>,
         _tx: &mut TenantTx,
         _current: &Self::Row,
-    ) -> impl Future<Output = Result<(), Status>> + Send {
+    ) -> impl Future<Output = Result<(), Self::Error>> + Send {
         async { Ok(()) }
     }
     /// After any write, in the same transaction, with the row as it now is: refresh
@@ -277,13 +282,13 @@ pub trait Resource: Sized + Send + Sync + 'static {
         _tx: &mut TenantTx,
         _change: Change<'_, Self::Row>,
         _row: &Self::Row,
-    ) -> impl Future<Output = Result<(), Status>> + Send {
+    ) -> impl Future<Output = Result<(), Self::Error>> + Send {
         async { Ok(()) }
     }
 }
 
 /// Reads row `id` of `R` as `how` says.
-async fn read<R: Resource>(tx: &mut TenantTx, id: i64, how: Read) -> Result<R::Row, Status> {
+async fn read<R: Resource>(tx: &mut TenantTx, id: i64, how: Read) -> Result<R::Row, R::Error> {
     Ok(R::TABLE.fetch(tx, id, how).await?)
 }
 
@@ -294,7 +299,7 @@ pub async fn create<R: Resource>(
     caller: &TenantContext,
     key: Option<RequestKey>,
     pb: R::Pb,
-) -> Result<R::Pb, Status> {
+) -> Result<R::Pb, R::Error> {
     let kit = R::kit(state);
     let call = Call {
         state,
@@ -310,7 +315,7 @@ pub async fn create<R: Resource>(
     if let Some(parent) = R::PARENT {
         let parent_id = R::sent_parent_id(&pb);
         if !lock_live(&mut tx, kit.api.domain(), parent.table, parent_id).await? {
-            return Err(kit.api.not_found(parent.what, parent_id));
+            return Err(Error::not_found(kit.api.domain(), parent.what, parent_id).into());
         }
     }
     R::on_create(&call, &mut tx, &pb, &mut values).await?;
@@ -336,7 +341,7 @@ pub async fn get<R: Resource>(
     state: &R::State,
     caller: &TenantContext,
     id: i64,
-) -> Result<R::Pb, Status> {
+) -> Result<R::Pb, R::Error> {
     let row = R::TABLE
         .get(&R::kit(state).db, caller.tenant_id, id)
         .await?;
@@ -349,7 +354,7 @@ pub async fn list<R: Resource>(
     caller: &TenantContext,
     params: &ListParams,
     scope: Option<Scope<'_>>,
-) -> Result<Page<R::Pb>, Status> {
+) -> Result<Page<R::Pb>, R::Error> {
     let kit = R::kit(state);
     let page = fusion_db::list::tenant_page::<R::Row>(
         &kit.db,
@@ -379,11 +384,11 @@ pub async fn update<R: Resource>(
     caller: &TenantContext,
     pb: R::Pb,
     mask: Option<FieldMask>,
-) -> Result<R::Pb, Status> {
+) -> Result<R::Pb, R::Error> {
     let kit = R::kit(state);
     let field = R::FIELD;
     let id = R::id(&pb);
-    kit.api.require_id(&format!("{field}.id"), id)?;
+    require_id(kit.api.domain(), &format!("{field}.id"), id)?;
     let mask = kit
         .api
         .mask(mask, R::MUTABLE, R::IMMUTABLE, &R::populated(&pb))?;
@@ -397,15 +402,14 @@ pub async fn update<R: Resource>(
     let mut tx = kit.db.begin(caller.tenant_id).await?;
     R::before_lock(&call, &mut tx, id, Locking::Update).await?;
     let current = read::<R>(&mut tx, id, Read::live().for_update()).await?;
-    kit.api.check_etag(R::etag(&pb), current.version())?;
+    check_etag(kit.api.domain(), R::etag(&pb), current.version())?;
     // The mask already refuses the parent; a whole resource sent back may carry it only
     // unchanged (AIP-203 IMMUTABLE).
     if let Some(parent) = R::PARENT {
         let sent = R::sent_parent_id(&pb);
         if sent != 0 && sent != R::parent_id(&current) {
-            return Err(kit
-                .api
-                .invalid(&format!("{field}.{}", parent.field), "cannot be changed"));
+            let path = format!("{field}.{}", parent.field);
+            return Err(Error::invalid(kit.api.domain(), &path, "cannot be changed").into());
         }
     }
     R::on_update(&call, &mut tx, &current, &pb, &mut values).await?;
@@ -423,21 +427,21 @@ pub async fn delete<R: Resource>(
     caller: &TenantContext,
     id: i64,
     etag: &str,
-) -> Result<R::Pb, Status> {
+) -> Result<R::Pb, R::Error> {
     let kit = R::kit(state);
     let call = Call {
         state,
         caller,
         fields: &[],
     };
-    kit.api.require_id("id", id)?;
+    require_id(kit.api.domain(), "id", id)?;
     let mut tx = kit.db.begin(caller.tenant_id).await?;
     R::before_lock(&call, &mut tx, id, Locking::Delete).await?;
     // Lock first, so a child created at the same moment is either seen here or finds
     // this row gone.
     let current = read::<R>(&mut tx, id, Read::live().for_update()).await?;
     // A stale etag is ABORTED before any refusal about the row as it is now.
-    kit.api.check_etag(etag, current.version())?;
+    check_etag(kit.api.domain(), etag, current.version())?;
     for child in R::CHILDREN {
         R::TABLE
             .refuse_live_children(&mut tx, id, child.table, child.column, child.what)
@@ -458,14 +462,14 @@ pub async fn undelete<R: Resource>(
     state: &R::State,
     caller: &TenantContext,
     id: i64,
-) -> Result<R::Pb, Status> {
+) -> Result<R::Pb, R::Error> {
     let kit = R::kit(state);
     let call = Call {
         state,
         caller,
         fields: &[],
     };
-    kit.api.require_id("id", id)?;
+    require_id(kit.api.domain(), "id", id)?;
     let mut tx = kit.db.begin(caller.tenant_id).await?;
     R::before_lock(&call, &mut tx, id, Locking::Undelete).await?;
     let current = read::<R>(&mut tx, id, Read::live_or_deleted().for_update()).await?;
@@ -473,10 +477,10 @@ pub async fn undelete<R: Resource>(
         if let Some(parent) = R::PARENT {
             let parent_id = R::parent_id(&current);
             if !lock_live(&mut tx, kit.api.domain(), parent.table, parent_id).await? {
-                return Err(kit.api.precondition(
-                    parent.deleted_reason,
-                    format!("{} {parent_id} is deleted; undelete it first", parent.what),
-                ));
+                let message = format!("{} {parent_id} is deleted; undelete it first", parent.what);
+                return Err(
+                    Error::precondition(kit.api.domain(), parent.deleted_reason, message).into(),
+                );
             }
         }
         R::on_undelete(&call, &mut tx, &current).await?;

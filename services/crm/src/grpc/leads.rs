@@ -248,8 +248,8 @@ impl LeadService for LeadApi {
                 params.page_token = page.next_page_token;
                 page = match standard::list::<Leads>(&state, &ctx, &params, None).await {
                     Ok(next) => next,
-                    Err(status) => {
-                        let _ = tx.send(Err(status)).await;
+                    Err(err) => {
+                        let _ = tx.send(Err(err.into())).await;
                         return;
                     }
                 };

@@ -2,7 +2,6 @@
 
 use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
-use tonic::Status;
 
 use fusion_db::TenantTx;
 use fusion_db::filter::{FieldKind, FieldSpec};
@@ -197,6 +196,7 @@ impl Resource for Contacts {
     type Row = ContactRow;
     type Pb = pb::Contact;
     type State = AppState;
+    type Error = crate::error::CrmError;
 
     const SINGULAR: &'static str = "Contact";
 
@@ -238,8 +238,13 @@ impl Resource for Contacts {
         )
     }
 
-    fn values(_: &AppState, c: &pb::Contact, fields: &[&str], _: Method) -> Result<Values, Status> {
-        Ok(values(c, fields)?)
+    fn values(
+        _: &AppState,
+        c: &pb::Contact,
+        fields: &[&str],
+        _: Method,
+    ) -> Result<Values, crate::error::CrmError> {
+        values(c, fields)
     }
 
     async fn on_create(
@@ -247,10 +252,10 @@ impl Resource for Contacts {
         tx: &mut TenantTx,
         c: &pb::Contact,
         values: &mut Values,
-    ) -> Result<(), Status> {
+    ) -> Result<(), crate::error::CrmError> {
         let country = tenant_country(call.state, tx).await?;
         set_e164(values, &c.phone, &c.country, country);
-        Ok(require_lead(tx, c.lead_id).await?)
+        require_lead(tx, c.lead_id).await
     }
 
     async fn on_update(
@@ -259,7 +264,7 @@ impl Resource for Contacts {
         current: &ContactRow,
         c: &pb::Contact,
         values: &mut Values,
-    ) -> Result<(), Status> {
+    ) -> Result<(), crate::error::CrmError> {
         if sets(values, "lead_id") {
             require_lead(tx, c.lead_id).await?;
         }
@@ -272,14 +277,13 @@ impl Resource for Contacts {
         _: &Call<'_, AppState>,
         _: &mut TenantTx,
         contact: &ContactRow,
-    ) -> Result<(), Status> {
+    ) -> Result<(), crate::error::CrmError> {
         match contact.merged_into_id {
             Some(survivor) => Err(CrmError::Merged {
                 what: "contact",
                 id: contact.id,
                 survivor,
-            }
-            .into()),
+            }),
             None => Ok(()),
         }
     }

@@ -2,7 +2,6 @@
 
 use chrono::{DateTime, NaiveDate, Utc};
 use rust_decimal::Decimal;
-use tonic::Status;
 
 use fusion_db::TenantTx;
 use fusion_db::filter::{FieldKind, FieldSpec};
@@ -432,6 +431,7 @@ impl Resource for Deals {
     type Row = DealRow;
     type Pb = pb::Deal;
     type State = AppState;
+    type Error = crate::error::CrmError;
 
     const SINGULAR: &'static str = "Deal";
 
@@ -474,8 +474,13 @@ impl Resource for Deals {
         ])
     }
 
-    fn values(_: &AppState, d: &pb::Deal, fields: &[&str], _: Method) -> Result<Values, Status> {
-        Ok(values(d, fields)?)
+    fn values(
+        _: &AppState,
+        d: &pb::Deal,
+        fields: &[&str],
+        _: Method,
+    ) -> Result<Values, crate::error::CrmError> {
+        values(d, fields)
     }
 
     async fn on_create(
@@ -483,7 +488,7 @@ impl Resource for Deals {
         tx: &mut TenantTx,
         d: &pb::Deal,
         values: &mut Values,
-    ) -> Result<(), Status> {
+    ) -> Result<(), crate::error::CrmError> {
         check_owners(call.state, d, CREATE).await?;
         lock_links(tx, d, CREATE).await?;
         place_new_deal(tx, d, values).await?;
@@ -498,14 +503,14 @@ impl Resource for Deals {
         _: &DealRow,
         d: &pb::Deal,
         values: &mut Values,
-    ) -> Result<(), Status> {
+    ) -> Result<(), crate::error::CrmError> {
         let changing: Vec<&str> = MUTABLE
             .iter()
             .copied()
             .filter(|f| sets(values, f))
             .collect();
         check_owners(call.state, d, &changing).await?;
-        Ok(lock_links(tx, d, &changing).await?)
+        lock_links(tx, d, &changing).await
     }
 }
 

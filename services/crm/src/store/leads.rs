@@ -1,7 +1,6 @@
 //! Leads: their row, their description for the standard methods, and their checks.
 
 use chrono::{DateTime, Utc};
-use tonic::Status;
 
 use fusion_db::TenantTx;
 use fusion_db::filter::{FieldKind, FieldSpec};
@@ -275,6 +274,7 @@ impl Resource for Leads {
     type Row = LeadRow;
     type Pb = pb::Lead;
     type State = AppState;
+    type Error = crate::error::CrmError;
 
     const SINGULAR: &'static str = "Lead";
 
@@ -322,8 +322,8 @@ impl Resource for Leads {
         l: &pb::Lead,
         fields: &[&str],
         method: Method,
-    ) -> Result<Values, Status> {
-        Ok(values(l, fields, method)?)
+    ) -> Result<Values, crate::error::CrmError> {
+        values(l, fields, method)
     }
 
     async fn on_create(
@@ -331,7 +331,7 @@ impl Resource for Leads {
         tx: &mut TenantTx,
         l: &pb::Lead,
         values: &mut Values,
-    ) -> Result<(), Status> {
+    ) -> Result<(), crate::error::CrmError> {
         let country = tenant_country(call.state, tx).await?;
         set_e164(values, &l.phone, &l.country, country);
         if l.assigned_to != 0 {
@@ -355,7 +355,7 @@ impl Resource for Leads {
         current: &LeadRow,
         l: &pb::Lead,
         values: &mut Values,
-    ) -> Result<(), Status> {
+    ) -> Result<(), crate::error::CrmError> {
         let country = tenant_country(call.state, tx).await?;
         refresh_e164(values, l.person(), &current.person, country);
         let status = sets(values, "status").then_some(l.status.as_str());
@@ -370,14 +370,13 @@ impl Resource for Leads {
         _: &Call<'_, AppState>,
         _: &mut TenantTx,
         lead: &LeadRow,
-    ) -> Result<(), Status> {
+    ) -> Result<(), crate::error::CrmError> {
         match lead.merged_into_id {
             Some(survivor) => Err(CrmError::Merged {
                 what: "lead",
                 id: lead.id,
                 survivor,
-            }
-            .into()),
+            }),
             None => Ok(()),
         }
     }

@@ -2,7 +2,6 @@
 
 use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
-use tonic::Status;
 
 use fusion_db::filter::{FieldKind, FieldSpec};
 use fusion_db::list::ListSpec;
@@ -83,6 +82,7 @@ impl Resource for Notes {
     type Row = NoteRow;
     type Pb = pb::Note;
     type State = AppState;
+    type Error = crate::error::CrmError;
 
     const SINGULAR: &'static str = "Note";
 
@@ -134,7 +134,12 @@ impl Resource for Notes {
 
     /// Validated field by field; whether the record exists is checked in the
     /// transaction.
-    fn values(_: &AppState, n: &pb::Note, fields: &[&str], _: Method) -> Result<Values, Status> {
+    fn values(
+        _: &AppState,
+        n: &pb::Note,
+        fields: &[&str],
+        _: Method,
+    ) -> Result<Values, crate::error::CrmError> {
         let kind = n.notable_type.trim();
         let values = values_of("note", fields, |field| {
             Ok(Some(match field {
@@ -171,10 +176,10 @@ impl Resource for Notes {
         tx: &mut TenantTx,
         n: &pb::Note,
         values: &mut Values,
-    ) -> Result<(), Status> {
+    ) -> Result<(), crate::error::CrmError> {
         values.push(("user_id", Val::Int(Some(call.caller.user_id))));
         let kind = n.notable_type.trim();
-        Ok(require_subject(call.state, tx, "note.notable", kind, n.notable_id).await?)
+        require_subject(call.state, tx, "note.notable", kind, n.notable_id).await
     }
 
     async fn after_write(
@@ -182,7 +187,7 @@ impl Resource for Notes {
         tx: &mut TenantTx,
         change: Change<'_, NoteRow>,
         n: &NoteRow,
-    ) -> Result<(), Status> {
+    ) -> Result<(), crate::error::CrmError> {
         match change {
             Change::Created => Ok(touch_last_contacted(tx, &n.notable_type, n.notable_id).await?),
             _ => Ok(()),

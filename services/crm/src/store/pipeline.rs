@@ -1,6 +1,5 @@
 //! Lead statuses and deal stages: their rows, their descriptions for the standard methods, and the checks other resources make against them.
 use sqlx::PgConnection;
-use tonic::Status;
 
 use fusion_db::resource::{Val, Values};
 use fusion_proto::crm::v1 as pb;
@@ -236,6 +235,7 @@ impl Resource for Statuses {
     type Row = StatusRow;
     type Pb = pb::LeadStatus;
     type State = AppState;
+    type Error = crate::error::CrmError;
 
     const SINGULAR: &'static str = "LeadStatus";
 
@@ -275,8 +275,8 @@ impl Resource for Statuses {
         s: &pb::LeadStatus,
         fields: &[&str],
         _: Method,
-    ) -> Result<Values, Status> {
-        Ok(status_values(s, fields)?)
+    ) -> Result<Values, crate::error::CrmError> {
+        status_values(s, fields)
     }
 
     async fn on_update(
@@ -285,7 +285,7 @@ impl Resource for Statuses {
         _: &StatusRow,
         s: &pb::LeadStatus,
         values: &mut Values,
-    ) -> Result<(), Status> {
+    ) -> Result<(), crate::error::CrmError> {
         let closes = s.is_closed && values.iter().any(|(c, _)| *c == "is_closed");
         if closes {
             refuse_last_open(tx, STATUSES, s.id).await?;
@@ -297,8 +297,8 @@ impl Resource for Statuses {
         _: &Call<'_, AppState>,
         tx: &mut TenantTx,
         current: &StatusRow,
-    ) -> Result<(), Status> {
-        Ok(refuse_last_open(tx, STATUSES, current.id).await?)
+    ) -> Result<(), crate::error::CrmError> {
+        refuse_last_open(tx, STATUSES, current.id).await
     }
 }
 
@@ -311,6 +311,7 @@ impl Resource for Stages {
     type Row = StageRow;
     type Pb = pb::DealStage;
     type State = AppState;
+    type Error = crate::error::CrmError;
 
     const SINGULAR: &'static str = "DealStage";
 
@@ -350,16 +351,16 @@ impl Resource for Stages {
         s: &pb::DealStage,
         fields: &[&str],
         _: Method,
-    ) -> Result<Values, Status> {
-        Ok(stage_values(s, fields)?)
+    ) -> Result<Values, crate::error::CrmError> {
+        stage_values(s, fields)
     }
 
     async fn on_delete(
         _: &Call<'_, AppState>,
         tx: &mut TenantTx,
         current: &StageRow,
-    ) -> Result<(), Status> {
-        Ok(refuse_last_open(tx, STAGES, current.id).await?)
+    ) -> Result<(), crate::error::CrmError> {
+        refuse_last_open(tx, STAGES, current.id).await
     }
 }
 

@@ -1,7 +1,6 @@
 //! Tasks: their row, their description for the standard methods, and their list queries.
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use tonic::Status;
 
 use fusion_db::filter::{self, FieldKind, FieldSpec};
 use fusion_db::list::ListSpec;
@@ -144,6 +143,7 @@ impl Resource for Tasks {
     type Row = TaskRow;
     type Pb = pb::Task;
     type State = AppState;
+    type Error = crate::error::CrmError;
 
     const SINGULAR: &'static str = "Task";
 
@@ -214,8 +214,8 @@ impl Resource for Tasks {
         t: &pb::Task,
         fields: &[&str],
         method: Method,
-    ) -> Result<Values, Status> {
-        Ok(values(t, fields, method)?)
+    ) -> Result<Values, crate::error::CrmError> {
+        values(t, fields, method)
     }
 
     async fn on_create(
@@ -223,7 +223,7 @@ impl Resource for Tasks {
         tx: &mut TenantTx,
         t: &pb::Task,
         values: &mut Values,
-    ) -> Result<(), Status> {
+    ) -> Result<(), crate::error::CrmError> {
         values.push(("assigned_by", Val::Int(Some(call.caller.user_id))));
         if t.assigned_to != 0 {
             call.state
@@ -244,7 +244,7 @@ impl Resource for Tasks {
         current: &TaskRow,
         t: &pb::Task,
         values: &mut Values,
-    ) -> Result<(), Status> {
+    ) -> Result<(), crate::error::CrmError> {
         let changes = |column: &str| values.iter().any(|(c, _)| *c == column);
         let reassigning = changes("assigned_to");
         if reassigning && t.assigned_to != 0 {
@@ -256,10 +256,10 @@ impl Resource for Tasks {
         let status = t.status.trim();
         if changes("status") && status != current.status {
             if status == COMPLETED {
-                return Err(CrmError::invalid("task.status", completes_only()).into());
+                return Err(CrmError::invalid("task.status", completes_only()));
             }
             if current.status == COMPLETED {
-                return Err(CrmError::TaskCompleted { id: t.id }.into());
+                return Err(CrmError::TaskCompleted { id: t.id });
             }
         }
         let assignee = (t.assigned_to != 0).then_some(t.assigned_to);

@@ -64,6 +64,7 @@ impl Resource for Plans {
     type Row = PlanRow;
     type Pb = pb::Plan;
     type State = AppState;
+    type Error = crate::error::IdentityError;
 
     const SINGULAR: &'static str = "Plan";
 
@@ -119,7 +120,12 @@ impl Resource for Plans {
         ])
     }
 
-    fn values(_: &AppState, p: &pb::Plan, fields: &[&str], _: Method) -> Result<Values, Status> {
+    fn values(
+        _: &AppState,
+        p: &pb::Plan,
+        fields: &[&str],
+        _: Method,
+    ) -> Result<Values, crate::error::IdentityError> {
         values_of(DOMAIN, "plan", fields, |field| {
             Ok(Some(match field {
                 "code" => {

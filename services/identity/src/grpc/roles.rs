@@ -53,6 +53,7 @@ impl Resource for Roles {
     type Row = RoleRow;
     type Pb = pb::Role;
     type State = AppState;
+    type Error = crate::error::IdentityError;
 
     const SINGULAR: &'static str = "Role";
 
@@ -99,7 +100,12 @@ impl Resource for Roles {
         ])
     }
 
-    fn values(_: &AppState, r: &pb::Role, fields: &[&str], _: Method) -> Result<Values, Status> {
+    fn values(
+        _: &AppState,
+        r: &pb::Role,
+        fields: &[&str],
+        _: Method,
+    ) -> Result<Values, crate::error::IdentityError> {
         values_of(DOMAIN, "role", fields, |field| {
             Ok(Some(match field {
                 "name" => {
@@ -120,13 +126,17 @@ impl Resource for Roles {
         current: &RoleRow,
         r: &pb::Role,
         values: &mut Values,
-    ) -> Result<(), Status> {
+    ) -> Result<(), crate::error::IdentityError> {
         let renaming = values.iter().any(|(column, _)| *column == "name");
         if current.built_in && renaming && r.name != current.name {
-            return Err(built_in_role("built-in roles cannot be renamed"));
+            return Err(IdentityError::BuiltInRole {
+                refusal: "built-in roles cannot be renamed",
+            });
         }
         if current.name == PLATFORM_ADMIN_ROLE {
-            return Err(built_in_role("the platform role cannot be changed"));
+            return Err(IdentityError::BuiltInRole {
+                refusal: "the platform role cannot be changed",
+            });
         }
         Ok(())
     }
@@ -135,9 +145,11 @@ impl Resource for Roles {
         _: &Call<'_, AppState>,
         _: &mut TenantTx,
         current: &RoleRow,
-    ) -> Result<(), Status> {
+    ) -> Result<(), crate::error::IdentityError> {
         if current.built_in {
-            return Err(built_in_role("built-in roles cannot be deleted"));
+            return Err(IdentityError::BuiltInRole {
+                refusal: "built-in roles cannot be deleted",
+            });
         }
         Ok(())
     }

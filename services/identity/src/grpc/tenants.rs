@@ -108,6 +108,7 @@ impl Resource for Tenants {
     type Row = TenantRow;
     type Pb = pb::Tenant;
     type State = AppState;
+    type Error = crate::error::IdentityError;
 
     const SINGULAR: &'static str = "Tenant";
 
@@ -171,7 +172,12 @@ impl Resource for Tenants {
         ])
     }
 
-    fn values(_: &AppState, t: &pb::Tenant, fields: &[&str], _: Method) -> Result<Values, Status> {
+    fn values(
+        _: &AppState,
+        t: &pb::Tenant,
+        fields: &[&str],
+        _: Method,
+    ) -> Result<Values, crate::error::IdentityError> {
         values_of(DOMAIN, "tenant", fields, |field| value(t, field)).map_err(Into::into)
     }
 
@@ -183,9 +189,9 @@ impl Resource for Tenants {
         _: &mut TenantTx,
         id: i64,
         _: Locking,
-    ) -> Result<(), Status> {
+    ) -> Result<(), crate::error::IdentityError> {
         if !call.caller.has("platform.tenants.write") && id != call.caller.tenant_id {
-            return Err(IdentityError::NotFound { what: "tenant", id }.into());
+            return Err(IdentityError::NotFound { what: "tenant", id });
         }
         Ok(())
     }
@@ -198,14 +204,13 @@ impl Resource for Tenants {
         _: &TenantRow,
         t: &pb::Tenant,
         values: &mut Values,
-    ) -> Result<(), Status> {
+    ) -> Result<(), crate::error::IdentityError> {
         if !call.caller.has("platform.tenants.write")
             && values.iter().any(|(column, _)| BILLING.contains(column))
         {
             return Err(IdentityError::PermissionDenied {
                 permission: "platform.tenants.write",
-            }
-            .into());
+            });
         }
         let replanning = values.iter().any(|(column, _)| *column == "plan_id");
         if replanning && t.plan_id > 0 {
@@ -219,12 +224,12 @@ impl Resource for Tenants {
         call: &Call<'_, AppState>,
         _: &mut TenantTx,
         current: &TenantRow,
-    ) -> Result<(), Status> {
+    ) -> Result<(), crate::error::IdentityError> {
         if current.id == call.caller.tenant_id {
-            return Err(IdentityError::OwnTenant.into());
+            return Err(IdentityError::OwnTenant);
         }
         if current.slug == PLATFORM_TENANT_SLUG {
-            return Err(IdentityError::PlatformTenant.into());
+            return Err(IdentityError::PlatformTenant);
         }
         Ok(())
     }
@@ -236,7 +241,7 @@ impl Resource for Tenants {
         tx: &mut TenantTx,
         change: Change<'_, TenantRow>,
         row: &TenantRow,
-    ) -> Result<(), Status> {
+    ) -> Result<(), crate::error::IdentityError> {
         if let Change::Deleted = change {
             let caller = tx.tenant_id();
             store::tenants::end_sessions(tx, row.id, caller).await?;

@@ -99,6 +99,7 @@ impl Resource for Users {
     type Row = UserRow;
     type Pb = pb::User;
     type State = AppState;
+    type Error = crate::error::IdentityError;
 
     const SINGULAR: &'static str = "User";
 
@@ -153,7 +154,12 @@ impl Resource for Users {
         ])
     }
 
-    fn values(_: &AppState, u: &pb::User, fields: &[&str], _: Method) -> Result<Values, Status> {
+    fn values(
+        _: &AppState,
+        u: &pb::User,
+        fields: &[&str],
+        _: Method,
+    ) -> Result<Values, crate::error::IdentityError> {
         values_of(DOMAIN, "user", fields, |field| value(u, field)).map_err(Into::into)
     }
 
@@ -162,9 +168,9 @@ impl Resource for Users {
         call: &Call<'_, AppState>,
         _: &mut TenantTx,
         current: &UserRow,
-    ) -> Result<(), Status> {
+    ) -> Result<(), crate::error::IdentityError> {
         if current.id == call.caller.user_id {
-            return Err(IdentityError::SelfAction { action: "delete" }.into());
+            return Err(IdentityError::SelfAction { action: "delete" });
         }
         Ok(())
     }
@@ -175,7 +181,7 @@ impl Resource for Users {
         tx: &mut TenantTx,
         change: Change<'_, UserRow>,
         row: &UserRow,
-    ) -> Result<(), Status> {
+    ) -> Result<(), crate::error::IdentityError> {
         if let Change::Deleted = change {
             revoke_user_refresh_tokens(tx, row.id, "deleted").await?;
         }

@@ -23,6 +23,7 @@ impl Resource for Developers {
     type Row = DeveloperRow;
     type Pb = pb::Developer;
     type State = AppState;
+    type Error = crate::error::PropertyError;
 
     const SINGULAR: &'static str = "Developer";
 
@@ -83,7 +84,7 @@ impl Resource for Developers {
         d: &pb::Developer,
         fields: &[&str],
         _: Method,
-    ) -> Result<Values, Status> {
+    ) -> Result<Values, crate::error::PropertyError> {
         values_of(DOMAIN, "developer", fields, |field| {
             Ok(Some(match field {
                 "name" => {

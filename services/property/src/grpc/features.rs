@@ -31,6 +31,7 @@ impl Resource for Features {
     type Row = FeatureRow;
     type Pb = pb::Feature;
     type State = AppState;
+    type Error = crate::error::PropertyError;
 
     const SINGULAR: &'static str = "Feature";
 
@@ -75,7 +76,12 @@ impl Resource for Features {
         ])
     }
 
-    fn values(_: &AppState, f: &pb::Feature, fields: &[&str], _: Method) -> Result<Values, Status> {
+    fn values(
+        _: &AppState,
+        f: &pb::Feature,
+        fields: &[&str],
+        _: Method,
+    ) -> Result<Values, crate::error::PropertyError> {
         values_of(DOMAIN, "feature", fields, |field| {
             Ok(Some(match field {
                 "name" => {
@@ -100,7 +106,7 @@ impl Resource for Features {
         tx: &mut TenantTx,
         change: Change<'_, FeatureRow>,
         f: &FeatureRow,
-    ) -> Result<(), Status> {
+    ) -> Result<(), crate::error::PropertyError> {
         match change {
             Change::Created => Ok(()),
             Change::Updated(before) if before.name == f.name => Ok(()),

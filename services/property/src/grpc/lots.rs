@@ -103,7 +103,7 @@ fn count(field: &str, n: Option<i32>) -> Result<Option<i32>, String> {
 }
 
 /// The column values of the fields in `fields` (other than `feature_ids`), validated.
-fn values(l: &pb::Lot, fields: &[&str]) -> Result<Values, Status> {
+fn values(l: &pb::Lot, fields: &[&str]) -> Result<Values, PropertyError> {
     values_of(DOMAIN, "lot", fields, |field| {
         Ok(Some(match field {
             "stage_id" => ("stage_id", Val::Int(Some(l.stage_id))),
@@ -172,6 +172,7 @@ impl Resource for Lots {
     type Row = LotRow;
     type Pb = pb::Lot;
     type State = AppState;
+    type Error = crate::error::PropertyError;
 
     const SINGULAR: &'static str = "Lot";
 
@@ -229,9 +230,9 @@ impl Resource for Lots {
         l: &pb::Lot,
         fields: &[&str],
         method: Method,
-    ) -> Result<Values, Status> {
+    ) -> Result<Values, crate::error::PropertyError> {
         if method == Method::Create {
-            API.require_id("lot.stage_id", l.stage_id)?;
+            fusion_db::resource::require_id(DOMAIN, "lot.stage_id", l.stage_id)?;
         }
         values(l, fields)
     }
@@ -251,13 +252,13 @@ impl Resource for Lots {
         tx: &mut TenantTx,
         id: i64,
         locking: Locking,
-    ) -> Result<(), Status> {
+    ) -> Result<(), crate::error::PropertyError> {
         let project_id = if locking.deleted_too() {
             project_of_any(tx, id).await?
         } else {
             project_of(tx, id).await?
         };
-        Ok(stock::lock_project(tx, project_id).await?)
+        stock::lock_project(tx, project_id).await
     }
 
     /// The stage is key-share locked by now; its project is locked next and recorded
@@ -267,7 +268,7 @@ impl Resource for Lots {
         tx: &mut TenantTx,
         l: &pb::Lot,
         values: &mut Values,
-    ) -> Result<(), Status> {
+    ) -> Result<(), crate::error::PropertyError> {
         let project_id = project_of_stage(tx, l.stage_id).await?;
         stock::lock_project(tx, project_id).await?;
         values.push(("project_id", Val::Int(Some(project_id))));
@@ -279,11 +280,11 @@ impl Resource for Lots {
         tx: &mut TenantTx,
         id: i64,
         l: &pb::Lot,
-    ) -> Result<(), Status> {
+    ) -> Result<(), crate::error::PropertyError> {
         if l.feature_ids.is_empty() {
             return Ok(());
         }
-        Ok(stock::set_lot_features(tx, call.caller.tenant_id, id, &l.feature_ids).await?)
+        stock::set_lot_features(tx, call.caller.tenant_id, id, &l.feature_ids).await
     }
 
     async fn on_update(
@@ -292,11 +293,11 @@ impl Resource for Lots {
         current: &LotRow,
         l: &pb::Lot,
         _: &mut Values,
-    ) -> Result<(), Status> {
+    ) -> Result<(), crate::error::PropertyError> {
         if !call.fields.contains(&"feature_ids") {
             return Ok(());
         }
-        Ok(stock::set_lot_features(tx, call.caller.tenant_id, current.id, &l.feature_ids).await?)
+        stock::set_lot_features(tx, call.caller.tenant_id, current.id, &l.feature_ids).await
     }
 
     /// Media never outlives its lot, and a lot under contract stays until reverted.
@@ -304,11 +305,11 @@ impl Resource for Lots {
         _: &Call<'_, AppState>,
         tx: &mut TenantTx,
         current: &LotRow,
-    ) -> Result<(), Status> {
+    ) -> Result<(), crate::error::PropertyError> {
         refuse_live_media(tx, "lot", current.id).await?;
         match current.status() {
             LotStatus::Available | LotStatus::Hold | LotStatus::Withdrawn => Ok(()),
-            status => Err(PropertyError::LotSold { status }.into()),
+            status => Err(PropertyError::LotSold { status }),
         }
     }
 
@@ -317,7 +318,7 @@ impl Resource for Lots {
         tx: &mut TenantTx,
         change: Change<'_, LotRow>,
         row: &LotRow,
-    ) -> Result<(), Status> {
+    ) -> Result<(), crate::error::PropertyError> {
         let (tenant_id, user_id) = (call.caller.tenant_id, call.caller.user_id);
         match change {
             Change::Created => {
@@ -341,7 +342,7 @@ impl Resource for Lots {
             }
             Change::Deleted | Change::Undeleted => {}
         }
-        Ok(stock::refresh_figures(tx, row.project_id).await?)
+        stock::refresh_figures(tx, row.project_id).await
     }
 }
 

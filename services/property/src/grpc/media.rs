@@ -76,6 +76,7 @@ impl Resource for Media {
     type Row = MediaRow;
     type Pb = pb::Media;
     type State = AppState;
+    type Error = crate::error::PropertyError;
 
     const SINGULAR: &'static str = "Media";
 
@@ -111,7 +112,12 @@ impl Resource for Media {
         ])
     }
 
-    fn values(_: &AppState, m: &pb::Media, fields: &[&str], _: Method) -> Result<Values, Status> {
+    fn values(
+        _: &AppState,
+        m: &pb::Media,
+        fields: &[&str],
+        _: Method,
+    ) -> Result<Values, crate::error::PropertyError> {
         values(m, fields)
     }
 
@@ -122,15 +128,14 @@ impl Resource for Media {
         current: &MediaRow,
         m: &pb::Media,
         _: &mut Values,
-    ) -> Result<(), Status> {
+    ) -> Result<(), crate::error::PropertyError> {
         let file_type = &current.file_type;
         let media_type = m.media_type.trim();
         if call.fields.contains(&"media_type") && !media::fits(media_type, file_type) {
             return Err(PropertyError::invalid(
                 "media.media_type",
                 format!("a {file_type} file cannot be a {media_type}"),
-            )
-            .into());
+            ));
         }
         Ok(())
     }
@@ -140,7 +145,7 @@ impl Resource for Media {
         _: &Call<'_, AppState>,
         tx: &mut TenantTx,
         current: &MediaRow,
-    ) -> Result<(), Status> {
+    ) -> Result<(), crate::error::PropertyError> {
         let parent = media::mediable_table(&current.mediable_type).unwrap_or(TABLE.name);
         if lock_live(tx, parent, current.mediable_id).await? {
             return Ok(());
@@ -148,14 +153,13 @@ impl Resource for Media {
         Err(PropertyError::ParentDeleted {
             mediable_type: current.mediable_type.clone(),
             media_id: current.id,
-        }
-        .into())
+        })
     }
 }
 
 /// The column values of the mutable fields in `fields`, validated (whether a media
 /// type fits the file is checked against the stored row, in [`Media::on_update`]).
-fn values(m: &pb::Media, fields: &[&str]) -> Result<Values, Status> {
+fn values(m: &pb::Media, fields: &[&str]) -> Result<Values, PropertyError> {
     values_of(DOMAIN, "media", fields, |field| {
         Ok(Some(match field {
             "media_type" => {

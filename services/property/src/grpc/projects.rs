@@ -50,6 +50,7 @@ impl Resource for Projects {
     type Row = ProjectRow;
     type Pb = pb::Project;
     type State = AppState;
+    type Error = crate::error::PropertyError;
 
     const SINGULAR: &'static str = "Project";
 
@@ -125,7 +126,12 @@ impl Resource for Projects {
         ])
     }
 
-    fn values(_: &AppState, p: &pb::Project, fields: &[&str], _: Method) -> Result<Values, Status> {
+    fn values(
+        _: &AppState,
+        p: &pb::Project,
+        fields: &[&str],
+        _: Method,
+    ) -> Result<Values, crate::error::PropertyError> {
         values_of(DOMAIN, "project", fields, |field| {
             Ok(Some(match field {
                 "developer_id" => match p.developer_id {
@@ -188,7 +194,7 @@ impl Resource for Projects {
         tx: &mut TenantTx,
         p: &pb::Project,
         values: &mut Values,
-    ) -> Result<(), Status> {
+    ) -> Result<(), crate::error::PropertyError> {
         if p.developer_id != 0 {
             require_developer(tx, p.developer_id).await?;
         }
@@ -205,7 +211,7 @@ impl Resource for Projects {
         _: &ProjectRow,
         p: &pb::Project,
         values: &mut Values,
-    ) -> Result<(), Status> {
+    ) -> Result<(), crate::error::PropertyError> {
         let moving = values.iter().any(|(column, _)| *column == "developer_id");
         if moving && p.developer_id != 0 {
             require_developer(tx, p.developer_id).await?;
@@ -217,8 +223,8 @@ impl Resource for Projects {
         _: &Call<'_, AppState>,
         tx: &mut TenantTx,
         p: &ProjectRow,
-    ) -> Result<(), Status> {
-        Ok(refuse_live_media(tx, "project", p.id).await?)
+    ) -> Result<(), crate::error::PropertyError> {
+        refuse_live_media(tx, "project", p.id).await
     }
 
     /// A live project must not point at a deleted developer.
@@ -226,25 +232,24 @@ impl Resource for Projects {
         _: &Call<'_, AppState>,
         tx: &mut TenantTx,
         p: &ProjectRow,
-    ) -> Result<(), Status> {
+    ) -> Result<(), crate::error::PropertyError> {
         if let Some(developer) = p.developer_id
             && !lock_live(tx, DEVELOPERS, developer).await?
         {
             return Err(PropertyError::DeveloperDeleted {
                 developer_id: developer,
-            }
-            .into());
+            });
         }
         Ok(())
     }
 }
 
 /// NOT_FOUND unless developer `id` is live in the caller's tenant.
-async fn require_developer(conn: &mut TenantTx, id: i64) -> Result<(), Status> {
+async fn require_developer(conn: &mut TenantTx, id: i64) -> Result<(), PropertyError> {
     if lock_live(conn, DEVELOPERS, id).await? {
         Ok(())
     } else {
-        Err(PropertyError::not_found("developer", id).into())
+        Err(PropertyError::not_found("developer", id))
     }
 }
 

@@ -42,6 +42,7 @@ impl Resource for Stages {
     type Row = StageRow;
     type Pb = pb::Stage;
     type State = AppState;
+    type Error = crate::error::PropertyError;
 
     const SINGULAR: &'static str = "Stage";
 
@@ -103,7 +104,12 @@ impl Resource for Stages {
         ])
     }
 
-    fn values(_: &AppState, s: &pb::Stage, fields: &[&str], _: Method) -> Result<Values, Status> {
+    fn values(
+        _: &AppState,
+        s: &pb::Stage,
+        fields: &[&str],
+        _: Method,
+    ) -> Result<Values, crate::error::PropertyError> {
         values_of(DOMAIN, "stage", fields, |field| {
             Ok(Some(match field {
                 "project_id" => match s.project_id {
@@ -144,8 +150,8 @@ impl Resource for Stages {
         _: &Call<'_, AppState>,
         tx: &mut TenantTx,
         s: &StageRow,
-    ) -> Result<(), Status> {
-        Ok(refuse_live_media(tx, "stage", s.id).await?)
+    ) -> Result<(), crate::error::PropertyError> {
+        refuse_live_media(tx, "stage", s.id).await
     }
 }
 
