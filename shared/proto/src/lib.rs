@@ -25,11 +25,15 @@ macro_rules! generated {
 /// that prost's relative paths to other packages, such as
 /// `super::super::super::google::r#type::Date`, resolve from the crate root.
 mod fusion {
+    generated!(common, "fusion.common.v1");
     generated!(identity, "fusion.identity.v1");
     generated!(property, "fusion.property.v1");
     generated!(crm, "fusion.crm.v1");
 }
 
+/// `fusion.common.v1`: the shapes every package may share (`ResourceRef`); it has no
+/// services.
+pub use fusion::common;
 pub use fusion::{crm, identity, property};
 
 /// The googleapis types the Fusion protos use as field types.
@@ -44,3 +48,30 @@ pub mod google {
 /// The encoded `FileDescriptorSet` of every Fusion proto, for server reflection and
 /// [`descriptor`].
 pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("fusion_descriptor");
+
+#[cfg(test)]
+mod tests {
+    use prost::Message;
+
+    #[test]
+    fn common_resource_ref_is_generated_and_described() {
+        let r = crate::common::v1::ResourceRef {
+            r#type: "lead".to_owned(),
+            id: 7,
+        };
+        let decoded = crate::common::v1::ResourceRef::decode(r.encode_to_vec().as_slice())
+            .expect("round trip");
+        assert_eq!(decoded, r);
+        assert_eq!(crate::common::v1::PACKAGE, "fusion.common.v1");
+
+        let set = prost_types::FileDescriptorSet::decode(crate::FILE_DESCRIPTOR_SET)
+            .expect("descriptor set");
+        let file = set
+            .file
+            .iter()
+            .find(|f| f.package() == "fusion.common.v1")
+            .expect("fusion.common.v1 in the descriptor set");
+        assert!(file.message_type.iter().any(|m| m.name() == "ResourceRef"));
+        assert!(file.service.is_empty());
+    }
+}
