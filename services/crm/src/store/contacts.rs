@@ -199,7 +199,6 @@ impl Resource for Contacts {
     type Error = crate::error::CrmError;
 
     const SINGULAR: &'static str = "Contact";
-
     const FIELD: &'static str = "contact";
     const TABLE: Table = TABLE;
     const LIST: ListSpec = LIST;

@@ -434,7 +434,6 @@ impl Resource for Deals {
     type Error = crate::error::CrmError;
 
     const SINGULAR: &'static str = "Deal";
-
     const FIELD: &'static str = "deal";
     const TABLE: Table = TABLE;
     const LIST: ListSpec = LIST;

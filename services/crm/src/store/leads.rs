@@ -277,7 +277,6 @@ impl Resource for Leads {
     type Error = crate::error::CrmError;
 
     const SINGULAR: &'static str = "Lead";
-
     const FIELD: &'static str = "lead";
     const TABLE: Table = TABLE;
     const LIST: ListSpec = LIST;

@@ -85,7 +85,6 @@ impl Resource for Notes {
     type Error = crate::error::CrmError;
 
     const SINGULAR: &'static str = "Note";
-
     const FIELD: &'static str = "note";
     const TABLE: Table = TABLE;
     const LIST: ListSpec = LIST;

@@ -238,7 +238,6 @@ impl Resource for Statuses {
     type Error = crate::error::CrmError;
 
     const SINGULAR: &'static str = "LeadStatus";
-
     const FIELD: &'static str = "lead_status";
     const TABLE: Table = STATUSES;
     const LIST: ListSpec = STATUS_LIST;
@@ -314,7 +313,6 @@ impl Resource for Stages {
     type Error = crate::error::CrmError;
 
     const SINGULAR: &'static str = "DealStage";
-
     const FIELD: &'static str = "deal_stage";
     const TABLE: Table = STAGES;
     const LIST: ListSpec = STAGE_LIST;

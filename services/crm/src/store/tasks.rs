@@ -146,7 +146,6 @@ impl Resource for Tasks {
     type Error = crate::error::CrmError;
 
     const SINGULAR: &'static str = "Task";
-
     const FIELD: &'static str = "task";
     const TABLE: Table = TABLE;
     const LIST: ListSpec = LIST;

@@ -67,7 +67,6 @@ impl Resource for Plans {
     type Error = crate::error::IdentityError;
 
     const SINGULAR: &'static str = "Plan";
-
     const FIELD: &'static str = "plan";
     const TABLE: Table = TABLE;
     const LIST: ListSpec = LIST;

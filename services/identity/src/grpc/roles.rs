@@ -56,7 +56,6 @@ impl Resource for Roles {
     type Error = crate::error::IdentityError;
 
     const SINGULAR: &'static str = "Role";
-
     const FIELD: &'static str = "role";
     const TABLE: Table = TABLE;
     const LIST: ListSpec = LIST;

@@ -111,7 +111,6 @@ impl Resource for Tenants {
     type Error = crate::error::IdentityError;
 
     const SINGULAR: &'static str = "Tenant";
-
     const FIELD: &'static str = "tenant";
     const TABLE: Table = TABLE;
     const LIST: ListSpec = LIST;

@@ -102,7 +102,6 @@ impl Resource for Users {
     type Error = crate::error::IdentityError;
 
     const SINGULAR: &'static str = "User";
-
     const FIELD: &'static str = "user";
     const TABLE: Table = TABLE;
     const LIST: ListSpec = LIST;

@@ -26,7 +26,6 @@ impl Resource for Developers {
     type Error = crate::error::PropertyError;
 
     const SINGULAR: &'static str = "Developer";
-
     const FIELD: &'static str = "developer";
     const TABLE: Table = TABLE;
     const LIST: ListSpec = LIST;

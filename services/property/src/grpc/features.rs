@@ -34,7 +34,6 @@ impl Resource for Features {
     type Error = crate::error::PropertyError;
 
     const SINGULAR: &'static str = "Feature";
-
     const FIELD: &'static str = "feature";
     const TABLE: Table = TABLE;
     const LIST: ListSpec = LIST;

@@ -175,7 +175,6 @@ impl Resource for Lots {
     type Error = crate::error::PropertyError;
 
     const SINGULAR: &'static str = "Lot";
-
     const FIELD: &'static str = "lot";
     const TABLE: Table = TABLE;
     const LIST: ListSpec = LIST;

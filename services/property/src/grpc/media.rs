@@ -79,7 +79,6 @@ impl Resource for Media {
     type Error = crate::error::PropertyError;
 
     const SINGULAR: &'static str = "Media";
-
     const FIELD: &'static str = "media";
     const TABLE: Table = TABLE;
     const LIST: ListSpec = LIST;

@@ -53,7 +53,6 @@ impl Resource for Projects {
     type Error = crate::error::PropertyError;
 
     const SINGULAR: &'static str = "Project";
-
     const FIELD: &'static str = "project";
     const TABLE: Table = TABLE;
     const LIST: ListSpec = LIST;

@@ -45,7 +45,6 @@ impl Resource for Stages {
     type Error = crate::error::PropertyError;
 
     const SINGULAR: &'static str = "Stage";
-
     const FIELD: &'static str = "stage";
     const TABLE: Table = TABLE;
     const LIST: ListSpec = LIST;
