@@ -29,6 +29,10 @@ pub struct Claims {
     pub nbf: u64,
     /// Unique token id.
     pub jti: String,
+    /// The tenant's IANA time zone (e.g. `Australia/Sydney`) at issue time: default
+    /// dates ("today") are computed in it. Absent in tokens that carry no tenant zone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tz: Option<String>,
 }
 
 /// Who issues tokens, for whom, and how much clock skew is forgiven.
@@ -74,6 +78,13 @@ impl Claims {
             iat: now,
             nbf: now,
             jti: uuid::Uuid::new_v4().to_string(),
+            tz: None,
         }
+    }
+
+    /// The same claims carrying the tenant's IANA time zone.
+    pub fn with_time_zone(mut self, time_zone: impl Into<String>) -> Self {
+        self.tz = Some(time_zone.into());
+        self
     }
 }
