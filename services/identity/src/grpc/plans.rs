@@ -19,9 +19,9 @@ use crate::{AppState, DOMAIN};
 const MUTABLE: &[&str] = &[
     "name",
     "description",
-    "price_monthly",
-    "currency",
-    "max_users",
+    "monthly_price",
+    "currency_code",
+    "max_user_count",
     "features",
     "active",
 ];
@@ -31,9 +31,9 @@ const CREATE: &[&str] = &[
     "code",
     "name",
     "description",
-    "price_monthly",
-    "currency",
-    "max_users",
+    "monthly_price",
+    "currency_code",
+    "max_user_count",
     "features",
     "active",
 ];
@@ -46,14 +46,6 @@ fn price(raw: &str) -> Result<Decimal, String> {
         Ok(d) if d >= Decimal::from(10_000_000_000i64) => Err("is too large".into()),
         Ok(d) => Ok(d),
         Err(_) => Err("must be a decimal amount such as \"99.00\"".into()),
-    }
-}
-
-fn currency(raw: &str) -> Result<(), String> {
-    if raw.len() == 3 && raw.chars().all(|c| c.is_ascii_uppercase()) {
-        Ok(())
-    } else {
-        Err("must be an ISO 4217 code such as AUD".into())
     }
 }
 
@@ -86,9 +78,9 @@ impl Resource for Plans {
             code: r.code,
             name: r.name,
             description: r.description.unwrap_or_default(),
-            price_monthly: r.price_monthly.to_string(),
-            currency: r.currency,
-            max_users: r.max_users,
+            monthly_price: r.price_monthly.to_string(),
+            currency_code: r.currency,
+            max_user_count: r.max_users,
             features: r.features,
             active: r.active,
             create_time: Some(ts(r.created_at)),
@@ -111,9 +103,9 @@ impl Resource for Plans {
         populated(&[
             ("name", !p.name.is_empty()),
             ("description", !p.description.is_empty()),
-            ("price_monthly", !p.price_monthly.is_empty()),
-            ("currency", !p.currency.is_empty()),
-            ("max_users", p.max_users != 0),
+            ("monthly_price", !p.monthly_price.is_empty()),
+            ("currency_code", !p.currency_code.is_empty()),
+            ("max_user_count", p.max_user_count != 0),
             ("features", !p.features.is_empty()),
             ("active", p.active),
         ])
@@ -136,19 +128,19 @@ impl Resource for Plans {
                     ("name", Val::Text(Some(p.name.trim().to_owned())))
                 }
                 "description" => ("description", opt_text(&p.description)),
-                "price_monthly" => (
+                "monthly_price" => (
                     "price_monthly",
-                    Val::Decimal(Some(price(&p.price_monthly)?)),
+                    Val::Decimal(Some(price(&p.monthly_price)?)),
                 ),
-                "currency" => {
-                    currency(&p.currency)?;
-                    ("currency", Val::Text(Some(p.currency.clone())))
+                "currency_code" => {
+                    validate::currency_code(&p.currency_code)?;
+                    ("currency", Val::Text(Some(p.currency_code.clone())))
                 }
-                "max_users" => {
-                    if p.max_users < 0 {
+                "max_user_count" => {
+                    if p.max_user_count < 0 {
                         return Err("must not be negative".into());
                     }
-                    ("max_users", Val::Int32(Some(p.max_users)))
+                    ("max_users", Val::Int32(Some(p.max_user_count)))
                 }
                 "features" => ("features", Val::TextList(p.features.clone())),
                 "active" => ("active", Val::Bool(p.active)),

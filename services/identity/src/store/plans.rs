@@ -1,4 +1,6 @@
-//! `identity.plans`: the platform's plan catalogue (no tenant column).
+//! `identity.plans`: the platform's plan catalogue (no tenant column). The columns keep
+//! the seed's names; the API names them `monthly_price` (`price_monthly`),
+//! `currency_code` (`currency`) and `max_user_count` (`max_users`).
 
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
@@ -20,9 +22,9 @@ pub(crate) const TABLE: Table = Table {
 const FIELDS: &[FieldSpec] = &[
     FieldSpec::new("code", "code", FieldKind::Text),
     FieldSpec::new("name", "name", FieldKind::Text),
-    FieldSpec::new("currency", "currency", FieldKind::Text),
-    FieldSpec::new("price_monthly", "price_monthly", FieldKind::Decimal),
-    FieldSpec::new("max_users", "max_users", FieldKind::Int),
+    FieldSpec::new("currency_code", "currency", FieldKind::Text),
+    FieldSpec::new("monthly_price", "price_monthly", FieldKind::Decimal),
+    FieldSpec::new("max_user_count", "max_users", FieldKind::Int),
     FieldSpec::new("active", "active", FieldKind::Bool),
     FieldSpec::new("create_time", "created_at", FieldKind::Timestamp),
 ];
@@ -32,7 +34,7 @@ pub(crate) const LIST: ListSpec = ListSpec {
     table: TABLE.name,
     select: TABLE.select,
     fields: FIELDS,
-    order_fields: &["code", "name", "price_monthly", "create_time"],
+    order_fields: &["code", "name", "monthly_price", "create_time"],
     default_order: "code",
     soft_delete: true,
     tenant_scoped: false,

@@ -115,7 +115,7 @@ fn plans() -> ResourceSpec {
         field: "plan",
         read_permission: "identity.plans.read",
         write_permission: "platform.plans.write",
-        required: &["code", "name", "price_monthly", "currency"],
+        required: &["code", "name", "monthly_price", "currency_code"],
         length_limited: ("name", 255),
         mutable: [
             ("name", json!("Renamed plan")),
@@ -124,9 +124,9 @@ fn plans() -> ResourceSpec {
         filters: &[
             r#"code = "starter""#,
             r#"name = "x""#,
-            r#"currency = "AUD""#,
+            r#"currency_code = "AUD""#,
             "active = true",
-            "max_users > 5",
+            "max_user_count > 5",
             SINCE_2020,
         ],
         // The plan catalogue is kept: deleted plans are never purged.
@@ -152,7 +152,7 @@ fn caller(session: &Session) -> Caller {
 async fn user_without(app: &TestApp, admin: &Session, permission: &str) -> Caller {
     let every = app
         .roles()
-        .list_permissions(as_user(admin, pb::ListPermissionsRequest {}))
+        .list_permissions(as_user(admin, pb::ListPermissionsRequest::default()))
         .await
         .expect("the permission catalogue")
         .into_inner()
@@ -259,8 +259,8 @@ async fn plans_conform_to_the_standard_methods() {
         json!({
             "code": format!("plan-{n}"),
             "name": format!("Plan {n}"),
-            "price_monthly": "99.00",
-            "currency": "AUD",
+            "monthly_price": "99.00",
+            "currency_code": "AUD",
         })
     })
     .await;
