@@ -12,7 +12,9 @@ use crate::domain::permissions::{
     tenant_permissions,
 };
 use crate::error::IdentityError;
-use crate::store::tenants::{NewAdmin, NewTenant, create_with_admin, lock_seeding_and_find};
+use crate::store::tenants::{
+    DEFAULT_TIME_ZONE, NewAdmin, NewTenant, create_with_admin, lock_seeding_and_find,
+};
 
 /// The first admin of a tenant being created, with `password` hashed.
 pub(crate) fn first_admin(
@@ -55,6 +57,7 @@ pub async fn ensure_platform(db: &Db, email: &str, password: &str) -> Result<i64
             plan_id: None,
             subscription_status: "active".to_owned(),
             trial_ends_at: None,
+            time_zone: DEFAULT_TIME_ZONE.to_owned(),
         },
         &first_admin("Platform operator".to_owned(), email, password)?,
         &[platform_role],
@@ -88,6 +91,7 @@ pub async fn ensure_tenant(
             plan_id: None,
             subscription_status: "trial".to_owned(),
             trial_ends_at: None,
+            time_zone: DEFAULT_TIME_ZONE.to_owned(),
         },
         &first_admin(format!("{name} admin"), admin_email, admin_password)?,
         &[],

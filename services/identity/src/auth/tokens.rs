@@ -75,7 +75,8 @@ fn new_refresh_token(tenant_id: i64) -> String {
 }
 
 /// Issues an access token and a refresh token (a new family unless `family` is given),
-/// inside the caller's tenant-bound transaction.
+/// inside the caller's tenant-bound transaction. The access token carries the user's
+/// role names and permissions and the tenant's time zone (`tz`) as they are now.
 pub async fn issue(
     state: &AppState,
     conn: &mut PgConnection,
@@ -85,6 +86,7 @@ pub async fn issue(
     source: Option<&str>,
 ) -> Result<IssuedTokens, IdentityError> {
     let (roles, perms) = roles_and_permissions(conn, user_id).await?;
+    let time_zone = crate::store::tenants::time_zone(conn, tenant_id).await?;
     let ttl = state.config.access_token_ttl;
     let claims = Claims::new(
         &state.config.service.jwt,
@@ -93,7 +95,8 @@ pub async fn issue(
         roles,
         perms,
         ttl,
-    );
+    )
+    .with_time_zone(time_zone);
     let access_token = state.keys.signer().sign(&claims);
 
     let refresh_token = new_refresh_token(tenant_id);

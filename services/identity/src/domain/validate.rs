@@ -132,6 +132,18 @@ pub fn currency_code(value: &str) -> Result<(), String> {
     }
 }
 
+/// An IANA time zone name such as `Australia/Sydney`, exactly as the tz database spells
+/// it; returns the zone.
+pub fn time_zone(value: &str) -> Result<chrono_tz::Tz, String> {
+    if value.is_empty() {
+        return Err("must be an IANA time zone such as Australia/Sydney".into());
+    }
+    value.parse::<chrono_tz::Tz>().map_err(|_| {
+        let shown: String = value.chars().take(64).collect();
+        format!("{shown:?} is not an IANA time zone; use a name such as Australia/Sydney")
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -170,6 +182,18 @@ mod tests {
         }
         for bad in ["", "aud", "AU", "AUDD", "ABC", "XXX", "XAU", "HRK"] {
             assert!(currency_code(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn time_zones_are_iana_names() {
+        assert_eq!(
+            time_zone("Australia/Sydney").unwrap(),
+            chrono_tz::Australia::Sydney
+        );
+        assert!(time_zone("UTC").is_ok());
+        for bad in ["", "Mars/Olympus", "australia/sydney", "+10:00", "AEST"] {
+            assert!(time_zone(bad).is_err(), "{bad}");
         }
     }
 }

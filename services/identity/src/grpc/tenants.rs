@@ -27,7 +27,7 @@ use crate::domain::permissions::PLATFORM_TENANT_SLUG;
 use crate::domain::validate;
 use crate::error::IdentityError;
 use crate::store;
-use crate::store::tenants::{LIST, NewTenant, TABLE, TenantRow};
+use crate::store::tenants::{DEFAULT_TIME_ZONE, LIST, NewTenant, TABLE, TenantRow};
 use crate::{AppState, DOMAIN};
 
 const MUTABLE: &[&str] = &[
@@ -37,6 +37,7 @@ const MUTABLE: &[&str] = &[
     "plan_id",
     "subscription_status",
     "trial_end_time",
+    "time_zone",
 ];
 
 /// The columns of the fields only the platform may change.
@@ -73,6 +74,10 @@ fn value(t: &pb::Tenant, field: &str) -> Result<Option<(&'static str, Val)>, Str
             "settings",
             Val::OptJson(t.settings.as_ref().map(struct_to_json)),
         ),
+        "time_zone" => {
+            let zone = validate::time_zone(&t.time_zone)?;
+            ("time_zone", Val::Text(Some(zone.name().to_owned())))
+        }
         "plan_id" => {
             if t.plan_id < 0 {
                 return Err("must be a positive id or 0 for none".into());
@@ -124,6 +129,7 @@ impl Resource for Tenants {
         "plan_id",
         "trial_end_time",
         "settings",
+        "time_zone",
     ];
     const MUTABLE: &'static [&'static str] = MUTABLE;
     const IMMUTABLE: &'static [&'static str] = &["slug", "id"];
@@ -149,6 +155,7 @@ impl Resource for Tenants {
             delete_time: opt_ts(r.deleted_at),
             purge_time: None,
             etag: etag(r.version),
+            time_zone: r.time_zone,
         }
     }
 
@@ -168,6 +175,7 @@ impl Resource for Tenants {
             ("plan_id", t.plan_id != 0),
             ("subscription_status", !t.subscription_status.is_empty()),
             ("trial_end_time", t.trial_end_time.is_some()),
+            ("time_zone", !t.time_zone.is_empty()),
         ])
     }
 
@@ -292,6 +300,10 @@ async fn create(
     for name in ["plan_id", "trial_end_time"] {
         field(&mut v, name);
     }
+    // An empty zone means the default; any other must be a zone.
+    if !tenant.time_zone.is_empty() {
+        field(&mut v, "time_zone");
+    }
     kit.api.violations(v)?;
     let key = kit.request_key(&body.request_id, &body)?;
     let trial_ends_at = match &tenant.trial_end_time {
@@ -315,6 +327,13 @@ async fn create(
         plan_id: Some(tenant.plan_id).filter(|p| *p > 0),
         subscription_status: tenant.subscription_status.clone(),
         trial_ends_at,
+        time_zone: match tenant.time_zone.as_str() {
+            "" => DEFAULT_TIME_ZONE.to_owned(),
+            zone => validate::time_zone(zone)
+                .map_err(|e| IdentityError::invalid("tenant.time_zone", e))?
+                .name()
+                .to_owned(),
+        },
     };
     let admin = first_admin(
         body.admin_name.trim().to_owned(),

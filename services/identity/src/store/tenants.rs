@@ -17,8 +17,8 @@ use crate::error::IdentityError;
 pub(crate) const TABLE: Table = Table {
     domain: DOMAIN,
     name: "identity.tenants",
-    select: "id, name, domain, slug, settings, plan_id, subscription_status, trial_ends_at, version, \
-             created_at, updated_at, deleted_at",
+    select: "id, name, domain, slug, settings, plan_id, subscription_status, trial_ends_at, time_zone, \
+             version, created_at, updated_at, deleted_at",
     what: "tenant",
 };
 
@@ -32,6 +32,7 @@ const FIELDS: &[FieldSpec] = &[
         FieldKind::Text,
     ),
     FieldSpec::new("plan_id", "plan_id", FieldKind::Int),
+    FieldSpec::new("time_zone", "time_zone", FieldKind::Text),
     FieldSpec::new("trial_end_time", "trial_ends_at", FieldKind::Timestamp),
     FieldSpec::new("create_time", "created_at", FieldKind::Timestamp),
     FieldSpec::new("update_time", "updated_at", FieldKind::Timestamp),
@@ -59,6 +60,7 @@ pub(crate) struct TenantRow {
     pub plan_id: Option<i64>,
     pub subscription_status: String,
     pub trial_ends_at: Option<DateTime<Utc>>,
+    pub time_zone: String,
     pub version: i64,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -77,6 +79,8 @@ pub(crate) struct NewTenant {
     pub plan_id: Option<i64>,
     pub subscription_status: String,
     pub trial_ends_at: Option<DateTime<Utc>>,
+    /// An IANA zone name, already checked.
+    pub time_zone: String,
 }
 
 /// Its first administrator, with the password already hashed.
@@ -103,8 +107,8 @@ pub(crate) async fn create_with_admin(
             .await?;
     bind_tenant(conn, id).await?;
     sqlx::query(
-        "INSERT INTO identity.tenants (id, name, domain, slug, settings, plan_id, subscription_status, trial_ends_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        "INSERT INTO identity.tenants (id, name, domain, slug, settings, plan_id, subscription_status, trial_ends_at, time_zone)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
     )
     .bind(id)
     .bind(&tenant.name)
@@ -114,6 +118,7 @@ pub(crate) async fn create_with_admin(
     .bind(tenant.plan_id)
     .bind(&tenant.subscription_status)
     .bind(tenant.trial_ends_at)
+    .bind(&tenant.time_zone)
     .execute(&mut *conn)
     .await?;
     let user_id: i64 = sqlx::query_scalar(
@@ -150,6 +155,20 @@ pub(crate) async fn create_with_admin(
     }
     Ok(id)
 }
+
+/// The IANA time zone of tenant `id` (`UTC` if the row is gone).
+pub(crate) async fn time_zone(conn: &mut PgConnection, id: i64) -> Result<String, IdentityError> {
+    let zone: Option<String> =
+        sqlx::query_scalar("SELECT time_zone FROM identity.tenants WHERE id = $1")
+            .bind(id)
+            .fetch_optional(conn)
+            .await?;
+    Ok(zone.unwrap_or_else(|| DEFAULT_TIME_ZONE.to_owned()))
+}
+
+/// The zone of a tenant created without one: tenants record no country to derive a
+/// zone from (the seed's `tenants` table has none, nor do their settings), so UTC.
+pub(crate) const DEFAULT_TIME_ZONE: &str = "UTC";
 
 /// Whether plan `plan_id` is live.
 pub(crate) async fn plan_is_live(

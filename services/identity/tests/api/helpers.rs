@@ -178,4 +178,14 @@ pub fn as_user<T>(session: &Session, message: T) -> Request<T> {
     req
 }
 
+/// The payload of a JWT, decoded but not verified (the tests that verify use the JWKS).
+pub fn claims_of(token: &str) -> serde_json::Value {
+    use base64::Engine as _;
+    let payload = token.split('.').nth(1).expect("a JWT has a payload");
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .expect("the payload is base64url");
+    serde_json::from_slice(&bytes).expect("the payload is JSON")
+}
+
 pub use fusion_testkit::{expect_code, reason, violated_fields};

@@ -5,7 +5,7 @@ use tonic::Code;
 use fusion_proto::identity::v1 as pb;
 use prost_types::FieldMask;
 
-use crate::helpers::{PASSWORD, TestApp, as_user, expect_code, reason, violated_fields};
+use crate::helpers::{PASSWORD, TestApp, as_user, claims_of, expect_code, reason, violated_fields};
 
 fn mask(paths: &[&str]) -> Option<FieldMask> {
     Some(FieldMask {
@@ -473,4 +473,154 @@ async fn seeding_twice_creates_nothing_new() {
     app.login("admin@acme.test", "fusion-demo")
         .await
         .expect("the seeded admin logs in");
+}
+
+/// A tenant update naming only `time_zone`.
+fn zone_update(id: i64, time_zone: &str) -> pb::UpdateTenantRequest {
+    pb::UpdateTenantRequest {
+        tenant: Some(pb::Tenant {
+            id,
+            time_zone: time_zone.into(),
+            ..Default::default()
+        }),
+        update_mask: mask(&["time_zone"]),
+    }
+}
+
+#[tokio::test]
+async fn a_tenant_admin_sets_the_time_zone_and_access_tokens_carry_it() {
+    let app = TestApp::spawn().await;
+    let (tenant, admin) = app.create_tenant("acme").await;
+    // A tenant created without a zone is in UTC, and so are its tokens.
+    assert_eq!(tenant.time_zone, "UTC");
+    assert_eq!(claims_of(&admin.access_token)["tz"], "UTC");
+    let updated = app
+        .tenants()
+        .update_tenant(as_user(&admin, zone_update(tenant.id, "Australia/Sydney")))
+        .await
+        .expect("a tenant admin sets its tenant's zone")
+        .into_inner();
+    assert_eq!(updated.time_zone, "Australia/Sydney");
+    assert_eq!(updated.name, tenant.name, "the mask named only time_zone");
+    let got = app
+        .tenants()
+        .get_tenant(as_user(&admin, pb::GetTenantRequest { id: tenant.id }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(got.time_zone, "Australia/Sydney");
+    // Login and Refresh issue tokens carrying the zone (the `tz` claim).
+    let session = app
+        .login("admin@acme.test", PASSWORD)
+        .await
+        .expect("admin logs in");
+    assert_eq!(claims_of(&session.access_token)["tz"], "Australia/Sydney");
+    let refreshed = app
+        .auth()
+        .refresh(pb::RefreshRequest {
+            refresh_token: session.refresh_token,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(claims_of(&refreshed.access_token)["tz"], "Australia/Sydney");
+    // The platform can filter tenants by zone.
+    let listed = app
+        .tenants()
+        .list_tenants(as_user(
+            &app.platform,
+            pb::ListTenantsRequest {
+                filter: r#"time_zone = "Australia/Sydney""#.into(),
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        listed.tenants.iter().map(|t| t.id).collect::<Vec<_>>(),
+        [tenant.id]
+    );
+}
+
+#[tokio::test]
+async fn an_unknown_time_zone_is_invalid_on_create_and_update() {
+    let app = TestApp::spawn().await;
+    let create = |slug: &str, time_zone: &str| pb::CreateTenantRequest {
+        tenant: Some(pb::Tenant {
+            name: "x".into(),
+            slug: slug.into(),
+            subscription_status: "trial".into(),
+            time_zone: time_zone.into(),
+            ..Default::default()
+        }),
+        admin_email: format!("admin@{slug}.test"),
+        admin_name: "X".into(),
+        admin_password: PASSWORD.into(),
+        request_id: String::new(),
+    };
+    let status = expect_code(
+        app.tenants()
+            .create_tenant(as_user(&app.platform, create("mars", "Mars/Olympus_Mons")))
+            .await,
+        Code::InvalidArgument,
+    );
+    assert_eq!(violated_fields(&status), ["tenant.time_zone"]);
+    assert!(status.message().contains("Mars/Olympus_Mons"), "{status:?}");
+    let kiwi = app
+        .tenants()
+        .create_tenant(as_user(&app.platform, create("kiwi", "Pacific/Auckland")))
+        .await
+        .expect("a known zone is accepted on create")
+        .into_inner();
+    assert_eq!(kiwi.time_zone, "Pacific/Auckland");
+    let admin = app.login("admin@kiwi.test", PASSWORD).await.unwrap();
+    assert_eq!(claims_of(&admin.access_token)["tz"], "Pacific/Auckland");
+    for bad in ["pacific/auckland", "+12:00", "", "NZST"] {
+        let status = expect_code(
+            app.tenants()
+                .update_tenant(as_user(&admin, zone_update(kiwi.id, bad)))
+                .await,
+            Code::InvalidArgument,
+        );
+        assert_eq!(violated_fields(&status), ["tenant.time_zone"], "{bad:?}");
+    }
+    let unchanged = app
+        .tenants()
+        .get_tenant(as_user(&admin, pb::GetTenantRequest { id: kiwi.id }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(unchanged.time_zone, "Pacific/Auckland");
+}
+
+#[tokio::test]
+async fn a_user_without_tenants_write_cannot_set_the_time_zone() {
+    let app = TestApp::spawn().await;
+    let (tenant, admin) = app.create_tenant("acme").await;
+    let (_, viewer) = app
+        .create_user(&admin, "viewer@acme.test", &["viewer"])
+        .await;
+    let status = expect_code(
+        app.tenants()
+            .update_tenant(as_user(&viewer, zone_update(tenant.id, "Australia/Sydney")))
+            .await,
+        Code::PermissionDenied,
+    );
+    assert_eq!(reason(&status), "PERMISSION_DENIED");
+    let got = app
+        .tenants()
+        .get_tenant(as_user(&viewer, pb::GetTenantRequest { id: tenant.id }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(got.time_zone, "UTC");
+    // Nor may an admin set another tenant's zone: that tenant is not found.
+    let (globex, _) = app.create_tenant("globex").await;
+    expect_code(
+        app.tenants()
+            .update_tenant(as_user(&admin, zone_update(globex.id, "Australia/Sydney")))
+            .await,
+        Code::NotFound,
+    );
 }

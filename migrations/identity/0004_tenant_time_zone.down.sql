@@ -1,0 +1,1 @@
+ALTER TABLE identity.tenants DROP COLUMN IF EXISTS time_zone;
