@@ -19,7 +19,8 @@ use fusion_proto::crm::v1::{
 };
 use fusion_proto::identity::v1 as idpb;
 use fusion_proto::identity::v1::{
-    auth_service_client::AuthServiceClient, user_service_client::UserServiceClient,
+    auth_service_client::AuthServiceClient, role_service_client::RoleServiceClient,
+    user_service_client::UserServiceClient,
 };
 use fusion_proto::property::v1 as proppb;
 use fusion_service::ServiceConfig;
@@ -332,8 +333,21 @@ async fn login(identity: &Channel, email: &str) -> User {
     }
 }
 
-/// Creates `email` in `admin`'s tenant with `role` and logs them in.
+/// Creates `email` in `admin`'s tenant with the role named `role` and logs them in.
 pub async fn user_with_role(identity: &Channel, admin: &User, email: &str, role: &str) -> User {
+    let role_ids: Vec<i64> = RoleServiceClient::new(identity.clone())
+        .list_roles(admin.req(idpb::ListRolesRequest {
+            filter: format!("name = {role:?}"),
+            ..Default::default()
+        }))
+        .await
+        .expect("roles listed")
+        .into_inner()
+        .roles
+        .into_iter()
+        .map(|r| r.id)
+        .collect();
+    assert_eq!(role_ids.len(), 1, "role {role} exists");
     UserServiceClient::new(identity.clone())
         .create_user(admin.req(idpb::CreateUserRequest {
             user: Some(idpb::User {
@@ -342,7 +356,7 @@ pub async fn user_with_role(identity: &Channel, admin: &User, email: &str, role:
                 ..Default::default()
             }),
             password: PASSWORD.into(),
-            role_names: vec![role.into()],
+            role_ids,
             request_id: String::new(),
         }))
         .await

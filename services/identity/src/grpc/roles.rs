@@ -41,8 +41,15 @@ fn permissions(requested: &[String]) -> Result<Vec<String>, String> {
     Ok(perms)
 }
 
-fn built_in_role(refusal: &'static str) -> Status {
-    IdentityError::BuiltInRole { refusal }.into()
+/// Whether a role may be granted through the API (AssignRole, CreateUser's `role_ids`):
+/// every role but the platform role, which bootstrap alone grants.
+pub(super) fn grantable(role: &RoleRow) -> Result<(), IdentityError> {
+    if role.name == PLATFORM_ADMIN_ROLE {
+        return Err(IdentityError::BuiltInRole {
+            refusal: "the platform role is assigned by bootstrap only",
+        });
+    }
+    Ok(())
 }
 
 /// Roles on the standard methods: built-in roles keep their names and cannot be
@@ -268,16 +275,15 @@ impl RoleService for RoleApi {
         api.require_id("user_id", body.user_id)?;
         let mut tx = self.state.db.begin(ctx.tenant_id).await?;
         let role: RoleRow = TABLE.fetch(&mut tx, body.role_id, Read::live()).await?;
-        if role.name == PLATFORM_ADMIN_ROLE {
-            return Err(built_in_role(
-                "the platform role is assigned by bootstrap only",
-            ));
-        }
+        grantable(&role)?;
         live_user(&mut tx, body.user_id).await?;
         store::roles::assign(&mut tx, ctx.tenant_id, body.role_id, body.user_id).await?;
-        let roles = store::roles::held_by(&mut tx, body.user_id).await?;
+        let (role_names, role_ids) = store::roles::held_by(&mut tx, body.user_id).await?;
         tx.commit().await?;
-        Ok(Response::new(pb::AssignRoleResponse { roles }))
+        Ok(Response::new(pb::AssignRoleResponse {
+            role_names,
+            role_ids,
+        }))
     }
 
     async fn unassign_role(
@@ -297,9 +303,12 @@ impl RoleService for RoleApi {
         if role.name == "admin" && store::roles::active_holders(&mut tx, body.role_id).await? == 0 {
             return Err(IdentityError::LastAdmin.into());
         }
-        let roles = store::roles::held_by(&mut tx, body.user_id).await?;
+        let (role_names, role_ids) = store::roles::held_by(&mut tx, body.user_id).await?;
         tx.commit().await?;
-        Ok(Response::new(pb::UnassignRoleResponse { roles }))
+        Ok(Response::new(pb::UnassignRoleResponse {
+            role_names,
+            role_ids,
+        }))
     }
 
     async fn list_permissions(

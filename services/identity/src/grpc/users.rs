@@ -19,6 +19,7 @@ use fusion_service::standard::{self, Call, Change, Kit, Method, Resource};
 use fusion_tenancy::TenantContext;
 
 use super::opt_text;
+use super::roles::grantable;
 use crate::auth::password::hash_password;
 use crate::auth::revoke_user_refresh_tokens;
 use crate::domain::validate;
@@ -31,7 +32,7 @@ const MUTABLE: &[&str] = &[
     "name",
     "email",
     "phone",
-    "profile_photo_path",
+    "profile_photo_uri",
     "settings",
     "email_verify_time",
 ];
@@ -43,7 +44,7 @@ const CREATE: &[&str] = &[
     "email",
     "password",
     "phone",
-    "profile_photo_path",
+    "profile_photo_uri",
     "email_verify_time",
     "settings",
 ];
@@ -65,11 +66,11 @@ fn value(u: &pb::User, field: &str) -> Result<Option<(&'static str, Val)>, Strin
             }
             ("phone", opt_text(&u.phone))
         }
-        "profile_photo_path" => {
-            if u.profile_photo_path.chars().count() > 2048 {
+        "profile_photo_uri" => {
+            if u.profile_photo_uri.chars().count() > 2048 {
                 return Err("must be at most 2048 characters".into());
             }
-            ("profile_photo_path", opt_text(&u.profile_photo_path))
+            ("profile_photo_path", opt_text(&u.profile_photo_uri))
         }
         "settings" => (
             "settings",
@@ -90,9 +91,8 @@ fn value(u: &pb::User, field: &str) -> Result<Option<(&'static str, Val)>, Strin
 }
 
 /// Users on the standard methods: nobody deletes themselves, and deleting a user ends
-/// their sessions. Creating one
-/// takes a password and role names beside the user, so CreateUser is written out below
-/// from the same pieces.
+/// their sessions. Creating one takes a password and role ids beside the user, so
+/// CreateUser is written out below from the same pieces.
 struct Users;
 
 impl Resource for Users {
@@ -120,12 +120,13 @@ impl Resource for Users {
             name: r.name,
             email: r.email,
             email_verify_time: opt_ts(r.email_verified_at),
-            profile_photo_path: r.profile_photo_path.unwrap_or_default(),
+            profile_photo_uri: r.profile_photo_path.unwrap_or_default(),
             active: r.active,
             phone: r.phone.unwrap_or_default(),
             settings: r.settings.as_ref().map(json_to_struct),
             last_login_time: opt_ts(r.last_login_at),
-            roles: r.roles,
+            role_names: r.role_names,
+            role_ids: r.role_ids,
             create_time: Some(ts(r.created_at)),
             update_time: Some(ts(r.updated_at)),
             delete_time: opt_ts(r.deleted_at),
@@ -147,7 +148,7 @@ impl Resource for Users {
             ("name", !u.name.is_empty()),
             ("email", !u.email.is_empty()),
             ("phone", !u.phone.is_empty()),
-            ("profile_photo_path", !u.profile_photo_path.is_empty()),
+            ("profile_photo_uri", !u.profile_photo_uri.is_empty()),
             ("settings", u.settings.is_some()),
             ("email_verify_time", u.email_verify_time.is_some()),
         ])
@@ -189,7 +190,8 @@ impl Resource for Users {
 }
 
 /// CreateUser (AIP-133 with request ids): the standard Create plus a password, hashed,
-/// and role names, each of which must name a live role of the tenant.
+/// and role ids, each of which must be a live role of the tenant that AssignRole would
+/// grant.
 async fn create(
     state: &AppState,
     tenant_id: i64,
@@ -217,31 +219,40 @@ async fn create(
             }
         }
     }
+    if let Some(bad) = body.role_ids.iter().find(|id| **id <= 0) {
+        violations.push(FieldViolation::new(
+            "role_ids",
+            format!("{bad} is not a role id: ids are positive"),
+        ));
+    }
     kit.api.violations(violations)?;
     const METHOD: &str = "CreateUser";
     let mut tx = kit.db.begin(tenant_id).await?;
     if let Some(saved) = kit.request_ids.replay(&mut tx, METHOD, key).await? {
         return Ok(saved);
     }
-    let role_ids = store::roles::live_named(&mut tx, &body.role_names).await?;
-    let unknown: Vec<&str> = body
-        .role_names
+    let roles = store::roles::live_by_id(&mut tx, &body.role_ids).await?;
+    let unknown: Vec<String> = body
+        .role_ids
         .iter()
-        .filter(|n| !role_ids.iter().any(|(name, _)| name == *n))
-        .map(String::as_str)
+        .filter(|id| !roles.iter().any(|r| r.id == **id))
+        .map(i64::to_string)
         .collect();
     if !unknown.is_empty() {
         return Err(IdentityError::invalid(
-            "role_names",
+            "role_ids",
             format!("no such role: {}", unknown.join(", ")),
         )
         .into());
     }
+    for role in &roles {
+        grantable(role)?;
+    }
     let hash = hash_password(&body.password)?;
     values.push(("password", Val::Text(Some(hash))));
     let id = TABLE.insert(&mut tx, values).await?;
-    for (_, role_id) in &role_ids {
-        store::roles::assign(&mut tx, tenant_id, *role_id, id).await?;
+    for role in &roles {
+        store::roles::assign(&mut tx, tenant_id, role.id, id).await?;
     }
     let row: UserRow = TABLE.fetch(&mut tx, id, Read::live()).await?;
     let user = Users::to_pb(state, row);

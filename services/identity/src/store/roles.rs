@@ -49,36 +49,38 @@ pub(crate) struct RoleRow {
 
 fusion_db::versioned!(RoleRow);
 
-/// The names of the live roles user `user_id` holds, in order.
+/// The live roles user `user_id` holds, by name: their names and, in the same order,
+/// their ids.
 pub(crate) async fn held_by(
     conn: &mut PgConnection,
     user_id: i64,
-) -> Result<Vec<String>, IdentityError> {
-    sqlx::query_scalar(
-        "SELECT r.name FROM identity.role_user ru JOIN identity.roles r ON r.tenant_id = ru.tenant_id AND r.id = ru.role_id
-         WHERE ru.user_id = $1 AND r.deleted_at IS NULL ORDER BY r.name",
+) -> Result<(Vec<String>, Vec<i64>), IdentityError> {
+    let held: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT r.name, r.id FROM identity.role_user ru JOIN identity.roles r ON r.tenant_id = ru.tenant_id AND r.id = ru.role_id
+         WHERE ru.user_id = $1 AND r.deleted_at IS NULL ORDER BY r.name, r.id",
     )
     .bind(user_id)
     .fetch_all(conn)
-    .await
-    .map_err(IdentityError::from)
+    .await?;
+    Ok(held.into_iter().unzip())
 }
 
-/// The `(name, id)` of each live role of the transaction's tenant named in `names`.
-pub(crate) async fn live_named(
+/// The live roles of the transaction's tenant among `ids`.
+pub(crate) async fn live_by_id(
     conn: &mut PgConnection,
-    names: &[String],
-) -> Result<Vec<(String, i64)>, IdentityError> {
-    if names.is_empty() {
+    ids: &[i64],
+) -> Result<Vec<RoleRow>, IdentityError> {
+    if ids.is_empty() {
         return Ok(Vec::new());
     }
     sqlx::query_as(
-        "SELECT name, id FROM identity.roles WHERE name = ANY($1) AND deleted_at IS NULL",
+        "SELECT id, tenant_id, name, description, permissions, built_in, version, created_at, updated_at, deleted_at
+         FROM identity.roles WHERE id = ANY($1) AND deleted_at IS NULL ORDER BY id",
     )
-    .bind(names)
-    .fetch_all(conn)
-    .await
-    .map_err(IdentityError::from)
+        .bind(ids)
+        .fetch_all(conn)
+        .await
+        .map_err(IdentityError::from)
 }
 
 /// Gives role `role_id` to user `user_id` (nothing if they hold it already).

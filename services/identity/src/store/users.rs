@@ -10,8 +10,9 @@ use fusion_db::resource::Table;
 use crate::DOMAIN;
 use crate::error::IdentityError;
 
-/// A user's role names are part of the row: read with it, in the same statement, so Get
-/// and List show them without a second query.
+/// A user's roles (ids and display names, both ordered by name) are part of the row:
+/// read with it, in the same statement, so Get and List show them without a second
+/// query. The column `profile_photo_path` is the API's `profile_photo_uri`.
 pub(crate) const TABLE: Table = Table {
     domain: DOMAIN,
     name: "identity.users",
@@ -19,7 +20,10 @@ pub(crate) const TABLE: Table = Table {
              last_login_at, version, created_at, updated_at, deleted_at, \
              ARRAY(SELECT r.name FROM identity.role_user ru \
                    JOIN identity.roles r ON r.tenant_id = ru.tenant_id AND r.id = ru.role_id \
-                   WHERE ru.user_id = users.id AND r.deleted_at IS NULL ORDER BY r.name) AS roles",
+                   WHERE ru.user_id = users.id AND r.deleted_at IS NULL ORDER BY r.name, r.id) AS role_names, \
+             ARRAY(SELECT r.id FROM identity.role_user ru \
+                   JOIN identity.roles r ON r.tenant_id = ru.tenant_id AND r.id = ru.role_id \
+                   WHERE ru.user_id = users.id AND r.deleted_at IS NULL ORDER BY r.name, r.id) AS role_ids",
     what: "user",
 };
 
@@ -64,7 +68,8 @@ pub(crate) struct UserRow {
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub deleted_at: Option<DateTime<Utc>>,
-    pub roles: Vec<String>,
+    pub role_names: Vec<String>,
+    pub role_ids: Vec<i64>,
 }
 
 fusion_db::versioned!(UserRow);

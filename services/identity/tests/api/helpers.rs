@@ -125,13 +125,42 @@ impl TestApp {
         (tenant, admin)
     }
 
-    /// Creates a user holding `roles` in the session's tenant and logs them in.
+    /// The ids of the live roles of the session's tenant named `names`, in that order.
+    pub async fn role_ids(&self, session: &Session, names: &[&str]) -> Vec<i64> {
+        let roles = self
+            .roles()
+            .list_roles(as_user(
+                session,
+                pb::ListRolesRequest {
+                    page_size: 1000,
+                    ..Default::default()
+                },
+            ))
+            .await
+            .expect("roles listed")
+            .into_inner()
+            .roles;
+        names
+            .iter()
+            .map(|name| {
+                roles
+                    .iter()
+                    .find(|r| r.name == *name)
+                    .unwrap_or_else(|| panic!("role {name} exists"))
+                    .id
+            })
+            .collect()
+    }
+
+    /// Creates a user holding the roles named `roles` in the session's tenant and logs
+    /// them in.
     pub async fn create_user(
         &self,
         admin: &Session,
         email: &str,
         roles: &[&str],
     ) -> (pb::User, Session) {
+        let role_ids = self.role_ids(admin, roles).await;
         let user = self
             .users()
             .create_user(as_user(
@@ -143,7 +172,7 @@ impl TestApp {
                         ..Default::default()
                     }),
                     password: PASSWORD.into(),
-                    role_names: roles.iter().map(|r| (*r).to_owned()).collect(),
+                    role_ids,
                     request_id: String::new(),
                 },
             ))

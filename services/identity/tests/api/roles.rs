@@ -5,7 +5,9 @@ use tonic::Code;
 use fusion_proto::identity::v1 as pb;
 use prost_types::FieldMask;
 
-use crate::helpers::{PASSWORD, TestApp, as_user, expect_code, violated_fields};
+use serde_json::json;
+
+use crate::helpers::{PASSWORD, TestApp, as_user, claims_of, expect_code, reason, violated_fields};
 
 fn custom(name: &str, perms: &[&str]) -> pb::CreateRoleRequest {
     pb::CreateRoleRequest {
@@ -57,7 +59,8 @@ async fn custom_roles_grant_their_permissions_at_the_next_login() {
         .await
         .unwrap()
         .into_inner();
-    assert_eq!(assigned.roles, ["site_manager"]);
+    assert_eq!(assigned.role_names, ["site_manager"]);
+    assert_eq!(assigned.role_ids, [role.id]);
     // Assigning twice is a no-op.
     app.roles()
         .assign_role(as_user(
@@ -96,7 +99,7 @@ async fn custom_roles_grant_their_permissions_at_the_next_login() {
         .await
         .unwrap()
         .into_inner();
-    assert!(after.roles.is_empty());
+    assert!(after.role_names.is_empty() && after.role_ids.is_empty());
 }
 
 #[tokio::test]
@@ -119,7 +122,7 @@ async fn role_names_and_permissions_are_validated() {
     );
     let catalogue = app
         .roles()
-        .list_permissions(as_user(&admin, pb::ListPermissionsRequest {}))
+        .list_permissions(as_user(&admin, pb::ListPermissionsRequest::default()))
         .await
         .unwrap()
         .into_inner();
@@ -316,4 +319,132 @@ async fn another_tenants_roles_and_users_cannot_be_assigned() {
         .unwrap()
         .into_inner();
     assert_eq!(listed.total_size, 7);
+}
+
+#[tokio::test]
+async fn renaming_a_role_changes_nobodys_access_and_tokens_show_the_new_name() {
+    let app = TestApp::spawn().await;
+    let (_, admin) = app.create_tenant("acme").await;
+    let role = app
+        .roles()
+        .create_role(as_user(
+            &admin,
+            custom("user_reader", &["identity.users.read"]),
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let (user, before) = app
+        .create_user(&admin, "reader@acme.test", &["user_reader"])
+        .await;
+    assert_eq!(user.role_ids, [role.id]);
+    assert_eq!(
+        claims_of(&before.access_token)["roles"],
+        json!(["user_reader"])
+    );
+    let renamed = app
+        .roles()
+        .update_role(as_user(
+            &admin,
+            pb::UpdateRoleRequest {
+                role: Some(pb::Role {
+                    id: role.id,
+                    name: "people_reader".into(),
+                    ..Default::default()
+                }),
+                update_mask: Some(FieldMask {
+                    paths: vec!["name".into()],
+                }),
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        (renamed.id, renamed.name.as_str()),
+        (role.id, "people_reader")
+    );
+    // A fresh login: the same role, by id, under its new name, with its permissions.
+    let after = app.login("reader@acme.test", PASSWORD).await.unwrap();
+    let claims = claims_of(&after.access_token);
+    assert_eq!(claims["roles"], json!(["people_reader"]));
+    assert_eq!(claims["perms"], json!(["identity.users.read"]));
+    let me = app
+        .users()
+        .get_user(as_user(&after, pb::GetUserRequest { id: user.id }))
+        .await
+        .expect("the renamed role still lets the user read users")
+        .into_inner();
+    assert_eq!(
+        (me.role_ids, me.role_names),
+        (vec![role.id], vec!["people_reader".to_owned()])
+    );
+    // A refreshed token too.
+    let refreshed = app
+        .auth()
+        .refresh(pb::RefreshRequest {
+            refresh_token: before.refresh_token,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        claims_of(&refreshed.access_token)["roles"],
+        json!(["people_reader"])
+    );
+}
+
+#[tokio::test]
+async fn the_platform_role_is_granted_neither_by_assign_role_nor_by_create_user() {
+    let app = TestApp::spawn().await;
+    let operator = &app.platform;
+    let platform_role = app.role_ids(operator, &["platform_admin"]).await;
+    let (user, _) = app.create_user(operator, "helper@platform.test", &[]).await;
+    let status = expect_code(
+        app.roles()
+            .assign_role(as_user(
+                operator,
+                pb::AssignRoleRequest {
+                    role_id: platform_role[0],
+                    user_id: user.id,
+                },
+            ))
+            .await,
+        Code::FailedPrecondition,
+    );
+    assert_eq!(reason(&status), "BUILT_IN_ROLE");
+    // CreateUser refuses the same role the same way, and creates nobody.
+    let status = expect_code(
+        app.users()
+            .create_user(as_user(
+                operator,
+                pb::CreateUserRequest {
+                    user: Some(pb::User {
+                        name: "Sneaky".into(),
+                        email: "sneaky@platform.test".into(),
+                        ..Default::default()
+                    }),
+                    password: PASSWORD.into(),
+                    role_ids: platform_role.clone(),
+                    request_id: String::new(),
+                },
+            ))
+            .await,
+        Code::FailedPrecondition,
+    );
+    assert_eq!(reason(&status), "BUILT_IN_ROLE");
+    assert_eq!(
+        status.message(),
+        "the platform role is assigned by bootstrap only"
+    );
+    expect_code(
+        app.login("sneaky@platform.test", PASSWORD).await,
+        Code::Unauthenticated,
+    );
+    // Any other role of the platform tenant is granted as usual.
+    let (viewer, session) = app
+        .create_user(operator, "viewer@platform.test", &["viewer"])
+        .await;
+    assert_eq!(viewer.role_names, ["viewer"]);
+    assert_eq!(claims_of(&session.access_token)["roles"], json!(["viewer"]));
 }

@@ -46,7 +46,8 @@ async fn creating_a_tenant_creates_its_built_in_roles_and_first_admin() {
         .await
         .unwrap()
         .into_inner();
-    assert_eq!(me.roles, ["admin"]);
+    assert_eq!(me.role_names, ["admin"]);
+    assert_eq!(me.role_ids, [roles.roles[0].id]);
 }
 
 #[tokio::test]

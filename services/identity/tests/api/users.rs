@@ -16,7 +16,7 @@ fn new_user(email: &str) -> pb::CreateUserRequest {
             ..Default::default()
         }),
         password: PASSWORD.into(),
-        role_names: vec!["sales_agent".into()],
+        role_ids: vec![],
         request_id: String::new(),
     }
 }
@@ -25,16 +25,24 @@ fn new_user(email: &str) -> pb::CreateUserRequest {
 async fn a_user_is_created_with_roles_and_logs_in_only_while_not_deleted() {
     let app = TestApp::spawn().await;
     let (acme, admin) = app.create_tenant("acme").await;
+    let agent = app.role_ids(&admin, &["sales_agent"]).await;
     let user = app
         .users()
-        .create_user(as_user(&admin, new_user("sam@acme.test")))
+        .create_user(as_user(
+            &admin,
+            pb::CreateUserRequest {
+                role_ids: agent.clone(),
+                ..new_user("sam@acme.test")
+            },
+        ))
         .await
         .unwrap()
         .into_inner();
     assert_eq!(
-        (user.tenant_id, user.active, user.roles.clone()),
+        (user.tenant_id, user.active, user.role_names.clone()),
         (acme.id, true, vec!["sales_agent".to_owned()])
     );
+    assert_eq!(user.role_ids, agent);
     let updated = app
         .users()
         .update_user(as_user(
@@ -108,7 +116,7 @@ async fn user_fields_are_validated_and_emails_unique_across_tenants() {
                         ..Default::default()
                     }),
                     password: "short".into(),
-                    role_names: vec![],
+                    role_ids: vec![],
                     request_id: String::new(),
                 },
             ))
@@ -119,19 +127,28 @@ async fn user_fields_are_validated_and_emails_unique_across_tenants() {
         violated_fields(&status),
         ["user.name", "user.email", "password", "user.phone"]
     );
-    let status = expect_code(
-        app.users()
-            .create_user(as_user(
-                &acme,
-                pb::CreateUserRequest {
-                    role_names: vec!["wizard".into()],
-                    ..new_user("x@acme.test")
-                },
-            ))
-            .await,
-        Code::InvalidArgument,
+    // Roles are referenced by id: an unknown id, another tenant's role and a
+    // non-positive id are all INVALID_ARGUMENT on `role_ids`, and nothing is created.
+    let globex_admin_role = app.role_ids(&globex, &["admin"]).await;
+    for role_ids in [vec![999_999], globex_admin_role, vec![0]] {
+        let status = expect_code(
+            app.users()
+                .create_user(as_user(
+                    &acme,
+                    pb::CreateUserRequest {
+                        role_ids: role_ids.clone(),
+                        ..new_user("x@acme.test")
+                    },
+                ))
+                .await,
+            Code::InvalidArgument,
+        );
+        assert_eq!(violated_fields(&status), ["role_ids"], "{role_ids:?}");
+    }
+    expect_code(
+        app.login("x@acme.test", PASSWORD).await,
+        Code::Unauthenticated,
     );
-    assert_eq!(violated_fields(&status), ["role_names"]);
     app.users()
         .create_user(as_user(&acme, new_user("sam@acme.test")))
         .await
@@ -274,9 +291,16 @@ async fn deactivation_and_a_new_password_revoke_sessions() {
 async fn list_users_filters_orders_and_shows_role_names() {
     let app = TestApp::spawn().await;
     let (_, admin) = app.create_tenant("acme").await;
+    let agent = app.role_ids(&admin, &["sales_agent"]).await;
     for i in 0..5 {
         app.users()
-            .create_user(as_user(&admin, new_user(&format!("agent{i}@acme.test"))))
+            .create_user(as_user(
+                &admin,
+                pb::CreateUserRequest {
+                    role_ids: agent.clone(),
+                    ..new_user(&format!("agent{i}@acme.test"))
+                },
+            ))
             .await
             .unwrap();
     }
@@ -302,7 +326,11 @@ async fn list_users_filters_orders_and_shows_role_names() {
             .collect::<Vec<_>>(),
         ["agent4@acme.test", "agent3@acme.test"]
     );
-    assert!(page.users.iter().all(|u| u.roles == ["sales_agent"]));
+    assert!(
+        page.users
+            .iter()
+            .all(|u| u.role_names == ["sales_agent"] && u.role_ids == agent)
+    );
 }
 
 #[tokio::test]
