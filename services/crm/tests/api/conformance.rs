@@ -257,7 +257,7 @@ async fn user_without(app: &TestApp, permission: &str) -> Caller {
     let identity = connect_channel(app.identity.grpc_addr()).await;
     let mut roles = RoleServiceClient::new(identity.clone());
     let every = roles
-        .list_permissions(app.acme.req(idpb::ListPermissionsRequest {}))
+        .list_permissions(app.acme.req(idpb::ListPermissionsRequest::default()))
         .await
         .expect("the permission catalogue")
         .into_inner()

@@ -4,6 +4,7 @@ use tonic::{Request, Response, Status};
 
 use fusion_db::TenantTx;
 use fusion_db::list::{ListParams, ListSpec};
+use fusion_db::page::{PageTokenCodec, page_size};
 use fusion_db::resource::Read;
 use fusion_db::resource::{Table, Val, Values, values_of};
 use fusion_proto::identity::v1 as pb;
@@ -311,12 +312,42 @@ impl RoleService for RoleApi {
         }))
     }
 
+    /// The catalogue is code, not a table, so the page is cut here, with the kit's
+    /// signed page tokens: the cursor is the last permission of the page.
     async fn list_permissions(
         &self,
-        _req: Request<pb::ListPermissionsRequest>,
+        req: Request<pb::ListPermissionsRequest>,
     ) -> Result<Response<pb::ListPermissionsResponse>, Status> {
+        let r = req.into_inner();
+        let api = &self.state.kit.api;
+        let size = page_size(r.page_size).map_err(|m| api.invalid("page_size", m))?;
+        let size = usize::try_from(size).unwrap_or(usize::MAX);
+        let pages = &self.state.kit.pages;
+        let digest = PageTokenCodec::query_digest(&["identity.permissions"]);
+        let after = if r.page_token.is_empty() {
+            None
+        } else {
+            match pages.decode(&digest, &r.page_token).as_deref() {
+                Ok([Some(last)]) => Some(last.clone()),
+                _ => return Err(api.invalid("page_token", "not a valid page token")),
+            }
+        };
+        let all = tenant_permissions();
+        let total_size = all.len();
+        let rest: Vec<String> = all
+            .into_iter()
+            .filter(|p| after.as_ref().is_none_or(|last| p > last))
+            .collect();
+        let more = rest.len() > size;
+        let permissions: Vec<String> = rest.into_iter().take(size).collect();
+        let next_page_token = match (more, permissions.last()) {
+            (true, Some(last)) => pages.encode(&digest, vec![Some(last.clone())]),
+            _ => String::new(),
+        };
         Ok(Response::new(pb::ListPermissionsResponse {
-            permissions: tenant_permissions(),
+            permissions,
+            next_page_token,
+            total_size: i32::try_from(total_size).unwrap_or(i32::MAX),
         }))
     }
 }

@@ -127,6 +127,8 @@ async fn role_names_and_permissions_are_validated() {
         .unwrap()
         .into_inner();
     assert_eq!(catalogue.permissions.len(), 42);
+    assert_eq!(catalogue.total_size, 42);
+    assert!(catalogue.next_page_token.is_empty());
 }
 
 #[tokio::test]
@@ -447,4 +449,66 @@ async fn the_platform_role_is_granted_neither_by_assign_role_nor_by_create_user(
         .await;
     assert_eq!(viewer.role_names, ["viewer"]);
     assert_eq!(claims_of(&session.access_token)["roles"], json!(["viewer"]));
+}
+
+#[tokio::test]
+async fn list_permissions_pages_through_the_whole_catalogue() {
+    let app = TestApp::spawn().await;
+    let (_, admin) = app.create_tenant("acme").await;
+    let list = |page_size: i32, page_token: String| {
+        let mut roles = app.roles();
+        let req = as_user(
+            &admin,
+            pb::ListPermissionsRequest {
+                page_size,
+                page_token,
+            },
+        );
+        async move { roles.list_permissions(req).await }
+    };
+    let everything = list(0, String::new()).await.unwrap().into_inner();
+    assert_eq!(everything.permissions.len(), 42);
+    let (mut seen, mut token, mut pages) = (Vec::new(), String::new(), 0);
+    let mut second_token = String::new();
+    loop {
+        let page = list(5, token).await.unwrap().into_inner();
+        assert_eq!(page.total_size, 42);
+        assert!(page.permissions.len() <= 5);
+        seen.extend(page.permissions);
+        pages += 1;
+        if pages == 1 {
+            second_token = page.next_page_token.clone();
+        }
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        token = page.next_page_token;
+    }
+    assert_eq!(pages, 9);
+    assert_eq!(seen, everything.permissions);
+    // A token edited by the client, a token of another List, and a negative page size
+    // are INVALID_ARGUMENT.
+    let (payload, tag) = second_token.split_once('.').unwrap();
+    let first = if payload.starts_with('e') { "f" } else { "e" };
+    let tampered = format!("{first}{}.{tag}", &payload[1..]);
+    assert_ne!(tampered, second_token);
+    let roles_token = app
+        .roles()
+        .list_roles(as_user(
+            &admin,
+            pb::ListRolesRequest {
+                page_size: 1,
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .next_page_token;
+    for bad in [tampered, roles_token, "garbage".to_owned()] {
+        let status = expect_code(list(5, bad).await, Code::InvalidArgument);
+        assert_eq!(violated_fields(&status), ["page_token"]);
+    }
+    let status = expect_code(list(-1, String::new()).await, Code::InvalidArgument);
+    assert_eq!(violated_fields(&status), ["page_size"]);
 }
