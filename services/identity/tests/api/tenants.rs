@@ -593,6 +593,28 @@ async fn an_unknown_time_zone_is_invalid_on_create_and_update() {
         .unwrap()
         .into_inner();
     assert_eq!(unchanged.time_zone, "Pacific/Auckland");
+    // With an empty mask a zone that is sent is set, and checked the same way.
+    let empty_mask = |time_zone: &str| pb::UpdateTenantRequest {
+        update_mask: None,
+        ..zone_update(kiwi.id, time_zone)
+    };
+    let status = expect_code(
+        app.tenants()
+            .update_tenant(as_user(&admin, empty_mask("Mars/Olympus_Mons")))
+            .await,
+        Code::InvalidArgument,
+    );
+    assert_eq!(violated_fields(&status), ["tenant.time_zone"]);
+    let tokyo = app
+        .tenants()
+        .update_tenant(as_user(&admin, empty_mask("Asia/Tokyo")))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        (tokyo.time_zone.as_str(), tokyo.name.as_str()),
+        ("Asia/Tokyo", "x")
+    );
 }
 
 #[tokio::test]
