@@ -4,7 +4,10 @@
 use std::path::{Path, PathBuf};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../proto");
+    // Read at run time, not compile time (`env!`): a build script binary reused from
+    // another checkout's target dir must still read this checkout's protos.
+    let manifest_dir = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR")?);
+    let root = manifest_dir.join("../../proto");
     let root = root.canonicalize()?;
     let mut protos = Vec::new();
     collect_protos(&root.join("fusion"), &mut protos)?;

@@ -55,6 +55,13 @@ impl Refs {
             .await
             .map_err(|s| owner_error(s, field, "identity", &format!("no user {id}")))?
             .into_inner();
+        // Get returns a soft-deleted user too (AIP-164); for a reference it is absent.
+        if user.delete_time.is_some() {
+            return Err(CrmError::invalid(
+                field,
+                format!("no user {id} in this tenant"),
+            ));
+        }
         if user.active {
             Ok(())
         } else {
@@ -66,19 +73,21 @@ impl Refs {
     /// `field`, is live in the caller's tenant.
     pub async fn property(&self, field: &str, kind: &str, id: i64) -> Result<(), CrmError> {
         let missing = format!("no {kind} {id}");
+        // Whether the record is soft-deleted: Get returns it all the same (AIP-164),
+        // but a deleted record cannot be referred to.
         let result = match kind {
             "project" => ProjectServiceClient::new(self.property.clone())
                 .get_project(property::GetProjectRequest { id })
                 .await
-                .map(|_| ()),
+                .map(|r| r.into_inner().delete_time.is_some()),
             "stage" => StageServiceClient::new(self.property.clone())
                 .get_stage(property::GetStageRequest { id })
                 .await
-                .map(|_| ()),
+                .map(|r| r.into_inner().delete_time.is_some()),
             "lot" => LotServiceClient::new(self.property.clone())
                 .get_lot(property::GetLotRequest { id })
                 .await
-                .map(|_| ()),
+                .map(|r| r.into_inner().delete_time.is_some()),
             other => {
                 return Err(CrmError::invalid(
                     field,
@@ -86,7 +95,14 @@ impl Refs {
                 ));
             }
         };
-        result.map_err(|s| owner_error(s, field, "property", &missing))
+        match result {
+            Ok(false) => Ok(()),
+            Ok(true) => Err(CrmError::invalid(
+                field,
+                format!("{missing} in this tenant"),
+            )),
+            Err(status) => Err(owner_error(status, field, "property", &missing)),
+        }
     }
 }
 

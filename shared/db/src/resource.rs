@@ -143,14 +143,22 @@ impl Table {
             .ok_or_else(|| self.not_found(id))
     }
 
-    /// A Get: live row `id` of `tenant_id`, read in its own transaction.
-    pub async fn get<T>(&self, db: &crate::Db, tenant_id: i64, id: i64) -> Result<T, Error>
+    /// A read of row `id` of `tenant_id` in its own transaction: a Get reads
+    /// [`Read::live_or_deleted`] (AIP-164: a soft-deleted resource is returned with its
+    /// `delete_time`), anything that acts on the row reads [`Read::live`].
+    pub async fn get<T>(
+        &self,
+        db: &crate::Db,
+        tenant_id: i64,
+        id: i64,
+        read: Read,
+    ) -> Result<T, Error>
     where
         T: for<'r> FromRow<'r, PgRow> + Send + Unpin,
     {
         require_id(self.domain, "id", id)?;
         let mut tx = db.begin(tenant_id).await?;
-        let row = self.fetch(&mut tx, id, Read::live()).await?;
+        let row = self.fetch(&mut tx, id, read).await?;
         tx.commit().await?;
         Ok(row)
     }

@@ -336,14 +336,21 @@ pub async fn create<R: Resource>(
     Ok(created)
 }
 
-/// Get (AIP-131): the live row `id` of the caller's tenant.
+/// Get (AIP-131): row `id` of the caller's tenant, soft-deleted or not (AIP-164: a
+/// deleted resource comes back with `delete_time` and `purge_time`; Update, Delete and
+/// custom methods treat it as absent).
 pub async fn get<R: Resource>(
     state: &R::State,
     caller: &TenantContext,
     id: i64,
 ) -> Result<R::Pb, R::Error> {
     let row = R::TABLE
-        .get(&R::kit(state).db, caller.tenant_id, id)
+        .get(
+            &R::kit(state).db,
+            caller.tenant_id,
+            id,
+            Read::live_or_deleted(),
+        )
         .await?;
     Ok(R::to_pb(state, row))
 }

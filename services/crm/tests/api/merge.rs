@@ -302,12 +302,14 @@ async fn merging_contacts_moves_their_deals_and_converted_leads() {
         .into_inner();
     assert_eq!((done.deals_repointed, done.leads_repointed), (1, 1));
     assert_eq!(done.survivor.unwrap().company, "Harbour Homes");
-    expect_code(
-        app.contacts()
-            .get_contact(app.agent.req(pb::GetContactRequest { id: m.id }))
-            .await,
-        Code::NotFound,
-    );
+    // AIP-164: Get still finds the soft-deleted merged contact, with its delete_time.
+    let found = app
+        .contacts()
+        .get_contact(app.agent.req(pb::GetContactRequest { id: m.id }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(found.delete_time.is_some(), "{found:?}");
 }
 
 #[tokio::test]

@@ -99,12 +99,14 @@ async fn the_platform_manages_plans_and_tenants_read_them() {
         ))
         .await
         .unwrap();
-    expect_code(
-        app.plans()
-            .get_plan(as_user(&admin, pb::GetPlanRequest { id: plan.id }))
-            .await,
-        Code::NotFound,
-    );
+    // AIP-164: Get still finds the soft-deleted plan, with its delete_time.
+    let found = app
+        .plans()
+        .get_plan(as_user(&admin, pb::GetPlanRequest { id: plan.id }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(found.delete_time.is_some(), "{found:?}");
     app.plans()
         .undelete_plan(as_user(
             &app.platform,

@@ -236,12 +236,14 @@ async fn custom_roles_update_delete_and_undelete() {
         ))
         .await
         .unwrap();
-    expect_code(
-        app.roles()
-            .get_role(as_user(&admin, pb::GetRoleRequest { id: role.id }))
-            .await,
-        Code::NotFound,
-    );
+    // AIP-164: Get still finds the soft-deleted role, with its delete_time.
+    let found = app
+        .roles()
+        .get_role(as_user(&admin, pb::GetRoleRequest { id: role.id }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(found.delete_time.is_some(), "{found:?}");
     app.roles()
         .undelete_role(as_user(&admin, pb::UndeleteRoleRequest { id: role.id }))
         .await

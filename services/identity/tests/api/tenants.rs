@@ -332,12 +332,14 @@ async fn deleting_a_tenant_locks_its_users_out_until_undeleted() {
             .await,
         Code::Unauthenticated,
     );
-    expect_code(
-        app.tenants()
-            .get_tenant(as_user(&app.platform, pb::GetTenantRequest { id: acme.id }))
-            .await,
-        Code::NotFound,
-    );
+    // AIP-164: Get still finds the soft-deleted tenant, with its delete_time.
+    let found = app
+        .tenants()
+        .get_tenant(as_user(&app.platform, pb::GetTenantRequest { id: acme.id }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(found.delete_time.is_some(), "{found:?}");
     let listed = app
         .tenants()
         .list_tenants(as_user(

@@ -79,12 +79,14 @@ async fn a_user_is_created_with_roles_and_logs_in_only_while_not_deleted() {
         .unwrap()
         .into_inner();
     assert!(deleted.delete_time.is_some());
-    expect_code(
-        app.users()
-            .get_user(as_user(&admin, pb::GetUserRequest { id: user.id }))
-            .await,
-        Code::NotFound,
-    );
+    // AIP-164: Get still finds the soft-deleted user, with its delete_time.
+    let found = app
+        .users()
+        .get_user(as_user(&admin, pb::GetUserRequest { id: user.id }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(found.delete_time.is_some(), "{found:?}");
     expect_code(
         app.login("sam@acme.test", PASSWORD).await,
         Code::Unauthenticated,

@@ -535,7 +535,12 @@ impl MediaService for MediaApi {
     ) -> Result<Response<DownloadStream>, Status> {
         let ctx = caller(&req)?;
         let row: MediaRow = TABLE
-            .get(&self.state.db, ctx.tenant_id, req.into_inner().id)
+            .get(
+                &self.state.db,
+                ctx.tenant_id,
+                req.into_inner().id,
+                Read::live(),
+            )
             .await?;
         let mut content = self
             .state

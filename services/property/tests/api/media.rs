@@ -482,12 +482,13 @@ async fn deleted_media_keeps_its_object_until_purged() {
         .into_inner();
     assert!(deleted.delete_time.is_some() && deleted.purge_time.is_some());
     expect_code(download(&app, &app.acme, media.id).await, Code::NotFound);
-    expect_code(
-        client
-            .get_media(app.acme.req(pb::GetMediaRequest { id: media.id }))
-            .await,
-        Code::NotFound,
-    );
+    // AIP-164: Get still finds the soft-deleted media, with its delete_time.
+    let found = client
+        .get_media(app.acme.req(pb::GetMediaRequest { id: media.id }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(found.delete_time.is_some(), "{found:?}");
     let shown = client
         .list_media(app.acme.req(pb::ListMediaRequest {
             show_deleted: true,

@@ -205,7 +205,9 @@ async fn a_developer_is_created_read_listed_deleted_and_restored() {
         deleted.purge_time.expect("purge_time set"),
     );
     assert!(purge_at.seconds > deleted_at.seconds);
-    expect_code(get_developer(&app, who, created.id).await, Code::NotFound);
+    // AIP-164: Get still finds the soft-deleted developer, with its delete_time.
+    let found = get_developer(&app, who, created.id).await.unwrap();
+    assert_eq!(found.delete_time, deleted.delete_time);
     expect_code(
         update_developer(&app, who, created.clone(), mask(&["name"])).await,
         Code::NotFound,
@@ -774,7 +776,9 @@ async fn a_project_is_created_read_listed_deleted_and_restored() {
         .await
         .unwrap();
     assert!(deleted.delete_time.is_some() && deleted.purge_time.is_some());
-    expect_code(get_project(&app, who, created.id).await, Code::NotFound);
+    // AIP-164: Get still finds the soft-deleted project, with its delete_time.
+    let found = get_project(&app, who, created.id).await.unwrap();
+    assert_eq!(found.delete_time, deleted.delete_time);
     expect_code(
         update_project(&app, who, created.clone(), mask(&["name"])).await,
         Code::NotFound,
@@ -1486,7 +1490,9 @@ async fn a_stage_is_created_read_listed_updated_deleted_and_restored() {
         .await
         .unwrap();
     assert!(deleted.delete_time.is_some() && deleted.purge_time.is_some());
-    expect_code(get_stage(&app, who, created.id).await, Code::NotFound);
+    // AIP-164: Get still finds the soft-deleted stage, with its delete_time.
+    let found = get_stage(&app, who, created.id).await.unwrap();
+    assert_eq!(found.delete_time, deleted.delete_time);
     expect_code(
         update_stage(&app, who, replaced.clone(), mask(&["name"])).await,
         Code::NotFound,
@@ -2157,7 +2163,9 @@ async fn a_feature_is_created_read_listed_updated_deleted_and_restored() {
         .await
         .unwrap();
     assert!(deleted.delete_time.is_some() && deleted.purge_time.is_some());
-    expect_code(get_feature(&app, who, created.id).await, Code::NotFound);
+    // AIP-164: Get still finds the soft-deleted feature, with its delete_time.
+    let found = get_feature(&app, who, created.id).await.unwrap();
+    assert_eq!(found.delete_time, deleted.delete_time);
     expect_code(
         update_feature(&app, who, replaced.clone(), mask(&["name"])).await,
         Code::NotFound,
@@ -2327,7 +2335,14 @@ async fn feature_names_are_unique_in_a_tenant_whatever_their_case() {
         Code::AlreadyExists,
     );
     assert!(status.message().contains("name"), "{}", status.message());
-    assert!(get_feature(&app, who, pool.id).await.is_err());
+    // Still deleted: Get shows it with its delete_time (AIP-164).
+    assert!(
+        get_feature(&app, who, pool.id)
+            .await
+            .unwrap()
+            .delete_time
+            .is_some()
+    );
     delete_feature(&app, who, successor.id, "").await.unwrap();
     assert_eq!(
         undelete_feature(&app, who, pool.id).await.unwrap().name,

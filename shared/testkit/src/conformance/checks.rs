@@ -164,6 +164,7 @@ impl<'a, S: Source> Suite<'a, S> {
             }
             Check::Filters => self.every_declared_filter_parses().await,
             Check::ShowDeleted => self.deleted_rows_are_listed_only_with_show_deleted().await,
+            Check::OutputOnlyIgnored => self.output_only_fields_sent_are_ignored().await,
             Check::DeleteUndelete => self.delete_marks_and_undelete_restores().await,
         }
     }
@@ -327,6 +328,11 @@ impl<'a, S: Source> Suite<'a, S> {
         refused(
             "Undelete of a deleted resource by another tenant",
             self.undelete(stranger, id).await,
+            Code::NotFound,
+        );
+        refused(
+            "Get of a deleted resource by another tenant",
+            self.get(stranger, id).await,
             Code::NotFound,
         );
         self.never_listed_for(stranger, id, "deleted").await;
@@ -495,6 +501,91 @@ impl<'a, S: Source> Suite<'a, S> {
             &updated,
             &self.get_ok(owner, id).await,
         );
+    }
+
+    async fn output_only_fields_sent_are_ignored(&self) {
+        let owner = &self.target.owner;
+        let sent = self.output_only_values();
+        let mut valid = self.valid(owner).await;
+        for (field, value) in &sent {
+            object(&mut valid.resource).insert(field.clone(), value.clone());
+        }
+        let created = self.create_ok(owner, &valid, "").await;
+        self.assert_none_landed("Create", &created, &sent);
+
+        let id = id(&created);
+        let mut body = self.change(id, 1, None);
+        for (field, value) in sent.iter().filter(|(field, _)| field != "id") {
+            object(&mut body).insert(field.clone(), value.clone());
+        }
+        // An empty mask updates the fields the body sets: the mutable one changes, the
+        // OUTPUT_ONLY ones are not "set" by a client whatever it sends.
+        let updated = self
+            .update(owner, body.clone(), &[])
+            .await
+            .unwrap_or_else(|s| {
+                panic!(
+                    "Update (empty mask) with OUTPUT_ONLY fields sent: {}",
+                    show(&s)
+                )
+            });
+        let (first, _) = &self.spec.mutable[0];
+        assert_eq!(
+            updated.get(*first),
+            body.get(*first),
+            "the mutable field {first} takes the sent value"
+        );
+        self.assert_none_landed("Update", &updated, &sent);
+        self.assert_none_landed("Get", &self.get_ok(owner, id).await, &sent);
+    }
+
+    /// For each scalar OUTPUT_ONLY field of the resource, a value no server would
+    /// produce (in the canonical JSON): ids and counts far beyond any test's, a time
+    /// in 2001, a marker string. Booleans and enums are left out: any value sent could
+    /// be the right one.
+    fn output_only_values(&self) -> Vec<(String, Value)> {
+        use prost_reflect::Kind;
+        let mut sent = Vec::new();
+        for field in self.resource.fields() {
+            if field.is_list() || field.is_map() || !is_output_only(&field) {
+                continue;
+            }
+            let value = match field.kind() {
+                Kind::Int64 | Kind::Sint64 | Kind::Sfixed64 => json!("987654321987"),
+                Kind::Int32 | Kind::Sint32 | Kind::Sfixed32 => json!(987_654_321),
+                Kind::Double | Kind::Float => json!(987_654.5),
+                Kind::String => json!("output-only-value-sent-by-a-client"),
+                Kind::Message(m) if m.full_name() == "google.protobuf.Timestamp" => {
+                    json!("2001-02-03T04:05:06Z")
+                }
+                _ => continue,
+            };
+            // The canonical form, as the service's answers are compared in it.
+            let canonical = to_json(&from_json(
+                self.resource.clone(),
+                json!({ field.name(): value }),
+            ));
+            sent.push((field.name().to_owned(), canonical[field.name()].clone()));
+        }
+        // Every resource has an OUTPUT_ONLY create_time: finding none means the
+        // annotations were not read, and the check would prove nothing.
+        assert!(
+            sent.iter().any(|(field, _)| field == "create_time"),
+            "no OUTPUT_ONLY create_time found on {}: {sent:?}",
+            self.resource.full_name()
+        );
+        sent
+    }
+
+    #[track_caller]
+    fn assert_none_landed(&self, call: &str, resource: &Value, sent: &[(String, Value)]) {
+        for (field, value) in sent {
+            assert_ne!(
+                resource.get(field),
+                Some(value),
+                "{call} took the OUTPUT_ONLY field {field} from the client: {resource}"
+            );
+        }
     }
 
     async fn pages_return_every_row_once_in_order(&self) {
@@ -717,10 +808,15 @@ impl<'a, S: Source> Suite<'a, S> {
             self.delete(owner, id, "").await,
             Code::NotFound,
         );
-        refused(
-            "Get of a deleted resource",
-            self.get(owner, id).await,
-            Code::NotFound,
+        // AIP-164: Get still finds a soft-deleted resource, as Delete returned it.
+        let got = self
+            .get(owner, id)
+            .await
+            .unwrap_or_else(|s| panic!("Get of a deleted resource (AIP-164): {}", show(&s)));
+        assert_same(
+            "Get of a deleted resource returns it as Delete did",
+            &deleted,
+            &got,
         );
         refused(
             "Update of a deleted resource",
@@ -939,6 +1035,24 @@ fn object(value: &mut Value) -> &mut serde_json::Map<String, Value> {
     value
         .as_object_mut()
         .unwrap_or_else(|| panic!("not a JSON object"))
+}
+
+/// Whether `field` is annotated `(google.api.field_behavior) = OUTPUT_ONLY`.
+fn is_output_only(field: &prost_reflect::FieldDescriptor) -> bool {
+    const OUTPUT_ONLY: i32 = 3; // google.api.FieldBehavior.OUTPUT_ONLY
+    let Some(behavior) = super::pool().get_extension_by_name("google.api.field_behavior") else {
+        return false;
+    };
+    let options = field.options();
+    if !options.has_extension(&behavior) {
+        return false;
+    }
+    match options.get_extension(&behavior).as_ref() {
+        Field::List(values) => values
+            .iter()
+            .any(|v| v.as_enum_number() == Some(OUTPUT_ONLY)),
+        other => other.as_enum_number() == Some(OUTPUT_ONLY),
+    }
 }
 
 /// An int64 field: the JSON mapping writes it as a string.

@@ -252,6 +252,9 @@ pub enum Check {
     Filters,
     /// Deleted rows are listed only with show_deleted.
     ShowDeleted,
+    /// OUTPUT_ONLY fields sent on Create and Update are ignored (AIP-203): the call
+    /// succeeds and no value sent lands.
+    OutputOnlyIgnored,
     /// Delete returns the resource with delete_time and purge_time; Undelete restores
     /// it; undeleting a live one is ALREADY_EXISTS.
     DeleteUndelete,
@@ -259,7 +262,7 @@ pub enum Check {
 
 impl Check {
     /// Every check, in the order they run.
-    pub const ALL: [Check; 17] = [
+    pub const ALL: [Check; 18] = [
         Check::CreateThenGet,
         Check::RequiredFields,
         Check::LengthLimit,
@@ -276,6 +279,7 @@ impl Check {
         Check::PageSize,
         Check::Filters,
         Check::ShowDeleted,
+        Check::OutputOnlyIgnored,
         Check::DeleteUndelete,
     ];
 
@@ -298,6 +302,7 @@ impl Check {
             Check::PageSize => "a_negative_page_size_is_invalid_and_a_large_one_clamped",
             Check::Filters => "every_declared_filter_parses",
             Check::ShowDeleted => "deleted_rows_are_listed_only_with_show_deleted",
+            Check::OutputOnlyIgnored => "output_only_fields_sent_are_ignored",
             Check::DeleteUndelete => "delete_marks_and_undelete_restores",
         }
     }
@@ -310,6 +315,7 @@ impl Check {
                 | Check::LengthLimit
                 | Check::RequestIdReplay
                 | Check::RequestIdMismatch
+                | Check::OutputOnlyIgnored
         )
     }
 }
