@@ -97,7 +97,7 @@ pub enum Action {
     Reserve,
     /// `ExchangeLot`
     Exchange,
-    /// `MarkUnconditional`
+    /// `MarkLotUnconditional`
     MarkUnconditional,
     /// `SettleLot`
     Settle,

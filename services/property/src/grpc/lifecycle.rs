@@ -182,7 +182,7 @@ pub(crate) async fn status_changes(
 ) -> Result<pb::ListLotStatusChangesResponse, Status> {
     let page = store::lots::status_changes(state, ctx, r.lot_id, r.page_size, r.page_token).await?;
     Ok(pb::ListLotStatusChangesResponse {
-        status_changes: page
+        lot_status_changes: page
             .items
             .into_iter()
             .map(|c| pb::LotStatusChange {
@@ -207,7 +207,7 @@ pub(crate) async fn prices(
 ) -> Result<pb::ListLotPricesResponse, Status> {
     let page = store::lots::prices(state, ctx, r.lot_id, r.page_size, r.page_token).await?;
     Ok(pb::ListLotPricesResponse {
-        prices: page
+        lot_prices: page
             .items
             .into_iter()
             .map(|p| pb::LotPrice {

@@ -41,7 +41,7 @@ const CREATE: &[&str] = &[
     "description",
     "feature_ids",
     "sale_status",
-    "estimated_completion",
+    "estimated_completion_date",
 ];
 
 const MUTABLE: &[&str] = &[
@@ -58,7 +58,7 @@ const MUTABLE: &[&str] = &[
     "description",
     "feature_ids",
     "sale_status",
-    "estimated_completion",
+    "estimated_completion_date",
 ];
 
 impl LotRow {
@@ -83,7 +83,7 @@ impl LotRow {
             features: self.features.0,
             status: self.status,
             sale_status: self.sale_status.unwrap_or_default(),
-            estimated_completion: self.estimated_completion.map(date_pb),
+            estimated_completion_date: self.estimated_completion.map(date_pb),
             hold_expire_time: opt_ts(self.hold_expires_at),
             reserved_price: dec_str(self.reserved_price),
             create_time: Some(ts(self.created_at)),
@@ -137,8 +137,8 @@ fn values(l: &pb::Lot, fields: &[&str]) -> Result<Values, PropertyError> {
                 validate::max_len(&l.sale_status, 50)?;
                 ("sale_status", Val::text(&l.sale_status))
             }
-            "estimated_completion" => {
-                let d = l.estimated_completion.unwrap_or_default();
+            "estimated_completion_date" => {
+                let d = l.estimated_completion_date.unwrap_or_default();
                 (
                     "estimated_completion",
                     Val::Date(parse_date(d.year, d.month, d.day)?),
@@ -219,7 +219,10 @@ impl Resource for Lots {
             ("description", !l.description.is_empty()),
             ("feature_ids", !l.feature_ids.is_empty()),
             ("sale_status", !l.sale_status.is_empty()),
-            ("estimated_completion", l.estimated_completion.is_some()),
+            (
+                "estimated_completion_date",
+                l.estimated_completion_date.is_some(),
+            ),
         ])
     }
 
@@ -470,9 +473,9 @@ impl LotService for LotApi {
         Ok(Response::new(lifecycle::apply(&self.state, &ctx, t).await?))
     }
 
-    async fn mark_unconditional(
+    async fn mark_lot_unconditional(
         &self,
-        req: Request<pb::MarkUnconditionalRequest>,
+        req: Request<pb::MarkLotUnconditionalRequest>,
     ) -> Result<Response<pb::Lot>, Status> {
         let ctx = caller(&req)?;
         let r = req.into_inner();

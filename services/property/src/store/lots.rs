@@ -45,7 +45,7 @@ pub(crate) const FIELDS: &[FieldSpec] = &[
     FieldSpec::new("status", "status", FieldKind::Text),
     FieldSpec::new("sale_status", "sale_status", FieldKind::Text),
     FieldSpec::new(
-        "estimated_completion",
+        "estimated_completion_date",
         "estimated_completion",
         FieldKind::Date,
     ),

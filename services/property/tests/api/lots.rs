@@ -50,7 +50,7 @@ async fn act(app: &TestApp, who: &User, action: &str, id: i64) -> Result<pb::Lot
             .await
         }
         "unconditional" => {
-            lots.mark_unconditional(who.req(pb::MarkUnconditionalRequest {
+            lots.mark_lot_unconditional(who.req(pb::MarkLotUnconditionalRequest {
                 id,
                 reason,
                 ..Default::default()
@@ -200,15 +200,20 @@ async fn of_many_concurrent_reservations_of_one_lot_exactly_one_wins() {
         .into_inner();
     // created, then one reservation.
     assert_eq!(history.total_size, 2);
-    assert_eq!(history.status_changes[0].to_status, "reserved");
+    assert_eq!(history.lot_status_changes[0].to_status, "reserved");
     assert_eq!(
-        history.status_changes[0].actor_user_id, winner,
+        history.lot_status_changes[0].actor_user_id, winner,
         "who won is on record"
     );
-    assert_eq!(history.status_changes[0].reason, "test: reserve");
-    assert_eq!(history.status_changes[1].actor_user_id, app.acme.user_id);
+    assert_eq!(history.lot_status_changes[0].reason, "test: reserve");
     assert_eq!(
-        app.get_project(&app.acme, project.id).await.available_lots,
+        history.lot_status_changes[1].actor_user_id,
+        app.acme.user_id
+    );
+    assert_eq!(
+        app.get_project(&app.acme, project.id)
+            .await
+            .available_lot_count,
         0
     );
 }
@@ -234,7 +239,7 @@ async fn project_figures_stay_exact_under_concurrent_writes() {
     }))
     .await;
     let p = app.get_project(who, project.id).await;
-    assert_eq!((p.total_lots, p.available_lots), (30, 30));
+    assert_eq!((p.lot_count, p.available_lot_count), (30, 30));
     assert_eq!(
         (p.min_price.as_str(), p.max_price.as_str()),
         ("400000.00", "429000.00")
@@ -263,8 +268,8 @@ async fn project_figures_stay_exact_under_concurrent_writes() {
         r.expect("every write succeeds");
     }
     let p = app.get_project(who, project.id).await;
-    assert_eq!(p.total_lots, 25, "deleted lots do not count");
-    assert_eq!(p.available_lots, 10, "lots 15..25 are still available");
+    assert_eq!(p.lot_count, 25, "deleted lots do not count");
+    assert_eq!(p.available_lot_count, 10, "lots 15..25 are still available");
     assert_eq!(
         (p.min_price.as_str(), p.max_price.as_str()),
         ("415000.00", "424000.00")
@@ -280,7 +285,10 @@ async fn a_lapsed_hold_is_released_by_housekeeping_and_recorded() {
     let held = act(&app, who, "hold", lot.id).await.unwrap();
     assert_eq!(held.status, "hold");
     assert!(held.hold_expire_time.is_some());
-    assert_eq!(app.get_project(who, project.id).await.available_lots, 0);
+    assert_eq!(
+        app.get_project(who, project.id).await.available_lot_count,
+        0
+    );
     // Let the hold lapse as if its time had passed.
     let mut tx = app.app.state().db.begin(1).await.unwrap();
     sqlx::query(
@@ -302,7 +310,10 @@ async fn a_lapsed_hold_is_released_by_housekeeping_and_recorded() {
     }
     let released = released.expect("the housekeeping job released the hold");
     assert!(released.hold_expire_time.is_none());
-    assert_eq!(app.get_project(who, project.id).await.available_lots, 1);
+    assert_eq!(
+        app.get_project(who, project.id).await.available_lot_count,
+        1
+    );
     let history = app
         .lots()
         .list_lot_status_changes(who.req(pb::ListLotStatusChangesRequest {
@@ -312,8 +323,8 @@ async fn a_lapsed_hold_is_released_by_housekeeping_and_recorded() {
         .await
         .unwrap()
         .into_inner();
-    assert_eq!(history.status_changes[0].from_status, "hold");
-    assert_eq!(history.status_changes[0].reason, "hold expired");
+    assert_eq!(history.lot_status_changes[0].from_status, "hold");
+    assert_eq!(history.lot_status_changes[0].reason, "hold expired");
 }
 
 #[tokio::test]
@@ -411,7 +422,7 @@ async fn a_reserved_lot_keeps_its_price_and_prices_are_effective_dated() {
         .await
         .unwrap()
         .into_inner();
-    let listed: Vec<&str> = prices.prices.iter().map(|p| p.price.as_str()).collect();
+    let listed: Vec<&str> = prices.lot_prices.iter().map(|p| p.price.as_str()).collect();
     assert_eq!(listed, ["499000.00", "520000.00"]);
     // A negative or malformed price is refused with the field named.
     let status = expect_code(
@@ -692,7 +703,7 @@ async fn creating_a_lot_is_idempotent_by_request_id_and_lot_numbers_are_unique_p
         .unwrap()
         .into_inner();
     assert_eq!(first.id, again.id);
-    assert_eq!(app.get_project(who, project.id).await.total_lots, 1);
+    assert_eq!(app.get_project(who, project.id).await.lot_count, 1);
     let mut duplicate = request();
     duplicate.request_id = String::new();
     expect_code(

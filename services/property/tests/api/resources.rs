@@ -157,7 +157,7 @@ async fn a_developer_is_created_read_listed_deleted_and_restored() {
         pb::Developer {
             name: "Harbour Homes".into(),
             slug: "harbour-homes".into(),
-            website: "https://harbour.example".into(),
+            website_uri: "https://harbour.example".into(),
             email: "sales@harbour.example".into(),
             phone: "+61 2 9000 0000".into(),
             description: "Builds by the water".into(),
@@ -171,7 +171,7 @@ async fn a_developer_is_created_read_listed_deleted_and_restored() {
         (
             created.name.as_str(),
             created.slug.as_str(),
-            created.website.as_str(),
+            created.website_uri.as_str(),
             created.email.as_str(),
             created.phone.as_str(),
             created.description.as_str(),
@@ -251,7 +251,7 @@ async fn a_developer_update_changes_the_masked_fields_the_populated_ones_without
         pb::Developer {
             name: "Before".into(),
             slug: "before".into(),
-            website: "https://before.example".into(),
+            website_uri: "https://before.example".into(),
             email: "a@before.example".into(),
             phone: "1".into(),
             description: "old".into(),
@@ -267,14 +267,14 @@ async fn a_developer_update_changes_the_masked_fields_the_populated_ones_without
         pb::Developer {
             id: created.id,
             name: "Ignored".into(),
-            website: "https://after.example".into(),
+            website_uri: "https://after.example".into(),
             ..Default::default()
         },
-        mask(&["website"]),
+        mask(&["website_uri"]),
     )
     .await
     .unwrap();
-    assert_eq!(masked.website, "https://after.example");
+    assert_eq!(masked.website_uri, "https://after.example");
     assert_eq!(masked.name, "Before");
     assert_eq!(masked.email, "a@before.example");
     assert_ne!(masked.etag, created.etag);
@@ -312,7 +312,7 @@ async fn a_developer_update_changes_the_masked_fields_the_populated_ones_without
         (
             populated.name.as_str(),
             populated.slug.as_str(),
-            populated.website.as_str(),
+            populated.website_uri.as_str(),
             populated.description.as_str()
         ),
         ("Before", "before", "https://after.example", "old")
@@ -336,7 +336,7 @@ async fn a_developer_update_changes_the_masked_fields_the_populated_ones_without
         (
             replaced.name.as_str(),
             replaced.slug.as_str(),
-            replaced.website.as_str(),
+            replaced.website_uri.as_str(),
             replaced.email.as_str(),
             replaced.phone.as_str(),
             replaced.description.as_str()
@@ -360,7 +360,7 @@ async fn invalid_developer_requests_are_refused_naming_each_field() {
                 developer: Some(pb::Developer {
                     name: "  ".into(),
                     slug: "Not A Slug".into(),
-                    website: "ftp://files.example".into(),
+                    website_uri: "ftp://files.example".into(),
                     email: "nobody".into(),
                     phone: "9".repeat(51),
                     ..Default::default()
@@ -377,7 +377,7 @@ async fn invalid_developer_requests_are_refused_naming_each_field() {
             "developer.name",
             "developer.phone",
             "developer.slug",
-            "developer.website"
+            "developer.website_uri"
         ]
     );
     for bad in ["-lead", "trail-", "dou--ble", "under_score", "UPPER"] {
@@ -464,7 +464,7 @@ async fn invalid_developer_requests_are_refused_naming_each_field() {
         ),
         (
             pb::ListDevelopersRequest {
-                filter: "website = \"x\"".into(),
+                filter: "website_uri = \"x\"".into(),
                 ..Default::default()
             },
             "filter",
@@ -758,7 +758,7 @@ async fn a_project_is_created_read_listed_deleted_and_restored() {
     );
     assert!(created.featured);
     // The stock figures start empty.
-    assert_eq!((created.total_lots, created.available_lots), (0, 0));
+    assert_eq!((created.lot_count, created.available_lot_count), (0, 0));
     assert_eq!(
         (created.min_price.as_str(), created.max_price.as_str()),
         ("", "")
@@ -1009,8 +1009,8 @@ async fn invalid_project_requests_are_refused_naming_each_field() {
     assert_eq!(violated_fields(&status), ["project.status"]);
     // The stock figures and other output-only fields cannot be masked.
     for path in [
-        "total_lots",
-        "available_lots",
+        "lot_count",
+        "available_lot_count",
         "min_price",
         "max_price",
         "create_time",
@@ -1391,7 +1391,7 @@ async fn a_stage_is_created_read_listed_updated_deleted_and_restored() {
         pb::Stage {
             description: "The first release".into(),
             release_date: date(2026, 3, 1),
-            order: 2,
+            position: 2,
             ..stage(p.id, "Stage 1")
         },
     )
@@ -1403,7 +1403,7 @@ async fn a_stage_is_created_read_listed_updated_deleted_and_restored() {
             created.name.as_str(),
             created.description.as_str(),
             created.status.as_str(),
-            created.order
+            created.position
         ),
         ("Stage 1", "The first release", "planned", 2)
     );
@@ -1446,14 +1446,14 @@ async fn a_stage_is_created_read_listed_updated_deleted_and_restored() {
         who,
         pb::Stage {
             id: created.id,
-            order: 5,
+            position: 5,
             ..Default::default()
         },
         None,
     )
     .await
     .unwrap();
-    assert_eq!(populated.order, 5);
+    assert_eq!(populated.position, 5);
     assert_eq!(populated.release_date, date(2026, 3, 1));
     assert_eq!(populated.description, "The first release");
     assert_eq!(populated.status, "released");
@@ -1475,7 +1475,7 @@ async fn a_stage_is_created_read_listed_updated_deleted_and_restored() {
             replaced.name.as_str(),
             replaced.status.as_str(),
             replaced.description.as_str(),
-            replaced.order
+            replaced.position
         ),
         ("Stage One", "selling", "", 0)
     );
@@ -1724,7 +1724,7 @@ async fn list_stages_is_scoped_to_one_project_when_asked() {
         &app,
         who,
         pb::Stage {
-            order: 1,
+            position: 1,
             ..stage(a.id, "A1")
         },
     )
@@ -1733,7 +1733,7 @@ async fn list_stages_is_scoped_to_one_project_when_asked() {
         &app,
         who,
         pb::Stage {
-            order: 2,
+            position: 2,
             ..stage(a.id, "A2")
         },
     )
