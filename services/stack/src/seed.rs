@@ -188,6 +188,7 @@ pub async fn property(edge: Channel, token: &str) -> Result<SeededStock, Status>
                             deposit_amount: "10000.00".into(),
                             reason: "demo buyer paid a deposit".into(),
                             etag: String::new(),
+                            request_id: String::new(),
                         },
                     ))
                     .await?;

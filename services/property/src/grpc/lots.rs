@@ -436,8 +436,11 @@ impl LotService for LotApi {
     ) -> Result<Response<pb::Lot>, Status> {
         let ctx = caller(&req)?;
         let r = req.into_inner();
+        let key = self.state.kit.request_key(&r.request_id, &r)?;
         let hold_for = lifecycle::hold_duration(r.hold_duration)?;
-        let t = Transition::new(Action::Hold, r.id, &r.etag, &r.reason).hold_for(hold_for);
+        let t = Transition::new(Action::Hold, r.id, &r.etag, &r.reason)
+            .hold_for(hold_for)
+            .request(key);
         Ok(Response::new(lifecycle::apply(&self.state, &ctx, t).await?))
     }
 
@@ -447,7 +450,8 @@ impl LotService for LotApi {
     ) -> Result<Response<pb::Lot>, Status> {
         let ctx = caller(&req)?;
         let r = req.into_inner();
-        let t = Transition::new(Action::Release, r.id, &r.etag, &r.reason);
+        let key = self.state.kit.request_key(&r.request_id, &r)?;
+        let t = Transition::new(Action::Release, r.id, &r.etag, &r.reason).request(key);
         Ok(Response::new(lifecycle::apply(&self.state, &ctx, t).await?))
     }
 
@@ -457,9 +461,12 @@ impl LotService for LotApi {
     ) -> Result<Response<pb::Lot>, Status> {
         let ctx = caller(&req)?;
         let r = req.into_inner();
+        let key = self.state.kit.request_key(&r.request_id, &r)?;
         let deposit = non_negative(&r.deposit_amount, 10, 2)
             .map_err(|m| PropertyError::invalid("deposit_amount", m))?;
-        let t = Transition::new(Action::Reserve, r.id, &r.etag, &r.reason).deposit(deposit);
+        let t = Transition::new(Action::Reserve, r.id, &r.etag, &r.reason)
+            .deposit(deposit)
+            .request(key);
         Ok(Response::new(lifecycle::apply(&self.state, &ctx, t).await?))
     }
 
@@ -469,7 +476,8 @@ impl LotService for LotApi {
     ) -> Result<Response<pb::Lot>, Status> {
         let ctx = caller(&req)?;
         let r = req.into_inner();
-        let t = Transition::new(Action::Exchange, r.id, &r.etag, &r.reason);
+        let key = self.state.kit.request_key(&r.request_id, &r)?;
+        let t = Transition::new(Action::Exchange, r.id, &r.etag, &r.reason).request(key);
         Ok(Response::new(lifecycle::apply(&self.state, &ctx, t).await?))
     }
 
@@ -479,7 +487,8 @@ impl LotService for LotApi {
     ) -> Result<Response<pb::Lot>, Status> {
         let ctx = caller(&req)?;
         let r = req.into_inner();
-        let t = Transition::new(Action::MarkUnconditional, r.id, &r.etag, &r.reason);
+        let key = self.state.kit.request_key(&r.request_id, &r)?;
+        let t = Transition::new(Action::MarkUnconditional, r.id, &r.etag, &r.reason).request(key);
         Ok(Response::new(lifecycle::apply(&self.state, &ctx, t).await?))
     }
 
@@ -489,7 +498,8 @@ impl LotService for LotApi {
     ) -> Result<Response<pb::Lot>, Status> {
         let ctx = caller(&req)?;
         let r = req.into_inner();
-        let t = Transition::new(Action::Settle, r.id, &r.etag, &r.reason);
+        let key = self.state.kit.request_key(&r.request_id, &r)?;
+        let t = Transition::new(Action::Settle, r.id, &r.etag, &r.reason).request(key);
         Ok(Response::new(lifecycle::apply(&self.state, &ctx, t).await?))
     }
 
@@ -499,7 +509,8 @@ impl LotService for LotApi {
     ) -> Result<Response<pb::Lot>, Status> {
         let ctx = caller(&req)?;
         let r = req.into_inner();
-        let t = Transition::new(Action::Withdraw, r.id, &r.etag, &r.reason);
+        let key = self.state.kit.request_key(&r.request_id, &r)?;
+        let t = Transition::new(Action::Withdraw, r.id, &r.etag, &r.reason).request(key);
         Ok(Response::new(lifecycle::apply(&self.state, &ctx, t).await?))
     }
 
@@ -509,10 +520,11 @@ impl LotService for LotApi {
     ) -> Result<Response<pb::Lot>, Status> {
         let ctx = caller(&req)?;
         let r = req.into_inner();
+        let key = self.state.kit.request_key(&r.request_id, &r)?;
         if r.reason.trim().is_empty() {
             return Err(PropertyError::invalid("reason", "a revert is audited: say why").into());
         }
-        let t = Transition::new(Action::Revert, r.id, &r.etag, &r.reason);
+        let t = Transition::new(Action::Revert, r.id, &r.etag, &r.reason).request(key);
         Ok(Response::new(lifecycle::apply(&self.state, &ctx, t).await?))
     }
 

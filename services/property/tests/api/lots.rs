@@ -13,13 +13,27 @@ use crate::helpers::{READER, TestApp, User, expect_code, reason, violated_fields
 
 /// Calls one lifecycle method by name on lot `id`.
 async fn act(app: &TestApp, who: &User, action: &str, id: i64) -> Result<pb::Lot, tonic::Status> {
+    act_with(app, who, action, id, "", &format!("test: {action}")).await
+}
+
+/// Calls one lifecycle method by name on lot `id` with a request id and a reason.
+async fn act_with(
+    app: &TestApp,
+    who: &User,
+    action: &str,
+    id: i64,
+    request_id: &str,
+    reason: &str,
+) -> Result<pb::Lot, tonic::Status> {
     let mut lots = app.lots();
-    let reason = format!("test: {action}");
+    let reason = reason.to_owned();
+    let request_id = request_id.to_owned();
     let result = match action {
         "hold" => {
             lots.hold_lot(who.req(pb::HoldLotRequest {
                 id,
                 reason,
+                request_id,
                 ..Default::default()
             }))
             .await
@@ -28,6 +42,7 @@ async fn act(app: &TestApp, who: &User, action: &str, id: i64) -> Result<pb::Lot
             lots.release_lot(who.req(pb::ReleaseLotRequest {
                 id,
                 reason,
+                request_id,
                 ..Default::default()
             }))
             .await
@@ -37,6 +52,7 @@ async fn act(app: &TestApp, who: &User, action: &str, id: i64) -> Result<pb::Lot
                 id,
                 deposit_amount: "5000.00".into(),
                 reason,
+                request_id,
                 ..Default::default()
             }))
             .await
@@ -45,6 +61,7 @@ async fn act(app: &TestApp, who: &User, action: &str, id: i64) -> Result<pb::Lot
             lots.exchange_lot(who.req(pb::ExchangeLotRequest {
                 id,
                 reason,
+                request_id,
                 ..Default::default()
             }))
             .await
@@ -53,6 +70,7 @@ async fn act(app: &TestApp, who: &User, action: &str, id: i64) -> Result<pb::Lot
             lots.mark_lot_unconditional(who.req(pb::MarkLotUnconditionalRequest {
                 id,
                 reason,
+                request_id,
                 ..Default::default()
             }))
             .await
@@ -61,6 +79,7 @@ async fn act(app: &TestApp, who: &User, action: &str, id: i64) -> Result<pb::Lot
             lots.settle_lot(who.req(pb::SettleLotRequest {
                 id,
                 reason,
+                request_id,
                 ..Default::default()
             }))
             .await
@@ -69,6 +88,7 @@ async fn act(app: &TestApp, who: &User, action: &str, id: i64) -> Result<pb::Lot
             lots.withdraw_lot(who.req(pb::WithdrawLotRequest {
                 id,
                 reason,
+                request_id,
                 ..Default::default()
             }))
             .await
@@ -77,6 +97,7 @@ async fn act(app: &TestApp, who: &User, action: &str, id: i64) -> Result<pb::Lot
             lots.revert_lot(who.req(pb::RevertLotRequest {
                 id,
                 reason,
+                request_id,
                 ..Default::default()
             }))
             .await
@@ -354,6 +375,7 @@ async fn a_hold_longer_than_fourteen_days_or_a_revert_without_reason_is_invalid(
                 id: lot.id,
                 reason: " ".into(),
                 etag: String::new(),
+                request_id: String::new(),
             }))
             .await,
         Code::InvalidArgument,
@@ -397,6 +419,7 @@ async fn a_reserved_lot_keeps_its_price_and_prices_are_effective_dated() {
             effective_time: Some(soon.into()),
             reason: "promotion".into(),
             etag: String::new(),
+            request_id: String::new(),
         }))
         .await
         .unwrap()
@@ -594,6 +617,7 @@ async fn a_sold_lot_cannot_be_deleted_and_a_stale_etag_is_aborted() {
                 id: lot.id,
                 reason: String::new(),
                 etag: lot.etag.clone(),
+                request_id: String::new(),
             }))
             .await,
         Code::Aborted,
@@ -604,6 +628,7 @@ async fn a_sold_lot_cannot_be_deleted_and_a_stale_etag_is_aborted() {
             id: lot.id,
             reason: String::new(),
             etag: reserved.etag,
+            request_id: String::new(),
         }))
         .await
         .unwrap()
@@ -728,4 +753,250 @@ async fn creating_a_lot_is_idempotent_by_request_id_and_lot_numbers_are_unique_p
     let mut fields = violated_fields(&status);
     fields.sort();
     assert_eq!(fields, ["lot.bedrooms", "lot.lot_number", "lot.price"]);
+}
+
+/// How many status changes lot `id` has on record.
+async fn status_change_count(app: &TestApp, who: &User, id: i64) -> i32 {
+    app.lots()
+        .list_lot_status_changes(who.req(pb::ListLotStatusChangesRequest {
+            lot_id: id,
+            ..Default::default()
+        }))
+        .await
+        .unwrap()
+        .into_inner()
+        .total_size
+}
+
+/// Where each lifecycle method may be called from: the status a fresh lot is brought to
+/// first.
+const ACCEPTS: [(&str, &str); 8] = [
+    ("hold", "available"),
+    ("release", "hold"),
+    ("reserve", "available"),
+    ("exchange", "reserved"),
+    ("unconditional", "exchanged"),
+    ("settle", "unconditional"),
+    ("withdraw", "available"),
+    ("revert", "hold"),
+];
+
+#[tokio::test]
+async fn every_lifecycle_method_replays_its_first_result_for_a_retried_request_id() {
+    let app = TestApp::spawn().await;
+    let who = &app.acme;
+    let (_, stage) = app.project_with_stage(who, "retries").await;
+    for (n, (action, from)) in ACCEPTS.into_iter().enumerate() {
+        let lot = app.lot(who, &stage, &format!("R{n}"), "500000.00").await;
+        for step in path_to(from) {
+            act(&app, who, step, lot.id).await.expect("path step");
+        }
+        let before = status_change_count(&app, who, lot.id).await;
+        let id = uuid::Uuid::new_v4().to_string();
+        let why = format!("test: {action}");
+        let first = act_with(&app, who, action, lot.id, &id, &why)
+            .await
+            .unwrap_or_else(|e| panic!("{action} from {from}: {e:?}"));
+        // The retry finds the lot already moved on: without the request id it would be
+        // refused (or, for a revert, move the lot a second step back).
+        let again = act_with(&app, who, action, lot.id, &id, &why)
+            .await
+            .unwrap_or_else(|e| panic!("{action} retried: {e:?}"));
+        assert_eq!(again, first, "{action}: the retry returns the first result");
+        assert_eq!(
+            status_change_count(&app, who, lot.id).await,
+            before + 1,
+            "{action}: one status change, however many retries"
+        );
+        assert_eq!(app.get_lot(who, lot.id).await.etag, first.etag, "{action}");
+
+        // The same id with a different request is refused, whatever the lot's state.
+        let status = expect_code(
+            act_with(&app, who, action, lot.id, &id, "another reason").await,
+            Code::InvalidArgument,
+        );
+        assert_eq!(reason(&status), "REQUEST_ID_REUSED", "{action}");
+        assert_eq!(violated_fields(&status), ["request_id"], "{action}");
+        // A malformed id is refused before anything is read.
+        let status = expect_code(
+            act_with(&app, who, action, lot.id, "not-a-uuid", &why).await,
+            Code::InvalidArgument,
+        );
+        assert_eq!(violated_fields(&status), ["request_id"], "{action}");
+        assert_eq!(
+            status_change_count(&app, who, lot.id).await,
+            before + 1,
+            "{action}: refused calls change nothing"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_reservation_retried_after_a_timeout_gets_its_own_success_and_a_rival_is_refused() {
+    let app = TestApp::spawn().await;
+    let who = &app.acme;
+    let rival = app.user(1, 77, crate::helpers::WRITER);
+    let (_, stage) = app.project_with_stage(who, "timeout").await;
+    let lot = app.lot(who, &stage, "1", "650000.00").await;
+    let id = uuid::Uuid::new_v4().to_string();
+    // The reservation commits but its answer is lost on the way back.
+    let first = act_with(&app, who, "reserve", lot.id, &id, "deposit paid")
+        .await
+        .unwrap();
+    assert_eq!(first.status, "reserved");
+    // A rival's reservation is refused: the lot is taken.
+    let status = expect_code(
+        act(&app, &rival, "reserve", lot.id).await,
+        Code::FailedPrecondition,
+    );
+    assert_eq!(reason(&status), "LOT_RESERVED");
+    // Meanwhile the sale moves on.
+    act(&app, who, "exchange", lot.id).await.unwrap();
+    // The retry tells the client its own reservation succeeded: the lot as it was
+    // reserved, not LOT_RESERVED or LOT_EXCHANGED.
+    let retried = act_with(&app, who, "reserve", lot.id, &id, "deposit paid")
+        .await
+        .expect("the retry replays the first success");
+    assert_eq!(retried, first);
+    assert_eq!(retried.status, "reserved");
+    assert_eq!(app.get_lot(who, lot.id).await.status, "exchanged");
+    // created, reserved, exchanged: the retry wrote nothing.
+    assert_eq!(status_change_count(&app, who, lot.id).await, 3);
+
+    // Request ids are the caller's tenant's: the same id from another tenant is a new
+    // request (here refused: that tenant has no such lot).
+    expect_code(
+        act_with(&app, &app.globex, "reserve", lot.id, &id, "deposit paid").await,
+        Code::NotFound,
+    );
+    // And each method's own: the same id on another method is a new request.
+    let other = app.lot(who, &stage, "2", "660000.00").await;
+    let held = act_with(&app, who, "hold", other.id, &id, "deposit paid")
+        .await
+        .unwrap();
+    assert_eq!(held.status, "hold");
+}
+
+#[tokio::test]
+async fn a_price_change_retried_with_its_request_id_is_recorded_once() {
+    let app = TestApp::spawn().await;
+    let who = &app.acme;
+    let (_, stage) = app.project_with_stage(who, "repricing").await;
+    let lot = app.lot(who, &stage, "1", "500000.00").await;
+    let id = uuid::Uuid::new_v4().to_string();
+    let request = |price: &str| pb::SetLotPriceRequest {
+        id: lot.id,
+        price: price.into(),
+        reason: "market".into(),
+        request_id: id.clone(),
+        ..Default::default()
+    };
+    let set = |r: pb::SetLotPriceRequest| {
+        let mut lots = app.lots();
+        async move { lots.set_lot_price(who.req(r)).await }
+    };
+    let prices = || async {
+        app.lots()
+            .list_lot_prices(who.req(pb::ListLotPricesRequest {
+                lot_id: lot.id,
+                ..Default::default()
+            }))
+            .await
+            .unwrap()
+            .into_inner()
+    };
+    let first = set(request("520000.00")).await.unwrap().into_inner();
+    assert_eq!(first.price, "520000.00");
+    // Someone else changes the price again; the retry still returns the first result
+    // and does not put 520,000 back.
+    set(pb::SetLotPriceRequest {
+        request_id: String::new(),
+        ..request("530000.00")
+    })
+    .await
+    .unwrap();
+    let again = set(request("520000.00")).await.unwrap().into_inner();
+    assert_eq!(again, first);
+    assert_eq!(app.get_lot(who, lot.id).await.price, "530000.00");
+    let history = prices().await;
+    let listed: Vec<&str> = history
+        .lot_prices
+        .iter()
+        .map(|p| p.price.as_str())
+        .collect();
+    assert_eq!(listed, ["530000.00", "520000.00", "500000.00"]);
+
+    let status = expect_code(set(request("540000.00")).await, Code::InvalidArgument);
+    assert_eq!(reason(&status), "REQUEST_ID_REUSED");
+    assert_eq!(violated_fields(&status), ["request_id"]);
+    let status = expect_code(
+        set(pb::SetLotPriceRequest {
+            request_id: "42".into(),
+            ..request("540000.00")
+        })
+        .await,
+        Code::InvalidArgument,
+    );
+    assert_eq!(violated_fields(&status), ["request_id"]);
+    assert_eq!(prices().await.total_size, 3);
+}
+
+#[tokio::test]
+async fn a_lots_status_is_output_only_and_changes_only_through_the_lifecycle() {
+    let app = TestApp::spawn().await;
+    let who = &app.acme;
+    let (_, stage) = app.project_with_stage(who, "output-only").await;
+    // A status sent with CreateLot is ignored: a new lot is available.
+    let lot = app
+        .lots()
+        .create_lot(who.req(pb::CreateLotRequest {
+            lot: Some(pb::Lot {
+                stage_id: stage.id,
+                lot_number: "1".into(),
+                status: "settled".into(),
+                ..Default::default()
+            }),
+            request_id: String::new(),
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(lot.status, "available");
+    // Named in an update mask it is refused.
+    let status = expect_code(
+        app.lots()
+            .update_lot(who.req(pb::UpdateLotRequest {
+                lot: Some(pb::Lot {
+                    id: lot.id,
+                    status: "settled".into(),
+                    ..Default::default()
+                }),
+                update_mask: Some(prost_types::FieldMask {
+                    paths: vec!["status".into()],
+                }),
+            }))
+            .await,
+        Code::InvalidArgument,
+    );
+    assert_eq!(violated_fields(&status), ["update_mask"]);
+    // Sent without a mask it is ignored while the other fields change.
+    let updated = app
+        .lots()
+        .update_lot(who.req(pb::UpdateLotRequest {
+            lot: Some(pb::Lot {
+                id: lot.id,
+                status: "settled".into(),
+                sale_status: "Display home".into(),
+                ..Default::default()
+            }),
+            update_mask: None,
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        (updated.status.as_str(), updated.sale_status.as_str()),
+        ("available", "Display home")
+    );
+    assert_eq!(status_change_count(&app, who, lot.id).await, 1);
 }
