@@ -1977,6 +1977,89 @@ async fn another_tenants_stage_is_not_found_and_never_listed_or_counted() {
     }
 }
 
+#[tokio::test]
+async fn project_and_stage_statuses_move_from_any_value_to_any_other_and_only_when_sent() {
+    let app = TestApp::spawn().await;
+    let who = &app.acme;
+    const PROJECT: [&str; 5] = ["planning", "selling", "sold_out", "completed", "on_hold"];
+    const STAGE: [&str; 5] = ["planned", "released", "selling", "sold_out", "completed"];
+    let p = create_project(&app, who, project("statuses")).await;
+    let s = create_stage(&app, who, stage(p.id, "S1")).await;
+    let (mut project_now, mut stage_now) = (p.status.clone(), s.status.clone());
+    // Every ordered pair: forwards, backwards and sideways are all allowed.
+    for (all, is_project) in [(PROJECT, true), (STAGE, false)] {
+        for from in all {
+            for to in all.into_iter().filter(|to| *to != from) {
+                for status in [from, to] {
+                    let now = if is_project {
+                        &mut project_now
+                    } else {
+                        &mut stage_now
+                    };
+                    if now == status {
+                        continue;
+                    }
+                    let changed = if is_project {
+                        let sent = pb::Project {
+                            id: p.id,
+                            status: status.into(),
+                            ..Default::default()
+                        };
+                        update_project(&app, who, sent, mask(&["status"]))
+                            .await
+                            .map(|x| x.status)
+                    } else {
+                        let sent = pb::Stage {
+                            id: s.id,
+                            status: status.into(),
+                            ..Default::default()
+                        };
+                        update_stage(&app, who, sent, mask(&["status"]))
+                            .await
+                            .map(|x| x.status)
+                    };
+                    let changed = changed.unwrap_or_else(|e| panic!("{now} -> {status}: {e:?}"));
+                    assert_eq!(changed, status);
+                    *now = status.to_owned();
+                }
+            }
+        }
+    }
+    // Any other value is refused.
+    let status = expect_code(
+        update_stage(
+            &app,
+            who,
+            pb::Stage {
+                id: s.id,
+                status: "closed".into(),
+                ..Default::default()
+            },
+            mask(&["status"]),
+        )
+        .await,
+        Code::InvalidArgument,
+    );
+    assert_eq!(violated_fields(&status), ["stage.status"]);
+    // The server never sets them itself: selling the last lot leaves both as they were.
+    let lot = app
+        .lot(who, &get_stage(&app, who, s.id).await.unwrap(), "1", "1.00")
+        .await;
+    app.lots()
+        .reserve_lot(who.req(pb::ReserveLotRequest {
+            id: lot.id,
+            ..Default::default()
+        }))
+        .await
+        .unwrap();
+    let p = get_project(&app, who, p.id).await.unwrap();
+    assert_eq!(
+        (p.available_lot_count, p.status.as_str()),
+        (0, project_now.as_str())
+    );
+    assert_eq!(get_stage(&app, who, s.id).await.unwrap().status, stage_now);
+}
+
 // ---------------------------------------------------------------------------------------
 // Features
 // ---------------------------------------------------------------------------------------
