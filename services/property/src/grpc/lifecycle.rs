@@ -252,8 +252,9 @@ pub(crate) async fn prices(
 }
 
 /// The caller's tenant's lot status changes (of one project, or all), as they commit.
-/// A watcher too slow to keep up is told so (ABORTED) rather than silently skipped
-/// past; it re-lists and watches again.
+/// Each event carries its place on the stream (`sequence`, from 1). A watcher too slow
+/// to keep up is told so (ABORTED, `WATCH_LAGGED`) rather than silently skipped past;
+/// it re-lists and watches again.
 pub(crate) async fn watch(
     state: &AppState,
     ctx: &TenantContext,
@@ -270,11 +271,14 @@ pub(crate) async fn watch(
     }
     let tenant_id = ctx.tenant_id;
     let events = BroadcastStream::new(state.events.subscribe());
+    // The stream's own numbering of the events it sends: 1, 2, 3, ...
+    let mut sequence = 0_i64;
     let stream = events.filter_map(move |received| {
         let item = match received {
             Ok(e)
                 if e.tenant_id == tenant_id && (project_id == 0 || e.project_id == project_id) =>
             {
+                sequence += 1;
                 Some(Ok(pb::LotAvailabilityEvent {
                     lot_id: e.lot_id,
                     project_id: e.project_id,
@@ -284,6 +288,7 @@ pub(crate) async fn watch(
                     to_status: e.to_status.clone(),
                     price: dec_str(e.price),
                     change_time: Some(ts(e.change_time)),
+                    sequence,
                 }))
             }
             Ok(_) => None,

@@ -682,12 +682,17 @@ async fn watchers_on_any_replica_see_their_tenants_changes_and_never_another_ten
         (lot.id, "available", "hold")
     );
     assert_eq!(event.price, "700000.00");
+    assert_eq!(
+        event.sequence, 1,
+        "the other tenant's change is not counted"
+    );
     act(&app, &app.acme, "reserve", lot.id).await.unwrap();
     let event = next_event(&mut stream).await;
     assert_eq!(
         (event.lot_id, event.to_status.as_str()),
         (lot.id, "reserved")
     );
+    assert_eq!(event.sequence, 2);
 
     // Watching another tenant's project is NOT_FOUND.
     expect_code(
@@ -999,4 +1004,59 @@ async fn a_lots_status_is_output_only_and_changes_only_through_the_lifecycle() {
         ("available", "Display home")
     );
     assert_eq!(status_change_count(&app, who, lot.id).await, 1);
+}
+
+#[tokio::test]
+async fn each_watch_stream_numbers_its_events_from_one_without_gaps() {
+    let app = TestApp::spawn().await;
+    let who = &app.acme;
+    let (project, stage) = app.project_with_stage(who, "numbered").await;
+    let (_, elsewhere) = app.project_with_stage(who, "elsewhere").await;
+    let lot = app.lot(who, &stage, "1", "500000.00").await;
+    let outside = app.lot(who, &elsewhere, "1", "500000.00").await;
+    let watch = |project_id| {
+        let mut lots = app.lots();
+        async move {
+            lots.watch_lot_availability(who.req(pb::WatchLotAvailabilityRequest { project_id }))
+                .await
+                .unwrap()
+                .into_inner()
+        }
+    };
+    let mut this_project = watch(project.id).await;
+    let mut every_project = watch(0).await;
+    let steps = ["hold", "release", "reserve", "exchange", "revert", "revert"];
+    for (i, step) in steps.into_iter().enumerate() {
+        // A change of another project's lot is not this project's stream's to count.
+        if i == 2 {
+            act(&app, who, "withdraw", outside.id).await.unwrap();
+        }
+        act(&app, who, step, lot.id).await.unwrap();
+    }
+    let mut seen = Vec::new();
+    for _ in steps {
+        let event = next_event(&mut this_project).await;
+        seen.push((event.sequence, event.to_status));
+    }
+    assert_eq!(
+        seen,
+        [
+            (1, "hold".to_owned()),
+            (2, "available".to_owned()),
+            (3, "reserved".to_owned()),
+            (4, "exchanged".to_owned()),
+            (5, "reserved".to_owned()),
+            (6, "available".to_owned()),
+        ]
+    );
+    let mut all = Vec::new();
+    for _ in 0..=steps.len() {
+        all.push(next_event(&mut every_project).await.sequence);
+    }
+    assert_eq!(all, (1..=7).collect::<Vec<i64>>());
+    // A new stream starts again at 1.
+    let mut fresh = watch(project.id).await;
+    act(&app, who, "hold", lot.id).await.unwrap();
+    assert_eq!(next_event(&mut fresh).await.sequence, 1);
+    assert_eq!(next_event(&mut this_project).await.sequence, 7);
 }
