@@ -1060,3 +1060,51 @@ async fn each_watch_stream_numbers_its_events_from_one_without_gaps() {
     assert_eq!(next_event(&mut fresh).await.sequence, 1);
     assert_eq!(next_event(&mut this_project).await.sequence, 7);
 }
+
+#[tokio::test]
+async fn a_watcher_that_falls_behind_is_told_so_after_the_events_it_was_sent() {
+    let app = TestApp::spawn().await;
+    let mut stream = app
+        .lots()
+        .watch_lot_availability(app.acme.req(pb::WatchLotAvailabilityRequest::default()))
+        .await
+        .unwrap()
+        .into_inner();
+    // Far more committed changes than the server buffers for a stream, or than the
+    // connection's flow-control window holds, while the client reads nothing.
+    let pool = sqlx::PgPool::connect(&app.db.app_url).await.unwrap();
+    sqlx::query(
+        "SELECT pg_notify($1, json_build_object(
+             'tenant_id', 1, 'lot_id', n, 'project_id', 1, 'stage_id', 1,
+             'lot_number', n::text, 'from_status', 'available', 'to_status', 'hold',
+             'price', NULL, 'change_time', '2026-01-01T00:00:00Z')::text)
+         FROM generate_series(1, 60000) AS n",
+    )
+    .bind(fusion_property::events::CHANNEL)
+    .execute(&pool)
+    .await
+    .unwrap();
+    // Let the listener relay them.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let mut last = 0;
+    let status = loop {
+        match tokio::time::timeout(Duration::from_secs(10), stream.next())
+            .await
+            .expect("the stream ends, it does not hang")
+        {
+            Some(Ok(event)) => {
+                assert_eq!(event.sequence, last + 1, "no gap before the end");
+                last = event.sequence;
+            }
+            Some(Err(status)) => break status,
+            None => panic!("the stream ended without saying why after {last} events"),
+        }
+    };
+    assert!(
+        last < 60000,
+        "the client fell behind, so it cannot have seen them all"
+    );
+    assert_eq!(status.code(), Code::Aborted);
+    assert_eq!(reason(&status), "WATCH_LAGGED");
+    assert!(stream.next().await.is_none(), "nothing follows the error");
+}
