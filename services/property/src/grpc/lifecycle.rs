@@ -244,6 +244,7 @@ pub(crate) async fn prices(
                 reason: p.reason.unwrap_or_default(),
                 actor_user_id: p.actor_user_id.unwrap_or_default(),
                 create_time: Some(ts(p.created_at)),
+                currency_code: p.currency,
             })
             .collect(),
         next_page_token: page.next_page_token,
@@ -287,6 +288,7 @@ pub(crate) async fn watch(
                     from_status: e.from_status.clone().unwrap_or_default(),
                     to_status: e.to_status.clone(),
                     price: dec_str(e.price),
+                    currency_code: e.currency_code.clone(),
                     change_time: Some(ts(e.change_time)),
                     sequence,
                 }))

@@ -91,6 +91,7 @@ impl LotRow {
             delete_time: opt_ts(self.deleted_at),
             purge_time: state.kit.purge_time(self.deleted_at),
             etag: etag(self.version),
+            currency_code: self.currency,
         }
     }
 }

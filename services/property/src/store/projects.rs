@@ -17,7 +17,7 @@ pub(crate) const TABLE: Table = Table {
     name: "property.projects",
     select: "id, tenant_id, developer_id, name, slug, description, address, suburb, state, \
              postcode, country, latitude, longitude, status, total_lots, available_lots, \
-             min_price, max_price, featured, version, created_at, updated_at, deleted_at",
+             min_price, max_price, featured, currency, version, created_at, updated_at, deleted_at",
     what: "project",
 };
 
@@ -77,6 +77,7 @@ pub(crate) struct ProjectRow {
     pub(crate) min_price: Option<Decimal>,
     pub(crate) max_price: Option<Decimal>,
     pub(crate) featured: bool,
+    pub(crate) currency: String,
     pub(crate) version: i64,
     pub(crate) created_at: DateTime<Utc>,
     pub(crate) updated_at: DateTime<Utc>,

@@ -1108,3 +1108,133 @@ async fn a_watcher_that_falls_behind_is_told_so_after_the_events_it_was_sent() {
     assert_eq!(reason(&status), "WATCH_LAGGED");
     assert!(stream.next().await.is_none(), "nothing follows the error");
 }
+
+#[tokio::test]
+async fn every_amount_carries_its_projects_currency_which_is_set_once() {
+    let app = TestApp::spawn().await;
+    let who = &app.acme;
+    let create = |code: &str| {
+        let mut projects = app.projects();
+        let project = pb::Project {
+            name: format!("Priced in {code}"),
+            slug: format!("priced-{}", code.to_lowercase()),
+            status: "selling".into(),
+            currency_code: code.into(),
+            ..Default::default()
+        };
+        async move {
+            projects
+                .create_project(who.req(pb::CreateProjectRequest {
+                    project: Some(project),
+                    request_id: String::new(),
+                }))
+                .await
+                .map(tonic::Response::into_inner)
+        }
+    };
+    // Unnamed: Australian dollars.
+    let (aud, _) = app.project_with_stage(who, "default-currency").await;
+    assert_eq!(aud.currency_code, "AUD");
+    let nzd = create("NZD").await.unwrap();
+    assert_eq!(nzd.currency_code, "NZD");
+    for bad in ["XYZ", "nzd", "NZ"] {
+        let status = expect_code(create(bad).await, Code::InvalidArgument);
+        assert_eq!(violated_fields(&status), ["project.currency_code"], "{bad}");
+    }
+
+    // A lot, its price history and its live events are in its project's currency.
+    let stage = app
+        .stages()
+        .create_stage(who.req(pb::CreateStageRequest {
+            stage: Some(pb::Stage {
+                project_id: nzd.id,
+                name: "Stage 1".into(),
+                status: "selling".into(),
+                ..Default::default()
+            }),
+            request_id: String::new(),
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut stream = app
+        .lots()
+        .watch_lot_availability(who.req(pb::WatchLotAvailabilityRequest { project_id: nzd.id }))
+        .await
+        .unwrap()
+        .into_inner();
+    let lot = app.lot(who, &stage, "1", "800000.00").await;
+    assert_eq!(lot.currency_code, "NZD");
+    assert_eq!(next_event(&mut stream).await.currency_code, "NZD");
+    let reserved = act(&app, who, "reserve", lot.id).await.unwrap();
+    assert_eq!(reserved.currency_code, "NZD");
+    let prices = app
+        .lots()
+        .list_lot_prices(who.req(pb::ListLotPricesRequest {
+            lot_id: lot.id,
+            ..Default::default()
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(prices.lot_prices.len(), 1);
+    assert_eq!(prices.lot_prices[0].currency_code, "NZD");
+
+    // The currency never changes: not by a mask, not by a whole project sent back.
+    let update = |project: pb::Project, paths: &[&str]| {
+        let mut projects = app.projects();
+        let update_mask = (!paths.is_empty()).then(|| prost_types::FieldMask {
+            paths: paths.iter().map(|p| (*p).to_owned()).collect(),
+        });
+        async move {
+            projects
+                .update_project(who.req(pb::UpdateProjectRequest {
+                    project: Some(project),
+                    update_mask,
+                }))
+                .await
+                .map(tonic::Response::into_inner)
+        }
+    };
+    let status = expect_code(
+        update(
+            pb::Project {
+                id: nzd.id,
+                currency_code: "AUD".into(),
+                ..Default::default()
+            },
+            &["currency_code"],
+        )
+        .await,
+        Code::InvalidArgument,
+    );
+    assert_eq!(violated_fields(&status), ["update_mask"]);
+    let current = app.get_project(who, nzd.id).await;
+    let status = expect_code(
+        update(
+            pb::Project {
+                currency_code: "AUD".into(),
+                name: "Renamed".into(),
+                ..current.clone()
+            },
+            &[],
+        )
+        .await,
+        Code::InvalidArgument,
+    );
+    assert_eq!(violated_fields(&status), ["project.currency_code"]);
+    // Sent back unchanged it is accepted.
+    let renamed = update(
+        pb::Project {
+            name: "Renamed".into(),
+            ..current
+        },
+        &[],
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        (renamed.name.as_str(), renamed.currency_code.as_str()),
+        ("Renamed", "NZD")
+    );
+}
