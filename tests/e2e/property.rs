@@ -151,6 +151,7 @@ async fn the_availability_stream_is_relayed_through_the_edge() {
         (event.lot_id, event.to_status.as_str()),
         (available.id, "hold")
     );
+    assert_eq!(event.sequence, 1, "the stream numbers its events");
 }
 
 #[tokio::test]
