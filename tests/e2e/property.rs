@@ -56,7 +56,7 @@ async fn demo_stock_is_seeded_once_per_tenant_and_each_tenant_sees_only_its_own(
         .unwrap()
         .into_inner();
     // 12 lots, one reserved and one held by the seed.
-    assert_eq!((project.total_lots, project.available_lots), (12, 10));
+    assert_eq!((project.lot_count, project.available_lot_count), (12, 10));
 
     let acme_lots = lot_ids(
         &stack,
@@ -151,6 +151,7 @@ async fn the_availability_stream_is_relayed_through_the_edge() {
         (event.lot_id, event.to_status.as_str()),
         (available.id, "hold")
     );
+    assert_eq!(event.sequence, 1, "the stream numbers its events");
 }
 
 #[tokio::test]
@@ -179,7 +180,7 @@ async fn media_streams_both_ways_through_the_edge_and_stays_within_its_tenant() 
         .unwrap()
         .into_inner();
     assert_eq!(listed.media.len(), 1, "the seeded site plan");
-    assert_eq!(listed.media[0].file_type, "image/png");
+    assert_eq!(listed.media[0].mime_type, "image/png");
 
     // A 3 MiB upload in 1 MiB chunks, relayed by the edge in both directions.
     let mut content = b"%PDF-1.7\n".to_vec();

@@ -41,6 +41,9 @@ pub struct LotEvent {
     pub to_status: String,
     /// The lot's list price after the change.
     pub price: Option<Decimal>,
+    /// The ISO 4217 currency of `price`.
+    #[serde(default)]
+    pub currency_code: String,
     /// When it changed.
     pub change_time: DateTime<Utc>,
 }

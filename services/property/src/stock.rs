@@ -64,6 +64,8 @@ pub(crate) struct LotRef {
     pub stage_id: i64,
     pub lot_number: String,
     pub price: Option<Decimal>,
+    /// The ISO 4217 currency of `price` (the project's).
+    pub currency: String,
 }
 
 /// One status change to record.
@@ -107,6 +109,7 @@ pub(crate) async fn record_status(
             from_status: change.from.map(str::to_owned),
             to_status: change.to.to_owned(),
             price: lot.price,
+            currency_code: lot.currency.clone(),
             change_time: at,
         },
     )

@@ -63,7 +63,7 @@ pub async fn property(edge: Channel, token: &str) -> Result<SeededStock, Status>
                 developer: Some(pb::Developer {
                     name: "Harbour Homes".into(),
                     slug: "harbour-homes".into(),
-                    website: "https://harbour-homes.example".into(),
+                    website_uri: "https://harbour-homes.example".into(),
                     ..Default::default()
                 }),
                 request_id: String::new(),
@@ -141,7 +141,7 @@ pub async fn property(edge: Channel, token: &str) -> Result<SeededStock, Status>
                         project_id: project.id,
                         name: stage_name.into(),
                         status: if order == 1 { "selling" } else { "released" }.into(),
-                        order,
+                        position: order,
                         ..Default::default()
                     }),
                     request_id: String::new(),
@@ -188,6 +188,7 @@ pub async fn property(edge: Channel, token: &str) -> Result<SeededStock, Status>
                             deposit_amount: "10000.00".into(),
                             reason: "demo buyer paid a deposit".into(),
                             etag: String::new(),
+                            request_id: String::new(),
                         },
                     ))
                     .await?;

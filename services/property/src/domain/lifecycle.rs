@@ -97,7 +97,7 @@ pub enum Action {
     Reserve,
     /// `ExchangeLot`
     Exchange,
-    /// `MarkUnconditional`
+    /// `MarkLotUnconditional`
     MarkUnconditional,
     /// `SettleLot`
     Settle,
@@ -120,6 +120,20 @@ pub const ALL_ACTIONS: [Action; 8] = [
 ];
 
 impl Action {
+    /// The RPC that takes this action; request ids are kept per method.
+    pub fn method(self) -> &'static str {
+        match self {
+            Action::Hold => "HoldLot",
+            Action::Release => "ReleaseLot",
+            Action::Reserve => "ReserveLot",
+            Action::Exchange => "ExchangeLot",
+            Action::MarkUnconditional => "MarkLotUnconditional",
+            Action::Settle => "SettleLot",
+            Action::Withdraw => "WithdrawLot",
+            Action::Revert => "RevertLot",
+        }
+    }
+
     /// The verb used in messages.
     pub fn verb(self) -> &'static str {
         match self {

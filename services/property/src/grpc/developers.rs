@@ -14,7 +14,14 @@ use crate::domain::validate;
 use crate::store::developers::{DeveloperRow, LIST, TABLE};
 use crate::{AppState, DOMAIN};
 
-const MUTABLE: &[&str] = &["name", "slug", "website", "email", "phone", "description"];
+const MUTABLE: &[&str] = &[
+    "name",
+    "slug",
+    "website_uri",
+    "email",
+    "phone",
+    "description",
+];
 
 /// Developers on the standard methods: a developer with live projects cannot be deleted.
 struct Developers;
@@ -47,7 +54,7 @@ impl Resource for Developers {
             tenant_id: r.tenant_id,
             name: r.name,
             slug: r.slug,
-            website: r.website.unwrap_or_default(),
+            website_uri: r.website.unwrap_or_default(),
             email: r.email.unwrap_or_default(),
             phone: r.phone.unwrap_or_default(),
             description: r.description.unwrap_or_default(),
@@ -71,7 +78,7 @@ impl Resource for Developers {
         populated(&[
             ("name", !d.name.is_empty()),
             ("slug", !d.slug.is_empty()),
-            ("website", !d.website.is_empty()),
+            ("website_uri", !d.website_uri.is_empty()),
             ("email", !d.email.is_empty()),
             ("phone", !d.phone.is_empty()),
             ("description", !d.description.is_empty()),
@@ -94,9 +101,9 @@ impl Resource for Developers {
                     validate::slug(&d.slug)?;
                     ("slug", Val::text(&d.slug))
                 }
-                "website" => {
-                    validate::url(&d.website)?;
-                    ("website", Val::text(&d.website))
+                "website_uri" => {
+                    validate::url(&d.website_uri)?;
+                    ("website", Val::text(&d.website_uri))
                 }
                 "email" => {
                     validate::email(&d.email)?;

@@ -10,6 +10,7 @@ use tokio_stream::wrappers::BroadcastStream;
 use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
 use tonic::Status;
 
+use fusion_db::idempotency::RequestKey;
 use fusion_db::resource::Read;
 use fusion_proto::property::v1 as pb;
 use fusion_service::api::{dec_str, total, ts};
@@ -58,6 +59,7 @@ pub(crate) struct Transition<'a> {
     reason: Option<&'a str>,
     hold_for: Duration,
     deposit: Option<Decimal>,
+    request: Option<RequestKey>,
 }
 
 impl<'a> Transition<'a> {
@@ -69,7 +71,14 @@ impl<'a> Transition<'a> {
             reason: fusion_service::api::opt_str(reason),
             hold_for: DEFAULT_HOLD,
             deposit: None,
+            request: None,
         }
+    }
+
+    /// The call's AIP-155 request key: a retry with it returns the first result.
+    pub(crate) fn request(mut self, key: Option<RequestKey>) -> Self {
+        self.request = key;
+        self
     }
 
     pub(crate) fn hold_for(mut self, d: Duration) -> Self {
@@ -85,14 +94,20 @@ impl<'a> Transition<'a> {
 
 /// Applies a transition: locks the project then the lot, so of many concurrent calls
 /// on one lot exactly one sees the state it needs and the rest are refused with
-/// FAILED_PRECONDITION naming the state they found.
+/// FAILED_PRECONDITION naming the state they found. A call with the request id of an
+/// earlier successful one returns that call's lot and changes nothing (AIP-155).
 pub(crate) async fn apply(
     state: &AppState,
     ctx: &TenantContext,
     t: Transition<'_>,
 ) -> Result<pb::Lot, Status> {
     API.require_id("id", t.id)?;
+    let method = t.action.method();
     let mut tx = state.db.begin(ctx.tenant_id).await?;
+    let ids = &state.kit.request_ids;
+    if let Some(first) = ids.replay(&mut tx, method, t.request).await? {
+        return Ok(first);
+    }
     let project_id = project_of(&mut tx, t.id).await?;
     stock::lock_project(&mut tx, project_id).await?;
     let lot: LotRow = TABLE
@@ -129,17 +144,22 @@ pub(crate) async fn apply(
     .await?;
     stock::refresh_figures(&mut tx, project_id).await?;
     let row: LotRow = TABLE.fetch(&mut tx, t.id, Read::live()).await?;
+    let lot = row.into_pb(state);
+    ids.remember(&mut tx, method, t.request, &lot).await?;
     tx.commit().await?;
-    Ok(row.into_pb(state))
+    Ok(lot)
 }
 
 /// SetLotPrice: a price effective now changes the lot at once; one dated in the
-/// future waits in the price history for the housekeeping job.
+/// future waits in the price history for the housekeeping job. A call with the request
+/// id of an earlier successful one returns that call's lot and changes nothing.
 pub(crate) async fn set_price(
     state: &AppState,
     ctx: &TenantContext,
     r: pb::SetLotPriceRequest,
 ) -> Result<pb::Lot, Status> {
+    const METHOD: &str = "SetLotPrice";
+    let key = state.kit.request_key(&r.request_id, &r)?;
     API.require_id("id", r.id)?;
     let price = parse_price(&r.price)
         .map_err(|m| PropertyError::invalid("price", m))?
@@ -152,6 +172,10 @@ pub(crate) async fn set_price(
         .filter(|t| *t > Utc::now());
     let reason = fusion_service::api::opt_str(&r.reason);
     let mut tx = state.db.begin(ctx.tenant_id).await?;
+    let ids = &state.kit.request_ids;
+    if let Some(first) = ids.replay(&mut tx, METHOD, key).await? {
+        return Ok(first);
+    }
     let project_id = project_of(&mut tx, r.id).await?;
     stock::lock_project(&mut tx, project_id).await?;
     let lot: LotRow = TABLE
@@ -171,8 +195,10 @@ pub(crate) async fn set_price(
         }
     }
     let row: LotRow = TABLE.fetch(&mut tx, r.id, Read::live()).await?;
+    let lot = row.into_pb(state);
+    ids.remember(&mut tx, METHOD, key, &lot).await?;
     tx.commit().await?;
-    Ok(row.into_pb(state))
+    Ok(lot)
 }
 
 pub(crate) async fn status_changes(
@@ -182,7 +208,7 @@ pub(crate) async fn status_changes(
 ) -> Result<pb::ListLotStatusChangesResponse, Status> {
     let page = store::lots::status_changes(state, ctx, r.lot_id, r.page_size, r.page_token).await?;
     Ok(pb::ListLotStatusChangesResponse {
-        status_changes: page
+        lot_status_changes: page
             .items
             .into_iter()
             .map(|c| pb::LotStatusChange {
@@ -207,7 +233,7 @@ pub(crate) async fn prices(
 ) -> Result<pb::ListLotPricesResponse, Status> {
     let page = store::lots::prices(state, ctx, r.lot_id, r.page_size, r.page_token).await?;
     Ok(pb::ListLotPricesResponse {
-        prices: page
+        lot_prices: page
             .items
             .into_iter()
             .map(|p| pb::LotPrice {
@@ -218,6 +244,7 @@ pub(crate) async fn prices(
                 reason: p.reason.unwrap_or_default(),
                 actor_user_id: p.actor_user_id.unwrap_or_default(),
                 create_time: Some(ts(p.created_at)),
+                currency_code: p.currency,
             })
             .collect(),
         next_page_token: page.next_page_token,
@@ -226,8 +253,9 @@ pub(crate) async fn prices(
 }
 
 /// The caller's tenant's lot status changes (of one project, or all), as they commit.
-/// A watcher too slow to keep up is told so (ABORTED) rather than silently skipped
-/// past; it re-lists and watches again.
+/// Each event carries its place on the stream (`sequence`, from 1). A watcher too slow
+/// to keep up is told so (ABORTED, `WATCH_LAGGED`) rather than silently skipped past;
+/// it re-lists and watches again.
 pub(crate) async fn watch(
     state: &AppState,
     ctx: &TenantContext,
@@ -244,11 +272,14 @@ pub(crate) async fn watch(
     }
     let tenant_id = ctx.tenant_id;
     let events = BroadcastStream::new(state.events.subscribe());
+    // The stream's own numbering of the events it sends: 1, 2, 3, ...
+    let mut sequence = 0_i64;
     let stream = events.filter_map(move |received| {
         let item = match received {
             Ok(e)
                 if e.tenant_id == tenant_id && (project_id == 0 || e.project_id == project_id) =>
             {
+                sequence += 1;
                 Some(Ok(pb::LotAvailabilityEvent {
                     lot_id: e.lot_id,
                     project_id: e.project_id,
@@ -257,7 +288,9 @@ pub(crate) async fn watch(
                     from_status: e.from_status.clone().unwrap_or_default(),
                     to_status: e.to_status.clone(),
                     price: dec_str(e.price),
+                    currency_code: e.currency_code.clone(),
                     change_time: Some(ts(e.change_time)),
+                    sequence,
                 }))
             }
             Ok(_) => None,

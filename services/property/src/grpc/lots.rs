@@ -41,7 +41,7 @@ const CREATE: &[&str] = &[
     "description",
     "feature_ids",
     "sale_status",
-    "estimated_completion",
+    "estimated_completion_date",
 ];
 
 const MUTABLE: &[&str] = &[
@@ -58,7 +58,7 @@ const MUTABLE: &[&str] = &[
     "description",
     "feature_ids",
     "sale_status",
-    "estimated_completion",
+    "estimated_completion_date",
 ];
 
 impl LotRow {
@@ -83,7 +83,7 @@ impl LotRow {
             features: self.features.0,
             status: self.status,
             sale_status: self.sale_status.unwrap_or_default(),
-            estimated_completion: self.estimated_completion.map(date_pb),
+            estimated_completion_date: self.estimated_completion.map(date_pb),
             hold_expire_time: opt_ts(self.hold_expires_at),
             reserved_price: dec_str(self.reserved_price),
             create_time: Some(ts(self.created_at)),
@@ -91,6 +91,7 @@ impl LotRow {
             delete_time: opt_ts(self.deleted_at),
             purge_time: state.kit.purge_time(self.deleted_at),
             etag: etag(self.version),
+            currency_code: self.currency,
         }
     }
 }
@@ -137,8 +138,8 @@ fn values(l: &pb::Lot, fields: &[&str]) -> Result<Values, PropertyError> {
                 validate::max_len(&l.sale_status, 50)?;
                 ("sale_status", Val::text(&l.sale_status))
             }
-            "estimated_completion" => {
-                let d = l.estimated_completion.unwrap_or_default();
+            "estimated_completion_date" => {
+                let d = l.estimated_completion_date.unwrap_or_default();
                 (
                     "estimated_completion",
                     Val::Date(parse_date(d.year, d.month, d.day)?),
@@ -219,7 +220,10 @@ impl Resource for Lots {
             ("description", !l.description.is_empty()),
             ("feature_ids", !l.feature_ids.is_empty()),
             ("sale_status", !l.sale_status.is_empty()),
-            ("estimated_completion", l.estimated_completion.is_some()),
+            (
+                "estimated_completion_date",
+                l.estimated_completion_date.is_some(),
+            ),
         ])
     }
 
@@ -433,8 +437,11 @@ impl LotService for LotApi {
     ) -> Result<Response<pb::Lot>, Status> {
         let ctx = caller(&req)?;
         let r = req.into_inner();
+        let key = self.state.kit.request_key(&r.request_id, &r)?;
         let hold_for = lifecycle::hold_duration(r.hold_duration)?;
-        let t = Transition::new(Action::Hold, r.id, &r.etag, &r.reason).hold_for(hold_for);
+        let t = Transition::new(Action::Hold, r.id, &r.etag, &r.reason)
+            .hold_for(hold_for)
+            .request(key);
         Ok(Response::new(lifecycle::apply(&self.state, &ctx, t).await?))
     }
 
@@ -444,7 +451,8 @@ impl LotService for LotApi {
     ) -> Result<Response<pb::Lot>, Status> {
         let ctx = caller(&req)?;
         let r = req.into_inner();
-        let t = Transition::new(Action::Release, r.id, &r.etag, &r.reason);
+        let key = self.state.kit.request_key(&r.request_id, &r)?;
+        let t = Transition::new(Action::Release, r.id, &r.etag, &r.reason).request(key);
         Ok(Response::new(lifecycle::apply(&self.state, &ctx, t).await?))
     }
 
@@ -454,9 +462,12 @@ impl LotService for LotApi {
     ) -> Result<Response<pb::Lot>, Status> {
         let ctx = caller(&req)?;
         let r = req.into_inner();
+        let key = self.state.kit.request_key(&r.request_id, &r)?;
         let deposit = non_negative(&r.deposit_amount, 10, 2)
             .map_err(|m| PropertyError::invalid("deposit_amount", m))?;
-        let t = Transition::new(Action::Reserve, r.id, &r.etag, &r.reason).deposit(deposit);
+        let t = Transition::new(Action::Reserve, r.id, &r.etag, &r.reason)
+            .deposit(deposit)
+            .request(key);
         Ok(Response::new(lifecycle::apply(&self.state, &ctx, t).await?))
     }
 
@@ -466,17 +477,19 @@ impl LotService for LotApi {
     ) -> Result<Response<pb::Lot>, Status> {
         let ctx = caller(&req)?;
         let r = req.into_inner();
-        let t = Transition::new(Action::Exchange, r.id, &r.etag, &r.reason);
+        let key = self.state.kit.request_key(&r.request_id, &r)?;
+        let t = Transition::new(Action::Exchange, r.id, &r.etag, &r.reason).request(key);
         Ok(Response::new(lifecycle::apply(&self.state, &ctx, t).await?))
     }
 
-    async fn mark_unconditional(
+    async fn mark_lot_unconditional(
         &self,
-        req: Request<pb::MarkUnconditionalRequest>,
+        req: Request<pb::MarkLotUnconditionalRequest>,
     ) -> Result<Response<pb::Lot>, Status> {
         let ctx = caller(&req)?;
         let r = req.into_inner();
-        let t = Transition::new(Action::MarkUnconditional, r.id, &r.etag, &r.reason);
+        let key = self.state.kit.request_key(&r.request_id, &r)?;
+        let t = Transition::new(Action::MarkUnconditional, r.id, &r.etag, &r.reason).request(key);
         Ok(Response::new(lifecycle::apply(&self.state, &ctx, t).await?))
     }
 
@@ -486,7 +499,8 @@ impl LotService for LotApi {
     ) -> Result<Response<pb::Lot>, Status> {
         let ctx = caller(&req)?;
         let r = req.into_inner();
-        let t = Transition::new(Action::Settle, r.id, &r.etag, &r.reason);
+        let key = self.state.kit.request_key(&r.request_id, &r)?;
+        let t = Transition::new(Action::Settle, r.id, &r.etag, &r.reason).request(key);
         Ok(Response::new(lifecycle::apply(&self.state, &ctx, t).await?))
     }
 
@@ -496,7 +510,8 @@ impl LotService for LotApi {
     ) -> Result<Response<pb::Lot>, Status> {
         let ctx = caller(&req)?;
         let r = req.into_inner();
-        let t = Transition::new(Action::Withdraw, r.id, &r.etag, &r.reason);
+        let key = self.state.kit.request_key(&r.request_id, &r)?;
+        let t = Transition::new(Action::Withdraw, r.id, &r.etag, &r.reason).request(key);
         Ok(Response::new(lifecycle::apply(&self.state, &ctx, t).await?))
     }
 
@@ -506,10 +521,11 @@ impl LotService for LotApi {
     ) -> Result<Response<pb::Lot>, Status> {
         let ctx = caller(&req)?;
         let r = req.into_inner();
+        let key = self.state.kit.request_key(&r.request_id, &r)?;
         if r.reason.trim().is_empty() {
             return Err(PropertyError::invalid("reason", "a revert is audited: say why").into());
         }
-        let t = Transition::new(Action::Revert, r.id, &r.etag, &r.reason);
+        let t = Transition::new(Action::Revert, r.id, &r.etag, &r.reason).request(key);
         Ok(Response::new(lifecycle::apply(&self.state, &ctx, t).await?))
     }
 

@@ -37,7 +37,7 @@ use crate::store::lock_live;
 use crate::store::media::{LIST, MediaRow, TABLE};
 use crate::{AppState, DOMAIN};
 
-const MUTABLE: &[&str] = &["media_type", "title", "description", "order"];
+const MUTABLE: &[&str] = &["media_type", "title", "description", "position"];
 const IMMUTABLE: &[&str] = &["mediable_type", "mediable_id", "file_name"];
 
 /// Pieces of a download are sent in messages of at most this size.
@@ -52,11 +52,11 @@ impl MediaRow {
             mediable_id: self.mediable_id,
             file_name: self.file_name,
             file_size: i64::from(self.file_size),
-            file_type: self.file_type,
+            mime_type: self.file_type,
             media_type: self.media_type,
             title: self.title.unwrap_or_default(),
             description: self.description.unwrap_or_default(),
-            order: self.order,
+            position: self.order,
             checksum: self.checksum.unwrap_or_default(),
             create_time: Some(ts(self.created_at)),
             update_time: Some(ts(self.updated_at)),
@@ -107,7 +107,7 @@ impl Resource for Media {
             ("media_type", !m.media_type.is_empty()),
             ("title", !m.title.is_empty()),
             ("description", !m.description.is_empty()),
-            ("order", m.order != 0),
+            ("position", m.position != 0),
         ])
     }
 
@@ -170,11 +170,11 @@ fn values(m: &pb::Media, fields: &[&str]) -> Result<Values, PropertyError> {
                 ("title", Val::text(&m.title))
             }
             "description" => ("description", Val::text(&m.description)),
-            "order" => {
-                if m.order < 0 {
+            "position" => {
+                if m.position < 0 {
                     return Err("must not be negative".to_owned());
                 }
-                ("\"order\"", Val::Int32(Some(m.order)))
+                ("\"order\"", Val::Int32(Some(m.position)))
             }
             _ => return Ok(None),
         }))
@@ -191,7 +191,7 @@ struct NewMedia {
     media_type: String,
     title: String,
     description: String,
-    order: i32,
+    position: i32,
     request_id: Option<idempotency::RequestKey>,
 }
 
@@ -235,8 +235,8 @@ impl NewMedia {
         );
         fusion_service::api::check(
             &mut violations,
-            "metadata.order",
-            if m.order < 0 {
+            "metadata.position",
+            if m.position < 0 {
                 Err("must not be negative".to_owned())
             } else {
                 Ok(())
@@ -254,7 +254,7 @@ impl NewMedia {
             media_type: m.media_type.trim().to_owned(),
             title: m.title.clone(),
             description: m.description.clone(),
-            order: m.order,
+            position: m.position,
             request_id: idempotency::request_key(DOMAIN, &m.request_id, m)
                 .map_err(|_| PropertyError::invalid("metadata.request_id", "must be a UUID"))?,
         })
@@ -421,7 +421,7 @@ impl MediaApi {
                     ("media_type", Val::text(&new.media_type)),
                     ("title", Val::text(&new.title)),
                     ("description", Val::text(&new.description)),
-                    ("\"order\"", Val::Int32(Some(new.order))),
+                    ("\"order\"", Val::Int32(Some(new.position))),
                     ("checksum", Val::text(&stored.checksum)),
                 ],
             )

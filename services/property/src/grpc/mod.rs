@@ -59,7 +59,7 @@ pub fn policy() -> MethodPolicy {
                 "ReleaseLot",
                 "ReserveLot",
                 "ExchangeLot",
-                "MarkUnconditional",
+                "MarkLotUnconditional",
                 "SettleLot",
                 "WithdrawLot",
                 "RevertLot",

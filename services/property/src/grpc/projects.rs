@@ -1,7 +1,8 @@
 //! `fusion.property.v1.ProjectService`: the developments whose lots a tenant sells.
 //!
-//! The stock figures (`total_lots`, `available_lots`, `min_price`, `max_price`) are
+//! The stock figures (`lot_count`, `available_lot_count`, `min_price`, `max_price`) are
 //! output only: the lot handlers keep them exact, so they are read here and never set.
+//! A project's `currency_code` is set once, on create: every amount of its lots is in it.
 
 use rust_decimal::Decimal;
 use tonic::{Request, Response, Status};
@@ -16,6 +17,7 @@ use fusion_db::TenantTx;
 use fusion_service::standard::{self, Call, Child, Kit, Method, Resource};
 
 use super::caller;
+use crate::domain::amounts::currency_code;
 use crate::domain::validate;
 use crate::error::PropertyError;
 use crate::store::projects::{LIST, ProjectRow, TABLE};
@@ -40,6 +42,24 @@ const MUTABLE: &[&str] = &[
     "featured",
 ];
 
+/// What a Create sets: the mutable fields and the currency, which never changes after.
+const CREATE: &[&str] = &[
+    "developer_id",
+    "name",
+    "slug",
+    "description",
+    "address",
+    "suburb",
+    "state",
+    "postcode",
+    "country",
+    "latitude",
+    "longitude",
+    "status",
+    "featured",
+    "currency_code",
+];
+
 const STATUSES: &[&str] = &["planning", "selling", "sold_out", "completed", "on_hold"];
 
 /// Projects on the standard methods: a project may name a live developer, and one with
@@ -56,8 +76,9 @@ impl Resource for Projects {
     const FIELD: &'static str = "project";
     const TABLE: Table = TABLE;
     const LIST: ListSpec = LIST;
-    const CREATE: &'static [&'static str] = MUTABLE;
+    const CREATE: &'static [&'static str] = CREATE;
     const MUTABLE: &'static [&'static str] = MUTABLE;
+    const IMMUTABLE: &'static [&'static str] = &["currency_code"];
     const CHILDREN: &'static [Child] = &[Child {
         table: "property.stages",
         column: "project_id",
@@ -84,8 +105,8 @@ impl Resource for Projects {
             latitude: dec_str(r.latitude),
             longitude: dec_str(r.longitude),
             status: r.status,
-            total_lots: r.total_lots.unwrap_or_default(),
-            available_lots: r.available_lots.unwrap_or_default(),
+            lot_count: r.total_lots.unwrap_or_default(),
+            available_lot_count: r.available_lots.unwrap_or_default(),
             min_price: dec_str(r.min_price),
             max_price: dec_str(r.max_price),
             featured: r.featured,
@@ -94,6 +115,7 @@ impl Resource for Projects {
             delete_time: opt_ts(r.deleted_at),
             purge_time: state.kit.purge_time(r.deleted_at),
             etag: etag(r.version),
+            currency_code: r.currency,
         }
     }
 
@@ -182,6 +204,14 @@ impl Resource for Projects {
                     ("status", Val::text(&p.status))
                 }
                 "featured" => ("featured", Val::Bool(p.featured)),
+                // Empty: the table's default, AUD (migration 0003).
+                "currency_code" => match p.currency_code.as_str() {
+                    "" => return Ok(None),
+                    code => {
+                        currency_code(code)?;
+                        ("currency", Val::text(code))
+                    }
+                },
                 _ => return Ok(None),
             }))
         })
@@ -198,19 +228,27 @@ impl Resource for Projects {
             require_developer(tx, p.developer_id).await?;
         }
         // A new project has no lots; storing 0 rather than NULL lets filters such as
-        // `available_lots = 0` match what Get shows.
+        // `available_lot_count = 0` match what Get shows.
         values.push(("total_lots", Val::Int32(Some(0))));
         values.push(("available_lots", Val::Int32(Some(0))));
         Ok(())
     }
 
+    /// The currency is immutable (AIP-203): a whole project sent back may carry it only
+    /// unchanged.
     async fn on_update(
         _: &Call<'_, AppState>,
         tx: &mut TenantTx,
-        _: &ProjectRow,
+        current: &ProjectRow,
         p: &pb::Project,
         values: &mut Values,
     ) -> Result<(), crate::error::PropertyError> {
+        if !p.currency_code.is_empty() && p.currency_code != current.currency {
+            return Err(PropertyError::invalid(
+                "project.currency_code",
+                "cannot be changed: the project's prices are in it",
+            ));
+        }
         let moving = values.iter().any(|(column, _)| *column == "developer_id");
         if moving && p.developer_id != 0 {
             require_developer(tx, p.developer_id).await?;

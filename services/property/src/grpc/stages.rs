@@ -27,9 +27,9 @@ const CREATE: &[&str] = &[
     "description",
     "release_date",
     "status",
-    "order",
+    "position",
 ];
-const MUTABLE: &[&str] = &["name", "description", "release_date", "status", "order"];
+const MUTABLE: &[&str] = &["name", "description", "release_date", "status", "position"];
 const IMMUTABLE: &[&str] = &["project_id"];
 
 const STATUSES: &[&str] = &["planned", "released", "selling", "sold_out", "completed"];
@@ -76,7 +76,7 @@ impl Resource for Stages {
             description: r.description.unwrap_or_default(),
             release_date: r.release_date.map(fusion_service::api::date_pb),
             status: r.status,
-            order: r.order,
+            position: r.order,
             create_time: Some(ts(r.created_at)),
             update_time: Some(ts(r.updated_at)),
             delete_time: opt_ts(r.deleted_at),
@@ -99,7 +99,7 @@ impl Resource for Stages {
             ("description", !s.description.is_empty()),
             ("release_date", s.release_date.is_some()),
             ("status", !s.status.is_empty()),
-            ("order", s.order != 0),
+            ("position", s.position != 0),
         ])
     }
 
@@ -130,7 +130,7 @@ impl Resource for Stages {
                     validate::one_of(&s.status, STATUSES)?;
                     ("status", Val::text(&s.status))
                 }
-                "order" => ("\"order\"", Val::Int32(Some(s.order))),
+                "position" => ("\"order\"", Val::Int32(Some(s.position))),
                 _ => return Ok(None),
             }))
         })

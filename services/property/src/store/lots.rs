@@ -25,6 +25,7 @@ pub(crate) const TABLE: Table = Table {
              land_size, land_price, house_price, bedrooms, bathrooms, garage, description, features, \
              status, sale_status, estimated_completion, hold_expires_at, reserved_price, version, \
              created_at, updated_at, deleted_at, \
+             (SELECT p.currency FROM property.projects p WHERE p.id = lots.project_id) AS currency, \
              ARRAY(SELECT lf.feature_id FROM property.lot_features lf JOIN property.features f ON f.id = lf.feature_id \
              WHERE lf.lot_id = lots.id AND f.deleted_at IS NULL ORDER BY lf.feature_id) AS feature_ids",
     what: "lot",
@@ -45,7 +46,7 @@ pub(crate) const FIELDS: &[FieldSpec] = &[
     FieldSpec::new("status", "status", FieldKind::Text),
     FieldSpec::new("sale_status", "sale_status", FieldKind::Text),
     FieldSpec::new(
-        "estimated_completion",
+        "estimated_completion_date",
         "estimated_completion",
         FieldKind::Date,
     ),
@@ -110,6 +111,8 @@ pub(crate) struct LotRow {
     pub(crate) updated_at: DateTime<Utc>,
     pub(crate) deleted_at: Option<DateTime<Utc>>,
     pub(crate) feature_ids: Vec<i64>,
+    /// The project's currency (not a column of lots).
+    pub(crate) currency: String,
 }
 
 fusion_db::versioned!(LotRow);
@@ -128,6 +131,7 @@ impl LotRow {
             stage_id: self.stage_id,
             lot_number: self.lot_number.clone(),
             price: self.price,
+            currency: self.currency.clone(),
         }
     }
 }
@@ -292,11 +296,14 @@ pub(crate) struct PriceRow {
     pub(crate) reason: Option<String>,
     pub(crate) actor_user_id: Option<i64>,
     pub(crate) created_at: DateTime<Utc>,
+    pub(crate) currency: String,
 }
 
 const PRICES: ListSpec = ListSpec {
     table: "property.lot_price_history",
-    select: "id, lot_id, price, effective_from, reason, actor_user_id, created_at",
+    select: "id, lot_id, price, effective_from, reason, actor_user_id, created_at, \
+             (SELECT p.currency FROM property.lots l JOIN property.projects p ON p.id = l.project_id \
+             WHERE l.id = lot_price_history.lot_id) AS currency",
     fields: &[FieldSpec::new(
         "effective_time",
         "effective_from",

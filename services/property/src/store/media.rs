@@ -25,11 +25,11 @@ pub(crate) const FIELDS: &[FieldSpec] = &[
     FieldSpec::new("mediable_type", "mediable_type", FieldKind::Text),
     FieldSpec::new("mediable_id", "mediable_id", FieldKind::Int),
     FieldSpec::new("media_type", "media_type", FieldKind::Text),
-    FieldSpec::new("file_type", "file_type", FieldKind::Text),
+    FieldSpec::new("mime_type", "file_type", FieldKind::Text),
     FieldSpec::new("file_name", "file_name", FieldKind::Text),
     FieldSpec::new("file_size", "file_size", FieldKind::Int),
     FieldSpec::new("title", "title", FieldKind::Text),
-    FieldSpec::new("order", "\"order\"", FieldKind::Int),
+    FieldSpec::new("position", "\"order\"", FieldKind::Int),
     FieldSpec::new("create_time", "created_at", FieldKind::Timestamp),
 ];
 
@@ -37,8 +37,8 @@ pub(crate) const LIST: ListSpec = ListSpec {
     table: TABLE.name,
     select: TABLE.select,
     fields: FIELDS,
-    order_fields: &["order", "create_time", "file_name", "file_size"],
-    default_order: "order",
+    order_fields: &["position", "create_time", "file_name", "file_size"],
+    default_order: "position",
     soft_delete: true,
     tenant_scoped: true,
 };

@@ -17,7 +17,7 @@ pub(crate) const TABLE: Table = Table {
     name: "property.projects",
     select: "id, tenant_id, developer_id, name, slug, description, address, suburb, state, \
              postcode, country, latitude, longitude, status, total_lots, available_lots, \
-             min_price, max_price, featured, version, created_at, updated_at, deleted_at",
+             min_price, max_price, featured, currency, version, created_at, updated_at, deleted_at",
     what: "project",
 };
 
@@ -33,8 +33,8 @@ pub(crate) const FIELDS: &[FieldSpec] = &[
     FieldSpec::new("featured", "featured", FieldKind::Bool),
     FieldSpec::new("latitude", "latitude", FieldKind::Decimal),
     FieldSpec::new("longitude", "longitude", FieldKind::Decimal),
-    FieldSpec::new("total_lots", "total_lots", FieldKind::Int),
-    FieldSpec::new("available_lots", "available_lots", FieldKind::Int),
+    FieldSpec::new("lot_count", "total_lots", FieldKind::Int),
+    FieldSpec::new("available_lot_count", "available_lots", FieldKind::Int),
     FieldSpec::new("min_price", "min_price", FieldKind::Decimal),
     FieldSpec::new("max_price", "max_price", FieldKind::Decimal),
     FieldSpec::new("create_time", "created_at", FieldKind::Timestamp),
@@ -49,7 +49,7 @@ pub(crate) const LIST: ListSpec = ListSpec {
         "create_time",
         "min_price",
         "max_price",
-        "available_lots",
+        "available_lot_count",
     ],
     default_order: "create_time desc",
     soft_delete: true,
@@ -77,6 +77,7 @@ pub(crate) struct ProjectRow {
     pub(crate) min_price: Option<Decimal>,
     pub(crate) max_price: Option<Decimal>,
     pub(crate) featured: bool,
+    pub(crate) currency: String,
     pub(crate) version: i64,
     pub(crate) created_at: DateTime<Utc>,
     pub(crate) updated_at: DateTime<Utc>,

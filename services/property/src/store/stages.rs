@@ -21,7 +21,7 @@ pub(crate) const FIELDS: &[FieldSpec] = &[
     FieldSpec::new("name", "name", FieldKind::Text),
     FieldSpec::new("status", "status", FieldKind::Text),
     FieldSpec::new("release_date", "release_date", FieldKind::Date),
-    FieldSpec::new("order", "\"order\"", FieldKind::Int),
+    FieldSpec::new("position", "\"order\"", FieldKind::Int),
     FieldSpec::new("create_time", "created_at", FieldKind::Timestamp),
 ];
 
@@ -29,8 +29,8 @@ pub(crate) const LIST: ListSpec = ListSpec {
     table: TABLE.name,
     select: TABLE.select,
     fields: FIELDS,
-    order_fields: &["order", "name", "release_date", "create_time"],
-    default_order: "order",
+    order_fields: &["position", "name", "release_date", "create_time"],
+    default_order: "position",
     soft_delete: true,
     tenant_scoped: true,
 };

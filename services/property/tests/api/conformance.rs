@@ -60,8 +60,8 @@ fn projects() -> ResourceSpec {
             "featured = true",
             "latitude >= -34 AND latitude <= -33",
             "longitude >= 151 AND longitude <= 152",
-            "total_lots > 0",
-            "available_lots > 0",
+            "lot_count > 0",
+            "available_lot_count > 0",
             "min_price >= 100000",
             "max_price <= 900000",
             SINCE_2020,
@@ -90,7 +90,7 @@ fn stages() -> ResourceSpec {
             r#"name = "x""#,
             r#"status = "selling""#,
             r#"release_date >= "2024-01-01""#,
-            "order > 0",
+            "position > 0",
             SINCE_2020,
         ],
         purged: true,
@@ -146,7 +146,7 @@ fn lots() -> ResourceSpec {
             "garage >= 1",
             r#"status = "available""#,
             r#"sale_status = "Display home""#,
-            r#"estimated_completion < "2030-01-01""#,
+            r#"estimated_completion_date < "2030-01-01""#,
             r#"features:"Pool""#,
             "latitude >= -34 AND latitude <= -33",
             "longitude >= 151 AND longitude <= 152",
@@ -177,7 +177,7 @@ fn media() -> ResourceSpec {
             r#"mediable_type = "project""#,
             "mediable_id = 1",
             r#"media_type = "image""#,
-            r#"file_type = "image/png""#,
+            r#"mime_type = "image/png""#,
             r#"title = "x""#,
             SINCE_2020,
         ],
@@ -618,7 +618,7 @@ async fn every_resource_keeps_the_rules_beyond_the_suite() {
         &|_, n| json!({ "name": format!("Feature {n}"), "category": "Indoor" }),
     )
     .await;
-    let projects = check_created(&app, projects(), "available_lots", &|_, n| {
+    let projects = check_created(&app, projects(), "available_lot_count", &|_, n| {
         json!({ "name": format!("Project {n}"), "slug": format!("project-{n}"), "status": "selling" })
     })
     .await;

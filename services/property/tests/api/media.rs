@@ -204,7 +204,7 @@ async fn uploaded_media_downloads_byte_for_byte_with_its_checksum() {
         (1, "lot", lot.id)
     );
     assert_eq!(media.file_size, content.len() as i64);
-    assert_eq!(media.file_type, "image/png");
+    assert_eq!(media.mime_type, "image/png");
     assert_eq!(media.checksum, format!("{:x}", Sha256::digest(&content)));
     assert_eq!(
         (media.file_name.as_str(), media.title.as_str()),
@@ -245,7 +245,7 @@ async fn refused_uploads_leave_neither_a_row_nor_an_object() {
         file_name: "../../etc/passwd".into(),
         media_type: "spreadsheet".into(),
         title: "x".repeat(256),
-        order: -1,
+        position: -1,
         request_id: "not-a-uuid".into(),
         ..Default::default()
     };
@@ -262,7 +262,7 @@ async fn refused_uploads_leave_neither_a_row_nor_an_object() {
             "metadata.media_type",
             "metadata.mediable_id",
             "metadata.mediable_type",
-            "metadata.order",
+            "metadata.position",
             "metadata.title",
         ]
     );
@@ -417,7 +417,7 @@ async fn a_reader_sees_and_downloads_media_but_cannot_change_it() {
     )
     .await
     .unwrap();
-    assert_eq!(media.file_type, "application/pdf");
+    assert_eq!(media.mime_type, "application/pdf");
     let reader = app.user(1, 12, READER);
     let mut client = app.media();
 
@@ -650,7 +650,7 @@ async fn media_lists_per_record_in_display_order_with_filters_and_bound_pages() 
     let other = app.lot(&app.acme, &stage, "102", "510000.00").await;
     for (order, title) in [(2, "Kitchen"), (0, "Front"), (1, "Garden")] {
         let mut m = meta("lot", lot.id, "image");
-        m.order = order;
+        m.position = order;
         m.title = title.into();
         upload(&app, &app.acme, m, &png(300), 300).await.unwrap();
     }
@@ -726,7 +726,7 @@ async fn media_lists_per_record_in_display_order_with_filters_and_bound_pages() 
     .into_inner();
     assert_eq!(all_lots.total_size, 4);
     let plans = list(pb::ListMediaRequest {
-        filter: "media_type = \"floor_plan\" AND file_type = \"application/pdf\"".into(),
+        filter: "media_type = \"floor_plan\" AND mime_type = \"application/pdf\"".into(),
         ..Default::default()
     })
     .await
@@ -798,12 +798,12 @@ async fn updates_change_only_masked_fields_and_a_kind_must_fit_the_content() {
                 id: media.id,
                 title: "Aerial view".into(),
                 description: "ignored: not in the mask".into(),
-                order: 3,
+                position: 3,
                 media_type: "floor_plan".into(),
                 etag: media.etag.clone(),
                 ..Default::default()
             },
-            &["title", "order", "media_type"],
+            &["title", "position", "media_type"],
         ))
         .await
         .unwrap()
@@ -811,7 +811,7 @@ async fn updates_change_only_masked_fields_and_a_kind_must_fit_the_content() {
     assert_eq!(
         (
             changed.title.as_str(),
-            changed.order,
+            changed.position,
             changed.media_type.as_str()
         ),
         ("Aerial view", 3, "floor_plan")
@@ -867,10 +867,10 @@ async fn updates_change_only_masked_fields_and_a_kind_must_fit_the_content() {
             .update_media(update(
                 pb::Media {
                     id: media.id,
-                    order: -1,
+                    position: -1,
                     ..Default::default()
                 },
-                &["order"],
+                &["position"],
             ))
             .await,
         Code::InvalidArgument,

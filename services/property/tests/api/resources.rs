@@ -157,7 +157,7 @@ async fn a_developer_is_created_read_listed_deleted_and_restored() {
         pb::Developer {
             name: "Harbour Homes".into(),
             slug: "harbour-homes".into(),
-            website: "https://harbour.example".into(),
+            website_uri: "https://harbour.example".into(),
             email: "sales@harbour.example".into(),
             phone: "+61 2 9000 0000".into(),
             description: "Builds by the water".into(),
@@ -171,7 +171,7 @@ async fn a_developer_is_created_read_listed_deleted_and_restored() {
         (
             created.name.as_str(),
             created.slug.as_str(),
-            created.website.as_str(),
+            created.website_uri.as_str(),
             created.email.as_str(),
             created.phone.as_str(),
             created.description.as_str(),
@@ -253,7 +253,7 @@ async fn a_developer_update_changes_the_masked_fields_the_populated_ones_without
         pb::Developer {
             name: "Before".into(),
             slug: "before".into(),
-            website: "https://before.example".into(),
+            website_uri: "https://before.example".into(),
             email: "a@before.example".into(),
             phone: "1".into(),
             description: "old".into(),
@@ -269,14 +269,14 @@ async fn a_developer_update_changes_the_masked_fields_the_populated_ones_without
         pb::Developer {
             id: created.id,
             name: "Ignored".into(),
-            website: "https://after.example".into(),
+            website_uri: "https://after.example".into(),
             ..Default::default()
         },
-        mask(&["website"]),
+        mask(&["website_uri"]),
     )
     .await
     .unwrap();
-    assert_eq!(masked.website, "https://after.example");
+    assert_eq!(masked.website_uri, "https://after.example");
     assert_eq!(masked.name, "Before");
     assert_eq!(masked.email, "a@before.example");
     assert_ne!(masked.etag, created.etag);
@@ -314,7 +314,7 @@ async fn a_developer_update_changes_the_masked_fields_the_populated_ones_without
         (
             populated.name.as_str(),
             populated.slug.as_str(),
-            populated.website.as_str(),
+            populated.website_uri.as_str(),
             populated.description.as_str()
         ),
         ("Before", "before", "https://after.example", "old")
@@ -338,7 +338,7 @@ async fn a_developer_update_changes_the_masked_fields_the_populated_ones_without
         (
             replaced.name.as_str(),
             replaced.slug.as_str(),
-            replaced.website.as_str(),
+            replaced.website_uri.as_str(),
             replaced.email.as_str(),
             replaced.phone.as_str(),
             replaced.description.as_str()
@@ -362,7 +362,7 @@ async fn invalid_developer_requests_are_refused_naming_each_field() {
                 developer: Some(pb::Developer {
                     name: "  ".into(),
                     slug: "Not A Slug".into(),
-                    website: "ftp://files.example".into(),
+                    website_uri: "ftp://files.example".into(),
                     email: "nobody".into(),
                     phone: "9".repeat(51),
                     ..Default::default()
@@ -379,7 +379,7 @@ async fn invalid_developer_requests_are_refused_naming_each_field() {
             "developer.name",
             "developer.phone",
             "developer.slug",
-            "developer.website"
+            "developer.website_uri"
         ]
     );
     for bad in ["-lead", "trail-", "dou--ble", "under_score", "UPPER"] {
@@ -466,7 +466,7 @@ async fn invalid_developer_requests_are_refused_naming_each_field() {
         ),
         (
             pb::ListDevelopersRequest {
-                filter: "website = \"x\"".into(),
+                filter: "website_uri = \"x\"".into(),
                 ..Default::default()
             },
             "filter",
@@ -760,7 +760,7 @@ async fn a_project_is_created_read_listed_deleted_and_restored() {
     );
     assert!(created.featured);
     // The stock figures start empty.
-    assert_eq!((created.total_lots, created.available_lots), (0, 0));
+    assert_eq!((created.lot_count, created.available_lot_count), (0, 0));
     assert_eq!(
         (created.min_price.as_str(), created.max_price.as_str()),
         ("", "")
@@ -1013,8 +1013,8 @@ async fn invalid_project_requests_are_refused_naming_each_field() {
     assert_eq!(violated_fields(&status), ["project.status"]);
     // The stock figures and other output-only fields cannot be masked.
     for path in [
-        "total_lots",
-        "available_lots",
+        "lot_count",
+        "available_lot_count",
         "min_price",
         "max_price",
         "create_time",
@@ -1395,7 +1395,7 @@ async fn a_stage_is_created_read_listed_updated_deleted_and_restored() {
         pb::Stage {
             description: "The first release".into(),
             release_date: date(2026, 3, 1),
-            order: 2,
+            position: 2,
             ..stage(p.id, "Stage 1")
         },
     )
@@ -1407,7 +1407,7 @@ async fn a_stage_is_created_read_listed_updated_deleted_and_restored() {
             created.name.as_str(),
             created.description.as_str(),
             created.status.as_str(),
-            created.order
+            created.position
         ),
         ("Stage 1", "The first release", "planned", 2)
     );
@@ -1450,14 +1450,14 @@ async fn a_stage_is_created_read_listed_updated_deleted_and_restored() {
         who,
         pb::Stage {
             id: created.id,
-            order: 5,
+            position: 5,
             ..Default::default()
         },
         None,
     )
     .await
     .unwrap();
-    assert_eq!(populated.order, 5);
+    assert_eq!(populated.position, 5);
     assert_eq!(populated.release_date, date(2026, 3, 1));
     assert_eq!(populated.description, "The first release");
     assert_eq!(populated.status, "released");
@@ -1479,7 +1479,7 @@ async fn a_stage_is_created_read_listed_updated_deleted_and_restored() {
             replaced.name.as_str(),
             replaced.status.as_str(),
             replaced.description.as_str(),
-            replaced.order
+            replaced.position
         ),
         ("Stage One", "selling", "", 0)
     );
@@ -1730,7 +1730,7 @@ async fn list_stages_is_scoped_to_one_project_when_asked() {
         &app,
         who,
         pb::Stage {
-            order: 1,
+            position: 1,
             ..stage(a.id, "A1")
         },
     )
@@ -1739,7 +1739,7 @@ async fn list_stages_is_scoped_to_one_project_when_asked() {
         &app,
         who,
         pb::Stage {
-            order: 2,
+            position: 2,
             ..stage(a.id, "A2")
         },
     )
@@ -1981,6 +1981,89 @@ async fn another_tenants_stage_is_not_found_and_never_listed_or_counted() {
         assert_eq!(ids, expected);
         assert_eq!(listed.total_size as usize, expected.len());
     }
+}
+
+#[tokio::test]
+async fn project_and_stage_statuses_move_from_any_value_to_any_other_and_only_when_sent() {
+    let app = TestApp::spawn().await;
+    let who = &app.acme;
+    const PROJECT: [&str; 5] = ["planning", "selling", "sold_out", "completed", "on_hold"];
+    const STAGE: [&str; 5] = ["planned", "released", "selling", "sold_out", "completed"];
+    let p = create_project(&app, who, project("statuses")).await;
+    let s = create_stage(&app, who, stage(p.id, "S1")).await;
+    let (mut project_now, mut stage_now) = (p.status.clone(), s.status.clone());
+    // Every ordered pair: forwards, backwards and sideways are all allowed.
+    for (all, is_project) in [(PROJECT, true), (STAGE, false)] {
+        for from in all {
+            for to in all.into_iter().filter(|to| *to != from) {
+                for status in [from, to] {
+                    let now = if is_project {
+                        &mut project_now
+                    } else {
+                        &mut stage_now
+                    };
+                    if now == status {
+                        continue;
+                    }
+                    let changed = if is_project {
+                        let sent = pb::Project {
+                            id: p.id,
+                            status: status.into(),
+                            ..Default::default()
+                        };
+                        update_project(&app, who, sent, mask(&["status"]))
+                            .await
+                            .map(|x| x.status)
+                    } else {
+                        let sent = pb::Stage {
+                            id: s.id,
+                            status: status.into(),
+                            ..Default::default()
+                        };
+                        update_stage(&app, who, sent, mask(&["status"]))
+                            .await
+                            .map(|x| x.status)
+                    };
+                    let changed = changed.unwrap_or_else(|e| panic!("{now} -> {status}: {e:?}"));
+                    assert_eq!(changed, status);
+                    *now = status.to_owned();
+                }
+            }
+        }
+    }
+    // Any other value is refused.
+    let status = expect_code(
+        update_stage(
+            &app,
+            who,
+            pb::Stage {
+                id: s.id,
+                status: "closed".into(),
+                ..Default::default()
+            },
+            mask(&["status"]),
+        )
+        .await,
+        Code::InvalidArgument,
+    );
+    assert_eq!(violated_fields(&status), ["stage.status"]);
+    // The server never sets them itself: selling the last lot leaves both as they were.
+    let lot = app
+        .lot(who, &get_stage(&app, who, s.id).await.unwrap(), "1", "1.00")
+        .await;
+    app.lots()
+        .reserve_lot(who.req(pb::ReserveLotRequest {
+            id: lot.id,
+            ..Default::default()
+        }))
+        .await
+        .unwrap();
+    let p = get_project(&app, who, p.id).await.unwrap();
+    assert_eq!(
+        (p.available_lot_count, p.status.as_str()),
+        (0, project_now.as_str())
+    );
+    assert_eq!(get_stage(&app, who, s.id).await.unwrap().status, stage_now);
 }
 
 // ---------------------------------------------------------------------------------------

@@ -1,0 +1,1 @@
+ALTER TABLE property.projects DROP COLUMN IF EXISTS currency;
