@@ -32,7 +32,7 @@ pub(crate) const TABLE: Table = Table {
 };
 
 pub(crate) const FIELDS: &[FieldSpec] = &[
-    FieldSpec::new("assigned_to", "assigned_to", FieldKind::Int),
+    FieldSpec::new("assignee_user_id", "assigned_to", FieldKind::Int),
     FieldSpec::new("first_name", "first_name", FieldKind::Text),
     FieldSpec::new("last_name", "last_name", FieldKind::Text),
     FieldSpec::new("email", "email", FieldKind::Text),
@@ -109,7 +109,7 @@ pub(crate) const MUTABLE: &[&str] = &[
 ];
 
 pub(crate) const OUTPUT_ONLY: &[&str] = &[
-    "assigned_to",
+    "assignee_user_id",
     "phone_e164",
     "convert_time",
     "converted_contact_id",
@@ -146,7 +146,7 @@ impl LeadRow {
         pb::Lead {
             id: self.id,
             tenant_id: self.tenant_id,
-            assigned_to: self.assigned_to.unwrap_or_default(),
+            assignee_user_id: self.assigned_to.unwrap_or_default(),
             source: self.source.unwrap_or_default(),
             source_detail: self.source_detail.unwrap_or_default(),
             status: self.status,
@@ -168,7 +168,7 @@ impl LeadRow {
 
 /// The fields CreateLead stores: the mutable ones and the first assignee.
 pub(crate) const CREATE: &[&str] = &[
-    "assigned_to",
+    "assignee_user_id",
     "first_name",
     "last_name",
     "email",
@@ -197,7 +197,7 @@ pub(crate) fn values(l: &pb::Lead, fields: &[&str], method: Method) -> Result<Va
     person_values("lead", l, fields, |field| {
         Ok(Some(match field {
             // Checked with identity in the transaction.
-            "assigned_to" => match l.assigned_to {
+            "assignee_user_id" => match l.assignee_user_id {
                 0 => return Ok(None),
                 id if id < 0 => return Err("must be a positive id".into()),
                 id => ("assigned_to", Val::Int(Some(id))),
@@ -333,10 +333,10 @@ impl Resource for Leads {
     ) -> Result<(), crate::error::CrmError> {
         let country = tenant_country(call.state, tx).await?;
         set_e164(values, &l.phone, &l.country, country);
-        if l.assigned_to != 0 {
+        if l.assignee_user_id != 0 {
             call.state
                 .refs
-                .user("lead.assigned_to", l.assigned_to)
+                .user("lead.assignee_user_id", l.assignee_user_id)
                 .await?;
         }
         if l.status.trim().is_empty() {

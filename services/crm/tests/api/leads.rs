@@ -58,7 +58,10 @@ async fn a_lead_starts_in_the_first_status_with_its_phone_in_e164() {
     assert_eq!(lead.phone_e164, "+61412345678");
     assert_eq!(lead.tags, ["vip", "investor"]);
     assert_eq!(lead.custom_fields, [budget("300k+")]);
-    assert_eq!((lead.tenant_id, lead.assigned_to), (app.acme.tenant_id, 0));
+    assert_eq!(
+        (lead.tenant_id, lead.assignee_user_id),
+        (app.acme.tenant_id, 0)
+    );
     let got = app
         .leads()
         .get_lead(app.viewer.req(pb::GetLeadRequest { id: lead.id }))
@@ -151,8 +154,9 @@ async fn a_lead_is_assigned_only_to_an_active_user_of_its_tenant() {
     let assign = |to: i64, etag: &str| {
         app.acme.req(pb::AssignLeadRequest {
             id: lead.id,
-            assigned_to: to,
+            assignee_user_id: to,
             etag: etag.into(),
+            request_id: String::new(),
         })
     };
 
@@ -161,7 +165,7 @@ async fn a_lead_is_assigned_only_to_an_active_user_of_its_tenant() {
         .await
         .unwrap()
         .into_inner();
-    assert_eq!(assigned.assigned_to, app.agent.user_id);
+    assert_eq!(assigned.assignee_user_id, app.agent.user_id);
     expect_code(
         leads
             .assign_lead(assign(app.acme.user_id, &lead.etag))
@@ -172,11 +176,11 @@ async fn a_lead_is_assigned_only_to_an_active_user_of_its_tenant() {
     for stranger in [app.globex.user_id, 999_999] {
         assert_invalid(
             leads.assign_lead(assign(stranger, "")).await,
-            &["assigned_to"],
+            &["assignee_user_id"],
         );
     }
     let unassigned = leads.assign_lead(assign(0, "")).await.unwrap().into_inner();
-    assert_eq!(unassigned.assigned_to, 0);
+    assert_eq!(unassigned.assignee_user_id, 0);
 
     // Create may set the assignee; Update may not.
     let owned = create(
@@ -184,20 +188,20 @@ async fn a_lead_is_assigned_only_to_an_active_user_of_its_tenant() {
         &app.acme,
         pb::Lead {
             last_name: "Owned".into(),
-            assigned_to: app.agent.user_id,
+            assignee_user_id: app.agent.user_id,
             ..Default::default()
         },
     )
     .await
     .unwrap();
-    assert_eq!(owned.assigned_to, app.agent.user_id);
+    assert_eq!(owned.assignee_user_id, app.agent.user_id);
     expect_code(
         create(
             &app,
             &app.acme,
             pb::Lead {
                 last_name: "Stray".into(),
-                assigned_to: app.globex.user_id,
+                assignee_user_id: app.globex.user_id,
                 ..Default::default()
             },
         )
@@ -210,10 +214,10 @@ async fn a_lead_is_assigned_only_to_an_active_user_of_its_tenant() {
             &app.acme,
             pb::Lead {
                 id: owned.id,
-                assigned_to: app.acme.user_id,
+                assignee_user_id: app.acme.user_id,
                 ..Default::default()
             },
-            &["assigned_to"],
+            &["assignee_user_id"],
         )
         .await,
         Code::InvalidArgument,
@@ -455,8 +459,14 @@ async fn export_streams_every_matching_lead_in_order_across_pages() {
         .unwrap()
         .into_inner();
     let mut names = Vec::new();
-    while let Some(lead) = stream.next().await {
-        let lead = lead.unwrap();
+    while let Some(message) = stream.next().await {
+        let message = message.unwrap();
+        // Progress: this lead's place in the export, of the 400 matching at the start.
+        assert_eq!(
+            (message.exported_count, message.total_count),
+            (names.len() as i64 + 1, 400)
+        );
+        let lead = message.lead.expect("each message carries a lead");
         assert_eq!(lead.status, "hot");
         names.push(lead.last_name);
     }
@@ -496,8 +506,9 @@ async fn assigning_is_bound_to_the_tenant_and_needs_the_write_permission() {
             app.leads()
                 .assign_lead(who.req(pb::AssignLeadRequest {
                     id: lead.id,
-                    assigned_to: 0,
+                    assignee_user_id: 0,
                     etag: String::new(),
+                    request_id: String::new(),
                 }))
                 .await,
             code,
