@@ -218,7 +218,7 @@ impl DealService for DealApi {
     ) -> Result<Response<pb::Deal>, Status> {
         let ctx = caller(&req)?;
         let r = req.into_inner();
-        let request_key = self.state.kit.request_key(&r.request_id, &r)?;
+        let key = self.state.kit.request_key(&r.request_id, &r)?;
         API.require_id("id", r.id)?;
         let stage_key = r.stage.trim();
         let mut violations = Vec::new();
@@ -232,7 +232,6 @@ impl DealService for DealApi {
         }
         API.violations(violations)?;
         ensure_pipeline(&self.state, ctx.tenant_id).await?;
-        let key = request_key;
         let mut tx =
             match replay::begin(&self.state.kit, ctx.tenant_id, "MoveDealStage", key).await? {
                 Begun::Replayed(deal) => return Ok(Response::new(deal)),
