@@ -1,8 +1,9 @@
 //! `fusion.crm.v1.LeadService`: prospective buyers, as the sales team works them.
 //!
-//! A lead's status and pipeline stage name live keys of the tenant's pipeline; its
-//! assignee is an active user of the tenant (asked of identity, as the caller) and
-//! changes only through AssignLead; its phone is kept as entered and in E.164 for
+//! A lead's status and pipeline stage name live keys of the tenant's pipeline, and the
+//! status changes only through SetLeadStatus; its assignee is an active user of the
+//! tenant (asked of identity, as the caller) and changes only through AssignLead; its
+//! phone is kept as entered and in E.164 for
 //! dedupe and search.
 
 use std::pin::Pin;
@@ -20,9 +21,10 @@ use fusion_service::api::total;
 use fusion_service::replay::{self, Begun};
 use fusion_service::standard;
 
+use crate::domain::pipeline;
 use crate::grpc::API;
 use crate::grpc::caller;
-use crate::store::pipeline::ensure_pipeline;
+use crate::store::pipeline::{ensure_pipeline, require_lead_status};
 use crate::{AppState, DOMAIN};
 
 use crate::store::leads::*;
@@ -155,6 +157,40 @@ impl LeadService for LeadApi {
         if current.assigned_to != assignee {
             TABLE
                 .update(&mut tx, r.id, vec![("assigned_to", Val::Int(assignee))])
+                .await?;
+        }
+        let row: LeadRow = TABLE.fetch(&mut tx, r.id, Read::live()).await?;
+        Ok(Response::new(tx.commit(row.into_pb(&self.state)).await?))
+    }
+
+    async fn set_lead_status(
+        &self,
+        req: Request<pb::SetLeadStatusRequest>,
+    ) -> Result<Response<pb::Lead>, Status> {
+        let ctx = caller(&req)?;
+        let r = req.into_inner();
+        let key = self.state.kit.request_key(&r.request_id, &r)?;
+        API.require_id("id", r.id)?;
+        let status = r.status.trim();
+        if status.is_empty() {
+            return Err(API.invalid("status", "is required"));
+        }
+        pipeline::key(status).map_err(|why| API.invalid("status", why))?;
+        // Before the transaction: it may use a connection of its own.
+        ensure_pipeline(&self.state, ctx.tenant_id).await?;
+        let mut tx =
+            match replay::begin(&self.state.kit, ctx.tenant_id, "SetLeadStatus", key).await? {
+                Begun::Replayed(lead) => return Ok(Response::new(lead)),
+                Begun::Fresh(attempt) => attempt,
+            };
+        let current: LeadRow = TABLE
+            .fetch(&mut tx, r.id, Read::live().for_update())
+            .await?;
+        API.check_etag(&r.etag, current.version)?;
+        if current.status != status {
+            require_lead_status(&mut tx, "status", status).await?;
+            TABLE
+                .update(&mut tx, r.id, vec![("status", Val::text(status))])
                 .await?;
         }
         let row: LeadRow = TABLE.fetch(&mut tx, r.id, Read::live()).await?;

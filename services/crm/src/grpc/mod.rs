@@ -67,6 +67,7 @@ pub fn policy() -> MethodPolicy {
                 "DeleteLead",
                 "UndeleteLead",
                 "AssignLead",
+                "SetLeadStatus",
                 "ConvertLead",
                 "MergeLeads",
                 "ImportLeads",

@@ -234,23 +234,23 @@ async fn updates_change_masked_fields_keep_e164_current_and_check_the_pipeline()
         pb::Lead {
             id: lead.id,
             phone: "(07) 3123 4567".into(),
-            status: "hot".into(),
+            stage: "property_enquiry".into(),
             notes: "not in the mask".into(),
             custom_fields: vec![budget("200k-300k")],
             etag: lead.etag.clone(),
             ..Default::default()
         },
-        &["phone", "status", "custom_fields"],
+        &["phone", "stage", "custom_fields"],
     )
     .await
     .unwrap();
     assert_eq!(
         (
             changed.phone_e164.as_str(),
-            changed.status.as_str(),
+            changed.stage.as_str(),
             changed.notes.as_str()
         ),
-        ("+61731234567", "hot", "")
+        ("+61731234567", "property_enquiry", "")
     );
     assert_eq!(changed.custom_fields, [budget("200k-300k")]);
     assert_ne!(changed.etag, lead.etag);
@@ -288,17 +288,10 @@ async fn updates_change_masked_fields_keep_e164_current_and_check_the_pipeline()
         (
             pb::Lead {
                 id: lead.id,
-                status: "imaginary".into(),
+                stage: "imaginary".into(),
                 ..Default::default()
             },
-            "status",
-        ),
-        (
-            pb::Lead {
-                id: lead.id,
-                ..Default::default()
-            },
-            "status",
+            "stage",
         ),
         (
             pb::Lead {
@@ -325,6 +318,117 @@ async fn updates_change_masked_fields_keep_e164_current_and_check_the_pipeline()
         )
         .await,
         Code::InvalidArgument,
+    );
+}
+
+#[tokio::test]
+async fn a_leads_status_changes_only_through_set_lead_status() {
+    let app = TestApp::spawn().await;
+    let lead = app.lead(&app.agent, "Nguyen").await;
+    assert_eq!(lead.status, "new");
+    let set = |status: &str, etag: &str| {
+        app.agent.req(pb::SetLeadStatusRequest {
+            id: lead.id,
+            status: status.into(),
+            etag: etag.into(),
+            request_id: String::new(),
+        })
+    };
+
+    // UpdateLead leaves the status: a mask naming it is refused, and without a mask or
+    // with `*` a sent status is ignored.
+    assert_invalid(
+        update(
+            &app,
+            &app.agent,
+            pb::Lead {
+                id: lead.id,
+                status: "hot".into(),
+                ..Default::default()
+            },
+            &["status"],
+        )
+        .await,
+        &["update_mask"],
+    );
+    for paths in [&[][..], &["*"][..]] {
+        let updated = update(
+            &app,
+            &app.agent,
+            pb::Lead {
+                status: "hot".into(),
+                notes: "Wants a corner block".into(),
+                etag: String::new(),
+                ..lead.clone()
+            },
+            paths,
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            (updated.status.as_str(), updated.notes.as_str()),
+            ("new", "Wants a corner block")
+        );
+    }
+
+    // SetLeadStatus: any live status of the tenant, behind the etag; the status it
+    // has returns the lead unchanged.
+    let current = app
+        .leads()
+        .get_lead(app.agent.req(pb::GetLeadRequest { id: lead.id }))
+        .await
+        .unwrap()
+        .into_inner();
+    expect_code(
+        app.leads().set_lead_status(set("hot", &lead.etag)).await,
+        Code::Aborted,
+    );
+    let hot = app
+        .leads()
+        .set_lead_status(set("hot", &current.etag))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(hot.status, "hot");
+    assert_ne!(hot.etag, current.etag);
+    assert_eq!(
+        app.leads()
+            .set_lead_status(set("hot", ""))
+            .await
+            .unwrap()
+            .into_inner(),
+        hot
+    );
+    let closed = app
+        .leads()
+        .set_lead_status(set("not_interested", ""))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(closed.status, "not_interested");
+    for bad in ["imaginary", "", "Hot!"] {
+        assert_invalid(app.leads().set_lead_status(set(bad, "")).await, &["status"]);
+    }
+    // Another tenant's lead is not found; a viewer may not.
+    expect_code(
+        app.leads()
+            .set_lead_status(app.globex.req(pb::SetLeadStatusRequest {
+                id: lead.id,
+                status: "hot".into(),
+                ..Default::default()
+            }))
+            .await,
+        Code::NotFound,
+    );
+    expect_code(
+        app.leads()
+            .set_lead_status(app.viewer.req(pb::SetLeadStatusRequest {
+                id: lead.id,
+                status: "hot".into(),
+                ..Default::default()
+            }))
+            .await,
+        Code::PermissionDenied,
     );
 }
 

@@ -1,5 +1,5 @@
 //! AIP-155 request ids on crm's custom methods with a side effect (WinDeal, LoseDeal,
-//! MoveDealStage, AssignLead, StartTask, CompleteTask, CancelTask, ReopenTask): a retry
+//! MoveDealStage, AssignLead, SetLeadStatus, StartTask, CompleteTask, CancelTask, ReopenTask): a retry
 //! with the same id and request returns the first response and acts once, even after
 //! the record has changed since; the same id with another request is
 //! INVALID_ARGUMENT (REQUEST_ID_REUSED); a malformed id is INVALID_ARGUMENT.
@@ -246,6 +246,50 @@ async fn a_retried_assignment_acts_once() {
         app.leads()
             .assign_lead(assign(app.agent.user_id, "{nope}"))
             .await,
+        &["request_id"],
+    );
+}
+
+#[tokio::test]
+async fn a_retried_lead_status_change_acts_once() {
+    let app = TestApp::spawn().await;
+    let lead = app.lead(&app.agent, "Status").await;
+    let set = |status: &str, request_id: &str| {
+        app.agent.req(pb::SetLeadStatusRequest {
+            id: lead.id,
+            status: status.into(),
+            etag: String::new(),
+            request_id: request_id.into(),
+        })
+    };
+    let id = new_id();
+    let hot = app
+        .leads()
+        .set_lead_status(set("hot", &id))
+        .await
+        .unwrap()
+        .into_inner();
+    app.leads()
+        .set_lead_status(set("call_back", ""))
+        .await
+        .unwrap();
+    let retried = app
+        .leads()
+        .set_lead_status(set("hot", &id))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(retried, hot);
+    let now = app
+        .leads()
+        .get_lead(app.agent.req(pb::GetLeadRequest { id: lead.id }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(now.status, "call_back");
+    assert_reused(app.leads().set_lead_status(set("nurture", &id)).await);
+    assert_invalid(
+        app.leads().set_lead_status(set("hot", "nope")).await,
         &["request_id"],
     );
 }
