@@ -72,14 +72,14 @@ pub enum CrmError {
         /// Its stage.
         stage: String,
     },
-    /// A completed task's status changes only through ReopenTask (TASK_COMPLETED).
+    /// A completed task cannot be started or cancelled (TASK_COMPLETED).
     #[error("task {id} is completed; reopen it with ReopenTask to change its status")]
     TaskCompleted {
         /// The task.
         id: i64,
     },
-    /// A cancelled task cannot be completed (TASK_CANCELLED).
-    #[error("task {id} is cancelled; reopen it before completing it")]
+    /// A cancelled task cannot be started or completed (TASK_CANCELLED).
+    #[error("task {id} is cancelled; reopen it with ReopenTask to change its status")]
     TaskCancelled {
         /// The task.
         id: i64,
@@ -387,7 +387,7 @@ mod tests {
             },
             CrmError::OwnerUnavailable {
                 owner: "identity",
-                field: "assigned_to".into(),
+                field: "assignee_user_id".into(),
             },
             CrmError::Internal("test"),
         ];

@@ -395,7 +395,7 @@ pub async fn crm(
                         taskable_id: id,
                         title: title.into(),
                         priority: priority.into(),
-                        assigned_to: user_id,
+                        assignee_user_id: user_id,
                         due_time: Some(tomorrow),
                         ..Default::default()
                     }),

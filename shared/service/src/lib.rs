@@ -1,6 +1,8 @@
 //! What every Fusion service process needs.
 //!
 //! - [`api`]: etags, update masks, ids, wire conversions and validation errors.
+//! - [`replay`]: AIP-155 request ids for custom methods (replay a retry, save the first
+//!   response in the same transaction).
 //! - [`validate`]: field rules (names, lengths, slugs, emails, URLs, enumerations).
 //! - [`host`]: what every context service does to start and stop (migrations, pool,
 //!   serving behind the tenancy layer, background tasks).
@@ -15,6 +17,7 @@ mod background;
 pub mod config;
 pub mod host;
 mod metrics;
+pub mod replay;
 mod server;
 pub mod standard;
 pub mod validate;

@@ -58,6 +58,12 @@ impl TestKeys {
         self.signer.sign(&self.claims(tenant_id, user_id, perms))
     }
 
+    /// A signed token for [`TestKeys::claims`] naming the tenant's IANA time zone
+    /// (`tz`), e.g. "Australia/Sydney".
+    pub fn mint_in_zone(&self, tenant_id: i64, user_id: i64, perms: &[&str], zone: &str) -> String {
+        self.sign(&self.claims(tenant_id, user_id, perms).with_time_zone(zone))
+    }
+
     /// Signs arbitrary claims with this key.
     pub fn sign(&self, claims: &Claims) -> String {
         self.signer.sign(claims)

@@ -1,8 +1,8 @@
 //! `fusion.crm.v1.ContactService`: the people and companies a tenant deals with.
 //!
 //! A contact shares its person fields with leads (see [`super::person`]): its phone is
-//! kept as entered and in E.164. Its `lead_id`, when set, names a live lead of the
-//! tenant, key-share locked while the contact is written. A contact merged into
+//! kept as entered and in E.164. Its `lead_id` is output only: ConvertLead sets it and
+//! merges re-point it; Create and Update ignore it (a mask naming it is refused). A contact merged into
 //! another stays deleted; MergeContacts folds duplicates into one (see `merge`).
 
 use tonic::{Request, Response, Status};
@@ -129,10 +129,10 @@ impl ContactService for ContactApi {
             |survivor: ContactRow, counts, merged_ids| pb::MergeContactsResponse {
                 survivor: Some(survivor.into_pb(state)),
                 merged_ids,
-                notes_repointed: counts.notes,
-                tasks_repointed: counts.tasks,
-                deals_repointed: counts.pointers[0],
-                leads_repointed: counts.pointers[1],
+                notes_repointed_count: counts.notes,
+                tasks_repointed_count: counts.tasks,
+                deals_repointed_count: counts.pointers[0],
+                leads_repointed_count: counts.pointers[1],
                 dry_run: r.dry_run,
             },
         )

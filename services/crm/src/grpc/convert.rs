@@ -11,6 +11,7 @@ use tonic::Status;
 use fusion_db::resource::Read;
 use fusion_db::resource::Val;
 use fusion_proto::crm::v1 as pb;
+use fusion_service::standard::Method;
 use fusion_tenancy::TenantContext;
 
 use crate::domain::pipeline;
@@ -95,6 +96,8 @@ pub(crate) async fn convert(
 
     let contact = contact_from(&lead, r.contact);
     let mut values = contacts::values(&contact, contacts::CREATE)?;
+    // Output only on the contact's own methods: the conversion is what sets it.
+    values.push(("lead_id", Val::Int(Some(lead.id))));
     let country = tenant_country(state, &mut tx).await?;
     set_e164(&mut values, &contact.phone, &contact.country, country);
     let contact_id = contacts::TABLE.insert(&mut tx, values).await?;
@@ -107,12 +110,12 @@ pub(crate) async fn convert(
                     .trim()
                     .to_owned();
             }
-            if deal.assigned_to == 0 {
-                deal.assigned_to = lead.assigned_to.unwrap_or_default();
+            if deal.assignee_user_id == 0 {
+                deal.assignee_user_id = lead.assigned_to.unwrap_or_default();
             }
             deal.lead_id = lead.id;
             deal.contact_id = contact_id;
-            let mut values = deals::values(&deal, deals::CREATE)?;
+            let mut values = deals::values(&deal, deals::CREATE, Method::Create)?;
             deals::place_new_deal(&mut tx, &deal, &mut values).await?;
             Some(deals::TABLE.insert(&mut tx, values).await?)
         }

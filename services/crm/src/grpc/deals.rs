@@ -13,13 +13,16 @@
 use chrono::NaiveDate;
 use tonic::{Request, Response, Status};
 
+use fusion_db::idempotency::RequestKey;
 use fusion_db::list::ListParams;
 use fusion_db::resource::{Read, Val};
 use fusion_proto::crm::v1 as pb;
 use fusion_proto::crm::v1::deal_service_server::DealService;
 use fusion_proto::errors::FieldViolation;
 use fusion_service::api::total;
+use fusion_service::replay::{self, Begun};
 use fusion_service::standard;
+use fusion_tenancy::TenantContext;
 
 use crate::AppState;
 use crate::domain::{pipeline, validate};
@@ -42,13 +45,26 @@ impl DealApi {
     }
 
     /// WinDeal and LoseDeal: closes the open deal in the stage the request names (or
-    /// the tenant's first with the outcome), on its date (or today), with its reason,
-    /// at probability 100 (won) or 0 (lost), in one transaction holding the deal's row
-    /// lock; a win is announced on the outbox in the same transaction.
-    async fn close(&self, tenant: i64, c: Closing<'_>) -> Result<pb::Deal, Status> {
-        let date = c.check()?;
-        ensure_pipeline(&self.state, tenant).await?;
-        let mut tx = self.state.db.begin(tenant).await?;
+    /// the tenant's first with the outcome), on its date (or today in the tenant's
+    /// time zone), with its reason, at probability 100 (won) or 0 (lost), in one
+    /// transaction holding the deal's row lock; a win is announced on the outbox in the
+    /// same transaction. A retry with the request id of a first call returns its result.
+    async fn close(
+        &self,
+        ctx: &TenantContext,
+        key: Option<RequestKey>,
+        c: Closing<'_>,
+    ) -> Result<pb::Deal, Status> {
+        let date = c.check(ctx)?;
+        ensure_pipeline(&self.state, ctx.tenant_id).await?;
+        let method = match c.outcome {
+            Outcome::Won => "WinDeal",
+            _ => "LoseDeal",
+        };
+        let mut tx = match replay::begin(&self.state.kit, ctx.tenant_id, method, key).await? {
+            Begun::Replayed(deal) => return Ok(deal),
+            Begun::Fresh(attempt) => attempt,
+        };
         let current: DealRow = TABLE
             .fetch(&mut tx, c.id, Read::live().for_update())
             .await?;
@@ -73,8 +89,7 @@ impl DealApi {
         if won {
             announce_won(&mut tx, &row).await?;
         }
-        tx.commit().await?;
-        Ok(row.into_pb(&self.state))
+        Ok(tx.commit(row.into_pb(&self.state)).await?)
     }
 }
 
@@ -91,8 +106,9 @@ struct Closing<'a> {
 
 impl Closing<'_> {
     /// Checks the request's fields (every bad one named; a reason is required to lose)
-    /// and returns its close date.
-    fn check(&self) -> Result<NaiveDate, Status> {
+    /// and returns its close date: the one given, else today in the caller's tenant's
+    /// time zone.
+    fn check(&self, ctx: &TenantContext) -> Result<NaiveDate, Status> {
         API.require_id("id", self.id)?;
         let mut violations = Vec::new();
         let stage = self.stage.trim();
@@ -109,7 +125,7 @@ impl Closing<'_> {
         if let Err(why) = reason {
             violations.push(FieldViolation::new("reason", why));
         }
-        let date = close_date(self.close_date);
+        let date = close_date(self.close_date, ctx.today());
         if let Err(why) = &date {
             violations.push(FieldViolation::new("close_date", why.clone()));
         }
@@ -202,12 +218,13 @@ impl DealService for DealApi {
     ) -> Result<Response<pb::Deal>, Status> {
         let ctx = caller(&req)?;
         let r = req.into_inner();
+        let key = self.state.kit.request_key(&r.request_id, &r)?;
         API.require_id("id", r.id)?;
-        let key = r.stage.trim();
+        let stage_key = r.stage.trim();
         let mut violations = Vec::new();
-        if key.is_empty() {
+        if stage_key.is_empty() {
             violations.push(FieldViolation::new("stage", "is required"));
-        } else if let Err(why) = pipeline::key(key) {
+        } else if let Err(why) = pipeline::key(stage_key) {
             violations.push(FieldViolation::new("stage", why));
         }
         if let Err(why) = probability(r.probability) {
@@ -215,12 +232,16 @@ impl DealService for DealApi {
         }
         API.violations(violations)?;
         ensure_pipeline(&self.state, ctx.tenant_id).await?;
-        let mut tx = self.state.db.begin(ctx.tenant_id).await?;
+        let mut tx =
+            match replay::begin(&self.state.kit, ctx.tenant_id, "MoveDealStage", key).await? {
+                Begun::Replayed(deal) => return Ok(Response::new(deal)),
+                Begun::Fresh(attempt) => attempt,
+            };
         let current: DealRow = TABLE
             .fetch(&mut tx, r.id, Read::live().for_update())
             .await?;
         API.check_etag(&r.etag, current.version)?;
-        let stage = require_deal_stage(&mut tx, "stage", key).await?;
+        let stage = require_deal_stage(&mut tx, "stage", stage_key).await?;
         if stage.outcome != "open" {
             let method = if stage.outcome == "won" {
                 "WinDeal"
@@ -230,7 +251,7 @@ impl DealService for DealApi {
             return Err(API.invalid(
                 "stage",
                 format!(
-                    "{key:?} is a {} stage; close a deal with {method}",
+                    "{stage_key:?} is a {} stage; close a deal with {method}",
                     stage.outcome
                 ),
             ));
@@ -260,8 +281,7 @@ impl DealService for DealApi {
             )
             .await?;
         let row: DealRow = TABLE.fetch(&mut tx, r.id, Read::live()).await?;
-        tx.commit().await?;
-        Ok(Response::new(row.into_pb(&self.state)))
+        Ok(Response::new(tx.commit(row.into_pb(&self.state)).await?))
     }
 
     async fn win_deal(
@@ -270,6 +290,7 @@ impl DealService for DealApi {
     ) -> Result<Response<pb::Deal>, Status> {
         let ctx = caller(&req)?;
         let r = req.into_inner();
+        let key = self.state.kit.request_key(&r.request_id, &r)?;
         let closing = Closing {
             id: r.id,
             etag: &r.etag,
@@ -278,7 +299,7 @@ impl DealService for DealApi {
             close_date: r.close_date.as_ref(),
             outcome: Outcome::Won,
         };
-        Ok(Response::new(self.close(ctx.tenant_id, closing).await?))
+        Ok(Response::new(self.close(&ctx, key, closing).await?))
     }
 
     async fn lose_deal(
@@ -287,6 +308,7 @@ impl DealService for DealApi {
     ) -> Result<Response<pb::Deal>, Status> {
         let ctx = caller(&req)?;
         let r = req.into_inner();
+        let key = self.state.kit.request_key(&r.request_id, &r)?;
         let closing = Closing {
             id: r.id,
             etag: &r.etag,
@@ -295,7 +317,7 @@ impl DealService for DealApi {
             close_date: r.close_date.as_ref(),
             outcome: Outcome::Lost,
         };
-        Ok(Response::new(self.close(ctx.tenant_id, closing).await?))
+        Ok(Response::new(self.close(&ctx, key, closing).await?))
     }
 }
 

@@ -119,15 +119,15 @@ impl Run<'_> {
             ));
         }
         // Every row carries the same columns, so an unassigned row says so explicitly.
-        if lead.assigned_to == 0 {
+        if lead.assignee_user_id == 0 {
             values.push(("assigned_to", Val::Int(None)));
         } else {
-            let id = lead.assigned_to;
+            let id = lead.assignee_user_id;
             if !self.users.contains_key(&id) {
                 let verdict = if id < 0 {
                     Some("must be a positive id".to_owned())
                 } else {
-                    match self.state.refs.user("assigned_to", id).await {
+                    match self.state.refs.user("assignee_user_id", id).await {
                         Ok(()) => None,
                         Err(CrmError::Invalid(_)) => {
                             Some(format!("no active user {id} in this tenant"))
@@ -140,7 +140,7 @@ impl Run<'_> {
             }
             match &self.users[&id] {
                 None => values.push(("assigned_to", Val::Int(Some(id)))),
-                Some(why) => violations.push(FieldViolation::new("assigned_to", why.clone())),
+                Some(why) => violations.push(FieldViolation::new("assignee_user_id", why.clone())),
             }
         }
         if violations.is_empty() {

@@ -1,8 +1,9 @@
 //! `fusion.crm.v1.LeadService`: prospective buyers, as the sales team works them.
 //!
-//! A lead's status and pipeline stage name live keys of the tenant's pipeline; its
-//! assignee is an active user of the tenant (asked of identity, as the caller) and
-//! changes only through AssignLead; its phone is kept as entered and in E.164 for
+//! A lead's status and pipeline stage name live keys of the tenant's pipeline, and the
+//! status changes only through SetLeadStatus; its assignee is an active user of the
+//! tenant (asked of identity, as the caller) and changes only through AssignLead; its
+//! phone is kept as entered and in E.164 for
 //! dedupe and search.
 
 use std::pin::Pin;
@@ -17,11 +18,13 @@ use fusion_db::resource::{Read, Val};
 use fusion_proto::crm::v1 as pb;
 use fusion_proto::crm::v1::lead_service_server::LeadService;
 use fusion_service::api::total;
+use fusion_service::replay::{self, Begun};
 use fusion_service::standard;
 
+use crate::domain::pipeline;
 use crate::grpc::API;
 use crate::grpc::caller;
-use crate::store::pipeline::ensure_pipeline;
+use crate::store::pipeline::{ensure_pipeline, require_lead_status};
 use crate::{AppState, DOMAIN};
 
 use crate::store::leads::*;
@@ -39,7 +42,8 @@ impl LeadApi {
 }
 
 /// The ExportLeads stream.
-pub(crate) type ExportStream = Pin<Box<dyn Stream<Item = Result<pb::Lead, Status>> + Send>>;
+pub(crate) type ExportStream =
+    Pin<Box<dyn Stream<Item = Result<pb::ExportLeadsResponse, Status>> + Send>>;
 
 /// Rows an export reads per page.
 const EXPORT_PAGE: i32 = 500;
@@ -132,25 +136,65 @@ impl LeadService for LeadApi {
     ) -> Result<Response<pb::Lead>, Status> {
         let ctx = caller(&req)?;
         let r = req.into_inner();
+        let key = self.state.kit.request_key(&r.request_id, &r)?;
         API.require_id("id", r.id)?;
-        if r.assigned_to != 0 {
-            API.require_id("assigned_to", r.assigned_to)?;
-            self.state.refs.user("assigned_to", r.assigned_to).await?;
+        if r.assignee_user_id != 0 {
+            API.require_id("assignee_user_id", r.assignee_user_id)?;
+            self.state
+                .refs
+                .user("assignee_user_id", r.assignee_user_id)
+                .await?;
         }
-        let mut tx = self.state.db.begin(ctx.tenant_id).await?;
+        let mut tx = match replay::begin(&self.state.kit, ctx.tenant_id, "AssignLead", key).await? {
+            Begun::Replayed(lead) => return Ok(Response::new(lead)),
+            Begun::Fresh(attempt) => attempt,
+        };
         let current: LeadRow = TABLE
             .fetch(&mut tx, r.id, Read::live().for_update())
             .await?;
         API.check_etag(&r.etag, current.version)?;
-        let assignee = (r.assigned_to != 0).then_some(r.assigned_to);
+        let assignee = (r.assignee_user_id != 0).then_some(r.assignee_user_id);
         if current.assigned_to != assignee {
             TABLE
                 .update(&mut tx, r.id, vec![("assigned_to", Val::Int(assignee))])
                 .await?;
         }
         let row: LeadRow = TABLE.fetch(&mut tx, r.id, Read::live()).await?;
-        tx.commit().await?;
-        Ok(Response::new(row.into_pb(&self.state)))
+        Ok(Response::new(tx.commit(row.into_pb(&self.state)).await?))
+    }
+
+    async fn set_lead_status(
+        &self,
+        req: Request<pb::SetLeadStatusRequest>,
+    ) -> Result<Response<pb::Lead>, Status> {
+        let ctx = caller(&req)?;
+        let r = req.into_inner();
+        let key = self.state.kit.request_key(&r.request_id, &r)?;
+        API.require_id("id", r.id)?;
+        let status = r.status.trim();
+        if status.is_empty() {
+            return Err(API.invalid("status", "is required"));
+        }
+        pipeline::key(status).map_err(|why| API.invalid("status", why))?;
+        // Before the transaction: it may use a connection of its own.
+        ensure_pipeline(&self.state, ctx.tenant_id).await?;
+        let mut tx =
+            match replay::begin(&self.state.kit, ctx.tenant_id, "SetLeadStatus", key).await? {
+                Begun::Replayed(lead) => return Ok(Response::new(lead)),
+                Begun::Fresh(attempt) => attempt,
+            };
+        let current: LeadRow = TABLE
+            .fetch(&mut tx, r.id, Read::live().for_update())
+            .await?;
+        API.check_etag(&r.etag, current.version)?;
+        if current.status != status {
+            require_lead_status(&mut tx, "status", status).await?;
+            TABLE
+                .update(&mut tx, r.id, vec![("status", Val::text(status))])
+                .await?;
+        }
+        let row: LeadRow = TABLE.fetch(&mut tx, r.id, Read::live()).await?;
+        Ok(Response::new(tx.commit(row.into_pb(&self.state)).await?))
     }
 
     async fn convert_lead(
@@ -186,10 +230,10 @@ impl LeadService for LeadApi {
             |survivor: LeadRow, counts, merged_ids| pb::MergeLeadsResponse {
                 survivor: Some(survivor.into_pb(state)),
                 merged_ids,
-                notes_repointed: counts.notes,
-                tasks_repointed: counts.tasks,
-                deals_repointed: counts.pointers[0],
-                contacts_repointed: counts.pointers[1],
+                notes_repointed_count: counts.notes,
+                tasks_repointed_count: counts.tasks,
+                deals_repointed_count: counts.pointers[0],
+                contacts_repointed_count: counts.pointers[1],
                 dry_run: r.dry_run,
             },
         )
@@ -228,17 +272,28 @@ impl LeadService for LeadApi {
             order_by,
             r.show_deleted,
         );
-        params.skip_total = true;
         // The first page is read before the stream starts, so a bad filter or order is
-        // the call's error rather than the stream's.
+        // the call's error rather than the stream's; it also counts the matching leads
+        // (one count, as the export starts), and later pages do not.
         let first = standard::list::<Leads>(&self.state, &ctx, &params, None).await?;
+        params.skip_total = true;
+        let total_count = first.total_size;
         let state = self.state.clone();
         let (tx, rx) = mpsc::channel(64);
+        // A client that cancels (or goes away) closes the channel: the next send fails
+        // and the export stops reading.
         tokio::spawn(async move {
             let mut page = first;
+            let mut exported_count = 0_i64;
             loop {
                 for lead in page.items {
-                    if tx.send(Ok(lead)).await.is_err() {
+                    exported_count += 1;
+                    let message = pb::ExportLeadsResponse {
+                        lead: Some(lead),
+                        exported_count,
+                        total_count,
+                    };
+                    if tx.send(Ok(message)).await.is_err() {
                         return;
                     }
                 }

@@ -212,19 +212,19 @@ impl PipelineService for PipelineApi {
         let sent = body.crm_settings.unwrap_or_default();
         let mask = API.mask(
             body.update_mask,
-            &["default_country"],
+            &["default_region_code"],
             &["tenant_id", "update_time"],
-            &populated(&[("default_country", !sent.default_country.is_empty())]),
+            &populated(&[("default_region_code", !sent.default_region_code.is_empty())]),
         )?;
         let mut tx = self.state.db.begin(ctx.tenant_id).await?;
         let current = lock_settings(&mut tx).await?;
         API.check_etag(&sent.etag, current.as_ref().map_or(0, |c| c.version))?;
-        if mask.has("default_country") {
-            let code = sent.default_country.trim().to_uppercase();
+        if mask.has("default_region_code") {
+            let code = sent.default_region_code.trim().to_uppercase();
             if code.len() != 2 || code.parse::<phonenumber::country::Id>().is_err() {
                 return Err(API.invalid(
-                    "crm_settings.default_country",
-                    "must be an ISO 3166 country code such as AU",
+                    "crm_settings.default_region_code",
+                    "must be a CLDR region code (ISO 3166-1 alpha-2) such as AU",
                 ));
             }
             save_default_country(&mut tx, ctx.tenant_id, &code).await?;

@@ -4,21 +4,24 @@
 //! The record a task is about must be live in the caller's tenant when the task is
 //! created (see [`require_subject`]) and never changes afterwards; the assignee is an
 //! active user of the tenant (asked of identity, as the caller) and whoever assigns the
-//! task, creating or reassigning it, becomes its `assigned_by`. Only CompleteTask
-//! completes a task and only ReopenTask reopens a completed one, so `complete_time` is
-//! set exactly while the task is completed (the table checks it too).
+//! task, creating or reassigning it, becomes its `assigner_user_id`. A task's status
+//! is output only: a new task is open, and only StartTask, CompleteTask, CancelTask
+//! and ReopenTask move it (see [`Transition`]), so `complete_time` is set exactly while
+//! the task is completed (the table checks it too). Each takes an AIP-155 request id.
 
 use chrono::Utc;
 use tonic::{Request, Response, Status};
 
+use fusion_db::idempotency::RequestKey;
 use fusion_db::list::ListParams;
 use fusion_db::resource::Read;
 use fusion_db::resource::Val;
 use fusion_proto::crm::v1 as pb;
 use fusion_proto::crm::v1::task_service_server::TaskService;
 use fusion_service::api::total;
-
+use fusion_service::replay::{self, Begun};
 use fusion_service::standard;
+use fusion_tenancy::TenantContext;
 
 use crate::AppState;
 use crate::error::CrmError;
@@ -39,20 +42,26 @@ impl TaskApi {
         Self { state }
     }
 
-    /// Moves live task `id` (behind `etag`) to the status `change` picks from its current
-    /// one (None leaves it as it is), setting or clearing its completion time with it.
+    /// Moves live task `id` (behind `etag`) as `transition` says from its current
+    /// status, setting or clearing its completion time with it; a retry with the
+    /// request id of a first call returns that call's result.
     async fn transition(
         &self,
-        tenant_id: i64,
+        ctx: &TenantContext,
+        key: Option<RequestKey>,
         id: i64,
         etag: &str,
-        change: impl FnOnce(&TaskRow) -> Result<Option<&'static str>, Status>,
+        transition: Transition,
     ) -> Result<pb::Task, Status> {
         API.require_id("id", id)?;
-        let mut tx = self.state.db.begin(tenant_id).await?;
+        let method = transition.method();
+        let mut tx = match replay::begin(&self.state.kit, ctx.tenant_id, method, key).await? {
+            Begun::Replayed(task) => return Ok(task),
+            Begun::Fresh(attempt) => attempt,
+        };
         let current: TaskRow = TABLE.fetch(&mut tx, id, Read::live().for_update()).await?;
         API.check_etag(etag, current.version)?;
-        if let Some(status) = change(&current)? {
+        if let Some(status) = transition.next(&current)? {
             let completed_at = (status == COMPLETED).then(Utc::now);
             TABLE
                 .update(
@@ -66,8 +75,55 @@ impl TaskApi {
                 .await?;
         }
         let row: TaskRow = TABLE.fetch(&mut tx, id, Read::live()).await?;
-        tx.commit().await?;
-        Ok(row.into_pb(&self.state))
+        Ok(tx.commit(row.into_pb(&self.state)).await?)
+    }
+}
+
+/// The custom methods that move a task's status.
+#[derive(Clone, Copy, Debug)]
+enum Transition {
+    /// open → in_progress.
+    Start,
+    /// open or in_progress → completed.
+    Complete,
+    /// open or in_progress → cancelled.
+    Cancel,
+    /// completed or cancelled → open.
+    Reopen,
+}
+
+impl Transition {
+    /// The method's name, under which its request ids are kept.
+    fn method(self) -> &'static str {
+        match self {
+            Transition::Start => "StartTask",
+            Transition::Complete => "CompleteTask",
+            Transition::Cancel => "CancelTask",
+            Transition::Reopen => "ReopenTask",
+        }
+    }
+
+    /// The status `task` moves to: None when it is already there (the call returns it
+    /// unchanged), FAILED_PRECONDITION when the method does not accept its status.
+    fn next(self, task: &TaskRow) -> Result<Option<&'static str>, CrmError> {
+        let status = task.status.as_str();
+        let id = task.id;
+        match (self, status) {
+            (Transition::Start, IN_PROGRESS)
+            | (Transition::Complete, COMPLETED)
+            | (Transition::Cancel, CANCELLED) => Ok(None),
+            (Transition::Start | Transition::Cancel, COMPLETED) => {
+                Err(CrmError::TaskCompleted { id })
+            }
+            (Transition::Start | Transition::Complete, CANCELLED) => {
+                Err(CrmError::TaskCancelled { id })
+            }
+            (Transition::Start, _) => Ok(Some(IN_PROGRESS)),
+            (Transition::Complete, _) => Ok(Some(COMPLETED)),
+            (Transition::Cancel, _) => Ok(Some(CANCELLED)),
+            (Transition::Reopen, COMPLETED | CANCELLED) => Ok(Some(OPEN)),
+            (Transition::Reopen, _) => Ok(None),
+        }
     }
 }
 
@@ -165,22 +221,37 @@ impl TaskService for TaskApi {
         Ok(Response::new(restored.await?))
     }
 
+    async fn start_task(
+        &self,
+        req: Request<pb::StartTaskRequest>,
+    ) -> Result<Response<pb::Task>, Status> {
+        let ctx = caller(&req)?;
+        let r = req.into_inner();
+        let key = self.state.kit.request_key(&r.request_id, &r)?;
+        let task = self.transition(&ctx, key, r.id, &r.etag, Transition::Start);
+        Ok(Response::new(task.await?))
+    }
+
     async fn complete_task(
         &self,
         req: Request<pb::CompleteTaskRequest>,
     ) -> Result<Response<pb::Task>, Status> {
         let ctx = caller(&req)?;
         let r = req.into_inner();
-        let task = self
-            .transition(ctx.tenant_id, r.id, &r.etag, |task| {
-                match task.status.as_str() {
-                    COMPLETED => Ok(None),
-                    CANCELLED => Err(CrmError::TaskCancelled { id: task.id }.into()),
-                    _ => Ok(Some(COMPLETED)),
-                }
-            })
-            .await?;
-        Ok(Response::new(task))
+        let key = self.state.kit.request_key(&r.request_id, &r)?;
+        let task = self.transition(&ctx, key, r.id, &r.etag, Transition::Complete);
+        Ok(Response::new(task.await?))
+    }
+
+    async fn cancel_task(
+        &self,
+        req: Request<pb::CancelTaskRequest>,
+    ) -> Result<Response<pb::Task>, Status> {
+        let ctx = caller(&req)?;
+        let r = req.into_inner();
+        let key = self.state.kit.request_key(&r.request_id, &r)?;
+        let task = self.transition(&ctx, key, r.id, &r.etag, Transition::Cancel);
+        Ok(Response::new(task.await?))
     }
 
     async fn reopen_task(
@@ -189,11 +260,8 @@ impl TaskService for TaskApi {
     ) -> Result<Response<pb::Task>, Status> {
         let ctx = caller(&req)?;
         let r = req.into_inner();
-        let task = self
-            .transition(ctx.tenant_id, r.id, &r.etag, |task| {
-                Ok(matches!(task.status.as_str(), COMPLETED | CANCELLED).then_some("open"))
-            })
-            .await?;
-        Ok(Response::new(task))
+        let key = self.state.kit.request_key(&r.request_id, &r)?;
+        let task = self.transition(&ctx, key, r.id, &r.etag, Transition::Reopen);
+        Ok(Response::new(task.await?))
     }
 }

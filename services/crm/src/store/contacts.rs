@@ -1,12 +1,11 @@
 //! Contacts: their row, their description for the standard methods, and their checks.
 
 use chrono::{DateTime, Utc};
-use sqlx::PgConnection;
 
 use fusion_db::TenantTx;
 use fusion_db::filter::{FieldKind, FieldSpec};
 use fusion_db::list::ListSpec;
-use fusion_db::resource::{Table, Val, Values, lock_live};
+use fusion_db::resource::{Table, Val, Values};
 use fusion_proto::crm::v1 as pb;
 use fusion_service::api::{opt_ts, populated, ts};
 use fusion_service::standard::{Call, Kit, Method, Resource};
@@ -14,7 +13,7 @@ use fusion_service::standard::{Call, Kit, Method, Resource};
 use crate::domain::validate;
 use crate::error::CrmError;
 use crate::store::person::{
-    Person, PersonRow, person_values, refresh_e164, set_e164, sets, tenant_country,
+    Person, PersonRow, person_values, refresh_e164, set_e164, tenant_country,
 };
 use crate::{AppState, DOMAIN};
 
@@ -36,7 +35,7 @@ pub(crate) const FIELDS: &[FieldSpec] = &[
     FieldSpec::new("phone", "phone", FieldKind::Text),
     FieldSpec::new("phone_e164", "phone_e164", FieldKind::Text),
     FieldSpec::new("company", "company", FieldKind::Text),
-    FieldSpec::new("position", "position", FieldKind::Text),
+    FieldSpec::new("job_title", "position", FieldKind::Text),
     FieldSpec::new("suburb", "suburb", FieldKind::Text),
     FieldSpec::new("state", "state", FieldKind::Text),
     FieldSpec::new("postcode", "postcode", FieldKind::Text),
@@ -70,16 +69,15 @@ pub(crate) const LIST: ListSpec = ListSpec {
     tenant_scoped: true,
 };
 
-/// The fields CreateContact stores (with `phone_e164`, see [`set_e164`]); `lead_id`
-/// must be checked with [`require_lead`] in the transaction.
+/// The fields CreateContact stores (with `phone_e164`, see [`set_e164`]). Not
+/// `lead_id`: it is output only, set by ConvertLead and re-pointed by merges.
 pub(crate) const CREATE: &[&str] = &[
-    "lead_id",
     "first_name",
     "last_name",
     "email",
     "phone",
     "company",
-    "position",
+    "job_title",
     "address",
     "suburb",
     "state",
@@ -98,6 +96,7 @@ pub(crate) const MUTABLE: &[&str] = CREATE;
 pub(crate) const OUTPUT_ONLY: &[&str] = &[
     "id",
     "tenant_id",
+    "lead_id",
     "phone_e164",
     "merged_into_id",
     "create_time",
@@ -132,7 +131,7 @@ impl ContactRow {
             tenant_id: self.tenant_id,
             lead_id: self.lead_id.unwrap_or_default(),
             company: self.company.unwrap_or_default(),
-            position: self.position.unwrap_or_default(),
+            job_title: self.position.unwrap_or_default(),
             contact_type: self.contact_type.unwrap_or_default(),
             merged_into_id: self.merged_into_id.unwrap_or_default(),
             create_time: Some(ts(self.created_at)),
@@ -147,22 +146,17 @@ impl ContactRow {
 
 /// The column values of the fields in `fields` (e.g. [`CREATE`]), validated field by
 /// field with violations named `contact.<field>`. Not among them: `phone_e164` (see
-/// [`set_e164`]) and the check that `lead_id` names a live lead (see [`require_lead`]).
+/// [`set_e164`]) and `lead_id` (output only: ConvertLead sets it).
 pub(crate) fn values(c: &pb::Contact, fields: &[&str]) -> Result<Values, CrmError> {
     person_values("contact", c, fields, |field| {
         Ok(Some(match field {
-            "lead_id" => match c.lead_id {
-                0 => ("lead_id", Val::Int(None)),
-                id if id < 0 => return Err("must be a positive id, or 0 for none".into()),
-                id => ("lead_id", Val::Int(Some(id))),
-            },
             "company" => {
                 validate::max_len(&c.company, 255)?;
                 ("company", Val::text(&c.company))
             }
-            "position" => {
-                validate::max_len(&c.position, 255)?;
-                ("position", Val::text(&c.position))
+            "job_title" => {
+                validate::max_len(&c.job_title, 255)?;
+                ("position", Val::text(&c.job_title))
             }
             "contact_type" => {
                 validate::max_len(&c.contact_type, 50)?;
@@ -173,23 +167,9 @@ pub(crate) fn values(c: &pb::Contact, fields: &[&str]) -> Result<Values, CrmErro
     })
 }
 
-/// INVALID_ARGUMENT on `contact.lead_id` unless `lead_id` is 0 (none) or a live lead of
-/// the transaction's tenant, which stays key-share locked (not deletable) until the
-/// transaction ends.
-pub(crate) async fn require_lead(conn: &mut PgConnection, lead_id: i64) -> Result<(), CrmError> {
-    if lead_id == 0 || lock_live(conn, DOMAIN, "crm.leads", lead_id).await? {
-        Ok(())
-    } else {
-        Err(CrmError::invalid(
-            "contact.lead_id",
-            format!("no live lead {lead_id} in this tenant"),
-        ))
-    }
-}
-
 /// Contacts on the standard methods: the phone's E.164 form follows the phone and the
-/// country, the lead a contact came from is a live lead of the tenant, and a contact
-/// merged into another cannot be restored.
+/// country, the lead a contact came from is set only by ConvertLead (and merges), and
+/// a contact merged into another cannot be restored.
 pub(crate) struct Contacts;
 
 impl Resource for Contacts {
@@ -227,9 +207,8 @@ impl Resource for Contacts {
             &[
                 &c.person().populated()[..],
                 &[
-                    ("lead_id", c.lead_id != 0),
                     ("company", !c.company.is_empty()),
-                    ("position", !c.position.is_empty()),
+                    ("job_title", !c.job_title.is_empty()),
                     ("contact_type", !c.contact_type.is_empty()),
                 ],
             ]
@@ -254,7 +233,7 @@ impl Resource for Contacts {
     ) -> Result<(), crate::error::CrmError> {
         let country = tenant_country(call.state, tx).await?;
         set_e164(values, &c.phone, &c.country, country);
-        require_lead(tx, c.lead_id).await
+        Ok(())
     }
 
     async fn on_update(
@@ -264,9 +243,6 @@ impl Resource for Contacts {
         c: &pb::Contact,
         values: &mut Values,
     ) -> Result<(), crate::error::CrmError> {
-        if sets(values, "lead_id") {
-            require_lead(tx, c.lead_id).await?;
-        }
         let country = tenant_country(call.state, tx).await?;
         refresh_e164(values, c.person(), &current.person, country);
         Ok(())

@@ -14,7 +14,6 @@ use fusion_service::standard::{Call, Kit, Method, Resource};
 
 use crate::domain::{pipeline, validate};
 use crate::error::{CrmError, Outcome};
-use crate::store::person::sets;
 use crate::store::pipeline::{StageInfo, require_deal_stage};
 use crate::store::{custom_fields_pb, record_values, tags_of, tags_val};
 use crate::{AppState, DOMAIN};
@@ -23,7 +22,7 @@ pub(crate) const TABLE: Table = Table {
     domain: DOMAIN,
     name: "crm.deals",
     select: "id, tenant_id, lead_id, contact_id, lot_id, assigned_to, title, description, \
-             value, status, stage, probability, expected_close_date, actual_close_date, \
+             value, currency, status, stage, probability, expected_close_date, actual_close_date, \
              close_reason, custom_fields, tags, version, created_at, updated_at, deleted_at",
     what: "deal",
 };
@@ -37,9 +36,10 @@ pub(crate) const FIELDS: &[FieldSpec] = &[
     FieldSpec::new("lead_id", "lead_id", FieldKind::Int),
     FieldSpec::new("contact_id", "contact_id", FieldKind::Int),
     FieldSpec::new("lot_id", "lot_id", FieldKind::Int),
-    FieldSpec::new("assigned_to", "assigned_to", FieldKind::Int),
+    FieldSpec::new("assignee_user_id", "assigned_to", FieldKind::Int),
     FieldSpec::new("title", "title", FieldKind::Text),
     FieldSpec::new("value", "value", FieldKind::Decimal),
+    FieldSpec::new("currency_code", "currency", FieldKind::Text),
     FieldSpec::new("status", "status", FieldKind::Text),
     FieldSpec::new("stage", "stage", FieldKind::Text),
     FieldSpec::new("probability", "probability", FieldKind::Int),
@@ -98,10 +98,11 @@ pub(crate) const CREATE: &[&str] = &[
     "lead_id",
     "contact_id",
     "lot_id",
-    "assigned_to",
+    "assignee_user_id",
     "title",
     "description",
     "value",
+    "currency_code",
     "stage",
     "probability",
     "expected_close_date",
@@ -115,10 +116,11 @@ pub(crate) const MUTABLE: &[&str] = &[
     "lead_id",
     "contact_id",
     "lot_id",
-    "assigned_to",
+    "assignee_user_id",
     "title",
     "description",
     "value",
+    "currency_code",
     "probability",
     "expected_close_date",
     "custom_fields",
@@ -150,6 +152,7 @@ pub(crate) struct DealRow {
     pub title: String,
     pub description: Option<String>,
     pub value: Option<Decimal>,
+    pub currency: String,
     pub status: String,
     pub stage: String,
     pub probability: Option<i32>,
@@ -174,10 +177,11 @@ impl DealRow {
             lead_id: self.lead_id.unwrap_or_default(),
             contact_id: self.contact_id.unwrap_or_default(),
             lot_id: self.lot_id.unwrap_or_default(),
-            assigned_to: self.assigned_to.unwrap_or_default(),
+            assignee_user_id: self.assigned_to.unwrap_or_default(),
             title: self.title,
             description: self.description.unwrap_or_default(),
             value: dec_str(self.value.map(cents)),
+            currency_code: self.currency,
             status: self.status,
             stage: self.stage,
             probability: self.probability,
@@ -199,13 +203,14 @@ impl DealRow {
 /// is only checked for form here (it is placed by [`place_new_deal`]); whether the
 /// lot and assignee exist is asked of their owners by [`check_owners`], and whether
 /// the lead and contact do by [`lock_links`].
-pub(crate) fn values(d: &pb::Deal, fields: &[&str]) -> Result<Values, CrmError> {
+pub(crate) fn values(d: &pb::Deal, fields: &[&str], method: Method) -> Result<Values, CrmError> {
+    let creating = method == Method::Create;
     record_values("deal", fields, &d.custom_fields, |field| {
         Ok(Some(match field {
             "lead_id" => ("lead_id", Val::Int(optional_id(d.lead_id)?)),
             "contact_id" => ("contact_id", Val::Int(optional_id(d.contact_id)?)),
             "lot_id" => ("lot_id", Val::Int(optional_id(d.lot_id)?)),
-            "assigned_to" => ("assigned_to", Val::Int(optional_id(d.assigned_to)?)),
+            "assignee_user_id" => ("assigned_to", Val::Int(optional_id(d.assignee_user_id)?)),
             "title" => {
                 validate::required(&d.title, 255)?;
                 ("title", Val::text(&d.title))
@@ -215,6 +220,16 @@ pub(crate) fn values(d: &pb::Deal, fields: &[&str]) -> Result<Values, CrmError> 
                 ("description", Val::text(&d.description))
             }
             "value" => ("value", Val::Decimal(money(&d.value)?)),
+            // Empty on create: the table's default (AUD; the CRM settings name no
+            // currency). An update naming it must send one.
+            "currency_code" => match d.currency_code.trim() {
+                "" if creating => return Ok(None),
+                "" => return Err("is required".into()),
+                code => {
+                    crate::domain::fields::currency_code(code)?;
+                    ("currency", Val::text(code))
+                }
+            },
             "stage" => {
                 if !d.stage.trim().is_empty() {
                     pipeline::key(d.stage.trim())?;
@@ -283,8 +298,11 @@ pub(crate) async fn check_owners(
         }
     };
     let user = async {
-        if fields.contains(&"assigned_to") && d.assigned_to > 0 {
-            state.refs.user("deal.assigned_to", d.assigned_to).await
+        if fields.contains(&"assignee_user_id") && d.assignee_user_id > 0 {
+            state
+                .refs
+                .user("deal.assignee_user_id", d.assignee_user_id)
+                .await
         } else {
             Ok(())
         }
@@ -413,12 +431,14 @@ pub(crate) fn require_open(deal: &DealRow, action: &str) -> Result<(), CrmError>
     })
 }
 
-/// The close date of a WinDeal or LoseDeal: the one given, else today (UTC).
+/// The close date of a WinDeal or LoseDeal: the one given, else `today` (the
+/// tenant's date, see `TenantContext::today`).
 pub(crate) fn close_date(
     d: Option<&fusion_proto::google::r#type::Date>,
+    today: NaiveDate,
 ) -> Result<NaiveDate, String> {
     let (year, month, day) = d.map(|d| (d.year, d.month, d.day)).unwrap_or_default();
-    parse_date(year, month, day).map(|date| date.unwrap_or_else(|| Utc::now().date_naive()))
+    parse_date(year, month, day).map(|date| date.unwrap_or(today))
 }
 
 /// Deals on the standard methods: a new deal starts in an open stage (the one it names
@@ -462,10 +482,11 @@ impl Resource for Deals {
             ("lead_id", d.lead_id != 0),
             ("contact_id", d.contact_id != 0),
             ("lot_id", d.lot_id != 0),
-            ("assigned_to", d.assigned_to != 0),
+            ("assignee_user_id", d.assignee_user_id != 0),
             ("title", !d.title.is_empty()),
             ("description", !d.description.is_empty()),
             ("value", !d.value.is_empty()),
+            ("currency_code", !d.currency_code.is_empty()),
             ("probability", d.probability.is_some()),
             ("expected_close_date", d.expected_close_date.is_some()),
             ("custom_fields", !d.custom_fields.is_empty()),
@@ -477,9 +498,9 @@ impl Resource for Deals {
         _: &AppState,
         d: &pb::Deal,
         fields: &[&str],
-        _: Method,
+        method: Method,
     ) -> Result<Values, crate::error::CrmError> {
-        values(d, fields)
+        values(d, fields, method)
     }
 
     async fn on_create(
@@ -501,15 +522,11 @@ impl Resource for Deals {
         tx: &mut TenantTx,
         _: &DealRow,
         d: &pb::Deal,
-        values: &mut Values,
+        _: &mut Values,
     ) -> Result<(), crate::error::CrmError> {
-        let changing: Vec<&str> = MUTABLE
-            .iter()
-            .copied()
-            .filter(|f| sets(values, f))
-            .collect();
-        check_owners(call.state, d, &changing).await?;
-        lock_links(tx, d, &changing).await
+        // The masked fields, as the proto names them.
+        check_owners(call.state, d, call.fields).await?;
+        lock_links(tx, d, call.fields).await
     }
 }
 
@@ -523,6 +540,7 @@ pub(crate) async fn announce_won(tx: &mut TenantTx, deal: &DealRow) -> Result<()
         "contact_id": deal.contact_id,
         "assigned_to": deal.assigned_to,
         "value": deal.value.map(|v| cents(v).to_string()),
+        "currency": deal.currency,
         "stage": deal.stage,
         "close_date": deal.actual_close_date.map(|d| d.to_string()),
     });

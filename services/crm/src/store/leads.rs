@@ -32,7 +32,7 @@ pub(crate) const TABLE: Table = Table {
 };
 
 pub(crate) const FIELDS: &[FieldSpec] = &[
-    FieldSpec::new("assigned_to", "assigned_to", FieldKind::Int),
+    FieldSpec::new("assignee_user_id", "assigned_to", FieldKind::Int),
     FieldSpec::new("first_name", "first_name", FieldKind::Text),
     FieldSpec::new("last_name", "last_name", FieldKind::Text),
     FieldSpec::new("email", "email", FieldKind::Text),
@@ -86,7 +86,8 @@ pub(crate) const LIST: ListSpec = ListSpec {
     tenant_scoped: true,
 };
 
-/// What UpdateLead may change (the assignee goes through AssignLead).
+/// What UpdateLead may change (the assignee goes through AssignLead, the status
+/// through SetLeadStatus).
 pub(crate) const MUTABLE: &[&str] = &[
     "first_name",
     "last_name",
@@ -99,7 +100,6 @@ pub(crate) const MUTABLE: &[&str] = &[
     "country",
     "source",
     "source_detail",
-    "status",
     "stage",
     "score",
     "tags",
@@ -109,7 +109,8 @@ pub(crate) const MUTABLE: &[&str] = &[
 ];
 
 pub(crate) const OUTPUT_ONLY: &[&str] = &[
-    "assigned_to",
+    "assignee_user_id",
+    "status",
     "phone_e164",
     "convert_time",
     "converted_contact_id",
@@ -146,7 +147,7 @@ impl LeadRow {
         pb::Lead {
             id: self.id,
             tenant_id: self.tenant_id,
-            assigned_to: self.assigned_to.unwrap_or_default(),
+            assignee_user_id: self.assigned_to.unwrap_or_default(),
             source: self.source.unwrap_or_default(),
             source_detail: self.source_detail.unwrap_or_default(),
             status: self.status,
@@ -168,7 +169,7 @@ impl LeadRow {
 
 /// The fields CreateLead stores: the mutable ones and the first assignee.
 pub(crate) const CREATE: &[&str] = &[
-    "assigned_to",
+    "assignee_user_id",
     "first_name",
     "last_name",
     "email",
@@ -197,7 +198,7 @@ pub(crate) fn values(l: &pb::Lead, fields: &[&str], method: Method) -> Result<Va
     person_values("lead", l, fields, |field| {
         Ok(Some(match field {
             // Checked with identity in the transaction.
-            "assigned_to" => match l.assigned_to {
+            "assignee_user_id" => match l.assignee_user_id {
                 0 => return Ok(None),
                 id if id < 0 => return Err("must be a positive id".into()),
                 id => ("assigned_to", Val::Int(Some(id))),
@@ -252,15 +253,14 @@ pub(crate) async fn check_pipeline(
     Ok(())
 }
 
-/// Whether an UpdateLead may change the status or stage (and so needs the tenant's
-/// pipeline): its mask names them, or it has none and sends them.
+/// Whether an UpdateLead may change the stage (and so needs the tenant's pipeline):
+/// its mask names it, or it has none and sends one.
 pub(crate) fn may_change_pipeline(mask: Option<&FieldMask>, l: &pb::Lead) -> bool {
     match mask {
-        Some(m) if !m.paths.is_empty() => m
-            .paths
-            .iter()
-            .any(|p| matches!(p.as_str(), "*" | "status" | "stage")),
-        _ => !l.status.is_empty() || !l.stage.is_empty(),
+        Some(m) if !m.paths.is_empty() => {
+            m.paths.iter().any(|p| matches!(p.as_str(), "*" | "stage"))
+        }
+        _ => !l.stage.is_empty(),
     }
 }
 
@@ -307,7 +307,6 @@ impl Resource for Leads {
                 &[
                     ("source", !l.source.is_empty()),
                     ("source_detail", !l.source_detail.is_empty()),
-                    ("status", !l.status.is_empty()),
                     ("stage", !l.stage.is_empty()),
                     ("score", l.score.is_some()),
                 ],
@@ -333,10 +332,10 @@ impl Resource for Leads {
     ) -> Result<(), crate::error::CrmError> {
         let country = tenant_country(call.state, tx).await?;
         set_e164(values, &l.phone, &l.country, country);
-        if l.assigned_to != 0 {
+        if l.assignee_user_id != 0 {
             call.state
                 .refs
-                .user("lead.assigned_to", l.assigned_to)
+                .user("lead.assignee_user_id", l.assignee_user_id)
                 .await?;
         }
         if l.status.trim().is_empty() {
@@ -357,10 +356,9 @@ impl Resource for Leads {
     ) -> Result<(), crate::error::CrmError> {
         let country = tenant_country(call.state, tx).await?;
         refresh_e164(values, l.person(), &current.person, country);
-        let status = sets(values, "status").then_some(l.status.as_str());
-        let stage = sets(values, "stage").then_some(l.stage.as_str());
-        if status.is_some() || stage.is_some() {
-            check_pipeline(tx, status, stage).await?;
+        // The status changes only through SetLeadStatus.
+        if sets(values, "stage") {
+            check_pipeline(tx, None, Some(l.stage.as_str())).await?;
         }
         Ok(())
     }

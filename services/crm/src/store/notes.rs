@@ -29,7 +29,7 @@ pub(crate) const TABLE: Table = Table {
 pub(crate) const FIELDS: &[FieldSpec] = &[
     FieldSpec::new("notable_type", "notable_type", FieldKind::Text),
     FieldSpec::new("notable_id", "notable_id", FieldKind::Int),
-    FieldSpec::new("user_id", "user_id", FieldKind::Int),
+    FieldSpec::new("author_user_id", "user_id", FieldKind::Int),
     FieldSpec::new("title", "title", FieldKind::Text),
     FieldSpec::new("pinned", "pinned", FieldKind::Bool),
     FieldSpec::new("create_time", "created_at", FieldKind::Timestamp),
@@ -50,7 +50,7 @@ pub(crate) const LIST: ListSpec = ListSpec {
 pub(crate) const MUTABLE: &[&str] = &["title", "content", "pinned"];
 
 /// What an update mask may not name.
-pub(crate) const FIXED: &[&str] = &["notable_type", "notable_id", "user_id"];
+pub(crate) const FIXED: &[&str] = &["notable_type", "notable_id", "author_user_id"];
 
 /// The subjects whose `last_contacted_at` a new note moves forward.
 pub(crate) const CONTACTED: &[(&str, &str)] = &[("lead", "crm.leads"), ("contact", "crm.contacts")];
@@ -103,7 +103,7 @@ impl Resource for Notes {
             tenant_id: r.tenant_id,
             notable_type: r.notable_type,
             notable_id: r.notable_id,
-            user_id: r.user_id,
+            author_user_id: r.user_id,
             title: r.title.unwrap_or_default(),
             content: r.content,
             pinned: r.pinned,

@@ -104,7 +104,7 @@ impl From<StatusRow> for pb::LeadStatus {
             key: r.key,
             label: r.label,
             position: r.position,
-            is_closed: r.is_closed,
+            closed: r.is_closed,
             create_time: Some(ts(r.created_at)),
             update_time: Some(ts(r.updated_at)),
             delete_time: opt_ts(r.deleted_at),
@@ -143,7 +143,7 @@ pub(crate) fn status_values(s: &pb::LeadStatus, fields: &[&str]) -> Result<Value
                 ("label", Val::text(&s.label))
             }
             "position" => ("position", Val::Int32(Some(s.position))),
-            "is_closed" => ("is_closed", Val::Bool(s.is_closed)),
+            "closed" => ("is_closed", Val::Bool(s.closed)),
             _ => return Ok(None),
         }))
     })
@@ -181,8 +181,8 @@ pub(crate) fn stage_values(s: &pb::DealStage, fields: &[&str]) -> Result<Values,
     })
 }
 
-pub(crate) const STATUS_CREATE: &[&str] = &["key", "label", "position", "is_closed"];
-pub(crate) const STATUS_MUTABLE: &[&str] = &["label", "position", "is_closed"];
+pub(crate) const STATUS_CREATE: &[&str] = &["key", "label", "position", "closed"];
+pub(crate) const STATUS_MUTABLE: &[&str] = &["label", "position", "closed"];
 pub(crate) const STAGE_CREATE: &[&str] =
     &["key", "label", "position", "outcome", "default_probability"];
 pub(crate) const STAGE_MUTABLE: &[&str] = &["label", "position", "default_probability"];
@@ -265,7 +265,7 @@ impl Resource for Statuses {
         populated(&[
             ("label", !s.label.is_empty()),
             ("position", s.position != 0),
-            ("is_closed", s.is_closed),
+            ("closed", s.closed),
         ])
     }
 
@@ -285,7 +285,7 @@ impl Resource for Statuses {
         s: &pb::LeadStatus,
         values: &mut Values,
     ) -> Result<(), crate::error::CrmError> {
-        let closes = s.is_closed && values.iter().any(|(c, _)| *c == "is_closed");
+        let closes = s.closed && values.iter().any(|(c, _)| *c == "is_closed");
         if closes {
             refuse_last_open(tx, STATUSES, s.id).await?;
         }

@@ -27,13 +27,13 @@ pub(crate) async fn read_settings(
     Ok(match row {
         Some(r) => pb::CrmSettings {
             tenant_id: tenant,
-            default_country: r.default_country,
+            default_region_code: r.default_country,
             update_time: Some(ts(r.updated_at)),
             etag: etag(r.version),
         },
         None => pb::CrmSettings {
             tenant_id: tenant,
-            default_country: state.config.default_country.as_ref().to_owned(),
+            default_region_code: state.config.default_country.as_ref().to_owned(),
             update_time: None,
             etag: etag(0),
         },

@@ -34,8 +34,8 @@ pub(crate) const TABLE: Table = Table {
 pub(crate) const LIST_FIELDS: &[FieldSpec] = &[
     FieldSpec::new("taskable_type", "taskable_type", FieldKind::Text),
     FieldSpec::new("taskable_id", "taskable_id", FieldKind::Int),
-    FieldSpec::new("assigned_by", "assigned_by", FieldKind::Int),
-    FieldSpec::new("assigned_to", "assigned_to", FieldKind::Int),
+    FieldSpec::new("assigner_user_id", "assigned_by", FieldKind::Int),
+    FieldSpec::new("assignee_user_id", "assigned_to", FieldKind::Int),
     FieldSpec::new("title", "title", FieldKind::Text),
     FieldSpec::new("priority", "priority", FieldKind::Text),
     FieldSpec::new("status", "status", FieldKind::Text),
@@ -79,28 +79,29 @@ pub(crate) const LIST: ListSpec = ListSpec {
     tenant_scoped: true,
 };
 
-/// What UpdateTask may change (the status only among open, in progress and
-/// cancelled).
+/// What UpdateTask may change (not the status: StartTask, CompleteTask, CancelTask
+/// and ReopenTask move it).
 pub(crate) const MUTABLE: &[&str] = &[
-    "assigned_to",
+    "assignee_user_id",
     "title",
     "description",
     "due_time",
     "priority",
-    "status",
 ];
 
 /// What an update mask may not name.
 pub(crate) const FIXED: &[&str] = &[
     "taskable_type",
     "taskable_id",
-    "assigned_by",
+    "assigner_user_id",
+    "status",
     "complete_time",
     "overdue",
 ];
 
 pub(crate) const PRIORITIES: &[&str] = &["low", "normal", "high", "urgent"];
-pub(crate) const STATUSES: &[&str] = &["open", "in_progress", "completed", "cancelled"];
+pub(crate) const OPEN: &str = "open";
+pub(crate) const IN_PROGRESS: &str = "in_progress";
 pub(crate) const COMPLETED: &str = "completed";
 pub(crate) const CANCELLED: &str = "cancelled";
 
@@ -135,8 +136,8 @@ impl TaskRow {
 
 /// Tasks on the standard methods: the subject must be live when the task is created
 /// and never changes; the assignee is an active user (asked of identity as the
-/// caller); whoever assigns the task becomes its `assigned_by`; Update never completes
-/// a task nor changes a completed one's status.
+/// caller); whoever assigns the task becomes its `assigner_user_id`; the status is
+/// output only (a new task is open; the custom methods move it).
 pub(crate) struct Tasks;
 
 impl Resource for Tasks {
@@ -150,12 +151,11 @@ impl Resource for Tasks {
     const TABLE: Table = TABLE;
     const LIST: ListSpec = LIST;
     const CREATE: &'static [&'static str] = &[
-        "assigned_to",
+        "assignee_user_id",
         "title",
         "description",
         "due_time",
         "priority",
-        "status",
         "taskable_type",
         "taskable_id",
     ];
@@ -172,8 +172,8 @@ impl Resource for Tasks {
             tenant_id: r.tenant_id,
             taskable_type: r.taskable_type.unwrap_or_default(),
             taskable_id: r.taskable_id.unwrap_or_default(),
-            assigned_by: r.assigned_by.unwrap_or_default(),
-            assigned_to: r.assigned_to.unwrap_or_default(),
+            assigner_user_id: r.assigned_by.unwrap_or_default(),
+            assignee_user_id: r.assigned_to.unwrap_or_default(),
             title: r.title,
             description: r.description.unwrap_or_default(),
             due_time: opt_ts(r.due_date),
@@ -199,12 +199,11 @@ impl Resource for Tasks {
 
     fn populated(t: &pb::Task) -> Vec<&'static str> {
         populated(&[
-            ("assigned_to", t.assigned_to != 0),
+            ("assignee_user_id", t.assignee_user_id != 0),
             ("title", !t.title.is_empty()),
             ("description", !t.description.is_empty()),
             ("due_time", t.due_time.is_some()),
             ("priority", !t.priority.is_empty()),
-            ("status", !t.status.is_empty()),
         ])
     }
 
@@ -224,10 +223,10 @@ impl Resource for Tasks {
         values: &mut Values,
     ) -> Result<(), crate::error::CrmError> {
         values.push(("assigned_by", Val::Int(Some(call.caller.user_id))));
-        if t.assigned_to != 0 {
+        if t.assignee_user_id != 0 {
             call.state
                 .refs
-                .user("task.assigned_to", t.assigned_to)
+                .user("task.assignee_user_id", t.assignee_user_id)
                 .await?;
         }
         let kind = t.taskable_type.trim();
@@ -246,22 +245,13 @@ impl Resource for Tasks {
     ) -> Result<(), crate::error::CrmError> {
         let changes = |column: &str| values.iter().any(|(c, _)| *c == column);
         let reassigning = changes("assigned_to");
-        if reassigning && t.assigned_to != 0 {
+        if reassigning && t.assignee_user_id != 0 {
             call.state
                 .refs
-                .user("task.assigned_to", t.assigned_to)
+                .user("task.assignee_user_id", t.assignee_user_id)
                 .await?;
         }
-        let status = t.status.trim();
-        if changes("status") && status != current.status {
-            if status == COMPLETED {
-                return Err(CrmError::invalid("task.status", completes_only()));
-            }
-            if current.status == COMPLETED {
-                return Err(CrmError::TaskCompleted { id: t.id });
-            }
-        }
-        let assignee = (t.assigned_to != 0).then_some(t.assigned_to);
+        let assignee = (t.assignee_user_id != 0).then_some(t.assignee_user_id);
         if reassigning && current.assigned_to != assignee {
             values.push(("assigned_by", Val::Int(Some(call.caller.user_id))));
         }
@@ -270,9 +260,8 @@ impl Resource for Tasks {
 }
 
 /// The column values of the fields in `fields`, validated field by field. On create an
-/// empty priority or status is left to the table's defaults (normal, open); on update
-/// it is refused. Whether the subject exists is checked in the transaction, and a
-/// status change against the task's current status.
+/// empty priority is left to the table's default (normal); on update it is refused.
+/// Whether the subject exists is checked in the transaction.
 pub(crate) fn values(t: &pb::Task, fields: &[&str], method: Method) -> Result<Values, CrmError> {
     let creating = method == Method::Create;
     let kind = t.taskable_type.trim();
@@ -297,13 +286,13 @@ pub(crate) fn values(t: &pb::Task, fields: &[&str], method: Method) -> Result<Va
                 }
                 ("taskable_id", Val::Int(Some(t.taskable_id)))
             }
-            "assigned_to" => {
-                if t.assigned_to < 0 {
+            "assignee_user_id" => {
+                if t.assignee_user_id < 0 {
                     return Err("must be a positive id, or 0 for nobody".into());
                 }
                 (
                     "assigned_to",
-                    Val::Int((t.assigned_to != 0).then_some(t.assigned_to)),
+                    Val::Int((t.assignee_user_id != 0).then_some(t.assignee_user_id)),
                 )
             }
             "title" => {
@@ -326,27 +315,9 @@ pub(crate) fn values(t: &pb::Task, fields: &[&str], method: Method) -> Result<Va
                 validate::one_of(&t.priority, PRIORITIES)?;
                 ("priority", Val::text(&t.priority))
             }
-            "status" => {
-                if t.status.trim().is_empty() {
-                    return if creating {
-                        Ok(None)
-                    } else {
-                        Err("is required".into())
-                    };
-                }
-                validate::one_of(&t.status, STATUSES)?;
-                if creating && t.status.trim() == COMPLETED {
-                    return Err(completes_only());
-                }
-                ("status", Val::text(&t.status))
-            }
             _ => return Ok(None),
         }))
     })
-}
-
-pub(crate) fn completes_only() -> String {
-    "only CompleteTask completes a task; use open, in_progress or cancelled".into()
 }
 
 /// A time from the wire; unset is none.

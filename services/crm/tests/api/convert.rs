@@ -36,7 +36,7 @@ async fn rich_lead(app: &TestApp) -> pb::Lead {
                 email: "mia@example.com".into(),
                 phone: "0412 345 678".into(),
                 suburb: "Yeronga".into(),
-                assigned_to: app.agent.user_id,
+                assignee_user_id: app.agent.user_id,
                 tags: vec!["vip".into()],
                 status: "hot".into(),
                 ..Default::default()
@@ -98,7 +98,12 @@ async fn converting_a_lead_makes_its_contact_and_deal_in_one_go() {
     );
     assert_eq!(contact.tags, ["vip"]);
     assert_eq!(
-        (deal.lead_id, deal.contact_id, deal.lot_id, deal.assigned_to),
+        (
+            deal.lead_id,
+            deal.contact_id,
+            deal.lot_id,
+            deal.assignee_user_id
+        ),
         (lead.id, contact.id, lot, app.agent.user_id)
     );
     assert_eq!(

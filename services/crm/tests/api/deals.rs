@@ -82,6 +82,7 @@ async fn move_to(
             stage: stage.into(),
             probability,
             etag: String::new(),
+            request_id: String::new(),
         }))
         .await
         .map(|r| r.into_inner())
@@ -186,7 +187,7 @@ async fn a_deal_starts_open_in_the_first_stage_with_its_default_probability() {
             lead_id: lead.id,
             contact_id: contact,
             lot_id: lot,
-            assigned_to: app.agent.user_id,
+            assignee_user_id: app.agent.user_id,
             title: "  Smith – Lot 1  ".into(),
             description: "House and land".into(),
             value: "549000.00".into(),
@@ -204,7 +205,12 @@ async fn a_deal_starts_open_in_the_first_stage_with_its_default_probability() {
     .await
     .unwrap();
     assert_eq!(
-        (full.lead_id, full.contact_id, full.lot_id, full.assigned_to),
+        (
+            full.lead_id,
+            full.contact_id,
+            full.lot_id,
+            full.assignee_user_id
+        ),
         (lead.id, contact, lot, app.agent.user_id)
     );
     assert_eq!(full.title, "Smith – Lot 1");
@@ -474,12 +480,12 @@ async fn a_deal_is_assigned_only_to_an_active_user_of_its_tenant() {
                 &app,
                 &app.acme,
                 pb::Deal {
-                    assigned_to: stranger,
+                    assignee_user_id: stranger,
                     ..titled("Stray")
                 },
             )
             .await,
-            &["deal.assigned_to"],
+            &["deal.assignee_user_id"],
         );
     }
     let d = deal(&app, &app.acme, "Unassigned").await;
@@ -488,27 +494,27 @@ async fn a_deal_is_assigned_only_to_an_active_user_of_its_tenant() {
         &app.acme,
         pb::Deal {
             id: d.id,
-            assigned_to: app.agent.user_id,
+            assignee_user_id: app.agent.user_id,
             ..Default::default()
         },
-        &["assigned_to"],
+        &["assignee_user_id"],
     )
     .await
     .unwrap();
-    assert_eq!(assigned.assigned_to, app.agent.user_id);
+    assert_eq!(assigned.assignee_user_id, app.agent.user_id);
     assert_invalid(
         update(
             &app,
             &app.acme,
             pb::Deal {
                 id: d.id,
-                assigned_to: app.globex.user_id,
+                assignee_user_id: app.globex.user_id,
                 ..Default::default()
             },
-            &["assigned_to"],
+            &["assignee_user_id"],
         )
         .await,
-        &["deal.assigned_to"],
+        &["deal.assignee_user_id"],
     );
     let unassigned = update(
         &app,
@@ -517,11 +523,11 @@ async fn a_deal_is_assigned_only_to_an_active_user_of_its_tenant() {
             id: d.id,
             ..Default::default()
         },
-        &["assigned_to"],
+        &["assignee_user_id"],
     )
     .await
     .unwrap();
-    assert_eq!(unassigned.assigned_to, 0);
+    assert_eq!(unassigned.assignee_user_id, 0);
 }
 
 #[tokio::test]
@@ -758,6 +764,7 @@ async fn moving_a_deal_goes_only_to_another_live_open_stage() {
             stage: "signed_contract".into(),
             probability: None,
             etag: d.etag.clone(),
+            request_id: String::new(),
         }))
         .await
         .unwrap()
@@ -787,6 +794,7 @@ async fn moving_a_deal_goes_only_to_another_live_open_stage() {
                 stage: "construction".into(),
                 probability: None,
                 etag: d.etag.clone(),
+                request_id: String::new(),
             }))
             .await,
         Code::Aborted,
@@ -1472,4 +1480,161 @@ async fn moving_winning_and_losing_are_bound_to_the_tenant_and_need_the_write_pe
         expect_code(lose(&app, who, lost).await, code);
     }
     assert_eq!(get(&app, &app.agent, d.id).await.unwrap(), d);
+}
+
+/// The date in `zone` now, as the wire carries it.
+fn today_in(zone: chrono_tz::Tz) -> Option<Date> {
+    Some(fusion_service::api::date_pb(
+        Utc::now().with_timezone(&zone).date_naive(),
+    ))
+}
+
+#[tokio::test]
+async fn a_default_close_date_is_today_in_the_tenants_time_zone() {
+    let app = TestApp::spawn().await;
+    let keys = fusion_testkit::TestKeys::new();
+    let (_replica, channel) = app.replica_trusting(&keys).await;
+    let mut deals = fusion_proto::crm::v1::deal_service_client::DealServiceClient::new(channel);
+    let perms = ["crm.deals.read", "crm.deals.write"];
+    let (acme, user) = (app.acme.tenant_id, app.acme.user_id);
+    // UTC+14 and UTC−11: 25 hours apart, so never the same date.
+    let mut closed = Vec::new();
+    for zone in [
+        chrono_tz::Pacific::Kiritimati,
+        chrono_tz::Pacific::Pago_Pago,
+    ] {
+        let who = User {
+            tenant_id: acme,
+            user_id: user,
+            token: keys.mint_in_zone(acme, user, &perms, zone.name()),
+        };
+        for lose in [false, true] {
+            let d = deals
+                .create_deal(who.req(pb::CreateDealRequest {
+                    deal: Some(titled(&format!("{} {lose}", zone.name()))),
+                    request_id: String::new(),
+                }))
+                .await
+                .unwrap()
+                .into_inner();
+            let before = today_in(zone);
+            let done = if lose {
+                deals
+                    .lose_deal(who.req(pb::LoseDealRequest {
+                        id: d.id,
+                        reason: "finance declined".into(),
+                        ..Default::default()
+                    }))
+                    .await
+            } else {
+                deals
+                    .win_deal(who.req(pb::WinDealRequest {
+                        id: d.id,
+                        ..Default::default()
+                    }))
+                    .await
+            }
+            .unwrap()
+            .into_inner();
+            let after = today_in(zone);
+            assert!(
+                done.actual_close_date == before || done.actual_close_date == after,
+                "{zone}: {:?} is not {before:?}",
+                done.actual_close_date
+            );
+            closed.push(done.actual_close_date);
+        }
+    }
+    assert_ne!(
+        closed[0], closed[2],
+        "Kiritimati's today is not Pago Pago's"
+    );
+    assert_eq!((closed[0], closed[2]), (closed[1], closed[3]));
+}
+
+#[tokio::test]
+async fn a_deal_carries_the_iso_4217_currency_of_its_value() {
+    let app = TestApp::spawn().await;
+    // Unset on create means AUD; a given code is kept and filterable.
+    let aud = create(
+        &app,
+        &app.agent,
+        pb::Deal {
+            value: "549000.00".into(),
+            ..titled("Default currency")
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(aud.currency_code, "AUD");
+    let nzd = create(
+        &app,
+        &app.agent,
+        pb::Deal {
+            value: "610000.00".into(),
+            currency_code: "NZD".into(),
+            ..titled("Kiwi deal")
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(nzd.currency_code, "NZD");
+    let listed = app
+        .deals()
+        .list_deals(app.agent.req(pb::ListDealsRequest {
+            filter: r#"currency_code = "NZD""#.into(),
+            ..Default::default()
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        listed.deals.iter().map(|d| d.id).collect::<Vec<_>>(),
+        [nzd.id]
+    );
+
+    // Not an ISO 4217 code (or not in capitals): refused on create and update.
+    for code in ["XYZ", "aud", "AU", "AUDD"] {
+        assert_invalid(
+            create(
+                &app,
+                &app.agent,
+                pb::Deal {
+                    currency_code: code.into(),
+                    ..titled("Bad currency")
+                },
+            )
+            .await,
+            &["deal.currency_code"],
+        );
+    }
+    assert_invalid(
+        update(
+            &app,
+            &app.agent,
+            pb::Deal {
+                id: aud.id,
+                ..Default::default()
+            },
+            &["currency_code"],
+        )
+        .await,
+        &["deal.currency_code"],
+    );
+    let changed = update(
+        &app,
+        &app.agent,
+        pb::Deal {
+            id: aud.id,
+            currency_code: "USD".into(),
+            ..Default::default()
+        },
+        &["currency_code"],
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        (changed.currency_code.as_str(), changed.value.as_str()),
+        ("USD", "549000.00")
+    );
 }

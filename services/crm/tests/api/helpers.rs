@@ -213,6 +213,30 @@ impl TestApp {
         .expect("crm starts")
     }
 
+    /// A crm replica over the same database that trusts `keys` (and not identity's
+    /// keys), with a channel to it: for tokens the real identity does not mint, such as
+    /// one naming the tenant's time zone. It still asks the real identity and property
+    /// about references.
+    pub async fn replica_trusting(
+        &self,
+        keys: &fusion_testkit::TestKeys,
+    ) -> (Application, Channel) {
+        let mut service = ServiceConfig::local("crm", self.db.app_url.clone());
+        service.shutdown_deadline = Duration::from_secs(2);
+        let crm = Application::build(
+            CrmConfig::with_defaults(service),
+            keys.provider.clone(),
+            http(self.identity.grpc_addr()),
+            self.property_channel.clone(),
+            bind_ephemeral().await,
+            bind_ephemeral().await,
+        )
+        .await
+        .expect("crm replica starts");
+        let channel = connect_channel(crm.grpc_addr()).await;
+        (crm, channel)
+    }
+
     pub fn leads(&self) -> LeadServiceClient<Channel> {
         LeadServiceClient::new(self.channel.clone())
     }

@@ -68,7 +68,7 @@ async fn an_import_loads_every_valid_row_across_batches() {
     // Every tenth row is assigned, the rest are not: rows need not look alike.
     let rows: Vec<pb::Lead> = (0..2500)
         .map(|n| pb::Lead {
-            assigned_to: if n % 10 == 0 { app.agent.user_id } else { 0 },
+            assignee_user_id: if n % 10 == 0 { app.agent.user_id } else { 0 },
             ..row(n)
         })
         .collect();
@@ -94,7 +94,7 @@ async fn an_import_loads_every_valid_row_across_batches() {
     let assigned = app
         .leads()
         .list_leads(app.agent.req(pb::ListLeadsRequest {
-            filter: format!("assigned_to = {}", app.agent.user_id),
+            filter: format!("assignee_user_id = {}", app.agent.user_id),
             page_size: 1,
             ..Default::default()
         }))
@@ -231,7 +231,7 @@ async fn assignees_are_checked_with_identity_and_a_retry_returns_the_first_resul
     let app = TestApp::spawn().await;
     let mut rows: Vec<pb::Lead> = (0..6).map(row).collect();
     for (i, lead) in rows.iter_mut().enumerate() {
-        lead.assigned_to = if i % 2 == 0 {
+        lead.assignee_user_id = if i % 2 == 0 {
             app.agent.user_id
         } else {
             app.globex.user_id
@@ -247,14 +247,14 @@ async fn assignees_are_checked_with_identity_and_a_retry_returns_the_first_resul
         .await
         .unwrap();
     assert_eq!((first.created_count, first.invalid_count), (3, 3));
-    assert!(first.errors.iter().all(|e| e.field == "assigned_to"));
+    assert!(first.errors.iter().all(|e| e.field == "assignee_user_id"));
     let again = import(&app, &app.acme, opts, rows, 3).await.unwrap();
     assert_eq!(again, first);
     assert_eq!(lead_count(&app, &app.acme).await, 3);
     let mine = app
         .leads()
         .list_leads(app.acme.req(pb::ListLeadsRequest {
-            filter: format!("assigned_to = {}", app.agent.user_id),
+            filter: format!("assignee_user_id = {}", app.agent.user_id),
             ..Default::default()
         }))
         .await

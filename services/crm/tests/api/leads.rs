@@ -58,7 +58,10 @@ async fn a_lead_starts_in_the_first_status_with_its_phone_in_e164() {
     assert_eq!(lead.phone_e164, "+61412345678");
     assert_eq!(lead.tags, ["vip", "investor"]);
     assert_eq!(lead.custom_fields, [budget("300k+")]);
-    assert_eq!((lead.tenant_id, lead.assigned_to), (app.acme.tenant_id, 0));
+    assert_eq!(
+        (lead.tenant_id, lead.assignee_user_id),
+        (app.acme.tenant_id, 0)
+    );
     let got = app
         .leads()
         .get_lead(app.viewer.req(pb::GetLeadRequest { id: lead.id }))
@@ -151,8 +154,9 @@ async fn a_lead_is_assigned_only_to_an_active_user_of_its_tenant() {
     let assign = |to: i64, etag: &str| {
         app.acme.req(pb::AssignLeadRequest {
             id: lead.id,
-            assigned_to: to,
+            assignee_user_id: to,
             etag: etag.into(),
+            request_id: String::new(),
         })
     };
 
@@ -161,7 +165,7 @@ async fn a_lead_is_assigned_only_to_an_active_user_of_its_tenant() {
         .await
         .unwrap()
         .into_inner();
-    assert_eq!(assigned.assigned_to, app.agent.user_id);
+    assert_eq!(assigned.assignee_user_id, app.agent.user_id);
     expect_code(
         leads
             .assign_lead(assign(app.acme.user_id, &lead.etag))
@@ -172,11 +176,11 @@ async fn a_lead_is_assigned_only_to_an_active_user_of_its_tenant() {
     for stranger in [app.globex.user_id, 999_999] {
         assert_invalid(
             leads.assign_lead(assign(stranger, "")).await,
-            &["assigned_to"],
+            &["assignee_user_id"],
         );
     }
     let unassigned = leads.assign_lead(assign(0, "")).await.unwrap().into_inner();
-    assert_eq!(unassigned.assigned_to, 0);
+    assert_eq!(unassigned.assignee_user_id, 0);
 
     // Create may set the assignee; Update may not.
     let owned = create(
@@ -184,20 +188,20 @@ async fn a_lead_is_assigned_only_to_an_active_user_of_its_tenant() {
         &app.acme,
         pb::Lead {
             last_name: "Owned".into(),
-            assigned_to: app.agent.user_id,
+            assignee_user_id: app.agent.user_id,
             ..Default::default()
         },
     )
     .await
     .unwrap();
-    assert_eq!(owned.assigned_to, app.agent.user_id);
+    assert_eq!(owned.assignee_user_id, app.agent.user_id);
     expect_code(
         create(
             &app,
             &app.acme,
             pb::Lead {
                 last_name: "Stray".into(),
-                assigned_to: app.globex.user_id,
+                assignee_user_id: app.globex.user_id,
                 ..Default::default()
             },
         )
@@ -210,10 +214,10 @@ async fn a_lead_is_assigned_only_to_an_active_user_of_its_tenant() {
             &app.acme,
             pb::Lead {
                 id: owned.id,
-                assigned_to: app.acme.user_id,
+                assignee_user_id: app.acme.user_id,
                 ..Default::default()
             },
-            &["assigned_to"],
+            &["assignee_user_id"],
         )
         .await,
         Code::InvalidArgument,
@@ -230,23 +234,23 @@ async fn updates_change_masked_fields_keep_e164_current_and_check_the_pipeline()
         pb::Lead {
             id: lead.id,
             phone: "(07) 3123 4567".into(),
-            status: "hot".into(),
+            stage: "property_enquiry".into(),
             notes: "not in the mask".into(),
             custom_fields: vec![budget("200k-300k")],
             etag: lead.etag.clone(),
             ..Default::default()
         },
-        &["phone", "status", "custom_fields"],
+        &["phone", "stage", "custom_fields"],
     )
     .await
     .unwrap();
     assert_eq!(
         (
             changed.phone_e164.as_str(),
-            changed.status.as_str(),
+            changed.stage.as_str(),
             changed.notes.as_str()
         ),
-        ("+61731234567", "hot", "")
+        ("+61731234567", "property_enquiry", "")
     );
     assert_eq!(changed.custom_fields, [budget("200k-300k")]);
     assert_ne!(changed.etag, lead.etag);
@@ -284,17 +288,10 @@ async fn updates_change_masked_fields_keep_e164_current_and_check_the_pipeline()
         (
             pb::Lead {
                 id: lead.id,
-                status: "imaginary".into(),
+                stage: "imaginary".into(),
                 ..Default::default()
             },
-            "status",
-        ),
-        (
-            pb::Lead {
-                id: lead.id,
-                ..Default::default()
-            },
-            "status",
+            "stage",
         ),
         (
             pb::Lead {
@@ -321,6 +318,117 @@ async fn updates_change_masked_fields_keep_e164_current_and_check_the_pipeline()
         )
         .await,
         Code::InvalidArgument,
+    );
+}
+
+#[tokio::test]
+async fn a_leads_status_changes_only_through_set_lead_status() {
+    let app = TestApp::spawn().await;
+    let lead = app.lead(&app.agent, "Nguyen").await;
+    assert_eq!(lead.status, "new");
+    let set = |status: &str, etag: &str| {
+        app.agent.req(pb::SetLeadStatusRequest {
+            id: lead.id,
+            status: status.into(),
+            etag: etag.into(),
+            request_id: String::new(),
+        })
+    };
+
+    // UpdateLead leaves the status: a mask naming it is refused, and without a mask or
+    // with `*` a sent status is ignored.
+    assert_invalid(
+        update(
+            &app,
+            &app.agent,
+            pb::Lead {
+                id: lead.id,
+                status: "hot".into(),
+                ..Default::default()
+            },
+            &["status"],
+        )
+        .await,
+        &["update_mask"],
+    );
+    for paths in [&[][..], &["*"][..]] {
+        let updated = update(
+            &app,
+            &app.agent,
+            pb::Lead {
+                status: "hot".into(),
+                notes: "Wants a corner block".into(),
+                etag: String::new(),
+                ..lead.clone()
+            },
+            paths,
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            (updated.status.as_str(), updated.notes.as_str()),
+            ("new", "Wants a corner block")
+        );
+    }
+
+    // SetLeadStatus: any live status of the tenant, behind the etag; the status it
+    // has returns the lead unchanged.
+    let current = app
+        .leads()
+        .get_lead(app.agent.req(pb::GetLeadRequest { id: lead.id }))
+        .await
+        .unwrap()
+        .into_inner();
+    expect_code(
+        app.leads().set_lead_status(set("hot", &lead.etag)).await,
+        Code::Aborted,
+    );
+    let hot = app
+        .leads()
+        .set_lead_status(set("hot", &current.etag))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(hot.status, "hot");
+    assert_ne!(hot.etag, current.etag);
+    assert_eq!(
+        app.leads()
+            .set_lead_status(set("hot", ""))
+            .await
+            .unwrap()
+            .into_inner(),
+        hot
+    );
+    let closed = app
+        .leads()
+        .set_lead_status(set("not_interested", ""))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(closed.status, "not_interested");
+    for bad in ["imaginary", "", "Hot!"] {
+        assert_invalid(app.leads().set_lead_status(set(bad, "")).await, &["status"]);
+    }
+    // Another tenant's lead is not found; a viewer may not.
+    expect_code(
+        app.leads()
+            .set_lead_status(app.globex.req(pb::SetLeadStatusRequest {
+                id: lead.id,
+                status: "hot".into(),
+                ..Default::default()
+            }))
+            .await,
+        Code::NotFound,
+    );
+    expect_code(
+        app.leads()
+            .set_lead_status(app.viewer.req(pb::SetLeadStatusRequest {
+                id: lead.id,
+                status: "hot".into(),
+                ..Default::default()
+            }))
+            .await,
+        Code::PermissionDenied,
     );
 }
 
@@ -455,8 +563,14 @@ async fn export_streams_every_matching_lead_in_order_across_pages() {
         .unwrap()
         .into_inner();
     let mut names = Vec::new();
-    while let Some(lead) = stream.next().await {
-        let lead = lead.unwrap();
+    while let Some(message) = stream.next().await {
+        let message = message.unwrap();
+        // Progress: this lead's place in the export, of the 400 matching at the start.
+        assert_eq!(
+            (message.exported_count, message.total_count),
+            (names.len() as i64 + 1, 400)
+        );
+        let lead = message.lead.expect("each message carries a lead");
         assert_eq!(lead.status, "hot");
         names.push(lead.last_name);
     }
@@ -496,8 +610,9 @@ async fn assigning_is_bound_to_the_tenant_and_needs_the_write_permission() {
             app.leads()
                 .assign_lead(who.req(pb::AssignLeadRequest {
                     id: lead.id,
-                    assigned_to: 0,
+                    assignee_user_id: 0,
                     etag: String::new(),
+                    request_id: String::new(),
                 }))
                 .await,
             code,

@@ -13,6 +13,7 @@ mod leads;
 mod merge;
 mod notes;
 mod pipeline;
+mod request_ids;
 mod schema;
 mod search;
 mod surface;

@@ -113,9 +113,9 @@ async fn merging_leads_fills_the_survivor_and_repoints_what_pointed_at_the_other
     assert!(preview.dry_run);
     assert_eq!(
         (
-            preview.notes_repointed,
-            preview.tasks_repointed,
-            preview.deals_repointed
+            preview.notes_repointed_count,
+            preview.tasks_repointed_count,
+            preview.deals_repointed_count
         ),
         (2, 1, 1)
     );
@@ -300,7 +300,10 @@ async fn merging_contacts_moves_their_deals_and_converted_leads() {
         .await
         .unwrap()
         .into_inner();
-    assert_eq!((done.deals_repointed, done.leads_repointed), (1, 1));
+    assert_eq!(
+        (done.deals_repointed_count, done.leads_repointed_count),
+        (1, 1)
+    );
     assert_eq!(done.survivor.unwrap().company, "Harbour Homes");
     // AIP-164: Get still finds the soft-deleted merged contact, with its delete_time.
     let found = app
@@ -340,7 +343,7 @@ async fn a_survivor_takes_over_a_merged_leads_conversion_and_is_not_converted_ag
     let s = merged.survivor.unwrap();
     assert_eq!(s.converted_contact_id, contact.id);
     assert!(s.convert_time.is_some());
-    assert_eq!(merged.contacts_repointed, 1);
+    assert_eq!(merged.contacts_repointed_count, 1);
     let status = expect_code(
         app.leads()
             .convert_lead(app.agent.req(pb::ConvertLeadRequest {

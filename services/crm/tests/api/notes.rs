@@ -86,14 +86,14 @@ async fn a_note_is_written_by_its_caller_whatever_author_it_names() {
             notable_id: lead.id,
             title: "First call".into(),
             content: "Wants a corner lot.".into(),
-            user_id: app.acme.user_id,
+            author_user_id: app.acme.user_id,
             ..Default::default()
         },
     )
     .await
     .unwrap();
     assert_eq!(
-        (created.tenant_id, created.user_id),
+        (created.tenant_id, created.author_user_id),
         (app.acme.tenant_id, app.agent.user_id)
     );
     assert_eq!(
@@ -484,7 +484,7 @@ async fn updates_change_masked_fields_but_never_the_author_or_the_record() {
             changed.title.as_str(),
             changed.content.as_str(),
             changed.pinned,
-            changed.user_id
+            changed.author_user_id
         ),
         ("Finance", "Pre-approved to 600k.", true, app.agent.user_id)
     );
@@ -504,7 +504,12 @@ async fn updates_change_masked_fields_but_never_the_author_or_the_record() {
         .await,
         Code::Aborted,
     );
-    for path in ["notable_type", "notable_id", "user_id", "create_time"] {
+    for path in [
+        "notable_type",
+        "notable_id",
+        "author_user_id",
+        "create_time",
+    ] {
         assert_invalid(
             update(
                 &app,

@@ -25,7 +25,7 @@ async fn a_tenant_starts_with_the_default_pipeline_in_order() {
         keys,
         ["new", "nurture", "hot", "call_back", "not_interested"]
     );
-    assert!(statuses.lead_statuses[4].is_closed);
+    assert!(statuses.lead_statuses[4].closed);
     let stages = pipeline
         .list_deal_stages(app.viewer.req(pb::ListDealStagesRequest::default()))
         .await
@@ -256,7 +256,7 @@ async fn the_last_open_status_or_stage_cannot_be_deleted_or_closed() {
         .unwrap()
         .into_inner()
         .lead_statuses;
-    let open: Vec<&pb::LeadStatus> = statuses.iter().filter(|s| !s.is_closed).collect();
+    let open: Vec<&pb::LeadStatus> = statuses.iter().filter(|s| !s.closed).collect();
     for status in &open[..open.len() - 1] {
         pipeline
             .delete_lead_status(app.acme.req(pb::DeleteLeadStatusRequest {
@@ -282,11 +282,11 @@ async fn the_last_open_status_or_stage_cannot_be_deleted_or_closed() {
             .update_lead_status(app.acme.req(pb::UpdateLeadStatusRequest {
                 lead_status: Some(pb::LeadStatus {
                     id: last.id,
-                    is_closed: true,
+                    closed: true,
                     ..Default::default()
                 }),
                 update_mask: Some(prost_types::FieldMask {
-                    paths: vec!["is_closed".into()],
+                    paths: vec!["closed".into()],
                 }),
             }))
             .await,
@@ -341,11 +341,11 @@ async fn a_tenants_default_country_decides_how_its_local_phone_numbers_are_read(
         .await
         .unwrap()
         .into_inner();
-    assert_eq!(settings.default_country, "AU");
+    assert_eq!(settings.default_region_code, "AU");
     let update = |who: &crate::helpers::User, code: &str, etag: &str| {
         who.req(pb::UpdateCrmSettingsRequest {
             crm_settings: Some(pb::CrmSettings {
-                default_country: code.into(),
+                default_region_code: code.into(),
                 etag: etag.into(),
                 ..Default::default()
             }),
@@ -363,7 +363,7 @@ async fn a_tenants_default_country_decides_how_its_local_phone_numbers_are_read(
             pipeline
                 .update_crm_settings(update(&app.acme, bad, ""))
                 .await,
-            &["crm_settings.default_country"],
+            &["crm_settings.default_region_code"],
         );
     }
     let nz = pipeline
@@ -371,7 +371,7 @@ async fn a_tenants_default_country_decides_how_its_local_phone_numbers_are_read(
         .await
         .unwrap()
         .into_inner();
-    assert_eq!(nz.default_country, "NZ");
+    assert_eq!(nz.default_region_code, "NZ");
     expect_code(
         pipeline
             .update_crm_settings(update(&app.acme, "AU", &settings.etag))
@@ -410,5 +410,5 @@ async fn a_tenants_default_country_decides_how_its_local_phone_numbers_are_read(
         .await
         .unwrap()
         .into_inner();
-    assert_eq!(globex.default_country, "AU");
+    assert_eq!(globex.default_region_code, "AU");
 }

@@ -122,6 +122,29 @@ async fn complete(
         .complete_task(who.req(pb::CompleteTaskRequest {
             id,
             etag: etag.into(),
+            request_id: String::new(),
+        }))
+        .await
+        .map(|r| r.into_inner())
+}
+
+async fn start(app: &TestApp, who: &User, id: i64, etag: &str) -> Result<pb::Task, tonic::Status> {
+    app.tasks()
+        .start_task(who.req(pb::StartTaskRequest {
+            id,
+            etag: etag.into(),
+            request_id: String::new(),
+        }))
+        .await
+        .map(|r| r.into_inner())
+}
+
+async fn cancel(app: &TestApp, who: &User, id: i64, etag: &str) -> Result<pb::Task, tonic::Status> {
+    app.tasks()
+        .cancel_task(who.req(pb::CancelTaskRequest {
+            id,
+            etag: etag.into(),
+            request_id: String::new(),
         }))
         .await
         .map(|r| r.into_inner())
@@ -132,6 +155,7 @@ async fn reopen(app: &TestApp, who: &User, id: i64, etag: &str) -> Result<pb::Ta
         .reopen_task(who.req(pb::ReopenTaskRequest {
             id,
             etag: etag.into(),
+            request_id: String::new(),
         }))
         .await
         .map(|r| r.into_inner())
@@ -164,7 +188,7 @@ async fn a_task_starts_open_at_normal_priority_assigned_by_its_creator() {
             description: "About lot 12".into(),
             due_time: due,
             // Output-only fields are ignored on create.
-            assigned_by: app.acme.user_id,
+            assigner_user_id: app.acme.user_id,
             complete_time: from_now(0),
             overdue: true,
             ..Default::default()
@@ -177,7 +201,11 @@ async fn a_task_starts_open_at_normal_priority_assigned_by_its_creator() {
         ("open", "normal")
     );
     assert_eq!(
-        (created.tenant_id, created.assigned_by, created.assigned_to),
+        (
+            created.tenant_id,
+            created.assigner_user_id,
+            created.assignee_user_id
+        ),
         (app.acme.tenant_id, app.agent.user_id, 0)
     );
     assert_eq!(created.due_time, due);
@@ -194,22 +222,25 @@ async fn a_task_starts_open_at_normal_priority_assigned_by_its_creator() {
         .into_inner();
     assert_eq!(got, created);
 
-    let started = create(
-        &app,
-        &app.agent,
-        pb::Task {
-            title: "Send the brochure".into(),
-            priority: "urgent".into(),
-            status: "in_progress".into(),
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap();
-    assert_eq!(
-        (started.status.as_str(), started.priority.as_str()),
-        ("in_progress", "urgent")
-    );
+    // The status is output only: a new task is open whatever the request says.
+    for status in ["in_progress", "completed", "cancelled", "done"] {
+        let urgent = create(
+            &app,
+            &app.agent,
+            pb::Task {
+                title: "Send the brochure".into(),
+                priority: "urgent".into(),
+                status: status.into(),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            (urgent.status.as_str(), urgent.priority.as_str()),
+            ("open", "urgent")
+        );
+    }
 }
 
 #[tokio::test]
@@ -223,10 +254,9 @@ async fn every_bad_field_of_a_task_is_named() {
                 title: " ".into(),
                 description: "x".repeat(20_001),
                 priority: "someday".into(),
-                status: "done".into(),
                 taskable_type: "invoice".into(),
                 taskable_id: 5,
-                assigned_to: -1,
+                assignee_user_id: -1,
                 due_time: Some(prost_types::Timestamp {
                     seconds: 0,
                     nanos: -1,
@@ -236,24 +266,16 @@ async fn every_bad_field_of_a_task_is_named() {
         )
         .await,
         &[
-            "task.assigned_to",
+            "task.assignee_user_id",
             "task.description",
             "task.due_time",
             "task.priority",
-            "task.status",
             "task.taskable_type",
             "task.title",
         ],
     );
 
     for (task, field) in [
-        (
-            pb::Task {
-                status: "completed".into(),
-                ..Default::default()
-            },
-            "task.status",
-        ),
         (
             pb::Task {
                 taskable_id: 7,
@@ -381,14 +403,14 @@ async fn a_task_is_assigned_only_to_an_active_user_of_its_tenant_by_whoever_assi
         &app.acme,
         pb::Task {
             title: "Follow up".into(),
-            assigned_to: app.agent.user_id,
+            assignee_user_id: app.agent.user_id,
             ..Default::default()
         },
     )
     .await
     .unwrap();
     assert_eq!(
-        (assigned.assigned_to, assigned.assigned_by),
+        (assigned.assignee_user_id, assigned.assigner_user_id),
         (app.agent.user_id, app.acme.user_id)
     );
     // Globex's admin is a user, but not of this tenant: identity says NOT_FOUND.
@@ -399,12 +421,12 @@ async fn a_task_is_assigned_only_to_an_active_user_of_its_tenant_by_whoever_assi
                 &app.acme,
                 pb::Task {
                     title: "Stray".into(),
-                    assigned_to: stranger,
+                    assignee_user_id: stranger,
                     ..Default::default()
                 },
             )
             .await,
-            &["task.assigned_to"],
+            &["task.assignee_user_id"],
         );
         assert_invalid(
             update(
@@ -412,13 +434,13 @@ async fn a_task_is_assigned_only_to_an_active_user_of_its_tenant_by_whoever_assi
                 &app.acme,
                 pb::Task {
                     id: assigned.id,
-                    assigned_to: stranger,
+                    assignee_user_id: stranger,
                     ..Default::default()
                 },
-                &["assigned_to"],
+                &["assignee_user_id"],
             )
             .await,
-            &["task.assigned_to"],
+            &["task.assignee_user_id"],
         );
     }
 
@@ -428,15 +450,15 @@ async fn a_task_is_assigned_only_to_an_active_user_of_its_tenant_by_whoever_assi
         &app.agent,
         pb::Task {
             id: assigned.id,
-            assigned_to: app.acme.user_id,
+            assignee_user_id: app.acme.user_id,
             ..Default::default()
         },
-        &["assigned_to"],
+        &["assignee_user_id"],
     )
     .await
     .unwrap();
     assert_eq!(
-        (reassigned.assigned_to, reassigned.assigned_by),
+        (reassigned.assignee_user_id, reassigned.assigner_user_id),
         (app.acme.user_id, app.agent.user_id)
     );
     let renamed = update(
@@ -451,7 +473,7 @@ async fn a_task_is_assigned_only_to_an_active_user_of_its_tenant_by_whoever_assi
     )
     .await
     .unwrap();
-    assert_eq!(renamed.assigned_by, app.agent.user_id);
+    assert_eq!(renamed.assigner_user_id, app.agent.user_id);
     let unassigned = update(
         &app,
         &app.acme,
@@ -459,12 +481,12 @@ async fn a_task_is_assigned_only_to_an_active_user_of_its_tenant_by_whoever_assi
             id: assigned.id,
             ..Default::default()
         },
-        &["assigned_to"],
+        &["assignee_user_id"],
     )
     .await
     .unwrap();
     assert_eq!(
-        (unassigned.assigned_to, unassigned.assigned_by),
+        (unassigned.assignee_user_id, unassigned.assigner_user_id),
         (0, app.acme.user_id)
     );
 }
@@ -478,11 +500,12 @@ async fn completing_sets_the_complete_time_and_reopening_clears_it() {
         "Late",
         pb::Task {
             due_time: from_now(-3600),
-            status: "in_progress".into(),
             ..Default::default()
         },
     )
     .await;
+    let task = start(&app, &app.agent, task.id, &task.etag).await.unwrap();
+    assert_eq!(task.status, "in_progress");
     assert!(task.overdue);
 
     let before = chrono::Utc::now().timestamp();
@@ -520,31 +543,56 @@ async fn completing_sets_the_complete_time_and_reopening_clears_it() {
 }
 
 #[tokio::test]
-async fn a_cancelled_task_is_not_completed_until_it_is_reopened() {
+async fn each_status_method_accepts_only_the_states_it_names() {
     let app = TestApp::spawn().await;
-    let task = task(
-        &app,
-        &app.agent,
-        "Dropped",
-        pb::Task {
-            status: "cancelled".into(),
-            ..Default::default()
-        },
-    )
-    .await;
-    let status = expect_code(
-        complete(&app, &app.agent, task.id, "").await,
-        Code::FailedPrecondition,
-    );
-    assert!(status.message().contains("cancelled"), "{status:?}");
-    assert_eq!(fusion_testkit::reason(&status), "TASK_CANCELLED");
+    let who = &app.agent;
+    let t = task(&app, who, "Dropped", pb::Task::default()).await;
+    assert_eq!(t.status, "open");
+    let refused = |result: Result<pb::Task, tonic::Status>, reason: &str| {
+        let status = expect_code(result, Code::FailedPrecondition);
+        assert_eq!(fusion_testkit::reason(&status), reason, "{status:?}");
+        assert!(status.message().contains("ReopenTask"), "{status:?}");
+    };
 
-    let reopened = reopen(&app, &app.agent, task.id, "").await.unwrap();
+    // open → in_progress; starting again returns it unchanged.
+    let started = start(&app, who, t.id, &t.etag).await.unwrap();
+    assert_eq!(
+        (started.status.as_str(), started.complete_time),
+        ("in_progress", None)
+    );
+    assert_eq!(start(&app, who, t.id, "").await.unwrap(), started);
+    // in_progress → cancelled; cancelling again returns it unchanged.
+    let cancelled = cancel(&app, who, t.id, &started.etag).await.unwrap();
+    assert_eq!(cancelled.status, "cancelled");
+    assert_eq!(cancel(&app, who, t.id, "").await.unwrap(), cancelled);
+    // A cancelled task is neither started nor completed until it is reopened.
+    refused(start(&app, who, t.id, "").await, "TASK_CANCELLED");
+    refused(complete(&app, who, t.id, "").await, "TASK_CANCELLED");
+    let reopened = reopen(&app, who, t.id, "").await.unwrap();
     assert_eq!(reopened.status, "open");
-    let done = complete(&app, &app.agent, task.id, &reopened.etag)
-        .await
-        .unwrap();
+    // open → completed; a completed task is neither started nor cancelled.
+    let done = complete(&app, who, t.id, &reopened.etag).await.unwrap();
     assert_eq!(done.status, "completed");
+    refused(start(&app, who, t.id, "").await, "TASK_COMPLETED");
+    refused(cancel(&app, who, t.id, "").await, "TASK_COMPLETED");
+    assert_eq!(
+        app.tasks()
+            .get_task(who.req(pb::GetTaskRequest { id: t.id }))
+            .await
+            .unwrap()
+            .into_inner(),
+        done,
+        "refused changes changed nothing"
+    );
+    // open → cancelled directly; a stale etag is refused.
+    let reopened = reopen(&app, who, t.id, "").await.unwrap();
+    expect_code(cancel(&app, who, t.id, &done.etag).await, Code::Aborted);
+    let cancelled = cancel(&app, who, t.id, &reopened.etag).await.unwrap();
+    assert_eq!(
+        (cancelled.status.as_str(), cancelled.complete_time),
+        ("cancelled", None)
+    );
+    expect_code(start(&app, who, t.id, &reopened.etag).await, Code::Aborted);
 }
 
 #[tokio::test]
@@ -607,7 +655,8 @@ async fn updates_change_masked_fields_but_never_the_subject_or_the_completion() 
     for path in [
         "taskable_type",
         "taskable_id",
-        "assigned_by",
+        "assigner_user_id",
+        "status",
         "complete_time",
     ] {
         let status = expect_code(
@@ -626,14 +675,6 @@ async fn updates_change_masked_fields_but_never_the_subject_or_the_completion() 
         assert_eq!(violated_fields(&status), ["update_mask"], "{path}");
     }
     for (change, field) in [
-        (
-            pb::Task {
-                status: "completed".into(),
-                ..Default::default()
-            },
-            "status",
-        ),
-        (pb::Task::default(), "status"),
         (pb::Task::default(), "priority"),
         (pb::Task::default(), "title"),
     ] {
@@ -653,30 +694,34 @@ async fn updates_change_masked_fields_but_never_the_subject_or_the_completion() 
         assert_eq!(violated_fields(&status), [format!("task.{field}")]);
     }
 
-    // A completed task's status changes only through ReopenTask; its other fields
-    // change as usual, also when the whole task is sent back as it was read.
+    // The status is output only: an update carrying one, without a mask or with `*`,
+    // leaves it as it is, and the other fields change as usual, also when the whole
+    // task is sent back as it was read.
     let done = complete(&app, &app.agent, task.id, "").await.unwrap();
-    let status = expect_code(
-        update(
-            &app,
-            &app.agent,
-            pb::Task {
-                id: task.id,
-                status: "open".into(),
-                ..Default::default()
-            },
-            &["status"],
-        )
-        .await,
-        Code::FailedPrecondition,
+    let unmasked = update(
+        &app,
+        &app.agent,
+        pb::Task {
+            id: task.id,
+            title: "Calling".into(),
+            status: "open".into(),
+            ..Default::default()
+        },
+        &[],
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        (unmasked.title.as_str(), unmasked.status.as_str()),
+        ("Calling", "completed")
     );
-    assert!(status.message().contains("ReopenTask"), "{status:?}");
     let retitled = update(
         &app,
         &app.agent,
         pb::Task {
             title: "Called".into(),
-            ..done.clone()
+            status: "open".into(),
+            ..unmasked.clone()
         },
         &["*"],
     )
@@ -697,15 +742,16 @@ async fn updates_change_masked_fields_but_never_the_subject_or_the_completion() 
 async fn overdue_only_lists_open_and_in_progress_tasks_past_due() {
     let app = TestApp::spawn().await;
     let agent = &app.agent;
-    let late = |status: &str, hours: i64| pb::Task {
-        status: status.into(),
+    let late = |hours: i64| pb::Task {
         due_time: from_now(-3600 * hours),
         ..Default::default()
     };
-    task(&app, agent, "late open", late("open", 3)).await;
-    task(&app, agent, "late in progress", late("in_progress", 2)).await;
-    task(&app, agent, "late cancelled", late("cancelled", 2)).await;
-    let done = task(&app, agent, "late done", late("open", 1)).await;
+    task(&app, agent, "late open", late(3)).await;
+    let started = task(&app, agent, "late in progress", late(2)).await;
+    start(&app, agent, started.id, "").await.unwrap();
+    let dropped = task(&app, agent, "late cancelled", late(2)).await;
+    cancel(&app, agent, dropped.id, "").await.unwrap();
+    let done = task(&app, agent, "late done", late(1)).await;
     complete(&app, agent, done.id, "").await.unwrap();
     task(
         &app,
@@ -823,7 +869,7 @@ async fn assigned_to_me_lists_the_callers_tasks_and_its_tokens_are_the_callers()
             &app.acme,
             title,
             pb::Task {
-                assigned_to: to,
+                assignee_user_id: to,
                 ..Default::default()
             },
         )

@@ -1,0 +1,1 @@
+ALTER TABLE crm.deals DROP COLUMN IF EXISTS currency;
