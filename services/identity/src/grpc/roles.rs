@@ -10,6 +10,7 @@ use fusion_db::resource::{Table, Val, Values, values_of};
 use fusion_proto::identity::v1 as pb;
 use fusion_proto::identity::v1::role_service_server::RoleService;
 use fusion_service::api::{etag, opt_ts, populated, total, ts};
+use fusion_service::replay::{self, Begun};
 use fusion_service::standard::{self, Call, Kit, Method, Resource};
 use fusion_tenancy::TenantContext;
 
@@ -274,17 +275,22 @@ impl RoleService for RoleApi {
         let api = &self.state.kit.api;
         api.require_id("role_id", body.role_id)?;
         api.require_id("user_id", body.user_id)?;
-        let mut tx = self.state.db.begin(ctx.tenant_id).await?;
+        let key = self.state.kit.request_key(&body.request_id, &body)?;
+        let begun = replay::begin(&self.state.kit, ctx.tenant_id, "AssignRole", key);
+        let mut tx = match begun.await? {
+            Begun::Replayed(response) => return Ok(Response::new(response)),
+            Begun::Fresh(attempt) => attempt,
+        };
         let role: RoleRow = TABLE.fetch(&mut tx, body.role_id, Read::live()).await?;
         grantable(&role)?;
         live_user(&mut tx, body.user_id).await?;
         store::roles::assign(&mut tx, ctx.tenant_id, body.role_id, body.user_id).await?;
         let (role_names, role_ids) = store::roles::held_by(&mut tx, body.user_id).await?;
-        tx.commit().await?;
-        Ok(Response::new(pb::AssignRoleResponse {
+        let response = pb::AssignRoleResponse {
             role_names,
             role_ids,
-        }))
+        };
+        Ok(Response::new(tx.commit(response).await?))
     }
 
     async fn unassign_role(
@@ -296,7 +302,12 @@ impl RoleService for RoleApi {
         let api = &self.state.kit.api;
         api.require_id("role_id", body.role_id)?;
         api.require_id("user_id", body.user_id)?;
-        let mut tx = self.state.db.begin(ctx.tenant_id).await?;
+        let key = self.state.kit.request_key(&body.request_id, &body)?;
+        let begun = replay::begin(&self.state.kit, ctx.tenant_id, "UnassignRole", key);
+        let mut tx = match begun.await? {
+            Begun::Replayed(response) => return Ok(Response::new(response)),
+            Begun::Fresh(attempt) => attempt,
+        };
         let role: RoleRow = TABLE.fetch(&mut tx, body.role_id, Read::live()).await?;
         live_user(&mut tx, body.user_id).await?;
         store::roles::unassign(&mut tx, body.role_id, body.user_id).await?;
@@ -305,11 +316,11 @@ impl RoleService for RoleApi {
             return Err(IdentityError::LastAdmin.into());
         }
         let (role_names, role_ids) = store::roles::held_by(&mut tx, body.user_id).await?;
-        tx.commit().await?;
-        Ok(Response::new(pb::UnassignRoleResponse {
+        let response = pb::UnassignRoleResponse {
             role_names,
             role_ids,
-        }))
+        };
+        Ok(Response::new(tx.commit(response).await?))
     }
 
     /// The catalogue is code, not a table, so the page is cut here, with the kit's

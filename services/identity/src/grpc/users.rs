@@ -15,6 +15,7 @@ use fusion_proto::identity::v1::user_service_server::UserService;
 use fusion_service::api::{
     check, etag, json_to_struct, opt_ts, populated, struct_to_json, total, ts,
 };
+use fusion_service::replay::{self, Begun};
 use fusion_service::standard::{self, Call, Change, Kit, Method, Resource};
 use fusion_tenancy::TenantContext;
 
@@ -277,28 +278,37 @@ impl UserApi {
     /// Sets columns of live user `id` (bumping its etag), revokes the user's sessions
     /// with `revoke` as the reason if given, and returns the user: the custom methods
     /// that change one thing.
+    /// Changes user `id` as `method` (AIP-155: a retry with the same request id
+    /// returns the first result; `key` is `None` without one).
     async fn change(
         &self,
         tenant_id: i64,
         id: i64,
         values: Values,
         revoke: Option<&str>,
+        (method, key): (&'static str, Option<RequestKey>),
     ) -> Result<pb::User, Status> {
-        let mut tx = self.state.kit.db.begin(tenant_id).await?;
+        let mut tx = match replay::begin(&self.state.kit, tenant_id, method, key).await? {
+            Begun::Replayed(user) => return Ok(user),
+            Begun::Fresh(attempt) => attempt,
+        };
         let _: UserRow = TABLE.fetch(&mut tx, id, Read::live().for_update()).await?;
         TABLE.update(&mut tx, id, values).await?;
         if let Some(reason) = revoke {
             revoke_user_refresh_tokens(&mut tx, id, reason).await?;
         }
         let row: UserRow = TABLE.fetch(&mut tx, id, Read::live()).await?;
-        tx.commit().await?;
-        Ok(Users::to_pb(&self.state, row))
+        Ok(tx.commit(Users::to_pb(&self.state, row)).await?)
     }
 
     /// Sets `active` and, when deactivating, revokes the user's sessions.
-    async fn set_active(&self, req: Request<i64>, active: bool) -> Result<pb::User, Status> {
-        let ctx = TenantContext::from_request(&req)?;
-        let id = req.into_inner();
+    async fn set_active(
+        &self,
+        ctx: &TenantContext,
+        id: i64,
+        active: bool,
+        call: (&'static str, Option<RequestKey>),
+    ) -> Result<pb::User, Status> {
         self.state.kit.api.require_id("id", id)?;
         if !active && id == ctx.user_id {
             return Err(IdentityError::SelfAction {
@@ -307,13 +317,8 @@ impl UserApi {
             .into());
         }
         let revoke = (!active).then_some("deactivated");
-        self.change(
-            ctx.tenant_id,
-            id,
-            vec![("active", Val::Bool(active))],
-            revoke,
-        )
-        .await
+        let values = vec![("active", Val::Bool(active))];
+        self.change(ctx.tenant_id, id, values, revoke, call).await
     }
 }
 
@@ -396,20 +401,22 @@ impl UserService for UserApi {
         &self,
         req: Request<pb::ActivateUserRequest>,
     ) -> Result<Response<pb::User>, Status> {
-        let (meta, ext, body) = req.into_parts();
-        self.set_active(Request::from_parts(meta, ext, body.id), true)
-            .await
-            .map(Response::new)
+        let ctx = TenantContext::from_request(&req)?;
+        let body = req.into_inner();
+        let key = self.state.kit.request_key(&body.request_id, &body)?;
+        let user = self.set_active(&ctx, body.id, true, ("ActivateUser", key));
+        Ok(Response::new(user.await?))
     }
 
     async fn deactivate_user(
         &self,
         req: Request<pb::DeactivateUserRequest>,
     ) -> Result<Response<pb::User>, Status> {
-        let (meta, ext, body) = req.into_parts();
-        self.set_active(Request::from_parts(meta, ext, body.id), false)
-            .await
-            .map(Response::new)
+        let ctx = TenantContext::from_request(&req)?;
+        let body = req.into_inner();
+        let key = self.state.kit.request_key(&body.request_id, &body)?;
+        let user = self.set_active(&ctx, body.id, false, ("DeactivateUser", key));
+        Ok(Response::new(user.await?))
     }
 
     async fn set_user_password(
@@ -425,7 +432,16 @@ impl UserService for UserApi {
         api.violations(v)?;
         let hash = hash_password(&body.password)?;
         let password = vec![("password", Val::Text(Some(hash)))];
-        let user = self.change(ctx.tenant_id, body.id, password, Some("password_changed"));
+        // No request id: setting the same password twice is harmless, and a digest of
+        // this request would keep an unsalted hash of the password.
+        let once = ("SetUserPassword", None);
+        let user = self.change(
+            ctx.tenant_id,
+            body.id,
+            password,
+            Some("password_changed"),
+            once,
+        );
         Ok(Response::new(user.await?))
     }
 }

@@ -119,7 +119,13 @@ async fn deactivated_users_cannot_log_in_or_refresh() {
         .create_user(&admin, "agent@acme.test", &["sales_agent"])
         .await;
     app.users()
-        .deactivate_user(as_user(&admin, pb::DeactivateUserRequest { id: user.id }))
+        .deactivate_user(as_user(
+            &admin,
+            pb::DeactivateUserRequest {
+                id: user.id,
+                ..Default::default()
+            },
+        ))
         .await
         .unwrap();
     let status = expect_code(
@@ -136,7 +142,13 @@ async fn deactivated_users_cannot_log_in_or_refresh() {
         Code::Unauthenticated,
     );
     app.users()
-        .activate_user(as_user(&admin, pb::ActivateUserRequest { id: user.id }))
+        .activate_user(as_user(
+            &admin,
+            pb::ActivateUserRequest {
+                id: user.id,
+                ..Default::default()
+            },
+        ))
         .await
         .unwrap();
     app.login("agent@acme.test", PASSWORD)

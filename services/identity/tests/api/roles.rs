@@ -54,6 +54,7 @@ async fn custom_roles_grant_their_permissions_at_the_next_login() {
             pb::AssignRoleRequest {
                 role_id: role.id,
                 user_id: user.id,
+                ..Default::default()
             },
         ))
         .await
@@ -68,6 +69,7 @@ async fn custom_roles_grant_their_permissions_at_the_next_login() {
             pb::AssignRoleRequest {
                 role_id: role.id,
                 user_id: user.id,
+                ..Default::default()
             },
         ))
         .await
@@ -94,6 +96,7 @@ async fn custom_roles_grant_their_permissions_at_the_next_login() {
             pb::UnassignRoleRequest {
                 role_id: role.id,
                 user_id: user.id,
+                ..Default::default()
             },
         ))
         .await
@@ -185,6 +188,7 @@ async fn built_in_roles_cannot_be_renamed_or_deleted_and_the_last_admin_stays() 
                 pb::UnassignRoleRequest {
                     role_id: admin_role.id,
                     user_id: admin.user_id,
+                    ..Default::default()
                 },
             ))
             .await,
@@ -284,6 +288,7 @@ async fn another_tenants_roles_and_users_cannot_be_assigned() {
                 pb::AssignRoleRequest {
                     role_id: id,
                     user_id: acme.user_id,
+                    ..Default::default()
                 },
             ))
             .await,
@@ -298,6 +303,7 @@ async fn another_tenants_roles_and_users_cannot_be_assigned() {
                 pb::AssignRoleRequest {
                     role_id: mine.id,
                     user_id: globex.user_id,
+                    ..Default::default()
                 },
             ))
             .await,
@@ -311,6 +317,7 @@ async fn another_tenants_roles_and_users_cannot_be_assigned() {
                 pb::UnassignRoleRequest {
                     role_id: id,
                     user_id: globex.user_id,
+                    ..Default::default()
                 },
             ))
             .await,
@@ -411,6 +418,7 @@ async fn the_platform_role_is_granted_neither_by_assign_role_nor_by_create_user(
                 pb::AssignRoleRequest {
                     role_id: platform_role[0],
                     user_id: user.id,
+                    ..Default::default()
                 },
             ))
             .await,
@@ -513,4 +521,115 @@ async fn list_permissions_pages_through_the_whole_catalogue() {
     }
     let status = expect_code(list(-1, String::new()).await, Code::InvalidArgument);
     assert_eq!(violated_fields(&status), ["page_size"]);
+}
+
+/// AIP-155 on identity's custom methods: a retry with the request id returns the first
+/// result without acting again, even after the user changed since; the same id with
+/// another request is refused.
+#[tokio::test]
+async fn role_and_activation_changes_replay_their_request_id() {
+    let app = TestApp::spawn().await;
+    let (_, admin) = app.create_tenant("acme").await;
+    let role = app
+        .roles()
+        .create_role(as_user(
+            &admin,
+            custom("site_manager", &["property.lots.read"]),
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let (user, _) = app.create_user(&admin, "site@acme.test", &[]).await;
+    let held = async |app: &TestApp| {
+        let request = as_user(&admin, pb::GetUserRequest { id: user.id });
+        app.users().get_user(request).await.unwrap().into_inner()
+    };
+    let assign = pb::AssignRoleRequest {
+        role_id: role.id,
+        user_id: user.id,
+        request_id: "0b6f1b9e-5c55-4a39-9d1f-0a3c2f1e7a10".into(),
+    };
+    let first = app
+        .roles()
+        .assign_role(as_user(&admin, assign.clone()))
+        .await
+        .unwrap();
+    assert_eq!(first.get_ref().role_ids, [role.id]);
+    app.roles()
+        .unassign_role(as_user(
+            &admin,
+            pb::UnassignRoleRequest {
+                role_id: role.id,
+                user_id: user.id,
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap();
+    // The retry answers as the first call did and grants nothing again.
+    let retried = app
+        .roles()
+        .assign_role(as_user(&admin, assign.clone()))
+        .await
+        .unwrap();
+    assert_eq!(retried.get_ref(), first.get_ref());
+    assert!(
+        held(&app).await.role_ids.is_empty(),
+        "the retry acted again"
+    );
+    let (other, _) = app.create_user(&admin, "other@acme.test", &[]).await;
+    let reused = pb::AssignRoleRequest {
+        user_id: other.id,
+        ..assign
+    };
+    let status = expect_code(
+        app.roles().assign_role(as_user(&admin, reused)).await,
+        Code::InvalidArgument,
+    );
+    assert_eq!(reason(&status), "REQUEST_ID_REUSED");
+    assert_eq!(violated_fields(&status), ["request_id"]);
+
+    let deactivate = pb::DeactivateUserRequest {
+        id: user.id,
+        request_id: "6f7d2c1a-8e4b-4f0a-b3c2-9d8e7f6a5b41".into(),
+    };
+    let first = app
+        .users()
+        .deactivate_user(as_user(&admin, deactivate.clone()))
+        .await
+        .unwrap();
+    assert!(!first.get_ref().active);
+    app.users()
+        .activate_user(as_user(
+            &admin,
+            pb::ActivateUserRequest {
+                id: user.id,
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap();
+    let retried = app
+        .users()
+        .deactivate_user(as_user(&admin, deactivate))
+        .await
+        .unwrap();
+    assert_eq!(retried.get_ref().etag, first.get_ref().etag);
+    assert!(
+        held(&app).await.active,
+        "the retried deactivation acted again"
+    );
+    let status = expect_code(
+        app.users()
+            .deactivate_user(as_user(
+                &admin,
+                pb::DeactivateUserRequest {
+                    id: user.id,
+                    request_id: "not-a-uuid".into(),
+                },
+            ))
+            .await,
+        Code::InvalidArgument,
+    );
+    assert_eq!(violated_fields(&status), ["request_id"]);
 }

@@ -180,14 +180,26 @@ async fn another_tenants_user_is_not_found_for_the_custom_methods() {
     expect_code(
         users
             .clone()
-            .activate_user(as_user(&acme, pb::ActivateUserRequest { id }))
+            .activate_user(as_user(
+                &acme,
+                pb::ActivateUserRequest {
+                    id,
+                    ..Default::default()
+                },
+            ))
             .await,
         Code::NotFound,
     );
     expect_code(
         users
             .clone()
-            .deactivate_user(as_user(&acme, pb::DeactivateUserRequest { id }))
+            .deactivate_user(as_user(
+                &acme,
+                pb::DeactivateUserRequest {
+                    id,
+                    ..Default::default()
+                },
+            ))
             .await,
         Code::NotFound,
     );
@@ -270,7 +282,10 @@ async fn deactivation_and_a_new_password_revoke_sessions() {
         app.users()
             .deactivate_user(as_user(
                 &admin,
-                pb::DeactivateUserRequest { id: admin.user_id },
+                pb::DeactivateUserRequest {
+                    id: admin.user_id,
+                    ..Default::default()
+                },
             ))
             .await,
         Code::FailedPrecondition,

@@ -179,6 +179,7 @@ async fn a_missing_id_is_invalid_for_every_id_taking_method() {
                 pb::AssignRoleRequest {
                     role_id: 0,
                     user_id: 1,
+                    ..Default::default()
                 },
             ))
             .await
@@ -193,6 +194,7 @@ async fn a_missing_id_is_invalid_for_every_id_taking_method() {
                 pb::UnassignRoleRequest {
                     role_id: 1,
                     user_id: 0,
+                    ..Default::default()
                 },
             ))
             .await
