@@ -1,6 +1,7 @@
 //! Cross-service behaviour through the edge.
 
 mod architecture;
+mod conventions;
 mod crm;
 mod grpcurl;
 mod property;
