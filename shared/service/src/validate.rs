@@ -88,6 +88,39 @@ pub fn one_of(s: &str, allowed: &[&str]) -> Result<(), String> {
     }
 }
 
+/// ISO 4217 alphabetic codes of the currencies in current use (list one), sorted: the
+/// national and regional currencies, without the fund codes (`BOV`, `CHE`, `USN`, ...),
+/// precious metals (`XAU`, ...), bond-market units, `XDR`, `XSU`, `XUA`, `XTS` (testing)
+/// and `XXX` (no currency), none of which prices a sale, a plan or an invoice. `ANG` stays beside its
+/// successor `XCG` while both circulate.
+pub const CURRENCY_CODES: &[&str] = &[
+    "AED", "AFN", "ALL", "AMD", "ANG", "AOA", "ARS", "AUD", "AWG", "AZN", "BAM", "BBD", "BDT",
+    "BGN", "BHD", "BIF", "BMD", "BND", "BOB", "BRL", "BSD", "BTN", "BWP", "BYN", "BZD", "CAD",
+    "CDF", "CHF", "CLP", "CNY", "COP", "CRC", "CUP", "CVE", "CZK", "DJF", "DKK", "DOP", "DZD",
+    "EGP", "ERN", "ETB", "EUR", "FJD", "FKP", "GBP", "GEL", "GHS", "GIP", "GMD", "GNF", "GTQ",
+    "GYD", "HKD", "HNL", "HTG", "HUF", "IDR", "ILS", "INR", "IQD", "IRR", "ISK", "JMD", "JOD",
+    "JPY", "KES", "KGS", "KHR", "KMF", "KPW", "KRW", "KWD", "KYD", "KZT", "LAK", "LBP", "LKR",
+    "LRD", "LSL", "LYD", "MAD", "MDL", "MGA", "MKD", "MMK", "MNT", "MOP", "MRU", "MUR", "MVR",
+    "MWK", "MXN", "MYR", "MZN", "NAD", "NGN", "NIO", "NOK", "NPR", "NZD", "OMR", "PAB", "PEN",
+    "PGK", "PHP", "PKR", "PLN", "PYG", "QAR", "RON", "RSD", "RUB", "RWF", "SAR", "SBD", "SCR",
+    "SDG", "SEK", "SGD", "SHP", "SLE", "SOS", "SRD", "SSP", "STN", "SVC", "SYP", "SZL", "THB",
+    "TJS", "TMT", "TND", "TOP", "TRY", "TTD", "TWD", "TZS", "UAH", "UGX", "USD", "UYU", "UZS",
+    "VED", "VES", "VND", "VUV", "WST", "XAF", "XCD", "XCG", "XOF", "XPF", "YER", "ZAR", "ZMW",
+    "ZWG",
+];
+
+/// An ISO 4217 currency code in current use ([`CURRENCY_CODES`]), exactly as listed:
+/// three upper-case letters.
+pub fn currency_code(value: &str) -> Result<(), String> {
+    if CURRENCY_CODES.binary_search(&value).is_ok() {
+        Ok(())
+    } else if value.len() == 3 && value.chars().all(|c| c.is_ascii_uppercase()) {
+        Err(format!("{value} is not an ISO 4217 currency code in use"))
+    } else {
+        Err("must be an ISO 4217 currency code: three upper-case letters such as AUD".into())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -116,5 +149,21 @@ mod tests {
         assert!(name("Riverside").is_ok());
         assert!(one_of("selling", &["planning", "selling"]).is_ok());
         assert!(one_of("sold", &["planning", "selling"]).is_err());
+    }
+
+    #[test]
+    fn currency_codes_are_iso_4217_codes_in_use() {
+        assert!(CURRENCY_CODES.windows(2).all(|w| w[0] < w[1]), "sorted");
+        assert!(
+            CURRENCY_CODES
+                .iter()
+                .all(|c| c.len() == 3 && c.chars().all(|c| c.is_ascii_uppercase()))
+        );
+        for good in ["AUD", "NZD", "USD", "EUR", "GBP", "JPY", "XCG"] {
+            assert!(currency_code(good).is_ok(), "{good}");
+        }
+        for bad in ["", "aud", "AU", "AUDD", "ABC", "XXX", "XAU", "HRK"] {
+            assert!(currency_code(bad).is_err(), "{bad}");
+        }
     }
 }

@@ -251,33 +251,6 @@ pub fn custom_fields_of(doc: &Value) -> Vec<CustomField> {
         .unwrap_or_default()
 }
 
-/// The active ISO 4217 currency codes (alphabetic), sorted; what a money-bearing
-/// record's `currency_code` may be.
-const ISO_4217: &[&str] = &[
-    "AED", "AFN", "ALL", "AMD", "ANG", "AOA", "ARS", "AUD", "AWG", "AZN", "BAM", "BBD", "BDT",
-    "BGN", "BHD", "BIF", "BMD", "BND", "BOB", "BOV", "BRL", "BSD", "BTN", "BWP", "BYN", "BZD",
-    "CAD", "CDF", "CHE", "CHF", "CHW", "CLF", "CLP", "CNY", "COP", "COU", "CRC", "CUP", "CVE",
-    "CZK", "DJF", "DKK", "DOP", "DZD", "EGP", "ERN", "ETB", "EUR", "FJD", "FKP", "GBP", "GEL",
-    "GHS", "GIP", "GMD", "GNF", "GTQ", "GYD", "HKD", "HNL", "HTG", "HUF", "IDR", "ILS", "INR",
-    "IQD", "IRR", "ISK", "JMD", "JOD", "JPY", "KES", "KGS", "KHR", "KMF", "KPW", "KRW", "KWD",
-    "KYD", "KZT", "LAK", "LBP", "LKR", "LRD", "LSL", "LYD", "MAD", "MDL", "MGA", "MKD", "MMK",
-    "MNT", "MOP", "MRU", "MUR", "MVR", "MWK", "MXN", "MXV", "MYR", "MZN", "NAD", "NGN", "NIO",
-    "NOK", "NPR", "NZD", "OMR", "PAB", "PEN", "PGK", "PHP", "PKR", "PLN", "PYG", "QAR", "RON",
-    "RSD", "RUB", "RWF", "SAR", "SBD", "SCR", "SDG", "SEK", "SGD", "SHP", "SLE", "SOS", "SRD",
-    "SSP", "STN", "SVC", "SYP", "SZL", "THB", "TJS", "TMT", "TND", "TOP", "TRY", "TTD", "TWD",
-    "TZS", "UAH", "UGX", "USD", "USN", "UYI", "UYU", "UYW", "UZS", "VED", "VES", "VND", "VUV",
-    "WST", "XAF", "XCD", "XCG", "XOF", "XPF", "YER", "ZAR", "ZMW", "ZWG",
-];
-
-/// An ISO 4217 currency code in capitals, e.g. "AUD".
-pub fn currency_code(code: &str) -> Result<(), String> {
-    if ISO_4217.binary_search(&code).is_ok() {
-        Ok(())
-    } else {
-        Err("must be an ISO 4217 currency code in capitals, such as AUD".into())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -355,19 +328,5 @@ mod tests {
         let doc = custom_fields(std::slice::from_ref(&multi)).unwrap();
         assert_eq!(doc["fields"][0]["value"][0], "pool");
         assert_eq!(custom_fields_of(&doc), [multi]);
-    }
-
-    #[test]
-    fn currency_codes_are_iso_4217_in_capitals() {
-        assert!(
-            super::ISO_4217.windows(2).all(|w| w[0] < w[1]),
-            "sorted, once each"
-        );
-        for ok in ["AUD", "NZD", "USD", "EUR", "JPY"] {
-            assert_eq!(super::currency_code(ok), Ok(()), "{ok}");
-        }
-        for bad in ["", "aud", "AU", "AUDD", "XYZ", "A1D"] {
-            assert!(super::currency_code(bad).is_err(), "{bad}");
-        }
     }
 }

@@ -226,7 +226,7 @@ pub(crate) fn values(d: &pb::Deal, fields: &[&str], method: Method) -> Result<Va
                 "" if creating => return Ok(None),
                 "" => return Err("is required".into()),
                 code => {
-                    crate::domain::fields::currency_code(code)?;
+                    fusion_service::validate::currency_code(code)?;
                     ("currency", Val::text(code))
                 }
             },

@@ -133,7 +133,7 @@ impl Resource for Plans {
                     Val::Decimal(Some(price(&p.monthly_price)?)),
                 ),
                 "currency_code" => {
-                    validate::currency_code(&p.currency_code)?;
+                    fusion_service::validate::currency_code(&p.currency_code)?;
                     ("currency", Val::Text(Some(p.currency_code.clone())))
                 }
                 "max_user_count" => {

@@ -17,12 +17,12 @@ use fusion_db::TenantTx;
 use fusion_service::standard::{self, Call, Child, Kit, Method, Resource};
 
 use super::caller;
-use crate::domain::amounts::currency_code;
 use crate::domain::validate;
 use crate::error::PropertyError;
 use crate::store::projects::{LIST, ProjectRow, TABLE};
 use crate::store::{lock_live, media::refuse_live_media};
 use crate::{AppState, DOMAIN};
+use fusion_service::validate::currency_code;
 
 const DEVELOPERS: &str = "property.developers";
 
