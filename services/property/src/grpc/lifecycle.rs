@@ -14,6 +14,7 @@ use fusion_db::idempotency::RequestKey;
 use fusion_db::resource::Read;
 use fusion_proto::property::v1 as pb;
 use fusion_service::api::{dec_str, total, ts};
+use fusion_service::replay::{self, Begun};
 use fusion_tenancy::TenantContext;
 
 use crate::AppState;
@@ -103,11 +104,10 @@ pub(crate) async fn apply(
 ) -> Result<pb::Lot, Status> {
     API.require_id("id", t.id)?;
     let method = t.action.method();
-    let mut tx = state.db.begin(ctx.tenant_id).await?;
-    let ids = &state.kit.request_ids;
-    if let Some(first) = ids.replay(&mut tx, method, t.request).await? {
-        return Ok(first);
-    }
+    let mut tx = match replay::begin(&state.kit, ctx.tenant_id, method, t.request).await? {
+        Begun::Replayed(first) => return Ok(first),
+        Begun::Fresh(attempt) => attempt,
+    };
     let project_id = project_of(&mut tx, t.id).await?;
     stock::lock_project(&mut tx, project_id).await?;
     let lot: LotRow = TABLE
@@ -144,10 +144,7 @@ pub(crate) async fn apply(
     .await?;
     stock::refresh_figures(&mut tx, project_id).await?;
     let row: LotRow = TABLE.fetch(&mut tx, t.id, Read::live()).await?;
-    let lot = row.into_pb(state);
-    ids.remember(&mut tx, method, t.request, &lot).await?;
-    tx.commit().await?;
-    Ok(lot)
+    Ok(tx.commit(row.into_pb(state)).await?)
 }
 
 /// SetLotPrice: a price effective now changes the lot at once; one dated in the
@@ -171,11 +168,10 @@ pub(crate) async fn set_price(
         .transpose()?
         .filter(|t| *t > Utc::now());
     let reason = fusion_service::api::opt_str(&r.reason);
-    let mut tx = state.db.begin(ctx.tenant_id).await?;
-    let ids = &state.kit.request_ids;
-    if let Some(first) = ids.replay(&mut tx, METHOD, key).await? {
-        return Ok(first);
-    }
+    let mut tx = match replay::begin(&state.kit, ctx.tenant_id, METHOD, key).await? {
+        Begun::Replayed(first) => return Ok(first),
+        Begun::Fresh(attempt) => attempt,
+    };
     let project_id = project_of(&mut tx, r.id).await?;
     stock::lock_project(&mut tx, project_id).await?;
     let lot: LotRow = TABLE
@@ -195,10 +191,7 @@ pub(crate) async fn set_price(
         }
     }
     let row: LotRow = TABLE.fetch(&mut tx, r.id, Read::live()).await?;
-    let lot = row.into_pb(state);
-    ids.remember(&mut tx, METHOD, key, &lot).await?;
-    tx.commit().await?;
-    Ok(lot)
+    Ok(tx.commit(row.into_pb(state)).await?)
 }
 
 pub(crate) async fn status_changes(
