@@ -14,6 +14,11 @@ lint:
     cargo clippy --workspace --all-targets --locked -- -D warnings
     cd proto && buf lint
 
+# Cut a new API release baseline for `buf breaking` (only for a deliberate breaking
+# release: every client must be told).
+proto-release:
+    cd proto && buf build --exclude-source-info -o release/v1.binpb
+
 # Direct vs through-the-edge load test; results go in docs/BENCHMARKS.md.
 bench seconds="5":
     cargo run --release -p fusion-e2e --bin fusion-bench -- {{seconds}}
