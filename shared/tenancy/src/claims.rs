@@ -33,6 +33,11 @@ pub struct Claims {
     /// dates ("today") are computed in it. Absent in tokens that carry no tenant zone.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tz: Option<String>,
+    /// Whether the subject is a service account (a machine caller, from
+    /// `IssueServiceToken`) rather than a person. Absent (false) in a person's token,
+    /// so tokens issued before the claim existed read as a person's.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub svc: bool,
 }
 
 /// Who issues tokens, for whom, and how much clock skew is forgiven.
@@ -79,6 +84,7 @@ impl Claims {
             nbf: now,
             jti: uuid::Uuid::new_v4().to_string(),
             tz: None,
+            svc: false,
         }
     }
 
@@ -86,5 +92,48 @@ impl Claims {
     pub fn with_time_zone(mut self, time_zone: impl Into<String>) -> Self {
         self.tz = Some(time_zone.into());
         self
+    }
+
+    /// The same claims marking the subject as a service account.
+    pub fn for_service_account(mut self) -> Self {
+        self.svc = true;
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::{Claims, JwtConfig};
+
+    fn person() -> Claims {
+        Claims::new(
+            &JwtConfig::default(),
+            1,
+            2,
+            Vec::new(),
+            Vec::new(),
+            Duration::from_secs(60),
+        )
+    }
+
+    #[test]
+    fn a_persons_token_carries_no_service_claim_and_an_old_token_reads_as_a_person() {
+        let json = serde_json::to_value(person()).unwrap();
+        assert!(json.get("svc").is_none(), "{json}");
+        let mut old = json.clone();
+        old.as_object_mut().unwrap().remove("tz");
+        let parsed: Claims = serde_json::from_value(old).unwrap();
+        assert!(!parsed.svc);
+    }
+
+    #[test]
+    fn a_service_accounts_token_says_so() {
+        let claims = person().for_service_account();
+        let json = serde_json::to_value(&claims).unwrap();
+        assert_eq!(json["svc"], serde_json::json!(true));
+        let parsed: Claims = serde_json::from_value(json).unwrap();
+        assert!(parsed.svc);
     }
 }

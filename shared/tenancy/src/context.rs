@@ -15,7 +15,8 @@ tokio::task_local! {
 pub struct TenantContext {
     /// The tenant every statement of this request is bound to.
     pub tenant_id: i64,
-    /// The calling user.
+    /// The calling user: a person, or a service account when `service_account` is set
+    /// (its id is a user id all the same, so audit fields name it).
     pub user_id: i64,
     /// The user's role names.
     pub roles: Vec<String>,
@@ -27,6 +28,8 @@ pub struct TenantContext {
     pub bearer: Option<String>,
     /// The tenant's IANA time zone, from the token; UTC when the token names none.
     pub time_zone: chrono_tz::Tz,
+    /// Whether the caller is a service account (the token's `svc` claim).
+    pub service_account: bool,
 }
 
 impl TenantContext {
@@ -99,6 +102,7 @@ mod tests {
             request_id: None,
             bearer: None,
             time_zone: TenantContext::zone_of(claim),
+            service_account: false,
         }
     }
 

@@ -142,5 +142,6 @@ pub(crate) async fn authenticate(
         request_id: header(headers, REQUEST_ID).map(str::to_owned),
         bearer: Some(token.to_owned()),
         time_zone: TenantContext::zone_of(claims.tz.as_deref()),
+        service_account: claims.svc,
     })
 }
