@@ -154,6 +154,11 @@ const WITHOUT_REQUEST_ID: &[(&str, &str)] = &[
          keep an unsalted hash of the password",
     ),
     (
+        "fusion.identity.v1.AuthService.IssueServiceToken",
+        "signs a service account in, as Login does a person: a retry just gets another \
+         short-lived token, and a saved response would keep a live access token",
+    ),
+    (
         "fusion.identity.v1.AuthService.RotateSigningKey",
         "an operator action outside any tenant; a repeated rotation retires no key a live \
          token still needs",

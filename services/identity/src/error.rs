@@ -75,6 +75,17 @@ pub enum IdentityError {
     /// (`REFRESH_TOKEN_REUSED`).
     #[error("refresh token was already used; sign in again")]
     RefreshTokenReused,
+    /// IssueServiceToken refused: an unknown client id, a wrong or revoked secret, a
+    /// deleted or inactive account and a deleted tenant look the same
+    /// (`INVALID_CLIENT_CREDENTIALS`).
+    #[error("invalid client id or secret")]
+    InvalidClientCredentials,
+    /// A service account holds as many unrevoked secrets as it may (`SECRET_LIMIT`).
+    #[error("a service account holds at most {max} unrevoked secrets; revoke one first")]
+    SecretLimit {
+        /// The limit.
+        max: usize,
+    },
     /// Too many failed logins for this account or source (`LOGIN_THROTTLED`).
     #[error("login throttled for {}s", retry_after.as_secs())]
     LoginThrottled {
@@ -113,6 +124,8 @@ pub const REASONS: &[&str] = &[
     "REFRESH_TOKEN_INVALID",
     "REFRESH_TOKEN_REUSED",
     "LOGIN_THROTTLED",
+    "INVALID_CLIENT_CREDENTIALS",
+    "SECRET_LIMIT",
     "INTERNAL",
     // The database layer's, through the standard methods.
     "REQUEST_ID_REUSED",
@@ -163,6 +176,8 @@ impl IdentityError {
             Self::RefreshTokenInvalid => "REFRESH_TOKEN_INVALID",
             Self::RefreshTokenReused => "REFRESH_TOKEN_REUSED",
             Self::LoginThrottled { .. } => "LOGIN_THROTTLED",
+            Self::InvalidClientCredentials => "INVALID_CLIENT_CREDENTIALS",
+            Self::SecretLimit { .. } => "SECRET_LIMIT",
             Self::Internal { .. } => "INTERNAL",
             Self::Db(e) => match e.kind() {
                 Kind::NotFound(_) => "NOT_FOUND",
@@ -213,8 +228,12 @@ impl From<IdentityError> for Status {
             | IdentityError::OwnTenant
             | IdentityError::PlatformTenant
             | IdentityError::BuiltInRole { .. }
-            | IdentityError::LastAdmin => errors::failed_precondition(DOMAIN, reason, message),
+            | IdentityError::LastAdmin
+            | IdentityError::SecretLimit { .. } => {
+                errors::failed_precondition(DOMAIN, reason, message)
+            }
             IdentityError::InvalidCredentials
+            | IdentityError::InvalidClientCredentials
             | IdentityError::RefreshTokenInvalid
             | IdentityError::RefreshTokenReused => errors::unauthenticated(reason, message),
             IdentityError::LoginThrottled { retry_after } => {
@@ -256,6 +275,8 @@ mod tests {
             | IdentityError::RefreshTokenInvalid
             | IdentityError::RefreshTokenReused
             | IdentityError::LoginThrottled { .. }
+            | IdentityError::InvalidClientCredentials
+            | IdentityError::SecretLimit { .. }
             | IdentityError::Internal { .. }
             | IdentityError::Db(_) => {}
         }
@@ -290,6 +311,8 @@ mod tests {
             IdentityError::LoginThrottled {
                 retry_after: Duration::from_secs(30),
             },
+            IdentityError::InvalidClientCredentials,
+            IdentityError::SecretLimit { max: 5 },
             IdentityError::internal("hashing a password failed", "out of memory"),
             db(Kind::InvalidBecause(
                 fusion_db::idempotency::REUSED_REASON,

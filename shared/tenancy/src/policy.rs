@@ -11,6 +11,8 @@ pub const PUBLIC_METHODS: &[&str] = &[
     "/fusion.identity.v1.AuthService/GetJwks",
     // Logout presents the refresh token itself as the credential.
     "/fusion.identity.v1.AuthService/Logout",
+    // A service account's client credentials are the credential.
+    "/fusion.identity.v1.AuthService/IssueServiceToken",
 ];
 
 /// What every server answers without a token: health checks and reflection.
@@ -136,6 +138,9 @@ mod tests {
     fn public_means_the_public_methods_health_and_reflection_only() {
         assert!(is_public("/fusion.identity.v1.AuthService/Login"));
         assert!(is_public("/fusion.identity.v1.AuthService/Logout"));
+        assert!(is_public(
+            "/fusion.identity.v1.AuthService/IssueServiceToken"
+        ));
         assert!(is_public("/grpc.health.v1.Health/Watch"));
         assert!(is_public(
             "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo"

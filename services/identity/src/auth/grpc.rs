@@ -7,10 +7,11 @@ use fusion_proto::identity::v1 as pb;
 use fusion_proto::identity::v1::auth_service_server::AuthService;
 
 use crate::AppState;
+use crate::auth::client_secrets::{self, CLIENT_ID_MAX, SECRET_MAX};
 use crate::auth::{password, throttle, tokens};
 use crate::domain::validate::NAME_MAX;
 use crate::error::IdentityError;
-use crate::store::logins;
+use crate::store::{logins, service_accounts};
 
 /// The AuthService implementation.
 #[derive(Clone, Debug)]
@@ -119,6 +120,70 @@ impl AuthService for AuthApi {
             token_type: "Bearer".to_owned(),
             tenant_id,
             user_id,
+        }))
+    }
+
+    /// Every refusal after the bounds (unknown client, wrong or revoked secret, deleted
+    /// or inactive account, deleted tenant) is the same INVALID_CLIENT_CREDENTIALS, and
+    /// each reads the same rows, so neither the answer nor its cost tells them apart.
+    async fn issue_service_token(
+        &self,
+        req: Request<pb::IssueServiceTokenRequest>,
+    ) -> Result<Response<pb::IssueServiceTokenResponse>, Status> {
+        let pb::IssueServiceTokenRequest {
+            client_id,
+            client_secret,
+        } = req.into_inner();
+        let mut violations = Vec::new();
+        for (field, value, max) in [
+            ("client_id", &client_id, CLIENT_ID_MAX),
+            ("client_secret", &client_secret, SECRET_MAX),
+        ] {
+            if value.is_empty() {
+                violations.push(FieldViolation::new(field, "must not be empty"));
+            } else if value.chars().count() > max {
+                violations.push(FieldViolation::new(
+                    field,
+                    format!("must be at most {max} characters"),
+                ));
+            }
+        }
+        if !violations.is_empty() {
+            return Err(IdentityError::Invalid(violations).into());
+        }
+        let Some((tenant_id, account_id)) = client_secrets::parse_client_id(&client_id) else {
+            return Err(IdentityError::InvalidClientCredentials.into());
+        };
+        let presented = client_secrets::digest(&client_secret);
+        let mut tx = self.state.db.begin(tenant_id).await?;
+        let stored = service_accounts::credentials(&mut tx, account_id).await?;
+        // Every stored digest is compared, in constant time, whichever matches.
+        let matched = stored.iter().fold(None, |found, (id, digest)| {
+            if client_secrets::same_digest(digest, &presented) {
+                Some(*id)
+            } else {
+                found
+            }
+        });
+        let Some(secret_id) = matched else {
+            return Err(IdentityError::InvalidClientCredentials.into());
+        };
+        service_accounts::record_use(&mut tx, account_id, secret_id).await?;
+        let (access_token, expires_in) =
+            tokens::issue_service(&self.state, &mut tx, tenant_id, account_id).await?;
+        tx.commit().await?;
+        tracing::info!(
+            tenant.id = tenant_id,
+            service_account.id = account_id,
+            secret.id = secret_id,
+            "service token issued"
+        );
+        Ok(Response::new(pb::IssueServiceTokenResponse {
+            access_token,
+            expires_in,
+            token_type: "Bearer".to_owned(),
+            tenant_id,
+            service_account_id: account_id,
         }))
     }
 

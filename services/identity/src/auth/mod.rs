@@ -1,6 +1,7 @@
 //! Authentication: passwords, signing keys, access and refresh tokens, throttling,
 //! and the `AuthService` that exposes them.
 
+pub mod client_secrets;
 pub mod grpc;
 pub mod keys;
 pub mod password;

@@ -124,6 +124,32 @@ pub async fn issue(
     })
 }
 
+/// An access token for service account `account_id`, inside the caller's tenant-bound
+/// transaction: the account's roles and permissions and the tenant's time zone as they
+/// are now, its subject marked as a service (`svc`). No refresh token: a service asks
+/// IssueServiceToken again. Returns the token and its lifetime in seconds.
+pub async fn issue_service(
+    state: &AppState,
+    conn: &mut PgConnection,
+    tenant_id: i64,
+    account_id: i64,
+) -> Result<(String, i32), IdentityError> {
+    let (roles, perms) = roles_and_permissions(conn, account_id).await?;
+    let time_zone = crate::store::tenants::time_zone(conn, tenant_id).await?;
+    let ttl = state.config.access_token_ttl;
+    let claims = Claims::new(
+        &state.config.service.jwt,
+        tenant_id,
+        account_id,
+        roles,
+        perms,
+        ttl,
+    )
+    .with_time_zone(time_zone)
+    .for_service_account();
+    Ok((state.keys.signer().sign(&claims), clamp_secs(ttl)))
+}
+
 fn clamp_secs(d: Duration) -> i32 {
     i32::try_from(d.as_secs()).unwrap_or(i32::MAX)
 }

@@ -4,6 +4,7 @@
 
 mod plans;
 mod roles;
+mod service_accounts;
 mod tenants;
 mod users;
 
@@ -13,8 +14,9 @@ use fusion_db::resource::Val;
 
 use fusion_proto::identity::v1::{
     auth_service_server::AuthServiceServer, plan_service_server::PlanServiceServer,
-    role_service_server::RoleServiceServer, tenant_service_server::TenantServiceServer,
-    user_service_server::UserServiceServer,
+    role_service_server::RoleServiceServer,
+    service_account_service_server::ServiceAccountServiceServer,
+    tenant_service_server::TenantServiceServer, user_service_server::UserServiceServer,
 };
 use fusion_tenancy::{MethodPolicy, PUBLIC_METHODS};
 
@@ -30,6 +32,9 @@ pub fn routes(state: &AppState) -> Routes {
         .add_service(PlanServiceServer::new(plans::PlanApi::new(state.clone())))
         .add_service(UserServiceServer::new(users::UserApi::new(state.clone())))
         .add_service(RoleServiceServer::new(roles::RoleApi::new(state.clone())))
+        .add_service(ServiceAccountServiceServer::new(
+            service_accounts::ServiceAccountApi::new(state.clone()),
+        ))
 }
 
 /// The permission every identity RPC needs; the one place to read it.
@@ -95,6 +100,23 @@ pub fn policy() -> MethodPolicy {
                 "UndeleteRole",
                 "AssignRole",
                 "UnassignRole",
+            ][..],
+        ),
+        (
+            "ServiceAccountService",
+            "service_accounts",
+            &[
+                "GetServiceAccount",
+                "ListServiceAccounts",
+                "ListServiceAccountSecrets",
+            ][..],
+            &[
+                "CreateServiceAccount",
+                "UpdateServiceAccount",
+                "DeleteServiceAccount",
+                "UndeleteServiceAccount",
+                "CreateServiceAccountSecret",
+                "RevokeServiceAccountSecret",
             ][..],
         ),
     ] {

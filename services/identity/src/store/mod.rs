@@ -9,6 +9,7 @@
 pub mod logins;
 pub mod plans;
 pub mod roles;
+pub mod service_accounts;
 pub mod tenants;
 pub mod users;
 

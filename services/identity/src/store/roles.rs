@@ -115,14 +115,15 @@ pub(crate) async fn unassign(
     Ok(())
 }
 
-/// How many live, active users hold role `role_id`.
+/// How many live, active people hold role `role_id` (a service account holding it
+/// administers nothing by itself).
 pub(crate) async fn active_holders(
     conn: &mut PgConnection,
     role_id: i64,
 ) -> Result<i64, IdentityError> {
     sqlx::query_scalar(
         "SELECT count(*) FROM identity.role_user ru JOIN identity.users u ON u.tenant_id = ru.tenant_id AND u.id = ru.user_id
-         WHERE ru.role_id = $1 AND u.deleted_at IS NULL AND u.active",
+         WHERE ru.role_id = $1 AND u.deleted_at IS NULL AND u.active AND u.kind = 'person'",
     )
     .bind(role_id)
     .fetch_one(conn)

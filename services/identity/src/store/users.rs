@@ -10,20 +10,24 @@ use fusion_db::resource::Table;
 use crate::DOMAIN;
 use crate::error::IdentityError;
 
+/// Users are people: the rows of `identity.users` of kind `person`, read and written
+/// through the `identity.people` view, so a service account (kind `service`) is not a
+/// user to UserService (NOT_FOUND, not listed) and cannot be turned into one.
+///
 /// A user's roles (ids and display names, both ordered by name) are part of the row:
 /// read with it, in the same statement, so Get and List show them without a second
 /// query. The column `profile_photo_path` is the API's `profile_photo_uri`.
 pub(crate) const TABLE: Table = Table {
     domain: DOMAIN,
-    name: "identity.users",
+    name: "identity.people",
     select: "id, tenant_id, name, email, email_verified_at, profile_photo_path, active, phone, settings, \
              last_login_at, version, created_at, updated_at, deleted_at, \
              ARRAY(SELECT r.name FROM identity.role_user ru \
                    JOIN identity.roles r ON r.tenant_id = ru.tenant_id AND r.id = ru.role_id \
-                   WHERE ru.user_id = users.id AND r.deleted_at IS NULL ORDER BY r.name, r.id) AS role_names, \
+                   WHERE ru.user_id = people.id AND r.deleted_at IS NULL ORDER BY r.name, r.id) AS role_names, \
              ARRAY(SELECT r.id FROM identity.role_user ru \
                    JOIN identity.roles r ON r.tenant_id = ru.tenant_id AND r.id = ru.role_id \
-                   WHERE ru.user_id = users.id AND r.deleted_at IS NULL ORDER BY r.name, r.id) AS role_ids",
+                   WHERE ru.user_id = people.id AND r.deleted_at IS NULL ORDER BY r.name, r.id) AS role_ids",
     what: "user",
 };
 

@@ -36,10 +36,11 @@ fn protected_methods() -> Vec<(String, String)> {
         .map(|(path, perm)| (path.to_owned(), perm.to_owned()))
         .collect();
     methods.sort();
-    // AuthService 1 (the rest are public), Tenant 6, Plan 6, User 9, Role 9.
+    // AuthService 1 (the rest are public), Tenant 6, Plan 6, User 9, Role 9,
+    // ServiceAccount 9.
     assert_eq!(
         methods.len(),
-        31,
+        40,
         "every protected identity RPC is declared: {methods:?}"
     );
     methods

@@ -62,6 +62,31 @@ fn roles() -> ResourceSpec {
     }
 }
 
+fn service_accounts() -> ResourceSpec {
+    ResourceSpec {
+        service: "fusion.identity.v1.ServiceAccountService",
+        singular: "ServiceAccount",
+        plural: "ServiceAccounts",
+        field: "service_account",
+        read_permission: "identity.service_accounts.read",
+        write_permission: "identity.service_accounts.write",
+        required: &["name"],
+        length_limited: ("name", 255),
+        mutable: [
+            ("name", json!("Renamed integration")),
+            ("description", json!("Changed description")),
+        ],
+        filters: &[
+            r#"name = "x""#,
+            "active = true",
+            r#"last_use_time > "2020-01-01T00:00:00Z""#,
+            SINCE_2020,
+        ],
+        purged: true,
+        skip: &[],
+    }
+}
+
 fn tenants() -> ResourceSpec {
     ResourceSpec {
         service: "fusion.identity.v1.TenantService",
@@ -140,7 +165,10 @@ fn plans() -> ResourceSpec {
 
 #[test]
 fn every_identity_resource_has_a_conformance_spec() {
-    conformance::assert_every_resource_is_covered(PACKAGE, &[users(), roles(), tenants(), plans()]);
+    conformance::assert_every_resource_is_covered(
+        PACKAGE,
+        &[users(), roles(), service_accounts(), tenants(), plans()],
+    );
 }
 
 fn caller(session: &Session) -> Caller {
@@ -211,6 +239,18 @@ async fn roles_conform_to_the_standard_methods() {
         &tenant_target(&app, &spec).await,
         &spec,
         async |_, n| json!({ "name": format!("role_{n}"), "permissions": ["crm.leads.read"] }),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn service_accounts_conform_to_the_standard_methods() {
+    let app = TestApp::spawn().await;
+    let spec = service_accounts();
+    conformance::run(
+        &tenant_target(&app, &spec).await,
+        &spec,
+        async |_, n| json!({ "name": format!("Integration {n}"), "description": "Syncs things" }),
     )
     .await;
 }

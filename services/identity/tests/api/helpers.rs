@@ -7,8 +7,9 @@ use fusion_identity::{Application, IdentityConfig, MIGRATOR, SCHEMA};
 use fusion_proto::identity::v1 as pb;
 use fusion_proto::identity::v1::{
     auth_service_client::AuthServiceClient, plan_service_client::PlanServiceClient,
-    role_service_client::RoleServiceClient, tenant_service_client::TenantServiceClient,
-    user_service_client::UserServiceClient,
+    role_service_client::RoleServiceClient,
+    service_account_service_client::ServiceAccountServiceClient,
+    tenant_service_client::TenantServiceClient, user_service_client::UserServiceClient,
 };
 use fusion_service::ServiceConfig;
 use fusion_testkit::{TestDatabase, bind_ephemeral, connect_channel};
@@ -77,6 +78,67 @@ impl TestApp {
     }
     pub fn plans(&self) -> PlanServiceClient<Channel> {
         PlanServiceClient::new(self.channel.clone())
+    }
+    pub fn service_accounts(&self) -> ServiceAccountServiceClient<Channel> {
+        ServiceAccountServiceClient::new(self.channel.clone())
+    }
+
+    /// A service account's session from IssueServiceToken (no refresh token).
+    pub async fn service_token(&self, client_id: &str, secret: &str) -> Result<Session, Status> {
+        let r = self
+            .auth()
+            .issue_service_token(pb::IssueServiceTokenRequest {
+                client_id: client_id.into(),
+                client_secret: secret.into(),
+            })
+            .await?
+            .into_inner();
+        Ok(Session {
+            tenant_id: r.tenant_id,
+            user_id: r.service_account_id,
+            access_token: r.access_token,
+            refresh_token: String::new(),
+        })
+    }
+
+    /// Creates a service account holding the roles named `roles` in the session's
+    /// tenant, with one secret: the account, its client id and the secret.
+    pub async fn create_service_account(
+        &self,
+        admin: &Session,
+        name: &str,
+        roles: &[&str],
+    ) -> (pb::ServiceAccount, String, String) {
+        let role_ids = self.role_ids(admin, roles).await;
+        let account = self
+            .service_accounts()
+            .create_service_account(as_user(
+                admin,
+                pb::CreateServiceAccountRequest {
+                    service_account: Some(pb::ServiceAccount {
+                        name: name.into(),
+                        role_ids,
+                        ..Default::default()
+                    }),
+                    request_id: String::new(),
+                },
+            ))
+            .await
+            .expect("service account created")
+            .into_inner();
+        let secret = self
+            .service_accounts()
+            .create_service_account_secret(as_user(
+                admin,
+                pb::CreateServiceAccountSecretRequest {
+                    service_account_id: account.id,
+                    request_id: String::new(),
+                },
+            ))
+            .await
+            .expect("secret created")
+            .into_inner();
+        (account, secret.client_id, secret.client_secret)
     }
 
     pub async fn login(&self, email: &str, password: &str) -> Result<Session, Status> {

@@ -8,6 +8,7 @@ mod helpers;
 mod migrations;
 mod plans;
 mod roles;
+mod service_accounts;
 mod surface;
 mod tenants;
 mod users;

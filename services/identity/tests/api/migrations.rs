@@ -35,6 +35,7 @@ async fn migrations_go_up_down_and_up_again() {
             "refresh_tokens",
             "role_user",
             "roles",
+            "service_account_secrets",
             "users"
         ]
     );
@@ -65,4 +66,82 @@ async fn the_application_role_sees_no_tenant_rows_without_a_tenant() {
         .await
         .unwrap_err();
     assert!(err.to_string().contains("row-level security"), "{err}");
+}
+
+/// The identity migrator reverted to (or applied up to) `version`, as
+/// `fusion_db::migrate` scopes it.
+async fn migrate_to(owner_url: &str, version: i64) {
+    let mut scoped = sqlx::migrate::Migrator {
+        migrations: MIGRATOR.migrations.clone(),
+        ..sqlx::migrate::Migrator::DEFAULT
+    };
+    scoped.dangerous_set_table_name(format!("{SCHEMA}._sqlx_migrations"));
+    let pool = sqlx::PgPool::connect(owner_url).await.unwrap();
+    scoped.undo(&pool, version).await.unwrap();
+    pool.close().await;
+}
+
+#[tokio::test]
+async fn the_service_account_migration_gives_existing_admin_roles_the_new_permissions() {
+    let db = TestDatabase::create(&[(SCHEMA, &MIGRATOR)]).await;
+    migrate_to(&db.owner_url, 4).await;
+    let mut conn = PgConnection::connect(&db.owner_url).await.unwrap();
+    let tenant: i64 = sqlx::query_scalar(
+        "INSERT INTO identity.tenants (name, slug, subscription_status) VALUES ('Old', 'old', 'active') RETURNING id",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
+    sqlx::query("SELECT set_config('app.tenant_id', $1, false)")
+        .bind(tenant.to_string())
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    sqlx::query(
+        "INSERT INTO identity.roles (tenant_id, name, permissions, built_in) VALUES
+         ($1, 'admin', '{crm.leads.write,identity.users.write}', true),
+         ($1, 'viewer', '{crm.leads.read}', true)",
+    )
+    .bind(tenant)
+    .execute(&mut conn)
+    .await
+    .unwrap();
+
+    fusion_db::migrate(&db.owner_url, SCHEMA, &MIGRATOR)
+        .await
+        .unwrap();
+    let permissions = |name: &'static str| {
+        sqlx::query_scalar::<_, Vec<String>>(
+            "SELECT permissions FROM identity.roles WHERE name = $1",
+        )
+        .bind(name)
+    };
+    let admin = permissions("admin").fetch_one(&mut conn).await.unwrap();
+    assert_eq!(
+        admin,
+        [
+            "crm.leads.write",
+            "identity.service_accounts.read",
+            "identity.service_accounts.write",
+            "identity.users.write"
+        ]
+    );
+    let viewer = permissions("viewer").fetch_one(&mut conn).await.unwrap();
+    assert_eq!(viewer, ["crm.leads.read"]);
+
+    // Down again: the permissions go, and so do service accounts (they have no email or
+    // password to be users without the new columns).
+    sqlx::query("INSERT INTO identity.users (tenant_id, name, kind) VALUES ($1, 'Bot', 'service')")
+        .bind(tenant)
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    migrate_to(&db.owner_url, 4).await;
+    let admin = permissions("admin").fetch_one(&mut conn).await.unwrap();
+    assert_eq!(admin, ["crm.leads.write", "identity.users.write"]);
+    let users: i64 = sqlx::query_scalar("SELECT count(*) FROM identity.users")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(users, 0);
 }

@@ -129,8 +129,8 @@ async fn role_names_and_permissions_are_validated() {
         .await
         .unwrap()
         .into_inner();
-    assert_eq!(catalogue.permissions.len(), 42);
-    assert_eq!(catalogue.total_size, 42);
+    assert_eq!(catalogue.permissions.len(), 44);
+    assert_eq!(catalogue.total_size, 44);
     assert!(catalogue.next_page_token.is_empty());
 }
 
@@ -477,12 +477,12 @@ async fn list_permissions_pages_through_the_whole_catalogue() {
         async move { roles.list_permissions(req).await }
     };
     let everything = list(0, String::new()).await.unwrap().into_inner();
-    assert_eq!(everything.permissions.len(), 42);
+    assert_eq!(everything.permissions.len(), 44);
     let (mut seen, mut token, mut pages) = (Vec::new(), String::new(), 0);
     let mut second_token = String::new();
     loop {
         let page = list(5, token).await.unwrap().into_inner();
-        assert_eq!(page.total_size, 42);
+        assert_eq!(page.total_size, 44);
         assert!(page.permissions.len() <= 5);
         seen.extend(page.permissions);
         pages += 1;

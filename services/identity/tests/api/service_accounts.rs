@@ -1,0 +1,661 @@
+//! Service accounts: creation with roles under AssignRole's rule, client secrets shown
+//! once, IssueServiceToken, and what a service token may do.
+
+use prost::Message as _;
+use prost_types::FieldMask;
+use tonic::Code;
+
+use fusion_proto::identity::v1 as pb;
+
+use crate::helpers::{Session, TestApp, as_user, claims_of, expect_code, reason, violated_fields};
+
+fn new_account(name: &str, role_ids: Vec<i64>) -> pb::CreateServiceAccountRequest {
+    pb::CreateServiceAccountRequest {
+        service_account: Some(pb::ServiceAccount {
+            name: name.into(),
+            description: "Pushes deals to the ERP".into(),
+            role_ids,
+            ..Default::default()
+        }),
+        request_id: String::new(),
+    }
+}
+
+fn new_secret(account_id: i64, request_id: &str) -> pb::CreateServiceAccountSecretRequest {
+    pb::CreateServiceAccountSecretRequest {
+        service_account_id: account_id,
+        request_id: request_id.into(),
+    }
+}
+
+fn revoke(account_id: i64, secret_id: i64) -> pb::RevokeServiceAccountSecretRequest {
+    pb::RevokeServiceAccountSecretRequest {
+        service_account_id: account_id,
+        secret_id,
+        request_id: String::new(),
+    }
+}
+
+fn set_active(account: &pb::ServiceAccount, active: bool) -> pb::UpdateServiceAccountRequest {
+    pb::UpdateServiceAccountRequest {
+        service_account: Some(pb::ServiceAccount {
+            id: account.id,
+            active,
+            ..Default::default()
+        }),
+        update_mask: Some(FieldMask {
+            paths: vec!["active".into()],
+        }),
+    }
+}
+
+async fn get(app: &TestApp, admin: &Session, id: i64) -> pb::ServiceAccount {
+    app.service_accounts()
+        .get_service_account(as_user(admin, pb::GetServiceAccountRequest { id }))
+        .await
+        .expect("service account read")
+        .into_inner()
+}
+
+async fn secrets(app: &TestApp, admin: &Session, id: i64) -> Vec<pb::ServiceAccountSecret> {
+    app.service_accounts()
+        .list_service_account_secrets(as_user(
+            admin,
+            pb::ListServiceAccountSecretsRequest {
+                service_account_id: id,
+            },
+        ))
+        .await
+        .expect("secrets listed")
+        .into_inner()
+        .secrets
+}
+
+/// UNAUTHENTICATED INVALID_CLIENT_CREDENTIALS with the one message every refusal has.
+fn refused(result: Result<Session, tonic::Status>) {
+    let status = expect_code(result, Code::Unauthenticated);
+    assert_eq!(reason(&status), "INVALID_CLIENT_CREDENTIALS");
+    assert_eq!(status.message(), "invalid client id or secret");
+}
+
+#[tokio::test]
+async fn a_service_accounts_token_carries_its_tenant_and_roles_and_they_limit_what_it_may_call() {
+    let app = TestApp::spawn().await;
+    let (acme, admin) = app.create_tenant("acme").await;
+    let (account, client_id, secret) = app
+        .create_service_account(&admin, "ERP sync", &["viewer"])
+        .await;
+    assert_eq!(account.tenant_id, acme.id);
+    assert!(account.active);
+    assert_eq!(account.role_names, ["viewer"]);
+    assert_eq!(client_id, format!("sa_{}_{}", acme.id, account.id));
+    assert_eq!(account.client_id, client_id);
+    assert!(account.last_use_time.is_none());
+
+    let token = app.service_token(&client_id, &secret).await.unwrap();
+    assert_eq!((token.tenant_id, token.user_id), (acme.id, account.id));
+    let claims = claims_of(&token.access_token);
+    assert_eq!(claims["svc"], true);
+    assert_eq!(claims["tid"], acme.id);
+    assert_eq!(claims["sub"], account.id.to_string());
+    assert_eq!(claims["roles"], serde_json::json!(["viewer"]));
+    assert_eq!(claims["tz"], "UTC");
+    let perms = claims["perms"].as_array().unwrap();
+    assert!(perms.contains(&"identity.users.read".into()));
+    assert!(
+        !perms
+            .iter()
+            .any(|p| p.as_str().unwrap().ends_with(".write"))
+    );
+
+    // Its role allows reading users (and a service account is not one of them)...
+    let users = app
+        .users()
+        .list_users(as_user(&token, pb::ListUsersRequest::default()))
+        .await
+        .expect("a viewer lists users")
+        .into_inner()
+        .users;
+    assert_eq!(users.len(), 1, "the admin only: {users:?}");
+    let status = expect_code(
+        app.users()
+            .get_user(as_user(&token, pb::GetUserRequest { id: account.id }))
+            .await,
+        Code::NotFound,
+    );
+    assert_eq!(reason(&status), "NOT_FOUND");
+    // ...and nothing its role does not allow.
+    let status = expect_code(
+        app.roles()
+            .create_role(as_user(
+                &token,
+                pb::CreateRoleRequest {
+                    role: Some(pb::Role {
+                        name: "sneaky".into(),
+                        ..Default::default()
+                    }),
+                    request_id: String::new(),
+                },
+            ))
+            .await,
+        Code::PermissionDenied,
+    );
+    assert!(
+        status.message().contains("identity.roles.write"),
+        "{status:?}"
+    );
+    expect_code(
+        app.service_accounts()
+            .create_service_account_secret(as_user(&token, new_secret(account.id, "")))
+            .await,
+        Code::PermissionDenied,
+    );
+
+    // The use is recorded on the account and on the secret.
+    let used = get(&app, &admin, account.id).await;
+    assert!(used.last_use_time.is_some());
+    let listed = secrets(&app, &admin, account.id).await;
+    assert_eq!(listed.len(), 1);
+    assert!(listed[0].last_use_time.is_some());
+
+    // A role given later (AssignRole takes the account's id) is in the next token.
+    let writer = app.role_ids(&admin, &["sales_agent"]).await[0];
+    app.roles()
+        .assign_role(as_user(
+            &admin,
+            pb::AssignRoleRequest {
+                role_id: writer,
+                user_id: account.id,
+                request_id: String::new(),
+            },
+        ))
+        .await
+        .expect("a role assigned to a service account");
+    let token = app.service_token(&client_id, &secret).await.unwrap();
+    assert_eq!(
+        claims_of(&token.access_token)["roles"],
+        serde_json::json!(["sales_agent", "viewer"])
+    );
+}
+
+#[tokio::test]
+async fn a_service_token_is_refused_on_another_tenants_data() {
+    let app = TestApp::spawn().await;
+    let (_, acme_admin) = app.create_tenant("acme").await;
+    let (globex, globex_admin) = app.create_tenant("globex").await;
+    let (account, client_id, secret) = app
+        .create_service_account(&acme_admin, "ERP sync", &["admin"])
+        .await;
+    let token = app.service_token(&client_id, &secret).await.unwrap();
+
+    // Its token names acme: presented for globex it is refused outright.
+    let foreign = Session {
+        tenant_id: globex.id,
+        ..token.clone()
+    };
+    let status = expect_code(
+        app.users()
+            .list_users(as_user(&foreign, pb::ListUsersRequest::default()))
+            .await,
+        Code::Unauthenticated,
+    );
+    assert_eq!(reason(&status), "TENANT_MISMATCH");
+    // For acme, globex's rows are simply not there.
+    expect_code(
+        app.users()
+            .get_user(as_user(
+                &token,
+                pb::GetUserRequest {
+                    id: globex_admin.user_id,
+                },
+            ))
+            .await,
+        Code::NotFound,
+    );
+    // A client id naming globex with acme's account and secret gets no token either.
+    refused(
+        app.service_token(&format!("sa_{}_{}", globex.id, account.id), &secret)
+            .await,
+    );
+    // And globex's admin cannot see or give secrets to acme's account.
+    expect_code(
+        app.service_accounts()
+            .get_service_account(as_user(
+                &globex_admin,
+                pb::GetServiceAccountRequest { id: account.id },
+            ))
+            .await,
+        Code::NotFound,
+    );
+    expect_code(
+        app.service_accounts()
+            .create_service_account_secret(as_user(&globex_admin, new_secret(account.id, "")))
+            .await,
+        Code::NotFound,
+    );
+}
+
+#[tokio::test]
+async fn a_revoked_secret_stops_issuing_tokens_at_once_and_rotation_has_no_gap() {
+    let app = TestApp::spawn().await;
+    let (_, admin) = app.create_tenant("acme").await;
+    let (account, client_id, old) = app
+        .create_service_account(&admin, "ERP sync", &["viewer"])
+        .await;
+    app.service_token(&client_id, &old).await.unwrap();
+
+    // Rotation: a second secret, both work, then the first is revoked.
+    let new = app
+        .service_accounts()
+        .create_service_account_secret(as_user(&admin, new_secret(account.id, "")))
+        .await
+        .unwrap()
+        .into_inner();
+    app.service_token(&client_id, &old).await.unwrap();
+    app.service_token(&client_id, &new.client_secret)
+        .await
+        .unwrap();
+    let listed = secrets(&app, &admin, account.id).await;
+    assert_eq!(listed.len(), 2);
+    let old_id = listed
+        .iter()
+        .find(|s| old.starts_with(&s.prefix))
+        .expect("the old secret is listed by its prefix")
+        .id;
+    let revoked = app
+        .service_accounts()
+        .revoke_service_account_secret(as_user(&admin, revoke(account.id, old_id)))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(revoked.revoke_time.is_some());
+    refused(app.service_token(&client_id, &old).await);
+    app.service_token(&client_id, &new.client_secret)
+        .await
+        .unwrap();
+    assert_eq!(
+        secrets(&app, &admin, account.id).await.len(),
+        1,
+        "a revoked secret is not listed"
+    );
+    // Revoking again changes nothing; another account's secret id is NOT_FOUND.
+    let again = app
+        .service_accounts()
+        .revoke_service_account_secret(as_user(&admin, revoke(account.id, old_id)))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(again.revoke_time, revoked.revoke_time);
+    let (other, _, _) = app
+        .create_service_account(&admin, "Other", &["viewer"])
+        .await;
+    expect_code(
+        app.service_accounts()
+            .revoke_service_account_secret(as_user(
+                &admin,
+                revoke(other.id, new.secret.unwrap().id),
+            ))
+            .await,
+        Code::NotFound,
+    );
+}
+
+#[tokio::test]
+async fn wrong_secrets_unknown_clients_and_unusable_accounts_get_the_same_refusal() {
+    let app = TestApp::spawn().await;
+    let (_, admin) = app.create_tenant("acme").await;
+    let (account, client_id, secret) = app
+        .create_service_account(&admin, "ERP sync", &["viewer"])
+        .await;
+    let mut wrong = secret.clone();
+    wrong.pop();
+    wrong.push(if secret.ends_with('A') { 'B' } else { 'A' });
+    refused(app.service_token(&client_id, &wrong).await);
+    refused(app.service_token("sa_999999_1", &secret).await);
+    refused(app.service_token("not-a-client-id", &secret).await);
+    refused(
+        app.service_token(
+            &format!("sa_{}_{}", account.tenant_id, admin.user_id),
+            &secret,
+        )
+        .await,
+    );
+
+    // Deactivated: no token, until it is active again.
+    app.service_accounts()
+        .update_service_account(as_user(&admin, set_active(&account, false)))
+        .await
+        .unwrap();
+    refused(app.service_token(&client_id, &secret).await);
+    app.service_accounts()
+        .update_service_account(as_user(&admin, set_active(&account, true)))
+        .await
+        .unwrap();
+    app.service_token(&client_id, &secret).await.unwrap();
+
+    // Deleted: no token; undeleted: its secrets work again.
+    let deleted = app
+        .service_accounts()
+        .delete_service_account(as_user(
+            &admin,
+            pb::DeleteServiceAccountRequest {
+                id: account.id,
+                etag: String::new(),
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(deleted.delete_time.is_some());
+    refused(app.service_token(&client_id, &secret).await);
+    expect_code(
+        app.service_accounts()
+            .create_service_account_secret(as_user(&admin, new_secret(account.id, "")))
+            .await,
+        Code::NotFound,
+    );
+    app.service_accounts()
+        .undelete_service_account(as_user(
+            &admin,
+            pb::UndeleteServiceAccountRequest { id: account.id },
+        ))
+        .await
+        .unwrap();
+    app.service_token(&client_id, &secret).await.unwrap();
+
+    // Bounds come first and name the field.
+    let status = expect_code(
+        app.service_token(&client_id, &"x".repeat(129)).await,
+        Code::InvalidArgument,
+    );
+    assert_eq!(violated_fields(&status), ["client_secret"]);
+    let status = expect_code(app.service_token("", "").await, Code::InvalidArgument);
+    assert_eq!(violated_fields(&status), ["client_id", "client_secret"]);
+}
+
+#[tokio::test]
+async fn the_secret_is_shown_once_and_stored_nowhere_in_clear() {
+    let app = TestApp::spawn().await;
+    let (_, admin) = app.create_tenant("acme").await;
+    let (account, _, _) = app.create_service_account(&admin, "ERP sync", &[]).await;
+    let request_id = "5f0c6f4e-8f3b-4c1e-9d57-3a1e2b7c9d10";
+    let first = app
+        .service_accounts()
+        .create_service_account_secret(as_user(&admin, new_secret(account.id, request_id)))
+        .await
+        .unwrap()
+        .into_inner();
+    let secret = first.client_secret.clone();
+    assert!(secret.starts_with("sas_") && secret.len() == 47, "{secret}");
+    let meta = first.secret.clone().unwrap();
+    assert!(secret.starts_with(&meta.prefix) && meta.prefix.len() < 16);
+
+    // A retry creates no second secret and does not show the secret again.
+    let replay = app
+        .service_accounts()
+        .create_service_account_secret(as_user(&admin, new_secret(account.id, request_id)))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(replay.secret, first.secret);
+    assert_eq!(replay.client_id, first.client_id);
+    assert_eq!(replay.client_secret, "");
+    assert_eq!(secrets(&app, &admin, account.id).await.len(), 2);
+    app.service_token(&first.client_id, &secret).await.unwrap();
+
+    // Get, List and the secret list never carry it.
+    let got = get(&app, &admin, account.id).await;
+    let listed = app
+        .service_accounts()
+        .list_service_accounts(as_user(&admin, pb::ListServiceAccountsRequest::default()))
+        .await
+        .unwrap()
+        .into_inner();
+    let listed_secrets = pb::ListServiceAccountSecretsResponse {
+        secrets: secrets(&app, &admin, account.id).await,
+    };
+    let tail = &secret.as_bytes()[meta.prefix.len()..];
+    for bytes in [
+        got.encode_to_vec(),
+        listed.encode_to_vec(),
+        listed_secrets.encode_to_vec(),
+    ] {
+        assert!(!bytes.windows(tail.len()).any(|w| w == tail));
+    }
+
+    // Neither the idempotency table nor the secrets table holds it: only a digest.
+    let db = &app.app.state().db;
+    let mut tx = db.begin(account.tenant_id).await.unwrap();
+    let saved: Vec<Vec<u8>> = sqlx::query_scalar("SELECT response FROM identity.idempotency_keys")
+        .fetch_all(&mut *tx)
+        .await
+        .unwrap();
+    assert!(!saved.is_empty(), "the replay came from the table");
+    let stored: Vec<(Vec<u8>, String)> =
+        sqlx::query_as("SELECT secret_hash, prefix FROM identity.service_account_secrets")
+            .fetch_all(&mut *tx)
+            .await
+            .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(stored.len(), 2);
+    for bytes in saved.iter().chain(stored.iter().map(|(digest, _)| digest)) {
+        assert!(!bytes.windows(tail.len()).any(|w| w == tail));
+    }
+    use sha2::Digest as _;
+    let digest = sha2::Sha256::digest(secret.as_bytes()).to_vec();
+    assert!(
+        stored
+            .iter()
+            .any(|(d, p)| *d == digest && *p == meta.prefix)
+    );
+}
+
+#[tokio::test]
+async fn an_account_holds_at_most_five_unrevoked_secrets() {
+    let app = TestApp::spawn().await;
+    let (_, admin) = app.create_tenant("acme").await;
+    let (account, _, _) = app.create_service_account(&admin, "ERP sync", &[]).await;
+    for _ in 1..5 {
+        app.service_accounts()
+            .create_service_account_secret(as_user(&admin, new_secret(account.id, "")))
+            .await
+            .unwrap();
+    }
+    let status = expect_code(
+        app.service_accounts()
+            .create_service_account_secret(as_user(&admin, new_secret(account.id, "")))
+            .await,
+        Code::FailedPrecondition,
+    );
+    assert_eq!(reason(&status), "SECRET_LIMIT");
+    let oldest = secrets(&app, &admin, account.id).await.pop().unwrap();
+    app.service_accounts()
+        .revoke_service_account_secret(as_user(&admin, revoke(account.id, oldest.id)))
+        .await
+        .unwrap();
+    app.service_accounts()
+        .create_service_account_secret(as_user(&admin, new_secret(account.id, "")))
+        .await
+        .expect("a revoked secret frees a place");
+}
+
+#[tokio::test]
+async fn granting_roles_needs_assign_roles_permission_and_never_the_platform_role() {
+    let app = TestApp::spawn().await;
+    let (_, admin) = app.create_tenant("acme").await;
+    let (_, globex_admin) = app.create_tenant("globex").await;
+    // A role that manages service accounts but may not grant roles.
+    app.roles()
+        .create_role(as_user(
+            &admin,
+            pb::CreateRoleRequest {
+                role: Some(pb::Role {
+                    name: "integrator".into(),
+                    permissions: vec![
+                        "identity.service_accounts.read".into(),
+                        "identity.service_accounts.write".into(),
+                        "identity.roles.read".into(),
+                    ],
+                    ..Default::default()
+                }),
+                request_id: String::new(),
+            },
+        ))
+        .await
+        .unwrap();
+    let (_, integrator) = app
+        .create_user(&admin, "integrator@acme.test", &["integrator"])
+        .await;
+    let admin_role = app.role_ids(&admin, &["admin"]).await;
+    let status = expect_code(
+        app.service_accounts()
+            .create_service_account(as_user(
+                &integrator,
+                new_account("Backdoor", admin_role.clone()),
+            ))
+            .await,
+        Code::PermissionDenied,
+    );
+    assert!(
+        status.message().contains("identity.roles.write"),
+        "{status:?}"
+    );
+    // Without roles it may create one; nothing was written by the refused call.
+    app.service_accounts()
+        .create_service_account(as_user(&integrator, new_account("Roleless", vec![])))
+        .await
+        .expect("an account without roles");
+    let names: Vec<String> = app
+        .service_accounts()
+        .list_service_accounts(as_user(
+            &admin,
+            pb::ListServiceAccountsRequest {
+                show_deleted: true,
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .service_accounts
+        .into_iter()
+        .map(|a| a.name)
+        .collect();
+    assert_eq!(names, ["Roleless"]);
+
+    // Another tenant's role, and a role id that is not one, are invalid.
+    let globex_role = app.role_ids(&globex_admin, &["viewer"]).await;
+    let status = expect_code(
+        app.service_accounts()
+            .create_service_account(as_user(&admin, new_account("Foreign", globex_role)))
+            .await,
+        Code::InvalidArgument,
+    );
+    assert_eq!(violated_fields(&status), ["service_account.role_ids"]);
+    let status = expect_code(
+        app.service_accounts()
+            .create_service_account(as_user(&admin, new_account("Negative", vec![-1])))
+            .await,
+        Code::InvalidArgument,
+    );
+    assert_eq!(violated_fields(&status), ["service_account.role_ids"]);
+
+    // The platform role: not by Create, not by AssignRole.
+    let platform_role = app.role_ids(&app.platform, &["platform_admin"]).await;
+    let status = expect_code(
+        app.service_accounts()
+            .create_service_account(as_user(
+                &app.platform,
+                new_account("Platform bot", platform_role.clone()),
+            ))
+            .await,
+        Code::FailedPrecondition,
+    );
+    assert_eq!(reason(&status), "BUILT_IN_ROLE");
+    let bot = app
+        .service_accounts()
+        .create_service_account(as_user(&app.platform, new_account("Platform bot", vec![])))
+        .await
+        .unwrap()
+        .into_inner();
+    let status = expect_code(
+        app.roles()
+            .assign_role(as_user(
+                &app.platform,
+                pb::AssignRoleRequest {
+                    role_id: platform_role[0],
+                    user_id: bot.id,
+                    request_id: String::new(),
+                },
+            ))
+            .await,
+        Code::FailedPrecondition,
+    );
+    assert_eq!(reason(&status), "BUILT_IN_ROLE");
+}
+
+#[tokio::test]
+async fn a_service_account_is_no_user_no_admin_of_last_resort_and_does_not_delete_itself() {
+    let app = TestApp::spawn().await;
+    let (_, admin) = app.create_tenant("acme").await;
+    let (account, client_id, secret) = app
+        .create_service_account(&admin, "Admin bot", &["admin"])
+        .await;
+    // UserService does not reach it: no password can be set, no user update made.
+    let status = expect_code(
+        app.users()
+            .set_user_password(as_user(
+                &admin,
+                pb::SetUserPasswordRequest {
+                    id: account.id,
+                    password: "a long enough password".into(),
+                },
+            ))
+            .await,
+        Code::NotFound,
+    );
+    assert_eq!(reason(&status), "NOT_FOUND");
+    expect_code(
+        app.users()
+            .delete_user(as_user(
+                &admin,
+                pb::DeleteUserRequest {
+                    id: account.id,
+                    etag: String::new(),
+                },
+            ))
+            .await,
+        Code::NotFound,
+    );
+    // Holding admin, it does not keep the tenant administered on its own.
+    let admin_role = app.role_ids(&admin, &["admin"]).await[0];
+    let status = expect_code(
+        app.roles()
+            .unassign_role(as_user(
+                &admin,
+                pb::UnassignRoleRequest {
+                    role_id: admin_role,
+                    user_id: admin.user_id,
+                    request_id: String::new(),
+                },
+            ))
+            .await,
+        Code::FailedPrecondition,
+    );
+    assert_eq!(reason(&status), "LAST_ADMIN");
+    // With its own admin token it may manage accounts, but not delete itself.
+    let token = app.service_token(&client_id, &secret).await.unwrap();
+    let status = expect_code(
+        app.service_accounts()
+            .delete_service_account(as_user(
+                &token,
+                pb::DeleteServiceAccountRequest {
+                    id: account.id,
+                    etag: String::new(),
+                },
+            ))
+            .await,
+        Code::FailedPrecondition,
+    );
+    assert_eq!(reason(&status), "SELF");
+}
