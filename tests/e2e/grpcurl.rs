@@ -154,3 +154,73 @@ async fn grpcurl_describes_and_calls_the_property_api_through_the_edge() {
     assert!(!prices.is_empty(), "{listed}");
     assert!(prices.windows(2).all(|w| w[0] <= w[1]) && prices.iter().all(|p| *p <= 600_000.0));
 }
+
+/// The README's machine-caller lines: an admin makes a service account and a secret, the
+/// integration gets a token with nothing but the client credentials and calls with it.
+#[tokio::test]
+async fn grpcurl_gets_a_service_token_with_client_credentials_and_calls_with_it() {
+    let stack = Stack::spawn(|_| {}).await;
+    let acme = stack.login("admin@acme.test").await.unwrap();
+    fusion_stack::seed::property(stack.channel.clone(), &acme.token)
+        .await
+        .unwrap();
+    let edge = stack.edge.grpc_addr().to_string();
+    let call = |token: Option<String>, body: String, method: &'static str| {
+        let edge = edge.clone();
+        tokio::task::spawn_blocking(move || {
+            let header = token.map(|t| format!("authorization: Bearer {t}"));
+            let mut args = vec!["-plaintext"];
+            if let Some(header) = &header {
+                args.extend(["-H", header]);
+            }
+            args.extend(["-d", &body, &edge, method]);
+            let (ok, out) = run(&args);
+            assert!(ok, "{method}: {out}");
+            serde_json::from_str::<serde_json::Value>(&out).unwrap()
+        })
+    };
+    let account = call(
+        Some(acme.token.clone()),
+        r#"{"service_account":{"name":"Website enquiries"}}"#.into(),
+        "fusion.identity.v1.ServiceAccountService/CreateServiceAccount",
+    )
+    .await
+    .unwrap();
+    let secret = call(
+        Some(acme.token.clone()),
+        format!(
+            r#"{{"service_account_id":{}}}"#,
+            account["id"].as_str().unwrap()
+        ),
+        "fusion.identity.v1.ServiceAccountService/CreateServiceAccountSecret",
+    )
+    .await
+    .unwrap();
+    let (client_id, client_secret) = (
+        secret["clientId"].as_str().unwrap(),
+        secret["clientSecret"].as_str().unwrap(),
+    );
+    let issued = call(
+        None,
+        format!(r#"{{"client_id":"{client_id}","client_secret":"{client_secret}"}}"#),
+        "fusion.identity.v1.AuthService/IssueServiceToken",
+    )
+    .await
+    .unwrap();
+    assert_eq!(issued["tokenType"], "Bearer");
+    // No roles were granted: the token is valid, and its account may read nothing.
+    let token = issued["accessToken"].as_str().unwrap().to_owned();
+    let edge = stack.edge.grpc_addr().to_string();
+    let (ok, denied) = tokio::task::spawn_blocking(move || {
+        run(&[
+            "-plaintext",
+            "-H",
+            &format!("authorization: Bearer {token}"),
+            &edge,
+            "fusion.property.v1.LotService/ListLots",
+        ])
+    })
+    .await
+    .unwrap();
+    assert!(!ok && denied.contains("PermissionDenied"), "{denied}");
+}

@@ -5,6 +5,7 @@ mod conventions;
 mod crm;
 mod grpcurl;
 mod property;
+mod service_accounts;
 
 use std::time::{Duration, Instant};
 
