@@ -132,11 +132,31 @@ async fn a_valid_token_reaches_the_handler_with_its_tenant_context() {
         (7, 42, Some("req-1"))
     );
     assert!(ctx.has("test.health.read"));
+    assert!(!ctx.service_account, "a person's token");
     assert_eq!(
         seen[0].current.as_ref(),
         Some(ctx),
         "the handler's task sees the same context"
     );
+}
+
+#[tokio::test]
+async fn a_service_accounts_token_says_so_in_the_tenant_context() {
+    let keys = TestKeys::new();
+    let (addr, seen) = serve(keys.verifier(), None).await;
+    let claims = keys
+        .claims(7, 43, &["test.health.read"])
+        .for_service_account();
+    let token = keys.sign(&claims);
+    client(addr)
+        .await
+        .check(call(Some(&token), Some(7)))
+        .await
+        .unwrap();
+    let seen = seen.lock().unwrap().clone();
+    let ctx = &seen[0].context;
+    assert_eq!((ctx.tenant_id, ctx.user_id), (7, 43));
+    assert!(ctx.service_account);
 }
 
 #[tokio::test]
