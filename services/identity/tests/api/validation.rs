@@ -217,6 +217,73 @@ async fn a_missing_id_is_invalid_for_every_id_taking_method() {
             .map(|_| ()),
         "refresh_token",
     );
+    let accounts = app.service_accounts();
+    push(
+        "GetServiceAccount",
+        accounts
+            .clone()
+            .get_service_account(as_user(p, pb::GetServiceAccountRequest { id: 0 }))
+            .await
+            .map(|_| ()),
+        "id",
+    );
+    push(
+        "DeleteServiceAccount",
+        accounts
+            .clone()
+            .delete_service_account(as_user(p, pb::DeleteServiceAccountRequest::default()))
+            .await
+            .map(|_| ()),
+        "id",
+    );
+    push(
+        "UndeleteServiceAccount",
+        accounts
+            .clone()
+            .undelete_service_account(as_user(p, pb::UndeleteServiceAccountRequest { id: 0 }))
+            .await
+            .map(|_| ()),
+        "id",
+    );
+    push(
+        "CreateServiceAccountSecret",
+        accounts
+            .clone()
+            .create_service_account_secret(as_user(
+                p,
+                pb::CreateServiceAccountSecretRequest::default(),
+            ))
+            .await
+            .map(|_| ()),
+        "service_account_id",
+    );
+    push(
+        "ListServiceAccountSecrets",
+        accounts
+            .clone()
+            .list_service_account_secrets(as_user(
+                p,
+                pb::ListServiceAccountSecretsRequest::default(),
+            ))
+            .await
+            .map(|_| ()),
+        "service_account_id",
+    );
+    push(
+        "RevokeServiceAccountSecret",
+        accounts
+            .clone()
+            .revoke_service_account_secret(as_user(
+                p,
+                pb::RevokeServiceAccountSecretRequest {
+                    service_account_id: 1,
+                    ..Default::default()
+                },
+            ))
+            .await
+            .map(|_| ()),
+        "secret_id",
+    );
     for (name, result, field) in checks {
         let status = expect_code(result, Code::InvalidArgument);
         assert_eq!(violated_fields(&status), [field], "{name}");
