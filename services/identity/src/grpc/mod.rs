@@ -115,6 +115,8 @@ pub fn policy() -> MethodPolicy {
                 "UpdateServiceAccount",
                 "DeleteServiceAccount",
                 "UndeleteServiceAccount",
+                "ActivateServiceAccount",
+                "DeactivateServiceAccount",
                 "CreateServiceAccountSecret",
                 "RevokeServiceAccountSecret",
             ][..],

@@ -5,11 +5,14 @@
 use tonic::{Request, Response, Status};
 
 use fusion_db::TenantTx;
+use fusion_db::idempotency::RequestKey;
 use fusion_db::list::{ListParams, ListSpec};
+use fusion_db::resource::Read;
 use fusion_db::resource::{Table, Val, Values, values_of};
 use fusion_proto::identity::v1 as pb;
 use fusion_proto::identity::v1::service_account_service_server::ServiceAccountService;
 use fusion_service::api::{etag, opt_ts, populated, total, ts};
+use fusion_service::replay::{self, Begun};
 use fusion_service::standard::{self, Call, Kit, Method, Resource};
 use fusion_tenancy::TenantContext;
 
@@ -35,7 +38,7 @@ const ROLE_IDS_MAX: usize = 50;
 pub(crate) const SECRETS_MAX: usize = 5;
 
 const CREATE: &[&str] = &["name", "description", "role_ids"];
-const MUTABLE: &[&str] = &["name", "description", "active"];
+const MUTABLE: &[&str] = &["name", "description"];
 
 fn secret_pb(r: SecretRow) -> pb::ServiceAccountSecret {
     pb::ServiceAccountSecret {
@@ -101,7 +104,6 @@ impl Resource for ServiceAccounts {
         populated(&[
             ("name", !a.name.is_empty()),
             ("description", !a.description.is_empty()),
-            ("active", a.active),
         ])
     }
 
@@ -123,7 +125,6 @@ impl Resource for ServiceAccounts {
                     }
                     ("description", opt_text(&a.description))
                 }
-                "active" => ("active", Val::Bool(a.active)),
                 // Not a column: granted after the insert.
                 "role_ids" => {
                     if a.role_ids.len() > ROLE_IDS_MAX {
@@ -220,6 +221,37 @@ impl ServiceAccountApi {
     pub(crate) fn new(state: AppState) -> Self {
         Self { state }
     }
+
+    /// Sets `active` on live account `id` (bumping its etag) as `method`, with AIP-155
+    /// request ids; an account does not deactivate itself.
+    async fn set_active(
+        &self,
+        ctx: &TenantContext,
+        id: i64,
+        active: bool,
+        (method, key): (&'static str, Option<RequestKey>),
+    ) -> Result<pb::ServiceAccount, Status> {
+        self.state.kit.api.require_id("id", id)?;
+        if !active && id == ctx.user_id {
+            return Err(IdentityError::SelfAction {
+                action: "deactivate",
+            }
+            .into());
+        }
+        let mut tx = match replay::begin(&self.state.kit, ctx.tenant_id, method, key).await? {
+            Begun::Replayed(account) => return Ok(account),
+            Begun::Fresh(attempt) => attempt,
+        };
+        let current: ServiceAccountRow =
+            TABLE.fetch(&mut tx, id, Read::live().for_update()).await?;
+        if current.active != active {
+            TABLE
+                .update(&mut tx, id, vec![("active", Val::Bool(active))])
+                .await?;
+        }
+        let row: ServiceAccountRow = TABLE.fetch(&mut tx, id, Read::live()).await?;
+        Ok(tx.commit(ServiceAccounts::to_pb(&self.state, row)).await?)
+    }
 }
 
 #[tonic::async_trait]
@@ -299,6 +331,28 @@ impl ServiceAccountService for ServiceAccountApi {
         Ok(Response::new(restored.await?))
     }
 
+    async fn activate_service_account(
+        &self,
+        req: Request<pb::ActivateServiceAccountRequest>,
+    ) -> Result<Response<pb::ServiceAccount>, Status> {
+        let ctx = TenantContext::from_request(&req)?;
+        let body = req.into_inner();
+        let key = self.state.kit.request_key(&body.request_id, &body)?;
+        let account = self.set_active(&ctx, body.id, true, ("ActivateServiceAccount", key));
+        Ok(Response::new(account.await?))
+    }
+
+    async fn deactivate_service_account(
+        &self,
+        req: Request<pb::DeactivateServiceAccountRequest>,
+    ) -> Result<Response<pb::ServiceAccount>, Status> {
+        let ctx = TenantContext::from_request(&req)?;
+        let body = req.into_inner();
+        let key = self.state.kit.request_key(&body.request_id, &body)?;
+        let account = self.set_active(&ctx, body.id, false, ("DeactivateServiceAccount", key));
+        Ok(Response::new(account.await?))
+    }
+
     /// The secret is returned once. The response remembered for the request id is the
     /// same without `client_secret`: the idempotency table never holds a secret, and a
     /// retry creates no second one.
@@ -314,10 +368,10 @@ impl ServiceAccountService for ServiceAccountApi {
             .require_id("service_account_id", body.service_account_id)?;
         let key = kit.request_key(&body.request_id, &body)?;
         let account_id = body.service_account_id;
-        let mut tx = kit.db.begin(ctx.tenant_id).await?;
-        if let Some(saved) = kit.request_ids.replay(&mut tx, METHOD, key).await? {
-            return Ok(Response::new(saved));
-        }
+        let mut tx = match replay::begin(kit, ctx.tenant_id, METHOD, key).await? {
+            Begun::Replayed(saved) => return Ok(Response::new(saved)),
+            Begun::Fresh(attempt) => attempt,
+        };
         live_account(&mut tx, account_id).await?;
         let held = store::service_accounts::unrevoked_count(&mut tx, account_id).await?;
         if usize::try_from(held).unwrap_or(usize::MAX) >= SECRETS_MAX {
@@ -332,15 +386,13 @@ impl ServiceAccountService for ServiceAccountApi {
             &new.prefix,
         )
         .await?;
-        let mut response = pb::CreateServiceAccountSecretResponse {
+        // What is saved for the request id has no secret.
+        let remembered = pb::CreateServiceAccountSecretResponse {
             secret: Some(secret_pb(row)),
             client_id: client_id(ctx.tenant_id, account_id),
             client_secret: String::new(),
         };
-        kit.request_ids
-            .remember(&mut tx, METHOD, key, &response)
-            .await?;
-        tx.commit().await?;
+        let mut response = tx.commit(remembered).await?;
         tracing::info!(
             tenant.id = ctx.tenant_id,
             service_account.id = account_id,
@@ -381,10 +433,10 @@ impl ServiceAccountService for ServiceAccountApi {
             .require_id("service_account_id", body.service_account_id)?;
         kit.api.require_id("secret_id", body.secret_id)?;
         let key = kit.request_key(&body.request_id, &body)?;
-        let mut tx = kit.db.begin(ctx.tenant_id).await?;
-        if let Some(saved) = kit.request_ids.replay(&mut tx, METHOD, key).await? {
-            return Ok(Response::new(saved));
-        }
+        let mut tx = match replay::begin(kit, ctx.tenant_id, METHOD, key).await? {
+            Begun::Replayed(saved) => return Ok(Response::new(saved)),
+            Begun::Fresh(attempt) => attempt,
+        };
         // A deleted account's secrets can be revoked too: they would work again after
         // an undelete.
         let row = store::service_accounts::revoke(&mut tx, body.service_account_id, body.secret_id)
@@ -393,11 +445,7 @@ impl ServiceAccountService for ServiceAccountApi {
                 what: "service account secret",
                 id: body.secret_id,
             })?;
-        let secret = secret_pb(row);
-        kit.request_ids
-            .remember(&mut tx, METHOD, key, &secret)
-            .await?;
-        tx.commit().await?;
+        let secret = tx.commit(secret_pb(row)).await?;
         tracing::info!(
             tenant.id = ctx.tenant_id,
             service_account.id = body.service_account_id,

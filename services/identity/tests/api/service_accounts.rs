@@ -2,7 +2,6 @@
 //! once, IssueServiceToken, and what a service token may do.
 
 use prost::Message as _;
-use prost_types::FieldMask;
 use tonic::Code;
 
 use fusion_proto::identity::v1 as pb;
@@ -33,19 +32,6 @@ fn revoke(account_id: i64, secret_id: i64) -> pb::RevokeServiceAccountSecretRequ
         service_account_id: account_id,
         secret_id,
         request_id: String::new(),
-    }
-}
-
-fn set_active(account: &pb::ServiceAccount, active: bool) -> pb::UpdateServiceAccountRequest {
-    pb::UpdateServiceAccountRequest {
-        service_account: Some(pb::ServiceAccount {
-            id: account.id,
-            active,
-            ..Default::default()
-        }),
-        update_mask: Some(FieldMask {
-            paths: vec!["active".into()],
-        }),
     }
 }
 
@@ -322,15 +308,38 @@ async fn wrong_secrets_unknown_clients_and_unusable_accounts_get_the_same_refusa
     );
 
     // Deactivated: no token, until it is active again.
-    app.service_accounts()
-        .update_service_account(as_user(&admin, set_active(&account, false)))
+    let request_id = "0b6c2f0e-5d1a-4a8e-9f3b-7c2d1e0a9b8c";
+    let deactivate = || pb::DeactivateServiceAccountRequest {
+        id: account.id,
+        request_id: request_id.into(),
+    };
+    let inactive = app
+        .service_accounts()
+        .deactivate_service_account(as_user(&admin, deactivate()))
         .await
-        .unwrap();
+        .unwrap()
+        .into_inner();
+    assert!(!inactive.active);
     refused(app.service_token(&client_id, &secret).await);
     app.service_accounts()
-        .update_service_account(as_user(&admin, set_active(&account, true)))
+        .activate_service_account(as_user(
+            &admin,
+            pb::ActivateServiceAccountRequest {
+                id: account.id,
+                request_id: String::new(),
+            },
+        ))
         .await
         .unwrap();
+    app.service_token(&client_id, &secret).await.unwrap();
+    // A retry of the deactivation returns its first answer and does not act again.
+    let retried = app
+        .service_accounts()
+        .deactivate_service_account(as_user(&admin, deactivate()))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(retried, inactive);
     app.service_token(&client_id, &secret).await.unwrap();
 
     // Deleted: no token; undeleted: its secrets work again.
@@ -652,6 +661,19 @@ async fn a_service_account_is_no_user_no_admin_of_last_resort_and_does_not_delet
                 pb::DeleteServiceAccountRequest {
                     id: account.id,
                     etag: String::new(),
+                },
+            ))
+            .await,
+        Code::FailedPrecondition,
+    );
+    assert_eq!(reason(&status), "SELF");
+    let status = expect_code(
+        app.service_accounts()
+            .deactivate_service_account(as_user(
+                &token,
+                pb::DeactivateServiceAccountRequest {
+                    id: account.id,
+                    request_id: String::new(),
                 },
             ))
             .await,
