@@ -372,7 +372,13 @@ impl ServiceAccountService for ServiceAccountApi {
             Begun::Replayed(saved) => return Ok(Response::new(saved)),
             Begun::Fresh(attempt) => attempt,
         };
-        live_account(&mut tx, account_id).await?;
+        if !store::service_accounts::lock_live_exclusive(&mut tx, account_id).await? {
+            return Err(IdentityError::NotFound {
+                what: "service account",
+                id: account_id,
+            }
+            .into());
+        }
         let held = store::service_accounts::unrevoked_count(&mut tx, account_id).await?;
         if usize::try_from(held).unwrap_or(usize::MAX) >= SECRETS_MAX {
             return Err(IdentityError::SecretLimit { max: SECRETS_MAX }.into());

@@ -80,6 +80,22 @@ pub(crate) async fn lock_live(conn: &mut PgConnection, id: i64) -> Result<bool, 
     Ok(fusion_db::resource::lock_live(conn, DOMAIN, TABLE.name, id).await?)
 }
 
+/// Whether service account `id` is live in the transaction's tenant, locking it
+/// against other writers until commit: two secrets created at once are counted one
+/// after the other, so neither passes the limit.
+pub(crate) async fn lock_live_exclusive(
+    conn: &mut PgConnection,
+    id: i64,
+) -> Result<bool, IdentityError> {
+    let found: Option<i64> = sqlx::query_scalar(
+        "SELECT id FROM identity.service_accounts WHERE id = $1 AND deleted_at IS NULL FOR NO KEY UPDATE",
+    )
+    .bind(id)
+    .fetch_optional(conn)
+    .await?;
+    Ok(found.is_some())
+}
+
 /// How many unrevoked secrets account `account_id` holds.
 pub(crate) async fn unrevoked_count(
     conn: &mut PgConnection,

@@ -681,3 +681,19 @@ async fn a_service_account_is_no_user_no_admin_of_last_resort_and_does_not_delet
     );
     assert_eq!(reason(&status), "SELF");
 }
+
+#[tokio::test]
+async fn secrets_created_at_once_do_not_pass_the_limit() {
+    let app = TestApp::spawn().await;
+    let (_, admin) = app.create_tenant("acme").await;
+    let (account, _, _) = app.create_service_account(&admin, "ERP sync", &[]).await;
+    let calls = (0..8).map(|_| {
+        let mut client = app.service_accounts();
+        let req = as_user(&admin, new_secret(account.id, ""));
+        async move { client.create_service_account_secret(req).await }
+    });
+    let results = futures::future::join_all(calls).await;
+    let created = results.iter().filter(|r| r.is_ok()).count();
+    assert_eq!(created, 4, "one secret was there already: {results:?}");
+    assert_eq!(secrets(&app, &admin, account.id).await.len(), 5);
+}
