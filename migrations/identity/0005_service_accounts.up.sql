@@ -57,6 +57,10 @@ ALTER TABLE identity.service_account_secrets FORCE ROW LEVEL SECURITY;
 CREATE POLICY tenant_isolation ON identity.service_account_secrets
     USING (tenant_id = NULLIF(current_setting('app.tenant_id', true), '')::bigint)
     WITH CHECK (tenant_id = NULLIF(current_setting('app.tenant_id', true), '')::bigint);
+-- The owner's housekeeping removes secrets revoked long ago, across tenants; it sees
+-- no other secret.
+CREATE POLICY prune_revoked ON identity.service_account_secrets FOR ALL TO fusion_owner
+    USING (revoked_at IS NOT NULL);
 
 -- Login knows only an email, and only people have one.
 CREATE OR REPLACE FUNCTION identity.find_login(p_email text)

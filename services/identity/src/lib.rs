@@ -29,6 +29,7 @@ use fusion_service::{Background, Host, Serving};
 pub use config::IdentityConfig;
 pub use error::IdentityError;
 pub use state::AppState;
+pub use store::service_accounts::prune_revoked as prune_revoked_secrets;
 
 /// The identity schema's migrations, applied by `fusion-identity migrate` (the
 /// Kubernetes Job) or at start-up when a migration URL is configured.
@@ -73,23 +74,42 @@ fn spawn_throttle_cleanup(
 /// removing a tenant must first remove its data in every context.
 const PURGED_TABLES: &[&str] = &["identity.users", "identity.roles"];
 
+/// The purge job, and the hourly removal of client secrets revoked longer than
+/// `retention` ago (revoking and creating secrets must not grow a table for ever).
 fn spawn_purge(
     owner_url: &str,
     retention: Duration,
     stopped: tokio::sync::watch::Receiver<bool>,
-) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+) -> anyhow::Result<[tokio::task::JoinHandle<()>; 2]> {
     let owner = sqlx::postgres::PgPoolOptions::new()
         .max_connections(1)
         .connect_lazy(owner_url)
         .context("the migration database URL is not valid")?;
-    Ok(fusion_db::soft_delete::spawn_purge_job(
-        owner,
+    let purge = fusion_db::soft_delete::spawn_purge_job(
+        owner.clone(),
         PURGED_TABLES.to_vec(),
         "identity.idempotency_keys",
         retention,
         Duration::from_secs(3600),
-        stopped,
-    ))
+        stopped.clone(),
+    );
+    let prune = tokio::spawn(async move {
+        let mut stopped = stopped;
+        let mut ticker = tokio::time::interval(Duration::from_secs(3600));
+        loop {
+            tokio::select! {
+                _ = ticker.tick() => {
+                    match store::service_accounts::prune_revoked(&owner, retention).await {
+                        Ok(0) => {}
+                        Ok(n) => tracing::info!(rows = n, "pruned revoked client secrets"),
+                        Err(e) => tracing::warn!(error = %e, "pruning revoked client secrets failed; will retry"),
+                    }
+                }
+                _ = stopped.changed() => break,
+            }
+        }
+    });
+    Ok([purge, prune])
 }
 
 impl Application {
@@ -118,11 +138,9 @@ impl Application {
         // Purging crosses tenants, so it needs the owner role; without that URL the job
         // is left to a deployment that has it.
         if let Some(owner_url) = &config.service.migration_database_url {
-            background.push(spawn_purge(
-                owner_url,
-                config.purge_retention,
-                background.stopped(),
-            )?);
+            for job in spawn_purge(owner_url, config.purge_retention, background.stopped())? {
+                background.push(job);
+            }
         }
         let host = Host::start(
             &config.service,

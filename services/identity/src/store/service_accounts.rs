@@ -217,3 +217,20 @@ pub(crate) async fn record_use(
     .await?;
     Ok(())
 }
+
+/// Removes, across tenants, client secrets revoked more than `retention` ago; runs on
+/// a pool connected as the owner, whose policy on the table sees revoked rows only.
+pub async fn prune_revoked(
+    owner_pool: &sqlx::PgPool,
+    retention: std::time::Duration,
+) -> Result<u64, sqlx::Error> {
+    let cutoff =
+        Utc::now() - chrono::Duration::from_std(retention).unwrap_or(chrono::Duration::MAX);
+    Ok(sqlx::query(
+        "DELETE FROM identity.service_account_secrets WHERE revoked_at IS NOT NULL AND revoked_at < $1",
+    )
+    .bind(cutoff)
+    .execute(owner_pool)
+    .await?
+    .rows_affected())
+}

@@ -145,3 +145,76 @@ async fn the_service_account_migration_gives_existing_admin_roles_the_new_permis
         .unwrap();
     assert_eq!(users, 0);
 }
+
+#[tokio::test]
+async fn client_secrets_revoked_longer_than_the_retention_are_pruned_across_tenants() {
+    let db = TestDatabase::create(&[(SCHEMA, &MIGRATOR)]).await;
+    let mut conn = PgConnection::connect(&db.owner_url).await.unwrap();
+    let mut secrets = Vec::new();
+    for slug in ["acme", "globex"] {
+        let tenant: i64 = sqlx::query_scalar(
+            "INSERT INTO identity.tenants (name, slug, subscription_status) VALUES ($1, $1, 'active') RETURNING id",
+        )
+        .bind(slug)
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+        sqlx::query("SELECT set_config('app.tenant_id', $1, false)")
+            .bind(tenant.to_string())
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        let account: i64 = sqlx::query_scalar(
+            "INSERT INTO identity.users (tenant_id, name, kind) VALUES ($1, 'Bot', 'service') RETURNING id",
+        )
+        .bind(tenant)
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+        for (n, revoked) in [
+            (1u8, "now() - interval '40 days'"),
+            (2, "now() - interval '1 day'"),
+            (3, "NULL"),
+        ] {
+            let sql = format!(
+                "INSERT INTO identity.service_account_secrets (tenant_id, service_account_id, secret_hash, prefix, revoked_at)
+                 VALUES ($1, $2, $3, 'sas_x', {revoked}) RETURNING id"
+            );
+            let id: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+                .bind(tenant)
+                .bind(account)
+                .bind(vec![n + 10 * u8::try_from(secrets.len() / 3).unwrap(); 32])
+                .fetch_one(&mut conn)
+                .await
+                .unwrap();
+            secrets.push((tenant, id, n));
+        }
+    }
+    sqlx::query("RESET app.tenant_id")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let owner = sqlx::PgPool::connect(&db.owner_url).await.unwrap();
+    let pruned = fusion_identity::prune_revoked_secrets(
+        &owner,
+        std::time::Duration::from_secs(30 * 24 * 3600),
+    )
+    .await
+    .unwrap();
+    assert_eq!(pruned, 2, "the old revoked secret of each tenant");
+    for (tenant, id, n) in secrets {
+        sqlx::query("SELECT set_config('app.tenant_id', $1, false)")
+            .bind(tenant.to_string())
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        let left: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM identity.service_account_secrets WHERE id = $1)",
+        )
+        .bind(id)
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+        assert_eq!(left, n != 1, "secret {n} of tenant {tenant}");
+    }
+}
