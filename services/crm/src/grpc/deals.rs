@@ -71,7 +71,7 @@ impl DealApi {
             .await?;
         let row: DealRow = TABLE.fetch(&mut tx, c.id, Read::live()).await?;
         if won {
-            announce_won(&mut tx, &row).await?;
+            announce_won(&mut tx, &row, c.actor).await?;
         }
         tx.commit().await?;
         Ok(row.into_pb(&self.state))
@@ -87,6 +87,8 @@ struct Closing<'a> {
     close_date: Option<&'a fusion_proto::google::r#type::Date>,
     /// "won" or "lost".
     outcome: Outcome,
+    /// The user closing the deal.
+    actor: i64,
 }
 
 impl Closing<'_> {
@@ -277,6 +279,7 @@ impl DealService for DealApi {
             reason: &r.reason,
             close_date: r.close_date.as_ref(),
             outcome: Outcome::Won,
+            actor: ctx.user_id,
         };
         Ok(Response::new(self.close(ctx.tenant_id, closing).await?))
     }
@@ -294,6 +297,7 @@ impl DealService for DealApi {
             reason: &r.reason,
             close_date: r.close_date.as_ref(),
             outcome: Outcome::Lost,
+            actor: ctx.user_id,
         };
         Ok(Response::new(self.close(ctx.tenant_id, closing).await?))
     }

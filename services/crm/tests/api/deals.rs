@@ -864,9 +864,9 @@ async fn winning_a_deal_closes_it_in_the_won_stage_today_and_announces_it() {
     // Property learns of it from the outbox, written in the same transaction.
     let db = app.crm.state().db.clone();
     let mut tx = db.begin(app.acme.tenant_id).await.unwrap();
-    let events: Vec<(String, serde_json::Value)> = sqlx::query_as(
+    let events: Vec<(String, Vec<u8>)> = sqlx::query_as(
         "SELECT event_type, payload FROM crm.outbox_events
-          WHERE aggregate_type = 'deal' AND aggregate_id = $1",
+          WHERE aggregate_type = 'deal' AND aggregate_id = $1 AND sent_at IS NULL",
     )
     .bind(d.id)
     .fetch_all(&mut *tx)
@@ -874,9 +874,14 @@ async fn winning_a_deal_closes_it_in_the_won_stage_today_and_announces_it() {
     .unwrap();
     tx.commit().await.unwrap();
     assert_eq!(events.len(), 1);
-    assert_eq!(events[0].0, "deal.won");
-    assert_eq!(events[0].1["lot_id"], lot);
-    assert_eq!(events[0].1["value"], "549000.00");
+    assert_eq!(events[0].0, "crm.deal.won");
+    let payload = <pb::DealWon as prost::Message>::decode(events[0].1.as_slice()).unwrap();
+    assert_eq!(
+        (payload.deal_id, payload.lot_id, payload.value.as_str()),
+        (d.id, lot, "549000.00")
+    );
+    assert_eq!(payload.close_date, won.actual_close_date);
+    assert_ne!(payload.acting_user_id, 0, "the user who won it");
 
     // A won deal cannot be won or lost again.
     let again = expect_code(
