@@ -1478,3 +1478,81 @@ async fn moving_winning_and_losing_are_bound_to_the_tenant_and_need_the_write_pe
     }
     assert_eq!(get(&app, &app.agent, d.id).await.unwrap(), d);
 }
+
+#[tokio::test]
+async fn a_won_deal_is_relayed_to_jetstream_by_crms_own_relay_and_counted_on_its_metrics() {
+    let app = TestApp::spawn().await;
+    let nats = fusion_testkit::PrivateNats::start();
+    let endpoint = |addr: std::net::SocketAddr| {
+        tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+            .unwrap()
+            .connect_lazy()
+    };
+    // A second replica, relaying: the relay serves the schema, whichever replica wrote.
+    let relaying = TestApp::replica_with_nats(
+        &app.db,
+        endpoint(app.identity.grpc_addr()),
+        app.property_channel.clone(),
+        Some(nats.url()),
+    )
+    .await;
+    let d = deal(&app, &app.agent, "Relayed").await;
+    win(
+        &app,
+        &app.agent,
+        pb::WinDealRequest {
+            id: d.id,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+
+    let js = async_nats::jetstream::new(async_nats::connect(nats.url()).await.unwrap());
+    let started = std::time::Instant::now();
+    let message = loop {
+        if let Ok(stream) = js.get_stream("FUSION").await
+            && let Ok(message) = stream.get_raw_message(1).await
+        {
+            break message;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "crm.deal.won not relayed within 10 s"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert_eq!(message.subject.as_str(), "fusion.crm.deal.won");
+    let envelope = fusion_events::decode_envelope(&message.payload).unwrap();
+    assert_eq!(
+        (envelope.tenant_id, envelope.aggregate_id),
+        (app.acme.tenant_id, d.id)
+    );
+    let won = <pb::DealWon as prost::Message>::decode(envelope.payload.as_slice()).unwrap();
+    assert_eq!(won.deal_id, d.id);
+
+    let metrics = admin_get(relaying.admin_addr(), "/metrics").await;
+    assert!(
+        metrics.contains(r#"fusion_events_relayed_total{schema="crm"} 1"#),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("fusion_events_relay_lag_seconds"),
+        "{metrics}"
+    );
+    relaying.stop().await.unwrap();
+}
+
+async fn admin_get(addr: std::net::SocketAddr, path: &str) -> String {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream
+        .write_all(
+            format!("GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").as_bytes(),
+        )
+        .await
+        .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    response
+}

@@ -16,9 +16,7 @@ use fusion_events::{
     ConsumerConfig, Delivery, Event, EventMetrics, Handler, RelayConfig, Topology,
 };
 use fusion_proto::crm::v1::DealWon;
-use fusion_testkit::TestDatabase;
-
-use crate::broker::PrivateNats;
+use fusion_testkit::{PrivateNats, TestDatabase};
 
 pub static CRM: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/crm");
 pub static PROPERTY: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/property");

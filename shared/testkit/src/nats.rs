@@ -1,10 +1,13 @@
 //! A private `nats-server -js` for one test: its own port and store directory, so a
-//! test may stop and start it without touching anyone else's server.
+//! test may stop and start it without touching anyone else's server (nor the one a
+//! developer's stack uses).
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// A NATS JetStream server of one test, killed (and its store removed) when dropped.
+#[derive(Debug)]
 pub struct PrivateNats {
     child: Option<Child>,
     port: u16,
@@ -28,6 +31,10 @@ fn binary() -> PathBuf {
 }
 
 impl PrivateNats {
+    /// Starts a server on a free loopback port with a fresh store.
+    ///
+    /// # Panics
+    /// When `nats-server` is not installed or does not start.
     pub fn start() -> Self {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
@@ -44,6 +51,7 @@ impl PrivateNats {
         nats
     }
 
+    /// `nats://127.0.0.1:<port>`.
     pub fn url(&self) -> String {
         format!("nats://127.0.0.1:{}", self.port)
     }
