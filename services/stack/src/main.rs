@@ -13,6 +13,7 @@
 //! | `FUSION_STACK_DATABASE` | `fusion` | database name |
 //! | `FUSION_DEMO_PASSWORD` | `fusion-demo` | password of every demo user (local demo only) |
 //! | `FUSION_STACK_HOST` | `127.0.0.1` | address the services and the edge listen on |
+//! | `NATS_URL` | `nats://127.0.0.1:4222` | NATS JetStream; when nothing answers there, `nats-server -js` from PATH is started on that port with its store in `FUSION_STACK_NATS_DIR` (default `target/fusion-stack/nats`) |
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -100,8 +101,13 @@ async fn main() -> anyhow::Result<()> {
     )
     .await?;
 
+    // Crm publishes its events through NATS JetStream.
+    let nats_url = var("NATS_URL").unwrap_or_else(|| fusion_events::DEFAULT_NATS_URL.to_owned());
+    let _nats = ensure_nats(&nats_url).await?;
+
     // Crm checks users with identity and lots, projects and stages with property.
     let mut service = ServiceConfig::local("crm", app_url);
+    service.nats_url = Some(nats_url);
     service.migration_database_url = Some(owner_url);
     service.drain = Duration::from_millis(200);
     let property_channel =
@@ -165,6 +171,79 @@ async fn main() -> anyhow::Result<()> {
     property.stop().await?;
     identity.stop().await?;
     Ok(())
+}
+
+/// A NATS server for the stack: the one answering at `url`, else `nats-server -js`
+/// started from PATH on that port with a store of its own (stopped with the stack).
+/// Without either the stack still runs: events wait in the outbox.
+async fn ensure_nats(url: &str) -> anyhow::Result<Option<tokio::process::Child>> {
+    let address = url
+        .trim_start_matches("nats://")
+        .split(',')
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    let answers = |address: String| async move {
+        tokio::time::timeout(
+            Duration::from_millis(500),
+            tokio::net::TcpStream::connect(address),
+        )
+        .await
+        .is_ok_and(|c| c.is_ok())
+    };
+    if answers(address.clone()).await {
+        return Ok(None);
+    }
+    let port = address
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse::<u16>().ok())
+        .with_context(|| format!("NATS_URL {url:?} names no port"))?;
+    let Some(binary) = find_nats_server() else {
+        eprintln!(
+            "no NATS answers at {url} and nats-server is not installed (Debian: apt-get install \
+             nats-server): events wait in the outbox until one answers"
+        );
+        return Ok(None);
+    };
+    let dir = var("FUSION_STACK_NATS_DIR").unwrap_or_else(|| "target/fusion-stack/nats".to_owned());
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {dir}"))?;
+    let child = tokio::process::Command::new(binary)
+        .args([
+            "-js",
+            "-a",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "-sd",
+            &dir,
+        ])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .context("starting nats-server")?;
+    for _ in 0..100 {
+        if answers(format!("127.0.0.1:{port}")).await {
+            return Ok(Some(child));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    anyhow::bail!("nats-server did not start on port {port}")
+}
+
+fn find_nats_server() -> Option<std::path::PathBuf> {
+    let on_path = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join("nats-server"))
+            .find(|p| p.is_file())
+    });
+    // Debian installs it in /usr/sbin, which a user's PATH may lack.
+    on_path.or_else(|| {
+        let sbin = std::path::PathBuf::from("/usr/sbin/nats-server");
+        sbin.is_file().then_some(sbin)
+    })
 }
 
 fn print_welcome(password: &str) {
