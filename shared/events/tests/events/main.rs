@@ -5,3 +5,4 @@ mod consumer;
 mod faults;
 mod helpers;
 mod relay;
+mod trace;
