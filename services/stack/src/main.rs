@@ -81,8 +81,13 @@ async fn main() -> anyhow::Result<()> {
         .await?;
     }
 
+    // Crm publishes its events through NATS JetStream; property consumes them.
+    let nats_url = var("NATS_URL").unwrap_or_else(|| fusion_events::DEFAULT_NATS_URL.to_owned());
+    let _nats = ensure_nats(&nats_url).await?;
+
     // Property verifies tokens with identity's published keys, like any replica would.
     let mut service = ServiceConfig::local("property", app_url.clone());
+    service.nats_url = Some(nats_url.clone());
     service.migration_database_url = Some(owner_url.clone());
     service.drain = Duration::from_millis(200);
     let identity_channel =
@@ -100,10 +105,6 @@ async fn main() -> anyhow::Result<()> {
         bind(&host, 9002).await?,
     )
     .await?;
-
-    // Crm publishes its events through NATS JetStream.
-    let nats_url = var("NATS_URL").unwrap_or_else(|| fusion_events::DEFAULT_NATS_URL.to_owned());
-    let _nats = ensure_nats(&nats_url).await?;
 
     // Crm checks users with identity and lots, projects and stages with property.
     let mut service = ServiceConfig::local("crm", app_url);
