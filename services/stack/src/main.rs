@@ -140,6 +140,7 @@ async fn main() -> anyhow::Result<()> {
 
     // Demo stock, through the edge as each tenant's admin.
     let edge_channel = fusion_testkit::connect_channel(edge.grpc_addr()).await;
+    let mut demo_deal = None;
     for (slug, _) in DEMO_TENANTS {
         let login = AuthServiceClient::new(edge_channel.clone())
             .login(LoginRequest {
@@ -161,9 +162,12 @@ async fn main() -> anyhow::Result<()> {
         )
         .await
         .with_context(|| format!("seeding {slug}'s demo pipeline"))?;
+        if demo_deal.is_none() {
+            demo_deal = open_deal_with_lot(edge_channel.clone(), &token).await?;
+        }
     }
 
-    print_welcome(&password);
+    print_welcome(&password, demo_deal);
     let stop = fusion_service::shutdown_signal();
     stop.await;
     println!("\nstopping: edge, then services");
@@ -247,7 +251,39 @@ fn find_nats_server() -> Option<std::path::PathBuf> {
     })
 }
 
-fn print_welcome(password: &str) {
+/// The first tenant's open demo deal on a lot, as (deal id, lot id), for the lines
+/// that win it and show its lot sold.
+async fn open_deal_with_lot(
+    edge: tonic::transport::Channel,
+    token: &str,
+) -> anyhow::Result<Option<(i64, i64)>> {
+    use fusion_proto::crm::v1::{ListDealsRequest, deal_service_client::DealServiceClient};
+    let mut req = tonic::Request::new(ListDealsRequest {
+        filter: "lot_id > 0 AND status = \"open\"".into(),
+        page_size: 1,
+        ..Default::default()
+    });
+    req.metadata_mut()
+        .insert("authorization", format!("Bearer {token}").parse()?);
+    let deals = DealServiceClient::new(edge)
+        .list_deals(req)
+        .await
+        .context("listing the demo deals")?
+        .into_inner()
+        .deals;
+    Ok(deals.first().map(|d| (d.id, d.lot_id)))
+}
+
+fn print_welcome(password: &str, demo_deal: Option<(i64, i64)>) {
+    let events = match demo_deal {
+        Some((deal, lot)) => format!(
+            r#"
+  # Win the demo deal; property sells its lot through NATS (the lot reads "exchanged"):
+  grpcurl -plaintext -H "authorization: Bearer $TOKEN" -d '{{"id":{deal}}}' localhost:50050 fusion.crm.v1.DealService/WinDeal
+  grpcurl -plaintext -H "authorization: Bearer $TOKEN" -d '{{"id":{lot}}}' localhost:50050 fusion.property.v1.LotService/GetLot"#
+        ),
+        None => String::new(),
+    };
     let login = format!(r#"{{"email":"admin@acme.test","password":"{password}"}}"#);
     println!(
         r#"
@@ -272,7 +308,7 @@ Try, in another shell:
   grpcurl -plaintext -H "authorization: Bearer $TOKEN" -d '{{"query":"mia nguyen"}}' localhost:50050 fusion.crm.v1.SearchService/SearchCrm
   grpcurl -plaintext -H "authorization: Bearer $TOKEN" -d '{{"filter":"status = \"open\""}}' localhost:50050 fusion.crm.v1.DealService/ListDeals
   grpcurl -plaintext -H "authorization: Bearer $TOKEN" -d '{{"assigned_to_me":true}}' localhost:50050 fusion.crm.v1.TaskService/ListTasks
-  grpcurl -plaintext -H "authorization: Bearer $TOKEN" localhost:50050 fusion.property.v1.LotService/WatchLotAvailability   # live; Ctrl-C ends it
+  grpcurl -plaintext -H "authorization: Bearer $TOKEN" localhost:50050 fusion.property.v1.LotService/WatchLotAvailability   # live; Ctrl-C ends it{events}
 
 Ctrl-C stops everything."#
     );
