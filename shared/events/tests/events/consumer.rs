@@ -139,3 +139,66 @@ async fn a_consumer_binds_the_envelopes_tenant_before_touching_data() {
             .unwrap();
     assert_eq!((dead, tenant), (reaching, 1));
 }
+
+/// Fails the first two deliveries of deals won into the stage "flaky"; records each
+/// applied event's lot id as its effect.
+struct Flaky;
+
+impl Handler for Flaky {
+    async fn handle(&self, tx: &mut TenantTx, event: &Delivery) -> anyhow::Result<()> {
+        let won: fusion_proto::crm::v1::DealWon = event.payload()?;
+        anyhow::ensure!(
+            won.stage != "flaky" || event.delivered >= 3,
+            "not yet (delivery {})",
+            event.delivered
+        );
+        sqlx::query(
+            "INSERT INTO property.test_effects (tenant_id, event_id, deal_id)
+             VALUES ($1, $2::uuid, $3)",
+        )
+        .bind(tx.tenant_id())
+        .bind(&event.envelope.event_id)
+        .bind(won.lot_id)
+        .execute(&mut **tx)
+        .await?;
+        Ok(())
+    }
+}
+
+/// With more than one message in flight (`max_ack_pending` 8) this order breaks: the
+/// retried first event lands last.
+#[tokio::test]
+async fn an_aggregates_events_apply_in_commit_order_even_when_the_first_is_retried() {
+    let h = Harness::new().await;
+    for (lot, stage) in [(1, "flaky"), (2, "won"), (3, "won")] {
+        let mut tx = h.app.begin(1).await.unwrap();
+        let won = fusion_proto::crm::v1::DealWon {
+            deal_id: 7,
+            lot_id: lot,
+            stage: stage.into(),
+            ..Default::default()
+        };
+        fusion_events::outbox::append(&mut tx, PRODUCER, fusion_events::Event::new(WON, 7, &won))
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+    }
+    h.relay().await.run_once().await.unwrap();
+    h.spawn_consumer(h.consumer_config("property-order"), Flaky)
+        .await;
+    eventually(Duration::from_secs(10), "all three applied", || async {
+        h.effects().await.0 == 3
+    })
+    .await;
+    let order: Vec<i64> =
+        sqlx::query_scalar("SELECT deal_id FROM property.test_effects ORDER BY id")
+            .fetch_all(&h.admin)
+            .await
+            .unwrap();
+    assert_eq!(
+        order,
+        vec![1, 2, 3],
+        "the retried first event still applied first"
+    );
+    assert_eq!(h.metrics.failures("property-order"), 2);
+}
