@@ -27,10 +27,15 @@ pub(crate) fn table(schema: &str, table: &str) -> String {
 pub async fn append(tx: &mut TenantTx, schema: &str, event: Event) -> Result<Uuid, Error> {
     let event_id = Uuid::now_v7();
     let (traceparent, tracestate) = current_trace_context();
+    // The notification is delivered when (and only if) the transaction commits, and
+    // wakes the relay at once instead of at its next poll.
     let sql = format!(
-        "INSERT INTO {} (event_id, tenant_id, event_type, aggregate_type, aggregate_id,
-                         payload, traceparent, tracestate)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        "WITH appended AS (
+             INSERT INTO {} (event_id, tenant_id, event_type, aggregate_type, aggregate_id,
+                             payload, traceparent, tracestate)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+             RETURNING 1)
+         SELECT pg_notify($9, '') FROM appended",
         table(schema, "outbox_events")
     );
     let tenant = tx.tenant_id();
@@ -43,10 +48,16 @@ pub async fn append(tx: &mut TenantTx, schema: &str, event: Event) -> Result<Uui
         .bind(&event.payload)
         .bind(traceparent)
         .bind(tracestate)
+        .bind(channel(schema))
         .execute(&mut **tx)
         .await
         .map_err(|e| Error::from_sqlx(DOMAIN, e))?;
     Ok(event_id)
+}
+
+/// The notification channel a commit that appended to `schema`'s outbox signals.
+pub(crate) fn channel(schema: &str) -> String {
+    format!("fusion_outbox_{schema}")
 }
 
 /// The current span's `traceparent` and `tracestate` (empty when it is not traced).

@@ -7,6 +7,7 @@ use async_nats::jetstream;
 use chrono::{DateTime, Utc};
 use prost::Message as _;
 use sqlx::PgPool;
+use sqlx::postgres::PgListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::Instrument as _;
@@ -27,7 +28,9 @@ pub struct RelayConfig {
     pub topology: Topology,
     /// Rows claimed (and publishes in flight) per round.
     pub batch_size: i64,
-    /// Wait between rounds when the outbox is empty.
+    /// Longest wait between rounds when the outbox is empty; a commit that appends an
+    /// event wakes the relay at once (`NOTIFY fusion_outbox_<schema>`), so this only
+    /// bounds how late a missed notification is noticed.
     pub idle_poll: Duration,
     /// First wait after a failed round; doubles up to `max_backoff`.
     pub min_backoff: Duration,
@@ -42,14 +45,14 @@ pub struct RelayConfig {
 }
 
 impl RelayConfig {
-    /// Defaults for `schema`: batches of 500, 50 ms idle poll, backoff 100 ms → 10 s,
+    /// Defaults for `schema`: batches of 500, 1 s idle poll, backoff 100 ms → 10 s,
     /// 5 s PubAck timeout, sent rows kept 3 days and pruned hourly.
     pub fn new(schema: &str) -> Self {
         Self {
             schema: schema.to_owned(),
             topology: Topology::default(),
             batch_size: 500,
-            idle_poll: Duration::from_millis(50),
+            idle_poll: Duration::from_secs(1),
             min_backoff: Duration::from_millis(100),
             max_backoff: Duration::from_secs(10),
             publish_timeout: Duration::from_secs(5),
@@ -334,6 +337,7 @@ impl Relay {
         tokio::spawn(async move {
             let mut backoff = self.config.min_backoff;
             let mut last_prune: Option<tokio::time::Instant> = None;
+            let mut wakeups = self.listen().await;
             loop {
                 if *stop.borrow() {
                     return;
@@ -371,13 +375,56 @@ impl Relay {
                     last_prune = Some(tokio::time::Instant::now());
                 }
                 if !wait.is_zero() {
+                    let idle = wait == self.config.idle_poll;
                     tokio::select! {
                         _ = stop.wait_for(|s| *s) => return,
                         _ = tokio::time::sleep(wait) => {}
+                        woken = wake(&mut wakeups), if idle => {
+                            if let Err(e) = woken {
+                                tracing::debug!(error = %e, "outbox notifications lost; polling");
+                                wakeups = None;
+                            }
+                        }
+                    }
+                    if wakeups.is_none() {
+                        wakeups = self.listen().await;
                     }
                 }
             }
         })
+    }
+}
+
+impl Relay {
+    /// Listens for commits that append to the outbox; `None` (polling only) when the
+    /// listening connection cannot be had now.
+    async fn listen(&self) -> Option<PgListener> {
+        let channel = crate::outbox::channel(&self.config.schema);
+        let attempt = async {
+            let mut listener = PgListener::connect_with(&self.pool).await?;
+            listener.listen(&channel).await?;
+            Ok::<_, sqlx::Error>(listener)
+        };
+        match attempt.await {
+            Ok(listener) => Some(listener),
+            Err(e) => {
+                tracing::debug!(error = %e, "not listening for outbox commits; polling");
+                None
+            }
+        }
+    }
+}
+
+/// Waits for the next outbox notification (forever without a listener).
+async fn wake(listener: &mut Option<PgListener>) -> Result<(), sqlx::Error> {
+    match listener {
+        Some(listener) => {
+            listener.recv().await?;
+            // One round serves every commit so far: drop the notifications already here.
+            while listener.next_buffered().is_some() {}
+            Ok(())
+        }
+        None => std::future::pending().await,
     }
 }
 
@@ -406,7 +453,8 @@ fn publish_span(row: &Row) -> tracing::Span {
 }
 
 /// What a producing service starts beside its server: a relay of `config.schema` that
-/// reads with one owner-role connection to `owner_url` and publishes to `nats_url`.
+/// reads with an owner-role connection to `owner_url` (and listens for commits on a
+/// second) and publishes to `nats_url`.
 /// Neither needs to answer yet: the pool connects lazily and NATS in the background.
 pub async fn start(
     owner_url: &str,
@@ -416,7 +464,7 @@ pub async fn start(
     stop: watch::Receiver<bool>,
 ) -> anyhow::Result<JoinHandle<()>> {
     let pool = sqlx::postgres::PgPoolOptions::new()
-        .max_connections(1)
+        .max_connections(2)
         .connect_lazy(owner_url)
         .map_err(|e| anyhow::anyhow!("the migration database URL is not valid: {e}"))?;
     let client = crate::connect(nats_url, &format!("fusion-{}-relay", config.schema)).await?;

@@ -1531,11 +1531,18 @@ async fn a_won_deal_is_relayed_to_jetstream_by_crms_own_relay_and_counted_on_its
     let won = <pb::DealWon as prost::Message>::decode(envelope.payload.as_slice()).unwrap();
     assert_eq!(won.deal_id, d.id);
 
-    let metrics = admin_get(relaying.admin_addr(), "/metrics").await;
-    assert!(
-        metrics.contains(r#"fusion_events_relayed_total{schema="crm"} 1"#),
-        "{metrics}"
-    );
+    // The relay counts an event once it is marked sent, just after its PubAck.
+    let metrics = loop {
+        let metrics = admin_get(relaying.admin_addr(), "/metrics").await;
+        if metrics.contains(r#"fusion_events_relayed_total{schema="crm"} 1"#) {
+            break metrics;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "not counted on /metrics: {metrics}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
     assert!(
         metrics.contains("fusion_events_relay_lag_seconds"),
         "{metrics}"

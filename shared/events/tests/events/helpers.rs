@@ -158,6 +158,11 @@ impl Harness {
         .expect("counting effects")
     }
 
+    pub async fn stream_exists(&self) -> bool {
+        let js = async_nats::jetstream::new(self.client().await);
+        js.get_stream(&self.topology.stream).await.is_ok()
+    }
+
     pub async fn stream_messages(&self) -> u64 {
         let js = async_nats::jetstream::new(self.client().await);
         let mut stream = js

@@ -240,3 +240,28 @@ async fn the_relay_runs_across_tenants_while_the_application_role_sees_only_its_
         .unwrap();
     assert_eq!(outbox, 2, "but every tenant's outbox");
 }
+
+#[tokio::test]
+async fn a_commit_that_appends_an_event_wakes_the_relay_at_once() {
+    let h = Harness::new().await;
+    let mut config = h.relay_config();
+    // Polling alone would take a minute.
+    config.idle_poll = Duration::from_secs(60);
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    fusion_events::relay::Relay::new(h.owner.clone(), h.client().await, config, h.metrics.clone())
+        .spawn(stopped);
+    // Let the first (empty) round pass, so the relay is idle and listening.
+    eventually(Duration::from_secs(5), "the first round", || async {
+        h.stream_exists().await
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(200)).await; // settle into the idle wait
+    h.win(6, 1, "won").await;
+    eventually(
+        Duration::from_secs(5),
+        "relayed without waiting for a poll",
+        || async { h.metrics.relayed(PRODUCER) == 1 },
+    )
+    .await;
+    let _ = stop.send(true);
+}
