@@ -145,3 +145,66 @@ async fn the_demo_pipeline_is_seeded_once_and_crm_checks_references_as_the_calle
     let status = leads.get_lead(spoofed).await.unwrap_err();
     assert_eq!(status.code(), Code::NotFound);
 }
+
+#[tokio::test]
+async fn winning_the_demo_deal_through_the_edge_exchanges_its_lot() {
+    use fusion_proto::property::v1 as ppb;
+    use fusion_proto::property::v1::lot_service_client::LotServiceClient;
+
+    let stack = Stack::spawn_with_events(|_| {}).await;
+    let acme = stack.login("admin@acme.test").await.unwrap();
+    let stock = fusion_stack::seed::property(stack.channel.clone(), &acme.token)
+        .await
+        .unwrap();
+    fusion_stack::seed::crm(
+        stack.channel.clone(),
+        &acme.token,
+        acme.user_id,
+        stock.project_id,
+    )
+    .await
+    .unwrap();
+    let mut deals = DealServiceClient::new(stack.channel.clone());
+    let demo = deals
+        .list_deals(with_token(
+            &acme.token,
+            pb::ListDealsRequest {
+                filter: "lot_id > 0".into(),
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .deals
+        .remove(0);
+    let mut lots = LotServiceClient::new(stack.channel.clone());
+    let get_lot = |lots: &mut LotServiceClient<tonic::transport::Channel>| {
+        let req = with_token(&acme.token, ppb::GetLotRequest { id: demo.lot_id });
+        let mut lots = lots.clone();
+        async move { lots.get_lot(req).await.unwrap().into_inner() }
+    };
+    assert_ne!(get_lot(&mut lots).await.status, "exchanged");
+
+    deals
+        .win_deal(with_token(
+            &acme.token,
+            pb::WinDealRequest {
+                id: demo.id,
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    loop {
+        if get_lot(&mut lots).await.status == "exchanged" {
+            break;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(15),
+            "the won deal's lot was not exchanged within 15 s"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}

@@ -13,7 +13,7 @@ use fusion_proto::identity::v1 as pb;
 use fusion_proto::identity::v1::auth_service_client::AuthServiceClient;
 use fusion_proto::identity::v1::tenant_service_client::TenantServiceClient;
 use fusion_service::ServiceConfig;
-use fusion_testkit::{TestDatabase, bind_ephemeral, connect_channel};
+use fusion_testkit::{PrivateNats, TestDatabase, bind_ephemeral, connect_channel};
 
 /// The demo password used by these tests.
 pub const PASSWORD: &str = "correct horse battery";
@@ -34,6 +34,8 @@ pub struct Stack {
     pub edge: Edge,
     /// A channel to the edge.
     pub channel: Channel,
+    /// The private NATS JetStream of a stack spawned with events.
+    pub nats: Option<PrivateNats>,
 }
 
 /// Tokens of a logged-in user.
@@ -63,6 +65,18 @@ pub async fn start_identity(db: &TestDatabase, listener: tokio::net::TcpListener
 impl Stack {
     /// Identity plus an edge configured by `configure`, with tenants acme and globex.
     pub async fn spawn(configure: impl FnOnce(&mut EdgeConfig)) -> Stack {
+        Self::spawn_with(configure, false).await
+    }
+
+    /// [`Stack::spawn`] with integration events: a private NATS JetStream, crm relaying
+    /// its outbox (as the owner role) and property consuming it.
+    pub async fn spawn_with_events(configure: impl FnOnce(&mut EdgeConfig)) -> Stack {
+        Self::spawn_with(configure, true).await
+    }
+
+    async fn spawn_with(configure: impl FnOnce(&mut EdgeConfig), events: bool) -> Stack {
+        let nats = events.then(PrivateNats::start);
+        let nats_url = nats.as_ref().map(PrivateNats::url);
         let db = TestDatabase::create(&[
             (SCHEMA, &MIGRATOR),
             (fusion_property::SCHEMA, &fusion_property::MIGRATOR),
@@ -83,9 +97,9 @@ impl Stack {
             tonic::transport::Endpoint::from_shared(format!("http://{identity_addr}"))
                 .expect("a valid address")
                 .connect_lazy();
-        let mut property_config = fusion_property::PropertyConfig::with_defaults(
-            ServiceConfig::local("property", db.app_url.clone()),
-        );
+        let mut property_service = ServiceConfig::local("property", db.app_url.clone());
+        property_service.nats_url = nats_url.clone();
+        let mut property_config = fusion_property::PropertyConfig::with_defaults(property_service);
         property_config.media_store = fusion_property::media_store::StoreConfig::Local {
             dir: std::env::temp_dir().join("fusion-e2e-media").join(&db.name),
         };
@@ -101,8 +115,14 @@ impl Stack {
             tonic::transport::Endpoint::from_shared(format!("http://{}", property.grpc_addr()))
                 .expect("a valid address")
                 .connect_lazy();
+        let mut crm_service = ServiceConfig::local("crm", db.app_url.clone());
+        if events {
+            // The relay reads every tenant's outbox as the owner role.
+            crm_service.migration_database_url = Some(db.owner_url.clone());
+            crm_service.nats_url = nats_url;
+        }
         let crm = fusion_crm::Application::build(
-            fusion_crm::CrmConfig::with_defaults(ServiceConfig::local("crm", db.app_url.clone())),
+            fusion_crm::CrmConfig::with_defaults(crm_service),
             Arc::new(fusion_tenancy::IdentityJwks::new(identity_channel.clone())),
             identity_channel,
             property_channel,
@@ -142,6 +162,7 @@ impl Stack {
             crm,
             edge,
             channel,
+            nats,
         };
         let platform = stack
             .login("ops@platform.test")

@@ -3,7 +3,8 @@
 //! stages.
 //!
 //! Shape: [`Application::build`] wires the database, the clients of identity and
-//! property (for reference checks, see [`refs`]), the purge job and the gRPC services
+//! property (for reference checks, see [`refs`]), the purge job, the relay of its
+//! outbox to NATS (`fusion-events`; crm publishes `crm.deal.won`) and the gRPC services
 //! into a [`fusion_service::Server`]; `main.rs` only reads configuration. Proto types
 //! stop at [`grpc`]; [`domain`] holds the rules.
 
@@ -76,6 +77,7 @@ impl Application {
         )
         .await?;
         let mut background = Background::new();
+        let events = fusion_events::EventMetrics::new();
         // Purging crosses tenants, so it needs the owner role.
         if let Some(owner_url) = &config.service.migration_database_url {
             let owner = sqlx::postgres::PgPoolOptions::new()
@@ -90,6 +92,22 @@ impl Application {
                 Duration::from_secs(3600),
                 background.stopped(),
             ));
+            // So does relaying the outbox: the owner's `relay` policy shows it every
+            // tenant's events and nothing else across tenants.
+            if let Some(nats_url) = &config.service.nats_url {
+                let mut relay = fusion_events::RelayConfig::new(SCHEMA);
+                relay.retention = config.service.relay_retention;
+                background.push(
+                    fusion_events::relay::start(
+                        owner_url,
+                        nats_url,
+                        relay,
+                        events.clone(),
+                        background.stopped(),
+                    )
+                    .await?,
+                );
+            }
         }
         let refs = refs::Refs::new(identity, property);
         let state = AppState::new(db.clone(), Arc::new(config.clone()), refs);
@@ -108,6 +126,8 @@ impl Application {
             admin,
         )
         .await?;
+        host.metrics()
+            .register(|registry| events.register(registry));
         Ok(Self { host, state })
     }
 

@@ -18,6 +18,7 @@ pub mod events;
 pub mod grpc;
 pub mod jobs;
 pub mod media_store;
+pub mod sales;
 mod state;
 mod stock;
 mod store;
@@ -100,6 +101,22 @@ impl Application {
                 background.stopped(),
             ));
         }
+        // Integration events: crm's won deals sell their lots (`sales`).
+        let event_metrics = fusion_events::EventMetrics::new();
+        if let Some(nats_url) = &config.service.nats_url {
+            let client = fusion_events::connect(nats_url, "fusion-property").await?;
+            let sales = fusion_events::ConsumerConfig::new(sales::CONSUMER, SCHEMA, sales::EVENTS);
+            background.push(
+                fusion_events::consumer::Consumer::new(
+                    db.clone(),
+                    client,
+                    sales,
+                    sales::LotSales,
+                    event_metrics.clone(),
+                )
+                .spawn(background.stopped()),
+            );
+        }
         let state = AppState::new(db.clone(), Arc::new(config.clone()), events, media);
         let host = Host::start(
             &config.service,
@@ -116,6 +133,8 @@ impl Application {
             admin,
         )
         .await?;
+        host.metrics()
+            .register(|registry| event_metrics.register(registry));
         Ok(Self { host, state })
     }
 

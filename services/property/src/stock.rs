@@ -76,6 +76,8 @@ pub(crate) struct StatusChange<'a> {
     pub reason: Option<&'a str>,
     pub deposit: Option<Decimal>,
     pub actor_user_id: Option<i64>,
+    /// The deal the change was made for (a won deal selling the lot).
+    pub deal_id: Option<i64>,
 }
 
 /// Writes the change to the lot's status history and queues its live event.
@@ -86,8 +88,9 @@ pub(crate) async fn record_status(
 ) -> Result<(), PropertyError> {
     let at: DateTime<Utc> = sqlx::query_scalar(
         "INSERT INTO property.lot_status_history
-             (tenant_id, lot_id, from_status, to_status, reason, deposit_amount, actor_user_id)
-         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING created_at",
+             (tenant_id, lot_id, from_status, to_status, reason, deposit_amount, actor_user_id,
+              deal_id)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING created_at",
     )
     .bind(lot.tenant_id)
     .bind(lot.lot_id)
@@ -96,6 +99,7 @@ pub(crate) async fn record_status(
     .bind(change.reason)
     .bind(change.deposit)
     .bind(change.actor_user_id)
+    .bind(change.deal_id)
     .fetch_one(&mut *conn)
     .await?;
     notify(
@@ -217,6 +221,7 @@ pub(crate) async fn release_if_lapsed(
             reason: Some("hold expired"),
             deposit: None,
             actor_user_id,
+            deal_id: None,
         },
     )
     .await?;

@@ -13,6 +13,7 @@
 //! | `FUSION_STACK_DATABASE` | `fusion` | database name |
 //! | `FUSION_DEMO_PASSWORD` | `fusion-demo` | password of every demo user (local demo only) |
 //! | `FUSION_STACK_HOST` | `127.0.0.1` | address the services and the edge listen on |
+//! | `NATS_URL` | `nats://127.0.0.1:4222` | NATS JetStream; when nothing answers there, `nats-server -js` from PATH is started on that port with its store in `FUSION_STACK_NATS_DIR` (default `target/fusion-stack/nats`) |
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -80,8 +81,13 @@ async fn main() -> anyhow::Result<()> {
         .await?;
     }
 
+    // Crm publishes its events through NATS JetStream; property consumes them.
+    let nats_url = var("NATS_URL").unwrap_or_else(|| fusion_events::DEFAULT_NATS_URL.to_owned());
+    let _nats = ensure_nats(&nats_url).await?;
+
     // Property verifies tokens with identity's published keys, like any replica would.
     let mut service = ServiceConfig::local("property", app_url.clone());
+    service.nats_url = Some(nats_url.clone());
     service.migration_database_url = Some(owner_url.clone());
     service.drain = Duration::from_millis(200);
     let identity_channel =
@@ -102,6 +108,7 @@ async fn main() -> anyhow::Result<()> {
 
     // Crm checks users with identity and lots, projects and stages with property.
     let mut service = ServiceConfig::local("crm", app_url);
+    service.nats_url = Some(nats_url);
     service.migration_database_url = Some(owner_url);
     service.drain = Duration::from_millis(200);
     let property_channel =
@@ -133,6 +140,7 @@ async fn main() -> anyhow::Result<()> {
 
     // Demo stock, through the edge as each tenant's admin.
     let edge_channel = fusion_testkit::connect_channel(edge.grpc_addr()).await;
+    let mut demo_deal = None;
     for (slug, _) in DEMO_TENANTS {
         let login = AuthServiceClient::new(edge_channel.clone())
             .login(LoginRequest {
@@ -154,9 +162,12 @@ async fn main() -> anyhow::Result<()> {
         )
         .await
         .with_context(|| format!("seeding {slug}'s demo pipeline"))?;
+        if demo_deal.is_none() {
+            demo_deal = open_deal_with_lot(edge_channel.clone(), &token).await?;
+        }
     }
 
-    print_welcome(&password);
+    print_welcome(&password, demo_deal);
     let stop = fusion_service::shutdown_signal();
     stop.await;
     println!("\nstopping: edge, then services");
@@ -167,7 +178,112 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-fn print_welcome(password: &str) {
+/// A NATS server for the stack: the one answering at `url`, else `nats-server -js`
+/// started from PATH on that port with a store of its own (stopped with the stack).
+/// Without either the stack still runs: events wait in the outbox.
+async fn ensure_nats(url: &str) -> anyhow::Result<Option<tokio::process::Child>> {
+    let address = url
+        .trim_start_matches("nats://")
+        .split(',')
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    let answers = |address: String| async move {
+        tokio::time::timeout(
+            Duration::from_millis(500),
+            tokio::net::TcpStream::connect(address),
+        )
+        .await
+        .is_ok_and(|c| c.is_ok())
+    };
+    if answers(address.clone()).await {
+        return Ok(None);
+    }
+    let port = address
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse::<u16>().ok())
+        .with_context(|| format!("NATS_URL {url:?} names no port"))?;
+    let Some(binary) = find_nats_server() else {
+        eprintln!(
+            "no NATS answers at {url} and nats-server is not installed (Debian: apt-get install \
+             nats-server): events wait in the outbox until one answers"
+        );
+        return Ok(None);
+    };
+    let dir = var("FUSION_STACK_NATS_DIR").unwrap_or_else(|| "target/fusion-stack/nats".to_owned());
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {dir}"))?;
+    let child = tokio::process::Command::new(binary)
+        .args([
+            "-js",
+            "-a",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "-sd",
+            &dir,
+        ])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .context("starting nats-server")?;
+    for _ in 0..100 {
+        if answers(format!("127.0.0.1:{port}")).await {
+            return Ok(Some(child));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    anyhow::bail!("nats-server did not start on port {port}")
+}
+
+fn find_nats_server() -> Option<std::path::PathBuf> {
+    let on_path = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join("nats-server"))
+            .find(|p| p.is_file())
+    });
+    // Debian installs it in /usr/sbin, which a user's PATH may lack.
+    on_path.or_else(|| {
+        let sbin = std::path::PathBuf::from("/usr/sbin/nats-server");
+        sbin.is_file().then_some(sbin)
+    })
+}
+
+/// The first tenant's open demo deal on a lot, as (deal id, lot id), for the lines
+/// that win it and show its lot sold.
+async fn open_deal_with_lot(
+    edge: tonic::transport::Channel,
+    token: &str,
+) -> anyhow::Result<Option<(i64, i64)>> {
+    use fusion_proto::crm::v1::{ListDealsRequest, deal_service_client::DealServiceClient};
+    let mut req = tonic::Request::new(ListDealsRequest {
+        filter: "lot_id > 0 AND status = \"open\"".into(),
+        page_size: 1,
+        ..Default::default()
+    });
+    req.metadata_mut()
+        .insert("authorization", format!("Bearer {token}").parse()?);
+    let deals = DealServiceClient::new(edge)
+        .list_deals(req)
+        .await
+        .context("listing the demo deals")?
+        .into_inner()
+        .deals;
+    Ok(deals.first().map(|d| (d.id, d.lot_id)))
+}
+
+fn print_welcome(password: &str, demo_deal: Option<(i64, i64)>) {
+    let events = match demo_deal {
+        Some((deal, lot)) => format!(
+            r#"
+  # Win the demo deal; property sells its lot through NATS (the lot reads "exchanged"):
+  grpcurl -plaintext -H "authorization: Bearer $TOKEN" -d '{{"id":{deal}}}' localhost:50050 fusion.crm.v1.DealService/WinDeal
+  grpcurl -plaintext -H "authorization: Bearer $TOKEN" -d '{{"id":{lot}}}' localhost:50050 fusion.property.v1.LotService/GetLot"#
+        ),
+        None => String::new(),
+    };
     let login = format!(r#"{{"email":"admin@acme.test","password":"{password}"}}"#);
     println!(
         r#"
@@ -192,7 +308,7 @@ Try, in another shell:
   grpcurl -plaintext -H "authorization: Bearer $TOKEN" -d '{{"query":"mia nguyen"}}' localhost:50050 fusion.crm.v1.SearchService/SearchCrm
   grpcurl -plaintext -H "authorization: Bearer $TOKEN" -d '{{"filter":"status = \"open\""}}' localhost:50050 fusion.crm.v1.DealService/ListDeals
   grpcurl -plaintext -H "authorization: Bearer $TOKEN" -d '{{"assigned_to_me":true}}' localhost:50050 fusion.crm.v1.TaskService/ListTasks
-  grpcurl -plaintext -H "authorization: Bearer $TOKEN" localhost:50050 fusion.property.v1.LotService/WatchLotAvailability   # live; Ctrl-C ends it
+  grpcurl -plaintext -H "authorization: Bearer $TOKEN" localhost:50050 fusion.property.v1.LotService/WatchLotAvailability   # live; Ctrl-C ends it{events}
 
 Ctrl-C stops everything."#
     );

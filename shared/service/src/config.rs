@@ -15,6 +15,8 @@
 //! | `FUSION_JWT_ISSUER` | `fusion-identity` | expected `iss` |
 //! | `FUSION_JWT_AUDIENCE` | `fusion-api` | expected `aud` |
 //! | `FUSION_PAGE_TOKEN_SECRET` | random per process | key signing page tokens; set it (same value on every replica) in production |
+//! | `NATS_URL` | `nats://127.0.0.1:4222` | NATS JetStream, for integration events |
+//! | `<PREFIX>_RELAY_RETENTION_HOURS` | `72` | relayed events are deleted from the outbox after this long |
 
 use std::fmt::Display;
 use std::net::SocketAddr;
@@ -88,6 +90,11 @@ pub struct ServiceConfig {
     pub jwt: JwtConfig,
     /// Key for page tokens.
     pub page_token_secret: Vec<u8>,
+    /// NATS JetStream for integration events; `None` (in-process tests) relays nothing
+    /// and the events stay in the outbox.
+    pub nats_url: Option<String>,
+    /// How long relayed events stay in the outbox.
+    pub relay_retention: Duration,
 }
 
 impl ServiceConfig {
@@ -106,6 +113,8 @@ impl ServiceConfig {
             shutdown_deadline: Duration::from_secs(5),
             jwt: JwtConfig::default(),
             page_token_secret: format!("fusion-local-{service_name}-page-tokens").into_bytes(),
+            nats_url: None,
+            relay_retention: Duration::from_secs(72 * 3600),
         }
     }
 
@@ -168,6 +177,10 @@ impl ServiceConfig {
                 leeway: defaults.leeway,
             },
             page_token_secret,
+            nats_url: Some(var("NATS_URL").unwrap_or_else(|| "nats://127.0.0.1:4222".to_owned())),
+            relay_retention: Duration::from_secs(
+                parse_or::<u64>(&name("RELAY_RETENTION_HOURS"), 72)? * 3600,
+            ),
         })
     }
 }

@@ -98,6 +98,11 @@ impl Host {
         Ok(Host { server, background })
     }
 
+    /// The registry `/metrics` serves, for the service's own metrics.
+    pub fn metrics(&self) -> &crate::GrpcMetrics {
+        self.server.metrics()
+    }
+
     /// The bound gRPC address.
     pub fn grpc_addr(&self) -> SocketAddr {
         self.server.grpc_addr()

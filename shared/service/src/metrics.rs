@@ -70,6 +70,12 @@ impl GrpcMetrics {
         }
     }
 
+    /// Adds metrics of the service's own (events, jobs) to the same `/metrics`.
+    pub fn register(&self, add: impl FnOnce(&mut Registry)) {
+        let mut registry = self.registry.lock().expect("metrics registry lock");
+        add(&mut registry);
+    }
+
     /// The Prometheus text exposition of every metric.
     pub fn render(&self) -> String {
         let mut out = String::new();

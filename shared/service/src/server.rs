@@ -55,6 +55,7 @@ pub struct Server {
     admin_addr: SocketAddr,
     stop: watch::Sender<bool>,
     task: JoinHandle<anyhow::Result<()>>,
+    metrics: GrpcMetrics,
 }
 
 impl std::fmt::Debug for Server {
@@ -151,7 +152,7 @@ impl Server {
         let state = AdminState {
             draining: draining.clone(),
             readiness,
-            metrics,
+            metrics: metrics.clone(),
         };
         let app = axum::Router::new()
             .route("/live", get(|| async { "live\n" }))
@@ -213,12 +214,18 @@ impl Server {
             admin_addr,
             stop,
             task,
+            metrics,
         })
     }
 
     /// Reports serving status (the edge reports the services behind it).
     pub fn health(&self) -> tonic_health::server::HealthReporter {
         self.health.clone()
+    }
+
+    /// The registry `/metrics` serves, for a service's own metrics.
+    pub fn metrics(&self) -> &GrpcMetrics {
+        &self.metrics
     }
 
     /// The gRPC address actually bound (port 0 resolved).

@@ -13,15 +13,20 @@
 //!
 //! `FUSION_TEST_PG=private` forces the third.
 //!
+//! [`PrivateNats`] is a private `nats-server -js` per test (integration events), which a
+//! test may kill and start again.
+//!
 //! [`surface`] checks a context's policy and health against the descriptor set.
 
 pub mod conformance;
+mod nats;
 mod pg;
 mod spawn;
 mod status;
 pub mod surface;
 mod tokens;
 
+pub use nats::PrivateNats;
 pub use pg::{PgServer, TestDatabase, server, start_private_cluster};
 pub use spawn::{bind_ephemeral, connect_channel};
 pub use status::{expect_code, reason, violated_fields};

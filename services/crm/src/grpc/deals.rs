@@ -87,7 +87,7 @@ impl DealApi {
             .await?;
         let row: DealRow = TABLE.fetch(&mut tx, c.id, Read::live()).await?;
         if won {
-            announce_won(&mut tx, &row).await?;
+            announce_won(&mut tx, &row, c.actor).await?;
         }
         Ok(tx.commit(row.into_pb(&self.state)).await?)
     }
@@ -102,6 +102,8 @@ struct Closing<'a> {
     close_date: Option<&'a fusion_proto::google::r#type::Date>,
     /// "won" or "lost".
     outcome: Outcome,
+    /// The user closing the deal.
+    actor: i64,
 }
 
 impl Closing<'_> {
@@ -298,6 +300,7 @@ impl DealService for DealApi {
             reason: &r.reason,
             close_date: r.close_date.as_ref(),
             outcome: Outcome::Won,
+            actor: ctx.user_id,
         };
         Ok(Response::new(self.close(&ctx, key, closing).await?))
     }
@@ -316,6 +319,7 @@ impl DealService for DealApi {
             reason: &r.reason,
             close_date: r.close_date.as_ref(),
             outcome: Outcome::Lost,
+            actor: ctx.user_id,
         };
         Ok(Response::new(self.close(&ctx, key, closing).await?))
     }

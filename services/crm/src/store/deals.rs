@@ -7,6 +7,7 @@ use fusion_db::TenantTx;
 use fusion_db::filter::{FieldKind, FieldSpec};
 use fusion_db::list::ListSpec;
 use fusion_db::resource::{Table, Val, Values, lock_live};
+use fusion_events::Event;
 use fusion_proto::crm::v1 as pb;
 use fusion_proto::errors::FieldViolation;
 use fusion_service::api::{date_pb, dec_str, opt_ts, parse_date, parse_decimal, populated, ts};
@@ -530,29 +531,30 @@ impl Resource for Deals {
     }
 }
 
-/// Writes the `deal.won` integration event for `deal`, in the transaction that won it:
-/// property sells the deal's lot on it, and finance may start the commission.
-pub(crate) async fn announce_won(tx: &mut TenantTx, deal: &DealRow) -> Result<(), CrmError> {
-    let payload = serde_json::json!({
-        "deal_id": deal.id,
-        "lot_id": deal.lot_id,
-        "lead_id": deal.lead_id,
-        "contact_id": deal.contact_id,
-        "assigned_to": deal.assigned_to,
-        "value": deal.value.map(|v| cents(v).to_string()),
-        "currency": deal.currency,
-        "stage": deal.stage,
-        "close_date": deal.actual_close_date.map(|d| d.to_string()),
-    });
-    let tenant = tx.tenant_id();
-    sqlx::query(
-        "INSERT INTO crm.outbox_events (tenant_id, aggregate_type, aggregate_id, event_type, payload)
-         VALUES ($1, 'deal', $2, 'deal.won', $3)",
-    )
-    .bind(tenant)
-    .bind(deal.id)
-    .bind(sqlx::types::Json(payload))
-    .execute(&mut **tx)
-    .await?;
+/// The `crm.deal.won` event type (fusion.crm.v1.DealWon).
+pub(crate) const DEAL_WON: &str = "crm.deal.won";
+
+/// Writes `crm.deal.won` for `deal` to the outbox, in the transaction that won it (which
+/// holds the deal's row lock, so one deal's events keep their commit order): property
+/// sells the deal's lot on it, and finance may start the commission. `actor` is the
+/// user who won it.
+pub(crate) async fn announce_won(
+    tx: &mut TenantTx,
+    deal: &DealRow,
+    actor: i64,
+) -> Result<(), CrmError> {
+    let won = pb::DealWon {
+        deal_id: deal.id,
+        lot_id: deal.lot_id.unwrap_or_default(),
+        contact_id: deal.contact_id.unwrap_or_default(),
+        lead_id: deal.lead_id.unwrap_or_default(),
+        assignee_user_id: deal.assigned_to.unwrap_or_default(),
+        value: dec_str(deal.value.map(cents)),
+        currency_code: deal.currency.clone(),
+        close_date: deal.actual_close_date.map(date_pb),
+        stage: deal.stage.clone(),
+        acting_user_id: actor,
+    };
+    fusion_events::outbox::append(tx, crate::SCHEMA, Event::new(DEAL_WON, deal.id, &won)).await?;
     Ok(())
 }

@@ -872,9 +872,9 @@ async fn winning_a_deal_closes_it_in_the_won_stage_today_and_announces_it() {
     // Property learns of it from the outbox, written in the same transaction.
     let db = app.crm.state().db.clone();
     let mut tx = db.begin(app.acme.tenant_id).await.unwrap();
-    let events: Vec<(String, serde_json::Value)> = sqlx::query_as(
+    let events: Vec<(String, Vec<u8>)> = sqlx::query_as(
         "SELECT event_type, payload FROM crm.outbox_events
-          WHERE aggregate_type = 'deal' AND aggregate_id = $1",
+          WHERE aggregate_type = 'deal' AND aggregate_id = $1 AND sent_at IS NULL",
     )
     .bind(d.id)
     .fetch_all(&mut *tx)
@@ -882,9 +882,14 @@ async fn winning_a_deal_closes_it_in_the_won_stage_today_and_announces_it() {
     .unwrap();
     tx.commit().await.unwrap();
     assert_eq!(events.len(), 1);
-    assert_eq!(events[0].0, "deal.won");
-    assert_eq!(events[0].1["lot_id"], lot);
-    assert_eq!(events[0].1["value"], "549000.00");
+    assert_eq!(events[0].0, "crm.deal.won");
+    let payload = <pb::DealWon as prost::Message>::decode(events[0].1.as_slice()).unwrap();
+    assert_eq!(
+        (payload.deal_id, payload.lot_id, payload.value.as_str()),
+        (d.id, lot, "549000.00")
+    );
+    assert_eq!(payload.close_date, won.actual_close_date);
+    assert_ne!(payload.acting_user_id, 0, "the user who won it");
 
     // A won deal cannot be won or lost again.
     let again = expect_code(
@@ -1637,4 +1642,89 @@ async fn a_deal_carries_the_iso_4217_currency_of_its_value() {
         (changed.currency_code.as_str(), changed.value.as_str()),
         ("USD", "549000.00")
     );
+}
+
+#[tokio::test]
+async fn a_won_deal_is_relayed_to_jetstream_by_crms_own_relay_and_counted_on_its_metrics() {
+    let app = TestApp::spawn().await;
+    let nats = fusion_testkit::PrivateNats::start();
+    let endpoint = |addr: std::net::SocketAddr| {
+        tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+            .unwrap()
+            .connect_lazy()
+    };
+    // A second replica, relaying: the relay serves the schema, whichever replica wrote.
+    let relaying = TestApp::replica_with_nats(
+        &app.db,
+        endpoint(app.identity.grpc_addr()),
+        app.property_channel.clone(),
+        Some(nats.url()),
+    )
+    .await;
+    let d = deal(&app, &app.agent, "Relayed").await;
+    win(
+        &app,
+        &app.agent,
+        pb::WinDealRequest {
+            id: d.id,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+
+    let js = async_nats::jetstream::new(async_nats::connect(nats.url()).await.unwrap());
+    let started = std::time::Instant::now();
+    let message = loop {
+        if let Ok(stream) = js.get_stream("FUSION").await
+            && let Ok(message) = stream.get_raw_message(1).await
+        {
+            break message;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "crm.deal.won not relayed within 10 s"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert_eq!(message.subject.as_str(), "fusion.crm.deal.won");
+    let envelope = fusion_events::decode_envelope(&message.payload).unwrap();
+    assert_eq!(
+        (envelope.tenant_id, envelope.aggregate_id),
+        (app.acme.tenant_id, d.id)
+    );
+    let won = <pb::DealWon as prost::Message>::decode(envelope.payload.as_slice()).unwrap();
+    assert_eq!(won.deal_id, d.id);
+
+    // The relay counts an event once it is marked sent, just after its PubAck.
+    let metrics = loop {
+        let metrics = admin_get(relaying.admin_addr(), "/metrics").await;
+        if metrics.contains(r#"fusion_events_relayed_total{schema="crm"} 1"#) {
+            break metrics;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "not counted on /metrics: {metrics}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert!(
+        metrics.contains("fusion_events_relay_lag_seconds"),
+        "{metrics}"
+    );
+    relaying.stop().await.unwrap();
+}
+
+async fn admin_get(addr: std::net::SocketAddr, path: &str) -> String {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream
+        .write_all(
+            format!("GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").as_bytes(),
+        )
+        .await
+        .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    response
 }

@@ -198,7 +198,18 @@ impl TestApp {
 
     /// A crm replica over the same database.
     pub async fn replica(db: &TestDatabase, identity: Channel, property: Channel) -> Application {
+        Self::replica_with_nats(db, identity, property, None).await
+    }
+
+    /// A crm replica that relays its outbox to the NATS at `nats_url`.
+    pub async fn replica_with_nats(
+        db: &TestDatabase,
+        identity: Channel,
+        property: Channel,
+        nats_url: Option<String>,
+    ) -> Application {
         let mut service = ServiceConfig::local("crm", db.app_url.clone());
+        service.nats_url = nats_url;
         service.migration_database_url = Some(db.owner_url.clone());
         service.shutdown_deadline = Duration::from_secs(2);
         Application::build(

@@ -32,7 +32,7 @@ async fn migrations_go_up_down_and_up_again_with_every_table_forced_under_rls() 
     .fetch_all(&mut conn)
     .await
     .unwrap();
-    assert_eq!(tables.len(), 10, "{tables:?}");
+    assert_eq!(tables.len(), 12, "{tables:?}");
     let unforced: Vec<&String> = tables.iter().filter(|(_, f)| !f).map(|(t, _)| t).collect();
     assert!(
         unforced.is_empty(),

@@ -139,6 +139,7 @@ pub(crate) async fn apply(
             reason: t.reason,
             deposit: t.deposit,
             actor_user_id: Some(ctx.user_id),
+            deal_id: None,
         },
     )
     .await?;

@@ -335,6 +335,7 @@ impl Resource for Lots {
                     reason: Some("created"),
                     deposit: None,
                     actor_user_id: Some(user_id),
+                    deal_id: None,
                 };
                 stock::record_status(tx, &row.reference(), change).await?;
             }

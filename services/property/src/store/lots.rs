@@ -23,8 +23,8 @@ pub(crate) const TABLE: Table = Table {
     name: "property.lots",
     select: "id, tenant_id, stage_id, project_id, lot_number, street_number, street_name, price, \
              land_size, land_price, house_price, bedrooms, bathrooms, garage, description, features, \
-             status, sale_status, estimated_completion, hold_expires_at, reserved_price, version, \
-             created_at, updated_at, deleted_at, \
+             status, sale_status, estimated_completion, hold_expires_at, reserved_price, deal_id, \
+             version, created_at, updated_at, deleted_at, \
              (SELECT p.currency FROM property.projects p WHERE p.id = lots.project_id) AS currency, \
              ARRAY(SELECT lf.feature_id FROM property.lot_features lf JOIN property.features f ON f.id = lf.feature_id \
              WHERE lf.lot_id = lots.id AND f.deleted_at IS NULL ORDER BY lf.feature_id) AS feature_ids",
@@ -106,6 +106,8 @@ pub(crate) struct LotRow {
     pub(crate) estimated_completion: Option<NaiveDate>,
     pub(crate) hold_expires_at: Option<DateTime<Utc>>,
     pub(crate) reserved_price: Option<Decimal>,
+    /// The won deal the lot was sold to (exchanged onwards through `crm.deal.won`).
+    pub(crate) deal_id: Option<i64>,
     pub(crate) version: i64,
     pub(crate) created_at: DateTime<Utc>,
     pub(crate) updated_at: DateTime<Utc>,
@@ -218,8 +220,10 @@ pub(crate) async fn set_status(
     hold_until: Option<DateTime<Utc>>,
     reserved_price: Option<Decimal>,
 ) -> Result<(), PropertyError> {
+    // A lot back on the market (or off it) belongs to no deal any more.
     sqlx::query(
         "UPDATE property.lots SET status = $2, hold_expires_at = $3, reserved_price = $4,
+                deal_id = CASE WHEN $2 IN ('available', 'withdrawn') THEN NULL ELSE deal_id END,
                 updated_at = now(), version = version + 1
           WHERE id = $1",
     )
@@ -229,6 +233,20 @@ pub(crate) async fn set_status(
     .bind(reserved_price)
     .execute(conn)
     .await?;
+    Ok(())
+}
+
+/// Records the deal lot `lot_id` is sold to.
+pub(crate) async fn set_deal(
+    conn: &mut PgConnection,
+    lot_id: i64,
+    deal_id: Option<i64>,
+) -> Result<(), PropertyError> {
+    sqlx::query("UPDATE property.lots SET deal_id = $2 WHERE id = $1")
+        .bind(lot_id)
+        .bind(deal_id)
+        .execute(conn)
+        .await?;
     Ok(())
 }
 

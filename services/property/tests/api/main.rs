@@ -6,5 +6,6 @@ mod helpers;
 mod lots;
 mod media;
 mod resources;
+mod sales;
 mod schema;
 mod surface;

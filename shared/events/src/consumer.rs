@@ -1,0 +1,397 @@
+//! Durable JetStream pull consumers that apply each event once, in its tenant.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::jetstream::{self, AckKind, consumer::pull};
+use futures::StreamExt as _;
+use prost::Message as _;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tracing::Instrument as _;
+
+use fusion_db::{Db, TenantTx};
+use fusion_proto::common::v1::EventEnvelope;
+
+use crate::metrics::consumer_labels;
+use crate::outbox::{DOMAIN, is_transient, table};
+use crate::{EventMetrics, Topology, decode_envelope};
+
+/// An event as a handler sees it.
+#[derive(Clone, Debug)]
+pub struct Delivery {
+    /// The envelope; its `tenant_id` is the tenant the handler's transaction is bound to.
+    pub envelope: EventEnvelope,
+    /// How many times JetStream has delivered it, this time included.
+    pub delivered: i64,
+}
+
+impl Delivery {
+    /// The payload decoded as `M`.
+    pub fn payload<M: prost::Message + Default>(&self) -> anyhow::Result<M> {
+        M::decode(self.envelope.payload.as_slice()).map_err(|e| {
+            anyhow::anyhow!(
+                "payload of {} is not a valid message: {e}",
+                self.envelope.event_type
+            )
+        })
+    }
+}
+
+/// What a consumer does with an event, inside the transaction bound to the event's
+/// tenant that also records it in the inbox. An error rolls both back; an error whose
+/// cause is the database being unavailable is retried without counting against the
+/// event, any other is retried until `max_deliver` and then dead-lettered.
+pub trait Handler: Send + Sync + 'static {
+    /// Applies `event`'s effect with `tx`.
+    fn handle(
+        &self,
+        tx: &mut TenantTx,
+        event: &Delivery,
+    ) -> impl Future<Output = anyhow::Result<()>> + Send;
+}
+
+/// One durable consumer.
+#[derive(Clone, Debug)]
+pub struct ConsumerConfig {
+    /// Durable name, `<service>-<purpose>` (`property-lot-sales`); also the `consumer`
+    /// of its inbox and dead-letter rows.
+    pub name: String,
+    /// The schema holding the consumer's `inbox_events` and `dead_letters`.
+    pub schema: String,
+    /// Event types it receives (`crm.deal.won`); subjects are made with the topology.
+    pub event_types: Vec<String>,
+    /// The stream and subject prefix.
+    pub topology: Topology,
+    /// Deliveries of an event whose handler fails before it is dead-lettered.
+    pub max_deliver: i64,
+    /// How long JetStream waits for an ack before redelivering; well above the
+    /// handler's p99 (one short transaction).
+    pub ack_wait: Duration,
+    /// Unacknowledged messages allowed at once; 1 keeps one aggregate's events in
+    /// order across replicas (crate docs).
+    pub max_ack_pending: i64,
+    /// Wait before a failed event is redelivered, times the deliveries so far.
+    pub retry_delay: Duration,
+    /// Longest wait of a pull request with nothing to deliver.
+    pub fetch_wait: Duration,
+}
+
+impl ConsumerConfig {
+    /// Defaults: 5 deliveries, 30 s AckWait, one message in flight, 500 ms retry delay.
+    pub fn new(name: &str, schema: &str, event_types: &[&str]) -> Self {
+        Self {
+            name: name.to_owned(),
+            schema: schema.to_owned(),
+            event_types: event_types.iter().map(|t| (*t).to_owned()).collect(),
+            topology: Topology::default(),
+            max_deliver: 5,
+            ack_wait: Duration::from_secs(30),
+            max_ack_pending: 1,
+            retry_delay: Duration::from_millis(500),
+            fetch_wait: Duration::from_secs(1),
+        }
+    }
+
+    /// JetStream's own bound on deliveries: far above `max_deliver`, so that only a
+    /// long database outage (whose retries do not count against the event) can reach
+    /// it; then JetStream stops and the event stays in the stream for a replay.
+    fn broker_max_deliver(&self) -> i64 {
+        self.max_deliver.max(1) * 200
+    }
+
+    fn pull_config(&self) -> pull::Config {
+        let mut config = pull::Config {
+            durable_name: Some(self.name.clone()),
+            description: Some(format!("{} (fusion-events)", self.name)),
+            ack_policy: jetstream::consumer::AckPolicy::Explicit,
+            ack_wait: self.ack_wait,
+            max_deliver: self.broker_max_deliver(),
+            max_ack_pending: self.max_ack_pending,
+            ..Default::default()
+        };
+        // One subject goes in `filter_subject`, which every JetStream server knows
+        // (Debian's nats-server is 2.9); several need `filter_subjects` (2.10+).
+        let mut subjects: Vec<String> = self
+            .event_types
+            .iter()
+            .map(|t| self.topology.subject(t))
+            .collect();
+        if subjects.len() == 1 {
+            config.filter_subject = subjects.remove(0);
+        } else {
+            config.filter_subjects = subjects;
+        }
+        config
+    }
+}
+
+/// What became of one delivery.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// The handler's effect committed with the inbox row.
+    Applied,
+    /// The inbox already had it: no second effect.
+    Duplicate,
+    /// It failed and will be delivered again.
+    Retry,
+    /// It failed `max_deliver` times and is now a dead letter.
+    DeadLettered,
+    /// It is not a valid envelope (no tenant to record it under): dropped and logged.
+    Malformed,
+}
+
+/// A consumer; [`Consumer::spawn`] runs it until stopped.
+pub struct Consumer<H> {
+    db: Db,
+    js: jetstream::Context,
+    config: ConsumerConfig,
+    handler: Arc<H>,
+    metrics: EventMetrics,
+}
+
+impl<H> std::fmt::Debug for Consumer<H> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Consumer")
+            .field("name", &self.config.name)
+            .finish()
+    }
+}
+
+impl<H: Handler> Consumer<H> {
+    /// A consumer writing with `db` (the application role: every effect runs in a
+    /// transaction bound to the event's tenant) and reading with `client`.
+    pub fn new(
+        db: Db,
+        client: async_nats::Client,
+        config: ConsumerConfig,
+        handler: H,
+        metrics: EventMetrics,
+    ) -> Self {
+        let js = crate::stream::jetstream(client, Duration::from_secs(5));
+        Self {
+            db,
+            js,
+            config,
+            handler: Arc::new(handler),
+            metrics,
+        }
+    }
+
+    async fn pull(&self) -> anyhow::Result<pull::Stream> {
+        self.config.topology.ensure_stream(&self.js).await?;
+        let stream = self
+            .js
+            .get_stream(&self.config.topology.stream)
+            .await
+            .map_err(|e| anyhow::anyhow!("getting stream: {e}"))?;
+        let consumer: jetstream::consumer::Consumer<pull::Config> = stream
+            .create_consumer(self.config.pull_config())
+            .await
+            .map_err(|e| anyhow::anyhow!("creating consumer {}: {e}", self.config.name))?;
+        consumer
+            .stream()
+            .max_messages_per_batch(self.config.max_ack_pending.clamp(1, 256) as usize)
+            .expires(self.config.fetch_wait)
+            .heartbeat(self.config.fetch_wait / 2)
+            .messages()
+            .await
+            .map_err(|e| anyhow::anyhow!("pulling from {}: {e}", self.config.name))
+    }
+
+    /// Handles one message and acknowledges it as its outcome says.
+    pub async fn process(&self, message: &jetstream::Message) -> Outcome {
+        let labels = consumer_labels(&self.config.name);
+        self.metrics.deliveries.get_or_create(&labels).inc();
+        let delivered = message.info().map(|i| i.delivered).unwrap_or(1);
+        let envelope = match decode_envelope(&message.payload) {
+            Ok(envelope) => envelope,
+            Err(reason) => {
+                tracing::error!(consumer = %self.config.name, subject = %message.subject,
+                    %reason, "dropping a message that is not a valid event");
+                self.metrics.dead_letters.get_or_create(&labels).inc();
+                ack(message, AckKind::Term).await;
+                return Outcome::Malformed;
+            }
+        };
+        let span = consume_span(&self.config.name, &envelope);
+        let event = Delivery {
+            envelope,
+            delivered,
+        };
+        let outcome = async {
+            match self.apply(&event).await {
+                Ok(true) => Outcome::Applied,
+                Ok(false) => Outcome::Duplicate,
+                Err(err) => {
+                    self.metrics.failures.get_or_create(&labels).inc();
+                    if !is_transient(&err) && delivered >= self.config.max_deliver {
+                        match self.dead_letter(&event, &err).await {
+                            Ok(()) => {
+                                self.metrics.dead_letters.get_or_create(&labels).inc();
+                                tracing::error!(
+                                    error = format!("{err:#}"),
+                                    delivered,
+                                    "event dead-lettered"
+                                );
+                                return Outcome::DeadLettered;
+                            }
+                            Err(e) => tracing::warn!(error = %e, "recording a dead letter"),
+                        }
+                    } else {
+                        tracing::warn!(
+                            error = format!("{err:#}"),
+                            delivered,
+                            "event handling failed; it will be delivered again"
+                        );
+                    }
+                    Outcome::Retry
+                }
+            }
+        }
+        .instrument(span)
+        .await;
+        match outcome {
+            Outcome::Retry => {
+                let factor = u32::try_from(delivered.clamp(1, 20)).unwrap_or(1);
+                ack(
+                    message,
+                    AckKind::Nak(Some(self.config.retry_delay * factor)),
+                )
+                .await;
+            }
+            Outcome::DeadLettered => ack(message, AckKind::Term).await,
+            _ => ack(message, AckKind::Ack).await,
+        }
+        outcome
+    }
+
+    /// Binds the envelope's tenant, records the event in the inbox and applies it, in
+    /// one transaction; `false` when the inbox already had it.
+    async fn apply(&self, event: &Delivery) -> anyhow::Result<bool> {
+        let envelope = &event.envelope;
+        let mut tx = self.db.begin(envelope.tenant_id).await?;
+        let inbox = table(&self.config.schema, "inbox_events");
+        let inserted = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "INSERT INTO {inbox} (consumer, event_id, tenant_id, event_type)
+             VALUES ($1, $2::uuid, $3, $4)
+             ON CONFLICT (consumer, event_id) DO NOTHING"
+        )))
+        .bind(&self.config.name)
+        .bind(&envelope.event_id)
+        .bind(envelope.tenant_id)
+        .bind(&envelope.event_type)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| fusion_db::Error::from_sqlx(DOMAIN, e))?
+        .rows_affected();
+        if inserted == 0 {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        self.handler.handle(&mut tx, event).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn dead_letter(&self, event: &Delivery, err: &anyhow::Error) -> anyhow::Result<()> {
+        let envelope = &event.envelope;
+        let mut tx = self.db.begin(envelope.tenant_id).await?;
+        let dead = table(&self.config.schema, "dead_letters");
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "INSERT INTO {dead} (tenant_id, consumer, event_id, event_type, event, error, attempts)
+             VALUES ($1, $2, $3::uuid, $4, $5, left($6, 2000), $7)
+             ON CONFLICT (consumer, event_id)
+             DO UPDATE SET error = EXCLUDED.error, attempts = EXCLUDED.attempts,
+                           created_at = now()"
+        )))
+        .bind(envelope.tenant_id)
+        .bind(&self.config.name)
+        .bind(&envelope.event_id)
+        .bind(&envelope.event_type)
+        .bind(envelope.encode_to_vec())
+        .bind(format!("{err:#}"))
+        .bind(i32::try_from(event.delivered).unwrap_or(i32::MAX))
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Pulls and handles messages one at a time until `stop` turns true; reconnects
+    /// with backoff while NATS is away.
+    pub fn spawn(self, mut stop: watch::Receiver<bool>) -> JoinHandle<()> {
+        tokio::spawn(async move {
+            let mut backoff = Duration::from_millis(100);
+            loop {
+                if *stop.borrow() {
+                    return;
+                }
+                let mut messages = match self.pull().await {
+                    Ok(messages) => messages,
+                    Err(e) => {
+                        tracing::warn!(error = %e, consumer = %self.config.name,
+                            "consumer cannot pull yet");
+                        tokio::select! {
+                            _ = stop.wait_for(|s| *s) => return,
+                            _ = tokio::time::sleep(backoff) => {}
+                        }
+                        backoff = (backoff * 2).min(Duration::from_secs(5));
+                        continue;
+                    }
+                };
+                backoff = Duration::from_millis(100);
+                loop {
+                    let next = tokio::select! {
+                        _ = stop.wait_for(|s| *s) => return,
+                        next = messages.next() => next,
+                    };
+                    match next {
+                        Some(Ok(message)) => {
+                            self.process(&message).await;
+                        }
+                        Some(Err(e)) => {
+                            tracing::warn!(error = %e, consumer = %self.config.name,
+                                "pull failed; pulling again");
+                            break;
+                        }
+                        None => break,
+                    }
+                }
+            }
+        })
+    }
+}
+
+async fn ack(message: &jetstream::Message, kind: AckKind) {
+    // A lost ack only means a redelivery, which the inbox absorbs.
+    if let Err(e) = message.ack_with(kind).await {
+        tracing::debug!(error = %e, "acknowledging a message");
+    }
+}
+
+/// A span for one delivery that continues the producing request's trace.
+fn consume_span(consumer: &str, envelope: &EventEnvelope) -> tracing::Span {
+    use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+    let span = tracing::info_span!(
+        "event consume",
+        otel.kind = "consumer",
+        messaging.system = "nats",
+        messaging.consumer.group.name = %consumer,
+        messaging.message.id = %envelope.event_id,
+        event.type = %envelope.event_type,
+        tenant.id = envelope.tenant_id,
+    );
+    if !envelope.traceparent.is_empty() {
+        let mut headers = http::HeaderMap::new();
+        if let Ok(v) = http::HeaderValue::from_str(&envelope.traceparent) {
+            headers.insert("traceparent", v);
+        }
+        if let Ok(v) = http::HeaderValue::from_str(&envelope.tracestate) {
+            headers.insert("tracestate", v);
+        }
+        let _ = span.set_parent(fusion_telemetry::extract_context(&headers));
+    }
+    span
+}

@@ -1,0 +1,8 @@
+//! fusion-events against a real PostgreSQL (one fresh database per test) and a real
+//! NATS JetStream server (a private `nats-server -js` per test, never a shared one).
+
+mod consumer;
+mod faults;
+mod helpers;
+mod relay;
+mod trace;
