@@ -66,12 +66,19 @@ mod tests {
 
         let set = prost_types::FileDescriptorSet::decode(crate::FILE_DESCRIPTOR_SET)
             .expect("descriptor set");
-        let file = set
+        // The package has several files (resource_ref.proto, event.proto), no services.
+        let files: Vec<_> = set
             .file
             .iter()
-            .find(|f| f.package() == "fusion.common.v1")
-            .expect("fusion.common.v1 in the descriptor set");
-        assert!(file.message_type.iter().any(|m| m.name() == "ResourceRef"));
-        assert!(file.service.is_empty());
+            .filter(|f| f.package() == "fusion.common.v1")
+            .collect();
+        assert!(!files.is_empty(), "fusion.common.v1 in the descriptor set");
+        assert!(
+            files
+                .iter()
+                .flat_map(|f| &f.message_type)
+                .any(|m| m.name() == "ResourceRef")
+        );
+        assert!(files.iter().all(|f| f.service.is_empty()));
     }
 }

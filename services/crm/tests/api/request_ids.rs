@@ -50,7 +50,7 @@ async fn won_events(app: &TestApp, id: i64) -> i64 {
     let mut tx = db.begin(app.acme.tenant_id).await.unwrap();
     let n = sqlx::query_scalar(
         "SELECT count(*) FROM crm.outbox_events
-          WHERE aggregate_type = 'deal' AND aggregate_id = $1 AND event_type = 'deal.won'",
+          WHERE aggregate_type = 'deal' AND aggregate_id = $1 AND event_type = 'crm.deal.won'",
     )
     .bind(id)
     .fetch_one(&mut *tx)
