@@ -3,13 +3,9 @@
 //! would otherwise have to remember for each new field and method. Each test lists
 //! every offender, not just the first.
 
-use prost_reflect::{FieldDescriptor, Kind, MessageDescriptor, MethodDescriptor, Value};
+use prost_reflect::{FieldDescriptor, Kind, MessageDescriptor, MethodDescriptor};
 
-use fusion_testkit::conformance::pool;
-
-/// `google.api.FieldBehavior` values.
-const OUTPUT_ONLY: i32 = 3;
-const IMMUTABLE: i32 = 5;
+use fusion_testkit::conformance::{IMMUTABLE, OUTPUT_ONLY, field_behaviors as behaviors, pool};
 
 fn fusion_messages() -> impl Iterator<Item = MessageDescriptor> {
     pool()
@@ -22,21 +18,6 @@ fn fusion_methods() -> impl Iterator<Item = MethodDescriptor> {
         .services()
         .filter(|s| s.package_name().starts_with("fusion."))
         .flat_map(|s| s.methods().collect::<Vec<_>>())
-}
-
-/// The field's `(google.api.field_behavior)` values (empty when it has none).
-fn behaviors(field: &FieldDescriptor) -> Vec<i32> {
-    let extension = pool()
-        .get_extension_by_name("google.api.field_behavior")
-        .expect("google.api.field_behavior is in the pool");
-    let options = field.options();
-    if !options.has_extension(&extension) {
-        return Vec::new();
-    }
-    match options.get_extension(&extension).as_ref() {
-        Value::List(values) => values.iter().filter_map(Value::as_enum_number).collect(),
-        other => other.as_enum_number().into_iter().collect(),
-    }
 }
 
 fn message_name(field: &FieldDescriptor) -> Option<String> {

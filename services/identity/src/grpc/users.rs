@@ -277,9 +277,8 @@ impl UserApi {
 
     /// Sets columns of live user `id` (bumping its etag), revokes the user's sessions
     /// with `revoke` as the reason if given, and returns the user: the custom methods
-    /// that change one thing.
-    /// Changes user `id` as `method` (AIP-155: a retry with the same request id
-    /// returns the first result; `key` is `None` without one).
+    /// that change one thing. It runs as `method`: a retry with the same request id
+    /// returns the first result (AIP-155; `key` is `None` without one).
     async fn change(
         &self,
         tenant_id: i64,

@@ -11,7 +11,7 @@ use tonic::{Code, Status};
 use tonic_types::StatusExt as _;
 
 use super::{Caller, Check, DynamicClient, Outcome, ResourceSpec, Target, Valid, attempt};
-use super::{from_json, to_json};
+use super::{OUTPUT_ONLY, field_behaviors, from_json, to_json};
 use crate::{reason, violated_fields};
 
 /// Where the suite's resources come from.
@@ -547,7 +547,8 @@ impl<'a, S: Source> Suite<'a, S> {
         use prost_reflect::Kind;
         let mut sent = Vec::new();
         for field in self.resource.fields() {
-            if field.is_list() || field.is_map() || !is_output_only(&field) {
+            if field.is_list() || field.is_map() || !field_behaviors(&field).contains(&OUTPUT_ONLY)
+            {
                 continue;
             }
             let value = match field.kind() {
@@ -1035,24 +1036,6 @@ fn object(value: &mut Value) -> &mut serde_json::Map<String, Value> {
     value
         .as_object_mut()
         .unwrap_or_else(|| panic!("not a JSON object"))
-}
-
-/// Whether `field` is annotated `(google.api.field_behavior) = OUTPUT_ONLY`.
-fn is_output_only(field: &prost_reflect::FieldDescriptor) -> bool {
-    const OUTPUT_ONLY: i32 = 3; // google.api.FieldBehavior.OUTPUT_ONLY
-    let Some(behavior) = super::pool().get_extension_by_name("google.api.field_behavior") else {
-        return false;
-    };
-    let options = field.options();
-    if !options.has_extension(&behavior) {
-        return false;
-    }
-    match options.get_extension(&behavior).as_ref() {
-        Field::List(values) => values
-            .iter()
-            .any(|v| v.as_enum_number() == Some(OUTPUT_ONLY)),
-        other => other.as_enum_number() == Some(OUTPUT_ONLY),
-    }
 }
 
 /// An int64 field: the JSON mapping writes it as a string.

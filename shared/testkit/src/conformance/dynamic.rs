@@ -24,6 +24,29 @@ pub fn pool() -> &'static DescriptorPool {
     })
 }
 
+/// `google.api.FieldBehavior.OUTPUT_ONLY`.
+pub const OUTPUT_ONLY: i32 = 3;
+/// `google.api.FieldBehavior.IMMUTABLE`.
+pub const IMMUTABLE: i32 = 5;
+
+/// The field's `(google.api.field_behavior)` values (empty when it has none).
+pub fn field_behaviors(field: &prost_reflect::FieldDescriptor) -> Vec<i32> {
+    let extension = pool()
+        .get_extension_by_name("google.api.field_behavior")
+        .expect("google.api.field_behavior is in the pool");
+    let options = field.options();
+    if !options.has_extension(&extension) {
+        return Vec::new();
+    }
+    match options.get_extension(&extension).as_ref() {
+        prost_reflect::Value::List(values) => values
+            .iter()
+            .filter_map(prost_reflect::Value::as_enum_number)
+            .collect(),
+        other => other.as_enum_number().into_iter().collect(),
+    }
+}
+
 /// A caller: a user of a tenant and its access token, sent as the edge would.
 #[derive(Clone, Debug)]
 pub struct Caller {

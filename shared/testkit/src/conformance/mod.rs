@@ -30,7 +30,10 @@ use prost_reflect::{MessageDescriptor, ServiceDescriptor};
 use serde_json::{Map, Value};
 use tonic::transport::Channel;
 
-pub use dynamic::{Caller, DynamicClient, from_json, json_of, pool, to_json};
+pub use dynamic::{
+    Caller, DynamicClient, IMMUTABLE, OUTPUT_ONLY, field_behaviors, from_json, json_of, pool,
+    to_json,
+};
 
 /// What the suite needs to know about one resource. Method names follow from
 /// `singular` and `plural`: `Create<singular>`, `Get<singular>`, `List<plural>`,
