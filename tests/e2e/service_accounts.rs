@@ -34,6 +34,7 @@ async fn issue(stack: &Stack, client_id: &str, secret: &str) -> Result<String, t
         .issue_service_token(pb::IssueServiceTokenRequest {
             client_id: client_id.into(),
             client_secret: secret.into(),
+            tenant_id: 0,
         })
         .await?
         .into_inner()

@@ -189,6 +189,7 @@ pub async fn property(edge: Channel, token: &str) -> Result<SeededStock, Status>
                             reason: "demo buyer paid a deposit".into(),
                             etag: String::new(),
                             request_id: String::new(),
+                            deal_id: 0,
                         },
                     ))
                     .await?;

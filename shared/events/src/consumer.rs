@@ -25,9 +25,28 @@ pub struct Delivery {
     pub envelope: EventEnvelope,
     /// How many times JetStream has delivered it, this time included.
     pub delivered: i64,
+    /// The service account the consumer acts as in the event's tenant, when the
+    /// consumer has service credentials: its audit fields name this account, and its
+    /// calls to other services carry this token.
+    pub caller: Option<ServiceCaller>,
+}
+
+/// A service account of the event's tenant, with an access token issued for it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServiceCaller {
+    /// The service account's id (the token's `sub`), for audit fields.
+    pub account_id: i64,
+    /// A bearer access token for it, valid for a while yet.
+    pub access_token: String,
 }
 
 impl Delivery {
+    /// The id audit fields written by the handler name: the consumer's service
+    /// account in the event's tenant, or `None` when the consumer runs without one.
+    pub fn actor_id(&self) -> Option<i64> {
+        self.caller.as_ref().map(|c| c.account_id)
+    }
+
     /// The payload decoded as `M`.
     pub fn payload<M: prost::Message + Default>(&self) -> anyhow::Result<M> {
         M::decode(self.envelope.payload.as_slice()).map_err(|e| {
@@ -219,6 +238,7 @@ impl<H: Handler> Consumer<H> {
         let event = Delivery {
             envelope,
             delivered,
+            caller: None,
         };
         let outcome = async {
             match self.apply(&event).await {

@@ -65,7 +65,7 @@ pub mod outbox;
 pub mod relay;
 pub mod stream;
 
-pub use consumer::{ConsumerConfig, Delivery, Handler};
+pub use consumer::{ConsumerConfig, Delivery, Handler, ServiceCaller};
 pub use envelope::{Event, decode_envelope};
 pub use metrics::EventMetrics;
 pub use relay::RelayConfig;

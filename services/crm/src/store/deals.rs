@@ -196,6 +196,7 @@ impl DealRow {
             delete_time: opt_ts(self.deleted_at),
             purge_time: state.kit.purge_time(self.deleted_at),
             etag: fusion_service::api::etag(self.version),
+            lot_conflict: None,
         }
     }
 }

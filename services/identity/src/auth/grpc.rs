@@ -133,6 +133,7 @@ impl AuthService for AuthApi {
         let pb::IssueServiceTokenRequest {
             client_id,
             client_secret,
+            tenant_id: _,
         } = req.into_inner();
         let mut violations = Vec::new();
         for (field, value, max) in [

@@ -90,6 +90,7 @@ impl TestApp {
             .issue_service_token(pb::IssueServiceTokenRequest {
                 client_id: client_id.into(),
                 client_secret: secret.into(),
+                tenant_id: 0,
             })
             .await?
             .into_inner();

@@ -212,6 +212,7 @@ pub(crate) async fn status_changes(
                 to_status: c.to_status,
                 reason: c.reason.unwrap_or_default(),
                 actor_user_id: c.actor_user_id.unwrap_or_default(),
+                deal_id: c.deal_id.unwrap_or_default(),
                 change_time: Some(ts(c.created_at)),
             })
             .collect(),

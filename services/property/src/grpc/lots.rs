@@ -92,6 +92,7 @@ impl LotRow {
             purge_time: state.kit.purge_time(self.deleted_at),
             etag: etag(self.version),
             currency_code: self.currency,
+            deal_id: self.deal_id.unwrap_or_default(),
         }
     }
 }

@@ -288,12 +288,13 @@ pub(crate) struct StatusChangeRow {
     pub(crate) to_status: String,
     pub(crate) reason: Option<String>,
     pub(crate) actor_user_id: Option<i64>,
+    pub(crate) deal_id: Option<i64>,
     pub(crate) created_at: DateTime<Utc>,
 }
 
 const STATUS_CHANGES: ListSpec = ListSpec {
     table: "property.lot_status_history",
-    select: "id, lot_id, from_status, to_status, reason, actor_user_id, created_at",
+    select: "id, lot_id, from_status, to_status, reason, actor_user_id, deal_id, created_at",
     fields: &[FieldSpec::new(
         "change_time",
         "created_at",
