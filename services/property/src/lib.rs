@@ -92,6 +92,14 @@ impl Application {
                 .max_connections(1)
                 .connect_lazy(owner_url)
                 .context("the migration database URL is not valid")?;
+            // Consumers' inbox rows outlive what the stream can redeliver, then go.
+            background.push(
+                fusion_events::InboxPruner::new(
+                    owner.clone(),
+                    fusion_events::InboxPruneConfig::new(SCHEMA),
+                )
+                .spawn(background.stopped()),
+            );
             background.push(jobs::spawn(
                 owner,
                 db.clone(),

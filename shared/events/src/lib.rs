@@ -31,6 +31,8 @@
 //!   effect. A handler that keeps failing is recorded in `<schema>.dead_letters` after
 //!   `max_deliver` deliveries and acknowledged, and later events keep flowing. A
 //!   database outage is not the event's fault: it is retried, never dead-lettered.
+//! - [`inbox`]: deletes inbox rows once the stream can no longer deliver their events
+//!   again (the stream's age plus a day), in bounded batches, as the owner role.
 //! - [`stream`]: connects to NATS and creates or updates the stream idempotently.
 //! - [`EventMetrics`]: events relayed, relay lag (age of the oldest unsent event),
 //!   consumer deliveries, failures and dead letters, for the service's `/metrics`.
@@ -60,6 +62,7 @@
 
 pub mod consumer;
 mod envelope;
+pub mod inbox;
 mod metrics;
 pub mod outbox;
 pub mod relay;
@@ -67,6 +70,7 @@ pub mod stream;
 
 pub use consumer::{ConsumerConfig, Delivery, Handler, ServiceCaller};
 pub use envelope::{Event, decode_envelope};
+pub use inbox::{InboxPruneConfig, InboxPruner};
 pub use metrics::EventMetrics;
 pub use relay::RelayConfig;
 pub use stream::{Topology, connect};

@@ -4,5 +4,6 @@
 mod consumer;
 mod faults;
 mod helpers;
+mod inbox;
 mod relay;
 mod trace;
