@@ -197,7 +197,7 @@ async fn run(
         all.extend(task.await.expect("load task"));
     }
     sampler.await.ok();
-    Cell::from_latencies(all, secs)
+    Cell::over(all, Duration::from_secs(secs))
 }
 
 /// Where pgbench connects: host, port, administrator.

@@ -213,7 +213,7 @@ async fn main() -> anyhow::Result<()> {
             .filter_map(|(id, at)| committed.get(id).map(|c| at.saturating_duration_since(*c)))
             .collect();
         let applied = latencies.len();
-        let cell = Cell::from_latencies(latencies, secs);
+        let cell = Cell::over(latencies, Duration::from_secs(secs));
         let load = if paced {
             format!("paced, {PACED}/s")
         } else {

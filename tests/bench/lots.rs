@@ -114,7 +114,7 @@ async fn run(
     for task in tasks {
         all.extend(task.await.expect("load task"));
     }
-    Cell::from_latencies(all, secs)
+    Cell::over(all, Duration::from_secs(secs))
 }
 
 #[tokio::main]

@@ -10,12 +10,12 @@ pub struct Cell {
 }
 
 impl Cell {
-    /// Summarises the latencies of every call made in `secs` seconds.
-    pub fn from_latencies(mut all: Vec<Duration>, secs: u64) -> Cell {
+    /// Summarises the latencies of every call made in `elapsed`.
+    pub fn over(mut all: Vec<Duration>, elapsed: Duration) -> Cell {
         all.sort();
         let pick = |q: f64| all[((all.len() as f64 * q) as usize).min(all.len() - 1)];
         Cell {
-            rps: all.len() as f64 / secs as f64,
+            rps: all.len() as f64 / elapsed.as_secs_f64(),
             p50: pick(0.50),
             p99: pick(0.99),
         }
