@@ -9,6 +9,7 @@
 //! | `CRM_MIGRATE_ON_START` | `true` | apply migrations at start when a migration URL is set |
 //! | `CRM_PURGE_RETENTION_DAYS` | `30` | soft-deleted rows are removed after this long (needs the migration URL) |
 //! | `CRM_DEFAULT_COUNTRY` | `AU` | ISO 3166 code phone numbers without a country code are read in, unless the record names its country |
+//! | `CRM_EVENTS_TIME_ZONE` | `UTC` | the IANA zone crm's event consumers take as a tenant's when they need its "today" (a task due today): they act for no person, so no token tells them the tenant's zone |
 
 use std::time::Duration;
 
@@ -30,6 +31,11 @@ pub struct CrmConfig {
     pub purge_retention: Duration,
     /// Country phone numbers are read in when neither they nor their record say.
     pub default_country: phonenumber::country::Id,
+    /// The zone event consumers compute a tenant's "today" in. A request's "today"
+    /// comes from its token (`TenantContext::today`); a consumer has no person's token,
+    /// so it takes this one (UTC by default, the zone identity gives a tenant that
+    /// names none).
+    pub events_time_zone: chrono_tz::Tz,
 }
 
 impl CrmConfig {
@@ -57,6 +63,13 @@ impl CrmConfig {
                         reason: "not an ISO 3166 country code such as AU".to_owned(),
                     })?;
         }
+        if let Some(zone) = var("CRM_EVENTS_TIME_ZONE") {
+            config.events_time_zone = zone.trim().parse().map_err(|_| ConfigError::Invalid {
+                name: "CRM_EVENTS_TIME_ZONE".to_owned(),
+                value: zone.clone(),
+                reason: "not an IANA time zone such as Australia/Sydney".to_owned(),
+            })?;
+        }
         Ok(config)
     }
 
@@ -69,6 +82,7 @@ impl CrmConfig {
             migrate_on_start: true,
             purge_retention: fusion_db::soft_delete::DEFAULT_RETENTION,
             default_country: phonenumber::country::Id::AU,
+            events_time_zone: chrono_tz::Tz::UTC,
         }
     }
 }

@@ -72,6 +72,15 @@ pub enum CrmError {
         /// Its stage.
         stage: String,
     },
+    /// Another live deal of the tenant with the same lot is won: a lot has one
+    /// winner (LOT_ALREADY_WON).
+    #[error("{}", lot_already_won(*.lot_id, *.won_deal_id))]
+    LotAlreadyWon {
+        /// The lot.
+        lot_id: i64,
+        /// The deal that won it, when known (the unique index alone does not say).
+        won_deal_id: Option<i64>,
+    },
     /// A completed task cannot be started or cancelled (TASK_COMPLETED).
     #[error("task {id} is completed; reopen it with ReopenTask to change its status")]
     TaskCompleted {
@@ -122,7 +131,46 @@ pub enum CrmError {
     /// REQUEST_ID_REUSED, ALREADY_EXISTS, NOT_DELETED, ETAG_MISMATCH, CONCURRENT_UPDATE,
     /// UNAVAILABLE, INTERNAL).
     #[error(transparent)]
-    Db(#[from] fusion_db::Error),
+    Db(fusion_db::Error),
+}
+
+/// The message of [`CrmError::LotAlreadyWon`].
+fn lot_already_won(lot_id: i64, won_deal_id: Option<i64>) -> String {
+    let lot = if lot_id > 0 {
+        format!("lot {lot_id}")
+    } else {
+        "its lot".to_owned()
+    };
+    match won_deal_id {
+        Some(deal) => format!(
+            "{lot} already has a won deal, deal {deal}; a lot is won once. Reopen or lose \
+             deal {deal} first, or give this deal another lot"
+        ),
+        None => format!(
+            "{lot} already has a won deal; a lot is won once. Reopen or lose that deal \
+             first, or give this deal another lot"
+        ),
+    }
+}
+
+/// What the unique index on a lot's won deal (`deals_won_lot_key`) is reported as by
+/// the database layer, which names a violated constraint by the field it protects.
+const WON_LOT_TAKEN: &str = "won_lot already exists";
+
+impl From<fusion_db::Error> for CrmError {
+    /// The database layer's error; a second won deal on a lot that got past the
+    /// checks (the unique index holds anyway) is LOT_ALREADY_WON, not ALREADY_EXISTS.
+    fn from(err: fusion_db::Error) -> Self {
+        match err.kind() {
+            fusion_db::Kind::AlreadyExists { message, .. } if message == WON_LOT_TAKEN => {
+                Self::LotAlreadyWon {
+                    lot_id: 0,
+                    won_deal_id: None,
+                }
+            }
+            _ => Self::Db(err),
+        }
+    }
 }
 
 /// The outcome of a deal stage a deal needs.
@@ -165,6 +213,7 @@ pub const REASONS: &[&str] = &[
     "NO_LOST_STAGE",
     "DEAL_CLOSED",
     "SAME_STAGE",
+    "LOT_ALREADY_WON",
     "TASK_COMPLETED",
     "TASK_CANCELLED",
     "ALREADY_CONVERTED",
@@ -209,6 +258,7 @@ impl CrmError {
             Self::NoStage(Outcome::Lost) => "NO_LOST_STAGE",
             Self::DealClosed { .. } => "DEAL_CLOSED",
             Self::SameStage { .. } => "SAME_STAGE",
+            Self::LotAlreadyWon { .. } => "LOT_ALREADY_WON",
             Self::TaskCompleted { .. } => "TASK_COMPLETED",
             Self::TaskCancelled { .. } => "TASK_CANCELLED",
             Self::AlreadyConverted { .. } => "ALREADY_CONVERTED",
@@ -273,6 +323,10 @@ impl From<CrmError> for Status {
             | CrmError::MergeTooLarge { .. } => {
                 errors::failed_precondition(DOMAIN, reason, message)
             }
+            CrmError::LotAlreadyWon {
+                lot_id,
+                won_deal_id,
+            } => lot_already_won_status(reason, lot_id, won_deal_id, message),
             CrmError::OwnerUnavailable { .. } => errors::unavailable(DOMAIN, message),
             CrmError::OwnerRefused(status) => status,
             CrmError::Internal(cause) => {
@@ -282,6 +336,33 @@ impl From<CrmError> for Status {
             CrmError::Db(e) => e.into_status_in(DOMAIN),
         }
     }
+}
+
+/// FAILED_PRECONDITION whose ErrorInfo carries the lot and the deal that won it (as
+/// `lot_id` and `won_deal_id` metadata) and whose PreconditionFailure names that deal
+/// as its subject (`deals/<id>`).
+fn lot_already_won_status(
+    reason: &str,
+    lot_id: i64,
+    won_deal_id: Option<i64>,
+    message: String,
+) -> Status {
+    use tonic_types::{ErrorDetails, StatusExt as _};
+    let mut metadata = std::collections::HashMap::new();
+    if lot_id > 0 {
+        metadata.insert("lot_id".to_owned(), lot_id.to_string());
+    }
+    let subject = match won_deal_id {
+        Some(deal) => {
+            metadata.insert("won_deal_id".to_owned(), deal.to_string());
+            format!("deals/{deal}")
+        }
+        None => DOMAIN.to_owned(),
+    };
+    let mut details = ErrorDetails::new();
+    details.set_error_info(reason, DOMAIN, metadata);
+    details.add_precondition_failure_violation(reason, subject, message.clone());
+    Status::with_error_details(Code::FailedPrecondition, message, details)
 }
 
 #[cfg(test)]
@@ -345,6 +426,50 @@ mod tests {
     }
 
     #[test]
+    fn a_second_winner_the_unique_index_caught_is_lot_already_won() {
+        let index = fusion_db::Error::new(
+            DOMAIN,
+            fusion_db::Kind::AlreadyExists {
+                reason: "ALREADY_EXISTS",
+                message: WON_LOT_TAKEN.to_owned(),
+            },
+        );
+        let status = Status::from(CrmError::from(index));
+        assert_eq!(status.code(), Code::FailedPrecondition);
+        let info = tonic_types::StatusExt::get_details_error_info(&status).unwrap();
+        assert_eq!(info.reason, "LOT_ALREADY_WON");
+        let other = fusion_db::Error::new(
+            DOMAIN,
+            fusion_db::Kind::AlreadyExists {
+                reason: "ALREADY_EXISTS",
+                message: "key already exists".to_owned(),
+            },
+        );
+        assert_eq!(CrmError::from(other).reason(), "ALREADY_EXISTS");
+    }
+
+    #[test]
+    fn a_lot_already_won_names_the_winner_in_its_details() {
+        let status = Status::from(CrmError::LotAlreadyWon {
+            lot_id: 12,
+            won_deal_id: Some(9),
+        });
+        assert_eq!(status.code(), Code::FailedPrecondition);
+        assert!(status.message().contains("deal 9"), "{status:?}");
+        let info = tonic_types::StatusExt::get_details_error_info(&status).unwrap();
+        assert_eq!(
+            (
+                info.metadata["lot_id"].as_str(),
+                info.metadata["won_deal_id"].as_str()
+            ),
+            ("12", "9")
+        );
+        let failure = tonic_types::StatusExt::get_details_precondition_failure(&status).unwrap();
+        assert_eq!(failure.violations[0].subject, "deals/9");
+        assert_eq!(failure.violations[0].r#type, "LOT_ALREADY_WON");
+    }
+
+    #[test]
     fn every_variant_reason_is_in_the_catalogue() {
         let samples = [
             CrmError::invalid("f", "bad"),
@@ -374,6 +499,10 @@ mod tests {
             CrmError::SameStage {
                 id: 1,
                 stage: "s".into(),
+            },
+            CrmError::LotAlreadyWon {
+                lot_id: 12,
+                won_deal_id: Some(9),
             },
             CrmError::TaskCompleted { id: 1 },
             CrmError::TaskCancelled { id: 1 },

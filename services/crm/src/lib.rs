@@ -4,14 +4,19 @@
 //!
 //! Shape: [`Application::build`] wires the database, the clients of identity and
 //! property (for reference checks, see [`refs`]), the purge job, the relay of its
-//! outbox to NATS (`fusion-events`; crm publishes `crm.deal.won`) and the gRPC services
-//! into a [`fusion_service::Server`]; `main.rs` only reads configuration. Proto types
-//! stop at [`grpc`]; [`domain`] holds the rules.
+//! outbox to NATS (`fusion-events`; crm publishes `crm.deal.won`, `crm.deal.lost` and
+//! `crm.deal.reopened`), its consumers of property's lot events ([`lot_sales`]: a won
+//! deal whose lot could not be sold is flagged; [`lot_notes`]: open deals are told
+//! when their lot's status changes) and the gRPC services into a
+//! [`fusion_service::Server`]; `main.rs` only reads configuration. Proto types stop at
+//! [`grpc`]; [`domain`] holds the rules.
 
 pub mod config;
 pub mod domain;
 pub mod error;
 pub mod grpc;
+pub mod lot_notes;
+pub mod lot_sales;
 pub mod refs;
 mod state;
 mod store;
@@ -116,6 +121,38 @@ impl Application {
                     .await?,
                 );
             }
+        }
+        // Property's lot events, each on a durable consumer of its own (one event type
+        // each: nats-server 2.9 filters a consumer on one subject). They write as the
+        // application role, in each event's tenant.
+        if let Some(nats_url) = &config.service.nats_url {
+            let client = fusion_events::connect(nats_url, "fusion-crm").await?;
+            let sales =
+                fusion_events::ConsumerConfig::new(lot_sales::CONSUMER, SCHEMA, lot_sales::EVENTS);
+            background.push(
+                fusion_events::consumer::Consumer::new(
+                    db.clone(),
+                    client.clone(),
+                    sales,
+                    lot_sales::LotSales {
+                        time_zone: config.events_time_zone,
+                    },
+                    events.clone(),
+                )
+                .spawn(background.stopped()),
+            );
+            let notes =
+                fusion_events::ConsumerConfig::new(lot_notes::CONSUMER, SCHEMA, lot_notes::EVENTS);
+            background.push(
+                fusion_events::consumer::Consumer::new(
+                    db.clone(),
+                    client,
+                    notes,
+                    lot_notes::LotNotes,
+                    events.clone(),
+                )
+                .spawn(background.stopped()),
+            );
         }
         let refs = refs::Refs::new(identity, property);
         let state = AppState::new(db.clone(), Arc::new(config.clone()), refs);

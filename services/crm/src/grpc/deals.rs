@@ -7,8 +7,10 @@
 //! the deal, so of two concurrent closes exactly one succeeds. Its lot (property) and
 //! assignee (identity) are checked with their owners, as the caller, before the
 //! transaction opens; its lead and contact are live rows of this schema, key-share
-//! locked until the write commits. A won deal announces itself on the outbox, so
-//! property can sell its lot.
+//! locked until the write commits. A lot has at most one won deal per tenant (see
+//! `require_sole_winner`). Winning, losing and reopening a deal are announced on the
+//! outbox (`crm.deal.won`, `crm.deal.lost`, `crm.deal.reopened`) in the transaction
+//! that makes the change, so property can sell or release its lot.
 
 use chrono::NaiveDate;
 use tonic::{Request, Response, Status};
@@ -47,8 +49,10 @@ impl DealApi {
     /// WinDeal and LoseDeal: closes the open deal in the stage the request names (or
     /// the tenant's first with the outcome), on its date (or today in the tenant's
     /// time zone), with its reason, at probability 100 (won) or 0 (lost), in one
-    /// transaction holding the deal's row lock; a win is announced on the outbox in the
-    /// same transaction. A retry with the request id of a first call returns its result.
+    /// transaction holding the deal's row lock; a deal wins only a lot no other live
+    /// deal of the tenant has won. The win or loss is announced on the outbox in the
+    /// same transaction. A retry with the request id of a first call returns its
+    /// result (and writes no second event).
     async fn close(
         &self,
         ctx: &TenantContext,
@@ -72,6 +76,9 @@ impl DealApi {
         let stage = closing_stage(&mut tx, c.stage, c.outcome).await?;
         require_open(&current, c.outcome.as_str())?;
         let won = c.outcome == Outcome::Won;
+        if won && let Some(lot) = current.lot_id {
+            require_sole_winner(&mut tx, current.id, lot).await?;
+        }
         TABLE
             .update(
                 &mut tx,
@@ -88,6 +95,8 @@ impl DealApi {
         let row: DealRow = TABLE.fetch(&mut tx, c.id, Read::live()).await?;
         if won {
             announce_won(&mut tx, &row, c.actor).await?;
+        } else {
+            announce_lost(&mut tx, &row, c.actor).await?;
         }
         Ok(tx.commit(row.into_pb(&self.state)).await?)
     }
@@ -265,24 +274,27 @@ impl DealService for DealApi {
             }
             .into());
         }
-        // On a closed deal this reopens it: open again, no close date or reason.
-        TABLE
-            .update(
-                &mut tx,
-                r.id,
-                vec![
-                    ("stage", Val::Text(Some(stage.key))),
-                    ("status", Val::Text(Some(stage.outcome))),
-                    (
-                        "probability",
-                        Val::Int32(r.probability.or(stage.default_probability)),
-                    ),
-                    ("actual_close_date", Val::Date(None)),
-                    ("close_reason", Val::Text(None)),
-                ],
-            )
-            .await?;
+        // On a closed deal this reopens it: open again, no close date, reason or lot
+        // conflict, and announced (property releases the lot taken for it).
+        let reopening = current.status != "open";
+        let mut values = vec![
+            ("stage", Val::Text(Some(stage.key))),
+            ("status", Val::Text(Some(stage.outcome))),
+            (
+                "probability",
+                Val::Int32(r.probability.or(stage.default_probability)),
+            ),
+            ("actual_close_date", Val::Date(None)),
+            ("close_reason", Val::Text(None)),
+        ];
+        if reopening {
+            values.extend(cleared_lot_conflict());
+        }
+        TABLE.update(&mut tx, r.id, values).await?;
         let row: DealRow = TABLE.fetch(&mut tx, r.id, Read::live()).await?;
+        if reopening {
+            announce_reopened(&mut tx, &row, &current.status, ctx.user_id).await?;
+        }
         Ok(Response::new(tx.commit(row.into_pb(&self.state)).await?))
     }
 

@@ -1,4 +1,6 @@
-//! Deals: their row, their description for the standard methods, where a deal starts and closes, and its won event.
+//! Deals: their row, their description for the standard methods, where a deal starts
+//! and closes, the one won deal a lot may have, its lot conflict, and its events
+//! (`crm.deal.won`, `crm.deal.lost`, `crm.deal.reopened`).
 
 use chrono::{DateTime, NaiveDate, Utc};
 use rust_decimal::Decimal;
@@ -6,7 +8,7 @@ use rust_decimal::Decimal;
 use fusion_db::TenantTx;
 use fusion_db::filter::{FieldKind, FieldSpec};
 use fusion_db::list::ListSpec;
-use fusion_db::resource::{Table, Val, Values, lock_live};
+use fusion_db::resource::{Read, Table, Val, Values, lock_live};
 use fusion_events::Event;
 use fusion_proto::crm::v1 as pb;
 use fusion_proto::errors::FieldViolation;
@@ -24,7 +26,8 @@ pub(crate) const TABLE: Table = Table {
     name: "crm.deals",
     select: "id, tenant_id, lead_id, contact_id, lot_id, assigned_to, title, description, \
              value, currency, status, stage, probability, expected_close_date, actual_close_date, \
-             close_reason, custom_fields, tags, version, created_at, updated_at, deleted_at",
+             close_reason, custom_fields, tags, version, created_at, updated_at, deleted_at, \
+             lot_conflict_status, lot_conflict_deal_id, lot_conflict_at",
     what: "deal",
 };
 
@@ -140,6 +143,7 @@ pub(crate) const FIXED: &[&str] = &[
     "update_time",
     "delete_time",
     "purge_time",
+    "lot_conflict",
 ];
 
 #[derive(sqlx::FromRow)]
@@ -166,6 +170,12 @@ pub(crate) struct DealRow {
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub deleted_at: Option<DateTime<Utc>>,
+    /// The lot's status when property refused to sell it to this won deal.
+    pub lot_conflict_status: Option<String>,
+    /// The deal property had sold the lot to, if any.
+    pub lot_conflict_deal_id: Option<i64>,
+    /// When crm learned of the refusal; set exactly when the deal has a conflict.
+    pub lot_conflict_at: Option<DateTime<Utc>>,
 }
 
 fusion_db::versioned!(DealRow);
@@ -196,7 +206,11 @@ impl DealRow {
             delete_time: opt_ts(self.deleted_at),
             purge_time: state.kit.purge_time(self.deleted_at),
             etag: fusion_service::api::etag(self.version),
-            lot_conflict: None,
+            lot_conflict: self.lot_conflict_at.map(|at| pb::LotConflict {
+                lot_status: self.lot_conflict_status.unwrap_or_default(),
+                sold_to_deal_id: self.lot_conflict_deal_id.unwrap_or_default(),
+                detect_time: Some(ts(at)),
+            }),
         }
     }
 }
@@ -518,22 +532,109 @@ impl Resource for Deals {
     }
 
     /// The owners are asked with the deal locked (the kit opens the transaction before
-    /// any hook); the lead and contact are key-share locked after it.
+    /// any hook); the lead and contact are key-share locked after it. A new lot clears
+    /// the deal's lot conflict, and a won deal may take it only when no other live deal
+    /// of the tenant has won it.
     async fn on_update(
         call: &Call<'_, AppState>,
         tx: &mut TenantTx,
-        _: &DealRow,
+        current: &DealRow,
         d: &pb::Deal,
-        _: &mut Values,
+        values: &mut Values,
     ) -> Result<(), crate::error::CrmError> {
         // The masked fields, as the proto names them.
         check_owners(call.state, d, call.fields).await?;
-        lock_links(tx, d, call.fields).await
+        lock_links(tx, d, call.fields).await?;
+        if call.fields.contains(&"lot_id") {
+            let lot = optional_id(d.lot_id).map_err(|why| CrmError::invalid("deal.lot_id", why))?;
+            if lot != current.lot_id {
+                values.extend(cleared_lot_conflict());
+                if current.status == "won"
+                    && let Some(lot) = lot
+                {
+                    require_sole_winner(tx, current.id, lot).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A won deal comes back only while no other live deal of the tenant has won its
+    /// lot.
+    async fn on_undelete(
+        _: &Call<'_, AppState>,
+        tx: &mut TenantTx,
+        current: &DealRow,
+    ) -> Result<(), crate::error::CrmError> {
+        if current.status == "won"
+            && let Some(lot) = current.lot_id
+        {
+            require_sole_winner(tx, current.id, lot).await?;
+        }
+        Ok(())
+    }
+}
+
+/// The column values that clear a deal's lot conflict (on reopening it or changing its
+/// lot).
+pub(crate) fn cleared_lot_conflict() -> Values {
+    vec![
+        ("lot_conflict_status", Val::Text(None)),
+        ("lot_conflict_deal_id", Val::Int(None)),
+        ("lot_conflict_at", Val::Timestamp(None)),
+    ]
+}
+
+/// Refuses (LOT_ALREADY_WON, naming the winner) when a live deal of the tenant other
+/// than `deal_id` is won with lot `lot_id`, so `deal_id` may become (or stay, with that
+/// lot) its winner. It first takes the lot's winner lock (a transaction-level advisory
+/// lock on the tenant and lot) until the transaction ends: of two transactions making
+/// two deals winners of one lot, the second waits for the first to commit and then
+/// sees its winner. Every path to a won deal with a lot takes it after locking its deal
+/// (WinDeal, UpdateDeal's lot, UndeleteDeal), so the order is always deal, then lot.
+/// The unique index `deals_won_lot_key` holds the rule whatever the code does.
+pub(crate) async fn require_sole_winner(
+    tx: &mut TenantTx,
+    deal_id: i64,
+    lot_id: i64,
+) -> Result<(), CrmError> {
+    let tenant = tx.tenant_id();
+    sqlx::query(
+        "SELECT pg_advisory_xact_lock(
+                    hashtextextended('crm.deals.won_lot/' || $1::text || '/' || $2::text, 0))",
+    )
+    .bind(tenant)
+    .bind(lot_id)
+    .execute(&mut **tx)
+    .await?;
+    let winner: Option<i64> = sqlx::query_scalar(
+        "SELECT id FROM crm.deals
+          WHERE tenant_id = $1 AND lot_id = $2 AND status = 'won' AND deleted_at IS NULL
+            AND id <> $3
+          ORDER BY id LIMIT 1",
+    )
+    .bind(tenant)
+    .bind(lot_id)
+    .bind(deal_id)
+    .fetch_optional(&mut **tx)
+    .await?;
+    match winner {
+        Some(won) => Err(CrmError::LotAlreadyWon {
+            lot_id,
+            won_deal_id: Some(won),
+        }),
+        None => Ok(()),
     }
 }
 
 /// The `crm.deal.won` event type (fusion.crm.v1.DealWon).
 pub(crate) const DEAL_WON: &str = "crm.deal.won";
+
+/// The `crm.deal.lost` event type (fusion.crm.v1.DealLost).
+pub(crate) const DEAL_LOST: &str = "crm.deal.lost";
+
+/// The `crm.deal.reopened` event type (fusion.crm.v1.DealReopened).
+pub(crate) const DEAL_REOPENED: &str = "crm.deal.reopened";
 
 /// Writes `crm.deal.won` for `deal` to the outbox, in the transaction that won it (which
 /// holds the deal's row lock, so one deal's events keep their commit order): property
@@ -558,4 +659,98 @@ pub(crate) async fn announce_won(
     };
     fusion_events::outbox::append(tx, crate::SCHEMA, Event::new(DEAL_WON, deal.id, &won)).await?;
     Ok(())
+}
+
+/// Writes `crm.deal.lost` for `deal` (as LoseDeal left it) to the outbox, in the
+/// transaction that lost it, holding the deal's row lock: property releases the lot
+/// held or reserved for the deal. `actor` is the user who lost it.
+pub(crate) async fn announce_lost(
+    tx: &mut TenantTx,
+    deal: &DealRow,
+    actor: i64,
+) -> Result<(), CrmError> {
+    let lost = pb::DealLost {
+        deal_id: deal.id,
+        lot_id: deal.lot_id.unwrap_or_default(),
+        contact_id: deal.contact_id.unwrap_or_default(),
+        value: dec_str(deal.value.map(cents)),
+        currency_code: deal.currency.clone(),
+        close_date: deal.actual_close_date.map(date_pb),
+        reason: deal.close_reason.clone().unwrap_or_default(),
+        acting_user_id: actor,
+    };
+    fusion_events::outbox::append(tx, crate::SCHEMA, Event::new(DEAL_LOST, deal.id, &lost)).await?;
+    Ok(())
+}
+
+/// Writes `crm.deal.reopened` for `deal` (as MoveDealStage left it, open again) to the
+/// outbox, in the transaction that reopened it, holding the deal's row lock: property
+/// releases the lot taken for the deal, finance cancels its commissions.
+/// `previous_status` is `won` or `lost`; `actor` is the user who reopened it.
+pub(crate) async fn announce_reopened(
+    tx: &mut TenantTx,
+    deal: &DealRow,
+    previous_status: &str,
+    actor: i64,
+) -> Result<(), CrmError> {
+    let reopened = pb::DealReopened {
+        deal_id: deal.id,
+        lot_id: deal.lot_id.unwrap_or_default(),
+        contact_id: deal.contact_id.unwrap_or_default(),
+        value: dec_str(deal.value.map(cents)),
+        currency_code: deal.currency.clone(),
+        previous_status: previous_status.to_owned(),
+        stage: deal.stage.clone(),
+        acting_user_id: actor,
+    };
+    let event = Event::new(DEAL_REOPENED, deal.id, &reopened);
+    fusion_events::outbox::append(tx, crate::SCHEMA, event).await?;
+    Ok(())
+}
+
+/// What became of a lot sale property refused for a deal.
+pub(crate) enum Conflict {
+    /// The deal is now flagged; the row as it is now.
+    Flagged(Box<DealRow>),
+    /// It already was (an earlier refusal of the same sale): nothing changed.
+    AlreadyFlagged,
+    /// The deal is gone, no longer won, or no longer names that lot: the refusal is
+    /// about a sale nobody wants any more.
+    Stale,
+}
+
+/// Flags deal `deal_id`'s lot conflict (property refused to sell lot `lot_id` to it:
+/// the lot is `lot_status`, sold to `sold_to` if to a deal) when the deal, locked, is
+/// still live, won and for that lot, and has no conflict yet.
+pub(crate) async fn flag_lot_conflict(
+    tx: &mut TenantTx,
+    deal_id: i64,
+    lot_id: i64,
+    lot_status: &str,
+    sold_to: Option<i64>,
+) -> Result<Conflict, CrmError> {
+    let deal: DealRow = match TABLE.fetch(tx, deal_id, Read::live().for_update()).await {
+        Ok(deal) => deal,
+        Err(e) if matches!(e.kind(), fusion_db::Kind::NotFound(_)) => return Ok(Conflict::Stale),
+        Err(e) => return Err(e.into()),
+    };
+    if deal.status != "won" || deal.lot_id != Some(lot_id) {
+        return Ok(Conflict::Stale);
+    }
+    if deal.lot_conflict_at.is_some() {
+        return Ok(Conflict::AlreadyFlagged);
+    }
+    sqlx::query(
+        "UPDATE crm.deals
+            SET lot_conflict_status = $2, lot_conflict_deal_id = $3, lot_conflict_at = now(),
+                updated_at = now(), version = version + 1
+          WHERE id = $1",
+    )
+    .bind(deal_id)
+    .bind(lot_status)
+    .bind(sold_to)
+    .execute(&mut **tx)
+    .await?;
+    let row: DealRow = TABLE.fetch(tx, deal_id, Read::live()).await?;
+    Ok(Conflict::Flagged(Box::new(row)))
 }

@@ -1,4 +1,5 @@
-//! Notes: their row and their description for the standard methods.
+//! Notes: their row, their description for the standard methods, and the system notes
+//! crm writes itself on the open deals of a lot whose status changed.
 
 use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
@@ -61,7 +62,9 @@ pub(crate) struct NoteRow {
     pub tenant_id: i64,
     pub notable_type: String,
     pub notable_id: i64,
-    pub user_id: i64,
+    /// The author; none on a system note written while its consumer had no service
+    /// account.
+    pub user_id: Option<i64>,
     pub title: Option<String>,
     pub content: String,
     pub pinned: bool,
@@ -103,7 +106,7 @@ impl Resource for Notes {
             tenant_id: r.tenant_id,
             notable_type: r.notable_type,
             notable_id: r.notable_id,
-            author_user_id: r.user_id,
+            author_user_id: r.user_id.unwrap_or_default(),
             title: r.title.unwrap_or_default(),
             content: r.content,
             pinned: r.pinned,
@@ -214,4 +217,75 @@ pub(crate) async fn touch_last_contacted(
         .execute(conn)
         .await?;
     Ok(())
+}
+
+/// A system note for the open deals of a lot.
+#[derive(Clone, Debug)]
+pub(crate) struct LotNote<'a> {
+    /// The lot.
+    pub lot_id: i64,
+    /// The deal the lot's change was made for, which gets no note; none when 0.
+    pub except_deal_id: i64,
+    /// The author: the consumer's service account, if it has one.
+    pub author: Option<i64>,
+    /// Title.
+    pub title: &'a str,
+    /// Text.
+    pub content: &'a str,
+}
+
+/// What [`note_open_deals_of_lot`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Noted {
+    /// Notes written.
+    pub written: u64,
+    /// Open deals of the lot left without one (beyond the cap).
+    pub skipped: u64,
+}
+
+/// Writes `note` on the live open deals of the transaction's tenant whose lot is
+/// `note.lot_id`, except `note.except_deal_id`: on at most `cap` of them (the most
+/// recently updated first), in one statement, so a lot with thousands of open deals
+/// cannot make one giant transaction; how many were left out is returned.
+pub(crate) async fn note_open_deals_of_lot(
+    tx: &mut TenantTx,
+    note: &LotNote<'_>,
+    cap: i64,
+) -> Result<Noted, CrmError> {
+    let tenant = tx.tenant_id();
+    let open: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM crm.deals
+          WHERE tenant_id = $1 AND lot_id = $2 AND status = 'open' AND deleted_at IS NULL
+            AND id <> $3",
+    )
+    .bind(tenant)
+    .bind(note.lot_id)
+    .bind(note.except_deal_id)
+    .fetch_one(&mut **tx)
+    .await?;
+    let written = sqlx::query(
+        "INSERT INTO crm.notes (tenant_id, notable_type, notable_id, user_id, title, content)
+         SELECT d.tenant_id, 'deal', d.id, $4, $5, $6
+           FROM crm.deals d
+          WHERE d.tenant_id = $1 AND d.lot_id = $2 AND d.status = 'open'
+            AND d.deleted_at IS NULL AND d.id <> $3
+          ORDER BY d.updated_at DESC, d.id DESC
+          LIMIT $7",
+    )
+    .bind(tenant)
+    .bind(note.lot_id)
+    .bind(note.except_deal_id)
+    .bind(note.author)
+    .bind(note.title)
+    .bind(note.content)
+    .bind(cap)
+    .execute(&mut **tx)
+    .await?
+    .rows_affected();
+    Ok(Noted {
+        written,
+        skipped: u64::try_from(open)
+            .unwrap_or_default()
+            .saturating_sub(written),
+    })
 }

@@ -1,4 +1,5 @@
-//! Tasks: their row, their description for the standard methods, and their list queries.
+//! Tasks: their row, their description for the standard methods, their list queries,
+//! and the tasks crm gives agents itself (a won deal whose lot could not be sold).
 
 use chrono::{DateTime, SecondsFormat, Utc};
 
@@ -397,4 +398,41 @@ pub(crate) fn overdue_token(token: &str) -> Result<(DateTime<Utc>, String), CrmE
             Some((at, rest.to_owned()))
         })
         .ok_or_else(|| CrmError::invalid("page_token", "not a valid page token"))
+}
+
+/// A task crm creates itself, on a deal, from an integration event.
+#[derive(Clone, Debug)]
+pub(crate) struct SystemTask<'a> {
+    /// The deal it is about.
+    pub deal_id: i64,
+    /// Who should do it; unassigned when none.
+    pub assignee: Option<i64>,
+    /// Who assigned it: the consumer's service account, if it has one.
+    pub assigner: Option<i64>,
+    /// Title (at most 255 characters).
+    pub title: &'a str,
+    /// What to do.
+    pub description: &'a str,
+    /// `low`, `normal`, `high` or `urgent`.
+    pub priority: &'a str,
+    /// When it is due.
+    pub due: DateTime<Utc>,
+}
+
+/// Inserts `task`, open, in the transaction's tenant; returns its id.
+pub(crate) async fn insert_system_task(
+    tx: &mut TenantTx,
+    task: &SystemTask<'_>,
+) -> Result<i64, CrmError> {
+    let values = vec![
+        ("taskable_type", Val::text("deal")),
+        ("taskable_id", Val::Int(Some(task.deal_id))),
+        ("assigned_to", Val::Int(task.assignee)),
+        ("assigned_by", Val::Int(task.assigner)),
+        ("title", Val::text(task.title)),
+        ("description", Val::text(task.description)),
+        ("priority", Val::text(task.priority)),
+        ("due_date", Val::Timestamp(Some(task.due))),
+    ];
+    Ok(TABLE.insert(tx, values).await?)
 }

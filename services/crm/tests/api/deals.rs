@@ -1117,7 +1117,8 @@ async fn losing_a_deal_keeps_the_reason_and_closes_it_in_a_lost_stage() {
     assert_eq!(reason(&again), "DEAL_CLOSED");
     assert!(again.message().contains("lost"), "{again:?}");
 
-    // A named lost stage is used; no outbox event is written for a loss.
+    // A named lost stage is used; each loss is announced once (tests/api/events.rs
+    // reads the payload).
     add_stage(&app, "withdrawn", 95, "lost", 0).await;
     let other = deal(&app, &app.agent, "Withdrawn").await;
     let withdrawn = lose(
@@ -1136,12 +1137,19 @@ async fn losing_a_deal_keeps_the_reason_and_closes_it_in_a_lost_stage() {
     assert_eq!(withdrawn.actual_close_date, today());
     let db = app.crm.state().db.clone();
     let mut tx = db.begin(app.acme.tenant_id).await.unwrap();
-    let events: i64 = sqlx::query_scalar("SELECT count(*) FROM crm.outbox_events")
-        .fetch_one(&mut *tx)
-        .await
-        .unwrap();
+    let events: Vec<(String, i64)> =
+        sqlx::query_as("SELECT event_type, aggregate_id FROM crm.outbox_events ORDER BY id")
+            .fetch_all(&mut *tx)
+            .await
+            .unwrap();
     tx.commit().await.unwrap();
-    assert_eq!(events, 0);
+    assert_eq!(
+        events,
+        [
+            ("crm.deal.lost".to_owned(), d.id),
+            ("crm.deal.lost".to_owned(), other.id)
+        ]
+    );
 }
 
 #[tokio::test]

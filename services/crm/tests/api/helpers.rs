@@ -201,19 +201,35 @@ impl TestApp {
         Self::replica_with_nats(db, identity, property, None).await
     }
 
-    /// A crm replica that relays its outbox to the NATS at `nats_url`.
+    /// A crm replica that relays its outbox to the NATS at `nats_url` (and consumes
+    /// property's lot events from it).
     pub async fn replica_with_nats(
         db: &TestDatabase,
         identity: Channel,
         property: Channel,
         nats_url: Option<String>,
     ) -> Application {
+        Self::replica_configured(db, identity, property, |config| {
+            config.service.nats_url = nats_url;
+        })
+        .await
+    }
+
+    /// A crm replica over the same database (with the owner's URL, so it purges and
+    /// relays), its configuration changed by `configure`.
+    pub async fn replica_configured(
+        db: &TestDatabase,
+        identity: Channel,
+        property: Channel,
+        configure: impl FnOnce(&mut CrmConfig),
+    ) -> Application {
         let mut service = ServiceConfig::local("crm", db.app_url.clone());
-        service.nats_url = nats_url;
         service.migration_database_url = Some(db.owner_url.clone());
         service.shutdown_deadline = Duration::from_secs(2);
+        let mut config = CrmConfig::with_defaults(service);
+        configure(&mut config);
         Application::build(
-            CrmConfig::with_defaults(service),
+            config,
             Arc::new(IdentityJwks::new(identity.clone())),
             identity,
             property,
@@ -246,6 +262,11 @@ impl TestApp {
         .expect("crm replica starts");
         let channel = connect_channel(crm.grpc_addr()).await;
         (crm, channel)
+    }
+
+    /// A channel to identity.
+    pub fn identity_channel(&self) -> Channel {
+        http(self.identity.grpc_addr())
     }
 
     pub fn leads(&self) -> LeadServiceClient<Channel> {

@@ -7,6 +7,7 @@ mod contacts;
 mod convert;
 mod deals;
 mod duplicates;
+mod events;
 mod helpers;
 mod import;
 mod leads;
