@@ -103,9 +103,19 @@ impl Stack {
         property_config.media_store = fusion_property::media_store::StoreConfig::Local {
             dir: std::env::temp_dir().join("fusion-e2e-media").join(&db.name),
         };
+        // Crm starts after property (it checks lots with property) but property asks
+        // crm about the deals holds and reservations are for: crm's port is bound first.
+        let crm_listener = bind_ephemeral().await;
+        let crm_channel = tonic::transport::Endpoint::from_shared(format!(
+            "http://{}",
+            crm_listener.local_addr().expect("bound")
+        ))
+        .expect("a valid address")
+        .connect_lazy();
         let property = fusion_property::Application::build(
             property_config,
             Arc::new(fusion_tenancy::IdentityJwks::new(identity_channel.clone())),
+            crm_channel,
             bind_ephemeral().await,
             bind_ephemeral().await,
         )
@@ -126,7 +136,7 @@ impl Stack {
             Arc::new(fusion_tenancy::IdentityJwks::new(identity_channel.clone())),
             identity_channel,
             property_channel,
-            bind_ephemeral().await,
+            crm_listener,
             bind_ephemeral().await,
         )
         .await
