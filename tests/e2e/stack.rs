@@ -68,8 +68,8 @@ impl Stack {
         Self::spawn_with(configure, false).await
     }
 
-    /// [`Stack::spawn`] with integration events: a private NATS JetStream, crm relaying
-    /// its outbox (as the owner role) and property consuming it.
+    /// [`Stack::spawn`] with integration events: a private NATS JetStream, crm and
+    /// property relaying their outboxes (as the owner role) and consuming each other's.
     pub async fn spawn_with_events(configure: impl FnOnce(&mut EdgeConfig)) -> Stack {
         Self::spawn_with(configure, true).await
     }
@@ -99,6 +99,11 @@ impl Stack {
                 .connect_lazy();
         let mut property_service = ServiceConfig::local("property", db.app_url.clone());
         property_service.nats_url = nats_url.clone();
+        if events {
+            // Property's relay (lot.status_changed, lot.sale_refused) reads every
+            // tenant's outbox as the owner role, as crm's does.
+            property_service.migration_database_url = Some(db.owner_url.clone());
+        }
         let mut property_config = fusion_property::PropertyConfig::with_defaults(property_service);
         property_config.media_store = fusion_property::media_store::StoreConfig::Local {
             dir: std::env::temp_dir().join("fusion-e2e-media").join(&db.name),
