@@ -147,9 +147,12 @@ async fn main() {
     config.media_store = fusion_property::media_store::StoreConfig::Local {
         dir: std::env::temp_dir().join("fusion-bench-media"),
     };
+    // Lot search never asks crm; nothing answers there.
+    let crm = tonic::transport::Endpoint::from_static("http://127.0.0.1:9").connect_lazy();
     let app = Application::build(
         config,
         keys.provider.clone(),
+        crm,
         bind_ephemeral().await,
         bind_ephemeral().await,
     )

@@ -68,8 +68,8 @@ impl Stack {
         Self::spawn_with(configure, false).await
     }
 
-    /// [`Stack::spawn`] with integration events: a private NATS JetStream, crm relaying
-    /// its outbox (as the owner role) and property consuming it.
+    /// [`Stack::spawn`] with integration events: a private NATS JetStream, crm and
+    /// property relaying their outboxes (as the owner role) and consuming each other's.
     pub async fn spawn_with_events(configure: impl FnOnce(&mut EdgeConfig)) -> Stack {
         Self::spawn_with(configure, true).await
     }
@@ -99,13 +99,28 @@ impl Stack {
                 .connect_lazy();
         let mut property_service = ServiceConfig::local("property", db.app_url.clone());
         property_service.nats_url = nats_url.clone();
+        if events {
+            // Property's relay (lot.status_changed, lot.sale_refused) reads every
+            // tenant's outbox as the owner role, as crm's does.
+            property_service.migration_database_url = Some(db.owner_url.clone());
+        }
         let mut property_config = fusion_property::PropertyConfig::with_defaults(property_service);
         property_config.media_store = fusion_property::media_store::StoreConfig::Local {
             dir: std::env::temp_dir().join("fusion-e2e-media").join(&db.name),
         };
+        // Crm starts after property (it checks lots with property) but property asks
+        // crm about the deals holds and reservations are for: crm's port is bound first.
+        let crm_listener = bind_ephemeral().await;
+        let crm_channel = tonic::transport::Endpoint::from_shared(format!(
+            "http://{}",
+            crm_listener.local_addr().expect("bound")
+        ))
+        .expect("a valid address")
+        .connect_lazy();
         let property = fusion_property::Application::build(
             property_config,
             Arc::new(fusion_tenancy::IdentityJwks::new(identity_channel.clone())),
+            crm_channel,
             bind_ephemeral().await,
             bind_ephemeral().await,
         )
@@ -126,7 +141,7 @@ impl Stack {
             Arc::new(fusion_tenancy::IdentityJwks::new(identity_channel.clone())),
             identity_channel,
             property_channel,
-            bind_ephemeral().await,
+            crm_listener,
             bind_ephemeral().await,
         )
         .await

@@ -5,6 +5,7 @@
 //! |---|---|---|
 //! | (shared) | | see `fusion_service::config` with prefix `PROPERTY`, ports 50052/9002 |
 //! | `PROPERTY_IDENTITY_URL` | `http://127.0.0.1:50051` | identity, for the token-verification keys (`GetJwks`) |
+//! | `PROPERTY_CRM_URL`, else `CRM_URL` | `http://127.0.0.1:50053` | crm, asked as the caller whether the deal a hold or reservation is for is open (`HoldLot`/`ReserveLot` `deal_id`) |
 //! | `PROPERTY_MIGRATE_ON_START` | `true` | apply migrations at start when a migration URL is set |
 //! | `PROPERTY_HOUSEKEEPING_SECONDS` | `15` | how often lapsed holds are released and due prices applied (needs the migration URL) |
 //! | `PROPERTY_PURGE_RETENTION_DAYS` | `30` | soft-deleted rows are removed after this long (needs the migration URL) |
@@ -30,6 +31,8 @@ pub struct PropertyConfig {
     pub service: ServiceConfig,
     /// Identity's gRPC address, for `GetJwks`.
     pub identity_url: String,
+    /// Crm's gRPC address, for the deals holds and reservations are for.
+    pub crm_url: String,
     /// Apply migrations at start when `service.migration_database_url` is set.
     pub migrate_on_start: bool,
     /// How often the housekeeping job runs.
@@ -53,6 +56,9 @@ impl PropertyConfig {
         if let Some(url) = var("PROPERTY_IDENTITY_URL") {
             config.identity_url = url;
         }
+        if let Some(url) = var("PROPERTY_CRM_URL").or_else(|| var("CRM_URL")) {
+            config.crm_url = url;
+        }
         config.migrate_on_start = parse_or("PROPERTY_MIGRATE_ON_START", true)?;
         config.housekeeping_interval =
             Duration::from_secs(parse_or("PROPERTY_HOUSEKEEPING_SECONDS", 15)?);
@@ -75,6 +81,7 @@ impl PropertyConfig {
         Self {
             service,
             identity_url: "http://127.0.0.1:50051".to_owned(),
+            crm_url: "http://127.0.0.1:50053".to_owned(),
             migrate_on_start: true,
             housekeeping_interval: Duration::from_secs(15),
             purge_retention: fusion_db::soft_delete::DEFAULT_RETENTION,

@@ -65,6 +65,8 @@ pub const REASONS: &[&str] = &[
     "LOT_WITHDRAWN",
     "WATCH_LAGGED",
     "DATA_LOSS",
+    "DEAL_CLOSED",
+    "LOT_HELD_FOR_ANOTHER_DEAL",
 ];
 
 /// Why a property request failed.
@@ -141,6 +143,33 @@ pub enum PropertyError {
         /// The media item.
         media_id: i64,
     },
+    /// The deal a hold or reservation is for is won or lost (`DEAL_CLOSED`).
+    #[error("deal_id: deal {deal_id} is {status}; a lot is held or reserved only for an open deal")]
+    DealClosed {
+        /// The deal.
+        deal_id: i64,
+        /// Its status in crm.
+        status: String,
+    },
+    /// The lot is held for another deal, which must release it first
+    /// (`LOT_HELD_FOR_ANOTHER_DEAL`).
+    #[error("lot {lot_id} is held for deal {deal_id}; release it first")]
+    LotHeldForAnotherDeal {
+        /// The lot.
+        lot_id: i64,
+        /// The deal it is held for.
+        deal_id: i64,
+    },
+    /// Crm could not answer a check of `field` (UNAVAILABLE); worth a retry.
+    #[error("crm is not available to check {field}; try again")]
+    CrmUnavailable {
+        /// The request field being checked.
+        field: &'static str,
+    },
+    /// Crm refused the caller a check (its PERMISSION_DENIED or UNAUTHENTICATED,
+    /// passed on as it is).
+    #[error("{}", .0.message())]
+    CrmRefused(Status),
     /// A fault of property's own (`INTERNAL`, logged).
     #[error("internal error")]
     Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
@@ -175,6 +204,13 @@ impl PropertyError {
             Self::MediaStore(_) => "UNAVAILABLE",
             Self::MediaUnreadable { .. } | Self::Internal(_) => "INTERNAL",
             Self::ChecksumMismatch { .. } => "DATA_LOSS",
+            Self::DealClosed { .. } => "DEAL_CLOSED",
+            Self::LotHeldForAnotherDeal { .. } => "LOT_HELD_FOR_ANOTHER_DEAL",
+            Self::CrmUnavailable { .. } => "UNAVAILABLE",
+            Self::CrmRefused(status) => match status.code() {
+                Code::PermissionDenied => "PERMISSION_DENIED",
+                _ => "UNAUTHENTICATED",
+            },
             Self::Db(e) => match e.kind() {
                 Kind::NotFound(_) => "NOT_FOUND",
                 Kind::Invalid(_) => "INVALID_ARGUMENT",
@@ -220,9 +256,13 @@ impl From<PropertyError> for Status {
             | PropertyError::Refused(_)
             | PropertyError::HasMedia { .. }
             | PropertyError::ParentDeleted { .. }
-            | PropertyError::DeveloperDeleted { .. } => {
+            | PropertyError::DeveloperDeleted { .. }
+            | PropertyError::DealClosed { .. }
+            | PropertyError::LotHeldForAnotherDeal { .. } => {
                 errors::failed_precondition(DOMAIN, reason, message)
             }
+            PropertyError::CrmUnavailable { .. } => errors::unavailable(DOMAIN, message),
+            PropertyError::CrmRefused(status) => status,
             PropertyError::WatchLagged { .. } => errors::aborted(DOMAIN, reason, message),
             PropertyError::MediaStore(cause) => {
                 tracing::error!(error = %cause, "media store failed");
@@ -277,6 +317,15 @@ mod tests {
                 source: unavailable_store(),
             },
             PropertyError::ChecksumMismatch { media_id: 1 },
+            PropertyError::DealClosed {
+                deal_id: 1,
+                status: "won".to_owned(),
+            },
+            PropertyError::LotHeldForAnotherDeal {
+                lot_id: 1,
+                deal_id: 2,
+            },
+            PropertyError::CrmUnavailable { field: "deal_id" },
             PropertyError::Internal("boom".into()),
             PropertyError::Db(fusion_db::Error::not_found(DOMAIN, "lot", 1)),
         ];
@@ -293,6 +342,11 @@ mod tests {
                 | PropertyError::MediaStore(_)
                 | PropertyError::MediaUnreadable { .. }
                 | PropertyError::ChecksumMismatch { .. }
+                | PropertyError::DealClosed { .. }
+                | PropertyError::LotHeldForAnotherDeal { .. }
+                | PropertyError::CrmUnavailable { .. }
+                // Crm's own status, passed on with crm's reason and domain.
+                | PropertyError::CrmRefused(_)
                 | PropertyError::Internal(_)
                 | PropertyError::Db(_) => {}
             }

@@ -3,15 +3,22 @@
 //! lot twice.
 //!
 //! Shape: [`Application::build`] wires the database, the lot event listener, the
-//! housekeeping job and the gRPC services into a [`fusion_service::Server`]; `main.rs`
-//! only reads configuration. Proto types stop at [`grpc`]; [`domain`] holds the rules;
-//! [`store`] owns every other SQL statement
+//! housekeeping job, the relay of its outbox and the consumer of crm's deal events
+//! (`fusion-events`), the client of crm ([`deals`]) and the gRPC services into a
+//! [`fusion_service::Server`]; `main.rs` only reads configuration. Proto types stop at
+//! [`grpc`]; [`domain`] holds the rules; [`store`] owns every other SQL statement
 //! and [`stock`] the SQL that keeps a project's figures exact; [`events`] carries lot
 //! status changes to live watchers on every replica; [`media_store`] is where media
 //! bytes live.
+//!
+//! Integration events: property publishes `property.lot.status_changed` for every
+//! lot transition and `property.lot.sale_refused` when a won deal's lot cannot be sold
+//! to it; it consumes `crm.deal.won` (the lot is sold to the deal), `crm.deal.lost` and
+//! `crm.deal.reopened` (the lot taken for the deal is released) in [`sales`].
 
 mod api;
 pub mod config;
+pub mod deals;
 pub mod domain;
 pub mod error;
 pub mod events;
@@ -29,6 +36,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use tokio::net::TcpListener;
+use tonic::transport::Channel;
 
 use fusion_service::{Background, Host, Serving};
 use fusion_tenancy::KeyProvider;
@@ -58,10 +66,13 @@ pub struct Application {
 impl Application {
     /// Connects, starts listening for lot events and serves on the given listeners
     /// (bind port 0 in tests and read the port back). Tokens are verified with the
-    /// keys `keys` provides (identity's JWKS in production).
+    /// keys `keys` provides (identity's JWKS in production); the deals holds and
+    /// reservations are for are checked over `crm` (a lazy channel: crm starts after
+    /// property).
     pub async fn build(
         config: PropertyConfig,
         keys: Arc<dyn KeyProvider>,
+        crm: Channel,
         grpc: TcpListener,
         admin: TcpListener,
     ) -> anyhow::Result<Self> {
@@ -84,6 +95,7 @@ impl Application {
             .await
             .context("listening for lot events")?,
         );
+        let event_metrics = fusion_events::EventMetrics::new();
         // Housekeeping finds work across tenants, so it needs the owner role; without
         // that URL it is left to a deployment that has it (a lapsed hold is still
         // released by the next transition on its lot).
@@ -108,9 +120,27 @@ impl Application {
                 config.purge_retention,
                 background.stopped(),
             ));
+            // So does relaying the outbox (lot.status_changed, lot.sale_refused): the
+            // owner's `relay` policy shows it every tenant's events and nothing else
+            // across tenants.
+            if let Some(nats_url) = &config.service.nats_url {
+                let mut relay = fusion_events::RelayConfig::new(SCHEMA);
+                relay.retention = config.service.relay_retention;
+                background.push(
+                    fusion_events::relay::start(
+                        owner_url,
+                        nats_url,
+                        relay,
+                        event_metrics.clone(),
+                        background.stopped(),
+                    )
+                    .await?,
+                );
+            }
         }
-        // Integration events: crm's won deals sell their lots (`sales`).
-        let event_metrics = fusion_events::EventMetrics::new();
+        // Integration events: crm's won deals sell their lots, lost and reopened deals
+        // release them (`sales`), all through one consumer so that one deal's events
+        // apply in the order crm committed them.
         if let Some(nats_url) = &config.service.nats_url {
             let client = fusion_events::connect(nats_url, "fusion-property").await?;
             let sales = fusion_events::ConsumerConfig::new(sales::CONSUMER, SCHEMA, sales::EVENTS);
@@ -125,7 +155,8 @@ impl Application {
                 .spawn(background.stopped()),
             );
         }
-        let state = AppState::new(db.clone(), Arc::new(config.clone()), events, media);
+        let deals = deals::Deals::new(crm);
+        let state = AppState::new(db.clone(), Arc::new(config.clone()), events, media, deals);
         let host = Host::start(
             &config.service,
             &db,

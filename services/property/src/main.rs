@@ -19,15 +19,18 @@ async fn main() -> anyhow::Result<()> {
             let identity = Endpoint::from_shared(config.identity_url.clone())
                 .context("PROPERTY_IDENTITY_URL is not a valid URL")?
                 .connect_lazy();
+            // Likewise crm, which starts after property (it checks lots with property).
+            let crm = Endpoint::from_shared(config.crm_url.clone())
+                .context("PROPERTY_CRM_URL is not a valid URL")?
+                .connect_lazy();
             let grpc = TcpListener::bind(config.service.grpc_addr)
                 .await
                 .context("binding the gRPC port")?;
             let admin = TcpListener::bind(config.service.admin_addr)
                 .await
                 .context("binding the admin port")?;
-            let app =
-                Application::build(config, Arc::new(IdentityJwks::new(identity)), grpc, admin)
-                    .await?;
+            let keys = Arc::new(IdentityJwks::new(identity));
+            let app = Application::build(config, keys, crm, grpc, admin).await?;
             tracing::info!(grpc = %app.grpc_addr(), admin = %app.admin_addr(), "property serving");
             app.run_until_stopped().await
         }

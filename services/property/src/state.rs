@@ -7,10 +7,12 @@ use fusion_db::page::PageTokenCodec;
 use fusion_service::standard::Kit;
 
 use crate::PropertyConfig;
+use crate::deals::Deals;
 use crate::events::LotEvents;
 use crate::media_store::MediaStore;
 
-/// Database, configuration, the page-token codec, the lot event feed and the media store.
+/// Database, configuration, the page-token codec, the lot event feed, the media store
+/// and crm's deals.
 #[derive(Clone, Debug)]
 pub struct AppState {
     /// Application-role pool.
@@ -25,11 +27,19 @@ pub struct AppState {
     pub media: MediaStore,
     /// What the standard methods of every property resource share.
     pub kit: Kit,
+    /// Crm, for the deals holds and reservations are for.
+    pub deals: Deals,
 }
 
 impl AppState {
     /// Bundles the parts.
-    pub fn new(db: Db, config: Arc<PropertyConfig>, events: LotEvents, media: MediaStore) -> Self {
+    pub fn new(
+        db: Db,
+        config: Arc<PropertyConfig>,
+        events: LotEvents,
+        media: MediaStore,
+        deals: Deals,
+    ) -> Self {
         let pages = PageTokenCodec::new(&config.service.page_token_secret);
         let kit = Kit {
             db: db.clone(),
@@ -45,6 +55,7 @@ impl AppState {
             pages,
             events,
             media,
+            deals,
         }
     }
 }

@@ -2,18 +2,26 @@
 //! housekeeping job.
 //!
 //! Every change to a lot runs, in one transaction: lock the project row
-//! ([`lock_project`]) → change the lot → [`record_status`] (history + live event) →
-//! [`refresh_figures`]. Taking the project lock first serialises writers of one
+//! ([`lock_project`]) → change the lot → [`record_status`] (history, live event and
+//! the `property.lot.status_changed` integration event) → [`refresh_figures`]. Taking the project lock first serialises writers of one
 //! project, so each recomputation of the denormalised figures sees every change
 //! committed before it, and the figures are exact however many writers race.
 
+use crate::SCHEMA;
 use crate::domain::lifecycle::LotStatus;
 use crate::error::PropertyError;
 use crate::events::{LotEvent, notify};
 use crate::store::lots::LotRow;
 use chrono::{DateTime, Utc};
+use fusion_db::TenantTx;
+use fusion_events::Event;
+use fusion_proto::property::v1::LotStatusChanged;
 use rust_decimal::Decimal;
 use sqlx::PgConnection;
+
+/// The integration event every lot status change publishes
+/// (`fusion.property.v1.LotStatusChanged`).
+pub const LOT_STATUS_CHANGED: &str = "property.lot.status_changed";
 
 /// Locks project `project_id` for the rest of the transaction (NOT_FOUND if missing
 /// or deleted).
@@ -75,14 +83,19 @@ pub(crate) struct StatusChange<'a> {
     pub to: &'a str,
     pub reason: Option<&'a str>,
     pub deposit: Option<Decimal>,
+    /// The user or service account that made it; `None` when the system did.
     pub actor_user_id: Option<i64>,
-    /// The deal the change was made for (a won deal selling the lot).
+    /// The deal the change was made for (a hold or reservation for it, its win, loss
+    /// or reopening).
     pub deal_id: Option<i64>,
 }
 
-/// Writes the change to the lot's status history and queues its live event.
+/// Writes the change to the lot's status history, queues its live event and appends
+/// `property.lot.status_changed` to the outbox, all in `tx`: the one place every lot
+/// transition is recorded, so every one is announced exactly when it commits. Call
+/// with the lot locked (its events then follow its commit order).
 pub(crate) async fn record_status(
-    conn: &mut PgConnection,
+    tx: &mut TenantTx,
     lot: &LotRef,
     change: StatusChange<'_>,
 ) -> Result<(), PropertyError> {
@@ -100,10 +113,27 @@ pub(crate) async fn record_status(
     .bind(change.deposit)
     .bind(change.actor_user_id)
     .bind(change.deal_id)
-    .fetch_one(&mut *conn)
+    .fetch_one(&mut **tx)
+    .await?;
+    let changed = LotStatusChanged {
+        lot_id: lot.lot_id,
+        project_id: lot.project_id,
+        stage_id: lot.stage_id,
+        lot_number: lot.lot_number.clone(),
+        from_status: change.from.unwrap_or_default().to_owned(),
+        to_status: change.to.to_owned(),
+        deal_id: change.deal_id.unwrap_or_default(),
+        reason: change.reason.unwrap_or_default().to_owned(),
+        actor_user_id: change.actor_user_id.unwrap_or_default(),
+    };
+    fusion_events::outbox::append(
+        tx,
+        SCHEMA,
+        Event::new(LOT_STATUS_CHANGED, lot.lot_id, &changed),
+    )
     .await?;
     notify(
-        conn,
+        tx,
         &LotEvent {
             tenant_id: lot.tenant_id,
             lot_id: lot.lot_id,
@@ -195,7 +225,7 @@ pub(crate) async fn set_lot_features(
 /// market and records why. Returns whether it did. The housekeeping job does this for
 /// every lapsed hold; doing it here too means a lapsed hold never blocks a sale.
 pub(crate) async fn release_if_lapsed(
-    conn: &mut sqlx::PgConnection,
+    tx: &mut TenantTx,
     lot: &LotRow,
     actor_user_id: Option<i64>,
 ) -> Result<bool, PropertyError> {
@@ -204,16 +234,17 @@ pub(crate) async fn release_if_lapsed(
     if !lapsed {
         return Ok(false);
     }
+    // Back on the market, it belongs to no deal any more.
     sqlx::query(
-        "UPDATE property.lots SET status = 'available', hold_expires_at = NULL,
+        "UPDATE property.lots SET status = 'available', hold_expires_at = NULL, deal_id = NULL,
                 updated_at = now(), version = version + 1
           WHERE id = $1",
     )
     .bind(lot.id)
-    .execute(&mut *conn)
+    .execute(&mut **tx)
     .await?;
     record_status(
-        conn,
+        tx,
         &lot.reference(),
         StatusChange {
             from: Some(LotStatus::Hold.as_str()),
@@ -221,7 +252,7 @@ pub(crate) async fn release_if_lapsed(
             reason: Some("hold expired"),
             deposit: None,
             actor_user_id,
-            deal_id: None,
+            deal_id: lot.deal_id,
         },
     )
     .await?;

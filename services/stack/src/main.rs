@@ -98,9 +98,13 @@ async fn main() -> anyhow::Result<()> {
             .unwrap_or_else(|| "target/fusion-stack/media".to_owned())
             .into(),
     };
+    // Property asks crm (started next) about the deals holds and reservations are for.
+    let crm_channel =
+        tonic::transport::Endpoint::from_shared(format!("http://{host}:50053"))?.connect_lazy();
     let property = fusion_property::Application::build(
         property_config,
         Arc::new(fusion_tenancy::IdentityJwks::new(identity_channel.clone())),
+        crm_channel,
         bind(&host, 50052).await?,
         bind(&host, 9002).await?,
     )

@@ -80,6 +80,8 @@ pub struct ConsumerConfig {
     /// The schema holding the consumer's `inbox_events` and `dead_letters`.
     pub schema: String,
     /// Event types it receives (`crm.deal.won`); subjects are made with the topology.
+    /// Several are filtered with one wildcard subject ([`ConsumerConfig::filter_subject`])
+    /// and the other types that subject matches are acknowledged without effect.
     pub event_types: Vec<String>,
     /// The stream and subject prefix.
     pub topology: Topology,
@@ -130,19 +132,47 @@ impl ConsumerConfig {
             max_ack_pending: self.max_ack_pending,
             ..Default::default()
         };
-        // One subject goes in `filter_subject`, which every JetStream server knows
-        // (Debian's nats-server is 2.9); several need `filter_subjects` (2.10+).
+        // One filter subject, which every JetStream server knows: Debian's nats-server
+        // is 2.9, which refuses `filter_subjects` (2.10+). Several types share their
+        // common subject prefix with wildcards for the rest, and the consumer drops the
+        // types it did not list (`Outcome::Ignored`).
+        config.filter_subject = self.filter_subject();
+        config
+    }
+
+    /// The subject the consumer filters on: its one event type's subject, or for
+    /// several the tokens their subjects share followed by a `*` for each other token
+    /// (`fusion.crm.deal.*` for `crm.deal.won`, `crm.deal.lost` and
+    /// `crm.deal.reopened`; `fusion.crm.*.*` for `crm.deal.won` and
+    /// `crm.lead.converted`).
+    pub fn filter_subject(&self) -> String {
         let mut subjects: Vec<String> = self
             .event_types
             .iter()
             .map(|t| self.topology.subject(t))
             .collect();
-        if subjects.len() == 1 {
-            config.filter_subject = subjects.remove(0);
-        } else {
-            config.filter_subjects = subjects;
+        subjects.sort_unstable();
+        subjects.dedup();
+        if subjects.len() <= 1 {
+            return subjects.pop().unwrap_or_default();
         }
-        config
+        let split: Vec<Vec<&str>> = subjects.iter().map(|s| s.split('.').collect()).collect();
+        let first = &split[0];
+        let common = (0..first.len())
+            .take_while(|&i| split.iter().all(|s| s.get(i) == Some(&first[i])))
+            .count();
+        let mut tokens: Vec<&str> = first[..common].to_vec();
+        if split.iter().all(|s| s.len() == first.len()) {
+            tokens.extend(std::iter::repeat_n("*", first.len() - common));
+        } else {
+            tokens.push(">");
+        }
+        tokens.join(".")
+    }
+
+    /// Whether the consumer listed `event_type`.
+    pub fn receives(&self, event_type: &str) -> bool {
+        self.event_types.iter().any(|t| t == event_type)
     }
 }
 
@@ -159,6 +189,9 @@ pub enum Outcome {
     DeadLettered,
     /// It is not a valid envelope (no tenant to record it under): dropped and logged.
     Malformed,
+    /// Its type is not one the consumer listed (a sibling its wildcard filter also
+    /// matches): acknowledged without effect and without an inbox row.
+    Ignored,
 }
 
 /// A consumer; [`Consumer::spawn`] runs it until stopped.
@@ -205,8 +238,9 @@ impl<H: Handler> Consumer<H> {
             .get_stream(&self.config.topology.stream)
             .await
             .map_err(|e| anyhow::anyhow!("getting stream: {e}"))?;
+        let config = self.durable_config(&stream).await?;
         let consumer: jetstream::consumer::Consumer<pull::Config> = stream
-            .create_consumer(self.config.pull_config())
+            .create_consumer(config)
             .await
             .map_err(|e| anyhow::anyhow!("creating consumer {}: {e}", self.config.name))?;
         consumer
@@ -219,11 +253,57 @@ impl<H: Handler> Consumer<H> {
             .map_err(|e| anyhow::anyhow!("pulling from {}: {e}", self.config.name))
     }
 
+    /// The configuration to create or update the durable consumer with. An existing
+    /// one keeps where it started. One whose filter differs (its service now receives
+    /// more or fewer types) is deleted and made again from where it had got to, as an
+    /// update would carry on: nats-server 2.9 accepts a changed filter but then matches
+    /// nothing with it. Messages of the new types that it had already passed over,
+    /// when they were not its business, stay passed over.
+    async fn durable_config(
+        &self,
+        stream: &jetstream::stream::Stream,
+    ) -> anyhow::Result<pull::Config> {
+        let mut config = self.config.pull_config();
+        let info = match stream.consumer_info(&self.config.name).await {
+            Ok(info) => info,
+            Err(e) if e.kind() == jetstream::context::ConsumerInfoErrorKind::NotFound => {
+                return Ok(config);
+            }
+            Err(e) => anyhow::bail!("reading consumer {}: {e}", self.config.name),
+        };
+        config.deliver_policy = info.config.deliver_policy;
+        if info.config.filter_subject != config.filter_subject
+            || !info.config.filter_subjects.is_empty()
+        {
+            tracing::info!(consumer = %self.config.name, from = %info.config.filter_subject,
+                to = %config.filter_subject, "the consumer's filter changed: making it again");
+            stream
+                .delete_consumer(&self.config.name)
+                .await
+                .map_err(|e| anyhow::anyhow!("deleting consumer {}: {e}", self.config.name))?;
+            // Where a working update would carry on: past what it has looked at, unless
+            // something it delivered is unacknowledged (delivered again; the inbox
+            // absorbs what was applied).
+            let start_sequence =
+                if info.ack_floor.consumer_sequence >= info.delivered.consumer_sequence {
+                    info.delivered.stream_sequence + 1
+                } else {
+                    info.ack_floor.stream_sequence + 1
+                };
+            config.deliver_policy =
+                jetstream::consumer::DeliverPolicy::ByStartSequence { start_sequence };
+        }
+        Ok(config)
+    }
+
     /// Handles one message and acknowledges it as its outcome says.
     pub async fn process(&self, message: &jetstream::Message) -> Outcome {
         let labels = consumer_labels(&self.config.name);
         self.metrics.deliveries.get_or_create(&labels).inc();
         let delivered = message.info().map(|i| i.delivered).unwrap_or(1);
+        if !self.lists_subject(&message.subject) {
+            return self.ignore(message, &message.subject).await;
+        }
         let envelope = match decode_envelope(&message.payload) {
             Ok(envelope) => envelope,
             Err(reason) => {
@@ -234,6 +314,9 @@ impl<H: Handler> Consumer<H> {
                 return Outcome::Malformed;
             }
         };
+        if !self.config.receives(&envelope.event_type) {
+            return self.ignore(message, &envelope.event_type).await;
+        }
         let span = consume_span(&self.config.name, &envelope);
         let event = Delivery {
             envelope,
@@ -285,6 +368,24 @@ impl<H: Handler> Consumer<H> {
             _ => ack(message, AckKind::Ack).await,
         }
         outcome
+    }
+
+    /// Whether `subject` is the subject of a type the consumer listed.
+    fn lists_subject(&self, subject: &str) -> bool {
+        self.config
+            .event_types
+            .iter()
+            .any(|t| self.config.topology.subject(t) == subject)
+    }
+
+    /// Acknowledges a message of a type the consumer did not list, without effect.
+    async fn ignore(&self, message: &jetstream::Message, what: &str) -> Outcome {
+        let labels = consumer_labels(&self.config.name);
+        self.metrics.ignored.get_or_create(&labels).inc();
+        tracing::debug!(consumer = %self.config.name, %what,
+            "acknowledging an event type the consumer does not receive");
+        ack(message, AckKind::Ack).await;
+        Outcome::Ignored
     }
 
     /// Binds the envelope's tenant, records the event in the inbox and applies it, in
@@ -414,4 +515,41 @@ fn consume_span(consumer: &str, envelope: &EventEnvelope) -> tracing::Span {
         let _ = span.set_parent(fusion_telemetry::extract_context(&headers));
     }
     span
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn filter(types: &[&str]) -> String {
+        ConsumerConfig::new("property-test", "property", types).filter_subject()
+    }
+
+    #[test]
+    fn one_type_is_its_own_subject_and_several_share_their_prefix() {
+        assert_eq!(filter(&["crm.deal.won"]), "fusion.crm.deal.won");
+        assert_eq!(
+            filter(&["crm.deal.won", "crm.deal.won"]),
+            "fusion.crm.deal.won"
+        );
+        assert_eq!(
+            filter(&["crm.deal.won", "crm.deal.lost", "crm.deal.reopened"]),
+            "fusion.crm.deal.*"
+        );
+        assert_eq!(
+            filter(&["crm.deal.won", "crm.lead.converted"]),
+            "fusion.crm.*.*"
+        );
+        assert_eq!(
+            filter(&["crm.deal.won", "property.lot.status_changed"]),
+            "fusion.*.*.*"
+        );
+    }
+
+    #[test]
+    fn a_consumer_receives_only_the_types_it_lists() {
+        let config = ConsumerConfig::new("property-test", "property", &["crm.deal.won"]);
+        assert!(config.receives("crm.deal.won"));
+        assert!(!config.receives("crm.deal.lost"));
+    }
 }

@@ -31,6 +31,9 @@
 //!   effect. A handler that keeps failing is recorded in `<schema>.dead_letters` after
 //!   `max_deliver` deliveries and acknowledged, and later events keep flowing. A
 //!   database outage is not the event's fault: it is retried, never dead-lettered.
+//!   A consumer of several types filters on one subject, their common prefix with
+//!   wildcards (`fusion.crm.deal.*`: nats-server 2.9 knows no `filter_subjects`), and
+//!   acknowledges the other types that subject matches without effect or inbox row.
 //! - [`inbox`]: deletes inbox rows once the stream can no longer deliver their events
 //!   again (the stream's age plus a day), in bounded batches, as the owner role.
 //! - [`stream`]: connects to NATS and creates or updates the stream idempotently.

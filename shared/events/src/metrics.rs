@@ -28,6 +28,7 @@ pub struct EventMetrics {
     pub(crate) deliveries: Family<ConsumerLabels, Counter>,
     pub(crate) failures: Family<ConsumerLabels, Counter>,
     pub(crate) dead_letters: Family<ConsumerLabels, Counter>,
+    pub(crate) ignored: Family<ConsumerLabels, Counter>,
 }
 
 impl EventMetrics {
@@ -73,6 +74,12 @@ impl EventMetrics {
             "Events a consumer gave up on and recorded as dead letters",
             self.dead_letters.clone(),
         );
+        registry.register(
+            "fusion_events_consumer_ignored",
+            "Deliveries of an event type the consumer does not receive (matched by its \
+             wildcard filter), acknowledged without effect",
+            self.ignored.clone(),
+        );
     }
 
     /// Events relayed from `schema` so far (tests and benchmarks read it).
@@ -109,6 +116,11 @@ impl EventMetrics {
         self.dead_letters
             .get_or_create(&consumer_labels(consumer))
             .get()
+    }
+
+    /// Deliveries `consumer` acknowledged without effect: types it does not receive.
+    pub fn ignored(&self, consumer: &str) -> u64 {
+        self.ignored.get_or_create(&consumer_labels(consumer)).get()
     }
 }
 

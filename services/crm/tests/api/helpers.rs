@@ -165,9 +165,13 @@ impl TestApp {
                 .join("crm-media")
                 .join(&db.name),
         };
+        // Property asks crm about the deals holds and reservations are for, and crm
+        // starts after it: crm's port is bound first.
+        let crm_listener = bind_ephemeral().await;
         let property = fusion_property::Application::build(
             property_config,
             Arc::new(IdentityJwks::new(identity_channel.clone())),
+            http(crm_listener.local_addr().expect("bound")),
             bind_ephemeral().await,
             bind_ephemeral().await,
         )
@@ -175,7 +179,14 @@ impl TestApp {
         .expect("property starts");
         let property_channel = http(property.grpc_addr());
 
-        let crm = Self::replica(&db, identity_channel, property_channel.clone()).await;
+        let crm = Self::replica_listening(
+            &db,
+            identity_channel,
+            property_channel.clone(),
+            |_| {},
+            crm_listener,
+        )
+        .await;
         let channel = connect_channel(crm.grpc_addr()).await;
         let identity_client = connect_channel(identity.grpc_addr()).await;
         let acme = login(&identity_client, "admin@acme.test").await;
@@ -197,6 +208,7 @@ impl TestApp {
     }
 
     /// A crm replica over the same database.
+    #[allow(dead_code)] // for tests that start a second replica
     pub async fn replica(db: &TestDatabase, identity: Channel, property: Channel) -> Application {
         Self::replica_with_nats(db, identity, property, None).await
     }
@@ -223,6 +235,18 @@ impl TestApp {
         property: Channel,
         configure: impl FnOnce(&mut CrmConfig),
     ) -> Application {
+        let grpc = bind_ephemeral().await;
+        Self::replica_listening(db, identity, property, configure, grpc).await
+    }
+
+    /// [`TestApp::replica_configured`] serving gRPC on `grpc`.
+    pub async fn replica_listening(
+        db: &TestDatabase,
+        identity: Channel,
+        property: Channel,
+        configure: impl FnOnce(&mut CrmConfig),
+        grpc: tokio::net::TcpListener,
+    ) -> Application {
         let mut service = ServiceConfig::local("crm", db.app_url.clone());
         service.migration_database_url = Some(db.owner_url.clone());
         service.shutdown_deadline = Duration::from_secs(2);
@@ -233,7 +257,7 @@ impl TestApp {
             Arc::new(IdentityJwks::new(identity.clone())),
             identity,
             property,
-            bind_ephemeral().await,
+            grpc,
             bind_ephemeral().await,
         )
         .await

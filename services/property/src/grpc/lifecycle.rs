@@ -60,6 +60,7 @@ pub(crate) struct Transition<'a> {
     reason: Option<&'a str>,
     hold_for: Duration,
     deposit: Option<Decimal>,
+    deal: Option<i64>,
     request: Option<RequestKey>,
 }
 
@@ -72,8 +73,15 @@ impl<'a> Transition<'a> {
             reason: fusion_service::api::opt_str(reason),
             hold_for: DEFAULT_HOLD,
             deposit: None,
+            deal: None,
             request: None,
         }
+    }
+
+    /// The crm deal a hold or reservation is for (`deal_id`; 0 is none).
+    pub(crate) fn deal(mut self, deal_id: i64) -> Self {
+        self.deal = (deal_id != 0).then_some(deal_id);
+        self
     }
 
     /// The call's AIP-155 request key: a retry with it returns the first result.
@@ -97,6 +105,12 @@ impl<'a> Transition<'a> {
 /// on one lot exactly one sees the state it needs and the rest are refused with
 /// FAILED_PRECONDITION naming the state they found. A call with the request id of an
 /// earlier successful one returns that call's lot and changes nothing (AIP-155).
+///
+/// A hold or reservation for a deal asks crm first, before the transaction opens (so
+/// no lock waits on crm), whether the deal is open and for this lot; a retry of a call
+/// that succeeded returns its lot without asking again. The lot then belongs to the
+/// deal; one held for another deal is not reserved for this one. Every status change
+/// names the deal the lot is taken for, if any.
 pub(crate) async fn apply(
     state: &AppState,
     ctx: &TenantContext,
@@ -104,6 +118,16 @@ pub(crate) async fn apply(
 ) -> Result<pb::Lot, Status> {
     API.require_id("id", t.id)?;
     let method = t.action.method();
+    if let Some(deal_id) = t.deal {
+        API.require_id(crate::deals::FIELD, deal_id)?;
+        if t.request.is_some()
+            && let Begun::Replayed(first) =
+                replay::begin(&state.kit, ctx.tenant_id, method, t.request).await?
+        {
+            return Ok(first);
+        }
+        state.deals.check_open(deal_id, t.id).await?;
+    }
     let mut tx = match replay::begin(&state.kit, ctx.tenant_id, method, t.request).await? {
         Begun::Replayed(first) => return Ok(first),
         Begun::Fresh(attempt) => attempt,
@@ -115,10 +139,21 @@ pub(crate) async fn apply(
         .await?;
     API.check_etag(t.etag, lot.version)?;
     let mut from = lot.status();
+    let mut taken_for = lot.deal_id;
     if stock::release_if_lapsed(&mut tx, &lot, None).await? {
         from = LotStatus::Available;
+        taken_for = None;
     }
     let to = next(from, t.action).map_err(PropertyError::from)?;
+    if let (Some(deal_id), Some(other)) = (t.deal, taken_for)
+        && deal_id != other
+    {
+        return Err(PropertyError::LotHeldForAnotherDeal {
+            lot_id: t.id,
+            deal_id: other,
+        }
+        .into());
+    }
     let hold_until = (to == LotStatus::Hold).then(|| {
         Utc::now() + chrono::Duration::from_std(t.hold_for).unwrap_or(chrono::Duration::MAX)
     });
@@ -129,7 +164,11 @@ pub(crate) async fn apply(
         (_, LotStatus::Available | LotStatus::Withdrawn) => None,
         _ => lot.reserved_price,
     };
+    // Back on the market (or off it), the lot belongs to no deal (set_status clears it).
     store::lots::set_status(&mut tx, t.id, to, hold_until, reserved_price).await?;
+    if let Some(deal_id) = t.deal {
+        store::lots::set_deal(&mut tx, t.id, Some(deal_id)).await?;
+    }
     stock::record_status(
         &mut tx,
         &lot.reference(),
@@ -139,7 +178,7 @@ pub(crate) async fn apply(
             reason: t.reason,
             deposit: t.deposit,
             actor_user_id: Some(ctx.user_id),
-            deal_id: None,
+            deal_id: t.deal.or(taken_for),
         },
     )
     .await?;

@@ -443,6 +443,7 @@ impl LotService for LotApi {
         let hold_for = lifecycle::hold_duration(r.hold_duration)?;
         let t = Transition::new(Action::Hold, r.id, &r.etag, &r.reason)
             .hold_for(hold_for)
+            .deal(r.deal_id)
             .request(key);
         Ok(Response::new(lifecycle::apply(&self.state, &ctx, t).await?))
     }
@@ -469,6 +470,7 @@ impl LotService for LotApi {
             .map_err(|m| PropertyError::invalid("deposit_amount", m))?;
         let t = Transition::new(Action::Reserve, r.id, &r.etag, &r.reason)
             .deposit(deposit)
+            .deal(r.deal_id)
             .request(key);
         Ok(Response::new(lifecycle::apply(&self.state, &ctx, t).await?))
     }

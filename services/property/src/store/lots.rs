@@ -106,7 +106,8 @@ pub(crate) struct LotRow {
     pub(crate) estimated_completion: Option<NaiveDate>,
     pub(crate) hold_expires_at: Option<DateTime<Utc>>,
     pub(crate) reserved_price: Option<Decimal>,
-    /// The won deal the lot was sold to (exchanged onwards through `crm.deal.won`).
+    /// The crm deal the lot is held, reserved or sold for (HoldLot and ReserveLot
+    /// given a deal, or `crm.deal.won`); cleared when it returns to the market.
     pub(crate) deal_id: Option<i64>,
     pub(crate) version: i64,
     pub(crate) created_at: DateTime<Utc>,
@@ -248,6 +249,22 @@ pub(crate) async fn set_deal(
         .execute(conn)
         .await?;
     Ok(())
+}
+
+/// The live lots of the transaction's tenant taken for deal `deal_id`, as
+/// `(lot, project)`, ordered by project then lot (the order their locks are taken in).
+pub(crate) async fn lots_of_deal(
+    conn: &mut PgConnection,
+    deal_id: i64,
+) -> Result<Vec<(i64, i64)>, PropertyError> {
+    Ok(sqlx::query_as(
+        "SELECT id, project_id FROM property.lots
+          WHERE deal_id = $1 AND deleted_at IS NULL
+          ORDER BY project_id, id",
+    )
+    .bind(deal_id)
+    .fetch_all(conn)
+    .await?)
 }
 
 /// A price that takes effect later.

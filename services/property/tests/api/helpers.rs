@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use tonic::Request;
-use tonic::transport::Channel;
+use tonic::transport::{Channel, Endpoint};
 
 use fusion_property::media_store::StoreConfig;
 use fusion_property::{Application, MIGRATOR, PropertyConfig, SCHEMA};
@@ -114,11 +114,14 @@ impl TestApp {
         Self::replica_with(keys, test_config(db)).await
     }
 
-    /// Another replica of the service, configured as given.
+    /// Another replica of the service, configured as given. Crm does not answer it
+    /// (crm depends on property, so property's tests cannot start it): a hold or
+    /// reservation for a deal finds crm unavailable.
     pub async fn replica_with(keys: &TestKeys, config: PropertyConfig) -> Application {
         Application::build(
             config,
             keys.provider.clone(),
+            no_crm(),
             bind_ephemeral().await,
             bind_ephemeral().await,
         )
@@ -217,6 +220,16 @@ impl TestApp {
             .expect("lot readable")
             .into_inner()
     }
+}
+
+/// A channel to an address where nothing listens (a port bound and let go).
+pub fn no_crm() -> Channel {
+    let addr = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port");
+    Endpoint::from_shared(format!("http://{addr}"))
+        .expect("a valid address")
+        .connect_lazy()
 }
 
 pub fn user(keys: &TestKeys, tenant_id: i64, user_id: i64, perms: &[&str]) -> User {
