@@ -3,6 +3,7 @@
 mod architecture;
 mod conventions;
 mod crm;
+mod flows;
 mod grpcurl;
 mod property;
 mod service_accounts;
