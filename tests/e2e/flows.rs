@@ -260,7 +260,8 @@ async fn a_deal_won_on_a_lot_sold_without_crm_is_flagged_with_a_task_for_its_ass
     let w = World::start().await;
     let lot = w.free_lots[0];
     let deal = w.deal("Buyer too late", lot).await;
-    // The lot is exchanged by hand in property (a sale crm cannot see).
+    // The lot is reserved and exchanged by hand in property (a sale crm cannot see).
+    w.reserve(lot, 0).await.unwrap();
     w.lots()
         .exchange_lot(w.req(pb::ExchangeLotRequest {
             id: lot,
@@ -384,4 +385,46 @@ async fn a_hold_for_a_deal_must_name_an_open_deal_of_that_lot() {
         .unwrap()
         .into_inner();
     assert_eq!((held.status.as_str(), held.deal_id), ("hold", deal.id));
+}
+
+#[tokio::test]
+async fn a_lot_held_for_one_deal_is_not_reserved_for_another_and_sells_to_its_own() {
+    use tonic_types::StatusExt as _;
+
+    let w = World::start().await;
+    let lot = w.free_lots[0];
+    let (mine, rival) = (w.deal("Holder", lot).await, w.deal("Rival", lot).await);
+    let held = w
+        .lots()
+        .hold_lot(w.req(pb::HoldLotRequest {
+            id: lot,
+            deal_id: mine.id,
+            ..Default::default()
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(held.deal_id, mine.id);
+    let refused = w.reserve(lot, rival.id).await.unwrap_err();
+    assert_eq!(refused.code(), Code::FailedPrecondition);
+    assert_eq!(
+        refused.get_details_error_info().unwrap().reason,
+        "LOT_HELD_FOR_ANOTHER_DEAL"
+    );
+
+    w.win(mine.id).await.unwrap();
+    let sold = w
+        .lot_until(lot, "the held lot is exchanged for its deal", |l| {
+            l.status == "exchanged"
+        })
+        .await;
+    assert_eq!(sold.deal_id, mine.id);
+    // A closed deal can no longer take a lot.
+    let other_lot = w.free_lots[1];
+    let closed = w.reserve(other_lot, mine.id).await.unwrap_err();
+    assert_eq!(
+        closed.get_details_error_info().unwrap().reason,
+        "DEAL_CLOSED"
+    );
+    assert_eq!(w.lot(other_lot).await.status, "available");
 }
