@@ -31,6 +31,10 @@
 //!   effect. A handler that keeps failing is recorded in `<schema>.dead_letters` after
 //!   `max_deliver` deliveries and acknowledged, and later events keep flowing. A
 //!   database outage is not the event's fault: it is retried, never dead-lettered.
+//! - [`credentials`]: a consumer with [`ServiceCredentials`] acts in each event's
+//!   tenant as its service's system account there ([`Delivery::caller`]): audit fields
+//!   it writes name that account, calls it makes carry its token. A token that cannot
+//!   be had is retried like a database outage, never dead-lettered.
 //! - [`stream`]: connects to NATS and creates or updates the stream idempotently.
 //! - [`EventMetrics`]: events relayed, relay lag (age of the oldest unsent event),
 //!   consumer deliveries, failures and dead letters, for the service's `/metrics`.
@@ -59,13 +63,15 @@
 //! by subject.
 
 pub mod consumer;
+pub mod credentials;
 mod envelope;
 mod metrics;
 pub mod outbox;
 pub mod relay;
 pub mod stream;
 
-pub use consumer::{ConsumerConfig, Delivery, Handler, ServiceCaller};
+pub use consumer::{ConsumerConfig, Consumers, Delivery, Handler, ServiceCaller};
+pub use credentials::{CredentialsError, ServiceCredentials};
 pub use envelope::{Event, decode_envelope};
 pub use metrics::EventMetrics;
 pub use relay::RelayConfig;
