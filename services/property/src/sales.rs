@@ -45,7 +45,7 @@ pub struct LotSales;
 impl Handler for LotSales {
     async fn handle(&self, tx: &mut TenantTx, event: &Delivery) -> anyhow::Result<()> {
         let won: DealWon = event.payload()?;
-        match sell(tx, won.lot_id, won.deal_id).await? {
+        match sell(tx, won.lot_id, won.deal_id, event.actor_id()).await? {
             Sale::Refused { status, deal_id } => {
                 // The flow that tells crm (`property.lot.sale_refused`) comes next.
                 tracing::warn!(lot_id = won.lot_id, deal_id = won.deal_id, %status,
@@ -63,8 +63,14 @@ impl Handler for LotSales {
 }
 
 /// Moves lot `lot_id` to exchanged for deal `deal_id`, with the project and lot locked
-/// as every transition does.
-pub async fn sell(tx: &mut TenantTx, lot_id: i64, deal_id: i64) -> Result<Sale, PropertyError> {
+/// as every transition does; the status history names `actor_id` (the consumer's
+/// service account) as who did it.
+pub async fn sell(
+    tx: &mut TenantTx,
+    lot_id: i64,
+    deal_id: i64,
+    actor_id: Option<i64>,
+) -> Result<Sale, PropertyError> {
     if lot_id <= 0 {
         return Ok(Sale::NoLot);
     }
@@ -106,7 +112,7 @@ pub async fn sell(tx: &mut TenantTx, lot_id: i64, deal_id: i64) -> Result<Sale, 
             to: LotStatus::Exchanged.as_str(),
             reason: Some(&reason),
             deposit: None,
-            actor_user_id: None,
+            actor_user_id: actor_id,
             deal_id: Some(deal_id),
         },
     )
