@@ -57,6 +57,31 @@ pub struct Application {
     state: AppState,
 }
 
+/// What crm's event consumers share (`None` without NATS): with service credentials
+/// configured, each acts in its event's tenant as crm's system account there, with
+/// tokens from identity over `identity`. Starting a consumer from it is one line,
+/// `background.push(consumers.spawn(ConsumerConfig::new(..), handler, background.stopped()))`.
+pub async fn event_consumers(
+    config: &CrmConfig,
+    db: &fusion_db::Db,
+    identity: Channel,
+    metrics: &fusion_events::EventMetrics,
+) -> anyhow::Result<Option<fusion_events::Consumers>> {
+    let Some(nats_url) = &config.service.nats_url else {
+        return Ok(None);
+    };
+    let credentials = config.service_credentials.as_ref().map(|c| {
+        fusion_events::ServiceCredentials::new(identity, &c.client_id, &c.client_secret)
+    });
+    if credentials.is_none() {
+        tracing::warn!("no service credentials (CRM_SERVICE_CLIENT_SECRET): event consumers act as nobody");
+    }
+    let consumers =
+        fusion_events::Consumers::connect(db.clone(), nats_url, "crm", metrics.clone(), credentials)
+            .await?;
+    Ok(Some(consumers))
+}
+
 impl Application {
     /// Connects and serves on the given listeners (bind port 0 in tests and read the
     /// port back). Tokens are verified with the keys `keys` provides (identity's JWKS
