@@ -1,8 +1,8 @@
 //! `fusion.identity.v1.AuthService`.
 
-use sqlx::PgConnection;
 use tonic::{Request, Response, Status};
 
+use fusion_db::TenantTx;
 use fusion_proto::errors::FieldViolation;
 use fusion_proto::identity::v1 as pb;
 use fusion_proto::identity::v1::auth_service_server::AuthService;
@@ -55,7 +55,7 @@ fn source_of<T>(req: &Request<T>) -> String {
 /// system accounts are named after it). Anything else is PERMISSION_DENIED: the
 /// credentials were good, the request is not theirs to make.
 async fn delegating_service(
-    tx: &mut PgConnection,
+    tx: &mut TenantTx,
     tenant_id: i64,
     account_id: i64,
 ) -> Result<String, IdentityError> {
