@@ -70,15 +70,23 @@ pub async fn event_consumers(
     let Some(nats_url) = &config.service.nats_url else {
         return Ok(None);
     };
-    let credentials = config.service_credentials.as_ref().map(|c| {
-        fusion_events::ServiceCredentials::new(identity, &c.client_id, &c.client_secret)
-    });
+    let credentials = config
+        .service_credentials
+        .as_ref()
+        .map(|c| fusion_events::ServiceCredentials::new(identity, &c.client_id, &c.client_secret));
     if credentials.is_none() {
-        tracing::warn!("no service credentials (CRM_SERVICE_CLIENT_SECRET): event consumers act as nobody");
+        tracing::warn!(
+            "no service credentials (CRM_SERVICE_CLIENT_SECRET): event consumers act as nobody"
+        );
     }
-    let consumers =
-        fusion_events::Consumers::connect(db.clone(), nats_url, "crm", metrics.clone(), credentials)
-            .await?;
+    let consumers = fusion_events::Consumers::connect(
+        db.clone(),
+        nats_url,
+        "crm",
+        metrics.clone(),
+        credentials,
+    )
+    .await?;
     Ok(Some(consumers))
 }
 

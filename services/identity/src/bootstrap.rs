@@ -181,7 +181,10 @@ pub async fn ensure_platform_services(
         .fetch_one(&mut *tx)
         .await?;
         if !usable {
-            tracing::warn!(service, "the platform service account is deactivated or deleted; left so");
+            tracing::warn!(
+                service,
+                "the platform service account is deactivated or deleted; left so"
+            );
         }
         tracing::info!(
             service,

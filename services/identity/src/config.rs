@@ -72,9 +72,7 @@ pub const CONFIGURED_SECRET_MIN: usize = 32;
 
 /// Reads `crm:<secret>,property:<secret>`: items separated by commas (spaces around
 /// them ignored), each a service name, a colon and a secret.
-pub fn parse_platform_service_accounts(
-    value: &str,
-) -> Result<Vec<PlatformServiceAccount>, String> {
+pub fn parse_platform_service_accounts(value: &str) -> Result<Vec<PlatformServiceAccount>, String> {
     let mut accounts: Vec<PlatformServiceAccount> = Vec::new();
     for (n, item) in value.split(',').map(str::trim).enumerate() {
         if item.is_empty() {
@@ -215,7 +213,10 @@ mod tests {
             "crm:short".to_owned(),
             format!("crm:{A} {A}"),
             format!("crm:{}", "x".repeat(129)),
-            (0..6).map(|_| format!("crm:{A}")).collect::<Vec<_>>().join(","),
+            (0..6)
+                .map(|_| format!("crm:{A}"))
+                .collect::<Vec<_>>()
+                .join(","),
         ] {
             let err = parse_platform_service_accounts(&bad).unwrap_err();
             assert!(!err.contains(A), "{err}");

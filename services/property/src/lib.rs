@@ -79,9 +79,14 @@ async fn event_consumers(
             None
         }
     };
-    let consumers =
-        fusion_events::Consumers::connect(db.clone(), nats_url, "property", metrics.clone(), credentials)
-            .await?;
+    let consumers = fusion_events::Consumers::connect(
+        db.clone(),
+        nats_url,
+        "property",
+        metrics.clone(),
+        credentials,
+    )
+    .await?;
     Ok(Some(consumers))
 }
 

@@ -72,7 +72,12 @@ async fn main() -> anyhow::Result<()> {
     // this run: identity is configured with it, the service presents it.
     let service_secrets: Vec<(&str, String)> = CONSUMING_SERVICES
         .iter()
-        .map(|s| (*s, fusion_identity::auth::client_secrets::new_secret().secret))
+        .map(|s| {
+            (
+                *s,
+                fusion_identity::auth::client_secrets::new_secret().secret,
+            )
+        })
         .collect();
     let credentials_of = |service: &str| {
         service_secrets

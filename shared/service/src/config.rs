@@ -221,7 +221,9 @@ impl ClientCredentials {
     pub fn from_env(prefix: &str, service: &str) -> Result<Option<Self>, ConfigError> {
         let read = |suffix: &str| {
             let name = format!("{prefix}_{suffix}");
-            var(&name).map(|v| (name, v)).or_else(|| var(suffix).map(|v| (suffix.to_owned(), v)))
+            var(&name)
+                .map(|v| (name, v))
+                .or_else(|| var(suffix).map(|v| (suffix.to_owned(), v)))
         };
         Self::from_values(
             prefix,
@@ -252,7 +254,9 @@ impl ClientCredentials {
                     return Err(ConfigError::Invalid {
                         name,
                         value: "<hidden>".into(),
-                        reason: "a client secret has no surrounding spaces and at most 128 characters".into(),
+                        reason:
+                            "a client secret has no surrounding spaces and at most 128 characters"
+                                .into(),
                     });
                 }
                 Ok(Some(Self {
@@ -276,12 +280,18 @@ mod tests {
 
     #[test]
     fn client_credentials_default_their_id_to_the_services_platform_account() {
-        assert_eq!(ClientCredentials::from_values("CRM", "crm", None, None).unwrap(), None);
+        assert_eq!(
+            ClientCredentials::from_values("CRM", "crm", None, None).unwrap(),
+            None
+        );
         let creds = ClientCredentials::from_values(
             "CRM",
             "crm",
             None,
-            pair("SERVICE_CLIENT_SECRET", "s3cret-s3cret-s3cret-s3cret-s3cret"),
+            pair(
+                "SERVICE_CLIENT_SECRET",
+                "s3cret-s3cret-s3cret-s3cret-s3cret",
+            ),
         )
         .unwrap()
         .unwrap();
@@ -294,16 +304,26 @@ mod tests {
         )
         .unwrap()
         .unwrap();
-        assert_eq!((creds.client_id.as_str(), creds.client_secret.as_str()), ("sa_1_7", "sas_x"));
+        assert_eq!(
+            (creds.client_id.as_str(), creds.client_secret.as_str()),
+            ("sa_1_7", "sas_x")
+        );
         let shown = format!("{creds:?}");
-        assert!(shown.contains("sa_1_7") && !shown.contains("sas_x"), "{shown}");
+        assert!(
+            shown.contains("sa_1_7") && !shown.contains("sas_x"),
+            "{shown}"
+        );
     }
 
     #[test]
     fn a_client_id_without_a_secret_or_a_padded_secret_is_refused_without_showing_it() {
-        let err = ClientCredentials::from_values("CRM", "crm", pair("SERVICE_CLIENT_ID", "sa_1_7"), None)
-            .unwrap_err();
-        assert!(err.to_string().contains("CRM_SERVICE_CLIENT_SECRET"), "{err}");
+        let err =
+            ClientCredentials::from_values("CRM", "crm", pair("SERVICE_CLIENT_ID", "sa_1_7"), None)
+                .unwrap_err();
+        assert!(
+            err.to_string().contains("CRM_SERVICE_CLIENT_SECRET"),
+            "{err}"
+        );
         let err = ClientCredentials::from_values(
             "CRM",
             "crm",

@@ -230,6 +230,9 @@ mod tests {
         }
         let longest = platform_client_id(&"a".repeat(SERVICE_NAME_MAX));
         assert!(parse(&longest).is_some() && longest.len() <= CLIENT_ID_MAX);
-        assert_eq!(parse(&platform_client_id(&"a".repeat(SERVICE_NAME_MAX + 1))), None);
+        assert_eq!(
+            parse(&platform_client_id(&"a".repeat(SERVICE_NAME_MAX + 1))),
+            None
+        );
     }
 }

@@ -100,7 +100,8 @@ impl AuthApi {
                     format!("tenant {tenant_id} has no built-in {SYSTEM_ROLE} role"),
                 )
             })?;
-        let account = service_accounts::system_account(&mut tx, tenant_id, service, role_id).await?;
+        let account =
+            service_accounts::system_account(&mut tx, tenant_id, service, role_id).await?;
         if !account.usable {
             return Err(IdentityError::SystemAccountInactive { tenant_id });
         }

@@ -34,7 +34,6 @@ const DESCRIPTION_MAX: usize = 2000;
 /// Most roles one Create may grant.
 const ROLE_IDS_MAX: usize = 50;
 
-
 const CREATE: &[&str] = &["name", "description", "role_ids"];
 const MUTABLE: &[&str] = &["name", "description"];
 

@@ -220,13 +220,11 @@ pub(crate) async fn provisioned(
     conn: &mut PgConnection,
     service: &str,
 ) -> Result<Option<i64>, IdentityError> {
-    sqlx::query_scalar(
-        "SELECT id FROM identity.users WHERE kind = 'service' AND service_name = $1",
-    )
-    .bind(service)
-    .fetch_optional(conn)
-    .await
-    .map_err(IdentityError::from)
+    sqlx::query_scalar("SELECT id FROM identity.users WHERE kind = 'service' AND service_name = $1")
+        .bind(service)
+        .fetch_optional(conn)
+        .await
+        .map_err(IdentityError::from)
 }
 
 /// The service account `account_id` was provisioned for, if it was.
@@ -280,7 +278,12 @@ pub(crate) async fn system_account(
     .await?;
     if let Some(id) = created {
         crate::store::roles::assign(conn, tenant_id, system_role_id, id).await?;
-        tracing::info!(tenant.id = tenant_id, service_account.id = id, service, "system account created");
+        tracing::info!(
+            tenant.id = tenant_id,
+            service_account.id = id,
+            service,
+            "system account created"
+        );
     }
     let (id, usable): (i64, bool) = sqlx::query_as(
         "SELECT id, active AND deleted_at IS NULL FROM identity.users

@@ -221,7 +221,7 @@ async fn client_secrets_revoked_longer_than_the_retention_are_pruned_across_tena
 
 #[tokio::test]
 async fn the_service_credentials_migration_gives_existing_tenants_the_system_role_of_the_catalogue()
- {
+{
     let db = TestDatabase::create(&[(SCHEMA, &MIGRATOR)]).await;
     migrate_to(&db.owner_url, 5).await;
     let mut conn = PgConnection::connect(&db.owner_url).await.unwrap();

@@ -773,7 +773,11 @@ async fn a_platform_service_gets_tokens_for_each_tenants_system_account_which_re
     assert_eq!(claims["sub"], system.id.to_string());
     assert_eq!(claims["roles"], serde_json::json!(["system"]));
     let perms = claims["perms"].as_array().unwrap();
-    for needed in ["identity.users.read", "property.lots.read", "crm.deals.read"] {
+    for needed in [
+        "identity.users.read",
+        "property.lots.read",
+        "crm.deals.read",
+    ] {
         assert!(perms.contains(&needed.into()), "{needed}");
     }
     assert!(perms.iter().all(|p| p.as_str().unwrap().ends_with(".read")));
@@ -868,10 +872,11 @@ async fn only_a_platform_service_account_with_the_permission_may_ask_for_another
     let (globex, globex_admin) = app.create_tenant("globex").await;
 
     // A tenant's account, even its admin's, acts in its own tenant only.
-    let (_, client_id, secret) = app
-        .create_service_account(&admin, "crm", &["admin"])
-        .await;
-    let status = app.token_for(&client_id, &secret, globex.id).await.unwrap_err();
+    let (_, client_id, secret) = app.create_service_account(&admin, "crm", &["admin"]).await;
+    let status = app
+        .token_for(&client_id, &secret, globex.id)
+        .await
+        .unwrap_err();
     refused_with(&status, Code::PermissionDenied, "PERMISSION_DENIED");
     let own = app.token_for(&client_id, &secret, acme.id).await.unwrap();
     assert_eq!(own.tenant_id, acme.id);
@@ -882,7 +887,10 @@ async fn only_a_platform_service_account_with_the_permission_may_ask_for_another
     let (platform_account, client_id, secret) = app
         .create_service_account(&app.platform, "reporting", &["viewer"])
         .await;
-    let status = app.token_for(&client_id, &secret, acme.id).await.unwrap_err();
+    let status = app
+        .token_for(&client_id, &secret, acme.id)
+        .await
+        .unwrap_err();
     refused_with(&status, Code::PermissionDenied, "PERMISSION_DENIED");
     let service_role = app.role_ids(&app.platform, &["platform_service"]).await[0];
     let status = expect_code(
@@ -935,7 +943,10 @@ async fn only_a_platform_service_account_with_the_permission_may_ask_for_another
         Code::InvalidArgument,
     );
     assert_eq!(violated_fields(&status), ["role.permissions"]);
-    let status = app.token_for(&client_id, &secret, acme.id).await.unwrap_err();
+    let status = app
+        .token_for(&client_id, &secret, acme.id)
+        .await
+        .unwrap_err();
     refused_with(&status, Code::PermissionDenied, "PERMISSION_DENIED");
 
     // Wrong credentials are refused as ever, whatever tenant they ask for.
@@ -956,7 +967,10 @@ async fn only_a_platform_service_account_with_the_permission_may_ask_for_another
     );
     let status = app.token_for(CRM, CRM_SECRET, -1).await.unwrap_err();
     assert_eq!(violated_fields(&status), ["tenant_id"]);
-    assert!(accounts_named(&app, &admin, "crm").await.len() == 1, "acme's own crm account only");
+    assert!(
+        accounts_named(&app, &admin, "crm").await.len() == 1,
+        "acme's own crm account only"
+    );
 }
 
 #[tokio::test]
@@ -1100,7 +1114,10 @@ async fn configured_platform_accounts_are_created_then_kept_to_their_configured_
             .await
             .expect("provisioned")
     };
-    assert_eq!(provision(format!("crm:{old}")).await, Some(app.platform.tenant_id));
+    assert_eq!(
+        provision(format!("crm:{old}")).await,
+        Some(app.platform.tenant_id)
+    );
     let first = app.token_for(CRM, old, acme.id).await.unwrap();
     // Again, with the same secret: nothing changes.
     provision(format!("crm:{old}")).await;
@@ -1133,7 +1150,11 @@ async fn configured_platform_accounts_are_created_then_kept_to_their_configured_
     .fetch_all(&mut *db.begin(app.platform.tenant_id).await.unwrap())
     .await
     .unwrap();
-    assert!(stored.iter().all(|d| d.len() == 32 && !d.windows(8).any(|w| w == &new.as_bytes()[..8])));
+    assert!(
+        stored
+            .iter()
+            .all(|d| d.len() == 32 && !d.windows(8).any(|w| w == &new.as_bytes()[..8]))
+    );
 
     // An operator's deactivation is kept by the next provisioning.
     app.service_accounts()

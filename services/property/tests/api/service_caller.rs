@@ -47,14 +47,21 @@ impl Setup {
         ));
         config.platform_service_accounts =
             parse_platform_service_accounts(&format!("property:{SECRET}")).unwrap();
-        let identity =
-            fusion_identity::Application::build(config, bind_ephemeral().await, bind_ephemeral().await)
-                .await
-                .expect("identity starts");
+        let identity = fusion_identity::Application::build(
+            config,
+            bind_ephemeral().await,
+            bind_ephemeral().await,
+        )
+        .await
+        .expect("identity starts");
         let db = &identity.state().db;
-        fusion_identity::bootstrap::ensure_platform(db, "ops@platform.test", "correct horse battery")
-            .await
-            .unwrap();
+        fusion_identity::bootstrap::ensure_platform(
+            db,
+            "ops@platform.test",
+            "correct horse battery",
+        )
+        .await
+        .unwrap();
         fusion_identity::bootstrap::ensure_platform_services(
             db,
             &identity.state().config.platform_service_accounts,
@@ -145,7 +152,11 @@ impl Setup {
                 .into_inner()
                 .lot_status_changes;
             // Newest first.
-            if let Some(last) = changes.into_iter().next().filter(|c| c.to_status == "exchanged") {
+            if let Some(last) = changes
+                .into_iter()
+                .next()
+                .filter(|c| c.to_status == "exchanged")
+            {
                 return last;
             }
             assert!(

@@ -35,8 +35,8 @@ struct Identity {
 
 impl Identity {
     async fn start(access_token_ttl: Duration) -> Self {
-        let db = TestDatabase::create(&[(fusion_identity::SCHEMA, &fusion_identity::MIGRATOR)])
-            .await;
+        let db =
+            TestDatabase::create(&[(fusion_identity::SCHEMA, &fusion_identity::MIGRATOR)]).await;
         let mut config =
             IdentityConfig::with_defaults(ServiceConfig::local("identity", db.app_url.clone()));
         config.access_token_ttl = access_token_ttl;
@@ -276,9 +276,11 @@ async fn an_event_whose_tenant_gives_no_token_waits_and_is_never_dead_lettered()
     identity
         .set_active("acme", acme, system.account_id, true)
         .await;
-    eventually(Duration::from_secs(20), "applied once reactivated", || async {
-        h.effects().await == (1, 1)
-    })
+    eventually(
+        Duration::from_secs(20),
+        "applied once reactivated",
+        || async { h.effects().await == (1, 1) },
+    )
     .await;
     assert_eq!(actors(&h, acme).await, [system.account_id]);
     assert_eq!(h.metrics.dead_letters("billing-waits"), 0);
@@ -291,8 +293,7 @@ async fn tokens_are_cached_per_tenant_fetched_once_at_a_time_and_renewed_before_
     let [acme, globex, _] = identity.tenants;
     let credentials = identity.credentials().with_margin(Duration::from_secs(1));
 
-    let callers =
-        futures::future::join_all((0..16).map(|_| credentials.for_tenant(acme))).await;
+    let callers = futures::future::join_all((0..16).map(|_| credentials.for_tenant(acme))).await;
     let first = callers[0].as_ref().unwrap().clone();
     assert!(
         callers
@@ -316,7 +317,10 @@ async fn tokens_are_cached_per_tenant_fetched_once_at_a_time_and_renewed_before_
         if current.access_token != first.access_token {
             break current;
         }
-        assert!(std::time::Instant::now() < deadline, "no renewed token within 10 s");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no renewed token within 10 s"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     assert_eq!(renewed.account_id, first.account_id);
@@ -376,12 +380,10 @@ async fn refusals_and_an_identity_that_does_not_answer_are_errors_not_callers() 
 
     // A server that accepts connections and never answers: the call times out.
     let silent = bind_ephemeral().await;
-    let channel = tonic::transport::Endpoint::from_shared(format!(
-        "http://{}",
-        silent.local_addr().unwrap()
-    ))
-    .unwrap()
-    .connect_lazy();
+    let channel =
+        tonic::transport::Endpoint::from_shared(format!("http://{}", silent.local_addr().unwrap()))
+            .unwrap()
+            .connect_lazy();
     let err = ServiceCredentials::new(channel, CLIENT_ID, SECRET)
         .with_timeout(Duration::from_millis(300))
         .for_tenant(acme)
