@@ -49,8 +49,8 @@ fn source_of<T>(req: &Request<T>) -> String {
         .unwrap_or_else(|| "unknown".to_owned())
 }
 
-/// The service platform account `account_id` of tenant `tenant_id` (the
-/// transaction's) may act for in other tenants: it must belong to the platform tenant,
+/// The service that account `account_id` of tenant `tenant_id` (the transaction's)
+/// may act for in other tenants: the account must belong to the platform tenant,
 /// hold `platform.service_tokens.issue` and have been provisioned for a service (its
 /// system accounts are named after it). Anything else is PERMISSION_DENIED: the
 /// credentials were good, the request is not theirs to make.
