@@ -200,3 +200,90 @@ async fn a_service_token_from_the_edge_calls_property_and_crm_as_far_as_its_role
         "INVALID_CLIENT_CREDENTIALS"
     );
 }
+
+#[tokio::test]
+async fn a_lot_sold_by_a_won_deal_names_propertys_system_account_of_the_tenant() {
+    use fusion_proto::crm::v1::deal_service_client::DealServiceClient;
+
+    let stack = Stack::spawn_with_events(|_| {}).await;
+    let acme = stack.login("admin@acme.test").await.unwrap();
+    let stock = fusion_stack::seed::property(stack.channel.clone(), &acme.token)
+        .await
+        .unwrap();
+    fusion_stack::seed::crm(
+        stack.channel.clone(),
+        &acme.token,
+        acme.user_id,
+        stock.project_id,
+    )
+    .await
+    .unwrap();
+    let mut deals = DealServiceClient::new(stack.channel.clone());
+    let demo = deals
+        .list_deals(with_token(
+            &acme.token,
+            crm::ListDealsRequest {
+                filter: "lot_id > 0".into(),
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .deals
+        .remove(0);
+    deals
+        .win_deal(with_token(
+            &acme.token,
+            crm::WinDealRequest {
+                id: demo.id,
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap();
+    let mut lots = LotServiceClient::new(stack.channel.clone());
+    let started = std::time::Instant::now();
+    let exchanged = loop {
+        let newest = lots
+            .list_lot_status_changes(with_token(
+                &acme.token,
+                property::ListLotStatusChangesRequest {
+                    lot_id: demo.lot_id,
+                    ..Default::default()
+                },
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+            .lot_status_changes
+            .into_iter()
+            .next();
+        if let Some(change) = newest.filter(|c| c.to_status == "exchanged") {
+            break change;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(15),
+            "the won deal's lot was not exchanged within 15 s"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert_eq!(exchanged.deal_id, demo.id);
+    // The actor is acme's system account of property, which acme's admin sees.
+    let system = ServiceAccountServiceClient::new(stack.channel.clone())
+        .list_service_accounts(with_token(
+            &acme.token,
+            pb::ListServiceAccountsRequest {
+                filter: "name = \"property\"".into(),
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .service_accounts;
+    assert_eq!(system.len(), 1, "{system:?}");
+    assert_eq!(system[0].role_names, ["system"]);
+    assert_eq!(exchanged.actor_user_id, system[0].id);
+    assert_ne!(exchanged.actor_user_id, acme.user_id);
+}

@@ -18,6 +18,13 @@ use fusion_testkit::{PrivateNats, TestDatabase, bind_ephemeral, connect_channel}
 /// The demo password used by these tests.
 pub const PASSWORD: &str = "correct horse battery";
 
+/// The secret of property's platform service account in a stack with events (crm's
+/// is [`CRM_SERVICE_SECRET`]): their consumers act as their system accounts.
+pub const PROPERTY_SERVICE_SECRET: &str = "e2e-property-service-secret-0123456789ab";
+
+/// The secret of crm's platform service account in a stack with events.
+pub const CRM_SERVICE_SECRET: &str = "e2e-crm-service-secret-0123456789abcdef";
+
 /// A running stack.
 pub struct Stack {
     /// The database.
@@ -69,7 +76,8 @@ impl Stack {
     }
 
     /// [`Stack::spawn`] with integration events: a private NATS JetStream, crm and
-    /// property relaying their outboxes (as the owner role) and consuming each other's.
+    /// property relaying their outboxes (as the owner role) and consuming each other's,
+    /// with platform service accounts so that their consumers act as system accounts.
     pub async fn spawn_with_events(configure: impl FnOnce(&mut EdgeConfig)) -> Stack {
         Self::spawn_with(configure, true).await
     }
@@ -93,6 +101,23 @@ impl Stack {
         )
         .await
         .expect("platform bootstrap");
+        // The consuming services' platform accounts, as identity provisions them from
+        // IDENTITY_PLATFORM_SERVICE_ACCOUNTS.
+        let service_credentials = |service: &str, secret: &str| {
+            events.then(|| fusion_service::config::ClientCredentials {
+                client_id: fusion_service::config::ClientCredentials::platform_client_id(service),
+                client_secret: secret.to_owned(),
+            })
+        };
+        if events {
+            let accounts = fusion_identity::config::parse_platform_service_accounts(&format!(
+                "crm:{CRM_SERVICE_SECRET},property:{PROPERTY_SERVICE_SECRET}"
+            ))
+            .expect("valid platform service accounts");
+            fusion_identity::bootstrap::ensure_platform_services(&identity.state().db, &accounts)
+                .await
+                .expect("platform service accounts");
+        }
         let identity_channel =
             tonic::transport::Endpoint::from_shared(format!("http://{identity_addr}"))
                 .expect("a valid address")
@@ -105,6 +130,9 @@ impl Stack {
             property_service.migration_database_url = Some(db.owner_url.clone());
         }
         let mut property_config = fusion_property::PropertyConfig::with_defaults(property_service);
+        property_config.identity_url = format!("http://{identity_addr}");
+        property_config.service_credentials =
+            service_credentials("property", PROPERTY_SERVICE_SECRET);
         property_config.media_store = fusion_property::media_store::StoreConfig::Local {
             dir: std::env::temp_dir().join("fusion-e2e-media").join(&db.name),
         };
@@ -136,8 +164,11 @@ impl Stack {
             crm_service.migration_database_url = Some(db.owner_url.clone());
             crm_service.nats_url = nats_url;
         }
+        let mut crm_config = fusion_crm::CrmConfig::with_defaults(crm_service);
+        crm_config.identity_url = format!("http://{identity_addr}");
+        crm_config.service_credentials = service_credentials("crm", CRM_SERVICE_SECRET);
         let crm = fusion_crm::Application::build(
-            fusion_crm::CrmConfig::with_defaults(crm_service),
+            crm_config,
             Arc::new(fusion_tenancy::IdentityJwks::new(identity_channel.clone())),
             identity_channel,
             property_channel,

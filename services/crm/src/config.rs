@@ -5,6 +5,8 @@
 //! |---|---|---|
 //! | (shared) | | see `fusion_service::config` with prefix `CRM`, ports 50053/9003 |
 //! | `CRM_IDENTITY_URL` | `http://127.0.0.1:50051` | identity: token keys (`GetJwks`) and the users leads, deals and tasks are assigned to |
+//! | `CRM_SERVICE_CLIENT_SECRET`, else `SERVICE_CLIENT_SECRET` | none | crm's platform service account secret: its event consumers then act, and write audit fields, as crm's system account in each event's tenant (see `fusion_service::config::ClientCredentials`) |
+//! | `CRM_SERVICE_CLIENT_ID`, else `SERVICE_CLIENT_ID` | `sa_platform_crm` | that account's client id |
 //! | `CRM_PROPERTY_URL` | `http://127.0.0.1:50052` | property: the lots deals are for, and the projects, stages and lots notes and tasks are about |
 //! | `CRM_MIGRATE_ON_START` | `true` | apply migrations at start when a migration URL is set |
 //! | `CRM_PURGE_RETENTION_DAYS` | `30` | soft-deleted rows are removed after this long (needs the migration URL) |
@@ -14,7 +16,7 @@
 use std::time::Duration;
 
 use fusion_service::ConfigError;
-use fusion_service::config::{ServiceConfig, parse_or, var};
+use fusion_service::config::{ClientCredentials, ServiceConfig, parse_or, var};
 
 /// Everything the crm service reads at start.
 #[derive(Clone, Debug)]
@@ -23,6 +25,9 @@ pub struct CrmConfig {
     pub service: ServiceConfig,
     /// Identity's gRPC address.
     pub identity_url: String,
+    /// Crm's platform service account, with which its event consumers act in each
+    /// event's tenant; without it they act as nobody.
+    pub service_credentials: Option<ClientCredentials>,
     /// Property's gRPC address.
     pub property_url: String,
     /// Apply migrations at start when `service.migration_database_url` is set.
@@ -46,6 +51,7 @@ impl CrmConfig {
         if let Some(url) = var("CRM_IDENTITY_URL") {
             config.identity_url = url;
         }
+        config.service_credentials = ClientCredentials::from_env("CRM", "crm")?;
         if let Some(url) = var("CRM_PROPERTY_URL") {
             config.property_url = url;
         }
@@ -78,6 +84,7 @@ impl CrmConfig {
         Self {
             service,
             identity_url: "http://127.0.0.1:50051".to_owned(),
+            service_credentials: None,
             property_url: "http://127.0.0.1:50052".to_owned(),
             migrate_on_start: true,
             purge_retention: fusion_db::soft_delete::DEFAULT_RETENTION,

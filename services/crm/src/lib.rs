@@ -62,6 +62,39 @@ pub struct Application {
     state: AppState,
 }
 
+/// What crm's event consumers share (`None` without NATS): with service credentials
+/// configured, each acts in its event's tenant as crm's system account there, with
+/// tokens from identity over `identity`. Starting a consumer from it is one line,
+/// `background.push(consumers.spawn(ConsumerConfig::new(..), handler, background.stopped()))`.
+pub async fn event_consumers(
+    config: &CrmConfig,
+    db: &fusion_db::Db,
+    identity: Channel,
+    metrics: &fusion_events::EventMetrics,
+) -> anyhow::Result<Option<fusion_events::Consumers>> {
+    let Some(nats_url) = &config.service.nats_url else {
+        return Ok(None);
+    };
+    let credentials = config
+        .service_credentials
+        .as_ref()
+        .map(|c| fusion_events::ServiceCredentials::new(identity, &c.client_id, &c.client_secret));
+    if credentials.is_none() {
+        tracing::warn!(
+            "no service credentials (CRM_SERVICE_CLIENT_SECRET): event consumers act as nobody"
+        );
+    }
+    let consumers = fusion_events::Consumers::connect(
+        db.clone(),
+        nats_url,
+        "crm",
+        metrics.clone(),
+        credentials,
+    )
+    .await?;
+    Ok(Some(consumers))
+}
+
 impl Application {
     /// Connects and serves on the given listeners (bind port 0 in tests and read the
     /// port back). Tokens are verified with the keys `keys` provides (identity's JWKS
@@ -125,34 +158,21 @@ impl Application {
         // Property's lot events, each on a durable consumer of its own (one event type
         // each: nats-server 2.9 filters a consumer on one subject). They write as the
         // application role, in each event's tenant.
-        if let Some(nats_url) = &config.service.nats_url {
-            let client = fusion_events::connect(nats_url, "fusion-crm").await?;
-            let sales =
-                fusion_events::ConsumerConfig::new(lot_sales::CONSUMER, SCHEMA, lot_sales::EVENTS);
-            background.push(
-                fusion_events::consumer::Consumer::new(
-                    db.clone(),
-                    client.clone(),
-                    sales,
-                    lot_sales::LotSales {
-                        time_zone: config.events_time_zone,
-                    },
-                    events.clone(),
-                )
-                .spawn(background.stopped()),
-            );
-            let notes =
-                fusion_events::ConsumerConfig::new(lot_notes::CONSUMER, SCHEMA, lot_notes::EVENTS);
-            background.push(
-                fusion_events::consumer::Consumer::new(
-                    db.clone(),
-                    client,
-                    notes,
-                    lot_notes::LotNotes,
-                    events.clone(),
-                )
-                .spawn(background.stopped()),
-            );
+        // With service credentials they act, and write audit fields, as crm's system
+        // account in each event's tenant.
+        if let Some(consumers) = event_consumers(&config, &db, identity.clone(), &events).await? {
+            background.push(consumers.spawn(
+                fusion_events::ConsumerConfig::new(lot_sales::CONSUMER, SCHEMA, lot_sales::EVENTS),
+                lot_sales::LotSales {
+                    time_zone: config.events_time_zone,
+                },
+                background.stopped(),
+            ));
+            background.push(consumers.spawn(
+                fusion_events::ConsumerConfig::new(lot_notes::CONSUMER, SCHEMA, lot_notes::EVENTS),
+                lot_notes::LotNotes,
+                background.stopped(),
+            ));
         }
         let refs = refs::Refs::new(identity, property);
         let state = AppState::new(db.clone(), Arc::new(config.clone()), refs);

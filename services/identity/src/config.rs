@@ -12,6 +12,7 @@
 //! | `IDENTITY_LOGIN_LOCKOUT_SECONDS` | `900` | first lockout; doubles on each repeat |
 //! | `IDENTITY_MIGRATE_ON_START` | `true` | apply migrations at start when a migration URL is set |
 //! | `IDENTITY_PURGE_RETENTION_DAYS` | `30` | soft-deleted users and roles are removed after this long (needs the migration URL) |
+//! | `IDENTITY_PLATFORM_SERVICE_ACCOUNTS` | none | platform service accounts to provision at start and by `bootstrap-platform`: `<service>:<secret>` items separated by commas, e.g. `crm:<secret>,property:<secret>` (see [`PlatformServiceAccount`]) |
 
 use std::time::Duration;
 
@@ -42,6 +43,71 @@ impl Default for ThrottleConfig {
     }
 }
 
+/// A platform service account provisioned from configuration: the platform tenant's
+/// account for `service` (client id `sa_platform_<service>`), holding the
+/// `platform_service` role, with `secret` among its client secrets. A service named
+/// twice has both secrets, so a secret rotates without a gap: add the new one, roll the
+/// service over, drop the old one. Secrets are stored as SHA-256 digests, like every
+/// client secret; a configured service's other secrets are revoked.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PlatformServiceAccount {
+    /// The service (`crm`): lowercase letters, digits and single dashes.
+    pub service: String,
+    /// One of its client secrets: 32 to 128 characters, no spaces or commas.
+    pub secret: String,
+}
+
+impl std::fmt::Debug for PlatformServiceAccount {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PlatformServiceAccount")
+            .field("service", &self.service)
+            .field("secret", &"<redacted>")
+            .finish()
+    }
+}
+
+/// The shortest configured secret: 32 characters of any reasonable alphabet carry
+/// well over 128 bits when they are random, as they must be.
+pub const CONFIGURED_SECRET_MIN: usize = 32;
+
+/// Reads `crm:<secret>,property:<secret>`: items separated by commas (spaces around
+/// them ignored), each a service name, a colon and a secret.
+pub fn parse_platform_service_accounts(value: &str) -> Result<Vec<PlatformServiceAccount>, String> {
+    let mut accounts: Vec<PlatformServiceAccount> = Vec::new();
+    for (n, item) in value.split(',').map(str::trim).enumerate() {
+        if item.is_empty() {
+            continue;
+        }
+        let Some((service, secret)) = item.split_once(':') else {
+            return Err(format!("item {} is not <service>:<secret>", n + 1));
+        };
+        crate::auth::client_secrets::service_name(service)
+            .map_err(|e| format!("item {}: the service name {e}", n + 1))?;
+        let len = secret.chars().count();
+        let max = crate::auth::client_secrets::SECRET_MAX;
+        if !(CONFIGURED_SECRET_MIN..=max).contains(&len)
+            || secret.chars().any(|c| c.is_whitespace() || c.is_control())
+        {
+            return Err(format!(
+                "item {} ({service}): a secret is {CONFIGURED_SECRET_MIN} to {max} characters without spaces",
+                n + 1
+            ));
+        }
+        let held = accounts.iter().filter(|a| a.service == service).count();
+        if held >= crate::auth::client_secrets::SECRETS_MAX {
+            return Err(format!(
+                "{service} has more than {} secrets",
+                crate::auth::client_secrets::SECRETS_MAX
+            ));
+        }
+        accounts.push(PlatformServiceAccount {
+            service: service.to_owned(),
+            secret: secret.to_owned(),
+        });
+    }
+    Ok(accounts)
+}
+
 /// Everything the identity service reads at start.
 #[derive(Clone, Debug)]
 pub struct IdentityConfig {
@@ -57,6 +123,9 @@ pub struct IdentityConfig {
     pub migrate_on_start: bool,
     /// How long soft-deleted rows are kept before the purge job removes them.
     pub purge_retention: Duration,
+    /// Platform service accounts to provision (bootstrap), at start and by
+    /// `bootstrap-platform`.
+    pub platform_service_accounts: Vec<PlatformServiceAccount>,
 }
 
 impl IdentityConfig {
@@ -75,6 +144,7 @@ impl IdentityConfig {
             throttle: ThrottleConfig::default(),
             migrate_on_start: true,
             purge_retention: fusion_db::soft_delete::DEFAULT_RETENTION,
+            platform_service_accounts: Vec::new(),
         }
     }
 
@@ -101,6 +171,62 @@ impl IdentityConfig {
             self.purge_retention.as_secs() / 86_400,
         )?;
         self.purge_retention = Duration::from_secs(days * 86_400);
+        const ACCOUNTS: &str = "IDENTITY_PLATFORM_SERVICE_ACCOUNTS";
+        if let Some(value) = fusion_service::config::var(ACCOUNTS) {
+            self.platform_service_accounts =
+                parse_platform_service_accounts(&value).map_err(|reason| ConfigError::Invalid {
+                    name: ACCOUNTS.to_owned(),
+                    // Never the secrets themselves.
+                    value: "<redacted>".to_owned(),
+                    reason,
+                })?;
+        }
         Ok(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const A: &str = "0123456789abcdef0123456789abcdef";
+    const B: &str = "sas_fedcba9876543210fedcba9876543210fedcba98765";
+
+    #[test]
+    fn platform_service_accounts_are_service_secret_pairs() {
+        let accounts =
+            parse_platform_service_accounts(&format!(" crm:{A} , property:{B},crm:{B},")).unwrap();
+        let pairs: Vec<(&str, &str)> = accounts
+            .iter()
+            .map(|a| (a.service.as_str(), a.secret.as_str()))
+            .collect();
+        assert_eq!(pairs, [("crm", A), ("property", B), ("crm", B)]);
+        assert_eq!(parse_platform_service_accounts("").unwrap(), []);
+    }
+
+    #[test]
+    fn malformed_items_short_secrets_and_bad_names_are_refused_without_the_secret() {
+        for bad in [
+            format!("crm{A}"),
+            format!("Crm:{A}"),
+            format!("crm_x:{A}"),
+            "crm:short".to_owned(),
+            format!("crm:{A} {A}"),
+            format!("crm:{}", "x".repeat(129)),
+            (0..6)
+                .map(|_| format!("crm:{A}"))
+                .collect::<Vec<_>>()
+                .join(","),
+        ] {
+            let err = parse_platform_service_accounts(&bad).unwrap_err();
+            assert!(!err.contains(A), "{err}");
+        }
+    }
+
+    #[test]
+    fn the_debug_form_hides_secrets() {
+        let accounts = parse_platform_service_accounts(&format!("crm:{A}")).unwrap();
+        let shown = format!("{accounts:?}");
+        assert!(shown.contains("crm") && !shown.contains(A), "{shown}");
     }
 }

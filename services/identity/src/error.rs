@@ -80,6 +80,14 @@ pub enum IdentityError {
     /// (`INVALID_CLIENT_CREDENTIALS`).
     #[error("invalid client id or secret")]
     InvalidClientCredentials,
+    /// IssueServiceToken for another tenant: that tenant's system account for the
+    /// service was deactivated or deleted by the tenant's admin
+    /// (`SYSTEM_ACCOUNT_INACTIVE`).
+    #[error("tenant {tenant_id} has deactivated or deleted this service's system account")]
+    SystemAccountInactive {
+        /// The tenant.
+        tenant_id: i64,
+    },
     /// A service account holds as many unrevoked secrets as it may (`SECRET_LIMIT`).
     #[error("a service account holds at most {max} unrevoked secrets; revoke one first")]
     SecretLimit {
@@ -125,6 +133,7 @@ pub const REASONS: &[&str] = &[
     "REFRESH_TOKEN_REUSED",
     "LOGIN_THROTTLED",
     "INVALID_CLIENT_CREDENTIALS",
+    "SYSTEM_ACCOUNT_INACTIVE",
     "SECRET_LIMIT",
     "INTERNAL",
     // The database layer's, through the standard methods.
@@ -177,6 +186,7 @@ impl IdentityError {
             Self::RefreshTokenReused => "REFRESH_TOKEN_REUSED",
             Self::LoginThrottled { .. } => "LOGIN_THROTTLED",
             Self::InvalidClientCredentials => "INVALID_CLIENT_CREDENTIALS",
+            Self::SystemAccountInactive { .. } => "SYSTEM_ACCOUNT_INACTIVE",
             Self::SecretLimit { .. } => "SECRET_LIMIT",
             Self::Internal { .. } => "INTERNAL",
             Self::Db(e) => match e.kind() {
@@ -229,6 +239,7 @@ impl From<IdentityError> for Status {
             | IdentityError::PlatformTenant
             | IdentityError::BuiltInRole { .. }
             | IdentityError::LastAdmin
+            | IdentityError::SystemAccountInactive { .. }
             | IdentityError::SecretLimit { .. } => {
                 errors::failed_precondition(DOMAIN, reason, message)
             }
@@ -276,6 +287,7 @@ mod tests {
             | IdentityError::RefreshTokenReused
             | IdentityError::LoginThrottled { .. }
             | IdentityError::InvalidClientCredentials
+            | IdentityError::SystemAccountInactive { .. }
             | IdentityError::SecretLimit { .. }
             | IdentityError::Internal { .. }
             | IdentityError::Db(_) => {}
@@ -312,6 +324,7 @@ mod tests {
                 retry_after: Duration::from_secs(30),
             },
             IdentityError::InvalidClientCredentials,
+            IdentityError::SystemAccountInactive { tenant_id: 7 },
             IdentityError::SecretLimit { max: 5 },
             IdentityError::internal("hashing a password failed", "out of memory"),
             db(Kind::InvalidBecause(

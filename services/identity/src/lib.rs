@@ -127,6 +127,17 @@ impl Application {
             &MIGRATOR,
         )
         .await?;
+        // Platform service accounts from configuration; on a first start the platform
+        // tenant does not exist yet and `bootstrap-platform` provisions them.
+        if !config.platform_service_accounts.is_empty()
+            && bootstrap::ensure_platform_services(&db, &config.platform_service_accounts)
+                .await?
+                .is_none()
+        {
+            tracing::warn!(
+                "no platform tenant yet: platform service accounts are provisioned by bootstrap-platform"
+            );
+        }
         let keys = Arc::new(auth::keys::KeyRing::load_or_create(&db).await?);
         let state = AppState::new(db.clone(), Arc::new(config.clone()), keys.clone());
         let mut background = Background::new();

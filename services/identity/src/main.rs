@@ -41,6 +41,11 @@ async fn main() -> anyhow::Result<()> {
             ))
             .await?;
             let id = fusion_identity::bootstrap::ensure_platform(&db, &email, &password).await?;
+            fusion_identity::bootstrap::ensure_platform_services(
+                &db,
+                &config.platform_service_accounts,
+            )
+            .await?;
             tracing::info!(tenant.id = id, "platform tenant ready");
             Ok(())
         }

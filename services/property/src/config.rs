@@ -4,8 +4,10 @@
 //! | variable | default | meaning |
 //! |---|---|---|
 //! | (shared) | | see `fusion_service::config` with prefix `PROPERTY`, ports 50052/9002 |
-//! | `PROPERTY_IDENTITY_URL` | `http://127.0.0.1:50051` | identity, for the token-verification keys (`GetJwks`) |
 //! | `PROPERTY_CRM_URL`, else `CRM_URL` | `http://127.0.0.1:50053` | crm, asked as the caller whether the deal a hold or reservation is for is open (`HoldLot`/`ReserveLot` `deal_id`) |
+//! | `PROPERTY_IDENTITY_URL` | `http://127.0.0.1:50051` | identity, for the token-verification keys (`GetJwks`) and the service tokens of the event consumers |
+//! | `PROPERTY_SERVICE_CLIENT_SECRET`, else `SERVICE_CLIENT_SECRET` | none | property's platform service account secret: its event consumers then act, and write audit fields, as property's system account in each event's tenant (see `fusion_service::config::ClientCredentials`) |
+//! | `PROPERTY_SERVICE_CLIENT_ID`, else `SERVICE_CLIENT_ID` | `sa_platform_property` | that account's client id |
 //! | `PROPERTY_MIGRATE_ON_START` | `true` | apply migrations at start when a migration URL is set |
 //! | `PROPERTY_HOUSEKEEPING_SECONDS` | `15` | how often lapsed holds are released and due prices applied (needs the migration URL) |
 //! | `PROPERTY_PURGE_RETENTION_DAYS` | `30` | soft-deleted rows are removed after this long (needs the migration URL) |
@@ -20,7 +22,7 @@
 use std::time::Duration;
 
 use fusion_service::ConfigError;
-use fusion_service::config::{ServiceConfig, parse_or, var};
+use fusion_service::config::{ClientCredentials, ServiceConfig, parse_or, var};
 
 use crate::media_store::StoreConfig;
 
@@ -29,10 +31,13 @@ use crate::media_store::StoreConfig;
 pub struct PropertyConfig {
     /// Addresses, database, JWT issuer/audience, page-token key.
     pub service: ServiceConfig,
-    /// Identity's gRPC address, for `GetJwks`.
+    /// Identity's gRPC address, for `GetJwks` and the consumers' service tokens.
     pub identity_url: String,
     /// Crm's gRPC address, for the deals holds and reservations are for.
     pub crm_url: String,
+    /// Property's platform service account, with which its event consumers act in
+    /// each event's tenant; without it they act as nobody (audit fields stay empty).
+    pub service_credentials: Option<ClientCredentials>,
     /// Apply migrations at start when `service.migration_database_url` is set.
     pub migrate_on_start: bool,
     /// How often the housekeeping job runs.
@@ -59,6 +64,7 @@ impl PropertyConfig {
         if let Some(url) = var("PROPERTY_CRM_URL").or_else(|| var("CRM_URL")) {
             config.crm_url = url;
         }
+        config.service_credentials = ClientCredentials::from_env("PROPERTY", "property")?;
         config.migrate_on_start = parse_or("PROPERTY_MIGRATE_ON_START", true)?;
         config.housekeeping_interval =
             Duration::from_secs(parse_or("PROPERTY_HOUSEKEEPING_SECONDS", 15)?);
@@ -82,6 +88,7 @@ impl PropertyConfig {
             service,
             identity_url: "http://127.0.0.1:50051".to_owned(),
             crm_url: "http://127.0.0.1:50053".to_owned(),
+            service_credentials: None,
             migrate_on_start: true,
             housekeeping_interval: Duration::from_secs(15),
             purge_retention: fusion_db::soft_delete::DEFAULT_RETENTION,

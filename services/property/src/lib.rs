@@ -56,6 +56,48 @@ pub const SCHEMA: &str = "property";
 /// Error domain of this context.
 pub const DOMAIN: &str = "property.fusion";
 
+/// What property's event consumers share (`None` without NATS): with service
+/// credentials configured, each acts in its event's tenant as property's system account
+/// there, asking identity (`identity_url`) for its tokens. Adding a consumer is one
+/// `consumers.spawn(..)`.
+async fn event_consumers(
+    config: &PropertyConfig,
+    db: &fusion_db::Db,
+    metrics: &fusion_events::EventMetrics,
+) -> anyhow::Result<Option<fusion_events::Consumers>> {
+    let Some(nats_url) = &config.service.nats_url else {
+        return Ok(None);
+    };
+    let credentials = match &config.service_credentials {
+        Some(c) => {
+            // Connects on first use, so property may start before identity answers.
+            let identity = tonic::transport::Endpoint::from_shared(config.identity_url.clone())
+                .context("PROPERTY_IDENTITY_URL is not a valid URL")?
+                .connect_lazy();
+            Some(fusion_events::ServiceCredentials::new(
+                identity,
+                &c.client_id,
+                &c.client_secret,
+            ))
+        }
+        None => {
+            tracing::warn!(
+                "no service credentials (PROPERTY_SERVICE_CLIENT_SECRET): event consumers act as nobody"
+            );
+            None
+        }
+    };
+    let consumers = fusion_events::Consumers::connect(
+        db.clone(),
+        nats_url,
+        "property",
+        metrics.clone(),
+        credentials,
+    )
+    .await?;
+    Ok(Some(consumers))
+}
+
 /// A running property service.
 #[derive(Debug)]
 pub struct Application {
@@ -141,19 +183,12 @@ impl Application {
         // Integration events: crm's won deals sell their lots, lost and reopened deals
         // release them (`sales`), all through one consumer so that one deal's events
         // apply in the order crm committed them.
-        if let Some(nats_url) = &config.service.nats_url {
-            let client = fusion_events::connect(nats_url, "fusion-property").await?;
-            let sales = fusion_events::ConsumerConfig::new(sales::CONSUMER, SCHEMA, sales::EVENTS);
-            background.push(
-                fusion_events::consumer::Consumer::new(
-                    db.clone(),
-                    client,
-                    sales,
-                    sales::LotSales,
-                    event_metrics.clone(),
-                )
-                .spawn(background.stopped()),
-            );
+        if let Some(consumers) = event_consumers(&config, &db, &event_metrics).await? {
+            background.push(consumers.spawn(
+                fusion_events::ConsumerConfig::new(sales::CONSUMER, SCHEMA, sales::EVENTS),
+                sales::LotSales,
+                background.stopped(),
+            ));
         }
         let deals = deals::Deals::new(crm);
         let state = AppState::new(db.clone(), Arc::new(config.clone()), events, media, deals);

@@ -3,7 +3,10 @@
 //! Finds PostgreSQL the way the tests do (`DATABASE_URL` as an administrator URL, else
 //! `localhost:5432`, else a private throwaway cluster from the installed binaries),
 //! creates the `fusion` database and roles, applies every context's migrations, starts
-//! every service and the edge on the ports of API.md, seeds the demo tenants (again and
+//! every service and the edge on the ports of API.md (crm and property with a platform
+//! service account each, whose secret is made afresh at every start and handed to
+//! identity and to the service, so their event consumers act in a tenant as its system
+//! account), seeds the demo tenants (again and
 //! again without duplicating anything) and prints `grpcurl` lines to try. Ctrl-C stops
 //! everything gracefully.
 //!
@@ -23,12 +26,16 @@ use anyhow::Context as _;
 use tokio::net::TcpListener;
 
 use fusion_edge::{Edge, EdgeConfig, config::local_routes};
+use fusion_identity::config::PlatformServiceAccount;
 use fusion_identity::{Application, IdentityConfig};
 use fusion_property::PropertyConfig;
 use fusion_proto::identity::v1::LoginRequest;
 use fusion_proto::identity::v1::auth_service_client::AuthServiceClient;
 use fusion_service::ServiceConfig;
-use fusion_service::config::var;
+use fusion_service::config::{ClientCredentials, var};
+
+/// The services whose event consumers act in tenants as their system accounts.
+const CONSUMING_SERVICES: &[&str] = &["crm", "property"];
 
 /// Demo tenants: slug, display name.
 const DEMO_TENANTS: &[(&str, &str)] = &[("acme", "Acme Homes"), ("globex", "Globex Developments")];
@@ -56,11 +63,44 @@ async fn main() -> anyhow::Result<()> {
         fusion_db::migrate(&owner_url, schema, migrator).await?;
     }
 
+    // The platform tenant first, so identity provisions the platform service accounts
+    // as it starts.
+    let db = fusion_db::Db::connect(&fusion_db::DbConfig::new(app_url.clone())).await?;
+    fusion_identity::bootstrap::ensure_platform(&db, "ops@platform.test", &password).await?;
+
+    // Each consuming service gets a platform service account with a secret made for
+    // this run: identity is configured with it, the service presents it.
+    let service_secrets: Vec<(&str, String)> = CONSUMING_SERVICES
+        .iter()
+        .map(|s| {
+            (
+                *s,
+                fusion_identity::auth::client_secrets::new_secret().secret,
+            )
+        })
+        .collect();
+    let credentials_of = |service: &str| {
+        service_secrets
+            .iter()
+            .find(|(s, _)| *s == service)
+            .map(|(s, secret)| ClientCredentials {
+                client_id: ClientCredentials::platform_client_id(s),
+                client_secret: secret.clone(),
+            })
+    };
+
     let mut service = ServiceConfig::local("identity", app_url.clone());
     service.migration_database_url = Some(owner_url.clone());
     service.db_max_connections = 10;
     service.drain = Duration::from_millis(200);
-    let identity_config = IdentityConfig::with_defaults(service);
+    let mut identity_config = IdentityConfig::with_defaults(service);
+    identity_config.platform_service_accounts = service_secrets
+        .iter()
+        .map(|(service, secret)| PlatformServiceAccount {
+            service: (*service).to_owned(),
+            secret: secret.clone(),
+        })
+        .collect();
     let identity = Application::build(
         identity_config,
         bind(&host, 50051).await?,
@@ -68,8 +108,6 @@ async fn main() -> anyhow::Result<()> {
     )
     .await?;
 
-    let db = identity.state().db.clone();
-    fusion_identity::bootstrap::ensure_platform(&db, "ops@platform.test", &password).await?;
     for (slug, name) in DEMO_TENANTS {
         fusion_identity::bootstrap::ensure_tenant(
             &db,
@@ -93,6 +131,8 @@ async fn main() -> anyhow::Result<()> {
     let identity_channel =
         tonic::transport::Endpoint::from_shared(format!("http://{host}:50051"))?.connect_lazy();
     let mut property_config = PropertyConfig::with_defaults(service);
+    property_config.identity_url = format!("http://{host}:50051");
+    property_config.service_credentials = credentials_of("property");
     property_config.media_store = fusion_property::media_store::StoreConfig::Local {
         dir: var("FUSION_STACK_MEDIA_DIR")
             .unwrap_or_else(|| "target/fusion-stack/media".to_owned())
@@ -117,8 +157,11 @@ async fn main() -> anyhow::Result<()> {
     service.drain = Duration::from_millis(200);
     let property_channel =
         tonic::transport::Endpoint::from_shared(format!("http://{host}:50052"))?.connect_lazy();
+    let mut crm_config = fusion_crm::CrmConfig::with_defaults(service);
+    crm_config.identity_url = format!("http://{host}:50051");
+    crm_config.service_credentials = credentials_of("crm");
     let crm = fusion_crm::Application::build(
-        fusion_crm::CrmConfig::with_defaults(service),
+        crm_config,
         Arc::new(fusion_tenancy::IdentityJwks::new(identity_channel.clone())),
         identity_channel.clone(),
         property_channel,

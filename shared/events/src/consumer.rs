@@ -14,6 +14,7 @@ use tracing::Instrument as _;
 use fusion_db::{Db, TenantTx};
 use fusion_proto::common::v1::EventEnvelope;
 
+use crate::credentials::{CredentialsError, ServiceCredentials};
 use crate::metrics::consumer_labels;
 use crate::outbox::{DOMAIN, is_transient, table};
 use crate::{EventMetrics, Topology, decode_envelope};
@@ -201,6 +202,7 @@ pub struct Consumer<H> {
     config: ConsumerConfig,
     handler: Arc<H>,
     metrics: EventMetrics,
+    credentials: Option<ServiceCredentials>,
 }
 
 impl<H> std::fmt::Debug for Consumer<H> {
@@ -228,7 +230,18 @@ impl<H: Handler> Consumer<H> {
             config,
             handler: Arc::new(handler),
             metrics,
+            credentials: None,
         }
+    }
+
+    /// Acts as the service's system account in each event's tenant: before the handler
+    /// runs, [`Delivery::caller`] is set to that account and a token for it, from
+    /// `credentials`. When none can be had (identity down, the tenant's admin
+    /// deactivated the account) the event is retried later, like a database outage:
+    /// it is not the event's fault, so it is never dead-lettered for it.
+    pub fn with_credentials(mut self, credentials: ServiceCredentials) -> Self {
+        self.credentials = Some(credentials);
+        self
     }
 
     async fn pull(&self) -> anyhow::Result<pull::Stream> {
@@ -318,10 +331,60 @@ impl<H: Handler> Consumer<H> {
             return self.ignore(message, &envelope.event_type).await;
         }
         let span = consume_span(&self.config.name, &envelope);
+        let caller = match &self.credentials {
+            None => Ok(None),
+            Some(credentials) => credentials
+                .for_tenant(envelope.tenant_id)
+                .instrument(span.clone())
+                .await
+                .map(Some),
+        };
+        let caller = match caller {
+            Ok(caller) => caller,
+            Err(err) => {
+                self.metrics.failures.get_or_create(&labels).inc();
+                // A tenant identity does not know (never was, or deleted) will not come
+                // back: like a failing handler, its event is dead-lettered after the
+                // bounded deliveries. Anything else (identity down, the account
+                // deactivated) waits, however long it takes.
+                let gone = matches!(err, CredentialsError::NoTenant(_))
+                    || err.code() == Some(tonic::Code::NotFound);
+                if gone && delivered >= self.config.max_deliver {
+                    let event = Delivery {
+                        envelope,
+                        delivered,
+                        caller: None,
+                    };
+                    let err = anyhow::Error::new(err);
+                    match self.dead_letter(&event, &err).await {
+                        Ok(()) => {
+                            self.metrics.dead_letters.get_or_create(&labels).inc();
+                            span.in_scope(|| {
+                                tracing::error!(
+                                    error = format!("{err:#}"),
+                                    delivered,
+                                    "event of an unknown tenant dead-lettered"
+                                );
+                            });
+                            ack(message, AckKind::Term).await;
+                            return Outcome::DeadLettered;
+                        }
+                        Err(e) => tracing::warn!(error = %e, "recording a dead letter"),
+                    }
+                } else {
+                    span.in_scope(|| {
+                        tracing::warn!(error = %err, delivered,
+                            "no service account token for the event's tenant; it will be delivered again");
+                    });
+                }
+                self.retry_later(message, delivered).await;
+                return Outcome::Retry;
+            }
+        };
         let event = Delivery {
             envelope,
             delivered,
-            caller: None,
+            caller,
         };
         let outcome = async {
             match self.apply(&event).await {
@@ -356,14 +419,7 @@ impl<H: Handler> Consumer<H> {
         .instrument(span)
         .await;
         match outcome {
-            Outcome::Retry => {
-                let factor = u32::try_from(delivered.clamp(1, 20)).unwrap_or(1);
-                ack(
-                    message,
-                    AckKind::Nak(Some(self.config.retry_delay * factor)),
-                )
-                .await;
-            }
+            Outcome::Retry => self.retry_later(message, delivered).await,
             Outcome::DeadLettered => ack(message, AckKind::Term).await,
             _ => ack(message, AckKind::Ack).await,
         }
@@ -386,6 +442,17 @@ impl<H: Handler> Consumer<H> {
             "acknowledging an event type the consumer does not receive");
         ack(message, AckKind::Ack).await;
         Outcome::Ignored
+    }
+
+    /// Asks JetStream to deliver `message` again after the retry delay times the
+    /// deliveries so far.
+    async fn retry_later(&self, message: &jetstream::Message, delivered: i64) {
+        let factor = u32::try_from(delivered.clamp(1, 20)).unwrap_or(1);
+        ack(
+            message,
+            AckKind::Nak(Some(self.config.retry_delay * factor)),
+        )
+        .await;
     }
 
     /// Binds the envelope's tenant, records the event in the inbox and applies it, in
@@ -482,6 +549,78 @@ impl<H: Handler> Consumer<H> {
                 }
             }
         })
+    }
+}
+
+/// What a service's consumers share: the database, the NATS connection, the event
+/// metrics and, when the service has them, its credentials. Starting a consumer is
+/// then one line:
+///
+/// ```ignore
+/// background.push(consumers.spawn(ConsumerConfig::new(CONSUMER, SCHEMA, EVENTS), Handler, background.stopped()));
+/// ```
+#[derive(Clone, Debug)]
+pub struct Consumers {
+    db: Db,
+    client: async_nats::Client,
+    metrics: EventMetrics,
+    credentials: Option<ServiceCredentials>,
+}
+
+impl Consumers {
+    /// Consumers writing with `db` and reading with `client`; with `credentials`, each
+    /// acts as the service's system account in its events' tenants
+    /// ([`Consumer::with_credentials`]).
+    pub fn new(
+        db: Db,
+        client: async_nats::Client,
+        metrics: EventMetrics,
+        credentials: Option<ServiceCredentials>,
+    ) -> Self {
+        Self {
+            db,
+            client,
+            metrics,
+            credentials,
+        }
+    }
+
+    /// Consumers of service `service` (`crm`) over NATS at `nats_url` (connected in the
+    /// background, so a service starts while NATS is down).
+    pub async fn connect(
+        db: Db,
+        nats_url: &str,
+        service: &str,
+        metrics: EventMetrics,
+        credentials: Option<ServiceCredentials>,
+    ) -> anyhow::Result<Self> {
+        let client = crate::connect(nats_url, &format!("fusion-{service}")).await?;
+        Ok(Self::new(db, client, metrics, credentials))
+    }
+
+    /// Whether the consumers act as the service's system accounts.
+    pub fn has_credentials(&self) -> bool {
+        self.credentials.is_some()
+    }
+
+    /// Starts consumer `config` with `handler`, until `stop` turns true.
+    pub fn spawn<H: Handler>(
+        &self,
+        config: ConsumerConfig,
+        handler: H,
+        stop: watch::Receiver<bool>,
+    ) -> JoinHandle<()> {
+        let mut consumer = Consumer::new(
+            self.db.clone(),
+            self.client.clone(),
+            config,
+            handler,
+            self.metrics.clone(),
+        );
+        if let Some(credentials) = &self.credentials {
+            consumer = consumer.with_credentials(credentials.clone());
+        }
+        consumer.spawn(stop)
     }
 }
 

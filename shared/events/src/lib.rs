@@ -36,6 +36,10 @@
 //!   acknowledges the other types that subject matches without effect or inbox row.
 //! - [`inbox`]: deletes inbox rows once the stream can no longer deliver their events
 //!   again (the stream's age plus a day), in bounded batches, as the owner role.
+//! - [`credentials`]: a consumer with [`ServiceCredentials`] acts in each event's
+//!   tenant as its service's system account there ([`Delivery::caller`]): audit fields
+//!   it writes name that account, calls it makes carry its token. A token that cannot
+//!   be had is retried like a database outage, never dead-lettered.
 //! - [`stream`]: connects to NATS and creates or updates the stream idempotently.
 //! - [`EventMetrics`]: events relayed, relay lag (age of the oldest unsent event),
 //!   consumer deliveries, failures and dead letters, for the service's `/metrics`.
@@ -64,6 +68,7 @@
 //! by subject.
 
 pub mod consumer;
+pub mod credentials;
 mod envelope;
 pub mod inbox;
 mod metrics;
@@ -71,7 +76,8 @@ pub mod outbox;
 pub mod relay;
 pub mod stream;
 
-pub use consumer::{ConsumerConfig, Delivery, Handler, ServiceCaller};
+pub use consumer::{ConsumerConfig, Consumers, Delivery, Handler, ServiceCaller};
+pub use credentials::{CredentialsError, ServiceCredentials};
 pub use envelope::{Event, decode_envelope};
 pub use inbox::{InboxPruneConfig, InboxPruner};
 pub use metrics::EventMetrics;

@@ -185,9 +185,154 @@ impl ServiceConfig {
     }
 }
 
+/// A service's own client credentials: those of its platform service account, with
+/// which its event consumers have tokens issued for the service's system account in
+/// each event's tenant (`fusion_events::ServiceCredentials`).
+///
+/// | variable | default | meaning |
+/// |---|---|---|
+/// | `<PREFIX>_SERVICE_CLIENT_SECRET`, else `SERVICE_CLIENT_SECRET` | none: consumers run without a service account | the secret identity was configured with (`IDENTITY_PLATFORM_SERVICE_ACCOUNTS`) |
+/// | `<PREFIX>_SERVICE_CLIENT_ID`, else `SERVICE_CLIENT_ID` | `sa_platform_<service>` | the client id, for an account not named after the service |
+#[derive(Clone, PartialEq, Eq)]
+pub struct ClientCredentials {
+    /// `sa_platform_crm`, or `sa_<tenant id>_<account id>`.
+    pub client_id: String,
+    /// The secret; never printed.
+    pub client_secret: String,
+}
+
+impl std::fmt::Debug for ClientCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientCredentials")
+            .field("client_id", &self.client_id)
+            .field("client_secret", &"<redacted>")
+            .finish()
+    }
+}
+
+impl ClientCredentials {
+    /// The client id of the platform service account provisioned for `service`.
+    pub fn platform_client_id(service: &str) -> String {
+        format!("sa_platform_{service}")
+    }
+
+    /// Service `service`'s credentials from the variables under `prefix` (see the type's
+    /// docs): `None` when no secret is set; a client id without a secret is an error.
+    pub fn from_env(prefix: &str, service: &str) -> Result<Option<Self>, ConfigError> {
+        let read = |suffix: &str| {
+            let name = format!("{prefix}_{suffix}");
+            var(&name)
+                .map(|v| (name, v))
+                .or_else(|| var(suffix).map(|v| (suffix.to_owned(), v)))
+        };
+        Self::from_values(
+            prefix,
+            service,
+            read("SERVICE_CLIENT_ID"),
+            read("SERVICE_CLIENT_SECRET"),
+        )
+    }
+
+    fn from_values(
+        prefix: &str,
+        service: &str,
+        id: Option<(String, String)>,
+        secret: Option<(String, String)>,
+    ) -> Result<Option<Self>, ConfigError> {
+        match (id, secret) {
+            (None, None) => Ok(None),
+            (Some((name, _)), None) => Err(ConfigError::Missing(
+                format!("{prefix}_SERVICE_CLIENT_SECRET"),
+                if name.starts_with(prefix) {
+                    "a client id needs its secret"
+                } else {
+                    "SERVICE_CLIENT_ID needs its secret"
+                },
+            )),
+            (id, Some((name, secret))) => {
+                if secret.trim() != secret || secret.len() > 128 {
+                    return Err(ConfigError::Invalid {
+                        name,
+                        value: "<hidden>".into(),
+                        reason:
+                            "a client secret has no surrounding spaces and at most 128 characters"
+                                .into(),
+                    });
+                }
+                Ok(Some(Self {
+                    client_id: id
+                        .map(|(_, v)| v.trim().to_owned())
+                        .unwrap_or_else(|| Self::platform_client_id(service)),
+                    client_secret: secret,
+                }))
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn pair(name: &str, value: &str) -> Option<(String, String)> {
+        Some((name.to_owned(), value.to_owned()))
+    }
+
+    #[test]
+    fn client_credentials_default_their_id_to_the_services_platform_account() {
+        assert_eq!(
+            ClientCredentials::from_values("CRM", "crm", None, None).unwrap(),
+            None
+        );
+        let creds = ClientCredentials::from_values(
+            "CRM",
+            "crm",
+            None,
+            pair(
+                "SERVICE_CLIENT_SECRET",
+                "s3cret-s3cret-s3cret-s3cret-s3cret",
+            ),
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(creds.client_id, "sa_platform_crm");
+        let creds = ClientCredentials::from_values(
+            "CRM",
+            "crm",
+            pair("CRM_SERVICE_CLIENT_ID", "sa_1_7"),
+            pair("CRM_SERVICE_CLIENT_SECRET", "sas_x"),
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(
+            (creds.client_id.as_str(), creds.client_secret.as_str()),
+            ("sa_1_7", "sas_x")
+        );
+        let shown = format!("{creds:?}");
+        assert!(
+            shown.contains("sa_1_7") && !shown.contains("sas_x"),
+            "{shown}"
+        );
+    }
+
+    #[test]
+    fn a_client_id_without_a_secret_or_a_padded_secret_is_refused_without_showing_it() {
+        let err =
+            ClientCredentials::from_values("CRM", "crm", pair("SERVICE_CLIENT_ID", "sa_1_7"), None)
+                .unwrap_err();
+        assert!(
+            err.to_string().contains("CRM_SERVICE_CLIENT_SECRET"),
+            "{err}"
+        );
+        let err = ClientCredentials::from_values(
+            "CRM",
+            "crm",
+            None,
+            pair("CRM_SERVICE_CLIENT_SECRET", " padded "),
+        )
+        .unwrap_err();
+        assert!(!err.to_string().contains("padded"), "{err}");
+    }
 
     #[test]
     fn a_malformed_value_names_the_variable() {

@@ -2,16 +2,18 @@
 
 use tonic::{Request, Response, Status};
 
+use fusion_db::TenantTx;
 use fusion_proto::errors::FieldViolation;
 use fusion_proto::identity::v1 as pb;
 use fusion_proto::identity::v1::auth_service_server::AuthService;
 
 use crate::AppState;
-use crate::auth::client_secrets::{self, CLIENT_ID_MAX, SECRET_MAX};
+use crate::auth::client_secrets::{self, CLIENT_ID_MAX, ClientId, SECRET_MAX};
 use crate::auth::{password, throttle, tokens};
+use crate::domain::permissions::{SERVICE_TOKENS_ISSUE, SYSTEM_ROLE};
 use crate::domain::validate::NAME_MAX;
 use crate::error::IdentityError;
-use crate::store::{logins, service_accounts};
+use crate::store::{logins, roles, service_accounts, tenants};
 
 /// The AuthService implementation.
 #[derive(Clone, Debug)]
@@ -45,6 +47,83 @@ fn source_of<T>(req: &Request<T>) -> String {
         .filter(|v| !v.is_empty())
         .or_else(|| req.remote_addr().map(|a| a.ip().to_string()))
         .unwrap_or_else(|| "unknown".to_owned())
+}
+
+/// The service that account `account_id` of tenant `tenant_id` (the transaction's)
+/// may act for in other tenants: the account must belong to the platform tenant,
+/// hold `platform.service_tokens.issue` and have been provisioned for a service (its
+/// system accounts are named after it). Anything else is PERMISSION_DENIED: the
+/// credentials were good, the request is not theirs to make.
+async fn delegating_service(
+    tx: &mut TenantTx,
+    tenant_id: i64,
+    account_id: i64,
+) -> Result<String, IdentityError> {
+    let denied = IdentityError::PermissionDenied {
+        permission: SERVICE_TOKENS_ISSUE,
+    };
+    if tenants::platform_id(tx).await? != Some(tenant_id) {
+        return Err(denied);
+    }
+    let (_, permissions) = tokens::roles_and_permissions(tx, account_id).await?;
+    if !permissions.iter().any(|p| p == SERVICE_TOKENS_ISSUE) {
+        return Err(denied);
+    }
+    service_accounts::service_name_of(tx, account_id)
+        .await?
+        .ok_or(denied)
+}
+
+impl AuthApi {
+    /// A token for the system account of `service` in tenant `tenant_id`, asked for by
+    /// platform account `platform_account_id`: the tenant must be live; its system
+    /// account is created on first use with the built-in `system` role, and must not
+    /// have been deactivated or deleted by the tenant's admin.
+    async fn issue_for_system_account(
+        &self,
+        tenant_id: i64,
+        service: &str,
+        platform_account_id: i64,
+    ) -> Result<pb::IssueServiceTokenResponse, IdentityError> {
+        let mut tx = self.state.db.begin(tenant_id).await?;
+        if !tenants::is_live(&mut tx, tenant_id).await? {
+            return Err(IdentityError::NotFound {
+                what: "tenant",
+                id: tenant_id,
+            });
+        }
+        let role_id = roles::built_in_id(&mut tx, SYSTEM_ROLE)
+            .await?
+            .ok_or_else(|| {
+                IdentityError::internal(
+                    "issuing a system account's token",
+                    format!("tenant {tenant_id} has no built-in {SYSTEM_ROLE} role"),
+                )
+            })?;
+        let account =
+            service_accounts::system_account(&mut tx, tenant_id, service, role_id).await?;
+        if !account.usable {
+            return Err(IdentityError::SystemAccountInactive { tenant_id });
+        }
+        service_accounts::record_account_use(&mut tx, account.id).await?;
+        let (access_token, expires_in) =
+            tokens::issue_service(&self.state, &mut tx, tenant_id, account.id).await?;
+        tx.commit().await?;
+        tracing::info!(
+            tenant.id = tenant_id,
+            service_account.id = account.id,
+            platform_account.id = platform_account_id,
+            service,
+            "system account token issued"
+        );
+        Ok(pb::IssueServiceTokenResponse {
+            access_token,
+            expires_in,
+            token_type: "Bearer".to_owned(),
+            tenant_id,
+            service_account_id: account.id,
+        })
+    }
 }
 
 #[tonic::async_trait]
@@ -123,9 +202,13 @@ impl AuthService for AuthApi {
         }))
     }
 
-    /// Every refusal after the bounds (unknown client, wrong or revoked secret, deleted
-    /// or inactive account, deleted tenant) is the same INVALID_CLIENT_CREDENTIALS, and
-    /// each reads the same rows, so neither the answer nor its cost tells them apart.
+    /// Every refusal of the credentials after the bounds (unknown client, wrong or
+    /// revoked secret, deleted or inactive account, deleted tenant) is the same
+    /// INVALID_CLIENT_CREDENTIALS, and each reads the same rows, so neither the answer
+    /// nor its cost tells them apart. Credentials that hold may then be refused what
+    /// they ask: a token for another tenant (`tenant_id`) needs a platform service
+    /// account holding `platform.service_tokens.issue` (else PERMISSION_DENIED), a live
+    /// tenant (else NOT_FOUND) and a usable system account there.
     async fn issue_service_token(
         &self,
         req: Request<pb::IssueServiceTokenRequest>,
@@ -133,7 +216,7 @@ impl AuthService for AuthApi {
         let pb::IssueServiceTokenRequest {
             client_id,
             client_secret,
-            tenant_id: _,
+            tenant_id: target,
         } = req.into_inner();
         let mut violations = Vec::new();
         for (field, value, max) in [
@@ -149,14 +232,40 @@ impl AuthService for AuthApi {
                 ));
             }
         }
+        if target < 0 {
+            violations.push(FieldViolation::new(
+                "tenant_id",
+                "must be a tenant id, or 0 for the account's own tenant",
+            ));
+        }
         if !violations.is_empty() {
             return Err(IdentityError::Invalid(violations).into());
         }
-        let Some((tenant_id, account_id)) = client_secrets::parse_client_id(&client_id) else {
+        let Some(client) = client_secrets::parse(&client_id) else {
             return Err(IdentityError::InvalidClientCredentials.into());
         };
+        let db = &self.state.db;
+        let (tenant_id, account_id, mut tx) = match client {
+            ClientId::Account {
+                tenant_id,
+                account_id,
+            } => (tenant_id, account_id, db.begin(tenant_id).await?),
+            ClientId::Platform { service } => {
+                let mut lookup = db.begin_unscoped().await?;
+                let platform = tenants::platform_id(&mut lookup).await?;
+                lookup.commit().await.map_err(IdentityError::from)?;
+                let Some(platform) = platform else {
+                    return Err(IdentityError::InvalidClientCredentials.into());
+                };
+                let mut tx = db.begin(platform).await?;
+                // An unknown service reads the same rows as an unknown account id.
+                let account_id = service_accounts::provisioned(&mut tx, &service)
+                    .await?
+                    .unwrap_or(0);
+                (platform, account_id, tx)
+            }
+        };
         let presented = client_secrets::digest(&client_secret);
-        let mut tx = self.state.db.begin(tenant_id).await?;
         let stored = service_accounts::credentials(&mut tx, account_id).await?;
         // Every stored digest is compared, in constant time, whichever matches.
         let matched = stored.iter().fold(None, |found, (id, digest)| {
@@ -170,6 +279,14 @@ impl AuthService for AuthApi {
             return Err(IdentityError::InvalidClientCredentials.into());
         };
         service_accounts::record_use(&mut tx, account_id, secret_id).await?;
+        if target != 0 && target != tenant_id {
+            let service = delegating_service(&mut tx, tenant_id, account_id).await?;
+            tx.commit().await?;
+            return Ok(Response::new(
+                self.issue_for_system_account(target, &service, account_id)
+                    .await?,
+            ));
+        }
         let (access_token, expires_in) =
             tokens::issue_service(&self.state, &mut tx, tenant_id, account_id).await?;
         tx.commit().await?;

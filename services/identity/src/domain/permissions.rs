@@ -34,6 +34,28 @@ pub const PLATFORM_PERMISSIONS: &[&str] = &[
     "platform.keys.write",
 ];
 
+/// The platform permission that lets a platform service account have tokens issued
+/// for another tenant's system account (IssueServiceToken with a `tenant_id`). Only
+/// the platform tenant's [`PLATFORM_SERVICE_ROLE`] carries it; it is in no tenant
+/// catalogue, so no tenant role can.
+pub const SERVICE_TOKENS_ISSUE: &str = "platform.service_tokens.issue";
+
+/// The role of the platform service accounts bootstrap provisions from configuration:
+/// [`SERVICE_TOKENS_ISSUE`] and nothing else. Like [`PLATFORM_ADMIN_ROLE`], bootstrap
+/// alone grants it and nobody changes it.
+pub const PLATFORM_SERVICE_ROLE: &str = "platform_service";
+
+/// The built-in tenant role of a tenant's system accounts (the accounts platform
+/// services act as in that tenant, created on first use): what an event consumer
+/// reads. A tenant's admin may change it like any built-in role.
+pub const SYSTEM_ROLE: &str = "system";
+
+/// Whether role `name` is one of the platform tenant's own roles, which bootstrap
+/// alone grants and which never change through the API.
+pub fn is_platform_role(name: &str) -> bool {
+    name == PLATFORM_ADMIN_ROLE || name == PLATFORM_SERVICE_ROLE
+}
+
 /// The slug of the tenant platform operators belong to.
 pub const PLATFORM_TENANT_SLUG: &str = "platform";
 
@@ -142,7 +164,25 @@ pub fn built_in_roles() -> Vec<BuiltInRole> {
             description: "Reads everything, changes nothing.",
             permissions: matching(|_, _, a| a == "read"),
         },
+        BuiltInRole {
+            name: SYSTEM_ROLE,
+            description: "Platform services acting in this tenant (event consumers): reads people, stock, the pipeline and finance.",
+            permissions: system_permissions(),
+        },
     ]
+}
+
+/// What the built-in `system` role holds: the reads an event consumer needs (people,
+/// the tenant's settings, stock, the pipeline, finance), no write. Migration
+/// `identity/0006_service_credentials` gave existing tenants the same list.
+fn system_permissions() -> Vec<String> {
+    matching(|c, r, a| {
+        a == "read"
+            && (c == "crm"
+                || c == "property"
+                || c == "finance"
+                || (c == "identity" && (r == "users" || r == "tenants")))
+    })
 }
 
 #[cfg(test)]
@@ -180,6 +220,46 @@ mod tests {
                 .any(|p| p.starts_with("finance."))
         );
         assert_eq!(role("admin"), tenant_permissions());
+    }
+
+    #[test]
+    fn the_system_role_reads_what_a_consumer_needs_and_writes_nothing() {
+        let system = built_in_roles()
+            .into_iter()
+            .find(|r| r.name == SYSTEM_ROLE)
+            .unwrap();
+        assert!(system.permissions.iter().all(|p| p.ends_with(".read")));
+        for needed in [
+            "identity.users.read",
+            "identity.tenants.read",
+            "property.lots.read",
+            "property.projects.read",
+            "crm.deals.read",
+            "crm.contacts.read",
+            "finance.commissions.read",
+        ] {
+            assert!(system.permissions.contains(&needed.to_owned()), "{needed}");
+        }
+        assert!(
+            !system
+                .permissions
+                .iter()
+                .any(|p| p.starts_with("identity.roles.") || p.starts_with("aimarketing."))
+        );
+        assert!(system.permissions.windows(2).all(|w| w[0] < w[1]));
+    }
+
+    #[test]
+    fn issuing_for_other_tenants_is_a_platform_permission_no_tenant_role_can_hold() {
+        assert!(!is_tenant_permission(SERVICE_TOKENS_ISSUE));
+        assert!(!PLATFORM_PERMISSIONS.contains(&SERVICE_TOKENS_ISSUE));
+        assert!(
+            built_in_roles()
+                .iter()
+                .all(|r| !r.permissions.iter().any(|p| p.starts_with("platform.")))
+        );
+        assert!(is_platform_role(PLATFORM_ADMIN_ROLE) && is_platform_role(PLATFORM_SERVICE_ROLE));
+        assert!(!is_platform_role(SYSTEM_ROLE) && !is_platform_role("admin"));
     }
 
     #[test]

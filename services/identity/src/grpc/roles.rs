@@ -15,7 +15,7 @@ use fusion_service::standard::{self, Call, Kit, Method, Resource};
 use fusion_tenancy::TenantContext;
 
 use super::opt_text;
-use crate::domain::permissions::{PLATFORM_ADMIN_ROLE, is_tenant_permission, tenant_permissions};
+use crate::domain::permissions::{is_platform_role, is_tenant_permission, tenant_permissions};
 use crate::domain::validate;
 use crate::error::IdentityError;
 use crate::store;
@@ -44,9 +44,10 @@ fn permissions(requested: &[String]) -> Result<Vec<String>, String> {
 }
 
 /// Whether a role may be granted through the API (AssignRole, CreateUser's `role_ids`):
-/// every role but the platform role, which bootstrap alone grants.
+/// every role but the platform roles (`platform_admin`, `platform_service`), which
+/// bootstrap alone grants.
 pub(super) fn grantable(role: &RoleRow) -> Result<(), IdentityError> {
-    if role.name == PLATFORM_ADMIN_ROLE {
+    if is_platform_role(&role.name) {
         return Err(IdentityError::BuiltInRole {
             refusal: "the platform role is assigned by bootstrap only",
         });
@@ -55,7 +56,7 @@ pub(super) fn grantable(role: &RoleRow) -> Result<(), IdentityError> {
 }
 
 /// Roles on the standard methods: built-in roles keep their names and cannot be
-/// deleted, and the platform role does not change at all.
+/// deleted, and the platform roles do not change at all.
 struct Roles;
 
 impl Resource for Roles {
@@ -141,7 +142,7 @@ impl Resource for Roles {
                 refusal: "built-in roles cannot be renamed",
             });
         }
-        if current.name == PLATFORM_ADMIN_ROLE {
+        if is_platform_role(&current.name) {
             return Err(IdentityError::BuiltInRole {
                 refusal: "the platform role cannot be changed",
             });

@@ -18,7 +18,7 @@ use fusion_tenancy::TenantContext;
 
 use super::opt_text;
 use super::roles::grantable;
-use crate::auth::client_secrets::{self, client_id};
+use crate::auth::client_secrets::{self, SECRETS_MAX, client_id};
 use crate::domain::validate;
 use crate::error::IdentityError;
 use crate::store;
@@ -33,9 +33,6 @@ const DESCRIPTION_MAX: usize = 2000;
 
 /// Most roles one Create may grant.
 const ROLE_IDS_MAX: usize = 50;
-
-/// Most unrevoked secrets one account holds: enough to rotate without a gap.
-pub(crate) const SECRETS_MAX: usize = 5;
 
 const CREATE: &[&str] = &["name", "description", "role_ids"];
 const MUTABLE: &[&str] = &["name", "description"];

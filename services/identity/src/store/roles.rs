@@ -83,6 +83,20 @@ pub(crate) async fn live_by_id(
         .map_err(IdentityError::from)
 }
 
+/// The id of the live built-in role `name` of the transaction's tenant.
+pub(crate) async fn built_in_id(
+    conn: &mut PgConnection,
+    name: &str,
+) -> Result<Option<i64>, IdentityError> {
+    sqlx::query_scalar(
+        "SELECT id FROM identity.roles WHERE name = $1 AND built_in AND deleted_at IS NULL",
+    )
+    .bind(name)
+    .fetch_optional(conn)
+    .await
+    .map_err(IdentityError::from)
+}
+
 /// Gives role `role_id` to user `user_id` (nothing if they hold it already).
 pub(crate) async fn assign(
     conn: &mut PgConnection,

@@ -171,8 +171,10 @@ pub(crate) async fn revoke(
 
 /// What IssueServiceToken checks a presented secret against: the digests of the
 /// unrevoked secrets of a live, active service account of a live tenant. The account
-/// row is share-locked, so a concurrent delete or deactivation waits for the token to
-/// be issued or issues none.
+/// row is locked until commit, so a concurrent delete or deactivation waits for the
+/// token to be issued or issues none. The lock is the one the recorded use takes
+/// anyway (`FOR NO KEY UPDATE`): two requests holding a share lock and then both
+/// updating the row would deadlock, so requests of one account are serialised here.
 pub(crate) async fn credentials(
     conn: &mut PgConnection,
     account_id: i64,
@@ -180,7 +182,7 @@ pub(crate) async fn credentials(
     let usable: Option<bool> = sqlx::query_scalar(
         "SELECT a.active AND t.deleted_at IS NULL
          FROM identity.service_accounts a JOIN identity.tenants t ON t.id = a.tenant_id
-         WHERE a.id = $1 AND a.deleted_at IS NULL FOR SHARE OF a",
+         WHERE a.id = $1 AND a.deleted_at IS NULL FOR NO KEY UPDATE OF a",
     )
     .bind(account_id)
     .fetch_optional(&mut *conn)
@@ -209,6 +211,95 @@ pub(crate) async fn record_use(
         .bind(secret_id)
         .execute(&mut *conn)
         .await?;
+    record_account_use(conn, account_id).await
+}
+
+/// The platform tenant's account provisioned for `service` (client id
+/// `sa_platform_<service>`), live or not, in the transaction's tenant.
+pub(crate) async fn provisioned(
+    conn: &mut PgConnection,
+    service: &str,
+) -> Result<Option<i64>, IdentityError> {
+    sqlx::query_scalar("SELECT id FROM identity.users WHERE kind = 'service' AND service_name = $1")
+        .bind(service)
+        .fetch_optional(conn)
+        .await
+        .map_err(IdentityError::from)
+}
+
+/// The service account `account_id` was provisioned for, if it was.
+pub(crate) async fn service_name_of(
+    conn: &mut PgConnection,
+    account_id: i64,
+) -> Result<Option<String>, IdentityError> {
+    let name: Option<Option<String>> = sqlx::query_scalar(
+        "SELECT service_name FROM identity.users WHERE id = $1 AND kind = 'service'",
+    )
+    .bind(account_id)
+    .fetch_optional(conn)
+    .await?;
+    Ok(name.flatten())
+}
+
+/// A tenant's system account for a platform service.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct SystemAccount {
+    /// Its id (a user id: audit fields name it).
+    pub id: i64,
+    /// Live and active: the tenant's admin has neither deactivated nor deleted it.
+    pub usable: bool,
+}
+
+/// The system account of `service` in tenant `tenant_id` (the transaction's), created
+/// on first use with role `system_role_id`. Concurrent first uses make one account:
+/// the unique index on `(tenant_id, service_name)` makes the second insert wait for the
+/// first to commit and then do nothing, and the read after it sees the first's row.
+/// The account is locked until commit as its recorded use would lock it (see
+/// [`credentials`]), so a deactivation waits for the token.
+pub(crate) async fn system_account(
+    conn: &mut PgConnection,
+    tenant_id: i64,
+    service: &str,
+    system_role_id: i64,
+) -> Result<SystemAccount, IdentityError> {
+    let created: Option<i64> = sqlx::query_scalar(
+        "INSERT INTO identity.users (tenant_id, kind, name, description, service_name)
+         VALUES ($1, 'service', $2, $3, $2)
+         ON CONFLICT (tenant_id, service_name) WHERE service_name IS NOT NULL DO NOTHING
+         RETURNING id",
+    )
+    .bind(tenant_id)
+    .bind(service)
+    .bind(format!(
+        "System account of the platform service {service}: what it does in this tenant \
+         (consuming events) it does as this account. Deactivate it to stop that."
+    ))
+    .fetch_optional(&mut *conn)
+    .await?;
+    if let Some(id) = created {
+        crate::store::roles::assign(conn, tenant_id, system_role_id, id).await?;
+        tracing::info!(
+            tenant.id = tenant_id,
+            service_account.id = id,
+            service,
+            "system account created"
+        );
+    }
+    let (id, usable): (i64, bool) = sqlx::query_as(
+        "SELECT id, active AND deleted_at IS NULL FROM identity.users
+         WHERE kind = 'service' AND service_name = $1 FOR NO KEY UPDATE",
+    )
+    .bind(service)
+    .fetch_one(conn)
+    .await?;
+    Ok(SystemAccount { id, usable })
+}
+
+/// Records that account `account_id` has just been issued a token.
+pub(crate) async fn record_account_use(
+    conn: &mut PgConnection,
+    account_id: i64,
+) -> Result<(), IdentityError> {
     sqlx::query(
         "UPDATE identity.users SET last_login_at = now() WHERE id = $1 AND kind = 'service'",
     )

@@ -201,6 +201,27 @@ pub(crate) async fn end_sessions(
     bind_tenant(conn, caller).await
 }
 
+/// The platform tenant's id, if it exists and is live. Tenants are a platform table
+/// (no row-level security), so any transaction may read it.
+pub(crate) async fn platform_id(conn: &mut PgConnection) -> Result<Option<i64>, IdentityError> {
+    sqlx::query_scalar("SELECT id FROM identity.tenants WHERE slug = $1 AND deleted_at IS NULL")
+        .bind(crate::domain::permissions::PLATFORM_TENANT_SLUG)
+        .fetch_optional(conn)
+        .await
+        .map_err(IdentityError::from)
+}
+
+/// Whether tenant `id` exists and is not deleted.
+pub(crate) async fn is_live(conn: &mut PgConnection, id: i64) -> Result<bool, IdentityError> {
+    sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM identity.tenants WHERE id = $1 AND deleted_at IS NULL)",
+    )
+    .bind(id)
+    .fetch_one(conn)
+    .await
+    .map_err(IdentityError::from)
+}
+
 /// Serialises seeding across processes for the rest of the transaction, then looks
 /// the tenant with `slug` up.
 pub(crate) async fn lock_seeding_and_find(

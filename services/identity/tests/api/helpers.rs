@@ -51,6 +51,13 @@ impl TestApp {
         fusion_identity::bootstrap::ensure_platform(&app.state().db, PLATFORM_EMAIL, PASSWORD)
             .await
             .expect("platform bootstrap");
+        // As `bootstrap-platform` does after creating the platform tenant.
+        fusion_identity::bootstrap::ensure_platform_services(
+            &app.state().db,
+            &app.state().config.platform_service_accounts,
+        )
+        .await
+        .expect("platform service accounts provisioned");
         let channel = connect_channel(app.grpc_addr()).await;
         let mut test = TestApp {
             app,
@@ -100,6 +107,24 @@ impl TestApp {
             access_token: r.access_token,
             refresh_token: String::new(),
         })
+    }
+
+    /// IssueServiceToken for `tenant_id` (0: the account's own tenant).
+    pub async fn token_for(
+        &self,
+        client_id: &str,
+        secret: &str,
+        tenant_id: i64,
+    ) -> Result<pb::IssueServiceTokenResponse, Status> {
+        Ok(self
+            .auth()
+            .issue_service_token(pb::IssueServiceTokenRequest {
+                client_id: client_id.into(),
+                client_secret: secret.into(),
+                tenant_id,
+            })
+            .await?
+            .into_inner())
     }
 
     /// Creates a service account holding the roles named `roles` in the session's

@@ -218,3 +218,77 @@ async fn client_secrets_revoked_longer_than_the_retention_are_pruned_across_tena
         assert_eq!(left, n != 1, "secret {n} of tenant {tenant}");
     }
 }
+
+#[tokio::test]
+async fn the_service_credentials_migration_gives_existing_tenants_the_system_role_of_the_catalogue()
+{
+    let db = TestDatabase::create(&[(SCHEMA, &MIGRATOR)]).await;
+    migrate_to(&db.owner_url, 5).await;
+    let mut conn = PgConnection::connect(&db.owner_url).await.unwrap();
+    let mut tenants = Vec::new();
+    for slug in ["old", "clash"] {
+        let tenant: i64 = sqlx::query_scalar(
+            "INSERT INTO identity.tenants (name, slug, subscription_status) VALUES ($1, $1, 'active') RETURNING id",
+        )
+        .bind(slug)
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+        tenants.push(tenant);
+    }
+    // The second tenant made a custom role called `system` of its own.
+    sqlx::query("SELECT set_config('app.tenant_id', $1, false)")
+        .bind(tenants[1].to_string())
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let custom: i64 = sqlx::query_scalar(
+        "INSERT INTO identity.roles (tenant_id, name, permissions, built_in)
+         VALUES ($1, 'system', '{crm.leads.write}', false) RETURNING id",
+    )
+    .bind(tenants[1])
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
+    sqlx::query("RESET app.tenant_id")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+
+    fusion_db::migrate(&db.owner_url, SCHEMA, &MIGRATOR)
+        .await
+        .unwrap();
+    let catalogue = fusion_identity::domain::permissions::built_in_roles()
+        .into_iter()
+        .find(|r| r.name == "system")
+        .expect("the catalogue has a system role");
+    let admin = sqlx::PgPool::connect(&db.admin_url).await.unwrap();
+    for tenant in &tenants {
+        let (permissions, description): (Vec<String>, String) = sqlx::query_as(
+            "SELECT permissions, description FROM identity.roles
+             WHERE tenant_id = $1 AND name = 'system' AND built_in AND deleted_at IS NULL",
+        )
+        .bind(tenant)
+        .fetch_one(&admin)
+        .await
+        .unwrap();
+        assert_eq!(permissions, catalogue.permissions, "tenant {tenant}");
+        assert_eq!(description, catalogue.description);
+    }
+    let (name, permissions): (String, Vec<String>) =
+        sqlx::query_as("SELECT name, permissions FROM identity.roles WHERE id = $1")
+            .bind(custom)
+            .fetch_one(&admin)
+            .await
+            .unwrap();
+    assert_eq!(name, format!("system_custom_{custom}"));
+    assert_eq!(permissions, ["crm.leads.write"]);
+
+    // Down again: the built-in role goes, the renamed one stays.
+    migrate_to(&db.owner_url, 5).await;
+    let names: Vec<String> = sqlx::query_scalar("SELECT name FROM identity.roles ORDER BY id")
+        .fetch_all(&admin)
+        .await
+        .unwrap();
+    assert_eq!(names, [format!("system_custom_{custom}")]);
+}

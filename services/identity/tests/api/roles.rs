@@ -329,7 +329,10 @@ async fn another_tenants_roles_and_users_cannot_be_assigned() {
         .await
         .unwrap()
         .into_inner();
-    assert_eq!(listed.total_size, 7);
+    assert_eq!(
+        listed.total_size, 8,
+        "seven built-in roles and the custom one"
+    );
 }
 
 #[tokio::test]

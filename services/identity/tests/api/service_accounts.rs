@@ -4,6 +4,7 @@
 use prost::Message as _;
 use tonic::Code;
 
+use fusion_identity::config::{PlatformServiceAccount, parse_platform_service_accounts};
 use fusion_proto::identity::v1 as pb;
 
 use crate::helpers::{Session, TestApp, as_user, claims_of, expect_code, reason, violated_fields};
@@ -696,4 +697,507 @@ async fn secrets_created_at_once_do_not_pass_the_limit() {
     let created = results.iter().filter(|r| r.is_ok()).count();
     assert_eq!(created, 4, "one secret was there already: {results:?}");
     assert_eq!(secrets(&app, &admin, account.id).await.len(), 5);
+}
+
+// Platform service accounts acting in a tenant: IssueServiceToken with `tenant_id`.
+
+const CRM_SECRET: &str = "crm-local-secret-0123456789abcdefghij";
+const PROPERTY_SECRET: &str = "property-local-secret-0123456789abcdef";
+const CRM: &str = "sa_platform_crm";
+
+fn platform_services(items: &str) -> Vec<PlatformServiceAccount> {
+    parse_platform_service_accounts(items).expect("valid platform service accounts")
+}
+
+/// Identity with `crm` and `property` provisioned as platform service accounts.
+async fn spawn_with_platform_services() -> TestApp {
+    let items = format!("crm:{CRM_SECRET},property:{PROPERTY_SECRET}");
+    TestApp::spawn_with(|c| c.platform_service_accounts = platform_services(&items)).await
+}
+
+fn session_of(r: &pb::IssueServiceTokenResponse) -> Session {
+    Session {
+        tenant_id: r.tenant_id,
+        user_id: r.service_account_id,
+        access_token: r.access_token.clone(),
+        refresh_token: String::new(),
+    }
+}
+
+/// The session's tenant's service accounts named `name`, deleted ones too.
+async fn accounts_named(app: &TestApp, session: &Session, name: &str) -> Vec<pb::ServiceAccount> {
+    app.service_accounts()
+        .list_service_accounts(as_user(
+            session,
+            pb::ListServiceAccountsRequest {
+                filter: format!("name = {name:?}"),
+                show_deleted: true,
+                ..Default::default()
+            },
+        ))
+        .await
+        .expect("service accounts listed")
+        .into_inner()
+        .service_accounts
+}
+
+fn refused_with(status: &tonic::Status, code: Code, why: &str) {
+    assert_eq!(status.code(), code, "{status:?}");
+    assert_eq!(reason(status), why, "{status:?}");
+}
+
+#[tokio::test]
+async fn a_platform_service_gets_tokens_for_each_tenants_system_account_which_reads_and_writes_nothing()
+ {
+    let app = spawn_with_platform_services().await;
+    let (acme, admin) = app.create_tenant("acme").await;
+    let (globex, globex_admin) = app.create_tenant("globex").await;
+    assert!(accounts_named(&app, &admin, "crm").await.is_empty());
+
+    let issued = app.token_for(CRM, CRM_SECRET, acme.id).await.unwrap();
+    assert_eq!(issued.tenant_id, acme.id);
+    assert_eq!(issued.token_type, "Bearer");
+    assert!(issued.expires_in > 0);
+    // The tenant's admin sees the system account among its service accounts.
+    let listed = accounts_named(&app, &admin, "crm").await;
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    let system = &listed[0];
+    assert_eq!(system.id, issued.service_account_id);
+    assert_eq!(system.tenant_id, acme.id);
+    assert!(system.active);
+    assert_eq!(system.role_names, ["system"]);
+    assert!(system.last_use_time.is_some());
+    let claims = claims_of(&issued.access_token);
+    assert_eq!(claims["svc"], true);
+    assert_eq!(claims["tid"], acme.id);
+    assert_eq!(claims["sub"], system.id.to_string());
+    assert_eq!(claims["roles"], serde_json::json!(["system"]));
+    let perms = claims["perms"].as_array().unwrap();
+    for needed in [
+        "identity.users.read",
+        "property.lots.read",
+        "crm.deals.read",
+    ] {
+        assert!(perms.contains(&needed.into()), "{needed}");
+    }
+    assert!(perms.iter().all(|p| p.as_str().unwrap().ends_with(".read")));
+
+    // It reads the tenant's people, and changes nothing.
+    let session = session_of(&issued);
+    let users = app
+        .users()
+        .list_users(as_user(&session, pb::ListUsersRequest::default()))
+        .await
+        .expect("the system account lists users")
+        .into_inner()
+        .users;
+    assert_eq!(users.len(), 1, "the admin only: {users:?}");
+    let status = expect_code(
+        app.roles()
+            .create_role(as_user(
+                &session,
+                pb::CreateRoleRequest {
+                    role: Some(pb::Role {
+                        name: "sneaky".into(),
+                        ..Default::default()
+                    }),
+                    request_id: String::new(),
+                },
+            ))
+            .await,
+        Code::PermissionDenied,
+    );
+    assert_eq!(reason(&status), "PERMISSION_DENIED");
+
+    // The same account next time; another service and another tenant have their own.
+    let again = app.token_for(CRM, CRM_SECRET, acme.id).await.unwrap();
+    assert_eq!(again.service_account_id, system.id);
+    let property = app
+        .token_for("sa_platform_property", PROPERTY_SECRET, acme.id)
+        .await
+        .unwrap();
+    assert_ne!(property.service_account_id, system.id);
+    assert_eq!(property.tenant_id, acme.id);
+    let in_globex = app.token_for(CRM, CRM_SECRET, globex.id).await.unwrap();
+    assert_eq!(in_globex.tenant_id, globex.id);
+    assert_ne!(in_globex.service_account_id, system.id);
+    let globex_accounts = accounts_named(&app, &globex_admin, "crm").await;
+    assert_eq!(globex_accounts.len(), 1);
+    assert_eq!(globex_accounts[0].id, in_globex.service_account_id);
+    // Acme's token does not reach globex's data.
+    expect_code(
+        app.users()
+            .get_user(as_user(
+                &session,
+                pb::GetUserRequest {
+                    id: globex_admin.user_id,
+                },
+            ))
+            .await,
+        Code::NotFound,
+    );
+
+    // Without a tenant the token is the platform account's own, which only issues.
+    let own = app.token_for(CRM, CRM_SECRET, 0).await.unwrap();
+    assert_eq!(own.tenant_id, app.platform.tenant_id);
+    let own_claims = claims_of(&own.access_token);
+    assert_eq!(own_claims["roles"], serde_json::json!(["platform_service"]));
+    assert_eq!(
+        own_claims["perms"],
+        serde_json::json!(["platform.service_tokens.issue"])
+    );
+    // Naming the platform tenant itself is the same as naming none.
+    let same = app
+        .token_for(CRM, CRM_SECRET, app.platform.tenant_id)
+        .await
+        .unwrap();
+    assert_eq!(same.service_account_id, own.service_account_id);
+    // The platform account is listed in the platform tenant, and its numeric client
+    // id works as well as the service's name.
+    let platform_accounts = accounts_named(&app, &app.platform, "crm").await;
+    assert_eq!(platform_accounts.len(), 1);
+    assert_eq!(platform_accounts[0].id, own.service_account_id);
+    assert_eq!(platform_accounts[0].role_names, ["platform_service"]);
+    let by_number = app
+        .token_for(&platform_accounts[0].client_id, CRM_SECRET, acme.id)
+        .await
+        .unwrap();
+    assert_eq!(by_number.service_account_id, system.id);
+}
+
+#[tokio::test]
+async fn only_a_platform_service_account_with_the_permission_may_ask_for_another_tenant() {
+    let app = spawn_with_platform_services().await;
+    let (acme, admin) = app.create_tenant("acme").await;
+    let (globex, globex_admin) = app.create_tenant("globex").await;
+
+    // A tenant's account, even its admin's, acts in its own tenant only.
+    let (_, client_id, secret) = app.create_service_account(&admin, "crm", &["admin"]).await;
+    let status = app
+        .token_for(&client_id, &secret, globex.id)
+        .await
+        .unwrap_err();
+    refused_with(&status, Code::PermissionDenied, "PERMISSION_DENIED");
+    let own = app.token_for(&client_id, &secret, acme.id).await.unwrap();
+    assert_eq!(own.tenant_id, acme.id);
+    assert!(accounts_named(&app, &globex_admin, "crm").await.is_empty());
+
+    // A platform tenant's account without `platform.service_tokens.issue` is refused;
+    // the role that carries it is bootstrap's to grant, the permission no role's to add.
+    let (platform_account, client_id, secret) = app
+        .create_service_account(&app.platform, "reporting", &["viewer"])
+        .await;
+    let status = app
+        .token_for(&client_id, &secret, acme.id)
+        .await
+        .unwrap_err();
+    refused_with(&status, Code::PermissionDenied, "PERMISSION_DENIED");
+    let service_role = app.role_ids(&app.platform, &["platform_service"]).await[0];
+    let status = expect_code(
+        app.roles()
+            .assign_role(as_user(
+                &app.platform,
+                pb::AssignRoleRequest {
+                    role_id: service_role,
+                    user_id: platform_account.id,
+                    request_id: String::new(),
+                },
+            ))
+            .await,
+        Code::FailedPrecondition,
+    );
+    assert_eq!(reason(&status), "BUILT_IN_ROLE");
+    let status = expect_code(
+        app.roles()
+            .update_role(as_user(
+                &app.platform,
+                pb::UpdateRoleRequest {
+                    role: Some(pb::Role {
+                        id: service_role,
+                        description: "changed".into(),
+                        ..Default::default()
+                    }),
+                    update_mask: Some(prost_types::FieldMask {
+                        paths: vec!["description".into()],
+                    }),
+                },
+            ))
+            .await,
+        Code::FailedPrecondition,
+    );
+    assert_eq!(reason(&status), "BUILT_IN_ROLE");
+    let status = expect_code(
+        app.roles()
+            .create_role(as_user(
+                &app.platform,
+                pb::CreateRoleRequest {
+                    role: Some(pb::Role {
+                        name: "issuer".into(),
+                        permissions: vec!["platform.service_tokens.issue".into()],
+                        ..Default::default()
+                    }),
+                    request_id: String::new(),
+                },
+            ))
+            .await,
+        Code::InvalidArgument,
+    );
+    assert_eq!(violated_fields(&status), ["role.permissions"]);
+    let status = app
+        .token_for(&client_id, &secret, acme.id)
+        .await
+        .unwrap_err();
+    refused_with(&status, Code::PermissionDenied, "PERMISSION_DENIED");
+
+    // Wrong credentials are refused as ever, whatever tenant they ask for.
+    refused(
+        app.token_for(CRM, PROPERTY_SECRET, acme.id)
+            .await
+            .map(|r| session_of(&r)),
+    );
+    refused(
+        app.token_for("sa_platform_billing", CRM_SECRET, acme.id)
+            .await
+            .map(|r| session_of(&r)),
+    );
+    refused(
+        app.token_for("sa_platform_CRM", CRM_SECRET, acme.id)
+            .await
+            .map(|r| session_of(&r)),
+    );
+    let status = app.token_for(CRM, CRM_SECRET, -1).await.unwrap_err();
+    assert_eq!(violated_fields(&status), ["tenant_id"]);
+    assert!(
+        accounts_named(&app, &admin, "crm").await.len() == 1,
+        "acme's own crm account only"
+    );
+}
+
+#[tokio::test]
+async fn a_system_account_the_tenant_deactivated_or_deleted_gets_no_token() {
+    let app = spawn_with_platform_services().await;
+    let (acme, admin) = app.create_tenant("acme").await;
+    let system = app.token_for(CRM, CRM_SECRET, acme.id).await.unwrap();
+    let id = system.service_account_id;
+    let inactive = |status: tonic::Status| {
+        refused_with(&status, Code::FailedPrecondition, "SYSTEM_ACCOUNT_INACTIVE");
+    };
+
+    app.service_accounts()
+        .deactivate_service_account(as_user(
+            &admin,
+            pb::DeactivateServiceAccountRequest {
+                id,
+                request_id: String::new(),
+            },
+        ))
+        .await
+        .expect("the tenant's admin deactivates the system account");
+    inactive(app.token_for(CRM, CRM_SECRET, acme.id).await.unwrap_err());
+    // Other services are not affected.
+    app.token_for("sa_platform_property", PROPERTY_SECRET, acme.id)
+        .await
+        .unwrap();
+    app.service_accounts()
+        .activate_service_account(as_user(
+            &admin,
+            pb::ActivateServiceAccountRequest {
+                id,
+                request_id: String::new(),
+            },
+        ))
+        .await
+        .unwrap();
+    let back = app.token_for(CRM, CRM_SECRET, acme.id).await.unwrap();
+    assert_eq!(back.service_account_id, id);
+
+    // Deleted: no token, and no new account in its place, until it is restored.
+    app.service_accounts()
+        .delete_service_account(as_user(
+            &admin,
+            pb::DeleteServiceAccountRequest {
+                id,
+                etag: String::new(),
+            },
+        ))
+        .await
+        .unwrap();
+    inactive(app.token_for(CRM, CRM_SECRET, acme.id).await.unwrap_err());
+    assert_eq!(accounts_named(&app, &admin, "crm").await.len(), 1);
+    app.service_accounts()
+        .undelete_service_account(as_user(&admin, pb::UndeleteServiceAccountRequest { id }))
+        .await
+        .unwrap();
+    let restored = app.token_for(CRM, CRM_SECRET, acme.id).await.unwrap();
+    assert_eq!(restored.service_account_id, id);
+}
+
+#[tokio::test]
+async fn a_deleted_or_unknown_tenant_gets_no_token() {
+    let app = spawn_with_platform_services().await;
+    let (acme, admin) = app.create_tenant("acme").await;
+    let (globex, _) = app.create_tenant("globex").await;
+    let status = app.token_for(CRM, CRM_SECRET, 999_999).await.unwrap_err();
+    refused_with(&status, Code::NotFound, "NOT_FOUND");
+    app.tenants()
+        .delete_tenant(as_user(
+            &app.platform,
+            pb::DeleteTenantRequest {
+                id: globex.id,
+                etag: String::new(),
+            },
+        ))
+        .await
+        .expect("globex deleted");
+    let status = app.token_for(CRM, CRM_SECRET, globex.id).await.unwrap_err();
+    refused_with(&status, Code::NotFound, "NOT_FOUND");
+    // A live tenant still works, and the failures created nothing.
+    app.token_for(CRM, CRM_SECRET, acme.id).await.unwrap();
+    assert_eq!(accounts_named(&app, &admin, "crm").await.len(), 1);
+}
+
+#[tokio::test]
+async fn concurrent_first_uses_create_one_system_account() {
+    let app = spawn_with_platform_services().await;
+    let (acme, admin) = app.create_tenant("acme").await;
+    let (globex, globex_admin) = app.create_tenant("globex").await;
+    // Eight at once in each of two tenants, all with the one platform account.
+    let issued = futures::future::join_all((0..16).map(|n| {
+        let tenant = if n % 2 == 0 { acme.id } else { globex.id };
+        app.token_for(CRM, CRM_SECRET, tenant)
+    }))
+    .await;
+    let mut ids = std::collections::BTreeSet::new();
+    for r in issued {
+        let r = r.expect("every concurrent first use gets a token");
+        ids.insert((r.tenant_id, r.service_account_id));
+    }
+    assert_eq!(ids.len(), 2, "one account per tenant: {ids:?}");
+    for (session, tenant) in [(&admin, acme.id), (&globex_admin, globex.id)] {
+        let listed = accounts_named(&app, session, "crm").await;
+        assert_eq!(listed.len(), 1, "{listed:?}");
+        assert_eq!(listed[0].role_names, ["system"]);
+        assert!(ids.contains(&(tenant, listed[0].id)));
+    }
+}
+
+#[tokio::test]
+async fn concurrent_requests_of_one_account_all_get_tokens() {
+    let app = TestApp::spawn().await;
+    let (_, admin) = app.create_tenant("acme").await;
+    let (_, client_id, secret) = app
+        .create_service_account(&admin, "ERP sync", &["viewer"])
+        .await;
+    let issued =
+        futures::future::join_all((0..12).map(|_| app.service_token(&client_id, &secret))).await;
+    for r in issued {
+        r.expect("no request of the account is aborted by another");
+    }
+}
+
+#[tokio::test]
+async fn configured_platform_accounts_are_created_then_kept_to_their_configured_secrets() {
+    let app = TestApp::spawn().await;
+    let db = &app.app.state().db;
+    let (acme, _) = app.create_tenant("acme").await;
+    // Nothing configured: no such account.
+    refused(
+        app.token_for(CRM, CRM_SECRET, acme.id)
+            .await
+            .map(|r| session_of(&r)),
+    );
+
+    let old = "old-crm-secret-0123456789abcdefghijkl";
+    let new = "new-crm-secret-0123456789abcdefghijkl";
+    let provision = |items: String| async move {
+        fusion_identity::bootstrap::ensure_platform_services(db, &platform_services(&items))
+            .await
+            .expect("provisioned")
+    };
+    assert_eq!(
+        provision(format!("crm:{old}")).await,
+        Some(app.platform.tenant_id)
+    );
+    let first = app.token_for(CRM, old, acme.id).await.unwrap();
+    // Again, with the same secret: nothing changes.
+    provision(format!("crm:{old}")).await;
+    app.token_for(CRM, old, acme.id).await.unwrap();
+    let platform_accounts = accounts_named(&app, &app.platform, "crm").await;
+    assert_eq!(platform_accounts.len(), 1);
+    let account_id = platform_accounts[0].id;
+    assert_eq!(secrets(&app, &app.platform, account_id).await.len(), 1);
+
+    // Rotation: both for a while, then only the new one; the old is revoked at once.
+    provision(format!("crm:{old},crm:{new}")).await;
+    app.token_for(CRM, old, acme.id).await.unwrap();
+    app.token_for(CRM, new, acme.id).await.unwrap();
+    provision(format!("crm:{new}")).await;
+    refused(
+        app.token_for(CRM, old, acme.id)
+            .await
+            .map(|r| session_of(&r)),
+    );
+    let rotated = app.token_for(CRM, new, acme.id).await.unwrap();
+    assert_eq!(rotated.service_account_id, first.service_account_id);
+    let held = secrets(&app, &app.platform, account_id).await;
+    assert_eq!(held.len(), 1);
+    assert!(new.starts_with(&held[0].prefix) && held[0].prefix.len() < 10);
+    // Its secrets are digests, never the secret itself.
+    let stored: Vec<Vec<u8>> = sqlx::query_scalar(
+        "SELECT secret_hash FROM identity.service_account_secrets WHERE tenant_id = $1",
+    )
+    .bind(app.platform.tenant_id)
+    .fetch_all(&mut *db.begin(app.platform.tenant_id).await.unwrap())
+    .await
+    .unwrap();
+    assert!(
+        stored
+            .iter()
+            .all(|d| d.len() == 32 && !d.windows(8).any(|w| w == &new.as_bytes()[..8]))
+    );
+
+    // An operator's deactivation is kept by the next provisioning.
+    app.service_accounts()
+        .deactivate_service_account(as_user(
+            &app.platform,
+            pb::DeactivateServiceAccountRequest {
+                id: account_id,
+                request_id: String::new(),
+            },
+        ))
+        .await
+        .unwrap();
+    provision(format!("crm:{new}")).await;
+    refused(
+        app.token_for(CRM, new, acme.id)
+            .await
+            .map(|r| session_of(&r)),
+    );
+}
+
+#[tokio::test]
+async fn identity_provisions_its_configured_platform_accounts_at_start() {
+    let app = TestApp::spawn().await;
+    let (acme, _) = app.create_tenant("acme").await;
+    let mut config = app.app.state().config.as_ref().clone();
+    config.platform_service_accounts = platform_services(&format!("property:{PROPERTY_SECRET}"));
+    let replica = fusion_identity::Application::build(
+        config,
+        fusion_testkit::bind_ephemeral().await,
+        fusion_testkit::bind_ephemeral().await,
+    )
+    .await
+    .expect("a second identity starts");
+    let channel = fusion_testkit::connect_channel(replica.grpc_addr()).await;
+    let issued = pb::auth_service_client::AuthServiceClient::new(channel)
+        .issue_service_token(pb::IssueServiceTokenRequest {
+            client_id: "sa_platform_property".into(),
+            client_secret: PROPERTY_SECRET.into(),
+            tenant_id: acme.id,
+        })
+        .await
+        .expect("the account provisioned at start issues tokens")
+        .into_inner();
+    assert_eq!(issued.tenant_id, acme.id);
+    replica.stop().await.unwrap();
 }

@@ -36,6 +36,7 @@ async fn creating_a_tenant_creates_its_built_in_roles_and_first_admin() {
             "marketing",
             "sales_agent",
             "sales_manager",
+            "system",
             "viewer"
         ]
     );

@@ -8,4 +8,5 @@ mod media;
 mod resources;
 mod sales;
 mod schema;
+mod service_caller;
 mod surface;

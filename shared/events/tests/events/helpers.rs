@@ -126,6 +126,11 @@ impl Harness {
         .spawn(self.stop.subscribe());
     }
 
+    /// What stops a consumer with the harness.
+    pub fn stop(&self) -> watch::Receiver<bool> {
+        self.stop.subscribe()
+    }
+
     pub async fn spawn_relay(&self) {
         self.relay().await.spawn(self.stop.subscribe());
     }

@@ -2,6 +2,7 @@
 //! NATS JetStream server (a private `nats-server -js` per test, never a shared one).
 
 mod consumer;
+mod credentials;
 mod faults;
 mod helpers;
 mod inbox;
