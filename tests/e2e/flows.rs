@@ -291,6 +291,10 @@ async fn a_deal_won_on_a_lot_sold_without_crm_is_flagged_with_a_task_for_its_ass
         .tasks;
     assert_eq!(tasks.len(), 1, "one task for the conflict: {tasks:?}");
     assert_eq!(tasks[0].assignee_user_id, w.acme.user_id);
+    assert_ne!(
+        tasks[0].assigner_user_id, 0,
+        "the task is assigned by crm's system account of the tenant"
+    );
     let lot = w.lot(lot).await;
     assert_eq!(
         (lot.status.as_str(), lot.deal_id),
