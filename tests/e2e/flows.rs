@@ -432,3 +432,75 @@ async fn a_lot_held_for_one_deal_is_not_reserved_for_another_and_sells_to_its_ow
     );
     assert_eq!(w.lot(other_lot).await.status, "available");
 }
+
+#[tokio::test]
+async fn deals_won_while_nats_is_down_sell_their_lots_once_when_it_returns() {
+    let mut w = World::start().await;
+    // Lots of a stage of their own, each with an open deal.
+    let stage_id = w.lot(w.free_lots[0]).await.stage_id;
+    let mut deals = Vec::new();
+    for n in 0..24 {
+        let lot = w
+            .lots()
+            .create_lot(w.req(pb::CreateLotRequest {
+                lot: Some(pb::Lot {
+                    stage_id,
+                    lot_number: format!("9{n:02}"),
+                    price: "610000.00".into(),
+                    ..Default::default()
+                }),
+                request_id: String::new(),
+            }))
+            .await
+            .unwrap()
+            .into_inner();
+        deals.push((w.deal(&format!("Buyer {n}"), lot.id).await.id, lot.id));
+    }
+    let (before, rest) = deals.split_at(4);
+    for &(deal, _) in before {
+        w.win(deal).await.unwrap();
+    }
+    let (_, first_lot) = before[0];
+    w.lot_until(first_lot, "flowing before the outage", |l| {
+        l.status == "exchanged"
+    })
+    .await;
+
+    w.stack.nats.as_mut().expect("a stack with events").stop();
+    let outage = Instant::now();
+    for &(deal, _) in rest {
+        // Writes never wait on the broker: the events wait in crm's outbox.
+        w.win(deal).await.expect("WinDeal while NATS is down");
+        tokio::time::sleep(Duration::from_millis(400)).await; // pacing the calls, not an assertion
+    }
+    assert!(outage.elapsed() >= Duration::from_secs(8));
+    w.stack.nats.as_mut().unwrap().resume();
+
+    for &(deal, lot) in &deals {
+        let sold = w
+            .lot_until(
+                lot,
+                "every won deal's lot exchanged after the outage",
+                |l| l.status == "exchanged",
+            )
+            .await;
+        assert_eq!(sold.deal_id, deal);
+        let exchanges = w
+            .lots()
+            .list_lot_status_changes(w.req(pb::ListLotStatusChangesRequest {
+                lot_id: lot,
+                ..Default::default()
+            }))
+            .await
+            .unwrap()
+            .into_inner()
+            .lot_status_changes
+            .into_iter()
+            .filter(|c| c.to_status == "exchanged")
+            .count();
+        assert_eq!(
+            exchanges, 1,
+            "lot {lot} was exchanged once, not once per delivery"
+        );
+    }
+}

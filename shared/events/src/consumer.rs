@@ -89,7 +89,10 @@ pub struct ConsumerConfig {
     /// Deliveries of an event whose handler fails before it is dead-lettered.
     pub max_deliver: i64,
     /// How long JetStream waits for an ack before redelivering; well above the
-    /// handler's p99 (one short transaction).
+    /// handler's p99 (one short transaction, a few milliseconds). While a handler runs
+    /// the consumer tells JetStream it is still working every half of this, so a slow
+    /// one is not redelivered under it. It is also how long a message delivered just
+    /// before a broker crash (whose ack the broker lost) holds up the ones behind it.
     pub ack_wait: Duration,
     /// Unacknowledged messages allowed at once; 1 keeps one aggregate's events in
     /// order across replicas (crate docs).
@@ -101,7 +104,7 @@ pub struct ConsumerConfig {
 }
 
 impl ConsumerConfig {
-    /// Defaults: 5 deliveries, 30 s AckWait, one message in flight, 500 ms retry delay.
+    /// Defaults: 5 deliveries, 5 s AckWait, one message in flight, 500 ms retry delay.
     pub fn new(name: &str, schema: &str, event_types: &[&str]) -> Self {
         Self {
             name: name.to_owned(),
@@ -109,7 +112,7 @@ impl ConsumerConfig {
             event_types: event_types.iter().map(|t| (*t).to_owned()).collect(),
             topology: Topology::default(),
             max_deliver: 5,
-            ack_wait: Duration::from_secs(30),
+            ack_wait: Duration::from_secs(5),
             max_ack_pending: 1,
             retry_delay: Duration::from_millis(500),
             fetch_wait: Duration::from_secs(1),
@@ -198,6 +201,7 @@ pub enum Outcome {
 /// A consumer; [`Consumer::spawn`] runs it until stopped.
 pub struct Consumer<H> {
     db: Db,
+    client: async_nats::Client,
     js: jetstream::Context,
     config: ConsumerConfig,
     handler: Arc<H>,
@@ -223,9 +227,10 @@ impl<H: Handler> Consumer<H> {
         handler: H,
         metrics: EventMetrics,
     ) -> Self {
-        let js = crate::stream::jetstream(client, Duration::from_secs(5));
+        let js = crate::stream::jetstream(client.clone(), Duration::from_secs(5));
         Self {
             db,
+            client,
             js,
             config,
             handler: Arc::new(handler),
@@ -387,7 +392,19 @@ impl<H: Handler> Consumer<H> {
             caller,
         };
         let outcome = async {
-            match self.apply(&event).await {
+            let applied = {
+                let apply = self.apply(&event);
+                tokio::pin!(apply);
+                let mut working = tokio::time::interval(self.config.ack_wait / 2);
+                working.tick().await;
+                loop {
+                    tokio::select! {
+                        applied = &mut apply => break applied,
+                        _ = working.tick() => ack(message, AckKind::Progress).await,
+                    }
+                }
+            };
+            match applied {
                 Ok(true) => Outcome::Applied,
                 Ok(false) => Outcome::Duplicate,
                 Err(err) => {
@@ -521,9 +538,12 @@ impl<H: Handler> Consumer<H> {
                     Err(e) => {
                         tracing::warn!(error = %e, consumer = %self.config.name,
                             "consumer cannot pull yet");
+                        // With NATS away, pull again as soon as it is back.
+                        let down = !crate::stream::connected(&self.client);
                         tokio::select! {
                             _ = stop.wait_for(|s| *s) => return,
                             _ = tokio::time::sleep(backoff) => {}
+                            () = crate::stream::reconnected(&self.client), if down => {}
                         }
                         backoff = (backoff * 2).min(Duration::from_secs(5));
                         continue;

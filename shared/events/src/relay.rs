@@ -122,6 +122,7 @@ pub struct Round {
 /// Relays one schema's outbox; [`Relay::spawn`] runs it until stopped.
 pub struct Relay {
     pool: PgPool,
+    client: async_nats::Client,
     js: jetstream::Context,
     config: RelayConfig,
     metrics: EventMetrics,
@@ -146,9 +147,10 @@ impl Relay {
         config: RelayConfig,
         metrics: EventMetrics,
     ) -> Self {
-        let js = crate::stream::jetstream(client, config.publish_timeout);
+        let js = crate::stream::jetstream(client.clone(), config.publish_timeout);
         Self {
             pool,
+            client,
             js,
             config,
             metrics,
@@ -170,6 +172,17 @@ impl Relay {
     }
 
     async fn round(&self, mark: bool) -> anyhow::Result<Round> {
+        // While the connection is down a publish could only wait out its timeout: the
+        // round waits (as long as a publish would) for it instead, with the rows
+        // unclaimed, and goes on the moment it is back.
+        if !self.connected() {
+            tokio::time::timeout(
+                self.config.publish_timeout,
+                crate::stream::reconnected(&self.client),
+            )
+            .await
+            .map_err(|_| anyhow::anyhow!("NATS is not connected"))?;
+        }
         if !self.stream_ready.load(Ordering::Relaxed) {
             self.config.topology.ensure_stream(&self.js).await?;
             self.stream_ready.store(true, Ordering::Relaxed);
@@ -342,6 +355,9 @@ impl Relay {
                 if *stop.borrow() {
                     return;
                 }
+                // Whether this round failed with the connection down: then the wait
+                // ends as soon as it is back, not after the whole backoff.
+                let mut down = false;
                 let wait = match self.run_once().await {
                     Ok(round) => {
                         backoff = self.config.min_backoff;
@@ -352,6 +368,7 @@ impl Relay {
                         }
                     }
                     Err(e) => {
+                        down = !self.connected();
                         self.metrics
                             .relay_failures
                             .get_or_create(&schema_labels(&self.config.schema))
@@ -379,6 +396,7 @@ impl Relay {
                     tokio::select! {
                         _ = stop.wait_for(|s| *s) => return,
                         _ = tokio::time::sleep(wait) => {}
+                        () = crate::stream::reconnected(&self.client), if down => {}
                         woken = wake(&mut wakeups), if idle => {
                             if let Err(e) = woken {
                                 tracing::debug!(error = %e, "outbox notifications lost; polling");
@@ -396,6 +414,10 @@ impl Relay {
 }
 
 impl Relay {
+    fn connected(&self) -> bool {
+        crate::stream::connected(&self.client)
+    }
+
     /// Listens for commits that append to the outbox; `None` (polling only) when the
     /// listening connection cannot be had now.
     async fn listen(&self) -> Option<PgListener> {

@@ -73,9 +73,36 @@ pub async fn connect(url: &str, name: &str) -> anyhow::Result<async_nats::Client
         .name(name)
         .retry_on_initial_connect()
         .connection_timeout(Duration::from_secs(2))
+        // NATS is close by (loopback, the cluster): retry soon, at most a second
+        // apart, so events flow again within a second of its return.
+        .reconnect_delay_callback(reconnect_delay)
         .connect(url)
         .await
         .map_err(|e| anyhow::anyhow!("NATS_URL {url:?}: {e}"))
+}
+
+/// The wait before reconnection attempt `attempts`: none for the first, then 100 ms
+/// doubling to at most 1 s.
+fn reconnect_delay(attempts: usize) -> Duration {
+    if attempts <= 1 {
+        Duration::ZERO
+    } else {
+        let doublings = u32::try_from(attempts - 2).unwrap_or(u32::MAX).min(4);
+        (Duration::from_millis(100) * 2_u32.pow(doublings)).min(Duration::from_secs(1))
+    }
+}
+
+/// Whether `client`'s connection is up.
+pub(crate) fn connected(client: &async_nats::Client) -> bool {
+    client.connection_state() == async_nats::connection::State::Connected
+}
+
+/// Returns once `client`'s connection is up (checked every 50 ms): a task that failed
+/// because NATS was away waits for this rather than its whole backoff.
+pub(crate) async fn reconnected(client: &async_nats::Client) {
+    while !connected(client) {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// A JetStream context whose requests (PubAcks included) give up after `timeout`.

@@ -405,3 +405,30 @@ async fn a_durable_consumer_given_more_types_keeps_its_place() {
         "{applied:?}"
     );
 }
+
+/// Takes longer than the consumer's AckWait over each event, then records it.
+struct Slow;
+
+impl Handler for Slow {
+    async fn handle(&self, tx: &mut TenantTx, event: &Delivery) -> anyhow::Result<()> {
+        tokio::time::sleep(Duration::from_millis(1_500)).await;
+        Recorder.handle(tx, event).await
+    }
+}
+
+#[tokio::test]
+async fn a_handler_slower_than_ack_wait_keeps_its_message_and_is_not_redelivered_under_it() {
+    let h = Harness::new().await;
+    let mut config = h.consumer_config("property-slow");
+    config.ack_wait = Duration::from_millis(400);
+    h.spawn_relay().await;
+    h.spawn_consumer(config, Slow).await;
+    h.win(1, 11, "won").await;
+    h.win(1, 12, "won").await;
+    eventually(Duration::from_secs(15), "both applied", || async {
+        h.effects().await == (2, 1)
+    })
+    .await;
+    // Each event delivered once: the in-progress acks held it past three AckWaits.
+    assert_eq!(h.metrics.deliveries("property-slow"), 2);
+}
