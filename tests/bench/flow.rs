@@ -6,6 +6,13 @@
 //! cargo run --release -p fusion-e2e --bin fusion-bench-flow [seconds-per-cell] [deals-per-cell]
 //! ```
 //!
+//! Cells: 1 and 16 writers, each paced to 50 and then 150 WinDeal calls/s in all, then
+//! in a closed loop (every writer calls again as soon as its call returns), which
+//! finds the flow's capacity rather than its latency.
+//!
+//! ```text
+//! ```
+//!
 //! Identity, property, crm, the edge, a private `nats-server -js` and the load
 //! generator share the machine with PostgreSQL. The path measured for each deal: the
 //! WinDeal call through the edge (crm commits the deal and its `crm.deal.won` outbox
@@ -37,7 +44,10 @@ use stats::{Cell, ms};
 
 /// Deals prepared per cell unless the second argument says otherwise: more than the
 /// fastest cell wins in its seconds (a cell that runs out ends early).
-const DEALS_PER_CELL: usize = 4_000;
+const DEALS_PER_CELL: usize = 1_500;
+
+/// The paced loads, WinDeal calls per second over all writers; `None` is a closed loop.
+const LOADS: [Option<f64>; 3] = [Some(50.0), Some(150.0), None];
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -62,10 +72,13 @@ async fn main() -> anyhow::Result<()> {
     let edge = stack.channel.clone();
 
     println!(
-        "| writers | WinDeal calls/s | WinDeal p50 ms | WinDeal p99 ms | won → exchanged p50 ms | won → exchanged p99 ms | exchanged / won |"
+        "| writers | load | WinDeal calls/s | WinDeal p50 ms | WinDeal p99 ms | won → exchanged p50 ms | won → exchanged p99 ms | exchanged / won |"
     );
-    println!("|---|---|---|---|---|---|---|");
-    for (cell, writers) in [1_usize, 16].into_iter().enumerate() {
+    println!("|---|---|---|---|---|---|---|---|");
+    let cells = LOADS
+        .into_iter()
+        .flat_map(|load| [1_usize, 16].map(|writers| (writers, load)));
+    for (cell, (writers, load)) in cells.enumerate() {
         let (project_id, deals) = prepare(&edge, &token, cell, per_cell).await?;
         // The watcher: every lot of the cell's project that reaches exchanged.
         let seen: Arc<Mutex<HashMap<i64, Instant>>> = Arc::default();
@@ -98,7 +111,18 @@ async fn main() -> anyhow::Result<()> {
             tasks.push(tokio::spawn(async move {
                 let mut client = DealServiceClient::new(edge);
                 let mut won = Vec::new();
+                // A paced writer calls every `writers / load` seconds, whatever its
+                // calls take (they take far less).
+                let mut pace = load.map(|rate| {
+                    let mut pace =
+                        tokio::time::interval(Duration::from_secs_f64(writers as f64 / rate));
+                    pace.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                    pace
+                });
                 while Instant::now() < deadline {
+                    if let Some(pace) = pace.as_mut() {
+                        pace.tick().await;
+                    }
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some(&(deal_id, lot_id)) = deals.get(i) else {
                         break;
@@ -152,7 +176,8 @@ async fn main() -> anyhow::Result<()> {
             elapsed,
         );
         println!(
-            "| {writers} | {:.0} | {} | {} | {} | {} | {}/{} |",
+            "| {writers} | {} | {:.0} | {} | {} | {} | {} | {}/{} |",
+            load.map_or("closed loop".to_owned(), |rate| format!("paced, {rate}/s")),
             calls.rps,
             ms(calls.p50),
             ms(calls.p99),
