@@ -15,6 +15,8 @@ use fusion_proto::crm::v1::{
     deal_service_client::DealServiceClient, note_service_client::NoteServiceClient,
     task_service_client::TaskServiceClient,
 };
+use fusion_proto::identity::v1 as idpb;
+use fusion_proto::identity::v1::tenant_service_client::TenantServiceClient;
 use fusion_proto::property::v1 as pb;
 use fusion_proto::property::v1::lot_service_client::LotServiceClient;
 
@@ -31,8 +33,33 @@ struct World {
 
 impl World {
     async fn start() -> Self {
+        Self::start_in("UTC").await
+    }
+
+    /// [`World::start`] with acme in time zone `zone`, set before any event of acme's
+    /// is consumed (the consumers' service tokens carry the zone they were issued in).
+    async fn start_in(zone: &str) -> Self {
         let stack = Stack::spawn_with_events(|_| {}).await;
-        let acme = stack.login("admin@acme.test").await.unwrap();
+        let mut acme = stack.login("admin@acme.test").await.unwrap();
+        if zone != "UTC" {
+            TenantServiceClient::new(stack.channel.clone())
+                .update_tenant(with_token(
+                    &acme.token,
+                    idpb::UpdateTenantRequest {
+                        tenant: Some(idpb::Tenant {
+                            id: acme.tenant_id,
+                            time_zone: zone.into(),
+                            ..Default::default()
+                        }),
+                        update_mask: Some(prost_types::FieldMask {
+                            paths: vec!["time_zone".into()],
+                        }),
+                    },
+                ))
+                .await
+                .unwrap();
+            acme = stack.login("admin@acme.test").await.unwrap();
+        }
         let stock = fusion_stack::seed::property(stack.channel.clone(), &acme.token)
             .await
             .unwrap();
@@ -257,7 +284,9 @@ async fn of_two_deals_on_one_lot_the_second_winner_is_refused() {
 
 #[tokio::test]
 async fn a_deal_won_on_a_lot_sold_without_crm_is_flagged_with_a_task_for_its_assignee() {
-    let w = World::start().await;
+    // Kiritimati is UTC+14: most of the time its date is not UTC's.
+    let zone: chrono_tz::Tz = "Pacific/Kiritimati".parse().unwrap();
+    let w = World::start_in(zone.name()).await;
     let lot = w.free_lots[0];
     let deal = w.deal("Buyer too late", lot).await;
     // The lot is reserved and exchanged by hand in property (a sale crm cannot see).
@@ -294,6 +323,20 @@ async fn a_deal_won_on_a_lot_sold_without_crm_is_flagged_with_a_task_for_its_ass
     assert_ne!(
         tasks[0].assigner_user_id, 0,
         "the task is assigned by crm's system account of the tenant"
+    );
+    // Due at the last second of the tenant's today, in the tenant's zone.
+    let due = tasks[0].due_time.clone().expect("a due time");
+    let due = chrono::DateTime::from_timestamp(due.seconds, 0).unwrap();
+    let local = due.with_timezone(&zone);
+    assert_eq!(
+        local.time(),
+        chrono::NaiveTime::from_hms_opt(23, 59, 59).unwrap(),
+        "{local}"
+    );
+    let today = chrono::Utc::now().with_timezone(&zone).date_naive();
+    assert!(
+        local.date_naive() == today || local.date_naive() == today.pred_opt().unwrap(),
+        "due {local}, today in the tenant's zone is {today}"
     );
     let lot = w.lot(lot).await;
     assert_eq!(

@@ -11,7 +11,7 @@
 //! | `CRM_MIGRATE_ON_START` | `true` | apply migrations at start when a migration URL is set |
 //! | `CRM_PURGE_RETENTION_DAYS` | `30` | soft-deleted rows are removed after this long (needs the migration URL) |
 //! | `CRM_DEFAULT_COUNTRY` | `AU` | ISO 3166 code phone numbers without a country code are read in, unless the record names its country |
-//! | `CRM_EVENTS_TIME_ZONE` | `UTC` | the IANA zone crm's event consumers take as a tenant's when they need its "today" (a task due today): they act for no person, so no token tells them the tenant's zone |
+//! | `CRM_EVENTS_TIME_ZONE` | `UTC` | the IANA zone crm's event consumers take as a tenant's "today" (a task due today) when they run without service credentials; with them, identity gives each tenant's own zone with the service token |
 
 use std::time::Duration;
 
@@ -37,9 +37,9 @@ pub struct CrmConfig {
     /// Country phone numbers are read in when neither they nor their record say.
     pub default_country: phonenumber::country::Id,
     /// The zone event consumers compute a tenant's "today" in. A request's "today"
-    /// comes from its token (`TenantContext::today`); a consumer has no person's token,
-    /// so it takes this one (UTC by default, the zone identity gives a tenant that
-    /// names none).
+    /// comes from its token (`TenantContext::today`); a consumer takes the tenant's from
+    /// its service token, and this one (UTC by default, the zone identity gives a
+    /// tenant that names none) only when it runs without service credentials.
     pub events_time_zone: chrono_tz::Tz,
 }
 

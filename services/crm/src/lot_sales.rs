@@ -13,8 +13,10 @@
 //! second effect); the task's assigner is the consumer's service account
 //! ([`Delivery::actor_id`]), none while it runs without one.
 //!
-//! "Today" is the tenant's date in [`crate::CrmConfig::events_time_zone`]: a consumer
-//! acts for no person, so no token names the tenant's zone (see [`end_of_day`]).
+//! "Today" is the tenant's date in its own time zone, which identity gives with the
+//! consumer's service token ([`fusion_events::ServiceCaller::time_zone`]); a consumer
+//! running without service credentials falls back to
+//! [`crate::CrmConfig::events_time_zone`] (see [`end_of_day`]).
 
 use chrono::{DateTime, Duration, NaiveTime, TimeZone as _, Utc};
 
@@ -35,8 +37,20 @@ pub const EVENTS: &[&str] = &["property.lot.sale_refused"];
 /// Handles `property.lot.sale_refused`.
 #[derive(Clone, Copy, Debug)]
 pub struct LotSales {
-    /// The zone the task's "today" is in.
+    /// The zone the task's "today" is in when the event comes without the tenant's.
     pub time_zone: chrono_tz::Tz,
+}
+
+impl LotSales {
+    /// The tenant's zone as identity gave it with the consumer's token, else the
+    /// configured one.
+    fn zone_of(&self, event: &Delivery) -> chrono_tz::Tz {
+        event
+            .caller
+            .as_ref()
+            .and_then(|caller| caller.time_zone.parse().ok())
+            .unwrap_or(self.time_zone)
+    }
 }
 
 impl Handler for LotSales {
@@ -80,7 +94,7 @@ impl Handler for LotSales {
             title: &title,
             description: &description,
             priority: "high",
-            due: end_of_day(self.time_zone, Utc::now()),
+            due: end_of_day(self.zone_of(event), Utc::now()),
         };
         let task_id = insert_system_task(tx, &task).await.map_err(into_anyhow)?;
         tracing::warn!(deal_id = deal.id, lot_id = refused.lot_id, task_id,

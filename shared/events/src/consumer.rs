@@ -39,6 +39,9 @@ pub struct ServiceCaller {
     pub account_id: i64,
     /// A bearer access token for it, valid for a while yet.
     pub access_token: String,
+    /// The tenant's IANA time zone (e.g. "Australia/Brisbane"): what "today" is for
+    /// the event's work.
+    pub time_zone: String,
 }
 
 impl Delivery {

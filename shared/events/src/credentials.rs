@@ -264,6 +264,7 @@ impl ServiceCredentials {
             caller: ServiceCaller {
                 account_id: answer.service_account_id,
                 access_token: answer.access_token,
+                time_zone: answer.time_zone,
             },
             fresh_until: asked + fresh_for,
         })

@@ -106,8 +106,7 @@ impl AuthApi {
             return Err(IdentityError::SystemAccountInactive { tenant_id });
         }
         service_accounts::record_account_use(&mut tx, account.id).await?;
-        let (access_token, expires_in) =
-            tokens::issue_service(&self.state, &mut tx, tenant_id, account.id).await?;
+        let issued = tokens::issue_service(&self.state, &mut tx, tenant_id, account.id).await?;
         tx.commit().await?;
         tracing::info!(
             tenant.id = tenant_id,
@@ -117,11 +116,12 @@ impl AuthApi {
             "system account token issued"
         );
         Ok(pb::IssueServiceTokenResponse {
-            access_token,
-            expires_in,
+            access_token: issued.access_token,
+            expires_in: issued.expires_in,
             token_type: "Bearer".to_owned(),
             tenant_id,
             service_account_id: account.id,
+            time_zone: issued.time_zone,
         })
     }
 }
@@ -287,8 +287,7 @@ impl AuthService for AuthApi {
                     .await?,
             ));
         }
-        let (access_token, expires_in) =
-            tokens::issue_service(&self.state, &mut tx, tenant_id, account_id).await?;
+        let issued = tokens::issue_service(&self.state, &mut tx, tenant_id, account_id).await?;
         tx.commit().await?;
         tracing::info!(
             tenant.id = tenant_id,
@@ -297,11 +296,12 @@ impl AuthService for AuthApi {
             "service token issued"
         );
         Ok(Response::new(pb::IssueServiceTokenResponse {
-            access_token,
-            expires_in,
+            access_token: issued.access_token,
+            expires_in: issued.expires_in,
             token_type: "Bearer".to_owned(),
             tenant_id,
             service_account_id: account_id,
+            time_zone: issued.time_zone,
         }))
     }
 

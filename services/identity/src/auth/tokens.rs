@@ -133,7 +133,7 @@ pub async fn issue_service(
     conn: &mut PgConnection,
     tenant_id: i64,
     account_id: i64,
-) -> Result<(String, i32), IdentityError> {
+) -> Result<ServiceToken, IdentityError> {
     let (roles, perms) = roles_and_permissions(conn, account_id).await?;
     let time_zone = crate::store::tenants::time_zone(conn, tenant_id).await?;
     let ttl = state.config.access_token_ttl;
@@ -145,9 +145,23 @@ pub async fn issue_service(
         perms,
         ttl,
     )
-    .with_time_zone(time_zone)
+    .with_time_zone(time_zone.clone())
     .for_service_account();
-    Ok((state.keys.signer().sign(&claims), clamp_secs(ttl)))
+    Ok(ServiceToken {
+        access_token: state.keys.signer().sign(&claims),
+        expires_in: clamp_secs(ttl),
+        time_zone,
+    })
+}
+
+/// An access token issued to a service account.
+pub struct ServiceToken {
+    /// The signed JWT.
+    pub access_token: String,
+    /// Seconds until it expires.
+    pub expires_in: i32,
+    /// The tenant's IANA time zone (its `tz` claim).
+    pub time_zone: String,
 }
 
 fn clamp_secs(d: Duration) -> i32 {
