@@ -325,7 +325,7 @@ async fn a_deal_won_on_a_lot_sold_without_crm_is_flagged_with_a_task_for_its_ass
         "the task is assigned by crm's system account of the tenant"
     );
     // Due at the last second of the tenant's today, in the tenant's zone.
-    let due = tasks[0].due_time.clone().expect("a due time");
+    let due = tasks[0].due_time.expect("a due time");
     let due = chrono::DateTime::from_timestamp(due.seconds, 0).unwrap();
     let local = due.with_timezone(&zone);
     assert_eq!(
