@@ -10,6 +10,8 @@ use fusion_proto::crm::v1::{
     deal_service_client::DealServiceClient, lead_service_client::LeadServiceClient,
     search_service_client::SearchServiceClient, task_service_client::TaskServiceClient,
 };
+use fusion_proto::identity::v1 as idpb;
+use fusion_proto::identity::v1::service_account_service_client::ServiceAccountServiceClient;
 
 #[tokio::test]
 async fn the_demo_pipeline_is_seeded_once_and_crm_checks_references_as_the_caller() {
@@ -207,4 +209,39 @@ async fn winning_the_demo_deal_through_the_edge_exchanges_its_lot() {
         );
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
+    // The sale names the deal, and as its actor acme's system account of property
+    // (the consumer's service account in the event's tenant), which acme's admin sees.
+    let exchanged = lots
+        .list_lot_status_changes(with_token(
+            &acme.token,
+            ppb::ListLotStatusChangesRequest {
+                lot_id: demo.lot_id,
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .lot_status_changes
+        .remove(0);
+    assert_eq!(
+        (exchanged.to_status.as_str(), exchanged.deal_id),
+        ("exchanged", demo.id)
+    );
+    let system = ServiceAccountServiceClient::new(stack.channel.clone())
+        .list_service_accounts(with_token(
+            &acme.token,
+            idpb::ListServiceAccountsRequest {
+                filter: "name = \"property\"".into(),
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .service_accounts;
+    assert_eq!(system.len(), 1, "{system:?}");
+    assert_eq!(system[0].role_names, ["system"]);
+    assert_eq!(exchanged.actor_user_id, system[0].id);
+    assert_ne!(exchanged.actor_user_id, acme.user_id);
 }

@@ -156,6 +156,30 @@ impl World {
             .map(tonic::Response::into_inner)
     }
 
+    async fn hold(&self, lot_id: i64, deal_id: i64) -> Result<pb::Lot, tonic::Status> {
+        self.lots()
+            .hold_lot(self.req(pb::HoldLotRequest {
+                id: lot_id,
+                deal_id,
+                ..Default::default()
+            }))
+            .await
+            .map(tonic::Response::into_inner)
+    }
+
+    /// The lot's status changes, newest first.
+    async fn history(&self, lot_id: i64) -> Vec<pb::LotStatusChange> {
+        self.lots()
+            .list_lot_status_changes(self.req(pb::ListLotStatusChangesRequest {
+                lot_id,
+                ..Default::default()
+            }))
+            .await
+            .unwrap()
+            .into_inner()
+            .lot_status_changes
+    }
+
     /// Polls the lot until `check` holds, failing after [`DEADLINE`].
     async fn lot_until(&self, id: i64, what: &str, check: impl Fn(&pb::Lot) -> bool) -> pb::Lot {
         until(what, || async {
@@ -211,16 +235,7 @@ async fn losing_a_deal_releases_the_lot_reserved_for_it_and_no_other() {
         })
         .await;
     assert_eq!(released.deal_id, 0, "the lot no longer names the lost deal");
-    let history = w
-        .lots()
-        .list_lot_status_changes(w.req(pb::ListLotStatusChangesRequest {
-            lot_id: mine,
-            ..Default::default()
-        }))
-        .await
-        .unwrap()
-        .into_inner()
-        .lot_status_changes;
+    let history = w.history(mine).await;
     assert!(
         history
             .iter()
@@ -399,15 +414,7 @@ async fn a_hold_for_a_deal_must_name_an_open_deal_of_that_lot() {
         (deal.id, "a deal for another lot"),
         (999_999, "no such deal"),
     ] {
-        let refused = w
-            .lots()
-            .hold_lot(w.req(pb::HoldLotRequest {
-                id: lot,
-                deal_id,
-                ..Default::default()
-            }))
-            .await
-            .unwrap_err();
+        let refused = w.hold(lot, deal_id).await.unwrap_err();
         assert!(
             matches!(
                 refused.code(),
@@ -421,16 +428,7 @@ async fn a_hold_for_a_deal_must_name_an_open_deal_of_that_lot() {
             "{what}: nothing written"
         );
     }
-    let held = w
-        .lots()
-        .hold_lot(w.req(pb::HoldLotRequest {
-            id: other_lot,
-            deal_id: deal.id,
-            ..Default::default()
-        }))
-        .await
-        .unwrap()
-        .into_inner();
+    let held = w.hold(other_lot, deal.id).await.unwrap();
     assert_eq!((held.status.as_str(), held.deal_id), ("hold", deal.id));
 }
 
@@ -441,16 +439,7 @@ async fn a_lot_held_for_one_deal_is_not_reserved_for_another_and_sells_to_its_ow
     let w = World::start().await;
     let lot = w.free_lots[0];
     let (mine, rival) = (w.deal("Holder", lot).await, w.deal("Rival", lot).await);
-    let held = w
-        .lots()
-        .hold_lot(w.req(pb::HoldLotRequest {
-            id: lot,
-            deal_id: mine.id,
-            ..Default::default()
-        }))
-        .await
-        .unwrap()
-        .into_inner();
+    let held = w.hold(lot, mine.id).await.unwrap();
     assert_eq!(held.deal_id, mine.id);
     let refused = w.reserve(lot, rival.id).await.unwrap_err();
     assert_eq!(refused.code(), Code::FailedPrecondition);
@@ -529,15 +518,8 @@ async fn deals_won_while_nats_is_down_sell_their_lots_once_when_it_returns() {
             .await;
         assert_eq!(sold.deal_id, deal);
         let exchanges = w
-            .lots()
-            .list_lot_status_changes(w.req(pb::ListLotStatusChangesRequest {
-                lot_id: lot,
-                ..Default::default()
-            }))
+            .history(lot)
             .await
-            .unwrap()
-            .into_inner()
-            .lot_status_changes
             .into_iter()
             .filter(|c| c.to_status == "exchanged")
             .count();
