@@ -16,17 +16,7 @@ use crate::domain::validate;
 use crate::store::plans::{LIST, PlanRow, TABLE};
 use crate::{AppState, DOMAIN};
 
-const MUTABLE: &[&str] = &[
-    "name",
-    "description",
-    "monthly_price",
-    "currency_code",
-    "max_user_count",
-    "features",
-    "active",
-];
-
-/// `code` is set at creation and never changes.
+/// `code` (first) is set at creation and never changes.
 const CREATE: &[&str] = &[
     "code",
     "name",
@@ -37,6 +27,9 @@ const CREATE: &[&str] = &[
     "features",
     "active",
 ];
+
+/// Every field Create sets but `code`.
+const MUTABLE: &[&str] = CREATE.split_at(1).1;
 
 /// A money amount: a non-negative decimal with at most two places that fits NUMERIC(12,2).
 fn price(raw: &str) -> Result<Decimal, String> {
