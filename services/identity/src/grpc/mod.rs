@@ -4,6 +4,7 @@
 
 mod plans;
 mod roles;
+mod rpc;
 mod service_accounts;
 mod tenants;
 mod users;

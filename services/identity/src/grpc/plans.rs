@@ -3,30 +3,20 @@
 use rust_decimal::Decimal;
 use tonic::{Request, Response, Status};
 
-use fusion_db::list::{ListParams, ListSpec};
+use fusion_db::list::ListSpec;
 use fusion_db::resource::{Table, Val, Values, values_of};
 use fusion_proto::identity::v1 as pb;
 use fusion_proto::identity::v1::plan_service_server::PlanService;
-use fusion_service::api::{etag, opt_ts, populated, total, ts};
-use fusion_service::standard::{self, Kit, Method, Resource};
-use fusion_tenancy::TenantContext;
+use fusion_service::api::{etag, opt_ts, populated, ts};
+use fusion_service::standard::{Kit, Method, Resource};
 
 use super::opt_text;
+use super::rpc;
 use crate::domain::validate;
 use crate::store::plans::{LIST, PlanRow, TABLE};
 use crate::{AppState, DOMAIN};
 
-const MUTABLE: &[&str] = &[
-    "name",
-    "description",
-    "monthly_price",
-    "currency_code",
-    "max_user_count",
-    "features",
-    "active",
-];
-
-/// `code` is set at creation and never changes.
+/// `code` (first) is set at creation and never changes.
 const CREATE: &[&str] = &[
     "code",
     "name",
@@ -37,6 +27,9 @@ const CREATE: &[&str] = &[
     "features",
     "active",
 ];
+
+/// Every field Create sets but `code`.
+const MUTABLE: &[&str] = CREATE.split_at(1).1;
 
 /// A money amount: a non-negative decimal with at most two places that fits NUMERIC(12,2).
 fn price(raw: &str) -> Result<Decimal, String> {
@@ -169,73 +162,41 @@ impl PlanService for PlanApi {
         &self,
         req: Request<pb::CreatePlanRequest>,
     ) -> Result<Response<pb::Plan>, Status> {
-        let ctx = TenantContext::from_request(&req)?;
-        let body = req.into_inner();
-        let key = self.state.kit.request_key(&body.request_id, &body)?;
-        let plan = body.plan.unwrap_or_default();
-        let created = standard::create::<Plans>(&self.state, &ctx, key, plan);
-        Ok(Response::new(created.await?))
+        rpc::create::<Plans, _>(&self.state, req, |r| &r.request_id, |r| r.plan).await
     }
 
     async fn get_plan(
         &self,
         req: Request<pb::GetPlanRequest>,
     ) -> Result<Response<pb::Plan>, Status> {
-        let ctx = TenantContext::from_request(&req)?;
-        let id = req.into_inner().id;
-        let plan = standard::get::<Plans>(&self.state, &ctx, id);
-        Ok(Response::new(plan.await?))
+        rpc::get::<Plans, _>(&self.state, req, |r| r.id).await
     }
 
     async fn list_plans(
         &self,
         req: Request<pb::ListPlansRequest>,
     ) -> Result<Response<pb::ListPlansResponse>, Status> {
-        let ctx = TenantContext::from_request(&req)?;
-        let r = req.into_inner();
-        let params = ListParams::new(
-            r.page_size,
-            r.page_token,
-            r.filter,
-            r.order_by,
-            r.show_deleted,
-        );
-        let page = standard::list::<Plans>(&self.state, &ctx, &params, None).await?;
-        Ok(Response::new(pb::ListPlansResponse {
-            plans: page.items,
-            next_page_token: page.next_page_token,
-            total_size: total(page.total_size),
-        }))
+        rpc::list::<Plans, _, _>(&self.state, req).await
     }
 
     async fn update_plan(
         &self,
         req: Request<pb::UpdatePlanRequest>,
     ) -> Result<Response<pb::Plan>, Status> {
-        let ctx = TenantContext::from_request(&req)?;
-        let body = req.into_inner();
-        let plan = body.plan.unwrap_or_default();
-        let updated = standard::update::<Plans>(&self.state, &ctx, plan, body.update_mask);
-        Ok(Response::new(updated.await?))
+        rpc::update::<Plans, _>(&self.state, req, |r| (r.plan, r.update_mask)).await
     }
 
     async fn delete_plan(
         &self,
         req: Request<pb::DeletePlanRequest>,
     ) -> Result<Response<pb::Plan>, Status> {
-        let ctx = TenantContext::from_request(&req)?;
-        let r = req.into_inner();
-        let deleted = standard::delete::<Plans>(&self.state, &ctx, r.id, &r.etag);
-        Ok(Response::new(deleted.await?))
+        rpc::delete::<Plans, _>(&self.state, req, |r| (r.id, r.etag)).await
     }
 
     async fn undelete_plan(
         &self,
         req: Request<pb::UndeletePlanRequest>,
     ) -> Result<Response<pb::Plan>, Status> {
-        let ctx = TenantContext::from_request(&req)?;
-        let id = req.into_inner().id;
-        let restored = standard::undelete::<Plans>(&self.state, &ctx, id);
-        Ok(Response::new(restored.await?))
+        rpc::undelete::<Plans, _>(&self.state, req, |r| r.id).await
     }
 }

@@ -3,18 +3,19 @@
 use tonic::{Request, Response, Status};
 
 use fusion_db::TenantTx;
-use fusion_db::list::{ListParams, ListSpec};
+use fusion_db::list::ListSpec;
 use fusion_db::page::{PageTokenCodec, page_size};
 use fusion_db::resource::Read;
 use fusion_db::resource::{Table, Val, Values, values_of};
 use fusion_proto::identity::v1 as pb;
 use fusion_proto::identity::v1::role_service_server::RoleService;
-use fusion_service::api::{etag, opt_ts, populated, total, ts};
+use fusion_service::api::{etag, opt_ts, populated, ts};
 use fusion_service::replay::{self, Begun};
-use fusion_service::standard::{self, Call, Kit, Method, Resource};
+use fusion_service::standard::{Call, Kit, Method, Resource};
 use fusion_tenancy::TenantContext;
 
 use super::opt_text;
+use super::rpc;
 use crate::domain::permissions::{is_platform_role, is_tenant_permission, tenant_permissions};
 use crate::domain::validate;
 use crate::error::IdentityError;
@@ -197,74 +198,42 @@ impl RoleService for RoleApi {
         &self,
         req: Request<pb::CreateRoleRequest>,
     ) -> Result<Response<pb::Role>, Status> {
-        let ctx = TenantContext::from_request(&req)?;
-        let body = req.into_inner();
-        let key = self.state.kit.request_key(&body.request_id, &body)?;
-        let role = body.role.unwrap_or_default();
-        let created = standard::create::<Roles>(&self.state, &ctx, key, role);
-        Ok(Response::new(created.await?))
+        rpc::create::<Roles, _>(&self.state, req, |r| &r.request_id, |r| r.role).await
     }
 
     async fn get_role(
         &self,
         req: Request<pb::GetRoleRequest>,
     ) -> Result<Response<pb::Role>, Status> {
-        let ctx = TenantContext::from_request(&req)?;
-        let id = req.into_inner().id;
-        let role = standard::get::<Roles>(&self.state, &ctx, id);
-        Ok(Response::new(role.await?))
+        rpc::get::<Roles, _>(&self.state, req, |r| r.id).await
     }
 
     async fn list_roles(
         &self,
         req: Request<pb::ListRolesRequest>,
     ) -> Result<Response<pb::ListRolesResponse>, Status> {
-        let ctx = TenantContext::from_request(&req)?;
-        let r = req.into_inner();
-        let params = ListParams::new(
-            r.page_size,
-            r.page_token,
-            r.filter,
-            r.order_by,
-            r.show_deleted,
-        );
-        let page = standard::list::<Roles>(&self.state, &ctx, &params, None).await?;
-        Ok(Response::new(pb::ListRolesResponse {
-            roles: page.items,
-            next_page_token: page.next_page_token,
-            total_size: total(page.total_size),
-        }))
+        rpc::list::<Roles, _, _>(&self.state, req).await
     }
 
     async fn update_role(
         &self,
         req: Request<pb::UpdateRoleRequest>,
     ) -> Result<Response<pb::Role>, Status> {
-        let ctx = TenantContext::from_request(&req)?;
-        let body = req.into_inner();
-        let role = body.role.unwrap_or_default();
-        let updated = standard::update::<Roles>(&self.state, &ctx, role, body.update_mask);
-        Ok(Response::new(updated.await?))
+        rpc::update::<Roles, _>(&self.state, req, |r| (r.role, r.update_mask)).await
     }
 
     async fn delete_role(
         &self,
         req: Request<pb::DeleteRoleRequest>,
     ) -> Result<Response<pb::Role>, Status> {
-        let ctx = TenantContext::from_request(&req)?;
-        let r = req.into_inner();
-        let deleted = standard::delete::<Roles>(&self.state, &ctx, r.id, &r.etag);
-        Ok(Response::new(deleted.await?))
+        rpc::delete::<Roles, _>(&self.state, req, |r| (r.id, r.etag)).await
     }
 
     async fn undelete_role(
         &self,
         req: Request<pb::UndeleteRoleRequest>,
     ) -> Result<Response<pb::Role>, Status> {
-        let ctx = TenantContext::from_request(&req)?;
-        let id = req.into_inner().id;
-        let restored = standard::undelete::<Roles>(&self.state, &ctx, id);
-        Ok(Response::new(restored.await?))
+        rpc::undelete::<Roles, _>(&self.state, req, |r| r.id).await
     }
 
     async fn assign_role(

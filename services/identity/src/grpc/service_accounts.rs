@@ -6,18 +6,19 @@ use tonic::{Request, Response, Status};
 
 use fusion_db::TenantTx;
 use fusion_db::idempotency::RequestKey;
-use fusion_db::list::{ListParams, ListSpec};
+use fusion_db::list::ListSpec;
 use fusion_db::resource::Read;
 use fusion_db::resource::{Table, Val, Values, values_of};
 use fusion_proto::identity::v1 as pb;
 use fusion_proto::identity::v1::service_account_service_server::ServiceAccountService;
-use fusion_service::api::{etag, opt_ts, populated, total, ts};
+use fusion_service::api::{etag, opt_ts, populated, ts};
 use fusion_service::replay::{self, Begun};
-use fusion_service::standard::{self, Call, Kit, Method, Resource};
+use fusion_service::standard::{Call, Kit, Method, Resource};
 use fusion_tenancy::TenantContext;
 
 use super::opt_text;
 use super::roles::grantable;
+use super::rpc;
 use crate::auth::client_secrets::{self, SECRETS_MAX, client_id};
 use crate::domain::validate;
 use crate::error::IdentityError;
@@ -257,75 +258,49 @@ impl ServiceAccountService for ServiceAccountApi {
         &self,
         req: Request<pb::CreateServiceAccountRequest>,
     ) -> Result<Response<pb::ServiceAccount>, Status> {
-        let ctx = TenantContext::from_request(&req)?;
-        let body = req.into_inner();
-        let key = self.state.kit.request_key(&body.request_id, &body)?;
-        let account = body.service_account.unwrap_or_default();
-        let created = standard::create::<ServiceAccounts>(&self.state, &ctx, key, account);
-        Ok(Response::new(created.await?))
+        rpc::create::<ServiceAccounts, _>(
+            &self.state,
+            req,
+            |r| &r.request_id,
+            |r| r.service_account,
+        )
+        .await
     }
 
     async fn get_service_account(
         &self,
         req: Request<pb::GetServiceAccountRequest>,
     ) -> Result<Response<pb::ServiceAccount>, Status> {
-        let ctx = TenantContext::from_request(&req)?;
-        let id = req.into_inner().id;
-        let account = standard::get::<ServiceAccounts>(&self.state, &ctx, id);
-        Ok(Response::new(account.await?))
+        rpc::get::<ServiceAccounts, _>(&self.state, req, |r| r.id).await
     }
 
     async fn list_service_accounts(
         &self,
         req: Request<pb::ListServiceAccountsRequest>,
     ) -> Result<Response<pb::ListServiceAccountsResponse>, Status> {
-        let ctx = TenantContext::from_request(&req)?;
-        let r = req.into_inner();
-        let params = ListParams::new(
-            r.page_size,
-            r.page_token,
-            r.filter,
-            r.order_by,
-            r.show_deleted,
-        );
-        let page = standard::list::<ServiceAccounts>(&self.state, &ctx, &params, None).await?;
-        Ok(Response::new(pb::ListServiceAccountsResponse {
-            service_accounts: page.items,
-            next_page_token: page.next_page_token,
-            total_size: total(page.total_size),
-        }))
+        rpc::list::<ServiceAccounts, _, _>(&self.state, req).await
     }
 
     async fn update_service_account(
         &self,
         req: Request<pb::UpdateServiceAccountRequest>,
     ) -> Result<Response<pb::ServiceAccount>, Status> {
-        let ctx = TenantContext::from_request(&req)?;
-        let body = req.into_inner();
-        let account = body.service_account.unwrap_or_default();
-        let updated =
-            standard::update::<ServiceAccounts>(&self.state, &ctx, account, body.update_mask);
-        Ok(Response::new(updated.await?))
+        rpc::update::<ServiceAccounts, _>(&self.state, req, |r| (r.service_account, r.update_mask))
+            .await
     }
 
     async fn delete_service_account(
         &self,
         req: Request<pb::DeleteServiceAccountRequest>,
     ) -> Result<Response<pb::ServiceAccount>, Status> {
-        let ctx = TenantContext::from_request(&req)?;
-        let r = req.into_inner();
-        let deleted = standard::delete::<ServiceAccounts>(&self.state, &ctx, r.id, &r.etag);
-        Ok(Response::new(deleted.await?))
+        rpc::delete::<ServiceAccounts, _>(&self.state, req, |r| (r.id, r.etag)).await
     }
 
     async fn undelete_service_account(
         &self,
         req: Request<pb::UndeleteServiceAccountRequest>,
     ) -> Result<Response<pb::ServiceAccount>, Status> {
-        let ctx = TenantContext::from_request(&req)?;
-        let id = req.into_inner().id;
-        let restored = standard::undelete::<ServiceAccounts>(&self.state, &ctx, id);
-        Ok(Response::new(restored.await?))
+        rpc::undelete::<ServiceAccounts, _>(&self.state, req, |r| r.id).await
     }
 
     async fn activate_service_account(

@@ -10,18 +10,17 @@ use chrono::DateTime;
 use tonic::{Request, Response, Status};
 
 use fusion_db::TenantTx;
-use fusion_db::list::{ListParams, ListSpec};
+use fusion_db::list::ListSpec;
 use fusion_db::resource::Read;
 use fusion_db::resource::{Table, Val, Values, values_of};
 use fusion_proto::errors::FieldViolation;
 use fusion_proto::identity::v1 as pb;
 use fusion_proto::identity::v1::tenant_service_server::TenantService;
-use fusion_service::api::{
-    check, etag, json_to_struct, opt_ts, populated, struct_to_json, total, ts,
-};
+use fusion_service::api::{check, etag, json_to_struct, opt_ts, populated, struct_to_json, ts};
 use fusion_service::standard::{self, Call, Change, Kit, Locking, Method, Resource};
 use fusion_tenancy::TenantContext;
 
+use super::rpc;
 use crate::bootstrap::first_admin;
 use crate::domain::permissions::PLATFORM_TENANT_SLUG;
 use crate::domain::validate;
@@ -395,51 +394,27 @@ impl TenantService for TenantApi {
         &self,
         req: Request<pb::ListTenantsRequest>,
     ) -> Result<Response<pb::ListTenantsResponse>, Status> {
-        let ctx = TenantContext::from_request(&req)?;
-        let r = req.into_inner();
-        let params = ListParams::new(
-            r.page_size,
-            r.page_token,
-            r.filter,
-            r.order_by,
-            r.show_deleted,
-        );
-        let page = standard::list::<Tenants>(&self.state, &ctx, &params, None).await?;
-        Ok(Response::new(pb::ListTenantsResponse {
-            tenants: page.items,
-            next_page_token: page.next_page_token,
-            total_size: total(page.total_size),
-        }))
+        rpc::list::<Tenants, _, _>(&self.state, req).await
     }
 
     async fn update_tenant(
         &self,
         req: Request<pb::UpdateTenantRequest>,
     ) -> Result<Response<pb::Tenant>, Status> {
-        let ctx = TenantContext::from_request(&req)?;
-        let body = req.into_inner();
-        let t = body.tenant.unwrap_or_default();
-        let updated = standard::update::<Tenants>(&self.state, &ctx, t, body.update_mask);
-        Ok(Response::new(updated.await?))
+        rpc::update::<Tenants, _>(&self.state, req, |r| (r.tenant, r.update_mask)).await
     }
 
     async fn delete_tenant(
         &self,
         req: Request<pb::DeleteTenantRequest>,
     ) -> Result<Response<pb::Tenant>, Status> {
-        let ctx = TenantContext::from_request(&req)?;
-        let r = req.into_inner();
-        let deleted = standard::delete::<Tenants>(&self.state, &ctx, r.id, &r.etag);
-        Ok(Response::new(deleted.await?))
+        rpc::delete::<Tenants, _>(&self.state, req, |r| (r.id, r.etag)).await
     }
 
     async fn undelete_tenant(
         &self,
         req: Request<pb::UndeleteTenantRequest>,
     ) -> Result<Response<pb::Tenant>, Status> {
-        let ctx = TenantContext::from_request(&req)?;
-        let id = req.into_inner().id;
-        let restored = standard::undelete::<Tenants>(&self.state, &ctx, id);
-        Ok(Response::new(restored.await?))
+        rpc::undelete::<Tenants, _>(&self.state, req, |r| r.id).await
     }
 }

@@ -6,21 +6,20 @@ use tonic::{Request, Response, Status};
 
 use fusion_db::TenantTx;
 use fusion_db::idempotency::RequestKey;
-use fusion_db::list::{ListParams, ListSpec};
+use fusion_db::list::ListSpec;
 use fusion_db::resource::Read;
 use fusion_db::resource::{Table, Val, Values, values_of};
 use fusion_proto::errors::FieldViolation;
 use fusion_proto::identity::v1 as pb;
 use fusion_proto::identity::v1::user_service_server::UserService;
-use fusion_service::api::{
-    check, etag, json_to_struct, opt_ts, populated, struct_to_json, total, ts,
-};
+use fusion_service::api::{check, etag, json_to_struct, opt_ts, populated, struct_to_json, ts};
 use fusion_service::replay::{self, Begun};
-use fusion_service::standard::{self, Call, Change, Kit, Method, Resource};
+use fusion_service::standard::{Call, Change, Kit, Method, Resource};
 use fusion_tenancy::TenantContext;
 
 use super::opt_text;
 use super::roles::grantable;
+use super::rpc;
 use crate::auth::password::hash_password;
 use crate::auth::revoke_user_refresh_tokens;
 use crate::domain::validate;
@@ -338,62 +337,35 @@ impl UserService for UserApi {
         &self,
         req: Request<pb::GetUserRequest>,
     ) -> Result<Response<pb::User>, Status> {
-        let ctx = TenantContext::from_request(&req)?;
-        let id = req.into_inner().id;
-        let user = standard::get::<Users>(&self.state, &ctx, id);
-        Ok(Response::new(user.await?))
+        rpc::get::<Users, _>(&self.state, req, |r| r.id).await
     }
 
     async fn list_users(
         &self,
         req: Request<pb::ListUsersRequest>,
     ) -> Result<Response<pb::ListUsersResponse>, Status> {
-        let ctx = TenantContext::from_request(&req)?;
-        let r = req.into_inner();
-        let params = ListParams::new(
-            r.page_size,
-            r.page_token,
-            r.filter,
-            r.order_by,
-            r.show_deleted,
-        );
-        let page = standard::list::<Users>(&self.state, &ctx, &params, None).await?;
-        Ok(Response::new(pb::ListUsersResponse {
-            users: page.items,
-            next_page_token: page.next_page_token,
-            total_size: total(page.total_size),
-        }))
+        rpc::list::<Users, _, _>(&self.state, req).await
     }
 
     async fn update_user(
         &self,
         req: Request<pb::UpdateUserRequest>,
     ) -> Result<Response<pb::User>, Status> {
-        let ctx = TenantContext::from_request(&req)?;
-        let body = req.into_inner();
-        let user = body.user.unwrap_or_default();
-        let updated = standard::update::<Users>(&self.state, &ctx, user, body.update_mask);
-        Ok(Response::new(updated.await?))
+        rpc::update::<Users, _>(&self.state, req, |r| (r.user, r.update_mask)).await
     }
 
     async fn delete_user(
         &self,
         req: Request<pb::DeleteUserRequest>,
     ) -> Result<Response<pb::User>, Status> {
-        let ctx = TenantContext::from_request(&req)?;
-        let r = req.into_inner();
-        let deleted = standard::delete::<Users>(&self.state, &ctx, r.id, &r.etag);
-        Ok(Response::new(deleted.await?))
+        rpc::delete::<Users, _>(&self.state, req, |r| (r.id, r.etag)).await
     }
 
     async fn undelete_user(
         &self,
         req: Request<pb::UndeleteUserRequest>,
     ) -> Result<Response<pb::User>, Status> {
-        let ctx = TenantContext::from_request(&req)?;
-        let id = req.into_inner().id;
-        let restored = standard::undelete::<Users>(&self.state, &ctx, id);
-        Ok(Response::new(restored.await?))
+        rpc::undelete::<Users, _>(&self.state, req, |r| r.id).await
     }
 
     async fn activate_user(

@@ -2,14 +2,14 @@
 
 use tonic::{Request, Response, Status};
 
-use fusion_db::list::{ListParams, ListSpec};
+use fusion_db::list::ListSpec;
 use fusion_db::resource::{Table, Val, Values, values_of};
 use fusion_proto::property::v1 as pb;
 use fusion_proto::property::v1::developer_service_server::DeveloperService;
-use fusion_service::api::{etag, opt_ts, populated, total, ts};
-use fusion_service::standard::{self, Child, Kit, Method, Resource};
+use fusion_service::api::{etag, opt_ts, populated, ts};
+use fusion_service::standard::{Child, Kit, Method, Resource};
 
-use super::caller;
+use super::rpc;
 use crate::domain::validate;
 use crate::store::developers::{DeveloperRow, LIST, TABLE};
 use crate::{AppState, DOMAIN};
@@ -139,74 +139,41 @@ impl DeveloperService for DeveloperApi {
         &self,
         req: Request<pb::CreateDeveloperRequest>,
     ) -> Result<Response<pb::Developer>, Status> {
-        let ctx = caller(&req)?;
-        let body = req.into_inner();
-        let key = self.state.kit.request_key(&body.request_id, &body)?;
-        let developer = body.developer.unwrap_or_default();
-        let created = standard::create::<Developers>(&self.state, &ctx, key, developer);
-        Ok(Response::new(created.await?))
+        rpc::create::<Developers, _>(&self.state, req, |r| &r.request_id, |r| r.developer).await
     }
 
     async fn get_developer(
         &self,
         req: Request<pb::GetDeveloperRequest>,
     ) -> Result<Response<pb::Developer>, Status> {
-        let ctx = caller(&req)?;
-        let id = req.into_inner().id;
-        let developer = standard::get::<Developers>(&self.state, &ctx, id);
-        Ok(Response::new(developer.await?))
+        rpc::get::<Developers, _>(&self.state, req, |r| r.id).await
     }
 
     async fn list_developers(
         &self,
         req: Request<pb::ListDevelopersRequest>,
     ) -> Result<Response<pb::ListDevelopersResponse>, Status> {
-        let ctx = caller(&req)?;
-        let r = req.into_inner();
-        let params = ListParams::new(
-            r.page_size,
-            r.page_token,
-            r.filter,
-            r.order_by,
-            r.show_deleted,
-        );
-        let page = standard::list::<Developers>(&self.state, &ctx, &params, None).await?;
-        Ok(Response::new(pb::ListDevelopersResponse {
-            developers: page.items,
-            next_page_token: page.next_page_token,
-            total_size: total(page.total_size),
-        }))
+        rpc::list::<Developers, _, _>(&self.state, req).await
     }
 
     async fn update_developer(
         &self,
         req: Request<pb::UpdateDeveloperRequest>,
     ) -> Result<Response<pb::Developer>, Status> {
-        let ctx = caller(&req)?;
-        let body = req.into_inner();
-        let developer = body.developer.unwrap_or_default();
-        let updated =
-            standard::update::<Developers>(&self.state, &ctx, developer, body.update_mask);
-        Ok(Response::new(updated.await?))
+        rpc::update::<Developers, _>(&self.state, req, |r| (r.developer, r.update_mask)).await
     }
 
     async fn delete_developer(
         &self,
         req: Request<pb::DeleteDeveloperRequest>,
     ) -> Result<Response<pb::Developer>, Status> {
-        let ctx = caller(&req)?;
-        let r = req.into_inner();
-        let deleted = standard::delete::<Developers>(&self.state, &ctx, r.id, &r.etag);
-        Ok(Response::new(deleted.await?))
+        rpc::delete::<Developers, _>(&self.state, req, |r| (r.id, r.etag)).await
     }
 
     async fn undelete_developer(
         &self,
         req: Request<pb::UndeleteDeveloperRequest>,
     ) -> Result<Response<pb::Developer>, Status> {
-        let ctx = caller(&req)?;
-        let id = req.into_inner().id;
-        let restored = standard::undelete::<Developers>(&self.state, &ctx, id);
-        Ok(Response::new(restored.await?))
+        rpc::undelete::<Developers, _>(&self.state, req, |r| r.id).await
     }
 }

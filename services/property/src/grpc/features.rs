@@ -6,16 +6,16 @@
 
 use tonic::{Request, Response, Status};
 
-use fusion_db::list::{ListParams, ListSpec};
+use fusion_db::list::ListSpec;
 use fusion_db::resource::{Table, Val, Values, values_of};
 use fusion_proto::property::v1 as pb;
 use fusion_proto::property::v1::feature_service_server::FeatureService;
-use fusion_service::api::{etag, opt_ts, populated, total, ts};
+use fusion_service::api::{etag, opt_ts, populated, ts};
 
 use fusion_db::TenantTx;
-use fusion_service::standard::{self, Call, Change, Kit, Method, Resource};
+use fusion_service::standard::{Call, Change, Kit, Method, Resource};
 
-use super::caller;
+use super::rpc;
 use crate::domain::validate;
 use crate::stock::refresh_feature_names;
 use crate::store::features::{FeatureRow, LIST, TABLE};
@@ -134,73 +134,41 @@ impl FeatureService for FeatureApi {
         &self,
         req: Request<pb::CreateFeatureRequest>,
     ) -> Result<Response<pb::Feature>, Status> {
-        let ctx = caller(&req)?;
-        let body = req.into_inner();
-        let key = self.state.kit.request_key(&body.request_id, &body)?;
-        let feature = body.feature.unwrap_or_default();
-        let created = standard::create::<Features>(&self.state, &ctx, key, feature);
-        Ok(Response::new(created.await?))
+        rpc::create::<Features, _>(&self.state, req, |r| &r.request_id, |r| r.feature).await
     }
 
     async fn get_feature(
         &self,
         req: Request<pb::GetFeatureRequest>,
     ) -> Result<Response<pb::Feature>, Status> {
-        let ctx = caller(&req)?;
-        let id = req.into_inner().id;
-        let feature = standard::get::<Features>(&self.state, &ctx, id);
-        Ok(Response::new(feature.await?))
+        rpc::get::<Features, _>(&self.state, req, |r| r.id).await
     }
 
     async fn list_features(
         &self,
         req: Request<pb::ListFeaturesRequest>,
     ) -> Result<Response<pb::ListFeaturesResponse>, Status> {
-        let ctx = caller(&req)?;
-        let r = req.into_inner();
-        let params = ListParams::new(
-            r.page_size,
-            r.page_token,
-            r.filter,
-            r.order_by,
-            r.show_deleted,
-        );
-        let page = standard::list::<Features>(&self.state, &ctx, &params, None).await?;
-        Ok(Response::new(pb::ListFeaturesResponse {
-            features: page.items,
-            next_page_token: page.next_page_token,
-            total_size: total(page.total_size),
-        }))
+        rpc::list::<Features, _, _>(&self.state, req).await
     }
 
     async fn update_feature(
         &self,
         req: Request<pb::UpdateFeatureRequest>,
     ) -> Result<Response<pb::Feature>, Status> {
-        let ctx = caller(&req)?;
-        let body = req.into_inner();
-        let feature = body.feature.unwrap_or_default();
-        let updated = standard::update::<Features>(&self.state, &ctx, feature, body.update_mask);
-        Ok(Response::new(updated.await?))
+        rpc::update::<Features, _>(&self.state, req, |r| (r.feature, r.update_mask)).await
     }
 
     async fn delete_feature(
         &self,
         req: Request<pb::DeleteFeatureRequest>,
     ) -> Result<Response<pb::Feature>, Status> {
-        let ctx = caller(&req)?;
-        let r = req.into_inner();
-        let deleted = standard::delete::<Features>(&self.state, &ctx, r.id, &r.etag);
-        Ok(Response::new(deleted.await?))
+        rpc::delete::<Features, _>(&self.state, req, |r| (r.id, r.etag)).await
     }
 
     async fn undelete_feature(
         &self,
         req: Request<pb::UndeleteFeatureRequest>,
     ) -> Result<Response<pb::Feature>, Status> {
-        let ctx = caller(&req)?;
-        let id = req.into_inner().id;
-        let restored = standard::undelete::<Features>(&self.state, &ctx, id);
-        Ok(Response::new(restored.await?))
+        rpc::undelete::<Features, _>(&self.state, req, |r| r.id).await
     }
 }

@@ -5,15 +5,16 @@
 use tonic::{Request, Response, Status};
 
 use fusion_db::TenantTx;
-use fusion_db::list::{ListParams, ListSpec, ScopeValue};
+use fusion_db::list::{ListSpec, ScopeValue};
 use fusion_db::resource::{Table, Val, Values, values_of};
 use fusion_proto::property::v1 as pb;
 use fusion_proto::property::v1::lot_service_server::LotService;
-use fusion_service::api::{date_pb, dec_str, etag, opt_ts, parse_date, populated, total, ts};
+use fusion_service::api::{date_pb, dec_str, etag, opt_ts, parse_date, populated, ts};
 use fusion_service::standard::{self, Call, Change, Kit, Locking, Method, Parent, Resource};
 
 use super::caller;
 use super::lifecycle::{self, Transition, Watch};
+use super::rpc;
 use crate::api::API;
 use crate::domain::amounts::{non_negative, price as parse_price};
 use crate::domain::lifecycle::{Action, LotStatus};
@@ -357,12 +358,7 @@ impl LotService for LotApi {
         &self,
         req: Request<pb::CreateLotRequest>,
     ) -> Result<Response<pb::Lot>, Status> {
-        let ctx = caller(&req)?;
-        let body = req.into_inner();
-        let key = self.state.kit.request_key(&body.request_id, &body)?;
-        let lot = body.lot.unwrap_or_default();
-        let created = standard::create::<Lots>(&self.state, &ctx, key, lot);
-        Ok(Response::new(created.await?))
+        rpc::create::<Lots, _>(&self.state, req, |r| &r.request_id, |r| r.lot).await
     }
 
     async fn get_lot(&self, req: Request<pb::GetLotRequest>) -> Result<Response<pb::Lot>, Status> {
@@ -387,50 +383,28 @@ impl LotService for LotApi {
             API.require_id("stage_id", r.stage_id)?;
             scope.push(("stage_id", ScopeValue::Int(r.stage_id)));
         }
-        let params = ListParams::new(
-            r.page_size,
-            r.page_token,
-            r.filter,
-            r.order_by,
-            r.show_deleted,
-        );
-        let page = standard::list::<Lots>(&self.state, &ctx, &params, Some(&scope)).await?;
-        Ok(Response::new(pb::ListLotsResponse {
-            lots: page.items,
-            next_page_token: page.next_page_token,
-            total_size: total(page.total_size),
-        }))
+        rpc::page::<Lots, _, _>(&self.state, &ctx, r, Some(&scope)).await
     }
 
     async fn update_lot(
         &self,
         req: Request<pb::UpdateLotRequest>,
     ) -> Result<Response<pb::Lot>, Status> {
-        let ctx = caller(&req)?;
-        let body = req.into_inner();
-        let lot = body.lot.unwrap_or_default();
-        let updated = standard::update::<Lots>(&self.state, &ctx, lot, body.update_mask);
-        Ok(Response::new(updated.await?))
+        rpc::update::<Lots, _>(&self.state, req, |r| (r.lot, r.update_mask)).await
     }
 
     async fn delete_lot(
         &self,
         req: Request<pb::DeleteLotRequest>,
     ) -> Result<Response<pb::Lot>, Status> {
-        let ctx = caller(&req)?;
-        let r = req.into_inner();
-        let deleted = standard::delete::<Lots>(&self.state, &ctx, r.id, &r.etag);
-        Ok(Response::new(deleted.await?))
+        rpc::delete::<Lots, _>(&self.state, req, |r| (r.id, r.etag)).await
     }
 
     async fn undelete_lot(
         &self,
         req: Request<pb::UndeleteLotRequest>,
     ) -> Result<Response<pb::Lot>, Status> {
-        let ctx = caller(&req)?;
-        let id = req.into_inner().id;
-        let restored = standard::undelete::<Lots>(&self.state, &ctx, id);
-        Ok(Response::new(restored.await?))
+        rpc::undelete::<Lots, _>(&self.state, req, |r| r.id).await
     }
 
     async fn hold_lot(

@@ -16,7 +16,7 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
-use fusion_db::list::{ListParams, ListSpec, ScopeValue};
+use fusion_db::list::{ListSpec, ScopeValue};
 use fusion_db::resource::Read;
 use fusion_db::resource::{Table, Val, Values, values_of};
 use fusion_db::{TenantTx, idempotency};
@@ -24,10 +24,11 @@ use fusion_proto::property::v1 as pb;
 use fusion_proto::property::v1::download_media_response::Payload as Download;
 use fusion_proto::property::v1::media_service_server::MediaService;
 use fusion_proto::property::v1::upload_media_request::Payload as Upload;
-use fusion_service::api::{etag, opt_ts, populated, total, ts};
-use fusion_service::standard::{self, Call, Kit, Method, Resource};
+use fusion_service::api::{etag, opt_ts, populated, ts};
+use fusion_service::standard::{Call, Kit, Method, Resource};
 
 use super::caller;
+use super::rpc;
 use crate::api::{API, REQUEST_IDS};
 use crate::domain::media::{self, MAX_CHUNK, MEDIA_TYPES, SNIFF_LEN};
 use crate::domain::validate;
@@ -609,10 +610,7 @@ impl MediaService for MediaApi {
         &self,
         req: Request<pb::GetMediaRequest>,
     ) -> Result<Response<pb::Media>, Status> {
-        let ctx = caller(&req)?;
-        let id = req.into_inner().id;
-        let media = standard::get::<Media>(&self.state, &ctx, id);
-        Ok(Response::new(media.await?))
+        rpc::get::<Media, _>(&self.state, req, |r| r.id).await
     }
 
     async fn list_media(
@@ -644,30 +642,14 @@ impl MediaService for MediaApi {
             API.require_id("mediable_id", r.mediable_id)?;
             scope.push(("mediable_id", ScopeValue::Int(r.mediable_id)));
         }
-        let params = ListParams::new(
-            r.page_size,
-            r.page_token,
-            r.filter,
-            r.order_by,
-            r.show_deleted,
-        );
-        let page = standard::list::<Media>(&self.state, &ctx, &params, Some(&scope)).await?;
-        Ok(Response::new(pb::ListMediaResponse {
-            media: page.items,
-            next_page_token: page.next_page_token,
-            total_size: total(page.total_size),
-        }))
+        rpc::page::<Media, _, _>(&self.state, &ctx, r, Some(&scope)).await
     }
 
     async fn update_media(
         &self,
         req: Request<pb::UpdateMediaRequest>,
     ) -> Result<Response<pb::Media>, Status> {
-        let ctx = caller(&req)?;
-        let body = req.into_inner();
-        let media = body.media.unwrap_or_default();
-        let updated = standard::update::<Media>(&self.state, &ctx, media, body.update_mask);
-        Ok(Response::new(updated.await?))
+        rpc::update::<Media, _>(&self.state, req, |r| (r.media, r.update_mask)).await
     }
 
     /// The object stays until the purge job removes the row and it together.
@@ -675,19 +657,13 @@ impl MediaService for MediaApi {
         &self,
         req: Request<pb::DeleteMediaRequest>,
     ) -> Result<Response<pb::Media>, Status> {
-        let ctx = caller(&req)?;
-        let r = req.into_inner();
-        let deleted = standard::delete::<Media>(&self.state, &ctx, r.id, &r.etag);
-        Ok(Response::new(deleted.await?))
+        rpc::delete::<Media, _>(&self.state, req, |r| (r.id, r.etag)).await
     }
 
     async fn undelete_media(
         &self,
         req: Request<pb::UndeleteMediaRequest>,
     ) -> Result<Response<pb::Media>, Status> {
-        let ctx = caller(&req)?;
-        let id = req.into_inner().id;
-        let restored = standard::undelete::<Media>(&self.state, &ctx, id);
-        Ok(Response::new(restored.await?))
+        rpc::undelete::<Media, _>(&self.state, req, |r| r.id).await
     }
 }

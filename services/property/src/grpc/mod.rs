@@ -8,6 +8,7 @@ mod lifecycle;
 mod lots;
 mod media;
 mod projects;
+mod rpc;
 mod stages;
 
 use tonic::service::Routes;

@@ -7,16 +7,16 @@
 use rust_decimal::Decimal;
 use tonic::{Request, Response, Status};
 
-use fusion_db::list::{ListParams, ListSpec};
+use fusion_db::list::ListSpec;
 use fusion_db::resource::{Table, Val, Values, values_of};
 use fusion_proto::property::v1 as pb;
 use fusion_proto::property::v1::project_service_server::ProjectService;
-use fusion_service::api::{dec_str, etag, opt_ts, parse_decimal, populated, total, ts};
+use fusion_service::api::{dec_str, etag, opt_ts, parse_decimal, populated, ts};
 
 use fusion_db::TenantTx;
-use fusion_service::standard::{self, Call, Child, Kit, Method, Resource};
+use fusion_service::standard::{Call, Child, Kit, Method, Resource};
 
-use super::caller;
+use super::rpc;
 use crate::domain::validate;
 use crate::error::PropertyError;
 use crate::store::projects::{LIST, ProjectRow, TABLE};
@@ -308,73 +308,41 @@ impl ProjectService for ProjectApi {
         &self,
         req: Request<pb::CreateProjectRequest>,
     ) -> Result<Response<pb::Project>, Status> {
-        let ctx = caller(&req)?;
-        let body = req.into_inner();
-        let key = self.state.kit.request_key(&body.request_id, &body)?;
-        let project = body.project.unwrap_or_default();
-        let created = standard::create::<Projects>(&self.state, &ctx, key, project);
-        Ok(Response::new(created.await?))
+        rpc::create::<Projects, _>(&self.state, req, |r| &r.request_id, |r| r.project).await
     }
 
     async fn get_project(
         &self,
         req: Request<pb::GetProjectRequest>,
     ) -> Result<Response<pb::Project>, Status> {
-        let ctx = caller(&req)?;
-        let id = req.into_inner().id;
-        let project = standard::get::<Projects>(&self.state, &ctx, id);
-        Ok(Response::new(project.await?))
+        rpc::get::<Projects, _>(&self.state, req, |r| r.id).await
     }
 
     async fn list_projects(
         &self,
         req: Request<pb::ListProjectsRequest>,
     ) -> Result<Response<pb::ListProjectsResponse>, Status> {
-        let ctx = caller(&req)?;
-        let r = req.into_inner();
-        let params = ListParams::new(
-            r.page_size,
-            r.page_token,
-            r.filter,
-            r.order_by,
-            r.show_deleted,
-        );
-        let page = standard::list::<Projects>(&self.state, &ctx, &params, None).await?;
-        Ok(Response::new(pb::ListProjectsResponse {
-            projects: page.items,
-            next_page_token: page.next_page_token,
-            total_size: total(page.total_size),
-        }))
+        rpc::list::<Projects, _, _>(&self.state, req).await
     }
 
     async fn update_project(
         &self,
         req: Request<pb::UpdateProjectRequest>,
     ) -> Result<Response<pb::Project>, Status> {
-        let ctx = caller(&req)?;
-        let body = req.into_inner();
-        let project = body.project.unwrap_or_default();
-        let updated = standard::update::<Projects>(&self.state, &ctx, project, body.update_mask);
-        Ok(Response::new(updated.await?))
+        rpc::update::<Projects, _>(&self.state, req, |r| (r.project, r.update_mask)).await
     }
 
     async fn delete_project(
         &self,
         req: Request<pb::DeleteProjectRequest>,
     ) -> Result<Response<pb::Project>, Status> {
-        let ctx = caller(&req)?;
-        let r = req.into_inner();
-        let deleted = standard::delete::<Projects>(&self.state, &ctx, r.id, &r.etag);
-        Ok(Response::new(deleted.await?))
+        rpc::delete::<Projects, _>(&self.state, req, |r| (r.id, r.etag)).await
     }
 
     async fn undelete_project(
         &self,
         req: Request<pb::UndeleteProjectRequest>,
     ) -> Result<Response<pb::Project>, Status> {
-        let ctx = caller(&req)?;
-        let id = req.into_inner().id;
-        let restored = standard::undelete::<Projects>(&self.state, &ctx, id);
-        Ok(Response::new(restored.await?))
+        rpc::undelete::<Projects, _>(&self.state, req, |r| r.id).await
     }
 }

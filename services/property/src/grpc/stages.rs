@@ -2,16 +2,17 @@
 
 use tonic::{Request, Response, Status};
 
-use fusion_db::list::{ListParams, ListSpec, ScopeValue};
+use fusion_db::list::{ListSpec, ScopeValue};
 use fusion_db::resource::{Table, Val, Values, values_of};
 use fusion_proto::property::v1 as pb;
 use fusion_proto::property::v1::stage_service_server::StageService;
-use fusion_service::api::{etag, opt_ts, parse_date, populated, total, ts};
+use fusion_service::api::{etag, opt_ts, parse_date, populated, ts};
 
 use fusion_db::TenantTx;
-use fusion_service::standard::{self, Call, Child, Kit, Method, Parent, Resource};
+use fusion_service::standard::{Call, Child, Kit, Method, Parent, Resource};
 
 use super::caller;
+use super::rpc;
 use crate::domain::validate;
 use crate::error::{PropertyError, reason};
 use crate::store::media::refuse_live_media;
@@ -172,22 +173,14 @@ impl StageService for StageApi {
         &self,
         req: Request<pb::CreateStageRequest>,
     ) -> Result<Response<pb::Stage>, Status> {
-        let ctx = caller(&req)?;
-        let body = req.into_inner();
-        let key = self.state.kit.request_key(&body.request_id, &body)?;
-        let stage = body.stage.unwrap_or_default();
-        let created = standard::create::<Stages>(&self.state, &ctx, key, stage);
-        Ok(Response::new(created.await?))
+        rpc::create::<Stages, _>(&self.state, req, |r| &r.request_id, |r| r.stage).await
     }
 
     async fn get_stage(
         &self,
         req: Request<pb::GetStageRequest>,
     ) -> Result<Response<pb::Stage>, Status> {
-        let ctx = caller(&req)?;
-        let id = req.into_inner().id;
-        let stage = standard::get::<Stages>(&self.state, &ctx, id);
-        Ok(Response::new(stage.await?))
+        rpc::get::<Stages, _>(&self.state, req, |r| r.id).await
     }
 
     async fn list_stages(
@@ -205,49 +198,27 @@ impl StageService for StageApi {
         }
         let scope = [("project_id", ScopeValue::Int(r.project_id))];
         let scope = (r.project_id != 0).then_some(&scope[..]);
-        let params = ListParams::new(
-            r.page_size,
-            r.page_token,
-            r.filter,
-            r.order_by,
-            r.show_deleted,
-        );
-        let page = standard::list::<Stages>(&self.state, &ctx, &params, scope).await?;
-        Ok(Response::new(pb::ListStagesResponse {
-            stages: page.items,
-            next_page_token: page.next_page_token,
-            total_size: total(page.total_size),
-        }))
+        rpc::page::<Stages, _, _>(&self.state, &ctx, r, scope).await
     }
 
     async fn update_stage(
         &self,
         req: Request<pb::UpdateStageRequest>,
     ) -> Result<Response<pb::Stage>, Status> {
-        let ctx = caller(&req)?;
-        let body = req.into_inner();
-        let stage = body.stage.unwrap_or_default();
-        let updated = standard::update::<Stages>(&self.state, &ctx, stage, body.update_mask);
-        Ok(Response::new(updated.await?))
+        rpc::update::<Stages, _>(&self.state, req, |r| (r.stage, r.update_mask)).await
     }
 
     async fn delete_stage(
         &self,
         req: Request<pb::DeleteStageRequest>,
     ) -> Result<Response<pb::Stage>, Status> {
-        let ctx = caller(&req)?;
-        let r = req.into_inner();
-        let deleted = standard::delete::<Stages>(&self.state, &ctx, r.id, &r.etag);
-        Ok(Response::new(deleted.await?))
+        rpc::delete::<Stages, _>(&self.state, req, |r| (r.id, r.etag)).await
     }
 
     async fn undelete_stage(
         &self,
         req: Request<pb::UndeleteStageRequest>,
     ) -> Result<Response<pb::Stage>, Status> {
-        let ctx = caller(&req)?;
-        let id = req.into_inner().id;
-        let restored = standard::undelete::<Stages>(&self.state, &ctx, id);
-        Ok(Response::new(restored.await?))
+        rpc::undelete::<Stages, _>(&self.state, req, |r| r.id).await
     }
 }
