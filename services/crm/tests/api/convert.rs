@@ -12,40 +12,33 @@ async fn convert(
     who: &User,
     r: pb::ConvertLeadRequest,
 ) -> Result<pb::ConvertLeadResponse, tonic::Status> {
-    app.leads()
-        .convert_lead(who.req(r))
-        .await
-        .map(|r| r.into_inner())
+    app.send(who, r).await
 }
 
 async fn contact_count(app: &TestApp, who: &User) -> i32 {
-    app.contacts()
-        .list_contacts(who.req(pb::ListContactsRequest::default()))
+    app.send(who, pb::ListContactsRequest::default())
         .await
         .unwrap()
-        .into_inner()
         .total_size
 }
 
 async fn rich_lead(app: &TestApp) -> pb::Lead {
-    app.leads()
-        .create_lead(app.acme.req(pb::CreateLeadRequest {
-            lead: Some(pb::Lead {
-                first_name: "Mia".into(),
-                last_name: "Nguyen".into(),
-                email: "mia@example.com".into(),
-                phone: "0412 345 678".into(),
-                suburb: "Yeronga".into(),
-                assignee_user_id: app.agent.user_id,
-                tags: vec!["vip".into()],
-                status: "hot".into(),
-                ..Default::default()
-            }),
-            request_id: String::new(),
-        }))
-        .await
-        .unwrap()
-        .into_inner()
+    app.create(
+        &app.acme,
+        pb::Lead {
+            first_name: "Mia".into(),
+            last_name: "Nguyen".into(),
+            email: "mia@example.com".into(),
+            phone: "0412 345 678".into(),
+            suburb: "Yeronga".into(),
+            assignee_user_id: app.agent.user_id,
+            tags: vec!["vip".into()],
+            status: "hot".into(),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap()
 }
 
 #[tokio::test]
@@ -243,19 +236,12 @@ async fn a_refused_conversion_leaves_no_contact_deal_or_mark() {
         Code::Aborted,
     );
     assert_eq!(contact_count(&app, &app.agent).await, 0);
-    let still = app
-        .leads()
-        .get_lead(app.agent.req(pb::GetLeadRequest { id: lead.id }))
-        .await
-        .unwrap()
-        .into_inner();
+    let still = app.get::<pb::Lead>(&app.agent, lead.id).await.unwrap();
     assert!(still.convert_time.is_none() && still.converted_contact_id == 0);
     let deals = app
-        .deals()
-        .list_deals(app.agent.req(pb::ListDealsRequest::default()))
+        .send(&app.agent, pb::ListDealsRequest::default())
         .await
-        .unwrap()
-        .into_inner();
+        .unwrap();
     assert_eq!(deals.total_size, 0);
 }
 

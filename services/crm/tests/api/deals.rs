@@ -11,7 +11,7 @@ use fusion_proto::crm::v1 as pb;
 use fusion_proto::google::r#type::Date;
 use fusion_testkit::reason;
 
-use crate::helpers::{TestApp, User, assert_invalid, expect_code, mask, select, violated_fields};
+use crate::helpers::{TestApp, User, assert_invalid, expect_code, select, violated_fields};
 
 fn finance(value: &str) -> pb::CustomField {
     select(
@@ -33,40 +33,8 @@ fn titled(title: &str) -> pb::Deal {
     }
 }
 
-async fn create(app: &TestApp, who: &User, deal: pb::Deal) -> Result<pb::Deal, tonic::Status> {
-    app.deals()
-        .create_deal(who.req(pb::CreateDealRequest {
-            deal: Some(deal),
-            request_id: String::new(),
-        }))
-        .await
-        .map(|r| r.into_inner())
-}
-
 async fn deal(app: &TestApp, who: &User, title: &str) -> pb::Deal {
-    create(app, who, titled(title)).await.expect("deal created")
-}
-
-async fn get(app: &TestApp, who: &User, id: i64) -> Result<pb::Deal, tonic::Status> {
-    app.deals()
-        .get_deal(who.req(pb::GetDealRequest { id }))
-        .await
-        .map(|r| r.into_inner())
-}
-
-async fn update(
-    app: &TestApp,
-    who: &User,
-    deal: pb::Deal,
-    paths: &[&str],
-) -> Result<pb::Deal, tonic::Status> {
-    app.deals()
-        .update_deal(who.req(pb::UpdateDealRequest {
-            deal: Some(deal),
-            update_mask: if paths.is_empty() { None } else { mask(paths) },
-        }))
-        .await
-        .map(|r| r.into_inner())
+    app.create(who, titled(title)).await.expect("deal created")
 }
 
 async fn move_to(
@@ -76,23 +44,21 @@ async fn move_to(
     stage: &str,
     probability: Option<i32>,
 ) -> Result<pb::Deal, tonic::Status> {
-    app.deals()
-        .move_deal_stage(who.req(pb::MoveDealStageRequest {
+    app.send(
+        who,
+        pb::MoveDealStageRequest {
             id,
             stage: stage.into(),
             probability,
             etag: String::new(),
             request_id: String::new(),
-        }))
-        .await
-        .map(|r| r.into_inner())
+        },
+    )
+    .await
 }
 
 async fn win(app: &TestApp, who: &User, r: pb::WinDealRequest) -> Result<pb::Deal, tonic::Status> {
-    app.deals()
-        .win_deal(who.req(r))
-        .await
-        .map(|r| r.into_inner())
+    app.send(who, r).await
 }
 
 async fn lose(
@@ -100,10 +66,7 @@ async fn lose(
     who: &User,
     r: pb::LoseDealRequest,
 ) -> Result<pb::Deal, tonic::Status> {
-    app.deals()
-        .lose_deal(who.req(r))
-        .await
-        .map(|r| r.into_inner())
+    app.send(who, r).await
 }
 
 /// A contact of `who`'s tenant, written straight to the table (ContactService has its
@@ -125,11 +88,9 @@ async fn contact(app: &TestApp, who: &User, last_name: &str) -> i64 {
 
 /// The id of `who`'s deal stage `key`.
 async fn stage_id(app: &TestApp, who: &User, key: &str) -> i64 {
-    app.pipeline()
-        .list_deal_stages(who.req(pb::ListDealStagesRequest::default()))
+    app.send(who, pb::ListDealStagesRequest::default())
         .await
         .unwrap()
-        .into_inner()
         .deal_stages
         .into_iter()
         .find(|s| s.key == key)
@@ -138,20 +99,19 @@ async fn stage_id(app: &TestApp, who: &User, key: &str) -> i64 {
 }
 
 async fn add_stage(app: &TestApp, key: &str, position: i32, outcome: &str, probability: i32) {
-    app.pipeline()
-        .create_deal_stage(app.acme.req(pb::CreateDealStageRequest {
-            deal_stage: Some(pb::DealStage {
-                key: key.into(),
-                label: key.into(),
-                position,
-                outcome: outcome.into(),
-                default_probability: Some(probability),
-                ..Default::default()
-            }),
-            request_id: String::new(),
-        }))
-        .await
-        .expect("stage created");
+    app.create(
+        &app.acme,
+        pb::DealStage {
+            key: key.into(),
+            label: key.into(),
+            position,
+            outcome: outcome.into(),
+            default_probability: Some(probability),
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("stage created");
 }
 
 fn today() -> Option<Date> {
@@ -180,30 +140,30 @@ async fn a_deal_starts_open_in_the_first_stage_with_its_default_probability() {
     let lot = app.lot(&app.acme, "harbour").await;
     let lead = app.lead(&app.agent, "Smith").await;
     let contact = contact(&app, &app.acme, "Smith").await;
-    let full = create(
-        &app,
-        &app.agent,
-        pb::Deal {
-            lead_id: lead.id,
-            contact_id: contact,
-            lot_id: lot,
-            assignee_user_id: app.agent.user_id,
-            title: "  Smith – Lot 1  ".into(),
-            description: "House and land".into(),
-            value: "549000.00".into(),
-            stage: "signed_contract".into(),
-            expected_close_date: date(2026, 9, 30),
-            tags: vec!["first-home".into(), "first-home".into(), "vip".into()],
-            custom_fields: vec![finance("pending")],
-            // Status and close fields are the server's: ignored on create.
-            status: "won".into(),
-            close_reason: "ignored".into(),
-            actual_close_date: date(2020, 1, 1),
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap();
+    let full = app
+        .create(
+            &app.agent,
+            pb::Deal {
+                lead_id: lead.id,
+                contact_id: contact,
+                lot_id: lot,
+                assignee_user_id: app.agent.user_id,
+                title: "  Smith – Lot 1  ".into(),
+                description: "House and land".into(),
+                value: "549000.00".into(),
+                stage: "signed_contract".into(),
+                expected_close_date: date(2026, 9, 30),
+                tags: vec!["first-home".into(), "first-home".into(), "vip".into()],
+                custom_fields: vec![finance("pending")],
+                // Status and close fields are the server's: ignored on create.
+                status: "won".into(),
+                close_reason: "ignored".into(),
+                actual_close_date: date(2020, 1, 1),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
     assert_eq!(
         (
             full.lead_id,
@@ -223,19 +183,22 @@ async fn a_deal_starts_open_in_the_first_stage_with_its_default_probability() {
     assert!(full.actual_close_date.is_none() && full.close_reason.is_empty());
     assert_eq!(full.tags, ["first-home", "vip"]);
     assert_eq!(full.custom_fields, [finance("pending")]);
-    assert_eq!(get(&app, &app.viewer, full.id).await.unwrap(), full);
+    assert_eq!(
+        app.get::<pb::Deal>(&app.viewer, full.id).await.unwrap(),
+        full
+    );
 
     // A probability given wins over the stage's default, 0 included.
-    let sure = create(
-        &app,
-        &app.agent,
-        pb::Deal {
-            probability: Some(0),
-            ..titled("Long shot")
-        },
-    )
-    .await
-    .unwrap();
+    let sure = app
+        .create(
+            &app.agent,
+            pb::Deal {
+                probability: Some(0),
+                ..titled("Long shot")
+            },
+        )
+        .await
+        .unwrap();
     assert_eq!(sure.probability, Some(0));
 }
 
@@ -249,18 +212,21 @@ async fn a_deal_value_is_exact_to_the_cent_and_never_a_float() {
         ("9999999999.99", "9999999999.99"),
         ("0", "0.00"),
     ] {
-        let d = create(
-            &app,
-            &app.agent,
-            pb::Deal {
-                value: sent.into(),
-                ..titled("Money")
-            },
-        )
-        .await
-        .unwrap();
+        let d = app
+            .create(
+                &app.agent,
+                pb::Deal {
+                    value: sent.into(),
+                    ..titled("Money")
+                },
+            )
+            .await
+            .unwrap();
         assert_eq!(d.value, kept, "{sent}");
-        assert_eq!(get(&app, &app.agent, d.id).await.unwrap().value, kept);
+        assert_eq!(
+            app.get::<pb::Deal>(&app.agent, d.id).await.unwrap().value,
+            kept
+        );
     }
     for bad in [
         "1e5",
@@ -273,8 +239,7 @@ async fn a_deal_value_is_exact_to_the_cent_and_never_a_float() {
         "$5",
     ] {
         assert_invalid(
-            create(
-                &app,
+            app.create(
                 &app.agent,
                 pb::Deal {
                     value: bad.into(),
@@ -288,30 +253,30 @@ async fn a_deal_value_is_exact_to_the_cent_and_never_a_float() {
 
     // An update keeps the cents too, and an empty value in the mask clears it.
     let d = deal(&app, &app.agent, "Repriced").await;
-    let priced = update(
-        &app,
-        &app.agent,
-        pb::Deal {
-            id: d.id,
-            value: "700000.05".into(),
-            ..Default::default()
-        },
-        &["value"],
-    )
-    .await
-    .unwrap();
+    let priced = app
+        .update(
+            &app.agent,
+            pb::Deal {
+                id: d.id,
+                value: "700000.05".into(),
+                ..Default::default()
+            },
+            &["value"],
+        )
+        .await
+        .unwrap();
     assert_eq!(priced.value, "700000.05");
-    let cleared = update(
-        &app,
-        &app.agent,
-        pb::Deal {
-            id: d.id,
-            ..Default::default()
-        },
-        &["value"],
-    )
-    .await
-    .unwrap();
+    let cleared = app
+        .update(
+            &app.agent,
+            pb::Deal {
+                id: d.id,
+                ..Default::default()
+            },
+            &["value"],
+        )
+        .await
+        .unwrap();
     assert_eq!(cleared.value, "");
 }
 
@@ -319,8 +284,7 @@ async fn a_deal_value_is_exact_to_the_cent_and_never_a_float() {
 async fn every_bad_field_of_a_deal_is_named() {
     let app = TestApp::spawn().await;
     assert_invalid(
-        create(
-            &app,
+        app.create(
             &app.agent,
             pb::Deal {
                 title: " ".into(),
@@ -349,8 +313,7 @@ async fn every_bad_field_of_a_deal_is_named() {
         ],
     );
     assert_invalid(
-        create(
-            &app,
+        app.create(
             &app.agent,
             pb::Deal {
                 title: "x".repeat(256),
@@ -368,8 +331,7 @@ async fn a_deal_starts_only_in_a_live_open_stage_of_its_tenant() {
     deal(&app, &app.agent, "Seed").await; // the tenant's pipeline exists from here
     for stage in ["settlement_handover", "crashed", "sold_twice"] {
         assert_invalid(
-            create(
-                &app,
+            app.create(
                 &app.agent,
                 pb::Deal {
                     stage: stage.into(),
@@ -383,16 +345,11 @@ async fn a_deal_starts_only_in_a_live_open_stage_of_its_tenant() {
 
     // A deleted stage takes no new deals; the first open stage moves with the pipeline.
     let enquiry = stage_id(&app, &app.acme, "property_enquiry").await;
-    app.pipeline()
-        .delete_deal_stage(app.acme.req(pb::DeleteDealStageRequest {
-            id: enquiry,
-            etag: String::new(),
-        }))
+    app.delete::<pb::DealStage>(&app.acme, enquiry, "")
         .await
         .unwrap();
     let status = expect_code(
-        create(
-            &app,
+        app.create(
             &app.agent,
             pb::Deal {
                 stage: "property_enquiry".into(),
@@ -417,8 +374,7 @@ async fn a_deal_on_another_tenants_lot_is_invalid() {
     let theirs = app.lot(&app.globex, "theirs").await;
     for lot in [theirs, 999_999] {
         let status = expect_code(
-            create(
-                &app,
+            app.create(
                 &app.agent,
                 pb::Deal {
                     lot_id: lot,
@@ -430,20 +386,19 @@ async fn a_deal_on_another_tenants_lot_is_invalid() {
         );
         assert_eq!(violated_fields(&status), ["deal.lot_id"]);
     }
-    let d = create(
-        &app,
-        &app.agent,
-        pb::Deal {
-            lot_id: ours,
-            ..titled("Ours")
-        },
-    )
-    .await
-    .unwrap();
+    let d = app
+        .create(
+            &app.agent,
+            pb::Deal {
+                lot_id: ours,
+                ..titled("Ours")
+            },
+        )
+        .await
+        .unwrap();
     assert_eq!(d.lot_id, ours);
     let status = expect_code(
-        update(
-            &app,
+        app.update(
             &app.agent,
             pb::Deal {
                 id: d.id,
@@ -456,18 +411,21 @@ async fn a_deal_on_another_tenants_lot_is_invalid() {
         Code::InvalidArgument,
     );
     assert_eq!(violated_fields(&status), ["deal.lot_id"]);
-    assert_eq!(get(&app, &app.agent, d.id).await.unwrap().lot_id, ours);
+    assert_eq!(
+        app.get::<pb::Deal>(&app.agent, d.id).await.unwrap().lot_id,
+        ours
+    );
     // Globex's admin may use their own lot.
-    let theirs_deal = create(
-        &app,
-        &app.globex,
-        pb::Deal {
-            lot_id: theirs,
-            ..titled("Theirs")
-        },
-    )
-    .await
-    .unwrap();
+    let theirs_deal = app
+        .create(
+            &app.globex,
+            pb::Deal {
+                lot_id: theirs,
+                ..titled("Theirs")
+            },
+        )
+        .await
+        .unwrap();
     assert_eq!(theirs_deal.lot_id, theirs);
 }
 
@@ -476,8 +434,7 @@ async fn a_deal_is_assigned_only_to_an_active_user_of_its_tenant() {
     let app = TestApp::spawn().await;
     for stranger in [app.globex.user_id, 999_999] {
         assert_invalid(
-            create(
-                &app,
+            app.create(
                 &app.acme,
                 pb::Deal {
                     assignee_user_id: stranger,
@@ -489,22 +446,21 @@ async fn a_deal_is_assigned_only_to_an_active_user_of_its_tenant() {
         );
     }
     let d = deal(&app, &app.acme, "Unassigned").await;
-    let assigned = update(
-        &app,
-        &app.acme,
-        pb::Deal {
-            id: d.id,
-            assignee_user_id: app.agent.user_id,
-            ..Default::default()
-        },
-        &["assignee_user_id"],
-    )
-    .await
-    .unwrap();
+    let assigned = app
+        .update(
+            &app.acme,
+            pb::Deal {
+                id: d.id,
+                assignee_user_id: app.agent.user_id,
+                ..Default::default()
+            },
+            &["assignee_user_id"],
+        )
+        .await
+        .unwrap();
     assert_eq!(assigned.assignee_user_id, app.agent.user_id);
     assert_invalid(
-        update(
-            &app,
+        app.update(
             &app.acme,
             pb::Deal {
                 id: d.id,
@@ -516,17 +472,17 @@ async fn a_deal_is_assigned_only_to_an_active_user_of_its_tenant() {
         .await,
         &["deal.assignee_user_id"],
     );
-    let unassigned = update(
-        &app,
-        &app.acme,
-        pb::Deal {
-            id: d.id,
-            ..Default::default()
-        },
-        &["assignee_user_id"],
-    )
-    .await
-    .unwrap();
+    let unassigned = app
+        .update(
+            &app.acme,
+            pb::Deal {
+                id: d.id,
+                ..Default::default()
+            },
+            &["assignee_user_id"],
+        )
+        .await
+        .unwrap();
     assert_eq!(unassigned.assignee_user_id, 0);
 }
 
@@ -536,8 +492,7 @@ async fn a_deal_names_only_live_leads_and_contacts_of_its_tenant() {
     let their_lead = app.lead(&app.globex, "Theirs").await;
     let their_contact = contact(&app, &app.globex, "Theirs").await;
     assert_invalid(
-        create(
-            &app,
+        app.create(
             &app.agent,
             pb::Deal {
                 lead_id: their_lead.id,
@@ -550,16 +505,11 @@ async fn a_deal_names_only_live_leads_and_contacts_of_its_tenant() {
     );
 
     let gone = app.lead(&app.agent, "Gone").await;
-    app.leads()
-        .delete_lead(app.agent.req(pb::DeleteLeadRequest {
-            id: gone.id,
-            etag: String::new(),
-        }))
+    app.delete::<pb::Lead>(&app.agent, gone.id, "")
         .await
         .unwrap();
     assert_invalid(
-        create(
-            &app,
+        app.create(
             &app.agent,
             pb::Deal {
                 lead_id: gone.id,
@@ -572,22 +522,21 @@ async fn a_deal_names_only_live_leads_and_contacts_of_its_tenant() {
 
     let d = deal(&app, &app.agent, "Linked later").await;
     let ours = contact(&app, &app.acme, "Ours").await;
-    let linked = update(
-        &app,
-        &app.agent,
-        pb::Deal {
-            id: d.id,
-            contact_id: ours,
-            ..Default::default()
-        },
-        &["contact_id"],
-    )
-    .await
-    .unwrap();
+    let linked = app
+        .update(
+            &app.agent,
+            pb::Deal {
+                id: d.id,
+                contact_id: ours,
+                ..Default::default()
+            },
+            &["contact_id"],
+        )
+        .await
+        .unwrap();
     assert_eq!(linked.contact_id, ours);
     assert_invalid(
-        update(
-            &app,
+        app.update(
             &app.agent,
             pb::Deal {
                 id: d.id,
@@ -604,43 +553,43 @@ async fn a_deal_names_only_live_leads_and_contacts_of_its_tenant() {
 #[tokio::test]
 async fn updates_change_only_masked_fields_and_never_the_stage_or_output_only_fields() {
     let app = TestApp::spawn().await;
-    let d = create(
-        &app,
-        &app.agent,
-        pb::Deal {
-            description: "kept".into(),
-            value: "500000.00".into(),
-            ..titled("Smith")
-        },
-    )
-    .await
-    .unwrap();
-    let changed = update(
-        &app,
-        &app.agent,
-        pb::Deal {
-            id: d.id,
-            title: "Smith – Lot 7".into(),
-            value: "512000.50".into(),
-            probability: Some(35),
-            expected_close_date: date(2026, 12, 1),
-            description: "not in the mask".into(),
-            tags: vec!["investor".into()],
-            custom_fields: vec![finance("approved")],
-            etag: d.etag.clone(),
-            ..Default::default()
-        },
-        &[
-            "title",
-            "value",
-            "probability",
-            "expected_close_date",
-            "tags",
-            "custom_fields",
-        ],
-    )
-    .await
-    .unwrap();
+    let d = app
+        .create(
+            &app.agent,
+            pb::Deal {
+                description: "kept".into(),
+                value: "500000.00".into(),
+                ..titled("Smith")
+            },
+        )
+        .await
+        .unwrap();
+    let changed = app
+        .update(
+            &app.agent,
+            pb::Deal {
+                id: d.id,
+                title: "Smith – Lot 7".into(),
+                value: "512000.50".into(),
+                probability: Some(35),
+                expected_close_date: date(2026, 12, 1),
+                description: "not in the mask".into(),
+                tags: vec!["investor".into()],
+                custom_fields: vec![finance("approved")],
+                etag: d.etag.clone(),
+                ..Default::default()
+            },
+            &[
+                "title",
+                "value",
+                "probability",
+                "expected_close_date",
+                "tags",
+                "custom_fields",
+            ],
+        )
+        .await
+        .unwrap();
     assert_eq!(
         (
             changed.title.as_str(),
@@ -657,19 +606,19 @@ async fn updates_change_only_masked_fields_and_never_the_stage_or_output_only_fi
     assert_ne!(changed.etag, d.etag);
 
     // Without a mask, the populated fields change (a stage sent along is ignored).
-    let unmasked = update(
-        &app,
-        &app.agent,
-        pb::Deal {
-            id: d.id,
-            description: "now changed".into(),
-            stage: "construction".into(),
-            ..Default::default()
-        },
-        &[],
-    )
-    .await
-    .unwrap();
+    let unmasked = app
+        .update(
+            &app.agent,
+            pb::Deal {
+                id: d.id,
+                description: "now changed".into(),
+                stage: "construction".into(),
+                ..Default::default()
+            },
+            &[],
+        )
+        .await
+        .unwrap();
     assert_eq!(
         (
             unmasked.description.as_str(),
@@ -680,8 +629,7 @@ async fn updates_change_only_masked_fields_and_never_the_stage_or_output_only_fi
     );
 
     expect_code(
-        update(
-            &app,
+        app.update(
             &app.agent,
             pb::Deal {
                 id: d.id,
@@ -704,8 +652,7 @@ async fn updates_change_only_masked_fields_and_never_the_stage_or_output_only_fi
         "nonsense",
     ] {
         assert_invalid(
-            update(
-                &app,
+            app.update(
                 &app.agent,
                 pb::Deal {
                     id: d.id,
@@ -745,11 +692,11 @@ async fn updates_change_only_masked_fields_and_never_the_stage_or_output_only_fi
         ),
     ] {
         assert_invalid(
-            update(&app, &app.agent, change, &[path]).await,
+            app.update(&app.agent, change, &[path]).await,
             &[format!("deal.{path}")],
         );
     }
-    let after = get(&app, &app.agent, d.id).await.unwrap();
+    let after = app.get::<pb::Deal>(&app.agent, d.id).await.unwrap();
     assert_eq!(after, unmasked, "refused updates changed nothing");
 }
 
@@ -758,17 +705,18 @@ async fn moving_a_deal_goes_only_to_another_live_open_stage() {
     let app = TestApp::spawn().await;
     let d = deal(&app, &app.agent, "Mover").await;
     let moved = app
-        .deals()
-        .move_deal_stage(app.agent.req(pb::MoveDealStageRequest {
-            id: d.id,
-            stage: "signed_contract".into(),
-            probability: None,
-            etag: d.etag.clone(),
-            request_id: String::new(),
-        }))
+        .send(
+            &app.agent,
+            pb::MoveDealStageRequest {
+                id: d.id,
+                stage: "signed_contract".into(),
+                probability: None,
+                etag: d.etag.clone(),
+                request_id: String::new(),
+            },
+        )
         .await
-        .unwrap()
-        .into_inner();
+        .unwrap();
     assert_eq!(
         (
             moved.status.as_str(),
@@ -788,15 +736,17 @@ async fn moving_a_deal_goes_only_to_another_live_open_stage() {
 
     // A stale etag, a closing stage, an unknown or empty stage, a bad probability.
     let stale = expect_code(
-        app.deals()
-            .move_deal_stage(app.agent.req(pb::MoveDealStageRequest {
+        app.send(
+            &app.agent,
+            pb::MoveDealStageRequest {
                 id: d.id,
                 stage: "construction".into(),
                 probability: None,
                 etag: d.etag.clone(),
                 request_id: String::new(),
-            }))
-            .await,
+            },
+        )
+        .await,
         Code::Aborted,
     );
     assert_eq!(reason(&stale), "ETAG_MISMATCH");
@@ -825,24 +775,27 @@ async fn moving_a_deal_goes_only_to_another_live_open_stage() {
         Code::FailedPrecondition,
     );
     assert_eq!(reason(&same), "SAME_STAGE");
-    assert_eq!(get(&app, &app.agent, d.id).await.unwrap(), guessed);
+    assert_eq!(
+        app.get::<pb::Deal>(&app.agent, d.id).await.unwrap(),
+        guessed
+    );
 }
 
 #[tokio::test]
 async fn winning_a_deal_closes_it_in_the_won_stage_today_and_announces_it() {
     let app = TestApp::spawn().await;
     let lot = app.lot(&app.acme, "sold").await;
-    let d = create(
-        &app,
-        &app.agent,
-        pb::Deal {
-            lot_id: lot,
-            value: "549000.00".into(),
-            ..titled("Smith – Lot 1")
-        },
-    )
-    .await
-    .unwrap();
+    let d = app
+        .create(
+            &app.agent,
+            pb::Deal {
+                lot_id: lot,
+                value: "549000.00".into(),
+                ..titled("Smith – Lot 1")
+            },
+        )
+        .await
+        .unwrap();
     let before = today();
     let won = win(
         &app,
@@ -867,7 +820,7 @@ async fn winning_a_deal_closes_it_in_the_won_stage_today_and_announces_it() {
         ("won", "settlement_handover", Some(100), "loved the block")
     );
     assert!(won.actual_close_date == before || won.actual_close_date == after);
-    assert_eq!(get(&app, &app.viewer, d.id).await.unwrap(), won);
+    assert_eq!(app.get::<pb::Deal>(&app.viewer, d.id).await.unwrap(), won);
 
     // Property learns of it from the outbox, written in the same transaction.
     let db = app.crm.state().db.clone();
@@ -1011,11 +964,7 @@ async fn winning_needs_a_won_stage_and_a_real_date() {
 
     // With its only won stage deleted, the tenant cannot win deals.
     let won_stage = stage_id(&app, &app.acme, "settlement_handover").await;
-    app.pipeline()
-        .delete_deal_stage(app.acme.req(pb::DeleteDealStageRequest {
-            id: won_stage,
-            etag: String::new(),
-        }))
+    app.delete::<pb::DealStage>(&app.acme, won_stage, "")
         .await
         .unwrap();
     let none = expect_code(
@@ -1031,7 +980,7 @@ async fn winning_needs_a_won_stage_and_a_real_date() {
         Code::FailedPrecondition,
     );
     assert_eq!(reason(&none), "NO_WON_STAGE");
-    assert_eq!(get(&app, &app.agent, d.id).await.unwrap(), d);
+    assert_eq!(app.get::<pb::Deal>(&app.agent, d.id).await.unwrap(), d);
 }
 
 #[tokio::test]
@@ -1245,7 +1194,7 @@ async fn of_concurrent_wins_and_losses_only_one_closes_the_deal() {
             assert_eq!(refused.code(), Code::FailedPrecondition, "{refused:?}");
             assert_eq!(reason(refused), "DEAL_CLOSED");
         }
-        let closed = get(&app, &app.agent, d.id).await.unwrap();
+        let closed = app.get::<pb::Deal>(&app.agent, d.id).await.unwrap();
         assert_eq!(&closed, winners[0]);
         assert_eq!(
             closed.probability,
@@ -1292,8 +1241,7 @@ async fn deals_filter_on_money_stages_dates_tags_and_custom_fields_and_page_in_o
             "declined",
         ),
     ] {
-        create(
-            &app,
+        app.create(
             &app.agent,
             pb::Deal {
                 value: value.into(),
@@ -1467,11 +1415,7 @@ async fn moving_winning_and_losing_are_bound_to_the_tenant_and_need_the_write_pe
     let app = TestApp::spawn().await;
     let d = deal(&app, &app.agent, "Agent's").await;
     let deleted = deal(&app, &app.agent, "Deleted").await;
-    app.deals()
-        .delete_deal(app.agent.req(pb::DeleteDealRequest {
-            id: deleted.id,
-            etag: String::new(),
-        }))
+    app.delete::<pb::Deal>(&app.agent, deleted.id, "")
         .await
         .unwrap();
     for (who, id, code) in [
@@ -1492,7 +1436,7 @@ async fn moving_winning_and_losing_are_bound_to_the_tenant_and_need_the_write_pe
         };
         expect_code(lose(&app, who, lost).await, code);
     }
-    assert_eq!(get(&app, &app.agent, d.id).await.unwrap(), d);
+    assert_eq!(app.get::<pb::Deal>(&app.agent, d.id).await.unwrap(), d);
 }
 
 /// The date in `zone` now, as the wire carries it.
@@ -1569,38 +1513,39 @@ async fn a_default_close_date_is_today_in_the_tenants_time_zone() {
 async fn a_deal_carries_the_iso_4217_currency_of_its_value() {
     let app = TestApp::spawn().await;
     // Unset on create means AUD; a given code is kept and filterable.
-    let aud = create(
-        &app,
-        &app.agent,
-        pb::Deal {
-            value: "549000.00".into(),
-            ..titled("Default currency")
-        },
-    )
-    .await
-    .unwrap();
+    let aud = app
+        .create(
+            &app.agent,
+            pb::Deal {
+                value: "549000.00".into(),
+                ..titled("Default currency")
+            },
+        )
+        .await
+        .unwrap();
     assert_eq!(aud.currency_code, "AUD");
-    let nzd = create(
-        &app,
-        &app.agent,
-        pb::Deal {
-            value: "610000.00".into(),
-            currency_code: "NZD".into(),
-            ..titled("Kiwi deal")
-        },
-    )
-    .await
-    .unwrap();
+    let nzd = app
+        .create(
+            &app.agent,
+            pb::Deal {
+                value: "610000.00".into(),
+                currency_code: "NZD".into(),
+                ..titled("Kiwi deal")
+            },
+        )
+        .await
+        .unwrap();
     assert_eq!(nzd.currency_code, "NZD");
     let listed = app
-        .deals()
-        .list_deals(app.agent.req(pb::ListDealsRequest {
-            filter: r#"currency_code = "NZD""#.into(),
-            ..Default::default()
-        }))
+        .send(
+            &app.agent,
+            pb::ListDealsRequest {
+                filter: r#"currency_code = "NZD""#.into(),
+                ..Default::default()
+            },
+        )
         .await
-        .unwrap()
-        .into_inner();
+        .unwrap();
     assert_eq!(
         listed.deals.iter().map(|d| d.id).collect::<Vec<_>>(),
         [nzd.id]
@@ -1609,8 +1554,7 @@ async fn a_deal_carries_the_iso_4217_currency_of_its_value() {
     // Not an ISO 4217 code (or not in capitals): refused on create and update.
     for code in ["XYZ", "aud", "AU", "AUDD"] {
         assert_invalid(
-            create(
-                &app,
+            app.create(
                 &app.agent,
                 pb::Deal {
                     currency_code: code.into(),
@@ -1622,8 +1566,7 @@ async fn a_deal_carries_the_iso_4217_currency_of_its_value() {
         );
     }
     assert_invalid(
-        update(
-            &app,
+        app.update(
             &app.agent,
             pb::Deal {
                 id: aud.id,
@@ -1634,18 +1577,18 @@ async fn a_deal_carries_the_iso_4217_currency_of_its_value() {
         .await,
         &["deal.currency_code"],
     );
-    let changed = update(
-        &app,
-        &app.agent,
-        pb::Deal {
-            id: aud.id,
-            currency_code: "USD".into(),
-            ..Default::default()
-        },
-        &["currency_code"],
-    )
-    .await
-    .unwrap();
+    let changed = app
+        .update(
+            &app.agent,
+            pb::Deal {
+                id: aud.id,
+                currency_code: "USD".into(),
+                ..Default::default()
+            },
+            &["currency_code"],
+        )
+        .await
+        .unwrap();
     assert_eq!(
         (changed.currency_code.as_str(), changed.value.as_str()),
         ("USD", "549000.00")

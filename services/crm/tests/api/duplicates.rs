@@ -18,19 +18,17 @@ async fn leads_sharing_an_email_or_a_phone_are_grouped_oldest_first() {
         ("Four", "unique@example.com", "0400 000 000"),
     ] {
         let lead = app
-            .leads()
-            .create_lead(app.agent.req(pb::CreateLeadRequest {
-                lead: Some(pb::Lead {
+            .create(
+                &app.agent,
+                pb::Lead {
                     last_name: last.into(),
                     email: email.into(),
                     phone: phone.into(),
                     ..Default::default()
-                }),
-                request_id: String::new(),
-            }))
+                },
+            )
             .await
-            .unwrap()
-            .into_inner();
+            .unwrap();
         ids.push(lead.id);
     }
     // Another tenant's lead with the same email is not a duplicate of acme's.
@@ -39,14 +37,15 @@ async fn leads_sharing_an_email_or_a_phone_are_grouped_oldest_first() {
         .await;
 
     let groups = app
-        .duplicates()
-        .find_duplicates(app.viewer.req(pb::FindDuplicatesRequest {
-            resource_type: "lead".into(),
-            ..Default::default()
-        }))
+        .send(
+            &app.viewer,
+            pb::FindDuplicatesRequest {
+                resource_type: "lead".into(),
+                ..Default::default()
+            },
+        )
         .await
         .unwrap()
-        .into_inner()
         .duplicate_groups;
     let summary: Vec<(&str, &str, Vec<i64>)> = groups
         .iter()
@@ -61,44 +60,44 @@ async fn leads_sharing_an_email_or_a_phone_are_grouped_oldest_first() {
     );
 
     // Deleted leads are not duplicates; pages follow (reason, key).
-    app.leads()
-        .delete_lead(app.agent.req(pb::DeleteLeadRequest {
-            id: ids[1],
-            etag: String::new(),
-        }))
+    app.delete::<pb::Lead>(&app.agent, ids[1], "")
         .await
         .unwrap();
     let first = app
-        .duplicates()
-        .find_duplicates(app.viewer.req(pb::FindDuplicatesRequest {
-            resource_type: "lead".into(),
-            page_size: 1,
-            ..Default::default()
-        }))
+        .send(
+            &app.viewer,
+            pb::FindDuplicatesRequest {
+                resource_type: "lead".into(),
+                page_size: 1,
+                ..Default::default()
+            },
+        )
         .await
-        .unwrap()
-        .into_inner();
+        .unwrap();
     assert_eq!(first.duplicate_groups.len(), 1);
     assert_eq!(first.duplicate_groups[0].reason, "phone");
     assert!(first.next_page_token.is_empty());
 
     expect_code(
-        app.duplicates()
-            .find_duplicates(app.viewer.req(pb::FindDuplicatesRequest {
+        app.send(
+            &app.viewer,
+            pb::FindDuplicatesRequest {
                 resource_type: "deal".into(),
                 ..Default::default()
-            }))
-            .await,
+            },
+        )
+        .await,
         Code::InvalidArgument,
     );
     let contacts = app
-        .duplicates()
-        .find_duplicates(app.viewer.req(pb::FindDuplicatesRequest {
-            resource_type: "contact".into(),
-            ..Default::default()
-        }))
+        .send(
+            &app.viewer,
+            pb::FindDuplicatesRequest {
+                resource_type: "contact".into(),
+                ..Default::default()
+            },
+        )
         .await
-        .unwrap()
-        .into_inner();
+        .unwrap();
     assert!(contacts.duplicate_groups.is_empty());
 }

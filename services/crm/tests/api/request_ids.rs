@@ -23,25 +23,19 @@ fn assert_reused<T: std::fmt::Debug>(result: Result<T, Status>) {
 }
 
 async fn deal(app: &TestApp, who: &User, title: &str) -> pb::Deal {
-    app.deals()
-        .create_deal(who.req(pb::CreateDealRequest {
-            deal: Some(pb::Deal {
-                title: title.into(),
-                ..Default::default()
-            }),
-            request_id: String::new(),
-        }))
-        .await
-        .unwrap()
-        .into_inner()
+    app.create(
+        who,
+        pb::Deal {
+            title: title.into(),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap()
 }
 
 async fn get_deal(app: &TestApp, id: i64) -> pb::Deal {
-    app.deals()
-        .get_deal(app.agent.req(pb::GetDealRequest { id }))
-        .await
-        .unwrap()
-        .into_inner()
+    app.get::<pb::Deal>(&app.agent, id).await.unwrap()
 }
 
 /// The `deal.won` events of deal `id`.
@@ -98,13 +92,15 @@ async fn a_retried_win_returns_the_first_result_and_announces_the_win_once() {
     );
     assert_eq!(reason(&plain), "ETAG_MISMATCH");
     let plain = expect_code(
-        app.deals()
-            .win_deal(app.agent.req(pb::WinDealRequest {
+        app.send(
+            &app.agent,
+            pb::WinDealRequest {
                 id: d.id,
                 reason: "loved it".into(),
                 ..Default::default()
-            }))
-            .await,
+            },
+        )
+        .await,
         Code::FailedPrecondition,
     );
     assert_eq!(reason(&plain), "DEAL_CLOSED");
@@ -140,14 +136,16 @@ async fn retried_losses_and_moves_act_once() {
         .unwrap()
         .into_inner();
     assert_eq!(lost.status, "lost");
-    app.deals()
-        .move_deal_stage(app.agent.req(pb::MoveDealStageRequest {
+    app.send(
+        &app.agent,
+        pb::MoveDealStageRequest {
             id: d.id,
             stage: "property_enquiry".into(),
             ..Default::default()
-        }))
-        .await
-        .unwrap();
+        },
+    )
+    .await
+    .unwrap();
     let retried = app
         .deals()
         .lose_deal(lose("finance declined", &id))
@@ -234,12 +232,7 @@ async fn a_retried_assignment_acts_once() {
         .unwrap()
         .into_inner();
     assert_eq!(retried, first);
-    let now = app
-        .leads()
-        .get_lead(app.acme.req(pb::GetLeadRequest { id: lead.id }))
-        .await
-        .unwrap()
-        .into_inner();
+    let now = app.get::<pb::Lead>(&app.acme, lead.id).await.unwrap();
     assert_eq!(now.assignee_user_id, 0);
     assert_reused(app.leads().assign_lead(assign(app.acme.user_id, &id)).await);
     assert_invalid(
@@ -280,12 +273,7 @@ async fn a_retried_lead_status_change_acts_once() {
         .unwrap()
         .into_inner();
     assert_eq!(retried, hot);
-    let now = app
-        .leads()
-        .get_lead(app.agent.req(pb::GetLeadRequest { id: lead.id }))
-        .await
-        .unwrap()
-        .into_inner();
+    let now = app.get::<pb::Lead>(&app.agent, lead.id).await.unwrap();
     assert_eq!(now.status, "call_back");
     assert_reused(app.leads().set_lead_status(set("nurture", &id)).await);
     assert_invalid(
@@ -298,17 +286,15 @@ async fn a_retried_lead_status_change_acts_once() {
 async fn retried_task_status_changes_act_once() {
     let app = TestApp::spawn().await;
     let t = app
-        .tasks()
-        .create_task(app.agent.req(pb::CreateTaskRequest {
-            task: Some(pb::Task {
+        .create(
+            &app.agent,
+            pb::Task {
                 title: "Call back".into(),
                 ..Default::default()
-            }),
-            request_id: String::new(),
-        }))
+            },
+        )
         .await
-        .unwrap()
-        .into_inner();
+        .unwrap();
     let mut tasks = app.tasks();
     let who = &app.agent;
     let status = |task: pb::Task| task.status;

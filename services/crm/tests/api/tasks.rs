@@ -11,7 +11,7 @@ use fusion_proto::crm::v1 as pb;
 use fusion_proto::property::v1 as proppb;
 use fusion_proto::property::v1::lot_service_client::LotServiceClient;
 
-use crate::helpers::{TestApp, User, assert_invalid, expect_code, mask, violated_fields};
+use crate::helpers::{TestApp, User, assert_invalid, expect_code, violated_fields};
 
 /// One live record of every kind a task or note may be about, in `who`'s tenant: the
 /// lead through LeadService, the project, stage and lot through property, the contact
@@ -73,20 +73,9 @@ pub fn from_now(seconds: i64) -> Option<prost_types::Timestamp> {
     })
 }
 
-async fn create(app: &TestApp, who: &User, task: pb::Task) -> Result<pb::Task, tonic::Status> {
-    app.tasks()
-        .create_task(who.req(pb::CreateTaskRequest {
-            task: Some(task),
-            request_id: String::new(),
-        }))
-        .await
-        .map(|r| r.into_inner())
-}
-
 /// Creates a task titled `title` with the other fields of `task`.
 async fn task(app: &TestApp, who: &User, title: &str, task: pb::Task) -> pb::Task {
-    create(
-        app,
+    app.create(
         who,
         pb::Task {
             title: title.into(),
@@ -97,79 +86,57 @@ async fn task(app: &TestApp, who: &User, title: &str, task: pb::Task) -> pb::Tas
     .unwrap_or_else(|e| panic!("task {title} created: {e:?}"))
 }
 
-async fn update(
-    app: &TestApp,
-    who: &User,
-    task: pb::Task,
-    paths: &[&str],
-) -> Result<pb::Task, tonic::Status> {
-    app.tasks()
-        .update_task(who.req(pb::UpdateTaskRequest {
-            task: Some(task),
-            update_mask: mask(paths),
-        }))
-        .await
-        .map(|r| r.into_inner())
-}
-
 async fn complete(
     app: &TestApp,
     who: &User,
     id: i64,
     etag: &str,
 ) -> Result<pb::Task, tonic::Status> {
-    app.tasks()
-        .complete_task(who.req(pb::CompleteTaskRequest {
+    app.send(
+        who,
+        pb::CompleteTaskRequest {
             id,
             etag: etag.into(),
             request_id: String::new(),
-        }))
-        .await
-        .map(|r| r.into_inner())
+        },
+    )
+    .await
 }
 
 async fn start(app: &TestApp, who: &User, id: i64, etag: &str) -> Result<pb::Task, tonic::Status> {
-    app.tasks()
-        .start_task(who.req(pb::StartTaskRequest {
+    app.send(
+        who,
+        pb::StartTaskRequest {
             id,
             etag: etag.into(),
             request_id: String::new(),
-        }))
-        .await
-        .map(|r| r.into_inner())
+        },
+    )
+    .await
 }
 
 async fn cancel(app: &TestApp, who: &User, id: i64, etag: &str) -> Result<pb::Task, tonic::Status> {
-    app.tasks()
-        .cancel_task(who.req(pb::CancelTaskRequest {
+    app.send(
+        who,
+        pb::CancelTaskRequest {
             id,
             etag: etag.into(),
             request_id: String::new(),
-        }))
-        .await
-        .map(|r| r.into_inner())
+        },
+    )
+    .await
 }
 
 async fn reopen(app: &TestApp, who: &User, id: i64, etag: &str) -> Result<pb::Task, tonic::Status> {
-    app.tasks()
-        .reopen_task(who.req(pb::ReopenTaskRequest {
+    app.send(
+        who,
+        pb::ReopenTaskRequest {
             id,
             etag: etag.into(),
             request_id: String::new(),
-        }))
-        .await
-        .map(|r| r.into_inner())
-}
-
-async fn list(
-    app: &TestApp,
-    who: &User,
-    req: pb::ListTasksRequest,
-) -> Result<pb::ListTasksResponse, tonic::Status> {
-    app.tasks()
-        .list_tasks(who.req(req))
-        .await
-        .map(|r| r.into_inner())
+        },
+    )
+    .await
 }
 
 fn titles(page: &pb::ListTasksResponse) -> Vec<&str> {
@@ -180,22 +147,22 @@ fn titles(page: &pb::ListTasksResponse) -> Vec<&str> {
 async fn a_task_starts_open_at_normal_priority_assigned_by_its_creator() {
     let app = TestApp::spawn().await;
     let due = from_now(3600);
-    let created = create(
-        &app,
-        &app.agent,
-        pb::Task {
-            title: "Call Mia back".into(),
-            description: "About lot 12".into(),
-            due_time: due,
-            // Output-only fields are ignored on create.
-            assigner_user_id: app.acme.user_id,
-            complete_time: from_now(0),
-            overdue: true,
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap();
+    let created = app
+        .create(
+            &app.agent,
+            pb::Task {
+                title: "Call Mia back".into(),
+                description: "About lot 12".into(),
+                due_time: due,
+                // Output-only fields are ignored on create.
+                assigner_user_id: app.acme.user_id,
+                complete_time: from_now(0),
+                overdue: true,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
     assert_eq!(
         (created.status.as_str(), created.priority.as_str()),
         ("open", "normal")
@@ -214,28 +181,23 @@ async fn a_task_starts_open_at_normal_priority_assigned_by_its_creator() {
         (created.taskable_type.as_str(), created.taskable_id),
         ("", 0)
     );
-    let got = app
-        .tasks()
-        .get_task(app.viewer.req(pb::GetTaskRequest { id: created.id }))
-        .await
-        .unwrap()
-        .into_inner();
+    let got = app.get::<pb::Task>(&app.viewer, created.id).await.unwrap();
     assert_eq!(got, created);
 
     // The status is output only: a new task is open whatever the request says.
     for status in ["in_progress", "completed", "cancelled", "done"] {
-        let urgent = create(
-            &app,
-            &app.agent,
-            pb::Task {
-                title: "Send the brochure".into(),
-                priority: "urgent".into(),
-                status: status.into(),
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
+        let urgent = app
+            .create(
+                &app.agent,
+                pb::Task {
+                    title: "Send the brochure".into(),
+                    priority: "urgent".into(),
+                    status: status.into(),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
         assert_eq!(
             (urgent.status.as_str(), urgent.priority.as_str()),
             ("open", "urgent")
@@ -247,8 +209,7 @@ async fn a_task_starts_open_at_normal_priority_assigned_by_its_creator() {
 async fn every_bad_field_of_a_task_is_named() {
     let app = TestApp::spawn().await;
     assert_invalid(
-        create(
-            &app,
+        app.create(
             &app.agent,
             pb::Task {
                 title: " ".into(),
@@ -292,8 +253,7 @@ async fn every_bad_field_of_a_task_is_named() {
         ),
     ] {
         assert_invalid(
-            create(
-                &app,
+            app.create(
                 &app.agent,
                 pb::Task {
                     title: "A".into(),
@@ -310,24 +270,25 @@ async fn every_bad_field_of_a_task_is_named() {
 async fn a_task_may_be_about_a_live_record_of_each_kind_in_its_tenant() {
     let app = TestApp::spawn().await;
     for (kind, id) in subjects(&app, &app.acme, "riverside").await {
-        let created = create(
-            &app,
-            &app.agent,
-            pb::Task {
-                title: format!("About the {kind}"),
-                taskable_type: kind.into(),
-                taskable_id: id,
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap_or_else(|e| panic!("a task about {kind} {id}: {e:?}"));
+        let created = app
+            .create(
+                &app.agent,
+                pb::Task {
+                    title: format!("About the {kind}"),
+                    taskable_type: kind.into(),
+                    taskable_id: id,
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap_or_else(|e| panic!("a task about {kind} {id}: {e:?}"));
         assert_eq!(
             (created.taskable_type.as_str(), created.taskable_id),
             (kind, id)
         );
     }
-    let all = list(&app, &app.viewer, pb::ListTasksRequest::default())
+    let all = app
+        .send(&app.viewer, pb::ListTasksRequest::default())
         .await
         .unwrap();
     assert_eq!(all.total_size, 6);
@@ -338,8 +299,7 @@ async fn a_task_about_another_tenants_lot_or_any_other_record_of_theirs_is_inval
     let app = TestApp::spawn().await;
     for (kind, id) in subjects(&app, &app.globex, "globex-estate").await {
         let status = assert_invalid(
-            create(
-                &app,
+            app.create(
                 &app.acme,
                 pb::Task {
                     title: "Theirs".into(),
@@ -353,7 +313,8 @@ async fn a_task_about_another_tenants_lot_or_any_other_record_of_theirs_is_inval
         );
         assert!(!status.message().contains("globex"), "{status:?}");
     }
-    let none = list(&app, &app.acme, pb::ListTasksRequest::default())
+    let none = app
+        .send(&app.acme, pb::ListTasksRequest::default())
         .await
         .unwrap();
     assert_eq!(none.total_size, 0);
@@ -364,11 +325,7 @@ async fn a_task_about_a_deleted_or_missing_record_is_invalid() {
     let app = TestApp::spawn().await;
     let subjects = subjects(&app, &app.acme, "riverside").await;
     let id_of = |kind: &str| subjects.iter().find(|(k, _)| *k == kind).unwrap().1;
-    app.leads()
-        .delete_lead(app.acme.req(pb::DeleteLeadRequest {
-            id: id_of("lead"),
-            etag: String::new(),
-        }))
+    app.delete::<pb::Lead>(&app.acme, id_of("lead"), "")
         .await
         .unwrap();
     delete_lot(&app, &app.acme, id_of("lot")).await;
@@ -379,8 +336,7 @@ async fn a_task_about_a_deleted_or_missing_record_is_invalid() {
         ("stage", 999_999),
     ] {
         assert_invalid(
-            create(
-                &app,
+            app.create(
                 &app.agent,
                 pb::Task {
                     title: "Gone".into(),
@@ -398,17 +354,17 @@ async fn a_task_about_a_deleted_or_missing_record_is_invalid() {
 #[tokio::test]
 async fn a_task_is_assigned_only_to_an_active_user_of_its_tenant_by_whoever_assigns_it() {
     let app = TestApp::spawn().await;
-    let assigned = create(
-        &app,
-        &app.acme,
-        pb::Task {
-            title: "Follow up".into(),
-            assignee_user_id: app.agent.user_id,
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap();
+    let assigned = app
+        .create(
+            &app.acme,
+            pb::Task {
+                title: "Follow up".into(),
+                assignee_user_id: app.agent.user_id,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
     assert_eq!(
         (assigned.assignee_user_id, assigned.assigner_user_id),
         (app.agent.user_id, app.acme.user_id)
@@ -416,8 +372,7 @@ async fn a_task_is_assigned_only_to_an_active_user_of_its_tenant_by_whoever_assi
     // Globex's admin is a user, but not of this tenant: identity says NOT_FOUND.
     for stranger in [app.globex.user_id, 999_999] {
         assert_invalid(
-            create(
-                &app,
+            app.create(
                 &app.acme,
                 pb::Task {
                     title: "Stray".into(),
@@ -429,8 +384,7 @@ async fn a_task_is_assigned_only_to_an_active_user_of_its_tenant_by_whoever_assi
             &["task.assignee_user_id"],
         );
         assert_invalid(
-            update(
-                &app,
+            app.update(
                 &app.acme,
                 pb::Task {
                     id: assigned.id,
@@ -445,46 +399,46 @@ async fn a_task_is_assigned_only_to_an_active_user_of_its_tenant_by_whoever_assi
     }
 
     // Reassigning makes the caller the assigner; other changes leave it alone.
-    let reassigned = update(
-        &app,
-        &app.agent,
-        pb::Task {
-            id: assigned.id,
-            assignee_user_id: app.acme.user_id,
-            ..Default::default()
-        },
-        &["assignee_user_id"],
-    )
-    .await
-    .unwrap();
+    let reassigned = app
+        .update(
+            &app.agent,
+            pb::Task {
+                id: assigned.id,
+                assignee_user_id: app.acme.user_id,
+                ..Default::default()
+            },
+            &["assignee_user_id"],
+        )
+        .await
+        .unwrap();
     assert_eq!(
         (reassigned.assignee_user_id, reassigned.assigner_user_id),
         (app.acme.user_id, app.agent.user_id)
     );
-    let renamed = update(
-        &app,
-        &app.acme,
-        pb::Task {
-            id: assigned.id,
-            title: "Follow up twice".into(),
-            ..Default::default()
-        },
-        &["title"],
-    )
-    .await
-    .unwrap();
+    let renamed = app
+        .update(
+            &app.acme,
+            pb::Task {
+                id: assigned.id,
+                title: "Follow up twice".into(),
+                ..Default::default()
+            },
+            &["title"],
+        )
+        .await
+        .unwrap();
     assert_eq!(renamed.assigner_user_id, app.agent.user_id);
-    let unassigned = update(
-        &app,
-        &app.acme,
-        pb::Task {
-            id: assigned.id,
-            ..Default::default()
-        },
-        &["assignee_user_id"],
-    )
-    .await
-    .unwrap();
+    let unassigned = app
+        .update(
+            &app.acme,
+            pb::Task {
+                id: assigned.id,
+                ..Default::default()
+            },
+            &["assignee_user_id"],
+        )
+        .await
+        .unwrap();
     assert_eq!(
         (unassigned.assignee_user_id, unassigned.assigner_user_id),
         (0, app.acme.user_id)
@@ -576,11 +530,7 @@ async fn each_status_method_accepts_only_the_states_it_names() {
     refused(start(&app, who, t.id, "").await, "TASK_COMPLETED");
     refused(cancel(&app, who, t.id, "").await, "TASK_COMPLETED");
     assert_eq!(
-        app.tasks()
-            .get_task(who.req(pb::GetTaskRequest { id: t.id }))
-            .await
-            .unwrap()
-            .into_inner(),
+        app.get::<pb::Task>(who, t.id).await.unwrap(),
         done,
         "refused changes changed nothing"
     );
@@ -611,22 +561,22 @@ async fn updates_change_masked_fields_but_never_the_subject_or_the_completion() 
     )
     .await;
     let due = from_now(7200);
-    let changed = update(
-        &app,
-        &app.agent,
-        pb::Task {
-            id: task.id,
-            title: "Call about finance".into(),
-            priority: "high".into(),
-            due_time: due,
-            description: "not in the mask".into(),
-            etag: task.etag.clone(),
-            ..Default::default()
-        },
-        &["title", "priority", "due_time"],
-    )
-    .await
-    .unwrap();
+    let changed = app
+        .update(
+            &app.agent,
+            pb::Task {
+                id: task.id,
+                title: "Call about finance".into(),
+                priority: "high".into(),
+                due_time: due,
+                description: "not in the mask".into(),
+                etag: task.etag.clone(),
+                ..Default::default()
+            },
+            &["title", "priority", "due_time"],
+        )
+        .await
+        .unwrap();
     assert_eq!(
         (
             changed.title.as_str(),
@@ -638,8 +588,7 @@ async fn updates_change_masked_fields_but_never_the_subject_or_the_completion() 
     assert_eq!(changed.due_time, due);
     assert_ne!(changed.etag, task.etag);
     expect_code(
-        update(
-            &app,
+        app.update(
             &app.agent,
             pb::Task {
                 id: task.id,
@@ -660,8 +609,7 @@ async fn updates_change_masked_fields_but_never_the_subject_or_the_completion() 
         "complete_time",
     ] {
         let status = expect_code(
-            update(
-                &app,
+            app.update(
                 &app.agent,
                 pb::Task {
                     id: task.id,
@@ -679,8 +627,7 @@ async fn updates_change_masked_fields_but_never_the_subject_or_the_completion() 
         (pb::Task::default(), "title"),
     ] {
         let status = expect_code(
-            update(
-                &app,
+            app.update(
                 &app.agent,
                 pb::Task {
                     id: task.id,
@@ -698,35 +645,35 @@ async fn updates_change_masked_fields_but_never_the_subject_or_the_completion() 
     // leaves it as it is, and the other fields change as usual, also when the whole
     // task is sent back as it was read.
     let done = complete(&app, &app.agent, task.id, "").await.unwrap();
-    let unmasked = update(
-        &app,
-        &app.agent,
-        pb::Task {
-            id: task.id,
-            title: "Calling".into(),
-            status: "open".into(),
-            ..Default::default()
-        },
-        &[],
-    )
-    .await
-    .unwrap();
+    let unmasked = app
+        .update(
+            &app.agent,
+            pb::Task {
+                id: task.id,
+                title: "Calling".into(),
+                status: "open".into(),
+                ..Default::default()
+            },
+            &[],
+        )
+        .await
+        .unwrap();
     assert_eq!(
         (unmasked.title.as_str(), unmasked.status.as_str()),
         ("Calling", "completed")
     );
-    let retitled = update(
-        &app,
-        &app.agent,
-        pb::Task {
-            title: "Called".into(),
-            status: "open".into(),
-            ..unmasked.clone()
-        },
-        &["*"],
-    )
-    .await
-    .unwrap();
+    let retitled = app
+        .update(
+            &app.agent,
+            pb::Task {
+                title: "Called".into(),
+                status: "open".into(),
+                ..unmasked.clone()
+            },
+            &["*"],
+        )
+        .await
+        .unwrap();
     assert_eq!(
         (retitled.title.as_str(), retitled.status.as_str()),
         ("Called", "completed")
@@ -772,31 +719,33 @@ async fn overdue_only_lists_open_and_in_progress_tasks_past_due() {
         page_token: page_token.into(),
         ..Default::default()
     };
-    let all = list(&app, agent, overdue("", 0, "")).await.unwrap();
+    let all = app.send(agent, overdue("", 0, "")).await.unwrap();
     assert_eq!(titles(&all), ["late open", "late in progress"]);
     assert!(all.tasks.iter().all(|t| t.overdue));
-    let everything = list(&app, agent, pb::ListTasksRequest::default())
+    let everything = app
+        .send(agent, pb::ListTasksRequest::default())
         .await
         .unwrap();
     assert_eq!(everything.total_size, 6);
     assert_eq!(everything.tasks.iter().filter(|t| t.overdue).count(), 2);
-    let filtered = list(&app, agent, overdue(r#"status = "in_progress""#, 0, ""))
+    let filtered = app
+        .send(agent, overdue(r#"status = "in_progress""#, 0, ""))
         .await
         .unwrap();
     assert_eq!(titles(&filtered), ["late in progress"]);
 
     // Pages of an overdue list carry the time of the first page with them.
-    let first = list(&app, agent, overdue("", 1, "")).await.unwrap();
+    let first = app.send(agent, overdue("", 1, "")).await.unwrap();
     assert_eq!((titles(&first), first.total_size), (vec!["late open"], 2));
-    let second = list(&app, agent, overdue("", 1, &first.next_page_token))
+    let second = app
+        .send(agent, overdue("", 1, &first.next_page_token))
         .await
         .unwrap();
     assert_eq!(titles(&second), ["late in progress"]);
     assert!(second.next_page_token.is_empty());
     // The token is refused without overdue_only, and with an edited time.
     let status = expect_code(
-        list(
-            &app,
+        app.send(
             agent,
             pb::ListTasksRequest {
                 page_size: 1,
@@ -811,11 +760,11 @@ async fn overdue_only_lists_open_and_in_progress_tasks_past_due() {
     let (micros, rest) = first.next_page_token.split_once('~').unwrap();
     let edited = format!("{}~{rest}", micros.parse::<i64>().unwrap() + 1);
     assert_invalid(
-        list(&app, agent, overdue("", 1, &edited)).await,
+        app.send(agent, overdue("", 1, &edited)).await,
         &["page_token"],
     );
     assert_invalid(
-        list(&app, agent, overdue("due_time <", 0, "")).await,
+        app.send(agent, overdue("due_time <", 0, "")).await,
         &["filter"],
     );
 }
@@ -842,16 +791,17 @@ async fn an_overdue_list_keeps_the_time_of_its_first_page() {
         page_token,
         ..Default::default()
     };
-    let first = list(&app, agent, overdue(String::new())).await.unwrap();
+    let first = app.send(agent, overdue(String::new())).await.unwrap();
     assert_eq!((titles(&first), first.total_size), (vec!["first"], 2));
     tokio::time::sleep(Duration::from_secs(3)).await;
     // "imminent" is overdue by now, but not at the time the list was started.
-    let second = list(&app, agent, overdue(first.next_page_token))
+    let second = app
+        .send(agent, overdue(first.next_page_token))
         .await
         .unwrap();
     assert_eq!((titles(&second), second.total_size), (vec!["second"], 2));
     assert!(second.next_page_token.is_empty());
-    let fresh = list(&app, agent, overdue(String::new())).await.unwrap();
+    let fresh = app.send(agent, overdue(String::new())).await.unwrap();
     assert_eq!(fresh.total_size, 3);
 }
 
@@ -882,27 +832,22 @@ async fn assigned_to_me_lists_the_callers_tasks_and_its_tokens_are_the_callers()
         page_token,
         ..Default::default()
     };
-    let agents = list(&app, &app.agent, mine(0, String::new()))
-        .await
-        .unwrap();
+    let agents = app.send(&app.agent, mine(0, String::new())).await.unwrap();
     assert_eq!(titles(&agents), ["agent 1", "agent 2"]);
-    let admins = list(&app, &app.acme, mine(0, String::new())).await.unwrap();
+    let admins = app.send(&app.acme, mine(0, String::new())).await.unwrap();
     assert_eq!(titles(&admins), ["admin"]);
-    let viewers = list(&app, &app.viewer, mine(0, String::new()))
-        .await
-        .unwrap();
+    let viewers = app.send(&app.viewer, mine(0, String::new())).await.unwrap();
     assert_eq!(viewers.total_size, 0);
 
-    let first = list(&app, &app.agent, mine(1, String::new()))
-        .await
-        .unwrap();
-    let second = list(&app, &app.agent, mine(1, first.next_page_token.clone()))
+    let first = app.send(&app.agent, mine(1, String::new())).await.unwrap();
+    let second = app
+        .send(&app.agent, mine(1, first.next_page_token.clone()))
         .await
         .unwrap();
     assert_eq!(titles(&second), ["agent 2"]);
     // "Me" is bound into the token: another user cannot page on with it.
     assert_invalid(
-        list(&app, &app.acme, mine(1, first.next_page_token)).await,
+        app.send(&app.acme, mine(1, first.next_page_token)).await,
         &["page_token"],
     );
 }
@@ -941,38 +886,37 @@ async fn a_list_about_one_record_pages_within_it_and_its_tokens_stay_bound_to_it
         page_token,
         ..Default::default()
     };
-    let first = list(&app, &app.viewer, about("lead", ours.id, String::new()))
+    let first = app
+        .send(&app.viewer, about("lead", ours.id, String::new()))
         .await
         .unwrap();
     assert_eq!(
         (titles(&first), first.total_size),
         (vec!["ours 1", "ours 2"], 3)
     );
-    let second = list(
-        &app,
-        &app.viewer,
-        about("lead", ours.id, first.next_page_token.clone()),
-    )
-    .await
-    .unwrap();
+    let second = app
+        .send(
+            &app.viewer,
+            about("lead", ours.id, first.next_page_token.clone()),
+        )
+        .await
+        .unwrap();
     assert_eq!(titles(&second), ["ours 3"]);
     for (kind, id) in [("lead", other.id), ("lead", 0), ("", 0)] {
         assert_invalid(
-            list(
-                &app,
-                &app.viewer,
-                about(kind, id, first.next_page_token.clone()),
-            )
-            .await,
+            app.send(&app.viewer, about(kind, id, first.next_page_token.clone()))
+                .await,
             &["page_token"],
         );
     }
 
-    let leads = list(&app, &app.viewer, about("lead", 0, String::new()))
+    let leads = app
+        .send(&app.viewer, about("lead", 0, String::new()))
         .await
         .unwrap();
     assert_eq!(leads.total_size, 4);
-    let lots = list(&app, &app.viewer, about("lot", lot, String::new()))
+    let lots = app
+        .send(&app.viewer, about("lot", lot, String::new()))
         .await
         .unwrap();
     assert_eq!(titles(&lots), ["lot"]);
@@ -982,7 +926,7 @@ async fn a_list_about_one_record_pages_within_it_and_its_tokens_stay_bound_to_it
         ("lead", -1, "taskable_id"),
     ] {
         assert_invalid(
-            list(&app, &app.viewer, about(kind, id, String::new())).await,
+            app.send(&app.viewer, about(kind, id, String::new())).await,
             &[field],
         );
     }
@@ -1019,7 +963,8 @@ async fn tasks_come_by_due_time_then_priority_rank_with_undated_tasks_last() {
             page_token,
             ..Default::default()
         };
-    let default = list(&app, &app.viewer, ordered("", "", 0, String::new()))
+    let default = app
+        .send(&app.viewer, ordered("", "", 0, String::new()))
         .await
         .unwrap();
     assert_eq!(
@@ -1032,13 +977,13 @@ async fn tasks_come_by_due_time_then_priority_rank_with_undated_tasks_last() {
             "undated low"
         ]
     );
-    let by_rank = list(
-        &app,
-        &app.viewer,
-        ordered("", "priority desc, title", 0, String::new()),
-    )
-    .await
-    .unwrap();
+    let by_rank = app
+        .send(
+            &app.viewer,
+            ordered("", "priority desc, title", 0, String::new()),
+        )
+        .await
+        .unwrap();
     assert_eq!(
         titles(&by_rank),
         [
@@ -1053,7 +998,8 @@ async fn tasks_come_by_due_time_then_priority_rank_with_undated_tasks_last() {
     let mut seen = Vec::new();
     let mut token = String::new();
     loop {
-        let page = list(&app, &app.viewer, ordered("", "priority, title", 2, token))
+        let page = app
+            .send(&app.viewer, ordered("", "priority, title", 2, token))
             .await
             .unwrap();
         seen.extend(page.tasks.into_iter().map(|t| t.title));
@@ -1073,34 +1019,34 @@ async fn tasks_come_by_due_time_then_priority_rank_with_undated_tasks_last() {
         ]
     );
 
-    let high = list(
-        &app,
-        &app.viewer,
-        ordered(
-            r#"priority = "high" OR priority = "urgent""#,
-            "title",
-            0,
-            String::new(),
-        ),
-    )
-    .await
-    .unwrap();
-    assert_eq!(titles(&high), ["undated high", "urgent soon"]);
-    let due_soon = list(
-        &app,
-        &app.viewer,
-        ordered(
-            &format!(
-                r#"due_time < "{}""#,
-                (chrono::Utc::now() + chrono::Duration::minutes(90)).to_rfc3339()
+    let high = app
+        .send(
+            &app.viewer,
+            ordered(
+                r#"priority = "high" OR priority = "urgent""#,
+                "title",
+                0,
+                String::new(),
             ),
-            "title",
-            0,
-            String::new(),
-        ),
-    )
-    .await
-    .unwrap();
+        )
+        .await
+        .unwrap();
+    assert_eq!(titles(&high), ["undated high", "urgent soon"]);
+    let due_soon = app
+        .send(
+            &app.viewer,
+            ordered(
+                &format!(
+                    r#"due_time < "{}""#,
+                    (chrono::Utc::now() + chrono::Duration::minutes(90)).to_rfc3339()
+                ),
+                "title",
+                0,
+                String::new(),
+            ),
+        )
+        .await
+        .unwrap();
     assert_eq!(titles(&due_soon), ["low soon", "urgent soon"]);
     // The rank is how priorities sort, not a field of its own.
     for (filter, order_by, field) in [
@@ -1110,12 +1056,8 @@ async fn tasks_come_by_due_time_then_priority_rank_with_undated_tasks_last() {
         ("", "description", "order_by"),
     ] {
         assert_invalid(
-            list(
-                &app,
-                &app.viewer,
-                ordered(filter, order_by, 0, String::new()),
-            )
-            .await,
+            app.send(&app.viewer, ordered(filter, order_by, 0, String::new()))
+                .await,
             &[field],
         );
     }
@@ -1128,11 +1070,7 @@ async fn completing_and_reopening_are_bound_to_the_tenant_and_need_the_write_per
     let app = TestApp::spawn().await;
     let t = task(&app, &app.agent, "Call back", pb::Task::default()).await;
     let deleted = task(&app, &app.agent, "Deleted", pb::Task::default()).await;
-    app.tasks()
-        .delete_task(app.agent.req(pb::DeleteTaskRequest {
-            id: deleted.id,
-            etag: String::new(),
-        }))
+    app.delete::<pb::Task>(&app.agent, deleted.id, "")
         .await
         .unwrap();
     for (who, id, code) in [
