@@ -504,38 +504,6 @@ impl Rpc for pb::LoseDealRequest {
     }
 }
 
-impl Rpc for pb::StartTaskRequest {
-    type Reply = pb::Task;
-
-    async fn send(self, app: &TestApp, who: &User) -> Answer<Self::Reply> {
-        answer(app.tasks().start_task(who.req(self)).await)
-    }
-}
-
-impl Rpc for pb::CompleteTaskRequest {
-    type Reply = pb::Task;
-
-    async fn send(self, app: &TestApp, who: &User) -> Answer<Self::Reply> {
-        answer(app.tasks().complete_task(who.req(self)).await)
-    }
-}
-
-impl Rpc for pb::CancelTaskRequest {
-    type Reply = pb::Task;
-
-    async fn send(self, app: &TestApp, who: &User) -> Answer<Self::Reply> {
-        answer(app.tasks().cancel_task(who.req(self)).await)
-    }
-}
-
-impl Rpc for pb::ReopenTaskRequest {
-    type Reply = pb::Task;
-
-    async fn send(self, app: &TestApp, who: &User) -> Answer<Self::Reply> {
-        answer(app.tasks().reopen_task(who.req(self)).await)
-    }
-}
-
 impl Rpc for pb::GetCrmSettingsRequest {
     type Reply = pb::CrmSettings;
 
@@ -599,6 +567,70 @@ impl TestApp {
     /// Sends `request` as `who`.
     pub async fn send<R: Rpc>(&self, who: &User, request: R) -> Answer<R::Reply> {
         request.send(self, who).await
+    }
+}
+
+/// A task's status methods.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TaskMove {
+    Start,
+    Complete,
+    Cancel,
+    Reopen,
+}
+
+impl TaskMove {
+    /// Sends the method for task `id` behind `etag` (empty: none) as `who`.
+    pub async fn send(self, app: &TestApp, who: &User, id: i64, etag: &str) -> Answer<pb::Task> {
+        self.send_with_id(app, who, id, etag.into(), String::new())
+            .await
+    }
+
+    /// Sends the method for task `id` behind `etag` with `request_id` (empty: none).
+    pub async fn send_with_id(
+        self,
+        app: &TestApp,
+        who: &User,
+        id: i64,
+        etag: String,
+        request_id: String,
+    ) -> Answer<pb::Task> {
+        let mut tasks = app.tasks();
+        let answer = match self {
+            TaskMove::Start => {
+                let request = pb::StartTaskRequest {
+                    id,
+                    etag,
+                    request_id,
+                };
+                tasks.start_task(who.req(request)).await
+            }
+            TaskMove::Complete => {
+                let request = pb::CompleteTaskRequest {
+                    id,
+                    etag,
+                    request_id,
+                };
+                tasks.complete_task(who.req(request)).await
+            }
+            TaskMove::Cancel => {
+                let request = pb::CancelTaskRequest {
+                    id,
+                    etag,
+                    request_id,
+                };
+                tasks.cancel_task(who.req(request)).await
+            }
+            TaskMove::Reopen => {
+                let request = pb::ReopenTaskRequest {
+                    id,
+                    etag,
+                    request_id,
+                };
+                tasks.reopen_task(who.req(request)).await
+            }
+        };
+        answer.map(Response::into_inner)
     }
 }
 

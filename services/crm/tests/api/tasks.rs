@@ -11,6 +11,7 @@ use fusion_proto::crm::v1 as pb;
 use fusion_proto::property::v1 as proppb;
 use fusion_proto::property::v1::lot_service_client::LotServiceClient;
 
+use crate::helpers::TaskMove::{Cancel, Complete, Reopen, Start};
 use crate::helpers::{TestApp, User, assert_invalid, expect_code, violated_fields};
 
 /// One live record of every kind a task or note may be about, in `who`'s tenant: the
@@ -84,59 +85,6 @@ async fn task(app: &TestApp, who: &User, title: &str, task: pb::Task) -> pb::Tas
     )
     .await
     .unwrap_or_else(|e| panic!("task {title} created: {e:?}"))
-}
-
-async fn complete(
-    app: &TestApp,
-    who: &User,
-    id: i64,
-    etag: &str,
-) -> Result<pb::Task, tonic::Status> {
-    app.send(
-        who,
-        pb::CompleteTaskRequest {
-            id,
-            etag: etag.into(),
-            request_id: String::new(),
-        },
-    )
-    .await
-}
-
-async fn start(app: &TestApp, who: &User, id: i64, etag: &str) -> Result<pb::Task, tonic::Status> {
-    app.send(
-        who,
-        pb::StartTaskRequest {
-            id,
-            etag: etag.into(),
-            request_id: String::new(),
-        },
-    )
-    .await
-}
-
-async fn cancel(app: &TestApp, who: &User, id: i64, etag: &str) -> Result<pb::Task, tonic::Status> {
-    app.send(
-        who,
-        pb::CancelTaskRequest {
-            id,
-            etag: etag.into(),
-            request_id: String::new(),
-        },
-    )
-    .await
-}
-
-async fn reopen(app: &TestApp, who: &User, id: i64, etag: &str) -> Result<pb::Task, tonic::Status> {
-    app.send(
-        who,
-        pb::ReopenTaskRequest {
-            id,
-            etag: etag.into(),
-            request_id: String::new(),
-        },
-    )
-    .await
 }
 
 fn titles(page: &pb::ListTasksResponse) -> Vec<&str> {
@@ -458,12 +406,16 @@ async fn completing_sets_the_complete_time_and_reopening_clears_it() {
         },
     )
     .await;
-    let task = start(&app, &app.agent, task.id, &task.etag).await.unwrap();
+    let task = Start
+        .send(&app, &app.agent, task.id, &task.etag)
+        .await
+        .unwrap();
     assert_eq!(task.status, "in_progress");
     assert!(task.overdue);
 
     let before = chrono::Utc::now().timestamp();
-    let done = complete(&app, &app.agent, task.id, &task.etag)
+    let done = Complete
+        .send(&app, &app.agent, task.id, &task.etag)
         .await
         .unwrap();
     assert_eq!(done.status, "completed");
@@ -473,13 +425,19 @@ async fn completing_sets_the_complete_time_and_reopening_clears_it() {
     assert_ne!(done.etag, task.etag);
 
     // Completing it again returns it unchanged; a stale etag is refused.
-    assert_eq!(complete(&app, &app.agent, done.id, "").await.unwrap(), done);
+    assert_eq!(
+        Complete.send(&app, &app.agent, done.id, "").await.unwrap(),
+        done
+    );
     expect_code(
-        reopen(&app, &app.agent, task.id, &task.etag).await,
+        Reopen.send(&app, &app.agent, task.id, &task.etag).await,
         Code::Aborted,
     );
 
-    let reopened = reopen(&app, &app.agent, task.id, &done.etag).await.unwrap();
+    let reopened = Reopen
+        .send(&app, &app.agent, task.id, &done.etag)
+        .await
+        .unwrap();
     assert_eq!(
         (reopened.status.as_str(), reopened.complete_time),
         ("open", None)
@@ -487,11 +445,11 @@ async fn completing_sets_the_complete_time_and_reopening_clears_it() {
     assert!(reopened.overdue);
     // Reopening an open task returns it unchanged.
     assert_eq!(
-        reopen(&app, &app.agent, task.id, "").await.unwrap(),
+        Reopen.send(&app, &app.agent, task.id, "").await.unwrap(),
         reopened
     );
     expect_code(
-        complete(&app, &app.agent, task.id, &done.etag).await,
+        Complete.send(&app, &app.agent, task.id, &done.etag).await,
         Code::Aborted,
     );
 }
@@ -509,40 +467,49 @@ async fn each_status_method_accepts_only_the_states_it_names() {
     };
 
     // open → in_progress; starting again returns it unchanged.
-    let started = start(&app, who, t.id, &t.etag).await.unwrap();
+    let started = Start.send(&app, who, t.id, &t.etag).await.unwrap();
     assert_eq!(
         (started.status.as_str(), started.complete_time),
         ("in_progress", None)
     );
-    assert_eq!(start(&app, who, t.id, "").await.unwrap(), started);
+    assert_eq!(Start.send(&app, who, t.id, "").await.unwrap(), started);
     // in_progress → cancelled; cancelling again returns it unchanged.
-    let cancelled = cancel(&app, who, t.id, &started.etag).await.unwrap();
+    let cancelled = Cancel.send(&app, who, t.id, &started.etag).await.unwrap();
     assert_eq!(cancelled.status, "cancelled");
-    assert_eq!(cancel(&app, who, t.id, "").await.unwrap(), cancelled);
+    assert_eq!(Cancel.send(&app, who, t.id, "").await.unwrap(), cancelled);
     // A cancelled task is neither started nor completed until it is reopened.
-    refused(start(&app, who, t.id, "").await, "TASK_CANCELLED");
-    refused(complete(&app, who, t.id, "").await, "TASK_CANCELLED");
-    let reopened = reopen(&app, who, t.id, "").await.unwrap();
+    refused(Start.send(&app, who, t.id, "").await, "TASK_CANCELLED");
+    refused(Complete.send(&app, who, t.id, "").await, "TASK_CANCELLED");
+    let reopened = Reopen.send(&app, who, t.id, "").await.unwrap();
     assert_eq!(reopened.status, "open");
     // open → completed; a completed task is neither started nor cancelled.
-    let done = complete(&app, who, t.id, &reopened.etag).await.unwrap();
+    let done = Complete
+        .send(&app, who, t.id, &reopened.etag)
+        .await
+        .unwrap();
     assert_eq!(done.status, "completed");
-    refused(start(&app, who, t.id, "").await, "TASK_COMPLETED");
-    refused(cancel(&app, who, t.id, "").await, "TASK_COMPLETED");
+    refused(Start.send(&app, who, t.id, "").await, "TASK_COMPLETED");
+    refused(Cancel.send(&app, who, t.id, "").await, "TASK_COMPLETED");
     assert_eq!(
         app.get::<pb::Task>(who, t.id).await.unwrap(),
         done,
         "refused changes changed nothing"
     );
     // open → cancelled directly; a stale etag is refused.
-    let reopened = reopen(&app, who, t.id, "").await.unwrap();
-    expect_code(cancel(&app, who, t.id, &done.etag).await, Code::Aborted);
-    let cancelled = cancel(&app, who, t.id, &reopened.etag).await.unwrap();
+    let reopened = Reopen.send(&app, who, t.id, "").await.unwrap();
+    expect_code(
+        Cancel.send(&app, who, t.id, &done.etag).await,
+        Code::Aborted,
+    );
+    let cancelled = Cancel.send(&app, who, t.id, &reopened.etag).await.unwrap();
     assert_eq!(
         (cancelled.status.as_str(), cancelled.complete_time),
         ("cancelled", None)
     );
-    expect_code(start(&app, who, t.id, &reopened.etag).await, Code::Aborted);
+    expect_code(
+        Start.send(&app, who, t.id, &reopened.etag).await,
+        Code::Aborted,
+    );
 }
 
 #[tokio::test]
@@ -644,7 +611,7 @@ async fn updates_change_masked_fields_but_never_the_subject_or_the_completion() 
     // The status is output only: an update carrying one, without a mask or with `*`,
     // leaves it as it is, and the other fields change as usual, also when the whole
     // task is sent back as it was read.
-    let done = complete(&app, &app.agent, task.id, "").await.unwrap();
+    let done = Complete.send(&app, &app.agent, task.id, "").await.unwrap();
     let unmasked = app
         .update(
             &app.agent,
@@ -695,11 +662,11 @@ async fn overdue_only_lists_open_and_in_progress_tasks_past_due() {
     };
     task(&app, agent, "late open", late(3)).await;
     let started = task(&app, agent, "late in progress", late(2)).await;
-    start(&app, agent, started.id, "").await.unwrap();
+    Start.send(&app, agent, started.id, "").await.unwrap();
     let dropped = task(&app, agent, "late cancelled", late(2)).await;
-    cancel(&app, agent, dropped.id, "").await.unwrap();
+    Cancel.send(&app, agent, dropped.id, "").await.unwrap();
     let done = task(&app, agent, "late done", late(1)).await;
-    complete(&app, agent, done.id, "").await.unwrap();
+    Complete.send(&app, agent, done.id, "").await.unwrap();
     task(
         &app,
         agent,
@@ -1078,7 +1045,7 @@ async fn completing_and_reopening_are_bound_to_the_tenant_and_need_the_write_per
         (&app.viewer, t.id, Code::PermissionDenied),
         (&app.agent, deleted.id, Code::NotFound),
     ] {
-        expect_code(complete(&app, who, id, "").await, code);
-        expect_code(reopen(&app, who, id, "").await, code);
+        expect_code(Complete.send(&app, who, id, "").await, code);
+        expect_code(Reopen.send(&app, who, id, "").await, code);
     }
 }
