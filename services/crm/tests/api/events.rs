@@ -21,7 +21,7 @@ use fusion_proto::crm::v1 as pb;
 use fusion_proto::property::v1::{LotSaleRefused, LotStatusChanged};
 use fusion_testkit::{PrivateNats, TestDatabase, reason};
 
-use crate::helpers::{TestApp, User, expect_code, mask};
+use crate::helpers::{TestApp, User, admin_get, expect_code, mask};
 
 fn new_id() -> String {
     uuid::Uuid::new_v4().to_string()
@@ -989,18 +989,4 @@ async fn a_lot_with_more_open_deals_than_the_cap_notes_the_most_recent_in_one_bo
             .unwrap();
     assert_eq!(notes, cap);
     assert!(f.notes_on(&app.agent, first.id).await.is_empty());
-}
-
-async fn admin_get(addr: std::net::SocketAddr, path: &str) -> String {
-    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    stream
-        .write_all(
-            format!("GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").as_bytes(),
-        )
-        .await
-        .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).await.unwrap();
-    response
 }

@@ -952,6 +952,21 @@ impl TestApp {
     }
 }
 
+/// The response to `GET path` from the admin (health and metrics) server at `addr`.
+pub async fn admin_get(addr: std::net::SocketAddr, path: &str) -> String {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream
+        .write_all(
+            format!("GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").as_bytes(),
+        )
+        .await
+        .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    response
+}
+
 async fn login(identity: &Channel, email: &str) -> User {
     let r = AuthServiceClient::new(identity.clone())
         .login(idpb::LoginRequest {

@@ -17,5 +17,6 @@ mod pipeline;
 mod request_ids;
 mod schema;
 mod search;
+mod subjects;
 mod surface;
 mod tasks;
