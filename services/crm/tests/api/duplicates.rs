@@ -7,6 +7,16 @@ use fusion_proto::crm::v1 as pb;
 
 use crate::helpers::{TestApp, expect_code};
 
+/// FindDuplicates of `kind` (`lead`, `contact`), `page_size` groups a page (0: the
+/// default).
+fn find(kind: &str, page_size: i32) -> pb::FindDuplicatesRequest {
+    pb::FindDuplicatesRequest {
+        resource_type: kind.into(),
+        page_size,
+        ..Default::default()
+    }
+}
+
 #[tokio::test]
 async fn leads_sharing_an_email_or_a_phone_are_grouped_oldest_first() {
     let app = TestApp::spawn().await;
@@ -37,13 +47,7 @@ async fn leads_sharing_an_email_or_a_phone_are_grouped_oldest_first() {
         .await;
 
     let groups = app
-        .send(
-            &app.viewer,
-            pb::FindDuplicatesRequest {
-                resource_type: "lead".into(),
-                ..Default::default()
-            },
-        )
+        .send(&app.viewer, find("lead", 0))
         .await
         .unwrap()
         .duplicate_groups;
@@ -63,41 +67,15 @@ async fn leads_sharing_an_email_or_a_phone_are_grouped_oldest_first() {
     app.delete::<pb::Lead>(&app.agent, ids[1], "")
         .await
         .unwrap();
-    let first = app
-        .send(
-            &app.viewer,
-            pb::FindDuplicatesRequest {
-                resource_type: "lead".into(),
-                page_size: 1,
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
+    let first = app.send(&app.viewer, find("lead", 1)).await.unwrap();
     assert_eq!(first.duplicate_groups.len(), 1);
     assert_eq!(first.duplicate_groups[0].reason, "phone");
     assert!(first.next_page_token.is_empty());
 
     expect_code(
-        app.send(
-            &app.viewer,
-            pb::FindDuplicatesRequest {
-                resource_type: "deal".into(),
-                ..Default::default()
-            },
-        )
-        .await,
+        app.send(&app.viewer, find("deal", 0)).await,
         Code::InvalidArgument,
     );
-    let contacts = app
-        .send(
-            &app.viewer,
-            pb::FindDuplicatesRequest {
-                resource_type: "contact".into(),
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
+    let contacts = app.send(&app.viewer, find("contact", 0)).await.unwrap();
     assert!(contacts.duplicate_groups.is_empty());
 }
