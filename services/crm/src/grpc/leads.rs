@@ -13,6 +13,7 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
+use fusion_db::TenantTx;
 use fusion_db::list::ListParams;
 use fusion_db::resource::Val;
 use fusion_proto::crm::v1 as pb;
@@ -21,7 +22,7 @@ use fusion_service::api::total;
 use fusion_service::standard;
 
 use crate::domain::pipeline;
-use crate::grpc::{API, CrmApi, Locked, lock, parts, reply, write};
+use crate::grpc::{API, CrmApi, lock, parts, reply};
 use crate::store::leads::*;
 use crate::store::merge::{self, LEADS};
 use crate::store::pipeline::{ensure_pipeline, require_lead_status};
@@ -118,18 +119,15 @@ impl LeadService for CrmApi {
                 .user("assignee_user_id", r.assignee_user_id)
                 .await?;
         }
-        let started = lock::<Leads>(&self.state, &ctx, "AssignLead", key, r.id, &r.etag);
-        let (mut tx, current) = match started.await? {
-            Locked::Replayed(lead) => return Ok(Response::new(lead)),
-            Locked::Fresh(tx, current) => (tx, current),
-        };
         let assignee = (r.assignee_user_id != 0).then_some(r.assignee_user_id);
-        let mut values = Vec::new();
-        if current.assigned_to != assignee {
-            values.push(("assigned_to", Val::Int(assignee)));
-        }
-        let row = write::<Leads>(&mut tx, r.id, values).await?;
-        reply(tx.commit(row.into_pb(&self.state)).await)
+        let assign = async |_: &mut TenantTx, current: &LeadRow| {
+            if current.assigned_to == assignee {
+                return Ok(Vec::new());
+            }
+            Ok(vec![("assigned_to", Val::Int(assignee))])
+        };
+        let locked = lock::<Leads>(&self.state, &ctx, "AssignLead", key, r.id, &r.etag);
+        reply(locked.await?.set(&self.state, r.id, assign).await)
     }
 
     async fn set_lead_status(
@@ -146,18 +144,15 @@ impl LeadService for CrmApi {
         pipeline::key(status).map_err(|why| API.invalid("status", why))?;
         // Before the transaction: it may use a connection of its own.
         ensure_pipeline(&self.state, ctx.tenant_id).await?;
-        let started = lock::<Leads>(&self.state, &ctx, "SetLeadStatus", key, r.id, &r.etag);
-        let (mut tx, current) = match started.await? {
-            Locked::Replayed(lead) => return Ok(Response::new(lead)),
-            Locked::Fresh(tx, current) => (tx, current),
+        let set = async |tx: &mut TenantTx, current: &LeadRow| {
+            if current.status == status {
+                return Ok(Vec::new());
+            }
+            require_lead_status(tx, "status", status).await?;
+            Ok(vec![("status", Val::text(status))])
         };
-        let mut values = Vec::new();
-        if current.status != status {
-            require_lead_status(&mut tx, "status", status).await?;
-            values.push(("status", Val::text(status)));
-        }
-        let row = write::<Leads>(&mut tx, r.id, values).await?;
-        reply(tx.commit(row.into_pb(&self.state)).await)
+        let locked = lock::<Leads>(&self.state, &ctx, "SetLeadStatus", key, r.id, &r.etag);
+        reply(locked.await?.set(&self.state, r.id, set).await)
     }
 
     async fn convert_lead(

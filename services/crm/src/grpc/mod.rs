@@ -196,7 +196,8 @@ pub(crate) enum Locked<R: Resource> {
 /// The start of custom method `method` (AssignLead, WinDeal, StartTask, ...) on live
 /// row `id` of `R`: a retry with the request id of a first call gets that call's
 /// answer (AIP-155); otherwise the row is locked for the transaction and `etag` checked
-/// against it. The method then writes with [`write`] and ends with `Attempt::commit`.
+/// against it. The method then writes with [`write`] and ends with `Attempt::commit`, or
+/// ends with [`Locked::set`].
 pub(crate) async fn lock<R: Resource<State = AppState>>(
     state: &AppState,
     ctx: &TenantContext,
@@ -214,6 +215,27 @@ pub(crate) async fn lock<R: Resource<State = AppState>>(
         .await?;
     API.check_etag(etag, current.version())?;
     Ok(Locked::Fresh(tx, current))
+}
+
+impl<R: Resource<State = AppState>> Locked<R> {
+    /// Ends a custom method that only sets columns of row `id` (AssignLead,
+    /// SetLeadStatus, the task transitions): `change` returns the values to set from
+    /// the row as it is (none: it stays as it is); the row is written, read back and
+    /// answered, the answer saved under the request id. A retry answers as the first
+    /// call did.
+    pub(crate) async fn set<F>(self, state: &AppState, id: i64, change: F) -> Result<R::Pb, Status>
+    where
+        F: AsyncFnOnce(&mut TenantTx, &R::Row) -> Result<Values, Status>,
+    {
+        match self {
+            Locked::Replayed(answer) => Ok(answer),
+            Locked::Fresh(mut tx, current) => {
+                let values = change(&mut tx, &current).await?;
+                let row = write::<R>(&mut tx, id, values).await?;
+                Ok(tx.commit(R::to_pb(state, row)).await?)
+            }
+        }
+    }
 }
 
 /// Sets `values` on row `id` of `R` (none: the row stays as it is) and reads it back.

@@ -12,6 +12,7 @@
 use chrono::Utc;
 use tonic::{Request, Response, Status};
 
+use fusion_db::TenantTx;
 use fusion_db::idempotency::RequestKey;
 use fusion_db::list::ListParams;
 use fusion_db::resource::Val;
@@ -23,7 +24,7 @@ use fusion_tenancy::TenantContext;
 
 use crate::AppState;
 use crate::error::CrmError;
-use crate::grpc::{API, CrmApi, Locked, lock, parts, reply, write};
+use crate::grpc::{API, CrmApi, lock, parts, reply};
 use crate::store::subject_scope;
 use crate::store::tasks::*;
 
@@ -39,19 +40,18 @@ async fn transition(
     transition: Transition,
 ) -> Result<pb::Task, Status> {
     API.require_id("id", id)?;
-    let method = transition.method();
-    let (mut tx, current) = match lock::<Tasks>(state, ctx, method, key, id, etag).await? {
-        Locked::Replayed(task) => return Ok(task),
-        Locked::Fresh(tx, current) => (tx, current),
-    };
-    let mut values = Vec::new();
-    if let Some(status) = transition.next(&current)? {
+    let next = async |_: &mut TenantTx, current: &TaskRow| {
+        let Some(status) = transition.next(current)? else {
+            return Ok(Vec::new());
+        };
         let completed_at = (status == COMPLETED).then(Utc::now);
-        values.push(("status", Val::text(status)));
-        values.push(("completed_at", Val::Timestamp(completed_at)));
-    }
-    let row = write::<Tasks>(&mut tx, id, values).await?;
-    Ok(tx.commit(row.into_pb(state)).await?)
+        Ok(vec![
+            ("status", Val::text(status)),
+            ("completed_at", Val::Timestamp(completed_at)),
+        ])
+    };
+    let locked = lock::<Tasks>(state, ctx, transition.method(), key, id, etag).await?;
+    locked.set(state, id, next).await
 }
 
 /// The custom methods that move a task's status.

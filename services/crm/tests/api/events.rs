@@ -46,7 +46,7 @@ async fn deal_on(app: &TestApp, who: &User, title: &str, lot: i64) -> pb::Deal {
 }
 
 async fn get(app: &TestApp, who: &User, id: i64) -> pb::Deal {
-    app.get::<pb::Deal>(&who, id).await.expect("deal read")
+    app.get::<pb::Deal>(who, id).await.expect("deal read")
 }
 
 async fn win(app: &TestApp, who: &User, id: i64) -> Result<pb::Deal, tonic::Status> {
