@@ -6,7 +6,9 @@ use tonic::Code;
 
 use fusion_proto::crm::v1 as pb;
 
-use crate::helpers::{TestApp, assert_invalid, budget, expect_code, violated_fields};
+use crate::helpers::{
+    TestApp, assert_invalid, budget, expect_code, merge_contacts, violated_fields,
+};
 
 fn named(last_name: &str) -> pb::Contact {
     pb::Contact {
@@ -589,15 +591,8 @@ async fn merging_contacts_needs_the_write_permission() {
     let app = TestApp::spawn().await;
     let contact = app.create(&app.agent, named("Nguyen")).await.unwrap();
     expect_code(
-        app.send(
-            &app.viewer,
-            pb::MergeContactsRequest {
-                survivor_id: contact.id,
-                merged_ids: vec![contact.id + 1],
-                ..Default::default()
-            },
-        )
-        .await,
+        app.send(&app.viewer, merge_contacts(contact.id, &[contact.id + 1]))
+            .await,
         Code::PermissionDenied,
     );
 }

@@ -5,7 +5,7 @@ use tonic::Code;
 
 use fusion_proto::crm::v1 as pb;
 
-use crate::helpers::{TestApp, User, expect_code, reason, violated_fields};
+use crate::helpers::{TestApp, User, convert_lead, expect_code, reason, violated_fields};
 
 async fn convert(
     app: &TestApp,
@@ -129,15 +129,7 @@ async fn a_lead_converts_once_and_a_retry_returns_the_first_result() {
     assert!(first.deal.is_none());
     assert_eq!(convert(&app, &app.agent, request).await.unwrap(), first);
     let status = expect_code(
-        convert(
-            &app,
-            &app.agent,
-            pb::ConvertLeadRequest {
-                id: lead.id,
-                ..Default::default()
-            },
-        )
-        .await,
+        convert(&app, &app.agent, convert_lead(lead.id)).await,
         Code::FailedPrecondition,
     );
     assert_eq!(reason(&status), "ALREADY_CONVERTED");
@@ -145,16 +137,7 @@ async fn a_lead_converts_once_and_a_retry_returns_the_first_result() {
 
     // Racing conversions of another lead: exactly one wins.
     let other = app.lead(&app.agent, "Walker").await;
-    let attempts = (0..6).map(|_| {
-        convert(
-            &app,
-            &app.agent,
-            pb::ConvertLeadRequest {
-                id: other.id,
-                ..Default::default()
-            },
-        )
-    });
+    let attempts = (0..6).map(|_| convert(&app, &app.agent, convert_lead(other.id)));
     let results = futures::future::join_all(attempts).await;
     let won = results.iter().filter(|r| r.is_ok()).count();
     assert_eq!(won, 1, "{results:?}");
@@ -249,10 +232,7 @@ async fn a_refused_conversion_leaves_no_contact_deal_or_mark() {
 async fn another_tenant_cannot_convert_and_a_viewer_may_not() {
     let app = TestApp::spawn().await;
     let lead = rich_lead(&app).await;
-    let request = pb::ConvertLeadRequest {
-        id: lead.id,
-        ..Default::default()
-    };
+    let request = convert_lead(lead.id);
     expect_code(
         convert(&app, &app.globex, request.clone()).await,
         Code::NotFound,

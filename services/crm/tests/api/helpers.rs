@@ -74,6 +74,32 @@ pub fn budget(value: &str) -> pb::CustomField {
     )
 }
 
+/// ConvertLead of lead `id`, asking for nothing else.
+pub fn convert_lead(id: i64) -> pb::ConvertLeadRequest {
+    pb::ConvertLeadRequest {
+        id,
+        ..Default::default()
+    }
+}
+
+/// MergeLeads of `merged` into `survivor`, with no etag.
+pub fn merge_leads(survivor: i64, merged: &[i64]) -> pb::MergeLeadsRequest {
+    pb::MergeLeadsRequest {
+        survivor_id: survivor,
+        merged_ids: merged.to_vec(),
+        ..Default::default()
+    }
+}
+
+/// MergeContacts of `merged` into `survivor`, with no etag.
+pub fn merge_contacts(survivor: i64, merged: &[i64]) -> pb::MergeContactsRequest {
+    pb::MergeContactsRequest {
+        survivor_id: survivor,
+        merged_ids: merged.to_vec(),
+        ..Default::default()
+    }
+}
+
 /// What a crm call answers.
 pub type Answer<T> = Result<T, Status>;
 

@@ -5,7 +5,7 @@ use tonic::Code;
 
 use fusion_proto::crm::v1 as pb;
 
-use crate::helpers::{TestApp, expect_code, reason};
+use crate::helpers::{TestApp, convert_lead, expect_code, merge_contacts, merge_leads, reason};
 
 fn field(name: &str, value: &str) -> pb::CustomField {
     pb::CustomField {
@@ -267,14 +267,7 @@ async fn merging_contacts_moves_their_deals_and_converted_leads() {
     )
     .await;
     let done = app
-        .send(
-            &app.agent,
-            pb::MergeContactsRequest {
-                survivor_id: s.id,
-                merged_ids: vec![m.id],
-                ..Default::default()
-            },
-        )
+        .send(&app.agent, merge_contacts(s.id, &[m.id]))
         .await
         .unwrap();
     assert_eq!(
@@ -293,25 +286,12 @@ async fn a_survivor_takes_over_a_merged_leads_conversion_and_is_not_converted_ag
     let survivor = app.lead(&app.agent, "Survivor").await;
     let converted = app.lead(&app.agent, "Converted").await;
     let done = app
-        .send(
-            &app.agent,
-            pb::ConvertLeadRequest {
-                id: converted.id,
-                ..Default::default()
-            },
-        )
+        .send(&app.agent, convert_lead(converted.id))
         .await
         .unwrap();
     let contact = done.contact.unwrap();
     let merged = app
-        .send(
-            &app.agent,
-            pb::MergeLeadsRequest {
-                survivor_id: survivor.id,
-                merged_ids: vec![converted.id],
-                ..Default::default()
-            },
-        )
+        .send(&app.agent, merge_leads(survivor.id, &[converted.id]))
         .await
         .unwrap();
     let s = merged.survivor.unwrap();
@@ -319,14 +299,7 @@ async fn a_survivor_takes_over_a_merged_leads_conversion_and_is_not_converted_ag
     assert!(s.convert_time.is_some());
     assert_eq!(merged.contacts_repointed_count, 1);
     let status = expect_code(
-        app.send(
-            &app.agent,
-            pb::ConvertLeadRequest {
-                id: survivor.id,
-                ..Default::default()
-            },
-        )
-        .await,
+        app.send(&app.agent, convert_lead(survivor.id)).await,
         Code::FailedPrecondition,
     );
     assert_eq!(reason(&status), "ALREADY_CONVERTED");
