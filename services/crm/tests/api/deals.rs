@@ -12,7 +12,8 @@ use fusion_proto::google::r#type::Date;
 use fusion_testkit::reason;
 
 use crate::helpers::{
-    TestApp, User, admin_get, assert_invalid, expect_code, select, violated_fields,
+    TestApp, User, admin_get, assert_invalid, expect_code, lose_deal, select, violated_fields,
+    win_deal,
 };
 
 fn finance(value: &str) -> pb::CustomField {
@@ -822,28 +823,13 @@ async fn winning_a_deal_closes_it_in_the_won_stage_today_and_announces_it() {
 
     // A won deal cannot be won or lost again.
     let again = expect_code(
-        app.send(
-            &app.agent,
-            pb::WinDealRequest {
-                id: d.id,
-                ..Default::default()
-            },
-        )
-        .await,
+        app.send(&app.agent, win_deal(d.id)).await,
         Code::FailedPrecondition,
     );
     assert_eq!(reason(&again), "DEAL_CLOSED");
     assert!(again.message().contains("won"), "{again:?}");
     let lost = expect_code(
-        app.send(
-            &app.agent,
-            pb::LoseDealRequest {
-                id: d.id,
-                reason: "changed mind".into(),
-                ..Default::default()
-            },
-        )
-        .await,
+        app.send(&app.agent, lose_deal(d.id, "changed mind")).await,
         Code::FailedPrecondition,
     );
     assert_eq!(reason(&lost), "DEAL_CLOSED");
@@ -910,13 +896,7 @@ async fn winning_needs_a_won_stage_and_a_real_date() {
             },
             "close_date",
         ),
-        (
-            pb::WinDealRequest {
-                id: 0,
-                ..Default::default()
-            },
-            "id",
-        ),
+        (win_deal(0), "id"),
     ] {
         let status = expect_code(app.send(&app.agent, request).await, Code::InvalidArgument);
         assert_eq!(violated_fields(&status), [field]);
@@ -941,14 +921,7 @@ async fn winning_needs_a_won_stage_and_a_real_date() {
         .await
         .unwrap();
     let none = expect_code(
-        app.send(
-            &app.agent,
-            pb::WinDealRequest {
-                id: d.id,
-                ..Default::default()
-            },
-        )
-        .await,
+        app.send(&app.agent, win_deal(d.id)).await,
         Code::FailedPrecondition,
     );
     assert_eq!(reason(&none), "NO_WON_STAGE");
@@ -960,14 +933,7 @@ async fn losing_a_deal_keeps_the_reason_and_closes_it_in_a_lost_stage() {
     let app = TestApp::spawn().await;
     let d = deal(&app, &app.agent, "Doomed").await;
     for (request, fields) in [
-        (
-            pb::LoseDealRequest {
-                id: d.id,
-                reason: "  ".into(),
-                ..Default::default()
-            },
-            vec!["reason"],
-        ),
+        (lose_deal(d.id, "  "), vec!["reason"]),
         (
             pb::LoseDealRequest {
                 id: d.id,
@@ -1023,15 +989,7 @@ async fn losing_a_deal_keeps_the_reason_and_closes_it_in_a_lost_stage() {
         )
     );
     let again = expect_code(
-        app.send(
-            &app.agent,
-            pb::LoseDealRequest {
-                id: d.id,
-                reason: "twice".into(),
-                ..Default::default()
-            },
-        )
-        .await,
+        app.send(&app.agent, lose_deal(d.id, "twice")).await,
         Code::FailedPrecondition,
     );
     assert_eq!(reason(&again), "DEAL_CLOSED");
@@ -1076,16 +1034,9 @@ async fn losing_a_deal_keeps_the_reason_and_closes_it_in_a_lost_stage() {
 async fn moving_a_closed_deal_reopens_it() {
     let app = TestApp::spawn().await;
     let d = deal(&app, &app.agent, "Second chance").await;
-    app.send(
-        &app.agent,
-        pb::LoseDealRequest {
-            id: d.id,
-            reason: "finance declined".into(),
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap();
+    app.send(&app.agent, lose_deal(d.id, "finance declined"))
+        .await
+        .unwrap();
     let reopened = move_to(&app, &app.agent, d.id, "property_reserved", None)
         .await
         .unwrap();
@@ -1445,19 +1396,10 @@ async fn a_default_close_date_is_today_in_the_tenants_time_zone() {
             let before = today_in(zone);
             let done = if lose {
                 deals
-                    .lose_deal(who.req(pb::LoseDealRequest {
-                        id: d.id,
-                        reason: "finance declined".into(),
-                        ..Default::default()
-                    }))
+                    .lose_deal(who.req(lose_deal(d.id, "finance declined")))
                     .await
             } else {
-                deals
-                    .win_deal(who.req(pb::WinDealRequest {
-                        id: d.id,
-                        ..Default::default()
-                    }))
-                    .await
+                deals.win_deal(who.req(win_deal(d.id))).await
             }
             .unwrap()
             .into_inner();
@@ -1581,15 +1523,7 @@ async fn a_won_deal_is_relayed_to_jetstream_by_crms_own_relay_and_counted_on_its
     )
     .await;
     let d = deal(&app, &app.agent, "Relayed").await;
-    app.send(
-        &app.agent,
-        pb::WinDealRequest {
-            id: d.id,
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap();
+    app.send(&app.agent, win_deal(d.id)).await.unwrap();
 
     let js = async_nats::jetstream::new(async_nats::connect(nats.url()).await.unwrap());
     let started = std::time::Instant::now();

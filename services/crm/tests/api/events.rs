@@ -21,7 +21,7 @@ use fusion_proto::crm::v1 as pb;
 use fusion_proto::property::v1::{LotSaleRefused, LotStatusChanged};
 use fusion_testkit::{PrivateNats, TestDatabase, reason};
 
-use crate::helpers::{TestApp, User, admin_get, expect_code, mask};
+use crate::helpers::{TestApp, User, admin_get, expect_code, lose_deal, mask, move_deal};
 
 fn new_id() -> String {
     uuid::Uuid::new_v4().to_string()
@@ -131,16 +131,9 @@ async fn losing_and_reopening_a_deal_are_announced_once_each_with_their_payloads
     .await;
 
     // Moving between open stages announces nothing.
-    app.send(
-        &app.agent,
-        pb::MoveDealStageRequest {
-            id: d.id,
-            stage: "property_reserved".into(),
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap();
+    app.send(&app.agent, move_deal(d.id, "property_reserved"))
+        .await
+        .unwrap();
     assert!(events_of(&app, app.acme.tenant_id, d.id).await.is_empty());
 
     // Lost, and the same request retried: one event.
@@ -222,15 +215,8 @@ async fn losing_and_reopening_a_deal_are_announced_once_each_with_their_payloads
 
     // A refused move writes nothing: an open deal "moved" into its own stage.
     expect_code(
-        app.send(
-            &app.agent,
-            pb::MoveDealStageRequest {
-                id: d.id,
-                stage: "property_enquiry".into(),
-                ..Default::default()
-            },
-        )
-        .await,
+        app.send(&app.agent, move_deal(d.id, "property_enquiry"))
+            .await,
         Code::FailedPrecondition,
     );
     assert_eq!(events_of(&app, app.acme.tenant_id, d.id).await.len(), 4);
@@ -313,15 +299,8 @@ async fn a_lot_has_one_won_deal_per_tenant() {
     app.deals().update_deal(to_lot(open.id)).await.unwrap();
     // Nor can a deal be won into a won stage by MoveDealStage (WinDeal only).
     expect_code(
-        app.send(
-            &app.agent,
-            pb::MoveDealStageRequest {
-                id: open.id,
-                stage: "settlement_handover".into(),
-                ..Default::default()
-            },
-        )
-        .await,
+        app.send(&app.agent, move_deal(open.id, "settlement_handover"))
+            .await,
         Code::InvalidArgument,
     );
 
@@ -863,16 +842,9 @@ async fn a_lot_status_change_is_noted_once_on_the_lots_other_open_deals_of_its_t
     let won = deal_on(app, &app.agent, "Won", lot).await;
     win(app, &app.agent, won.id).await.unwrap();
     let lost = deal_on(app, &app.agent, "Lost", lot).await;
-    app.send(
-        &app.agent,
-        pb::LoseDealRequest {
-            id: lost.id,
-            reason: "gone".into(),
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap();
+    app.send(&app.agent, lose_deal(lost.id, "gone"))
+        .await
+        .unwrap();
     let deleted = deal_on(app, &app.agent, "Deleted", lot).await;
     app.delete::<pb::Deal>(&app.agent, deleted.id, "")
         .await

@@ -100,6 +100,32 @@ pub fn merge_contacts(survivor: i64, merged: &[i64]) -> pb::MergeContactsRequest
     }
 }
 
+/// WinDeal of deal `id`, in its first won stage today, without an etag.
+pub fn win_deal(id: i64) -> pb::WinDealRequest {
+    pb::WinDealRequest {
+        id,
+        ..Default::default()
+    }
+}
+
+/// LoseDeal of deal `id` for `reason`, in its first lost stage today, without an etag.
+pub fn lose_deal(id: i64, reason: &str) -> pb::LoseDealRequest {
+    pb::LoseDealRequest {
+        id,
+        reason: reason.into(),
+        ..Default::default()
+    }
+}
+
+/// MoveDealStage of deal `id` to `stage`, without an etag.
+pub fn move_deal(id: i64, stage: &str) -> pb::MoveDealStageRequest {
+    pb::MoveDealStageRequest {
+        id,
+        stage: stage.into(),
+        ..Default::default()
+    }
+}
+
 /// What a crm call answers.
 pub type Answer<T> = Result<T, Status>;
 
