@@ -27,10 +27,15 @@ const MALFORMED: &[&str] = &["not-a-uuid", "42", "x", "{nope}", "nope"];
 
 /// The AIP-155 contract of one custom method, which `call(body, request_id)` sends: the
 /// first call with an id acts; after `meanwhile` has changed the record (without an
-/// id), a retry with the same id and request returns the first answer and does not act
-/// again; the same id with another request is REQUEST_ID_REUSED; a malformed id is
-/// INVALID_ARGUMENT. Returns the first answer.
-async fn acts_once<T, F>(call: impl Fn(Body, String) -> F, meanwhile: impl Future<Output = ()>) -> T
+/// id) and answered with it, a retry with the same id and request returns the first
+/// answer and does not act again, so `read` finds the record as `meanwhile` left it;
+/// the same id with another request is REQUEST_ID_REUSED; a malformed id is
+/// INVALID_ARGUMENT. Returns the first answer and the record as `read` found it.
+async fn acts_once<T, F>(
+    call: impl Fn(Body, String) -> F,
+    meanwhile: impl Future<Output = Result<T, Status>>,
+    read: impl Future<Output = Result<T, Status>>,
+) -> (T, T)
 where
     T: PartialEq + Debug,
     F: Future<Output = Result<T, Status>>,
@@ -39,7 +44,7 @@ where
     let first = call(Body::First, id.clone())
         .await
         .expect("the first call acts");
-    meanwhile.await;
+    let changed = meanwhile.await.expect("the change meanwhile");
     let retried = call(Body::First, id.clone())
         .await
         .expect("the retry is answered");
@@ -52,7 +57,9 @@ where
             &["request_id"],
         );
     }
-    first
+    let now = read.await.expect("the record is read");
+    assert_eq!(now, changed, "the retry did not act again");
+    (first, now)
 }
 
 /// `first` for the first call's request, `other` for another one.
@@ -102,7 +109,8 @@ async fn a_retried_win_returns_the_first_result_and_announces_the_win_once() {
     };
     // The reply was lost; the client retries with the same id: the same answer (even
     // with the etag it sent, now stale), and still one event for property.
-    acts_once(win, async {}).await;
+    let read = || app.get::<pb::Deal>(&app.agent, d.id);
+    acts_once(win, read(), read()).await;
     assert_eq!(won_events(app, d.id).await, 1);
     // Without the id, a retry cannot tell its own success from a rival's: with the
     // etag it sent, the deal changed; without it, the deal is closed.
@@ -147,10 +155,12 @@ async fn retried_losses_and_moves_act_once() {
         &app.agent,
         to_stage(d.id, "property_enquiry", String::new()),
     );
-    let lost = acts_once(lose, async { reopen.await.map(drop).unwrap() }).await;
-    assert_eq!(lost.status, "lost");
-    let now = app.get::<pb::Deal>(&app.agent, d.id).await.unwrap();
-    assert_eq!(now.status, "open");
+    let read = app.get::<pb::Deal>(&app.agent, d.id);
+    let (lost, now) = acts_once(lose, reopen, read).await;
+    assert_eq!(
+        (lost.status.as_str(), now.status.as_str()),
+        ("lost", "open")
+    );
 
     // MoveDealStage: a retry after a later move returns the first move and does not
     // move the deal back.
@@ -160,9 +170,10 @@ async fn retried_losses_and_moves_act_once() {
         app.send(&app.agent, to_stage(d.id, stage, request_id))
     };
     let later = app.send(&app.agent, to_stage(d.id, "unconditional", String::new()));
-    acts_once(move_to, async { later.await.map(drop).unwrap() }).await;
-    let now = app.get::<pb::Deal>(&app.agent, d.id).await.unwrap();
-    assert_eq!(now.stage, "unconditional");
+    let read = app.get::<pb::Deal>(&app.agent, d.id);
+    let (moved, now) = acts_once(move_to, later, read).await;
+    let stages = (moved.stage.as_str(), now.stage.as_str());
+    assert_eq!(stages, ("signed_contract", "unconditional"));
 }
 
 #[tokio::test]
@@ -181,10 +192,10 @@ async fn a_retried_assignment_acts_once() {
     };
     // Unassigned since; the retry returns the first answer and does not reassign.
     let unassign = app.send(&app.acme, assign(0, String::new()));
-    let assigned = acts_once(first, async { unassign.await.map(drop).unwrap() }).await;
-    assert_eq!(assigned.assignee_user_id, app.agent.user_id);
-    let now = app.get::<pb::Lead>(&app.acme, lead.id).await.unwrap();
-    assert_eq!(now.assignee_user_id, 0);
+    let read = app.get::<pb::Lead>(&app.acme, lead.id);
+    let (assigned, now) = acts_once(first, unassign, read).await;
+    let assignees = (assigned.assignee_user_id, now.assignee_user_id);
+    assert_eq!(assignees, (app.agent.user_id, 0));
 }
 
 #[tokio::test]
@@ -200,10 +211,12 @@ async fn a_retried_lead_status_change_acts_once() {
     let hot =
         |body, request_id| app.send(&app.agent, set(pick(body, "hot", "nurture"), request_id));
     let call_back = app.send(&app.agent, set("call_back", String::new()));
-    let first = acts_once(hot, async { call_back.await.map(drop).unwrap() }).await;
-    assert_eq!(first.status, "hot");
-    let now = app.get::<pb::Lead>(&app.agent, lead.id).await.unwrap();
-    assert_eq!(now.status, "call_back");
+    let read = app.get::<pb::Lead>(&app.agent, lead.id);
+    let (first, now) = acts_once(hot, call_back, read).await;
+    assert_eq!(
+        (first.status.as_str(), now.status.as_str()),
+        ("hot", "call_back")
+    );
 }
 
 #[tokio::test]
@@ -237,9 +250,9 @@ async fn retried_task_status_changes_act_once() {
             method.send_with_id(app, &app.agent, t.id, etag, request_id)
         };
         let change = meanwhile.send(app, &app.agent, t.id, "");
-        let first = acts_once(call, async { change.await.map(drop).unwrap() }).await;
-        assert_eq!(first.status, answered, "{method:?}");
-        let now = app.get::<pb::Task>(&app.agent, t.id).await.unwrap();
-        assert_eq!(now.status, left, "{method:?} after {meanwhile:?}");
+        let read = app.get::<pb::Task>(&app.agent, t.id);
+        let (first, now) = acts_once(call, change, read).await;
+        let statuses = (first.status.as_str(), now.status.as_str());
+        assert_eq!(statuses, (answered, left), "{method:?}, then {meanwhile:?}");
     }
 }
