@@ -6,9 +6,8 @@ use tonic::Code;
 
 use fusion_proto::crm::v1 as pb;
 
-use crate::helpers::{
-    TestApp, assert_invalid, budget, expect_code, merge_contacts, violated_fields,
-};
+use crate::calls::merge_contacts;
+use crate::helpers::{TestApp, assert_invalid, budget, expect_code, violated_fields};
 
 fn named(last_name: &str) -> pb::Contact {
     pb::Contact {

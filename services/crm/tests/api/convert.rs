@@ -5,7 +5,8 @@ use tonic::Code;
 
 use fusion_proto::crm::v1 as pb;
 
-use crate::helpers::{TestApp, User, convert_lead, expect_code, reason, violated_fields};
+use crate::calls::convert_lead;
+use crate::helpers::{TestApp, User, expect_code, reason, violated_fields};
 
 async fn convert(
     app: &TestApp,

@@ -11,9 +11,9 @@ use fusion_proto::crm::v1 as pb;
 use fusion_proto::google::r#type::Date;
 use fusion_testkit::reason;
 
+use crate::calls::{lose_deal, win_deal};
 use crate::helpers::{
-    TestApp, User, admin_get, assert_invalid, expect_code, lose_deal, select, violated_fields,
-    win_deal,
+    TestApp, User, admin_get, assert_invalid, expect_code, select, violated_fields,
 };
 
 fn finance(value: &str) -> pb::CustomField {

@@ -21,7 +21,8 @@ use fusion_proto::crm::v1 as pb;
 use fusion_proto::property::v1::{LotSaleRefused, LotStatusChanged};
 use fusion_testkit::{PrivateNats, TestDatabase, reason};
 
-use crate::helpers::{TestApp, User, admin_get, expect_code, lose_deal, mask, move_deal};
+use crate::calls::{lose_deal, move_deal};
+use crate::helpers::{TestApp, User, admin_get, expect_code, mask};
 
 fn new_id() -> String {
     uuid::Uuid::new_v4().to_string()

@@ -5,7 +5,8 @@ use tonic::Code;
 
 use fusion_proto::crm::v1 as pb;
 
-use crate::helpers::{TestApp, convert_lead, expect_code, merge_contacts, merge_leads, reason};
+use crate::calls::{convert_lead, merge_contacts, merge_leads};
+use crate::helpers::{TestApp, expect_code, reason};
 
 fn field(name: &str, value: &str) -> pb::CustomField {
     pb::CustomField {

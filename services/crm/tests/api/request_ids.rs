@@ -12,7 +12,7 @@ use tonic::{Code, Status};
 use fusion_proto::crm::v1 as pb;
 use fusion_testkit::reason;
 
-use crate::helpers::TaskMove::{Cancel, Complete, Reopen, Start};
+use crate::calls::TaskMove::{Cancel, Complete, Reopen, Start};
 use crate::helpers::{TestApp, assert_invalid, expect_code};
 
 /// Which request a test sends under a request id: the first call's, or another one.

@@ -6,7 +6,8 @@ use fusion_proto::crm::v1 as pb;
 use fusion_proto::property::v1 as proppb;
 use fusion_proto::property::v1::lot_service_client::LotServiceClient;
 
-use crate::helpers::{Answer, TestApp, User, assert_invalid};
+use crate::calls::Answer;
+use crate::helpers::{TestApp, User, assert_invalid};
 
 /// One live record of every kind a task or note may be about, in `who`'s tenant: the
 /// lead through LeadService, the project, stage and lot through property, the contact

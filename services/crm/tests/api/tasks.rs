@@ -9,7 +9,7 @@ use tonic::Code;
 
 use fusion_proto::crm::v1 as pb;
 
-use crate::helpers::TaskMove::{Cancel, Complete, Reopen, Start};
+use crate::calls::TaskMove::{Cancel, Complete, Reopen, Start};
 use crate::helpers::{TestApp, User, assert_invalid, expect_code, violated_fields};
 
 /// `seconds` from now, on the wire.
