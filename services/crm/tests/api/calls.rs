@@ -19,6 +19,17 @@ use fusion_proto::crm::v1::{
 
 use crate::helpers::{TestApp, User, mask};
 
+/// A lead named `first` `last`, reached at `email` and `phone` (each may be empty).
+pub fn reachable_lead(first: &str, last: &str, email: &str, phone: &str) -> pb::Lead {
+    pb::Lead {
+        first_name: first.into(),
+        last_name: last.into(),
+        email: email.into(),
+        phone: phone.into(),
+        ..Default::default()
+    }
+}
+
 /// ConvertLead of lead `id`, asking for nothing else.
 pub fn convert_lead(id: i64) -> pb::ConvertLeadRequest {
     pb::ConvertLeadRequest {

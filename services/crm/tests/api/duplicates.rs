@@ -5,6 +5,7 @@ use tonic::Code;
 
 use fusion_proto::crm::v1 as pb;
 
+use crate::calls::reachable_lead;
 use crate::helpers::{TestApp, expect_code};
 
 /// FindDuplicates of `kind` (`lead`, `contact`), `page_size` groups a page (0: the
@@ -27,19 +28,8 @@ async fn leads_sharing_an_email_or_a_phone_are_grouped_oldest_first() {
         ("Three", "other@example.com", "+61 412 345 678"),
         ("Four", "unique@example.com", "0400 000 000"),
     ] {
-        let lead = app
-            .create(
-                &app.agent,
-                pb::Lead {
-                    last_name: last.into(),
-                    email: email.into(),
-                    phone: phone.into(),
-                    ..Default::default()
-                },
-            )
-            .await
-            .unwrap();
-        ids.push(lead.id);
+        let lead = reachable_lead("", last, email, phone);
+        ids.push(app.create(&app.agent, lead).await.unwrap().id);
     }
     // Another tenant's lead with the same email is not a duplicate of acme's.
     app.lead(&app.globex, "Jo").await;

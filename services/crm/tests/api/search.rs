@@ -5,6 +5,7 @@ use tonic::Code;
 
 use fusion_proto::crm::v1 as pb;
 
+use crate::calls::reachable_lead;
 use crate::helpers::{TestApp, User, expect_code};
 
 async fn search(app: &TestApp, who: &User, query: &str, kinds: &[&str]) -> pb::SearchCrmResponse {
@@ -38,18 +39,8 @@ async fn seed(app: &TestApp) {
         ("Maria", "Garcia", "maria@garcia.net", "0498 765 432"),
         ("Wei", "Chen", "wei.chen@example.com", ""),
     ] {
-        app.create(
-            &app.agent,
-            pb::Lead {
-                first_name: first.into(),
-                last_name: last.into(),
-                email: email.into(),
-                phone: phone.into(),
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
+        let lead = reachable_lead(first, last, email, phone);
+        app.create(&app.agent, lead).await.unwrap();
     }
     app.exec(
         &app.acme,
