@@ -15,7 +15,7 @@ use fusion_db::TenantTx;
 use fusion_events::{Delivery, Handler};
 use fusion_proto::property::v1::LotStatusChanged;
 
-use crate::lot_sales::{into_anyhow, is_status, status_phrase};
+use crate::lot_sales::{into_anyhow, is_status, optional_id, positive_id, status_phrase};
 use crate::store::notes::{LotNote, note_open_deals_of_lot};
 
 /// The durable consumer's name (and its inbox rows').
@@ -85,11 +85,8 @@ impl Change {
     /// Checks `payload`: ids positive (the deal's 0 when none), statuses lowercase
     /// words, a lot number of at most 50 characters and a reason of at most 2,000.
     pub fn read(payload: &LotStatusChanged) -> anyhow::Result<Self> {
-        anyhow::ensure!(payload.lot_id > 0, "lot_id must be a positive id");
-        anyhow::ensure!(
-            payload.deal_id >= 0,
-            "deal_id must be a positive id, or 0 for none"
-        );
+        positive_id("lot_id", payload.lot_id)?;
+        optional_id("deal_id", payload.deal_id)?;
         anyhow::ensure!(
             is_status(&payload.to_status),
             "to_status must be a lowercase status name of at most 50 characters"

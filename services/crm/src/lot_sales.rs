@@ -69,18 +69,12 @@ impl Handler for LotSales {
         let deal = match conflict {
             Conflict::Flagged(deal) => deal,
             Conflict::AlreadyFlagged => {
-                tracing::info!(
-                    deal_id = refused.deal_id,
-                    lot_id = refused.lot_id,
-                    "the deal's lot conflict is already flagged"
-                );
+                refused.left_alone("the deal's lot conflict is already flagged");
                 return Ok(());
             }
             Conflict::Stale => {
-                tracing::info!(
-                    deal_id = refused.deal_id,
-                    lot_id = refused.lot_id,
-                    "a refused sale for a deal that is no longer won with that lot: nothing to flag"
+                refused.left_alone(
+                    "a refused sale for a deal that is no longer won with that lot: nothing to flag",
                 );
                 return Ok(());
             }
@@ -122,12 +116,9 @@ pub struct Refusal {
 impl Refusal {
     /// Checks `payload`.
     pub fn read(payload: &LotSaleRefused) -> anyhow::Result<Self> {
-        anyhow::ensure!(payload.lot_id > 0, "lot_id must be a positive id");
-        anyhow::ensure!(payload.deal_id > 0, "deal_id must be a positive id");
-        anyhow::ensure!(
-            payload.sold_to_deal_id >= 0,
-            "sold_to_deal_id must be a positive id, or 0 for none"
-        );
+        positive_id("lot_id", payload.lot_id)?;
+        positive_id("deal_id", payload.deal_id)?;
+        optional_id("sold_to_deal_id", payload.sold_to_deal_id)?;
         anyhow::ensure!(
             is_status(&payload.lot_status),
             "lot_status must be a lowercase status name of at most 50 characters"
@@ -138,6 +129,11 @@ impl Refusal {
             lot_status: payload.lot_status.clone(),
             sold_to_deal_id: payload.sold_to_deal_id,
         })
+    }
+
+    /// Logs why the refusal changes nothing.
+    fn left_alone(&self, why: &str) {
+        tracing::info!(deal_id = self.deal_id, lot_id = self.lot_id, "{why}");
     }
 
     /// The task's title: what happened, in a line an agent understands.
@@ -174,6 +170,18 @@ impl Refusal {
             lot = self.lot_id,
         )
     }
+}
+
+/// Checks an id of an event's payload: positive.
+pub(crate) fn positive_id(field: &str, id: i64) -> anyhow::Result<()> {
+    anyhow::ensure!(id > 0, "{field} must be a positive id");
+    Ok(())
+}
+
+/// Checks an id of an event's payload that may be 0 for none.
+pub(crate) fn optional_id(field: &str, id: i64) -> anyhow::Result<()> {
+    anyhow::ensure!(id >= 0, "{field} must be a positive id, or 0 for none");
+    Ok(())
 }
 
 /// A lot status name as property writes them: a lowercase word of letters and

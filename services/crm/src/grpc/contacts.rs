@@ -13,53 +13,35 @@ use fusion_proto::crm::v1::contact_service_server::ContactService;
 use fusion_service::api::total;
 use fusion_service::standard;
 
-use crate::grpc::caller;
-use crate::{AppState, DOMAIN};
-
+use crate::grpc::{CrmApi, parts, reply};
 use crate::store::contacts::*;
-
-/// The ContactService implementation.
-#[derive(Clone, Debug)]
-pub(crate) struct ContactApi {
-    state: AppState,
-}
-
-impl ContactApi {
-    pub(crate) fn new(state: AppState) -> Self {
-        Self { state }
-    }
-}
+use crate::store::merge::{self, CONTACTS};
 
 #[tonic::async_trait]
-impl ContactService for ContactApi {
+impl ContactService for CrmApi {
     async fn create_contact(
         &self,
         req: Request<pb::CreateContactRequest>,
     ) -> Result<Response<pb::Contact>, Status> {
-        let ctx = caller(&req)?;
-        let body = req.into_inner();
-        let key = self.state.kit.request_key(&body.request_id, &body)?;
-        let contact = body.contact.unwrap_or_default();
-        let created = standard::create::<Contacts>(&self.state, &ctx, key, contact);
-        Ok(Response::new(created.await?))
+        let (ctx, r) = parts(req)?;
+        let key = self.state.kit.request_key(&r.request_id, &r)?;
+        let contact = r.contact.unwrap_or_default();
+        reply(standard::create::<Contacts>(&self.state, &ctx, key, contact).await)
     }
 
     async fn get_contact(
         &self,
         req: Request<pb::GetContactRequest>,
     ) -> Result<Response<pb::Contact>, Status> {
-        let ctx = caller(&req)?;
-        let id = req.into_inner().id;
-        let contact = standard::get::<Contacts>(&self.state, &ctx, id);
-        Ok(Response::new(contact.await?))
+        let (ctx, r) = parts(req)?;
+        reply(standard::get::<Contacts>(&self.state, &ctx, r.id).await)
     }
 
     async fn list_contacts(
         &self,
         req: Request<pb::ListContactsRequest>,
     ) -> Result<Response<pb::ListContactsResponse>, Status> {
-        let ctx = caller(&req)?;
-        let r = req.into_inner();
+        let (ctx, r) = parts(req)?;
         let params = ListParams::new(
             r.page_size,
             r.page_token,
@@ -79,65 +61,56 @@ impl ContactService for ContactApi {
         &self,
         req: Request<pb::UpdateContactRequest>,
     ) -> Result<Response<pb::Contact>, Status> {
-        let ctx = caller(&req)?;
-        let body = req.into_inner();
-        let contact = body.contact.unwrap_or_default();
-        let updated = standard::update::<Contacts>(&self.state, &ctx, contact, body.update_mask);
-        Ok(Response::new(updated.await?))
+        let (ctx, r) = parts(req)?;
+        let contact = r.contact.unwrap_or_default();
+        reply(standard::update::<Contacts>(&self.state, &ctx, contact, r.update_mask).await)
     }
 
     async fn delete_contact(
         &self,
         req: Request<pb::DeleteContactRequest>,
     ) -> Result<Response<pb::Contact>, Status> {
-        let ctx = caller(&req)?;
-        let r = req.into_inner();
-        let deleted = standard::delete::<Contacts>(&self.state, &ctx, r.id, &r.etag);
-        Ok(Response::new(deleted.await?))
+        let (ctx, r) = parts(req)?;
+        reply(standard::delete::<Contacts>(&self.state, &ctx, r.id, &r.etag).await)
     }
 
     async fn undelete_contact(
         &self,
         req: Request<pb::UndeleteContactRequest>,
     ) -> Result<Response<pb::Contact>, Status> {
-        let ctx = caller(&req)?;
-        let id = req.into_inner().id;
-        let restored = standard::undelete::<Contacts>(&self.state, &ctx, id);
-        Ok(Response::new(restored.await?))
+        let (ctx, r) = parts(req)?;
+        reply(standard::undelete::<Contacts>(&self.state, &ctx, r.id).await)
     }
 
     async fn merge_contacts(
         &self,
         req: Request<pb::MergeContactsRequest>,
     ) -> Result<Response<pb::MergeContactsResponse>, Status> {
-        let ctx = caller(&req)?;
-        let r = req.into_inner();
-        let state = &self.state;
-        let request = crate::store::merge::Request {
+        let (ctx, r) = parts(req)?;
+        let request = merge::Request {
             method: "MergeContacts",
             survivor_id: r.survivor_id,
             merged_ids: &r.merged_ids,
             etag: &r.etag,
             dry_run: r.dry_run,
-            request_id: fusion_db::idempotency::request_key(DOMAIN, &r.request_id, &r)?,
+            request_id: self.state.kit.request_key(&r.request_id, &r)?,
         };
-        crate::store::merge::run(
+        let state = &self.state;
+        let merged = merge::run(
             state,
             &ctx,
-            &crate::store::merge::CONTACTS,
+            &CONTACTS,
             request,
-            |survivor: ContactRow, counts, merged_ids| pb::MergeContactsResponse {
-                survivor: Some(survivor.into_pb(state)),
-                merged_ids,
-                notes_repointed_count: counts.notes,
-                tasks_repointed_count: counts.tasks,
-                deals_repointed_count: counts.pointers[0],
-                leads_repointed_count: counts.pointers[1],
+            |row: ContactRow, n, ids| pb::MergeContactsResponse {
+                survivor: Some(row.into_pb(state)),
+                merged_ids: ids,
+                notes_repointed_count: n.notes,
+                tasks_repointed_count: n.tasks,
+                deals_repointed_count: n.pointers[0],
+                leads_repointed_count: n.pointers[1],
                 dry_run: r.dry_run,
             },
-        )
-        .await
-        .map(Response::new)
-        .map_err(Into::into)
+        );
+        reply(merged.await)
     }
 }

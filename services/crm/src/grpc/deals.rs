@@ -17,89 +17,64 @@ use tonic::{Request, Response, Status};
 
 use fusion_db::idempotency::RequestKey;
 use fusion_db::list::ListParams;
-use fusion_db::resource::{Read, Val};
+use fusion_db::resource::Val;
 use fusion_proto::crm::v1 as pb;
 use fusion_proto::crm::v1::deal_service_server::DealService;
 use fusion_proto::errors::FieldViolation;
 use fusion_service::api::total;
-use fusion_service::replay::{self, Begun};
 use fusion_service::standard;
 use fusion_tenancy::TenantContext;
 
 use crate::AppState;
 use crate::domain::{pipeline, validate};
 use crate::error::{CrmError, Outcome};
-use crate::grpc::API;
-use crate::grpc::caller;
+use crate::grpc::{API, CrmApi, Locked, lock, parts, reply, write};
+use crate::store::deals::*;
 use crate::store::pipeline::{ensure_pipeline, require_deal_stage};
 
-use crate::store::deals::*;
-
-/// The DealService implementation.
-#[derive(Clone, Debug)]
-pub(crate) struct DealApi {
-    state: AppState,
-}
-
-impl DealApi {
-    pub(crate) fn new(state: AppState) -> Self {
-        Self { state }
+/// WinDeal and LoseDeal: closes the open deal in the stage the request names (or the
+/// tenant's first with the outcome), on its date (or today in the tenant's time zone),
+/// with its reason, at probability 100 (won) or 0 (lost), in one transaction holding
+/// the deal's row lock; a deal wins only a lot no other live deal of the tenant has
+/// won. The win or loss is announced on the outbox in the same transaction. A retry
+/// with the request id of a first call returns its result (and writes no second
+/// event).
+async fn close(
+    state: &AppState,
+    ctx: &TenantContext,
+    key: Option<RequestKey>,
+    c: Closing<'_>,
+) -> Result<pb::Deal, Status> {
+    let date = c.check(ctx)?;
+    ensure_pipeline(state, ctx.tenant_id).await?;
+    let method = match c.outcome {
+        Outcome::Won => "WinDeal",
+        _ => "LoseDeal",
+    };
+    let (mut tx, current) = match lock::<Deals>(state, ctx, method, key, c.id, c.etag).await? {
+        Locked::Replayed(deal) => return Ok(deal),
+        Locked::Fresh(tx, current) => (tx, current),
+    };
+    let stage = closing_stage(&mut tx, c.stage, c.outcome).await?;
+    require_open(&current, c.outcome.as_str())?;
+    let won = c.outcome == Outcome::Won;
+    if won && let Some(lot) = current.lot_id {
+        require_sole_winner(&mut tx, current.id, lot).await?;
     }
-
-    /// WinDeal and LoseDeal: closes the open deal in the stage the request names (or
-    /// the tenant's first with the outcome), on its date (or today in the tenant's
-    /// time zone), with its reason, at probability 100 (won) or 0 (lost), in one
-    /// transaction holding the deal's row lock; a deal wins only a lot no other live
-    /// deal of the tenant has won. The win or loss is announced on the outbox in the
-    /// same transaction. A retry with the request id of a first call returns its
-    /// result (and writes no second event).
-    async fn close(
-        &self,
-        ctx: &TenantContext,
-        key: Option<RequestKey>,
-        c: Closing<'_>,
-    ) -> Result<pb::Deal, Status> {
-        let date = c.check(ctx)?;
-        ensure_pipeline(&self.state, ctx.tenant_id).await?;
-        let method = match c.outcome {
-            Outcome::Won => "WinDeal",
-            _ => "LoseDeal",
-        };
-        let mut tx = match replay::begin(&self.state.kit, ctx.tenant_id, method, key).await? {
-            Begun::Replayed(deal) => return Ok(deal),
-            Begun::Fresh(attempt) => attempt,
-        };
-        let current: DealRow = TABLE
-            .fetch(&mut tx, c.id, Read::live().for_update())
-            .await?;
-        API.check_etag(c.etag, current.version)?;
-        let stage = closing_stage(&mut tx, c.stage, c.outcome).await?;
-        require_open(&current, c.outcome.as_str())?;
-        let won = c.outcome == Outcome::Won;
-        if won && let Some(lot) = current.lot_id {
-            require_sole_winner(&mut tx, current.id, lot).await?;
-        }
-        TABLE
-            .update(
-                &mut tx,
-                c.id,
-                vec![
-                    ("stage", Val::Text(Some(stage.key))),
-                    ("status", Val::Text(Some(stage.outcome))),
-                    ("probability", Val::Int32(Some(if won { 100 } else { 0 }))),
-                    ("actual_close_date", Val::Date(Some(date))),
-                    ("close_reason", Val::text(c.reason)),
-                ],
-            )
-            .await?;
-        let row: DealRow = TABLE.fetch(&mut tx, c.id, Read::live()).await?;
-        if won {
-            announce_won(&mut tx, &row, c.actor).await?;
-        } else {
-            announce_lost(&mut tx, &row, c.actor).await?;
-        }
-        Ok(tx.commit(row.into_pb(&self.state)).await?)
+    let values = vec![
+        ("stage", Val::Text(Some(stage.key))),
+        ("status", Val::Text(Some(stage.outcome))),
+        ("probability", Val::Int32(Some(if won { 100 } else { 0 }))),
+        ("actual_close_date", Val::Date(Some(date))),
+        ("close_reason", Val::text(c.reason)),
+    ];
+    let row = write::<Deals>(&mut tx, c.id, values).await?;
+    if won {
+        announce_won(&mut tx, &row, c.actor).await?;
+    } else {
+        announce_lost(&mut tx, &row, c.actor).await?;
     }
+    Ok(tx.commit(row.into_pb(state)).await?)
 }
 
 /// A WinDeal or LoseDeal request.
@@ -146,37 +121,32 @@ impl Closing<'_> {
 }
 
 #[tonic::async_trait]
-impl DealService for DealApi {
+impl DealService for CrmApi {
     async fn create_deal(
         &self,
         req: Request<pb::CreateDealRequest>,
     ) -> Result<Response<pb::Deal>, Status> {
-        let ctx = caller(&req)?;
-        let body = req.into_inner();
-        let key = self.state.kit.request_key(&body.request_id, &body)?;
-        let deal = body.deal.unwrap_or_default();
+        let (ctx, r) = parts(req)?;
+        let key = self.state.kit.request_key(&r.request_id, &r)?;
+        let deal = r.deal.unwrap_or_default();
         // Before the transaction: it may use a connection of its own.
         ensure_pipeline(&self.state, ctx.tenant_id).await?;
-        let created = standard::create::<Deals>(&self.state, &ctx, key, deal);
-        Ok(Response::new(created.await?))
+        reply(standard::create::<Deals>(&self.state, &ctx, key, deal).await)
     }
 
     async fn get_deal(
         &self,
         req: Request<pb::GetDealRequest>,
     ) -> Result<Response<pb::Deal>, Status> {
-        let ctx = caller(&req)?;
-        let id = req.into_inner().id;
-        let deal = standard::get::<Deals>(&self.state, &ctx, id);
-        Ok(Response::new(deal.await?))
+        let (ctx, r) = parts(req)?;
+        reply(standard::get::<Deals>(&self.state, &ctx, r.id).await)
     }
 
     async fn list_deals(
         &self,
         req: Request<pb::ListDealsRequest>,
     ) -> Result<Response<pb::ListDealsResponse>, Status> {
-        let ctx = caller(&req)?;
-        let r = req.into_inner();
+        let (ctx, r) = parts(req)?;
         let params = ListParams::new(
             r.page_size,
             r.page_token,
@@ -196,39 +166,32 @@ impl DealService for DealApi {
         &self,
         req: Request<pb::UpdateDealRequest>,
     ) -> Result<Response<pb::Deal>, Status> {
-        let ctx = caller(&req)?;
-        let body = req.into_inner();
-        let deal = body.deal.unwrap_or_default();
-        let updated = standard::update::<Deals>(&self.state, &ctx, deal, body.update_mask);
-        Ok(Response::new(updated.await?))
+        let (ctx, r) = parts(req)?;
+        let deal = r.deal.unwrap_or_default();
+        reply(standard::update::<Deals>(&self.state, &ctx, deal, r.update_mask).await)
     }
 
     async fn delete_deal(
         &self,
         req: Request<pb::DeleteDealRequest>,
     ) -> Result<Response<pb::Deal>, Status> {
-        let ctx = caller(&req)?;
-        let r = req.into_inner();
-        let deleted = standard::delete::<Deals>(&self.state, &ctx, r.id, &r.etag);
-        Ok(Response::new(deleted.await?))
+        let (ctx, r) = parts(req)?;
+        reply(standard::delete::<Deals>(&self.state, &ctx, r.id, &r.etag).await)
     }
 
     async fn undelete_deal(
         &self,
         req: Request<pb::UndeleteDealRequest>,
     ) -> Result<Response<pb::Deal>, Status> {
-        let ctx = caller(&req)?;
-        let id = req.into_inner().id;
-        let restored = standard::undelete::<Deals>(&self.state, &ctx, id);
-        Ok(Response::new(restored.await?))
+        let (ctx, r) = parts(req)?;
+        reply(standard::undelete::<Deals>(&self.state, &ctx, r.id).await)
     }
 
     async fn move_deal_stage(
         &self,
         req: Request<pb::MoveDealStageRequest>,
     ) -> Result<Response<pb::Deal>, Status> {
-        let ctx = caller(&req)?;
-        let r = req.into_inner();
+        let (ctx, r) = parts(req)?;
         let key = self.state.kit.request_key(&r.request_id, &r)?;
         API.require_id("id", r.id)?;
         let stage_key = r.stage.trim();
@@ -243,15 +206,11 @@ impl DealService for DealApi {
         }
         API.violations(violations)?;
         ensure_pipeline(&self.state, ctx.tenant_id).await?;
-        let mut tx =
-            match replay::begin(&self.state.kit, ctx.tenant_id, "MoveDealStage", key).await? {
-                Begun::Replayed(deal) => return Ok(Response::new(deal)),
-                Begun::Fresh(attempt) => attempt,
-            };
-        let current: DealRow = TABLE
-            .fetch(&mut tx, r.id, Read::live().for_update())
-            .await?;
-        API.check_etag(&r.etag, current.version)?;
+        let started = lock::<Deals>(&self.state, &ctx, "MoveDealStage", key, r.id, &r.etag);
+        let (mut tx, current) = match started.await? {
+            Locked::Replayed(deal) => return Ok(Response::new(deal)),
+            Locked::Fresh(tx, current) => (tx, current),
+        };
         let stage = require_deal_stage(&mut tx, "stage", stage_key).await?;
         if stage.outcome != "open" {
             let method = if stage.outcome == "won" {
@@ -290,20 +249,18 @@ impl DealService for DealApi {
         if reopening {
             values.extend(cleared_lot_conflict());
         }
-        TABLE.update(&mut tx, r.id, values).await?;
-        let row: DealRow = TABLE.fetch(&mut tx, r.id, Read::live()).await?;
+        let row = write::<Deals>(&mut tx, r.id, values).await?;
         if reopening {
             announce_reopened(&mut tx, &row, &current.status, ctx.user_id).await?;
         }
-        Ok(Response::new(tx.commit(row.into_pb(&self.state)).await?))
+        reply(tx.commit(row.into_pb(&self.state)).await)
     }
 
     async fn win_deal(
         &self,
         req: Request<pb::WinDealRequest>,
     ) -> Result<Response<pb::Deal>, Status> {
-        let ctx = caller(&req)?;
-        let r = req.into_inner();
+        let (ctx, r) = parts(req)?;
         let key = self.state.kit.request_key(&r.request_id, &r)?;
         let closing = Closing {
             id: r.id,
@@ -314,15 +271,14 @@ impl DealService for DealApi {
             outcome: Outcome::Won,
             actor: ctx.user_id,
         };
-        Ok(Response::new(self.close(&ctx, key, closing).await?))
+        reply(close(&self.state, &ctx, key, closing).await)
     }
 
     async fn lose_deal(
         &self,
         req: Request<pb::LoseDealRequest>,
     ) -> Result<Response<pb::Deal>, Status> {
-        let ctx = caller(&req)?;
-        let r = req.into_inner();
+        let (ctx, r) = parts(req)?;
         let key = self.state.kit.request_key(&r.request_id, &r)?;
         let closing = Closing {
             id: r.id,
@@ -333,7 +289,7 @@ impl DealService for DealApi {
             outcome: Outcome::Lost,
             actor: ctx.user_id,
         };
-        Ok(Response::new(self.close(&ctx, key, closing).await?))
+        reply(close(&self.state, &ctx, key, closing).await)
     }
 }
 

@@ -9,31 +9,16 @@ use fusion_db::page::{PageTokenCodec, page_size};
 use fusion_proto::crm::v1 as pb;
 use fusion_proto::crm::v1::duplicate_service_server::DuplicateService;
 
-use crate::AppState;
-use crate::grpc::API;
-use crate::grpc::caller;
+use crate::grpc::{API, CrmApi, parts};
 use crate::store;
 
-/// The DuplicateService implementation.
-#[derive(Clone, Debug)]
-pub(crate) struct DuplicateApi {
-    state: AppState,
-}
-
-impl DuplicateApi {
-    pub(crate) fn new(state: AppState) -> Self {
-        Self { state }
-    }
-}
-
 #[tonic::async_trait]
-impl DuplicateService for DuplicateApi {
+impl DuplicateService for CrmApi {
     async fn find_duplicates(
         &self,
         req: Request<pb::FindDuplicatesRequest>,
     ) -> Result<Response<pb::FindDuplicatesResponse>, Status> {
-        let ctx = caller(&req)?;
-        let r = req.into_inner();
+        let (ctx, r) = parts(req)?;
         let (table, permission) = match r.resource_type.trim() {
             "lead" => ("crm.leads", "crm.leads.read"),
             "contact" => ("crm.contacts", "crm.contacts.read"),

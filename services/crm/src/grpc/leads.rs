@@ -13,33 +13,19 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
+use fusion_db::TenantTx;
 use fusion_db::list::ListParams;
-use fusion_db::resource::{Read, Val};
+use fusion_db::resource::Val;
 use fusion_proto::crm::v1 as pb;
 use fusion_proto::crm::v1::lead_service_server::LeadService;
 use fusion_service::api::total;
-use fusion_service::replay::{self, Begun};
 use fusion_service::standard;
 
 use crate::domain::pipeline;
-use crate::grpc::API;
-use crate::grpc::caller;
-use crate::store::pipeline::{ensure_pipeline, require_lead_status};
-use crate::{AppState, DOMAIN};
-
+use crate::grpc::{API, CrmApi, lock, parts, reply};
 use crate::store::leads::*;
-
-/// The LeadService implementation.
-#[derive(Clone, Debug)]
-pub(crate) struct LeadApi {
-    state: AppState,
-}
-
-impl LeadApi {
-    pub(crate) fn new(state: AppState) -> Self {
-        Self { state }
-    }
-}
+use crate::store::merge::{self, LEADS};
+use crate::store::pipeline::{ensure_pipeline, require_lead_status};
 
 /// The ExportLeads stream.
 pub(crate) type ExportStream =
@@ -49,37 +35,32 @@ pub(crate) type ExportStream =
 const EXPORT_PAGE: i32 = 500;
 
 #[tonic::async_trait]
-impl LeadService for LeadApi {
+impl LeadService for CrmApi {
     async fn create_lead(
         &self,
         req: Request<pb::CreateLeadRequest>,
     ) -> Result<Response<pb::Lead>, Status> {
-        let ctx = caller(&req)?;
-        let body = req.into_inner();
-        let key = self.state.kit.request_key(&body.request_id, &body)?;
-        let lead = body.lead.unwrap_or_default();
+        let (ctx, r) = parts(req)?;
+        let key = self.state.kit.request_key(&r.request_id, &r)?;
+        let lead = r.lead.unwrap_or_default();
         // Before the transaction: it may use a connection of its own.
         ensure_pipeline(&self.state, ctx.tenant_id).await?;
-        let created = standard::create::<Leads>(&self.state, &ctx, key, lead);
-        Ok(Response::new(created.await?))
+        reply(standard::create::<Leads>(&self.state, &ctx, key, lead).await)
     }
 
     async fn get_lead(
         &self,
         req: Request<pb::GetLeadRequest>,
     ) -> Result<Response<pb::Lead>, Status> {
-        let ctx = caller(&req)?;
-        let id = req.into_inner().id;
-        let lead = standard::get::<Leads>(&self.state, &ctx, id);
-        Ok(Response::new(lead.await?))
+        let (ctx, r) = parts(req)?;
+        reply(standard::get::<Leads>(&self.state, &ctx, r.id).await)
     }
 
     async fn list_leads(
         &self,
         req: Request<pb::ListLeadsRequest>,
     ) -> Result<Response<pb::ListLeadsResponse>, Status> {
-        let ctx = caller(&req)?;
-        let r = req.into_inner();
+        let (ctx, r) = parts(req)?;
         let params = ListParams::new(
             r.page_size,
             r.page_token,
@@ -99,43 +80,36 @@ impl LeadService for LeadApi {
         &self,
         req: Request<pb::UpdateLeadRequest>,
     ) -> Result<Response<pb::Lead>, Status> {
-        let ctx = caller(&req)?;
-        let body = req.into_inner();
-        let lead = body.lead.unwrap_or_default();
-        if may_change_pipeline(body.update_mask.as_ref(), &lead) {
+        let (ctx, r) = parts(req)?;
+        let lead = r.lead.unwrap_or_default();
+        if may_change_pipeline(r.update_mask.as_ref(), &lead) {
             // Before the transaction: it may use a connection of its own.
             ensure_pipeline(&self.state, ctx.tenant_id).await?;
         }
-        let updated = standard::update::<Leads>(&self.state, &ctx, lead, body.update_mask);
-        Ok(Response::new(updated.await?))
+        reply(standard::update::<Leads>(&self.state, &ctx, lead, r.update_mask).await)
     }
 
     async fn delete_lead(
         &self,
         req: Request<pb::DeleteLeadRequest>,
     ) -> Result<Response<pb::Lead>, Status> {
-        let ctx = caller(&req)?;
-        let r = req.into_inner();
-        let deleted = standard::delete::<Leads>(&self.state, &ctx, r.id, &r.etag);
-        Ok(Response::new(deleted.await?))
+        let (ctx, r) = parts(req)?;
+        reply(standard::delete::<Leads>(&self.state, &ctx, r.id, &r.etag).await)
     }
 
     async fn undelete_lead(
         &self,
         req: Request<pb::UndeleteLeadRequest>,
     ) -> Result<Response<pb::Lead>, Status> {
-        let ctx = caller(&req)?;
-        let id = req.into_inner().id;
-        let restored = standard::undelete::<Leads>(&self.state, &ctx, id);
-        Ok(Response::new(restored.await?))
+        let (ctx, r) = parts(req)?;
+        reply(standard::undelete::<Leads>(&self.state, &ctx, r.id).await)
     }
 
     async fn assign_lead(
         &self,
         req: Request<pb::AssignLeadRequest>,
     ) -> Result<Response<pb::Lead>, Status> {
-        let ctx = caller(&req)?;
-        let r = req.into_inner();
+        let (ctx, r) = parts(req)?;
         let key = self.state.kit.request_key(&r.request_id, &r)?;
         API.require_id("id", r.id)?;
         if r.assignee_user_id != 0 {
@@ -145,30 +119,22 @@ impl LeadService for LeadApi {
                 .user("assignee_user_id", r.assignee_user_id)
                 .await?;
         }
-        let mut tx = match replay::begin(&self.state.kit, ctx.tenant_id, "AssignLead", key).await? {
-            Begun::Replayed(lead) => return Ok(Response::new(lead)),
-            Begun::Fresh(attempt) => attempt,
-        };
-        let current: LeadRow = TABLE
-            .fetch(&mut tx, r.id, Read::live().for_update())
-            .await?;
-        API.check_etag(&r.etag, current.version)?;
         let assignee = (r.assignee_user_id != 0).then_some(r.assignee_user_id);
-        if current.assigned_to != assignee {
-            TABLE
-                .update(&mut tx, r.id, vec![("assigned_to", Val::Int(assignee))])
-                .await?;
-        }
-        let row: LeadRow = TABLE.fetch(&mut tx, r.id, Read::live()).await?;
-        Ok(Response::new(tx.commit(row.into_pb(&self.state)).await?))
+        let assign = async |_: &mut TenantTx, current: &LeadRow| {
+            if current.assigned_to == assignee {
+                return Ok(Vec::new());
+            }
+            Ok(vec![("assigned_to", Val::Int(assignee))])
+        };
+        let locked = lock::<Leads>(&self.state, &ctx, "AssignLead", key, r.id, &r.etag);
+        reply(locked.await?.set(&self.state, r.id, assign).await)
     }
 
     async fn set_lead_status(
         &self,
         req: Request<pb::SetLeadStatusRequest>,
     ) -> Result<Response<pb::Lead>, Status> {
-        let ctx = caller(&req)?;
-        let r = req.into_inner();
+        let (ctx, r) = parts(req)?;
         let key = self.state.kit.request_key(&r.request_id, &r)?;
         API.require_id("id", r.id)?;
         let status = r.status.trim();
@@ -178,78 +144,59 @@ impl LeadService for LeadApi {
         pipeline::key(status).map_err(|why| API.invalid("status", why))?;
         // Before the transaction: it may use a connection of its own.
         ensure_pipeline(&self.state, ctx.tenant_id).await?;
-        let mut tx =
-            match replay::begin(&self.state.kit, ctx.tenant_id, "SetLeadStatus", key).await? {
-                Begun::Replayed(lead) => return Ok(Response::new(lead)),
-                Begun::Fresh(attempt) => attempt,
-            };
-        let current: LeadRow = TABLE
-            .fetch(&mut tx, r.id, Read::live().for_update())
-            .await?;
-        API.check_etag(&r.etag, current.version)?;
-        if current.status != status {
-            require_lead_status(&mut tx, "status", status).await?;
-            TABLE
-                .update(&mut tx, r.id, vec![("status", Val::text(status))])
-                .await?;
-        }
-        let row: LeadRow = TABLE.fetch(&mut tx, r.id, Read::live()).await?;
-        Ok(Response::new(tx.commit(row.into_pb(&self.state)).await?))
+        let set = async |tx: &mut TenantTx, current: &LeadRow| {
+            if current.status == status {
+                return Ok(Vec::new());
+            }
+            require_lead_status(tx, "status", status).await?;
+            Ok(vec![("status", Val::text(status))])
+        };
+        let locked = lock::<Leads>(&self.state, &ctx, "SetLeadStatus", key, r.id, &r.etag);
+        reply(locked.await?.set(&self.state, r.id, set).await)
     }
 
     async fn convert_lead(
         &self,
         req: Request<pb::ConvertLeadRequest>,
     ) -> Result<Response<pb::ConvertLeadResponse>, Status> {
-        let ctx = caller(&req)?;
-        super::convert::convert(&self.state, &ctx, req.into_inner())
-            .await
-            .map(Response::new)
+        let (ctx, r) = parts(req)?;
+        reply(super::convert::convert(&self.state, &ctx, r).await)
     }
 
     async fn merge_leads(
         &self,
         req: Request<pb::MergeLeadsRequest>,
     ) -> Result<Response<pb::MergeLeadsResponse>, Status> {
-        let ctx = caller(&req)?;
-        let r = req.into_inner();
-        let state = &self.state;
-        let request = crate::store::merge::Request {
+        let (ctx, r) = parts(req)?;
+        let request = merge::Request {
             method: "MergeLeads",
             survivor_id: r.survivor_id,
             merged_ids: &r.merged_ids,
             etag: &r.etag,
             dry_run: r.dry_run,
-            request_id: fusion_db::idempotency::request_key(DOMAIN, &r.request_id, &r)?,
+            request_id: self.state.kit.request_key(&r.request_id, &r)?,
         };
-        crate::store::merge::run(
-            state,
-            &ctx,
-            &crate::store::merge::LEADS,
-            request,
-            |survivor: LeadRow, counts, merged_ids| pb::MergeLeadsResponse {
-                survivor: Some(survivor.into_pb(state)),
-                merged_ids,
-                notes_repointed_count: counts.notes,
-                tasks_repointed_count: counts.tasks,
-                deals_repointed_count: counts.pointers[0],
-                contacts_repointed_count: counts.pointers[1],
+        let state = &self.state;
+        let merged = merge::run(state, &ctx, &LEADS, request, |row: LeadRow, n, ids| {
+            pb::MergeLeadsResponse {
+                survivor: Some(row.into_pb(state)),
+                merged_ids: ids,
+                notes_repointed_count: n.notes,
+                tasks_repointed_count: n.tasks,
+                deals_repointed_count: n.pointers[0],
+                contacts_repointed_count: n.pointers[1],
                 dry_run: r.dry_run,
-            },
-        )
-        .await
-        .map(Response::new)
-        .map_err(Into::into)
+            }
+        });
+        reply(merged.await)
     }
 
     async fn import_leads(
         &self,
         req: Request<Streaming<pb::ImportLeadsRequest>>,
     ) -> Result<Response<pb::ImportLeadsResponse>, Status> {
-        let ctx = caller(&req)?;
-        super::import::import(&self.state, &ctx, req.into_inner())
-            .await
-            .map(Response::new)
+        let (ctx, stream) = parts(req)?;
+        reply(super::import::import(&self.state, &ctx, stream).await)
     }
 
     type ExportLeadsStream = ExportStream;
@@ -258,8 +205,7 @@ impl LeadService for LeadApi {
         &self,
         req: Request<pb::ExportLeadsRequest>,
     ) -> Result<Response<ExportStream>, Status> {
-        let ctx = caller(&req)?;
-        let r = req.into_inner();
+        let (ctx, r) = parts(req)?;
         let order_by = if r.order_by.trim().is_empty() {
             "create_time".to_owned()
         } else {

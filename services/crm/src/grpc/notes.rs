@@ -13,57 +13,37 @@ use fusion_db::list::ListParams;
 use fusion_proto::crm::v1 as pb;
 use fusion_proto::crm::v1::note_service_server::NoteService;
 use fusion_service::api::total;
-
 use fusion_service::standard;
 
-use crate::AppState;
-use crate::grpc::caller;
+use crate::grpc::{CrmApi, parts, reply};
+use crate::store::notes::*;
 use crate::store::subject_scope;
 
-use crate::store::notes::*;
-
-/// The NoteService implementation.
-#[derive(Clone, Debug)]
-pub(crate) struct NoteApi {
-    state: AppState,
-}
-
-impl NoteApi {
-    pub(crate) fn new(state: AppState) -> Self {
-        Self { state }
-    }
-}
-
 #[tonic::async_trait]
-impl NoteService for NoteApi {
+impl NoteService for CrmApi {
     async fn create_note(
         &self,
         req: Request<pb::CreateNoteRequest>,
     ) -> Result<Response<pb::Note>, Status> {
-        let ctx = caller(&req)?;
-        let body = req.into_inner();
-        let key = self.state.kit.request_key(&body.request_id, &body)?;
-        let note = body.note.unwrap_or_default();
-        let created = standard::create::<Notes>(&self.state, &ctx, key, note);
-        Ok(Response::new(created.await?))
+        let (ctx, r) = parts(req)?;
+        let key = self.state.kit.request_key(&r.request_id, &r)?;
+        let note = r.note.unwrap_or_default();
+        reply(standard::create::<Notes>(&self.state, &ctx, key, note).await)
     }
 
     async fn get_note(
         &self,
         req: Request<pb::GetNoteRequest>,
     ) -> Result<Response<pb::Note>, Status> {
-        let ctx = caller(&req)?;
-        let id = req.into_inner().id;
-        let note = standard::get::<Notes>(&self.state, &ctx, id);
-        Ok(Response::new(note.await?))
+        let (ctx, r) = parts(req)?;
+        reply(standard::get::<Notes>(&self.state, &ctx, r.id).await)
     }
 
     async fn list_notes(
         &self,
         req: Request<pb::ListNotesRequest>,
     ) -> Result<Response<pb::ListNotesResponse>, Status> {
-        let ctx = caller(&req)?;
-        let r = req.into_inner();
+        let (ctx, r) = parts(req)?;
         let scope = subject_scope("notable_type", "notable_id", &r.notable_type, r.notable_id)?;
         let params = ListParams::new(
             r.page_size,
@@ -84,30 +64,24 @@ impl NoteService for NoteApi {
         &self,
         req: Request<pb::UpdateNoteRequest>,
     ) -> Result<Response<pb::Note>, Status> {
-        let ctx = caller(&req)?;
-        let body = req.into_inner();
-        let note = body.note.unwrap_or_default();
-        let updated = standard::update::<Notes>(&self.state, &ctx, note, body.update_mask);
-        Ok(Response::new(updated.await?))
+        let (ctx, r) = parts(req)?;
+        let note = r.note.unwrap_or_default();
+        reply(standard::update::<Notes>(&self.state, &ctx, note, r.update_mask).await)
     }
 
     async fn delete_note(
         &self,
         req: Request<pb::DeleteNoteRequest>,
     ) -> Result<Response<pb::Note>, Status> {
-        let ctx = caller(&req)?;
-        let r = req.into_inner();
-        let deleted = standard::delete::<Notes>(&self.state, &ctx, r.id, &r.etag);
-        Ok(Response::new(deleted.await?))
+        let (ctx, r) = parts(req)?;
+        reply(standard::delete::<Notes>(&self.state, &ctx, r.id, &r.etag).await)
     }
 
     async fn undelete_note(
         &self,
         req: Request<pb::UndeleteNoteRequest>,
     ) -> Result<Response<pb::Note>, Status> {
-        let ctx = caller(&req)?;
-        let id = req.into_inner().id;
-        let restored = standard::undelete::<Notes>(&self.state, &ctx, id);
-        Ok(Response::new(restored.await?))
+        let (ctx, r) = parts(req)?;
+        reply(standard::undelete::<Notes>(&self.state, &ctx, r.id).await)
     }
 }

@@ -14,34 +14,17 @@ use fusion_proto::crm::v1::pipeline_service_server::PipelineService;
 use fusion_service::api::{populated, total};
 use fusion_service::standard;
 
-use crate::AppState;
-use crate::grpc::API;
-use crate::grpc::caller;
-use crate::store::pipeline::ensure_pipeline;
-
+use crate::grpc::{API, CrmApi, parts, reply};
 use crate::store::pipeline::*;
 use crate::store::settings::{lock_settings, read_settings, save_default_country};
 
-/// The PipelineService implementation.
-#[derive(Clone, Debug)]
-pub(crate) struct PipelineApi {
-    state: AppState,
-}
-
-impl PipelineApi {
-    pub(crate) fn new(state: AppState) -> Self {
-        Self { state }
-    }
-}
-
 #[tonic::async_trait]
-impl PipelineService for PipelineApi {
+impl PipelineService for CrmApi {
     async fn list_lead_statuses(
         &self,
         req: Request<pb::ListLeadStatusesRequest>,
     ) -> Result<Response<pb::ListLeadStatusesResponse>, Status> {
-        let ctx = caller(&req)?;
-        let r = req.into_inner();
+        let (ctx, r) = parts(req)?;
         ensure_pipeline(&self.state, ctx.tenant_id).await?;
         let params = ListParams::new(
             r.page_size,
@@ -62,64 +45,53 @@ impl PipelineService for PipelineApi {
         &self,
         req: Request<pb::GetLeadStatusRequest>,
     ) -> Result<Response<pb::LeadStatus>, Status> {
-        let ctx = caller(&req)?;
+        let (ctx, r) = parts(req)?;
         ensure_pipeline(&self.state, ctx.tenant_id).await?;
-        let id = req.into_inner().id;
-        let status = standard::get::<Statuses>(&self.state, &ctx, id);
-        Ok(Response::new(status.await?))
+        reply(standard::get::<Statuses>(&self.state, &ctx, r.id).await)
     }
 
     async fn create_lead_status(
         &self,
         req: Request<pb::CreateLeadStatusRequest>,
     ) -> Result<Response<pb::LeadStatus>, Status> {
-        let ctx = caller(&req)?;
-        let body = req.into_inner();
+        let (ctx, body) = parts(req)?;
         let key = self.state.kit.request_key(&body.request_id, &body)?;
         let status = body.lead_status.unwrap_or_default();
         // Before the transaction: it may use a connection of its own.
         ensure_pipeline(&self.state, ctx.tenant_id).await?;
-        let created = standard::create::<Statuses>(&self.state, &ctx, key, status);
-        Ok(Response::new(created.await?))
+        reply(standard::create::<Statuses>(&self.state, &ctx, key, status).await)
     }
 
     async fn update_lead_status(
         &self,
         req: Request<pb::UpdateLeadStatusRequest>,
     ) -> Result<Response<pb::LeadStatus>, Status> {
-        let ctx = caller(&req)?;
-        let body = req.into_inner();
+        let (ctx, body) = parts(req)?;
         let status = body.lead_status.unwrap_or_default();
-        let updated = standard::update::<Statuses>(&self.state, &ctx, status, body.update_mask);
-        Ok(Response::new(updated.await?))
+        reply(standard::update::<Statuses>(&self.state, &ctx, status, body.update_mask).await)
     }
 
     async fn delete_lead_status(
         &self,
         req: Request<pb::DeleteLeadStatusRequest>,
     ) -> Result<Response<pb::LeadStatus>, Status> {
-        let ctx = caller(&req)?;
-        let r = req.into_inner();
-        let deleted = standard::delete::<Statuses>(&self.state, &ctx, r.id, &r.etag);
-        Ok(Response::new(deleted.await?))
+        let (ctx, r) = parts(req)?;
+        reply(standard::delete::<Statuses>(&self.state, &ctx, r.id, &r.etag).await)
     }
 
     async fn undelete_lead_status(
         &self,
         req: Request<pb::UndeleteLeadStatusRequest>,
     ) -> Result<Response<pb::LeadStatus>, Status> {
-        let ctx = caller(&req)?;
-        let id = req.into_inner().id;
-        let restored = standard::undelete::<Statuses>(&self.state, &ctx, id);
-        Ok(Response::new(restored.await?))
+        let (ctx, r) = parts(req)?;
+        reply(standard::undelete::<Statuses>(&self.state, &ctx, r.id).await)
     }
 
     async fn list_deal_stages(
         &self,
         req: Request<pb::ListDealStagesRequest>,
     ) -> Result<Response<pb::ListDealStagesResponse>, Status> {
-        let ctx = caller(&req)?;
-        let r = req.into_inner();
+        let (ctx, r) = parts(req)?;
         ensure_pipeline(&self.state, ctx.tenant_id).await?;
         let params = ListParams::new(
             r.page_size,
@@ -140,63 +112,53 @@ impl PipelineService for PipelineApi {
         &self,
         req: Request<pb::GetDealStageRequest>,
     ) -> Result<Response<pb::DealStage>, Status> {
-        let ctx = caller(&req)?;
+        let (ctx, r) = parts(req)?;
         ensure_pipeline(&self.state, ctx.tenant_id).await?;
-        let id = req.into_inner().id;
-        let stage = standard::get::<Stages>(&self.state, &ctx, id);
-        Ok(Response::new(stage.await?))
+        reply(standard::get::<Stages>(&self.state, &ctx, r.id).await)
     }
 
     async fn create_deal_stage(
         &self,
         req: Request<pb::CreateDealStageRequest>,
     ) -> Result<Response<pb::DealStage>, Status> {
-        let ctx = caller(&req)?;
-        let body = req.into_inner();
+        let (ctx, body) = parts(req)?;
         let key = self.state.kit.request_key(&body.request_id, &body)?;
         let stage = body.deal_stage.unwrap_or_default();
         // Before the transaction: it may use a connection of its own.
         ensure_pipeline(&self.state, ctx.tenant_id).await?;
-        let created = standard::create::<Stages>(&self.state, &ctx, key, stage);
-        Ok(Response::new(created.await?))
+        reply(standard::create::<Stages>(&self.state, &ctx, key, stage).await)
     }
 
     async fn update_deal_stage(
         &self,
         req: Request<pb::UpdateDealStageRequest>,
     ) -> Result<Response<pb::DealStage>, Status> {
-        let ctx = caller(&req)?;
-        let body = req.into_inner();
+        let (ctx, body) = parts(req)?;
         let stage = body.deal_stage.unwrap_or_default();
-        let updated = standard::update::<Stages>(&self.state, &ctx, stage, body.update_mask);
-        Ok(Response::new(updated.await?))
+        reply(standard::update::<Stages>(&self.state, &ctx, stage, body.update_mask).await)
     }
 
     async fn delete_deal_stage(
         &self,
         req: Request<pb::DeleteDealStageRequest>,
     ) -> Result<Response<pb::DealStage>, Status> {
-        let ctx = caller(&req)?;
-        let r = req.into_inner();
-        let deleted = standard::delete::<Stages>(&self.state, &ctx, r.id, &r.etag);
-        Ok(Response::new(deleted.await?))
+        let (ctx, r) = parts(req)?;
+        reply(standard::delete::<Stages>(&self.state, &ctx, r.id, &r.etag).await)
     }
 
     async fn undelete_deal_stage(
         &self,
         req: Request<pb::UndeleteDealStageRequest>,
     ) -> Result<Response<pb::DealStage>, Status> {
-        let ctx = caller(&req)?;
-        let id = req.into_inner().id;
-        let restored = standard::undelete::<Stages>(&self.state, &ctx, id);
-        Ok(Response::new(restored.await?))
+        let (ctx, r) = parts(req)?;
+        reply(standard::undelete::<Stages>(&self.state, &ctx, r.id).await)
     }
 
     async fn get_crm_settings(
         &self,
         req: Request<pb::GetCrmSettingsRequest>,
     ) -> Result<Response<pb::CrmSettings>, Status> {
-        let ctx = caller(&req)?;
+        let (ctx, _) = parts(req)?;
         let mut tx = self.state.db.begin(ctx.tenant_id).await?;
         let settings = read_settings(&self.state, &mut tx, ctx.tenant_id).await?;
         tx.commit().await?;
@@ -207,8 +169,7 @@ impl PipelineService for PipelineApi {
         &self,
         req: Request<pb::UpdateCrmSettingsRequest>,
     ) -> Result<Response<pb::CrmSettings>, Status> {
-        let ctx = caller(&req)?;
-        let body = req.into_inner();
+        let (ctx, body) = parts(req)?;
         let sent = body.crm_settings.unwrap_or_default();
         let mask = API.mask(
             body.update_mask,

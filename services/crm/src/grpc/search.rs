@@ -13,9 +13,7 @@ use fusion_db::page::PageTokenCodec;
 use fusion_proto::crm::v1 as pb;
 use fusion_proto::crm::v1::search_service_server::SearchService;
 
-use crate::AppState;
-use crate::grpc::API;
-use crate::grpc::caller;
+use crate::grpc::{API, CrmApi, parts};
 use crate::store;
 use crate::store::search::Hit;
 
@@ -68,26 +66,13 @@ fn phone_digits(query: &str) -> String {
     }
 }
 
-/// The SearchService implementation.
-#[derive(Clone, Debug)]
-pub(crate) struct SearchApi {
-    state: AppState,
-}
-
-impl SearchApi {
-    pub(crate) fn new(state: AppState) -> Self {
-        Self { state }
-    }
-}
-
 #[tonic::async_trait]
-impl SearchService for SearchApi {
+impl SearchService for CrmApi {
     async fn search_crm(
         &self,
         req: Request<pb::SearchCrmRequest>,
     ) -> Result<Response<pb::SearchCrmResponse>, Status> {
-        let ctx = caller(&req)?;
-        let r = req.into_inner();
+        let (ctx, r) = parts(req)?;
         let query = r.query.trim().to_owned();
         if query.chars().count() < 2 || query.chars().count() > 200 {
             return Err(API.invalid("query", "must be 2 to 200 characters"));

@@ -12,71 +12,46 @@
 use chrono::Utc;
 use tonic::{Request, Response, Status};
 
+use fusion_db::TenantTx;
 use fusion_db::idempotency::RequestKey;
 use fusion_db::list::ListParams;
-use fusion_db::resource::Read;
 use fusion_db::resource::Val;
 use fusion_proto::crm::v1 as pb;
 use fusion_proto::crm::v1::task_service_server::TaskService;
 use fusion_service::api::total;
-use fusion_service::replay::{self, Begun};
 use fusion_service::standard;
 use fusion_tenancy::TenantContext;
 
 use crate::AppState;
 use crate::error::CrmError;
-use crate::grpc::API;
-use crate::grpc::caller;
+use crate::grpc::{API, CrmApi, lock, parts, reply};
 use crate::store::subject_scope;
-
 use crate::store::tasks::*;
 
-/// The TaskService implementation.
-#[derive(Clone, Debug)]
-pub(crate) struct TaskApi {
-    state: AppState,
-}
-
-impl TaskApi {
-    pub(crate) fn new(state: AppState) -> Self {
-        Self { state }
-    }
-
-    /// Moves live task `id` (behind `etag`) as `transition` says from its current
-    /// status, setting or clearing its completion time with it; a retry with the
-    /// request id of a first call returns that call's result.
-    async fn transition(
-        &self,
-        ctx: &TenantContext,
-        key: Option<RequestKey>,
-        id: i64,
-        etag: &str,
-        transition: Transition,
-    ) -> Result<pb::Task, Status> {
-        API.require_id("id", id)?;
-        let method = transition.method();
-        let mut tx = match replay::begin(&self.state.kit, ctx.tenant_id, method, key).await? {
-            Begun::Replayed(task) => return Ok(task),
-            Begun::Fresh(attempt) => attempt,
+/// Moves live task `id` (behind `etag`) as `transition` says from its current status,
+/// setting or clearing its completion time with it; a retry with the request id of a
+/// first call returns that call's result.
+async fn transition(
+    state: &AppState,
+    ctx: &TenantContext,
+    key: Option<RequestKey>,
+    id: i64,
+    etag: &str,
+    transition: Transition,
+) -> Result<pb::Task, Status> {
+    API.require_id("id", id)?;
+    let next = async |_: &mut TenantTx, current: &TaskRow| {
+        let Some(status) = transition.next(current)? else {
+            return Ok(Vec::new());
         };
-        let current: TaskRow = TABLE.fetch(&mut tx, id, Read::live().for_update()).await?;
-        API.check_etag(etag, current.version)?;
-        if let Some(status) = transition.next(&current)? {
-            let completed_at = (status == COMPLETED).then(Utc::now);
-            TABLE
-                .update(
-                    &mut tx,
-                    id,
-                    vec![
-                        ("status", Val::text(status)),
-                        ("completed_at", Val::Timestamp(completed_at)),
-                    ],
-                )
-                .await?;
-        }
-        let row: TaskRow = TABLE.fetch(&mut tx, id, Read::live()).await?;
-        Ok(tx.commit(row.into_pb(&self.state)).await?)
-    }
+        let completed_at = (status == COMPLETED).then(Utc::now);
+        Ok(vec![
+            ("status", Val::text(status)),
+            ("completed_at", Val::Timestamp(completed_at)),
+        ])
+    };
+    let locked = lock::<Tasks>(state, ctx, transition.method(), key, id, etag).await?;
+    locked.set(state, id, next).await
 }
 
 /// The custom methods that move a task's status.
@@ -128,35 +103,30 @@ impl Transition {
 }
 
 #[tonic::async_trait]
-impl TaskService for TaskApi {
+impl TaskService for CrmApi {
     async fn create_task(
         &self,
         req: Request<pb::CreateTaskRequest>,
     ) -> Result<Response<pb::Task>, Status> {
-        let ctx = caller(&req)?;
-        let body = req.into_inner();
-        let key = self.state.kit.request_key(&body.request_id, &body)?;
-        let task = body.task.unwrap_or_default();
-        let created = standard::create::<Tasks>(&self.state, &ctx, key, task);
-        Ok(Response::new(created.await?))
+        let (ctx, r) = parts(req)?;
+        let key = self.state.kit.request_key(&r.request_id, &r)?;
+        let task = r.task.unwrap_or_default();
+        reply(standard::create::<Tasks>(&self.state, &ctx, key, task).await)
     }
 
     async fn get_task(
         &self,
         req: Request<pb::GetTaskRequest>,
     ) -> Result<Response<pb::Task>, Status> {
-        let ctx = caller(&req)?;
-        let id = req.into_inner().id;
-        let task = standard::get::<Tasks>(&self.state, &ctx, id);
-        Ok(Response::new(task.await?))
+        let (ctx, r) = parts(req)?;
+        reply(standard::get::<Tasks>(&self.state, &ctx, r.id).await)
     }
 
     async fn list_tasks(
         &self,
         req: Request<pb::ListTasksRequest>,
     ) -> Result<Response<pb::ListTasksResponse>, Status> {
-        let ctx = caller(&req)?;
-        let r = req.into_inner();
+        let (ctx, r) = parts(req)?;
         let mut scope = subject_scope(
             "taskable_type",
             "taskable_id",
@@ -194,74 +164,64 @@ impl TaskService for TaskApi {
         &self,
         req: Request<pb::UpdateTaskRequest>,
     ) -> Result<Response<pb::Task>, Status> {
-        let ctx = caller(&req)?;
-        let body = req.into_inner();
-        let task = body.task.unwrap_or_default();
-        let updated = standard::update::<Tasks>(&self.state, &ctx, task, body.update_mask);
-        Ok(Response::new(updated.await?))
+        let (ctx, r) = parts(req)?;
+        let task = r.task.unwrap_or_default();
+        reply(standard::update::<Tasks>(&self.state, &ctx, task, r.update_mask).await)
     }
 
     async fn delete_task(
         &self,
         req: Request<pb::DeleteTaskRequest>,
     ) -> Result<Response<pb::Task>, Status> {
-        let ctx = caller(&req)?;
-        let r = req.into_inner();
-        let deleted = standard::delete::<Tasks>(&self.state, &ctx, r.id, &r.etag);
-        Ok(Response::new(deleted.await?))
+        let (ctx, r) = parts(req)?;
+        reply(standard::delete::<Tasks>(&self.state, &ctx, r.id, &r.etag).await)
     }
 
     async fn undelete_task(
         &self,
         req: Request<pb::UndeleteTaskRequest>,
     ) -> Result<Response<pb::Task>, Status> {
-        let ctx = caller(&req)?;
-        let id = req.into_inner().id;
-        let restored = standard::undelete::<Tasks>(&self.state, &ctx, id);
-        Ok(Response::new(restored.await?))
+        let (ctx, r) = parts(req)?;
+        reply(standard::undelete::<Tasks>(&self.state, &ctx, r.id).await)
     }
 
     async fn start_task(
         &self,
         req: Request<pb::StartTaskRequest>,
     ) -> Result<Response<pb::Task>, Status> {
-        let ctx = caller(&req)?;
-        let r = req.into_inner();
+        let (ctx, r) = parts(req)?;
         let key = self.state.kit.request_key(&r.request_id, &r)?;
-        let task = self.transition(&ctx, key, r.id, &r.etag, Transition::Start);
-        Ok(Response::new(task.await?))
+        let moved = transition(&self.state, &ctx, key, r.id, &r.etag, Transition::Start);
+        reply(moved.await)
     }
 
     async fn complete_task(
         &self,
         req: Request<pb::CompleteTaskRequest>,
     ) -> Result<Response<pb::Task>, Status> {
-        let ctx = caller(&req)?;
-        let r = req.into_inner();
+        let (ctx, r) = parts(req)?;
         let key = self.state.kit.request_key(&r.request_id, &r)?;
-        let task = self.transition(&ctx, key, r.id, &r.etag, Transition::Complete);
-        Ok(Response::new(task.await?))
+        let moved = transition(&self.state, &ctx, key, r.id, &r.etag, Transition::Complete);
+        reply(moved.await)
     }
 
     async fn cancel_task(
         &self,
         req: Request<pb::CancelTaskRequest>,
     ) -> Result<Response<pb::Task>, Status> {
-        let ctx = caller(&req)?;
-        let r = req.into_inner();
+        let (ctx, r) = parts(req)?;
         let key = self.state.kit.request_key(&r.request_id, &r)?;
-        let task = self.transition(&ctx, key, r.id, &r.etag, Transition::Cancel);
-        Ok(Response::new(task.await?))
+        let moved = transition(&self.state, &ctx, key, r.id, &r.etag, Transition::Cancel);
+        reply(moved.await)
     }
 
     async fn reopen_task(
         &self,
         req: Request<pb::ReopenTaskRequest>,
     ) -> Result<Response<pb::Task>, Status> {
-        let ctx = caller(&req)?;
-        let r = req.into_inner();
+        let (ctx, r) = parts(req)?;
         let key = self.state.kit.request_key(&r.request_id, &r)?;
-        let task = self.transition(&ctx, key, r.id, &r.etag, Transition::Reopen);
-        Ok(Response::new(task.await?))
+        let moved = transition(&self.state, &ctx, key, r.id, &r.etag, Transition::Reopen);
+        reply(moved.await)
     }
 }

@@ -12,9 +12,7 @@ use fusion_service::standard::{Call, Kit, Method, Resource};
 
 use crate::domain::validate;
 use crate::error::CrmError;
-use crate::store::person::{
-    Person, PersonRow, person_values, refresh_e164, set_e164, tenant_country,
-};
+use crate::store::person::{self, Person, PersonRow, person_values};
 use crate::{AppState, DOMAIN};
 
 pub(crate) const TABLE: Table = Table {
@@ -69,7 +67,7 @@ pub(crate) const LIST: ListSpec = ListSpec {
     tenant_scoped: true,
 };
 
-/// The fields CreateContact stores (with `phone_e164`, see [`set_e164`]). Not
+/// The fields CreateContact stores (with `phone_e164`, see [`person::set_e164`]). Not
 /// `lead_id`: it is output only, set by ConvertLead and re-pointed by merges.
 pub(crate) const CREATE: &[&str] = &[
     "first_name",
@@ -146,7 +144,7 @@ impl ContactRow {
 
 /// The column values of the fields in `fields` (e.g. [`CREATE`]), validated field by
 /// field with violations named `contact.<field>`. Not among them: `phone_e164` (see
-/// [`set_e164`]) and `lead_id` (output only: ConvertLead sets it).
+/// [`person::set_e164`]) and `lead_id` (output only: ConvertLead sets it).
 pub(crate) fn values(c: &pb::Contact, fields: &[&str]) -> Result<Values, CrmError> {
     person_values("contact", c, fields, |field| {
         Ok(Some(match field {
@@ -176,7 +174,7 @@ impl Resource for Contacts {
     type Row = ContactRow;
     type Pb = pb::Contact;
     type State = AppState;
-    type Error = crate::error::CrmError;
+    type Error = CrmError;
 
     const SINGULAR: &'static str = "Contact";
     const FIELD: &'static str = "contact";
@@ -221,7 +219,7 @@ impl Resource for Contacts {
         c: &pb::Contact,
         fields: &[&str],
         _: Method,
-    ) -> Result<Values, crate::error::CrmError> {
+    ) -> Result<Values, CrmError> {
         values(c, fields)
     }
 
@@ -230,10 +228,8 @@ impl Resource for Contacts {
         tx: &mut TenantTx,
         c: &pb::Contact,
         values: &mut Values,
-    ) -> Result<(), crate::error::CrmError> {
-        let country = tenant_country(call.state, tx).await?;
-        set_e164(values, &c.phone, &c.country, country);
-        Ok(())
+    ) -> Result<(), CrmError> {
+        person::on_create(call.state, tx, c, values).await
     }
 
     async fn on_update(
@@ -242,24 +238,15 @@ impl Resource for Contacts {
         current: &ContactRow,
         c: &pb::Contact,
         values: &mut Values,
-    ) -> Result<(), crate::error::CrmError> {
-        let country = tenant_country(call.state, tx).await?;
-        refresh_e164(values, c.person(), &current.person, country);
-        Ok(())
+    ) -> Result<(), CrmError> {
+        person::on_update(call.state, tx, &current.person, c, values).await
     }
 
     async fn on_undelete(
         _: &Call<'_, AppState>,
         _: &mut TenantTx,
         contact: &ContactRow,
-    ) -> Result<(), crate::error::CrmError> {
-        match contact.merged_into_id {
-            Some(survivor) => Err(CrmError::Merged {
-                what: "contact",
-                id: contact.id,
-                survivor,
-            }),
-            None => Ok(()),
-        }
+    ) -> Result<(), CrmError> {
+        person::on_undelete("contact", contact.id, contact.merged_into_id)
     }
 }

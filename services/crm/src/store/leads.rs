@@ -13,9 +13,7 @@ use prost_types::FieldMask;
 
 use crate::domain::{pipeline, validate};
 use crate::error::CrmError;
-use crate::store::person::{
-    Person, PersonRow, person_values, refresh_e164, set_e164, sets, tenant_country,
-};
+use crate::store::person::{self, Person, PersonRow, person_values, sets};
 use crate::store::pipeline::{default_lead_status, require_deal_stage, require_lead_status};
 use crate::{AppState, DOMAIN};
 use fusion_db::PgConnection;
@@ -192,7 +190,7 @@ pub(crate) const CREATE: &[&str] = &[
 
 /// The column values of the fields in `fields`, validated field by field; `status`
 /// and `stage` are checked against the pipeline separately, in the transaction, and
-/// the E.164 phone by [`set_e164`]. A Create without a status takes the tenant's
+/// the E.164 phone by [`person::set_e164`]. A Create without a status takes the tenant's
 /// first open one; an Update naming it must send one.
 pub(crate) fn values(l: &pb::Lead, fields: &[&str], method: Method) -> Result<Values, CrmError> {
     person_values("lead", l, fields, |field| {
@@ -274,7 +272,7 @@ impl Resource for Leads {
     type Row = LeadRow;
     type Pb = pb::Lead;
     type State = AppState;
-    type Error = crate::error::CrmError;
+    type Error = CrmError;
 
     const SINGULAR: &'static str = "Lead";
     const FIELD: &'static str = "lead";
@@ -320,7 +318,7 @@ impl Resource for Leads {
         l: &pb::Lead,
         fields: &[&str],
         method: Method,
-    ) -> Result<Values, crate::error::CrmError> {
+    ) -> Result<Values, CrmError> {
         values(l, fields, method)
     }
 
@@ -329,9 +327,8 @@ impl Resource for Leads {
         tx: &mut TenantTx,
         l: &pb::Lead,
         values: &mut Values,
-    ) -> Result<(), crate::error::CrmError> {
-        let country = tenant_country(call.state, tx).await?;
-        set_e164(values, &l.phone, &l.country, country);
+    ) -> Result<(), CrmError> {
+        person::on_create(call.state, tx, l, values).await?;
         if l.assignee_user_id != 0 {
             call.state
                 .refs
@@ -353,9 +350,8 @@ impl Resource for Leads {
         current: &LeadRow,
         l: &pb::Lead,
         values: &mut Values,
-    ) -> Result<(), crate::error::CrmError> {
-        let country = tenant_country(call.state, tx).await?;
-        refresh_e164(values, l.person(), &current.person, country);
+    ) -> Result<(), CrmError> {
+        person::on_update(call.state, tx, &current.person, l, values).await?;
         // The status changes only through SetLeadStatus.
         if sets(values, "stage") {
             check_pipeline(tx, None, Some(l.stage.as_str())).await?;
@@ -367,15 +363,8 @@ impl Resource for Leads {
         _: &Call<'_, AppState>,
         _: &mut TenantTx,
         lead: &LeadRow,
-    ) -> Result<(), crate::error::CrmError> {
-        match lead.merged_into_id {
-            Some(survivor) => Err(CrmError::Merged {
-                what: "lead",
-                id: lead.id,
-                survivor,
-            }),
-            None => Ok(()),
-        }
+    ) -> Result<(), CrmError> {
+        person::on_undelete("lead", lead.id, lead.merged_into_id)
     }
 }
 

@@ -221,6 +221,47 @@ pub(crate) fn sets(values: &Values, column: &str) -> bool {
     values.iter().any(|(c, _)| *c == column)
 }
 
+/// A Create's hook for the shared fields: stores the E.164 form of the phone sent, read
+/// in the country sent (else the tenant's).
+pub(crate) async fn on_create<M: Person>(
+    state: &AppState,
+    conn: &mut sqlx::PgConnection,
+    msg: &M,
+    values: &mut Values,
+) -> Result<(), CrmError> {
+    let sent = msg.person();
+    let country = tenant_country(state, conn).await?;
+    set_e164(values, sent.phone, sent.country, country);
+    Ok(())
+}
+
+/// An Update's hook for the shared fields: the E.164 phone follows a changed phone or
+/// country (see [`refresh_e164`]).
+pub(crate) async fn on_update<M: Person>(
+    state: &AppState,
+    conn: &mut sqlx::PgConnection,
+    current: &PersonRow,
+    msg: &M,
+    values: &mut Values,
+) -> Result<(), CrmError> {
+    let country = tenant_country(state, conn).await?;
+    refresh_e164(values, msg.person(), current, country);
+    Ok(())
+}
+
+/// An Undelete's hook for leads and contacts: `what` `id`, merged into another record,
+/// stays deleted (its survivor holds what it had).
+pub(crate) fn on_undelete(
+    what: &'static str,
+    id: i64,
+    merged_into_id: Option<i64>,
+) -> Result<(), CrmError> {
+    match merged_into_id {
+        Some(survivor) => Err(CrmError::Merged { what, id, survivor }),
+        None => Ok(()),
+    }
+}
+
 /// On an Update: recomputes the E.164 phone when `values` change the phone or the
 /// country, from the sent values of the changed ones and the `current` row's others.
 pub(crate) fn refresh_e164(

@@ -9,6 +9,7 @@ use crate::error::CrmError;
 use crate::{AppState, DOMAIN};
 use chrono::{DateTime, Utc};
 use fusion_db::TenantTx;
+use fusion_db::filter::{FieldKind, FieldSpec};
 use fusion_db::list::ListSpec;
 use fusion_db::resource::Table;
 use fusion_service::api::{etag, opt_ts, populated, ts};
@@ -33,37 +34,21 @@ pub(crate) const STAGES: Table = Table {
     what: "deal stage",
 };
 
+/// What statuses and stages are filtered on.
+const POSITION: &[FieldSpec] = &[FieldSpec::new("position", "position", FieldKind::Int)];
+
+/// What a List of statuses or stages reads: in position order, filtered on position.
 pub(crate) const fn list_of(table: Table) -> ListSpec {
     ListSpec {
         table: table.name,
         select: table.select,
-        fields: &[],
-        order_fields: &[],
+        fields: POSITION,
+        order_fields: &["position"],
         default_order: "position",
         soft_delete: true,
         tenant_scoped: true,
     }
 }
-
-pub(crate) const STATUS_LIST: ListSpec = ListSpec {
-    fields: &[fusion_db::filter::FieldSpec::new(
-        "position",
-        "position",
-        fusion_db::filter::FieldKind::Int,
-    )],
-    order_fields: &["position"],
-    ..list_of(STATUSES)
-};
-
-pub(crate) const STAGE_LIST: ListSpec = ListSpec {
-    fields: &[fusion_db::filter::FieldSpec::new(
-        "position",
-        "position",
-        fusion_db::filter::FieldKind::Int,
-    )],
-    order_fields: &["position"],
-    ..list_of(STAGES)
-};
 
 #[derive(sqlx::FromRow)]
 pub(crate) struct StatusRow {
@@ -131,36 +116,38 @@ impl From<StageRow> for pb::DealStage {
     }
 }
 
+/// The column value of `field` of a status or stage when it is one they share (key,
+/// label, position).
+fn entry_value(
+    field: &str,
+    key: &str,
+    label: &str,
+    position: i32,
+) -> Result<Option<(&'static str, Val)>, String> {
+    Ok(Some(match field {
+        "key" => {
+            pipeline::key(key.trim())?;
+            ("key", Val::text(key))
+        }
+        "label" => {
+            validate::required(label, 100)?;
+            ("label", Val::text(label))
+        }
+        "position" => ("position", Val::Int32(Some(position))),
+        _ => return Ok(None),
+    }))
+}
+
 pub(crate) fn status_values(s: &pb::LeadStatus, fields: &[&str]) -> Result<Values, CrmError> {
-    values_of("lead_status", fields, |field| {
-        Ok(Some(match field {
-            "key" => {
-                pipeline::key(s.key.trim())?;
-                ("key", Val::text(&s.key))
-            }
-            "label" => {
-                validate::required(&s.label, 100)?;
-                ("label", Val::text(&s.label))
-            }
-            "position" => ("position", Val::Int32(Some(s.position))),
-            "closed" => ("is_closed", Val::Bool(s.closed)),
-            _ => return Ok(None),
-        }))
+    values_of("lead_status", fields, |field| match field {
+        "closed" => Ok(Some(("is_closed", Val::Bool(s.closed)))),
+        _ => entry_value(field, &s.key, &s.label, s.position),
     })
 }
 
 pub(crate) fn stage_values(s: &pb::DealStage, fields: &[&str]) -> Result<Values, CrmError> {
     values_of("deal_stage", fields, |field| {
         Ok(Some(match field {
-            "key" => {
-                pipeline::key(s.key.trim())?;
-                ("key", Val::text(&s.key))
-            }
-            "label" => {
-                validate::required(&s.label, 100)?;
-                ("label", Val::text(&s.label))
-            }
-            "position" => ("position", Val::Int32(Some(s.position))),
             "outcome" => {
                 let outcome = if s.outcome.trim().is_empty() {
                     "open"
@@ -176,7 +163,7 @@ pub(crate) fn stage_values(s: &pb::DealStage, fields: &[&str]) -> Result<Values,
                 }
                 p => ("default_probability", Val::Int32(p)),
             },
-            _ => return Ok(None),
+            _ => return entry_value(field, &s.key, &s.label, s.position),
         }))
     })
 }
@@ -235,12 +222,12 @@ impl Resource for Statuses {
     type Row = StatusRow;
     type Pb = pb::LeadStatus;
     type State = AppState;
-    type Error = crate::error::CrmError;
+    type Error = CrmError;
 
     const SINGULAR: &'static str = "LeadStatus";
     const FIELD: &'static str = "lead_status";
     const TABLE: Table = STATUSES;
-    const LIST: ListSpec = STATUS_LIST;
+    const LIST: ListSpec = list_of(STATUSES);
     const CREATE: &'static [&'static str] = STATUS_CREATE;
     const MUTABLE: &'static [&'static str] = STATUS_MUTABLE;
     const IMMUTABLE: &'static [&'static str] = &["key"];
@@ -274,7 +261,7 @@ impl Resource for Statuses {
         s: &pb::LeadStatus,
         fields: &[&str],
         _: Method,
-    ) -> Result<Values, crate::error::CrmError> {
+    ) -> Result<Values, CrmError> {
         status_values(s, fields)
     }
 
@@ -284,7 +271,7 @@ impl Resource for Statuses {
         _: &StatusRow,
         s: &pb::LeadStatus,
         values: &mut Values,
-    ) -> Result<(), crate::error::CrmError> {
+    ) -> Result<(), CrmError> {
         let closes = s.closed && values.iter().any(|(c, _)| *c == "is_closed");
         if closes {
             refuse_last_open(tx, STATUSES, s.id).await?;
@@ -296,7 +283,7 @@ impl Resource for Statuses {
         _: &Call<'_, AppState>,
         tx: &mut TenantTx,
         current: &StatusRow,
-    ) -> Result<(), crate::error::CrmError> {
+    ) -> Result<(), CrmError> {
         refuse_last_open(tx, STATUSES, current.id).await
     }
 }
@@ -310,12 +297,12 @@ impl Resource for Stages {
     type Row = StageRow;
     type Pb = pb::DealStage;
     type State = AppState;
-    type Error = crate::error::CrmError;
+    type Error = CrmError;
 
     const SINGULAR: &'static str = "DealStage";
     const FIELD: &'static str = "deal_stage";
     const TABLE: Table = STAGES;
-    const LIST: ListSpec = STAGE_LIST;
+    const LIST: ListSpec = list_of(STAGES);
     const CREATE: &'static [&'static str] = STAGE_CREATE;
     const MUTABLE: &'static [&'static str] = STAGE_MUTABLE;
     const IMMUTABLE: &'static [&'static str] = &["key", "outcome"];
@@ -349,7 +336,7 @@ impl Resource for Stages {
         s: &pb::DealStage,
         fields: &[&str],
         _: Method,
-    ) -> Result<Values, crate::error::CrmError> {
+    ) -> Result<Values, CrmError> {
         stage_values(s, fields)
     }
 
@@ -357,7 +344,7 @@ impl Resource for Stages {
         _: &Call<'_, AppState>,
         tx: &mut TenantTx,
         current: &StageRow,
-    ) -> Result<(), crate::error::CrmError> {
+    ) -> Result<(), CrmError> {
         refuse_last_open(tx, STAGES, current.id).await
     }
 }

@@ -129,12 +129,6 @@ pub(crate) struct TaskRow {
 
 fusion_db::versioned!(TaskRow);
 
-impl TaskRow {
-    pub(crate) fn into_pb(self, state: &AppState) -> pb::Task {
-        Tasks::to_pb(state, self)
-    }
-}
-
 /// Tasks on the standard methods: the subject must be live when the task is created
 /// and never changes; the assignee is an active user (asked of identity as the
 /// caller); whoever assigns the task becomes its `assigner_user_id`; the status is

@@ -5,6 +5,7 @@ use tonic::Code;
 
 use fusion_proto::crm::v1 as pb;
 
+use crate::calls::convert_lead;
 use crate::helpers::{TestApp, User, expect_code, reason, violated_fields};
 
 async fn convert(
@@ -12,40 +13,33 @@ async fn convert(
     who: &User,
     r: pb::ConvertLeadRequest,
 ) -> Result<pb::ConvertLeadResponse, tonic::Status> {
-    app.leads()
-        .convert_lead(who.req(r))
-        .await
-        .map(|r| r.into_inner())
+    app.send(who, r).await
 }
 
 async fn contact_count(app: &TestApp, who: &User) -> i32 {
-    app.contacts()
-        .list_contacts(who.req(pb::ListContactsRequest::default()))
+    app.send(who, pb::ListContactsRequest::default())
         .await
         .unwrap()
-        .into_inner()
         .total_size
 }
 
 async fn rich_lead(app: &TestApp) -> pb::Lead {
-    app.leads()
-        .create_lead(app.acme.req(pb::CreateLeadRequest {
-            lead: Some(pb::Lead {
-                first_name: "Mia".into(),
-                last_name: "Nguyen".into(),
-                email: "mia@example.com".into(),
-                phone: "0412 345 678".into(),
-                suburb: "Yeronga".into(),
-                assignee_user_id: app.agent.user_id,
-                tags: vec!["vip".into()],
-                status: "hot".into(),
-                ..Default::default()
-            }),
-            request_id: String::new(),
-        }))
-        .await
-        .unwrap()
-        .into_inner()
+    app.create(
+        &app.acme,
+        pb::Lead {
+            first_name: "Mia".into(),
+            last_name: "Nguyen".into(),
+            email: "mia@example.com".into(),
+            phone: "0412 345 678".into(),
+            suburb: "Yeronga".into(),
+            assignee_user_id: app.agent.user_id,
+            tags: vec!["vip".into()],
+            status: "hot".into(),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap()
 }
 
 #[tokio::test]
@@ -136,15 +130,7 @@ async fn a_lead_converts_once_and_a_retry_returns_the_first_result() {
     assert!(first.deal.is_none());
     assert_eq!(convert(&app, &app.agent, request).await.unwrap(), first);
     let status = expect_code(
-        convert(
-            &app,
-            &app.agent,
-            pb::ConvertLeadRequest {
-                id: lead.id,
-                ..Default::default()
-            },
-        )
-        .await,
+        convert(&app, &app.agent, convert_lead(lead.id)).await,
         Code::FailedPrecondition,
     );
     assert_eq!(reason(&status), "ALREADY_CONVERTED");
@@ -152,16 +138,7 @@ async fn a_lead_converts_once_and_a_retry_returns_the_first_result() {
 
     // Racing conversions of another lead: exactly one wins.
     let other = app.lead(&app.agent, "Walker").await;
-    let attempts = (0..6).map(|_| {
-        convert(
-            &app,
-            &app.agent,
-            pb::ConvertLeadRequest {
-                id: other.id,
-                ..Default::default()
-            },
-        )
-    });
+    let attempts = (0..6).map(|_| convert(&app, &app.agent, convert_lead(other.id)));
     let results = futures::future::join_all(attempts).await;
     let won = results.iter().filter(|r| r.is_ok()).count();
     assert_eq!(won, 1, "{results:?}");
@@ -243,19 +220,12 @@ async fn a_refused_conversion_leaves_no_contact_deal_or_mark() {
         Code::Aborted,
     );
     assert_eq!(contact_count(&app, &app.agent).await, 0);
-    let still = app
-        .leads()
-        .get_lead(app.agent.req(pb::GetLeadRequest { id: lead.id }))
-        .await
-        .unwrap()
-        .into_inner();
+    let still = app.get::<pb::Lead>(&app.agent, lead.id).await.unwrap();
     assert!(still.convert_time.is_none() && still.converted_contact_id == 0);
     let deals = app
-        .deals()
-        .list_deals(app.agent.req(pb::ListDealsRequest::default()))
+        .send(&app.agent, pb::ListDealsRequest::default())
         .await
-        .unwrap()
-        .into_inner();
+        .unwrap();
     assert_eq!(deals.total_size, 0);
 }
 
@@ -263,10 +233,7 @@ async fn a_refused_conversion_leaves_no_contact_deal_or_mark() {
 async fn another_tenant_cannot_convert_and_a_viewer_may_not() {
     let app = TestApp::spawn().await;
     let lead = rich_lead(&app).await;
-    let request = pb::ConvertLeadRequest {
-        id: lead.id,
-        ..Default::default()
-    };
+    let request = convert_lead(lead.id);
     expect_code(
         convert(&app, &app.globex, request.clone()).await,
         Code::NotFound,

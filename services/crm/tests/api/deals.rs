@@ -11,7 +11,10 @@ use fusion_proto::crm::v1 as pb;
 use fusion_proto::google::r#type::Date;
 use fusion_testkit::reason;
 
-use crate::helpers::{TestApp, User, assert_invalid, expect_code, mask, select, violated_fields};
+use crate::calls::{lose_deal, win_deal};
+use crate::helpers::{
+    TestApp, User, admin_get, assert_invalid, expect_code, select, violated_fields,
+};
 
 fn finance(value: &str) -> pb::CustomField {
     select(
@@ -33,40 +36,8 @@ fn titled(title: &str) -> pb::Deal {
     }
 }
 
-async fn create(app: &TestApp, who: &User, deal: pb::Deal) -> Result<pb::Deal, tonic::Status> {
-    app.deals()
-        .create_deal(who.req(pb::CreateDealRequest {
-            deal: Some(deal),
-            request_id: String::new(),
-        }))
-        .await
-        .map(|r| r.into_inner())
-}
-
 async fn deal(app: &TestApp, who: &User, title: &str) -> pb::Deal {
-    create(app, who, titled(title)).await.expect("deal created")
-}
-
-async fn get(app: &TestApp, who: &User, id: i64) -> Result<pb::Deal, tonic::Status> {
-    app.deals()
-        .get_deal(who.req(pb::GetDealRequest { id }))
-        .await
-        .map(|r| r.into_inner())
-}
-
-async fn update(
-    app: &TestApp,
-    who: &User,
-    deal: pb::Deal,
-    paths: &[&str],
-) -> Result<pb::Deal, tonic::Status> {
-    app.deals()
-        .update_deal(who.req(pb::UpdateDealRequest {
-            deal: Some(deal),
-            update_mask: if paths.is_empty() { None } else { mask(paths) },
-        }))
-        .await
-        .map(|r| r.into_inner())
+    app.create(who, titled(title)).await.expect("deal created")
 }
 
 async fn move_to(
@@ -76,34 +47,17 @@ async fn move_to(
     stage: &str,
     probability: Option<i32>,
 ) -> Result<pb::Deal, tonic::Status> {
-    app.deals()
-        .move_deal_stage(who.req(pb::MoveDealStageRequest {
+    app.send(
+        who,
+        pb::MoveDealStageRequest {
             id,
             stage: stage.into(),
             probability,
             etag: String::new(),
             request_id: String::new(),
-        }))
-        .await
-        .map(|r| r.into_inner())
-}
-
-async fn win(app: &TestApp, who: &User, r: pb::WinDealRequest) -> Result<pb::Deal, tonic::Status> {
-    app.deals()
-        .win_deal(who.req(r))
-        .await
-        .map(|r| r.into_inner())
-}
-
-async fn lose(
-    app: &TestApp,
-    who: &User,
-    r: pb::LoseDealRequest,
-) -> Result<pb::Deal, tonic::Status> {
-    app.deals()
-        .lose_deal(who.req(r))
-        .await
-        .map(|r| r.into_inner())
+        },
+    )
+    .await
 }
 
 /// A contact of `who`'s tenant, written straight to the table (ContactService has its
@@ -125,11 +79,9 @@ async fn contact(app: &TestApp, who: &User, last_name: &str) -> i64 {
 
 /// The id of `who`'s deal stage `key`.
 async fn stage_id(app: &TestApp, who: &User, key: &str) -> i64 {
-    app.pipeline()
-        .list_deal_stages(who.req(pb::ListDealStagesRequest::default()))
+    app.send(who, pb::ListDealStagesRequest::default())
         .await
         .unwrap()
-        .into_inner()
         .deal_stages
         .into_iter()
         .find(|s| s.key == key)
@@ -138,20 +90,19 @@ async fn stage_id(app: &TestApp, who: &User, key: &str) -> i64 {
 }
 
 async fn add_stage(app: &TestApp, key: &str, position: i32, outcome: &str, probability: i32) {
-    app.pipeline()
-        .create_deal_stage(app.acme.req(pb::CreateDealStageRequest {
-            deal_stage: Some(pb::DealStage {
-                key: key.into(),
-                label: key.into(),
-                position,
-                outcome: outcome.into(),
-                default_probability: Some(probability),
-                ..Default::default()
-            }),
-            request_id: String::new(),
-        }))
-        .await
-        .expect("stage created");
+    app.create(
+        &app.acme,
+        pb::DealStage {
+            key: key.into(),
+            label: key.into(),
+            position,
+            outcome: outcome.into(),
+            default_probability: Some(probability),
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("stage created");
 }
 
 fn today() -> Option<Date> {
@@ -180,30 +131,30 @@ async fn a_deal_starts_open_in_the_first_stage_with_its_default_probability() {
     let lot = app.lot(&app.acme, "harbour").await;
     let lead = app.lead(&app.agent, "Smith").await;
     let contact = contact(&app, &app.acme, "Smith").await;
-    let full = create(
-        &app,
-        &app.agent,
-        pb::Deal {
-            lead_id: lead.id,
-            contact_id: contact,
-            lot_id: lot,
-            assignee_user_id: app.agent.user_id,
-            title: "  Smith – Lot 1  ".into(),
-            description: "House and land".into(),
-            value: "549000.00".into(),
-            stage: "signed_contract".into(),
-            expected_close_date: date(2026, 9, 30),
-            tags: vec!["first-home".into(), "first-home".into(), "vip".into()],
-            custom_fields: vec![finance("pending")],
-            // Status and close fields are the server's: ignored on create.
-            status: "won".into(),
-            close_reason: "ignored".into(),
-            actual_close_date: date(2020, 1, 1),
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap();
+    let full = app
+        .create(
+            &app.agent,
+            pb::Deal {
+                lead_id: lead.id,
+                contact_id: contact,
+                lot_id: lot,
+                assignee_user_id: app.agent.user_id,
+                title: "  Smith – Lot 1  ".into(),
+                description: "House and land".into(),
+                value: "549000.00".into(),
+                stage: "signed_contract".into(),
+                expected_close_date: date(2026, 9, 30),
+                tags: vec!["first-home".into(), "first-home".into(), "vip".into()],
+                custom_fields: vec![finance("pending")],
+                // Status and close fields are the server's: ignored on create.
+                status: "won".into(),
+                close_reason: "ignored".into(),
+                actual_close_date: date(2020, 1, 1),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
     assert_eq!(
         (
             full.lead_id,
@@ -223,19 +174,22 @@ async fn a_deal_starts_open_in_the_first_stage_with_its_default_probability() {
     assert!(full.actual_close_date.is_none() && full.close_reason.is_empty());
     assert_eq!(full.tags, ["first-home", "vip"]);
     assert_eq!(full.custom_fields, [finance("pending")]);
-    assert_eq!(get(&app, &app.viewer, full.id).await.unwrap(), full);
+    assert_eq!(
+        app.get::<pb::Deal>(&app.viewer, full.id).await.unwrap(),
+        full
+    );
 
     // A probability given wins over the stage's default, 0 included.
-    let sure = create(
-        &app,
-        &app.agent,
-        pb::Deal {
-            probability: Some(0),
-            ..titled("Long shot")
-        },
-    )
-    .await
-    .unwrap();
+    let sure = app
+        .create(
+            &app.agent,
+            pb::Deal {
+                probability: Some(0),
+                ..titled("Long shot")
+            },
+        )
+        .await
+        .unwrap();
     assert_eq!(sure.probability, Some(0));
 }
 
@@ -249,18 +203,21 @@ async fn a_deal_value_is_exact_to_the_cent_and_never_a_float() {
         ("9999999999.99", "9999999999.99"),
         ("0", "0.00"),
     ] {
-        let d = create(
-            &app,
-            &app.agent,
-            pb::Deal {
-                value: sent.into(),
-                ..titled("Money")
-            },
-        )
-        .await
-        .unwrap();
+        let d = app
+            .create(
+                &app.agent,
+                pb::Deal {
+                    value: sent.into(),
+                    ..titled("Money")
+                },
+            )
+            .await
+            .unwrap();
         assert_eq!(d.value, kept, "{sent}");
-        assert_eq!(get(&app, &app.agent, d.id).await.unwrap().value, kept);
+        assert_eq!(
+            app.get::<pb::Deal>(&app.agent, d.id).await.unwrap().value,
+            kept
+        );
     }
     for bad in [
         "1e5",
@@ -273,8 +230,7 @@ async fn a_deal_value_is_exact_to_the_cent_and_never_a_float() {
         "$5",
     ] {
         assert_invalid(
-            create(
-                &app,
+            app.create(
                 &app.agent,
                 pb::Deal {
                     value: bad.into(),
@@ -288,30 +244,30 @@ async fn a_deal_value_is_exact_to_the_cent_and_never_a_float() {
 
     // An update keeps the cents too, and an empty value in the mask clears it.
     let d = deal(&app, &app.agent, "Repriced").await;
-    let priced = update(
-        &app,
-        &app.agent,
-        pb::Deal {
-            id: d.id,
-            value: "700000.05".into(),
-            ..Default::default()
-        },
-        &["value"],
-    )
-    .await
-    .unwrap();
+    let priced = app
+        .update(
+            &app.agent,
+            pb::Deal {
+                id: d.id,
+                value: "700000.05".into(),
+                ..Default::default()
+            },
+            &["value"],
+        )
+        .await
+        .unwrap();
     assert_eq!(priced.value, "700000.05");
-    let cleared = update(
-        &app,
-        &app.agent,
-        pb::Deal {
-            id: d.id,
-            ..Default::default()
-        },
-        &["value"],
-    )
-    .await
-    .unwrap();
+    let cleared = app
+        .update(
+            &app.agent,
+            pb::Deal {
+                id: d.id,
+                ..Default::default()
+            },
+            &["value"],
+        )
+        .await
+        .unwrap();
     assert_eq!(cleared.value, "");
 }
 
@@ -319,8 +275,7 @@ async fn a_deal_value_is_exact_to_the_cent_and_never_a_float() {
 async fn every_bad_field_of_a_deal_is_named() {
     let app = TestApp::spawn().await;
     assert_invalid(
-        create(
-            &app,
+        app.create(
             &app.agent,
             pb::Deal {
                 title: " ".into(),
@@ -349,8 +304,7 @@ async fn every_bad_field_of_a_deal_is_named() {
         ],
     );
     assert_invalid(
-        create(
-            &app,
+        app.create(
             &app.agent,
             pb::Deal {
                 title: "x".repeat(256),
@@ -368,8 +322,7 @@ async fn a_deal_starts_only_in_a_live_open_stage_of_its_tenant() {
     deal(&app, &app.agent, "Seed").await; // the tenant's pipeline exists from here
     for stage in ["settlement_handover", "crashed", "sold_twice"] {
         assert_invalid(
-            create(
-                &app,
+            app.create(
                 &app.agent,
                 pb::Deal {
                     stage: stage.into(),
@@ -383,16 +336,11 @@ async fn a_deal_starts_only_in_a_live_open_stage_of_its_tenant() {
 
     // A deleted stage takes no new deals; the first open stage moves with the pipeline.
     let enquiry = stage_id(&app, &app.acme, "property_enquiry").await;
-    app.pipeline()
-        .delete_deal_stage(app.acme.req(pb::DeleteDealStageRequest {
-            id: enquiry,
-            etag: String::new(),
-        }))
+    app.delete::<pb::DealStage>(&app.acme, enquiry, "")
         .await
         .unwrap();
     let status = expect_code(
-        create(
-            &app,
+        app.create(
             &app.agent,
             pb::Deal {
                 stage: "property_enquiry".into(),
@@ -417,8 +365,7 @@ async fn a_deal_on_another_tenants_lot_is_invalid() {
     let theirs = app.lot(&app.globex, "theirs").await;
     for lot in [theirs, 999_999] {
         let status = expect_code(
-            create(
-                &app,
+            app.create(
                 &app.agent,
                 pb::Deal {
                     lot_id: lot,
@@ -430,20 +377,19 @@ async fn a_deal_on_another_tenants_lot_is_invalid() {
         );
         assert_eq!(violated_fields(&status), ["deal.lot_id"]);
     }
-    let d = create(
-        &app,
-        &app.agent,
-        pb::Deal {
-            lot_id: ours,
-            ..titled("Ours")
-        },
-    )
-    .await
-    .unwrap();
+    let d = app
+        .create(
+            &app.agent,
+            pb::Deal {
+                lot_id: ours,
+                ..titled("Ours")
+            },
+        )
+        .await
+        .unwrap();
     assert_eq!(d.lot_id, ours);
     let status = expect_code(
-        update(
-            &app,
+        app.update(
             &app.agent,
             pb::Deal {
                 id: d.id,
@@ -456,18 +402,21 @@ async fn a_deal_on_another_tenants_lot_is_invalid() {
         Code::InvalidArgument,
     );
     assert_eq!(violated_fields(&status), ["deal.lot_id"]);
-    assert_eq!(get(&app, &app.agent, d.id).await.unwrap().lot_id, ours);
+    assert_eq!(
+        app.get::<pb::Deal>(&app.agent, d.id).await.unwrap().lot_id,
+        ours
+    );
     // Globex's admin may use their own lot.
-    let theirs_deal = create(
-        &app,
-        &app.globex,
-        pb::Deal {
-            lot_id: theirs,
-            ..titled("Theirs")
-        },
-    )
-    .await
-    .unwrap();
+    let theirs_deal = app
+        .create(
+            &app.globex,
+            pb::Deal {
+                lot_id: theirs,
+                ..titled("Theirs")
+            },
+        )
+        .await
+        .unwrap();
     assert_eq!(theirs_deal.lot_id, theirs);
 }
 
@@ -476,8 +425,7 @@ async fn a_deal_is_assigned_only_to_an_active_user_of_its_tenant() {
     let app = TestApp::spawn().await;
     for stranger in [app.globex.user_id, 999_999] {
         assert_invalid(
-            create(
-                &app,
+            app.create(
                 &app.acme,
                 pb::Deal {
                     assignee_user_id: stranger,
@@ -489,22 +437,21 @@ async fn a_deal_is_assigned_only_to_an_active_user_of_its_tenant() {
         );
     }
     let d = deal(&app, &app.acme, "Unassigned").await;
-    let assigned = update(
-        &app,
-        &app.acme,
-        pb::Deal {
-            id: d.id,
-            assignee_user_id: app.agent.user_id,
-            ..Default::default()
-        },
-        &["assignee_user_id"],
-    )
-    .await
-    .unwrap();
+    let assigned = app
+        .update(
+            &app.acme,
+            pb::Deal {
+                id: d.id,
+                assignee_user_id: app.agent.user_id,
+                ..Default::default()
+            },
+            &["assignee_user_id"],
+        )
+        .await
+        .unwrap();
     assert_eq!(assigned.assignee_user_id, app.agent.user_id);
     assert_invalid(
-        update(
-            &app,
+        app.update(
             &app.acme,
             pb::Deal {
                 id: d.id,
@@ -516,17 +463,17 @@ async fn a_deal_is_assigned_only_to_an_active_user_of_its_tenant() {
         .await,
         &["deal.assignee_user_id"],
     );
-    let unassigned = update(
-        &app,
-        &app.acme,
-        pb::Deal {
-            id: d.id,
-            ..Default::default()
-        },
-        &["assignee_user_id"],
-    )
-    .await
-    .unwrap();
+    let unassigned = app
+        .update(
+            &app.acme,
+            pb::Deal {
+                id: d.id,
+                ..Default::default()
+            },
+            &["assignee_user_id"],
+        )
+        .await
+        .unwrap();
     assert_eq!(unassigned.assignee_user_id, 0);
 }
 
@@ -536,8 +483,7 @@ async fn a_deal_names_only_live_leads_and_contacts_of_its_tenant() {
     let their_lead = app.lead(&app.globex, "Theirs").await;
     let their_contact = contact(&app, &app.globex, "Theirs").await;
     assert_invalid(
-        create(
-            &app,
+        app.create(
             &app.agent,
             pb::Deal {
                 lead_id: their_lead.id,
@@ -550,16 +496,11 @@ async fn a_deal_names_only_live_leads_and_contacts_of_its_tenant() {
     );
 
     let gone = app.lead(&app.agent, "Gone").await;
-    app.leads()
-        .delete_lead(app.agent.req(pb::DeleteLeadRequest {
-            id: gone.id,
-            etag: String::new(),
-        }))
+    app.delete::<pb::Lead>(&app.agent, gone.id, "")
         .await
         .unwrap();
     assert_invalid(
-        create(
-            &app,
+        app.create(
             &app.agent,
             pb::Deal {
                 lead_id: gone.id,
@@ -572,22 +513,21 @@ async fn a_deal_names_only_live_leads_and_contacts_of_its_tenant() {
 
     let d = deal(&app, &app.agent, "Linked later").await;
     let ours = contact(&app, &app.acme, "Ours").await;
-    let linked = update(
-        &app,
-        &app.agent,
-        pb::Deal {
-            id: d.id,
-            contact_id: ours,
-            ..Default::default()
-        },
-        &["contact_id"],
-    )
-    .await
-    .unwrap();
+    let linked = app
+        .update(
+            &app.agent,
+            pb::Deal {
+                id: d.id,
+                contact_id: ours,
+                ..Default::default()
+            },
+            &["contact_id"],
+        )
+        .await
+        .unwrap();
     assert_eq!(linked.contact_id, ours);
     assert_invalid(
-        update(
-            &app,
+        app.update(
             &app.agent,
             pb::Deal {
                 id: d.id,
@@ -604,43 +544,43 @@ async fn a_deal_names_only_live_leads_and_contacts_of_its_tenant() {
 #[tokio::test]
 async fn updates_change_only_masked_fields_and_never_the_stage_or_output_only_fields() {
     let app = TestApp::spawn().await;
-    let d = create(
-        &app,
-        &app.agent,
-        pb::Deal {
-            description: "kept".into(),
-            value: "500000.00".into(),
-            ..titled("Smith")
-        },
-    )
-    .await
-    .unwrap();
-    let changed = update(
-        &app,
-        &app.agent,
-        pb::Deal {
-            id: d.id,
-            title: "Smith – Lot 7".into(),
-            value: "512000.50".into(),
-            probability: Some(35),
-            expected_close_date: date(2026, 12, 1),
-            description: "not in the mask".into(),
-            tags: vec!["investor".into()],
-            custom_fields: vec![finance("approved")],
-            etag: d.etag.clone(),
-            ..Default::default()
-        },
-        &[
-            "title",
-            "value",
-            "probability",
-            "expected_close_date",
-            "tags",
-            "custom_fields",
-        ],
-    )
-    .await
-    .unwrap();
+    let d = app
+        .create(
+            &app.agent,
+            pb::Deal {
+                description: "kept".into(),
+                value: "500000.00".into(),
+                ..titled("Smith")
+            },
+        )
+        .await
+        .unwrap();
+    let changed = app
+        .update(
+            &app.agent,
+            pb::Deal {
+                id: d.id,
+                title: "Smith – Lot 7".into(),
+                value: "512000.50".into(),
+                probability: Some(35),
+                expected_close_date: date(2026, 12, 1),
+                description: "not in the mask".into(),
+                tags: vec!["investor".into()],
+                custom_fields: vec![finance("approved")],
+                etag: d.etag.clone(),
+                ..Default::default()
+            },
+            &[
+                "title",
+                "value",
+                "probability",
+                "expected_close_date",
+                "tags",
+                "custom_fields",
+            ],
+        )
+        .await
+        .unwrap();
     assert_eq!(
         (
             changed.title.as_str(),
@@ -657,19 +597,19 @@ async fn updates_change_only_masked_fields_and_never_the_stage_or_output_only_fi
     assert_ne!(changed.etag, d.etag);
 
     // Without a mask, the populated fields change (a stage sent along is ignored).
-    let unmasked = update(
-        &app,
-        &app.agent,
-        pb::Deal {
-            id: d.id,
-            description: "now changed".into(),
-            stage: "construction".into(),
-            ..Default::default()
-        },
-        &[],
-    )
-    .await
-    .unwrap();
+    let unmasked = app
+        .update(
+            &app.agent,
+            pb::Deal {
+                id: d.id,
+                description: "now changed".into(),
+                stage: "construction".into(),
+                ..Default::default()
+            },
+            &[],
+        )
+        .await
+        .unwrap();
     assert_eq!(
         (
             unmasked.description.as_str(),
@@ -679,21 +619,6 @@ async fn updates_change_only_masked_fields_and_never_the_stage_or_output_only_fi
         ("now changed", "Smith – Lot 7", "property_enquiry")
     );
 
-    expect_code(
-        update(
-            &app,
-            &app.agent,
-            pb::Deal {
-                id: d.id,
-                title: "Stale".into(),
-                etag: d.etag.clone(),
-                ..Default::default()
-            },
-            &["title"],
-        )
-        .await,
-        Code::Aborted,
-    );
     for path in [
         "stage",
         "status",
@@ -704,8 +629,7 @@ async fn updates_change_only_masked_fields_and_never_the_stage_or_output_only_fi
         "nonsense",
     ] {
         assert_invalid(
-            update(
-                &app,
+            app.update(
                 &app.agent,
                 pb::Deal {
                     id: d.id,
@@ -745,11 +669,11 @@ async fn updates_change_only_masked_fields_and_never_the_stage_or_output_only_fi
         ),
     ] {
         assert_invalid(
-            update(&app, &app.agent, change, &[path]).await,
+            app.update(&app.agent, change, &[path]).await,
             &[format!("deal.{path}")],
         );
     }
-    let after = get(&app, &app.agent, d.id).await.unwrap();
+    let after = app.get::<pb::Deal>(&app.agent, d.id).await.unwrap();
     assert_eq!(after, unmasked, "refused updates changed nothing");
 }
 
@@ -758,17 +682,18 @@ async fn moving_a_deal_goes_only_to_another_live_open_stage() {
     let app = TestApp::spawn().await;
     let d = deal(&app, &app.agent, "Mover").await;
     let moved = app
-        .deals()
-        .move_deal_stage(app.agent.req(pb::MoveDealStageRequest {
-            id: d.id,
-            stage: "signed_contract".into(),
-            probability: None,
-            etag: d.etag.clone(),
-            request_id: String::new(),
-        }))
+        .send(
+            &app.agent,
+            pb::MoveDealStageRequest {
+                id: d.id,
+                stage: "signed_contract".into(),
+                probability: None,
+                etag: d.etag.clone(),
+                request_id: String::new(),
+            },
+        )
         .await
-        .unwrap()
-        .into_inner();
+        .unwrap();
     assert_eq!(
         (
             moved.status.as_str(),
@@ -788,15 +713,17 @@ async fn moving_a_deal_goes_only_to_another_live_open_stage() {
 
     // A stale etag, a closing stage, an unknown or empty stage, a bad probability.
     let stale = expect_code(
-        app.deals()
-            .move_deal_stage(app.agent.req(pb::MoveDealStageRequest {
+        app.send(
+            &app.agent,
+            pb::MoveDealStageRequest {
                 id: d.id,
                 stage: "construction".into(),
                 probability: None,
                 etag: d.etag.clone(),
                 request_id: String::new(),
-            }))
-            .await,
+            },
+        )
+        .await,
         Code::Aborted,
     );
     assert_eq!(reason(&stale), "ETAG_MISMATCH");
@@ -825,37 +752,40 @@ async fn moving_a_deal_goes_only_to_another_live_open_stage() {
         Code::FailedPrecondition,
     );
     assert_eq!(reason(&same), "SAME_STAGE");
-    assert_eq!(get(&app, &app.agent, d.id).await.unwrap(), guessed);
+    assert_eq!(
+        app.get::<pb::Deal>(&app.agent, d.id).await.unwrap(),
+        guessed
+    );
 }
 
 #[tokio::test]
 async fn winning_a_deal_closes_it_in_the_won_stage_today_and_announces_it() {
     let app = TestApp::spawn().await;
     let lot = app.lot(&app.acme, "sold").await;
-    let d = create(
-        &app,
-        &app.agent,
-        pb::Deal {
-            lot_id: lot,
-            value: "549000.00".into(),
-            ..titled("Smith – Lot 1")
-        },
-    )
-    .await
-    .unwrap();
+    let d = app
+        .create(
+            &app.agent,
+            pb::Deal {
+                lot_id: lot,
+                value: "549000.00".into(),
+                ..titled("Smith – Lot 1")
+            },
+        )
+        .await
+        .unwrap();
     let before = today();
-    let won = win(
-        &app,
-        &app.agent,
-        pb::WinDealRequest {
-            id: d.id,
-            reason: "loved the block".into(),
-            etag: d.etag.clone(),
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap();
+    let won = app
+        .send(
+            &app.agent,
+            pb::WinDealRequest {
+                id: d.id,
+                reason: "loved the block".into(),
+                etag: d.etag.clone(),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
     let after = today();
     assert_eq!(
         (
@@ -867,7 +797,7 @@ async fn winning_a_deal_closes_it_in_the_won_stage_today_and_announces_it() {
         ("won", "settlement_handover", Some(100), "loved the block")
     );
     assert!(won.actual_close_date == before || won.actual_close_date == after);
-    assert_eq!(get(&app, &app.viewer, d.id).await.unwrap(), won);
+    assert_eq!(app.get::<pb::Deal>(&app.viewer, d.id).await.unwrap(), won);
 
     // Property learns of it from the outbox, written in the same transaction.
     let db = app.crm.state().db.clone();
@@ -893,30 +823,13 @@ async fn winning_a_deal_closes_it_in_the_won_stage_today_and_announces_it() {
 
     // A won deal cannot be won or lost again.
     let again = expect_code(
-        win(
-            &app,
-            &app.agent,
-            pb::WinDealRequest {
-                id: d.id,
-                ..Default::default()
-            },
-        )
-        .await,
+        app.send(&app.agent, win_deal(d.id)).await,
         Code::FailedPrecondition,
     );
     assert_eq!(reason(&again), "DEAL_CLOSED");
     assert!(again.message().contains("won"), "{again:?}");
     let lost = expect_code(
-        lose(
-            &app,
-            &app.agent,
-            pb::LoseDealRequest {
-                id: d.id,
-                reason: "changed mind".into(),
-                ..Default::default()
-            },
-        )
-        .await,
+        app.send(&app.agent, lose_deal(d.id, "changed mind")).await,
         Code::FailedPrecondition,
     );
     assert_eq!(reason(&lost), "DEAL_CLOSED");
@@ -924,18 +837,18 @@ async fn winning_a_deal_closes_it_in_the_won_stage_today_and_announces_it() {
     // A named won stage and a close date are used as given.
     add_stage(&app, "sold_off_plan", 75, "won", 100).await;
     let other = deal(&app, &app.agent, "Off the plan").await;
-    let won = win(
-        &app,
-        &app.agent,
-        pb::WinDealRequest {
-            id: other.id,
-            stage: "sold_off_plan".into(),
-            close_date: date(2026, 3, 31),
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap();
+    let won = app
+        .send(
+            &app.agent,
+            pb::WinDealRequest {
+                id: other.id,
+                stage: "sold_off_plan".into(),
+                close_date: date(2026, 3, 31),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
     assert_eq!(
         (
             won.stage.as_str(),
@@ -983,20 +896,13 @@ async fn winning_needs_a_won_stage_and_a_real_date() {
             },
             "close_date",
         ),
-        (
-            pb::WinDealRequest {
-                id: 0,
-                ..Default::default()
-            },
-            "id",
-        ),
+        (win_deal(0), "id"),
     ] {
-        let status = expect_code(win(&app, &app.agent, request).await, Code::InvalidArgument);
+        let status = expect_code(app.send(&app.agent, request).await, Code::InvalidArgument);
         assert_eq!(violated_fields(&status), [field]);
     }
     let stale = expect_code(
-        win(
-            &app,
+        app.send(
             &app.agent,
             pb::WinDealRequest {
                 id: d.id,
@@ -1011,27 +917,15 @@ async fn winning_needs_a_won_stage_and_a_real_date() {
 
     // With its only won stage deleted, the tenant cannot win deals.
     let won_stage = stage_id(&app, &app.acme, "settlement_handover").await;
-    app.pipeline()
-        .delete_deal_stage(app.acme.req(pb::DeleteDealStageRequest {
-            id: won_stage,
-            etag: String::new(),
-        }))
+    app.delete::<pb::DealStage>(&app.acme, won_stage, "")
         .await
         .unwrap();
     let none = expect_code(
-        win(
-            &app,
-            &app.agent,
-            pb::WinDealRequest {
-                id: d.id,
-                ..Default::default()
-            },
-        )
-        .await,
+        app.send(&app.agent, win_deal(d.id)).await,
         Code::FailedPrecondition,
     );
     assert_eq!(reason(&none), "NO_WON_STAGE");
-    assert_eq!(get(&app, &app.agent, d.id).await.unwrap(), d);
+    assert_eq!(app.get::<pb::Deal>(&app.agent, d.id).await.unwrap(), d);
 }
 
 #[tokio::test]
@@ -1039,14 +933,7 @@ async fn losing_a_deal_keeps_the_reason_and_closes_it_in_a_lost_stage() {
     let app = TestApp::spawn().await;
     let d = deal(&app, &app.agent, "Doomed").await;
     for (request, fields) in [
-        (
-            pb::LoseDealRequest {
-                id: d.id,
-                reason: "  ".into(),
-                ..Default::default()
-            },
-            vec!["reason"],
-        ),
+        (lose_deal(d.id, "  "), vec!["reason"]),
         (
             pb::LoseDealRequest {
                 id: d.id,
@@ -1067,24 +954,24 @@ async fn losing_a_deal_keeps_the_reason_and_closes_it_in_a_lost_stage() {
             vec!["stage"],
         ),
     ] {
-        let status = expect_code(lose(&app, &app.agent, request).await, Code::InvalidArgument);
+        let status = expect_code(app.send(&app.agent, request).await, Code::InvalidArgument);
         let mut got = violated_fields(&status);
         got.sort();
         assert_eq!(got, fields);
     }
-    let lost = lose(
-        &app,
-        &app.agent,
-        pb::LoseDealRequest {
-            id: d.id,
-            reason: "finance declined".into(),
-            close_date: date(2026, 5, 4),
-            etag: d.etag.clone(),
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap();
+    let lost = app
+        .send(
+            &app.agent,
+            pb::LoseDealRequest {
+                id: d.id,
+                reason: "finance declined".into(),
+                close_date: date(2026, 5, 4),
+                etag: d.etag.clone(),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
     assert_eq!(
         (
             lost.status.as_str(),
@@ -1102,16 +989,7 @@ async fn losing_a_deal_keeps_the_reason_and_closes_it_in_a_lost_stage() {
         )
     );
     let again = expect_code(
-        lose(
-            &app,
-            &app.agent,
-            pb::LoseDealRequest {
-                id: d.id,
-                reason: "twice".into(),
-                ..Default::default()
-            },
-        )
-        .await,
+        app.send(&app.agent, lose_deal(d.id, "twice")).await,
         Code::FailedPrecondition,
     );
     assert_eq!(reason(&again), "DEAL_CLOSED");
@@ -1121,18 +999,18 @@ async fn losing_a_deal_keeps_the_reason_and_closes_it_in_a_lost_stage() {
     // reads the payload).
     add_stage(&app, "withdrawn", 95, "lost", 0).await;
     let other = deal(&app, &app.agent, "Withdrawn").await;
-    let withdrawn = lose(
-        &app,
-        &app.agent,
-        pb::LoseDealRequest {
-            id: other.id,
-            reason: "buyer withdrew".into(),
-            stage: "withdrawn".into(),
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap();
+    let withdrawn = app
+        .send(
+            &app.agent,
+            pb::LoseDealRequest {
+                id: other.id,
+                reason: "buyer withdrew".into(),
+                stage: "withdrawn".into(),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
     assert_eq!(withdrawn.stage, "withdrawn");
     assert_eq!(withdrawn.actual_close_date, today());
     let db = app.crm.state().db.clone();
@@ -1156,17 +1034,9 @@ async fn losing_a_deal_keeps_the_reason_and_closes_it_in_a_lost_stage() {
 async fn moving_a_closed_deal_reopens_it() {
     let app = TestApp::spawn().await;
     let d = deal(&app, &app.agent, "Second chance").await;
-    lose(
-        &app,
-        &app.agent,
-        pb::LoseDealRequest {
-            id: d.id,
-            reason: "finance declined".into(),
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap();
+    app.send(&app.agent, lose_deal(d.id, "finance declined"))
+        .await
+        .unwrap();
     let reopened = move_to(&app, &app.agent, d.id, "property_reserved", None)
         .await
         .unwrap();
@@ -1182,17 +1052,17 @@ async fn moving_a_closed_deal_reopens_it() {
     assert!(reopened.actual_close_date.is_none());
 
     // Reopened, it can be won; won, it can be reopened straight into any open stage.
-    let won = win(
-        &app,
-        &app.agent,
-        pb::WinDealRequest {
-            id: d.id,
-            reason: "refinanced".into(),
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap();
+    let won = app
+        .send(
+            &app.agent,
+            pb::WinDealRequest {
+                id: d.id,
+                reason: "refinanced".into(),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
     assert_eq!(won.status, "won");
     let back = move_to(&app, &app.agent, d.id, "property_enquiry", Some(20))
         .await
@@ -1214,8 +1084,7 @@ async fn of_concurrent_wins_and_losses_only_one_closes_the_deal() {
             let id = d.id;
             async move {
                 if i % 2 == 0 {
-                    win(
-                        app,
+                    app.send(
                         &app.agent,
                         pb::WinDealRequest {
                             id,
@@ -1225,8 +1094,7 @@ async fn of_concurrent_wins_and_losses_only_one_closes_the_deal() {
                     )
                     .await
                 } else {
-                    lose(
-                        app,
+                    app.send(
                         &app.acme,
                         pb::LoseDealRequest {
                             id,
@@ -1245,7 +1113,7 @@ async fn of_concurrent_wins_and_losses_only_one_closes_the_deal() {
             assert_eq!(refused.code(), Code::FailedPrecondition, "{refused:?}");
             assert_eq!(reason(refused), "DEAL_CLOSED");
         }
-        let closed = get(&app, &app.agent, d.id).await.unwrap();
+        let closed = app.get::<pb::Deal>(&app.agent, d.id).await.unwrap();
         assert_eq!(&closed, winners[0]);
         assert_eq!(
             closed.probability,
@@ -1292,8 +1160,7 @@ async fn deals_filter_on_money_stages_dates_tags_and_custom_fields_and_page_in_o
             "declined",
         ),
     ] {
-        create(
-            &app,
+        app.create(
             &app.agent,
             pb::Deal {
                 value: value.into(),
@@ -1467,11 +1334,7 @@ async fn moving_winning_and_losing_are_bound_to_the_tenant_and_need_the_write_pe
     let app = TestApp::spawn().await;
     let d = deal(&app, &app.agent, "Agent's").await;
     let deleted = deal(&app, &app.agent, "Deleted").await;
-    app.deals()
-        .delete_deal(app.agent.req(pb::DeleteDealRequest {
-            id: deleted.id,
-            etag: String::new(),
-        }))
+    app.delete::<pb::Deal>(&app.agent, deleted.id, "")
         .await
         .unwrap();
     for (who, id, code) in [
@@ -1484,15 +1347,15 @@ async fn moving_winning_and_losing_are_bound_to_the_tenant_and_need_the_write_pe
             id,
             ..Default::default()
         };
-        expect_code(win(&app, who, won).await, code);
+        expect_code(app.send(who, won).await, code);
         let lost = pb::LoseDealRequest {
             id,
             reason: "no".into(),
             ..Default::default()
         };
-        expect_code(lose(&app, who, lost).await, code);
+        expect_code(app.send(who, lost).await, code);
     }
-    assert_eq!(get(&app, &app.agent, d.id).await.unwrap(), d);
+    assert_eq!(app.get::<pb::Deal>(&app.agent, d.id).await.unwrap(), d);
 }
 
 /// The date in `zone` now, as the wire carries it.
@@ -1533,19 +1396,10 @@ async fn a_default_close_date_is_today_in_the_tenants_time_zone() {
             let before = today_in(zone);
             let done = if lose {
                 deals
-                    .lose_deal(who.req(pb::LoseDealRequest {
-                        id: d.id,
-                        reason: "finance declined".into(),
-                        ..Default::default()
-                    }))
+                    .lose_deal(who.req(lose_deal(d.id, "finance declined")))
                     .await
             } else {
-                deals
-                    .win_deal(who.req(pb::WinDealRequest {
-                        id: d.id,
-                        ..Default::default()
-                    }))
-                    .await
+                deals.win_deal(who.req(win_deal(d.id))).await
             }
             .unwrap()
             .into_inner();
@@ -1569,38 +1423,39 @@ async fn a_default_close_date_is_today_in_the_tenants_time_zone() {
 async fn a_deal_carries_the_iso_4217_currency_of_its_value() {
     let app = TestApp::spawn().await;
     // Unset on create means AUD; a given code is kept and filterable.
-    let aud = create(
-        &app,
-        &app.agent,
-        pb::Deal {
-            value: "549000.00".into(),
-            ..titled("Default currency")
-        },
-    )
-    .await
-    .unwrap();
+    let aud = app
+        .create(
+            &app.agent,
+            pb::Deal {
+                value: "549000.00".into(),
+                ..titled("Default currency")
+            },
+        )
+        .await
+        .unwrap();
     assert_eq!(aud.currency_code, "AUD");
-    let nzd = create(
-        &app,
-        &app.agent,
-        pb::Deal {
-            value: "610000.00".into(),
-            currency_code: "NZD".into(),
-            ..titled("Kiwi deal")
-        },
-    )
-    .await
-    .unwrap();
+    let nzd = app
+        .create(
+            &app.agent,
+            pb::Deal {
+                value: "610000.00".into(),
+                currency_code: "NZD".into(),
+                ..titled("Kiwi deal")
+            },
+        )
+        .await
+        .unwrap();
     assert_eq!(nzd.currency_code, "NZD");
     let listed = app
-        .deals()
-        .list_deals(app.agent.req(pb::ListDealsRequest {
-            filter: r#"currency_code = "NZD""#.into(),
-            ..Default::default()
-        }))
+        .send(
+            &app.agent,
+            pb::ListDealsRequest {
+                filter: r#"currency_code = "NZD""#.into(),
+                ..Default::default()
+            },
+        )
         .await
-        .unwrap()
-        .into_inner();
+        .unwrap();
     assert_eq!(
         listed.deals.iter().map(|d| d.id).collect::<Vec<_>>(),
         [nzd.id]
@@ -1609,8 +1464,7 @@ async fn a_deal_carries_the_iso_4217_currency_of_its_value() {
     // Not an ISO 4217 code (or not in capitals): refused on create and update.
     for code in ["XYZ", "aud", "AU", "AUDD"] {
         assert_invalid(
-            create(
-                &app,
+            app.create(
                 &app.agent,
                 pb::Deal {
                     currency_code: code.into(),
@@ -1622,8 +1476,7 @@ async fn a_deal_carries_the_iso_4217_currency_of_its_value() {
         );
     }
     assert_invalid(
-        update(
-            &app,
+        app.update(
             &app.agent,
             pb::Deal {
                 id: aud.id,
@@ -1634,18 +1487,18 @@ async fn a_deal_carries_the_iso_4217_currency_of_its_value() {
         .await,
         &["deal.currency_code"],
     );
-    let changed = update(
-        &app,
-        &app.agent,
-        pb::Deal {
-            id: aud.id,
-            currency_code: "USD".into(),
-            ..Default::default()
-        },
-        &["currency_code"],
-    )
-    .await
-    .unwrap();
+    let changed = app
+        .update(
+            &app.agent,
+            pb::Deal {
+                id: aud.id,
+                currency_code: "USD".into(),
+                ..Default::default()
+            },
+            &["currency_code"],
+        )
+        .await
+        .unwrap();
     assert_eq!(
         (changed.currency_code.as_str(), changed.value.as_str()),
         ("USD", "549000.00")
@@ -1670,16 +1523,7 @@ async fn a_won_deal_is_relayed_to_jetstream_by_crms_own_relay_and_counted_on_its
     )
     .await;
     let d = deal(&app, &app.agent, "Relayed").await;
-    win(
-        &app,
-        &app.agent,
-        pb::WinDealRequest {
-            id: d.id,
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap();
+    app.send(&app.agent, win_deal(d.id)).await.unwrap();
 
     let js = async_nats::jetstream::new(async_nats::connect(nats.url()).await.unwrap());
     let started = std::time::Instant::now();
@@ -1721,18 +1565,4 @@ async fn a_won_deal_is_relayed_to_jetstream_by_crms_own_relay_and_counted_on_its
         "{metrics}"
     );
     relaying.stop().await.unwrap();
-}
-
-async fn admin_get(addr: std::net::SocketAddr, path: &str) -> String {
-    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    stream
-        .write_all(
-            format!("GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").as_bytes(),
-        )
-        .await
-        .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).await.unwrap();
-    response
 }

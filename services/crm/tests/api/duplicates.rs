@@ -5,7 +5,18 @@ use tonic::Code;
 
 use fusion_proto::crm::v1 as pb;
 
+use crate::calls::reachable_lead;
 use crate::helpers::{TestApp, expect_code};
+
+/// FindDuplicates of `kind` (`lead`, `contact`), `page_size` groups a page (0: the
+/// default).
+fn find(kind: &str, page_size: i32) -> pb::FindDuplicatesRequest {
+    pb::FindDuplicatesRequest {
+        resource_type: kind.into(),
+        page_size,
+        ..Default::default()
+    }
+}
 
 #[tokio::test]
 async fn leads_sharing_an_email_or_a_phone_are_grouped_oldest_first() {
@@ -17,21 +28,8 @@ async fn leads_sharing_an_email_or_a_phone_are_grouped_oldest_first() {
         ("Three", "other@example.com", "+61 412 345 678"),
         ("Four", "unique@example.com", "0400 000 000"),
     ] {
-        let lead = app
-            .leads()
-            .create_lead(app.agent.req(pb::CreateLeadRequest {
-                lead: Some(pb::Lead {
-                    last_name: last.into(),
-                    email: email.into(),
-                    phone: phone.into(),
-                    ..Default::default()
-                }),
-                request_id: String::new(),
-            }))
-            .await
-            .unwrap()
-            .into_inner();
-        ids.push(lead.id);
+        let lead = reachable_lead("", last, email, phone);
+        ids.push(app.create(&app.agent, lead).await.unwrap().id);
     }
     // Another tenant's lead with the same email is not a duplicate of acme's.
     app.lead(&app.globex, "Jo").await;
@@ -39,14 +37,9 @@ async fn leads_sharing_an_email_or_a_phone_are_grouped_oldest_first() {
         .await;
 
     let groups = app
-        .duplicates()
-        .find_duplicates(app.viewer.req(pb::FindDuplicatesRequest {
-            resource_type: "lead".into(),
-            ..Default::default()
-        }))
+        .send(&app.viewer, find("lead", 0))
         .await
         .unwrap()
-        .into_inner()
         .duplicate_groups;
     let summary: Vec<(&str, &str, Vec<i64>)> = groups
         .iter()
@@ -61,44 +54,18 @@ async fn leads_sharing_an_email_or_a_phone_are_grouped_oldest_first() {
     );
 
     // Deleted leads are not duplicates; pages follow (reason, key).
-    app.leads()
-        .delete_lead(app.agent.req(pb::DeleteLeadRequest {
-            id: ids[1],
-            etag: String::new(),
-        }))
+    app.delete::<pb::Lead>(&app.agent, ids[1], "")
         .await
         .unwrap();
-    let first = app
-        .duplicates()
-        .find_duplicates(app.viewer.req(pb::FindDuplicatesRequest {
-            resource_type: "lead".into(),
-            page_size: 1,
-            ..Default::default()
-        }))
-        .await
-        .unwrap()
-        .into_inner();
+    let first = app.send(&app.viewer, find("lead", 1)).await.unwrap();
     assert_eq!(first.duplicate_groups.len(), 1);
     assert_eq!(first.duplicate_groups[0].reason, "phone");
     assert!(first.next_page_token.is_empty());
 
     expect_code(
-        app.duplicates()
-            .find_duplicates(app.viewer.req(pb::FindDuplicatesRequest {
-                resource_type: "deal".into(),
-                ..Default::default()
-            }))
-            .await,
+        app.send(&app.viewer, find("deal", 0)).await,
         Code::InvalidArgument,
     );
-    let contacts = app
-        .duplicates()
-        .find_duplicates(app.viewer.req(pb::FindDuplicatesRequest {
-            resource_type: "contact".into(),
-            ..Default::default()
-        }))
-        .await
-        .unwrap()
-        .into_inner();
+    let contacts = app.send(&app.viewer, find("contact", 0)).await.unwrap();
     assert!(contacts.duplicate_groups.is_empty());
 }

@@ -21,21 +21,15 @@ use fusion_proto::crm::v1 as pb;
 use fusion_proto::property::v1::{LotSaleRefused, LotStatusChanged};
 use fusion_testkit::{PrivateNats, TestDatabase, reason};
 
-use crate::helpers::{TestApp, User, expect_code, mask};
+use crate::calls::{lose_deal, move_deal};
+use crate::helpers::{TestApp, User, admin_get, expect_code, mask};
 
 fn new_id() -> String {
     uuid::Uuid::new_v4().to_string()
 }
 
 async fn create(app: &TestApp, who: &User, deal: pb::Deal) -> pb::Deal {
-    app.deals()
-        .create_deal(who.req(pb::CreateDealRequest {
-            deal: Some(deal),
-            request_id: String::new(),
-        }))
-        .await
-        .expect("deal created")
-        .into_inner()
+    app.create(who, deal).await.expect("deal created")
 }
 
 /// A deal of `who` titled `title` on lot `lot` (0: none).
@@ -53,33 +47,31 @@ async fn deal_on(app: &TestApp, who: &User, title: &str, lot: i64) -> pb::Deal {
 }
 
 async fn get(app: &TestApp, who: &User, id: i64) -> pb::Deal {
-    app.deals()
-        .get_deal(who.req(pb::GetDealRequest { id }))
-        .await
-        .expect("deal read")
-        .into_inner()
+    app.get::<pb::Deal>(who, id).await.expect("deal read")
 }
 
 async fn win(app: &TestApp, who: &User, id: i64) -> Result<pb::Deal, tonic::Status> {
-    app.deals()
-        .win_deal(who.req(pb::WinDealRequest {
+    app.send(
+        who,
+        pb::WinDealRequest {
             id,
             ..Default::default()
-        }))
-        .await
-        .map(|r| r.into_inner())
+        },
+    )
+    .await
 }
 
 async fn reopen(app: &TestApp, who: &User, id: i64) -> pb::Deal {
-    app.deals()
-        .move_deal_stage(who.req(pb::MoveDealStageRequest {
+    app.send(
+        who,
+        pb::MoveDealStageRequest {
             id,
             stage: "property_enquiry".into(),
             ..Default::default()
-        }))
-        .await
-        .expect("deal reopened")
-        .into_inner()
+        },
+    )
+    .await
+    .expect("deal reopened")
 }
 
 /// The (type, payload) of every outbox event about deal `id`, in order.
@@ -140,12 +132,7 @@ async fn losing_and_reopening_a_deal_are_announced_once_each_with_their_payloads
     .await;
 
     // Moving between open stages announces nothing.
-    app.deals()
-        .move_deal_stage(app.agent.req(pb::MoveDealStageRequest {
-            id: d.id,
-            stage: "property_reserved".into(),
-            ..Default::default()
-        }))
+    app.send(&app.agent, move_deal(d.id, "property_reserved"))
         .await
         .unwrap();
     assert!(events_of(&app, app.acme.tenant_id, d.id).await.is_empty());
@@ -157,18 +144,8 @@ async fn losing_and_reopening_a_deal_are_announced_once_each_with_their_payloads
         request_id: new_id(),
         ..Default::default()
     };
-    let lost = app
-        .deals()
-        .lose_deal(app.agent.req(lose.clone()))
-        .await
-        .unwrap()
-        .into_inner();
-    let again = app
-        .deals()
-        .lose_deal(app.agent.req(lose))
-        .await
-        .unwrap()
-        .into_inner();
+    let lost = app.send(&app.agent, lose.clone()).await.unwrap();
+    let again = app.send(&app.agent, lose).await.unwrap();
     assert_eq!(again, lost);
     let events = events_of(&app, app.acme.tenant_id, d.id).await;
     assert_eq!(types(&events), ["crm.deal.lost"]);
@@ -195,10 +172,7 @@ async fn losing_and_reopening_a_deal_are_announced_once_each_with_their_payloads
         ..Default::default()
     };
     for _ in 0..2 {
-        app.deals()
-            .move_deal_stage(app.agent.req(move_back.clone()))
-            .await
-            .unwrap();
+        app.send(&app.agent, move_back.clone()).await.unwrap();
     }
     let events = events_of(&app, app.acme.tenant_id, d.id).await;
     assert_eq!(types(&events), ["crm.deal.lost", "crm.deal.reopened"]);
@@ -242,12 +216,7 @@ async fn losing_and_reopening_a_deal_are_announced_once_each_with_their_payloads
 
     // A refused move writes nothing: an open deal "moved" into its own stage.
     expect_code(
-        app.deals()
-            .move_deal_stage(app.agent.req(pb::MoveDealStageRequest {
-                id: d.id,
-                stage: "property_enquiry".into(),
-                ..Default::default()
-            }))
+        app.send(&app.agent, move_deal(d.id, "property_enquiry"))
             .await,
         Code::FailedPrecondition,
     );
@@ -290,31 +259,20 @@ async fn a_lot_has_one_won_deal_per_tenant() {
 
     // A deleted winner is no rival, but it cannot come back as a second winner.
     let third = deal_on(&app, &app.agent, "Third", lot).await;
-    app.deals()
-        .delete_deal(app.agent.req(pb::DeleteDealRequest {
-            id: second.id,
-            etag: String::new(),
-        }))
+    app.delete::<pb::Deal>(&app.agent, second.id, "")
         .await
         .unwrap();
     win(&app, &app.agent, third.id).await.unwrap();
     assert_lot_won_by(
-        app.deals()
-            .undelete_deal(app.agent.req(pb::UndeleteDealRequest { id: second.id }))
-            .await,
+        app.undelete::<pb::Deal>(&app.agent, second.id).await,
         lot,
         third.id,
     );
     // A deleted open deal comes back whatever the lot's winner.
-    app.deals()
-        .delete_deal(app.agent.req(pb::DeleteDealRequest {
-            id: first.id,
-            etag: String::new(),
-        }))
+    app.delete::<pb::Deal>(&app.agent, first.id, "")
         .await
         .unwrap();
-    app.deals()
-        .undelete_deal(app.agent.req(pb::UndeleteDealRequest { id: first.id }))
+    app.undelete::<pb::Deal>(&app.agent, first.id)
         .await
         .unwrap();
 
@@ -342,12 +300,7 @@ async fn a_lot_has_one_won_deal_per_tenant() {
     app.deals().update_deal(to_lot(open.id)).await.unwrap();
     // Nor can a deal be won into a won stage by MoveDealStage (WinDeal only).
     expect_code(
-        app.deals()
-            .move_deal_stage(app.agent.req(pb::MoveDealStageRequest {
-                id: open.id,
-                stage: "settlement_handover".into(),
-                ..Default::default()
-            }))
+        app.send(&app.agent, move_deal(open.id, "settlement_handover"))
             .await,
         Code::InvalidArgument,
     );
@@ -582,30 +535,32 @@ impl Flow {
 
     async fn tasks_on(&self, who: &User, deal: i64) -> Vec<pb::Task> {
         self.app
-            .tasks()
-            .list_tasks(who.req(pb::ListTasksRequest {
-                taskable_type: "deal".into(),
-                taskable_id: deal,
-                ..Default::default()
-            }))
+            .send(
+                who,
+                pb::ListTasksRequest {
+                    taskable_type: "deal".into(),
+                    taskable_id: deal,
+                    ..Default::default()
+                },
+            )
             .await
             .unwrap()
-            .into_inner()
             .tasks
     }
 
     async fn notes_on(&self, who: &User, deal: i64) -> Vec<pb::Note> {
         self.app
-            .notes()
-            .list_notes(who.req(pb::ListNotesRequest {
-                notable_type: "deal".into(),
-                notable_id: deal,
-                show_deleted: true,
-                ..Default::default()
-            }))
+            .send(
+                who,
+                pb::ListNotesRequest {
+                    notable_type: "deal".into(),
+                    notable_id: deal,
+                    show_deleted: true,
+                    ..Default::default()
+                },
+            )
             .await
             .unwrap()
-            .into_inner()
             .notes
     }
 
@@ -753,18 +708,17 @@ async fn a_refused_sale_flags_the_won_deal_once_and_gives_its_assignee_one_task(
     assert!(reopened.lot_conflict.is_none());
     let free_lot = app.lot(&app.acme, "free").await;
     let moved = app
-        .deals()
-        .update_deal(app.acme.req(pb::UpdateDealRequest {
-            deal: Some(pb::Deal {
+        .update(
+            &app.acme,
+            pb::Deal {
                 id: unassigned.id,
                 lot_id: free_lot,
                 ..Default::default()
-            }),
-            update_mask: mask(&["lot_id"]),
-        }))
+            },
+            &["lot_id"],
+        )
         .await
-        .unwrap()
-        .into_inner();
+        .unwrap();
     assert!(moved.lot_conflict.is_none());
     assert_eq!(moved.status, "won");
     // Changing something else keeps a conflict.
@@ -773,18 +727,17 @@ async fn a_refused_sale_flags_the_won_deal_once_and_gives_its_assignee_one_task(
         .await;
     f.applied(fusion_crm::lot_sales::CONSUMER, 5).await;
     let retitled = app
-        .deals()
-        .update_deal(app.agent.req(pb::UpdateDealRequest {
-            deal: Some(pb::Deal {
+        .update(
+            &app.agent,
+            pb::Deal {
                 id: assigned.id,
                 title: "Retitled".into(),
                 ..Default::default()
-            }),
-            update_mask: mask(&["title"]),
-        }))
+            },
+            &["title"],
+        )
         .await
-        .unwrap()
-        .into_inner();
+        .unwrap();
     assert_eq!(retitled.lot_conflict.unwrap().lot_status, "settled");
     // The deal won again after a reopen was refused again: a second task.
     assert_eq!(f.tasks_on(&app.agent, assigned.id).await.len(), 2);
@@ -805,11 +758,7 @@ async fn a_refused_sale_for_a_deal_no_longer_won_with_that_lot_or_of_another_ten
     let won = deal_on(app, &app.agent, "Won", lot).await;
     win(app, &app.agent, won.id).await.unwrap();
     let deleted = deal_on(app, &app.agent, "Deleted", 0).await;
-    app.deals()
-        .delete_deal(app.agent.req(pb::DeleteDealRequest {
-            id: deleted.id,
-            etag: String::new(),
-        }))
+    app.delete::<pb::Deal>(&app.agent, deleted.id, "")
         .await
         .unwrap();
 
@@ -894,20 +843,11 @@ async fn a_lot_status_change_is_noted_once_on_the_lots_other_open_deals_of_its_t
     let won = deal_on(app, &app.agent, "Won", lot).await;
     win(app, &app.agent, won.id).await.unwrap();
     let lost = deal_on(app, &app.agent, "Lost", lot).await;
-    app.deals()
-        .lose_deal(app.agent.req(pb::LoseDealRequest {
-            id: lost.id,
-            reason: "gone".into(),
-            ..Default::default()
-        }))
+    app.send(&app.agent, lose_deal(lost.id, "gone"))
         .await
         .unwrap();
     let deleted = deal_on(app, &app.agent, "Deleted", lot).await;
-    app.deals()
-        .delete_deal(app.agent.req(pb::DeleteDealRequest {
-            id: deleted.id,
-            etag: String::new(),
-        }))
+    app.delete::<pb::Deal>(&app.agent, deleted.id, "")
         .await
         .unwrap();
     let elsewhere = deal_on(app, &app.agent, "Elsewhere", other_lot).await;
@@ -1022,18 +962,4 @@ async fn a_lot_with_more_open_deals_than_the_cap_notes_the_most_recent_in_one_bo
             .unwrap();
     assert_eq!(notes, cap);
     assert!(f.notes_on(&app.agent, first.id).await.is_empty());
-}
-
-async fn admin_get(addr: std::net::SocketAddr, path: &str) -> String {
-    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    stream
-        .write_all(
-            format!("GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").as_bytes(),
-        )
-        .await
-        .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).await.unwrap();
-    response
 }

@@ -9,14 +9,6 @@ use tonic::{Code, Request, Status};
 
 use fusion_crm::{Application, CrmConfig};
 use fusion_proto::crm::v1 as pb;
-use fusion_proto::crm::v1::{
-    contact_service_client::ContactServiceClient, deal_service_client::DealServiceClient,
-    lead_service_client::LeadServiceClient, note_service_client::NoteServiceClient,
-    pipeline_service_client::PipelineServiceClient, task_service_client::TaskServiceClient,
-};
-use fusion_proto::crm::v1::{
-    duplicate_service_client::DuplicateServiceClient, search_service_client::SearchServiceClient,
-};
 use fusion_proto::identity::v1 as idpb;
 use fusion_proto::identity::v1::{
     auth_service_client::AuthServiceClient, role_service_client::RoleServiceClient,
@@ -293,31 +285,6 @@ impl TestApp {
         http(self.identity.grpc_addr())
     }
 
-    pub fn leads(&self) -> LeadServiceClient<Channel> {
-        LeadServiceClient::new(self.channel.clone())
-    }
-    pub fn pipeline(&self) -> PipelineServiceClient<Channel> {
-        PipelineServiceClient::new(self.channel.clone())
-    }
-    pub fn contacts(&self) -> ContactServiceClient<Channel> {
-        ContactServiceClient::new(self.channel.clone())
-    }
-    pub fn deals(&self) -> DealServiceClient<Channel> {
-        DealServiceClient::new(self.channel.clone())
-    }
-    pub fn tasks(&self) -> TaskServiceClient<Channel> {
-        TaskServiceClient::new(self.channel.clone())
-    }
-    pub fn notes(&self) -> NoteServiceClient<Channel> {
-        NoteServiceClient::new(self.channel.clone())
-    }
-    pub fn search(&self) -> SearchServiceClient<Channel> {
-        SearchServiceClient::new(self.channel.clone())
-    }
-    pub fn duplicates(&self) -> DuplicateServiceClient<Channel> {
-        DuplicateServiceClient::new(self.channel.clone())
-    }
-
     /// Runs `sql` (binding the tenant as $1) in a transaction of `who`'s tenant, as the
     /// application role: for bulk set-up of rows whose API is tested elsewhere.
     pub async fn exec(&self, who: &User, sql: &str) {
@@ -333,19 +300,13 @@ impl TestApp {
 
     /// Creates a lead named `last_name` for `who`.
     pub async fn lead(&self, who: &User, last_name: &str) -> pb::Lead {
-        self.leads()
-            .create_lead(who.req(pb::CreateLeadRequest {
-                lead: Some(pb::Lead {
-                    first_name: "Jo".into(),
-                    last_name: last_name.into(),
-                    email: format!("{}@example.com", last_name.to_lowercase()),
-                    ..Default::default()
-                }),
-                request_id: String::new(),
-            }))
-            .await
-            .expect("lead created")
-            .into_inner()
+        let lead = pb::Lead {
+            first_name: "Jo".into(),
+            last_name: last_name.into(),
+            email: format!("{}@example.com", last_name.to_lowercase()),
+            ..Default::default()
+        };
+        self.create(who, lead).await.expect("lead created")
     }
 
     /// Creates a project → stage → lot for `who` in property; returns the lot id.
@@ -395,6 +356,21 @@ impl TestApp {
             .into_inner()
             .id
     }
+}
+
+/// The response to `GET path` from the admin (health and metrics) server at `addr`.
+pub async fn admin_get(addr: std::net::SocketAddr, path: &str) -> String {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream
+        .write_all(
+            format!("GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").as_bytes(),
+        )
+        .await
+        .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    response
 }
 
 async fn login(identity: &Channel, email: &str) -> User {

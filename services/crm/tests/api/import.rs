@@ -51,15 +51,16 @@ async fn import(
 }
 
 async fn lead_count(app: &TestApp, who: &User) -> i32 {
-    app.leads()
-        .list_leads(who.req(pb::ListLeadsRequest {
+    app.send(
+        who,
+        pb::ListLeadsRequest {
             page_size: 1,
             ..Default::default()
-        }))
-        .await
-        .unwrap()
-        .into_inner()
-        .total_size
+        },
+    )
+    .await
+    .unwrap()
+    .total_size
 }
 
 #[tokio::test]
@@ -92,26 +93,28 @@ async fn an_import_loads_every_valid_row_across_batches() {
     );
     assert_eq!(lead_count(&app, &app.agent).await, 2500);
     let assigned = app
-        .leads()
-        .list_leads(app.agent.req(pb::ListLeadsRequest {
-            filter: format!("assignee_user_id = {}", app.agent.user_id),
-            page_size: 1,
-            ..Default::default()
-        }))
+        .send(
+            &app.agent,
+            pb::ListLeadsRequest {
+                filter: format!("assignee_user_id = {}", app.agent.user_id),
+                page_size: 1,
+                ..Default::default()
+            },
+        )
         .await
         .unwrap()
-        .into_inner()
         .total_size;
     assert_eq!(assigned, 250);
     let one = app
-        .leads()
-        .list_leads(app.agent.req(pb::ListLeadsRequest {
-            filter: r#"last_name = "Number 01234""#.into(),
-            ..Default::default()
-        }))
+        .send(
+            &app.agent,
+            pb::ListLeadsRequest {
+                filter: r#"last_name = "Number 01234""#.into(),
+                ..Default::default()
+            },
+        )
         .await
         .unwrap()
-        .into_inner()
         .leads
         .remove(0);
     assert_eq!(
@@ -191,13 +194,7 @@ async fn a_dry_run_counts_without_writing_and_dedupe_skips_known_emails() {
     assert_eq!((dry.created_count, dry.committed), (10, false));
     assert_eq!(lead_count(&app, &app.agent).await, 0);
 
-    app.leads()
-        .create_lead(app.agent.req(pb::CreateLeadRequest {
-            lead: Some(row(1)),
-            request_id: String::new(),
-        }))
-        .await
-        .unwrap();
+    app.create(&app.agent, row(1)).await.unwrap();
     let mut rows: Vec<pb::Lead> = (0..5).map(row).collect();
     rows.push(pb::Lead {
         email: " BUYER3@example.com".into(),
@@ -252,14 +249,15 @@ async fn assignees_are_checked_with_identity_and_a_retry_returns_the_first_resul
     assert_eq!(again, first);
     assert_eq!(lead_count(&app, &app.acme).await, 3);
     let mine = app
-        .leads()
-        .list_leads(app.acme.req(pb::ListLeadsRequest {
-            filter: format!("assignee_user_id = {}", app.agent.user_id),
-            ..Default::default()
-        }))
+        .send(
+            &app.acme,
+            pb::ListLeadsRequest {
+                filter: format!("assignee_user_id = {}", app.agent.user_id),
+                ..Default::default()
+            },
+        )
         .await
-        .unwrap()
-        .into_inner();
+        .unwrap();
     assert_eq!(mine.total_size, 3);
 }
 

@@ -2,6 +2,7 @@
 //! clients, with the real identity and property services it checks references with.
 //! One test binary for the crate.
 
+mod calls;
 mod conformance;
 mod contacts;
 mod convert;
@@ -17,5 +18,6 @@ mod pipeline;
 mod request_ids;
 mod schema;
 mod search;
+mod subjects;
 mod surface;
 mod tasks;

@@ -5,6 +5,7 @@ use tonic::Code;
 
 use fusion_proto::crm::v1 as pb;
 
+use crate::calls::{convert_lead, merge_contacts, merge_leads};
 use crate::helpers::{TestApp, expect_code, reason};
 
 fn field(name: &str, value: &str) -> pb::CustomField {
@@ -18,14 +19,7 @@ fn field(name: &str, value: &str) -> pb::CustomField {
 }
 
 async fn lead(app: &TestApp, l: pb::Lead) -> pb::Lead {
-    app.leads()
-        .create_lead(app.agent.req(pb::CreateLeadRequest {
-            lead: Some(l),
-            request_id: String::new(),
-        }))
-        .await
-        .unwrap()
-        .into_inner()
+    app.create(&app.agent, l).await.unwrap()
 }
 
 #[tokio::test]
@@ -104,12 +98,7 @@ async fn merging_leads_fills_the_survivor_and_repoints_what_pointed_at_the_other
         request_id: String::new(),
     };
 
-    let preview = app
-        .leads()
-        .merge_leads(app.agent.req(request(true)))
-        .await
-        .unwrap()
-        .into_inner();
+    let preview = app.send(&app.agent, request(true)).await.unwrap();
     assert!(preview.dry_run);
     assert_eq!(
         (
@@ -120,17 +109,9 @@ async fn merging_leads_fills_the_survivor_and_repoints_what_pointed_at_the_other
         (2, 1, 1)
     );
     // Nothing changed.
-    app.leads()
-        .get_lead(app.agent.req(pb::GetLeadRequest { id: a.id }))
-        .await
-        .unwrap();
+    app.get::<pb::Lead>(&app.agent, a.id).await.unwrap();
 
-    let done = app
-        .leads()
-        .merge_leads(app.agent.req(request(false)))
-        .await
-        .unwrap()
-        .into_inner();
+    let done = app.send(&app.agent, request(false)).await.unwrap();
     let without_time = |l: Option<pb::Lead>| pb::Lead {
         update_time: None,
         ..l.unwrap()
@@ -159,23 +140,22 @@ async fn merging_leads_fills_the_survivor_and_repoints_what_pointed_at_the_other
     assert_eq!(fields, [("budget", "500k"), ("suburb_wanted", "Yeronga")]);
 
     let gone = app
-        .leads()
-        .list_leads(app.agent.req(pb::ListLeadsRequest {
-            show_deleted: true,
-            filter: "last_name = \"Nguyen\"".into(),
-            ..Default::default()
-        }))
+        .send(
+            &app.agent,
+            pb::ListLeadsRequest {
+                show_deleted: true,
+                filter: "last_name = \"Nguyen\"".into(),
+                ..Default::default()
+            },
+        )
         .await
-        .unwrap()
-        .into_inner();
+        .unwrap();
     for merged in gone.leads.iter().filter(|l| l.id != s.id) {
         assert_eq!(merged.merged_into_id, s.id);
         assert!(merged.delete_time.is_some());
     }
     let status = expect_code(
-        app.leads()
-            .undelete_lead(app.agent.req(pb::UndeleteLeadRequest { id: a.id }))
-            .await,
+        app.undelete::<pb::Lead>(&app.agent, a.id).await,
         Code::FailedPrecondition,
     );
     assert_eq!(reason(&status), "MERGED");
@@ -251,24 +231,21 @@ async fn merging_contacts_moves_their_deals_and_converted_leads() {
     let mut contacts = Vec::new();
     for (last, company) in [("Patel", ""), ("Patel", "Harbour Homes")] {
         contacts.push(
-            app.contacts()
-                .create_contact(app.agent.req(pb::CreateContactRequest {
-                    contact: Some(pb::Contact {
-                        last_name: last.into(),
-                        company: company.into(),
-                        ..Default::default()
-                    }),
-                    request_id: String::new(),
-                }))
-                .await
-                .unwrap()
-                .into_inner(),
+            app.create(
+                &app.agent,
+                pb::Contact {
+                    last_name: last.into(),
+                    company: company.into(),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap(),
         );
     }
     let (s, m) = (&contacts[0], &contacts[1]);
     // The tenant's pipeline (which the deal below names) exists once it is read.
-    app.pipeline()
-        .list_deal_stages(app.agent.req(pb::ListDealStagesRequest::default()))
+    app.send(&app.agent, pb::ListDealStagesRequest::default())
         .await
         .unwrap();
     app.exec(
@@ -291,27 +268,16 @@ async fn merging_contacts_moves_their_deals_and_converted_leads() {
     )
     .await;
     let done = app
-        .contacts()
-        .merge_contacts(app.agent.req(pb::MergeContactsRequest {
-            survivor_id: s.id,
-            merged_ids: vec![m.id],
-            ..Default::default()
-        }))
+        .send(&app.agent, merge_contacts(s.id, &[m.id]))
         .await
-        .unwrap()
-        .into_inner();
+        .unwrap();
     assert_eq!(
         (done.deals_repointed_count, done.leads_repointed_count),
         (1, 1)
     );
     assert_eq!(done.survivor.unwrap().company, "Harbour Homes");
     // AIP-164: Get still finds the soft-deleted merged contact, with its delete_time.
-    let found = app
-        .contacts()
-        .get_contact(app.agent.req(pb::GetContactRequest { id: m.id }))
-        .await
-        .unwrap()
-        .into_inner();
+    let found = app.get::<pb::Contact>(&app.agent, m.id).await.unwrap();
     assert!(found.delete_time.is_some(), "{found:?}");
 }
 
@@ -321,36 +287,20 @@ async fn a_survivor_takes_over_a_merged_leads_conversion_and_is_not_converted_ag
     let survivor = app.lead(&app.agent, "Survivor").await;
     let converted = app.lead(&app.agent, "Converted").await;
     let done = app
-        .leads()
-        .convert_lead(app.agent.req(pb::ConvertLeadRequest {
-            id: converted.id,
-            ..Default::default()
-        }))
+        .send(&app.agent, convert_lead(converted.id))
         .await
-        .unwrap()
-        .into_inner();
+        .unwrap();
     let contact = done.contact.unwrap();
     let merged = app
-        .leads()
-        .merge_leads(app.agent.req(pb::MergeLeadsRequest {
-            survivor_id: survivor.id,
-            merged_ids: vec![converted.id],
-            ..Default::default()
-        }))
+        .send(&app.agent, merge_leads(survivor.id, &[converted.id]))
         .await
-        .unwrap()
-        .into_inner();
+        .unwrap();
     let s = merged.survivor.unwrap();
     assert_eq!(s.converted_contact_id, contact.id);
     assert!(s.convert_time.is_some());
     assert_eq!(merged.contacts_repointed_count, 1);
     let status = expect_code(
-        app.leads()
-            .convert_lead(app.agent.req(pb::ConvertLeadRequest {
-                id: survivor.id,
-                ..Default::default()
-            }))
-            .await,
+        app.send(&app.agent, convert_lead(survivor.id)).await,
         Code::FailedPrecondition,
     );
     assert_eq!(reason(&status), "ALREADY_CONVERTED");

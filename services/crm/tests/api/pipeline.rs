@@ -129,18 +129,16 @@ async fn managers_shape_the_pipeline_and_leads_follow_its_live_keys() {
     assert_eq!(violated_fields(&status), ["lead_status.key"]);
 
     let lead = app
-        .leads()
-        .create_lead(app.agent.req(pb::CreateLeadRequest {
-            lead: Some(pb::Lead {
+        .create(
+            &app.agent,
+            pb::Lead {
                 last_name: "Nguyen".into(),
                 status: "finance_pending".into(),
                 ..Default::default()
-            }),
-            request_id: String::new(),
-        }))
+            },
+        )
         .await
-        .unwrap()
-        .into_inner();
+        .unwrap();
     assert_eq!(lead.status, "finance_pending");
 
     // A deleted status keeps its leads valid but takes no new ones.
@@ -151,24 +149,18 @@ async fn managers_shape_the_pipeline_and_leads_follow_its_live_keys() {
         }))
         .await
         .unwrap();
-    let still = app
-        .leads()
-        .get_lead(app.agent.req(pb::GetLeadRequest { id: lead.id }))
-        .await
-        .unwrap()
-        .into_inner();
+    let still = app.get::<pb::Lead>(&app.agent, lead.id).await.unwrap();
     assert_eq!(still.status, "finance_pending");
     expect_code(
-        app.leads()
-            .create_lead(app.agent.req(pb::CreateLeadRequest {
-                lead: Some(pb::Lead {
-                    last_name: "Later".into(),
-                    status: "finance_pending".into(),
-                    ..Default::default()
-                }),
-                request_id: String::new(),
-            }))
-            .await,
+        app.create(
+            &app.agent,
+            pb::Lead {
+                last_name: "Later".into(),
+                status: "finance_pending".into(),
+                ..Default::default()
+            },
+        )
+        .await,
         Code::InvalidArgument,
     );
     // Its key stays reserved: recreating it is ALREADY_EXISTS; undeleting brings it back.

@@ -5,18 +5,20 @@ use tonic::Code;
 
 use fusion_proto::crm::v1 as pb;
 
+use crate::calls::reachable_lead;
 use crate::helpers::{TestApp, User, expect_code};
 
 async fn search(app: &TestApp, who: &User, query: &str, kinds: &[&str]) -> pb::SearchCrmResponse {
-    app.search()
-        .search_crm(who.req(pb::SearchCrmRequest {
+    app.send(
+        who,
+        pb::SearchCrmRequest {
             query: query.into(),
             resource_types: kinds.iter().map(|k| (*k).to_owned()).collect(),
             ..Default::default()
-        }))
-        .await
-        .unwrap()
-        .into_inner()
+        },
+    )
+    .await
+    .unwrap()
 }
 
 fn hits(r: &pb::SearchCrmResponse) -> Vec<(String, String)> {
@@ -37,19 +39,8 @@ async fn seed(app: &TestApp) {
         ("Maria", "Garcia", "maria@garcia.net", "0498 765 432"),
         ("Wei", "Chen", "wei.chen@example.com", ""),
     ] {
-        app.leads()
-            .create_lead(app.agent.req(pb::CreateLeadRequest {
-                lead: Some(pb::Lead {
-                    first_name: first.into(),
-                    last_name: last.into(),
-                    email: email.into(),
-                    phone: phone.into(),
-                    ..Default::default()
-                }),
-                request_id: String::new(),
-            }))
-            .await
-            .unwrap();
+        let lead = reachable_lead(first, last, email, phone);
+        app.create(&app.agent, lead).await.unwrap();
     }
     app.exec(
         &app.acme,
@@ -119,16 +110,17 @@ async fn search_pages_stably_and_stays_in_its_tenant() {
     let mut token = String::new();
     loop {
         let page = app
-            .search()
-            .search_crm(app.viewer.req(pb::SearchCrmRequest {
-                query: "smith".into(),
-                page_size: 7,
-                page_token: token.clone(),
-                ..Default::default()
-            }))
+            .send(
+                &app.viewer,
+                pb::SearchCrmRequest {
+                    query: "smith".into(),
+                    page_size: 7,
+                    page_token: token.clone(),
+                    ..Default::default()
+                },
+            )
             .await
-            .unwrap()
-            .into_inner();
+            .unwrap();
         assert!(page.results.len() <= 7);
         seen.extend(page.results.iter().map(|h| (h.resource_type.clone(), h.id)));
         if page.next_page_token.is_empty() {
@@ -144,33 +136,38 @@ async fn search_pages_stably_and_stays_in_its_tenant() {
 
     // A token belongs to its query.
     let first = app
-        .search()
-        .search_crm(app.viewer.req(pb::SearchCrmRequest {
-            query: "smith".into(),
-            page_size: 2,
-            ..Default::default()
-        }))
+        .send(
+            &app.viewer,
+            pb::SearchCrmRequest {
+                query: "smith".into(),
+                page_size: 2,
+                ..Default::default()
+            },
+        )
         .await
-        .unwrap()
-        .into_inner();
+        .unwrap();
     expect_code(
-        app.search()
-            .search_crm(app.viewer.req(pb::SearchCrmRequest {
+        app.send(
+            &app.viewer,
+            pb::SearchCrmRequest {
                 query: "garcia".into(),
                 page_token: first.next_page_token,
                 ..Default::default()
-            }))
-            .await,
+            },
+        )
+        .await,
         Code::InvalidArgument,
     );
     for bad in ["", "x"] {
         expect_code(
-            app.search()
-                .search_crm(app.viewer.req(pb::SearchCrmRequest {
+            app.send(
+                &app.viewer,
+                pb::SearchCrmRequest {
                     query: bad.into(),
                     ..Default::default()
-                }))
-                .await,
+                },
+            )
+            .await,
             Code::InvalidArgument,
         );
     }

@@ -1,68 +1,16 @@
-//! Tasks: the standard methods; the record a task is about, checked in the caller's
-//! tenant; the assignee checked with identity; CompleteTask and ReopenTask; overdue,
-//! "assigned to me" and per-record lists with the page tokens bound to them; isolation
-//! and permissions.
+//! Tasks: the standard methods (the record a task is about, checked in the caller's
+//! tenant, is in `subjects`); the assignee checked with identity; CompleteTask and
+//! ReopenTask; overdue, "assigned to me" and per-record lists with the page tokens
+//! bound to them; isolation and permissions.
 
 use std::time::Duration;
 
 use tonic::Code;
 
 use fusion_proto::crm::v1 as pb;
-use fusion_proto::property::v1 as proppb;
-use fusion_proto::property::v1::lot_service_client::LotServiceClient;
 
-use crate::helpers::{TestApp, User, assert_invalid, expect_code, mask, violated_fields};
-
-/// One live record of every kind a task or note may be about, in `who`'s tenant: the
-/// lead through LeadService, the project, stage and lot through property, the contact
-/// and deal as rows (their APIs are tested on their own). `slug` names the project.
-pub async fn subjects(app: &TestApp, who: &User, slug: &str) -> Vec<(&'static str, i64)> {
-    // The lead comes first: it gives the tenant the pipeline a deal's stage names.
-    let lead = app.lead(who, &format!("Lead{slug}")).await.id;
-    let lot = app.lot(who, slug).await;
-    let lot = LotServiceClient::new(app.property_channel.clone())
-        .get_lot(who.req(proppb::GetLotRequest { id: lot }))
-        .await
-        .unwrap()
-        .into_inner();
-    let db = app.crm.state().db.clone();
-    let mut tx = db.begin(who.tenant_id).await.unwrap();
-    let contact: i64 = sqlx::query_scalar(
-        "INSERT INTO crm.contacts (tenant_id, last_name) VALUES ($1, 'Contact') RETURNING id",
-    )
-    .bind(who.tenant_id)
-    .fetch_one(&mut *tx)
-    .await
-    .unwrap();
-    let deal: i64 = sqlx::query_scalar(
-        "INSERT INTO crm.deals (tenant_id, title, stage)
-         VALUES ($1, 'Deal', 'property_enquiry') RETURNING id",
-    )
-    .bind(who.tenant_id)
-    .fetch_one(&mut *tx)
-    .await
-    .unwrap();
-    tx.commit().await.unwrap();
-    vec![
-        ("lead", lead),
-        ("contact", contact),
-        ("deal", deal),
-        ("project", lot.project_id),
-        ("stage", lot.stage_id),
-        ("lot", lot.id),
-    ]
-}
-
-/// Soft-deletes lot `id` in property.
-pub async fn delete_lot(app: &TestApp, who: &User, id: i64) {
-    LotServiceClient::new(app.property_channel.clone())
-        .delete_lot(who.req(proppb::DeleteLotRequest {
-            id,
-            etag: String::new(),
-        }))
-        .await
-        .expect("lot deleted");
-}
+use crate::calls::TaskMove::{Cancel, Complete, Reopen, Start};
+use crate::helpers::{TestApp, User, assert_invalid, expect_code, violated_fields};
 
 /// `seconds` from now, on the wire.
 pub fn from_now(seconds: i64) -> Option<prost_types::Timestamp> {
@@ -73,20 +21,9 @@ pub fn from_now(seconds: i64) -> Option<prost_types::Timestamp> {
     })
 }
 
-async fn create(app: &TestApp, who: &User, task: pb::Task) -> Result<pb::Task, tonic::Status> {
-    app.tasks()
-        .create_task(who.req(pb::CreateTaskRequest {
-            task: Some(task),
-            request_id: String::new(),
-        }))
-        .await
-        .map(|r| r.into_inner())
-}
-
 /// Creates a task titled `title` with the other fields of `task`.
 async fn task(app: &TestApp, who: &User, title: &str, task: pb::Task) -> pb::Task {
-    create(
-        app,
+    app.create(
         who,
         pb::Task {
             title: title.into(),
@@ -97,81 +34,6 @@ async fn task(app: &TestApp, who: &User, title: &str, task: pb::Task) -> pb::Tas
     .unwrap_or_else(|e| panic!("task {title} created: {e:?}"))
 }
 
-async fn update(
-    app: &TestApp,
-    who: &User,
-    task: pb::Task,
-    paths: &[&str],
-) -> Result<pb::Task, tonic::Status> {
-    app.tasks()
-        .update_task(who.req(pb::UpdateTaskRequest {
-            task: Some(task),
-            update_mask: mask(paths),
-        }))
-        .await
-        .map(|r| r.into_inner())
-}
-
-async fn complete(
-    app: &TestApp,
-    who: &User,
-    id: i64,
-    etag: &str,
-) -> Result<pb::Task, tonic::Status> {
-    app.tasks()
-        .complete_task(who.req(pb::CompleteTaskRequest {
-            id,
-            etag: etag.into(),
-            request_id: String::new(),
-        }))
-        .await
-        .map(|r| r.into_inner())
-}
-
-async fn start(app: &TestApp, who: &User, id: i64, etag: &str) -> Result<pb::Task, tonic::Status> {
-    app.tasks()
-        .start_task(who.req(pb::StartTaskRequest {
-            id,
-            etag: etag.into(),
-            request_id: String::new(),
-        }))
-        .await
-        .map(|r| r.into_inner())
-}
-
-async fn cancel(app: &TestApp, who: &User, id: i64, etag: &str) -> Result<pb::Task, tonic::Status> {
-    app.tasks()
-        .cancel_task(who.req(pb::CancelTaskRequest {
-            id,
-            etag: etag.into(),
-            request_id: String::new(),
-        }))
-        .await
-        .map(|r| r.into_inner())
-}
-
-async fn reopen(app: &TestApp, who: &User, id: i64, etag: &str) -> Result<pb::Task, tonic::Status> {
-    app.tasks()
-        .reopen_task(who.req(pb::ReopenTaskRequest {
-            id,
-            etag: etag.into(),
-            request_id: String::new(),
-        }))
-        .await
-        .map(|r| r.into_inner())
-}
-
-async fn list(
-    app: &TestApp,
-    who: &User,
-    req: pb::ListTasksRequest,
-) -> Result<pb::ListTasksResponse, tonic::Status> {
-    app.tasks()
-        .list_tasks(who.req(req))
-        .await
-        .map(|r| r.into_inner())
-}
-
 fn titles(page: &pb::ListTasksResponse) -> Vec<&str> {
     page.tasks.iter().map(|t| t.title.as_str()).collect()
 }
@@ -180,22 +42,22 @@ fn titles(page: &pb::ListTasksResponse) -> Vec<&str> {
 async fn a_task_starts_open_at_normal_priority_assigned_by_its_creator() {
     let app = TestApp::spawn().await;
     let due = from_now(3600);
-    let created = create(
-        &app,
-        &app.agent,
-        pb::Task {
-            title: "Call Mia back".into(),
-            description: "About lot 12".into(),
-            due_time: due,
-            // Output-only fields are ignored on create.
-            assigner_user_id: app.acme.user_id,
-            complete_time: from_now(0),
-            overdue: true,
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap();
+    let created = app
+        .create(
+            &app.agent,
+            pb::Task {
+                title: "Call Mia back".into(),
+                description: "About lot 12".into(),
+                due_time: due,
+                // Output-only fields are ignored on create.
+                assigner_user_id: app.acme.user_id,
+                complete_time: from_now(0),
+                overdue: true,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
     assert_eq!(
         (created.status.as_str(), created.priority.as_str()),
         ("open", "normal")
@@ -214,28 +76,23 @@ async fn a_task_starts_open_at_normal_priority_assigned_by_its_creator() {
         (created.taskable_type.as_str(), created.taskable_id),
         ("", 0)
     );
-    let got = app
-        .tasks()
-        .get_task(app.viewer.req(pb::GetTaskRequest { id: created.id }))
-        .await
-        .unwrap()
-        .into_inner();
+    let got = app.get::<pb::Task>(&app.viewer, created.id).await.unwrap();
     assert_eq!(got, created);
 
     // The status is output only: a new task is open whatever the request says.
     for status in ["in_progress", "completed", "cancelled", "done"] {
-        let urgent = create(
-            &app,
-            &app.agent,
-            pb::Task {
-                title: "Send the brochure".into(),
-                priority: "urgent".into(),
-                status: status.into(),
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
+        let urgent = app
+            .create(
+                &app.agent,
+                pb::Task {
+                    title: "Send the brochure".into(),
+                    priority: "urgent".into(),
+                    status: status.into(),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
         assert_eq!(
             (urgent.status.as_str(), urgent.priority.as_str()),
             ("open", "urgent")
@@ -247,8 +104,7 @@ async fn a_task_starts_open_at_normal_priority_assigned_by_its_creator() {
 async fn every_bad_field_of_a_task_is_named() {
     let app = TestApp::spawn().await;
     assert_invalid(
-        create(
-            &app,
+        app.create(
             &app.agent,
             pb::Task {
                 title: " ".into(),
@@ -292,8 +148,7 @@ async fn every_bad_field_of_a_task_is_named() {
         ),
     ] {
         assert_invalid(
-            create(
-                &app,
+            app.create(
                 &app.agent,
                 pb::Task {
                     title: "A".into(),
@@ -307,108 +162,19 @@ async fn every_bad_field_of_a_task_is_named() {
 }
 
 #[tokio::test]
-async fn a_task_may_be_about_a_live_record_of_each_kind_in_its_tenant() {
+async fn a_task_is_assigned_only_to_an_active_user_of_its_tenant_by_whoever_assigns_it() {
     let app = TestApp::spawn().await;
-    for (kind, id) in subjects(&app, &app.acme, "riverside").await {
-        let created = create(
-            &app,
-            &app.agent,
+    let assigned = app
+        .create(
+            &app.acme,
             pb::Task {
-                title: format!("About the {kind}"),
-                taskable_type: kind.into(),
-                taskable_id: id,
+                title: "Follow up".into(),
+                assignee_user_id: app.agent.user_id,
                 ..Default::default()
             },
         )
         .await
-        .unwrap_or_else(|e| panic!("a task about {kind} {id}: {e:?}"));
-        assert_eq!(
-            (created.taskable_type.as_str(), created.taskable_id),
-            (kind, id)
-        );
-    }
-    let all = list(&app, &app.viewer, pb::ListTasksRequest::default())
-        .await
         .unwrap();
-    assert_eq!(all.total_size, 6);
-}
-
-#[tokio::test]
-async fn a_task_about_another_tenants_lot_or_any_other_record_of_theirs_is_invalid() {
-    let app = TestApp::spawn().await;
-    for (kind, id) in subjects(&app, &app.globex, "globex-estate").await {
-        let status = assert_invalid(
-            create(
-                &app,
-                &app.acme,
-                pb::Task {
-                    title: "Theirs".into(),
-                    taskable_type: kind.into(),
-                    taskable_id: id,
-                    ..Default::default()
-                },
-            )
-            .await,
-            &["task.taskable_id"],
-        );
-        assert!(!status.message().contains("globex"), "{status:?}");
-    }
-    let none = list(&app, &app.acme, pb::ListTasksRequest::default())
-        .await
-        .unwrap();
-    assert_eq!(none.total_size, 0);
-}
-
-#[tokio::test]
-async fn a_task_about_a_deleted_or_missing_record_is_invalid() {
-    let app = TestApp::spawn().await;
-    let subjects = subjects(&app, &app.acme, "riverside").await;
-    let id_of = |kind: &str| subjects.iter().find(|(k, _)| *k == kind).unwrap().1;
-    app.leads()
-        .delete_lead(app.acme.req(pb::DeleteLeadRequest {
-            id: id_of("lead"),
-            etag: String::new(),
-        }))
-        .await
-        .unwrap();
-    delete_lot(&app, &app.acme, id_of("lot")).await;
-    for (kind, id) in [
-        ("lead", id_of("lead")),
-        ("lot", id_of("lot")),
-        ("contact", 999_999),
-        ("stage", 999_999),
-    ] {
-        assert_invalid(
-            create(
-                &app,
-                &app.agent,
-                pb::Task {
-                    title: "Gone".into(),
-                    taskable_type: kind.into(),
-                    taskable_id: id,
-                    ..Default::default()
-                },
-            )
-            .await,
-            &["task.taskable_id"],
-        );
-    }
-}
-
-#[tokio::test]
-async fn a_task_is_assigned_only_to_an_active_user_of_its_tenant_by_whoever_assigns_it() {
-    let app = TestApp::spawn().await;
-    let assigned = create(
-        &app,
-        &app.acme,
-        pb::Task {
-            title: "Follow up".into(),
-            assignee_user_id: app.agent.user_id,
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap();
     assert_eq!(
         (assigned.assignee_user_id, assigned.assigner_user_id),
         (app.agent.user_id, app.acme.user_id)
@@ -416,8 +182,7 @@ async fn a_task_is_assigned_only_to_an_active_user_of_its_tenant_by_whoever_assi
     // Globex's admin is a user, but not of this tenant: identity says NOT_FOUND.
     for stranger in [app.globex.user_id, 999_999] {
         assert_invalid(
-            create(
-                &app,
+            app.create(
                 &app.acme,
                 pb::Task {
                     title: "Stray".into(),
@@ -429,8 +194,7 @@ async fn a_task_is_assigned_only_to_an_active_user_of_its_tenant_by_whoever_assi
             &["task.assignee_user_id"],
         );
         assert_invalid(
-            update(
-                &app,
+            app.update(
                 &app.acme,
                 pb::Task {
                     id: assigned.id,
@@ -445,46 +209,46 @@ async fn a_task_is_assigned_only_to_an_active_user_of_its_tenant_by_whoever_assi
     }
 
     // Reassigning makes the caller the assigner; other changes leave it alone.
-    let reassigned = update(
-        &app,
-        &app.agent,
-        pb::Task {
-            id: assigned.id,
-            assignee_user_id: app.acme.user_id,
-            ..Default::default()
-        },
-        &["assignee_user_id"],
-    )
-    .await
-    .unwrap();
+    let reassigned = app
+        .update(
+            &app.agent,
+            pb::Task {
+                id: assigned.id,
+                assignee_user_id: app.acme.user_id,
+                ..Default::default()
+            },
+            &["assignee_user_id"],
+        )
+        .await
+        .unwrap();
     assert_eq!(
         (reassigned.assignee_user_id, reassigned.assigner_user_id),
         (app.acme.user_id, app.agent.user_id)
     );
-    let renamed = update(
-        &app,
-        &app.acme,
-        pb::Task {
-            id: assigned.id,
-            title: "Follow up twice".into(),
-            ..Default::default()
-        },
-        &["title"],
-    )
-    .await
-    .unwrap();
+    let renamed = app
+        .update(
+            &app.acme,
+            pb::Task {
+                id: assigned.id,
+                title: "Follow up twice".into(),
+                ..Default::default()
+            },
+            &["title"],
+        )
+        .await
+        .unwrap();
     assert_eq!(renamed.assigner_user_id, app.agent.user_id);
-    let unassigned = update(
-        &app,
-        &app.acme,
-        pb::Task {
-            id: assigned.id,
-            ..Default::default()
-        },
-        &["assignee_user_id"],
-    )
-    .await
-    .unwrap();
+    let unassigned = app
+        .update(
+            &app.acme,
+            pb::Task {
+                id: assigned.id,
+                ..Default::default()
+            },
+            &["assignee_user_id"],
+        )
+        .await
+        .unwrap();
     assert_eq!(
         (unassigned.assignee_user_id, unassigned.assigner_user_id),
         (0, app.acme.user_id)
@@ -504,12 +268,16 @@ async fn completing_sets_the_complete_time_and_reopening_clears_it() {
         },
     )
     .await;
-    let task = start(&app, &app.agent, task.id, &task.etag).await.unwrap();
+    let task = Start
+        .send(&app, &app.agent, task.id, &task.etag)
+        .await
+        .unwrap();
     assert_eq!(task.status, "in_progress");
     assert!(task.overdue);
 
     let before = chrono::Utc::now().timestamp();
-    let done = complete(&app, &app.agent, task.id, &task.etag)
+    let done = Complete
+        .send(&app, &app.agent, task.id, &task.etag)
         .await
         .unwrap();
     assert_eq!(done.status, "completed");
@@ -519,13 +287,19 @@ async fn completing_sets_the_complete_time_and_reopening_clears_it() {
     assert_ne!(done.etag, task.etag);
 
     // Completing it again returns it unchanged; a stale etag is refused.
-    assert_eq!(complete(&app, &app.agent, done.id, "").await.unwrap(), done);
+    assert_eq!(
+        Complete.send(&app, &app.agent, done.id, "").await.unwrap(),
+        done
+    );
     expect_code(
-        reopen(&app, &app.agent, task.id, &task.etag).await,
+        Reopen.send(&app, &app.agent, task.id, &task.etag).await,
         Code::Aborted,
     );
 
-    let reopened = reopen(&app, &app.agent, task.id, &done.etag).await.unwrap();
+    let reopened = Reopen
+        .send(&app, &app.agent, task.id, &done.etag)
+        .await
+        .unwrap();
     assert_eq!(
         (reopened.status.as_str(), reopened.complete_time),
         ("open", None)
@@ -533,11 +307,11 @@ async fn completing_sets_the_complete_time_and_reopening_clears_it() {
     assert!(reopened.overdue);
     // Reopening an open task returns it unchanged.
     assert_eq!(
-        reopen(&app, &app.agent, task.id, "").await.unwrap(),
+        Reopen.send(&app, &app.agent, task.id, "").await.unwrap(),
         reopened
     );
     expect_code(
-        complete(&app, &app.agent, task.id, &done.etag).await,
+        Complete.send(&app, &app.agent, task.id, &done.etag).await,
         Code::Aborted,
     );
 }
@@ -555,44 +329,49 @@ async fn each_status_method_accepts_only_the_states_it_names() {
     };
 
     // open → in_progress; starting again returns it unchanged.
-    let started = start(&app, who, t.id, &t.etag).await.unwrap();
+    let started = Start.send(&app, who, t.id, &t.etag).await.unwrap();
     assert_eq!(
         (started.status.as_str(), started.complete_time),
         ("in_progress", None)
     );
-    assert_eq!(start(&app, who, t.id, "").await.unwrap(), started);
+    assert_eq!(Start.send(&app, who, t.id, "").await.unwrap(), started);
     // in_progress → cancelled; cancelling again returns it unchanged.
-    let cancelled = cancel(&app, who, t.id, &started.etag).await.unwrap();
+    let cancelled = Cancel.send(&app, who, t.id, &started.etag).await.unwrap();
     assert_eq!(cancelled.status, "cancelled");
-    assert_eq!(cancel(&app, who, t.id, "").await.unwrap(), cancelled);
+    assert_eq!(Cancel.send(&app, who, t.id, "").await.unwrap(), cancelled);
     // A cancelled task is neither started nor completed until it is reopened.
-    refused(start(&app, who, t.id, "").await, "TASK_CANCELLED");
-    refused(complete(&app, who, t.id, "").await, "TASK_CANCELLED");
-    let reopened = reopen(&app, who, t.id, "").await.unwrap();
+    refused(Start.send(&app, who, t.id, "").await, "TASK_CANCELLED");
+    refused(Complete.send(&app, who, t.id, "").await, "TASK_CANCELLED");
+    let reopened = Reopen.send(&app, who, t.id, "").await.unwrap();
     assert_eq!(reopened.status, "open");
     // open → completed; a completed task is neither started nor cancelled.
-    let done = complete(&app, who, t.id, &reopened.etag).await.unwrap();
+    let done = Complete
+        .send(&app, who, t.id, &reopened.etag)
+        .await
+        .unwrap();
     assert_eq!(done.status, "completed");
-    refused(start(&app, who, t.id, "").await, "TASK_COMPLETED");
-    refused(cancel(&app, who, t.id, "").await, "TASK_COMPLETED");
+    refused(Start.send(&app, who, t.id, "").await, "TASK_COMPLETED");
+    refused(Cancel.send(&app, who, t.id, "").await, "TASK_COMPLETED");
     assert_eq!(
-        app.tasks()
-            .get_task(who.req(pb::GetTaskRequest { id: t.id }))
-            .await
-            .unwrap()
-            .into_inner(),
+        app.get::<pb::Task>(who, t.id).await.unwrap(),
         done,
         "refused changes changed nothing"
     );
     // open → cancelled directly; a stale etag is refused.
-    let reopened = reopen(&app, who, t.id, "").await.unwrap();
-    expect_code(cancel(&app, who, t.id, &done.etag).await, Code::Aborted);
-    let cancelled = cancel(&app, who, t.id, &reopened.etag).await.unwrap();
+    let reopened = Reopen.send(&app, who, t.id, "").await.unwrap();
+    expect_code(
+        Cancel.send(&app, who, t.id, &done.etag).await,
+        Code::Aborted,
+    );
+    let cancelled = Cancel.send(&app, who, t.id, &reopened.etag).await.unwrap();
     assert_eq!(
         (cancelled.status.as_str(), cancelled.complete_time),
         ("cancelled", None)
     );
-    expect_code(start(&app, who, t.id, &reopened.etag).await, Code::Aborted);
+    expect_code(
+        Start.send(&app, who, t.id, &reopened.etag).await,
+        Code::Aborted,
+    );
 }
 
 #[tokio::test]
@@ -611,22 +390,22 @@ async fn updates_change_masked_fields_but_never_the_subject_or_the_completion() 
     )
     .await;
     let due = from_now(7200);
-    let changed = update(
-        &app,
-        &app.agent,
-        pb::Task {
-            id: task.id,
-            title: "Call about finance".into(),
-            priority: "high".into(),
-            due_time: due,
-            description: "not in the mask".into(),
-            etag: task.etag.clone(),
-            ..Default::default()
-        },
-        &["title", "priority", "due_time"],
-    )
-    .await
-    .unwrap();
+    let changed = app
+        .update(
+            &app.agent,
+            pb::Task {
+                id: task.id,
+                title: "Call about finance".into(),
+                priority: "high".into(),
+                due_time: due,
+                description: "not in the mask".into(),
+                etag: task.etag.clone(),
+                ..Default::default()
+            },
+            &["title", "priority", "due_time"],
+        )
+        .await
+        .unwrap();
     assert_eq!(
         (
             changed.title.as_str(),
@@ -638,8 +417,7 @@ async fn updates_change_masked_fields_but_never_the_subject_or_the_completion() 
     assert_eq!(changed.due_time, due);
     assert_ne!(changed.etag, task.etag);
     expect_code(
-        update(
-            &app,
+        app.update(
             &app.agent,
             pb::Task {
                 id: task.id,
@@ -660,8 +438,7 @@ async fn updates_change_masked_fields_but_never_the_subject_or_the_completion() 
         "complete_time",
     ] {
         let status = expect_code(
-            update(
-                &app,
+            app.update(
                 &app.agent,
                 pb::Task {
                     id: task.id,
@@ -679,8 +456,7 @@ async fn updates_change_masked_fields_but_never_the_subject_or_the_completion() 
         (pb::Task::default(), "title"),
     ] {
         let status = expect_code(
-            update(
-                &app,
+            app.update(
                 &app.agent,
                 pb::Task {
                     id: task.id,
@@ -697,36 +473,36 @@ async fn updates_change_masked_fields_but_never_the_subject_or_the_completion() 
     // The status is output only: an update carrying one, without a mask or with `*`,
     // leaves it as it is, and the other fields change as usual, also when the whole
     // task is sent back as it was read.
-    let done = complete(&app, &app.agent, task.id, "").await.unwrap();
-    let unmasked = update(
-        &app,
-        &app.agent,
-        pb::Task {
-            id: task.id,
-            title: "Calling".into(),
-            status: "open".into(),
-            ..Default::default()
-        },
-        &[],
-    )
-    .await
-    .unwrap();
+    let done = Complete.send(&app, &app.agent, task.id, "").await.unwrap();
+    let unmasked = app
+        .update(
+            &app.agent,
+            pb::Task {
+                id: task.id,
+                title: "Calling".into(),
+                status: "open".into(),
+                ..Default::default()
+            },
+            &[],
+        )
+        .await
+        .unwrap();
     assert_eq!(
         (unmasked.title.as_str(), unmasked.status.as_str()),
         ("Calling", "completed")
     );
-    let retitled = update(
-        &app,
-        &app.agent,
-        pb::Task {
-            title: "Called".into(),
-            status: "open".into(),
-            ..unmasked.clone()
-        },
-        &["*"],
-    )
-    .await
-    .unwrap();
+    let retitled = app
+        .update(
+            &app.agent,
+            pb::Task {
+                title: "Called".into(),
+                status: "open".into(),
+                ..unmasked.clone()
+            },
+            &["*"],
+        )
+        .await
+        .unwrap();
     assert_eq!(
         (retitled.title.as_str(), retitled.status.as_str()),
         ("Called", "completed")
@@ -748,11 +524,11 @@ async fn overdue_only_lists_open_and_in_progress_tasks_past_due() {
     };
     task(&app, agent, "late open", late(3)).await;
     let started = task(&app, agent, "late in progress", late(2)).await;
-    start(&app, agent, started.id, "").await.unwrap();
+    Start.send(&app, agent, started.id, "").await.unwrap();
     let dropped = task(&app, agent, "late cancelled", late(2)).await;
-    cancel(&app, agent, dropped.id, "").await.unwrap();
+    Cancel.send(&app, agent, dropped.id, "").await.unwrap();
     let done = task(&app, agent, "late done", late(1)).await;
-    complete(&app, agent, done.id, "").await.unwrap();
+    Complete.send(&app, agent, done.id, "").await.unwrap();
     task(
         &app,
         agent,
@@ -772,31 +548,33 @@ async fn overdue_only_lists_open_and_in_progress_tasks_past_due() {
         page_token: page_token.into(),
         ..Default::default()
     };
-    let all = list(&app, agent, overdue("", 0, "")).await.unwrap();
+    let all = app.send(agent, overdue("", 0, "")).await.unwrap();
     assert_eq!(titles(&all), ["late open", "late in progress"]);
     assert!(all.tasks.iter().all(|t| t.overdue));
-    let everything = list(&app, agent, pb::ListTasksRequest::default())
+    let everything = app
+        .send(agent, pb::ListTasksRequest::default())
         .await
         .unwrap();
     assert_eq!(everything.total_size, 6);
     assert_eq!(everything.tasks.iter().filter(|t| t.overdue).count(), 2);
-    let filtered = list(&app, agent, overdue(r#"status = "in_progress""#, 0, ""))
+    let filtered = app
+        .send(agent, overdue(r#"status = "in_progress""#, 0, ""))
         .await
         .unwrap();
     assert_eq!(titles(&filtered), ["late in progress"]);
 
     // Pages of an overdue list carry the time of the first page with them.
-    let first = list(&app, agent, overdue("", 1, "")).await.unwrap();
+    let first = app.send(agent, overdue("", 1, "")).await.unwrap();
     assert_eq!((titles(&first), first.total_size), (vec!["late open"], 2));
-    let second = list(&app, agent, overdue("", 1, &first.next_page_token))
+    let second = app
+        .send(agent, overdue("", 1, &first.next_page_token))
         .await
         .unwrap();
     assert_eq!(titles(&second), ["late in progress"]);
     assert!(second.next_page_token.is_empty());
     // The token is refused without overdue_only, and with an edited time.
     let status = expect_code(
-        list(
-            &app,
+        app.send(
             agent,
             pb::ListTasksRequest {
                 page_size: 1,
@@ -811,11 +589,11 @@ async fn overdue_only_lists_open_and_in_progress_tasks_past_due() {
     let (micros, rest) = first.next_page_token.split_once('~').unwrap();
     let edited = format!("{}~{rest}", micros.parse::<i64>().unwrap() + 1);
     assert_invalid(
-        list(&app, agent, overdue("", 1, &edited)).await,
+        app.send(agent, overdue("", 1, &edited)).await,
         &["page_token"],
     );
     assert_invalid(
-        list(&app, agent, overdue("due_time <", 0, "")).await,
+        app.send(agent, overdue("due_time <", 0, "")).await,
         &["filter"],
     );
 }
@@ -842,16 +620,17 @@ async fn an_overdue_list_keeps_the_time_of_its_first_page() {
         page_token,
         ..Default::default()
     };
-    let first = list(&app, agent, overdue(String::new())).await.unwrap();
+    let first = app.send(agent, overdue(String::new())).await.unwrap();
     assert_eq!((titles(&first), first.total_size), (vec!["first"], 2));
     tokio::time::sleep(Duration::from_secs(3)).await;
     // "imminent" is overdue by now, but not at the time the list was started.
-    let second = list(&app, agent, overdue(first.next_page_token))
+    let second = app
+        .send(agent, overdue(first.next_page_token))
         .await
         .unwrap();
     assert_eq!((titles(&second), second.total_size), (vec!["second"], 2));
     assert!(second.next_page_token.is_empty());
-    let fresh = list(&app, agent, overdue(String::new())).await.unwrap();
+    let fresh = app.send(agent, overdue(String::new())).await.unwrap();
     assert_eq!(fresh.total_size, 3);
 }
 
@@ -882,27 +661,22 @@ async fn assigned_to_me_lists_the_callers_tasks_and_its_tokens_are_the_callers()
         page_token,
         ..Default::default()
     };
-    let agents = list(&app, &app.agent, mine(0, String::new()))
-        .await
-        .unwrap();
+    let agents = app.send(&app.agent, mine(0, String::new())).await.unwrap();
     assert_eq!(titles(&agents), ["agent 1", "agent 2"]);
-    let admins = list(&app, &app.acme, mine(0, String::new())).await.unwrap();
+    let admins = app.send(&app.acme, mine(0, String::new())).await.unwrap();
     assert_eq!(titles(&admins), ["admin"]);
-    let viewers = list(&app, &app.viewer, mine(0, String::new()))
-        .await
-        .unwrap();
+    let viewers = app.send(&app.viewer, mine(0, String::new())).await.unwrap();
     assert_eq!(viewers.total_size, 0);
 
-    let first = list(&app, &app.agent, mine(1, String::new()))
-        .await
-        .unwrap();
-    let second = list(&app, &app.agent, mine(1, first.next_page_token.clone()))
+    let first = app.send(&app.agent, mine(1, String::new())).await.unwrap();
+    let second = app
+        .send(&app.agent, mine(1, first.next_page_token.clone()))
         .await
         .unwrap();
     assert_eq!(titles(&second), ["agent 2"]);
     // "Me" is bound into the token: another user cannot page on with it.
     assert_invalid(
-        list(&app, &app.acme, mine(1, first.next_page_token)).await,
+        app.send(&app.acme, mine(1, first.next_page_token)).await,
         &["page_token"],
     );
 }
@@ -941,38 +715,37 @@ async fn a_list_about_one_record_pages_within_it_and_its_tokens_stay_bound_to_it
         page_token,
         ..Default::default()
     };
-    let first = list(&app, &app.viewer, about("lead", ours.id, String::new()))
+    let first = app
+        .send(&app.viewer, about("lead", ours.id, String::new()))
         .await
         .unwrap();
     assert_eq!(
         (titles(&first), first.total_size),
         (vec!["ours 1", "ours 2"], 3)
     );
-    let second = list(
-        &app,
-        &app.viewer,
-        about("lead", ours.id, first.next_page_token.clone()),
-    )
-    .await
-    .unwrap();
+    let second = app
+        .send(
+            &app.viewer,
+            about("lead", ours.id, first.next_page_token.clone()),
+        )
+        .await
+        .unwrap();
     assert_eq!(titles(&second), ["ours 3"]);
     for (kind, id) in [("lead", other.id), ("lead", 0), ("", 0)] {
         assert_invalid(
-            list(
-                &app,
-                &app.viewer,
-                about(kind, id, first.next_page_token.clone()),
-            )
-            .await,
+            app.send(&app.viewer, about(kind, id, first.next_page_token.clone()))
+                .await,
             &["page_token"],
         );
     }
 
-    let leads = list(&app, &app.viewer, about("lead", 0, String::new()))
+    let leads = app
+        .send(&app.viewer, about("lead", 0, String::new()))
         .await
         .unwrap();
     assert_eq!(leads.total_size, 4);
-    let lots = list(&app, &app.viewer, about("lot", lot, String::new()))
+    let lots = app
+        .send(&app.viewer, about("lot", lot, String::new()))
         .await
         .unwrap();
     assert_eq!(titles(&lots), ["lot"]);
@@ -982,7 +755,7 @@ async fn a_list_about_one_record_pages_within_it_and_its_tokens_stay_bound_to_it
         ("lead", -1, "taskable_id"),
     ] {
         assert_invalid(
-            list(&app, &app.viewer, about(kind, id, String::new())).await,
+            app.send(&app.viewer, about(kind, id, String::new())).await,
             &[field],
         );
     }
@@ -1019,7 +792,8 @@ async fn tasks_come_by_due_time_then_priority_rank_with_undated_tasks_last() {
             page_token,
             ..Default::default()
         };
-    let default = list(&app, &app.viewer, ordered("", "", 0, String::new()))
+    let default = app
+        .send(&app.viewer, ordered("", "", 0, String::new()))
         .await
         .unwrap();
     assert_eq!(
@@ -1032,13 +806,13 @@ async fn tasks_come_by_due_time_then_priority_rank_with_undated_tasks_last() {
             "undated low"
         ]
     );
-    let by_rank = list(
-        &app,
-        &app.viewer,
-        ordered("", "priority desc, title", 0, String::new()),
-    )
-    .await
-    .unwrap();
+    let by_rank = app
+        .send(
+            &app.viewer,
+            ordered("", "priority desc, title", 0, String::new()),
+        )
+        .await
+        .unwrap();
     assert_eq!(
         titles(&by_rank),
         [
@@ -1053,7 +827,8 @@ async fn tasks_come_by_due_time_then_priority_rank_with_undated_tasks_last() {
     let mut seen = Vec::new();
     let mut token = String::new();
     loop {
-        let page = list(&app, &app.viewer, ordered("", "priority, title", 2, token))
+        let page = app
+            .send(&app.viewer, ordered("", "priority, title", 2, token))
             .await
             .unwrap();
         seen.extend(page.tasks.into_iter().map(|t| t.title));
@@ -1073,34 +848,34 @@ async fn tasks_come_by_due_time_then_priority_rank_with_undated_tasks_last() {
         ]
     );
 
-    let high = list(
-        &app,
-        &app.viewer,
-        ordered(
-            r#"priority = "high" OR priority = "urgent""#,
-            "title",
-            0,
-            String::new(),
-        ),
-    )
-    .await
-    .unwrap();
-    assert_eq!(titles(&high), ["undated high", "urgent soon"]);
-    let due_soon = list(
-        &app,
-        &app.viewer,
-        ordered(
-            &format!(
-                r#"due_time < "{}""#,
-                (chrono::Utc::now() + chrono::Duration::minutes(90)).to_rfc3339()
+    let high = app
+        .send(
+            &app.viewer,
+            ordered(
+                r#"priority = "high" OR priority = "urgent""#,
+                "title",
+                0,
+                String::new(),
             ),
-            "title",
-            0,
-            String::new(),
-        ),
-    )
-    .await
-    .unwrap();
+        )
+        .await
+        .unwrap();
+    assert_eq!(titles(&high), ["undated high", "urgent soon"]);
+    let due_soon = app
+        .send(
+            &app.viewer,
+            ordered(
+                &format!(
+                    r#"due_time < "{}""#,
+                    (chrono::Utc::now() + chrono::Duration::minutes(90)).to_rfc3339()
+                ),
+                "title",
+                0,
+                String::new(),
+            ),
+        )
+        .await
+        .unwrap();
     assert_eq!(titles(&due_soon), ["low soon", "urgent soon"]);
     // The rank is how priorities sort, not a field of its own.
     for (filter, order_by, field) in [
@@ -1110,12 +885,8 @@ async fn tasks_come_by_due_time_then_priority_rank_with_undated_tasks_last() {
         ("", "description", "order_by"),
     ] {
         assert_invalid(
-            list(
-                &app,
-                &app.viewer,
-                ordered(filter, order_by, 0, String::new()),
-            )
-            .await,
+            app.send(&app.viewer, ordered(filter, order_by, 0, String::new()))
+                .await,
             &[field],
         );
     }
@@ -1128,11 +899,7 @@ async fn completing_and_reopening_are_bound_to_the_tenant_and_need_the_write_per
     let app = TestApp::spawn().await;
     let t = task(&app, &app.agent, "Call back", pb::Task::default()).await;
     let deleted = task(&app, &app.agent, "Deleted", pb::Task::default()).await;
-    app.tasks()
-        .delete_task(app.agent.req(pb::DeleteTaskRequest {
-            id: deleted.id,
-            etag: String::new(),
-        }))
+    app.delete::<pb::Task>(&app.agent, deleted.id, "")
         .await
         .unwrap();
     for (who, id, code) in [
@@ -1140,7 +907,7 @@ async fn completing_and_reopening_are_bound_to_the_tenant_and_need_the_write_per
         (&app.viewer, t.id, Code::PermissionDenied),
         (&app.agent, deleted.id, Code::NotFound),
     ] {
-        expect_code(complete(&app, who, id, "").await, code);
-        expect_code(reopen(&app, who, id, "").await, code);
+        expect_code(Complete.send(&app, who, id, "").await, code);
+        expect_code(Reopen.send(&app, who, id, "").await, code);
     }
 }
