@@ -464,15 +464,25 @@ impl<H: Handler> Consumer<H> {
         Outcome::Ignored
     }
 
-    /// Asks JetStream to deliver `message` again after the retry delay times the
-    /// deliveries so far.
+    /// Has JetStream deliver `message` again after the retry delay times the
+    /// deliveries so far. The consumer waits out the delay itself, telling JetStream it
+    /// is still working on the message, and then asks for an immediate redelivery:
+    /// nats-server 2.9 can lose the redelivery of a NAK with a delay on a pull
+    /// consumer, which then holds the message unacknowledged, and everything behind it
+    /// (`max_ack_pending = 1`), for good. Nothing else could be delivered meanwhile
+    /// anyway: this message comes first.
     async fn retry_later(&self, message: &jetstream::Message, delivered: i64) {
         let factor = u32::try_from(delivered.clamp(1, 20)).unwrap_or(1);
-        ack(
-            message,
-            AckKind::Nak(Some(self.config.retry_delay * factor)),
-        )
-        .await;
+        let until = tokio::time::Instant::now() + self.config.retry_delay * factor;
+        let mut working = tokio::time::interval(self.config.ack_wait / 2);
+        working.tick().await;
+        loop {
+            tokio::select! {
+                () = tokio::time::sleep_until(until) => break,
+                _ = working.tick() => ack(message, AckKind::Progress).await,
+            }
+        }
+        ack(message, AckKind::Nak(None)).await;
     }
 
     /// Binds the envelope's tenant, records the event in the inbox and applies it, in

@@ -525,10 +525,16 @@ impl Flow {
                 assert_eq!(n, count, "{consumer} applied more than expected");
                 return;
             }
-            assert!(
-                start.elapsed() < Duration::from_secs(20),
-                "{consumer}: {count} events not consumed within 20 s ({n})"
-            );
+            if start.elapsed() >= Duration::from_secs(20) {
+                let mut stream = self.js.get_stream("FUSION").await.unwrap();
+                let info = stream
+                    .consumer_info(consumer)
+                    .await
+                    .map(|i| format!("{i:?}"));
+                panic!(
+                    "{consumer}: {count} events not consumed within 20 s ({n}); consumer: {info:?}"
+                );
+            }
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
     }
