@@ -526,7 +526,7 @@ impl Flow {
                 return;
             }
             if start.elapsed() >= Duration::from_secs(20) {
-                let mut stream = self.js.get_stream("FUSION").await.unwrap();
+                let stream = self.js.get_stream("FUSION").await.unwrap();
                 let info = stream
                     .consumer_info(consumer)
                     .await
