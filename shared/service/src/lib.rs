@@ -18,6 +18,7 @@ pub mod config;
 pub mod host;
 mod metrics;
 pub mod replay;
+pub mod rpc;
 mod server;
 pub mod standard;
 pub mod validate;

@@ -1,14 +1,8 @@
-//! The tonic end of the standard methods, shared by every property resource: read the
-//! verified caller from the request, take the fields the method needs, run the kit's
-//! flow (`fusion_service::standard`) and turn its error into a `Status` once.
-//!
-//! A resource's handler names only what differs: its `Resource` and where its request
-//! keeps the id, the etag or the resource. The List request and response of each
-//! resource are listed once below.
+//! The tonic end of the standard methods for every property resource: Create, Get,
+//! Update, Delete and Undelete are `fusion_service::rpc`'s; List is here, with the
+//! List request and response of each resource listed once below.
 
 use tonic::{Request, Response, Status};
-
-use prost_types::FieldMask;
 
 use fusion_db::list::{ListParams, Page, Scope};
 use fusion_proto::property::v1 as pb;
@@ -16,37 +10,7 @@ use fusion_service::api::total;
 use fusion_service::standard::{self, Resource};
 use fusion_tenancy::TenantContext;
 
-/// Create, with the request id `request_id` reads from the request (AIP-155) and the
-/// resource `resource` takes out of it (absent: all fields unset).
-pub(super) async fn create<R: Resource, M: prost::Message>(
-    state: &R::State,
-    req: Request<M>,
-    request_id: fn(&M) -> &str,
-    resource: fn(M) -> Option<R::Pb>,
-) -> Result<Response<R::Pb>, Status>
-where
-    Status: From<R::Error>,
-{
-    let ctx = TenantContext::from_request(&req)?;
-    let body = req.into_inner();
-    let key = R::kit(state).request_key(request_id(&body), &body)?;
-    let created = standard::create::<R>(state, &ctx, key, resource(body).unwrap_or_default());
-    Ok(Response::new(created.await?))
-}
-
-/// Get of the row whose id `id` reads from the request.
-pub(super) async fn get<R: Resource, M>(
-    state: &R::State,
-    req: Request<M>,
-    id: fn(&M) -> i64,
-) -> Result<Response<R::Pb>, Status>
-where
-    Status: From<R::Error>,
-{
-    let ctx = TenantContext::from_request(&req)?;
-    let found = standard::get::<R>(state, &ctx, id(req.get_ref()));
-    Ok(Response::new(found.await?))
-}
+pub(super) use fusion_service::rpc::{create, delete, get, undelete, update};
 
 /// List, unscoped: one page of the caller's tenant.
 pub(super) async fn list<R: Resource, M: ListRequest, L: ListResponse<R::Pb>>(
@@ -75,53 +39,6 @@ where
     Ok(Response::new(L::from_page(page)))
 }
 
-/// What an Update request carries: the resource with its new values, and the mask.
-type UpdateParts<Pb> = (Option<Pb>, Option<FieldMask>);
-
-/// Update of the resource `parts` takes out of the request, with its mask.
-pub(super) async fn update<R: Resource, M>(
-    state: &R::State,
-    req: Request<M>,
-    parts: fn(M) -> UpdateParts<R::Pb>,
-) -> Result<Response<R::Pb>, Status>
-where
-    Status: From<R::Error>,
-{
-    let ctx = TenantContext::from_request(&req)?;
-    let (resource, mask) = parts(req.into_inner());
-    let updated = standard::update::<R>(state, &ctx, resource.unwrap_or_default(), mask);
-    Ok(Response::new(updated.await?))
-}
-
-/// Delete of the row whose id and etag `parts` takes out of the request.
-pub(super) async fn delete<R: Resource, M>(
-    state: &R::State,
-    req: Request<M>,
-    parts: fn(M) -> (i64, String),
-) -> Result<Response<R::Pb>, Status>
-where
-    Status: From<R::Error>,
-{
-    let ctx = TenantContext::from_request(&req)?;
-    let (id, etag) = parts(req.into_inner());
-    let deleted = standard::delete::<R>(state, &ctx, id, &etag);
-    Ok(Response::new(deleted.await?))
-}
-
-/// Undelete of the row whose id `id` reads from the request.
-pub(super) async fn undelete<R: Resource, M>(
-    state: &R::State,
-    req: Request<M>,
-    id: fn(&M) -> i64,
-) -> Result<Response<R::Pb>, Status>
-where
-    Status: From<R::Error>,
-{
-    let ctx = TenantContext::from_request(&req)?;
-    let restored = standard::undelete::<R>(state, &ctx, id(req.get_ref()));
-    Ok(Response::new(restored.await?))
-}
-
 /// A List request: the standard paging, filter and order fields (AIP-132/158/160).
 pub(super) trait ListRequest {
     /// The fields as the kit reads them.
@@ -134,20 +51,9 @@ pub(super) trait ListResponse<Pb> {
     fn from_page(page: Page<Pb>) -> Self;
 }
 
-/// The standard fields of a List request, whichever resource it lists.
-fn params(
-    page_size: i32,
-    token: String,
-    filter: String,
-    order_by: String,
-    deleted: bool,
-) -> ListParams {
-    ListParams::new(page_size, token, filter, order_by, deleted)
-}
-
 impl ListRequest for pb::ListDevelopersRequest {
     fn params(self) -> ListParams {
-        params(
+        ListParams::new(
             self.page_size,
             self.page_token,
             self.filter,
@@ -159,7 +65,7 @@ impl ListRequest for pb::ListDevelopersRequest {
 
 impl ListRequest for pb::ListFeaturesRequest {
     fn params(self) -> ListParams {
-        params(
+        ListParams::new(
             self.page_size,
             self.page_token,
             self.filter,
@@ -171,7 +77,7 @@ impl ListRequest for pb::ListFeaturesRequest {
 
 impl ListRequest for pb::ListProjectsRequest {
     fn params(self) -> ListParams {
-        params(
+        ListParams::new(
             self.page_size,
             self.page_token,
             self.filter,
@@ -183,7 +89,7 @@ impl ListRequest for pb::ListProjectsRequest {
 
 impl ListRequest for pb::ListStagesRequest {
     fn params(self) -> ListParams {
-        params(
+        ListParams::new(
             self.page_size,
             self.page_token,
             self.filter,
@@ -195,7 +101,7 @@ impl ListRequest for pb::ListStagesRequest {
 
 impl ListRequest for pb::ListLotsRequest {
     fn params(self) -> ListParams {
-        params(
+        ListParams::new(
             self.page_size,
             self.page_token,
             self.filter,
@@ -207,7 +113,7 @@ impl ListRequest for pb::ListLotsRequest {
 
 impl ListRequest for pb::ListMediaRequest {
     fn params(self) -> ListParams {
-        params(
+        ListParams::new(
             self.page_size,
             self.page_token,
             self.filter,
