@@ -347,92 +347,36 @@ impl<H: Handler> Consumer<H> {
                 .await
                 .map(Some),
         };
-        let caller = match caller {
-            Ok(caller) => caller,
-            Err(err) => {
-                self.metrics.failures.get_or_create(&labels).inc();
-                // A tenant identity does not know (never was, or deleted) will not come
-                // back: like a failing handler, its event is dead-lettered after the
-                // bounded deliveries. Anything else (identity down, the account
-                // deactivated) waits, however long it takes.
-                let gone = matches!(err, CredentialsError::NoTenant(_))
-                    || err.code() == Some(tonic::Code::NotFound);
-                if gone && delivered >= self.config.max_deliver {
+        let outcome = async {
+            match caller {
+                Ok(caller) => {
+                    let event = Delivery {
+                        envelope,
+                        delivered,
+                        caller,
+                    };
+                    match self.while_working(message, self.apply(&event)).await {
+                        Ok(true) => Outcome::Applied,
+                        Ok(false) => Outcome::Duplicate,
+                        // A database outage is not the event's fault: it waits.
+                        Err(err) => self.failed(&event, &err, !is_transient(&err)).await,
+                    }
+                }
+                Err(err) => {
+                    // A tenant identity does not know (never was, or deleted) will not
+                    // come back: like a failing handler, its event is dead-lettered
+                    // after the bounded deliveries. Anything else (identity down, the
+                    // account deactivated) waits, however long it takes.
+                    let gone = matches!(err, CredentialsError::NoTenant(_))
+                        || err.code() == Some(tonic::Code::NotFound);
                     let event = Delivery {
                         envelope,
                         delivered,
                         caller: None,
                     };
-                    let err = anyhow::Error::new(err);
-                    match self.dead_letter(&event, &err).await {
-                        Ok(()) => {
-                            self.metrics.dead_letters.get_or_create(&labels).inc();
-                            span.in_scope(|| {
-                                tracing::error!(
-                                    error = format!("{err:#}"),
-                                    delivered,
-                                    "event of an unknown tenant dead-lettered"
-                                );
-                            });
-                            ack(message, AckKind::Term).await;
-                            return Outcome::DeadLettered;
-                        }
-                        Err(e) => tracing::warn!(error = %e, "recording a dead letter"),
-                    }
-                } else {
-                    span.in_scope(|| {
-                        tracing::warn!(error = %err, delivered,
-                            "no service account token for the event's tenant; it will be delivered again");
-                    });
-                }
-                self.retry_later(message, delivered).await;
-                return Outcome::Retry;
-            }
-        };
-        let event = Delivery {
-            envelope,
-            delivered,
-            caller,
-        };
-        let outcome = async {
-            let applied = {
-                let apply = self.apply(&event);
-                tokio::pin!(apply);
-                let mut working = tokio::time::interval(self.config.ack_wait / 2);
-                working.tick().await;
-                loop {
-                    tokio::select! {
-                        applied = &mut apply => break applied,
-                        _ = working.tick() => ack(message, AckKind::Progress).await,
-                    }
-                }
-            };
-            match applied {
-                Ok(true) => Outcome::Applied,
-                Ok(false) => Outcome::Duplicate,
-                Err(err) => {
-                    self.metrics.failures.get_or_create(&labels).inc();
-                    if !is_transient(&err) && delivered >= self.config.max_deliver {
-                        match self.dead_letter(&event, &err).await {
-                            Ok(()) => {
-                                self.metrics.dead_letters.get_or_create(&labels).inc();
-                                tracing::error!(
-                                    error = format!("{err:#}"),
-                                    delivered,
-                                    "event dead-lettered"
-                                );
-                                return Outcome::DeadLettered;
-                            }
-                            Err(e) => tracing::warn!(error = %e, "recording a dead letter"),
-                        }
-                    } else {
-                        tracing::warn!(
-                            error = format!("{err:#}"),
-                            delivered,
-                            "event handling failed; it will be delivered again"
-                        );
-                    }
-                    Outcome::Retry
+                    let err = anyhow::Error::new(err)
+                        .context("no service account token for the event's tenant");
+                    self.failed(&event, &err, gone).await
                 }
             }
         }
@@ -473,16 +417,53 @@ impl<H: Handler> Consumer<H> {
     /// anyway: this message comes first.
     async fn retry_later(&self, message: &jetstream::Message, delivered: i64) {
         let factor = u32::try_from(delivered.clamp(1, 20)).unwrap_or(1);
-        let until = tokio::time::Instant::now() + self.config.retry_delay * factor;
+        let delay = tokio::time::sleep(self.config.retry_delay * factor);
+        self.while_working(message, delay).await;
+        ack(message, AckKind::Nak(None)).await;
+    }
+
+    /// Runs `work` to its end, telling JetStream every half AckWait that `message` is
+    /// still being worked on, so it is not redelivered meanwhile.
+    async fn while_working<T>(
+        &self,
+        message: &jetstream::Message,
+        work: impl Future<Output = T>,
+    ) -> T {
+        tokio::pin!(work);
         let mut working = tokio::time::interval(self.config.ack_wait / 2);
         working.tick().await;
         loop {
             tokio::select! {
-                () = tokio::time::sleep_until(until) => break,
+                done = &mut work => return done,
                 _ = working.tick() => ack(message, AckKind::Progress).await,
             }
         }
-        ack(message, AckKind::Nak(None)).await;
+    }
+
+    /// What becomes of `event` when it failed with `err`: a dead letter once it has had
+    /// its `max_deliver` deliveries, if the failure is `permanent` (the event's own
+    /// fault) and the dead letter is recorded; otherwise another delivery.
+    async fn failed(&self, event: &Delivery, err: &anyhow::Error, permanent: bool) -> Outcome {
+        let labels = consumer_labels(&self.config.name);
+        self.metrics.failures.get_or_create(&labels).inc();
+        let delivered = event.delivered;
+        if permanent && delivered >= self.config.max_deliver {
+            match self.dead_letter(event, err).await {
+                Ok(()) => {
+                    self.metrics.dead_letters.get_or_create(&labels).inc();
+                    tracing::error!(error = format!("{err:#}"), delivered, "event dead-lettered");
+                    return Outcome::DeadLettered;
+                }
+                Err(e) => tracing::warn!(error = %e, "recording a dead letter"),
+            }
+        } else {
+            tracing::warn!(
+                error = format!("{err:#}"),
+                delivered,
+                "event failed; it will be delivered again"
+            );
+        }
+        Outcome::Retry
     }
 
     /// Binds the envelope's tenant, records the event in the inbox and applies it, in

@@ -9,7 +9,7 @@ use tonic::Code;
 use tonic::transport::Channel;
 
 use fusion_db::TenantTx;
-use fusion_events::{CredentialsError, Delivery, Handler, ServiceCredentials};
+use fusion_events::{ConsumerConfig, CredentialsError, Delivery, Handler, ServiceCredentials};
 use fusion_identity::config::parse_platform_service_accounts;
 use fusion_identity::{Application, IdentityConfig};
 use fusion_proto::identity::v1 as idpb;
@@ -168,6 +168,26 @@ impl Handler for Actor {
     }
 }
 
+/// Starts [`Actor`] as a durable consumer with `config`, acting with `credentials`.
+async fn spawn_actor(
+    h: &Harness,
+    identity: &Identity,
+    config: ConsumerConfig,
+    credentials: ServiceCredentials,
+) {
+    fusion_events::consumer::Consumer::new(
+        h.app.clone(),
+        h.client().await,
+        config,
+        Actor {
+            identity: identity.channel.clone(),
+        },
+        h.metrics.clone(),
+    )
+    .with_credentials(credentials)
+    .spawn(h.stop());
+}
+
 /// The actor recorded for each event of `tenant`.
 async fn actors(h: &Harness, tenant: i64) -> Vec<i64> {
     sqlx::query_scalar("SELECT deal_id FROM property.test_effects WHERE tenant_id = $1 ORDER BY id")
@@ -184,17 +204,13 @@ async fn a_consumer_with_credentials_acts_in_each_events_tenant_as_its_system_ac
     let h = Harness::new().await;
     let credentials = identity.credentials();
     h.spawn_relay().await;
-    fusion_events::consumer::Consumer::new(
-        h.app.clone(),
-        h.client().await,
+    spawn_actor(
+        &h,
+        &identity,
         h.consumer_config("billing-test"),
-        Actor {
-            identity: identity.channel.clone(),
-        },
-        h.metrics.clone(),
+        credentials.clone(),
     )
-    .with_credentials(credentials.clone())
-    .spawn(h.stop());
+    .await;
     for deal in 1..=3 {
         h.win(acme, deal, "won").await;
         h.win(globex, deal, "won").await;
@@ -243,17 +259,7 @@ async fn an_event_whose_tenant_gives_no_token_waits_and_is_never_dead_lettered()
     let mut config = h.consumer_config("billing-waits");
     config.max_deliver = 2;
     h.spawn_relay().await;
-    fusion_events::consumer::Consumer::new(
-        h.app.clone(),
-        h.client().await,
-        config,
-        Actor {
-            identity: identity.channel.clone(),
-        },
-        h.metrics.clone(),
-    )
-    .with_credentials(identity.credentials())
-    .spawn(h.stop());
+    spawn_actor(&h, &identity, config, identity.credentials()).await;
     h.win(acme, 7, "won").await;
     eventually(
         Duration::from_secs(20),
@@ -294,17 +300,7 @@ async fn an_event_of_a_tenant_identity_does_not_know_is_dead_lettered_and_later_
     let mut config = h.consumer_config("billing-unknown");
     config.max_deliver = 2;
     h.spawn_relay().await;
-    fusion_events::consumer::Consumer::new(
-        h.app.clone(),
-        h.client().await,
-        config,
-        Actor {
-            identity: identity.channel.clone(),
-        },
-        h.metrics.clone(),
-    )
-    .with_credentials(identity.credentials())
-    .spawn(h.stop());
+    spawn_actor(&h, &identity, config, identity.credentials()).await;
     let unknown = 987_654;
     h.win(unknown, 1, "won").await;
     h.win(acme, 2, "won").await;
