@@ -36,6 +36,25 @@ fn revoke(account_id: i64, secret_id: i64) -> pb::RevokeServiceAccountSecretRequ
     }
 }
 
+/// Tries to create a role as `who` (which a service account's roles never allow).
+async fn create_a_role(
+    app: &TestApp,
+    who: &Session,
+) -> Result<tonic::Response<pb::Role>, tonic::Status> {
+    app.roles()
+        .create_role(as_user(
+            who,
+            pb::CreateRoleRequest {
+                role: Some(pb::Role {
+                    name: "sneaky".into(),
+                    ..Default::default()
+                }),
+                request_id: String::new(),
+            },
+        ))
+        .await
+}
+
 async fn get(app: &TestApp, admin: &Session, id: i64) -> pb::ServiceAccount {
     app.service_accounts()
         .get_service_account(as_user(admin, pb::GetServiceAccountRequest { id }))
@@ -112,21 +131,7 @@ async fn a_service_accounts_token_carries_its_tenant_and_roles_and_they_limit_wh
     );
     assert_eq!(reason(&status), "NOT_FOUND");
     // ...and nothing its role does not allow.
-    let status = expect_code(
-        app.roles()
-            .create_role(as_user(
-                &token,
-                pb::CreateRoleRequest {
-                    role: Some(pb::Role {
-                        name: "sneaky".into(),
-                        ..Default::default()
-                    }),
-                    request_id: String::new(),
-                },
-            ))
-            .await,
-        Code::PermissionDenied,
-    );
+    let status = expect_code(create_a_role(&app, &token).await, Code::PermissionDenied);
     assert!(
         status.message().contains("identity.roles.write"),
         "{status:?}"
@@ -792,21 +797,7 @@ async fn a_platform_service_gets_tokens_for_each_tenants_system_account_which_re
         .into_inner()
         .users;
     assert_eq!(users.len(), 1, "the admin only: {users:?}");
-    let status = expect_code(
-        app.roles()
-            .create_role(as_user(
-                &session,
-                pb::CreateRoleRequest {
-                    role: Some(pb::Role {
-                        name: "sneaky".into(),
-                        ..Default::default()
-                    }),
-                    request_id: String::new(),
-                },
-            ))
-            .await,
-        Code::PermissionDenied,
-    );
+    let status = expect_code(create_a_role(&app, &session).await, Code::PermissionDenied);
     assert_eq!(reason(&status), "PERMISSION_DENIED");
 
     // The same account next time; another service and another tenant have their own.
