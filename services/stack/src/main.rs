@@ -209,7 +209,8 @@ async fn main() -> anyhow::Result<()> {
         )
         .await
         .with_context(|| format!("seeding {slug}'s demo pipeline"))?;
-        if demo_deal.is_none() {
+        // The printed lines log in as the first tenant's admin, so its deal only.
+        if *slug == DEMO_TENANTS[0].0 {
             demo_deal = open_deal_with_lot(edge_channel.clone(), &token).await?;
         }
     }
@@ -298,8 +299,9 @@ fn find_nats_server() -> Option<std::path::PathBuf> {
     })
 }
 
-/// The first tenant's open demo deal on a lot, as (deal id, lot id), for the lines
-/// that win it and show its lot sold.
+/// An open deal on a lot of the caller's tenant, as (deal id, lot id), for the lines
+/// that win it and show its lot sold; none once the demo deal has been won (a store
+/// kept from an earlier run).
 async fn open_deal_with_lot(
     edge: tonic::transport::Channel,
     token: &str,
