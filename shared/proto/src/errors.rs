@@ -152,6 +152,16 @@ pub fn internal(domain: &str) -> Status {
     )
 }
 
+/// DEADLINE_EXCEEDED with `reason`: the call ran out of time on the caller's side of
+/// the work (e.g. `STREAM_IDLE`, a client stream that stopped sending).
+pub fn deadline_exceeded(domain: &str, reason: &str, message: impl Into<String>) -> Status {
+    with_details(
+        Code::DeadlineExceeded,
+        message,
+        error_info(reason, domain, HashMap::new()),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

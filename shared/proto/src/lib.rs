@@ -1,8 +1,10 @@
 //! Every Fusion CRM gRPC API, generated once for all services (tonic 0.14,
 //! `tonic-prost-build`, vendored `protoc`), its descriptor set for server
 //! reflection, what the set says about each package's services and RPCs
-//! ([`descriptor`]), and the [`errors`] builders every service uses.
+//! ([`descriptor`]), the [`errors`] builders every service uses, and the served call's
+//! [`deadline`].
 
+pub mod deadline;
 pub mod descriptor;
 pub mod errors;
 
