@@ -109,6 +109,8 @@ impl Edge {
                 file_descriptor_sets: vec![fusion_proto::FILE_DESCRIPTOR_SET],
                 drain: config.drain,
                 shutdown_deadline: config.shutdown_deadline,
+                // The edge bounds its calls with its own per-route limits.
+                max_in_flight: None,
             },
         )
         .await?;

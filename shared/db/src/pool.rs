@@ -20,15 +20,24 @@ pub struct DbConfig {
     pub max_connections: u32,
     /// How long a request waits for a connection before it gets UNAVAILABLE.
     pub acquire_timeout: Duration,
+    /// The longest any statement runs; a unit of work opened for a call whose deadline
+    /// is nearer gets that instead ([`Db::begin`]).
+    pub statement_timeout: Duration,
+    /// PostgreSQL ends a session whose transaction sits idle this long, so a stuck
+    /// handler cannot hold locks and a connection for ever.
+    pub idle_in_transaction_timeout: Duration,
 }
 
 impl DbConfig {
-    /// A config with the defaults used by services: 10 connections, 5 s acquire timeout.
+    /// A config with the defaults used by services: 10 connections, 3 s acquire
+    /// timeout, 30 s statements, 30 s idle in a transaction.
     pub fn new(url: impl Into<String>) -> Self {
         Self {
             url: url.into(),
             max_connections: 10,
-            acquire_timeout: Duration::from_secs(5),
+            acquire_timeout: Duration::from_secs(3),
+            statement_timeout: Duration::from_secs(30),
+            idle_in_transaction_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -37,6 +46,15 @@ impl DbConfig {
 #[derive(Clone, Debug)]
 pub struct Db {
     pool: PgPool,
+    /// Every session's `statement_timeout` (see [`DbConfig::statement_timeout`]).
+    statement_timeout: Duration,
+}
+
+/// `statement_timeout` for a unit of work: what is left of the served call's deadline
+/// when that is nearer than the session's own (at least 1 ms: 0 would mean none).
+fn deadline_timeout(session: Duration) -> Option<u128> {
+    let left = fusion_proto::deadline::remaining()?;
+    (left < session).then(|| left.as_millis().max(1))
 }
 
 impl Db {
@@ -44,17 +62,37 @@ impl Db {
     /// refuses the first connection.
     pub async fn connect(cfg: &DbConfig) -> Result<Self, sqlx::Error> {
         let options: PgConnectOptions = cfg.url.parse()?;
+        let options = options.application_name("fusion").options([
+            (
+                "statement_timeout",
+                cfg.statement_timeout.as_millis().max(1).to_string(),
+            ),
+            (
+                "idle_in_transaction_session_timeout",
+                cfg.idle_in_transaction_timeout
+                    .as_millis()
+                    .max(1)
+                    .to_string(),
+            ),
+        ]);
         let pool = PgPoolOptions::new()
             .max_connections(cfg.max_connections)
             .acquire_timeout(cfg.acquire_timeout)
-            .connect_with(options.application_name("fusion"))
+            .connect_with(options)
             .await?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            statement_timeout: cfg.statement_timeout,
+        })
     }
 
-    /// Wraps an existing pool (tests, tools).
+    /// Wraps an existing pool (tests, tools); its sessions' settings are whatever its
+    /// options say, and deadlines are applied as if statements had no limit of their own.
     pub fn from_pool(pool: PgPool) -> Self {
-        Self { pool }
+        Self {
+            pool,
+            statement_timeout: Duration::MAX,
+        }
     }
 
     /// The underlying pool, for statements on platform tables that have no tenant.
@@ -66,6 +104,10 @@ impl Db {
     /// tenant's rows until the transaction ends. The setting is transaction-local
     /// (`set_config(..., true)`), so a pooled connection never carries it into the
     /// next request, whether this one commits, rolls back or is dropped.
+    ///
+    /// Opened for a call with a deadline ([`fusion_proto::deadline`]), its statements
+    /// may run only for what is left of it: PostgreSQL cancels them then, so work for
+    /// a caller that stopped waiting does not go on holding locks and the connection.
     pub async fn begin(&self, tenant_id: i64) -> Result<TenantTx, Error> {
         if tenant_id <= 0 {
             return Err(Error::new(POOL, Kind::NoTenant));
@@ -75,21 +117,38 @@ impl Db {
             .begin()
             .await
             .map_err(|e| Error::from_sqlx(POOL, e))?;
-        sqlx::query("SELECT set_config('app.tenant_id', $1, true)")
-            .bind(tenant_id.to_string())
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| Error::from_sqlx(POOL, e))?;
+        // Both settings in the one round trip the tenant binding costs anyway; an
+        // empty timeout leaves the session's own in force.
+        let timeout = deadline_timeout(self.statement_timeout);
+        sqlx::query(
+            "SELECT set_config('app.tenant_id', $1, true),
+                    CASE WHEN $2 <> '' THEN set_config('statement_timeout', $2, true) END",
+        )
+        .bind(tenant_id.to_string())
+        .bind(timeout.map(|ms| ms.to_string()).unwrap_or_default())
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| Error::from_sqlx(POOL, e))?;
         Ok(TenantTx { tx, tenant_id })
     }
 
     /// Opens a transaction with no tenant: tenant tables show no rows in it (no policy
-    /// means "see everything"); for platform tables (plans, signing keys).
+    /// means "see everything"); for platform tables (plans, signing keys). A call's
+    /// deadline bounds its statements as in [`Db::begin`].
     pub async fn begin_unscoped(&self) -> Result<Transaction<'static, Postgres>, Error> {
-        self.pool
+        let mut tx = self
+            .pool
             .begin()
             .await
-            .map_err(|e| Error::from_sqlx(POOL, e))
+            .map_err(|e| Error::from_sqlx(POOL, e))?;
+        if let Some(ms) = deadline_timeout(self.statement_timeout) {
+            sqlx::query("SELECT set_config('statement_timeout', $1, true)")
+                .bind(ms.to_string())
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| Error::from_sqlx(POOL, e))?;
+        }
+        Ok(tx)
     }
 
     /// Whether the database answers; used by readiness probes.

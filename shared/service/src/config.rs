@@ -10,6 +10,11 @@
 //! | `<PREFIX>_DATABASE_URL`, else `DATABASE_URL` | required | PostgreSQL as the application role |
 //! | `<PREFIX>_MIGRATION_DATABASE_URL`, else `MIGRATION_DATABASE_URL` | none | PostgreSQL as the owner role (migrations, purge) |
 //! | `<PREFIX>_DB_MAX_CONNECTIONS` | `10` | pool size |
+//! | `<PREFIX>_DB_ACQUIRE_TIMEOUT_MS` | `3000` | longest wait for a pooled connection before UNAVAILABLE |
+//! | `<PREFIX>_DB_STATEMENT_TIMEOUT_MS` | `30000` | longest statement when the caller set no shorter deadline |
+//! | `<PREFIX>_DB_IDLE_IN_TRANSACTION_TIMEOUT_MS` | `30000` | a transaction idle this long is ended by PostgreSQL |
+//! | `<PREFIX>_MAX_IN_FLIGHT` | `256` | calls served at once; more are shed with RESOURCE_EXHAUSTED |
+//! | `<PREFIX>_STREAM_IDLE_TIMEOUT_MS` | `30000` | a client stream (upload, import) that sends nothing this long ends with DEADLINE_EXCEEDED |
 //! | `<PREFIX>_DRAIN_SECONDS` | `5` | time between NOT_SERVING and closing the listener |
 //! | `<PREFIX>_SHUTDOWN_DEADLINE_SECONDS` | `20` | longest wait for in-flight calls |
 //! | `FUSION_JWT_ISSUER` | `fusion-identity` | expected `iss` |
@@ -67,6 +72,11 @@ where
     }
 }
 
+/// A duration given in milliseconds in `name`, or `default_ms`.
+fn millis(name: &str, default_ms: u64) -> Result<Duration, ConfigError> {
+    parse_or(name, default_ms).map(Duration::from_millis)
+}
+
 /// Settings every service has.
 #[derive(Clone, Debug)]
 pub struct ServiceConfig {
@@ -82,6 +92,16 @@ pub struct ServiceConfig {
     pub migration_database_url: Option<String>,
     /// Pool size.
     pub db_max_connections: u32,
+    /// Longest wait for a pooled connection.
+    pub db_acquire_timeout: Duration,
+    /// Longest statement when the caller's deadline is further away (or unset).
+    pub db_statement_timeout: Duration,
+    /// How long PostgreSQL lets a transaction sit idle before ending it.
+    pub db_idle_in_transaction_timeout: Duration,
+    /// Calls served at once; more are shed with RESOURCE_EXHAUSTED.
+    pub max_in_flight: usize,
+    /// How long a client stream may pause between messages.
+    pub stream_idle_timeout: Duration,
     /// Drain window on shutdown.
     pub drain: Duration,
     /// Deadline for in-flight calls on shutdown.
@@ -109,6 +129,11 @@ impl ServiceConfig {
             database_url: database_url.into(),
             migration_database_url: None,
             db_max_connections: 5,
+            db_acquire_timeout: Duration::from_secs(3),
+            db_statement_timeout: Duration::from_secs(30),
+            db_idle_in_transaction_timeout: Duration::from_secs(30),
+            max_in_flight: 256,
+            stream_idle_timeout: crate::limits::STREAM_IDLE_TIMEOUT,
             drain: Duration::ZERO,
             shutdown_deadline: Duration::from_secs(5),
             jwt: JwtConfig::default(),
@@ -166,6 +191,14 @@ impl ServiceConfig {
             migration_database_url: var(&name("MIGRATION_DATABASE_URL"))
                 .or_else(|| var("MIGRATION_DATABASE_URL")),
             db_max_connections: parse_or(&name("DB_MAX_CONNECTIONS"), 10)?,
+            db_acquire_timeout: millis(&name("DB_ACQUIRE_TIMEOUT_MS"), 3_000)?,
+            db_statement_timeout: millis(&name("DB_STATEMENT_TIMEOUT_MS"), 30_000)?,
+            db_idle_in_transaction_timeout: millis(
+                &name("DB_IDLE_IN_TRANSACTION_TIMEOUT_MS"),
+                30_000,
+            )?,
+            max_in_flight: parse_or(&name("MAX_IN_FLIGHT"), 256)?,
+            stream_idle_timeout: millis(&name("STREAM_IDLE_TIMEOUT_MS"), 30_000)?,
             drain: Duration::from_secs(parse_or(&name("DRAIN_SECONDS"), 5)?),
             shutdown_deadline: Duration::from_secs(parse_or(
                 &name("SHUTDOWN_DEADLINE_SECONDS"),

@@ -33,7 +33,9 @@ pub async fn open_database(
     Db::connect(&DbConfig {
         url: service.database_url.clone(),
         max_connections: service.db_max_connections,
-        acquire_timeout: Duration::from_secs(5),
+        acquire_timeout: service.db_acquire_timeout,
+        statement_timeout: service.db_statement_timeout,
+        idle_in_transaction_timeout: service.db_idle_in_transaction_timeout,
     })
     .await
     .context("connecting to PostgreSQL as the application role")
@@ -92,6 +94,7 @@ impl Host {
                 file_descriptor_sets: vec![fusion_proto::FILE_DESCRIPTOR_SET],
                 drain: service.drain,
                 shutdown_deadline: service.shutdown_deadline,
+                max_in_flight: Some(service.max_in_flight),
             },
         )
         .await?;

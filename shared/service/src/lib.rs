@@ -6,6 +6,8 @@
 //! - [`validate`]: field rules (names, lengths, slugs, emails, URLs, enumerations).
 //! - [`host`]: what every context service does to start and stop (migrations, pool,
 //!   serving behind the tenancy layer, background tasks).
+//! - [`limits`]: calls in flight bounded (shed with RESOURCE_EXHAUSTED), deadlines carried
+//!   into handlers.
 //! - [`config`]: settings from the environment, with errors that name the variable.
 //! - [`Server`]: starts the gRPC server (tracing, metrics and tenancy layers; tonic-health;
 //!   server reflection) and the admin HTTP port (`/live`, `/ready`, `/metrics`), and shuts
@@ -16,6 +18,7 @@ pub mod api;
 mod background;
 pub mod config;
 pub mod host;
+pub mod limits;
 mod metrics;
 pub mod replay;
 pub mod rpc;
@@ -26,5 +29,6 @@ pub mod validate;
 pub use background::Background;
 pub use config::{ConfigError, ServiceConfig};
 pub use host::{Host, Serving, open_database};
+pub use limits::CallLimitLayer;
 pub use metrics::{GrpcMetrics, MetricsLayer};
 pub use server::{Readiness, Server, ServerOptions, shutdown_signal};

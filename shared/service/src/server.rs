@@ -23,6 +23,7 @@ use tower::{Layer, Service};
 use fusion_telemetry::GrpcTraceLayer;
 use fusion_tenancy::TenantLayer;
 
+use crate::limits::{CallLimitLayer, http2};
 use crate::{GrpcMetrics, MetricsLayer};
 
 /// Whether the process can serve traffic (e.g. the database answers).
@@ -39,6 +40,9 @@ pub struct ServerOptions {
     pub drain: Duration,
     /// Longest wait for in-flight calls once the listener is closed.
     pub shutdown_deadline: Duration,
+    /// Calls served at once; more are shed with RESOURCE_EXHAUSTED ([`crate::limits`]).
+    /// `None` for a server that bounds its calls itself (the edge).
+    pub max_in_flight: Option<usize>,
 }
 
 #[derive(Clone)]
@@ -68,8 +72,8 @@ impl std::fmt::Debug for Server {
 }
 
 impl Server {
-    /// Starts serving `routes` behind the tracing, metrics and tenancy layers (in that
-    /// order, outermost first), with health and reflection, plus the admin port.
+    /// Starts serving `routes` behind the tracing, metrics, call-limit and tenancy layers
+    /// (in that order, outermost first), with health and reflection, plus the admin port.
     pub async fn start(
         grpc: TcpListener,
         admin: TcpListener,
@@ -132,8 +136,15 @@ impl Server {
         let draining = Arc::new(AtomicBool::new(false));
         let (close_grpc, grpc_closed) = oneshot::channel::<()>();
         let grpc_server = tonic::transport::Server::builder()
+            .max_concurrent_streams(http2::MAX_CONCURRENT_STREAMS)
+            .http2_max_header_list_size(http2::MAX_HEADER_LIST_SIZE)
+            .http2_max_pending_accept_reset_streams(Some(http2::MAX_PENDING_ACCEPT_RESET_STREAMS))
+            .http2_keepalive_interval(Some(http2::KEEPALIVE_INTERVAL))
+            .http2_keepalive_timeout(Some(http2::KEEPALIVE_TIMEOUT))
+            .tcp_keepalive(Some(http2::TCP_KEEPALIVE))
             .layer(GrpcTraceLayer)
             .layer(MetricsLayer::new(metrics.clone()))
+            .layer(CallLimitLayer::new(options.max_in_flight))
             .layer(layer)
             .add_routes(routes)
             .add_service(health)

@@ -1,10 +1,12 @@
 //! The client-side twin: calls made while handling a request carry the caller's
-//! identity and trace to the next service.
+//! identity, trace and deadline to the next service.
 
 use std::task::{Context, Poll};
 
 use http::{HeaderValue, Request};
 use tower::{Layer, Service};
+
+use fusion_proto::deadline::{GRPC_TIMEOUT, format_grpc_timeout, parse_grpc_timeout};
 
 use crate::TenantContext;
 use crate::headers::{AUTHORIZATION, REQUEST_ID, TENANT_ID, USER_ID};
@@ -57,6 +59,20 @@ where
             set(USER_ID, ctx.user_id.to_string());
             if let Some(request_id) = &ctx.request_id {
                 set(REQUEST_ID, request_id.clone());
+            }
+        }
+        // What is left of the served call's deadline bounds the call it makes: a
+        // downstream service never works for a caller that stopped waiting. A
+        // shorter timeout the caller set on this call stands.
+        if let Some(left) = fusion_proto::deadline::remaining() {
+            let own = headers
+                .get(GRPC_TIMEOUT)
+                .and_then(|v| v.to_str().ok())
+                .and_then(parse_grpc_timeout);
+            if own.is_none_or(|own| left < own)
+                && let Ok(value) = HeaderValue::from_str(&format_grpc_timeout(left))
+            {
+                headers.insert(GRPC_TIMEOUT, value);
             }
         }
         fusion_telemetry::inject_context(headers);

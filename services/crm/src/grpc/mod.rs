@@ -48,14 +48,28 @@ pub fn routes(state: &AppState) -> Routes {
     let api = CrmApi {
         state: state.clone(),
     };
-    Routes::new(LeadServiceServer::new(api.clone()))
-        .add_service(ContactServiceServer::new(api.clone()))
-        .add_service(DealServiceServer::new(api.clone()))
-        .add_service(TaskServiceServer::new(api.clone()))
-        .add_service(NoteServiceServer::new(api.clone()))
-        .add_service(PipelineServiceServer::new(api.clone()))
-        .add_service(SearchServiceServer::new(api.clone()))
-        .add_service(DuplicateServiceServer::new(api))
+    Routes::new(fusion_service::limited!(LeadServiceServer::new(
+        api.clone()
+    )))
+    .add_service(fusion_service::limited!(ContactServiceServer::new(
+        api.clone()
+    )))
+    .add_service(fusion_service::limited!(DealServiceServer::new(
+        api.clone()
+    )))
+    .add_service(fusion_service::limited!(TaskServiceServer::new(
+        api.clone()
+    )))
+    .add_service(fusion_service::limited!(NoteServiceServer::new(
+        api.clone()
+    )))
+    .add_service(fusion_service::limited!(PipelineServiceServer::new(
+        api.clone()
+    )))
+    .add_service(fusion_service::limited!(SearchServiceServer::new(
+        api.clone()
+    )))
+    .add_service(fusion_service::limited!(DuplicateServiceServer::new(api)))
 }
 
 /// The permission every crm RPC needs; the one place to read it. Standard reads need

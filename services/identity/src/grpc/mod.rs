@@ -26,16 +26,24 @@ use crate::auth::grpc::AuthApi;
 
 /// Every identity service, ready to serve.
 pub fn routes(state: &AppState) -> Routes {
-    Routes::new(AuthServiceServer::new(AuthApi::new(state.clone())))
-        .add_service(TenantServiceServer::new(tenants::TenantApi::new(
-            state.clone(),
-        )))
-        .add_service(PlanServiceServer::new(plans::PlanApi::new(state.clone())))
-        .add_service(UserServiceServer::new(users::UserApi::new(state.clone())))
-        .add_service(RoleServiceServer::new(roles::RoleApi::new(state.clone())))
-        .add_service(ServiceAccountServiceServer::new(
-            service_accounts::ServiceAccountApi::new(state.clone()),
-        ))
+    Routes::new(fusion_service::limited!(AuthServiceServer::new(
+        AuthApi::new(state.clone())
+    )))
+    .add_service(fusion_service::limited!(TenantServiceServer::new(
+        tenants::TenantApi::new(state.clone(),)
+    )))
+    .add_service(fusion_service::limited!(PlanServiceServer::new(
+        plans::PlanApi::new(state.clone())
+    )))
+    .add_service(fusion_service::limited!(UserServiceServer::new(
+        users::UserApi::new(state.clone())
+    )))
+    .add_service(fusion_service::limited!(RoleServiceServer::new(
+        roles::RoleApi::new(state.clone())
+    )))
+    .add_service(fusion_service::limited!(ServiceAccountServiceServer::new(
+        service_accounts::ServiceAccountApi::new(state.clone()),
+    )))
 }
 
 /// The permission every identity RPC needs; the one place to read it.

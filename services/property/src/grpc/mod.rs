@@ -25,20 +25,24 @@ use crate::AppState;
 
 /// Every property service, ready to serve.
 pub fn routes(state: &AppState) -> Routes {
-    Routes::new(DeveloperServiceServer::new(developers::DeveloperApi::new(
-        state.clone(),
+    Routes::new(fusion_service::limited!(DeveloperServiceServer::new(
+        developers::DeveloperApi::new(state.clone(),)
     )))
-    .add_service(ProjectServiceServer::new(projects::ProjectApi::new(
-        state.clone(),
+    .add_service(fusion_service::limited!(ProjectServiceServer::new(
+        projects::ProjectApi::new(state.clone(),)
     )))
-    .add_service(StageServiceServer::new(stages::StageApi::new(
-        state.clone(),
+    .add_service(fusion_service::limited!(StageServiceServer::new(
+        stages::StageApi::new(state.clone(),)
     )))
-    .add_service(LotServiceServer::new(lots::LotApi::new(state.clone())))
-    .add_service(FeatureServiceServer::new(features::FeatureApi::new(
-        state.clone(),
+    .add_service(fusion_service::limited!(LotServiceServer::new(
+        lots::LotApi::new(state.clone())
     )))
-    .add_service(MediaServiceServer::new(media::MediaApi::new(state.clone())))
+    .add_service(fusion_service::limited!(FeatureServiceServer::new(
+        features::FeatureApi::new(state.clone(),)
+    )))
+    .add_service(fusion_service::limited!(MediaServiceServer::new(
+        media::MediaApi::new(state.clone())
+    )))
 }
 
 /// The permission every property RPC needs; the one place to read it. Reads need

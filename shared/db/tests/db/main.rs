@@ -60,6 +60,7 @@ async fn app_db(db: &TestDatabase, max: u32) -> Db {
         url: db.app_url.clone(),
         max_connections: max,
         acquire_timeout: Duration::from_millis(300),
+        ..DbConfig::new(db.app_url.clone())
     })
     .await
     .unwrap()

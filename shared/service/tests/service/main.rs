@@ -47,6 +47,7 @@ async fn start(drain: Duration, deadline: Duration, ready: bool) -> Server {
             file_descriptor_sets: vec![],
             drain,
             shutdown_deadline: deadline,
+            max_in_flight: Some(64),
         },
     )
     .await

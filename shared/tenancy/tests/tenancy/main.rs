@@ -330,3 +330,52 @@ async fn an_unknown_kid_refreshes_the_key_set_at_most_once_per_interval() {
     assert!(cache.key("new").await.is_some());
     assert_eq!(*provider.fetches.lock().unwrap(), 2);
 }
+
+/// The headers an outbound call carries through the client twin.
+async fn forwarded_headers(explicit_timeout: Option<&str>) -> http::HeaderMap {
+    let seen = Arc::new(Mutex::new(http::HeaderMap::new()));
+    let record = seen.clone();
+    let mut client = tower::ServiceBuilder::new()
+        .layer(ForwardContextLayer)
+        .service(tower::service_fn(move |req: http::Request<()>| {
+            *record.lock().unwrap() = req.headers().clone();
+            async { Ok::<_, std::convert::Infallible>(()) }
+        }));
+    let mut req = http::Request::new(());
+    if let Some(timeout) = explicit_timeout {
+        req.headers_mut()
+            .insert("grpc-timeout", timeout.parse().unwrap());
+    }
+    tower::Service::call(&mut client, req).await.unwrap();
+    seen.lock().unwrap().clone()
+}
+
+fn grpc_timeout(headers: &http::HeaderMap) -> Option<Duration> {
+    headers
+        .get("grpc-timeout")
+        .and_then(|v| v.to_str().ok())
+        .and_then(fusion_proto::deadline::parse_grpc_timeout)
+}
+
+#[tokio::test]
+async fn outbound_calls_carry_what_is_left_of_the_served_calls_deadline() {
+    use fusion_proto::deadline;
+
+    // Without a deadline nothing is added.
+    assert_eq!(grpc_timeout(&forwarded_headers(None).await), None);
+
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+    deadline::scope(Some(deadline), async {
+        let sent = grpc_timeout(&forwarded_headers(None).await).expect("a grpc-timeout");
+        assert!(
+            sent <= Duration::from_secs(2) && sent > Duration::from_millis(1500),
+            "{sent:?}"
+        );
+        // A caller's own shorter timeout stands; a longer one is cut to what is left.
+        let shorter = grpc_timeout(&forwarded_headers(Some("100m")).await);
+        assert_eq!(shorter, Some(Duration::from_millis(100)));
+        let longer = grpc_timeout(&forwarded_headers(Some("60S")).await).unwrap();
+        assert!(longer <= Duration::from_secs(2), "{longer:?}");
+    })
+    .await;
+}
