@@ -1,11 +1,14 @@
 //! ImportLeads: a client stream of options, then batches of rows, checked row by row
 //! with the same rules as CreateLead and loaded with multi-row INSERTs.
 //!
-//! The whole import is one transaction, so "all or nothing" needs no buffering: rows are
-//! inserted as their batch arrives, and the transaction is rolled back at the end if a
-//! row was invalid (unless invalid rows are to be skipped) or for a dry run. Memory is
-//! bounded by one batch (and, with dedupe, the set of this import's emails). (COPY would load faster, but PostgreSQL refuses COPY FROM on
-//! tables under row-level security, and every crm table is.) Assignees are checked with
+//! The stream is read and checked before any row is written, so no database connection
+//! waits on the client: an import is bounded in rows ([`MAX_ROWS`]), bytes
+//! ([`MAX_BYTES`]), idle time between messages (`<PREFIX>_STREAM_IDLE_TIMEOUT_MS`) and imports
+//! read at once ([`MAX_CONCURRENT`]). The checked rows are then written in one short
+//! transaction, so an import is still all or nothing: nothing is written if a row was
+//! invalid (unless invalid rows are to be skipped) or for a dry run. (COPY would load
+//! faster, but PostgreSQL refuses COPY FROM on tables under row-level security, and
+//! every crm table is.) Assignees are checked with
 //! identity once per distinct user; statuses and stages against the pipeline read once.
 
 use std::collections::{HashMap, HashSet};
@@ -19,6 +22,7 @@ use fusion_proto::crm::v1::import_leads_request::Payload;
 use fusion_proto::errors::FieldViolation;
 use fusion_tenancy::TenantContext;
 
+use fusion_service::limits::next_message;
 use fusion_service::standard::Method;
 
 use crate::error::CrmError;
@@ -29,8 +33,17 @@ use crate::store::pipeline::{default_lead_status, ensure_pipeline};
 use crate::store::{self, REQUEST_IDS};
 use crate::{AppState, DOMAIN};
 
-/// Rows one batch message may carry.
+/// Rows one batch message may carry (and rows written per statement).
 const MAX_BATCH: usize = 1000;
+/// Rows one import may carry in all.
+const MAX_ROWS: usize = 50_000;
+/// Bytes one import may send in all (its messages' encoded sizes summed): what one
+/// import may hold in memory while its client sends.
+const MAX_BYTES: usize = 32 * 1024 * 1024;
+/// Imports one process reads at once; more are refused with RESOURCE_EXHAUSTED
+/// (`IMPORTS_BUSY`), so buffered imports hold at most this many times [`MAX_BYTES`].
+const MAX_CONCURRENT: usize = 4;
+static IMPORTS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(MAX_CONCURRENT);
 /// Row errors listed in the response at most.
 const MAX_ERRORS: usize = 1000;
 
@@ -160,13 +173,32 @@ impl Run<'_> {
 /// A row's column values, or why it is refused.
 type Checked = Result<Vec<(&'static str, Val)>, Vec<FieldViolation>>;
 
+/// A valid row that is not a duplicate within the import, waiting for the write.
+struct Pending {
+    email: Option<String>,
+    /// Its column values, sorted by column; dropped once the import will not write.
+    values: Option<Vec<(&'static str, Val)>>,
+}
+
 /// Runs an import over `stream` for the caller.
+///
+/// The stream is read and checked first, with no database connection held while the
+/// client sends (a slow or stalled client holds only its own bounded buffer); the rows
+/// are then written in one short transaction, in batches of [`MAX_BATCH`].
 pub(crate) async fn import(
     state: &AppState,
     ctx: &TenantContext,
     mut stream: Streaming<pb::ImportLeadsRequest>,
 ) -> Result<pb::ImportLeadsResponse, Status> {
-    let options = match stream.message().await? {
+    let idle = state.config.service.stream_idle_timeout;
+    let _slot = IMPORTS.try_acquire().map_err(|_| {
+        fusion_proto::errors::resource_exhausted_with(
+            DOMAIN,
+            "IMPORTS_BUSY",
+            std::time::Duration::from_secs(5),
+        )
+    })?;
+    let options = match next_message(&mut stream, idle, DOMAIN).await? {
         Some(pb::ImportLeadsRequest {
             payload: Some(Payload::Options(options)),
         }) => options,
@@ -179,12 +211,16 @@ pub(crate) async fn import(
         .map_err(|_| API.invalid("options.request_id", "must be a UUID"))?;
     let request_id = if options.dry_run { None } else { request_id };
     ensure_pipeline(state, ctx.tenant_id).await?;
-    let mut tx = state.db.begin(ctx.tenant_id).await?;
-    // A retry of a committed import returns its result; concurrent retries wait here.
-    if let Some(saved) = REQUEST_IDS.replay(&mut tx, METHOD, request_id).await? {
-        return Ok(saved);
-    }
-    let pipeline = Pipeline::load(state, &mut tx).await?;
+    let pipeline = {
+        let mut tx = state.db.begin(ctx.tenant_id).await?;
+        // A retry of a committed import returns its result without reading the rows.
+        if let Some(saved) = REQUEST_IDS.replay(&mut tx, METHOD, request_id).await? {
+            return Ok(saved);
+        }
+        let pipeline = Pipeline::load(state, &mut tx).await?;
+        tx.rollback().await?;
+        pipeline
+    };
     let mut run = Run {
         state,
         options,
@@ -194,9 +230,17 @@ pub(crate) async fn import(
         response: pb::ImportLeadsResponse::default(),
         writing: true,
     };
+    let mut pending: Vec<Pending> = Vec::new();
     let mut row = 0_i32;
-    let mut columns: Option<Vec<&'static str>> = None;
-    while let Some(message) = stream.message().await? {
+    let mut bytes = 0_usize;
+    while let Some(message) = next_message(&mut stream, idle, DOMAIN).await? {
+        bytes += prost::Message::encoded_len(&message);
+        if bytes > MAX_BYTES {
+            return Err(API.invalid(
+                "batch",
+                format!("an import sends at most {MAX_BYTES} bytes; split it into several"),
+            ));
+        }
         let batch = match message.payload {
             Some(Payload::Batch(batch)) => batch,
             Some(Payload::Options(_)) => {
@@ -214,21 +258,12 @@ pub(crate) async fn import(
                 format!("a batch holds at most {MAX_BATCH} rows"),
             ));
         }
-        // Live leads already holding this batch's emails, for dedupe.
-        let existing: HashSet<String> = if run.options.dedupe_by_email {
-            let emails: Vec<String> = batch
-                .leads
-                .iter()
-                .filter_map(|l| normalised_email(&l.email))
-                .collect();
-            leads::live_emails(&mut tx, &emails)
-                .await?
-                .into_iter()
-                .collect()
-        } else {
-            HashSet::new()
-        };
-        let mut rows: Vec<Vec<Val>> = Vec::with_capacity(batch.leads.len());
+        if row as usize + batch.leads.len() > MAX_ROWS {
+            return Err(API.invalid(
+                "batch.leads",
+                format!("an import holds at most {MAX_ROWS} rows; split it into several"),
+            ));
+        }
         for lead in &batch.leads {
             row += 1;
             run.response.received_count += 1;
@@ -236,20 +271,72 @@ pub(crate) async fn import(
                 Ok(values) => values,
                 Err(violations) => {
                     run.refuse(row, violations);
+                    if !run.writing {
+                        // All or nothing, and not all: nothing will be written.
+                        pending.iter_mut().for_each(|p| p.values = None);
+                    }
                     continue;
                 }
             };
-            if run.options.dedupe_by_email
-                && let Some(email) = normalised_email(&lead.email)
-                && (existing.contains(&email) || !run.emails.insert(email))
+            let email = if run.options.dedupe_by_email {
+                normalised_email(&lead.email)
+            } else {
+                None
+            };
+            if let Some(email) = &email
+                && !run.emails.insert(email.clone())
             {
                 run.response.duplicate_count += 1;
                 continue;
             }
-            run.response.created_count += 1;
-            if run.writing {
+            let values = (run.writing && !run.options.dry_run).then(|| {
                 let mut values = values;
                 values.sort_by_key(|(column, _)| *column);
+                values
+            });
+            pending.push(Pending { email, values });
+        }
+    }
+    write(state, ctx, &mut run, request_id, pending).await
+}
+
+/// Counts the pending rows whose email a live lead holds as duplicates and, when the
+/// import commits, writes the rest and saves the response under the request id.
+async fn write(
+    state: &AppState,
+    ctx: &TenantContext,
+    run: &mut Run<'_>,
+    request_id: Option<fusion_db::idempotency::RequestKey>,
+    pending: Vec<Pending>,
+) -> Result<pb::ImportLeadsResponse, Status> {
+    let commit =
+        !run.options.dry_run && (run.response.invalid_count == 0 || run.options.skip_invalid_rows);
+    let mut tx = state.db.begin(ctx.tenant_id).await?;
+    // A concurrent retry that committed while this one read its stream wins.
+    if let Some(saved) = REQUEST_IDS.replay(&mut tx, METHOD, request_id).await? {
+        return Ok(saved);
+    }
+    let mut columns: Option<Vec<&'static str>> = None;
+    let mut pending = pending.into_iter().peekable();
+    while pending.peek().is_some() {
+        let chunk: Vec<Pending> = pending.by_ref().take(MAX_BATCH).collect();
+        let emails: Vec<String> = chunk.iter().filter_map(|p| p.email.clone()).collect();
+        let existing: HashSet<String> = if emails.is_empty() {
+            HashSet::new()
+        } else {
+            leads::live_emails(&mut tx, &emails)
+                .await?
+                .into_iter()
+                .collect()
+        };
+        let mut rows: Vec<Vec<Val>> = Vec::with_capacity(chunk.len());
+        for p in chunk {
+            if p.email.as_ref().is_some_and(|e| existing.contains(e)) {
+                run.response.duplicate_count += 1;
+                continue;
+            }
+            run.response.created_count += 1;
+            if let (true, Some(values)) = (commit, p.values) {
                 let names: Vec<&'static str> = values.iter().map(|(c, _)| *c).collect();
                 match &columns {
                     None => columns = Some(names),
@@ -261,15 +348,10 @@ pub(crate) async fn import(
                 rows.push(values.into_iter().map(|(_, v)| v).collect());
             }
         }
-        if run.writing
-            && !rows.is_empty()
-            && let Some(columns) = &columns
-        {
+        if let (false, Some(columns)) = (rows.is_empty(), &columns) {
             resource::insert_many(&mut tx, DOMAIN, TABLE.name, columns, rows).await?;
         }
     }
-    let commit =
-        !run.options.dry_run && (run.response.invalid_count == 0 || run.options.skip_invalid_rows);
     run.response.committed = commit;
     if commit {
         REQUEST_IDS
@@ -282,7 +364,7 @@ pub(crate) async fn import(
         }
         tx.rollback().await?;
     }
-    Ok(run.response)
+    Ok(std::mem::take(&mut run.response))
 }
 
 fn normalised_email(email: &str) -> Option<String> {

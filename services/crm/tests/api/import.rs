@@ -298,3 +298,53 @@ async fn the_stream_must_open_with_options_and_batches_stay_small() {
     );
     assert_eq!(lead_count(&app, &app.agent).await, 0);
 }
+
+#[tokio::test]
+async fn a_stalled_import_holds_no_connection_and_ends_when_idle() {
+    let app = TestApp::spawn().await;
+    // One pooled connection: an import holding it while its client pauses would leave
+    // every other call of this replica waiting for it.
+    let crm = TestApp::replica_configured(
+        &app.db,
+        fusion_testkit::connect_channel(app.identity.grpc_addr()).await,
+        app.property_channel.clone(),
+        |c| {
+            c.service.db_max_connections = 1;
+            c.service.db_acquire_timeout = std::time::Duration::from_millis(500);
+            c.service.stream_idle_timeout = std::time::Duration::from_secs(2);
+        },
+    )
+    .await;
+    let channel = fusion_testkit::connect_channel(crm.grpc_addr()).await;
+    let leads =
+        || fusion_proto::crm::v1::lead_service_client::LeadServiceClient::new(channel.clone());
+
+    let (mut sender, messages) = futures::channel::mpsc::channel(4);
+    use futures::SinkExt as _;
+    sender
+        .send(options(pb::ImportLeadsOptions::default()))
+        .await
+        .unwrap();
+    sender.send(batch(vec![row(1), row(2)])).await.unwrap();
+    let mut client = leads();
+    let request = app.agent.req(messages);
+    let import = tokio::spawn(async move { client.import_leads(request).await });
+    // Give the import time to read what was sent; the client then pauses.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+
+    let listed = leads()
+        .list_leads(app.agent.req(pb::ListLeadsRequest::default()))
+        .await
+        .expect("the paused import holds no connection");
+    assert_eq!(listed.get_ref().leads.len(), 0);
+
+    let status = tokio::time::timeout(std::time::Duration::from_secs(10), import)
+        .await
+        .expect("a stalled import ends on its own")
+        .unwrap()
+        .expect_err("the client never finished");
+    assert_eq!(status.code(), Code::DeadlineExceeded, "{status:?}");
+    assert_eq!(fusion_testkit::reason(&status), "STREAM_IDLE");
+    drop(sender);
+    assert_eq!(lead_count(&app, &app.agent).await, 0, "nothing was written");
+}

@@ -25,6 +25,7 @@ use fusion_proto::property::v1::download_media_response::Payload as Download;
 use fusion_proto::property::v1::media_service_server::MediaService;
 use fusion_proto::property::v1::upload_media_request::Payload as Upload;
 use fusion_service::api::{etag, opt_ts, populated, ts};
+use fusion_service::limits::next_message;
 use fusion_service::standard::{Call, Kit, Method, Resource};
 
 use super::caller;
@@ -453,7 +454,13 @@ impl MediaService for MediaApi {
     ) -> Result<Response<pb::Media>, Status> {
         let ctx = caller(&req)?;
         let mut stream = req.into_inner();
-        let new = match stream.message().await? {
+        let new = match next_message(
+            &mut stream,
+            self.state.config.service.stream_idle_timeout,
+            DOMAIN,
+        )
+        .await?
+        {
             Some(pb::UploadMediaRequest {
                 payload: Some(Upload::Metadata(m)),
             }) => NewMedia::from_pb(&m)?,
@@ -491,7 +498,14 @@ impl MediaService for MediaApi {
             self.state.config.media_max_bytes,
         );
         let received: Result<(), Status> = async {
-            while let Some(message) = stream.message().await? {
+            // A stalled client ends the upload rather than holding its buffer open.
+            while let Some(message) = next_message(
+                &mut stream,
+                self.state.config.service.stream_idle_timeout,
+                DOMAIN,
+            )
+            .await?
+            {
                 match message.payload {
                     Some(Upload::Chunk(chunk)) => receiver.take(&chunk).await?,
                     Some(Upload::Metadata(_)) => {
