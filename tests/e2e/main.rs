@@ -5,6 +5,7 @@ mod conventions;
 mod crm;
 mod flows;
 mod grpcurl;
+mod overload;
 mod property;
 mod service_accounts;
 

@@ -7,6 +7,8 @@
 //! | `EDGE_RATE_LIMIT_PER_SECOND` / `EDGE_RATE_LIMIT_BURST` | `100` / `200` | token bucket per tenant (anonymous calls: per source address) |
 //! | `EDGE_DEFAULT_TIMEOUT_MS` / `EDGE_MAX_TIMEOUT_MS` | `30000` / `60000` | deadline when the caller sends none, and the cap on `grpc-timeout` |
 //! | `EDGE_MAX_CONCURRENCY` | `1024` | calls in flight before new ones are shed with UNAVAILABLE |
+//! | `EDGE_MAX_CONCURRENCY_PER_SOURCE` | `256` | calls in flight from one source address before its new ones are refused with RESOURCE_EXHAUSTED |
+//! | `EDGE_BODY_READ_TIMEOUT_MS` | `10000` | time a client has to send a single-message request whole; it holds no call slot meanwhile |
 //! | `EDGE_MAX_MESSAGE_BYTES` | `4194304` | largest request message accepted |
 //! | `EDGE_PROBE_INTERVAL_MS` / `EDGE_EJECT_AFTER_FAILURES` / `EDGE_EJECT_COOLDOWN_MS` | `1000` / `3` / `5000` | endpoint health probing and ejection |
 //! | `FUSION_JWT_ISSUER`, `FUSION_JWT_AUDIENCE` | as the services | token checks |
@@ -48,6 +50,10 @@ pub struct EdgeConfig {
     pub max_timeout: Duration,
     /// Calls in flight before shedding.
     pub max_concurrency: usize,
+    /// Calls in flight from one source address.
+    pub max_concurrency_per_source: usize,
+    /// Time a client has to send a single-message request whole.
+    pub body_read_timeout: Duration,
     /// Largest request message.
     pub max_message_bytes: usize,
     /// How often endpoints are probed.
@@ -112,6 +118,8 @@ impl EdgeConfig {
             default_timeout: Duration::from_secs(30),
             max_timeout: Duration::from_secs(60),
             max_concurrency: 1024,
+            max_concurrency_per_source: 256,
+            body_read_timeout: Duration::from_secs(10),
             max_message_bytes: 4 * 1024 * 1024,
             probe_interval: Duration::from_secs(1),
             eject_after_failures: 3,
@@ -151,6 +159,11 @@ impl EdgeConfig {
             default_timeout: ms("EDGE_DEFAULT_TIMEOUT_MS", d.default_timeout)?,
             max_timeout: ms("EDGE_MAX_TIMEOUT_MS", d.max_timeout)?,
             max_concurrency: parse_or("EDGE_MAX_CONCURRENCY", d.max_concurrency)?,
+            max_concurrency_per_source: parse_or(
+                "EDGE_MAX_CONCURRENCY_PER_SOURCE",
+                d.max_concurrency_per_source,
+            )?,
+            body_read_timeout: ms("EDGE_BODY_READ_TIMEOUT_MS", d.body_read_timeout)?,
             max_message_bytes: parse_or("EDGE_MAX_MESSAGE_BYTES", d.max_message_bytes)?,
             probe_interval: ms("EDGE_PROBE_INTERVAL_MS", d.probe_interval)?,
             eject_after_failures: parse_or("EDGE_EJECT_AFTER_FAILURES", d.eject_after_failures)?,

@@ -1,11 +1,12 @@
 //! The edge's concerns, one layer each, in the order a call meets them.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use http::{HeaderValue, Request};
+use http_body_util::BodyExt as _;
 use tokio::sync::Semaphore;
 use tonic::body::Body;
 use tonic::transport::server::TcpConnectInfo;
@@ -86,14 +87,126 @@ pub fn request_id() -> FnLayer<impl Fn(Request<Body>, Next) -> Fut + Send + Sync
     })
 }
 
-/// Sheds load with UNAVAILABLE once `max` calls are in flight, instead of queueing.
+/// Reads a single-message request (every method but the client-streaming ones) whole
+/// before the call may take a slot: a client that sends its headers and then trickles
+/// or withholds its body holds nothing shared, and is answered DEADLINE_EXCEEDED
+/// (`REQUEST_BODY_TIMEOUT`) after `timeout`. Larger than `max_message_bytes`:
+/// RESOURCE_EXHAUSTED (`MESSAGE_TOO_LARGE`), without reading the rest.
+pub fn read_request(
+    timeout: Duration,
+    max_message_bytes: usize,
+) -> FnLayer<impl Fn(Request<Body>, Next) -> Fut + Send + Sync + 'static> {
+    let streaming: Arc<HashSet<String>> = Arc::new(
+        fusion_proto::descriptor::rpcs()
+            .into_iter()
+            .filter(|rpc| rpc.client_streaming)
+            .map(|rpc| rpc.path)
+            .collect(),
+    );
+    FnLayer::new(move |req: Request<Body>, next: Next| -> Fut {
+        let streaming = streaming.clone();
+        Box::pin(async move {
+            if streaming.contains(req.uri().path()) {
+                return next.run(req).await;
+            }
+            let (parts, body) = req.into_parts();
+            // The gRPC frame header (5 bytes) comes on top of the message.
+            let limited = http_body_util::Limited::new(body, max_message_bytes + 5);
+            let bytes = match tokio::time::timeout(timeout, limited.collect()).await {
+                Ok(Ok(collected)) => collected.to_bytes(),
+                Ok(Err(_)) => {
+                    return reply(errors::resource_exhausted_with(
+                        errors::PLATFORM_DOMAIN,
+                        "MESSAGE_TOO_LARGE",
+                        Duration::ZERO,
+                    ));
+                }
+                Err(_) => {
+                    return reply(errors::deadline_exceeded(
+                        errors::PLATFORM_DOMAIN,
+                        "REQUEST_BODY_TIMEOUT",
+                        format!(
+                            "the request was not sent whole within {} ms",
+                            timeout.as_millis()
+                        ),
+                    ));
+                }
+            };
+            let body = Body::new(http_body_util::Full::new(bytes));
+            next.run(Request::from_parts(parts, body)).await
+        })
+    })
+}
+
+/// Calls in flight per source address; a guard gives its slot back when dropped.
+#[derive(Default)]
+struct PerSource {
+    in_flight: Mutex<HashMap<IpAddr, usize>>,
+}
+
+struct SourceSlot {
+    sources: Arc<PerSource>,
+    ip: IpAddr,
+}
+
+impl PerSource {
+    fn take(self: &Arc<Self>, ip: IpAddr, max: usize) -> Option<SourceSlot> {
+        let mut in_flight = self.in_flight.lock().expect("per-source lock");
+        let count = in_flight.entry(ip).or_insert(0);
+        if *count >= max {
+            return None;
+        }
+        *count += 1;
+        Some(SourceSlot {
+            sources: self.clone(),
+            ip,
+        })
+    }
+}
+
+impl Drop for SourceSlot {
+    fn drop(&mut self) {
+        let mut in_flight = self.sources.in_flight.lock().expect("per-source lock");
+        if let Some(count) = in_flight.get_mut(&self.ip) {
+            *count -= 1;
+            if *count == 0 {
+                // Only sources with calls in flight are kept: the map stays bounded.
+                in_flight.remove(&self.ip);
+            }
+        }
+    }
+}
+
+/// Sheds load with UNAVAILABLE once `max` calls are in flight, instead of queueing; a
+/// source address with `max_per_source` calls in flight has its next ones refused
+/// with RESOURCE_EXHAUSTED (`SOURCE_AT_CAPACITY`), so one source cannot take the
+/// capacity every other caller shares. Health checks take no slot.
 pub fn concurrency_limit(
     max: usize,
+    max_per_source: usize,
 ) -> FnLayer<impl Fn(Request<Body>, Next) -> Fut + Send + Sync + 'static> {
     let permits = Arc::new(Semaphore::new(max));
+    let sources = Arc::new(PerSource::default());
     FnLayer::new(move |req: Request<Body>, next: Next| -> Fut {
         let permits = permits.clone();
+        let sources = sources.clone();
         Box::pin(async move {
+            if is_health(req.uri().path()) {
+                return next.run(req).await;
+            }
+            let _source = match peer_ip(&req) {
+                Some(ip) => match sources.take(ip, max_per_source) {
+                    Some(slot) => Some(slot),
+                    None => {
+                        return reply(errors::resource_exhausted_with(
+                            errors::PLATFORM_DOMAIN,
+                            "SOURCE_AT_CAPACITY",
+                            Duration::from_secs(1),
+                        ));
+                    }
+                },
+                None => None,
+            };
             let Ok(_permit) = permits.try_acquire_owned() else {
                 return reply(errors::unavailable(
                     errors::PLATFORM_DOMAIN,
@@ -242,21 +355,6 @@ pub fn rate_limit(
     })
 }
 
-/// Parses a `grpc-timeout` value (`100m`, `5S`, ...).
-pub fn parse_grpc_timeout(value: &str) -> Option<Duration> {
-    let (digits, unit) = value.split_at(value.len().checked_sub(1)?);
-    let n: u64 = digits.parse().ok()?;
-    Some(match unit {
-        "H" => Duration::from_secs(n.saturating_mul(3600)),
-        "M" => Duration::from_secs(n.saturating_mul(60)),
-        "S" => Duration::from_secs(n),
-        "m" => Duration::from_millis(n),
-        "u" => Duration::from_micros(n),
-        "n" => Duration::from_nanos(n),
-        _ => return None,
-    })
-}
-
 /// Applies a default deadline, caps the caller's, and answers DEADLINE_EXCEEDED when
 /// the upstream has not answered in time.
 pub fn deadline(
@@ -269,14 +367,14 @@ pub fn deadline(
                 .headers()
                 .get("grpc-timeout")
                 .and_then(|v| v.to_str().ok())
-                .and_then(parse_grpc_timeout);
+                .and_then(fusion_proto::deadline::parse_grpc_timeout);
             let timeout = asked.unwrap_or(default).min(max);
-            let millis = u64::try_from(timeout.as_millis())
-                .unwrap_or(u64::MAX)
-                .max(1);
             req.headers_mut().insert(
-                "grpc-timeout",
-                HeaderValue::from_str(&format!("{millis}m")).expect("digits"),
+                fusion_proto::deadline::GRPC_TIMEOUT,
+                HeaderValue::from_str(&fusion_proto::deadline::format_grpc_timeout(
+                    timeout.max(Duration::from_millis(1)),
+                ))
+                .expect("digits and a unit"),
             );
             match tokio::time::timeout(timeout, next.run(req)).await {
                 Ok(response) => response,
@@ -284,20 +382,4 @@ pub fn deadline(
             }
         })
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::parse_grpc_timeout;
-    use std::time::Duration;
-
-    #[test]
-    fn grpc_timeouts_parse() {
-        assert_eq!(parse_grpc_timeout("100m"), Some(Duration::from_millis(100)));
-        assert_eq!(parse_grpc_timeout("2S"), Some(Duration::from_secs(2)));
-        assert_eq!(parse_grpc_timeout("1H"), Some(Duration::from_secs(3600)));
-        assert_eq!(parse_grpc_timeout("x"), None);
-        assert_eq!(parse_grpc_timeout(""), None);
-        assert_eq!(parse_grpc_timeout("5q"), None);
-    }
 }

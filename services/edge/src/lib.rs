@@ -1,7 +1,9 @@
 //! The edge: the one door into Fusion CRM.
 //!
 //! A call meets, outermost first: tracing and metrics (the shared service kit), the
-//! access log, the request id, the concurrency limit, authentication and header
+//! access log, the request id, reading a single-message request whole (bounded in time
+//! and size, before it may take a call slot), the concurrency limits (overall and per
+//! source address), authentication and header
 //! hygiene, the per-tenant rate limit, the deadline, and finally the [`proxy`], which
 //! forwards it by proto package to a balanced, health-checked upstream. The edge also
 //! answers server reflection for every Fusion API (all of them are compiled into one
@@ -76,7 +78,14 @@ impl Edge {
         let stack = tower::ServiceBuilder::new()
             .layer(layers::access_log())
             .layer(layers::request_id())
-            .layer(layers::concurrency_limit(config.max_concurrency))
+            .layer(layers::read_request(
+                config.body_read_timeout,
+                config.max_message_bytes,
+            ))
+            .layer(layers::concurrency_limit(
+                config.max_concurrency,
+                config.max_concurrency_per_source,
+            ))
             .layer(layers::authenticate(verifier))
             .layer(layers::rate_limit(
                 config.rate_per_second,
