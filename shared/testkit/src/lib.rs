@@ -13,6 +13,8 @@
 //!
 //! `FUSION_TEST_PG=private` forces the third.
 //!
+//! [`RestartablePg`] is a private PostgreSQL a fault test may stop and start again.
+//!
 //! [`PrivateNats`] is a private `nats-server -js` per test (integration events), which a
 //! test may kill and start again.
 //!
@@ -21,6 +23,7 @@
 pub mod conformance;
 mod nats;
 mod pg;
+mod restartable_pg;
 mod spawn;
 mod status;
 pub mod surface;
@@ -28,6 +31,7 @@ mod tokens;
 
 pub use nats::PrivateNats;
 pub use pg::{PgServer, TestDatabase, server, start_private_cluster};
+pub use restartable_pg::RestartablePg;
 pub use spawn::{bind_ephemeral, connect_channel};
 pub use status::{expect_code, reason, violated_fields};
 pub use tokens::TestKeys;

@@ -18,9 +18,9 @@ const INSTALL_HINT: &str = "Fusion tests need PostgreSQL: set DATABASE_URL to an
 /// A PostgreSQL server tests may create databases on.
 #[derive(Debug)]
 pub struct PgServer {
-    admin: PgConnectOptions,
+    pub(crate) admin: PgConnectOptions,
     /// Keeps a private cluster's watchdog alive for the life of the process.
-    _private: Option<Child>,
+    pub(crate) _private: Option<Child>,
 }
 
 impl PgServer {
@@ -114,7 +114,7 @@ async fn discover() -> anyhow::Result<PgServer> {
 }
 
 /// Looks for a PostgreSQL server binary on PATH, then in Debian's versioned folders.
-fn find_bin(name: &str) -> Option<PathBuf> {
+pub(crate) fn find_bin(name: &str) -> Option<PathBuf> {
     if let Some(path) = std::env::var_os("PATH") {
         for dir in std::env::split_paths(&path) {
             let candidate = dir.join(name);
@@ -138,7 +138,7 @@ fn find_bin(name: &str) -> Option<PathBuf> {
 /// folders only root can enter, such as root's home or a `mktemp -d` folder, while the
 /// temporary folder is open to every user. A `TMPDIR` the cluster user cannot enter is
 /// passed over for `/tmp`.
-fn private_cluster_root(as_other_user: bool) -> PathBuf {
+pub(crate) fn private_cluster_root(as_other_user: bool) -> PathBuf {
     let temp = std::env::temp_dir();
     if as_other_user && !traversable_by_cluster_user(&temp) {
         return PathBuf::from("/tmp").join("fusion-pg");
@@ -157,7 +157,7 @@ fn traversable_by_cluster_user(dir: &Path) -> bool {
 
 /// Removes clusters left by processes that no longer exist (killed before their
 /// watchdog could clean up).
-fn remove_stale_clusters(root: &Path) {
+pub(crate) fn remove_stale_clusters(root: &Path) {
     let Ok(entries) = std::fs::read_dir(root) else {
         return;
     };
@@ -169,13 +169,13 @@ fn remove_stale_clusters(root: &Path) {
     }
 }
 
-fn free_port() -> anyhow::Result<u16> {
+pub(crate) fn free_port() -> anyhow::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port())
 }
 
-fn is_root() -> bool {
+pub(crate) fn is_root() -> bool {
     Command::new("id")
         .arg("-u")
         .output()
@@ -184,7 +184,7 @@ fn is_root() -> bool {
 
 /// Builds a command that runs `program` as an unprivileged user when we are root
 /// (PostgreSQL refuses to run as root).
-fn command_as_postgres_user(program: &Path, as_other_user: bool) -> Command {
+pub(crate) fn command_as_postgres_user(program: &Path, as_other_user: bool) -> Command {
     if as_other_user {
         let mut cmd = Command::new("runuser");
         cmd.args(["-u", "nobody", "--"]).arg(program);

@@ -2,6 +2,7 @@
 //! gRPC clients. One test binary for the crate.
 
 mod conformance;
+mod faults;
 mod helpers;
 mod lots;
 mod media;
