@@ -77,7 +77,10 @@ impl Edge {
             .layer(layers::access_log())
             .layer(layers::request_id())
             .layer(layers::concurrency_limit(config.max_concurrency))
-            .layer(layers::authenticate(verifier))
+            .layer(layers::authenticate(
+                verifier,
+                config.forwarding_key.clone(),
+            ))
             .layer(layers::rate_limit(
                 config.rate_per_second,
                 config.rate_burst,
