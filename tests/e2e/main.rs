@@ -7,6 +7,7 @@ mod flows;
 mod grpcurl;
 mod property;
 mod service_accounts;
+mod tenant_states;
 
 use std::time::{Duration, Instant};
 
