@@ -8,6 +8,7 @@ mod grpcurl;
 mod overload;
 mod property;
 mod service_accounts;
+mod tenant_states;
 
 use std::time::{Duration, Instant};
 

@@ -56,10 +56,19 @@ pub struct Login {
     pub user_id: i64,
 }
 
+/// The secret the edge signs client addresses with and identity verifies them with.
+pub const FORWARDING_SECRET: &str = "e2e-forwarding-secret-0123456789abcdef";
+
+fn forwarding_key() -> fusion_tenancy::ForwardingKey {
+    fusion_tenancy::ForwardingKey::new(FORWARDING_SECRET).expect("a long enough secret")
+}
+
 fn identity_config(db: &TestDatabase) -> IdentityConfig {
     let mut service = ServiceConfig::local("identity", db.app_url.clone());
     service.shutdown_deadline = Duration::from_secs(2);
-    IdentityConfig::with_defaults(service)
+    let mut config = IdentityConfig::with_defaults(service);
+    config.forwarding_key = Some(forwarding_key());
+    config
 }
 
 /// Starts identity on `listener`.
@@ -195,6 +204,7 @@ impl Stack {
         config.eject_after_failures = 2;
         config.eject_cooldown = Duration::from_millis(500);
         config.drain = Duration::ZERO;
+        config.forwarding_key = Some(forwarding_key());
         configure(&mut config);
         let edge = Edge::build(config, bind_ephemeral().await, bind_ephemeral().await)
             .await

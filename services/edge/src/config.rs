@@ -12,13 +12,14 @@
 //! | `EDGE_MAX_MESSAGE_BYTES` | `4194304` | largest request message accepted |
 //! | `EDGE_PROBE_INTERVAL_MS` / `EDGE_EJECT_AFTER_FAILURES` / `EDGE_EJECT_COOLDOWN_MS` | `1000` / `3` / `5000` | endpoint health probing and ejection |
 //! | `FUSION_JWT_ISSUER`, `FUSION_JWT_AUDIENCE` | as the services | token checks |
+//! | `FUSION_FORWARDING_SECRET` | none | shared with identity (at least 32 characters): the edge signs each call's client address with it (`x-fusion-client-addr`) so identity throttles logins by the real source; without it identity sees the edge's address |
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use fusion_service::ConfigError;
 use fusion_service::config::{parse_or, var};
-use fusion_tenancy::JwtConfig;
+use fusion_tenancy::{ForwardingKey, JwtConfig};
 
 /// Requests for `package` go to `upstream`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -40,6 +41,9 @@ pub struct EdgeConfig {
     pub routes: Vec<Route>,
     /// Token checks.
     pub jwt: JwtConfig,
+    /// Signs the client address the edge forwards (`x-fusion-client-addr`); none means
+    /// the upstreams see only the edge's own address.
+    pub forwarding_key: Option<ForwardingKey>,
     /// Sustained calls per second per tenant.
     pub rate_per_second: f64,
     /// Bucket size.
@@ -113,6 +117,7 @@ impl EdgeConfig {
             admin_addr: SocketAddr::from(([0, 0, 0, 0], 9000)),
             routes,
             jwt: JwtConfig::default(),
+            forwarding_key: None,
             rate_per_second: 100.0,
             rate_burst: 200.0,
             default_timeout: Duration::from_secs(30),
@@ -146,8 +151,25 @@ impl EdgeConfig {
                 u64::try_from(default.as_millis()).unwrap_or(u64::MAX),
             )?))
         };
+        const FORWARDING: &str = "FUSION_FORWARDING_SECRET";
+        let forwarding_key = match var(FORWARDING) {
+            Some(secret) => {
+                Some(
+                    ForwardingKey::new(&secret).ok_or_else(|| ConfigError::Invalid {
+                        name: FORWARDING.into(),
+                        value: "<redacted>".into(),
+                        reason: format!(
+                            "must be at least {} characters",
+                            fusion_tenancy::forwarded::SECRET_MIN
+                        ),
+                    })?,
+                )
+            }
+            None => None,
+        };
         Ok(Self {
             grpc_addr: parse_or("EDGE_GRPC_ADDR", d.grpc_addr)?,
+            forwarding_key,
             admin_addr: parse_or("EDGE_ADMIN_ADDR", d.admin_addr)?,
             jwt: JwtConfig {
                 issuer: var("FUSION_JWT_ISSUER").unwrap_or(d.jwt.issuer.clone()),

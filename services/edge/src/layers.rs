@@ -12,8 +12,9 @@ use tonic::body::Body;
 use tonic::transport::server::TcpConnectInfo;
 
 use fusion_proto::errors;
-use fusion_tenancy::JwtVerifier;
+use fusion_tenancy::forwarded::CLIENT_ADDR;
 use fusion_tenancy::headers::{REQUEST_ID, TENANT_ID, USER_ID, bearer_token};
+use fusion_tenancy::{ForwardingKey, JwtVerifier};
 
 use crate::middleware::{FnLayer, Fut, Next, reply};
 
@@ -219,15 +220,19 @@ pub fn concurrency_limit(
 }
 
 /// Headers only the edge may set; a client's copies are dropped.
-const INTERNAL_HEADERS: &[&str] = &[TENANT_ID, USER_ID, "x-forwarded-for"];
+const INTERNAL_HEADERS: &[&str] = &[TENANT_ID, USER_ID, "x-forwarded-for", CLIENT_ADDR];
 
-/// Drops client-sent internal headers, verifies the bearer token of every non-public
-/// call and sets `x-tenant-id` / `x-user-id` from it.
+/// Drops client-sent internal headers, records the client's address (`x-forwarded-for`
+/// for logs, and with `forwarding` the signed `x-fusion-client-addr` identity trusts),
+/// verifies the bearer token of every non-public call and sets `x-tenant-id` /
+/// `x-user-id` from it.
 pub fn authenticate(
     verifier: Arc<JwtVerifier>,
+    forwarding: Option<ForwardingKey>,
 ) -> FnLayer<impl Fn(Request<Body>, Next) -> Fut + Send + Sync + 'static> {
     FnLayer::new(move |mut req: Request<Body>, next: Next| -> Fut {
         let verifier = verifier.clone();
+        let forwarding = forwarding.clone();
         Box::pin(async move {
             let headers = req.headers_mut();
             for name in INTERNAL_HEADERS {
@@ -235,10 +240,17 @@ pub fn authenticate(
             }
             headers.retain_internal();
             if let Some(ip) = peer_ip(&req) {
-                req.headers_mut().insert(
+                let signed = forwarding.as_ref().map(|key| {
+                    key.sign(req.uri().path(), ip, fusion_tenancy::forwarded::now_secs())
+                });
+                let headers = req.headers_mut();
+                headers.insert(
                     "x-forwarded-for",
                     HeaderValue::from_str(&ip.to_string()).expect("an IP is a valid header"),
                 );
+                if let Some(signed) = signed {
+                    headers.insert(CLIENT_ADDR, signed);
+                }
             }
             // The same token-free methods the services' policies make public.
             if fusion_tenancy::is_public(req.uri().path()) {

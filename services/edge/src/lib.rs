@@ -86,7 +86,10 @@ impl Edge {
                 config.max_concurrency,
                 config.max_concurrency_per_source,
             ))
-            .layer(layers::authenticate(verifier))
+            .layer(layers::authenticate(
+                verifier,
+                config.forwarding_key.clone(),
+            ))
             .layer(layers::rate_limit(
                 config.rate_per_second,
                 config.rate_burst,

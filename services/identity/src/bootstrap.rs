@@ -20,7 +20,7 @@ use crate::auth::password::hash_password;
 use crate::config::PlatformServiceAccount;
 use crate::domain::permissions::{
     BuiltInRole, PLATFORM_ADMIN_ROLE, PLATFORM_PERMISSIONS, PLATFORM_SERVICE_ROLE,
-    PLATFORM_TENANT_SLUG, SERVICE_TOKENS_ISSUE, tenant_permissions,
+    PLATFORM_TENANT_SLUG, SERVICE_TOKENS_ISSUE, catalogue_grants, tenant_permissions,
 };
 use crate::error::IdentityError;
 use crate::store::bind_tenant;
@@ -41,6 +41,59 @@ pub(crate) fn first_admin(
         email: email.to_owned(),
         password_hash,
     })
+}
+
+/// Brings the built-in roles of every existing tenant up to the current permission
+/// catalogue: each (role, permission) of [`catalogue_grants`] not yet rolled out is
+/// added to that built-in role in every tenant (deleted ones too, should they be
+/// restored), then recorded in `identity.built_in_grants`, so it is granted once and
+/// a permission an admin later removes from a built-in role stays removed. Runs at
+/// every start and after `migrate`; with nothing new it reads one small table. Safe to
+/// run twice or on two replicas at once: granting is a union, recording ignores
+/// duplicates, and a crash before recording means the next run grants again. Returns
+/// how many tenant roles changed.
+pub async fn reconcile_built_in_roles(db: &Db) -> Result<u64, IdentityError> {
+    let mut tx = db.begin_unscoped().await?;
+    let rolled_out: std::collections::HashSet<(String, String)> =
+        crate::store::roles::rolled_out_grants(&mut tx)
+            .await?
+            .into_iter()
+            .collect();
+    let mut pending: BTreeMap<&'static str, Vec<String>> = BTreeMap::new();
+    for (role, permission) in catalogue_grants() {
+        if !rolled_out.contains(&(role.to_owned(), permission.clone())) {
+            pending.entry(role).or_default().push(permission);
+        }
+    }
+    if pending.is_empty() {
+        return Ok(0);
+    }
+    let tenants: Vec<i64> = sqlx::query_scalar("SELECT id FROM identity.tenants ORDER BY id")
+        .fetch_all(&mut *tx)
+        .await?;
+    tx.commit().await.map_err(IdentityError::from)?;
+    let mut changed = 0;
+    for tenant_id in tenants {
+        // One transaction per tenant: row-level security binds each to its tenant.
+        let mut tx = db.begin(tenant_id).await?;
+        for (role, permissions) in &pending {
+            if crate::store::roles::grant_to_built_in(&mut tx, role, permissions).await? {
+                changed += 1;
+            }
+        }
+        tx.commit().await?;
+    }
+    let mut tx = db.begin_unscoped().await?;
+    for (role, permissions) in &pending {
+        crate::store::roles::record_rollout(&mut tx, role, permissions).await?;
+    }
+    tx.commit().await.map_err(IdentityError::from)?;
+    tracing::info!(
+        roles = changed,
+        grants = pending.values().map(Vec::len).sum::<usize>(),
+        "built-in roles brought up to the permission catalogue"
+    );
+    Ok(changed)
 }
 
 /// The platform tenant's id, creating it with `email`/`password` as its operator if

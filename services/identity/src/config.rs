@@ -6,10 +6,13 @@
 //! | (shared) | | see `fusion_service::config` with prefix `IDENTITY`, ports 50051/9001 |
 //! | `IDENTITY_ACCESS_TOKEN_TTL_SECONDS` | `900` | access-token lifetime |
 //! | `IDENTITY_REFRESH_TOKEN_TTL_SECONDS` | `2592000` | refresh-token lifetime (30 days) |
-//! | `IDENTITY_LOGIN_MAX_FAILURES_PER_ACCOUNT` | `5` | failures per window before an account locks |
-//! | `IDENTITY_LOGIN_MAX_FAILURES_PER_SOURCE` | `20` | failures per window before a source address locks |
-//! | `IDENTITY_LOGIN_WINDOW_SECONDS` | `900` | failure-counting window |
-//! | `IDENTITY_LOGIN_LOCKOUT_SECONDS` | `900` | first lockout; doubles on each repeat |
+//! | `IDENTITY_LOGIN_MAX_FAILURES_PER_ACCOUNT` | `5` | failures for one account from one source before that source is locked out of that account (others log in to it as before) |
+//! | `IDENTITY_LOGIN_MAX_FAILURES_PER_SOURCE` | `20` | failures from one source, whatever the accounts, before the source locks |
+//! | `IDENTITY_LOGIN_WINDOW_SECONDS` | `900` | counters are forgotten after this long without a failure (counted from the end of a lock) |
+//! | `IDENTITY_LOGIN_LOCKOUT_SECONDS` | `900` | first lockout; doubles with every further failure after a lock (capped at a day) |
+//! | `IDENTITY_PASSWORD_HASHING_CONCURRENCY` | the number of CPUs | argon2 runs at once (each takes 19 MiB and a core for tens of milliseconds) |
+//! | `IDENTITY_PASSWORD_HASHING_WAIT_MS` | `250` | how long a call waits for a hashing slot before RESOURCE_EXHAUSTED `HASHING_BUSY` |
+//! | `FUSION_FORWARDING_SECRET` | none | shared with the edge (at least 32 characters): a client address in `x-fusion-client-addr` is trusted only with the edge's tag under it; otherwise the source of a login is the TCP peer |
 //! | `IDENTITY_MIGRATE_ON_START` | `true` | apply migrations at start when a migration URL is set |
 //! | `IDENTITY_PURGE_RETENTION_DAYS` | `30` | soft-deleted users and roles are removed after this long (needs the migration URL) |
 //! | `IDENTITY_PLATFORM_SERVICE_ACCOUNTS` | none | platform service accounts to provision at start and by `bootstrap-platform`: `<service>:<secret>` items separated by commas, e.g. `crm:<secret>,property:<secret>` (see [`PlatformServiceAccount`]) |
@@ -19,16 +22,19 @@ use std::time::Duration;
 use fusion_service::ConfigError;
 use fusion_service::config::{ServiceConfig, parse_or};
 
-/// How many failed logins lock an account or a source, and for how long.
+/// How many failed logins lock an account for one source, or a source for every
+/// account, and for how long.
 #[derive(Clone, Debug)]
 pub struct ThrottleConfig {
-    /// Failures per window before the account locks.
+    /// Failures for one account from one source before that source is locked out of
+    /// it: a guesser elsewhere never locks the account's owner out.
     pub max_failures_per_account: i32,
-    /// Failures per window before the source address locks.
+    /// Failures from one source, over all accounts, before the source locks.
     pub max_failures_per_source: i32,
-    /// The counting window.
+    /// A counter is forgotten after this long without a failure (counted from the end
+    /// of its lock, so a lock does not reset its own backoff).
     pub window: Duration,
-    /// The first lockout; each further lockout in a row doubles it (capped at a day).
+    /// The first lockout; each further failure after a lock doubles it (capped at a day).
     pub lockout: Duration,
 }
 
@@ -39,6 +45,25 @@ impl Default for ThrottleConfig {
             max_failures_per_source: 20,
             window: Duration::from_secs(900),
             lockout: Duration::from_secs(900),
+        }
+    }
+}
+
+/// How much password hashing (argon2: a core and 19 MiB for tens of milliseconds
+/// each) runs at once, and how long a call waits for a slot.
+#[derive(Clone, Debug)]
+pub struct HashingConfig {
+    /// Hashes and verifications running at once.
+    pub max_concurrent: usize,
+    /// How long a call waits for a slot before RESOURCE_EXHAUSTED.
+    pub max_wait: Duration,
+}
+
+impl Default for HashingConfig {
+    fn default() -> Self {
+        Self {
+            max_concurrent: std::thread::available_parallelism().map_or(2, usize::from),
+            max_wait: Duration::from_millis(250),
         }
     }
 }
@@ -119,6 +144,11 @@ pub struct IdentityConfig {
     pub refresh_token_ttl: Duration,
     /// Login throttling.
     pub throttle: ThrottleConfig,
+    /// Bounds on password hashing.
+    pub hashing: HashingConfig,
+    /// Verifies the client address the edge forwards; none means every login's source
+    /// is its TCP peer.
+    pub forwarding_key: Option<fusion_tenancy::ForwardingKey>,
     /// Apply migrations at start when `service.migration_database_url` is set.
     pub migrate_on_start: bool,
     /// How long soft-deleted rows are kept before the purge job removes them.
@@ -142,6 +172,8 @@ impl IdentityConfig {
             access_token_ttl: Duration::from_secs(900),
             refresh_token_ttl: Duration::from_secs(30 * 24 * 3600),
             throttle: ThrottleConfig::default(),
+            hashing: HashingConfig::default(),
+            forwarding_key: None,
             migrate_on_start: true,
             purge_retention: fusion_db::soft_delete::DEFAULT_RETENTION,
             platform_service_accounts: Vec::new(),
@@ -165,6 +197,29 @@ impl IdentityConfig {
         )?;
         self.throttle.window = secs("IDENTITY_LOGIN_WINDOW_SECONDS", self.throttle.window)?;
         self.throttle.lockout = secs("IDENTITY_LOGIN_LOCKOUT_SECONDS", self.throttle.lockout)?;
+        self.hashing.max_concurrent = parse_or(
+            "IDENTITY_PASSWORD_HASHING_CONCURRENCY",
+            self.hashing.max_concurrent,
+        )?
+        .max(1);
+        self.hashing.max_wait = Duration::from_millis(parse_or(
+            "IDENTITY_PASSWORD_HASHING_WAIT_MS",
+            u64::try_from(self.hashing.max_wait.as_millis()).unwrap_or(u64::MAX),
+        )?);
+        const FORWARDING: &str = "FUSION_FORWARDING_SECRET";
+        if let Some(secret) = fusion_service::config::var(FORWARDING) {
+            self.forwarding_key =
+                Some(fusion_tenancy::ForwardingKey::new(&secret).ok_or_else(|| {
+                    ConfigError::Invalid {
+                        name: FORWARDING.to_owned(),
+                        value: "<redacted>".to_owned(),
+                        reason: format!(
+                            "must be at least {} characters",
+                            fusion_tenancy::forwarded::SECRET_MIN
+                        ),
+                    }
+                })?);
+        }
         self.migrate_on_start = parse_or("IDENTITY_MIGRATE_ON_START", self.migrate_on_start)?;
         let days = parse_or(
             "IDENTITY_PURGE_RETENTION_DAYS",

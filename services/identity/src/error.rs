@@ -100,6 +100,23 @@ pub enum IdentityError {
         /// When the lock ends.
         retry_after: Duration,
     },
+    /// Every password-hashing slot stayed busy for the configured wait
+    /// (`HASHING_BUSY`): the caller may retry after `retry_after`.
+    #[error("too many password checks at once; retry shortly")]
+    HashingBusy {
+        /// When to retry.
+        retry_after: Duration,
+    },
+    /// The tenant's subscription is inactive: no new tokens for its users or service
+    /// accounts (`TENANT_INACTIVE`).
+    #[error("the tenant's subscription is inactive")]
+    TenantInactive,
+    /// The tenant's plan allows no more active users (`USER_LIMIT_REACHED`).
+    #[error("the tenant's plan allows at most {max} active users")]
+    UserLimitReached {
+        /// The plan's limit.
+        max: i32,
+    },
     /// A fault of identity's own (hashing a password, rotating a key): logged with its
     /// cause, returned opaque (`INTERNAL`).
     #[error("{context}")]
@@ -135,6 +152,9 @@ pub const REASONS: &[&str] = &[
     "INVALID_CLIENT_CREDENTIALS",
     "SYSTEM_ACCOUNT_INACTIVE",
     "SECRET_LIMIT",
+    "HASHING_BUSY",
+    "TENANT_INACTIVE",
+    "USER_LIMIT_REACHED",
     "INTERNAL",
     // The database layer's, through the standard methods.
     "REQUEST_ID_REUSED",
@@ -188,6 +208,9 @@ impl IdentityError {
             Self::InvalidClientCredentials => "INVALID_CLIENT_CREDENTIALS",
             Self::SystemAccountInactive { .. } => "SYSTEM_ACCOUNT_INACTIVE",
             Self::SecretLimit { .. } => "SECRET_LIMIT",
+            Self::HashingBusy { .. } => "HASHING_BUSY",
+            Self::TenantInactive => "TENANT_INACTIVE",
+            Self::UserLimitReached { .. } => "USER_LIMIT_REACHED",
             Self::Internal { .. } => "INTERNAL",
             Self::Db(e) => match e.kind() {
                 Kind::NotFound(_) => "NOT_FOUND",
@@ -240,14 +263,17 @@ impl From<IdentityError> for Status {
             | IdentityError::BuiltInRole { .. }
             | IdentityError::LastAdmin
             | IdentityError::SystemAccountInactive { .. }
-            | IdentityError::SecretLimit { .. } => {
+            | IdentityError::SecretLimit { .. }
+            | IdentityError::TenantInactive
+            | IdentityError::UserLimitReached { .. } => {
                 errors::failed_precondition(DOMAIN, reason, message)
             }
             IdentityError::InvalidCredentials
             | IdentityError::InvalidClientCredentials
             | IdentityError::RefreshTokenInvalid
             | IdentityError::RefreshTokenReused => errors::unauthenticated(reason, message),
-            IdentityError::LoginThrottled { retry_after } => {
+            IdentityError::LoginThrottled { retry_after }
+            | IdentityError::HashingBusy { retry_after } => {
                 errors::resource_exhausted_with(DOMAIN, reason, retry_after)
             }
             IdentityError::Internal { context, cause } => {
@@ -289,6 +315,9 @@ mod tests {
             | IdentityError::InvalidClientCredentials
             | IdentityError::SystemAccountInactive { .. }
             | IdentityError::SecretLimit { .. }
+            | IdentityError::HashingBusy { .. }
+            | IdentityError::TenantInactive
+            | IdentityError::UserLimitReached { .. }
             | IdentityError::Internal { .. }
             | IdentityError::Db(_) => {}
         }
@@ -326,6 +355,11 @@ mod tests {
             IdentityError::InvalidClientCredentials,
             IdentityError::SystemAccountInactive { tenant_id: 7 },
             IdentityError::SecretLimit { max: 5 },
+            IdentityError::HashingBusy {
+                retry_after: Duration::from_secs(1),
+            },
+            IdentityError::TenantInactive,
+            IdentityError::UserLimitReached { max: 3 },
             IdentityError::internal("hashing a password failed", "out of memory"),
             db(Kind::InvalidBecause(
                 fusion_db::idempotency::REUSED_REASON,

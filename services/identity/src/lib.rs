@@ -48,8 +48,8 @@ pub struct Application {
     state: AppState,
 }
 
-/// Forgets login-throttle counters whose window has passed (failed logins for made-up
-/// emails would otherwise pile up), hourly.
+/// Forgets login-throttle counters quiet for their window (failed logins for made-up
+/// emails and from passing sources would otherwise pile up), hourly.
 fn spawn_throttle_cleanup(
     db: Db,
     window: Duration,
@@ -74,8 +74,9 @@ fn spawn_throttle_cleanup(
 /// removing a tenant must first remove its data in every context.
 const PURGED_TABLES: &[&str] = &["identity.users", "identity.roles"];
 
-/// The purge job, and the hourly removal of client secrets revoked longer than
-/// `retention` ago (revoking and creating secrets must not grow a table for ever).
+/// The purge job, and the hourly removal of client secrets revoked, and of refresh
+/// tokens expired or revoked, longer than `retention` ago (revoking secrets, and every
+/// login and refresh, must not grow a table for ever).
 fn spawn_purge(
     owner_url: &str,
     retention: Duration,
@@ -103,6 +104,11 @@ fn spawn_purge(
                         Ok(0) => {}
                         Ok(n) => tracing::info!(rows = n, "pruned revoked client secrets"),
                         Err(e) => tracing::warn!(error = %e, "pruning revoked client secrets failed; will retry"),
+                    }
+                    match auth::tokens::prune_dead(&owner, retention).await {
+                        Ok(0) => {}
+                        Ok(n) => tracing::info!(rows = n, "pruned dead refresh tokens"),
+                        Err(e) => tracing::warn!(error = %e, "pruning dead refresh tokens failed; will retry"),
                     }
                 }
                 _ = stopped.changed() => break,
@@ -138,6 +144,8 @@ impl Application {
                 "no platform tenant yet: platform service accounts are provisioned by bootstrap-platform"
             );
         }
+        // Tenants created before a permission joined a built-in role get it now.
+        bootstrap::reconcile_built_in_roles(&db).await?;
         let keys = Arc::new(auth::keys::KeyRing::load_or_create(&db).await?);
         let state = AppState::new(db.clone(), Arc::new(config.clone()), keys.clone());
         let mut background = Background::new();

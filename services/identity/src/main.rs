@@ -28,6 +28,11 @@ async fn main() -> anyhow::Result<()> {
                 .as_deref()
                 .context("IDENTITY_MIGRATION_DATABASE_URL (or MIGRATION_DATABASE_URL) must be set to migrate")?;
             fusion_db::migrate(owner_url, SCHEMA, &MIGRATOR).await?;
+            // The data step of a release: built-in roles of existing tenants get the
+            // permissions the catalogue has added since (each serve does it too).
+            let db =
+                fusion_db::Db::connect(&fusion_db::DbConfig::new(owner_url.to_owned())).await?;
+            fusion_identity::bootstrap::reconcile_built_in_roles(&db).await?;
             tracing::info!("identity migrations applied");
             Ok(())
         }

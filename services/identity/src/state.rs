@@ -9,9 +9,10 @@ use fusion_service::api::Api;
 use fusion_service::standard::Kit;
 
 use crate::auth::keys::KeyRing;
+use crate::auth::password::Hasher;
 use crate::{DOMAIN, IdentityConfig};
 
-/// Database, configuration, signing keys and the page-token codec.
+/// Database, configuration, signing keys, the page-token codec and the password hasher.
 #[derive(Clone, Debug)]
 pub struct AppState {
     /// Application-role pool.
@@ -25,6 +26,8 @@ pub struct AppState {
     /// What the standard methods of every identity resource share; its retention is
     /// the purge job's (`IDENTITY_PURGE_RETENTION_DAYS`), so `purge_time` tells the truth.
     pub kit: Kit,
+    /// Hashes and verifies passwords on the blocking pool, a bounded number at once.
+    pub hasher: Hasher,
 }
 
 impl AppState {
@@ -38,8 +41,10 @@ impl AppState {
             request_ids: RequestIds::new(DOMAIN, "identity.idempotency_keys"),
             retention: config.purge_retention,
         };
+        let hasher = Hasher::new(&config.hashing);
         Self {
             kit,
+            hasher,
             db,
             config,
             keys,

@@ -6,7 +6,8 @@
 //! every service and the edge on the ports of API.md (crm and property with a platform
 //! service account each, whose secret is made afresh at every start and handed to
 //! identity and to the service, so their event consumers act in a tenant as its system
-//! account), seeds the demo tenants (again and
+//! account; the edge and identity share a secret made the same way, under which the
+//! edge vouches for each caller's address), seeds the demo tenants (again and
 //! again without duplicating anything) and prints `grpcurl` lines to try. Ctrl-C stops
 //! everything gracefully.
 //!
@@ -89,6 +90,13 @@ async fn main() -> anyhow::Result<()> {
             })
     };
 
+    // The edge signs each call's client address with a secret made for this run, and
+    // identity trusts only addresses under that signature (login throttling by source).
+    let forwarding_key = fusion_tenancy::ForwardingKey::new(
+        &fusion_identity::auth::client_secrets::new_secret().secret,
+    )
+    .context("a fresh client secret is long enough to sign forwarded addresses")?;
+
     let mut service = ServiceConfig::local("identity", app_url.clone());
     service.migration_database_url = Some(owner_url.clone());
     service.db_max_connections = 10;
@@ -101,6 +109,7 @@ async fn main() -> anyhow::Result<()> {
             secret: secret.clone(),
         })
         .collect();
+    identity_config.forwarding_key = Some(forwarding_key.clone());
     let identity = Application::build(
         identity_config,
         bind(&host, 50051).await?,
@@ -177,6 +186,7 @@ async fn main() -> anyhow::Result<()> {
         .routes
         .retain(|r| !fusion_proto::descriptor::services_of(&r.package).is_empty());
     edge_config.drain = Duration::from_millis(200);
+    edge_config.forwarding_key = Some(forwarding_key);
     edge_config.grpc_addr = SocketAddr::new(host.parse()?, 50050);
     let edge = Edge::build(
         edge_config,

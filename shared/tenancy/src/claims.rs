@@ -38,6 +38,11 @@ pub struct Claims {
     /// so tokens issued before the claim existed read as a person's.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub svc: bool,
+    /// From when (seconds since the epoch) the tenant is read-only: an expired trial.
+    /// Absent while the tenant may write, so tokens issued before the claim existed
+    /// read as writable. The services' token layer refuses writes once it has passed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ro_at: Option<u64>,
 }
 
 /// Who issues tokens, for whom, and how much clock skew is forgiven.
@@ -85,6 +90,7 @@ impl Claims {
             jti: uuid::Uuid::new_v4().to_string(),
             tz: None,
             svc: false,
+            ro_at: None,
         }
     }
 
@@ -92,6 +98,18 @@ impl Claims {
     pub fn with_time_zone(mut self, time_zone: impl Into<String>) -> Self {
         self.tz = Some(time_zone.into());
         self
+    }
+
+    /// The same claims saying the tenant is read-only from `at` (seconds since the
+    /// epoch; in the past for a tenant that is read-only already).
+    pub fn read_only_from(mut self, at: Option<u64>) -> Self {
+        self.ro_at = at;
+        self
+    }
+
+    /// Whether the tenant was read-only at `now` (seconds since the epoch).
+    pub fn read_only_at(&self, now: u64) -> bool {
+        self.ro_at.is_some_and(|at| at <= now)
     }
 
     /// The same claims marking the subject as a service account.
@@ -126,6 +144,18 @@ mod tests {
         old.as_object_mut().unwrap().remove("tz");
         let parsed: Claims = serde_json::from_value(old).unwrap();
         assert!(!parsed.svc);
+    }
+
+    #[test]
+    fn a_writable_tenants_token_carries_no_read_only_claim() {
+        let json = serde_json::to_value(person()).unwrap();
+        assert!(json.get("ro_at").is_none(), "{json}");
+        let claims = person().read_only_from(Some(100));
+        let json = serde_json::to_value(&claims).unwrap();
+        assert_eq!(json["ro_at"], serde_json::json!(100));
+        let parsed: Claims = serde_json::from_value(json).unwrap();
+        assert!(!parsed.read_only_at(99) && parsed.read_only_at(100));
+        assert!(!person().read_only_at(u64::MAX));
     }
 
     #[test]

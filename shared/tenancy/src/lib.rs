@@ -4,13 +4,18 @@
 //!   bearer JWT ([`JwtVerifier`]: EdDSA pinned, `iss`/`aud`/`exp`/`nbf` checked), requires
 //!   `x-tenant-id` to equal the token's `tid`, checks the method's permission
 //!   ([`MethodPolicy`]), and hands the handler a [`TenantContext`] (request extensions and
-//!   [`TenantContext::current`]).
+//!   [`TenantContext::current`]). A token of a tenant that has become read-only (its
+//!   `ro_at` claim has passed) is refused every method whose permission is not a read
+//!   ([`MethodPolicy::is_write`]) with FAILED_PRECONDITION `TENANT_READ_ONLY`.
 //! - [`ForwardContextLayer`]: the client-side twin; re-attaches the caller's token,
 //!   tenant, user, request id and trace context on calls to other services.
+//! - [`forwarded`]: the client address the edge vouches for, with an HMAC the services
+//!   verify, so a direct caller cannot choose the address it is throttled by.
 
 mod claims;
 mod client;
 mod context;
+pub mod forwarded;
 pub mod headers;
 mod jwks;
 mod keys;
@@ -20,7 +25,8 @@ mod server;
 pub use claims::{Claims, JwtConfig};
 pub use client::{ForwardContext, ForwardContextLayer};
 pub use context::TenantContext;
+pub use forwarded::ForwardingKey;
 pub use jwks::IdentityJwks;
 pub use keys::{JwksCache, JwtVerifier, KeyProvider, PublicKey, StaticKeys, TokenSigner};
-pub use policy::{Access, MethodPolicy, PUBLIC_METHODS, is_public};
+pub use policy::{Access, MethodPolicy, PUBLIC_METHODS, is_public, is_read_permission};
 pub use server::{TenantLayer, TenantService};

@@ -24,6 +24,11 @@ pub fn is_public(path: &str) -> bool {
     PUBLIC_METHODS.contains(&path) || PUBLIC_PREFIXES.iter().any(|p| path.starts_with(p))
 }
 
+/// Whether `permission` only reads (`crm.leads.read`, `platform.tenants.read`).
+pub fn is_read_permission(permission: &str) -> bool {
+    permission.ends_with(".read")
+}
+
 /// Public methods and per-method permissions. A method that is neither public nor
 /// listed is refused (fail closed): forgetting to declare a permission cannot open a hole.
 #[derive(Clone, Debug, Default)]
@@ -89,6 +94,18 @@ impl MethodPolicy {
         }
     }
 
+    /// Whether `path` changes something: it needs a permission that is not a read
+    /// (`<context>.<resource>.read`). Permissions are named by what they allow, so the
+    /// policy that grants a method is also what says whether it writes; a read-only
+    /// tenant is refused every method for which this is true. Public and undeclared
+    /// methods are not writes here (the first need no tenant, the second are refused).
+    pub fn is_write(&self, path: &str) -> bool {
+        match self.access(path) {
+            Access::Requires(permission) => !is_read_permission(permission),
+            Access::Public | Access::Undeclared => false,
+        }
+    }
+
     /// Whether the policy says anything about `path`: public or a permission. An RPC
     /// for which this is false is refused to everyone.
     pub fn is_declared(&self, path: &str) -> bool {
@@ -121,6 +138,22 @@ mod tests {
         assert_eq!(policy.access("/a.B/Delete"), Access::Undeclared);
         assert!(policy.is_declared("/a.B/Get") && policy.is_declared("/a.Auth/Login"));
         assert!(!policy.is_declared("/a.B/Delete"));
+    }
+
+    #[test]
+    fn writes_are_the_methods_whose_permission_is_not_a_read() {
+        let policy = MethodPolicy::new()
+            .require("/a.B/Get", "a.b.read")
+            .require("/a.B/Update", "a.b.write")
+            .require("/a.Keys/Rotate", "platform.keys.write")
+            .require("/a.Tokens/Issue", "platform.service_tokens.issue")
+            .public("/a.Auth/Login");
+        assert!(!policy.is_write("/a.B/Get"));
+        assert!(policy.is_write("/a.B/Update"));
+        assert!(policy.is_write("/a.Keys/Rotate"));
+        assert!(policy.is_write("/a.Tokens/Issue"));
+        assert!(!policy.is_write("/a.Auth/Login"));
+        assert!(!policy.is_write("/a.B/Undeclared"));
     }
 
     #[test]

@@ -75,11 +75,12 @@ where
             Access::Requires(permission) => Some(permission.to_owned()),
             Access::Undeclared => None,
         };
+        let writes = self.policy.is_write(req.uri().path());
         let verifier = self.verifier.clone();
         let path = req.uri().path().to_owned();
         Box::pin(async move {
-            let ctx = match authenticate(&verifier, req.headers()).await {
-                Ok(ctx) => ctx,
+            let (ctx, read_only) = match authenticate(&verifier, req.headers()).await {
+                Ok(verified) => verified,
                 Err(status) => return Ok(status.into_http()),
             };
             tracing::Span::current().record("tenant.id", ctx.tenant_id);
@@ -90,21 +91,39 @@ where
             if let Err(status) = ctx.require(&permission) {
                 return Ok(status.into_http());
             }
+            if writes && read_only {
+                return Ok(read_only_refusal().into_http());
+            }
             req.extensions_mut().insert(ctx.clone());
             ctx.scope(inner.call(req)).await
         })
     }
 }
 
+/// The reason a write in a read-only tenant is refused.
+pub const TENANT_READ_ONLY: &str = "TENANT_READ_ONLY";
+
+/// FAILED_PRECONDITION `TENANT_READ_ONLY`: the tenant's state (an expired trial), not
+/// the caller's roles, refuses the change (API.md: a state that refuses is a
+/// precondition); reads still work.
+fn read_only_refusal() -> Status {
+    errors::failed_precondition(
+        errors::PLATFORM_DOMAIN,
+        TENANT_READ_ONLY,
+        "the tenant is read-only (its trial has ended); reads still work",
+    )
+}
+
 fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
-/// Verifies the bearer token and the tenant/user headers against it.
+/// Verifies the bearer token and the tenant/user headers against it: the caller, and
+/// whether its tenant is read-only now.
 pub(crate) async fn authenticate(
     verifier: &JwtVerifier,
     headers: &HeaderMap,
-) -> Result<TenantContext, Status> {
+) -> Result<(TenantContext, bool), Status> {
     let token = bearer_token(headers)?;
     let claims = verifier.verify(token).await?;
     // The edge sets x-tenant-id from the verified token; a service requires it and
@@ -134,7 +153,8 @@ pub(crate) async fn authenticate(
             "x-user-id does not match the token",
         ));
     }
-    Ok(TenantContext {
+    let read_only = claims.read_only_at(jsonwebtoken::get_current_timestamp());
+    let ctx = TenantContext {
         tenant_id: claims.tid,
         user_id,
         roles: claims.roles,
@@ -143,5 +163,6 @@ pub(crate) async fn authenticate(
         bearer: Some(token.to_owned()),
         time_zone: TenantContext::zone_of(claims.tz.as_deref()),
         service_account: claims.svc,
-    })
+    };
+    Ok((ctx, read_only))
 }

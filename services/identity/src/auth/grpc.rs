@@ -6,10 +6,12 @@ use fusion_db::TenantTx;
 use fusion_proto::errors::FieldViolation;
 use fusion_proto::identity::v1 as pb;
 use fusion_proto::identity::v1::auth_service_server::AuthService;
+use fusion_tenancy::ForwardingKey;
+use fusion_tenancy::forwarded::{self, CLIENT_ADDR};
 
 use crate::AppState;
 use crate::auth::client_secrets::{self, CLIENT_ID_MAX, ClientId, SECRET_MAX};
-use crate::auth::{password, throttle, tokens};
+use crate::auth::{throttle, tokens};
 use crate::domain::permissions::{SERVICE_TOKENS_ISSUE, SYSTEM_ROLE};
 use crate::domain::validate::NAME_MAX;
 use crate::error::IdentityError;
@@ -28,25 +30,34 @@ impl AuthApi {
     }
 }
 
-/// Longest source kept: any IP address fits; a longer header value is not an address
-/// and must not grow the throttle table's keys.
-const SOURCE_MAX: usize = 64;
-
 /// Longest password a login hashes. Stored passwords are far shorter; the bound keeps a
 /// huge request from buying a long argon2 run.
 const LOGIN_PASSWORD_MAX: usize = 1024;
 
-/// Where a login came from: the first `x-forwarded-for` hop the edge recorded, else the
-/// peer address.
-fn source_of<T>(req: &Request<T>) -> String {
-    req.metadata()
-        .get("x-forwarded-for")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(',').next())
-        .map(|v| v.trim().chars().take(SOURCE_MAX).collect::<String>())
-        .filter(|v| !v.is_empty())
-        .or_else(|| req.remote_addr().map(|a| a.ip().to_string()))
-        .unwrap_or_else(|| "unknown".to_owned())
+/// The paths whose client address the edge signs, as the edge signs them.
+const LOGIN_PATH: &str = "/fusion.identity.v1.AuthService/Login";
+const REFRESH_PATH: &str = "/fusion.identity.v1.AuthService/Refresh";
+
+/// Where a call to `path` came from: the client address the edge vouches for
+/// (`x-fusion-client-addr` with a tag under `key`), else the TCP peer. A caller's own
+/// `x-forwarded-for`, or a client address without the edge's tag, is never believed:
+/// every service port is reachable inside the cluster, and a source a caller could
+/// choose would let it dodge its own throttling and lock out other sources.
+fn source_of<T>(req: &Request<T>, path: &str, key: Option<&ForwardingKey>) -> String {
+    let vouched = key.and_then(|key| {
+        let value = req.metadata().get(CLIENT_ADDR)?.to_str().ok()?;
+        let addr = key.verify(path, value, forwarded::now_secs());
+        if addr.is_none() {
+            tracing::warn!(
+                peer = ?req.remote_addr(),
+                "a client address without a valid edge tag; using the peer address"
+            );
+        }
+        addr
+    });
+    vouched
+        .or_else(|| req.remote_addr().map(|a| a.ip()))
+        .map_or_else(|| "unknown".to_owned(), |ip| ip.to_string())
 }
 
 /// The service that account `account_id` of tenant `tenant_id` (the transaction's)
@@ -132,7 +143,7 @@ impl AuthService for AuthApi {
         &self,
         req: Request<pb::LoginRequest>,
     ) -> Result<Response<pb::LoginResponse>, Status> {
-        let source = source_of(&req);
+        let source = source_of(&req, LOGIN_PATH, self.state.config.forwarding_key.as_ref());
         let pb::LoginRequest {
             email,
             password: pw,
@@ -160,25 +171,31 @@ impl AuthService for AuthApi {
         }
         let db = &self.state.db;
         let cfg = &self.state.config.throttle;
-        let (account, source_key) = (throttle::account_key(&email), throttle::source_key(&source));
-        throttle::check(db, &[account.clone(), source_key.clone()]).await?;
+        let (pair, source_key) = (
+            throttle::pair_key(&email, &source),
+            throttle::source_key(&source),
+        );
+        throttle::check(db, &[pair.clone(), source_key.clone()]).await?;
 
         let found = logins::find(db, email.trim()).await?;
         // Hash work is done on every path so an unknown email costs what a wrong
-        // password costs.
+        // password costs (a slot of the hasher included).
+        let hasher = &self.state.hasher;
         let verified = match &found {
-            Some(login) => password::verify_password(&login.password_hash, &pw) && login.active,
+            Some(login) => hasher.verify(&login.password_hash, &pw).await? && login.active,
             None => {
-                password::verify_against_dummy(&pw);
+                hasher.verify_against_dummy(&pw).await?;
                 false
             }
         };
         let Some(login) = found.filter(|_| verified) else {
-            throttle::record_failure(db, cfg, &account, cfg.max_failures_per_account).await?;
+            throttle::record_failure(db, cfg, &pair, cfg.max_failures_per_account).await?;
             throttle::record_failure(db, cfg, &source_key, cfg.max_failures_per_source).await?;
             return Err(IdentityError::InvalidCredentials.into());
         };
-        throttle::reset(db, &account).await?;
+        // Only this source's count for this account is forgiven: a successful login must
+        // not wipe what a source guessing many accounts has earned.
+        throttle::reset(db, &pair).await?;
         let (tenant_id, user_id) = (login.tenant_id, login.user_id);
         let mut tx = db.begin(tenant_id).await?;
         logins::record(&mut tx, user_id).await?;
@@ -309,7 +326,11 @@ impl AuthService for AuthApi {
         &self,
         req: Request<pb::RefreshRequest>,
     ) -> Result<Response<pb::RefreshResponse>, Status> {
-        let source = source_of(&req);
+        let source = source_of(
+            &req,
+            REFRESH_PATH,
+            self.state.config.forwarding_key.as_ref(),
+        );
         let token = req.into_inner().refresh_token;
         if token.is_empty() {
             return Err(IdentityError::invalid("refresh_token", "must not be empty").into());
@@ -383,33 +404,43 @@ impl AuthService for AuthApi {
 mod tests {
     use tonic::Request;
 
-    use super::{SOURCE_MAX, source_of};
+    use fusion_tenancy::ForwardingKey;
+    use fusion_tenancy::forwarded::{CLIENT_ADDR, now_secs};
 
-    fn with_forwarded(value: &str) -> Request<()> {
+    use super::{LOGIN_PATH, REFRESH_PATH, source_of};
+
+    fn key() -> ForwardingKey {
+        ForwardingKey::new(&"k".repeat(32)).unwrap()
+    }
+
+    fn with_header(name: &'static str, value: &str) -> Request<()> {
         let mut req = Request::new(());
-        req.metadata_mut()
-            .insert("x-forwarded-for", value.parse().unwrap());
+        req.metadata_mut().insert(name, value.parse().unwrap());
         req
     }
 
     #[test]
-    fn the_source_is_the_first_forwarded_hop() {
-        assert_eq!(
-            source_of(&with_forwarded("203.0.113.7, 10.0.0.2")),
-            "203.0.113.7"
-        );
-        assert_eq!(source_of(&with_forwarded(" 198.51.100.1 ")), "198.51.100.1");
+    fn a_callers_own_forwarded_for_is_never_the_source() {
+        let req = with_header("x-forwarded-for", "203.0.113.7");
+        assert_eq!(source_of(&req, LOGIN_PATH, Some(&key())), "unknown");
+        assert_eq!(source_of(&req, LOGIN_PATH, None), "unknown");
     }
 
     #[test]
-    fn an_overlong_forwarded_value_is_cut_to_a_bounded_key() {
-        let long = "x".repeat(10_000);
-        assert_eq!(source_of(&with_forwarded(&long)), "x".repeat(SOURCE_MAX));
+    fn the_edges_signed_address_is_the_source_for_its_method_only() {
+        let signed = key().sign(LOGIN_PATH, "203.0.113.7".parse().unwrap(), now_secs());
+        let req = with_header(CLIENT_ADDR, signed.to_str().unwrap());
+        assert_eq!(source_of(&req, LOGIN_PATH, Some(&key())), "203.0.113.7");
+        assert_eq!(source_of(&req, REFRESH_PATH, Some(&key())), "unknown");
+        // Without the shared secret nothing forwarded is trusted.
+        assert_eq!(source_of(&req, LOGIN_PATH, None), "unknown");
+        let other = ForwardingKey::new(&"o".repeat(32)).unwrap();
+        assert_eq!(source_of(&req, LOGIN_PATH, Some(&other)), "unknown");
     }
 
     #[test]
-    fn without_a_forwarded_hop_or_peer_the_source_is_unknown() {
-        assert_eq!(source_of(&Request::new(())), "unknown");
-        assert_eq!(source_of(&with_forwarded(" , 10.0.0.2")), "unknown");
+    fn an_unsigned_client_address_is_not_trusted() {
+        let req = with_header(CLIENT_ADDR, "203.0.113.7");
+        assert_eq!(source_of(&req, LOGIN_PATH, Some(&key())), "unknown");
     }
 }

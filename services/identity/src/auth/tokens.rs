@@ -74,9 +74,31 @@ fn new_refresh_token(tenant_id: i64) -> String {
     format!("rt_{tenant_id}_{}", URL_SAFE_NO_PAD.encode(secret))
 }
 
+/// The standing of tenant `tenant_id` if it may have tokens: an inactive tenant may
+/// not (TENANT_INACTIVE). Every path to a token (Login, Refresh, IssueServiceToken)
+/// comes through here, after the credentials were checked, so the refusal tells
+/// nothing to someone without them.
+async fn usable_standing(
+    conn: &mut PgConnection,
+    tenant_id: i64,
+) -> Result<crate::store::tenants::Standing, IdentityError> {
+    let standing = crate::store::tenants::standing(conn, tenant_id).await?;
+    if standing.inactive {
+        return Err(IdentityError::TenantInactive);
+    }
+    Ok(standing)
+}
+
+/// Seconds since the epoch of `at` (before the epoch reads as the epoch: long past).
+fn epoch_secs(at: Option<chrono::DateTime<chrono::Utc>>) -> Option<u64> {
+    at.map(|t| u64::try_from(t.timestamp()).unwrap_or(0))
+}
+
 /// Issues an access token and a refresh token (a new family unless `family` is given),
 /// inside the caller's tenant-bound transaction. The access token carries the user's
-/// role names and permissions and the tenant's time zone (`tz`) as they are now.
+/// role names and permissions, the tenant's time zone (`tz`) and, for a tenant on
+/// trial, when it turns read-only (`ro_at`), as they are now. An inactive tenant gets
+/// nothing (TENANT_INACTIVE).
 pub async fn issue(
     state: &AppState,
     conn: &mut PgConnection,
@@ -85,8 +107,8 @@ pub async fn issue(
     family: Option<(uuid::Uuid, i64)>,
     source: Option<&str>,
 ) -> Result<IssuedTokens, IdentityError> {
+    let standing = usable_standing(conn, tenant_id).await?;
     let (roles, perms) = roles_and_permissions(conn, user_id).await?;
-    let time_zone = crate::store::tenants::time_zone(conn, tenant_id).await?;
     let ttl = state.config.access_token_ttl;
     let claims = Claims::new(
         &state.config.service.jwt,
@@ -96,7 +118,8 @@ pub async fn issue(
         perms,
         ttl,
     )
-    .with_time_zone(time_zone);
+    .with_time_zone(standing.time_zone)
+    .read_only_from(epoch_secs(standing.read_only_from));
     let access_token = state.keys.signer().sign(&claims);
 
     let refresh_token = new_refresh_token(tenant_id);
@@ -134,9 +157,10 @@ pub async fn issue_service(
     tenant_id: i64,
     account_id: i64,
 ) -> Result<ServiceToken, IdentityError> {
+    let standing = usable_standing(conn, tenant_id).await?;
     let (roles, perms) = roles_and_permissions(conn, account_id).await?;
-    let time_zone = crate::store::tenants::time_zone(conn, tenant_id).await?;
     let ttl = state.config.access_token_ttl;
+    let time_zone = standing.time_zone;
     let claims = Claims::new(
         &state.config.service.jwt,
         tenant_id,
@@ -146,6 +170,7 @@ pub async fn issue_service(
         ttl,
     )
     .with_time_zone(time_zone.clone())
+    .read_only_from(epoch_secs(standing.read_only_from))
     .for_service_account();
     Ok(ServiceToken {
         access_token: state.keys.signer().sign(&claims),
@@ -283,6 +308,25 @@ pub async fn revoke_user_refresh_tokens(
     .execute(conn)
     .await?;
     Ok(result.rows_affected())
+}
+
+/// Deletes refresh tokens that can never be used again: expired, or revoked, longer
+/// than `retention` ago (kept that long for the record). Connected as the owner, across
+/// tenants: the owner's policy on `identity.refresh_tokens` shows it only such rows.
+/// Returns how many went.
+pub async fn prune_dead(
+    owner_pool: &sqlx::PgPool,
+    retention: Duration,
+) -> Result<u64, sqlx::Error> {
+    let cutoff =
+        chrono::Utc::now() - chrono::Duration::from_std(retention).unwrap_or(chrono::Duration::MAX);
+    Ok(
+        sqlx::query("DELETE FROM identity.refresh_tokens WHERE expires_at < $1 OR revoked_at < $1")
+            .bind(cutoff)
+            .execute(owner_pool)
+            .await?
+            .rows_affected(),
+    )
 }
 
 #[cfg(test)]

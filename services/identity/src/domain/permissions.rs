@@ -172,6 +172,25 @@ pub fn built_in_roles() -> Vec<BuiltInRole> {
     ]
 }
 
+/// Every (built-in role, permission) the current catalogue grants: each tenant's
+/// built-in roles and the platform tenant's `platform_admin` (the platform permissions
+/// and the whole tenant catalogue, as bootstrap makes it). Identity brings the roles of
+/// existing tenants up to this list at start (`bootstrap::reconcile_built_in_roles`).
+pub fn catalogue_grants() -> Vec<(&'static str, String)> {
+    let mut grants: Vec<(&'static str, String)> = built_in_roles()
+        .into_iter()
+        .flat_map(|role| role.permissions.into_iter().map(move |p| (role.name, p)))
+        .collect();
+    grants.extend(
+        PLATFORM_PERMISSIONS
+            .iter()
+            .map(|p| (*p).to_owned())
+            .chain(tenant_permissions())
+            .map(|p| (PLATFORM_ADMIN_ROLE, p)),
+    );
+    grants
+}
+
 /// What the built-in `system` role holds: the reads an event consumer needs (people,
 /// the tenant's settings, stock, the pipeline, finance), no write. Migration
 /// `identity/0006_service_credentials` gave existing tenants the same list.
@@ -260,6 +279,21 @@ mod tests {
         );
         assert!(is_platform_role(PLATFORM_ADMIN_ROLE) && is_platform_role(PLATFORM_SERVICE_ROLE));
         assert!(!is_platform_role(SYSTEM_ROLE) && !is_platform_role("admin"));
+    }
+
+    #[test]
+    fn the_catalogue_grants_are_the_built_in_roles_and_the_platform_admins() {
+        let grants = catalogue_grants();
+        assert!(grants.contains(&("admin", "crm.leads.write".to_owned())));
+        assert!(grants.contains(&("viewer", "crm.leads.read".to_owned())));
+        assert!(!grants.contains(&("viewer", "crm.leads.write".to_owned())));
+        assert!(grants.contains(&(PLATFORM_ADMIN_ROLE, "platform.tenants.write".to_owned())));
+        assert!(grants.contains(&(PLATFORM_ADMIN_ROLE, "crm.leads.write".to_owned())));
+        assert!(
+            !grants
+                .iter()
+                .any(|(role, _)| *role == PLATFORM_SERVICE_ROLE)
+        );
     }
 
     #[test]

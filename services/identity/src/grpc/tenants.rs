@@ -21,12 +21,11 @@ use fusion_service::standard::{self, Call, Change, Kit, Locking, Method, Resourc
 use fusion_tenancy::TenantContext;
 
 use super::rpc;
-use crate::bootstrap::first_admin;
 use crate::domain::permissions::PLATFORM_TENANT_SLUG;
 use crate::domain::validate;
 use crate::error::IdentityError;
 use crate::store;
-use crate::store::tenants::{DEFAULT_TIME_ZONE, LIST, NewTenant, TABLE, TenantRow};
+use crate::store::tenants::{DEFAULT_TIME_ZONE, LIST, NewAdmin, NewTenant, TABLE, TenantRow};
 use crate::{AppState, DOMAIN};
 
 const MUTABLE: &[&str] = &[
@@ -334,11 +333,11 @@ async fn create(
                 .to_owned(),
         },
     };
-    let admin = first_admin(
-        body.admin_name.trim().to_owned(),
-        &body.admin_email,
-        &body.admin_password,
-    )?;
+    let admin = NewAdmin {
+        name: body.admin_name.trim().to_owned(),
+        email: body.admin_email.clone(),
+        password_hash: state.hasher.hash(&body.admin_password).await?,
+    };
     let id = store::tenants::create_with_admin(&mut tx, &new, &admin, &[]).await?;
     // Back to the caller's tenant to record the request id under it.
     store::bind_tenant(&mut tx, tenant_id).await?;

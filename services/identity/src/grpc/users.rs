@@ -20,7 +20,6 @@ use fusion_tenancy::TenantContext;
 use super::opt_text;
 use super::roles::grantable;
 use super::rpc;
-use crate::auth::password::hash_password;
 use crate::auth::revoke_user_refresh_tokens;
 use crate::domain::validate;
 use crate::error::IdentityError;
@@ -175,6 +174,18 @@ impl Resource for Users {
         Ok(())
     }
 
+    /// An active user restored counts against the plan's limit again.
+    async fn on_undelete(
+        call: &Call<'_, AppState>,
+        tx: &mut TenantTx,
+        current: &UserRow,
+    ) -> Result<(), crate::error::IdentityError> {
+        if current.active {
+            store::users::ensure_room(tx, call.caller.tenant_id).await?;
+        }
+        Ok(())
+    }
+
     /// A deleted user keeps no session.
     async fn after_write(
         _: &Call<'_, AppState>,
@@ -248,7 +259,8 @@ async fn create(
     for role in &roles {
         grantable(role)?;
     }
-    let hash = hash_password(&body.password)?;
+    store::users::ensure_room(&mut tx, tenant_id).await?;
+    let hash = state.hasher.hash(&body.password).await?;
     values.push(("password", Val::Text(Some(hash))));
     let id = TABLE.insert(&mut tx, values).await?;
     for role in &roles {
@@ -276,13 +288,14 @@ impl UserApi {
 
     /// Sets columns of live user `id` (bumping its etag), revokes the user's sessions
     /// with `revoke` as the reason if given, and returns the user: the custom methods
-    /// that change one thing. It runs as `method`: a retry with the same request id
+    /// that change one thing. With `activates`, an inactive user must fit under the
+    /// plan's user limit. It runs as `method`: a retry with the same request id
     /// returns the first result (AIP-155; `key` is `None` without one).
     async fn change(
         &self,
         tenant_id: i64,
         id: i64,
-        values: Values,
+        (values, activates): (Values, bool),
         revoke: Option<&str>,
         (method, key): (&'static str, Option<RequestKey>),
     ) -> Result<pb::User, Status> {
@@ -290,7 +303,10 @@ impl UserApi {
             Begun::Replayed(user) => return Ok(user),
             Begun::Fresh(attempt) => attempt,
         };
-        let _: UserRow = TABLE.fetch(&mut tx, id, Read::live().for_update()).await?;
+        let current: UserRow = TABLE.fetch(&mut tx, id, Read::live().for_update()).await?;
+        if activates && !current.active {
+            store::users::ensure_room(&mut tx, tenant_id).await?;
+        }
         TABLE.update(&mut tx, id, values).await?;
         if let Some(reason) = revoke {
             revoke_user_refresh_tokens(&mut tx, id, reason).await?;
@@ -316,7 +332,8 @@ impl UserApi {
         }
         let revoke = (!active).then_some("deactivated");
         let values = vec![("active", Val::Bool(active))];
-        self.change(ctx.tenant_id, id, values, revoke, call).await
+        self.change(ctx.tenant_id, id, (values, active), revoke, call)
+            .await
     }
 }
 
@@ -401,7 +418,7 @@ impl UserService for UserApi {
         let mut v = Vec::new();
         check(&mut v, "password", validate::password(&body.password));
         api.violations(v)?;
-        let hash = hash_password(&body.password)?;
+        let hash = self.state.hasher.hash(&body.password).await?;
         let password = vec![("password", Val::Text(Some(hash)))];
         // No request id: setting the same password twice is harmless, and a digest of
         // this request would keep an unsalted hash of the password.
@@ -409,7 +426,7 @@ impl UserService for UserApi {
         let user = self.change(
             ctx.tenant_id,
             body.id,
-            password,
+            (password, false),
             Some("password_changed"),
             once,
         );

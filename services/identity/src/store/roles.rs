@@ -144,3 +144,51 @@ pub(crate) async fn active_holders(
     .await
     .map_err(IdentityError::from)
 }
+
+/// The (role, permission) pairs already given to every tenant's built-in roles.
+pub(crate) async fn rolled_out_grants(
+    conn: &mut PgConnection,
+) -> Result<Vec<(String, String)>, IdentityError> {
+    sqlx::query_as("SELECT role_name, permission FROM identity.built_in_grants")
+        .fetch_all(conn)
+        .await
+        .map_err(IdentityError::from)
+}
+
+/// Records that `role` has been given `permissions` in every tenant.
+pub(crate) async fn record_rollout(
+    conn: &mut PgConnection,
+    role: &str,
+    permissions: &[String],
+) -> Result<(), IdentityError> {
+    sqlx::query(
+        "INSERT INTO identity.built_in_grants (role_name, permission)
+         SELECT $1, unnest($2::text[]) ON CONFLICT DO NOTHING",
+    )
+    .bind(role)
+    .bind(permissions)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Adds `permissions` to the live built-in role `role` of the transaction's tenant,
+/// keeping its own; whether it changed (it lacked one of them).
+pub(crate) async fn grant_to_built_in(
+    conn: &mut PgConnection,
+    role: &str,
+    permissions: &[String],
+) -> Result<bool, IdentityError> {
+    let done = sqlx::query(
+        "UPDATE identity.roles
+         SET permissions = ARRAY(SELECT DISTINCT p FROM unnest(permissions || $2::text[]) AS p ORDER BY p),
+             version = version + 1,
+             updated_at = now()
+         WHERE built_in AND name = $1 AND deleted_at IS NULL AND NOT permissions @> $2::text[]",
+    )
+    .bind(role)
+    .bind(permissions)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() > 0)
+}

@@ -156,15 +156,47 @@ pub(crate) async fn create_with_admin(
     Ok(id)
 }
 
-/// The IANA time zone of tenant `id` (`UTC` if the row is gone).
-pub(crate) async fn time_zone(conn: &mut PgConnection, id: i64) -> Result<String, IdentityError> {
-    let zone: Option<String> =
-        sqlx::query_scalar("SELECT time_zone FROM identity.tenants WHERE id = $1")
-            .bind(id)
-            .fetch_optional(conn)
-            .await?;
-    Ok(zone.unwrap_or_else(|| DEFAULT_TIME_ZONE.to_owned()))
+/// What a token of a tenant says about it: its zone, and whether its subscription
+/// lets it have tokens at all and write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Standing {
+    /// The tenant's IANA time zone.
+    pub time_zone: String,
+    /// `subscription_status` is `inactive`: no tokens.
+    pub inactive: bool,
+    /// From when the tenant reads only: the end of its trial, for a tenant on trial.
+    pub read_only_from: Option<DateTime<Utc>>,
 }
+
+/// The [`Standing`] of tenant `id` (a writable UTC tenant if the row is gone: the
+/// callers have checked it exists).
+pub(crate) async fn standing(conn: &mut PgConnection, id: i64) -> Result<Standing, IdentityError> {
+    let row: Option<(String, String, Option<DateTime<Utc>>)> = sqlx::query_as(
+        "SELECT time_zone, subscription_status, trial_ends_at FROM identity.tenants WHERE id = $1",
+    )
+    .bind(id)
+    .fetch_optional(conn)
+    .await?;
+    Ok(match row {
+        Some((time_zone, status, trial_ends_at)) => Standing {
+            time_zone,
+            inactive: status == INACTIVE,
+            read_only_from: trial_ends_at.filter(|_| status == TRIAL),
+        },
+        None => Standing {
+            time_zone: DEFAULT_TIME_ZONE.to_owned(),
+            inactive: false,
+            read_only_from: None,
+        },
+    })
+}
+
+/// The `subscription_status` of a tenant whose users get no tokens.
+pub(crate) const INACTIVE: &str = "inactive";
+
+/// The `subscription_status` of a tenant on trial: it reads only once `trial_ends_at`
+/// has passed.
+pub(crate) const TRIAL: &str = "trial";
 
 /// The zone of a tenant created without one: tenants record no country to derive a
 /// zone from (the seed's `tenants` table has none, nor do their settings), so UTC.

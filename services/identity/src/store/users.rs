@@ -88,3 +88,38 @@ pub(crate) async fn is_live(conn: &mut PgConnection, user_id: i64) -> Result<boo
     .await
     .map_err(IdentityError::from)
 }
+
+/// FAILED_PRECONDITION `USER_LIMIT_REACHED` unless tenant `tenant_id` (the
+/// transaction's) has room under its plan's `max_users` for one more active user.
+/// People only count: live (not deleted), active users of kind `person`; service and
+/// system accounts never do. 0, or no plan, means no limit. The tenant's row is locked
+/// until the transaction ends, so two concurrent creates, undeletes or activations
+/// cannot both take the last place.
+pub(crate) async fn ensure_room(
+    conn: &mut PgConnection,
+    tenant_id: i64,
+) -> Result<(), IdentityError> {
+    let max: Option<i32> = sqlx::query_scalar(
+        "SELECT p.max_users FROM identity.tenants t
+         LEFT JOIN identity.plans p ON p.id = t.plan_id
+         WHERE t.id = $1
+         FOR NO KEY UPDATE OF t",
+    )
+    .bind(tenant_id)
+    .fetch_optional(&mut *conn)
+    .await?
+    .flatten();
+    let Some(max) = max.filter(|m| *m > 0) else {
+        return Ok(());
+    };
+    let active: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM identity.users
+         WHERE kind = 'person' AND active AND deleted_at IS NULL",
+    )
+    .fetch_one(&mut *conn)
+    .await?;
+    if active >= i64::from(max) {
+        return Err(IdentityError::UserLimitReached { max });
+    }
+    Ok(())
+}

@@ -30,10 +30,17 @@ pub struct TestApp {
     pub app: Application,
     pub channel: Channel,
     pub platform: Session,
+    /// The test's database (its owner URL runs the housekeeping a test checks).
+    pub db: TestDatabase,
 }
 
 pub fn test_config(db: &TestDatabase) -> IdentityConfig {
-    IdentityConfig::with_defaults(ServiceConfig::local("identity", db.app_url.clone()))
+    let mut config =
+        IdentityConfig::with_defaults(ServiceConfig::local("identity", db.app_url.clone()));
+    // Tests share two busy cores: a hash waits its turn rather than be refused, unless
+    // a test is about refusing.
+    config.hashing.max_wait = std::time::Duration::from_secs(30);
+    config
 }
 
 impl TestApp {
@@ -63,12 +70,24 @@ impl TestApp {
             app,
             channel,
             platform: empty_session(),
+            db,
         };
         test.platform = test
             .login(PLATFORM_EMAIL, PASSWORD)
             .await
             .expect("platform operator logs in");
         test
+    }
+
+    /// A channel to identity whose connection comes from `local` (any 127.0.0.0/8
+    /// address on Linux): a caller at another source address, without the edge.
+    pub async fn channel_from(&self, local: &str) -> Channel {
+        tonic::transport::Endpoint::from_shared(format!("http://{}", self.app.grpc_addr()))
+            .expect("a valid address")
+            .local_address(Some(local.parse().expect("an IP address")))
+            .connect()
+            .await
+            .expect("identity answers from another local address")
     }
 
     pub fn auth(&self) -> AuthServiceClient<Channel> {

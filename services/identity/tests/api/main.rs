@@ -10,6 +10,8 @@ mod plans;
 mod roles;
 mod service_accounts;
 mod surface;
+mod tenant_lifecycle;
 mod tenants;
+mod throttling;
 mod users;
 mod validation;
