@@ -28,6 +28,8 @@ pub struct Session {
 
 pub struct TestApp {
     pub app: Application,
+    /// The test's database (its administrator's URL reads every row).
+    pub db: TestDatabase,
     pub channel: Channel,
     pub platform: Session,
 }
@@ -61,6 +63,7 @@ impl TestApp {
         let channel = connect_channel(app.grpc_addr()).await;
         let mut test = TestApp {
             app,
+            db,
             channel,
             platform: empty_session(),
         };
