@@ -5,6 +5,7 @@ mod conformance;
 mod helpers;
 mod lots;
 mod media;
+mod privilege;
 mod resources;
 mod sales;
 mod schema;
