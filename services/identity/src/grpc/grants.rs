@@ -11,9 +11,10 @@
 //!   UndeleteRole) only by a caller holding every permission the role carries, before
 //!   and after. A tenant role never carries a platform permission at all (they are not
 //!   in the tenant catalogue: INVALID_ARGUMENT).
-//! - A user or service account is changed (its fields, password, secrets, standing)
-//!   only by a caller holding every permission it holds: setting the admin's password
-//!   is becoming the admin.
+//! - A user or service account is changed, activated or restored (its fields,
+//!   password, secrets) only by a caller holding every permission it holds: setting
+//!   the admin's password is becoming the admin. Deactivating or deleting one takes
+//!   access away and escalates nothing, so it needs only the method's permission.
 //!
 //! The method's own permission (`identity.users.write`, ...) is the server layer's
 //! (see `super::policy`); these checks depend on the request's data, so they run in

@@ -191,16 +191,17 @@ impl Resource for ServiceAccounts {
         may_change_account(call.caller, tx, current.id).await
     }
 
-    /// An account does not delete itself (whoever administers it does).
+    /// An account does not delete itself (whoever administers it does). Taking access
+    /// away escalates nothing, so it needs only the method's permission.
     async fn on_delete(
         call: &Call<'_, AppState>,
-        tx: &mut TenantTx,
+        _: &mut TenantTx,
         current: &ServiceAccountRow,
     ) -> Result<(), IdentityError> {
         if current.id == call.caller.user_id {
             return Err(IdentityError::SelfAction { action: "delete" });
         }
-        may_change_account(call.caller, tx, current.id).await
+        Ok(())
     }
 
     async fn on_undelete(
@@ -257,7 +258,11 @@ impl ServiceAccountApi {
         };
         let current: ServiceAccountRow =
             TABLE.fetch(&mut tx, id, Read::live().for_update()).await?;
-        may_change_account(ctx, &mut tx, id).await?;
+        // Switching an account off escalates nothing; switching it on hands its
+        // permissions back.
+        if active {
+            may_change_account(ctx, &mut tx, id).await?;
+        }
         if current.active != active {
             TABLE
                 .update(&mut tx, id, vec![("active", Val::Bool(active))])

@@ -175,15 +175,16 @@ impl Resource for Users {
     }
 
     /// Nobody deletes themselves (the tenant would lose whoever is acting for it).
+    /// Taking access away escalates nothing, so it needs only the method's permission.
     async fn on_delete(
         call: &Call<'_, AppState>,
-        tx: &mut TenantTx,
+        _: &mut TenantTx,
         current: &UserRow,
     ) -> Result<(), crate::error::IdentityError> {
         if current.id == call.caller.user_id {
             return Err(IdentityError::SelfAction { action: "delete" });
         }
-        may_change_account(call.caller, tx, current.id).await
+        Ok(())
     }
 
     async fn on_undelete(
@@ -297,7 +298,8 @@ impl UserApi {
     }
 
     /// Sets columns of live user `id` (bumping its etag) for a caller holding every
-    /// permission the user holds (`super::grants`), revokes the user's sessions
+    /// permission the user holds (`super::grants`; a deactivation, which takes access
+    /// away, needs only the method's permission), revokes the user's sessions
     /// with `revoke` as the reason if given, and returns the user: the custom methods
     /// that change one thing. It runs as `method`: a retry with the same request id
     /// returns the first result (AIP-155; `key` is `None` without one).
@@ -307,6 +309,7 @@ impl UserApi {
         id: i64,
         values: Values,
         revoke: Option<&str>,
+        deactivating: bool,
         (method, key): (&'static str, Option<RequestKey>),
     ) -> Result<pb::User, Status> {
         let mut tx = match replay::begin(&self.state.kit, ctx.tenant_id, method, key).await? {
@@ -314,7 +317,9 @@ impl UserApi {
             Begun::Fresh(attempt) => attempt,
         };
         let _: UserRow = TABLE.fetch(&mut tx, id, Read::live().for_update()).await?;
-        may_change_account(ctx, &mut tx, id).await?;
+        if !deactivating {
+            may_change_account(ctx, &mut tx, id).await?;
+        }
         TABLE.update(&mut tx, id, values).await?;
         if let Some(reason) = revoke {
             revoke_user_refresh_tokens(&mut tx, id, reason).await?;
@@ -340,7 +345,7 @@ impl UserApi {
         }
         let revoke = (!active).then_some("deactivated");
         let values = vec![("active", Val::Bool(active))];
-        self.change(ctx, id, values, revoke, call).await
+        self.change(ctx, id, values, revoke, !active, call).await
     }
 }
 
@@ -430,7 +435,14 @@ impl UserService for UserApi {
         // No request id: setting the same password twice is harmless, and a digest of
         // this request would keep an unsalted hash of the password.
         let once = ("SetUserPassword", None);
-        let user = self.change(&ctx, body.id, password, Some("password_changed"), once);
+        let user = self.change(
+            &ctx,
+            body.id,
+            password,
+            Some("password_changed"),
+            false,
+            once,
+        );
         Ok(Response::new(user.await?))
     }
 }
