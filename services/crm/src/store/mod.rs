@@ -194,7 +194,7 @@ pub(crate) async fn require_subject(
     if let Some((_, _, read)) = crm_subject
         && !caller.has(read)
     {
-        return Err(CrmError::PermissionDenied { permission: *read });
+        return Err(CrmError::PermissionDenied { permission: read });
     }
     match crm_subject {
         Some((_, table, _)) if resource::lock_live(conn, DOMAIN, table, id).await? => Ok(()),
