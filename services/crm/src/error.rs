@@ -120,6 +120,15 @@ pub enum CrmError {
         /// The request field being checked.
         field: String,
     },
+    /// The caller lacks a permission this particular request needs beyond the method's
+    /// own, which the server layer checks (ConvertLead asked for a deal; a note on a
+    /// lead the caller may not read): PERMISSION_DENIED naming it, in the platform's
+    /// domain like the server layer's.
+    #[error("missing permission {permission}")]
+    PermissionDenied {
+        /// The permission needed (`crm.deals.write`).
+        permission: &'static str,
+    },
     /// Identity or property refused the caller a reference check (their
     /// PERMISSION_DENIED or UNAUTHENTICATED, passed on as it is).
     #[error("{}", .0.message())]
@@ -264,6 +273,7 @@ impl CrmError {
             Self::AlreadyConverted { .. } => "ALREADY_CONVERTED",
             Self::MergeTooLarge { .. } => "MERGE_TOO_LARGE",
             Self::OwnerUnavailable { .. } => "UNAVAILABLE",
+            Self::PermissionDenied { .. } => "PERMISSION_DENIED",
             Self::OwnerRefused(status) => match status.code() {
                 Code::PermissionDenied => "PERMISSION_DENIED",
                 _ => "UNAUTHENTICATED",
@@ -328,6 +338,7 @@ impl From<CrmError> for Status {
                 won_deal_id,
             } => lot_already_won_status(reason, lot_id, won_deal_id, message),
             CrmError::OwnerUnavailable { .. } => errors::unavailable(DOMAIN, message),
+            CrmError::PermissionDenied { permission } => errors::permission_denied(permission),
             CrmError::OwnerRefused(status) => status,
             CrmError::Internal(cause) => {
                 tracing::error!(cause, "internal error");

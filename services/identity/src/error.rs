@@ -39,7 +39,7 @@ pub enum IdentityError {
     #[error("missing permission {permission}")]
     PermissionDenied {
         /// The permission needed (`platform.tenants.write`).
-        permission: &'static str,
+        permission: String,
     },
     /// A user may not do this to themselves (`SELF`).
     #[error("you cannot {action} yourself")]
@@ -256,7 +256,9 @@ impl From<IdentityError> for Status {
         match err {
             IdentityError::Invalid(violations) => errors::invalid_argument(DOMAIN, violations),
             IdentityError::NotFound { .. } => errors::not_found(DOMAIN, message),
-            IdentityError::PermissionDenied { permission } => errors::permission_denied(permission),
+            IdentityError::PermissionDenied { permission } => {
+                errors::permission_denied(&permission)
+            }
             IdentityError::SelfAction { .. }
             | IdentityError::OwnTenant
             | IdentityError::PlatformTenant
@@ -337,7 +339,7 @@ mod tests {
                 id: 7,
             },
             IdentityError::PermissionDenied {
-                permission: "platform.tenants.write",
+                permission: "platform.tenants.write".into(),
             },
             IdentityError::SelfAction { action: "delete" },
             IdentityError::OwnTenant,

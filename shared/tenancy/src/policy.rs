@@ -1,4 +1,14 @@
-//! Which RPCs are public and which permission every other RPC needs.
+//! Which RPCs are public and which permissions every other RPC needs.
+//!
+//! The rule every service's policy follows (docs/SECURITY.md, "Permissions"): a method
+//! that creates or changes a resource needs the permission of that resource's own
+//! direct method, whatever path it takes to get there. ConvertLead creates a contact,
+//! so it needs `crm.contacts.write` beside `crm.leads.write`; MergeContacts re-points
+//! deals, so it needs `crm.deals.write`. Every permission a method always needs is
+//! declared here, in one table per service, and checked by the server layer before
+//! the handler runs (and before the request is even decoded). Handlers check only what
+//! depends on the request's data: which roles a call grants, whether ConvertLead was
+//! asked for a deal.
 
 use std::collections::{HashMap, HashSet};
 
@@ -35,7 +45,9 @@ pub fn is_read_permission(permission: &str) -> bool {
 pub struct MethodPolicy {
     public_methods: HashSet<String>,
     public_prefixes: Vec<String>,
-    permissions: HashMap<String, String>,
+    /// Every permission each method needs, in the order declared (the first is the
+    /// method's own resource's).
+    permissions: HashMap<String, Vec<String>>,
 }
 
 /// What the policy says about one method.
@@ -43,8 +55,8 @@ pub struct MethodPolicy {
 pub enum Access<'a> {
     /// No token needed.
     Public,
-    /// A token with this permission.
-    Requires(&'a str),
+    /// A token with every one of these permissions (never empty).
+    Requires(&'a [String]),
     /// Not declared: refused.
     Undeclared,
 }
@@ -71,10 +83,39 @@ impl MethodPolicy {
         self
     }
 
-    /// Declares that `path` needs `permission`.
-    pub fn require(mut self, path: &str, permission: &str) -> Self {
-        self.permissions
-            .insert(path.to_owned(), permission.to_owned());
+    /// Declares that `path` needs `permission` (and nothing else: it replaces what
+    /// was declared before).
+    pub fn require(self, path: &str, permission: &str) -> Self {
+        self.require_all(path, &[permission])
+    }
+
+    /// Declares that `path` needs every one of `permissions` (the method's own
+    /// resource's first: a caller lacking several is told about the first).
+    pub fn require_all(mut self, path: &str, permissions: &[&str]) -> Self {
+        assert!(
+            !permissions.is_empty(),
+            "{path}: declare at least one permission"
+        );
+        self.permissions.insert(
+            path.to_owned(),
+            permissions.iter().map(|p| (*p).to_owned()).collect(),
+        );
+        self
+    }
+
+    /// Adds `permissions` to what `path` already needs: for a method that also creates
+    /// or changes resources other than its own. Panics when `path` was not declared
+    /// (a typo would otherwise declare a method that does not exist).
+    pub fn also_require(mut self, path: &str, permissions: &[&str]) -> Self {
+        let needed = self
+            .permissions
+            .get_mut(path)
+            .unwrap_or_else(|| panic!("{path} is not declared yet"));
+        for permission in permissions {
+            if !needed.iter().any(|p| p == permission) {
+                needed.push((*permission).to_owned());
+            }
+        }
         self
     }
 
@@ -89,7 +130,7 @@ impl MethodPolicy {
             return Access::Public;
         }
         match self.permissions.get(path) {
-            Some(permission) => Access::Requires(permission),
+            Some(permissions) => Access::Requires(permissions),
             None => Access::Undeclared,
         }
     }
@@ -112,11 +153,11 @@ impl MethodPolicy {
         self.access(path) != Access::Undeclared
     }
 
-    /// Every declared (path, permission), for documentation and tests.
-    pub fn declared(&self) -> impl Iterator<Item = (&str, &str)> {
+    /// Every declared (path, permissions), for documentation and tests.
+    pub fn declared(&self) -> impl Iterator<Item = (&str, &[String])> {
         self.permissions
             .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .map(|(k, v)| (k.as_str(), v.as_slice()))
     }
 }
 
@@ -129,7 +170,10 @@ mod tests {
         let policy = MethodPolicy::new()
             .require("/a.B/Get", "a.b.read")
             .public("/a.Auth/Login");
-        assert_eq!(policy.access("/a.B/Get"), Access::Requires("a.b.read"));
+        assert_eq!(
+            policy.access("/a.B/Get"),
+            Access::Requires(&["a.b.read".to_owned()])
+        );
         assert_eq!(policy.access("/a.Auth/Login"), Access::Public);
         assert_eq!(
             policy.access("/grpc.health.v1.Health/Check"),
@@ -154,6 +198,29 @@ mod tests {
         assert!(policy.is_write("/a.Tokens/Issue"));
         assert!(!policy.is_write("/a.Auth/Login"));
         assert!(!policy.is_write("/a.B/Undeclared"));
+    }
+
+    #[test]
+    fn a_method_can_need_several_permissions() {
+        let policy = MethodPolicy::new()
+            .require("/a.Lead/Convert", "a.leads.write")
+            .also_require("/a.Lead/Convert", &["a.contacts.write", "a.leads.write"])
+            .require_all("/a.Lead/Merge", &["a.leads.write", "a.notes.write"]);
+        let convert = policy.access("/a.Lead/Convert");
+        let Access::Requires(needed) = &convert else {
+            panic!("declared: {convert:?}")
+        };
+        assert_eq!(needed, &["a.leads.write", "a.contacts.write"]);
+        assert_eq!(
+            policy.access("/a.Lead/Merge"),
+            Access::Requires(&["a.leads.write".to_owned(), "a.notes.write".to_owned()])
+        );
+    }
+
+    #[test]
+    #[should_panic(expected = "not declared")]
+    fn adding_to_an_undeclared_method_is_a_bug() {
+        let _ = MethodPolicy::new().also_require("/a.B/Typo", &["a.b.write"]);
     }
 
     #[test]

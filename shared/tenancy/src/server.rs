@@ -70,9 +70,9 @@ where
         // The ready service is the one to call; leave a fresh clone in its place.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
-        let permission = match self.policy.access(req.uri().path()) {
+        let permissions = match self.policy.access(req.uri().path()) {
             Access::Public => return Box::pin(inner.call(req)),
-            Access::Requires(permission) => Some(permission.to_owned()),
+            Access::Requires(permissions) => Some(permissions.to_vec()),
             Access::Undeclared => None,
         };
         let writes = self.policy.is_write(req.uri().path());
@@ -84,12 +84,15 @@ where
                 Err(status) => return Ok(status.into_http()),
             };
             tracing::Span::current().record("tenant.id", ctx.tenant_id);
-            let Some(permission) = permission else {
+            let Some(permissions) = permissions else {
                 tracing::error!(method = %path, "method has no declared permission; refusing");
                 return Ok(errors::permission_denied(&format!("undeclared:{path}")).into_http());
             };
-            if let Err(status) = ctx.require(&permission) {
-                return Ok(status.into_http());
+            // Every permission the method declares, before the handler runs (and before
+            // the body is read): a refusal writes nothing and costs no decoding.
+            // The refusal names the first missing (the method's own resource's first).
+            if let Some(missing) = permissions.iter().find(|p| !ctx.has(p)) {
+                return Ok(errors::permission_denied(missing).into_http());
             }
             if writes && read_only {
                 return Ok(read_only_refusal().into_http());

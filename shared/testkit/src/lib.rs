@@ -18,12 +18,15 @@
 //! [`PrivateNats`] is a private `nats-server -js` per test (integration events), which a
 //! test may kill and start again.
 //!
-//! [`surface`] checks a context's policy and health against the descriptor set.
+//! [`surface`] checks a context's policy and health against the descriptor set;
+//! [`privilege`] walks every RPC of a context with a caller lacking each permission it
+//! declares.
 
 pub mod conformance;
 mod nats;
 mod pg;
 mod restartable_pg;
+pub mod privilege;
 mod spawn;
 mod status;
 pub mod surface;

@@ -1,6 +1,10 @@
 //! ConvertLead: a lead becomes a contact (and, if asked, a deal for that contact) in one
 //! transaction that also marks the lead converted — all of it or none of it.
 //!
+//! It creates what CreateContact and CreateDeal create, so it needs their permissions:
+//! `crm.contacts.write` always (declared in the policy beside `crm.leads.write`), and
+//! `crm.deals.write` when it is asked for a deal (checked here, before anything else).
+//!
 //! The lead is locked first, so two conversions of one lead cannot both pass the
 //! "not yet converted" check; a repeated call with the conversion's `request_id`
 //! returns the first result. References to other contexts (the deal's lot and
@@ -23,6 +27,9 @@ use crate::store::{REQUEST_IDS, contacts, custom_fields_pb, deals, leads, tags_o
 use crate::{AppState, DOMAIN};
 
 const METHOD: &str = "ConvertLead";
+
+/// What CreateDeal needs, and so a conversion that creates a deal.
+const DEALS_WRITE: &str = "crm.deals.write";
 
 /// The contact to create: what the caller gave, with empty fields copied from the lead
 /// and its `lead_id` always the lead's.
@@ -65,6 +72,12 @@ pub(crate) async fn convert(
     ctx: &TenantContext,
     r: pb::ConvertLeadRequest,
 ) -> Result<pb::ConvertLeadResponse, Status> {
+    if r.create_deal && !ctx.has(DEALS_WRITE) {
+        return Err(CrmError::PermissionDenied {
+            permission: DEALS_WRITE,
+        }
+        .into());
+    }
     API.require_id("id", r.id)?;
     let request_id = fusion_db::idempotency::request_key(DOMAIN, &r.request_id, &r)?;
     let lead_status = r.lead_status.trim().to_owned();

@@ -72,9 +72,13 @@ pub fn routes(state: &AppState) -> Routes {
     .add_service(fusion_service::limited!(DuplicateServiceServer::new(api)))
 }
 
-/// The permission every crm RPC needs; the one place to read it. Standard reads need
+/// The permissions every crm RPC needs; the one place to read them. Standard reads need
 /// `crm.<resource>.read`, every other method `crm.<resource>.write`; the pipeline's
-/// statuses and stages are `crm.pipeline.*`.
+/// statuses and stages are `crm.pipeline.*`. A method that also creates or changes
+/// other resources needs their write permissions too (the rule of
+/// `fusion_tenancy::MethodPolicy`): see the end of this function. What depends on the
+/// request (ConvertLead's deal, the record a note or task is on) is checked where the
+/// request is read.
 pub fn policy() -> MethodPolicy {
     let services: &[(&str, &str, &[&str], &[&str])] = &[
         (
@@ -185,7 +189,33 @@ pub fn policy() -> MethodPolicy {
             );
         }
     }
+    // Methods that write beyond their own resource.
     policy
+        // Creates a contact (and, when asked, a deal: checked in `convert`).
+        .also_require(
+            "/fusion.crm.v1.LeadService/ConvertLead",
+            &["crm.contacts.write"],
+        )
+        // Re-points the merged leads' notes, tasks, deals and contacts to the survivor.
+        .also_require(
+            "/fusion.crm.v1.LeadService/MergeLeads",
+            &[
+                "crm.contacts.write",
+                "crm.deals.write",
+                "crm.notes.write",
+                "crm.tasks.write",
+            ],
+        )
+        // Re-points the merged contacts' notes, tasks, deals and converted leads.
+        .also_require(
+            "/fusion.crm.v1.ContactService/MergeContacts",
+            &[
+                "crm.deals.write",
+                "crm.leads.write",
+                "crm.notes.write",
+                "crm.tasks.write",
+            ],
+        )
 }
 
 /// A request's verified caller and its message.

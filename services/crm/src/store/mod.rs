@@ -154,18 +154,21 @@ pub(crate) fn custom_fields_pb(doc: &serde_json::Value) -> Vec<pb::CustomField> 
 }
 
 /// The CRM tables behind the kinds of record a task or note may be about that this
-/// context owns; the other kinds in [`crate::refs::SUBJECTS`] are property's.
-const CRM_SUBJECTS: &[(&str, &str)] = &[
-    ("lead", "crm.leads"),
-    ("contact", "crm.contacts"),
-    ("deal", "crm.deals"),
+/// context owns, with the permission that reads them; the other kinds in
+/// [`crate::refs::SUBJECTS`] are property's.
+const CRM_SUBJECTS: &[(&str, &str, &str)] = &[
+    ("lead", "crm.leads", "crm.leads.read"),
+    ("contact", "crm.contacts", "crm.contacts.read"),
+    ("deal", "crm.deals", "crm.deals.read"),
 ];
 
 /// INVALID_ARGUMENT unless `kind` `id`, the record a task or note is about (fields
 /// `<field_prefix>_type` and `<field_prefix>_id`), is live in the caller's tenant.
 ///
-/// A lead, contact or deal is key-share locked in `conn`, the caller's transaction, so
-/// it cannot be deleted before the write commits. A project, stage or lot is asked of
+/// The caller must be able to read the record (PERMISSION_DENIED naming the permission
+/// otherwise): a task or note on a record nobody let them see would tell them it
+/// exists. A lead, contact or deal is key-share locked in `conn`, the caller's
+/// transaction, so it cannot be deleted before the write commits. A project, stage or lot is asked of
 /// property as the caller, from inside the transaction: callers check the subject
 /// before they write or lock anything, so the call holds only a pooled connection; it
 /// keeps the request-id replay ahead of the check (a retry returns its first result
@@ -173,6 +176,7 @@ const CRM_SUBJECTS: &[(&str, &str)] = &[
 /// record of another context cannot be locked from here either way.
 pub(crate) async fn require_subject(
     state: &AppState,
+    caller: &fusion_tenancy::TenantContext,
     conn: &mut PgConnection,
     field_prefix: &str,
     kind: &str,
@@ -186,8 +190,14 @@ pub(crate) async fn require_subject(
         ));
     }
     fusion_db::resource::require_id(DOMAIN, &id_field, id)?;
-    match CRM_SUBJECTS.iter().find(|(k, _)| *k == kind) {
-        Some((_, table)) if resource::lock_live(conn, DOMAIN, table, id).await? => Ok(()),
+    let crm_subject = CRM_SUBJECTS.iter().find(|(k, _, _)| *k == kind);
+    if let Some((_, _, read)) = crm_subject
+        && !caller.has(read)
+    {
+        return Err(CrmError::PermissionDenied { permission: read });
+    }
+    match crm_subject {
+        Some((_, table, _)) if resource::lock_live(conn, DOMAIN, table, id).await? => Ok(()),
         Some(_) => Err(CrmError::invalid(
             &id_field,
             format!("no {kind} {id} in this tenant"),

@@ -181,7 +181,15 @@ impl Resource for Notes {
     ) -> Result<(), crate::error::CrmError> {
         values.push(("user_id", Val::Int(Some(call.caller.user_id))));
         let kind = n.notable_type.trim();
-        require_subject(call.state, tx, "note.notable", kind, n.notable_id).await
+        require_subject(
+            call.state,
+            call.caller,
+            tx,
+            "note.notable",
+            kind,
+            n.notable_id,
+        )
+        .await
     }
 
     async fn after_write(

@@ -226,7 +226,15 @@ impl Resource for Tasks {
         }
         let kind = t.taskable_type.trim();
         if !kind.is_empty() {
-            require_subject(call.state, tx, "task.taskable", kind, t.taskable_id).await?;
+            require_subject(
+                call.state,
+                call.caller,
+                tx,
+                "task.taskable",
+                kind,
+                t.taskable_id,
+            )
+            .await?;
         }
         Ok(())
     }

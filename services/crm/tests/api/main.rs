@@ -15,6 +15,7 @@ mod leads;
 mod merge;
 mod notes;
 mod pipeline;
+mod privilege;
 mod request_ids;
 mod schema;
 mod search;

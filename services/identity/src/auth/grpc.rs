@@ -71,7 +71,7 @@ async fn delegating_service(
     account_id: i64,
 ) -> Result<String, IdentityError> {
     let denied = IdentityError::PermissionDenied {
-        permission: SERVICE_TOKENS_ISSUE,
+        permission: SERVICE_TOKENS_ISSUE.into(),
     };
     if tenants::platform_id(tx).await? != Some(tenant_id) {
         return Err(denied);

@@ -2,6 +2,7 @@
 //! types stop here; the flows of the standard methods are the kit's
 //! (`fusion_service::standard`), the SQL is `crate::store`'s.
 
+mod grants;
 mod plans;
 mod roles;
 mod rpc;

@@ -14,6 +14,7 @@ use fusion_service::replay::{self, Begun};
 use fusion_service::standard::{Call, Kit, Method, Resource};
 use fusion_tenancy::TenantContext;
 
+use super::grants::{may_grant, require_held};
 use super::opt_text;
 use super::rpc;
 use crate::domain::permissions::{is_platform_role, is_tenant_permission, tenant_permissions};
@@ -44,20 +45,10 @@ fn permissions(requested: &[String]) -> Result<Vec<String>, String> {
     Ok(perms)
 }
 
-/// Whether a role may be granted through the API (AssignRole, CreateUser's `role_ids`):
-/// every role but the platform roles (`platform_admin`, `platform_service`), which
-/// bootstrap alone grants.
-pub(super) fn grantable(role: &RoleRow) -> Result<(), IdentityError> {
-    if is_platform_role(&role.name) {
-        return Err(IdentityError::BuiltInRole {
-            refusal: "the platform role is assigned by bootstrap only",
-        });
-    }
-    Ok(())
-}
-
 /// Roles on the standard methods: built-in roles keep their names and cannot be
-/// deleted, and the platform roles do not change at all.
+/// deleted, the platform roles do not change at all, and a caller sets, changes,
+/// deletes or restores only roles whose permissions it holds, before and after
+/// (`super::grants`).
 struct Roles;
 
 impl Resource for Roles {
@@ -130,8 +121,17 @@ impl Resource for Roles {
         .map_err(Into::into)
     }
 
+    async fn on_create(
+        call: &Call<'_, AppState>,
+        _: &mut TenantTx,
+        r: &pb::Role,
+        _: &mut Values,
+    ) -> Result<(), crate::error::IdentityError> {
+        require_held(call.caller, &r.permissions)
+    }
+
     async fn on_update(
-        _: &Call<'_, AppState>,
+        call: &Call<'_, AppState>,
         _: &mut TenantTx,
         current: &RoleRow,
         r: &pb::Role,
@@ -148,11 +148,15 @@ impl Resource for Roles {
                 refusal: "the platform role cannot be changed",
             });
         }
+        require_held(call.caller, &current.permissions)?;
+        if values.iter().any(|(column, _)| *column == "permissions") {
+            require_held(call.caller, &r.permissions)?;
+        }
         Ok(())
     }
 
     async fn on_delete(
-        _: &Call<'_, AppState>,
+        call: &Call<'_, AppState>,
         _: &mut TenantTx,
         current: &RoleRow,
     ) -> Result<(), crate::error::IdentityError> {
@@ -161,7 +165,16 @@ impl Resource for Roles {
                 refusal: "built-in roles cannot be deleted",
             });
         }
-        Ok(())
+        require_held(call.caller, &current.permissions)
+    }
+
+    /// Restoring a role gives its permissions back to everyone who held it.
+    async fn on_undelete(
+        call: &Call<'_, AppState>,
+        _: &mut TenantTx,
+        current: &RoleRow,
+    ) -> Result<(), crate::error::IdentityError> {
+        require_held(call.caller, &current.permissions)
     }
 
     // Undelete: a live role may have taken the name meanwhile; the unique index says
@@ -252,7 +265,7 @@ impl RoleService for RoleApi {
             Begun::Fresh(attempt) => attempt,
         };
         let role: RoleRow = TABLE.fetch(&mut tx, body.role_id, Read::live()).await?;
-        grantable(&role)?;
+        may_grant(&ctx, std::slice::from_ref(&role))?;
         live_user(&mut tx, body.user_id).await?;
         store::roles::assign(&mut tx, ctx.tenant_id, body.role_id, body.user_id).await?;
         let (role_names, role_ids) = store::roles::held_by(&mut tx, body.user_id).await?;
@@ -279,6 +292,9 @@ impl RoleService for RoleApi {
             Begun::Fresh(attempt) => attempt,
         };
         let role: RoleRow = TABLE.fetch(&mut tx, body.role_id, Read::live()).await?;
+        // Taking a role away is handing it out in reverse: a platform role is not
+        // touched, and nobody demotes a holder of permissions they lack.
+        may_grant(&ctx, std::slice::from_ref(&role))?;
         live_user(&mut tx, body.user_id).await?;
         store::roles::unassign(&mut tx, body.role_id, body.user_id).await?;
         // A tenant must keep someone who can administer it.

@@ -16,8 +16,8 @@ use fusion_service::replay::{self, Begun};
 use fusion_service::standard::{Call, Kit, Method, Resource};
 use fusion_tenancy::TenantContext;
 
+use super::grants::{GRANT_PERMISSION, may_change_account, may_grant};
 use super::opt_text;
-use super::roles::grantable;
 use super::rpc;
 use crate::auth::client_secrets::{self, SECRETS_MAX, client_id};
 use crate::domain::validate;
@@ -25,9 +25,6 @@ use crate::error::IdentityError;
 use crate::store;
 use crate::store::service_accounts::{LIST, SecretRow, ServiceAccountRow, TABLE};
 use crate::{AppState, DOMAIN};
-
-/// The permission that grants roles, whatever the path (AssignRole's).
-const GRANT_PERMISSION: &str = "identity.roles.write";
 
 /// Longest description.
 const DESCRIPTION_MAX: usize = 2000;
@@ -152,7 +149,7 @@ impl Resource for ServiceAccounts {
         }
         if !call.caller.has(GRANT_PERMISSION) {
             return Err(IdentityError::PermissionDenied {
-                permission: GRANT_PERMISSION,
+                permission: GRANT_PERMISSION.into(),
             });
         }
         let roles = store::roles::live_by_id(tx, &a.role_ids).await?;
@@ -168,7 +165,7 @@ impl Resource for ServiceAccounts {
                 format!("no such role: {}", unknown.join(", ")),
             ));
         }
-        roles.iter().try_for_each(grantable)
+        may_grant(call.caller, &roles)
     }
 
     async fn after_insert(
@@ -184,7 +181,18 @@ impl Resource for ServiceAccounts {
         Ok(())
     }
 
-    /// An account does not delete itself (whoever administers it does).
+    async fn on_update(
+        call: &Call<'_, AppState>,
+        tx: &mut TenantTx,
+        current: &ServiceAccountRow,
+        _: &pb::ServiceAccount,
+        _: &mut Values,
+    ) -> Result<(), IdentityError> {
+        may_change_account(call.caller, tx, current.id).await
+    }
+
+    /// An account does not delete itself (whoever administers it does). Taking access
+    /// away escalates nothing, so it needs only the method's permission.
     async fn on_delete(
         call: &Call<'_, AppState>,
         _: &mut TenantTx,
@@ -194,6 +202,14 @@ impl Resource for ServiceAccounts {
             return Err(IdentityError::SelfAction { action: "delete" });
         }
         Ok(())
+    }
+
+    async fn on_undelete(
+        call: &Call<'_, AppState>,
+        tx: &mut TenantTx,
+        current: &ServiceAccountRow,
+    ) -> Result<(), IdentityError> {
+        may_change_account(call.caller, tx, current.id).await
     }
 }
 
@@ -242,6 +258,11 @@ impl ServiceAccountApi {
         };
         let current: ServiceAccountRow =
             TABLE.fetch(&mut tx, id, Read::live().for_update()).await?;
+        // Switching an account off escalates nothing; switching it on hands its
+        // permissions back.
+        if active {
+            may_change_account(ctx, &mut tx, id).await?;
+        }
         if current.active != active {
             TABLE
                 .update(&mut tx, id, vec![("active", Val::Bool(active))])
@@ -351,6 +372,8 @@ impl ServiceAccountService for ServiceAccountApi {
             }
             .into());
         }
+        // A secret is the account's every permission, in whoever's hands it lands.
+        may_change_account(&ctx, &mut tx, account_id).await?;
         let held = store::service_accounts::unrevoked_count(&mut tx, account_id).await?;
         if usize::try_from(held).unwrap_or(usize::MAX) >= SECRETS_MAX {
             return Err(IdentityError::SecretLimit { max: SECRETS_MAX }.into());

@@ -214,7 +214,7 @@ impl Resource for Tenants {
             && values.iter().any(|(column, _)| BILLING.contains(column))
         {
             return Err(IdentityError::PermissionDenied {
-                permission: "platform.tenants.write",
+                permission: "platform.tenants.write".into(),
             });
         }
         let replanning = values.iter().any(|(column, _)| *column == "plan_id");

@@ -17,8 +17,8 @@ use fusion_service::replay::{self, Begun};
 use fusion_service::standard::{Call, Change, Kit, Method, Resource};
 use fusion_tenancy::TenantContext;
 
+use super::grants::{GRANT_PERMISSION, may_change_account, may_grant, require_held};
 use super::opt_text;
-use super::roles::grantable;
 use super::rpc;
 use crate::auth::revoke_user_refresh_tokens;
 use crate::domain::validate;
@@ -89,8 +89,9 @@ fn value(u: &pb::User, field: &str) -> Result<Option<(&'static str, Val)>, Strin
     }))
 }
 
-/// Users on the standard methods: nobody deletes themselves, and deleting a user ends
-/// their sessions. Creating one takes a password and role ids beside the user, so
+/// Users on the standard methods: nobody deletes themselves, deleting a user ends
+/// their sessions, and nobody changes a user holding permissions they lack
+/// (`super::grants`). Creating one takes a password and role ids beside the user, so
 /// CreateUser is written out below from the same pieces.
 struct Users;
 
@@ -162,7 +163,18 @@ impl Resource for Users {
         values_of(DOMAIN, "user", fields, |field| value(u, field)).map_err(Into::into)
     }
 
+    async fn on_update(
+        call: &Call<'_, AppState>,
+        tx: &mut TenantTx,
+        current: &UserRow,
+        _: &pb::User,
+        _: &mut Values,
+    ) -> Result<(), crate::error::IdentityError> {
+        may_change_account(call.caller, tx, current.id).await
+    }
+
     /// Nobody deletes themselves (the tenant would lose whoever is acting for it).
+    /// Taking access away escalates nothing, so it needs only the method's permission.
     async fn on_delete(
         call: &Call<'_, AppState>,
         _: &mut TenantTx,
@@ -183,7 +195,7 @@ impl Resource for Users {
         if current.active {
             store::users::ensure_room(tx, call.caller.tenant_id).await?;
         }
-        Ok(())
+        may_change_account(call.caller, tx, current.id).await
     }
 
     /// A deleted user keeps no session.
@@ -202,13 +214,18 @@ impl Resource for Users {
 
 /// CreateUser (AIP-133 with request ids): the standard Create plus a password, hashed,
 /// and role ids, each of which must be a live role of the tenant that AssignRole would
-/// grant.
+/// grant to this caller (`super::grants`: its permission first, before anything else
+/// is looked at).
 async fn create(
     state: &AppState,
-    tenant_id: i64,
+    caller: &TenantContext,
     key: Option<RequestKey>,
     body: pb::CreateUserRequest,
 ) -> Result<pb::User, Status> {
+    let tenant_id = caller.tenant_id;
+    if !body.role_ids.is_empty() {
+        require_held(caller, &[GRANT_PERMISSION.to_owned()])?;
+    }
     let kit = &state.kit;
     let u = body.user.unwrap_or_default();
     let mut values = Values::new();
@@ -256,6 +273,7 @@ async fn create(
         )
         .into());
     }
+    may_grant(caller, &roles)?;
     for role in &roles {
         grantable(role)?;
     }
@@ -286,26 +304,32 @@ impl UserApi {
         Self { state }
     }
 
-    /// Sets columns of live user `id` (bumping its etag), revokes the user's sessions
+    /// Sets columns of live user `id` (bumping its etag) for a caller holding every
+    /// permission the user holds (`super::grants`; a deactivation, which takes access
+    /// away, needs only the method's permission), revokes the user's sessions
     /// with `revoke` as the reason if given, and returns the user: the custom methods
     /// that change one thing. With `activates`, an inactive user must fit under the
     /// plan's user limit. It runs as `method`: a retry with the same request id
     /// returns the first result (AIP-155; `key` is `None` without one).
     async fn change(
         &self,
-        tenant_id: i64,
+        ctx: &TenantContext,
         id: i64,
         (values, activates): (Values, bool),
         revoke: Option<&str>,
+        deactivating: bool,
         (method, key): (&'static str, Option<RequestKey>),
     ) -> Result<pb::User, Status> {
-        let mut tx = match replay::begin(&self.state.kit, tenant_id, method, key).await? {
+        let mut tx = match replay::begin(&self.state.kit, ctx.tenant_id, method, key).await? {
             Begun::Replayed(user) => return Ok(user),
             Begun::Fresh(attempt) => attempt,
         };
         let current: UserRow = TABLE.fetch(&mut tx, id, Read::live().for_update()).await?;
         if activates && !current.active {
-            store::users::ensure_room(&mut tx, tenant_id).await?;
+            store::users::ensure_room(&mut tx, ctx.tenant_id).await?;
+        }
+        if !deactivating {
+            may_change_account(ctx, &mut tx, id).await?;
         }
         TABLE.update(&mut tx, id, values).await?;
         if let Some(reason) = revoke {
@@ -332,7 +356,7 @@ impl UserApi {
         }
         let revoke = (!active).then_some("deactivated");
         let values = vec![("active", Val::Bool(active))];
-        self.change(ctx.tenant_id, id, (values, active), revoke, call)
+        self.change(ctx, id, (values, active), revoke, !active, call)
             .await
     }
 }
@@ -346,7 +370,7 @@ impl UserService for UserApi {
         let ctx = TenantContext::from_request(&req)?;
         let body = req.into_inner();
         let key = self.state.kit.request_key(&body.request_id, &body)?;
-        let created = create(&self.state, ctx.tenant_id, key, body);
+        let created = create(&self.state, &ctx, key, body);
         Ok(Response::new(created.await?))
     }
 
@@ -424,10 +448,11 @@ impl UserService for UserApi {
         // this request would keep an unsalted hash of the password.
         let once = ("SetUserPassword", None);
         let user = self.change(
-            ctx.tenant_id,
+            &ctx,
             body.id,
             (password, false),
             Some("password_changed"),
+            false,
             once,
         );
         Ok(Response::new(user.await?))

@@ -192,3 +192,21 @@ pub(crate) async fn grant_to_built_in(
     .await?;
     Ok(done.rows_affected() > 0)
 }
+
+/// Every permission user (or service account) `user_id` holds through its live roles,
+/// sorted: what a caller must hold to change it.
+pub(crate) async fn permissions_of(
+    conn: &mut PgConnection,
+    user_id: i64,
+) -> Result<Vec<String>, IdentityError> {
+    sqlx::query_scalar(
+        "SELECT DISTINCT p FROM identity.role_user ru
+           JOIN identity.roles r ON r.tenant_id = ru.tenant_id AND r.id = ru.role_id
+           CROSS JOIN LATERAL unnest(r.permissions) AS p
+         WHERE ru.user_id = $1 AND r.deleted_at IS NULL ORDER BY p",
+    )
+    .bind(user_id)
+    .fetch_all(conn)
+    .await
+    .map_err(IdentityError::from)
+}

@@ -28,6 +28,8 @@ pub struct Session {
 
 pub struct TestApp {
     pub app: Application,
+    /// The test's database (its administrator's URL reads every row).
+    pub db: TestDatabase,
     pub channel: Channel,
     pub platform: Session,
     /// The test's database (its owner URL runs the housekeeping a test checks).
@@ -68,6 +70,7 @@ impl TestApp {
         let channel = connect_channel(app.grpc_addr()).await;
         let mut test = TestApp {
             app,
+            db,
             channel,
             platform: empty_session(),
             db,

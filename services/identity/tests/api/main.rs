@@ -7,6 +7,7 @@ mod conformance;
 mod helpers;
 mod migrations;
 mod plans;
+mod privilege;
 mod roles;
 mod service_accounts;
 mod surface;

@@ -7,6 +7,7 @@ mod helpers;
 mod lots;
 mod media;
 mod overload;
+mod privilege;
 mod resources;
 mod sales;
 mod schema;
