@@ -88,7 +88,7 @@ pub fn request_id() -> FnLayer<impl Fn(Request<Body>, Next) -> Fut + Send + Sync
     })
 }
 
-/// Reads a single-message request (every method but the client-streaming ones) whole
+/// Reads a single-message request (every Fusion method but the client-streaming ones) whole
 /// before the call may take a slot: a client that sends its headers and then trickles
 /// or withholds its body holds nothing shared, and is answered DEADLINE_EXCEEDED
 /// (`REQUEST_BODY_TIMEOUT`) after `timeout`. Larger than `max_message_bytes`:
@@ -97,17 +97,19 @@ pub fn read_request(
     timeout: Duration,
     max_message_bytes: usize,
 ) -> FnLayer<impl Fn(Request<Body>, Next) -> Fut + Send + Sync + 'static> {
-    let streaming: Arc<HashSet<String>> = Arc::new(
+    // Only Fusion's own single-message methods: anything else (client streams,
+    // reflection's bidirectional stream) passes through as it comes.
+    let single: Arc<HashSet<String>> = Arc::new(
         fusion_proto::descriptor::rpcs()
             .into_iter()
-            .filter(|rpc| rpc.client_streaming)
+            .filter(|rpc| !rpc.client_streaming)
             .map(|rpc| rpc.path)
             .collect(),
     );
     FnLayer::new(move |req: Request<Body>, next: Next| -> Fut {
-        let streaming = streaming.clone();
+        let single = single.clone();
         Box::pin(async move {
-            if streaming.contains(req.uri().path()) {
+            if !single.contains(req.uri().path()) {
                 return next.run(req).await;
             }
             let (parts, body) = req.into_parts();

@@ -98,9 +98,10 @@ impl Error {
     pub fn from_sqlx(domain: &'static str, err: sqlx::Error) -> Self {
         let kind = match &err {
             sqlx::Error::RowNotFound => Kind::NotFound("not found".to_owned()),
-            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
-                Kind::Unavailable("database unavailable", Some(err))
-            }
+            sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::Io(_)
+            | sqlx::Error::WorkerCrashed => Kind::Unavailable("database unavailable", Some(err)),
             sqlx::Error::Database(db) => {
                 let constraint = db.constraint().unwrap_or("").to_owned();
                 match (db.kind(), db.code().as_deref()) {
@@ -126,7 +127,13 @@ impl Error {
                         message: "concurrent update; retry".to_owned(),
                     },
                     (_, Some("57014")) => Kind::Unavailable("query cancelled", Some(err)),
-                    (_, Some(code)) if code.starts_with("08") || code.starts_with("53") => {
+                    // Connection exceptions, insufficient resources, and the server
+                    // shutting down or starting up (57P01-57P03): worth a retry.
+                    (_, Some(code))
+                        if code.starts_with("08")
+                            || code.starts_with("53")
+                            || code.starts_with("57P") =>
+                    {
                         Kind::Unavailable("database unavailable", Some(err))
                     }
                     _ => Kind::Internal(Box::new(err)),

@@ -142,7 +142,8 @@ impl MethodPolicy {
     /// methods are not writes here (the first need no tenant, the second are refused).
     pub fn is_write(&self, path: &str) -> bool {
         match self.access(path) {
-            Access::Requires(permission) => !is_read_permission(permission),
+            // A method writes when any permission it needs is not a read one.
+            Access::Requires(permissions) => permissions.iter().any(|p| !is_read_permission(p)),
             Access::Public | Access::Undeclared => false,
         }
     }

@@ -25,8 +25,8 @@
 pub mod conformance;
 mod nats;
 mod pg;
-mod restartable_pg;
 pub mod privilege;
+mod restartable_pg;
 mod spawn;
 mod status;
 pub mod surface;

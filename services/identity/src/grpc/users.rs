@@ -274,9 +274,6 @@ async fn create(
         .into());
     }
     may_grant(caller, &roles)?;
-    for role in &roles {
-        grantable(role)?;
-    }
     store::users::ensure_room(&mut tx, tenant_id).await?;
     let hash = state.hasher.hash(&body.password).await?;
     values.push(("password", Val::Text(Some(hash))));

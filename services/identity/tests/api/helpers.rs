@@ -28,12 +28,11 @@ pub struct Session {
 
 pub struct TestApp {
     pub app: Application,
-    /// The test's database (its administrator's URL reads every row).
+    /// The test's database: its administrator's URL reads every row, its owner URL
+    /// runs the housekeeping a test checks.
     pub db: TestDatabase,
     pub channel: Channel,
     pub platform: Session,
-    /// The test's database (its owner URL runs the housekeeping a test checks).
-    pub db: TestDatabase,
 }
 
 pub fn test_config(db: &TestDatabase) -> IdentityConfig {
@@ -73,7 +72,6 @@ impl TestApp {
             db,
             channel,
             platform: empty_session(),
-            db,
         };
         test.platform = test
             .login(PLATFORM_EMAIL, PASSWORD)
