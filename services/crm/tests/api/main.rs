@@ -16,6 +16,7 @@ mod merge;
 mod notes;
 mod pipeline;
 mod request_ids;
+mod roles;
 mod schema;
 mod search;
 mod subjects;

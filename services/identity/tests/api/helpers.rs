@@ -33,7 +33,7 @@ pub struct TestApp {
 }
 
 pub fn test_config(db: &TestDatabase) -> IdentityConfig {
-    IdentityConfig::with_defaults(ServiceConfig::local("identity", db.app_url.clone()))
+    IdentityConfig::with_defaults(ServiceConfig::local("identity", db.app_url("identity")))
 }
 
 impl TestApp {

@@ -57,7 +57,7 @@ async fn setup() -> TestDatabase {
 
 async fn app_db(db: &TestDatabase, max: u32) -> Db {
     Db::connect(&DbConfig {
-        url: db.app_url.clone(),
+        url: db.url_as(fusion_db::APP_ROLE),
         max_connections: max,
         acquire_timeout: Duration::from_millis(300),
     })
