@@ -10,6 +10,7 @@
 //! - [`filter`], [`order`], [`page`], [`list`]: AIP-160 filters compiled to parameterised
 //!   SQL, `order_by`, signed keyset page tokens, and the List query that combines them.
 //! - [`soft_delete`] (AIP-164) and [`idempotency`] (AIP-155 `request_id`).
+//! - [`values`]: the times, dates and text PostgreSQL accepts, checked before SQL runs.
 //! - [`resource`]: the row-level flows every resource API shares (get, insert, update,
 //!   soft delete behind an etag, parent locks).
 
@@ -23,6 +24,7 @@ pub mod page;
 mod pool;
 pub mod resource;
 pub mod soft_delete;
+pub mod values;
 
 pub use error::{Error, Kind, db_status};
 pub use migrate::{ensure_roles, migrate, revert_all};

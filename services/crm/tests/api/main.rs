@@ -15,6 +15,7 @@ mod leads;
 mod merge;
 mod notes;
 mod pipeline;
+mod refused_values;
 mod request_ids;
 mod roles;
 mod schema;

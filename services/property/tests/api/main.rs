@@ -5,6 +5,7 @@ mod conformance;
 mod helpers;
 mod lots;
 mod media;
+mod refused_values;
 mod resources;
 mod sales;
 mod schema;
