@@ -293,7 +293,7 @@ async fn main() {
     let identity = fusion_identity::Application::build(
         fusion_identity::IdentityConfig::with_defaults(ServiceConfig::local(
             "identity",
-            db.app_url.clone(),
+            db.app_url("identity"),
         )),
         bind_ephemeral().await,
         bind_ephemeral().await,
@@ -314,7 +314,7 @@ async fn main() {
     }
 
     let loading = Instant::now();
-    let app_db = db.app_db().await;
+    let app_db = db.app_db(fusion_crm::SCHEMA).await;
     for tenant in 1..=TENANTS {
         load_tenant(&app_db, tenant).await;
     }
@@ -340,7 +340,7 @@ async fn main() {
     // crm as its own process.
     let (grpc_port, admin_port) = (free_port(), free_port());
     let mut crm: Child = Command::new(&crm_bin)
-        .env("CRM_DATABASE_URL", &db.app_url)
+        .env("CRM_DATABASE_URL", db.app_url(fusion_crm::SCHEMA))
         .env("CRM_GRPC_ADDR", format!("127.0.0.1:{grpc_port}"))
         .env("CRM_ADMIN_ADDR", format!("127.0.0.1:{admin_port}"))
         .env(

@@ -95,13 +95,16 @@ async fn main() -> anyhow::Result<()> {
         "CREATE POLICY tenant_isolation ON property.bench_effects
              USING (tenant_id = NULLIF(current_setting('app.tenant_id', true), '')::bigint)
              WITH CHECK (tenant_id = NULLIF(current_setting('app.tenant_id', true), '')::bigint)",
-        "GRANT SELECT, INSERT ON property.bench_effects TO fusion_app",
+        "GRANT SELECT, INSERT ON property.bench_effects TO fusion_property",
     ] {
         sqlx::query(sql).execute(&owner).await?;
     }
-    let mut cfg = fusion_db::DbConfig::new(db.app_url.clone());
+    // Crm writes the outbox as its role; property consumes as its own.
+    let mut cfg = fusion_db::DbConfig::new(db.app_url("crm"));
     cfg.max_connections = 24;
     let app = fusion_db::Db::connect(&cfg).await?;
+    cfg.url = db.app_url("property");
+    let property = fusion_db::Db::connect(&cfg).await?;
     let nats = PrivateNats::start();
     let client = fusion_events::connect(&nats.url(), "fusion-bench-events").await?;
 
@@ -154,7 +157,7 @@ async fn main() -> anyhow::Result<()> {
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     Consumer::new(
-        app.clone(),
+        property.clone(),
         client.clone(),
         consumer,
         clock.clone(),

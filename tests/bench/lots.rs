@@ -124,7 +124,7 @@ async fn main() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(5);
     let db = TestDatabase::create(&[(SCHEMA, &MIGRATOR)]).await;
-    let app_db = db.app_db().await;
+    let app_db = db.app_db(SCHEMA).await;
     let loading = Instant::now();
     for tenant in 1..=TENANTS {
         load_tenant(&app_db, tenant).await;
@@ -141,7 +141,7 @@ async fn main() {
     );
 
     let keys = TestKeys::new();
-    let mut service = ServiceConfig::local("property", db.app_url.clone());
+    let mut service = ServiceConfig::local("property", db.app_url("property"));
     service.db_max_connections = 16;
     let mut config = PropertyConfig::with_defaults(service);
     config.media_store = fusion_property::media_store::StoreConfig::Local {

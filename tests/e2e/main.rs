@@ -103,7 +103,7 @@ async fn a_spoofed_tenant_header_is_ignored_and_other_tenants_rows_stay_invisibl
 async fn forged_expired_and_confused_tokens_are_unauthenticated_at_the_edge() {
     let stack = Stack::spawn(|_| {}).await;
     let acme: Login = stack.login("admin@acme.test").await.unwrap();
-    let keys = KeyRing::load_or_create(&stack.db.app_db().await)
+    let keys = KeyRing::load_or_create(&stack.db.app_db(fusion_identity::SCHEMA).await)
         .await
         .unwrap();
     let cfg = JwtConfig::default();

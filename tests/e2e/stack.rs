@@ -64,7 +64,7 @@ fn forwarding_key() -> fusion_tenancy::ForwardingKey {
 }
 
 fn identity_config(db: &TestDatabase) -> IdentityConfig {
-    let mut service = ServiceConfig::local("identity", db.app_url.clone());
+    let mut service = ServiceConfig::local("identity", db.app_url("identity"));
     service.shutdown_deadline = Duration::from_secs(2);
     let mut config = IdentityConfig::with_defaults(service);
     config.forwarding_key = Some(forwarding_key());
@@ -131,7 +131,7 @@ impl Stack {
             tonic::transport::Endpoint::from_shared(format!("http://{identity_addr}"))
                 .expect("a valid address")
                 .connect_lazy();
-        let mut property_service = ServiceConfig::local("property", db.app_url.clone());
+        let mut property_service = ServiceConfig::local("property", db.app_url("property"));
         property_service.nats_url = nats_url.clone();
         if events {
             // Property's relay (lot.status_changed, lot.sale_refused) reads every
@@ -167,7 +167,7 @@ impl Stack {
             tonic::transport::Endpoint::from_shared(format!("http://{}", property.grpc_addr()))
                 .expect("a valid address")
                 .connect_lazy();
-        let mut crm_service = ServiceConfig::local("crm", db.app_url.clone());
+        let mut crm_service = ServiceConfig::local("crm", db.app_url("crm"));
         if events {
             // The relay reads every tenant's outbox as the owner role.
             crm_service.migration_database_url = Some(db.owner_url.clone());

@@ -3,7 +3,9 @@
 //! Finds PostgreSQL the way the tests do (`DATABASE_URL` as an administrator URL, else
 //! `localhost:5432`, else a private throwaway cluster from the installed binaries),
 //! creates the `fusion` database and roles, applies every context's migrations, starts
-//! every service and the edge on the ports of API.md (crm and property with a platform
+//! every service and the edge on the ports of API.md (each service connected as its own
+//! database role, `fusion_identity`, `fusion_property`, `fusion_crm`, granted only its own
+//! schema; crm and property with a platform
 //! service account each, whose secret is made afresh at every start and handed to
 //! identity and to the service, so their event consumers act in a tenant as its system
 //! account; the edge and identity share a secret made the same way, under which the
@@ -55,7 +57,8 @@ async fn main() -> anyhow::Result<()> {
     let password = var("FUSION_DEMO_PASSWORD").unwrap_or_else(|| "fusion-demo".to_owned());
 
     let server = fusion_testkit::server().await;
-    let (app_url, owner_url) = server.ensure_database(&database).await?;
+    let db_urls = server.ensure_database(&database).await?;
+    let owner_url = db_urls.owner_url.clone();
     for (schema, migrator) in [
         (fusion_identity::SCHEMA, &fusion_identity::MIGRATOR),
         (fusion_property::SCHEMA, &fusion_property::MIGRATOR),
@@ -66,7 +69,10 @@ async fn main() -> anyhow::Result<()> {
 
     // The platform tenant first, so identity provisions the platform service accounts
     // as it starts.
-    let db = fusion_db::Db::connect(&fusion_db::DbConfig::new(app_url.clone())).await?;
+    let db = fusion_db::Db::connect(&fusion_db::DbConfig::new(
+        db_urls.app_url(fusion_identity::SCHEMA),
+    ))
+    .await?;
     fusion_identity::bootstrap::ensure_platform(&db, "ops@platform.test", &password).await?;
 
     // Each consuming service gets a platform service account with a secret made for
@@ -97,7 +103,7 @@ async fn main() -> anyhow::Result<()> {
     )
     .context("a fresh client secret is long enough to sign forwarded addresses")?;
 
-    let mut service = ServiceConfig::local("identity", app_url.clone());
+    let mut service = ServiceConfig::local("identity", db_urls.app_url(fusion_identity::SCHEMA));
     service.migration_database_url = Some(owner_url.clone());
     service.db_max_connections = 10;
     service.drain = Duration::from_millis(200);
@@ -133,7 +139,7 @@ async fn main() -> anyhow::Result<()> {
     let _nats = ensure_nats(&nats_url).await?;
 
     // Property verifies tokens with identity's published keys, like any replica would.
-    let mut service = ServiceConfig::local("property", app_url.clone());
+    let mut service = ServiceConfig::local("property", db_urls.app_url(fusion_property::SCHEMA));
     service.nats_url = Some(nats_url.clone());
     service.migration_database_url = Some(owner_url.clone());
     service.drain = Duration::from_millis(200);
@@ -160,7 +166,7 @@ async fn main() -> anyhow::Result<()> {
     .await?;
 
     // Crm checks users with identity and lots, projects and stages with property.
-    let mut service = ServiceConfig::local("crm", app_url);
+    let mut service = ServiceConfig::local("crm", db_urls.app_url(fusion_crm::SCHEMA));
     service.nats_url = Some(nats_url);
     service.migration_database_url = Some(owner_url);
     service.drain = Duration::from_millis(200);

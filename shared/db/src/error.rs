@@ -10,6 +10,7 @@
 
 use fusion_proto::errors::{self, FieldViolation};
 use sqlx::error::ErrorKind;
+use sqlx::postgres::PgDatabaseError;
 use tonic::Status;
 
 /// What the database layer reports, with the error domain of the context that asked
@@ -95,6 +96,14 @@ impl Error {
     }
 
     /// Classifies a `sqlx` error raised for `domain`.
+    ///
+    /// Whatever a client's values can cause is the client's error, named by the field
+    /// PostgreSQL reports (a not-null column, a constraint named after its field) or
+    /// else the generic `value`: integrity violations (class 23), data exceptions (class
+    /// 22: a date out of range, a number too large, text too long or holding NUL), and
+    /// program limits (class 54: an index row too large). The description is ours, never
+    /// PostgreSQL's text. Lost connections and shutdowns are UNAVAILABLE; everything
+    /// else (a privilege or syntax error, say) is a fault of ours, INTERNAL.
     pub fn from_sqlx(domain: &'static str, err: sqlx::Error) -> Self {
         let kind = match &err {
             sqlx::Error::RowNotFound => Kind::NotFound("not found".to_owned()),
@@ -102,34 +111,66 @@ impl Error {
             | sqlx::Error::PoolClosed
             | sqlx::Error::Io(_)
             | sqlx::Error::WorkerCrashed => Kind::Unavailable("database unavailable", Some(err)),
+            // A value sqlx cannot put on the wire (a time past the binary format's
+            // range): refused before PostgreSQL saw it.
+            sqlx::Error::Encode(_) => {
+                tracing::debug!(error = %err, "a value could not be encoded");
+                Kind::Invalid(vec![FieldViolation::new(
+                    GENERIC_FIELD,
+                    "is out of the range the store accepts",
+                )])
+            }
             sqlx::Error::Database(db) => {
                 let constraint = db.constraint().unwrap_or("").to_owned();
-                match (db.kind(), db.code().as_deref()) {
+                // Not-null violations (and some data errors) name their column.
+                let column = db
+                    .try_downcast_ref::<PgDatabaseError>()
+                    .and_then(PgDatabaseError::column)
+                    .map(str::to_owned);
+                let code = db.code().map(|c| c.into_owned()).unwrap_or_default();
+                match (db.kind(), code.as_str()) {
                     (ErrorKind::UniqueViolation, _) => Kind::AlreadyExists {
                         reason: "ALREADY_EXISTS",
                         message: format!("{} already exists", field_of(&constraint)),
                     },
-                    (ErrorKind::ForeignKeyViolation, _) => Kind::Precondition {
+                    // 23001: a RESTRICT reference, the same refusal as a foreign key's.
+                    (ErrorKind::ForeignKeyViolation, _) | (_, "23001") => Kind::Precondition {
                         reason: "REFERENCE_NOT_FOUND",
                         message: format!(
                             "{} refers to a missing or still-referenced row",
                             field_of(&constraint)
                         ),
                     },
-                    (ErrorKind::NotNullViolation | ErrorKind::CheckViolation, _) => {
+                    (ErrorKind::NotNullViolation, _) => Kind::Invalid(vec![FieldViolation::new(
+                        column.unwrap_or_else(|| field_of(&constraint)),
+                        "is required",
+                    )]),
+                    (ErrorKind::CheckViolation, _) => Kind::Invalid(vec![FieldViolation::new(
+                        field_of(&constraint),
+                        "value is not allowed",
+                    )]),
+                    // An exclusion constraint: the value overlaps another row's.
+                    (_, "23P01") => Kind::Precondition {
+                        reason: "CONFLICT",
+                        message: format!(
+                            "{} conflicts with an existing row",
+                            field_of(&constraint)
+                        ),
+                    },
+                    (_, code) if code.starts_with("22") || code.starts_with("54") => {
+                        tracing::debug!(error = %err, "the database refused a value");
                         Kind::Invalid(vec![FieldViolation::new(
-                            field_of(&constraint),
-                            "value is not allowed",
+                            column.unwrap_or_else(|| GENERIC_FIELD.to_owned()),
+                            refused_value(code),
                         )])
                     }
-                    (_, Some("40001" | "40P01")) => Kind::Aborted {
+                    (_, "40001" | "40P01") => Kind::Aborted {
                         reason: "CONCURRENT_UPDATE",
                         message: "concurrent update; retry".to_owned(),
                     },
-                    (_, Some("57014")) => Kind::Unavailable("query cancelled", Some(err)),
-                    // Connection exceptions, insufficient resources, and the server
-                    // shutting down or starting up (57P01-57P03): worth a retry.
-                    (_, Some(code))
+                    (_, "57014") => Kind::Unavailable("query cancelled", Some(err)),
+                    // The server is shutting down or restarting (57P01..57P03).
+                    (_, code)
                         if code.starts_with("08")
                             || code.starts_with("53")
                             || code.starts_with("57P") =>
@@ -198,6 +239,26 @@ pub fn db_status(domain: &'static str, err: sqlx::Error) -> Status {
     Error::from_sqlx(domain, err).into_status()
 }
 
+/// The field a violation names when PostgreSQL does not say which column it was.
+const GENERIC_FIELD: &str = "value";
+
+/// What a caller is told about a value PostgreSQL refused with data exception `code`
+/// (class 22) or program limit (class 54), in our words rather than the server's.
+fn refused_value(code: &str) -> &'static str {
+    match code {
+        "22001" => "is too long",
+        "22003" => "is a number out of range",
+        "22007" | "22008" | "22009" | "22015" => "is a date or time out of range",
+        "22021" | "22P05" => "contains a character that cannot be stored (such as NUL, U+0000)",
+        "22P02" => "is malformed",
+        "2201B" => "is not a valid pattern",
+        "54000" => "is too large to store",
+        c if c.starts_with("2203") => "is not valid JSON",
+        c if c.starts_with("54") => "makes the request too large or complex",
+        _ => "is not a value the store accepts",
+    }
+}
+
 /// `users_tenant_id_email_key` → `email`: constraints are named `<table>_<cols>_<kind>`;
 /// strip the table and kind so only the field reaches the caller.
 fn field_of(constraint: &str) -> String {
@@ -205,6 +266,7 @@ fn field_of(constraint: &str) -> String {
         .trim_end_matches("_key")
         .trim_end_matches("_fkey")
         .trim_end_matches("_check")
+        .trim_end_matches("_excl")
         .trim_end_matches("_idx");
     let parts: Vec<&str> = trimmed.split('_').collect();
     let field = match parts
@@ -225,13 +287,27 @@ fn field_of(constraint: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::field_of;
+    use super::{field_of, refused_value};
+
+    #[test]
+    fn refused_values_are_described_in_our_words_by_class() {
+        assert_eq!(refused_value("22008"), "is a date or time out of range");
+        assert_eq!(refused_value("22001"), "is too long");
+        assert_eq!(refused_value("22021"), refused_value("22P05"));
+        assert_eq!(refused_value("22032"), "is not valid JSON");
+        assert_eq!(
+            refused_value("54001"),
+            "makes the request too large or complex"
+        );
+        assert_eq!(refused_value("22012"), "is not a value the store accepts");
+    }
 
     #[test]
     fn constraint_names_become_field_names() {
         assert_eq!(field_of("users_tenant_id_email_key"), "email");
         assert_eq!(field_of("tenants_slug_key"), "slug");
         assert_eq!(field_of("role_user_tenant_id_user_id_fkey"), "user_id");
+        assert_eq!(field_of("bookings_during_excl"), "during");
         assert_eq!(field_of(""), "value");
     }
 }

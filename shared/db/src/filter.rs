@@ -23,6 +23,8 @@ use chrono::{DateTime, NaiveDate, Utc};
 use rust_decimal::Decimal;
 use sqlx::{Postgres, QueryBuilder};
 
+use crate::values;
+
 /// Longest filter accepted, in characters.
 pub const MAX_FILTER_LEN: usize = 2000;
 /// Deepest nesting of parentheses and NOTs accepted.
@@ -508,12 +510,24 @@ fn typed(kind: FieldKind, value: &Value, position: usize) -> Result<Bound, Filte
             "false" => Ok(Bound::Bool(false)),
             _ => mismatch("true or false"),
         },
+        // Within the years the store accepts (`values`), like a time or date a client
+        // writes; chrono would read a date of 5000 BC that PostgreSQL then refuses.
         FieldKind::Timestamp => DateTime::parse_from_rfc3339(text)
-            .map(|t| Bound::Timestamp(t.with_timezone(&Utc)))
-            .or_else(|_| mismatch("an RFC 3339 timestamp")),
+            .ok()
+            .and_then(|t| values::time(t.with_timezone(&Utc)).ok())
+            .map(Bound::Timestamp)
+            .map_or_else(
+                || mismatch("an RFC 3339 timestamp in the years 0001 to 9999"),
+                Ok,
+            ),
         FieldKind::Date => NaiveDate::parse_from_str(text, "%Y-%m-%d")
+            .ok()
+            .and_then(|d| values::date(d).ok())
             .map(Bound::Date)
-            .or_else(|_| mismatch("a date (YYYY-MM-DD)")),
+            .map_or_else(
+                || mismatch("a date (YYYY-MM-DD) in the years 0001 to 9999"),
+                Ok,
+            ),
     }
 }
 

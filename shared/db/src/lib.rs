@@ -1,13 +1,16 @@
 //! Database plumbing every Fusion service shares.
 //!
-//! - [`Db`]: a pool connected as the application role, which owns no table and cannot
-//!   bypass row-level security; [`Db::begin`] opens a tenant-bound unit of work.
+//! - [`Db`]: a pool connected as a service's application role, which owns no table and
+//!   cannot bypass row-level security; [`Db::begin`] opens a tenant-bound unit of work.
 //! - [`migrate()`]: applies a context's reversible migrations as the owner role.
+//! - [`service_role`]: each context's own login role, the only application role granted
+//!   its schema (least privilege: crm's role cannot read identity's tables).
 //! - [`Error`]: what this layer reports (its own type, never a gRPC status), and the one
 //!   mapping from it to a status, which each context applies at its gRPC boundary.
 //! - [`filter`], [`order`], [`page`], [`list`]: AIP-160 filters compiled to parameterised
 //!   SQL, `order_by`, signed keyset page tokens, and the List query that combines them.
 //! - [`soft_delete`] (AIP-164) and [`idempotency`] (AIP-155 `request_id`).
+//! - [`values`]: the times, dates and text PostgreSQL accepts, checked before SQL runs.
 //! - [`resource`]: the row-level flows every resource API shares (get, insert, update,
 //!   soft delete behind an etag, parent locks).
 
@@ -21,6 +24,7 @@ pub mod page;
 mod pool;
 pub mod resource;
 pub mod soft_delete;
+pub mod values;
 
 pub use error::{Error, Kind, db_status};
 pub use migrate::{ensure_roles, migrate, revert_all};
@@ -28,9 +32,32 @@ pub use pool::{Db, DbConfig, TenantTx};
 /// A connection, for code that runs statements inside a unit of work it was handed.
 pub use sqlx::PgConnection;
 
-/// The role services connect as: owns nothing, not superuser, no BYPASSRLS.
+/// The shared application role every service connected as before each had its own
+/// ([`SERVICE_ROLES`]). No context's schema grants it anything any more (each context's
+/// `*_service_role` migration moved its grants to the context's role); it remains for
+/// the down path of those migrations and for tests of the shared crates on schemas of
+/// their own. Owns nothing, not superuser, no BYPASSRLS.
 pub const APP_ROLE: &str = "fusion_app";
 /// The role that owns every schema and runs migrations.
 pub const OWNER_ROLE: &str = "fusion_owner";
+/// Each context's schema and the one login role its service connects as: owns nothing,
+/// not superuser, no BYPASSRLS, granted USAGE on its own schema only and the table
+/// privileges its service needs there. Finance and ai-marketing are declared ahead of
+/// their services so their first migration grants to their own role from the start.
+pub const SERVICE_ROLES: &[(&str, &str)] = &[
+    ("identity", "fusion_identity"),
+    ("property", "fusion_property"),
+    ("crm", "fusion_crm"),
+    ("finance", "fusion_finance"),
+    ("ai_marketing", "fusion_ai_marketing"),
+];
+
+/// The login role of the context whose schema is `schema` (`crm` → `fusion_crm`).
+pub fn service_role(schema: &str) -> Option<&'static str> {
+    SERVICE_ROLES
+        .iter()
+        .find(|(s, _)| *s == schema)
+        .map(|(_, role)| *role)
+}
 /// The transaction-local setting row-level security policies read.
 pub const TENANT_SETTING: &str = "app.tenant_id";

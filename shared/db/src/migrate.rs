@@ -1,11 +1,11 @@
-//! Schema migrations (as the owner role) and the two roles every environment needs.
+//! Schema migrations (as the owner role) and the roles every environment needs.
 
 use anyhow::Context as _;
 use sqlx::migrate::Migrator;
 use sqlx::postgres::PgPoolOptions;
 use sqlx::{Connection, PgConnection};
 
-use crate::{APP_ROLE, OWNER_ROLE};
+use crate::{APP_ROLE, OWNER_ROLE, SERVICE_ROLES};
 
 /// A copy of `migrator` that keeps its bookkeeping table inside `schema`, so every
 /// context's migrations are versioned independently in a shared database.
@@ -58,8 +58,14 @@ pub async fn revert_all(owner_url: &str, schema: &str, migrator: &Migrator) -> a
     Ok(())
 }
 
-/// Creates the owner and application roles if they are missing (development and tests;
-/// in production a DBA creates them). Safe when many processes call it at once.
+/// The attributes of every application role: it logs in, and can do nothing a grant
+/// did not give it (no superuser, no BYPASSRLS, no creating databases or roles).
+const APP_ATTRIBUTES: &str = "LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE";
+
+/// Creates the owner role, each context's application role ([`SERVICE_ROLES`]) and the
+/// old shared one if they are missing (development and tests; in production a DBA
+/// creates them, before the migrations that grant to them). Safe when many processes
+/// call it at once.
 pub async fn ensure_roles(admin_url: &str) -> anyhow::Result<()> {
     let mut conn = PgConnection::connect(admin_url)
         .await
@@ -69,13 +75,17 @@ pub async fn ensure_roles(admin_url: &str) -> anyhow::Result<()> {
         .execute(&mut conn)
         .await?;
     let result = async {
-        for (role, attributes) in [
+        let roles = [
             (OWNER_ROLE, "LOGIN NOSUPERUSER NOBYPASSRLS CREATEDB"),
-            (
-                APP_ROLE,
-                "LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE",
-            ),
-        ] {
+            (APP_ROLE, APP_ATTRIBUTES),
+        ]
+        .into_iter()
+        .chain(
+            SERVICE_ROLES
+                .iter()
+                .map(|(_, role)| (*role, APP_ATTRIBUTES)),
+        );
+        for (role, attributes) in roles {
             let exists: bool =
                 sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)")
                     .bind(role)

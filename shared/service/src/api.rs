@@ -105,10 +105,9 @@ impl Api {
         Ok(Mask { paths })
     }
 
-    /// Parses a timestamp sent by the caller.
+    /// Parses a timestamp sent by the caller (see [`parse_ts`]).
     pub fn from_ts(&self, field: &str, t: &Timestamp) -> Result<DateTime<Utc>, Status> {
-        DateTime::from_timestamp(t.seconds, u32::try_from(t.nanos).unwrap_or(u32::MAX))
-            .ok_or_else(|| self.invalid(field, "not a valid timestamp"))
+        parse_ts(t).map_err(|description| self.invalid(field, description))
     }
 }
 
@@ -224,7 +223,14 @@ pub fn parse_decimal(
     Ok(Some(d))
 }
 
+/// A `google.protobuf.Timestamp` from the caller → a time, within the years 1 to 9999
+/// the type defines (and the store accepts: `fusion_db::values`).
+pub fn parse_ts(t: &Timestamp) -> Result<DateTime<Utc>, String> {
+    fusion_db::values::timestamp(t.seconds, t.nanos)
+}
+
 /// `google.type.Date` fields (year, month, day) → a calendar date; all zero is unset.
+/// Years run from 1 to 9999, as the type defines (and the store accepts).
 pub fn parse_date(year: i32, month: i32, day: i32) -> Result<Option<NaiveDate>, String> {
     if (year, month, day) == (0, 0, 0) {
         return Ok(None);
@@ -232,8 +238,9 @@ pub fn parse_date(year: i32, month: i32, day: i32) -> Result<Option<NaiveDate>, 
     let month = u32::try_from(month).map_err(|_| "not a valid date".to_owned())?;
     let day = u32::try_from(day).map_err(|_| "not a valid date".to_owned())?;
     NaiveDate::from_ymd_opt(year, month, day)
-        .map(Some)
         .ok_or_else(|| "not a valid calendar date".to_owned())
+        .and_then(fusion_db::values::date)
+        .map(Some)
 }
 
 /// A calendar date on the wire (`google.type.Date`).
@@ -330,6 +337,20 @@ mod tests {
             parse_date(2026, 2, 28),
             Ok(NaiveDate::from_ymd_opt(2026, 2, 28))
         );
+        // Real dates PostgreSQL (year -5000) or google.type.Date (year 10000) refuse.
+        assert!(parse_date(-5000, 1, 1).is_err());
+        assert!(parse_date(10000, 1, 1).is_err());
+        assert!(parse_date(9999, 12, 31).is_ok());
+    }
+
+    #[test]
+    fn timestamps_stay_within_the_years_the_type_and_the_store_accept() {
+        let ts = |seconds, nanos| Timestamp { seconds, nanos };
+        assert!(parse_ts(&ts(0, 0)).is_ok());
+        // 5000 BC and 300000 AD: past PostgreSQL's range on either side.
+        assert!(parse_ts(&ts(-219_940_000_000, 0)).is_err());
+        assert!(parse_ts(&ts(9_404_000_000_000, 0)).is_err());
+        assert!(parse_ts(&ts(0, -1)).is_err());
     }
 
     #[test]

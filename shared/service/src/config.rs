@@ -7,7 +7,7 @@
 //! |---|---|---|
 //! | `<PREFIX>_GRPC_ADDR` | `0.0.0.0:<port from API.md>` | gRPC listen address |
 //! | `<PREFIX>_ADMIN_ADDR` | `0.0.0.0:<admin port>` | `/live`, `/ready`, `/metrics` |
-//! | `<PREFIX>_DATABASE_URL`, else `DATABASE_URL` | required | PostgreSQL as the application role |
+//! | `<PREFIX>_DATABASE_URL`, else `DATABASE_URL` | required | PostgreSQL as the service's own application role (`fusion_db::service_role`) |
 //! | `<PREFIX>_MIGRATION_DATABASE_URL`, else `MIGRATION_DATABASE_URL` | none | PostgreSQL as the owner role (migrations, purge) |
 //! | `<PREFIX>_DB_MAX_CONNECTIONS` | `10` | pool size |
 //! | `<PREFIX>_DB_ACQUIRE_TIMEOUT_MS` | `3000` | longest wait for a pooled connection before UNAVAILABLE |

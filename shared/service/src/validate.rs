@@ -14,8 +14,9 @@ pub fn required(s: &str, max: usize) -> Result<(), String> {
     max_len(s, max)
 }
 
-/// At most `max` characters.
+/// At most `max` characters, none of them NUL (which PostgreSQL's text cannot hold).
 pub fn max_len(s: &str, max: usize) -> Result<(), String> {
+    fusion_db::values::text(s)?;
     if s.trim().chars().count() > max {
         Err(format!("must be at most {max} characters"))
     } else {
@@ -124,6 +125,14 @@ pub fn currency_code(value: &str) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn text_with_a_nul_is_refused_whatever_its_length() {
+        assert!(max_len("a\0b", 10).is_err());
+        assert!(name("Riverside\0").is_err());
+        assert!(email("jo\0@example.com").is_err());
+        assert!(name("Riverside").is_ok());
+    }
 
     #[test]
     fn slugs_are_lowercase_words_joined_by_single_hyphens() {

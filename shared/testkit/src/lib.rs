@@ -1,12 +1,14 @@
 //! The real-PostgreSQL harness every Fusion test uses.
 //!
 //! [`TestDatabase::create`] gives each test its own fresh database on a real server,
-//! migrated as the owner role, with a URL that connects as the application role, so
-//! row-level security is exercised exactly as in production. The server is found once
+//! migrated as the owner role, with URLs that connect as each service's own application
+//! role (`db.app_url("crm")`), so row-level security and each role's grants are
+//! exercised exactly as in production. The server is found once
 //! per test process:
 //!
 //! 1. `DATABASE_URL`, if set: an administrator URL (it must be allowed to create
-//!    databases and roles, and to let `fusion_owner`/`fusion_app` in without a password).
+//!    databases and roles, and to let `fusion_owner` and the service roles
+//!    (`fusion_db::SERVICE_ROLES`) in without a password).
 //! 2. Otherwise a server answering on `localhost:5432` as `postgres` with trust auth.
 //! 3. Otherwise a private throwaway cluster started from the PostgreSQL binaries on the
 //!    machine (`initdb`, `postgres`), stopped when the test process exits.

@@ -9,7 +9,7 @@ use sqlx::postgres::PgConnectOptions;
 use sqlx::{ConnectOptions, Connection, PgConnection};
 use tokio::sync::OnceCell;
 
-use fusion_db::{APP_ROLE, OWNER_ROLE};
+use fusion_db::OWNER_ROLE;
 
 const INSTALL_HINT: &str = "Fusion tests need PostgreSQL: set DATABASE_URL to an administrator \
     URL, run a server on localhost:5432 that trusts local connections, or install the server \
@@ -34,9 +34,9 @@ impl PgServer {
         self.admin.to_url_lossy().to_string()
     }
 
-    /// Creates database `name` owned by `fusion_owner` unless it exists; returns its
-    /// (application-role URL, owner URL).
-    pub async fn ensure_database(&self, name: &str) -> anyhow::Result<(String, String)> {
+    /// Creates database `name` owned by `fusion_owner` unless it exists (the local
+    /// stack's database, which outlives the process); returns its URLs.
+    pub async fn ensure_database(&self, name: &str) -> anyhow::Result<TestDatabase> {
         anyhow::ensure!(
             name.chars().all(|c| c.is_ascii_lowercase() || c == '_'),
             "database name {name:?}"
@@ -53,10 +53,7 @@ impl PgServer {
                 .execute(&mut admin)
                 .await?;
         }
-        Ok((
-            url_for(self, APP_ROLE, name),
-            url_for(self, OWNER_ROLE, name),
-        ))
+        Ok(TestDatabase::on(self, name.to_owned()))
     }
 }
 
@@ -73,7 +70,7 @@ pub async fn server() -> &'static PgServer {
             };
             fusion_db::ensure_roles(&server.admin_url())
                 .await
-                .expect("creating the fusion_owner and fusion_app roles");
+                .expect("creating the owner role and each service's role");
             drop_stale_databases(&server).await;
             server
         })
@@ -328,20 +325,60 @@ fn unix_now() -> u64 {
         .unwrap_or(0)
 }
 
-/// A fresh database for one test, owned by `fusion_owner`.
+/// A database on the test server, owned by `fusion_owner`: a fresh one per test
+/// ([`TestDatabase::create`]), or the local stack's ([`PgServer::ensure_database`]).
+///
+/// Each service connects as its own role, granted only its own schema, so a test reaches
+/// the database the way a service does with [`TestDatabase::app_url`] of that service's
+/// schema (`db.app_url("crm")` connects as `fusion_crm`).
 #[derive(Debug, Clone)]
 pub struct TestDatabase {
     /// The database name.
     pub name: String,
-    /// Connects as the application role (what services use).
-    pub app_url: String,
     /// Connects as the owner role (what migrations use).
     pub owner_url: String,
     /// Connects as the administrator.
     pub admin_url: String,
+    /// The server's administrator options, from which each role's URL is made.
+    server: PgConnectOptions,
 }
 
 impl TestDatabase {
+    fn on(server: &PgServer, name: String) -> TestDatabase {
+        TestDatabase {
+            owner_url: url_for(server, OWNER_ROLE, &name),
+            admin_url: server
+                .admin
+                .clone()
+                .database(&name)
+                .to_url_lossy()
+                .to_string(),
+            server: server.admin.clone(),
+            name,
+        }
+    }
+
+    /// Connects as the application role of the service whose schema is `schema`
+    /// (`fusion_db::service_role`): what that service uses. Panics on a schema that has
+    /// no service role.
+    pub fn app_url(&self, schema: &str) -> String {
+        let role = fusion_db::service_role(schema).unwrap_or_else(|| {
+            panic!("schema {schema:?} has no service role in fusion_db::SERVICE_ROLES")
+        });
+        self.url_as(role)
+    }
+
+    /// Connects as `role` without a password (test servers trust local connections).
+    pub fn url_as(&self, role: &str) -> String {
+        self.server
+            .clone()
+            .username(role)
+            .password("")
+            .database(&self.name)
+            .to_url_lossy()
+            .to_string()
+    }
+
     /// Creates a fresh database and applies each `(schema, migrator)` as the owner.
     pub async fn create(migrations: &[(&str, &sqlx::migrate::Migrator)]) -> TestDatabase {
         Self::try_create(migrations)
@@ -364,29 +401,20 @@ impl TestDatabase {
             .execute(&mut admin)
             .await?;
         admin.close().await.ok();
-        let db = TestDatabase {
-            app_url: url_for(server, APP_ROLE, &name),
-            owner_url: url_for(server, OWNER_ROLE, &name),
-            admin_url: server
-                .admin
-                .clone()
-                .database(&name)
-                .to_url_lossy()
-                .to_string(),
-            name,
-        };
+        let db = TestDatabase::on(server, name);
         for (schema, migrator) in migrations {
             fusion_db::migrate(&db.owner_url, schema, migrator).await?;
         }
         Ok(db)
     }
 
-    /// A pool connected as the application role.
-    pub async fn app_db(&self) -> fusion_db::Db {
-        let cfg = fusion_db::DbConfig::new(self.app_url.clone());
+    /// A pool connected as the application role of `schema`'s service (see
+    /// [`TestDatabase::app_url`]).
+    pub async fn app_db(&self, schema: &str) -> fusion_db::Db {
+        let cfg = fusion_db::DbConfig::new(self.app_url(schema));
         fusion_db::Db::connect(&cfg)
             .await
-            .expect("connecting as the application role")
+            .unwrap_or_else(|e| panic!("connecting as {schema}'s application role: {e}"))
     }
 
     /// Drops the database (tests that want to clean up early).

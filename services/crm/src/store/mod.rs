@@ -80,9 +80,7 @@ pub(crate) fn contact_time(t: &Option<prost_types::Timestamp>) -> Result<Val, St
     let Some(t) = t else {
         return Ok(Val::Timestamp(None));
     };
-    let at =
-        chrono::DateTime::from_timestamp(t.seconds, u32::try_from(t.nanos).unwrap_or(u32::MAX))
-            .ok_or("is not a valid time")?;
+    let at = fusion_service::api::parse_ts(t)?;
     if at > chrono::Utc::now() + chrono::Duration::minutes(5) {
         return Err("cannot be in the future".into());
     }

@@ -328,10 +328,7 @@ pub(crate) fn time(t: &Option<prost_types::Timestamp>) -> Result<Option<DateTime
     let Some(t) = t else {
         return Ok(None);
     };
-    let nanos = u32::try_from(t.nanos).map_err(|_| "is not a valid time")?;
-    DateTime::from_timestamp(t.seconds, nanos)
-        .map(Some)
-        .ok_or_else(|| "is not a valid time".into())
+    fusion_service::api::parse_ts(t).map(Some)
 }
 
 /// Checks the caller's filter and `order_by` against the fields the proto names, and

@@ -470,7 +470,7 @@ impl Flow {
         lot_id: i64,
         payload: &impl prost::Message,
     ) {
-        let db = self.property.app_db().await;
+        let db = self.property.app_db("property").await;
         let mut tx = db.begin(tenant).await.unwrap();
         fusion_events::outbox::append(&mut tx, "property", Event::new(event_type, lot_id, payload))
             .await

@@ -129,7 +129,7 @@ impl TestApp {
         let identity = fusion_identity::Application::build(
             fusion_identity::IdentityConfig::with_defaults(ServiceConfig::local(
                 "identity",
-                db.app_url.clone(),
+                db.app_url("identity"),
             )),
             bind_ephemeral().await,
             bind_ephemeral().await,
@@ -150,7 +150,7 @@ impl TestApp {
         let identity_channel = http(identity.grpc_addr());
 
         let mut property_config = fusion_property::PropertyConfig::with_defaults(
-            ServiceConfig::local("property", db.app_url.clone()),
+            ServiceConfig::local("property", db.app_url("property")),
         );
         property_config.media_store = fusion_property::media_store::StoreConfig::Local {
             dir: std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
@@ -239,7 +239,7 @@ impl TestApp {
         configure: impl FnOnce(&mut CrmConfig),
         grpc: tokio::net::TcpListener,
     ) -> Application {
-        let mut service = ServiceConfig::local("crm", db.app_url.clone());
+        let mut service = ServiceConfig::local("crm", db.app_url("crm"));
         service.migration_database_url = Some(db.owner_url.clone());
         service.shutdown_deadline = Duration::from_secs(2);
         let mut config = CrmConfig::with_defaults(service);
@@ -264,7 +264,7 @@ impl TestApp {
         &self,
         keys: &fusion_testkit::TestKeys,
     ) -> (Application, Channel) {
-        let mut service = ServiceConfig::local("crm", self.db.app_url.clone());
+        let mut service = ServiceConfig::local("crm", self.db.app_url("crm"));
         service.shutdown_deadline = Duration::from_secs(2);
         let crm = Application::build(
             CrmConfig::with_defaults(service),

@@ -80,7 +80,7 @@ async fn lead(db: &fusion_db::Db, tenant: i64, last_name: &str) -> i64 {
 #[tokio::test]
 async fn a_tenant_sees_and_writes_only_its_own_rows() {
     let db = TestDatabase::create(&[(SCHEMA, &MIGRATOR)]).await;
-    let app = db.app_db().await;
+    let app = db.app_db(SCHEMA).await;
     pipeline(&app, 1).await;
     pipeline(&app, 2).await;
     let id = lead(&app, 1, "Nguyen").await;
@@ -135,7 +135,7 @@ async fn a_tenant_sees_and_writes_only_its_own_rows() {
 #[tokio::test]
 async fn the_schema_holds_the_pipeline_and_json_shapes() {
     let db = TestDatabase::create(&[(SCHEMA, &MIGRATOR)]).await;
-    let app = db.app_db().await;
+    let app = db.app_db(SCHEMA).await;
     pipeline(&app, 1).await;
     pipeline(&app, 2).await;
     for (sql, why) in [
@@ -199,7 +199,7 @@ async fn the_schema_holds_the_pipeline_and_json_shapes() {
 #[tokio::test]
 async fn purging_a_lead_clears_the_references_to_it() {
     let db = TestDatabase::create(&[(SCHEMA, &MIGRATOR)]).await;
-    let app = db.app_db().await;
+    let app = db.app_db(SCHEMA).await;
     pipeline(&app, 1).await;
     let id = lead(&app, 1, "Nguyen").await;
     let mut tx = app.begin(1).await.unwrap();

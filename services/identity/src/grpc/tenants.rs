@@ -6,7 +6,6 @@
 //! its own tenant, and any other id is NOT_FOUND (GetTenant in its handler, UpdateTenant
 //! in the `on_update` hook).
 
-use chrono::DateTime;
 use tonic::{Request, Response, Status};
 
 use fusion_db::TenantTx;
@@ -84,13 +83,7 @@ fn value(t: &pb::Tenant, field: &str) -> Result<Option<(&'static str, Val)>, Str
         }
         "trial_end_time" => {
             let trial = match &t.trial_end_time {
-                Some(ts) => Some(
-                    DateTime::from_timestamp(
-                        ts.seconds,
-                        u32::try_from(ts.nanos).unwrap_or(u32::MAX),
-                    )
-                    .ok_or("not a valid timestamp")?,
-                ),
+                Some(ts) => Some(fusion_service::api::parse_ts(ts)?),
                 None => None,
             };
             ("trial_ends_at", Val::Timestamp(trial))

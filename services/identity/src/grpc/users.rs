@@ -1,7 +1,6 @@
 //! `fusion.identity.v1.UserService`. Every statement runs in a unit of work bound to
 //! the caller's tenant, so another tenant's user is simply not there (NOT_FOUND).
 
-use chrono::DateTime;
 use tonic::{Request, Response, Status};
 
 use fusion_db::TenantTx;
@@ -77,10 +76,7 @@ fn value(u: &pb::User, field: &str) -> Result<Option<(&'static str, Val)>, Strin
         ),
         "email_verify_time" => {
             let verified = match &u.email_verify_time {
-                Some(t) => Some(
-                    DateTime::from_timestamp(t.seconds, u32::try_from(t.nanos).unwrap_or(u32::MAX))
-                        .ok_or("not a valid timestamp")?,
-                ),
+                Some(t) => Some(fusion_service::api::parse_ts(t)?),
                 None => None,
             };
             ("email_verified_at", Val::Timestamp(verified))

@@ -447,9 +447,11 @@ async fn replicas_starting_together_share_one_key_and_pick_up_each_others_rotati
         &fusion_identity::MIGRATOR,
     )])
     .await;
-    let db = fusion_db::Db::connect(&fusion_db::DbConfig::new(database.app_url.clone()))
-        .await
-        .unwrap();
+    let db = fusion_db::Db::connect(&fusion_db::DbConfig::new(
+        database.app_url(fusion_identity::SCHEMA),
+    ))
+    .await
+    .unwrap();
     let replicas = futures::future::try_join_all((0..4).map(|_| KeyRing::load_or_create(&db)))
         .await
         .unwrap();

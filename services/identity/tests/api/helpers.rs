@@ -37,7 +37,7 @@ pub struct TestApp {
 
 pub fn test_config(db: &TestDatabase) -> IdentityConfig {
     let mut config =
-        IdentityConfig::with_defaults(ServiceConfig::local("identity", db.app_url.clone()));
+        IdentityConfig::with_defaults(ServiceConfig::local("identity", db.app_url("identity")));
     // Tests share two busy cores: a hash waits its turn rather than be refused, unless
     // a test is about refusing.
     config.hashing.max_wait = std::time::Duration::from_secs(30);

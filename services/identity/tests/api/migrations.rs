@@ -44,11 +44,11 @@ async fn migrations_go_up_down_and_up_again() {
 #[tokio::test]
 async fn the_application_role_sees_no_tenant_rows_without_a_tenant() {
     let db = TestDatabase::create(&[(SCHEMA, &MIGRATOR)]).await;
-    let app = db.app_db().await;
+    let app = db.app_db(SCHEMA).await;
     fusion_identity::bootstrap::ensure_platform(&app, "ops@platform.test", "correct horse battery")
         .await
         .unwrap();
-    let mut conn = PgConnection::connect(&db.app_url).await.unwrap();
+    let mut conn = PgConnection::connect(&db.app_url(SCHEMA)).await.unwrap();
     let visible: i64 = sqlx::query_scalar("SELECT count(*) FROM identity.users")
         .fetch_one(&mut conn)
         .await

@@ -122,16 +122,10 @@ async fn eventually<F: Future<Output = bool>>(
 #[tokio::test]
 async fn postgres_restarting_under_load_fails_fast_resumes_and_loses_no_committed_write() {
     let pg = RestartablePg::launch().await.expect("a private PostgreSQL");
-    let (app_url, owner_url) = pg.server().ensure_database("faults").await.unwrap();
-    fusion_db::migrate(&owner_url, SCHEMA, &MIGRATOR)
+    let db = pg.server().ensure_database("faults").await.unwrap();
+    fusion_db::migrate(&db.owner_url, SCHEMA, &MIGRATOR)
         .await
         .unwrap();
-    let db = TestDatabase {
-        name: "faults".into(),
-        app_url,
-        owner_url,
-        admin_url: pg.server().admin_url(),
-    };
     let keys = TestKeys::new();
     let mut config = test_config(&db);
     config.service.db_acquire_timeout = Duration::from_secs(1);
@@ -242,7 +236,7 @@ async fn postgres_restarting_under_load_fails_fast_resumes_and_loses_no_committe
 fn spawn_property(db: &TestDatabase, identity: &str, grpc: u16, admin: u16) -> Child {
     Command::new(env!("CARGO_BIN_EXE_fusion-property"))
         .env_clear()
-        .env("PROPERTY_DATABASE_URL", &db.app_url)
+        .env("PROPERTY_DATABASE_URL", db.app_url(SCHEMA))
         .env("PROPERTY_GRPC_ADDR", format!("127.0.0.1:{grpc}"))
         .env("PROPERTY_ADMIN_ADDR", format!("127.0.0.1:{admin}"))
         .env("PROPERTY_IDENTITY_URL", identity)
@@ -279,7 +273,7 @@ async fn a_process_killed_mid_stream_leaves_every_retried_create_exactly_once() 
     let identity = fusion_identity::Application::build(
         fusion_identity::IdentityConfig::with_defaults(ServiceConfig::local(
             "identity",
-            db.app_url.clone(),
+            db.app_url(fusion_identity::SCHEMA),
         )),
         bind_ephemeral().await,
         bind_ephemeral().await,

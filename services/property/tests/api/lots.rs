@@ -1072,7 +1072,9 @@ async fn a_watcher_that_falls_behind_is_told_so_after_the_events_it_was_sent() {
         .into_inner();
     // Far more committed changes than the server buffers for a stream, or than the
     // connection's flow-control window holds, while the client reads nothing.
-    let pool = sqlx::PgPool::connect(&app.db.app_url).await.unwrap();
+    let pool = sqlx::PgPool::connect(&app.db.app_url(fusion_property::SCHEMA))
+        .await
+        .unwrap();
     sqlx::query(
         "SELECT pg_notify($1, json_build_object(
              'tenant_id', 1, 'lot_id', n, 'project_id', 1, 'stage_id', 1,

@@ -8,6 +8,7 @@ mod lots;
 mod media;
 mod overload;
 mod privilege;
+mod refused_values;
 mod resources;
 mod sales;
 mod schema;

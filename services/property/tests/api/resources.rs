@@ -580,7 +580,7 @@ async fn a_developer_cannot_be_deleted_while_a_project_for_it_is_being_created()
     // A CreateProject for the developer caught between its check and its commit: it
     // holds the key-share lock CreateProject takes on the developer and has inserted
     // its row, exactly as the handler does.
-    let db = app.db.app_db().await;
+    let db = app.db.app_db(fusion_property::SCHEMA).await;
     let mut creating = db.begin(1).await.unwrap();
     sqlx::query(
         "SELECT id FROM property.developers WHERE id = $1 AND deleted_at IS NULL FOR KEY SHARE",
@@ -1151,7 +1151,7 @@ async fn a_project_cannot_be_deleted_while_a_stage_for_it_is_being_created() {
     let app = TestApp::spawn().await;
     let p = create_project(&app, &app.acme, project("racing")).await;
     // A CreateStage caught between its check and its commit, as the handler does it.
-    let db = app.db.app_db().await;
+    let db = app.db.app_db(fusion_property::SCHEMA).await;
     let mut creating = db.begin(1).await.unwrap();
     sqlx::query(
         "SELECT id FROM property.projects WHERE id = $1 AND deleted_at IS NULL FOR KEY SHARE",

@@ -79,7 +79,7 @@ impl Sales {
         deal_id: i64,
         payload: &impl prost::Message,
     ) {
-        let db = self.crm.app_db().await;
+        let db = self.crm.app_db("crm").await;
         let mut tx = db.begin(tenant).await.unwrap();
         fusion_events::outbox::append(&mut tx, "crm", Event::new(event_type, deal_id, payload))
             .await

@@ -61,7 +61,7 @@ async fn stage_of(db: &fusion_db::Db, tenant: i64) -> (i64, i64) {
 #[tokio::test]
 async fn a_lot_can_never_hang_off_another_tenants_stage() {
     let db = TestDatabase::create(&[(SCHEMA, &MIGRATOR)]).await;
-    let app = db.app_db().await;
+    let app = db.app_db(SCHEMA).await;
     let (acme_project, _) = stage_of(&app, 1).await;
     let (_, globex_stage) = stage_of(&app, 2).await;
     let mut tx = app.begin(1).await.unwrap();
@@ -79,7 +79,7 @@ async fn a_lot_can_never_hang_off_another_tenants_stage() {
 #[tokio::test]
 async fn the_schema_refuses_inconsistent_lots() {
     let db = TestDatabase::create(&[(SCHEMA, &MIGRATOR)]).await;
-    let app = db.app_db().await;
+    let app = db.app_db(SCHEMA).await;
     let (project, stage) = stage_of(&app, 1).await;
     for (sql, why) in [
         (

@@ -43,7 +43,7 @@ impl Setup {
             TestDatabase::create(&[(fusion_identity::SCHEMA, &fusion_identity::MIGRATOR)]).await;
         let mut config = fusion_identity::IdentityConfig::with_defaults(ServiceConfig::local(
             "identity",
-            identity_db.app_url.clone(),
+            identity_db.app_url("identity"),
         ));
         config.platform_service_accounts =
             parse_platform_service_accounts(&format!("property:{SECRET}")).unwrap();
@@ -122,7 +122,7 @@ impl Setup {
     }
 
     async fn win(&self, tenant: i64, deal_id: i64, lot_id: i64) {
-        let db = self.crm.app_db().await;
+        let db = self.crm.app_db("crm").await;
         let mut tx = db.begin(tenant).await.unwrap();
         let won = DealWon {
             deal_id,

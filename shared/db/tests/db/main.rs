@@ -57,10 +57,10 @@ async fn setup() -> TestDatabase {
 
 async fn app_db(db: &TestDatabase, max: u32) -> Db {
     Db::connect(&DbConfig {
-        url: db.app_url.clone(),
+        url: db.url_as(fusion_db::APP_ROLE),
         max_connections: max,
         acquire_timeout: Duration::from_millis(300),
-        ..DbConfig::new(db.app_url.clone())
+        ..DbConfig::new(String::new())
     })
     .await
     .unwrap()
@@ -509,4 +509,151 @@ async fn a_request_id_sent_with_another_request_is_refused_not_replayed() {
         .await
         .unwrap();
     assert_eq!(replayed.as_deref(), Some(&b"saved"[..]));
+}
+
+/// Runs `sql` (binding `bind`) as the application role and returns the status its
+/// error maps to, with PostgreSQL's own message, which must not reach the caller.
+async fn refusal<T>(conn: &mut PgConnection, sql: &'static str, bind: T) -> (Status, String)
+where
+    T: 'static + sqlx::Encode<'static, sqlx::Postgres> + sqlx::Type<sqlx::Postgres> + Send,
+{
+    let err = sqlx::query(sql)
+        .bind(bind)
+        .execute(&mut *conn)
+        .await
+        .unwrap_err();
+    let server_text = err
+        .as_database_error()
+        .map(|e| e.message().to_owned())
+        .unwrap_or_default();
+    (fusion_db::db_status("test.fusion", err), server_text)
+}
+
+/// Every value PostgreSQL refuses is the client's error, in our words: INVALID_ARGUMENT
+/// naming the column PostgreSQL names (else `value`), or FAILED_PRECONDITION for an
+/// exclusion; a fault of ours (a privilege missing) stays INTERNAL, text withheld.
+#[tokio::test]
+async fn values_postgresql_refuses_map_to_client_errors_without_its_text() {
+    let db = setup().await;
+    let mut conn = PgConnection::connect(&db.url_as(fusion_db::APP_ROLE))
+        .await
+        .unwrap();
+    sqlx::raw_sql(
+        "CREATE TEMP TABLE short (code varchar(3) NOT NULL);
+         CREATE TEMP TABLE indexed (body text);
+         CREATE INDEX indexed_body_idx ON indexed (body);
+         CREATE TEMP TABLE bookings (during int4range,
+             CONSTRAINT bookings_during_excl EXCLUDE USING gist (during WITH &&));
+         INSERT INTO bookings VALUES ('[1,10)');",
+    )
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    let before_postgres = chrono::NaiveDate::from_ymd_opt(-5000, 1, 1).unwrap();
+    let cases: Vec<((Status, String), Code, &str, &str)> = vec![
+        (
+            refusal(&mut conn, "SELECT $1::timestamptz", before_postgres.and_hms_opt(0, 0, 0).unwrap().and_utc()).await,
+            Code::InvalidArgument,
+            "value",
+            "is a date or time out of range",
+        ),
+        (
+            refusal(&mut conn, "SELECT $1::date", before_postgres).await,
+            Code::InvalidArgument,
+            "value",
+            "is a date or time out of range",
+        ),
+        (
+            refusal(&mut conn, "SELECT $1::numeric(12,2)", rust_decimal::Decimal::from(10_i64.pow(15))).await,
+            Code::InvalidArgument,
+            "value",
+            "is a number out of range",
+        ),
+        (
+            refusal(&mut conn, "INSERT INTO short VALUES ($1)", "abcd").await,
+            Code::InvalidArgument,
+            "value",
+            "is too long",
+        ),
+        (
+            refusal(&mut conn, "INSERT INTO short VALUES ($1)", None::<String>).await,
+            Code::InvalidArgument,
+            "code",
+            "is required",
+        ),
+        (
+            refusal(&mut conn, "SELECT $1::text", "a\0b").await,
+            Code::InvalidArgument,
+            "value",
+            "contains a character that cannot be stored (such as NUL, U+0000)",
+        ),
+        (
+            refusal(&mut conn, "SELECT $1::jsonb", r#"{"a": "\u0000"}"#).await,
+            Code::InvalidArgument,
+            "value",
+            "contains a character that cannot be stored (such as NUL, U+0000)",
+        ),
+        (
+            refusal(&mut conn, "SELECT $1::jsonb", "{not json").await,
+            Code::InvalidArgument,
+            "value",
+            "is malformed",
+        ),
+        (
+            refusal(&mut conn, "SELECT $1::text::integer", "x").await,
+            Code::InvalidArgument,
+            "value",
+            "is malformed",
+        ),
+        (
+            refusal(
+                &mut conn,
+                "INSERT INTO indexed SELECT string_agg(md5(random()::text || $1 || g::text), '') FROM generate_series(1, 10000) g",
+                "salt",
+            )
+            .await,
+            Code::InvalidArgument,
+            "value",
+            "is too large to store",
+        ),
+        (
+            refusal(&mut conn, "INSERT INTO bookings VALUES (int4range($1, 20))", 5_i32).await,
+            Code::FailedPrecondition,
+            "",
+            "during conflicts with an existing row",
+        ),
+        (
+            refusal(&mut conn, "SELECT count(*) FROM pg_authid WHERE rolname = $1", "x").await,
+            Code::Internal,
+            "",
+            "",
+        ),
+    ];
+    for ((status, server_text), code, field, description) in cases {
+        assert_eq!(status.code(), code, "{status:?} for {server_text:?}");
+        assert!(!server_text.is_empty());
+        assert!(
+            !status.message().contains(&server_text) && !status.message().contains("SELECT"),
+            "the status carries PostgreSQL's text: {status:?}"
+        );
+        if code == Code::InvalidArgument {
+            let details = tonic_types::StatusExt::get_error_details(&status);
+            let violations = details
+                .bad_request()
+                .expect("a BadRequest")
+                .field_violations
+                .clone();
+            assert_eq!(violations.len(), 1, "{status:?}");
+            assert_eq!(
+                (
+                    violations[0].field.as_str(),
+                    violations[0].description.as_str()
+                ),
+                (field, description),
+                "for {server_text:?}"
+            );
+        } else if !description.is_empty() {
+            assert_eq!(status.message(), description);
+        }
+    }
 }

@@ -99,7 +99,7 @@ impl Handler for Greedy {
 async fn a_consumer_binds_the_envelopes_tenant_before_touching_data() {
     let h = Harness::new().await;
     for tenant in [1, 2] {
-        let mut tx = h.app.begin(tenant).await.unwrap();
+        let mut tx = h.consumer.begin(tenant).await.unwrap();
         sqlx::query(
             "INSERT INTO property.test_effects (tenant_id, event_id, deal_id)
              VALUES ($1, gen_random_uuid(), 0)",
@@ -171,7 +171,7 @@ impl Handler for Flaky {
 async fn an_aggregates_events_apply_in_commit_order_even_when_the_first_is_retried() {
     let h = Harness::new().await;
     for (lot, stage) in [(1, "flaky"), (2, "won"), (3, "won")] {
-        let mut tx = h.app.begin(1).await.unwrap();
+        let mut tx = h.producer.begin(1).await.unwrap();
         let won = fusion_proto::crm::v1::DealWon {
             deal_id: 7,
             lot_id: lot,
@@ -224,7 +224,7 @@ impl Handler for ByAggregate {
 
 /// Commits one event of `event_type` about deal `deal_id` in `tenant`.
 async fn commit(h: &Harness, tenant: i64, event_type: &str, deal_id: i64) {
-    let mut tx = h.app.begin(tenant).await.unwrap();
+    let mut tx = h.producer.begin(tenant).await.unwrap();
     let payload = fusion_proto::crm::v1::DealLost {
         deal_id,
         ..Default::default()
@@ -329,7 +329,7 @@ async fn run(
 ) {
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let task = fusion_events::consumer::Consumer::new(
-        h.app.clone(),
+        h.consumer.clone(),
         h.client().await,
         config,
         ByAggregate,

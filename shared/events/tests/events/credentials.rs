@@ -38,7 +38,7 @@ impl Identity {
         let db =
             TestDatabase::create(&[(fusion_identity::SCHEMA, &fusion_identity::MIGRATOR)]).await;
         let mut config =
-            IdentityConfig::with_defaults(ServiceConfig::local("identity", db.app_url.clone()));
+            IdentityConfig::with_defaults(ServiceConfig::local("identity", db.app_url("identity")));
         config.access_token_ttl = access_token_ttl;
         config.platform_service_accounts =
             parse_platform_service_accounts(&format!("billing:{SECRET}")).unwrap();
@@ -176,7 +176,7 @@ async fn spawn_actor(
     credentials: ServiceCredentials,
 ) {
     fusion_events::consumer::Consumer::new(
-        h.app.clone(),
+        h.consumer.clone(),
         h.client().await,
         config,
         Actor {

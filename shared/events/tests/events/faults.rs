@@ -75,7 +75,7 @@ async fn a_broker_stopped_for_ten_seconds_under_writes_loses_nothing_and_applies
     let writing = Arc::new(AtomicBool::new(true));
     let written = Arc::new(AtomicI64::new(0));
     let writer = {
-        let app = h.app.clone();
+        let app = h.producer.clone();
         let writing = writing.clone();
         let written = written.clone();
         tokio::spawn(async move {

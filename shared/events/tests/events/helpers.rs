@@ -28,8 +28,10 @@ pub const WON: &str = "crm.deal.won";
 pub struct Harness {
     /// Kept for the life of the test.
     _db: TestDatabase,
-    /// The application role, as services connect.
-    pub app: Db,
+    /// Crm's application role, as the producing service connects.
+    pub producer: Db,
+    /// Property's application role, as the consuming service connects.
+    pub consumer: Db,
     /// The owner role, as the relay connects.
     pub owner: PgPool,
     /// An administrator, for assertions across tenants.
@@ -64,15 +66,17 @@ impl Harness {
             "CREATE POLICY tenant_isolation ON property.test_effects
                  USING (tenant_id = NULLIF(current_setting('app.tenant_id', true), '')::bigint)
                  WITH CHECK (tenant_id = NULLIF(current_setting('app.tenant_id', true), '')::bigint)",
-            "GRANT SELECT, INSERT, UPDATE ON property.test_effects TO fusion_app",
+            "GRANT SELECT, INSERT, UPDATE ON property.test_effects TO fusion_property",
         ] {
             sqlx::query(sql).execute(&owner).await.expect("effects table");
         }
-        let app = db.app_db().await;
+        let producer = db.app_db(PRODUCER).await;
+        let consumer = db.app_db(CONSUMER_SCHEMA).await;
         let nats = PrivateNats::start();
         Self {
             _db: db,
-            app,
+            producer,
+            consumer,
             owner,
             admin,
             nats,
@@ -117,7 +121,7 @@ impl Harness {
     /// Starts `handler` as a durable consumer named `name`; it stops with the harness.
     pub async fn spawn_consumer<H: Handler>(&self, config: ConsumerConfig, handler: H) {
         Consumer::new(
-            self.app.clone(),
+            self.consumer.clone(),
             self.client().await,
             config,
             handler,
@@ -137,7 +141,7 @@ impl Harness {
 
     /// Commits one `crm.deal.won` for `deal_id` in `tenant`; returns its event id.
     pub async fn win(&self, tenant: i64, deal_id: i64, stage: &str) -> Uuid {
-        let mut tx = self.app.begin(tenant).await.expect("begin");
+        let mut tx = self.producer.begin(tenant).await.expect("begin");
         let id = fusion_events::outbox::append(&mut tx, PRODUCER, won(deal_id, stage))
             .await
             .expect("append");

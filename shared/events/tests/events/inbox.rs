@@ -80,7 +80,7 @@ async fn the_application_role_cannot_prune_another_tenants_inbox() {
         .expect("inbox row");
     }
     // The service's own role has no DELETE on its inbox at all: only the owner prunes.
-    let mut tx = h.app.begin(1).await.expect("begin");
+    let mut tx = h.consumer.begin(1).await.expect("begin");
     let refused = sqlx::query("DELETE FROM property.inbox_events")
         .execute(&mut *tx)
         .await;

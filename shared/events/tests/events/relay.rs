@@ -13,7 +13,7 @@ use crate::helpers::*;
 #[tokio::test]
 async fn an_event_exists_only_if_its_change_commits() {
     let h = Harness::new().await;
-    let mut tx = h.app.begin(1).await.unwrap();
+    let mut tx = h.producer.begin(1).await.unwrap();
     fusion_events::outbox::append(&mut tx, PRODUCER, won(1, "won"))
         .await
         .unwrap();
@@ -92,7 +92,7 @@ async fn a_transaction_that_commits_after_a_later_one_is_still_relayed() {
     let h = Harness::new().await;
     let relay = h.relay().await;
     // Transaction 1 takes the smaller id but commits last.
-    let mut first = h.app.begin(3).await.unwrap();
+    let mut first = h.producer.begin(3).await.unwrap();
     let early = fusion_events::outbox::append(&mut first, PRODUCER, won(1, "won"))
         .await
         .unwrap();
@@ -208,7 +208,7 @@ async fn the_relay_runs_across_tenants_while_the_application_role_sees_only_its_
     h.win(2, 2, "won").await;
     assert_eq!(h.relay().await.run_once().await.unwrap().sent, 2);
     // The application role sees one tenant's rows and cannot mark or delete them.
-    let mut tx = h.app.begin(1).await.unwrap();
+    let mut tx = h.producer.begin(1).await.unwrap();
     let visible: i64 = sqlx::query_scalar("SELECT count(*) FROM crm.outbox_events")
         .fetch_one(&mut *tx)
         .await
@@ -220,7 +220,7 @@ async fn the_relay_runs_across_tenants_while_the_application_role_sees_only_its_
     assert!(denied.is_err(), "the service may not unmark events");
     drop(tx);
     // The owner's cross-tenant view is the outbox, not the tenant tables.
-    let mut tx = h.app.begin(1).await.unwrap();
+    let mut tx = h.consumer.begin(1).await.unwrap();
     sqlx::query(
         "INSERT INTO property.test_effects (tenant_id, event_id, deal_id)
          VALUES (1, gen_random_uuid(), 1)",

@@ -48,7 +48,7 @@ async fn the_producing_requests_trace_continues_through_the_relay_into_the_consu
     request
         .set_parent(fusion_telemetry::extract_context(&headers))
         .unwrap();
-    let mut tx = h.app.begin(1).await.unwrap();
+    let mut tx = h.producer.begin(1).await.unwrap();
     {
         let _entered = request.enter();
         fusion_events::outbox::append(&mut tx, PRODUCER, won(1, "won"))

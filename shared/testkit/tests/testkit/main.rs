@@ -1,4 +1,4 @@
-//! The harness itself: fresh databases as the application role, and the private
+//! The harness itself: fresh databases reached as each service's role, and the private
 //! cluster used when no PostgreSQL answers.
 
 use sqlx::{Connection, PgConnection};
@@ -6,20 +6,25 @@ use sqlx::{Connection, PgConnection};
 use fusion_testkit::{TestDatabase, start_private_cluster};
 
 #[tokio::test]
-async fn each_test_database_is_fresh_and_reached_as_the_application_role() {
+async fn each_test_database_is_fresh_and_reached_as_each_services_own_role() {
     let a = TestDatabase::create(&[]).await;
     let b = TestDatabase::create(&[]).await;
     assert_ne!(a.name, b.name);
-    let mut conn = PgConnection::connect(&a.app_url).await.unwrap();
-    let (user, superuser, bypass): (String, bool, bool) =
-        sqlx::query_as("SELECT current_user::text, rolsuper, rolbypassrls FROM pg_roles WHERE rolname = current_user")
+    for (schema, role) in fusion_db::SERVICE_ROLES {
+        let mut conn = PgConnection::connect(&a.app_url(schema)).await.unwrap();
+        let (user, superuser, bypass, create_role, create_db): (String, bool, bool, bool, bool) =
+            sqlx::query_as(
+                "SELECT current_user::text, rolsuper, rolbypassrls, rolcreaterole, rolcreatedb
+                   FROM pg_roles WHERE rolname = current_user",
+            )
             .fetch_one(&mut conn)
             .await
             .unwrap();
-    assert_eq!(
-        (user.as_str(), superuser, bypass),
-        ("fusion_app", false, false)
-    );
+        assert_eq!(
+            (user.as_str(), superuser, bypass, create_role, create_db),
+            (*role, false, false, false, false)
+        );
+    }
     b.drop_database().await;
 }
 

@@ -1,0 +1,77 @@
+-- Gives the shared fusion_app back exactly what fusion_property holds in property, then takes it
+-- from fusion_property: the schema as it was before its service had a role of its own.
+
+DO $$
+DECLARE
+    from_role CONSTANT regrole := 'fusion_property';
+    to_role CONSTANT text := 'fusion_app';
+    held record;
+BEGIN
+    -- Tables, views and sequences: each privilege the old role holds, one by one, so
+    -- the new role gets exactly what the service needed (no more than before).
+    FOR held IN
+        SELECT c.relname, c.relkind, a.privilege_type
+          FROM pg_class c
+          JOIN pg_namespace n ON n.oid = c.relnamespace
+         CROSS JOIN LATERAL aclexplode(c.relacl) a
+         WHERE n.nspname = 'property' AND a.grantee = from_role
+    LOOP
+        EXECUTE format('GRANT %s ON %s property.%I TO %I', held.privilege_type,
+            CASE WHEN held.relkind = 'S' THEN 'SEQUENCE' ELSE 'TABLE' END,
+            held.relname, to_role);
+    END LOOP;
+    -- Column privileges (none today; kept so a later column grant moves too).
+    FOR held IN
+        SELECT c.relname, att.attname, a.privilege_type
+          FROM pg_attribute att
+          JOIN pg_class c ON c.oid = att.attrelid
+          JOIN pg_namespace n ON n.oid = c.relnamespace
+         CROSS JOIN LATERAL aclexplode(att.attacl) a
+         WHERE n.nspname = 'property' AND a.grantee = from_role
+    LOOP
+        EXECUTE format('GRANT %s (%I) ON property.%I TO %I', held.privilege_type,
+            held.attname, held.relname, to_role);
+    END LOOP;
+    -- Functions (none today).
+    FOR held IN
+        SELECT p.oid::regprocedure AS function, a.privilege_type
+          FROM pg_proc p
+          JOIN pg_namespace n ON n.oid = p.pronamespace
+         CROSS JOIN LATERAL aclexplode(p.proacl) a
+         WHERE n.nspname = 'property' AND a.grantee = from_role
+    LOOP
+        EXECUTE format('GRANT %s ON FUNCTION %s TO %I', held.privilege_type, held.function,
+            to_role);
+    END LOOP;
+    -- The schema itself (USAGE).
+    FOR held IN
+        SELECT a.privilege_type
+          FROM pg_namespace n
+         CROSS JOIN LATERAL aclexplode(n.nspacl) a
+         WHERE n.nspname = 'property' AND a.grantee = from_role
+    LOOP
+        EXECUTE format('GRANT %s ON SCHEMA property TO %I', held.privilege_type, to_role);
+    END LOOP;
+END
+$$;
+
+-- Then the old role loses everything here, whatever it held.
+REVOKE ALL ON ALL TABLES IN SCHEMA property FROM fusion_property;
+REVOKE ALL ON ALL SEQUENCES IN SCHEMA property FROM fusion_property;
+REVOKE ALL ON ALL FUNCTIONS IN SCHEMA property FROM fusion_property;
+DO $$
+DECLARE
+    held record;
+BEGIN
+    FOR held IN
+        SELECT c.relname, att.attname
+          FROM pg_attribute att
+          JOIN pg_class c ON c.oid = att.attrelid
+          JOIN pg_namespace n ON n.oid = c.relnamespace
+         WHERE n.nspname = 'property' AND att.attacl IS NOT NULL
+    LOOP
+        EXECUTE format('REVOKE ALL (%I) ON property.%I FROM fusion_property', held.attname, held.relname);
+    END LOOP;
+END
+$$;
+REVOKE ALL ON SCHEMA property FROM fusion_property;
