@@ -55,11 +55,17 @@ async fn setup() -> TestDatabase {
     db
 }
 
+/// A pool of `max` connections; generous in waiting for one (a pool of one serves 200
+/// queued transactions in one test, on a machine other tests keep busy).
 async fn app_db(db: &TestDatabase, max: u32) -> Db {
+    app_db_waiting(db, max, Duration::from_secs(10)).await
+}
+
+async fn app_db_waiting(db: &TestDatabase, max: u32, acquire_timeout: Duration) -> Db {
     Db::connect(&DbConfig {
         url: db.url_as(fusion_db::APP_ROLE),
         max_connections: max,
-        acquire_timeout: Duration::from_millis(300),
+        acquire_timeout,
         ..DbConfig::new(String::new())
     })
     .await
@@ -157,7 +163,7 @@ async fn a_tenant_cannot_write_rows_for_another_tenant() {
 #[tokio::test]
 async fn database_errors_map_to_canonical_codes_without_sql() {
     let db = setup().await;
-    let pool = app_db(&db, 1).await;
+    let pool = app_db_waiting(&db, 1, Duration::from_millis(300)).await;
     insert(&pool, 1, "dup", None, serde_json::json!([])).await;
     let mut tx = pool.begin(1).await.unwrap();
     let err = sqlx::query("INSERT INTO app.items (tenant_id, name) VALUES (1, 'dup')")
