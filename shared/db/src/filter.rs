@@ -27,6 +27,9 @@ use sqlx::{Postgres, QueryBuilder};
 pub const MAX_FILTER_LEN: usize = 2000;
 /// Deepest nesting of parentheses and NOTs accepted.
 pub const MAX_DEPTH: usize = 32;
+/// Most comparisons one filter may make: each becomes a condition (a custom field's a
+/// subquery) that every candidate row is tested against.
+pub const MAX_TERMS: usize = 50;
 
 /// How a whitelisted field is stored and compared.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -304,6 +307,7 @@ struct Parser {
     at: usize,
     end: usize,
     depth: usize,
+    terms: usize,
 }
 
 impl Parser {
@@ -397,6 +401,13 @@ impl Parser {
                 Ok(inner)
             }
             Some(Tok::Word(first)) if !matches!(first.as_str(), "AND" | "OR" | "NOT") => {
+                self.terms += 1;
+                if self.terms > MAX_TERMS {
+                    return err(
+                        position,
+                        format!("filter makes more than {MAX_TERMS} comparisons"),
+                    );
+                }
                 self.at += 1;
                 let mut field = first;
                 while self.peek() == Some(&Tok::Dot) {
@@ -470,6 +481,7 @@ pub fn parse(input: &str) -> Result<Option<Expr>, FilterError> {
         at: 0,
         end: input.chars().count(),
         depth: 0,
+        terms: 0,
     };
     let expr = parser.expression()?;
     if parser.at < parser.toks.len() {

@@ -3,6 +3,11 @@
 
 use crate::filter::{FieldSpec, find_field};
 
+/// Longest `order_by` accepted, in characters.
+pub const MAX_ORDER_BY_LEN: usize = 500;
+/// Most fields one `order_by` may name (`id`, the tie-breaker, is added after them).
+pub const MAX_ORDER_TERMS: usize = 5;
+
 /// One ordering term.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct OrderTerm {
@@ -25,6 +30,12 @@ pub fn parse_order_by(
     } else {
         order_by
     };
+    if source.chars().count() > MAX_ORDER_BY_LEN {
+        return Err(format!("must be at most {MAX_ORDER_BY_LEN} characters"));
+    }
+    if source.split(',').count() > MAX_ORDER_TERMS {
+        return Err(format!("may name at most {MAX_ORDER_TERMS} fields"));
+    }
     let mut terms: Vec<OrderTerm> = Vec::new();
     for raw in source.split(',') {
         let words: Vec<&str> = raw.split_whitespace().collect();

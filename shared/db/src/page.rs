@@ -15,6 +15,10 @@ use sha2::{Digest, Sha256};
 pub const DEFAULT_PAGE_SIZE: i64 = 50;
 /// Larger requests are clamped to this.
 pub const MAX_PAGE_SIZE: i64 = 1000;
+/// Longest page token accepted, in bytes: longer ones are refused before they are
+/// decoded. The tokens we issue hold one value per `order_by` field
+/// ([`crate::order::MAX_ORDER_TERMS`] and `id`), and stay far below it.
+pub const MAX_PAGE_TOKEN_LEN: usize = 16 * 1024;
 
 /// 0 → the default, above the maximum → the maximum, negative → an error message.
 pub fn page_size(requested: i32) -> Result<i64, String> {
@@ -99,6 +103,9 @@ impl PageTokenCodec {
         query_digest: &str,
         token: &str,
     ) -> Result<Vec<Option<String>>, TokenError> {
+        if token.len() > MAX_PAGE_TOKEN_LEN {
+            return Err(TokenError::Invalid);
+        }
         let (payload, tag) = token.split_once('.').ok_or(TokenError::Invalid)?;
         let payload = URL_SAFE_NO_PAD
             .decode(payload)
