@@ -774,6 +774,36 @@ mod tests {
         }
 
         #[test]
+        fn no_value_of_any_characters_reaches_sql(value in "\\PC{0,60}") {
+            // Any text, quotes and backslashes escaped as the grammar wants them.
+            let quoted: String = format!("zq{value}")
+                .chars()
+                .flat_map(|c| match c {
+                    '"' | '\\' => vec!['\\', c],
+                    c => vec![c],
+                })
+                .collect();
+            let filter = format!(
+                "status = \"{quoted}\" OR tags:\"{quoted}\" OR custom_fields.budget >= \"{quoted}\""
+            );
+            let s = sql(&filter).unwrap();
+            proptest::prop_assert!(!s.contains("zq"), "{s}");
+        }
+
+        #[test]
+        fn the_number_of_comparisons_is_bounded(n in 1usize..120, or in proptest::bool::ANY) {
+            let joiner = if or { " OR " } else { " AND " };
+            let filter = vec!["score > 1"; n].join(joiner);
+            match parse(&filter) {
+                Ok(_) => proptest::prop_assert!(n <= MAX_TERMS),
+                Err(e) => {
+                    proptest::prop_assert!(n > MAX_TERMS);
+                    proptest::prop_assert!(e.message.contains("comparisons"), "{e}");
+                }
+            }
+        }
+
+        #[test]
         fn structured_filters_compile(field in "(status|score|active|tags)", op in "(=|!=|<|>|:)", v in "[a-z0-9]{1,8}") {
             let _ = sql(&format!("{field} {op} {v} AND NOT ({field} {op} \"{v}\")"));
         }
