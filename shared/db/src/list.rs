@@ -11,10 +11,10 @@ use crate::page::{self, PageTokenCodec, TokenError};
 
 /// Most bytes of row data one page carries, whatever its page size: a page stops
 /// before the row that would pass it (it always holds at least one row) and continues
-/// with a `next_page_token` from there. Half the largest response a server encodes
-/// ([`MAX_ENCODING_MESSAGE_BYTES`](../../fusion_service/limits/http2/index.html), 8 MiB),
-/// so the page's encoding (tags, etags, computed fields) fits with room to spare.
-pub const MAX_PAGE_BYTES: usize = 4 * 1024 * 1024;
+/// with a `next_page_token` from there. 3 MiB leaves room for the page's encoding
+/// (tags, etags, computed fields) under the 4 MiB a gRPC client accepts by default
+/// (tonic, grpc-go, grpc-java), and under the 8 MiB a Fusion server encodes at most.
+pub const MAX_PAGE_BYTES: usize = 3 * 1024 * 1024;
 
 /// What a resource's List reads from, and what callers may filter and order on.
 #[derive(Clone, Copy, Debug)]
