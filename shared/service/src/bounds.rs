@@ -63,6 +63,13 @@ pub const STRING_BY_NAME: &[(&str, usize)] = &[
     // opaque tokens we issue
     ("page_token", fusion_db::page::MAX_PAGE_TOKEN_LEN),
     ("refresh_token", 4_096),
+    // credentials: an email column is 255 (`validate::email`); a password is read up to
+    // what a login accepts, services then hold new ones to their own rule
+    ("email", 255),
+    ("admin_email", 255),
+    ("password", 1_024),
+    ("admin_password", 1_024),
+    ("client_secret", 1_024),
     // URLs (`validate::url`)
     ("website_uri", 2_048),
     ("profile_photo_uri", 2_048),
