@@ -125,7 +125,7 @@ mod tests {
     fn length_and_fields_are_bounded() {
         let allowed = &["create_time", "last_name"];
         assert!(parse_order_by(&" ".repeat(MAX_ORDER_BY_LEN + 1), "", allowed, FIELDS).is_err());
-        let many = vec!["last_name"; MAX_ORDER_TERMS + 1].join(",");
+        let many = ["last_name"; MAX_ORDER_TERMS + 1].join(",");
         let e = parse_order_by(&many, "", allowed, FIELDS).unwrap_err();
         assert!(e.contains("at most"), "{e}");
     }
