@@ -29,6 +29,9 @@ use crate::values;
 pub const MAX_FILTER_LEN: usize = 2000;
 /// Deepest nesting of parentheses and NOTs accepted.
 pub const MAX_DEPTH: usize = 32;
+/// Most comparisons one filter may make: each becomes a condition (a custom field's a
+/// subquery) that every candidate row is tested against.
+pub const MAX_TERMS: usize = 50;
 
 /// How a whitelisted field is stored and compared.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -306,6 +309,7 @@ struct Parser {
     at: usize,
     end: usize,
     depth: usize,
+    terms: usize,
 }
 
 impl Parser {
@@ -399,6 +403,13 @@ impl Parser {
                 Ok(inner)
             }
             Some(Tok::Word(first)) if !matches!(first.as_str(), "AND" | "OR" | "NOT") => {
+                self.terms += 1;
+                if self.terms > MAX_TERMS {
+                    return err(
+                        position,
+                        format!("filter makes more than {MAX_TERMS} comparisons"),
+                    );
+                }
                 self.at += 1;
                 let mut field = first;
                 while self.peek() == Some(&Tok::Dot) {
@@ -472,6 +483,7 @@ pub fn parse(input: &str) -> Result<Option<Expr>, FilterError> {
         at: 0,
         end: input.chars().count(),
         depth: 0,
+        terms: 0,
     };
     let expr = parser.expression()?;
     if parser.at < parser.toks.len() {
@@ -773,6 +785,36 @@ mod tests {
             }
             let s = sql(&format!("status = \"{value}\" OR custom_fields.x : \"{value}\"")).unwrap();
             proptest::prop_assert!(!s.contains("zq"), "{s}");
+        }
+
+        #[test]
+        fn no_value_of_any_characters_reaches_sql(value in "\\PC{0,60}") {
+            // Any text, quotes and backslashes escaped as the grammar wants them.
+            let quoted: String = format!("zq{value}")
+                .chars()
+                .flat_map(|c| match c {
+                    '"' | '\\' => vec!['\\', c],
+                    c => vec![c],
+                })
+                .collect();
+            let filter = format!(
+                "status = \"{quoted}\" OR tags:\"{quoted}\" OR custom_fields.budget >= \"{quoted}\""
+            );
+            let s = sql(&filter).unwrap();
+            proptest::prop_assert!(!s.contains("zq"), "{s}");
+        }
+
+        #[test]
+        fn the_number_of_comparisons_is_bounded(n in 1usize..120, or in proptest::bool::ANY) {
+            let joiner = if or { " OR " } else { " AND " };
+            let filter = vec!["score > 1"; n].join(joiner);
+            match parse(&filter) {
+                Ok(_) => proptest::prop_assert!(n <= MAX_TERMS),
+                Err(e) => {
+                    proptest::prop_assert!(n > MAX_TERMS);
+                    proptest::prop_assert!(e.message.contains("comparisons"), "{e}");
+                }
+            }
         }
 
         #[test]

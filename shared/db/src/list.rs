@@ -1,5 +1,6 @@
 //! The List query every resource shares: filter + order + keyset page + total size.
 
+use futures::TryStreamExt as _;
 use sqlx::postgres::PgRow;
 use sqlx::{FromRow, PgConnection, Postgres, QueryBuilder, Row};
 
@@ -7,6 +8,13 @@ use crate::Error;
 use crate::filter::{self, FieldSpec};
 use crate::order::{OrderTerm, parse_order_by};
 use crate::page::{self, PageTokenCodec, TokenError};
+
+/// Most bytes of row data one page carries, whatever its page size: a page stops
+/// before the row that would pass it (it always holds at least one row) and continues
+/// with a `next_page_token` from there. 3 MiB leaves room for the page's encoding
+/// (tags, etags, computed fields) under the 4 MiB a gRPC client accepts by default
+/// (tonic, grpc-go, grpc-java), and under the 8 MiB a Fusion server encodes at most.
+pub const MAX_PAGE_BYTES: usize = 3 * 1024 * 1024;
 
 /// What a resource's List reads from, and what callers may filter and order on.
 #[derive(Clone, Copy, Debug)]
@@ -29,7 +37,7 @@ pub struct ListSpec {
 }
 
 /// The standard List request fields (AIP-132/158/160).
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct ListParams {
     /// 0 = default, clamped to the maximum, negative is invalid.
     pub page_size: i32,
@@ -44,6 +52,15 @@ pub struct ListParams {
     /// Skip counting the matching rows (`total_size` is then 0): for callers that read
     /// every page anyway, such as an export.
     pub skip_total: bool,
+    /// Most bytes of row data in the page ([`MAX_PAGE_BYTES`] unless a caller needs
+    /// less).
+    pub max_bytes: usize,
+}
+
+impl Default for ListParams {
+    fn default() -> Self {
+        Self::new(0, String::new(), String::new(), String::new(), false)
+    }
 }
 
 impl ListParams {
@@ -62,8 +79,25 @@ impl ListParams {
             order_by,
             show_deleted,
             skip_total: false,
+            max_bytes: MAX_PAGE_BYTES,
         }
     }
+}
+
+/// The bytes a row's values take as PostgreSQL sends them (text as its UTF-8, numbers
+/// and times in their binary width), plus a few per value for the encoding around it:
+/// close to what the row weighs in the response, and found without decoding it.
+fn row_bytes(row: &PgRow) -> usize {
+    const PER_VALUE: usize = 8;
+    (0..row.len())
+        .map(|i| {
+            row.try_get_raw(i)
+                .ok()
+                .and_then(|v| v.as_bytes().ok().map(<[u8]>::len))
+                .unwrap_or(0)
+                + PER_VALUE
+        })
+        .sum()
 }
 
 /// One page of results.
@@ -221,21 +255,31 @@ where
     }
     qb.push(" LIMIT ").push_bind(limit + 1);
 
-    let rows: Vec<PgRow> = qb
-        .build()
-        .fetch_all(&mut *conn)
-        .await
-        .map_err(|e| Error::from_sqlx(domain, e))?;
-    let has_more = rows.len() as i64 > limit;
-    let mut items = Vec::with_capacity(rows.len().min(limit as usize));
+    // Rows are read as they arrive, so a page cut short by its byte budget never holds
+    // more than the budget (and one row) in memory.
+    let mut rows = qb.build().fetch(&mut *conn);
+    let mut items = Vec::new();
     let mut last_cursor = None;
-    for row in rows.into_iter().take(limit as usize) {
+    let mut bytes = 0;
+    let mut has_more = false;
+    while let Some(row) = rows
+        .try_next()
+        .await
+        .map_err(|e| Error::from_sqlx(domain, e))?
+    {
+        let size = row_bytes(&row);
+        if items.len() as i64 == limit || (!items.is_empty() && bytes + size > params.max_bytes) {
+            has_more = true;
+            break;
+        }
+        bytes += size;
         last_cursor = Some(
             row.try_get::<Vec<Option<String>>, _>("__cursor")
                 .map_err(|e| Error::from_sqlx(domain, e))?,
         );
         items.push(T::from_row(&row).map_err(|e| Error::from_sqlx(domain, e))?);
     }
+    drop(rows);
     let next_page_token = match (has_more, last_cursor) {
         (true, Some(cursor)) => codec.encode(&digest, cursor),
         _ => String::new(),

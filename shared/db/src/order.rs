@@ -3,6 +3,11 @@
 
 use crate::filter::{FieldSpec, find_field};
 
+/// Longest `order_by` accepted, in characters.
+pub const MAX_ORDER_BY_LEN: usize = 500;
+/// Most fields one `order_by` may name (`id`, the tie-breaker, is added after them).
+pub const MAX_ORDER_TERMS: usize = 5;
+
 /// One ordering term.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct OrderTerm {
@@ -25,6 +30,12 @@ pub fn parse_order_by(
     } else {
         order_by
     };
+    if source.chars().count() > MAX_ORDER_BY_LEN {
+        return Err(format!("must be at most {MAX_ORDER_BY_LEN} characters"));
+    }
+    if source.split(',').count() > MAX_ORDER_TERMS {
+        return Err(format!("may name at most {MAX_ORDER_TERMS} fields"));
+    }
     let mut terms: Vec<OrderTerm> = Vec::new();
     for raw in source.split(',') {
         let words: Vec<&str> = raw.split_whitespace().collect();
@@ -108,5 +119,27 @@ mod tests {
     fn empty_means_the_default() {
         let terms = parse_order_by(" ", "last_name", &["last_name"], FIELDS).unwrap();
         assert_eq!(terms[0].field.name, "last_name");
+    }
+
+    #[test]
+    fn length_and_fields_are_bounded() {
+        let allowed = &["create_time", "last_name"];
+        assert!(parse_order_by(&" ".repeat(MAX_ORDER_BY_LEN + 1), "", allowed, FIELDS).is_err());
+        let many = ["last_name"; MAX_ORDER_TERMS + 1].join(",");
+        let e = parse_order_by(&many, "", allowed, FIELDS).unwrap_err();
+        assert!(e.contains("at most"), "{e}");
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_order_by_names_only_allowed_columns(input in "\\PC{0,80}|((create_time|last_name|id|x)( (asc|desc|up))?,?){0,7}") {
+            if let Ok(terms) = parse_order_by(&input, "last_name", &["create_time", "last_name"], FIELDS) {
+                proptest::prop_assert!(terms.len() <= MAX_ORDER_TERMS + 1);
+                for t in &terms {
+                    proptest::prop_assert!(["created_at", "last_name", "id"].contains(&t.field.column));
+                }
+                proptest::prop_assert_eq!(terms.last().map(|t| t.field.column), Some("id"));
+            }
+        }
     }
 }

@@ -15,6 +15,12 @@ use sha2::{Digest, Sha256};
 pub const DEFAULT_PAGE_SIZE: i64 = 50;
 /// Larger requests are clamped to this.
 pub const MAX_PAGE_SIZE: i64 = 1000;
+/// Longest page token accepted, in bytes: longer ones are refused before they are
+/// decoded. The tokens we issue hold the last row's value of each `order_by` field
+/// ([`crate::order::MAX_ORDER_TERMS`] and `id`); ordered fields are short (names,
+/// numbers, times: at most 1000 characters each by the input bounds), so even five of
+/// them escaped and encoded stay below it.
+pub const MAX_PAGE_TOKEN_LEN: usize = 64 * 1024;
 
 /// 0 → the default, above the maximum → the maximum, negative → an error message.
 pub fn page_size(requested: i32) -> Result<i64, String> {
@@ -99,6 +105,9 @@ impl PageTokenCodec {
         query_digest: &str,
         token: &str,
     ) -> Result<Vec<Option<String>>, TokenError> {
+        if token.len() > MAX_PAGE_TOKEN_LEN {
+            return Err(TokenError::Invalid);
+        }
         let (payload, tag) = token.split_once('.').ok_or(TokenError::Invalid)?;
         let payload = URL_SAFE_NO_PAD
             .decode(payload)
@@ -157,5 +166,41 @@ mod tests {
         assert_eq!(codec.decode(&q, "garbage"), Err(TokenError::Invalid));
         let stranger = PageTokenCodec::new(b"another-secret!!");
         assert_eq!(stranger.decode(&q, &token), Err(TokenError::Invalid));
+    }
+
+    #[test]
+    fn overlong_tokens_are_refused_before_decoding() {
+        let codec = PageTokenCodec::new(b"0123456789abcdef");
+        let q = PageTokenCodec::query_digest(&[""]);
+        let long = "A".repeat(MAX_PAGE_TOKEN_LEN + 1);
+        assert_eq!(codec.decode(&q, &long), Err(TokenError::Invalid));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_string_is_refused_without_panic(token in "\\PC{0,300}|[A-Za-z0-9_-]{0,200}\\.[A-Za-z0-9_-]{0,60}") {
+            let codec = PageTokenCodec::new(b"0123456789abcdef");
+            let q = PageTokenCodec::query_digest(&["q"]);
+            proptest::prop_assert_eq!(codec.decode(&q, &token), Err(TokenError::Invalid));
+        }
+
+        #[test]
+        fn any_cursor_round_trips_and_any_edit_is_refused(
+            cursor in proptest::collection::vec(proptest::option::of("\\PC{0,40}"), 0..6),
+            at in proptest::num::usize::ANY,
+            with in "[A-Za-z0-9_.-]",
+        ) {
+            let codec = PageTokenCodec::new(b"0123456789abcdef");
+            let q = PageTokenCodec::query_digest(&["q"]);
+            let token = codec.encode(&q, cursor.clone());
+            proptest::prop_assert!(token.len() <= MAX_PAGE_TOKEN_LEN);
+            proptest::prop_assert_eq!(codec.decode(&q, &token), Ok(cursor));
+            let at = at % token.len();
+            if token[at..].chars().next() != with.chars().next() {
+                let mut edited = token.clone();
+                edited.replace_range(at..=at, &with);
+                proptest::prop_assert!(codec.decode(&q, &edited).is_err());
+            }
+        }
     }
 }

@@ -6,6 +6,8 @@
 //! - [`validate`]: field rules (names, lengths, slugs, emails, URLs, enumerations).
 //! - [`host`]: what every context service does to start and stop (migrations, pool,
 //!   serving behind the tenancy layer, background tasks).
+//! - [`bounds`]: every string, list, nested message and JSON value a client sends is
+//!   bounded (INVALID_ARGUMENT naming the field), before the handler sees it.
 //! - [`limits`]: calls in flight bounded (shed with RESOURCE_EXHAUSTED), deadlines carried
 //!   into handlers.
 //! - [`config`]: settings from the environment, with errors that name the variable.
@@ -16,6 +18,7 @@
 
 pub mod api;
 mod background;
+pub mod bounds;
 pub mod config;
 pub mod host;
 pub mod limits;
@@ -27,6 +30,7 @@ pub mod standard;
 pub mod validate;
 
 pub use background::Background;
+pub use bounds::InputBoundsLayer;
 pub use config::{ConfigError, ServiceConfig};
 pub use host::{Host, Serving, open_database};
 pub use limits::CallLimitLayer;

@@ -23,6 +23,7 @@ use tower::{Layer, Service};
 use fusion_telemetry::GrpcTraceLayer;
 use fusion_tenancy::TenantLayer;
 
+use crate::bounds::InputBoundsLayer;
 use crate::limits::{CallLimitLayer, http2};
 use crate::{GrpcMetrics, MetricsLayer};
 
@@ -72,8 +73,9 @@ impl std::fmt::Debug for Server {
 }
 
 impl Server {
-    /// Starts serving `routes` behind the tracing, metrics, call-limit and tenancy layers
-    /// (in that order, outermost first), with health and reflection, plus the admin port.
+    /// Starts serving `routes` behind the tracing, metrics, call-limit, tenancy and
+    /// input-bounds layers (in that order, outermost first), with health and
+    /// reflection, plus the admin port.
     pub async fn start(
         grpc: TcpListener,
         admin: TcpListener,
@@ -82,7 +84,8 @@ impl Server {
         readiness: Readiness,
         options: ServerOptions,
     ) -> anyhow::Result<Server> {
-        Self::start_with(grpc, admin, routes, tenancy, readiness, options).await
+        let layers = tower::layer::util::Stack::new(InputBoundsLayer, tenancy);
+        Self::start_with(grpc, admin, routes, layers, readiness, options).await
     }
 
     /// Like [`Server::start`] with any innermost layer in place of the tenancy layer

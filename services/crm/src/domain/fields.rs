@@ -96,6 +96,15 @@ pub const FIELD_TYPES: &[&str] = &[
     "multi_select",
 ];
 
+/// Most custom fields on one record.
+pub const MAX_FIELDS: usize = 100;
+/// Most options of one select or multi_select (and so values of a multi_select).
+pub const MAX_OPTIONS: usize = 100;
+/// Longest option, in characters.
+pub const MAX_OPTION_CHARS: usize = 255;
+/// Largest stored custom-fields document of one record, in bytes of JSON.
+pub const MAX_DOCUMENT_BYTES: usize = 64 * 1024;
+
 /// One custom field as a caller sends it.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct CustomField {
@@ -115,12 +124,20 @@ pub struct CustomField {
 
 /// Checks `fields` and returns the stored document, or the violations as
 /// (`<index>.<part>`, description) pairs.
+///
+/// Every check is linear in the input: counts are bounded first, and membership
+/// (unique names, a value among the options) goes through hash sets, so a multi_select
+/// with many options and values costs no more than reading them.
 pub fn custom_fields(fields: &[CustomField]) -> Result<Value, Vec<(String, String)>> {
     let mut problems = Vec::new();
     let mut names = HashSet::new();
     let mut stored = Vec::new();
-    if fields.len() > 100 {
-        problems.push((String::new(), "at most 100 custom fields".to_owned()));
+    if fields.len() > MAX_FIELDS {
+        // Nothing past the count is read: the caller learns the limit at once.
+        return Err(vec![(
+            String::new(),
+            format!("at most {MAX_FIELDS} custom fields"),
+        )]);
     }
     for (i, f) in fields.iter().enumerate() {
         let mut bad = |part: &str, why: String| problems.push((format!("{i}.{part}"), why));
@@ -145,6 +162,29 @@ pub fn custom_fields(fields: &[CustomField]) -> Result<Value, Vec<(String, Strin
             continue;
         }
         let choice = kind == "select" || kind == "multi_select";
+        if f.options.len() > MAX_OPTIONS || f.values.len() > MAX_OPTIONS {
+            let part = if f.options.len() > MAX_OPTIONS {
+                "options"
+            } else {
+                "values"
+            };
+            bad(part, format!("at most {MAX_OPTIONS} entries"));
+            continue;
+        }
+        let mut options = HashSet::with_capacity(f.options.len());
+        for option in &f.options {
+            if option.trim().is_empty() || option.chars().count() > MAX_OPTION_CHARS {
+                bad(
+                    "options",
+                    format!("each option must be 1 to {MAX_OPTION_CHARS} characters"),
+                );
+                break;
+            }
+            if !options.insert(option.as_str()) {
+                bad("options", format!("{option:?} is given twice"));
+                break;
+            }
+        }
         if choice && f.options.is_empty() {
             bad("options", format!("a {kind} needs its options"));
         }
@@ -159,11 +199,14 @@ pub fn custom_fields(fields: &[CustomField]) -> Result<Value, Vec<(String, Strin
             if !value.is_empty() {
                 bad("value", "a multi_select takes values, not value".into());
             }
-            if let Some(v) = f.values.iter().find(|v| !f.options.contains(v)) {
+            let mut chosen = HashSet::with_capacity(f.values.len());
+            if let Some(v) = f.values.iter().find(|v| !options.contains(v.as_str())) {
                 bad("values", format!("{v:?} is not one of the options"));
+            } else if let Some(v) = f.values.iter().find(|v| !chosen.insert(v.as_str())) {
+                bad("values", format!("{v:?} is chosen twice"));
             }
         } else if !value.is_empty()
-            && let Err(why) = check_value(kind, value, &f.options)
+            && let Err(why) = check_value(kind, value, &options)
         {
             bad("value", why);
         }
@@ -181,14 +224,21 @@ pub fn custom_fields(fields: &[CustomField]) -> Result<Value, Vec<(String, Strin
         }
         stored.push(field);
     }
-    if problems.is_empty() {
-        Ok(json!({ "fields": stored }))
-    } else {
-        Err(problems)
+    if !problems.is_empty() {
+        return Err(problems);
     }
+    let doc = json!({ "fields": stored });
+    let bytes = doc.to_string().len();
+    if bytes > MAX_DOCUMENT_BYTES {
+        return Err(vec![(
+            String::new(),
+            format!("take {bytes} bytes stored; at most {MAX_DOCUMENT_BYTES} are accepted"),
+        )]);
+    }
+    Ok(doc)
 }
 
-fn check_value(kind: &str, value: &str, options: &[String]) -> Result<(), String> {
+fn check_value(kind: &str, value: &str, options: &HashSet<&str>) -> Result<(), String> {
     match kind {
         "number" => value
             .parse::<rust_decimal::Decimal>()
@@ -204,9 +254,7 @@ fn check_value(kind: &str, value: &str, options: &[String]) -> Result<(), String
         "email" => crate::domain::validate::email(value),
         "phone" => phone(value),
         "url" => crate::domain::validate::url(value),
-        "select" if !options.iter().any(|o| o == value) => {
-            Err(format!("{value:?} is not one of the options"))
-        }
+        "select" if !options.contains(value) => Err(format!("{value:?} is not one of the options")),
         "text" | "select" => crate::domain::validate::max_len(value, 1000),
         _ => crate::domain::validate::max_len(value, 10_000),
     }
@@ -328,5 +376,94 @@ mod tests {
         let doc = custom_fields(std::slice::from_ref(&multi)).unwrap();
         assert_eq!(doc["fields"][0]["value"][0], "pool");
         assert_eq!(custom_fields_of(&doc), [multi]);
+    }
+
+    #[test]
+    fn a_large_multi_select_is_refused_by_its_counts_before_any_matching() {
+        let options: Vec<String> = (0..100_000).map(|i| format!("o{i}")).collect();
+        let mut big = field("features", "multi_select", "", &[]);
+        big.options = options.clone();
+        big.values = options;
+        let problems = custom_fields(&[big]).unwrap_err();
+        assert_eq!(
+            problems,
+            [("0.options".to_owned(), "at most 100 entries".to_owned())]
+        );
+
+        // At the limits every value is matched once against a set of the options.
+        let options: Vec<String> = (0..MAX_OPTIONS).map(|i| format!("o{i}")).collect();
+        let mut full = field("features", "multi_select", "", &[]);
+        full.options = options.clone();
+        full.values = options.into_iter().rev().collect();
+        assert!(custom_fields(&[full.clone()]).is_ok());
+        full.values.push("o0".into());
+        let problems = custom_fields(&[full]).unwrap_err();
+        assert_eq!(problems[0].0, "0.values");
+    }
+
+    #[test]
+    fn options_are_short_and_unique_and_the_document_is_bounded() {
+        let long = field("c", "select", "", &[&"o".repeat(MAX_OPTION_CHARS + 1)]);
+        assert_eq!(custom_fields(&[long]).unwrap_err()[0].0, "0.options");
+        let twice = field("c", "select", "a", &["a", "a"]);
+        assert_eq!(custom_fields(&[twice]).unwrap_err()[0].0, "0.options");
+        let text = "t".repeat(10_000);
+        let big: Vec<CustomField> = (0..7)
+            .map(|i| field(&format!("f{i}"), "textarea", &text, &[]))
+            .collect();
+        let problems = custom_fields(&big).unwrap_err();
+        assert_eq!(problems[0].0, "");
+        assert!(problems[0].1.contains("bytes"), "{problems:?}");
+        assert!(custom_fields(&big[..6]).is_ok());
+    }
+
+    fn arbitrary_field() -> impl proptest::strategy::Strategy<Value = CustomField> {
+        use proptest::prelude::*;
+        let kind = proptest::sample::select(
+            FIELD_TYPES
+                .iter()
+                .map(|k| (*k).to_owned())
+                .chain(["colour".to_owned(), String::new()])
+                .collect::<Vec<_>>(),
+        );
+        let word = "[a-z_0-9]{0,6}|\\PC{0,12}";
+        (
+            word,
+            "\\PC{0,20}",
+            kind,
+            proptest::collection::vec(word, 0..8),
+            word,
+            proptest::collection::vec(word, 0..8),
+        )
+            .prop_map(|(name, label, kind, options, value, values)| CustomField {
+                name,
+                label,
+                kind,
+                options,
+                value,
+                values,
+            })
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_custom_fields_are_checked_without_panic_and_kept_within_bounds(
+            fields in proptest::collection::vec(arbitrary_field(), 0..12),
+        ) {
+            match custom_fields(&fields) {
+                Ok(doc) => {
+                    proptest::prop_assert!(doc.to_string().len() <= MAX_DOCUMENT_BYTES);
+                    let stored = custom_fields_of(&doc);
+                    proptest::prop_assert_eq!(stored.len(), fields.len());
+                    for f in &stored {
+                        proptest::prop_assert!(FIELD_TYPES.contains(&f.kind.as_str()));
+                        proptest::prop_assert!(f.options.len() <= MAX_OPTIONS);
+                        // Whatever a multi_select holds is among its options.
+                        proptest::prop_assert!(f.values.iter().all(|v| f.options.contains(v)));
+                    }
+                }
+                Err(problems) => proptest::prop_assert!(!problems.is_empty()),
+            }
+        }
     }
 }

@@ -2,6 +2,7 @@
 //! clients, with the real identity and property services it checks references with.
 //! One test binary for the crate.
 
+mod bounds;
 mod calls;
 mod conformance;
 mod contacts;
