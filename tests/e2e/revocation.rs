@@ -348,9 +348,10 @@ async fn an_availability_stream_ends_when_its_token_is_revoked_or_expires() {
     );
 
     // A token that expires two seconds from now, signed with identity's own key.
-    let keys = fusion_identity::auth::keys::KeyRing::load_or_create(&stack.db.app_db().await)
-        .await
-        .unwrap();
+    let keys =
+        fusion_identity::auth::keys::KeyRing::load_or_create(&stack.db.app_db("identity").await)
+            .await
+            .unwrap();
     let admin_session = sign_in(&stack, "admin@acme.test").await;
     let mut claims = fusion_tenancy::Claims::new(
         &fusion_tenancy::JwtConfig::default(),
