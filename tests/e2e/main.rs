@@ -7,6 +7,7 @@ mod flows;
 mod grpcurl;
 mod overload;
 mod property;
+mod revocation;
 mod service_accounts;
 mod tenant_states;
 

@@ -43,6 +43,8 @@ pub struct Stack {
     pub channel: Channel,
     /// The private NATS JetStream of a stack spawned with events.
     pub nats: Option<PrivateNats>,
+    /// How the edge was configured (another replica can be started with it).
+    pub edge_config: EdgeConfig,
 }
 
 /// Tokens of a logged-in user.
@@ -63,8 +65,13 @@ fn forwarding_key() -> fusion_tenancy::ForwardingKey {
     fusion_tenancy::ForwardingKey::new(FORWARDING_SECRET).expect("a long enough secret")
 }
 
-fn identity_config(db: &TestDatabase) -> IdentityConfig {
+fn identity_config(db: &TestDatabase, nats_url: Option<String>) -> IdentityConfig {
     let mut service = ServiceConfig::local("identity", db.app_url("identity"));
+    if nats_url.is_some() {
+        // Identity relays its token revocations as the owner role.
+        service.migration_database_url = Some(db.owner_url.clone());
+        service.nats_url = nats_url;
+    }
     service.shutdown_deadline = Duration::from_secs(2);
     let mut config = IdentityConfig::with_defaults(service);
     config.forwarding_key = Some(forwarding_key());
@@ -73,9 +80,22 @@ fn identity_config(db: &TestDatabase) -> IdentityConfig {
 
 /// Starts identity on `listener`.
 pub async fn start_identity(db: &TestDatabase, listener: tokio::net::TcpListener) -> Application {
-    Application::build(identity_config(db), listener, bind_ephemeral().await)
-        .await
-        .expect("identity starts")
+    start_identity_with(db, listener, None).await
+}
+
+/// Starts identity on `listener`, relaying its events to `nats_url` if given.
+pub async fn start_identity_with(
+    db: &TestDatabase,
+    listener: tokio::net::TcpListener,
+    nats_url: Option<String>,
+) -> Application {
+    Application::build(
+        identity_config(db, nats_url),
+        listener,
+        bind_ephemeral().await,
+    )
+    .await
+    .expect("identity starts")
 }
 
 impl Stack {
@@ -102,7 +122,7 @@ impl Stack {
         .await;
         let listener = bind_ephemeral().await;
         let identity_addr = listener.local_addr().expect("bound");
-        let identity = start_identity(&db, listener).await;
+        let identity = start_identity_with(&db, listener, nats_url.clone()).await;
         fusion_identity::bootstrap::ensure_platform(
             &identity.state().db,
             "ops@platform.test",
@@ -171,7 +191,7 @@ impl Stack {
         if events {
             // The relay reads every tenant's outbox as the owner role.
             crm_service.migration_database_url = Some(db.owner_url.clone());
-            crm_service.nats_url = nats_url;
+            crm_service.nats_url = nats_url.clone();
         }
         let mut crm_config = fusion_crm::CrmConfig::with_defaults(crm_service);
         crm_config.identity_url = format!("http://{identity_addr}");
@@ -205,7 +225,10 @@ impl Stack {
         config.eject_cooldown = Duration::from_millis(500);
         config.drain = Duration::ZERO;
         config.forwarding_key = Some(forwarding_key());
+        // With events the edge follows identity's token revocations.
+        config.nats_url = nats_url;
         configure(&mut config);
+        let edge_config = config.clone();
         let edge = Edge::build(config, bind_ephemeral().await, bind_ephemeral().await)
             .await
             .expect("edge starts");
@@ -219,6 +242,7 @@ impl Stack {
             edge,
             channel,
             nats,
+            edge_config,
         };
         let platform = stack
             .login("ops@platform.test")

@@ -12,6 +12,7 @@
 //! | `EDGE_MAX_MESSAGE_BYTES` | `4194304` | largest request message accepted |
 //! | `EDGE_PROBE_INTERVAL_MS` / `EDGE_EJECT_AFTER_FAILURES` / `EDGE_EJECT_COOLDOWN_MS` | `1000` / `3` / `5000` | endpoint health probing and ejection |
 //! | `FUSION_JWT_ISSUER`, `FUSION_JWT_AUDIENCE` | as the services | token checks |
+//! | `NATS_URL` | `nats://127.0.0.1:4222` | NATS JetStream: the edge follows identity's token revocations (`identity.access.revoked`) there and refuses revoked tokens (TOKEN_REVOKED); while it is unreachable revocations arrive late, calls are not failed for it |
 //! | `FUSION_FORWARDING_SECRET` | none | shared with identity (at least 32 characters): the edge signs each call's client address with it (`x-fusion-client-addr`) so identity throttles logins by the real source; without it identity sees the edge's address |
 
 use std::net::SocketAddr;
@@ -44,6 +45,9 @@ pub struct EdgeConfig {
     /// Signs the client address the edge forwards (`x-fusion-client-addr`); none means
     /// the upstreams see only the edge's own address.
     pub forwarding_key: Option<ForwardingKey>,
+    /// NATS JetStream, to follow token revocations; `None` (tests without events)
+    /// follows none.
+    pub nats_url: Option<String>,
     /// Sustained calls per second per tenant.
     pub rate_per_second: f64,
     /// Bucket size.
@@ -118,6 +122,7 @@ impl EdgeConfig {
             routes,
             jwt: JwtConfig::default(),
             forwarding_key: None,
+            nats_url: None,
             rate_per_second: 100.0,
             rate_burst: 200.0,
             default_timeout: Duration::from_secs(30),
@@ -170,6 +175,7 @@ impl EdgeConfig {
         Ok(Self {
             grpc_addr: parse_or("EDGE_GRPC_ADDR", d.grpc_addr)?,
             forwarding_key,
+            nats_url: Some(var("NATS_URL").unwrap_or_else(|| "nats://127.0.0.1:4222".to_owned())),
             admin_addr: parse_or("EDGE_ADMIN_ADDR", d.admin_addr)?,
             jwt: JwtConfig {
                 issuer: var("FUSION_JWT_ISSUER").unwrap_or(d.jwt.issuer.clone()),

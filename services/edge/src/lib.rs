@@ -27,7 +27,7 @@ use tonic_health::ServingStatus;
 
 use fusion_proto::identity::v1::PACKAGE as IDENTITY_PACKAGE;
 use fusion_service::{Readiness, Server, ServerOptions};
-use fusion_tenancy::{JwksCache, JwtVerifier};
+use fusion_tenancy::{JwksCache, JwtVerifier, Revocations};
 
 pub use config::{EdgeConfig, Route};
 
@@ -63,7 +63,21 @@ impl Edge {
             Arc::new(fusion_tenancy::IdentityJwks::new(identity.channel())),
             Duration::from_secs(5),
         );
-        let verifier = Arc::new(JwtVerifier::new(config.jwt.clone(), Arc::new(keys)));
+        let mut verifier = JwtVerifier::new(config.jwt.clone(), Arc::new(keys));
+        // Revoked tokens stop at the door, not only at the services behind it. The feed
+        // ends with the other background work.
+        if let Some(nats_url) = &config.nats_url {
+            let revocations = Arc::new(Revocations::new(config.jwt.leeway));
+            fusion_service::follow_revocations(
+                nats_url,
+                "edge",
+                revocations.clone(),
+                stopped.clone(),
+            )
+            .await?;
+            verifier = verifier.with_revocations(revocations);
+        }
+        let verifier = Arc::new(verifier);
 
         let proxy = proxy::Proxy::new(upstreams.clone(), config.max_message_bytes);
         let fallback = tower::ServiceBuilder::new()

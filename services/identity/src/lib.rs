@@ -1,8 +1,9 @@
 //! The identity context (`fusion.identity.v1`): tenants, plans, users, roles, and
 //! authentication (login, rotating refresh tokens, signing keys and their JWKS).
 //!
-//! Shape: [`Application::build`] wires the database, the signing keys and the gRPC
-//! services into a [`fusion_service::Server`]; `main.rs` only reads configuration.
+//! Shape: [`Application::build`] wires the database, the signing keys, the relay of
+//! its outbox to NATS (`fusion-events`; identity publishes `identity.access.revoked`,
+//! see [`auth::revocation`]) and the gRPC services into a [`fusion_service::Server`]; `main.rs` only reads configuration.
 //! Proto types stop at [`grpc`]; [`domain`] holds the rules; `store` owns the SQL,
 //! run through the shared `fusion-db` unit of work. Modules depend downward only:
 //! `grpc` → `auth`, `store`, `domain`; `store` → `domain`.
@@ -161,6 +162,33 @@ impl Application {
                 background.push(job);
             }
         }
+        // Token revocations (identity.access.revoked) reach the edge and the services
+        // through the outbox, relayed as the owner role (its `relay` policy shows it
+        // every tenant's events). Without NATS or the owner URL they wait in the
+        // outbox, and revoked access tokens live until they expire.
+        let events = fusion_events::EventMetrics::new();
+        match (
+            &config.service.migration_database_url,
+            &config.service.nats_url,
+        ) {
+            (Some(owner_url), Some(nats_url)) => {
+                let mut relay = fusion_events::RelayConfig::new(SCHEMA);
+                relay.retention = config.service.relay_retention;
+                background.push(
+                    fusion_events::relay::start(
+                        owner_url,
+                        nats_url,
+                        relay,
+                        events.clone(),
+                        background.stopped(),
+                    )
+                    .await?,
+                );
+            }
+            _ => tracing::warn!(
+                "no NATS_URL or migration database URL: token revocations are not relayed"
+            ),
+        }
         let host = Host::start(
             &config.service,
             &db,
@@ -179,6 +207,8 @@ impl Application {
             admin,
         )
         .await?;
+        host.metrics()
+            .register(|registry| events.register(registry));
         Ok(Self { host, state })
     }
 

@@ -103,7 +103,13 @@ async fn main() -> anyhow::Result<()> {
     )
     .context("a fresh client secret is long enough to sign forwarded addresses")?;
 
+    // Crm and property publish events through NATS JetStream and consume each other's;
+    // identity publishes token revocations, which every service and the edge follow.
+    let nats_url = var("NATS_URL").unwrap_or_else(|| fusion_events::DEFAULT_NATS_URL.to_owned());
+    let _nats = ensure_nats(&nats_url).await?;
+
     let mut service = ServiceConfig::local("identity", db_urls.app_url(fusion_identity::SCHEMA));
+    service.nats_url = Some(nats_url.clone());
     service.migration_database_url = Some(owner_url.clone());
     service.db_max_connections = 10;
     service.drain = Duration::from_millis(200);
@@ -134,10 +140,6 @@ async fn main() -> anyhow::Result<()> {
         .await?;
     }
 
-    // Crm publishes its events through NATS JetStream; property consumes them.
-    let nats_url = var("NATS_URL").unwrap_or_else(|| fusion_events::DEFAULT_NATS_URL.to_owned());
-    let _nats = ensure_nats(&nats_url).await?;
-
     // Property verifies tokens with identity's published keys, like any replica would.
     let mut service = ServiceConfig::local("property", db_urls.app_url(fusion_property::SCHEMA));
     service.nats_url = Some(nats_url.clone());
@@ -167,7 +169,7 @@ async fn main() -> anyhow::Result<()> {
 
     // Crm checks users with identity and lots, projects and stages with property.
     let mut service = ServiceConfig::local("crm", db_urls.app_url(fusion_crm::SCHEMA));
-    service.nats_url = Some(nats_url);
+    service.nats_url = Some(nats_url.clone());
     service.migration_database_url = Some(owner_url);
     service.drain = Duration::from_millis(200);
     let property_channel =
@@ -193,6 +195,7 @@ async fn main() -> anyhow::Result<()> {
         .retain(|r| !fusion_proto::descriptor::services_of(&r.package).is_empty());
     edge_config.drain = Duration::from_millis(200);
     edge_config.forwarding_key = Some(forwarding_key);
+    edge_config.nats_url = Some(nats_url.clone());
     edge_config.grpc_addr = SocketAddr::new(host.parse()?, 50050);
     let edge = Edge::build(
         edge_config,

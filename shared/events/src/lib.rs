@@ -40,6 +40,9 @@
 //!   tenant as its service's system account there ([`Delivery::caller`]): audit fields
 //!   it writes name that account, calls it makes carry its token. A token that cannot
 //!   be had is retried like a database outage, never dead-lettered.
+//! - [`revocations`]: follows identity's `identity.access.revoked` into a process's
+//!   deny list of tokens, with an ordered consumer per process (every replica sees
+//!   every revocation).
 //! - [`stream`]: connects to NATS and creates or updates the stream idempotently.
 //! - [`EventMetrics`]: events relayed, relay lag (age of the oldest unsent event),
 //!   consumer deliveries, failures and dead letters, for the service's `/metrics`.
@@ -74,6 +77,7 @@ pub mod inbox;
 mod metrics;
 pub mod outbox;
 pub mod relay;
+pub mod revocations;
 pub mod stream;
 
 pub use consumer::{ConsumerConfig, Consumers, Delivery, Handler, ServiceCaller};
@@ -82,6 +86,7 @@ pub use envelope::{Event, decode_envelope};
 pub use inbox::{InboxPruneConfig, InboxPruner};
 pub use metrics::EventMetrics;
 pub use relay::RelayConfig;
+pub use revocations::RevocationFeed;
 pub use stream::{Topology, connect};
 
 /// Where services find NATS unless `NATS_URL` says otherwise.

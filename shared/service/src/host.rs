@@ -3,6 +3,9 @@
 //! then serve its routes behind the tenancy layer with health, reflection, readiness
 //! and the admin port, beside its background tasks; and stop both in order.
 //!
+//! Every service with a `NATS_URL` follows identity's token revocations into its
+//! verifier's deny list ([`follow_revocations`]).
+//!
 //! A service's `Application::build` keeps what is its own (state, key source, jobs) and
 //! hands the rest to [`open_database`] and [`Host::start`].
 
@@ -15,7 +18,7 @@ use tokio::net::TcpListener;
 use tonic::service::Routes;
 
 use fusion_db::{Db, DbConfig};
-use fusion_tenancy::{JwksCache, JwtVerifier, KeyProvider, MethodPolicy, TenantLayer};
+use fusion_tenancy::{JwksCache, JwtVerifier, KeyProvider, MethodPolicy, Revocations, TenantLayer};
 
 use crate::{Background, Readiness, Server, ServerOptions, ServiceConfig};
 
@@ -39,6 +42,24 @@ pub async fn open_database(
     })
     .await
     .context("connecting to PostgreSQL as the application role")
+}
+
+/// Follows identity's token revocations from `nats_url` into `revocations` until
+/// `stopped` turns true (the edge and every service do): NATS may be down at start, the
+/// feed catches up when it comes.
+pub async fn follow_revocations(
+    nats_url: &str,
+    who: &str,
+    revocations: Arc<Revocations>,
+    stopped: tokio::sync::watch::Receiver<bool>,
+) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+    let client = fusion_events::connect(nats_url, &format!("{who}-revocations")).await?;
+    Ok(fusion_events::revocations::follow(
+        client,
+        fusion_events::RevocationFeed::default(),
+        revocations,
+        stopped,
+    ))
 }
 
 /// What a service serves.
@@ -69,14 +90,27 @@ impl Host {
         service: &ServiceConfig,
         db: &Db,
         serving: Serving,
-        background: Background,
+        mut background: Background,
         grpc: TcpListener,
         admin: TcpListener,
     ) -> anyhow::Result<Host> {
-        let verifier = JwtVerifier::new(
+        let mut verifier = JwtVerifier::new(
             service.jwt.clone(),
             Arc::new(JwksCache::new(serving.keys, serving.key_refresh)),
         );
+        if let Some(nats_url) = &service.nats_url {
+            let revocations = Arc::new(Revocations::new(service.jwt.leeway));
+            background.push(
+                follow_revocations(
+                    nats_url,
+                    &service.service_name,
+                    revocations.clone(),
+                    background.stopped(),
+                )
+                .await?,
+            );
+            verifier = verifier.with_revocations(revocations);
+        }
         let tenancy = TenantLayer::new(Arc::new(verifier), serving.policy);
         let probe = db.clone();
         let readiness: Readiness = Arc::new(move || {

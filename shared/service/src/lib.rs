@@ -32,7 +32,7 @@ pub mod validate;
 pub use background::Background;
 pub use bounds::InputBoundsLayer;
 pub use config::{ConfigError, ServiceConfig};
-pub use host::{Host, Serving, open_database};
+pub use host::{Host, Serving, follow_revocations, open_database};
 pub use limits::CallLimitLayer;
 pub use metrics::{GrpcMetrics, MetricsLayer};
 pub use server::{Readiness, Server, ServerOptions, shutdown_signal};

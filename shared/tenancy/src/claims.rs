@@ -25,6 +25,12 @@ pub struct Claims {
     pub exp: u64,
     /// Issued at.
     pub iat: u64,
+    /// Issued at, in milliseconds since the epoch: a revocation at a given instant
+    /// refuses the tokens issued before it and not those issued a moment after it (a
+    /// logout and a new login within the same second). Absent in tokens issued before
+    /// the claim existed, which read as issued at the start of their `iat` second.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iat_ms: Option<u64>,
     /// Not before.
     pub nbf: u64,
     /// Unique token id.
@@ -76,7 +82,8 @@ impl Claims {
         perms: Vec<String>,
         ttl: Duration,
     ) -> Self {
-        let now = jsonwebtoken::get_current_timestamp();
+        let now_ms = crate::revocation::now_ms();
+        let now = now_ms / 1000;
         Self {
             iss: cfg.issuer.clone(),
             aud: cfg.audience.clone(),
@@ -86,6 +93,7 @@ impl Claims {
             perms,
             exp: now + ttl.as_secs(),
             iat: now,
+            iat_ms: Some(now_ms),
             nbf: now,
             jti: uuid::Uuid::new_v4().to_string(),
             tz: None,
@@ -110,6 +118,14 @@ impl Claims {
     /// Whether the tenant was read-only at `now` (seconds since the epoch).
     pub fn read_only_at(&self, now: u64) -> bool {
         self.ro_at.is_some_and(|at| at <= now)
+    }
+
+    /// When the token was issued, in milliseconds since the epoch (the start of its
+    /// `iat` second for a token without `iat_ms`).
+    pub fn issued_at_ms(&self) -> u64 {
+        self.iat_ms
+            .filter(|ms| ms / 1000 == self.iat)
+            .unwrap_or(self.iat.saturating_mul(1000))
     }
 
     /// The same claims marking the subject as a service account.

@@ -16,7 +16,7 @@ use tonic::Status;
 
 use fusion_proto::errors;
 
-use crate::{Claims, JwtConfig};
+use crate::{Claims, JwtConfig, Revocations};
 
 /// An Ed25519 public key as published in the JWKS (`kty: OKP, crv: Ed25519`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -202,7 +202,8 @@ impl JwksCache {
     }
 }
 
-/// Verifies access tokens: EdDSA only, known `kid`, `iss`/`aud`/`exp`/`nbf` checked.
+/// Verifies access tokens: EdDSA only, known `kid`, `iss`/`aud`/`exp`/`nbf` checked,
+/// and, with [`JwtVerifier::with_revocations`], not revoked.
 ///
 /// A token that verified once is remembered until it expires, so a busy client does
 /// not pay for an Ed25519 signature check on every call; an expired entry is never
@@ -212,6 +213,7 @@ pub struct JwtVerifier {
     cfg: JwtConfig,
     keys: Arc<JwksCache>,
     verified: Arc<Mutex<HashMap<String, Claims>>>,
+    revocations: Option<Arc<Revocations>>,
 }
 
 /// Most tokens remembered at once; past this the cache starts over.
@@ -224,11 +226,34 @@ impl JwtVerifier {
             cfg,
             keys,
             verified: Arc::new(Mutex::new(HashMap::new())),
+            revocations: None,
         }
+    }
+
+    /// The same verifier refusing tokens `revocations` lists (UNAUTHENTICATED
+    /// `TOKEN_REVOKED`), remembered or not.
+    pub fn with_revocations(mut self, revocations: Arc<Revocations>) -> Self {
+        self.revocations = Some(revocations);
+        self
+    }
+
+    /// The deny list this verifier consults, if any.
+    pub fn revocations(&self) -> Option<&Arc<Revocations>> {
+        self.revocations.as_ref()
     }
 
     /// The claims of a valid token, or UNAUTHENTICATED with a reason.
     pub async fn verify(&self, token: &str) -> Result<Claims, Status> {
+        let claims = self.verify_unrevoked(token).await?;
+        // Checked on every call, after the cache: a revocation reaches tokens
+        // verified before it.
+        if let Some(revocations) = &self.revocations {
+            revocations.check(&claims)?;
+        }
+        Ok(claims)
+    }
+
+    async fn verify_unrevoked(&self, token: &str) -> Result<Claims, Status> {
         let now = jsonwebtoken::get_current_timestamp();
         if let Some(claims) = self.verified.lock().expect("verified cache").get(token)
             && claims.exp > now

@@ -7,6 +7,9 @@
 //!   [`TenantContext::current`]). A token of a tenant that has become read-only (its
 //!   `ro_at` claim has passed) is refused every method whose permission is not a read
 //!   ([`MethodPolicy::is_write`]) with FAILED_PRECONDITION `TENANT_READ_ONLY`.
+//! - [`revocation`]: the deny list of revoked tokens every verifier consults (fed by
+//!   identity's `identity.access.revoked` events), and [`end_with_token`], which ends
+//!   a server stream when the token that opened it expires or is revoked.
 //! - [`ForwardContextLayer`]: the client-side twin; re-attaches the caller's token,
 //!   tenant, user, request id and trace context on calls to other services.
 //! - [`forwarded`]: the client address the edge vouches for, with an HMAC the services
@@ -20,6 +23,7 @@ pub mod headers;
 mod jwks;
 mod keys;
 mod policy;
+pub mod revocation;
 mod server;
 
 pub use claims::{Claims, JwtConfig};
@@ -29,4 +33,7 @@ pub use forwarded::ForwardingKey;
 pub use jwks::IdentityJwks;
 pub use keys::{JwksCache, JwtVerifier, KeyProvider, PublicKey, StaticKeys, TokenSigner};
 pub use policy::{Access, MethodPolicy, PUBLIC_METHODS, is_public, is_read_permission};
+pub use revocation::{
+    LeasedStream, Revocation, Revocations, Subject, TOKEN_REVOKED, TokenLease, end_with_token,
+};
 pub use server::{TenantLayer, TenantService};

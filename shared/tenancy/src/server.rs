@@ -13,7 +13,7 @@ use fusion_proto::errors;
 
 use crate::headers::{REQUEST_ID, TENANT_ID, USER_ID, bearer_token};
 use crate::policy::{Access, MethodPolicy};
-use crate::{JwtVerifier, TenantContext};
+use crate::{JwtVerifier, TenantContext, TokenLease};
 
 /// Enforces tenant scoping on every non-public RPC of a server.
 #[derive(Clone, Debug)]
@@ -79,7 +79,7 @@ where
         let verifier = self.verifier.clone();
         let path = req.uri().path().to_owned();
         Box::pin(async move {
-            let (ctx, read_only) = match authenticate(&verifier, req.headers()).await {
+            let (ctx, read_only, lease) = match authenticate(&verifier, req.headers()).await {
                 Ok(verified) => verified,
                 Err(status) => return Ok(status.into_http()),
             };
@@ -98,6 +98,7 @@ where
                 return Ok(read_only_refusal().into_http());
             }
             req.extensions_mut().insert(ctx.clone());
+            req.extensions_mut().insert(lease);
             ctx.scope(inner.call(req)).await
         })
     }
@@ -121,12 +122,13 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
-/// Verifies the bearer token and the tenant/user headers against it: the caller, and
-/// whether its tenant is read-only now.
+/// Verifies the bearer token and the tenant/user headers against it: the caller,
+/// whether its tenant is read-only now, and the token's lease (for streams that must
+/// end with it).
 pub(crate) async fn authenticate(
     verifier: &JwtVerifier,
     headers: &HeaderMap,
-) -> Result<(TenantContext, bool), Status> {
+) -> Result<(TenantContext, bool, TokenLease), Status> {
     let token = bearer_token(headers)?;
     let claims = verifier.verify(token).await?;
     // The edge sets x-tenant-id from the verified token; a service requires it and
@@ -157,6 +159,7 @@ pub(crate) async fn authenticate(
         ));
     }
     let read_only = claims.read_only_at(jsonwebtoken::get_current_timestamp());
+    let lease = TokenLease::new(claims.clone(), verifier.revocations().cloned());
     let ctx = TenantContext {
         tenant_id: claims.tid,
         user_id,
@@ -167,5 +170,5 @@ pub(crate) async fn authenticate(
         time_zone: TenantContext::zone_of(claims.tz.as_deref()),
         service_account: claims.svc,
     };
-    Ok((ctx, read_only))
+    Ok((ctx, read_only, lease))
 }

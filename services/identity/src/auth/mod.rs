@@ -5,6 +5,7 @@ pub mod client_secrets;
 pub mod grpc;
 pub mod keys;
 pub mod password;
+pub mod revocation;
 pub mod throttle;
 pub mod tokens;
 

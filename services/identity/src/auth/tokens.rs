@@ -266,13 +266,18 @@ pub async fn logout(state: &AppState, token: &str) -> Result<(), IdentityError> 
         return Ok(());
     };
     let mut tx = state.db.begin(tenant_id).await?;
-    let family: Option<uuid::Uuid> =
-        sqlx::query_scalar("SELECT family_id FROM identity.refresh_tokens WHERE token_hash = $1")
-            .bind(hash(token))
-            .fetch_optional(&mut *tx)
-            .await?;
-    if let Some(family) = family {
+    let family: Option<(uuid::Uuid, i64)> = sqlx::query_as(
+        "SELECT family_id, user_id FROM identity.refresh_tokens WHERE token_hash = $1",
+    )
+    .bind(hash(token))
+    .fetch_optional(&mut *tx)
+    .await?;
+    if let Some((family, user_id)) = family {
         revoke_family(&mut tx, family, "logout").await?;
+        // Access tokens carry no session, so the user's all go: other sessions keep
+        // their refresh tokens and get new ones on their next refresh.
+        let whose = super::revocation::Whose::User(user_id);
+        super::revocation::revoke_access(state, &mut tx, whose, "logout").await?;
     }
     Ok(tx.commit().await?)
 }

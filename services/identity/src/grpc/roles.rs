@@ -17,6 +17,7 @@ use fusion_tenancy::TenantContext;
 use super::grants::{may_grant, require_held};
 use super::opt_text;
 use super::rpc;
+use crate::auth::revocation::{Whose, revoke_access};
 use crate::domain::permissions::{is_platform_role, is_tenant_permission, tenant_permissions};
 use crate::domain::validate;
 use crate::error::IdentityError;
@@ -130,9 +131,11 @@ impl Resource for Roles {
         require_held(call.caller, &r.permissions)
     }
 
+    /// A role whose permissions or name change takes its holders' tokens with it: they
+    /// carry the role's name and permissions as they were (a refresh issues the new).
     async fn on_update(
         call: &Call<'_, AppState>,
-        _: &mut TenantTx,
+        tx: &mut TenantTx,
         current: &RoleRow,
         r: &pb::Role,
         values: &mut Values,
@@ -152,12 +155,23 @@ impl Resource for Roles {
         if values.iter().any(|(column, _)| *column == "permissions") {
             require_held(call.caller, &r.permissions)?;
         }
+        if values
+            .iter()
+            .any(|(column, _)| matches!(*column, "name" | "permissions"))
+        {
+            let whose = Whose::Role {
+                id: current.id,
+                name: current.name.clone(),
+            };
+            revoke_access(call.state, tx, whose, "role_changed").await?;
+        }
         Ok(())
     }
 
+    /// A deleted role's holders lose it now, not when their tokens expire.
     async fn on_delete(
         call: &Call<'_, AppState>,
-        _: &mut TenantTx,
+        tx: &mut TenantTx,
         current: &RoleRow,
     ) -> Result<(), crate::error::IdentityError> {
         if current.built_in {
@@ -165,7 +179,12 @@ impl Resource for Roles {
                 refusal: "built-in roles cannot be deleted",
             });
         }
-        require_held(call.caller, &current.permissions)
+        require_held(call.caller, &current.permissions)?;
+        let whose = Whose::Role {
+            id: current.id,
+            name: current.name.clone(),
+        };
+        revoke_access(call.state, tx, whose, "role_deleted").await
     }
 
     /// Restoring a role gives its permissions back to everyone who held it.
@@ -297,6 +316,9 @@ impl RoleService for RoleApi {
         may_grant(&ctx, std::slice::from_ref(&role))?;
         live_user(&mut tx, body.user_id).await?;
         store::roles::unassign(&mut tx, body.role_id, body.user_id).await?;
+        // The user's tokens name the role; a refresh issues them without it.
+        let whose = Whose::User(body.user_id);
+        revoke_access(&self.state, &mut tx, whose, "role_unassigned").await?;
         // A tenant must keep someone who can administer it.
         if role.name == "admin" && store::roles::active_holders(&mut tx, body.role_id).await? == 0 {
             return Err(IdentityError::LastAdmin.into());

@@ -20,6 +20,7 @@ use fusion_service::standard::{self, Call, Change, Kit, Locking, Method, Resourc
 use fusion_tenancy::TenantContext;
 
 use super::rpc;
+use crate::auth::revocation::{Whose, revoke_access};
 use crate::domain::permissions::PLATFORM_TENANT_SLUG;
 use crate::domain::validate;
 use crate::error::IdentityError;
@@ -233,16 +234,25 @@ impl Resource for Tenants {
     }
 
     /// Nobody of a deleted tenant may keep a session: revoke under that tenant's scope,
-    /// then return to the caller's.
+    /// then return to the caller's. A tenant deleted or made inactive loses its access
+    /// tokens too.
     async fn after_write(
-        _: &Call<'_, AppState>,
+        call: &Call<'_, AppState>,
         tx: &mut TenantTx,
         change: Change<'_, TenantRow>,
         row: &TenantRow,
     ) -> Result<(), crate::error::IdentityError> {
-        if let Change::Deleted = change {
-            let caller = tx.tenant_id();
-            store::tenants::end_sessions(tx, row.id, caller).await?;
+        let inactive = |t: &TenantRow| t.subscription_status == store::tenants::INACTIVE;
+        match change {
+            Change::Deleted => {
+                let caller = tx.tenant_id();
+                store::tenants::end_sessions(tx, row.id, caller).await?;
+                revoke_access(call.state, tx, Whose::Tenant(row.id), "tenant_deleted").await?;
+            }
+            Change::Updated(before) if inactive(row) && !inactive(before) => {
+                revoke_access(call.state, tx, Whose::Tenant(row.id), "tenant_inactive").await?;
+            }
+            _ => {}
         }
         Ok(())
     }

@@ -19,6 +19,7 @@ use fusion_tenancy::TenantContext;
 use super::grants::{GRANT_PERMISSION, may_change_account, may_grant, require_held};
 use super::opt_text;
 use super::rpc;
+use crate::auth::revocation::{Whose, revoke_access};
 use crate::auth::revoke_user_refresh_tokens;
 use crate::domain::validate;
 use crate::error::IdentityError;
@@ -194,15 +195,16 @@ impl Resource for Users {
         may_change_account(call.caller, tx, current.id).await
     }
 
-    /// A deleted user keeps no session.
+    /// A deleted user keeps no session, and its access tokens stop working.
     async fn after_write(
-        _: &Call<'_, AppState>,
+        call: &Call<'_, AppState>,
         tx: &mut TenantTx,
         change: Change<'_, UserRow>,
         row: &UserRow,
     ) -> Result<(), crate::error::IdentityError> {
         if let Change::Deleted = change {
             revoke_user_refresh_tokens(tx, row.id, "deleted").await?;
+            revoke_access(call.state, tx, Whose::User(row.id), "deleted").await?;
         }
         Ok(())
     }
@@ -327,6 +329,7 @@ impl UserApi {
         TABLE.update(&mut tx, id, values).await?;
         if let Some(reason) = revoke {
             revoke_user_refresh_tokens(&mut tx, id, reason).await?;
+            revoke_access(&self.state, &mut tx, Whose::User(id), reason).await?;
         }
         let row: UserRow = TABLE.fetch(&mut tx, id, Read::live()).await?;
         Ok(tx.commit(Users::to_pb(&self.state, row)).await?)

@@ -32,6 +32,7 @@ async fn migrations_go_up_down_and_up_again() {
         forced,
         [
             "idempotency_keys",
+            "outbox_events",
             "refresh_tokens",
             "role_user",
             "roles",

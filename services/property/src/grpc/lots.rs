@@ -544,9 +544,9 @@ impl LotService for LotApi {
         req: Request<pb::WatchLotAvailabilityRequest>,
     ) -> Result<Response<Self::WatchLotAvailabilityStream>, Status> {
         let ctx = caller(&req)?;
-        let project_id = req.into_inner().project_id;
-        Ok(Response::new(
-            lifecycle::watch(&self.state, &ctx, project_id).await?,
-        ))
+        let project_id = req.get_ref().project_id;
+        let watch = lifecycle::watch(&self.state, &ctx, project_id).await?;
+        // The feed ends when the token that opened it expires or is revoked.
+        Ok(Response::new(fusion_tenancy::end_with_token(&req, watch)))
     }
 }
