@@ -135,7 +135,7 @@ pub(crate) fn find_bin(name: &str) -> Option<PathBuf> {
 /// folders only root can enter, such as root's home or a `mktemp -d` folder, while the
 /// temporary folder is open to every user. A `TMPDIR` the cluster user cannot enter is
 /// passed over for `/tmp`.
-pub(crate) fn private_cluster_root(as_other_user: bool) -> PathBuf {
+fn private_cluster_root(as_other_user: bool) -> PathBuf {
     let temp = std::env::temp_dir();
     if as_other_user && !traversable_by_cluster_user(&temp) {
         return PathBuf::from("/tmp").join("fusion-pg");
@@ -154,13 +154,15 @@ fn traversable_by_cluster_user(dir: &Path) -> bool {
 
 /// Removes clusters left by processes that no longer exist (killed before their
 /// watchdog could clean up).
-pub(crate) fn remove_stale_clusters(root: &Path) {
+fn remove_stale_clusters(root: &Path) {
     let Ok(entries) = std::fs::read_dir(root) else {
         return;
     };
     for entry in entries.flatten() {
-        let pid = entry.file_name().to_string_lossy().into_owned();
-        if pid.parse::<u32>().is_ok() && !Path::new("/proc").join(&pid).exists() {
+        // `<pid>` or `<pid>-restartable-<id>`: the process that made it.
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let pid = name.split('-').next().unwrap_or_default();
+        if pid.parse::<u32>().is_ok() && !Path::new("/proc").join(pid).exists() {
             let _ = std::fs::remove_dir_all(entry.path());
         }
     }
@@ -191,17 +193,17 @@ pub(crate) fn command_as_postgres_user(program: &Path, as_other_user: bool) -> C
     }
 }
 
-/// Starts a private throwaway cluster from the PostgreSQL binaries on the machine (as an
-/// unprivileged user when run as root); it stops when this process exits.
-pub async fn start_private_cluster() -> anyhow::Result<PgServer> {
-    let (Some(initdb), Some(postgres)) = (find_bin("initdb"), find_bin("postgres")) else {
-        bail!("no PostgreSQL server answered and initdb/postgres are not installed");
-    };
-    let as_other_user = is_root();
+/// Creates a cluster's folder `<private cluster root>/<name>` (handed to the cluster user
+/// when we are root) and runs `initdb` in its `data` folder: (the folder, its data).
+pub(crate) fn init_cluster(
+    initdb: &Path,
+    name: &str,
+    as_other_user: bool,
+) -> anyhow::Result<(PathBuf, PathBuf)> {
     let root = private_cluster_root(as_other_user);
     std::fs::create_dir_all(&root)?;
     remove_stale_clusters(&root);
-    let dir = root.join(std::process::id().to_string());
+    let dir = root.join(name);
     let data = dir.join("data");
     std::fs::create_dir_all(&dir)?;
     if as_other_user {
@@ -212,8 +214,6 @@ pub async fn start_private_cluster() -> anyhow::Result<PgServer> {
             "could not open {} to the cluster user",
             root.display()
         );
-    }
-    if as_other_user {
         let status = Command::new("chown")
             .args(["-R", "nobody"])
             .arg(&dir)
@@ -224,7 +224,7 @@ pub async fn start_private_cluster() -> anyhow::Result<PgServer> {
             dir.display()
         );
     }
-    let output = command_as_postgres_user(&initdb, as_other_user)
+    let output = command_as_postgres_user(initdb, as_other_user)
         .args([
             "-U",
             "postgres",
@@ -242,6 +242,17 @@ pub async fn start_private_cluster() -> anyhow::Result<PgServer> {
         "initdb failed: {}",
         String::from_utf8_lossy(&output.stderr)
     );
+    Ok((dir, data))
+}
+
+/// Starts a private throwaway cluster from the PostgreSQL binaries on the machine (as an
+/// unprivileged user when run as root); it stops when this process exits.
+pub async fn start_private_cluster() -> anyhow::Result<PgServer> {
+    let (Some(initdb), Some(postgres)) = (find_bin("initdb"), find_bin("postgres")) else {
+        bail!("no PostgreSQL server answered and initdb/postgres are not installed");
+    };
+    let as_other_user = is_root();
+    let (dir, data) = init_cluster(&initdb, &std::process::id().to_string(), as_other_user)?;
 
     let port = free_port()?;
     // A watchdog shell starts postgres and stops it once this test process is gone, so

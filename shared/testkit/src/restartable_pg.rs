@@ -6,15 +6,11 @@
 //! its folder removed) when dropped.
 
 use std::path::PathBuf;
-use std::process::Command;
 
 use anyhow::Context as _;
 use sqlx::postgres::PgConnectOptions;
 
-use crate::pg::{
-    PgServer, command_as_postgres_user, find_bin, free_port, is_root, private_cluster_root,
-    remove_stale_clusters,
-};
+use crate::pg::{PgServer, command_as_postgres_user, find_bin, free_port, init_cluster, is_root};
 
 /// A private cluster that [`RestartablePg::stop`] and [`RestartablePg::start`] control.
 #[derive(Debug)]
@@ -34,41 +30,12 @@ impl RestartablePg {
             anyhow::bail!("initdb and pg_ctl are needed (Debian: apt-get install postgresql)");
         };
         let as_other_user = is_root();
-        let root = private_cluster_root(as_other_user);
-        std::fs::create_dir_all(&root)?;
-        remove_stale_clusters(&root);
-        let dir = root.join(format!(
+        let name = format!(
             "{}-restartable-{}",
             std::process::id(),
             uuid::Uuid::new_v4().simple()
-        ));
-        std::fs::create_dir_all(&dir)?;
-        if as_other_user {
-            for (program, args) in [("chmod", vec!["1777"]), ("chown", vec!["-R", "nobody"])] {
-                let target = if program == "chmod" { &root } else { &dir };
-                let status = Command::new(program).args(args).arg(target).status()?;
-                anyhow::ensure!(status.success(), "{program} {} failed", target.display());
-            }
-        }
-        let data = dir.join("data");
-        let output = command_as_postgres_user(&initdb, as_other_user)
-            .args([
-                "-U",
-                "postgres",
-                "--auth=trust",
-                "--no-sync",
-                "-E",
-                "UTF8",
-                "-D",
-            ])
-            .arg(&data)
-            .output()
-            .context("running initdb")?;
-        anyhow::ensure!(
-            output.status.success(),
-            "initdb failed: {}",
-            String::from_utf8_lossy(&output.stderr)
         );
+        let (dir, data) = init_cluster(&initdb, &name, as_other_user)?;
         let port = free_port()?;
         let server = PgServer {
             admin: PgConnectOptions::new()
