@@ -375,3 +375,39 @@ async fn an_availability_stream_ends_when_its_token_is_revoked_or_expires() {
         "TOKEN_EXPIRED"
     );
 }
+
+#[tokio::test]
+async fn making_a_tenant_inactive_revokes_its_tokens_and_spares_other_tenants() {
+    let stack = Stack::spawn_with_events(|_| {}).await;
+    let crm_direct = fusion_testkit::connect_channel(stack.crm.grpc_addr()).await;
+    let acme = sign_in(&stack, "admin@acme.test").await;
+    let globex = sign_in(&stack, "admin@globex.test").await;
+    list_leads(&stack.channel, &acme, false)
+        .await
+        .expect("works before");
+    let platform = stack.login("ops@platform.test").await.unwrap().token;
+
+    fusion_proto::identity::v1::tenant_service_client::TenantServiceClient::new(
+        stack.channel.clone(),
+    )
+    .update_tenant(with_token(
+        &platform,
+        pb::UpdateTenantRequest {
+            tenant: Some(pb::Tenant {
+                id: acme.tenant_id,
+                subscription_status: "inactive".into(),
+                ..Default::default()
+            }),
+            update_mask: Some(prost_types::FieldMask {
+                paths: vec!["subscription_status".into()],
+            }),
+        },
+    ))
+    .await
+    .expect("the platform operator suspends acme");
+
+    refused_everywhere(&stack, &crm_direct, "tenant made inactive", &acme).await;
+    list_leads(&stack.channel, &globex, false)
+        .await
+        .expect("another tenant keeps its tokens");
+}
