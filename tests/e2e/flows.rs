@@ -529,3 +529,38 @@ async fn deals_won_while_nats_is_down_sell_their_lots_once_when_it_returns() {
         );
     }
 }
+
+/// Housekeeping (the three relays, inbox pruning, purge) connects as each context's
+/// jobs role, never as the owner of every schema: once the stack runs, the database
+/// sees a session of each jobs role and none of `fusion_owner`.
+#[tokio::test]
+async fn housekeeping_runs_as_each_contexts_jobs_role_never_as_the_schema_owner() {
+    let stack = Stack::spawn_with_events(|_| {}).await;
+    let admin = sqlx::PgPool::connect(&stack.db.admin_url).await.unwrap();
+    let sessions = || async {
+        let users: Vec<String> = sqlx::query_scalar(
+            "SELECT DISTINCT usename::text FROM pg_stat_activity
+              WHERE datname = current_database() AND usename IS NOT NULL ORDER BY 1",
+        )
+        .fetch_all(&admin)
+        .await
+        .unwrap();
+        users
+    };
+    let users = until("every relay connects as its jobs role", || async {
+        let users = sessions().await;
+        [
+            "fusion_identity_jobs",
+            "fusion_property_jobs",
+            "fusion_crm_jobs",
+        ]
+        .iter()
+        .all(|role| users.iter().any(|u| u == role))
+        .then_some(users)
+    })
+    .await;
+    assert!(
+        !users.iter().any(|u| u == fusion_db::OWNER_ROLE),
+        "a running service holds a session as the owner: {users:?}"
+    );
+}

@@ -68,8 +68,9 @@ fn forwarding_key() -> fusion_tenancy::ForwardingKey {
 fn identity_config(db: &TestDatabase, nats_url: Option<String>) -> IdentityConfig {
     let mut service = ServiceConfig::local("identity", db.app_url("identity"));
     if nats_url.is_some() {
-        // Identity relays its token revocations as the owner role.
+        // Identity relays its token revocations as its housekeeping role.
         service.migration_database_url = Some(db.owner_url.clone());
+        service.jobs_database_url = Some(db.jobs_url("identity"));
         service.nats_url = nats_url;
     }
     service.shutdown_deadline = Duration::from_secs(2);
@@ -155,8 +156,9 @@ impl Stack {
         property_service.nats_url = nats_url.clone();
         if events {
             // Property's relay (lot.status_changed, lot.sale_refused) reads every
-            // tenant's outbox as the owner role, as crm's does.
+            // tenant's outbox as its housekeeping role, as crm's does.
             property_service.migration_database_url = Some(db.owner_url.clone());
+            property_service.jobs_database_url = Some(db.jobs_url("property"));
         }
         let mut property_config = fusion_property::PropertyConfig::with_defaults(property_service);
         property_config.identity_url = format!("http://{identity_addr}");
@@ -189,8 +191,9 @@ impl Stack {
                 .connect_lazy();
         let mut crm_service = ServiceConfig::local("crm", db.app_url("crm"));
         if events {
-            // The relay reads every tenant's outbox as the owner role.
+            // The relay reads every tenant's outbox as crm's housekeeping role.
             crm_service.migration_database_url = Some(db.owner_url.clone());
+            crm_service.jobs_database_url = Some(db.jobs_url("crm"));
             crm_service.nats_url = nats_url.clone();
         }
         let mut crm_config = fusion_crm::CrmConfig::with_defaults(crm_service);

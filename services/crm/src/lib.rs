@@ -117,7 +117,7 @@ impl Application {
         let mut background = Background::new();
         let events = fusion_events::EventMetrics::new();
         // Purging crosses tenants, so it needs the owner role.
-        if let Some(owner_url) = &config.service.migration_database_url {
+        if let Some(owner_url) = config.service.jobs_url() {
             let owner = sqlx::postgres::PgPoolOptions::new()
                 .max_connections(1)
                 .connect_lazy(owner_url)

@@ -141,7 +141,7 @@ impl Application {
         // Housekeeping finds work across tenants, so it needs the owner role; without
         // that URL it is left to a deployment that has it (a lapsed hold is still
         // released by the next transition on its lot).
-        if let Some(owner_url) = &config.service.migration_database_url {
+        if let Some(owner_url) = config.service.jobs_url() {
             let owner = sqlx::postgres::PgPoolOptions::new()
                 .max_connections(1)
                 .connect_lazy(owner_url)

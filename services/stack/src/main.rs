@@ -111,6 +111,7 @@ async fn main() -> anyhow::Result<()> {
     let mut service = ServiceConfig::local("identity", db_urls.app_url(fusion_identity::SCHEMA));
     service.nats_url = Some(nats_url.clone());
     service.migration_database_url = Some(owner_url.clone());
+    service.jobs_database_url = Some(db_urls.jobs_url(fusion_identity::SCHEMA));
     service.db_max_connections = 10;
     service.drain = Duration::from_millis(200);
     let mut identity_config = IdentityConfig::with_defaults(service);
@@ -144,6 +145,7 @@ async fn main() -> anyhow::Result<()> {
     let mut service = ServiceConfig::local("property", db_urls.app_url(fusion_property::SCHEMA));
     service.nats_url = Some(nats_url.clone());
     service.migration_database_url = Some(owner_url.clone());
+    service.jobs_database_url = Some(db_urls.jobs_url(fusion_property::SCHEMA));
     service.drain = Duration::from_millis(200);
     let identity_channel =
         tonic::transport::Endpoint::from_shared(format!("http://{host}:50051"))?.connect_lazy();
@@ -171,6 +173,7 @@ async fn main() -> anyhow::Result<()> {
     let mut service = ServiceConfig::local("crm", db_urls.app_url(fusion_crm::SCHEMA));
     service.nats_url = Some(nats_url.clone());
     service.migration_database_url = Some(owner_url);
+    service.jobs_database_url = Some(db_urls.jobs_url(fusion_crm::SCHEMA));
     service.drain = Duration::from_millis(200);
     let property_channel =
         tonic::transport::Endpoint::from_shared(format!("http://{host}:50052"))?.connect_lazy();

@@ -59,5 +59,26 @@ pub fn service_role(schema: &str) -> Option<&'static str> {
         .find(|(s, _)| *s == schema)
         .map(|(_, role)| *role)
 }
+/// Each context's housekeeping role: what its cross-tenant background work (the outbox
+/// relay, inbox pruning, the purge of soft-deleted rows, expired holds) connects as,
+/// instead of the owner of every schema. Granted its own schema only, and named beside
+/// `fusion_owner` in that schema's housekeeping policies (`*_jobs_role` migrations).
+pub const JOBS_ROLES: &[(&str, &str)] = &[
+    ("identity", "fusion_identity_jobs"),
+    ("property", "fusion_property_jobs"),
+    ("crm", "fusion_crm_jobs"),
+    ("finance", "fusion_finance_jobs"),
+    ("ai_marketing", "fusion_ai_marketing_jobs"),
+];
+
+/// The housekeeping role of the context whose schema is `schema` (`crm` →
+/// `fusion_crm_jobs`).
+pub fn jobs_role(schema: &str) -> Option<&'static str> {
+    JOBS_ROLES
+        .iter()
+        .find(|(s, _)| *s == schema)
+        .map(|(_, role)| *role)
+}
+
 /// The transaction-local setting row-level security policies read.
 pub const TENANT_SETTING: &str = "app.tenant_id";

@@ -5,7 +5,7 @@ use sqlx::migrate::Migrator;
 use sqlx::postgres::PgPoolOptions;
 use sqlx::{Connection, PgConnection};
 
-use crate::{APP_ROLE, OWNER_ROLE, SERVICE_ROLES};
+use crate::{APP_ROLE, JOBS_ROLES, OWNER_ROLE, SERVICE_ROLES};
 
 /// A copy of `migrator` that keeps its bookkeeping table inside `schema`, so every
 /// context's migrations are versioned independently in a shared database.
@@ -62,7 +62,8 @@ pub async fn revert_all(owner_url: &str, schema: &str, migrator: &Migrator) -> a
 /// did not give it (no superuser, no BYPASSRLS, no creating databases or roles).
 const APP_ATTRIBUTES: &str = "LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE";
 
-/// Creates the owner role, each context's application role ([`SERVICE_ROLES`]) and the
+/// Creates the owner role, each context's application role ([`SERVICE_ROLES`]) and
+/// housekeeping role ([`JOBS_ROLES`]), and the
 /// old shared one if they are missing (development and tests; in production a DBA
 /// creates them, before the migrations that grant to them). Safe when many processes
 /// call it at once.
@@ -83,6 +84,7 @@ pub async fn ensure_roles(admin_url: &str) -> anyhow::Result<()> {
         .chain(
             SERVICE_ROLES
                 .iter()
+                .chain(JOBS_ROLES)
                 .map(|(_, role)| (*role, APP_ATTRIBUTES)),
         );
         for (role, attributes) in roles {

@@ -9,6 +9,7 @@
 //! | `<PREFIX>_ADMIN_ADDR` | `0.0.0.0:<admin port>` | `/live`, `/ready`, `/metrics` |
 //! | `<PREFIX>_DATABASE_URL`, else `DATABASE_URL` | required | PostgreSQL as the service's own application role (`fusion_db::service_role`) |
 //! | `<PREFIX>_MIGRATION_DATABASE_URL`, else `MIGRATION_DATABASE_URL` | none | PostgreSQL as the owner role (migrations, purge) |
+//! | `<PREFIX>_JOBS_DATABASE_URL`, else `JOBS_DATABASE_URL` | the migration URL | PostgreSQL as the context's housekeeping role (`fusion_<schema>_jobs`): the relay, pruning and purge jobs; without either URL they do not run here |
 //! | `<PREFIX>_DB_MAX_CONNECTIONS` | `10` | pool size |
 //! | `<PREFIX>_DB_ACQUIRE_TIMEOUT_MS` | `3000` | longest wait for a pooled connection before UNAVAILABLE |
 //! | `<PREFIX>_DB_STATEMENT_TIMEOUT_MS` | `30000` | longest statement when the caller set no shorter deadline |
@@ -88,8 +89,11 @@ pub struct ServiceConfig {
     pub admin_addr: SocketAddr,
     /// Application-role database URL.
     pub database_url: String,
-    /// Owner-role database URL, for migrations and the purge job.
+    /// Owner-role database URL, for migrations.
     pub migration_database_url: Option<String>,
+    /// Housekeeping-role database URL, for the jobs that work across tenants (relay,
+    /// pruning, purge); see [`ServiceConfig::jobs_url`].
+    pub jobs_database_url: Option<String>,
     /// Pool size.
     pub db_max_connections: u32,
     /// Longest wait for a pooled connection.
@@ -128,6 +132,7 @@ impl ServiceConfig {
             admin_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             database_url: database_url.into(),
             migration_database_url: None,
+            jobs_database_url: None,
             db_max_connections: 5,
             db_acquire_timeout: Duration::from_secs(3),
             db_statement_timeout: Duration::from_secs(30),
@@ -190,6 +195,7 @@ impl ServiceConfig {
             database_url,
             migration_database_url: var(&name("MIGRATION_DATABASE_URL"))
                 .or_else(|| var("MIGRATION_DATABASE_URL")),
+            jobs_database_url: var(&name("JOBS_DATABASE_URL")).or_else(|| var("JOBS_DATABASE_URL")),
             db_max_connections: parse_or(&name("DB_MAX_CONNECTIONS"), 10)?,
             db_acquire_timeout: millis(&name("DB_ACQUIRE_TIMEOUT_MS"), 3_000)?,
             db_statement_timeout: millis(&name("DB_STATEMENT_TIMEOUT_MS"), 30_000)?,
@@ -215,6 +221,25 @@ impl ServiceConfig {
                 parse_or::<u64>(&name("RELAY_RETENTION_HOURS"), 72)? * 3600,
             ),
         })
+    }
+}
+
+impl ServiceConfig {
+    /// Where the cross-tenant background jobs connect: the housekeeping role's URL, or
+    /// (older deployments) the owner's, which owns every schema and so reaches more than
+    /// the jobs need; `None`: the jobs do not run in this process.
+    pub fn jobs_url(&self) -> Option<&str> {
+        match (&self.jobs_database_url, &self.migration_database_url) {
+            (Some(jobs), _) => Some(jobs),
+            (None, Some(owner)) => {
+                tracing::warn!(
+                    service = %self.service_name,
+                    "no jobs database URL: housekeeping runs as the schema owner"
+                );
+                Some(owner)
+            }
+            (None, None) => None,
+        }
     }
 }
 

@@ -379,6 +379,15 @@ impl TestDatabase {
         self.url_as(role)
     }
 
+    /// Connects as the housekeeping role of the context owning `schema`
+    /// (`fusion_db::jobs_role`): what that service's relay, pruning and purge use.
+    pub fn jobs_url(&self, schema: &str) -> String {
+        let role = fusion_db::jobs_role(schema).unwrap_or_else(|| {
+            panic!("schema {schema:?} has no housekeeping role in fusion_db::JOBS_ROLES")
+        });
+        self.url_as(role)
+    }
+
     /// Connects as `role` without a password (test servers trust local connections).
     pub fn url_as(&self, role: &str) -> String {
         self.server

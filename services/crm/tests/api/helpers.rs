@@ -241,6 +241,7 @@ impl TestApp {
     ) -> Application {
         let mut service = ServiceConfig::local("crm", db.app_url("crm"));
         service.migration_database_url = Some(db.owner_url.clone());
+        service.jobs_database_url = Some(db.jobs_url(fusion_crm::SCHEMA));
         service.shutdown_deadline = Duration::from_secs(2);
         let mut config = CrmConfig::with_defaults(service);
         configure(&mut config);

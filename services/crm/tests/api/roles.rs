@@ -1,6 +1,7 @@
-//! Least privilege in the database: every service connects as its own role, which
-//! reaches its own schema and nothing else, so crm (or anything that takes over crm's
-//! connection) cannot read identity's users or private signing keys. Proved against a
+//! Least privilege in the database: every service connects as its own role, and runs
+//! its cross-tenant housekeeping (relay, pruning, purge) as its own jobs role; each
+//! reaches its own schema and nothing else, so crm (or anything that takes over one of
+//! crm's connections) cannot read identity's users or private signing keys. Proved against a
 //! database holding all three schemas, as production's does.
 
 use sqlx::{Connection, PgConnection};
@@ -48,27 +49,31 @@ async fn select(conn: &mut PgConnection, table: &str) -> Result<i64, String> {
 }
 
 #[tokio::test]
-async fn each_service_role_reads_its_own_schema_and_is_refused_every_other() {
+async fn each_service_and_jobs_role_reads_its_own_schema_and_is_refused_every_other() {
     let db = every_schema().await;
     for schema in [
         fusion_identity::SCHEMA,
         fusion_property::SCHEMA,
         fusion_crm::SCHEMA,
     ] {
-        let role = fusion_db::service_role(schema).unwrap();
-        let mut conn = PgConnection::connect(&db.app_url(schema)).await.unwrap();
-        for table in PROBES {
-            let result = select(&mut conn, table).await;
-            if table.starts_with(&format!("{schema}.")) {
-                // Its own tables: readable (row-level security then shows no rows, as
-                // no tenant is set).
-                assert!(
-                    result.is_ok(),
-                    "{role} cannot read its own {table}: {result:?}"
-                );
-            } else {
-                // 42501: insufficient_privilege ("permission denied for schema").
-                assert_eq!(result, Err("42501".to_owned()), "{role} reading {table}");
+        for (role, url) in [
+            (fusion_db::service_role(schema).unwrap(), db.app_url(schema)),
+            (fusion_db::jobs_role(schema).unwrap(), db.jobs_url(schema)),
+        ] {
+            let mut conn = PgConnection::connect(&url).await.unwrap();
+            for table in PROBES {
+                let result = select(&mut conn, table).await;
+                if table.starts_with(&format!("{schema}.")) {
+                    // Its own tables: readable (row-level security then shows no rows, as
+                    // no tenant is set).
+                    assert!(
+                        result.is_ok(),
+                        "{role} cannot read its own {table}: {result:?}"
+                    );
+                } else {
+                    // 42501: insufficient_privilege ("permission denied for schema").
+                    assert_eq!(result, Err("42501".to_owned()), "{role} reading {table}");
+                }
             }
         }
     }
@@ -122,13 +127,13 @@ async fn the_shared_application_role_every_service_used_to_share_reaches_no_sche
 }
 
 /// The catalogue's view, which covers every table and schema (a probe list can miss one a
-/// later migration adds): a service role has USAGE on its own schema only, CREATE on
-/// none, any privilege on no table outside it, and owns nothing.
+/// later migration adds): a service or jobs role has USAGE on its own schema only,
+/// CREATE on none, any privilege on no table outside it, and owns nothing.
 #[tokio::test]
-async fn no_service_role_holds_a_privilege_outside_its_schema_or_owns_anything() {
+async fn no_service_or_jobs_role_holds_a_privilege_outside_its_schema_or_owns_anything() {
     let db = every_schema().await;
     let admin = sqlx::PgPool::connect(&db.admin_url).await.unwrap();
-    for (own, role) in fusion_db::SERVICE_ROLES {
+    for (own, role) in fusion_db::SERVICE_ROLES.iter().chain(fusion_db::JOBS_ROLES) {
         let schemas: Vec<(String, bool, bool)> = sqlx::query_as(
             "SELECT nspname::text, has_schema_privilege($1, oid, 'USAGE'),
                     has_schema_privilege($1, oid, 'CREATE')

@@ -78,6 +78,7 @@ pub struct TestApp {
 pub fn test_config(db: &TestDatabase) -> PropertyConfig {
     let mut service = ServiceConfig::local("property", db.app_url("property"));
     service.migration_database_url = Some(db.owner_url.clone());
+    service.jobs_database_url = Some(db.jobs_url(SCHEMA));
     let mut config = PropertyConfig::with_defaults(service);
     config.housekeeping_interval = Duration::from_millis(100);
     config.media_store = StoreConfig::Local { dir: media_dir(db) };

@@ -1,0 +1,31 @@
+-- Housekeeping runs as fusion_crm_jobs, not as the schema owner: fusion_owner owns
+-- every schema, so a relay or purge connected as it could read another context's
+-- tables. This role reaches crm only: the table privileges the jobs use, and a place
+-- beside fusion_owner in every policy that lets housekeeping see across tenants
+-- (relay, housekeeping, purge). Tenant tables still apply their row-level security.
+GRANT USAGE ON SCHEMA crm TO fusion_crm_jobs;
+GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA crm TO fusion_crm_jobs;
+GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA crm TO fusion_crm_jobs;
+ALTER DEFAULT PRIVILEGES FOR ROLE fusion_owner IN SCHEMA crm
+    GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO fusion_crm_jobs;
+ALTER DEFAULT PRIVILEGES FOR ROLE fusion_owner IN SCHEMA crm
+    GRANT USAGE, SELECT ON SEQUENCES TO fusion_crm_jobs;
+
+DO $$
+DECLARE
+    p record;
+BEGIN
+    FOR p IN
+        SELECT policyname, tablename, roles FROM pg_policies
+        WHERE schemaname = 'crm' AND 'fusion_owner' = ANY (roles)
+    LOOP
+        EXECUTE format(
+            'ALTER POLICY %I ON crm.%I TO %s',
+            p.policyname,
+            p.tablename,
+            (SELECT string_agg(quote_ident(r), ', ')
+             FROM unnest(p.roles || ARRAY['fusion_crm_jobs']::name[]) AS r)
+        );
+    END LOOP;
+END
+$$;
