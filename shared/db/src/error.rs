@@ -168,7 +168,7 @@ impl Error {
                         reason: "CONCURRENT_UPDATE",
                         message: "concurrent update; retry".to_owned(),
                     },
-                    (_, "57014") => Kind::Unavailable("query cancelled", Some(err)),
+                    (_, "57014") => Kind::Unavailable(QUERY_CANCELLED, Some(err)),
                     // The server is shutting down or restarting (57P01..57P03).
                     (_, code)
                         if code.starts_with("08")
@@ -208,6 +208,15 @@ impl Error {
             }
             Kind::Aborted { reason, message } => errors::aborted(domain, reason, message),
             Kind::NoTenant => errors::unauthenticated("TENANT_MISSING", "no tenant in the request"),
+            Kind::Unavailable(message, _) if message == QUERY_CANCELLED && deadline_passed() => {
+                // The statement timeout a unit of work takes from its call's deadline
+                // fired: the call ran out of time, which a retry would not cure.
+                errors::deadline_exceeded(
+                    domain,
+                    "DEADLINE_EXCEEDED",
+                    "the call's deadline passed while the database worked on it",
+                )
+            }
             Kind::Unavailable(message, cause) => {
                 if let Some(cause) = cause {
                     tracing::warn!(error = %cause, "{message}");
@@ -259,6 +268,16 @@ fn refused_value(code: &str) -> &'static str {
     }
 }
 
+/// What a statement cancelled by PostgreSQL (57014: a statement timeout, or a cancel
+/// request) is reported as.
+const QUERY_CANCELLED: &str = "query cancelled";
+
+/// Whether the served call's deadline (`fusion_proto::deadline`) has all but passed.
+fn deadline_passed() -> bool {
+    fusion_proto::deadline::remaining()
+        .is_some_and(|left| left < std::time::Duration::from_millis(50))
+}
+
 /// `users_tenant_id_email_key` → `email`: constraints are named `<table>_<cols>_<kind>`;
 /// strip the table and kind so only the field reaches the caller.
 fn field_of(constraint: &str) -> String {
@@ -287,7 +306,23 @@ fn field_of(constraint: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{field_of, refused_value};
+    use super::{Error, Kind, QUERY_CANCELLED, field_of, refused_value};
+    use tonic::Code;
+
+    #[tokio::test]
+    async fn a_statement_cancelled_at_its_calls_deadline_is_deadline_exceeded() {
+        let cancelled = || Error::new("test.fusion", Kind::Unavailable(QUERY_CANCELLED, None));
+        // No deadline (or one still far): a cancel request, worth a retry.
+        assert_eq!(cancelled().into_status().code(), Code::Unavailable);
+        let far = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+        let status = fusion_proto::deadline::scope(Some(far), async { cancelled().into_status() });
+        assert_eq!(status.await.code(), Code::Unavailable);
+        // The statement timeout taken from the call's deadline fired.
+        let passed = tokio::time::Instant::now();
+        let status =
+            fusion_proto::deadline::scope(Some(passed), async { cancelled().into_status() });
+        assert_eq!(status.await.code(), Code::DeadlineExceeded);
+    }
 
     #[test]
     fn refused_values_are_described_in_our_words_by_class() {
