@@ -174,11 +174,15 @@ impl Resource for Users {
     /// Taking access away escalates nothing, so it needs only the method's permission.
     async fn on_delete(
         call: &Call<'_, AppState>,
-        _: &mut TenantTx,
+        tx: &mut TenantTx,
         current: &UserRow,
     ) -> Result<(), crate::error::IdentityError> {
         if current.id == call.caller.user_id {
             return Err(IdentityError::SelfAction { action: "delete" });
+        }
+        // A tenant must keep someone who can administer it.
+        if store::roles::would_leave_no_admin(tx, current.id).await? {
+            return Err(IdentityError::LastAdmin);
         }
         Ok(())
     }
@@ -325,6 +329,9 @@ impl UserApi {
         }
         if !deactivating {
             may_change_account(ctx, &mut tx, id).await?;
+        } else if current.active && store::roles::would_leave_no_admin(&mut tx, id).await? {
+            // A tenant must keep someone who can administer it.
+            return Err(IdentityError::LastAdmin.into());
         }
         TABLE.update(&mut tx, id, values).await?;
         if let Some(reason) = revoke {

@@ -129,6 +129,37 @@ pub(crate) async fn unassign(
     Ok(())
 }
 
+/// Whether taking user `user_id` out of the tenant's active people (deactivating or
+/// deleting them) would leave it with no live, active person holding the built-in
+/// `admin` role. The admin role row is locked first, so two such changes to the last
+/// two admins cannot both pass.
+pub(crate) async fn would_leave_no_admin(
+    conn: &mut PgConnection,
+    user_id: i64,
+) -> Result<bool, IdentityError> {
+    let role: Option<i64> = sqlx::query_scalar(
+        "SELECT id FROM identity.roles
+         WHERE name = 'admin' AND built_in AND deleted_at IS NULL FOR UPDATE",
+    )
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some(role) = role else {
+        return Ok(false);
+    };
+    let (holds, others): (bool, i64) = sqlx::query_as(
+        "SELECT coalesce(bool_or(u.id = $2), false),
+                count(*) FILTER (WHERE u.id <> $2)
+           FROM identity.role_user ru
+           JOIN identity.users u ON u.tenant_id = ru.tenant_id AND u.id = ru.user_id
+          WHERE ru.role_id = $1 AND u.deleted_at IS NULL AND u.active AND u.kind = 'person'",
+    )
+    .bind(role)
+    .bind(user_id)
+    .fetch_one(conn)
+    .await?;
+    Ok(holds && others == 0)
+}
+
 /// How many live, active people hold role `role_id` (a service account holding it
 /// administers nothing by itself).
 pub(crate) async fn active_holders(

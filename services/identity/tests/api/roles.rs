@@ -636,3 +636,68 @@ async fn role_and_activation_changes_replay_their_request_id() {
     );
     assert_eq!(violated_fields(&status), ["request_id"]);
 }
+
+/// Taking access away needs only the method's permission, but never leaves a tenant
+/// without an active admin: a user manager cannot deactivate or delete the last one,
+/// and can once there is another.
+#[tokio::test]
+async fn the_last_active_admin_is_neither_deactivated_nor_deleted() {
+    let app = TestApp::spawn().await;
+    let (_, admin) = app.create_tenant("acme").await;
+    let managers = app
+        .roles()
+        .create_role(as_user(
+            &admin,
+            pb::CreateRoleRequest {
+                role: Some(pb::Role {
+                    name: "user_managers".into(),
+                    permissions: vec!["identity.users.read".into(), "identity.users.write".into()],
+                    ..Default::default()
+                }),
+                request_id: String::new(),
+            },
+        ))
+        .await
+        .expect("role created")
+        .into_inner();
+    let (_, manager) = app
+        .create_user(&admin, "manager@acme.test", &[&managers.name])
+        .await;
+    let deactivate = |id: i64| {
+        let mut users = app.users();
+        let req = as_user(
+            &manager,
+            pb::DeactivateUserRequest {
+                id,
+                ..Default::default()
+            },
+        );
+        async move { users.deactivate_user(req).await }
+    };
+    let delete = |id: i64| {
+        let mut users = app.users();
+        let req = as_user(
+            &manager,
+            pb::DeleteUserRequest {
+                id,
+                etag: String::new(),
+            },
+        );
+        async move { users.delete_user(req).await }
+    };
+    let refused = deactivate(admin.user_id).await.unwrap_err();
+    assert_eq!(refused.code(), Code::FailedPrecondition, "{refused:?}");
+    assert_eq!(reason(&refused), "LAST_ADMIN");
+    let refused = delete(admin.user_id).await.unwrap_err();
+    assert_eq!(reason(&refused), "LAST_ADMIN");
+
+    // With a second admin, the first may go.
+    let (second, _) = app
+        .create_user(&admin, "second-admin@acme.test", &["admin"])
+        .await;
+    deactivate(admin.user_id)
+        .await
+        .expect("another admin remains");
+    let refused = delete(second.id).await.unwrap_err();
+    assert_eq!(reason(&refused), "LAST_ADMIN", "the remaining admin stays");
+}
