@@ -101,13 +101,6 @@ fn crm_binary() -> PathBuf {
     path
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
-}
-
 /// Resident memory of `pid` in KiB: (current, peak).
 fn memory_kib(pid: u32) -> (u64, u64) {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
@@ -338,7 +331,7 @@ async fn main() {
     );
 
     // crm as its own process.
-    let (grpc_port, admin_port) = (free_port(), free_port());
+    let (grpc_port, admin_port) = (fusion_testkit::free_port(), fusion_testkit::free_port());
     let mut crm: Child = Command::new(&crm_bin)
         .env("CRM_DATABASE_URL", db.app_url(fusion_crm::SCHEMA))
         .env("CRM_GRPC_ADDR", format!("127.0.0.1:{grpc_port}"))

@@ -157,7 +157,8 @@ impl Application {
         ));
         // Purging crosses tenants, so it needs the owner role; without that URL the job
         // is left to a deployment that has it.
-        if let Some(owner_url) = config.service.jobs_url() {
+        let jobs_url = config.service.jobs_url();
+        if let Some(owner_url) = jobs_url {
             for job in spawn_purge(owner_url, config.purge_retention, background.stopped())? {
                 background.push(job);
             }
@@ -167,7 +168,7 @@ impl Application {
         // every tenant's events). Without NATS or the owner URL they wait in the
         // outbox, and revoked access tokens live until they expire.
         let events = fusion_events::EventMetrics::new();
-        match (config.service.jobs_url(), &config.service.nats_url) {
+        match (jobs_url, &config.service.nats_url) {
             (Some(owner_url), Some(nats_url)) => {
                 let mut relay = fusion_events::RelayConfig::new(SCHEMA);
                 relay.retention = config.service.relay_retention;

@@ -168,12 +168,6 @@ fn remove_stale_clusters(root: &Path) {
     }
 }
 
-pub(crate) fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
-}
-
 pub(crate) fn is_root() -> bool {
     Command::new("id")
         .arg("-u")
@@ -254,7 +248,7 @@ pub async fn start_private_cluster() -> anyhow::Result<PgServer> {
     let as_other_user = is_root();
     let (dir, data) = init_cluster(&initdb, &std::process::id().to_string(), as_other_user)?;
 
-    let port = free_port()?;
+    let port = crate::free_port();
     // A watchdog shell starts postgres and stops it once this test process is gone, so
     // an aborted run leaves nothing behind (no unsafe pre_exec/PDEATHSIG needed). It
     // looks for the parent in /proc: as another user, `kill -0` on it would be refused.

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use anyhow::Context as _;
 use sqlx::postgres::PgConnectOptions;
 
-use crate::pg::{PgServer, command_as_postgres_user, find_bin, free_port, init_cluster, is_root};
+use crate::pg::{PgServer, command_as_postgres_user, find_bin, init_cluster, is_root};
 
 /// A private cluster that [`RestartablePg::stop`] and [`RestartablePg::start`] control.
 #[derive(Debug)]
@@ -36,7 +36,7 @@ impl RestartablePg {
             uuid::Uuid::new_v4().simple()
         );
         let (dir, data) = init_cluster(&initdb, &name, as_other_user)?;
-        let port = free_port()?;
+        let port = crate::free_port();
         let server = PgServer {
             admin: PgConnectOptions::new()
                 .host("127.0.0.1")

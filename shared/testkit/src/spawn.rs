@@ -13,6 +13,15 @@ pub async fn bind_ephemeral() -> TcpListener {
         .expect("binding an ephemeral port")
 }
 
+/// A loopback port free now, for a process of the test's own to listen on (a child
+/// process binds it itself; an in-process server should use [`bind_ephemeral`]).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free loopback port")
+        .port()
+}
+
 /// A channel to `addr`, retrying for up to five seconds while the server starts.
 pub async fn connect_channel(addr: SocketAddr) -> Channel {
     let endpoint = Endpoint::from_shared(format!("http://{addr}")).expect("a valid address");

@@ -254,14 +254,6 @@ fn spawn_property(db: &TestDatabase, identity: &str, grpc: u16, admin: u16) -> C
         .expect("the fusion-property binary starts")
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 #[tokio::test]
 async fn a_process_killed_mid_stream_leaves_every_retried_create_exactly_once() {
     // Identity (in process) issues real tokens; property runs as its own process.
@@ -303,7 +295,7 @@ async fn a_process_killed_mid_stream_leaves_every_retried_create_exactly_once() 
         token: login.access_token,
     };
     let identity_url = format!("http://{}", identity.grpc_addr());
-    let (grpc, admin) = (free_port(), free_port());
+    let (grpc, admin) = (fusion_testkit::free_port(), fusion_testkit::free_port());
     let mut process = spawn_property(&db, &identity_url, grpc, admin);
     let channel = Endpoint::from_shared(format!("http://127.0.0.1:{grpc}"))
         .unwrap()
