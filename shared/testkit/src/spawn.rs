@@ -33,3 +33,21 @@ pub async fn connect_channel(addr: SocketAddr) -> Channel {
     }
     panic!("no gRPC server answered on {addr}")
 }
+
+/// Polls `probe` every 50 ms until it returns something, and returns that; panics
+/// naming `what` when nothing came within `within`. For what a test waits to see
+/// happen (an event applied, a process ready), never for timing it.
+pub async fn until<T, F, Fut>(within: Duration, what: &str, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let started = tokio::time::Instant::now();
+    loop {
+        if let Some(found) = probe().await {
+            return found;
+        }
+        assert!(started.elapsed() < within, "{what}: not within {within:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

@@ -104,19 +104,17 @@ async fn ready(admin: std::net::SocketAddr) -> bool {
     response.starts_with("HTTP/1.1 200")
 }
 
-/// Polls `check` until it holds, for at most `within`.
+/// Waits until `check` holds, failing with `what` after `within`.
 async fn eventually<F: Future<Output = bool>>(
     within: Duration,
+    what: &str,
     mut check: impl FnMut() -> F,
-) -> bool {
-    let until = Instant::now() + within;
-    while Instant::now() < until {
-        if check().await {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    false
+) {
+    fusion_testkit::until(within, what, || {
+        let holds = check();
+        async move { holds.await.then_some(()) }
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -171,30 +169,32 @@ async fn postgres_restarting_under_load_fails_fast_resumes_and_loses_no_committe
         .collect();
 
     let admin = app.admin_addr();
-    assert!(eventually(Duration::from_secs(10), || ready(admin)).await);
+    eventually(Duration::from_secs(10), "the service is ready", || {
+        ready(admin)
+    })
+    .await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     pg.stop().expect("PostgreSQL stops");
     let stopped_with = acknowledged.lock().unwrap().len();
-    assert!(
-        eventually(Duration::from_secs(10), || async { !ready(admin).await }).await,
-        "readiness flips while the database is down"
-    );
+    eventually(
+        Duration::from_secs(10),
+        "readiness flips while the database is down",
+        || async { !ready(admin).await },
+    )
+    .await;
     tokio::time::sleep(Duration::from_secs(2)).await;
 
     pg.start().expect("PostgreSQL starts again");
     let back = Instant::now();
-    assert!(
-        eventually(Duration::from_secs(10), || ready(admin)).await,
-        "readiness flips back"
-    );
+    eventually(Duration::from_secs(10), "readiness flips back", || {
+        ready(admin)
+    })
+    .await;
     // Each writer gets a few more creates through, then stops.
-    assert!(
-        eventually(Duration::from_secs(20), || async {
-            acknowledged.lock().unwrap().len() >= stopped_with + 20
-        })
-        .await,
-        "writes resume"
-    );
+    eventually(Duration::from_secs(20), "writes resume", || async {
+        acknowledged.lock().unwrap().len() >= stopped_with + 20
+    })
+    .await;
     stop.store(true, std::sync::atomic::Ordering::SeqCst);
     for writer in writers {
         writer.await.unwrap();
@@ -300,13 +300,12 @@ async fn a_process_killed_mid_stream_leaves_every_retried_create_exactly_once() 
     let channel = Endpoint::from_shared(format!("http://127.0.0.1:{grpc}"))
         .unwrap()
         .connect_lazy();
-    assert!(
-        eventually(Duration::from_secs(30), || ready(
-            ([127, 0, 0, 1], admin).into()
-        ))
-        .await,
-        "the property process became ready"
-    );
+    eventually(
+        Duration::from_secs(30),
+        "the property process became ready",
+        || ready(([127, 0, 0, 1], admin).into()),
+    )
+    .await;
 
     // A stream of a thousand creates from eight callers, each retrying with its request id.
     let failures = Arc::new(Mutex::new(Vec::new()));
@@ -329,14 +328,11 @@ async fn a_process_killed_mid_stream_leaves_every_retried_create_exactly_once() 
 
     // Kill the process in the middle of it, then start it again.
     let db_for_count = db.clone();
-    assert!(
-        eventually(Duration::from_secs(30), || {
-            let db = db_for_count.clone();
-            async move { developers_stored(&db).await >= 40 }
-        })
-        .await,
-        "creates are flowing"
-    );
+    eventually(Duration::from_secs(30), "creates are flowing", || {
+        let db = db_for_count.clone();
+        async move { developers_stored(&db).await >= 40 }
+    })
+    .await;
     process.kill().expect("kill -9");
     process.wait().unwrap();
     let mut process = spawn_property(&db, &identity_url, grpc, admin);
