@@ -1,0 +1,3 @@
+//! `fusion-finance [serve|migrate]`.
+
+fn main() {}
