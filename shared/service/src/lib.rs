@@ -2,7 +2,8 @@
 //!
 //! - [`api`]: etags, update masks, ids, wire conversions and validation errors.
 //! - [`replay`]: AIP-155 request ids for custom methods (replay a retry, save the first
-//!   response in the same transaction).
+//!   response in the same transaction); [`custom`]: the start and end of a custom
+//!   method that changes one live row.
 //! - [`validate`]: field rules (names, lengths, slugs, emails, URLs, enumerations).
 //! - [`host`]: what every context service does to start and stop (migrations, pool,
 //!   serving behind the tenancy layer, background tasks).
@@ -20,6 +21,7 @@ pub mod api;
 mod background;
 pub mod bounds;
 pub mod config;
+pub mod custom;
 pub mod host;
 pub mod limits;
 mod metrics;

@@ -127,7 +127,11 @@ impl LeadService for CrmApi {
             Ok(vec![("assigned_to", Val::Int(assignee))])
         };
         let locked = lock::<Leads>(&self.state, &ctx, "AssignLead", key, r.id, &r.etag);
-        reply(locked.await?.set(&self.state, r.id, assign).await)
+        locked
+            .await?
+            .set::<_, Status>(&self.state, r.id, assign)
+            .await
+            .map(Response::new)
     }
 
     async fn set_lead_status(
@@ -152,7 +156,11 @@ impl LeadService for CrmApi {
             Ok(vec![("status", Val::text(status))])
         };
         let locked = lock::<Leads>(&self.state, &ctx, "SetLeadStatus", key, r.id, &r.etag);
-        reply(locked.await?.set(&self.state, r.id, set).await)
+        locked
+            .await?
+            .set::<_, Status>(&self.state, r.id, set)
+            .await
+            .map(Response::new)
     }
 
     async fn convert_lead(

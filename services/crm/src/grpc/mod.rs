@@ -16,9 +16,6 @@ mod tasks;
 use tonic::service::Routes;
 use tonic::{Request, Response, Status};
 
-use fusion_db::TenantTx;
-use fusion_db::idempotency::RequestKey;
-use fusion_db::resource::{Read, Values, Versioned};
 use fusion_proto::crm::v1::{
     contact_service_server::ContactServiceServer, deal_service_server::DealServiceServer,
     lead_service_server::LeadServiceServer, note_service_server::NoteServiceServer,
@@ -27,8 +24,6 @@ use fusion_proto::crm::v1::{
 use fusion_proto::crm::v1::{
     duplicate_service_server::DuplicateServiceServer, search_service_server::SearchServiceServer,
 };
-use fusion_service::replay::{self, Attempt, Begun};
-use fusion_service::standard::Resource;
 use fusion_tenancy::{MethodPolicy, TenantContext};
 
 use crate::{AppState, DOMAIN};
@@ -229,65 +224,5 @@ pub(crate) fn reply<T, E: Into<Status>>(result: Result<T, E>) -> Result<Response
     result.map(Response::new).map_err(Into::into)
 }
 
-/// How a custom method that changes one live row began (see [`lock`]).
-pub(crate) enum Locked<R: Resource> {
-    /// A retry of a call with the same request id: that call's answer.
-    Replayed(R::Pb),
-    /// A first call: its transaction, and the row as it is, locked.
-    Fresh(Attempt, R::Row),
-}
-
-/// The start of custom method `method` (AssignLead, WinDeal, StartTask, ...) on live
-/// row `id` of `R`: a retry with the request id of a first call gets that call's
-/// answer (AIP-155); otherwise the row is locked for the transaction and `etag` checked
-/// against it. The method then writes with [`write`] and ends with `Attempt::commit`, or
-/// ends with [`Locked::set`].
-pub(crate) async fn lock<R: Resource<State = AppState>>(
-    state: &AppState,
-    ctx: &TenantContext,
-    method: &'static str,
-    key: Option<RequestKey>,
-    id: i64,
-    etag: &str,
-) -> Result<Locked<R>, Status> {
-    let mut tx = match replay::begin(&state.kit, ctx.tenant_id, method, key).await? {
-        Begun::Replayed(answer) => return Ok(Locked::Replayed(answer)),
-        Begun::Fresh(attempt) => attempt,
-    };
-    let current: R::Row = R::TABLE
-        .fetch(&mut tx, id, Read::live().for_update())
-        .await?;
-    API.check_etag(etag, current.version())?;
-    Ok(Locked::Fresh(tx, current))
-}
-
-impl<R: Resource<State = AppState>> Locked<R> {
-    /// Ends a custom method that only sets columns of row `id` (AssignLead,
-    /// SetLeadStatus, the task transitions): `change` returns the values to set from
-    /// the row as it is (none: it stays as it is); the row is written, read back and
-    /// answered, the answer saved under the request id. A retry answers as the first
-    /// call did.
-    pub(crate) async fn set<F>(self, state: &AppState, id: i64, change: F) -> Result<R::Pb, Status>
-    where
-        F: AsyncFnOnce(&mut TenantTx, &R::Row) -> Result<Values, Status>,
-    {
-        match self {
-            Locked::Replayed(answer) => Ok(answer),
-            Locked::Fresh(mut tx, current) => {
-                let values = change(&mut tx, &current).await?;
-                let row = write::<R>(&mut tx, id, values).await?;
-                Ok(tx.commit(R::to_pb(state, row)).await?)
-            }
-        }
-    }
-}
-
-/// Sets `values` on row `id` of `R` (none: the row stays as it is) and reads it back.
-pub(crate) async fn write<R: Resource>(
-    tx: &mut TenantTx,
-    id: i64,
-    values: Values,
-) -> Result<R::Row, Status> {
-    R::TABLE.update(tx, id, values).await?;
-    Ok(R::TABLE.fetch(tx, id, Read::live()).await?)
-}
+/// The start and end of custom methods that change one live row.
+pub(crate) use fusion_service::custom::{Locked, lock, write};
