@@ -4,3 +4,4 @@
 
 pub mod currency;
 pub mod money;
+pub mod split;
