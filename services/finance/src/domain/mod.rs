@@ -3,5 +3,10 @@
 //! plans. Everything here is pure and exact (`rust_decimal`, never a float).
 
 pub mod currency;
+pub mod invoice;
 pub mod money;
 pub mod split;
+
+/// Validation problems, each a field path and what is wrong with it; the API turns
+/// them into `INVALID_ARGUMENT` field violations.
+pub type Problems = Vec<(String, String)>;
