@@ -2,6 +2,7 @@
 //! columns and rounding, currencies, invoice totals, exact splits and commission
 //! plans. Everything here is pure and exact (`rust_decimal`, never a float).
 
+pub mod commission;
 pub mod currency;
 pub mod invoice;
 pub mod money;
