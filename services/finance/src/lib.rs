@@ -3,6 +3,8 @@
 //! paid what commission and when (plans split between recipients and paid over lot
 //! milestones), and the same invoices in Xero without typing them twice.
 
+pub mod domain;
+
 /// The PostgreSQL schema this context owns.
 pub const SCHEMA: &str = "finance";
 
