@@ -2,11 +2,172 @@
 //! (invoices whose totals the server computes exactly, numbered without gaps), who is
 //! paid what commission and when (plans split between recipients and paid over lot
 //! milestones), and the same invoices in Xero without typing them twice.
+//!
+//! Shape: [`Application::build`] wires the database, the clients of identity, crm and
+//! property (reference checks as the caller, see [`refs`]), the purge job, the relay
+//! of its outbox to NATS (finance publishes `finance.invoice.paid`) and the gRPC
+//! services into a [`fusion_service::Server`]; `main.rs` only reads configuration.
+//! Proto types stop at [`grpc`]; [`domain`] holds the money rules.
 
+pub mod config;
 pub mod domain;
+pub mod error;
+pub mod grpc;
+pub mod refs;
+mod state;
+mod store;
+mod xero_sync;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use tokio::net::TcpListener;
+use tonic::transport::Channel;
+
+use fusion_service::{Background, Host, Serving};
+use fusion_tenancy::KeyProvider;
+
+pub use config::FinanceConfig;
+pub use error::FinanceError;
+pub use state::AppState;
+
+/// The finance schema's migrations, applied by `fusion-finance migrate` (the
+/// Kubernetes Job) or at start-up when a migration URL is configured.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/finance");
 
 /// The PostgreSQL schema this context owns.
 pub const SCHEMA: &str = "finance";
 
 /// Error domain of this context.
 pub const DOMAIN: &str = "finance.fusion";
+
+/// Soft-deletable tables, purged children first.
+pub const PURGED_TABLES: &[&str] = &[
+    "finance.commissions",
+    "finance.commission_plans",
+    "finance.invoices",
+];
+
+/// The channels to the contexts finance refers to.
+#[derive(Clone, Debug)]
+pub struct Peers {
+    /// Identity: users, and token keys.
+    pub identity: Channel,
+    /// Crm: deals and contacts.
+    pub crm: Channel,
+    /// Property: projects and lots.
+    pub property: Channel,
+}
+
+/// A running finance service.
+#[derive(Debug)]
+pub struct Application {
+    host: Host,
+    state: AppState,
+}
+
+impl Application {
+    /// Connects and serves on the given listeners (bind port 0 in tests and read the
+    /// port back). Tokens are verified with the keys `keys` provides (identity's JWKS
+    /// in production); references are checked over `peers`.
+    pub async fn build(
+        config: FinanceConfig,
+        keys: Arc<dyn KeyProvider>,
+        peers: Peers,
+        grpc: TcpListener,
+        admin: TcpListener,
+    ) -> anyhow::Result<Self> {
+        let db = fusion_service::open_database(
+            &config.service,
+            config.migrate_on_start,
+            SCHEMA,
+            &MIGRATOR,
+        )
+        .await?;
+        let mut background = Background::new();
+        let events = fusion_events::EventMetrics::new();
+        // Purging, pruning and relaying cross tenants: they run as finance's jobs role.
+        if let Some(jobs_url) = config.service.jobs_url() {
+            let jobs = sqlx::postgres::PgPoolOptions::new()
+                .max_connections(1)
+                .connect_lazy(jobs_url)
+                .context("the jobs database URL is not valid")?;
+            background.push(
+                fusion_events::InboxPruner::new(
+                    jobs.clone(),
+                    fusion_events::InboxPruneConfig::new(SCHEMA),
+                )
+                .spawn(background.stopped()),
+            );
+            background.push(fusion_db::soft_delete::spawn_purge_job(
+                jobs,
+                PURGED_TABLES.to_vec(),
+                "finance.idempotency_keys",
+                config.purge_retention,
+                Duration::from_secs(3600),
+                background.stopped(),
+            ));
+            if let Some(nats_url) = &config.service.nats_url {
+                let mut relay = fusion_events::RelayConfig::new(SCHEMA);
+                relay.retention = config.service.relay_retention;
+                background.push(
+                    fusion_events::relay::start(
+                        jobs_url,
+                        nats_url,
+                        relay,
+                        events.clone(),
+                        background.stopped(),
+                    )
+                    .await?,
+                );
+            }
+        }
+        let refs = refs::Refs::new(peers.identity, peers.crm, peers.property);
+        let state = AppState::new(db.clone(), Arc::new(config.clone()), refs);
+        let host = Host::start(
+            &config.service,
+            &db,
+            Serving {
+                routes: grpc::routes(&state),
+                policy: grpc::policy(),
+                keys,
+                key_refresh: Duration::from_secs(10),
+                package: fusion_proto::finance::v1::PACKAGE,
+            },
+            background,
+            grpc,
+            admin,
+        )
+        .await?;
+        host.metrics()
+            .register(|registry| events.register(registry));
+        Ok(Self { host, state })
+    }
+
+    /// The bound gRPC address.
+    pub fn grpc_addr(&self) -> SocketAddr {
+        self.host.grpc_addr()
+    }
+
+    /// The bound admin address.
+    pub fn admin_addr(&self) -> SocketAddr {
+        self.host.admin_addr()
+    }
+
+    /// Shared state, for tests and seeding.
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until Ctrl-C or SIGTERM, then drains and stops.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        self.host.run_until_stopped().await
+    }
+
+    /// Stops gracefully and waits.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        self.host.stop().await
+    }
+}

@@ -4,9 +4,9 @@
 //! `localhost:5432`, else a private throwaway cluster from the installed binaries),
 //! creates the `fusion` database and roles, applies every context's migrations, starts
 //! every service and the edge on the ports of API.md (each service connected as its own
-//! database role, `fusion_identity`, `fusion_property`, `fusion_crm`, granted only its own
-//! schema; crm and property with a platform
-//! service account each, whose secret is made afresh at every start and handed to
+//! database role, `fusion_identity`, `fusion_property`, `fusion_crm`, `fusion_finance`,
+//! granted only its own schema; crm, property and finance with a platform service
+//! account each, whose secret is made afresh at every start and handed to
 //! identity and to the service, so their event consumers act in a tenant as its system
 //! account; the edge and identity share a secret made the same way, under which the
 //! edge vouches for each caller's address), seeds the demo tenants (again and
@@ -38,7 +38,7 @@ use fusion_service::ServiceConfig;
 use fusion_service::config::{ClientCredentials, var};
 
 /// The services whose event consumers act in tenants as their system accounts.
-const CONSUMING_SERVICES: &[&str] = &["crm", "property"];
+const CONSUMING_SERVICES: &[&str] = &["crm", "property", "finance"];
 
 /// Demo tenants: slug, display name.
 const DEMO_TENANTS: &[(&str, &str)] = &[("acme", "Acme Homes"), ("globex", "Globex Developments")];
@@ -63,6 +63,7 @@ async fn main() -> anyhow::Result<()> {
         (fusion_identity::SCHEMA, &fusion_identity::MIGRATOR),
         (fusion_property::SCHEMA, &fusion_property::MIGRATOR),
         (fusion_crm::SCHEMA, &fusion_crm::MIGRATOR),
+        (fusion_finance::SCHEMA, &fusion_finance::MIGRATOR),
     ] {
         fusion_db::migrate(&owner_url, schema, migrator).await?;
     }
@@ -163,7 +164,7 @@ async fn main() -> anyhow::Result<()> {
     let property = fusion_property::Application::build(
         property_config,
         Arc::new(fusion_tenancy::IdentityJwks::new(identity_channel.clone())),
-        crm_channel,
+        crm_channel.clone(),
         bind(&host, 50052).await?,
         bind(&host, 9002).await?,
     )
@@ -172,11 +173,12 @@ async fn main() -> anyhow::Result<()> {
     // Crm checks users with identity and lots, projects and stages with property.
     let mut service = ServiceConfig::local("crm", db_urls.app_url(fusion_crm::SCHEMA));
     service.nats_url = Some(nats_url.clone());
-    service.migration_database_url = Some(owner_url);
+    service.migration_database_url = Some(owner_url.clone());
     service.jobs_database_url = Some(db_urls.jobs_url(fusion_crm::SCHEMA));
     service.drain = Duration::from_millis(200);
     let property_channel =
         tonic::transport::Endpoint::from_shared(format!("http://{host}:50052"))?.connect_lazy();
+    let crm_peer = crm_channel.clone();
     let mut crm_config = fusion_crm::CrmConfig::with_defaults(service);
     crm_config.identity_url = format!("http://{host}:50051");
     crm_config.service_credentials = credentials_of("crm");
@@ -184,9 +186,34 @@ async fn main() -> anyhow::Result<()> {
         crm_config,
         Arc::new(fusion_tenancy::IdentityJwks::new(identity_channel.clone())),
         identity_channel.clone(),
-        property_channel,
+        property_channel.clone(),
         bind(&host, 50053).await?,
         bind(&host, 9003).await?,
+    )
+    .await?;
+
+    // Finance checks deals and contacts with crm, users with identity and projects with
+    // property, and consumes crm's deal events and property's lot events.
+    let mut service = ServiceConfig::local("finance", db_urls.app_url(fusion_finance::SCHEMA));
+    service.nats_url = Some(nats_url.clone());
+    service.migration_database_url = Some(owner_url);
+    service.jobs_database_url = Some(db_urls.jobs_url(fusion_finance::SCHEMA));
+    service.drain = Duration::from_millis(200);
+    let mut finance_config = fusion_finance::FinanceConfig::with_defaults(service);
+    finance_config.identity_url = format!("http://{host}:50051");
+    finance_config.crm_url = format!("http://{host}:50053");
+    finance_config.property_url = format!("http://{host}:50052");
+    finance_config.service_credentials = credentials_of("finance");
+    let finance = fusion_finance::Application::build(
+        finance_config,
+        Arc::new(fusion_tenancy::IdentityJwks::new(identity_channel.clone())),
+        fusion_finance::Peers {
+            identity: identity_channel.clone(),
+            crm: crm_peer,
+            property: property_channel,
+        },
+        bind(&host, 50054).await?,
+        bind(&host, 9004).await?,
     )
     .await?;
 
@@ -210,6 +237,7 @@ async fn main() -> anyhow::Result<()> {
     // Demo stock, through the edge as each tenant's admin.
     let edge_channel = fusion_testkit::connect_channel(edge.grpc_addr()).await;
     let mut demo_deal = None;
+    let mut demo_invoice = 0;
     for (slug, _) in DEMO_TENANTS {
         let login = AuthServiceClient::new(edge_channel.clone())
             .login(LoginRequest {
@@ -231,17 +259,30 @@ async fn main() -> anyhow::Result<()> {
         )
         .await
         .with_context(|| format!("seeding {slug}'s demo pipeline"))?;
+        let open_deal = open_deal_with_lot(edge_channel.clone(), &token).await?;
+        let finance_seed = fusion_stack::seed::finance(
+            edge_channel.clone(),
+            &token,
+            slug,
+            login.user_id,
+            &password,
+            open_deal.map(|(deal, _)| deal),
+        )
+        .await
+        .with_context(|| format!("seeding {slug}'s finance"))?;
         // The printed lines log in as the first tenant's admin, so its deal only.
         if *slug == DEMO_TENANTS[0].0 {
-            demo_deal = open_deal_with_lot(edge_channel.clone(), &token).await?;
+            demo_deal = open_deal;
+            demo_invoice = finance_seed.invoice_id;
         }
     }
 
-    print_welcome(&password, demo_deal);
+    print_welcome(&password, demo_deal, demo_invoice);
     let stop = fusion_service::shutdown_signal();
     stop.await;
     println!("\nstopping: edge, then services");
     edge.stop().await?;
+    finance.stop().await?;
     crm.stop().await?;
     property.stop().await?;
     identity.stop().await?;
@@ -345,7 +386,7 @@ async fn open_deal_with_lot(
     Ok(deals.first().map(|d| (d.id, d.lot_id)))
 }
 
-fn print_welcome(password: &str, demo_deal: Option<(i64, i64)>) {
+fn print_welcome(password: &str, demo_deal: Option<(i64, i64)>, invoice: i64) {
     let events = match demo_deal {
         Some((deal, lot)) => format!(
             r#"
@@ -363,6 +404,7 @@ Fusion CRM is up.
   identity  localhost:50051  (admin: http://localhost:9001/ready)
   property  localhost:50052  (admin: http://localhost:9002/ready)
   crm       localhost:50053  (admin: http://localhost:9003/ready)
+  finance   localhost:50054  (admin: http://localhost:9004/ready)
 Demo tenants: acme, globex; users admin@acme.test, admin@globex.test, ops@platform.test (password: {password})
 
 Try, in another shell:
@@ -379,6 +421,9 @@ Try, in another shell:
   grpcurl -plaintext -H "authorization: Bearer $TOKEN" -d '{{"query":"mia nguyen"}}' localhost:50050 fusion.crm.v1.SearchService/SearchCrm
   grpcurl -plaintext -H "authorization: Bearer $TOKEN" -d '{{"filter":"status = \"open\""}}' localhost:50050 fusion.crm.v1.DealService/ListDeals
   grpcurl -plaintext -H "authorization: Bearer $TOKEN" -d '{{"assigned_to_me":true}}' localhost:50050 fusion.crm.v1.TaskService/ListTasks
+  grpcurl -plaintext -H "authorization: Bearer $TOKEN" -d '{{"filter":"status = \"draft\""}}' localhost:50050 fusion.finance.v1.InvoiceService/ListInvoices
+  grpcurl -plaintext -H "authorization: Bearer $TOKEN" -d '{{"id":{invoice}}}' localhost:50050 fusion.finance.v1.InvoiceService/GetInvoice
+  grpcurl -plaintext -H "authorization: Bearer $TOKEN" localhost:50050 fusion.finance.v1.CommissionService/ListCommissions
   grpcurl -plaintext -H "authorization: Bearer $TOKEN" localhost:50050 fusion.property.v1.LotService/WatchLotAvailability   # live; Ctrl-C ends it{events}
 
 Ctrl-C stops everything."#

@@ -425,3 +425,214 @@ pub async fn crm(
         .await?;
     Ok(true)
 }
+
+/// What the finance seed left in place.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SeededFinance {
+    /// The demo deal's draft invoice (0 when there was no demo deal to invoice).
+    pub invoice_id: i64,
+    /// The tenant's default commission plan.
+    pub plan_id: i64,
+}
+
+/// Seeds finance for the tenant `token` belongs to, through `edge`: a second sales user
+/// (`agent@<slug>.test`, password `password`), the default commission plan (sales_agent
+/// 2 % of the deal value, 70 % to the admin `admin_user_id` and 30 % to that agent, paid
+/// 50 % at exchange and 50 % at settlement) and a draft invoice for `demo_deal`.
+/// Running it again changes nothing: a tenant with a plan or an invoice for a deal
+/// keeps them.
+pub async fn finance(
+    edge: Channel,
+    token: &str,
+    slug: &str,
+    admin_user_id: i64,
+    password: &str,
+    demo_deal: Option<i64>,
+) -> Result<SeededFinance, Status> {
+    use fusion_proto::crm::v1 as crm;
+    use fusion_proto::crm::v1::deal_service_client::DealServiceClient;
+    use fusion_proto::finance::v1 as fin;
+    use fusion_proto::finance::v1::{
+        commission_plan_service_client::CommissionPlanServiceClient,
+        invoice_service_client::InvoiceServiceClient,
+    };
+
+    let agent = ensure_user(
+        edge.clone(),
+        token,
+        &format!("agent@{slug}.test"),
+        "sales_agent",
+        password,
+    )
+    .await?;
+    let mut plans = CommissionPlanServiceClient::new(edge.clone());
+    let existing = plans
+        .list_commission_plans(authed(
+            token,
+            fin::ListCommissionPlansRequest {
+                filter: "project_id = 0".into(),
+                ..Default::default()
+            },
+        ))
+        .await?
+        .into_inner();
+    let plan_id = match existing.commission_plans.first() {
+        Some(plan) => plan.id,
+        None => {
+            let recipient = |user_id, share: &str| fin::CommissionRecipient {
+                user_id,
+                share: share.into(),
+            };
+            let milestone = |milestone: &str| fin::CommissionMilestone {
+                milestone: milestone.into(),
+                percent: "50".into(),
+            };
+            plans
+                .create_commission_plan(authed(
+                    token,
+                    fin::CreateCommissionPlanRequest {
+                        commission_plan: Some(fin::CommissionPlan {
+                            name: "Standard sales commission".into(),
+                            lines: vec![fin::CommissionPlanLine {
+                                commission_type: "sales_agent".into(),
+                                rate: "2.00".into(),
+                                recipients: vec![
+                                    recipient(admin_user_id, "70"),
+                                    recipient(agent, "30"),
+                                ],
+                                milestones: vec![milestone("exchanged"), milestone("settled")],
+                                ..Default::default()
+                            }],
+                            description: "2 % of the deal value, split 70/30, half at exchange and half at settlement.".into(),
+                            ..Default::default()
+                        }),
+                        request_id: String::new(),
+                    },
+                ))
+                .await?
+                .into_inner()
+                .id
+        }
+    };
+
+    let mut invoices = InvoiceServiceClient::new(edge.clone());
+    let existing = invoices
+        .list_invoices(authed(
+            token,
+            fin::ListInvoicesRequest {
+                filter: "deal_id > 0".into(),
+                show_deleted: true,
+                ..Default::default()
+            },
+        ))
+        .await?
+        .into_inner();
+    let invoice_id = match (existing.invoices.first(), demo_deal) {
+        (Some(invoice), _) => invoice.id,
+        (None, None) => 0,
+        (None, Some(deal)) => {
+            let deal = DealServiceClient::new(edge.clone())
+                .get_deal(authed(token, crm::GetDealRequest { id: deal }))
+                .await?
+                .into_inner();
+            let line = |description: &str, quantity: &str, unit_price: &str| fin::InvoiceLineItem {
+                description: description.into(),
+                quantity: quantity.into(),
+                unit_price: unit_price.into(),
+                tax_rate: "10".into(),
+                ..Default::default()
+            };
+            invoices
+                .create_invoice(authed(
+                    token,
+                    fin::CreateInvoiceRequest {
+                        invoice: Some(fin::Invoice {
+                            deal_id: deal.id,
+                            contact_id: deal.contact_id,
+                            reference: deal.title,
+                            description: "Sales and marketing fees on the demo sale.".into(),
+                            line_items: vec![
+                                line(
+                                    "Sales commission (2 % of the contract price)",
+                                    "1",
+                                    "10980.00",
+                                ),
+                                line("Marketing contribution", "1", "1500.00"),
+                                line("Display home open days", "3", "33.33"),
+                            ],
+                            ..Default::default()
+                        }),
+                        request_id: String::new(),
+                    },
+                ))
+                .await?
+                .into_inner()
+                .id
+        }
+    };
+    Ok(SeededFinance {
+        invoice_id,
+        plan_id,
+    })
+}
+
+/// The id of the active user `email` of the caller's tenant, created with `role` and
+/// `password` when missing.
+async fn ensure_user(
+    edge: Channel,
+    token: &str,
+    email: &str,
+    role: &str,
+    password: &str,
+) -> Result<i64, Status> {
+    use fusion_proto::identity::v1 as id;
+    use fusion_proto::identity::v1::{
+        role_service_client::RoleServiceClient, user_service_client::UserServiceClient,
+    };
+    let mut users = UserServiceClient::new(edge.clone());
+    let found = users
+        .list_users(authed(
+            token,
+            id::ListUsersRequest {
+                filter: format!("email = {email:?}"),
+                ..Default::default()
+            },
+        ))
+        .await?
+        .into_inner()
+        .users;
+    if let Some(user) = found.first() {
+        return Ok(user.id);
+    }
+    let role_ids = RoleServiceClient::new(edge)
+        .list_roles(authed(
+            token,
+            id::ListRolesRequest {
+                filter: format!("name = {role:?}"),
+                ..Default::default()
+            },
+        ))
+        .await?
+        .into_inner()
+        .roles
+        .into_iter()
+        .map(|r| r.id)
+        .collect();
+    Ok(users
+        .create_user(authed(
+            token,
+            id::CreateUserRequest {
+                user: Some(id::User {
+                    name: "Sam Agent".into(),
+                    email: email.into(),
+                    ..Default::default()
+                }),
+                password: password.into(),
+                role_ids,
+                request_id: String::new(),
+            },
+        ))
+        .await?
+        .into_inner()
+        .id)
+}

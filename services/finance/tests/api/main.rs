@@ -1,1 +1,9 @@
-//! finance's API tests: one binary, against real PostgreSQL and the real services.
+//! The finance API against a real PostgreSQL, as the application role, through real
+//! gRPC clients, with the real identity, property and crm services it checks
+//! references with. One test binary for the crate.
+
+mod conformance;
+mod helpers;
+mod invoices;
+mod privilege;
+mod schema;
