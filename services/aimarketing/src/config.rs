@@ -96,7 +96,7 @@ impl AiMarketingConfig {
     /// Reads the configuration from the environment.
     pub fn from_env() -> Result<Self, ConfigError> {
         let service = ServiceConfig::from_env("AIMARKETING", "ai-marketing", 50055, 9005)?;
-        let mut config = Self::with_defaults(service);
+        let mut config = Self::with_defaults(service).model_provider_from_env()?;
         if let Some(url) = var("AIMARKETING_IDENTITY_URL") {
             config.identity_url = url;
         }
@@ -106,8 +106,17 @@ impl AiMarketingConfig {
         if let Some(url) = var("AIMARKETING_PROPERTY_URL") {
             config.property_url = url;
         }
-        config.provider =
-            Provider::from_values(var("AI_OPENAI_BASE_URL"), var("AI_OPENAI_API_KEY"))?;
+        config.migrate_on_start = parse_or("AIMARKETING_MIGRATE_ON_START", true)?;
+        config.purge_retention =
+            Duration::from_secs(parse_or::<u64>("AIMARKETING_PURGE_RETENTION_DAYS", 30)? * 86_400);
+        Ok(config)
+    }
+
+    /// The same configuration with the platform's model provider and default model
+    /// read from `AI_OPENAI_BASE_URL`, `AI_OPENAI_API_KEY` and `AI_DEFAULT_MODEL` (a
+    /// whole stack started in one process reads these and builds the rest itself).
+    pub fn model_provider_from_env(mut self) -> Result<Self, ConfigError> {
+        self.provider = Provider::from_values(var("AI_OPENAI_BASE_URL"), var("AI_OPENAI_API_KEY"))?;
         if let Some(model) = var("AI_DEFAULT_MODEL") {
             let model = model.trim().to_owned();
             models::check_name(&model).map_err(|reason| ConfigError::Invalid {
@@ -115,12 +124,9 @@ impl AiMarketingConfig {
                 value: model.clone(),
                 reason,
             })?;
-            config.default_model = model;
+            self.default_model = model;
         }
-        config.migrate_on_start = parse_or("AIMARKETING_MIGRATE_ON_START", true)?;
-        config.purge_retention =
-            Duration::from_secs(parse_or::<u64>("AIMARKETING_PURGE_RETENTION_DAYS", 30)? * 86_400);
-        Ok(config)
+        Ok(self)
     }
 
     /// Defaults around a shared service configuration (tests build theirs this way).
