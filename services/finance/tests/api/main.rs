@@ -2,6 +2,7 @@
 //! gRPC clients, with the real identity, property and crm services it checks
 //! references with. One test binary for the crate.
 
+mod commissions;
 mod conformance;
 mod helpers;
 mod invoices;

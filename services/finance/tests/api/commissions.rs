@@ -1,0 +1,1061 @@
+//! Commission plans and commissions over gRPC: plans validated line by line and named by
+//! field path, one live plan per project and one default, the status machine of a
+//! commission and its refusals, the totals of SummarizeCommissions, and the whole flow
+//! through a real private NATS JetStream — crm wins a deal, finance creates its plan's
+//! commissions exactly once, property's sale of the lot makes them payable, and
+//! reopening the deal cancels the unpaid ones and claws back the paid one.
+
+use std::time::{Duration, Instant};
+
+use tonic::{Code, Status};
+
+use fusion_proto::crm::v1 as crmpb;
+use fusion_proto::crm::v1::deal_service_client::DealServiceClient;
+use fusion_proto::finance::v1 as pb;
+use fusion_proto::google::r#type::Date;
+use fusion_testkit::PrivateNats;
+
+use crate::helpers::{TestApp, User, assert_invalid, expect_code, mask, reason};
+
+fn new_id() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+/// A plan line of `commission_type` worth `rate` % or `fixed` (one of them empty),
+/// split between `recipients` (user, share) and paid over `milestones` (name, percent).
+fn line(
+    commission_type: &str,
+    rate: &str,
+    fixed: &str,
+    recipients: &[(i64, &str)],
+    milestones: &[(&str, &str)],
+) -> pb::CommissionPlanLine {
+    pb::CommissionPlanLine {
+        commission_type: commission_type.into(),
+        rate: rate.into(),
+        fixed_amount: fixed.into(),
+        recipients: recipients
+            .iter()
+            .map(|(user_id, share)| pb::CommissionRecipient {
+                user_id: *user_id,
+                share: (*share).into(),
+            })
+            .collect(),
+        milestones: milestones
+            .iter()
+            .map(|(milestone, percent)| pb::CommissionMilestone {
+                milestone: (*milestone).into(),
+                percent: (*percent).into(),
+            })
+            .collect(),
+    }
+}
+
+/// A plan named `name` for project `project` (0: the default plan).
+fn plan(name: &str, project: i64, lines: Vec<pb::CommissionPlanLine>) -> pb::CommissionPlan {
+    pb::CommissionPlan {
+        name: name.into(),
+        project_id: project,
+        lines,
+        ..Default::default()
+    }
+}
+
+async fn create_plan(
+    app: &TestApp,
+    who: &User,
+    p: pb::CommissionPlan,
+) -> Result<pb::CommissionPlan, Status> {
+    app.plans()
+        .create_commission_plan(who.req(pb::CreateCommissionPlanRequest {
+            commission_plan: Some(p),
+            request_id: String::new(),
+        }))
+        .await
+        .map(tonic::Response::into_inner)
+}
+
+/// A commission by hand for `deal` to `recipient` of `amount`.
+fn manual(deal: i64, recipient: i64, amount: &str) -> pb::Commission {
+    pb::Commission {
+        deal_id: deal,
+        recipient_user_id: recipient,
+        amount: amount.into(),
+        ..Default::default()
+    }
+}
+
+async fn create(app: &TestApp, who: &User, c: pb::Commission) -> Result<pb::Commission, Status> {
+    app.commissions()
+        .create_commission(who.req(pb::CreateCommissionRequest {
+            commission: Some(c),
+            request_id: String::new(),
+        }))
+        .await
+        .map(tonic::Response::into_inner)
+}
+
+async fn approve(app: &TestApp, id: i64, request_id: &str) -> Result<pb::Commission, Status> {
+    app.commissions()
+        .approve_commission(app.acme.req(pb::ApproveCommissionRequest {
+            id,
+            request_id: request_id.into(),
+            ..Default::default()
+        }))
+        .await
+        .map(tonic::Response::into_inner)
+}
+
+async fn pay(app: &TestApp, id: i64, date: Option<Date>) -> Result<pb::Commission, Status> {
+    app.commissions()
+        .mark_commission_paid(app.acme.req(pb::MarkCommissionPaidRequest {
+            id,
+            payment_date: date,
+            ..Default::default()
+        }))
+        .await
+        .map(tonic::Response::into_inner)
+}
+
+async fn update(
+    app: &TestApp,
+    c: pb::Commission,
+    paths: &[&str],
+) -> Result<pb::Commission, Status> {
+    app.commissions()
+        .update_commission(app.acme.req(pb::UpdateCommissionRequest {
+            commission: Some(c),
+            update_mask: mask(paths),
+        }))
+        .await
+        .map(tonic::Response::into_inner)
+}
+
+/// Asserts `result` is FAILED_PRECONDITION COMMISSION_STATUS.
+#[track_caller]
+fn assert_status_refused<T: std::fmt::Debug>(result: Result<T, Status>) {
+    let status = expect_code(result, Code::FailedPrecondition);
+    assert_eq!(reason(&status), "COMMISSION_STATUS", "{status:?}");
+}
+
+fn date(year: i32, month: i32, day: i32) -> Date {
+    Date { year, month, day }
+}
+
+fn today() -> Date {
+    fusion_service::api::date_pb(chrono::Utc::now().date_naive())
+}
+
+#[tokio::test]
+async fn plan_lines_are_validated_and_every_problem_named_by_its_path() {
+    let app = TestApp::spawn().await;
+    let (agent, officer) = (app.agent.user_id, app.finance_user.user_id);
+    let won = [("won", "100")];
+    let cases: Vec<(Vec<pb::CommissionPlanLine>, &[&str])> = vec![
+        (
+            vec![line(
+                "sales_agent",
+                "2",
+                "",
+                &[(agent, "70"), (officer, "20")],
+                &won,
+            )],
+            &["commission_plan.lines[0].recipients"],
+        ),
+        (
+            vec![line(
+                "sales_agent",
+                "2",
+                "",
+                &[(agent, "100")],
+                &[("exchanged", "50"), ("settled", "40")],
+            )],
+            &["commission_plan.lines[0].milestones"],
+        ),
+        (
+            vec![line("sales_agent", "2", "100.00", &[(agent, "100")], &won)],
+            &["commission_plan.lines[0].fixed_amount"],
+        ),
+        (
+            vec![line("agent", "2", "", &[(agent, "100")], &won)],
+            &["commission_plan.lines[0].commission_type"],
+        ),
+        (
+            vec![
+                line("bdm", "", "100.00", &[(agent, "100")], &won),
+                line(
+                    "piab",
+                    "0",
+                    "",
+                    &[(agent, "50"), (officer, "50.001")],
+                    &[("reserved", "100")],
+                ),
+            ],
+            &[
+                "commission_plan.lines[1].rate",
+                "commission_plan.lines[1].recipients[1].share",
+                "commission_plan.lines[1].milestones[0].milestone",
+            ],
+        ),
+        (Vec::new(), &["commission_plan.lines"]),
+        (
+            // Another tenant's user is no recipient here.
+            vec![line(
+                "sales_agent",
+                "2",
+                "",
+                &[(agent, "50"), (app.globex.user_id, "50")],
+                &won,
+            )],
+            &["commission_plan.lines[0].recipients[1].user_id"],
+        ),
+    ];
+    for (lines, fields) in cases {
+        assert_invalid(
+            create_plan(&app, &app.acme, plan("Broken", 0, lines)).await,
+            fields,
+        );
+    }
+    let theirs = app.project(&app.globex, "theirs").await;
+    assert_invalid(
+        create_plan(
+            &app,
+            &app.acme,
+            plan(
+                "",
+                theirs,
+                vec![line("bdm", "", "1", &[(agent, "100")], &won)],
+            ),
+        )
+        .await,
+        &["commission_plan.name"],
+    );
+    assert_invalid(
+        create_plan(
+            &app,
+            &app.acme,
+            plan(
+                "Theirs",
+                theirs,
+                vec![line("bdm", "", "1", &[(agent, "100")], &won)],
+            ),
+        )
+        .await,
+        &["commission_plan.project_id"],
+    );
+
+    // A valid plan comes back with its figures written one way.
+    let created = create_plan(
+        &app,
+        &app.acme,
+        plan(
+            "Standard",
+            0,
+            vec![line(
+                "sales_agent",
+                "2",
+                "",
+                &[(agent, "70.00"), (officer, "30")],
+                &[("exchanged", "50.0"), ("settled", "50")],
+            )],
+        ),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        created.lines,
+        [line(
+            "sales_agent",
+            "2.00",
+            "",
+            &[(agent, "70"), (officer, "30")],
+            &[("exchanged", "50"), ("settled", "50")],
+        )]
+    );
+    let got = app
+        .plans()
+        .get_commission_plan(
+            app.acme
+                .req(pb::GetCommissionPlanRequest { id: created.id }),
+        )
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(got, created);
+}
+
+#[tokio::test]
+async fn a_project_has_one_live_plan_and_the_tenant_one_default() {
+    let app = TestApp::spawn().await;
+    let agent = app.agent.user_id;
+    let lines = || {
+        vec![line(
+            "sales_agent",
+            "2",
+            "",
+            &[(agent, "100")],
+            &[("won", "100")],
+        )]
+    };
+    let default = create_plan(&app, &app.acme, plan("Default", 0, lines()))
+        .await
+        .unwrap();
+    let second = create_plan(&app, &app.acme, plan("Second default", 0, lines())).await;
+    let status = expect_code(second, Code::AlreadyExists);
+    assert_eq!(reason(&status), "ALREADY_EXISTS");
+    assert!(status.message().contains("project_id"), "{status:?}");
+
+    let project = app.project(&app.acme, "one-plan").await;
+    create_plan(&app, &app.acme, plan("Project", project, lines()))
+        .await
+        .unwrap();
+    expect_code(
+        create_plan(&app, &app.acme, plan("Project again", project, lines())).await,
+        Code::AlreadyExists,
+    );
+    // Another tenant has its own default.
+    create_plan(
+        &app,
+        &app.globex,
+        plan(
+            "Globex default",
+            0,
+            vec![line(
+                "sales_agent",
+                "2",
+                "",
+                &[(app.globex.user_id, "100")],
+                &[("won", "100")],
+            )],
+        ),
+    )
+    .await
+    .unwrap();
+
+    // A deleted default makes room for another; it cannot come back while that lives.
+    app.plans()
+        .delete_commission_plan(app.acme.req(pb::DeleteCommissionPlanRequest {
+            id: default.id,
+            etag: String::new(),
+        }))
+        .await
+        .unwrap();
+    create_plan(&app, &app.acme, plan("New default", 0, lines()))
+        .await
+        .unwrap();
+    let status = expect_code(
+        app.plans()
+            .undelete_commission_plan(
+                app.acme
+                    .req(pb::UndeleteCommissionPlanRequest { id: default.id }),
+            )
+            .await,
+        Code::AlreadyExists,
+    );
+    assert!(status.message().contains("project_id"), "{status:?}");
+
+    // The project is fixed; the lines are replaced whole.
+    let moved = app
+        .plans()
+        .update_commission_plan(app.acme.req(pb::UpdateCommissionPlanRequest {
+            commission_plan: Some(pb::CommissionPlan {
+                id: default.id,
+                project_id: project,
+                ..Default::default()
+            }),
+            update_mask: mask(&["project_id"]),
+        }))
+        .await;
+    assert_invalid(moved, &["update_mask"]);
+}
+
+#[tokio::test]
+async fn a_plans_new_lines_replace_the_old_and_are_checked_like_new_ones() {
+    let app = TestApp::spawn().await;
+    let (agent, officer) = (app.agent.user_id, app.finance_user.user_id);
+    let created = create_plan(
+        &app,
+        &app.acme,
+        plan(
+            "Standard",
+            0,
+            vec![line(
+                "sales_agent",
+                "2",
+                "",
+                &[(agent, "100")],
+                &[("won", "100")],
+            )],
+        ),
+    )
+    .await
+    .unwrap();
+    let change = |lines| pb::UpdateCommissionPlanRequest {
+        commission_plan: Some(pb::CommissionPlan {
+            id: created.id,
+            lines,
+            ..Default::default()
+        }),
+        update_mask: mask(&["lines"]),
+    };
+    let updated = app
+        .plans()
+        .update_commission_plan(app.acme.req(change(vec![
+            line("bdm", "", "250", &[(officer, "100")], &[("settled", "100")]),
+            line(
+                "referral_partner",
+                "0.5",
+                "",
+                &[(agent, "100")],
+                &[("won", "100")],
+            ),
+        ])))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        updated.lines,
+        [
+            line(
+                "bdm",
+                "",
+                "250.00",
+                &[(officer, "100")],
+                &[("settled", "100")]
+            ),
+            line(
+                "referral_partner",
+                "0.50",
+                "",
+                &[(agent, "100")],
+                &[("won", "100")]
+            ),
+        ]
+    );
+    assert_ne!(updated.etag, created.etag);
+    assert_invalid(
+        app.plans()
+            .update_commission_plan(app.acme.req(change(vec![line(
+                "bdm",
+                "",
+                "250",
+                &[(app.globex.user_id, "100")],
+                &[("settled", "100")],
+            )])))
+            .await,
+        &["commission_plan.lines[0].recipients[0].user_id"],
+    );
+}
+
+#[tokio::test]
+async fn a_manual_commission_walks_the_status_machine_and_steps_out_of_turn_are_refused() {
+    let app = TestApp::spawn().await;
+    let deal = app.deal(&app.acme, "Manual").await;
+    let c = create(
+        &app,
+        &app.finance_user,
+        manual(deal, app.agent.user_id, "1000.00"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        (
+            c.status.as_str(),
+            c.kind.as_str(),
+            c.milestone.as_str(),
+            c.commission_type.as_str(),
+            c.currency_code.as_str(),
+            c.amount.as_str(),
+            c.plan_id,
+        ),
+        (
+            "payable",
+            "manual",
+            "won",
+            "sales_agent",
+            "AUD",
+            "1000.00",
+            0
+        )
+    );
+    assert!(c.payable_time.is_some() && c.payment_date.is_none());
+
+    // Paid only once approved.
+    assert_status_refused(pay(&app, c.id, None).await);
+    // A manual commission not yet approved may change its amount.
+    let c = update(
+        &app,
+        pb::Commission {
+            id: c.id,
+            amount: "1200.50".into(),
+            ..Default::default()
+        },
+        &["amount"],
+    )
+    .await
+    .unwrap();
+    assert_eq!(c.amount, "1200.50");
+
+    // Approved once: a retry answers the same, a second approval is refused.
+    let request_id = new_id();
+    let approved = approve(&app, c.id, &request_id).await.unwrap();
+    assert_eq!(approved.status, "approved");
+    assert_eq!(approve(&app, c.id, &request_id).await.unwrap(), approved);
+    assert_status_refused(approve(&app, c.id, &new_id()).await);
+
+    // Approved: the amount is fixed and it cannot be deleted; the description can change.
+    assert_status_refused(
+        update(
+            &app,
+            pb::Commission {
+                id: c.id,
+                amount: "1.00".into(),
+                ..Default::default()
+            },
+            &["amount"],
+        )
+        .await,
+    );
+    let described = update(
+        &app,
+        pb::Commission {
+            id: c.id,
+            description: "Agreed bonus".into(),
+            ..Default::default()
+        },
+        &["description"],
+    )
+    .await
+    .unwrap();
+    assert_eq!(described.description, "Agreed bonus");
+    assert_status_refused(
+        app.commissions()
+            .delete_commission(app.acme.req(pb::DeleteCommissionRequest {
+                id: c.id,
+                etag: String::new(),
+            }))
+            .await,
+    );
+
+    // Paid on the date given, or today in the tenant's zone (acme's is UTC).
+    let before = today();
+    let paid = pay(&app, c.id, None).await.unwrap();
+    assert_eq!(paid.status, "paid");
+    let paid_on = paid.payment_date.unwrap();
+    assert!(paid_on == before || paid_on == today(), "{paid_on:?}");
+    assert_status_refused(pay(&app, c.id, None).await);
+    assert_status_refused(approve(&app, c.id, &new_id()).await);
+
+    let other = create(&app, &app.acme, manual(deal, app.acme.user_id, "10.00"))
+        .await
+        .unwrap();
+    approve(&app, other.id, "").await.unwrap();
+    assert_invalid(
+        pay(&app, other.id, Some(date(2026, 2, 30))).await,
+        &["payment_date"],
+    );
+    let paid = pay(&app, other.id, Some(date(2026, 3, 31))).await.unwrap();
+    assert_eq!(paid.payment_date, Some(date(2026, 3, 31)));
+
+    // A payable one may be deleted and restored.
+    let third = create(&app, &app.acme, manual(deal, app.acme.user_id, "5.00"))
+        .await
+        .unwrap();
+    let deleted = app
+        .commissions()
+        .delete_commission(app.acme.req(pb::DeleteCommissionRequest {
+            id: third.id,
+            etag: third.etag.clone(),
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(deleted.delete_time.is_some());
+}
+
+#[tokio::test]
+async fn a_manual_commissions_deal_recipient_invoice_and_amount_are_checked() {
+    let app = TestApp::spawn().await;
+    let deal = app.deal(&app.acme, "Checked").await;
+    let theirs = app.deal(&app.globex, "Theirs").await;
+    let agent = app.agent.user_id;
+    let cases: Vec<(pb::Commission, &[&str])> = vec![
+        (manual(theirs, agent, "10.00"), &["commission.deal_id"]),
+        (
+            manual(deal, app.globex.user_id, "10.00"),
+            &["commission.recipient_user_id"],
+        ),
+        (
+            manual(0, 0, "0.00"),
+            &[
+                "commission.deal_id",
+                "commission.recipient_user_id",
+                "commission.amount",
+            ],
+        ),
+        (manual(deal, agent, "10.005"), &["commission.amount"]),
+        (
+            pb::Commission {
+                currency_code: "JPY".into(),
+                ..manual(deal, agent, "10.50")
+            },
+            &["commission.amount"],
+        ),
+        (
+            pb::Commission {
+                commission_type: "agent".into(),
+                ..manual(deal, agent, "10.00")
+            },
+            &["commission.commission_type"],
+        ),
+    ];
+    for (c, fields) in cases {
+        assert_invalid(create(&app, &app.acme, c).await, fields);
+    }
+    let their_invoice = app.invoice(&app.globex, &[("1", "10.00", "0")]).await;
+    assert_invalid(
+        create(
+            &app,
+            &app.acme,
+            pb::Commission {
+                invoice_id: their_invoice.id,
+                ..manual(deal, agent, "10.00")
+            },
+        )
+        .await,
+        &["commission.invoice_id"],
+    );
+    let ours = app.invoice(&app.acme, &[("1", "10.00", "0")]).await;
+    let c = create(
+        &app,
+        &app.acme,
+        pb::Commission {
+            commission_type: "bdm".into(),
+            currency_code: "NZD".into(),
+            ..manual(deal, agent, "10.00")
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        (c.commission_type.as_str(), c.currency_code.as_str()),
+        ("bdm", "NZD")
+    );
+    let linked = update(
+        &app,
+        pb::Commission {
+            id: c.id,
+            invoice_id: ours.id,
+            ..Default::default()
+        },
+        &["invoice_id"],
+    )
+    .await
+    .unwrap();
+    assert_eq!(linked.invoice_id, ours.id);
+    assert_invalid(
+        update(
+            &app,
+            pb::Commission {
+                id: c.id,
+                invoice_id: their_invoice.id,
+                ..Default::default()
+            },
+            &["invoice_id"],
+        )
+        .await,
+        &["commission.invoice_id"],
+    );
+    // The deal, recipient, currency and type are fixed.
+    assert_invalid(
+        update(
+            &app,
+            pb::Commission {
+                id: c.id,
+                deal_id: deal,
+                ..Default::default()
+            },
+            &["deal_id"],
+        )
+        .await,
+        &["update_mask"],
+    );
+}
+
+#[tokio::test]
+async fn summaries_total_by_recipient_type_status_and_currency_over_the_tenants_dates() {
+    let app = TestApp::spawn().await;
+    let deal = app.deal(&app.acme, "Summarized").await;
+    let (agent, officer) = (app.agent.user_id, app.finance_user.user_id);
+    let made = [
+        (agent, "sales_agent", "AUD", "100.10"),
+        (agent, "sales_agent", "AUD", "200.20"),
+        (agent, "bdm", "AUD", "50.00"),
+        (agent, "sales_agent", "NZD", "70.00"),
+        (officer, "sales_agent", "AUD", "0.01"),
+    ];
+    let mut ids = Vec::new();
+    for (user, kind, currency, amount) in made {
+        let c = create(
+            &app,
+            &app.acme,
+            pb::Commission {
+                commission_type: kind.into(),
+                currency_code: currency.into(),
+                ..manual(deal, user, amount)
+            },
+        )
+        .await
+        .unwrap();
+        ids.push(c.id);
+    }
+    approve(&app, ids[1], "").await.unwrap();
+    // A deleted commission is not counted; another tenant's neither.
+    let gone = create(&app, &app.acme, manual(deal, agent, "999.00"))
+        .await
+        .unwrap();
+    app.commissions()
+        .delete_commission(app.acme.req(pb::DeleteCommissionRequest {
+            id: gone.id,
+            etag: String::new(),
+        }))
+        .await
+        .unwrap();
+    let theirs = app.deal(&app.globex, "Theirs").await;
+    create(
+        &app,
+        &app.globex,
+        manual(theirs, app.globex.user_id, "5.00"),
+    )
+    .await
+    .unwrap();
+
+    let summarize = |start: Date, end: Date, recipient: i64| {
+        let mut client = app.commissions();
+        let req = app.acme.req(pb::SummarizeCommissionsRequest {
+            start_date: Some(start),
+            end_date: Some(end),
+            recipient_user_id: recipient,
+        });
+        async move {
+            client
+                .summarize_commissions(req)
+                .await
+                .map(|r| r.into_inner().totals)
+        }
+    };
+    let rows =
+        |totals: Vec<pb::CommissionTotal>| -> Vec<(i64, String, String, String, String, i32)> {
+            totals
+                .into_iter()
+                .map(|t| {
+                    (
+                        t.recipient_user_id,
+                        t.commission_type,
+                        t.status,
+                        t.currency_code,
+                        t.amount,
+                        t.commission_count,
+                    )
+                })
+                .collect()
+        };
+    let row = |user: i64, kind: &str, status: &str, currency: &str, amount: &str, count: i32| {
+        (
+            user,
+            kind.to_owned(),
+            status.to_owned(),
+            currency.to_owned(),
+            amount.to_owned(),
+            count,
+        )
+    };
+    let day = today();
+    let all = rows(summarize(day, day, 0).await.unwrap());
+    let mut expected = vec![
+        row(agent, "bdm", "payable", "AUD", "50.00", 1),
+        row(agent, "sales_agent", "approved", "AUD", "200.20", 1),
+        row(agent, "sales_agent", "payable", "AUD", "100.10", 1),
+        row(agent, "sales_agent", "payable", "NZD", "70.00", 1),
+        row(officer, "sales_agent", "payable", "AUD", "0.01", 1),
+    ];
+    expected.sort();
+    assert_eq!(all, expected);
+    assert_eq!(
+        rows(summarize(day, day, officer).await.unwrap()),
+        [row(officer, "sales_agent", "payable", "AUD", "0.01", 1)]
+    );
+    approve(&app, ids[0], "").await.unwrap();
+    let agent_only = rows(summarize(day, day, agent).await.unwrap());
+    assert!(agent_only.contains(&row(agent, "sales_agent", "approved", "AUD", "300.30", 2)));
+
+    // Nothing was created in another year; bad ranges are refused by field.
+    assert!(
+        summarize(date(2020, 1, 1), date(2020, 12, 31), 0)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_invalid(
+        summarize(date(2026, 2, 1), date(2026, 1, 31), 0).await,
+        &["end_date"],
+    );
+    assert_invalid(
+        summarize(date(2020, 1, 1), date(2031, 1, 1), 0).await,
+        &["end_date"],
+    );
+    assert_invalid(
+        summarize(date(0, 0, 0), date(2026, 13, 1), 0).await,
+        &["start_date", "end_date"],
+    );
+    assert_invalid(summarize(day, day, -1).await, &["recipient_user_id"]);
+}
+
+/// Polls deal `deal`'s commissions (deleted ones too), oldest first, until `done`
+/// holds of them; panics after 30 s naming `what`.
+async fn commissions_of(
+    app: &TestApp,
+    deal: i64,
+    what: &str,
+    done: impl Fn(&[pb::Commission]) -> bool,
+) -> Vec<pb::Commission> {
+    let started = Instant::now();
+    loop {
+        let listed = app
+            .commissions()
+            .list_commissions(app.acme.req(pb::ListCommissionsRequest {
+                filter: format!("deal_id = {deal}"),
+                order_by: "create_time".into(),
+                show_deleted: true,
+                page_size: 100,
+                ..Default::default()
+            }))
+            .await
+            .expect("commissions listed")
+            .into_inner()
+            .commissions;
+        if done(&listed) {
+            return listed;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "{what} within 30 s; deal {deal} has {listed:#?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// `(recipient, milestone, amount, status)` of each commission.
+fn parts(commissions: &[pb::Commission]) -> Vec<(i64, &str, &str, &str)> {
+    commissions
+        .iter()
+        .map(|c| {
+            (
+                c.recipient_user_id,
+                c.milestone.as_str(),
+                c.amount.as_str(),
+                c.status.as_str(),
+            )
+        })
+        .collect()
+}
+
+async fn win(app: &TestApp, deal: i64, request_id: &str) -> crmpb::Deal {
+    DealServiceClient::new(app.peers.crm.clone())
+        .win_deal(app.acme.req(crmpb::WinDealRequest {
+            id: deal,
+            request_id: request_id.into(),
+            ..Default::default()
+        }))
+        .await
+        .expect("deal won")
+        .into_inner()
+}
+
+#[tokio::test]
+async fn a_won_deal_gets_its_plans_commissions_once_paid_as_its_lot_sells_and_taken_back_on_reopening()
+ {
+    let nats = PrivateNats::start();
+    let app = TestApp::spawn_with_events(&nats.url()).await;
+    let (admin, agent, officer) = (
+        app.acme.user_id,
+        app.agent.user_id,
+        app.finance_user.user_id,
+    );
+    // The lot's project has its own plan; any other deal is paid under the default.
+    let project = app.project(&app.acme, "harbour").await;
+    let lot = app.lot(&app.acme, project).await;
+    let own = create_plan(
+        &app,
+        &app.acme,
+        plan(
+            "Harbour",
+            project,
+            vec![line(
+                "sales_agent",
+                "2",
+                "",
+                &[(agent, "70"), (officer, "30")],
+                &[("exchanged", "50"), ("settled", "50")],
+            )],
+        ),
+    )
+    .await
+    .unwrap();
+    let default = create_plan(
+        &app,
+        &app.acme,
+        plan(
+            "Default",
+            0,
+            vec![line(
+                "bdm",
+                "",
+                "0.01",
+                &[(admin, "33.33"), (agent, "33.33"), (officer, "33.34")],
+                &[("won", "100")],
+            )],
+        ),
+    )
+    .await
+    .unwrap();
+
+    // Won, and the same WinDeal retried: one winning.
+    let deal = app
+        .deal_on(&app.acme, "Harbour lot 1", lot, "549000.00")
+        .await;
+    let request_id = new_id();
+    let first = win(&app, deal, &request_id).await;
+    assert_eq!(win(&app, deal, &request_id).await, first);
+
+    // 2 % of 549000.00 = 10980.00, 70/30, each half at exchange and half at
+    // settlement. Property sells the won deal's lot (exchanged), so the exchanged
+    // halves become payable.
+    let made = commissions_of(&app, deal, "the exchanged halves payable", |c| {
+        c.iter().filter(|c| c.status == "payable").count() == 2
+    })
+    .await;
+    let mut found = parts(&made);
+    found.sort_unstable();
+    assert_eq!(
+        found,
+        [
+            (agent, "exchanged", "3843.00", "payable"),
+            (agent, "settled", "3843.00", "pending"),
+            (officer, "exchanged", "1647.00", "payable"),
+            (officer, "settled", "1647.00", "pending"),
+        ]
+    );
+    let total: rust_decimal::Decimal = made
+        .iter()
+        .map(|c| c.amount.parse::<rust_decimal::Decimal>().unwrap())
+        .sum();
+    assert_eq!(total.to_string(), "10980.00");
+    for c in &made {
+        assert_eq!(
+            (
+                c.kind.as_str(),
+                c.plan_id,
+                c.rate.as_str(),
+                c.commission_type.as_str(),
+                c.currency_code.as_str()
+            ),
+            ("plan", own.id, "2.00", "sales_agent", "AUD")
+        );
+        assert_eq!(c.payable_time.is_some(), c.status == "payable");
+    }
+
+    // The same win delivered again (the envelope republished without its message id,
+    // so JetStream does not drop it) changes nothing; the reopening below is applied
+    // after it, by the same consumer.
+    redeliver_last(&nats, "fusion.crm.deal.won").await;
+
+    // A settlement part is not payable yet; an exchanged one is approved and paid.
+    let settled = made.iter().find(|c| c.milestone == "settled").unwrap();
+    assert_status_refused(approve(&app, settled.id, "").await);
+    let paid = made
+        .iter()
+        .find(|c| c.milestone == "exchanged" && c.recipient_user_id == agent)
+        .unwrap();
+    approve(&app, paid.id, "").await.unwrap();
+    let paid = pay(&app, paid.id, Some(date(2026, 4, 1))).await.unwrap();
+
+    // Reopened: the three unpaid are cancelled and the paid one clawed back.
+    DealServiceClient::new(app.peers.crm.clone())
+        .move_deal_stage(app.acme.req(crmpb::MoveDealStageRequest {
+            id: deal,
+            stage: "property_enquiry".into(),
+            ..Default::default()
+        }))
+        .await
+        .expect("deal reopened");
+    let after = commissions_of(&app, deal, "the deal's commissions taken back", |c| {
+        c.len() == 5 && c.iter().filter(|c| c.status == "cancelled").count() == 3
+    })
+    .await;
+    let clawback = &after[4];
+    assert_eq!(
+        (
+            clawback.kind.as_str(),
+            clawback.clawback_of_id,
+            clawback.amount.as_str(),
+            clawback.status.as_str(),
+            clawback.recipient_user_id,
+            clawback.milestone.as_str(),
+        ),
+        (
+            "clawback",
+            paid.id,
+            "-3843.00",
+            "payable",
+            agent,
+            "exchanged"
+        )
+    );
+    let still_paid = after.iter().find(|c| c.id == paid.id).unwrap();
+    assert_eq!(still_paid.status, "paid");
+    // Paying a cancelled commission is refused.
+    let cancelled = after.iter().find(|c| c.status == "cancelled").unwrap();
+    assert_status_refused(approve(&app, cancelled.id, "").await);
+
+    // A deal on a lot of a project without a plan is paid under the default: 0.01
+    // three ways is 0.00, 0.00 and 0.01, payable at once (milestone won).
+    let elsewhere = app.project(&app.acme, "elsewhere").await;
+    let other_lot = app.lot(&app.acme, elsewhere).await;
+    let small = app
+        .deal_on(&app.acme, "Elsewhere lot 1", other_lot, "100000.00")
+        .await;
+    win(&app, small, &new_id()).await;
+    let made = commissions_of(&app, small, "the default plan's commissions", |c| {
+        c.len() == 3
+    })
+    .await;
+    assert_eq!(
+        parts(&made),
+        [
+            (admin, "won", "0.00", "payable"),
+            (agent, "won", "0.00", "payable"),
+            (officer, "won", "0.01", "payable"),
+        ]
+    );
+    assert!(
+        made.iter()
+            .all(|c| c.plan_id == default.id && c.rate.is_empty())
+    );
+}
+
+/// Publishes the last message on `subject` again, without its message id.
+async fn redeliver_last(nats: &PrivateNats, subject: &str) {
+    let client = async_nats::connect(nats.url()).await.unwrap();
+    let js = async_nats::jetstream::new(client);
+    let stream = js.get_stream("FUSION").await.unwrap();
+    let last = stream
+        .get_last_raw_message_by_subject(subject)
+        .await
+        .unwrap();
+    js.publish(subject.to_owned(), last.payload)
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+}
