@@ -71,6 +71,16 @@ pub fn policy() -> MethodPolicy {
             &["UpdateFinanceSettings"],
         ),
         (
+            "XeroService",
+            "invoices",
+            &["GetXeroConnection"],
+            &[
+                "StartXeroConnection",
+                "CompleteXeroConnection",
+                "DisconnectXero",
+            ],
+        ),
+        (
             "CommissionPlanService",
             "commissions",
             &["GetCommissionPlan", "ListCommissionPlans"],
