@@ -457,7 +457,7 @@ async fn a_burst_past_the_minute_limit_waits_its_turn_and_draws_no_429() {
     assert_eq!(stats.rate_limited, 0, "{stats:?}");
     assert_eq!(stats.invoices_created, 30);
     assert_eq!(stats.peak_per_minute, 10, "{stats:?}");
-    assert_eq!(stats.peak_concurrent, 5, "{stats:?}");
+    assert!(stats.peak_concurrent <= 5, "{stats:?}");
     assert!(
         took >= Duration::from_secs(4),
         "three windows take two window lengths at least: {took:?}"
