@@ -7,7 +7,8 @@
 //! property (reference checks as the caller, see [`refs`]), the purge job, the relay
 //! of its outbox to NATS (finance publishes `finance.invoice.paid`) and the gRPC
 //! services into a [`fusion_service::Server`]; `main.rs` only reads configuration.
-//! Proto types stop at [`grpc`]; [`domain`] holds the money rules.
+//! Proto types stop at [`grpc`]; [`domain`] holds the money rules; [`xero`] is the
+//! Xero client (with its limiter, token sealing and webhook endpoint) the sync uses.
 
 pub mod config;
 pub mod domain;
@@ -16,6 +17,7 @@ pub mod grpc;
 pub mod refs;
 mod state;
 mod store;
+pub mod xero;
 mod xero_sync;
 
 use std::net::SocketAddr;

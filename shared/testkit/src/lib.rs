@@ -26,6 +26,9 @@
 //! [`surface`] checks a context's policy and health against the descriptor set;
 //! [`privilege`] walks every RPC of a context with a caller lacking each permission it
 //! declares.
+//!
+//! [`xero::FakeXero`] is a fake Xero (identity and Accounting API) that keeps Xero's
+//! documented rules, for the finance context's Xero client.
 
 pub mod conformance;
 mod nats;
@@ -38,6 +41,7 @@ mod spawn;
 mod status;
 pub mod surface;
 mod tokens;
+pub mod xero;
 
 pub use nats::PrivateNats;
 pub use pg::{PgServer, TestDatabase, server, start_private_cluster};
