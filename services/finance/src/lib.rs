@@ -10,7 +10,8 @@
 //! when it is lost or reopened; [`lot_milestones`]: commissions payable as the deal's
 //! lot is exchanged, unconditional or settled) and the gRPC services into a
 //! [`fusion_service::Server`]; `main.rs` only reads configuration. Proto types stop at
-//! [`grpc`]; [`domain`] holds the money rules.
+//! [`grpc`]; [`domain`] holds the money rules; [`xero`] is the Xero client (with its
+//! limiter, token sealing and webhook endpoint) the sync uses.
 
 pub mod config;
 pub mod deal_commissions;
@@ -21,6 +22,7 @@ pub mod lot_milestones;
 pub mod refs;
 mod state;
 mod store;
+pub mod xero;
 mod xero_sync;
 
 use std::net::SocketAddr;
