@@ -13,6 +13,8 @@ use fusion_proto::crm::v1 as crmpb;
 use fusion_proto::crm::v1::deal_service_client::DealServiceClient;
 use fusion_proto::finance::v1 as pb;
 use fusion_proto::google::r#type::Date;
+use fusion_proto::property::v1 as proppb;
+use fusion_proto::property::v1::lot_service_client::LotServiceClient;
 use fusion_testkit::PrivateNats;
 
 use crate::helpers::{TestApp, User, assert_invalid, expect_code, mask, reason};
@@ -1058,4 +1060,263 @@ async fn redeliver_last(nats: &PrivateNats, subject: &str) {
         .unwrap()
         .await
         .unwrap();
+}
+
+/// Moves lot `lot` one step as acme's admin: reserve (for `deal`), exchange,
+/// unconditional, settle or revert.
+async fn move_lot(app: &TestApp, lot: i64, step: &str, deal: i64) {
+    let mut lots = LotServiceClient::new(app.peers.property.clone());
+    let who = &app.acme;
+    let moved = match step {
+        "reserve" => {
+            lots.reserve_lot(who.req(proppb::ReserveLotRequest {
+                id: lot,
+                deal_id: deal,
+                ..Default::default()
+            }))
+            .await
+        }
+        "exchange" => {
+            lots.exchange_lot(who.req(proppb::ExchangeLotRequest {
+                id: lot,
+                ..Default::default()
+            }))
+            .await
+        }
+        "unconditional" => {
+            lots.mark_lot_unconditional(who.req(proppb::MarkLotUnconditionalRequest {
+                id: lot,
+                ..Default::default()
+            }))
+            .await
+        }
+        "settle" => {
+            lots.settle_lot(who.req(proppb::SettleLotRequest {
+                id: lot,
+                ..Default::default()
+            }))
+            .await
+        }
+        "revert" => {
+            lots.revert_lot(who.req(proppb::RevertLotRequest {
+                id: lot,
+                reason: "signed in error".into(),
+                ..Default::default()
+            }))
+            .await
+        }
+        other => panic!("no lot step {other}"),
+    };
+    moved.unwrap_or_else(|s| panic!("{step} lot {lot}: {s:?}"));
+}
+
+/// Waits until finance has recorded deal `deal`'s lot at `milestone` (none: at no
+/// milestone), as property's events told it.
+async fn lot_recorded_at(app: &TestApp, deal: i64, milestone: Option<&str>) {
+    let started = Instant::now();
+    loop {
+        let mut tx = app
+            .finance
+            .state()
+            .db
+            .begin(app.acme.tenant_id)
+            .await
+            .unwrap();
+        let recorded: Option<Option<String>> =
+            sqlx::query_scalar("SELECT milestone FROM finance.deal_milestones WHERE deal_id = $1")
+                .bind(deal)
+                .fetch_optional(&mut *tx)
+                .await
+                .unwrap();
+        tx.commit().await.unwrap();
+        if recorded.as_ref().map(Option::as_deref) == Some(milestone) {
+            return;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "deal {deal}'s lot recorded at {milestone:?} within 30 s; it is at {recorded:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Publishes a `property.lot.status_changed` of acme's lot `lot` for `deal`, as
+/// property would.
+async fn publish_lot_change(
+    app: &TestApp,
+    nats: &PrivateNats,
+    lot: i64,
+    deal: i64,
+    from: &str,
+    to: &str,
+) {
+    use prost::Message as _;
+    let change = proppb::LotStatusChanged {
+        lot_id: lot,
+        lot_number: "1".into(),
+        from_status: from.into(),
+        to_status: to.into(),
+        deal_id: deal,
+        ..Default::default()
+    };
+    let envelope = fusion_proto::common::v1::EventEnvelope {
+        event_id: new_id(),
+        event_type: "property.lot.status_changed".into(),
+        tenant_id: app.acme.tenant_id,
+        aggregate_type: "lot".into(),
+        aggregate_id: lot,
+        occur_time: Some(fusion_service::api::ts(chrono::Utc::now())),
+        payload: change.encode_to_vec(),
+        ..Default::default()
+    };
+    let client = async_nats::connect(nats.url()).await.unwrap();
+    async_nats::jetstream::new(client)
+        .publish(
+            "fusion.property.lot.status_changed",
+            envelope.encode_to_vec().into(),
+        )
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+}
+
+/// `(milestone, status)` of each commission, in the order of the plan's milestones.
+fn statuses(commissions: &[pb::Commission]) -> Vec<(&str, &str)> {
+    let mut found: Vec<(&str, &str)> = commissions
+        .iter()
+        .map(|c| (c.milestone.as_str(), c.status.as_str()))
+        .collect();
+    let order = ["won", "exchanged", "unconditional", "settled"];
+    found.sort_by_key(|(m, _)| order.iter().position(|o| o == m));
+    found
+}
+
+#[tokio::test]
+async fn milestones_are_payable_whichever_event_comes_first_and_a_lost_deal_takes_back_its_commissions()
+ {
+    let nats = PrivateNats::start();
+    let app = TestApp::spawn_with_events(&nats.url()).await;
+    let agent = app.agent.user_id;
+    create_plan(
+        &app,
+        &app.acme,
+        plan(
+            "Staged",
+            0,
+            vec![line(
+                "sub_agent",
+                "",
+                "1000.00",
+                &[(agent, "100")],
+                &[
+                    ("exchanged", "50"),
+                    ("unconditional", "25"),
+                    ("settled", "25"),
+                ],
+            )],
+        ),
+    )
+    .await
+    .unwrap();
+
+    // The lot is reserved for the deal and exchanged before it is won: finance learns
+    // of the exchange first, and the win's exchanged part is payable at once.
+    let early_lot = app
+        .lot(&app.acme, app.project(&app.acme, "early").await)
+        .await;
+    let early = app
+        .deal_on(&app.acme, "Early", early_lot, "549000.00")
+        .await;
+    move_lot(&app, early_lot, "reserve", early).await;
+    move_lot(&app, early_lot, "exchange", early).await;
+    lot_recorded_at(&app, early, Some("exchanged")).await;
+    win(&app, early, &new_id()).await;
+    let made = commissions_of(&app, early, "the early deal's commissions", |c| {
+        c.len() == 3
+    })
+    .await;
+    assert_eq!(
+        statuses(&made),
+        [
+            ("exchanged", "payable"),
+            ("unconditional", "pending"),
+            ("settled", "pending")
+        ]
+    );
+    let amounts: Vec<&str> = made.iter().map(|c| c.amount.as_str()).collect();
+    assert_eq!(amounts, ["500.00", "250.00", "250.00"]);
+    // Then each step of the sale makes its part payable.
+    move_lot(&app, early_lot, "unconditional", early).await;
+    commissions_of(&app, early, "the unconditional part payable", |c| {
+        statuses(c)[1] == ("unconditional", "payable")
+    })
+    .await;
+    move_lot(&app, early_lot, "settle", early).await;
+    commissions_of(&app, early, "the settled part payable", |c| {
+        c.iter().all(|c| c.status == "payable")
+    })
+    .await;
+
+    // Won first (property sells the lot: exchanged), then reverted: what is payable
+    // stays payable. Reaching settled makes every earlier part payable too.
+    let late_lot = app
+        .lot(&app.acme, app.project(&app.acme, "late").await)
+        .await;
+    let late = app.deal_on(&app.acme, "Late", late_lot, "549000.00").await;
+    win(&app, late, &new_id()).await;
+    commissions_of(&app, late, "the late deal's exchanged part payable", |c| {
+        c.len() == 3 && statuses(c)[0] == ("exchanged", "payable")
+    })
+    .await;
+    move_lot(&app, late_lot, "revert", late).await;
+    lot_recorded_at(&app, late, None).await;
+    let after_revert = commissions_of(&app, late, "the late deal's commissions", |_| true).await;
+    assert_eq!(
+        statuses(&after_revert),
+        [
+            ("exchanged", "payable"),
+            ("unconditional", "pending"),
+            ("settled", "pending")
+        ]
+    );
+    publish_lot_change(&app, &nats, late_lot, late, "reserved", "settled").await;
+    commissions_of(&app, late, "every part payable once settled", |c| {
+        c.iter().all(|c| c.status == "payable")
+    })
+    .await;
+
+    // A deal lost: its unpaid commissions are cancelled and the paid one clawed back.
+    let lost = app.deal(&app.acme, "Lost").await;
+    let unpaid = create(&app, &app.acme, manual(lost, agent, "300.00"))
+        .await
+        .unwrap();
+    let paid = create(&app, &app.acme, manual(lost, agent, "200.00"))
+        .await
+        .unwrap();
+    approve(&app, paid.id, "").await.unwrap();
+    pay(&app, paid.id, None).await.unwrap();
+    DealServiceClient::new(app.peers.crm.clone())
+        .lose_deal(app.acme.req(crmpb::LoseDealRequest {
+            id: lost,
+            reason: "finance declined".into(),
+            ..Default::default()
+        }))
+        .await
+        .expect("deal lost");
+    let after = commissions_of(&app, lost, "the lost deal's commissions taken back", |c| {
+        c.len() == 3
+    })
+    .await;
+    assert_eq!(
+        after
+            .iter()
+            .map(|c| (c.id, c.status.as_str(), c.amount.as_str(), c.clawback_of_id))
+            .collect::<Vec<_>>(),
+        [
+            (unpaid.id, "cancelled", "300.00", 0),
+            (paid.id, "paid", "200.00", 0),
+            (after[2].id, "payable", "-200.00", paid.id),
+        ]
+    );
 }
