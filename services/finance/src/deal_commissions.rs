@@ -29,6 +29,7 @@ use fusion_events::{Delivery, Handler};
 use fusion_proto::crm::v1::{DealLost, DealReopened, DealWon};
 use fusion_tenancy::TenantContext;
 
+use crate::domain::commission::Basis;
 use crate::domain::currency::Currency;
 use crate::domain::money::MONEY;
 use crate::error::FinanceError;
@@ -254,8 +255,8 @@ pub(crate) fn plan_parts(
         let line = stored.to_line()?;
         let position = i32::try_from(index)?;
         let rate = match line.basis() {
-            crate::domain::commission::Basis::Rate(rate) => Some(rate),
-            crate::domain::commission::Basis::Fixed(_) => None,
+            Basis::Rate(rate) => Some(rate),
+            Basis::Fixed(_) => None,
         };
         let total = line.total(value, currency);
         for part in line.commissions(value, currency)? {
@@ -313,6 +314,74 @@ mod tests {
         assert_eq!(read.currency.code(), "NZD");
         assert_eq!(WonDeal::read(&won("", "")).unwrap().value, None);
         assert_eq!(WonDeal::read(&won("1", "")).unwrap().currency.code(), "AUD");
+    }
+
+    #[test]
+    fn a_plan_gives_each_lines_exact_parts_in_order_each_described() {
+        let lines = serde_json::json!([
+            {
+                "commission_type": "sales_agent",
+                "rate": "2.00",
+                "recipients": [{ "user_id": 7, "share": "70" }, { "user_id": 8, "share": "30" }],
+                "milestones": [{ "milestone": "exchanged", "percent": "50" },
+                               { "milestone": "settled", "percent": "50" }],
+            },
+            {
+                "commission_type": "bdm",
+                "fixed_amount": "0.01",
+                "recipients": [{ "user_id": 1, "share": "33.33" }, { "user_id": 2, "share": "33.33" },
+                               { "user_id": 3, "share": "33.34" }],
+                "milestones": [{ "milestone": "won", "percent": "100" }],
+            },
+        ]);
+        let now = chrono::Utc::now();
+        let plan = PlanRow {
+            id: 3,
+            tenant_id: 1,
+            name: "Standard".into(),
+            project_id: None,
+            lines: sqlx::types::Json(serde_json::from_value(lines).unwrap()),
+            description: None,
+            version: 1,
+            created_at: now,
+            updated_at: now,
+            deleted_at: None,
+        };
+        let aud = Currency::parse("AUD").unwrap();
+        let parts = plan_parts(&plan, "549000.00".parse().unwrap(), aud).unwrap();
+        let found: Vec<(i32, i64, &str, String, Option<String>)> = parts
+            .iter()
+            .map(|p| {
+                (
+                    p.line,
+                    p.user_id,
+                    p.milestone.as_str(),
+                    p.amount.to_string(),
+                    p.rate.map(|r| r.to_string()),
+                )
+            })
+            .collect();
+        let rate = || Some("2.00".to_owned());
+        assert_eq!(
+            found,
+            [
+                (0, 7, "exchanged", "3843.00".to_owned(), rate()),
+                (0, 7, "settled", "3843.00".to_owned(), rate()),
+                (0, 8, "exchanged", "1647.00".to_owned(), rate()),
+                (0, 8, "settled", "1647.00".to_owned(), rate()),
+                (1, 1, "won", "0.00".to_owned(), None),
+                (1, 2, "won", "0.00".to_owned(), None),
+                (1, 3, "won", "0.01".to_owned(), None),
+            ]
+        );
+        assert_eq!(
+            parts[0].description,
+            "Standard, line 1 (sales_agent, 10980.00 AUD): a 70 % share, 50 % at exchanged"
+        );
+        assert_eq!(
+            parts[6].description,
+            "Standard, line 2 (bdm, 0.01 AUD): a 33.34 % share, 100 % at won"
+        );
     }
 
     #[test]

@@ -13,6 +13,8 @@ use fusion_proto::crm::v1 as crmpb;
 use fusion_proto::crm::v1::deal_service_client::DealServiceClient;
 use fusion_proto::finance::v1 as pb;
 use fusion_proto::google::r#type::Date;
+use fusion_proto::identity::v1 as idpb;
+use fusion_proto::identity::v1::tenant_service_client::TenantServiceClient;
 use fusion_proto::property::v1 as proppb;
 use fusion_proto::property::v1::lot_service_client::LotServiceClient;
 use fusion_testkit::PrivateNats;
@@ -1319,4 +1321,85 @@ async fn milestones_are_payable_whichever_event_comes_first_and_a_lost_deal_take
             (after[2].id, "payable", "-200.00", paid.id),
         ]
     );
+}
+
+#[tokio::test]
+async fn the_days_of_summaries_and_payment_dates_are_the_tenants() {
+    let app = TestApp::spawn().await;
+    // A zone whose date is not UTC's now: 14 hours ahead in UTC's afternoon, 12 behind
+    // in its morning. A day counted in UTC would then be the wrong day.
+    let zone = if chrono::Timelike::hour(&chrono::Utc::now()) >= 12 {
+        chrono_tz::Pacific::Kiritimati
+    } else {
+        chrono_tz::Etc::GMTPlus12
+    };
+    let identity = fusion_testkit::connect_channel(app.identity.grpc_addr()).await;
+    TenantServiceClient::new(identity.clone())
+        .update_tenant(app.acme.req(idpb::UpdateTenantRequest {
+            tenant: Some(idpb::Tenant {
+                id: app.acme.tenant_id,
+                time_zone: zone.name().into(),
+                ..Default::default()
+            }),
+            update_mask: mask(&["time_zone"]),
+        }))
+        .await
+        .expect("acme's time zone changed");
+    // A new session carries the zone.
+    let admin =
+        fusion_testkit::people::login(&identity, "admin@acme.test", crate::helpers::PASSWORD).await;
+    let local_today = chrono::Utc::now().with_timezone(&zone).date_naive();
+
+    let deal = app.deal(&admin, "Far east").await;
+    let c = create(&app, &admin, manual(deal, app.agent.user_id, "10.00"))
+        .await
+        .unwrap();
+    let mut client = app.commissions();
+    client
+        .approve_commission(admin.req(pb::ApproveCommissionRequest {
+            id: c.id,
+            ..Default::default()
+        }))
+        .await
+        .unwrap();
+    let paid = client
+        .mark_commission_paid(admin.req(pb::MarkCommissionPaidRequest {
+            id: c.id,
+            ..Default::default()
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    let after = chrono::Utc::now().with_timezone(&zone).date_naive();
+    let paid_on = paid.payment_date.unwrap();
+    assert!(
+        [local_today, after]
+            .map(fusion_service::api::date_pb)
+            .contains(&paid_on),
+        "{paid_on:?} is not today in {zone}"
+    );
+
+    let count = |day: chrono::NaiveDate| {
+        let mut client = app.commissions();
+        let req = admin.req(pb::SummarizeCommissionsRequest {
+            start_date: Some(fusion_service::api::date_pb(day)),
+            end_date: Some(fusion_service::api::date_pb(day)),
+            recipient_user_id: 0,
+        });
+        async move {
+            client
+                .summarize_commissions(req)
+                .await
+                .unwrap()
+                .into_inner()
+                .totals
+                .iter()
+                .map(|t| t.commission_count)
+                .sum::<i32>()
+        }
+    };
+    let utc_today = chrono::Utc::now().date_naive();
+    assert_ne!(utc_today, local_today);
+    assert_eq!(count(local_today).await, 1);
+    assert_eq!(count(utc_today).await, 0);
 }
