@@ -298,6 +298,45 @@ impl Stack {
         stack
     }
 
+    /// `n` more tenants (`tenant-1` …), each with an admin, logged in through the edge.
+    ///
+    /// # Panics
+    /// When a tenant cannot be created or its admin cannot log in.
+    pub async fn tenants(&self, n: usize) -> Vec<Login> {
+        let platform = self
+            .login("ops@platform.test")
+            .await
+            .expect("platform operator logs in");
+        let mut admins = Vec::with_capacity(n);
+        for i in 1..=n {
+            let slug = format!("tenant-{i}");
+            TenantServiceClient::new(self.channel.clone())
+                .create_tenant(self.authed(
+                    &platform,
+                    pb::CreateTenantRequest {
+                        tenant: Some(pb::Tenant {
+                            name: format!("Tenant {i}"),
+                            slug: slug.clone(),
+                            subscription_status: "active".into(),
+                            ..Default::default()
+                        }),
+                        admin_email: format!("admin@{slug}.test"),
+                        admin_name: format!("{slug} admin"),
+                        admin_password: PASSWORD.into(),
+                        request_id: String::new(),
+                    },
+                ))
+                .await
+                .expect("tenant created through the edge");
+            admins.push(
+                self.login(&format!("admin@{slug}.test"))
+                    .await
+                    .expect("the tenant's admin logs in"),
+            );
+        }
+        admins
+    }
+
     /// Logs in through the edge.
     pub async fn login(&self, email: &str) -> Result<Login, Status> {
         let r = AuthServiceClient::new(self.channel.clone())
