@@ -1,13 +1,15 @@
 //! The AI & marketing context (`fusion.aimarketing.v1`): prompt templates whose
 //! variables are filled from crm and property as the caller, kept in versions, with
-//! the platform's system prompts beside each tenant's own; conversations with any
-//! OpenAI-compatible model; and campaigns with the crm leads they target and their
-//! results measured, not typed in.
+//! the platform's system prompts beside each tenant's own; and campaigns with the crm
+//! leads they target and their results measured, not typed in. The contract and the
+//! schema also hold conversations with an OpenAI-compatible model, the tenant's AI
+//! settings and usage, and lot matching; those services join [`grpc::SERVED`] as they
+//! are built.
 //!
 //! Shape: [`Application::build`] wires the database, the clients of identity, crm and
 //! property (reads as the caller, see [`refs`]), the purge job, the relay of its outbox
 //! to NATS, and the gRPC services into a [`fusion_service::Server`]; `main.rs` only
-//! reads configuration. Proto types stop at [`grpc`] (and the streaming and rendering
+//! reads configuration. Proto types stop at [`grpc`] (and the rendering and streaming
 //! modules it calls); [`domain`] holds the template, model and campaign rules.
 
 mod campaign_leads;
