@@ -17,6 +17,7 @@ pub mod config;
 pub mod domain;
 pub mod error;
 pub mod grpc;
+mod matching;
 pub mod refs;
 mod render;
 mod state;

@@ -2,10 +2,11 @@
 //! what every handler shares. Proto types stop here.
 //!
 //! Only services whose every method is implemented are served ([`SERVED`]); the
-//! others of the package (ConversationService, AiSettingsService, MatchService) are in
-//! the contract and the policy, and answer UNIMPLEMENTED until they are.
+//! others of the package (ConversationService, AiSettingsService) are in the contract
+//! and the policy, and answer UNIMPLEMENTED until they are.
 
 mod campaigns;
+mod matches;
 mod prompts;
 
 use tonic::server::NamedService;
@@ -13,7 +14,8 @@ use tonic::service::Routes;
 use tonic::{Request, Response, Status};
 
 use fusion_proto::aimarketing::v1::{
-    campaign_service_server::CampaignServiceServer, prompt_service_server::PromptServiceServer,
+    campaign_service_server::CampaignServiceServer, match_service_server::MatchServiceServer,
+    prompt_service_server::PromptServiceServer,
 };
 use fusion_tenancy::{MethodPolicy, TenantContext};
 
@@ -30,6 +32,7 @@ pub(crate) struct AiMarketingApi {
 pub const SERVED: &[&str] = &[
     <PromptServiceServer<AiMarketingApi> as NamedService>::NAME,
     <CampaignServiceServer<AiMarketingApi> as NamedService>::NAME,
+    <MatchServiceServer<AiMarketingApi> as NamedService>::NAME,
 ];
 
 /// Every served ai-marketing service, ready to serve.
@@ -40,7 +43,10 @@ pub fn routes(state: &AppState) -> Routes {
     Routes::new(fusion_service::limited!(PromptServiceServer::new(
         api.clone()
     )))
-    .add_service(fusion_service::limited!(CampaignServiceServer::new(api)))
+    .add_service(fusion_service::limited!(CampaignServiceServer::new(
+        api.clone()
+    )))
+    .add_service(fusion_service::limited!(MatchServiceServer::new(api)))
 }
 
 /// The permissions every ai-marketing RPC needs, served or not; the one place to read
@@ -56,7 +62,9 @@ pub fn routes(state: &AppState) -> Routes {
 ///   crm is asked);
 /// - matching lots to a lead stores nothing of ai-marketing's: it reads a lead and
 ///   lots as the caller, and needs exactly `crm.leads.read` and `property.lots.read`
-///   (so a sales agent, who holds no ai-marketing permission, may use it).
+///   (so a sales agent, who holds no ai-marketing permission, may use it); the lots'
+///   projects are read too when the lead names places, and a caller who may not read
+///   them gets no location points.
 pub fn policy() -> MethodPolicy {
     let services: &[(&str, &str, &[&str], &[&str])] = &[
         (
