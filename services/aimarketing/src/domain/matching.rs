@@ -315,12 +315,16 @@ fn location_reason(wanted: &[String], place: Option<&Place>) -> Reason {
     let Some(place) = place else {
         return reason(0, "the lot's project is not known".to_owned());
     };
-    let at = [place.project.as_str(), place.suburb.as_str(), place.state.as_str()]
-        .iter()
-        .map(|s| s.trim())
-        .filter(|s| !s.is_empty())
-        .collect::<Vec<_>>()
-        .join(", ");
+    let at = [
+        place.project.as_str(),
+        place.suburb.as_str(),
+        place.state.as_str(),
+    ]
+    .iter()
+    .map(|s| s.trim())
+    .filter(|s| !s.is_empty())
+    .collect::<Vec<_>>()
+    .join(", ");
     let (suburb, project, state) = (
         words(&place.suburb),
         words(&place.project),
@@ -633,12 +637,18 @@ mod tests {
     }
 
     fn points(fit: &Fit) -> Vec<(&str, i32)> {
-        fit.reasons.iter().map(|r| (r.criterion, r.points)).collect()
+        fit.reasons
+            .iter()
+            .map(|r| (r.criterion, r.points))
+            .collect()
     }
 
     #[test]
     fn a_lot_meeting_everything_scores_100_with_a_reason_per_criterion() {
-        let fit = score(&wants(), &lot("549000.00", 4, "Yeronga", &["pool", "Solar"]));
+        let fit = score(
+            &wants(),
+            &lot("549000.00", 4, "Yeronga", &["pool", "Solar"]),
+        );
         assert_eq!(fit.score, 100);
         assert_eq!(
             points(&fit),

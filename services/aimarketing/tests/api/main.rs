@@ -5,6 +5,7 @@
 mod campaigns;
 mod conformance;
 mod helpers;
+mod matches;
 mod privilege;
 mod prompts;
 mod schema;
