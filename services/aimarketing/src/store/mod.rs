@@ -3,6 +3,7 @@
 //! into it; it never calls up.
 
 pub(crate) mod campaign_leads;
+pub(crate) mod campaign_results;
 pub(crate) mod campaigns;
 pub(crate) mod prompts;
 

@@ -23,6 +23,7 @@ use fusion_proto::property::v1::{
     stage_service_client::StageServiceClient,
 };
 use fusion_service::ServiceConfig;
+use fusion_service::config::ClientCredentials;
 use fusion_tenancy::IdentityJwks;
 use fusion_testkit::{TestDatabase, bind_ephemeral, connect_channel};
 
@@ -89,6 +90,22 @@ pub struct TestApp {
     pub globex: User,
 }
 
+/// Ai-marketing's platform service account secret, in tests with events.
+const AIMARKETING_SECRET: &str = "ai-marketing-test-secret-0123456789abcdefgh";
+
+/// With `nats_url`, a service relays its outbox there as its jobs role.
+fn with_events(
+    service: &mut ServiceConfig,
+    db: &TestDatabase,
+    schema: &str,
+    nats_url: Option<&str>,
+) {
+    if let Some(url) = nats_url {
+        service.nats_url = Some(url.to_owned());
+        service.jobs_database_url = Some(db.jobs_url(schema));
+    }
+}
+
 fn http(addr: std::net::SocketAddr) -> Channel {
     Endpoint::from_shared(format!("http://{addr}"))
         .expect("a valid address")
@@ -97,6 +114,18 @@ fn http(addr: std::net::SocketAddr) -> Channel {
 
 impl TestApp {
     pub async fn spawn() -> TestApp {
+        Self::start(None).await
+    }
+
+    /// [`TestApp::spawn`] with integration events through the NATS JetStream at
+    /// `nats_url`: crm relays its outbox to it, and ai-marketing's consumer acts as
+    /// ai-marketing's system account in each event's tenant (identity knows
+    /// ai-marketing's platform service account).
+    pub async fn spawn_with_events(nats_url: &str) -> TestApp {
+        Self::start(Some(nats_url)).await
+    }
+
+    async fn start(nats_url: Option<&str>) -> TestApp {
         let db = TestDatabase::create(&[
             (fusion_identity::SCHEMA, &fusion_identity::MIGRATOR),
             (fusion_property::SCHEMA, &fusion_property::MIGRATOR),
@@ -104,16 +133,36 @@ impl TestApp {
             (fusion_aimarketing::SCHEMA, &fusion_aimarketing::MIGRATOR),
         ])
         .await;
+        let mut identity_config = fusion_identity::IdentityConfig::with_defaults(
+            ServiceConfig::local("identity", db.app_url("identity")),
+        );
+        if nats_url.is_some() {
+            identity_config.platform_service_accounts =
+                fusion_identity::config::parse_platform_service_accounts(&format!(
+                    "{}:{AIMARKETING_SECRET}",
+                    fusion_aimarketing::config::SERVICE
+                ))
+                .expect("ai-marketing's platform service account");
+        }
         let identity = fusion_identity::Application::build(
-            fusion_identity::IdentityConfig::with_defaults(ServiceConfig::local(
-                "identity",
-                db.app_url("identity"),
-            )),
+            identity_config,
             bind_ephemeral().await,
             bind_ephemeral().await,
         )
         .await
         .expect("identity starts");
+        if nats_url.is_some() {
+            let identity_db = &identity.state().db;
+            fusion_identity::bootstrap::ensure_platform(identity_db, "ops@platform.test", PASSWORD)
+                .await
+                .expect("the platform tenant");
+            fusion_identity::bootstrap::ensure_platform_services(
+                identity_db,
+                &identity.state().config.platform_service_accounts,
+            )
+            .await
+            .expect("ai-marketing's platform service account");
+        }
         for slug in ["acme", "globex"] {
             fusion_identity::bootstrap::ensure_tenant(
                 &identity.state().db,
@@ -148,8 +197,11 @@ impl TestApp {
         .await
         .expect("property starts");
         let property_channel = http(property.grpc_addr());
+        let mut crm_config =
+            fusion_crm::CrmConfig::with_defaults(ServiceConfig::local("crm", db.app_url("crm")));
+        with_events(&mut crm_config.service, &db, "crm", nats_url);
         let crm = fusion_crm::Application::build(
-            fusion_crm::CrmConfig::with_defaults(ServiceConfig::local("crm", db.app_url("crm"))),
+            crm_config,
             keys(),
             identity_channel.clone(),
             property_channel.clone(),
@@ -164,7 +216,18 @@ impl TestApp {
             crm: crm_channel,
             property: property_channel,
         };
-        let aimarketing = Self::replica(&db, &peers, keys()).await;
+        let aimarketing = Self::replica(&db, &peers, keys(), |config| {
+            config.service.nats_url = nats_url.map(str::to_owned);
+            if nats_url.is_some() {
+                config.service_credentials = Some(ClientCredentials {
+                    client_id: ClientCredentials::platform_client_id(
+                        fusion_aimarketing::config::SERVICE,
+                    ),
+                    client_secret: AIMARKETING_SECRET.to_owned(),
+                });
+            }
+        })
+        .await;
         let channel = connect_channel(aimarketing.grpc_addr()).await;
         let identity_client = connect_channel(identity.grpc_addr()).await;
         let acme = login(&identity_client, "admin@acme.test").await;
@@ -186,18 +249,21 @@ impl TestApp {
     }
 
     /// An ai-marketing replica over `db` (with the jobs role's URL, so it purges and
-    /// relays), trusting `keys`.
+    /// relays), trusting `keys`, its configuration changed by `configure`.
     pub async fn replica(
         db: &TestDatabase,
         peers: &Peers,
         keys: Arc<dyn fusion_tenancy::KeyProvider>,
+        configure: impl FnOnce(&mut AiMarketingConfig),
     ) -> Application {
         let mut service = ServiceConfig::local("ai-marketing", db.app_url("ai_marketing"));
         service.migration_database_url = Some(db.owner_url.clone());
         service.jobs_database_url = Some(db.jobs_url(fusion_aimarketing::SCHEMA));
         service.shutdown_deadline = Duration::from_secs(2);
+        let mut config = AiMarketingConfig::with_defaults(service);
+        configure(&mut config);
         Application::build(
-            AiMarketingConfig::with_defaults(service),
+            config,
             keys,
             peers.clone(),
             bind_ephemeral().await,
@@ -213,7 +279,7 @@ impl TestApp {
         &self,
         keys: &fusion_testkit::TestKeys,
     ) -> (Application, Channel) {
-        let replica = Self::replica(&self.db, &self.peers, keys.provider.clone()).await;
+        let replica = Self::replica(&self.db, &self.peers, keys.provider.clone(), |_| {}).await;
         let channel = connect_channel(replica.grpc_addr()).await;
         (replica, channel)
     }

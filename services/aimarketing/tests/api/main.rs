@@ -8,4 +8,5 @@ mod helpers;
 mod matches;
 mod privilege;
 mod prompts;
+mod results;
 mod schema;
