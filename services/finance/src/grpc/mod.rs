@@ -3,12 +3,14 @@
 
 mod invoices;
 mod settings;
+mod xero;
 
 use tonic::service::Routes;
 use tonic::{Request, Response, Status};
 
 use fusion_proto::finance::v1::{
     invoice_service_server::InvoiceServiceServer, settings_service_server::SettingsServiceServer,
+    xero_service_server::XeroServiceServer,
 };
 use fusion_tenancy::{MethodPolicy, TenantContext};
 
@@ -29,7 +31,10 @@ pub fn routes(state: &AppState) -> Routes {
     Routes::new(fusion_service::limited!(InvoiceServiceServer::new(
         api.clone()
     )))
-    .add_service(fusion_service::limited!(SettingsServiceServer::new(api)))
+    .add_service(fusion_service::limited!(SettingsServiceServer::new(
+        api.clone()
+    )))
+    .add_service(fusion_service::limited!(XeroServiceServer::new(api)))
 }
 
 /// The permissions every finance RPC needs; the one place to read them. Invoices,
@@ -59,6 +64,16 @@ pub fn policy() -> MethodPolicy {
             "invoices",
             &["GetFinanceSettings"],
             &["UpdateFinanceSettings"],
+        ),
+        (
+            "XeroService",
+            "invoices",
+            &["GetXeroConnection"],
+            &[
+                "StartXeroConnection",
+                "CompleteXeroConnection",
+                "DisconnectXero",
+            ],
         ),
     ];
     let mut policy = MethodPolicy::new();

@@ -4,6 +4,7 @@
 
 pub(crate) mod invoices;
 pub(crate) mod settings;
+pub(crate) mod xero;
 
 use fusion_db::idempotency;
 use fusion_db::resource::{self, Val, Values};

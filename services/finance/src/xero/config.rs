@@ -14,6 +14,8 @@
 //! | `FINANCE_XERO_LIMIT_CONCURRENT` | `5` | calls in progress at once per Xero organisation |
 //! | `FINANCE_XERO_LIMIT_PER_MINUTE` | `60` | calls per rolling minute per organisation |
 //! | `FINANCE_XERO_LIMIT_PER_DAY` | `5000` | calls per rolling day per organisation |
+//! | `FINANCE_XERO_POLL_SECONDS` | `300` | how often every connected organisation is asked for the invoices changed since the last poll (what a webhook missed) |
+//! | `FINANCE_XERO_ACCOUNT_CODE` | `200` | the revenue account of the lines pushed (`200` is Sales in Xero's default chart of accounts); Xero wants one on every approved invoice's line |
 //!
 //! The limits default to Xero's documented ones; they are settings so that a test or a
 //! benchmark against a fake with other limits can match them.
@@ -54,6 +56,10 @@ pub struct XeroConfig {
     pub token_cipher: Option<TokenCipher>,
     /// The limiter's figures per Xero organisation.
     pub limits: XeroLimits,
+    /// How often Xero is polled for changed invoices.
+    pub poll_interval: Duration,
+    /// The revenue account code of every line pushed.
+    pub account_code: String,
     /// Which of the required variables were unset.
     missing: Vec<&'static str>,
 }
@@ -116,6 +122,11 @@ impl XeroConfig {
     /// Reads the settings from the process environment (see the module docs).
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_lookup(var)
+    }
+
+    /// The settings with no variable set: Xero off, every default in place.
+    pub fn unset() -> Self {
+        Self::from_lookup(|_| None).expect("the defaults are valid settings")
     }
 
     /// Reads the settings through `lookup` (a variable's value if set and not empty),
@@ -188,6 +199,12 @@ impl XeroConfig {
                 per_day: number("FINANCE_XERO_LIMIT_PER_DAY", defaults.per_day)?,
                 ..defaults
             },
+            poll_interval: Duration::from_secs(
+                number("FINANCE_XERO_POLL_SECONDS", 300)?
+                    .try_into()
+                    .unwrap_or(u64::MAX),
+            ),
+            account_code: lookup("FINANCE_XERO_ACCOUNT_CODE").unwrap_or_else(|| "200".to_owned()),
             missing,
         })
     }
