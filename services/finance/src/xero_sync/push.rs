@@ -23,9 +23,10 @@
 //! Every call names an `Idempotency-Key` derived from stable ids: the tenant, the
 //! invoice and its version (the contact: the crm contact and its name), so a push
 //! repeated after a lost answer gets Xero's first answer instead of a second invoice.
-//! Every calls waits its turn in the organisation's limiter. When Xero refuses the
-//! invoice (400), limits it past the limiter's retries or cannot be reached, the
-//! invoice records `failed` with the reason, committed even though the call fails.
+//! Every call waits its turn in the organisation's limiter. When the invoice cannot go
+//! (it has no contact, or its crm contact is gone), Xero refuses it (400), limits it
+//! past the limiter's retries or cannot be reached, the invoice records `failed` with
+//! the reason, committed even though the call fails.
 
 use chrono::Utc;
 use rust_decimal::Decimal;
@@ -101,7 +102,8 @@ pub(crate) async fn sync_invoice(
         Err(error) => {
             if matches!(
                 error,
-                FinanceError::XeroRejected(_)
+                FinanceError::Invalid(_)
+                    | FinanceError::XeroRejected(_)
                     | FinanceError::XeroRateLimited { .. }
                     | FinanceError::XeroUnavailable(_)
             ) {
@@ -375,7 +377,7 @@ async fn record_failure(state: &AppState, tenant_id: i64, read: &InvoiceRow, err
                     read.id,
                     vec![
                         ("xero_sync_status", Val::text(FAILED)),
-                        ("xero_sync_error", Val::Text(Some(error.to_string()))),
+                        ("xero_sync_error", Val::Text(Some(failure_text(error)))),
                     ],
                 )
                 .await?;
@@ -385,5 +387,17 @@ async fn record_failure(state: &AppState, tenant_id: i64, read: &InvoiceRow, err
     };
     if let Err(record_error) = recorded.await {
         tracing::warn!(invoice_id = read.id, %record_error, %error, "a failed push to Xero could not be recorded");
+    }
+}
+
+/// What the invoice records of a push that failed: the reason, as the caller reads it.
+fn failure_text(error: &FinanceError) -> String {
+    match error {
+        FinanceError::Invalid(violations) => violations
+            .iter()
+            .map(|v| format!("{}: {}", v.field, v.description))
+            .collect::<Vec<_>>()
+            .join("; "),
+        other => other.to_string(),
     }
 }

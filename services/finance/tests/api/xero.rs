@@ -590,6 +590,18 @@ async fn an_approval_pushes_when_the_tenant_asks_for_it_and_xero_is_connected() 
     approve(request).await;
     assert_eq!(rig.fake.stats().requests, requests);
 
+    // An invoice that cannot go is approved all the same, the reason on it.
+    let nobody = rig.invoice(acme, 0, "submitted").await;
+    let approved = rig.approve(acme, nobody.id).await;
+    assert_eq!(
+        (approved.status.as_str(), approved.xero_sync_status.as_str()),
+        ("authorised", "failed")
+    );
+    assert!(
+        approved.xero_sync_error.contains("has no contact_id"),
+        "{approved:?}"
+    );
+
     // Disconnected: the approval stays here.
     rig.connections()
         .disconnect_xero(acme.req(pb::DisconnectXeroRequest {}))
