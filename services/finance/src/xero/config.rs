@@ -7,7 +7,7 @@
 //! | `FINANCE_XERO_AUTHORIZE_URL` | `https://login.xero.com/identity/connect/authorize` | where a user consents to the connection |
 //! | `FINANCE_XERO_CLIENT_ID`, `FINANCE_XERO_CLIENT_SECRET` | none | the Xero app; without them Xero is off |
 //! | `FINANCE_XERO_REDIRECT_URI` | none | the callback registered with the app; Xero is off without it |
-//! | `FINANCE_XERO_SCOPES` | `offline_access accounting.transactions accounting.contacts` | scopes asked for (`offline_access` gives the refresh token) |
+//! | `FINANCE_XERO_SCOPES` | `openid profile email accounting.transactions accounting.contacts offline_access` | scopes asked for (`offline_access` gives the refresh token) |
 //! | `FINANCE_XERO_WEBHOOK_KEY` | none | the app's webhook signing key; the webhook endpoint runs only with it |
 //! | `FINANCE_WEBHOOK_ADDR` | `0.0.0.0:8054` | where the webhook endpoint (`/webhooks/xero`) listens |
 //! | `FINANCE_SECRET_KEY` | none | base64 of 32 bytes: the AES-256-GCM key for tokens at rest; Xero is off without it |
@@ -184,7 +184,8 @@ impl XeroConfig {
             ),
             credentials,
             scopes: lookup("FINANCE_XERO_SCOPES").unwrap_or_else(|| {
-                "offline_access accounting.transactions accounting.contacts".to_owned()
+                "openid profile email accounting.transactions accounting.contacts offline_access"
+                    .to_owned()
             }),
             webhook_key: lookup("FINANCE_XERO_WEBHOOK_KEY"),
             webhook_addr: parse_with(
