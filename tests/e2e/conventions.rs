@@ -140,6 +140,21 @@ const WITHOUT_REQUEST_ID: &[(&str, &str)] = &[
          short-lived token, and a saved response would keep a live access token",
     ),
     (
+        "fusion.finance.v1.XeroService.StartXeroConnection",
+        "each call issues a fresh single-use OAuth state: a retry's extra state is never \
+         used and expires in 30 minutes, and a saved response would hand the same state out \
+         twice",
+    ),
+    (
+        "fusion.finance.v1.XeroService.CompleteXeroConnection",
+        "the single-use state it carries makes it once-only: a retry is refused (the state \
+         is used up) and GetXeroConnection shows what the first call did",
+    ),
+    (
+        "fusion.finance.v1.XeroService.DisconnectXero",
+        "idempotent: disconnecting a disconnected tenant answers its connection as it is",
+    ),
+    (
         "fusion.identity.v1.AuthService.RotateSigningKey",
         "an operator action outside any tenant; a repeated rotation retires no key a live \
          token still needs",
