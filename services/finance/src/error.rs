@@ -158,6 +158,23 @@ impl FinanceError {
         }
     }
 
+    /// The error as an event consumer reports it. A database error stays one, and an
+    /// owner that could not answer becomes one that is unavailable: the consumer then
+    /// retries until it answers, without counting the failures against the event (an
+    /// outage is not the event's fault and must not dead-letter it). Anything else
+    /// counts, and is dead-lettered after the consumer's deliveries.
+    pub fn into_event_error(self) -> anyhow::Error {
+        match self {
+            Self::Db(e) => e.into(),
+            Self::OwnerUnavailable { owner, field } => anyhow::Error::new(fusion_db::Error::new(
+                DOMAIN,
+                fusion_db::Kind::Unavailable("a context finance asks is not available", None),
+            ))
+            .context(format!("{owner} could not answer for {field}")),
+            other => other.into(),
+        }
+    }
+
     /// The reason (`google.rpc.ErrorInfo.reason`) the error goes out with.
     pub fn reason(&self) -> &'static str {
         match self {
@@ -321,6 +338,27 @@ mod tests {
                 (reason, DOMAIN)
             );
         }
+    }
+
+    #[test]
+    fn an_event_waits_out_an_owner_or_database_outage_but_not_its_own_fault() {
+        let unavailable = |err: FinanceError| {
+            err.into_event_error().chain().any(|cause| {
+                cause
+                    .downcast_ref::<fusion_db::Error>()
+                    .is_some_and(|e| matches!(e.kind(), fusion_db::Kind::Unavailable(..)))
+            })
+        };
+        assert!(unavailable(FinanceError::OwnerUnavailable {
+            owner: "property",
+            field: "lot_id".into(),
+        }));
+        assert!(unavailable(FinanceError::Db(fusion_db::Error::new(
+            DOMAIN,
+            fusion_db::Kind::Unavailable("database unavailable", None),
+        ))));
+        assert!(!unavailable(FinanceError::invalid("lot_id", "no lot 3")));
+        assert!(!unavailable(FinanceError::Internal("test")));
     }
 
     #[test]

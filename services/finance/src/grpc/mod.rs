@@ -1,7 +1,9 @@
 //! The gRPC surface of finance: one module per service, the method policy, and what
 //! every handler shares. Proto types stop here.
 
+mod commissions;
 mod invoices;
+mod plans;
 mod settings;
 mod xero;
 
@@ -9,6 +11,8 @@ use tonic::service::Routes;
 use tonic::{Request, Response, Status};
 
 use fusion_proto::finance::v1::{
+    commission_plan_service_server::CommissionPlanServiceServer,
+    commission_service_server::CommissionServiceServer,
     invoice_service_server::InvoiceServiceServer, settings_service_server::SettingsServiceServer,
     xero_service_server::XeroServiceServer,
 };
@@ -32,6 +36,12 @@ pub fn routes(state: &AppState) -> Routes {
         api.clone()
     )))
     .add_service(fusion_service::limited!(SettingsServiceServer::new(
+        api.clone()
+    )))
+    .add_service(fusion_service::limited!(CommissionPlanServiceServer::new(
+        api.clone()
+    )))
+    .add_service(fusion_service::limited!(CommissionServiceServer::new(
         api.clone()
     )))
     .add_service(fusion_service::limited!(XeroServiceServer::new(api)))
@@ -73,6 +83,30 @@ pub fn policy() -> MethodPolicy {
                 "StartXeroConnection",
                 "CompleteXeroConnection",
                 "DisconnectXero",
+            ],
+        ),
+        (
+            "CommissionPlanService",
+            "commissions",
+            &["GetCommissionPlan", "ListCommissionPlans"],
+            &[
+                "CreateCommissionPlan",
+                "UpdateCommissionPlan",
+                "DeleteCommissionPlan",
+                "UndeleteCommissionPlan",
+            ],
+        ),
+        (
+            "CommissionService",
+            "commissions",
+            &["GetCommission", "ListCommissions", "SummarizeCommissions"],
+            &[
+                "CreateCommission",
+                "UpdateCommission",
+                "DeleteCommission",
+                "UndeleteCommission",
+                "ApproveCommission",
+                "MarkCommissionPaid",
             ],
         ),
     ];

@@ -13,8 +13,18 @@ use fusion_proto::crm::v1::{
     contact_service_client::ContactServiceClient, deal_service_client::DealServiceClient,
 };
 use fusion_proto::finance::v1 as pb;
-use fusion_proto::finance::v1::invoice_service_client::InvoiceServiceClient;
+use fusion_proto::finance::v1::{
+    commission_plan_service_client::CommissionPlanServiceClient,
+    commission_service_client::CommissionServiceClient,
+    invoice_service_client::InvoiceServiceClient,
+};
+use fusion_proto::property::v1 as proppb;
+use fusion_proto::property::v1::{
+    lot_service_client::LotServiceClient, project_service_client::ProjectServiceClient,
+    stage_service_client::StageServiceClient,
+};
 use fusion_service::ServiceConfig;
+use fusion_service::config::ClientCredentials;
 use fusion_tenancy::IdentityJwks;
 use fusion_testkit::{TestDatabase, bind_ephemeral, connect_channel};
 
@@ -71,6 +81,23 @@ pub struct TestApp {
     pub globex: User,
 }
 
+/// Finance's platform service account secret, in tests with events.
+const FINANCE_SECRET: &str = "finance-test-secret-0123456789abcdefghij";
+
+/// With `nats_url`, a service relays its outbox there as its jobs role and consumes
+/// from it.
+fn with_events(
+    service: &mut ServiceConfig,
+    db: &TestDatabase,
+    schema: &str,
+    nats_url: Option<&str>,
+) {
+    if let Some(url) = nats_url {
+        service.nats_url = Some(url.to_owned());
+        service.jobs_database_url = Some(db.jobs_url(schema));
+    }
+}
+
 fn http(addr: std::net::SocketAddr) -> Channel {
     Endpoint::from_shared(format!("http://{addr}"))
         .expect("a valid address")
@@ -79,11 +106,23 @@ fn http(addr: std::net::SocketAddr) -> Channel {
 
 impl TestApp {
     pub async fn spawn() -> TestApp {
-        Self::spawn_configured(|_| {}).await
+        Self::start(None, |_| {}).await
     }
 
     /// [`TestApp::spawn`] with finance's configuration changed by `configure`.
     pub async fn spawn_configured(configure: impl FnOnce(&mut FinanceConfig)) -> TestApp {
+        Self::start(None, configure).await
+    }
+
+    /// [`TestApp::spawn`] with integration events through the NATS JetStream at
+    /// `nats_url`: crm and property relay their outboxes to it, property sells a won
+    /// deal's lot, and finance's consumers act as finance's system account in each
+    /// event's tenant (identity knows finance's platform service account).
+    pub async fn spawn_with_events(nats_url: &str) -> TestApp {
+        Self::start(Some(nats_url), |_| {}).await
+    }
+
+    async fn start(nats_url: Option<&str>, configure: impl FnOnce(&mut FinanceConfig)) -> TestApp {
         let db = TestDatabase::create(&[
             (fusion_identity::SCHEMA, &fusion_identity::MIGRATOR),
             (fusion_property::SCHEMA, &fusion_property::MIGRATOR),
@@ -91,16 +130,35 @@ impl TestApp {
             (fusion_finance::SCHEMA, &fusion_finance::MIGRATOR),
         ])
         .await;
+        let mut identity_config = fusion_identity::IdentityConfig::with_defaults(
+            ServiceConfig::local("identity", db.app_url("identity")),
+        );
+        if nats_url.is_some() {
+            identity_config.platform_service_accounts =
+                fusion_identity::config::parse_platform_service_accounts(&format!(
+                    "finance:{FINANCE_SECRET}"
+                ))
+                .expect("finance's platform service account");
+        }
         let identity = fusion_identity::Application::build(
-            fusion_identity::IdentityConfig::with_defaults(ServiceConfig::local(
-                "identity",
-                db.app_url("identity"),
-            )),
+            identity_config,
             bind_ephemeral().await,
             bind_ephemeral().await,
         )
         .await
         .expect("identity starts");
+        if nats_url.is_some() {
+            let identity_db = &identity.state().db;
+            fusion_identity::bootstrap::ensure_platform(identity_db, "ops@platform.test", PASSWORD)
+                .await
+                .expect("the platform tenant");
+            fusion_identity::bootstrap::ensure_platform_services(
+                identity_db,
+                &identity.state().config.platform_service_accounts,
+            )
+            .await
+            .expect("finance's platform service account");
+        }
         for slug in ["acme", "globex"] {
             fusion_identity::bootstrap::ensure_tenant(
                 &identity.state().db,
@@ -118,6 +176,7 @@ impl TestApp {
         let mut property_config = fusion_property::PropertyConfig::with_defaults(
             ServiceConfig::local("property", db.app_url("property")),
         );
+        with_events(&mut property_config.service, &db, "property", nats_url);
         property_config.media_store = fusion_property::media_store::StoreConfig::Local {
             dir: std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
                 .join("finance-media")
@@ -135,8 +194,11 @@ impl TestApp {
         .await
         .expect("property starts");
         let property_channel = http(property.grpc_addr());
+        let mut crm_config =
+            fusion_crm::CrmConfig::with_defaults(ServiceConfig::local("crm", db.app_url("crm")));
+        with_events(&mut crm_config.service, &db, "crm", nats_url);
         let crm = fusion_crm::Application::build(
-            fusion_crm::CrmConfig::with_defaults(ServiceConfig::local("crm", db.app_url("crm"))),
+            crm_config,
             keys(),
             identity_channel.clone(),
             property_channel.clone(),
@@ -151,7 +213,17 @@ impl TestApp {
             crm: crm_channel,
             property: property_channel,
         };
-        let finance = Self::replica(&db, &peers, keys(), configure).await;
+        let finance = Self::replica(&db, &peers, keys(), |config| {
+            config.service.nats_url = nats_url.map(str::to_owned);
+            if nats_url.is_some() {
+                config.service_credentials = Some(ClientCredentials {
+                    client_id: ClientCredentials::platform_client_id("finance"),
+                    client_secret: FINANCE_SECRET.to_owned(),
+                });
+            }
+            configure(config);
+        })
+        .await;
         let channel = connect_channel(finance.grpc_addr()).await;
         let identity_client = connect_channel(identity.grpc_addr()).await;
         let acme = login(&identity_client, "admin@acme.test").await;
@@ -246,6 +318,84 @@ impl TestApp {
             }))
             .await
             .expect("deal created")
+            .into_inner()
+            .id
+    }
+
+    /// The commission plan client.
+    pub fn plans(&self) -> CommissionPlanServiceClient<Channel> {
+        CommissionPlanServiceClient::new(self.channel.clone())
+    }
+
+    /// The commission client.
+    pub fn commissions(&self) -> CommissionServiceClient<Channel> {
+        CommissionServiceClient::new(self.channel.clone())
+    }
+
+    /// Creates a crm deal for `who` on lot `lot_id` (0: none), worth `value`; returns
+    /// its id.
+    pub async fn deal_on(&self, who: &User, title: &str, lot_id: i64, value: &str) -> i64 {
+        DealServiceClient::new(self.peers.crm.clone())
+            .create_deal(who.req(crmpb::CreateDealRequest {
+                deal: Some(crmpb::Deal {
+                    title: title.into(),
+                    lot_id,
+                    value: value.into(),
+                    ..Default::default()
+                }),
+                request_id: String::new(),
+            }))
+            .await
+            .expect("deal created")
+            .into_inner()
+            .id
+    }
+
+    /// Creates a property project for `who` with slug `slug`; returns its id.
+    pub async fn project(&self, who: &User, slug: &str) -> i64 {
+        ProjectServiceClient::new(self.peers.property.clone())
+            .create_project(who.req(proppb::CreateProjectRequest {
+                project: Some(proppb::Project {
+                    name: format!("Project {slug}"),
+                    slug: slug.into(),
+                    status: "selling".into(),
+                    ..Default::default()
+                }),
+                request_id: String::new(),
+            }))
+            .await
+            .expect("project created")
+            .into_inner()
+            .id
+    }
+
+    /// Creates a lot for `who` in a stage of project `project`; returns its id.
+    pub async fn lot(&self, who: &User, project: i64) -> i64 {
+        let stage = StageServiceClient::new(self.peers.property.clone())
+            .create_stage(who.req(proppb::CreateStageRequest {
+                stage: Some(proppb::Stage {
+                    project_id: project,
+                    name: "Stage 1".into(),
+                    status: "selling".into(),
+                    ..Default::default()
+                }),
+                request_id: String::new(),
+            }))
+            .await
+            .expect("stage created")
+            .into_inner();
+        LotServiceClient::new(self.peers.property.clone())
+            .create_lot(who.req(proppb::CreateLotRequest {
+                lot: Some(proppb::Lot {
+                    stage_id: stage.id,
+                    lot_number: "1".into(),
+                    price: "549000.00".into(),
+                    ..Default::default()
+                }),
+                request_id: String::new(),
+            }))
+            .await
+            .expect("lot created")
             .into_inner()
             .id
     }

@@ -3,6 +3,7 @@
 //! references with; the Xero client and the Xero integration against the test kit's
 //! fake Xero. One test binary for the crate.
 
+mod commissions;
 mod conformance;
 mod helpers;
 mod invoices;
