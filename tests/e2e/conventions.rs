@@ -120,7 +120,7 @@ fn streamed_responses_are_messages_of_their_own() {
     );
 }
 
-/// Methods that read, sign in, or are standard methods (Create carries its own
+/// Methods that read (render a template, rank lots), sign in, or are standard methods (Create carries its own
 /// request_id, checked by the conformance suite; Update and Delete are guarded by etags).
 const NOT_CUSTOM_WRITES: &[&str] = &[
     "Get",
@@ -131,6 +131,8 @@ const NOT_CUSTOM_WRITES: &[&str] = &[
     "Export",
     "Download",
     "Summarize",
+    "Render",
+    "Match",
     "Create",
     "Update",
     "Delete",
