@@ -198,24 +198,8 @@ impl AiMarketingError {
                 _ => "UNAUTHENTICATED",
             },
             Self::Internal(_) => "INTERNAL",
-            Self::Db(e) => db_reason(e.kind()),
+            Self::Db(e) => e.kind().reason(),
         }
-    }
-}
-
-/// The reason the database layer's error goes out with.
-fn db_reason(kind: &fusion_db::error::Kind) -> &'static str {
-    use fusion_db::error::Kind;
-    match kind {
-        Kind::NotFound(_) => "NOT_FOUND",
-        Kind::Invalid(_) => "INVALID_ARGUMENT",
-        Kind::InvalidBecause(reason, _) => reason,
-        Kind::AlreadyExists { reason, .. }
-        | Kind::Precondition { reason, .. }
-        | Kind::Aborted { reason, .. } => reason,
-        Kind::NoTenant => "TENANT_MISSING",
-        Kind::Unavailable(..) => "UNAVAILABLE",
-        Kind::Internal(_) => "INTERNAL",
     }
 }
 

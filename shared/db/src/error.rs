@@ -71,6 +71,24 @@ pub enum Kind {
     Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
+impl Kind {
+    /// The `google.rpc.ErrorInfo` reason this kind goes out with, which every context's
+    /// error catalogue passes on unchanged.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Kind::NotFound(_) => "NOT_FOUND",
+            Kind::Invalid(_) => "INVALID_ARGUMENT",
+            Kind::InvalidBecause(reason, _) => reason,
+            Kind::AlreadyExists { reason, .. }
+            | Kind::Precondition { reason, .. }
+            | Kind::Aborted { reason, .. } => reason,
+            Kind::NoTenant => "TENANT_MISSING",
+            Kind::Unavailable(..) => "UNAVAILABLE",
+            Kind::Internal(_) => "INTERNAL",
+        }
+    }
+}
+
 impl Error {
     /// An error of `kind` raised for the context whose errors carry `domain`.
     pub fn new(domain: &'static str, kind: Kind) -> Self {

@@ -47,5 +47,5 @@ pub use nats::PrivateNats;
 pub use pg::{PgServer, TestDatabase, server, start_private_cluster};
 pub use restartable_pg::RestartablePg;
 pub use spawn::{bind_ephemeral, connect_channel, free_port, until};
-pub use status::{expect_code, reason, violated_fields};
+pub use status::{assert_invalid, expect_code, mask, reason, violated_fields};
 pub use tokens::TestKeys;

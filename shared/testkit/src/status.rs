@@ -30,3 +30,26 @@ pub fn reason(status: &Status) -> String {
         .map(|i| i.reason)
         .unwrap_or_default()
 }
+
+/// Asserts `result` is INVALID_ARGUMENT naming exactly `fields` (in any order) and
+/// returns the status.
+#[track_caller]
+pub fn assert_invalid<T: std::fmt::Debug, F: AsRef<str>>(
+    result: Result<T, Status>,
+    fields: &[F],
+) -> Status {
+    let status = expect_code(result, Code::InvalidArgument);
+    let mut named = violated_fields(&status);
+    named.sort();
+    let mut expected: Vec<&str> = fields.iter().map(AsRef::as_ref).collect();
+    expected.sort_unstable();
+    assert_eq!(named, expected, "the fields named by {status:?}");
+    status
+}
+
+/// An update mask of `paths`.
+pub fn mask(paths: &[&str]) -> Option<prost_types::FieldMask> {
+    Some(prost_types::FieldMask {
+        paths: paths.iter().map(|p| (*p).to_owned()).collect(),
+    })
+}

@@ -4,8 +4,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use tonic::Status;
 use tonic::transport::{Channel, Endpoint};
-use tonic::{Code, Status};
 
 use fusion_aimarketing::{AiMarketingConfig, Application, Peers};
 use fusion_proto::aimarketing::v1 as pb;
@@ -27,23 +27,7 @@ use fusion_service::config::ClientCredentials;
 use fusion_tenancy::IdentityJwks;
 use fusion_testkit::{TestDatabase, bind_ephemeral, connect_channel};
 
-pub use fusion_testkit::{expect_code, reason, violated_fields};
-
-/// Asserts `result` is INVALID_ARGUMENT naming exactly `fields` (in any order, each
-/// as often as it is named).
-#[track_caller]
-pub fn assert_invalid<T: std::fmt::Debug, F: AsRef<str>>(
-    result: Result<T, Status>,
-    fields: &[F],
-) -> Status {
-    let status = expect_code(result, Code::InvalidArgument);
-    let mut named = violated_fields(&status);
-    named.sort();
-    let mut expected: Vec<&str> = fields.iter().map(AsRef::as_ref).collect();
-    expected.sort_unstable();
-    assert_eq!(named, expected, "the fields named by {status:?}");
-    status
-}
+pub use fusion_testkit::{assert_invalid, expect_code, mask, reason};
 
 /// The descriptions of the field violations of an INVALID_ARGUMENT.
 pub fn violation_descriptions(status: &Status) -> Vec<String> {
@@ -55,13 +39,6 @@ pub fn violation_descriptions(status: &Status) -> Vec<String> {
                 .collect()
         })
         .unwrap_or_default()
-}
-
-/// An update mask of `paths`.
-pub fn mask(paths: &[&str]) -> Option<prost_types::FieldMask> {
-    Some(prost_types::FieldMask {
-        paths: paths.iter().map(|p| (*p).to_owned()).collect(),
-    })
 }
 
 pub const PASSWORD: &str = "correct horse battery";

@@ -5,7 +5,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tonic::transport::{Channel, Endpoint};
-use tonic::{Code, Status};
 
 use fusion_crm::{Application, CrmConfig};
 use fusion_proto::crm::v1 as pb;
@@ -14,29 +13,7 @@ use fusion_service::ServiceConfig;
 use fusion_tenancy::IdentityJwks;
 use fusion_testkit::{TestDatabase, bind_ephemeral, connect_channel};
 
-pub use fusion_testkit::{expect_code, reason, violated_fields};
-
-/// Asserts `result` is INVALID_ARGUMENT naming exactly `fields` (in any order).
-#[track_caller]
-pub fn assert_invalid<T: std::fmt::Debug, F: AsRef<str>>(
-    result: Result<T, Status>,
-    fields: &[F],
-) -> Status {
-    let status = expect_code(result, Code::InvalidArgument);
-    let mut named = violated_fields(&status);
-    named.sort();
-    let mut expected: Vec<&str> = fields.iter().map(AsRef::as_ref).collect();
-    expected.sort_unstable();
-    assert_eq!(named, expected, "the fields named by {status:?}");
-    status
-}
-
-/// An update mask of `paths`.
-pub fn mask(paths: &[&str]) -> Option<prost_types::FieldMask> {
-    Some(prost_types::FieldMask {
-        paths: paths.iter().map(|p| (*p).to_owned()).collect(),
-    })
-}
+pub use fusion_testkit::{assert_invalid, expect_code, mask, reason, violated_fields};
 
 /// A select custom field `name` of `options` holding `value`.
 pub fn select(name: &str, label: &str, options: &[&str], value: &str) -> pb::CustomField {
