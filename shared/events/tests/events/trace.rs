@@ -27,13 +27,27 @@ impl Handler for TraceProbe {
 
 const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 
+/// Spans get OpenTelemetry contexts, as when a service exports traces: the process's
+/// one subscriber, set once for every test of this binary. (A subscriber set for this
+/// test's thread alone raced with the other tests' threads, which run in the same
+/// process under `cargo test`, over which spans are enabled.)
+fn trace_every_span() {
+    static INSTALLED: std::sync::OnceLock<opentelemetry_sdk::trace::SdkTracerProvider> =
+        std::sync::OnceLock::new();
+    INSTALLED.get_or_init(|| {
+        let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder().build();
+        let subscriber = tracing_subscriber::registry().with(
+            tracing_opentelemetry::layer().with_tracer(provider.tracer("fusion-events-tests")),
+        );
+        tracing::subscriber::set_global_default(subscriber)
+            .expect("no other test sets the global subscriber");
+        provider
+    });
+}
+
 #[tokio::test]
 async fn the_producing_requests_trace_continues_through_the_relay_into_the_consumer() {
-    // Spans get OpenTelemetry contexts, as when a service exports traces.
-    let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder().build();
-    let subscriber = tracing_subscriber::registry()
-        .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("fusion-events-tests")));
-    let _default = tracing::subscriber::set_default(subscriber);
+    trace_every_span();
 
     let h = Harness::new().await;
     // The producing request arrived with this traceparent.
