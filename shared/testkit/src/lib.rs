@@ -23,9 +23,13 @@
 //! [`surface`] checks a context's policy and health against the descriptor set;
 //! [`privilege`] walks every RPC of a context with a caller lacking each permission it
 //! declares.
+//!
+//! [`openai`] is a fake OpenAI-compatible model provider (Chat Completions, streamed),
+//! scriptable per test.
 
 pub mod conformance;
 mod nats;
+pub mod openai;
 mod pg;
 pub mod privilege;
 mod restartable_pg;
