@@ -1,0 +1,3 @@
+//! The AI & marketing context (`fusion.aimarketing.v1`).
+
+pub mod provider;
