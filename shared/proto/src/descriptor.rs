@@ -72,7 +72,7 @@ pub fn rpcs() -> Vec<Rpc> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{crm, identity, property};
+    use crate::{aimarketing, crm, finance, identity, property};
 
     fn assert_services(package: &str, expected: &[&str]) {
         let services = services_of(package);
@@ -129,6 +129,20 @@ mod tests {
     }
 
     #[test]
+    fn descriptor_set_describes_every_aimarketing_service() {
+        assert_services(
+            aimarketing::v1::PACKAGE,
+            &[
+                "PromptService",
+                "ConversationService",
+                "AiSettingsService",
+                "MatchService",
+                "CampaignService",
+            ],
+        );
+    }
+
+    #[test]
     fn a_package_without_services_has_none() {
         assert_eq!(services_of("google.type"), Vec::<String>::new());
         assert_eq!(services_of("fusion.nowhere.v1"), Vec::<String>::new());
@@ -156,6 +170,8 @@ mod tests {
             identity::v1::PACKAGE,
             property::v1::PACKAGE,
             crm::v1::PACKAGE,
+            finance::v1::PACKAGE,
+            aimarketing::v1::PACKAGE,
         ]
         .iter()
         .map(|p| rpcs_of(p).len())

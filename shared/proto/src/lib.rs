@@ -32,12 +32,13 @@ mod fusion {
     generated!(property, "fusion.property.v1");
     generated!(crm, "fusion.crm.v1");
     generated!(finance, "fusion.finance.v1");
+    generated!(aimarketing, "fusion.aimarketing.v1");
 }
 
 /// `fusion.common.v1`: the shapes every package may share (`ResourceRef`); it has no
 /// services.
 pub use fusion::common;
-pub use fusion::{crm, finance, identity, property};
+pub use fusion::{aimarketing, crm, finance, identity, property};
 
 /// The googleapis types the Fusion protos use as field types.
 #[allow(clippy::all, clippy::pedantic, missing_docs)]
