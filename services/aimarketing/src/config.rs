@@ -1,0 +1,162 @@
+//! ai-marketing settings: the shared service settings, where the contexts it reads
+//! from live, soft-delete retention, and the platform's model provider.
+//!
+//! | variable | default | meaning |
+//! |---|---|---|
+//! | (shared) | | see `fusion_service::config` with prefix `AIMARKETING`, ports 50055/9005 |
+//! | `AIMARKETING_IDENTITY_URL` | `http://127.0.0.1:50051` | identity: token keys, and the user a prompt is rendered for |
+//! | `AIMARKETING_CRM_URL` | `http://127.0.0.1:50053` | crm: the leads, contacts and deals prompts are rendered with and campaigns target |
+//! | `AIMARKETING_PROPERTY_URL` | `http://127.0.0.1:50052` | property: the lots and projects prompts are rendered with |
+//! | `AIMARKETING_MIGRATE_ON_START` | `true` | apply migrations at start when a migration URL is set |
+//! | `AIMARKETING_PURGE_RETENTION_DAYS` | `30` | soft-deleted prompts, conversations and campaigns are removed after this long (needs the jobs URL) |
+//! | `AI_OPENAI_BASE_URL` | none | the platform's OpenAI-compatible Chat Completions API (`https://api.openai.com/v1`, a local Ollama's `http://localhost:11434/v1`); without it (and without a tenant's own) no model is called |
+//! | `AI_OPENAI_API_KEY` | none | its bearer key (a local server may need none) |
+//! | `AI_DEFAULT_MODEL` | `gpt-4o-mini` | the model of a prompt or conversation that names none |
+
+use std::fmt;
+use std::time::Duration;
+
+use fusion_service::ConfigError;
+use fusion_service::config::{ServiceConfig, parse_or, var};
+
+use crate::domain::models;
+
+/// The platform's model provider.
+#[derive(Clone)]
+pub struct Provider {
+    /// The base URL, without a trailing slash (`https://api.openai.com/v1`).
+    pub base_url: String,
+    /// The bearer key, when the provider needs one.
+    pub api_key: Option<String>,
+}
+
+impl fmt::Debug for Provider {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Provider")
+            .field("base_url", &self.base_url)
+            .field("api_key", &self.api_key.as_ref().map(|_| "<hidden>"))
+            .finish()
+    }
+}
+
+impl Provider {
+    /// The provider `AI_OPENAI_BASE_URL` and `AI_OPENAI_API_KEY` name, if any; a key
+    /// without a URL, or a URL that is not http(s), is refused.
+    fn from_values(
+        base_url: Option<String>,
+        api_key: Option<String>,
+    ) -> Result<Option<Self>, ConfigError> {
+        match (base_url, api_key) {
+            (None, None) => Ok(None),
+            (None, Some(_)) => Err(ConfigError::Missing(
+                "AI_OPENAI_BASE_URL".to_owned(),
+                "AI_OPENAI_API_KEY is set: set the URL of the provider it is for",
+            )),
+            (Some(url), api_key) => {
+                let url = url.trim().trim_end_matches('/').to_owned();
+                if let Err(reason) = fusion_service::validate::url(&url) {
+                    return Err(ConfigError::Invalid {
+                        name: "AI_OPENAI_BASE_URL".to_owned(),
+                        value: url,
+                        reason,
+                    });
+                }
+                Ok(Some(Self {
+                    base_url: url,
+                    api_key,
+                }))
+            }
+        }
+    }
+}
+
+/// Everything the ai-marketing service reads at start.
+#[derive(Clone, Debug)]
+pub struct AiMarketingConfig {
+    /// Addresses, database, JWT issuer/audience, page-token key.
+    pub service: ServiceConfig,
+    /// Identity's gRPC address.
+    pub identity_url: String,
+    /// Crm's gRPC address.
+    pub crm_url: String,
+    /// Property's gRPC address.
+    pub property_url: String,
+    /// The platform's model provider; none means only tenants with their own call a
+    /// model.
+    pub provider: Option<Provider>,
+    /// The model of a prompt or conversation that names none.
+    pub default_model: String,
+    /// Apply migrations at start when `service.migration_database_url` is set.
+    pub migrate_on_start: bool,
+    /// How long soft-deleted rows are kept.
+    pub purge_retention: Duration,
+}
+
+impl AiMarketingConfig {
+    /// Reads the configuration from the environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let service = ServiceConfig::from_env("AIMARKETING", "ai-marketing", 50055, 9005)?;
+        let mut config = Self::with_defaults(service);
+        if let Some(url) = var("AIMARKETING_IDENTITY_URL") {
+            config.identity_url = url;
+        }
+        if let Some(url) = var("AIMARKETING_CRM_URL") {
+            config.crm_url = url;
+        }
+        if let Some(url) = var("AIMARKETING_PROPERTY_URL") {
+            config.property_url = url;
+        }
+        config.provider =
+            Provider::from_values(var("AI_OPENAI_BASE_URL"), var("AI_OPENAI_API_KEY"))?;
+        if let Some(model) = var("AI_DEFAULT_MODEL") {
+            let model = model.trim().to_owned();
+            models::check_name(&model).map_err(|reason| ConfigError::Invalid {
+                name: "AI_DEFAULT_MODEL".to_owned(),
+                value: model.clone(),
+                reason,
+            })?;
+            config.default_model = model;
+        }
+        config.migrate_on_start = parse_or("AIMARKETING_MIGRATE_ON_START", true)?;
+        config.purge_retention =
+            Duration::from_secs(parse_or::<u64>("AIMARKETING_PURGE_RETENTION_DAYS", 30)? * 86_400);
+        Ok(config)
+    }
+
+    /// Defaults around a shared service configuration (tests build theirs this way).
+    pub fn with_defaults(service: ServiceConfig) -> Self {
+        Self {
+            service,
+            identity_url: "http://127.0.0.1:50051".to_owned(),
+            crm_url: "http://127.0.0.1:50053".to_owned(),
+            property_url: "http://127.0.0.1:50052".to_owned(),
+            provider: None,
+            default_model: "gpt-4o-mini".to_owned(),
+            migrate_on_start: true,
+            purge_retention: fusion_db::soft_delete::DEFAULT_RETENTION,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_provider_needs_an_http_url_and_its_key_is_never_printed() {
+        assert!(Provider::from_values(None, None).unwrap().is_none());
+        assert!(Provider::from_values(None, Some("sk-1".into())).is_err());
+        assert!(Provider::from_values(Some("ftp://x".into()), None).is_err());
+        let local = Provider::from_values(Some("http://localhost:11434/v1/".into()), None)
+            .unwrap()
+            .unwrap();
+        assert_eq!(local.base_url, "http://localhost:11434/v1");
+        let openai = Provider::from_values(
+            Some("https://api.openai.com/v1".into()),
+            Some("sk-secret".into()),
+        )
+        .unwrap()
+        .unwrap();
+        assert!(!format!("{openai:?}").contains("sk-secret"));
+    }
+}

@@ -1,0 +1,485 @@
+//! Spawning ai-marketing for a test beside the real identity, property and crm it
+//! reads from, all on one fresh database, and acting as real users who logged in.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tonic::transport::{Channel, Endpoint};
+use tonic::{Code, Request, Status};
+
+use fusion_aimarketing::{AiMarketingConfig, Application, Peers};
+use fusion_proto::aimarketing::v1 as pb;
+use fusion_proto::aimarketing::v1::{
+    campaign_service_client::CampaignServiceClient, prompt_service_client::PromptServiceClient,
+};
+use fusion_proto::crm::v1 as crmpb;
+use fusion_proto::crm::v1::{
+    contact_service_client::ContactServiceClient, deal_service_client::DealServiceClient,
+    lead_service_client::LeadServiceClient,
+};
+use fusion_proto::identity::v1 as idpb;
+use fusion_proto::identity::v1::{
+    auth_service_client::AuthServiceClient, role_service_client::RoleServiceClient,
+    user_service_client::UserServiceClient,
+};
+use fusion_proto::property::v1 as proppb;
+use fusion_proto::property::v1::{
+    lot_service_client::LotServiceClient, project_service_client::ProjectServiceClient,
+    stage_service_client::StageServiceClient,
+};
+use fusion_service::ServiceConfig;
+use fusion_tenancy::IdentityJwks;
+use fusion_testkit::{TestDatabase, bind_ephemeral, connect_channel};
+
+pub use fusion_testkit::{expect_code, reason, violated_fields};
+
+/// Asserts `result` is INVALID_ARGUMENT naming exactly `fields` (in any order, each
+/// as often as it is named).
+#[track_caller]
+pub fn assert_invalid<T: std::fmt::Debug, F: AsRef<str>>(
+    result: Result<T, Status>,
+    fields: &[F],
+) -> Status {
+    let status = expect_code(result, Code::InvalidArgument);
+    let mut named = violated_fields(&status);
+    named.sort();
+    let mut expected: Vec<&str> = fields.iter().map(AsRef::as_ref).collect();
+    expected.sort_unstable();
+    assert_eq!(named, expected, "the fields named by {status:?}");
+    status
+}
+
+/// The descriptions of the field violations of an INVALID_ARGUMENT.
+pub fn violation_descriptions(status: &Status) -> Vec<String> {
+    tonic_types::StatusExt::get_details_bad_request(status)
+        .map(|b| {
+            b.field_violations
+                .into_iter()
+                .map(|v| v.description)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// An update mask of `paths`.
+pub fn mask(paths: &[&str]) -> Option<prost_types::FieldMask> {
+    Some(prost_types::FieldMask {
+        paths: paths.iter().map(|p| (*p).to_owned()).collect(),
+    })
+}
+
+pub const PASSWORD: &str = "correct horse battery";
+
+/// A user who logged in.
+#[derive(Clone, Debug)]
+pub struct User {
+    pub tenant_id: i64,
+    pub user_id: i64,
+    pub token: String,
+}
+
+impl User {
+    /// A request carrying the token and tenant header, as the edge would send it.
+    pub fn req<T>(&self, message: T) -> Request<T> {
+        let mut req = Request::new(message);
+        req.metadata_mut().insert(
+            "authorization",
+            format!("Bearer {}", self.token).parse().unwrap(),
+        );
+        req.metadata_mut()
+            .insert("x-tenant-id", self.tenant_id.to_string().parse().unwrap());
+        req
+    }
+}
+
+pub struct TestApp {
+    pub db: TestDatabase,
+    pub identity: fusion_identity::Application,
+    // Held for the test's life: dropping them would stop property, crm and the service.
+    #[allow(dead_code)]
+    pub property: fusion_property::Application,
+    #[allow(dead_code)]
+    pub crm: fusion_crm::Application,
+    #[allow(dead_code)]
+    pub aimarketing: Application,
+    /// A channel to ai-marketing.
+    pub channel: Channel,
+    /// The channels ai-marketing's replicas use.
+    pub peers: Peers,
+    /// Acme's admin.
+    pub acme: User,
+    /// Acme's marketer (the built-in marketing role).
+    pub marketer: User,
+    /// Globex's admin.
+    pub globex: User,
+}
+
+fn http(addr: std::net::SocketAddr) -> Channel {
+    Endpoint::from_shared(format!("http://{addr}"))
+        .expect("a valid address")
+        .connect_lazy()
+}
+
+impl TestApp {
+    pub async fn spawn() -> TestApp {
+        let db = TestDatabase::create(&[
+            (fusion_identity::SCHEMA, &fusion_identity::MIGRATOR),
+            (fusion_property::SCHEMA, &fusion_property::MIGRATOR),
+            (fusion_crm::SCHEMA, &fusion_crm::MIGRATOR),
+            (fusion_aimarketing::SCHEMA, &fusion_aimarketing::MIGRATOR),
+        ])
+        .await;
+        let identity = fusion_identity::Application::build(
+            fusion_identity::IdentityConfig::with_defaults(ServiceConfig::local(
+                "identity",
+                db.app_url("identity"),
+            )),
+            bind_ephemeral().await,
+            bind_ephemeral().await,
+        )
+        .await
+        .expect("identity starts");
+        for slug in ["acme", "globex"] {
+            fusion_identity::bootstrap::ensure_tenant(
+                &identity.state().db,
+                slug,
+                &format!("{slug} homes"),
+                &format!("admin@{slug}.test"),
+                PASSWORD,
+            )
+            .await
+            .expect("tenant created");
+        }
+        let identity_channel = http(identity.grpc_addr());
+        let keys = || Arc::new(IdentityJwks::new(identity_channel.clone()));
+
+        let mut property_config = fusion_property::PropertyConfig::with_defaults(
+            ServiceConfig::local("property", db.app_url("property")),
+        );
+        property_config.media_store = fusion_property::media_store::StoreConfig::Local {
+            dir: std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+                .join("aimarketing-media")
+                .join(&db.name),
+        };
+        let crm_listener = bind_ephemeral().await;
+        let crm_channel = http(crm_listener.local_addr().expect("bound"));
+        let property = fusion_property::Application::build(
+            property_config,
+            keys(),
+            crm_channel.clone(),
+            bind_ephemeral().await,
+            bind_ephemeral().await,
+        )
+        .await
+        .expect("property starts");
+        let property_channel = http(property.grpc_addr());
+        let crm = fusion_crm::Application::build(
+            fusion_crm::CrmConfig::with_defaults(ServiceConfig::local("crm", db.app_url("crm"))),
+            keys(),
+            identity_channel.clone(),
+            property_channel.clone(),
+            crm_listener,
+            bind_ephemeral().await,
+        )
+        .await
+        .expect("crm starts");
+
+        let peers = Peers {
+            identity: identity_channel.clone(),
+            crm: crm_channel,
+            property: property_channel,
+        };
+        let aimarketing = Self::replica(&db, &peers, keys()).await;
+        let channel = connect_channel(aimarketing.grpc_addr()).await;
+        let identity_client = connect_channel(identity.grpc_addr()).await;
+        let acme = login(&identity_client, "admin@acme.test").await;
+        let globex = login(&identity_client, "admin@globex.test").await;
+        let marketer =
+            user_with_role(&identity_client, &acme, "marketing@acme.test", "marketing").await;
+        TestApp {
+            db,
+            identity,
+            property,
+            crm,
+            aimarketing,
+            channel,
+            peers,
+            acme,
+            marketer,
+            globex,
+        }
+    }
+
+    /// An ai-marketing replica over `db` (with the jobs role's URL, so it purges and
+    /// relays), trusting `keys`.
+    pub async fn replica(
+        db: &TestDatabase,
+        peers: &Peers,
+        keys: Arc<dyn fusion_tenancy::KeyProvider>,
+    ) -> Application {
+        let mut service = ServiceConfig::local("ai-marketing", db.app_url("ai_marketing"));
+        service.migration_database_url = Some(db.owner_url.clone());
+        service.jobs_database_url = Some(db.jobs_url(fusion_aimarketing::SCHEMA));
+        service.shutdown_deadline = Duration::from_secs(2);
+        Application::build(
+            AiMarketingConfig::with_defaults(service),
+            keys,
+            peers.clone(),
+            bind_ephemeral().await,
+            bind_ephemeral().await,
+        )
+        .await
+        .expect("ai-marketing starts")
+    }
+
+    /// A replica trusting `keys` (and not identity's), with a channel to it: for
+    /// callers holding exactly the permissions a test names.
+    pub async fn replica_trusting(
+        &self,
+        keys: &fusion_testkit::TestKeys,
+    ) -> (Application, Channel) {
+        let replica = Self::replica(&self.db, &self.peers, keys.provider.clone()).await;
+        let channel = connect_channel(replica.grpc_addr()).await;
+        (replica, channel)
+    }
+
+    /// The prompt client.
+    pub fn prompts(&self) -> PromptServiceClient<Channel> {
+        PromptServiceClient::new(self.channel.clone())
+    }
+
+    /// The campaign client.
+    pub fn campaigns(&self) -> CampaignServiceClient<Channel> {
+        CampaignServiceClient::new(self.channel.clone())
+    }
+
+    /// A channel to identity.
+    pub async fn identity_channel(&self) -> Channel {
+        connect_channel(self.identity.grpc_addr()).await
+    }
+
+    /// An Acme user whose only role holds every tenant permission but `permission`.
+    pub async fn user_without(&self, permission: &str) -> User {
+        let identity = self.identity_channel().await;
+        let mut roles = RoleServiceClient::new(identity.clone());
+        let every = roles
+            .list_permissions(self.acme.req(idpb::ListPermissionsRequest::default()))
+            .await
+            .expect("the permission catalogue")
+            .into_inner()
+            .permissions;
+        let name = format!("without_{}", permission.replace('.', "_"));
+        roles
+            .create_role(self.acme.req(idpb::CreateRoleRequest {
+                role: Some(idpb::Role {
+                    name: name.clone(),
+                    permissions: every.into_iter().filter(|p| p != permission).collect(),
+                    ..Default::default()
+                }),
+                request_id: String::new(),
+            }))
+            .await
+            .expect("role created");
+        user_with_role(&identity, &self.acme, &format!("{name}@acme.test"), &name).await
+    }
+
+    /// Creates a crm lead for `who`.
+    pub async fn lead(
+        &self,
+        who: &User,
+        first_name: &str,
+        last_name: &str,
+        tags: &[&str],
+    ) -> crmpb::Lead {
+        LeadServiceClient::new(self.peers.crm.clone())
+            .create_lead(who.req(crmpb::CreateLeadRequest {
+                lead: Some(crmpb::Lead {
+                    first_name: first_name.into(),
+                    last_name: last_name.into(),
+                    email: format!("{}@example.com", last_name.to_lowercase()),
+                    suburb: "Yeronga".into(),
+                    tags: tags.iter().map(|t| (*t).to_owned()).collect(),
+                    ..Default::default()
+                }),
+                request_id: String::new(),
+            }))
+            .await
+            .expect("lead created")
+            .into_inner()
+    }
+
+    /// Creates a crm contact for `who`; returns its id.
+    pub async fn contact(&self, who: &User, first_name: &str, last_name: &str) -> i64 {
+        ContactServiceClient::new(self.peers.crm.clone())
+            .create_contact(who.req(crmpb::CreateContactRequest {
+                contact: Some(crmpb::Contact {
+                    first_name: first_name.into(),
+                    last_name: last_name.into(),
+                    email: format!("{}@example.com", last_name.to_lowercase()),
+                    ..Default::default()
+                }),
+                request_id: String::new(),
+            }))
+            .await
+            .expect("contact created")
+            .into_inner()
+            .id
+    }
+
+    /// Creates a crm deal for `who` with a lead, a contact and a lot.
+    pub async fn deal(
+        &self,
+        who: &User,
+        lead_id: i64,
+        contact_id: i64,
+        lot_id: i64,
+    ) -> crmpb::Deal {
+        DealServiceClient::new(self.peers.crm.clone())
+            .create_deal(who.req(crmpb::CreateDealRequest {
+                deal: Some(crmpb::Deal {
+                    title: "Lot 7 for the Nguyens".into(),
+                    value: "549000.00".into(),
+                    lead_id,
+                    contact_id,
+                    lot_id,
+                    ..Default::default()
+                }),
+                request_id: String::new(),
+            }))
+            .await
+            .expect("deal created")
+            .into_inner()
+    }
+
+    /// Creates a project → stage → lot for `who` in property; returns the lot.
+    pub async fn lot(&self, who: &User, slug: &str) -> proppb::Lot {
+        let project = ProjectServiceClient::new(self.peers.property.clone())
+            .create_project(who.req(proppb::CreateProjectRequest {
+                project: Some(proppb::Project {
+                    name: "Riverside Estate".into(),
+                    slug: slug.into(),
+                    suburb: "Yeronga".into(),
+                    state: "QLD".into(),
+                    status: "selling".into(),
+                    ..Default::default()
+                }),
+                request_id: String::new(),
+            }))
+            .await
+            .expect("project created")
+            .into_inner();
+        let stage = StageServiceClient::new(self.peers.property.clone())
+            .create_stage(who.req(proppb::CreateStageRequest {
+                stage: Some(proppb::Stage {
+                    project_id: project.id,
+                    name: "Stage 1".into(),
+                    status: "selling".into(),
+                    ..Default::default()
+                }),
+                request_id: String::new(),
+            }))
+            .await
+            .expect("stage created")
+            .into_inner();
+        LotServiceClient::new(self.peers.property.clone())
+            .create_lot(who.req(proppb::CreateLotRequest {
+                lot: Some(proppb::Lot {
+                    stage_id: stage.id,
+                    lot_number: "7".into(),
+                    price: "549000.00".into(),
+                    bedrooms: Some(4),
+                    ..Default::default()
+                }),
+                request_id: String::new(),
+            }))
+            .await
+            .expect("lot created")
+            .into_inner()
+    }
+
+    /// Creates a prompt for `who` with `content`.
+    pub async fn prompt(&self, who: &User, name: &str, content: &str) -> pb::Prompt {
+        self.prompts()
+            .create_prompt(who.req(pb::CreatePromptRequest {
+                prompt: Some(prompt_of(name, content)),
+                request_id: String::new(),
+            }))
+            .await
+            .expect("prompt created")
+            .into_inner()
+    }
+
+    /// Creates a draft email campaign for `who`.
+    pub async fn campaign(&self, who: &User, name: &str) -> pb::Campaign {
+        self.campaigns()
+            .create_campaign(who.req(pb::CreateCampaignRequest {
+                campaign: Some(pb::Campaign {
+                    name: name.into(),
+                    r#type: "email".into(),
+                    budget: "1000.00".into(),
+                    ..Default::default()
+                }),
+                request_id: String::new(),
+            }))
+            .await
+            .expect("campaign created")
+            .into_inner()
+    }
+}
+
+/// A new prompt.
+pub fn prompt_of(name: &str, content: &str) -> pb::Prompt {
+    pb::Prompt {
+        category: "follow_up".into(),
+        name: name.into(),
+        content: content.into(),
+        ..Default::default()
+    }
+}
+
+async fn login(identity: &Channel, email: &str) -> User {
+    let r = AuthServiceClient::new(identity.clone())
+        .login(idpb::LoginRequest {
+            email: email.into(),
+            password: PASSWORD.into(),
+        })
+        .await
+        .unwrap_or_else(|e| panic!("{email} logs in: {e:?}"))
+        .into_inner();
+    User {
+        tenant_id: r.tenant_id,
+        user_id: r.user_id,
+        token: r.access_token,
+    }
+}
+
+/// Creates `email` in `admin`'s tenant with the role named `role` and logs them in.
+pub async fn user_with_role(identity: &Channel, admin: &User, email: &str, role: &str) -> User {
+    let role_ids: Vec<i64> = RoleServiceClient::new(identity.clone())
+        .list_roles(admin.req(idpb::ListRolesRequest {
+            filter: format!("name = {role:?}"),
+            ..Default::default()
+        }))
+        .await
+        .expect("roles listed")
+        .into_inner()
+        .roles
+        .into_iter()
+        .map(|r| r.id)
+        .collect();
+    assert_eq!(role_ids.len(), 1, "role {role} exists");
+    UserServiceClient::new(identity.clone())
+        .create_user(admin.req(idpb::CreateUserRequest {
+            user: Some(idpb::User {
+                name: email.into(),
+                email: email.into(),
+                ..Default::default()
+            }),
+            password: PASSWORD.into(),
+            role_ids,
+            request_id: String::new(),
+        }))
+        .await
+        .expect("user created");
+    login(identity, email).await
+}

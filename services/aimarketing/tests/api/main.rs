@@ -1,0 +1,10 @@
+//! The ai-marketing API against a real PostgreSQL, as the application role, through
+//! real gRPC clients, with the real identity, property and crm services it reads
+//! from as the caller. One test binary for the crate.
+
+mod campaigns;
+mod conformance;
+mod helpers;
+mod privilege;
+mod prompts;
+mod schema;
