@@ -12,14 +12,21 @@
 //! | `AI_OPENAI_BASE_URL` | none | the platform's OpenAI-compatible Chat Completions API (`https://api.openai.com/v1`, a local Ollama's `http://localhost:11434/v1`); without it (and without a tenant's own) no model is called |
 //! | `AI_OPENAI_API_KEY` | none | its bearer key (a local server may need none) |
 //! | `AI_DEFAULT_MODEL` | `gpt-4o-mini` | the model of a prompt or conversation that names none |
+//! | `AI_FIRST_BYTE_TIMEOUT_SECONDS` | `60` | how long a provider may take to start answering (DEADLINE_EXCEEDED `AI_TIMEOUT` after) |
+//! | `AI_IDLE_TIMEOUT_SECONDS` | `30` | how long a provider's stream may stall between two pieces |
+//! | `AI_SECRET_KEY` | none | base64 of 32 random bytes: the AES-256-GCM key tenants' provider API keys are sealed with; without it no tenant can store a key |
+//! | `AIMARKETING_SERVICE_CLIENT_ID`, else `SERVICE_CLIENT_ID` | `sa_platform_aimarketing` | ai-marketing's platform service account (see `fusion_service::config::ClientCredentials`) |
+//! | `AIMARKETING_SERVICE_CLIENT_SECRET`, else `SERVICE_CLIENT_SECRET` | none | its secret: with it ai-marketing reads each tenant's plan for the monthly token allowance (`ai_tokens_per_month`); without it no allowance is enforced |
 
 use std::fmt;
 use std::time::Duration;
 
 use fusion_service::ConfigError;
-use fusion_service::config::{ServiceConfig, parse_or, var};
+use fusion_service::config::{ClientCredentials, ServiceConfig, parse_or, var};
 
 use crate::domain::models;
+use crate::provider::Timeouts;
+use crate::settings::cipher::KeyCipher;
 
 /// The platform's model provider.
 #[derive(Clone)]
@@ -86,6 +93,13 @@ pub struct AiMarketingConfig {
     pub provider: Option<Provider>,
     /// The model of a prompt or conversation that names none.
     pub default_model: String,
+    /// How long a provider is waited for.
+    pub provider_timeouts: Timeouts,
+    /// Seals tenants' provider API keys at rest; none means no tenant can store one.
+    pub secret_key: Option<KeyCipher>,
+    /// Ai-marketing's platform service account, with which it reads each tenant's
+    /// plan (the monthly token allowance); none means no allowance is enforced.
+    pub service_credentials: Option<ClientCredentials>,
     /// Apply migrations at start when `service.migration_database_url` is set.
     pub migrate_on_start: bool,
     /// How long soft-deleted rows are kept.
@@ -117,6 +131,25 @@ impl AiMarketingConfig {
             })?;
             config.default_model = model;
         }
+        config.provider_timeouts.first_byte = Duration::from_secs(parse_or(
+            "AI_FIRST_BYTE_TIMEOUT_SECONDS",
+            config.provider_timeouts.first_byte.as_secs(),
+        )?);
+        config.provider_timeouts.idle = Duration::from_secs(parse_or(
+            "AI_IDLE_TIMEOUT_SECONDS",
+            config.provider_timeouts.idle.as_secs(),
+        )?);
+        if let Some(key) = var("AI_SECRET_KEY") {
+            config.secret_key =
+                Some(
+                    KeyCipher::from_base64(&key).map_err(|e| ConfigError::Invalid {
+                        name: "AI_SECRET_KEY".to_owned(),
+                        value: "<hidden>".to_owned(),
+                        reason: e.to_string(),
+                    })?,
+                );
+        }
+        config.service_credentials = ClientCredentials::from_env("AIMARKETING", "aimarketing")?;
         config.migrate_on_start = parse_or("AIMARKETING_MIGRATE_ON_START", true)?;
         config.purge_retention =
             Duration::from_secs(parse_or::<u64>("AIMARKETING_PURGE_RETENTION_DAYS", 30)? * 86_400);
@@ -132,6 +165,9 @@ impl AiMarketingConfig {
             property_url: "http://127.0.0.1:50052".to_owned(),
             provider: None,
             default_model: "gpt-4o-mini".to_owned(),
+            provider_timeouts: Timeouts::default(),
+            secret_key: None,
+            service_credentials: None,
             migrate_on_start: true,
             purge_retention: fusion_db::soft_delete::DEFAULT_RETENTION,
         }

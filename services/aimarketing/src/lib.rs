@@ -10,6 +10,7 @@
 //! reads configuration. Proto types stop at [`grpc`] (and the streaming and rendering
 //! modules it calls); [`domain`] holds the template, model and campaign rules.
 
+pub mod allowance;
 mod campaign_leads;
 pub mod config;
 pub mod conversation;
@@ -130,8 +131,24 @@ impl Application {
                 );
             }
         }
+        let credentials = config.service_credentials.as_ref().map(|c| {
+            fusion_events::ServiceCredentials::new(
+                peers.identity.clone(),
+                &c.client_id,
+                &c.client_secret,
+            )
+        });
+        if credentials.is_none() {
+            tracing::warn!(
+                "no service credentials (AIMARKETING_SERVICE_CLIENT_SECRET): tenants' monthly \
+                 token allowances are not enforced"
+            );
+        }
+        let allowances = allowance::Allowances::new(credentials, peers.identity.clone());
+        let chat = provider::ChatClient::new(config.provider_timeouts)
+            .context("the model provider's HTTP client")?;
         let refs = refs::Refs::new(peers.identity, peers.crm, peers.property);
-        let state = AppState::new(db.clone(), Arc::new(config.clone()), refs);
+        let state = AppState::new(db.clone(), Arc::new(config.clone()), refs, chat, allowances);
         let host = Host::start(
             &config.service,
             &db,

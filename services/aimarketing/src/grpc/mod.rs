@@ -2,18 +2,23 @@
 //! what every handler shares. Proto types stop here.
 //!
 //! Only services whose every method is implemented are served ([`SERVED`]); the
-//! others of the package (ConversationService, AiSettingsService, MatchService) are in
-//! the contract and the policy, and answer UNIMPLEMENTED until they are.
+//! others of the package (MatchService) are in the contract and the policy, and answer
+//! UNIMPLEMENTED until they are.
 
 mod campaigns;
+mod conversations;
 mod prompts;
+mod settings;
 
 use tonic::server::NamedService;
 use tonic::service::Routes;
 use tonic::{Request, Response, Status};
 
 use fusion_proto::aimarketing::v1::{
-    campaign_service_server::CampaignServiceServer, prompt_service_server::PromptServiceServer,
+    ai_settings_service_server::AiSettingsServiceServer,
+    campaign_service_server::CampaignServiceServer,
+    conversation_service_server::ConversationServiceServer,
+    prompt_service_server::PromptServiceServer,
 };
 use fusion_tenancy::{MethodPolicy, TenantContext};
 
@@ -30,6 +35,8 @@ pub(crate) struct AiMarketingApi {
 pub const SERVED: &[&str] = &[
     <PromptServiceServer<AiMarketingApi> as NamedService>::NAME,
     <CampaignServiceServer<AiMarketingApi> as NamedService>::NAME,
+    <ConversationServiceServer<AiMarketingApi> as NamedService>::NAME,
+    <AiSettingsServiceServer<AiMarketingApi> as NamedService>::NAME,
 ];
 
 /// Every served ai-marketing service, ready to serve.
@@ -40,7 +47,13 @@ pub fn routes(state: &AppState) -> Routes {
     Routes::new(fusion_service::limited!(PromptServiceServer::new(
         api.clone()
     )))
-    .add_service(fusion_service::limited!(CampaignServiceServer::new(api)))
+    .add_service(fusion_service::limited!(CampaignServiceServer::new(
+        api.clone()
+    )))
+    .add_service(fusion_service::limited!(ConversationServiceServer::new(
+        api.clone()
+    )))
+    .add_service(fusion_service::limited!(AiSettingsServiceServer::new(api)))
 }
 
 /// The permissions every ai-marketing RPC needs, served or not; the one place to read

@@ -205,6 +205,11 @@ impl ChatClient {
         Ok(Self { http, timeouts })
     }
 
+    /// How long it waits.
+    pub fn timeouts(&self) -> Timeouts {
+        self.timeouts
+    }
+
     /// Starts a streamed completion; the stream's events follow through [`ChatStream::next`].
     pub async fn stream(
         &self,

@@ -10,12 +10,15 @@ use tonic::{Code, Request, Status};
 use fusion_aimarketing::{AiMarketingConfig, Application, Peers};
 use fusion_proto::aimarketing::v1 as pb;
 use fusion_proto::aimarketing::v1::{
-    campaign_service_client::CampaignServiceClient, prompt_service_client::PromptServiceClient,
+    ai_settings_service_client::AiSettingsServiceClient,
+    campaign_service_client::CampaignServiceClient,
+    conversation_service_client::ConversationServiceClient,
+    prompt_service_client::PromptServiceClient,
 };
 use fusion_proto::crm::v1 as crmpb;
 use fusion_proto::crm::v1::{
     contact_service_client::ContactServiceClient, deal_service_client::DealServiceClient,
-    lead_service_client::LeadServiceClient,
+    lead_service_client::LeadServiceClient, note_service_client::NoteServiceClient,
 };
 use fusion_proto::identity::v1 as idpb;
 use fusion_proto::identity::v1::{
@@ -28,6 +31,7 @@ use fusion_proto::property::v1::{
     stage_service_client::StageServiceClient,
 };
 use fusion_service::ServiceConfig;
+use fusion_service::config::ClientCredentials;
 use fusion_tenancy::IdentityJwks;
 use fusion_testkit::{TestDatabase, bind_ephemeral, connect_channel};
 
@@ -69,6 +73,9 @@ pub fn mask(paths: &[&str]) -> Option<prost_types::FieldMask> {
 }
 
 pub const PASSWORD: &str = "correct horse battery";
+
+/// The secret of ai-marketing's platform service account, with which it reads plans.
+const SERVICE_SECRET: &str = "aimarketing-test-service-secret-0123456789";
 
 /// A user who logged in.
 #[derive(Clone, Debug)]
@@ -120,8 +127,19 @@ fn http(addr: std::net::SocketAddr) -> Channel {
         .connect_lazy()
 }
 
+/// Changes a replica's configuration before it starts.
+pub type Configure = Arc<dyn Fn(&mut AiMarketingConfig) + Send + Sync>;
+
 impl TestApp {
     pub async fn spawn() -> TestApp {
+        Self::spawn_with(|_| {}).await
+    }
+
+    /// [`TestApp::spawn`] with ai-marketing's configuration changed by `configure`.
+    pub async fn spawn_with(
+        configure: impl Fn(&mut AiMarketingConfig) + Send + Sync + 'static,
+    ) -> TestApp {
+        let configure: Configure = Arc::new(configure);
         let db = TestDatabase::create(&[
             (fusion_identity::SCHEMA, &fusion_identity::MIGRATOR),
             (fusion_property::SCHEMA, &fusion_property::MIGRATOR),
@@ -129,16 +147,32 @@ impl TestApp {
             (fusion_aimarketing::SCHEMA, &fusion_aimarketing::MIGRATOR),
         ])
         .await;
+        // Identity, with ai-marketing's platform service account (for plans).
+        let mut identity_config = fusion_identity::IdentityConfig::with_defaults(
+            ServiceConfig::local("identity", db.app_url("identity")),
+        );
+        identity_config.platform_service_accounts =
+            fusion_identity::config::parse_platform_service_accounts(&format!(
+                "aimarketing:{SERVICE_SECRET}"
+            ))
+            .expect("a platform service account");
         let identity = fusion_identity::Application::build(
-            fusion_identity::IdentityConfig::with_defaults(ServiceConfig::local(
-                "identity",
-                db.app_url("identity"),
-            )),
+            identity_config,
             bind_ephemeral().await,
             bind_ephemeral().await,
         )
         .await
         .expect("identity starts");
+        let identity_db = &identity.state().db;
+        fusion_identity::bootstrap::ensure_platform(identity_db, "ops@platform.test", PASSWORD)
+            .await
+            .expect("the platform tenant");
+        fusion_identity::bootstrap::ensure_platform_services(
+            identity_db,
+            &identity.state().config.platform_service_accounts,
+        )
+        .await
+        .expect("ai-marketing's platform service account");
         for slug in ["acme", "globex"] {
             fusion_identity::bootstrap::ensure_tenant(
                 &identity.state().db,
@@ -189,7 +223,7 @@ impl TestApp {
             crm: crm_channel,
             property: property_channel,
         };
-        let aimarketing = Self::replica(&db, &peers, keys()).await;
+        let aimarketing = Self::replica_with(&db, &peers, keys(), &configure).await;
         let channel = connect_channel(aimarketing.grpc_addr()).await;
         let identity_client = connect_channel(identity.grpc_addr()).await;
         let acme = login(&identity_client, "admin@acme.test").await;
@@ -217,12 +251,41 @@ impl TestApp {
         peers: &Peers,
         keys: Arc<dyn fusion_tenancy::KeyProvider>,
     ) -> Application {
+        Self::replica_with(
+            db,
+            peers,
+            keys,
+            &(Arc::new(|_: &mut AiMarketingConfig| {}) as Configure),
+        )
+        .await
+    }
+
+    /// [`TestApp::replica`] with its configuration changed by `configure`; it reads
+    /// plans with its platform service account.
+    pub async fn replica_with(
+        db: &TestDatabase,
+        peers: &Peers,
+        keys: Arc<dyn fusion_tenancy::KeyProvider>,
+        configure: &Configure,
+    ) -> Application {
         let mut service = ServiceConfig::local("ai-marketing", db.app_url("ai_marketing"));
         service.migration_database_url = Some(db.owner_url.clone());
         service.jobs_database_url = Some(db.jobs_url(fusion_aimarketing::SCHEMA));
         service.shutdown_deadline = Duration::from_secs(2);
+        let mut config = AiMarketingConfig::with_defaults(service);
+        config.service_credentials = Some(ClientCredentials {
+            client_id: ClientCredentials::platform_client_id("aimarketing"),
+            client_secret: SERVICE_SECRET.into(),
+        });
+        config.secret_key = Some(
+            fusion_aimarketing::settings::cipher::KeyCipher::from_base64(
+                "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
+            )
+            .expect("a 32-byte key"),
+        );
+        configure(&mut config);
         Application::build(
-            AiMarketingConfig::with_defaults(service),
+            config,
             keys,
             peers.clone(),
             bind_ephemeral().await,
@@ -251,6 +314,59 @@ impl TestApp {
     /// The campaign client.
     pub fn campaigns(&self) -> CampaignServiceClient<Channel> {
         CampaignServiceClient::new(self.channel.clone())
+    }
+
+    /// The conversation client.
+    pub fn conversations(&self) -> ConversationServiceClient<Channel> {
+        ConversationServiceClient::new(self.channel.clone())
+    }
+
+    /// The AI settings and usage client.
+    pub fn ai_settings(&self) -> AiSettingsServiceClient<Channel> {
+        AiSettingsServiceClient::new(self.channel.clone())
+    }
+
+    /// A pool connecting as the administrator, around row-level security.
+    pub async fn admin_pool(&self) -> sqlx::PgPool {
+        sqlx::PgPool::connect(&self.db.admin_url)
+            .await
+            .expect("the administrator connects")
+    }
+
+    /// Puts tenant `tenant_id` on a new plan with `features`.
+    pub async fn set_plan_features(&self, tenant_id: i64, features: &[&str]) {
+        let admin = self.admin_pool().await;
+        let plan: i64 = sqlx::query_scalar(
+            "INSERT INTO identity.plans (code, name, price_monthly, currency, features, active)
+             VALUES ($1, 'Test plan', 10, 'AUD', $2, true) RETURNING id",
+        )
+        .bind(format!("plan-{tenant_id}"))
+        .bind(features.iter().map(|f| (*f).to_owned()).collect::<Vec<_>>())
+        .fetch_one(&admin)
+        .await
+        .expect("plan created");
+        sqlx::query("UPDATE identity.tenants SET plan_id = $1 WHERE id = $2")
+            .bind(plan)
+            .bind(tenant_id)
+            .execute(&admin)
+            .await
+            .expect("tenant on the plan");
+    }
+
+    /// Writes a note on lead `lead_id` as `who`.
+    pub async fn note_on_lead(&self, who: &User, lead_id: i64, content: &str) {
+        NoteServiceClient::new(self.peers.crm.clone())
+            .create_note(who.req(crmpb::CreateNoteRequest {
+                note: Some(crmpb::Note {
+                    notable_type: "lead".into(),
+                    notable_id: lead_id,
+                    content: content.into(),
+                    ..Default::default()
+                }),
+                request_id: String::new(),
+            }))
+            .await
+            .expect("note created");
     }
 
     /// A channel to identity.
