@@ -110,7 +110,7 @@ impl AiMarketingConfig {
     /// Reads the configuration from the environment.
     pub fn from_env() -> Result<Self, ConfigError> {
         let service = ServiceConfig::from_env("AIMARKETING", "ai-marketing", 50055, 9005)?;
-        let mut config = Self::with_defaults(service);
+        let mut config = Self::with_defaults(service).model_provider_from_env()?;
         if let Some(url) = var("AIMARKETING_IDENTITY_URL") {
             config.identity_url = url;
         }
@@ -120,8 +120,18 @@ impl AiMarketingConfig {
         if let Some(url) = var("AIMARKETING_PROPERTY_URL") {
             config.property_url = url;
         }
-        config.provider =
-            Provider::from_values(var("AI_OPENAI_BASE_URL"), var("AI_OPENAI_API_KEY"))?;
+        config.service_credentials = ClientCredentials::from_env("AIMARKETING", "aimarketing")?;
+        config.migrate_on_start = parse_or("AIMARKETING_MIGRATE_ON_START", true)?;
+        config.purge_retention =
+            Duration::from_secs(parse_or::<u64>("AIMARKETING_PURGE_RETENTION_DAYS", 30)? * 86_400);
+        Ok(config)
+    }
+
+    /// The same configuration with the platform's model provider, default model,
+    /// timeouts and key cipher read from the `AI_*` variables (a whole stack started
+    /// in one process reads these and builds the rest itself).
+    pub fn model_provider_from_env(mut self) -> Result<Self, ConfigError> {
+        self.provider = Provider::from_values(var("AI_OPENAI_BASE_URL"), var("AI_OPENAI_API_KEY"))?;
         if let Some(model) = var("AI_DEFAULT_MODEL") {
             let model = model.trim().to_owned();
             models::check_name(&model).map_err(|reason| ConfigError::Invalid {
@@ -129,31 +139,25 @@ impl AiMarketingConfig {
                 value: model.clone(),
                 reason,
             })?;
-            config.default_model = model;
+            self.default_model = model;
         }
-        config.provider_timeouts.first_byte = Duration::from_secs(parse_or(
+        self.provider_timeouts.first_byte = Duration::from_secs(parse_or(
             "AI_FIRST_BYTE_TIMEOUT_SECONDS",
-            config.provider_timeouts.first_byte.as_secs(),
+            self.provider_timeouts.first_byte.as_secs(),
         )?);
-        config.provider_timeouts.idle = Duration::from_secs(parse_or(
+        self.provider_timeouts.idle = Duration::from_secs(parse_or(
             "AI_IDLE_TIMEOUT_SECONDS",
-            config.provider_timeouts.idle.as_secs(),
+            self.provider_timeouts.idle.as_secs(),
         )?);
         if let Some(key) = var("AI_SECRET_KEY") {
-            config.secret_key =
-                Some(
-                    KeyCipher::from_base64(&key).map_err(|e| ConfigError::Invalid {
-                        name: "AI_SECRET_KEY".to_owned(),
-                        value: "<hidden>".to_owned(),
-                        reason: e.to_string(),
-                    })?,
-                );
+            let cipher = KeyCipher::from_base64(&key).map_err(|e| ConfigError::Invalid {
+                name: "AI_SECRET_KEY".to_owned(),
+                value: "<hidden>".to_owned(),
+                reason: e.to_string(),
+            })?;
+            self.secret_key = Some(cipher);
         }
-        config.service_credentials = ClientCredentials::from_env("AIMARKETING", "aimarketing")?;
-        config.migrate_on_start = parse_or("AIMARKETING_MIGRATE_ON_START", true)?;
-        config.purge_retention =
-            Duration::from_secs(parse_or::<u64>("AIMARKETING_PURGE_RETENTION_DAYS", 30)? * 86_400);
-        Ok(config)
+        Ok(self)
     }
 
     /// Defaults around a shared service configuration (tests build theirs this way).

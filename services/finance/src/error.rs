@@ -158,6 +158,23 @@ impl FinanceError {
         }
     }
 
+    /// The error as an event consumer reports it. A database error stays one, and an
+    /// owner that could not answer becomes one that is unavailable: the consumer then
+    /// retries until it answers, without counting the failures against the event (an
+    /// outage is not the event's fault and must not dead-letter it). Anything else
+    /// counts, and is dead-lettered after the consumer's deliveries.
+    pub fn into_event_error(self) -> anyhow::Error {
+        match self {
+            Self::Db(e) => e.into(),
+            Self::OwnerUnavailable { owner, field } => anyhow::Error::new(fusion_db::Error::new(
+                DOMAIN,
+                fusion_db::Kind::Unavailable("a context finance asks is not available", None),
+            ))
+            .context(format!("{owner} could not answer for {field}")),
+            other => other.into(),
+        }
+    }
+
     /// The reason (`google.rpc.ErrorInfo.reason`) the error goes out with.
     pub fn reason(&self) -> &'static str {
         match self {
@@ -255,66 +272,13 @@ impl From<FinanceError> for Status {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeSet;
-    use std::path::Path;
-
     use super::*;
-
-    /// The reasons listed in the comments of finance's proto files: the UPPER_SNAKE
-    /// words after each `Reasons:` (or `Reasons on every RPC:`), up to the next full
-    /// stop.
-    fn proto_reasons() -> BTreeSet<String> {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../proto/fusion/finance/v1");
-        let mut listed = BTreeSet::new();
-        for entry in std::fs::read_dir(&dir).expect("finance's proto directory") {
-            let path = entry.expect("a proto file").path();
-            if path.extension().is_none_or(|e| e != "proto") {
-                continue;
-            }
-            let text = std::fs::read_to_string(&path).expect("a readable proto file");
-            let comments = text
-                .lines()
-                .filter_map(|l| l.trim().strip_prefix("//"))
-                .collect::<Vec<_>>()
-                .join(" ");
-            for after in comments.split("Reasons").skip(1) {
-                let Some((head, list)) = after.split_once(':') else {
-                    continue;
-                };
-                if head.len() > 20 {
-                    continue;
-                }
-                let list = list.split('.').next().unwrap_or_default();
-                listed.extend(
-                    list.split(|c: char| !(c.is_ascii_uppercase() || c == '_'))
-                        .filter(|w| w.len() > 2)
-                        .map(str::to_owned),
-                );
-            }
-        }
-        listed
-    }
 
     #[test]
     fn every_reason_is_listed_in_the_proto_comments_and_every_listed_one_is_in_the_enum() {
-        let listed = proto_reasons();
-        assert!(
-            !listed.is_empty(),
-            "no `Reasons:` lists in finance's protos"
-        );
-        let missing: Vec<_> = REASONS.iter().filter(|r| !listed.contains(**r)).collect();
-        assert!(
-            missing.is_empty(),
-            "reasons no RPC comment lists: {missing:?}"
-        );
-        let unknown: Vec<_> = listed
-            .iter()
-            .filter(|r| !REASONS.contains(&r.as_str()))
-            .collect();
-        assert!(
-            unknown.is_empty(),
-            "listed reasons finance never gives: {unknown:?}"
-        );
+        let dir =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../proto/fusion/finance/v1");
+        fusion_testkit::reasons::assert_catalogue_matches(&dir, REASONS);
     }
 
     #[test]
@@ -374,6 +338,27 @@ mod tests {
                 (reason, DOMAIN)
             );
         }
+    }
+
+    #[test]
+    fn an_event_waits_out_an_owner_or_database_outage_but_not_its_own_fault() {
+        let unavailable = |err: FinanceError| {
+            err.into_event_error().chain().any(|cause| {
+                cause
+                    .downcast_ref::<fusion_db::Error>()
+                    .is_some_and(|e| matches!(e.kind(), fusion_db::Kind::Unavailable(..)))
+            })
+        };
+        assert!(unavailable(FinanceError::OwnerUnavailable {
+            owner: "property",
+            field: "lot_id".into(),
+        }));
+        assert!(unavailable(FinanceError::Db(fusion_db::Error::new(
+            DOMAIN,
+            fusion_db::Kind::Unavailable("database unavailable", None),
+        ))));
+        assert!(!unavailable(FinanceError::invalid("lot_id", "no lot 3")));
+        assert!(!unavailable(FinanceError::Internal("test")));
     }
 
     #[test]

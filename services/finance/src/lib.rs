@@ -5,17 +5,24 @@
 //!
 //! Shape: [`Application::build`] wires the database, the clients of identity, crm and
 //! property (reference checks as the caller, see [`refs`]), the purge job, the relay
-//! of its outbox to NATS (finance publishes `finance.invoice.paid`) and the gRPC
-//! services into a [`fusion_service::Server`]; `main.rs` only reads configuration.
-//! Proto types stop at [`grpc`]; [`domain`] holds the money rules.
+//! of its outbox to NATS (finance publishes `finance.invoice.paid`), its consumers of
+//! other contexts' events ([`deal_commissions`]: a won deal's commissions, taken back
+//! when it is lost or reopened; [`lot_milestones`]: commissions payable as the deal's
+//! lot is exchanged, unconditional or settled) and the gRPC services into a
+//! [`fusion_service::Server`]; `main.rs` only reads configuration. Proto types stop at
+//! [`grpc`]; [`domain`] holds the money rules; [`xero`] is the Xero client (with its
+//! limiter, token sealing and webhook endpoint) the sync uses.
 
 pub mod config;
+pub mod deal_commissions;
 pub mod domain;
 pub mod error;
 pub mod grpc;
+pub mod lot_milestones;
 pub mod refs;
 mod state;
 mod store;
+pub mod xero;
 mod xero_sync;
 
 use std::net::SocketAddr;
@@ -59,6 +66,39 @@ pub struct Peers {
     pub crm: Channel,
     /// Property: projects and lots.
     pub property: Channel,
+}
+
+/// What finance's event consumers share (`None` without NATS): with service
+/// credentials configured, each acts in its event's tenant as finance's system account
+/// there, with tokens from identity over `identity`.
+pub async fn event_consumers(
+    config: &FinanceConfig,
+    db: &fusion_db::Db,
+    identity: Channel,
+    metrics: &fusion_events::EventMetrics,
+) -> anyhow::Result<Option<fusion_events::Consumers>> {
+    let Some(nats_url) = &config.service.nats_url else {
+        return Ok(None);
+    };
+    let credentials = config
+        .service_credentials
+        .as_ref()
+        .map(|c| fusion_events::ServiceCredentials::new(identity, &c.client_id, &c.client_secret));
+    if credentials.is_none() {
+        tracing::warn!(
+            "no service credentials (FINANCE_SERVICE_CLIENT_SECRET): event consumers act as \
+             nobody, and cannot ask property which project a won deal's lot is in"
+        );
+    }
+    let consumers = fusion_events::Consumers::connect(
+        db.clone(),
+        nats_url,
+        "finance",
+        metrics.clone(),
+        credentials,
+    )
+    .await?;
+    Ok(Some(consumers))
 }
 
 /// A running finance service.
@@ -124,7 +164,30 @@ impl Application {
                 );
             }
         }
-        let refs = refs::Refs::new(peers.identity, peers.crm, peers.property);
+        let refs = refs::Refs::new(peers.identity.clone(), peers.crm, peers.property);
+        // Crm's deal events on one consumer (so one deal's are applied in order),
+        // property's lot events on another. They write as the application role, in
+        // each event's tenant.
+        if let Some(consumers) = event_consumers(&config, &db, peers.identity, &events).await? {
+            background.push(consumers.spawn(
+                fusion_events::ConsumerConfig::new(
+                    deal_commissions::CONSUMER,
+                    SCHEMA,
+                    deal_commissions::EVENTS,
+                ),
+                deal_commissions::DealCommissions { refs: refs.clone() },
+                background.stopped(),
+            ));
+            background.push(consumers.spawn(
+                fusion_events::ConsumerConfig::new(
+                    lot_milestones::CONSUMER,
+                    SCHEMA,
+                    lot_milestones::EVENTS,
+                ),
+                lot_milestones::LotMilestones,
+                background.stopped(),
+            ));
+        }
         let state = AppState::new(db.clone(), Arc::new(config.clone()), refs);
         let host = Host::start(
             &config.service,

@@ -5,7 +5,7 @@
 //! creates the `fusion` database and roles, applies every context's migrations, starts
 //! every service and the edge on the ports of API.md (each service connected as its own
 //! database role, `fusion_identity`, `fusion_property`, `fusion_crm`, `fusion_finance`,
-//! granted only its own schema; crm, property and finance with a platform service
+//! `fusion_ai_marketing`, granted only its own schema; crm, property and finance with a platform service
 //! account each, whose secret is made afresh at every start and handed to
 //! identity and to the service, so their event consumers act in a tenant as its system
 //! account; the edge and identity share a secret made the same way, under which the
@@ -19,6 +19,7 @@
 //! | `FUSION_STACK_DATABASE` | `fusion` | database name |
 //! | `FUSION_DEMO_PASSWORD` | `fusion-demo` | password of every demo user (local demo only) |
 //! | `FUSION_STACK_HOST` | `127.0.0.1` | address the services and the edge listen on |
+//! | `AI_OPENAI_BASE_URL`, `AI_OPENAI_API_KEY`, `AI_DEFAULT_MODEL` | none, none, `gpt-4o-mini` | the model provider ai-marketing calls (a local Ollama: `http://localhost:11434/v1`); without one no model is called |
 //! | `NATS_URL` | `nats://127.0.0.1:4222` | NATS JetStream; when nothing answers there, `nats-server -js` from PATH is started on that port with its store in `FUSION_STACK_NATS_DIR` (default `target/fusion-stack/nats`) |
 
 use std::net::SocketAddr;
@@ -37,8 +38,9 @@ use fusion_proto::identity::v1::auth_service_client::AuthServiceClient;
 use fusion_service::ServiceConfig;
 use fusion_service::config::{ClientCredentials, var};
 
-/// The services whose event consumers act in tenants as their system accounts.
-const CONSUMING_SERVICES: &[&str] = &["crm", "property", "finance"];
+/// The services that act in tenants as their system accounts: event consumers, and
+/// ai-marketing reading each tenant's plan for its monthly token allowance.
+const CONSUMING_SERVICES: &[&str] = &["crm", "property", "finance", "aimarketing"];
 
 /// Demo tenants: slug, display name.
 const DEMO_TENANTS: &[(&str, &str)] = &[("acme", "Acme Homes"), ("globex", "Globex Developments")];
@@ -64,6 +66,7 @@ async fn main() -> anyhow::Result<()> {
         (fusion_property::SCHEMA, &fusion_property::MIGRATOR),
         (fusion_crm::SCHEMA, &fusion_crm::MIGRATOR),
         (fusion_finance::SCHEMA, &fusion_finance::MIGRATOR),
+        (fusion_aimarketing::SCHEMA, &fusion_aimarketing::MIGRATOR),
     ] {
         fusion_db::migrate(&owner_url, schema, migrator).await?;
     }
@@ -196,7 +199,7 @@ async fn main() -> anyhow::Result<()> {
     // property, and consumes crm's deal events and property's lot events.
     let mut service = ServiceConfig::local("finance", db_urls.app_url(fusion_finance::SCHEMA));
     service.nats_url = Some(nats_url.clone());
-    service.migration_database_url = Some(owner_url);
+    service.migration_database_url = Some(owner_url.clone());
     service.jobs_database_url = Some(db_urls.jobs_url(fusion_finance::SCHEMA));
     service.drain = Duration::from_millis(200);
     let mut finance_config = fusion_finance::FinanceConfig::with_defaults(service);
@@ -209,11 +212,39 @@ async fn main() -> anyhow::Result<()> {
         Arc::new(fusion_tenancy::IdentityJwks::new(identity_channel.clone())),
         fusion_finance::Peers {
             identity: identity_channel.clone(),
-            crm: crm_peer,
-            property: property_channel,
+            crm: crm_peer.clone(),
+            property: property_channel.clone(),
         },
         bind(&host, 50054).await?,
         bind(&host, 9004).await?,
+    )
+    .await?;
+
+    // Ai-marketing renders prompts with crm's, property's and identity's records and
+    // adds crm's leads to campaigns, each read as the caller. A model is reached only
+    // when `AI_OPENAI_BASE_URL` names one (see the README).
+    let mut service =
+        ServiceConfig::local("ai-marketing", db_urls.app_url(fusion_aimarketing::SCHEMA));
+    service.nats_url = Some(nats_url.clone());
+    service.migration_database_url = Some(owner_url);
+    service.jobs_database_url = Some(db_urls.jobs_url(fusion_aimarketing::SCHEMA));
+    service.drain = Duration::from_millis(200);
+    let mut aimarketing_config =
+        fusion_aimarketing::AiMarketingConfig::with_defaults(service).model_provider_from_env()?;
+    aimarketing_config.identity_url = format!("http://{host}:50051");
+    aimarketing_config.crm_url = format!("http://{host}:50053");
+    aimarketing_config.property_url = format!("http://{host}:50052");
+    aimarketing_config.service_credentials = credentials_of("aimarketing");
+    let aimarketing = fusion_aimarketing::Application::build(
+        aimarketing_config,
+        Arc::new(fusion_tenancy::IdentityJwks::new(identity_channel.clone())),
+        fusion_aimarketing::Peers {
+            identity: identity_channel.clone(),
+            crm: crm_peer,
+            property: property_channel,
+        },
+        bind(&host, 50055).await?,
+        bind(&host, 9005).await?,
     )
     .await?;
 
@@ -238,6 +269,7 @@ async fn main() -> anyhow::Result<()> {
     let edge_channel = fusion_testkit::connect_channel(edge.grpc_addr()).await;
     let mut demo_deal = None;
     let mut demo_invoice = 0;
+    let mut demo_ai = None;
     for (slug, _) in DEMO_TENANTS {
         let login = AuthServiceClient::new(edge_channel.clone())
             .login(LoginRequest {
@@ -259,6 +291,9 @@ async fn main() -> anyhow::Result<()> {
         )
         .await
         .with_context(|| format!("seeding {slug}'s demo pipeline"))?;
+        let ai_seed = fusion_stack::seed::aimarketing(edge_channel.clone(), &token)
+            .await
+            .with_context(|| format!("seeding {slug}'s prompts and campaign"))?;
         let open_deal = open_deal_with_lot(edge_channel.clone(), &token).await?;
         let finance_seed = fusion_stack::seed::finance(
             edge_channel.clone(),
@@ -274,14 +309,16 @@ async fn main() -> anyhow::Result<()> {
         if *slug == DEMO_TENANTS[0].0 {
             demo_deal = open_deal;
             demo_invoice = finance_seed.invoice_id;
+            demo_ai = Some(ai_seed);
         }
     }
 
-    print_welcome(&password, demo_deal, demo_invoice);
+    print_welcome(&password, demo_deal, demo_invoice, demo_ai);
     let stop = fusion_service::shutdown_signal();
     stop.await;
     println!("\nstopping: edge, then services");
     edge.stop().await?;
+    aimarketing.stop().await?;
     finance.stop().await?;
     crm.stop().await?;
     property.stop().await?;
@@ -386,7 +423,12 @@ async fn open_deal_with_lot(
     Ok(deals.first().map(|d| (d.id, d.lot_id)))
 }
 
-fn print_welcome(password: &str, demo_deal: Option<(i64, i64)>, invoice: i64) {
+fn print_welcome(
+    password: &str,
+    demo_deal: Option<(i64, i64)>,
+    invoice: i64,
+    ai: Option<fusion_stack::seed::SeededAiMarketing>,
+) {
     let events = match demo_deal {
         Some((deal, lot)) => format!(
             r#"
@@ -394,6 +436,32 @@ fn print_welcome(password: &str, demo_deal: Option<(i64, i64)>, invoice: i64) {
   grpcurl -plaintext -H "authorization: Bearer $TOKEN" -d '{{"id":{deal}}}' localhost:50050 fusion.crm.v1.DealService/WinDeal
   grpcurl -plaintext -H "authorization: Bearer $TOKEN" -d '{{"id":{lot}}}' localhost:50050 fusion.property.v1.LotService/GetLot"#
         ),
+        None => String::new(),
+    };
+    let ai_lines = match ai {
+        Some(ai) => {
+            let (follow_up, lot) = match demo_deal {
+                Some((deal, lot)) => (
+                    format!(r#"{{"id":{},"deal_id":{deal}}}"#, ai.follow_up_prompt_id),
+                    format!(r#"{{"id":{},"lot_id":{lot}}}"#, ai.lot_prompt_id),
+                ),
+                None => (
+                    format!(r#"{{"id":{}}}"#, ai.follow_up_prompt_id),
+                    format!(r#"{{"id":{}}}"#, ai.lot_prompt_id),
+                ),
+            };
+            format!(
+                r#"
+  grpcurl -plaintext -H "authorization: Bearer $TOKEN" -d '{follow_up}' localhost:50050 fusion.aimarketing.v1.PromptService/RenderPrompt
+  grpcurl -plaintext -H "authorization: Bearer $TOKEN" -d '{lot}' localhost:50050 fusion.aimarketing.v1.PromptService/RenderPrompt
+  grpcurl -plaintext -H "authorization: Bearer $TOKEN" -d '{{"filter":"system = true"}}' localhost:50050 fusion.aimarketing.v1.PromptService/ListPrompts
+  grpcurl -plaintext -H "authorization: Bearer $TOKEN" localhost:50050 fusion.aimarketing.v1.CampaignService/ListCampaigns
+  grpcurl -plaintext -H "authorization: Bearer $TOKEN" -d '{{"campaign_id":{campaign}}}' localhost:50050 fusion.aimarketing.v1.CampaignService/ListCampaignLeads
+  grpcurl -plaintext -H "authorization: Bearer $TOKEN" -d '{{"conversation_id":{conversation},"content":"Draft an invitation to the open day"}}' localhost:50050 fusion.aimarketing.v1.ConversationService/SendMessage  (needs AI_OPENAI_BASE_URL)"#,
+                campaign = ai.campaign_id,
+                conversation = ai.conversation_id,
+            )
+        }
         None => String::new(),
     };
     let login = format!(r#"{{"email":"admin@acme.test","password":"{password}"}}"#);
@@ -405,6 +473,7 @@ Fusion CRM is up.
   property  localhost:50052  (admin: http://localhost:9002/ready)
   crm       localhost:50053  (admin: http://localhost:9003/ready)
   finance   localhost:50054  (admin: http://localhost:9004/ready)
+  ai-mktg   localhost:50055  (admin: http://localhost:9005/ready)
 Demo tenants: acme, globex; users admin@acme.test, admin@globex.test, ops@platform.test (password: {password})
 
 Try, in another shell:
@@ -423,7 +492,7 @@ Try, in another shell:
   grpcurl -plaintext -H "authorization: Bearer $TOKEN" -d '{{"assigned_to_me":true}}' localhost:50050 fusion.crm.v1.TaskService/ListTasks
   grpcurl -plaintext -H "authorization: Bearer $TOKEN" -d '{{"filter":"status = \"draft\""}}' localhost:50050 fusion.finance.v1.InvoiceService/ListInvoices
   grpcurl -plaintext -H "authorization: Bearer $TOKEN" -d '{{"id":{invoice}}}' localhost:50050 fusion.finance.v1.InvoiceService/GetInvoice
-  grpcurl -plaintext -H "authorization: Bearer $TOKEN" localhost:50050 fusion.finance.v1.CommissionService/ListCommissions
+  grpcurl -plaintext -H "authorization: Bearer $TOKEN" localhost:50050 fusion.finance.v1.CommissionService/ListCommissions{ai_lines}
   grpcurl -plaintext -H "authorization: Bearer $TOKEN" localhost:50050 fusion.property.v1.LotService/WatchLotAvailability   # live; Ctrl-C ends it{events}
 
 Ctrl-C stops everything."#

@@ -576,6 +576,206 @@ pub async fn finance(
     })
 }
 
+/// The demo follow-up prompt's name.
+pub const DEMO_FOLLOW_UP_PROMPT: &str = "Follow-up email for a lead";
+
+/// The demo lot prompt's name.
+pub const DEMO_LOT_PROMPT: &str = "Lot description for a listing";
+
+/// The demo campaign's name.
+pub const DEMO_CAMPAIGN: &str = "Yeronga display village open day";
+
+/// The demo conversation's title.
+pub const DEMO_CONVERSATION: &str = "Open day follow-ups";
+
+/// What the ai-marketing seed left in place.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SeededAiMarketing {
+    /// The follow-up email prompt.
+    pub follow_up_prompt_id: i64,
+    /// The lot description prompt.
+    pub lot_prompt_id: i64,
+    /// The campaign holding the demo leads.
+    pub campaign_id: i64,
+    /// A conversation guided by the follow-up prompt, to send messages to.
+    pub conversation_id: i64,
+}
+
+/// Seeds ai-marketing for the tenant `token` belongs to, through `edge`: two prompts (a
+/// follow-up email for a lead, a lot description) and an event campaign holding the
+/// demo leads (every lead in Yeronga, added by a crm filter), and a conversation guided
+/// by the follow-up prompt. Running it again changes nothing: prompts, a campaign and a
+/// conversation of those names are kept as they are.
+pub async fn aimarketing(edge: Channel, token: &str) -> Result<SeededAiMarketing, Status> {
+    use fusion_proto::aimarketing::v1 as ai;
+    use fusion_proto::aimarketing::v1::{
+        campaign_service_client::CampaignServiceClient,
+        conversation_service_client::ConversationServiceClient,
+        prompt_service_client::PromptServiceClient,
+    };
+    use fusion_proto::google::r#type::Date;
+
+    let mut prompts = PromptServiceClient::new(edge.clone());
+    let mut prompt_ids = Vec::new();
+    for (name, category, content, tags) in [
+        (
+            DEMO_FOLLOW_UP_PROMPT,
+            "follow_up",
+            "You write for a new-homes sales team. Write a warm follow-up email from \
+             {{user.name}} to {{lead.first_name}} {{lead.last_name}}, who enquired through \
+             {{lead.source}}. Mention lot {{lot.lot_number}} at {{project.name}}, \
+             {{project.suburb}} ({{lot.bedrooms}} bedrooms, {{lot.price}}), invite them to \
+             the display village and suggest a time to talk. At most 150 words; invent \
+             nothing that is not given here.",
+            vec!["email", "lead"],
+        ),
+        (
+            DEMO_LOT_PROMPT,
+            "listing",
+            "Write a listing for lot {{lot.lot_number}} at {{project.name}}, \
+             {{project.suburb}} {{project.state}}: {{lot.bedrooms}} bedrooms, \
+             {{lot.bathrooms}} bathrooms, {{lot.land_size}} m² of land, {{lot.price}} \
+             {{lot.currency_code}}. Features: {{lot.features}}. Plain, accurate, at most \
+             120 words.",
+            vec!["listing", "lot"],
+        ),
+    ] {
+        let existing = prompts
+            .list_prompts(authed(
+                token,
+                ai::ListPromptsRequest {
+                    filter: format!("system = false AND name = {name:?}"),
+                    show_deleted: true,
+                    ..Default::default()
+                },
+            ))
+            .await?
+            .into_inner();
+        let id = match existing.prompts.first() {
+            Some(prompt) => prompt.id,
+            None => {
+                prompts
+                    .create_prompt(authed(
+                        token,
+                        ai::CreatePromptRequest {
+                            prompt: Some(ai::Prompt {
+                                category: category.into(),
+                                name: name.into(),
+                                content: content.into(),
+                                tags: tags.into_iter().map(String::from).collect(),
+                                ..Default::default()
+                            }),
+                            request_id: String::new(),
+                        },
+                    ))
+                    .await?
+                    .into_inner()
+                    .id
+            }
+        };
+        prompt_ids.push(id);
+    }
+
+    let mut campaigns = CampaignServiceClient::new(edge.clone());
+    let existing = campaigns
+        .list_campaigns(authed(
+            token,
+            ai::ListCampaignsRequest {
+                filter: format!("name = {DEMO_CAMPAIGN:?}"),
+                show_deleted: true,
+                ..Default::default()
+            },
+        ))
+        .await?
+        .into_inner();
+    let campaign_id = match existing.campaigns.first() {
+        Some(campaign) => campaign.id,
+        None => {
+            let date = |month, day| {
+                Some(Date {
+                    year: 2026,
+                    month,
+                    day,
+                })
+            };
+            let campaign = campaigns
+                .create_campaign(authed(
+                    token,
+                    ai::CreateCampaignRequest {
+                        campaign: Some(ai::Campaign {
+                            name: DEMO_CAMPAIGN.into(),
+                            description: "Invitations to the display village open day for \
+                                          every enquiry from Yeronga."
+                                .into(),
+                            r#type: "event".into(),
+                            start_date: date(10, 3),
+                            end_date: date(10, 4),
+                            budget: "2500.00".into(),
+                            currency_code: "AUD".into(),
+                            tags: vec!["open-day".into()],
+                            ..Default::default()
+                        }),
+                        request_id: String::new(),
+                    },
+                ))
+                .await?
+                .into_inner();
+            let mut added = campaigns
+                .add_campaign_leads(authed(
+                    token,
+                    ai::AddCampaignLeadsRequest {
+                        campaign_id: campaign.id,
+                        filter: r#"suburb = "Yeronga""#.into(),
+                        ..Default::default()
+                    },
+                ))
+                .await?
+                .into_inner();
+            while added.message().await?.is_some() {}
+            campaign.id
+        }
+    };
+    let mut conversations = ConversationServiceClient::new(edge);
+    let existing = conversations
+        .list_conversations(authed(
+            token,
+            ai::ListConversationsRequest {
+                filter: format!("title = {DEMO_CONVERSATION:?}"),
+                show_deleted: true,
+                ..Default::default()
+            },
+        ))
+        .await?
+        .into_inner();
+    let conversation_id = match existing.conversations.first() {
+        Some(conversation) => conversation.id,
+        None => {
+            conversations
+                .create_conversation(authed(
+                    token,
+                    ai::CreateConversationRequest {
+                        conversation: Some(ai::Conversation {
+                            title: DEMO_CONVERSATION.into(),
+                            prompt_id: prompt_ids[0],
+                            context: "The open day at the display village is on 3 October.".into(),
+                            ..Default::default()
+                        }),
+                        request_id: String::new(),
+                    },
+                ))
+                .await?
+                .into_inner()
+                .id
+        }
+    };
+    Ok(SeededAiMarketing {
+        follow_up_prompt_id: prompt_ids[0],
+        lot_prompt_id: prompt_ids[1],
+        campaign_id,
+        conversation_id,
+    })
+}
+
 /// The id of the active user `email` of the caller's tenant, created with `role` and
 /// `password` when missing.
 async fn ensure_user(

@@ -11,6 +11,12 @@ use crate::error::{Error, Kind};
 /// The error domain of failures of the pool itself (no context asked for them).
 const POOL: &str = fusion_proto::errors::PLATFORM_DOMAIN;
 
+/// A pooled connection idle for longer than this is pinged before it is handed out.
+const IDLE_BEFORE_PING: Duration = Duration::from_secs(30);
+
+/// A pooled connection is closed and replaced after this long.
+const MAX_LIFETIME: Duration = Duration::from_secs(30 * 60);
+
 /// How to reach PostgreSQL as the application role.
 #[derive(Clone, Debug)]
 pub struct DbConfig {
@@ -78,6 +84,20 @@ impl Db {
         let pool = PgPoolOptions::new()
             .max_connections(cfg.max_connections)
             .acquire_timeout(cfg.acquire_timeout)
+            // A connection in steady use is not pinged before each call (a round trip
+            // per call); one that sat idle for a while is, in case the server or a
+            // proxy dropped it meanwhile. Connections are also replaced after a while,
+            // so none lives for ever (server-side memory, a failover's old primary).
+            .test_before_acquire(false)
+            .before_acquire(|conn, meta| {
+                Box::pin(async move {
+                    if meta.idle_for > IDLE_BEFORE_PING {
+                        sqlx::Connection::ping(conn).await?;
+                    }
+                    Ok(true)
+                })
+            })
+            .max_lifetime(MAX_LIFETIME)
             .connect_with(options)
             .await?;
         Ok(Self {
@@ -112,23 +132,18 @@ impl Db {
         if tenant_id <= 0 {
             return Err(Error::new(POOL, Kind::NoTenant));
         }
-        let mut tx = self
+        // BEGIN and the settings in one simple-protocol round trip. The statement is
+        // built from integers only (the tenant id and a number of milliseconds), never
+        // from text. An unset timeout leaves the session's own in force.
+        let mut open = format!("BEGIN; SELECT set_config('app.tenant_id', '{tenant_id}', true)");
+        if let Some(ms) = deadline_timeout(self.statement_timeout) {
+            open.push_str(&format!(", set_config('statement_timeout', '{ms}', true)"));
+        }
+        let tx = self
             .pool
-            .begin()
+            .begin_with(sqlx::AssertSqlSafe(open))
             .await
             .map_err(|e| Error::from_sqlx(POOL, e))?;
-        // Both settings in the one round trip the tenant binding costs anyway; an
-        // empty timeout leaves the session's own in force.
-        let timeout = deadline_timeout(self.statement_timeout);
-        sqlx::query(
-            "SELECT set_config('app.tenant_id', $1, true),
-                    CASE WHEN $2 <> '' THEN set_config('statement_timeout', $2, true) END",
-        )
-        .bind(tenant_id.to_string())
-        .bind(timeout.map(|ms| ms.to_string()).unwrap_or_default())
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| Error::from_sqlx(POOL, e))?;
         Ok(TenantTx { tx, tenant_id })
     }
 

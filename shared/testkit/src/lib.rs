@@ -20,23 +20,32 @@
 //! [`PrivateNats`] is a private `nats-server -js` per test (integration events), which a
 //! test may kill and start again.
 //!
+//! [`people`] logs real users in and makes users with a role; [`reasons`] checks a
+//! context's error catalogue against its proto comments.
+//!
 //! [`surface`] checks a context's policy and health against the descriptor set;
 //! [`privilege`] walks every RPC of a context with a caller lacking each permission it
 //! declares.
 //!
 //! [`openai`] is a fake OpenAI-compatible model provider (Chat Completions, streamed),
 //! scriptable per test.
+//!
+//! [`xero::FakeXero`] is a fake Xero (identity and Accounting API) that keeps Xero's
+//! documented rules, for the finance context's Xero client.
 
 pub mod conformance;
 mod nats;
 pub mod openai;
+pub mod people;
 mod pg;
 pub mod privilege;
+pub mod reasons;
 mod restartable_pg;
 mod spawn;
 mod status;
 pub mod surface;
 mod tokens;
+pub mod xero;
 
 pub use nats::PrivateNats;
 pub use pg::{PgServer, TestDatabase, server, start_private_cluster};

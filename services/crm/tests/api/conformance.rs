@@ -3,12 +3,10 @@
 
 use serde_json::json;
 
-use fusion_proto::identity::v1 as idpb;
-use fusion_proto::identity::v1::role_service_client::RoleServiceClient;
 use fusion_testkit::conformance::{self, Caller, ResourceSpec, Target};
 use fusion_testkit::connect_channel;
 
-use crate::helpers::{TestApp, User, user_with_role};
+use crate::helpers::{PASSWORD, TestApp, User};
 
 const PACKAGE: &str = "fusion.crm.v1";
 
@@ -256,26 +254,7 @@ fn caller(user: &User) -> Caller {
 /// An Acme user whose only role holds every tenant permission but `permission`.
 async fn user_without(app: &TestApp, permission: &str) -> Caller {
     let identity = connect_channel(app.identity.grpc_addr()).await;
-    let mut roles = RoleServiceClient::new(identity.clone());
-    let every = roles
-        .list_permissions(app.acme.req(idpb::ListPermissionsRequest::default()))
-        .await
-        .expect("the permission catalogue")
-        .into_inner()
-        .permissions;
-    let name = format!("without_{}", permission.replace('.', "_"));
-    roles
-        .create_role(app.acme.req(idpb::CreateRoleRequest {
-            role: Some(idpb::Role {
-                name: name.clone(),
-                permissions: every.into_iter().filter(|p| p != permission).collect(),
-                ..Default::default()
-            }),
-            request_id: String::new(),
-        }))
-        .await
-        .expect("role created");
-    caller(&user_with_role(&identity, &app.acme, &format!("{name}@acme.test"), &name).await)
+    caller(&fusion_testkit::people::user_without(&identity, &app.acme, permission, PASSWORD).await)
 }
 
 /// Acme's admin acting, Globex's admin as the other tenant, and Acme users each

@@ -5,15 +5,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tonic::transport::{Channel, Endpoint};
-use tonic::{Code, Request, Status};
+use tonic::{Code, Status};
 
 use fusion_crm::{Application, CrmConfig};
 use fusion_proto::crm::v1 as pb;
-use fusion_proto::identity::v1 as idpb;
-use fusion_proto::identity::v1::{
-    auth_service_client::AuthServiceClient, role_service_client::RoleServiceClient,
-    user_service_client::UserServiceClient,
-};
 use fusion_proto::property::v1 as proppb;
 use fusion_service::ServiceConfig;
 use fusion_tenancy::IdentityJwks;
@@ -68,26 +63,7 @@ pub fn budget(value: &str) -> pb::CustomField {
 pub const PASSWORD: &str = "correct horse battery";
 
 /// A user who logged in.
-#[derive(Clone, Debug)]
-pub struct User {
-    pub tenant_id: i64,
-    pub user_id: i64,
-    pub token: String,
-}
-
-impl User {
-    /// A request carrying the token and tenant header, as the edge would send it.
-    pub fn req<T>(&self, message: T) -> Request<T> {
-        let mut req = Request::new(message);
-        req.metadata_mut().insert(
-            "authorization",
-            format!("Bearer {}", self.token).parse().unwrap(),
-        );
-        req.metadata_mut()
-            .insert("x-tenant-id", self.tenant_id.to_string().parse().unwrap());
-        req
-    }
-}
+pub use fusion_testkit::people::User;
 
 pub struct TestApp {
     // Held for the test's life: dropping them would stop identity and property.
@@ -375,48 +351,10 @@ pub async fn admin_get(addr: std::net::SocketAddr, path: &str) -> String {
 }
 
 async fn login(identity: &Channel, email: &str) -> User {
-    let r = AuthServiceClient::new(identity.clone())
-        .login(idpb::LoginRequest {
-            email: email.into(),
-            password: PASSWORD.into(),
-        })
-        .await
-        .unwrap_or_else(|e| panic!("{email} logs in: {e:?}"))
-        .into_inner();
-    User {
-        tenant_id: r.tenant_id,
-        user_id: r.user_id,
-        token: r.access_token,
-    }
+    fusion_testkit::people::login(identity, email, PASSWORD).await
 }
 
 /// Creates `email` in `admin`'s tenant with the role named `role` and logs them in.
 pub async fn user_with_role(identity: &Channel, admin: &User, email: &str, role: &str) -> User {
-    let role_ids: Vec<i64> = RoleServiceClient::new(identity.clone())
-        .list_roles(admin.req(idpb::ListRolesRequest {
-            filter: format!("name = {role:?}"),
-            ..Default::default()
-        }))
-        .await
-        .expect("roles listed")
-        .into_inner()
-        .roles
-        .into_iter()
-        .map(|r| r.id)
-        .collect();
-    assert_eq!(role_ids.len(), 1, "role {role} exists");
-    UserServiceClient::new(identity.clone())
-        .create_user(admin.req(idpb::CreateUserRequest {
-            user: Some(idpb::User {
-                name: email.into(),
-                email: email.into(),
-                ..Default::default()
-            }),
-            password: PASSWORD.into(),
-            role_ids,
-            request_id: String::new(),
-        }))
-        .await
-        .expect("user created");
-    login(identity, email).await
+    fusion_testkit::people::user_with_role(identity, admin, email, role, PASSWORD).await
 }

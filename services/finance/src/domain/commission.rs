@@ -134,6 +134,21 @@ impl Milestone {
             .ok()
             .filter(|m| *m != Milestone::Won)
     }
+
+    /// Every milestone a sale has passed once it reaches this one, this one included:
+    /// a settled sale was won, exchanged and unconditional too.
+    pub fn and_before(self) -> &'static [Milestone] {
+        let reached = ALL_MILESTONES
+            .iter()
+            .position(|m| *m == self)
+            .unwrap_or(ALL_MILESTONES.len() - 1);
+        &ALL_MILESTONES[..=reached]
+    }
+
+    /// Whether a sale that has reached `reached` has passed this milestone.
+    pub fn is_reached_by(self, reached: Milestone) -> bool {
+        reached.and_before().contains(&self)
+    }
 }
 
 impl fmt::Display for Milestone {
@@ -937,6 +952,24 @@ mod tests {
         }
         assert_eq!(Milestone::of_lot_status("won"), None);
         assert_eq!(Milestone::of_lot_status("reserved"), None);
+    }
+
+    #[test]
+    fn a_milestone_reached_passes_every_earlier_one() {
+        assert_eq!(Milestone::Won.and_before(), [Milestone::Won]);
+        assert_eq!(
+            Milestone::Unconditional.and_before(),
+            [
+                Milestone::Won,
+                Milestone::Exchanged,
+                Milestone::Unconditional
+            ]
+        );
+        assert_eq!(Milestone::Settled.and_before(), ALL_MILESTONES);
+        assert!(Milestone::Exchanged.is_reached_by(Milestone::Settled));
+        assert!(Milestone::Exchanged.is_reached_by(Milestone::Exchanged));
+        assert!(!Milestone::Settled.is_reached_by(Milestone::Unconditional));
+        assert!(Milestone::Won.is_reached_by(Milestone::Exchanged));
     }
 
     /// 1 to 6 positive shares of 100.00 % (cuts of 10000 hundredths), likewise 1 to

@@ -1,13 +1,17 @@
 //! The gRPC surface of finance: one module per service, the method policy, and what
 //! every handler shares. Proto types stop here.
 
+mod commissions;
 mod invoices;
+mod plans;
 mod settings;
 
 use tonic::service::Routes;
 use tonic::{Request, Response, Status};
 
 use fusion_proto::finance::v1::{
+    commission_plan_service_server::CommissionPlanServiceServer,
+    commission_service_server::CommissionServiceServer,
     invoice_service_server::InvoiceServiceServer, settings_service_server::SettingsServiceServer,
 };
 use fusion_tenancy::{MethodPolicy, TenantContext};
@@ -29,7 +33,13 @@ pub fn routes(state: &AppState) -> Routes {
     Routes::new(fusion_service::limited!(InvoiceServiceServer::new(
         api.clone()
     )))
-    .add_service(fusion_service::limited!(SettingsServiceServer::new(api)))
+    .add_service(fusion_service::limited!(SettingsServiceServer::new(
+        api.clone()
+    )))
+    .add_service(fusion_service::limited!(CommissionPlanServiceServer::new(
+        api.clone()
+    )))
+    .add_service(fusion_service::limited!(CommissionServiceServer::new(api)))
 }
 
 /// The permissions every finance RPC needs; the one place to read them. Invoices,
@@ -59,6 +69,40 @@ pub fn policy() -> MethodPolicy {
             "invoices",
             &["GetFinanceSettings"],
             &["UpdateFinanceSettings"],
+        ),
+        (
+            "XeroService",
+            "invoices",
+            &["GetXeroConnection"],
+            &[
+                "StartXeroConnection",
+                "CompleteXeroConnection",
+                "DisconnectXero",
+            ],
+        ),
+        (
+            "CommissionPlanService",
+            "commissions",
+            &["GetCommissionPlan", "ListCommissionPlans"],
+            &[
+                "CreateCommissionPlan",
+                "UpdateCommissionPlan",
+                "DeleteCommissionPlan",
+                "UndeleteCommissionPlan",
+            ],
+        ),
+        (
+            "CommissionService",
+            "commissions",
+            &["GetCommission", "ListCommissions", "SummarizeCommissions"],
+            &[
+                "CreateCommission",
+                "UpdateCommission",
+                "DeleteCommission",
+                "UndeleteCommission",
+                "ApproveCommission",
+                "MarkCommissionPaid",
+            ],
         ),
     ];
     let mut policy = MethodPolicy::new();

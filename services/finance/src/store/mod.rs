@@ -2,7 +2,9 @@
 //! what its resources share (request ids, field conversion). `grpc` calls down into
 //! it; it never calls up.
 
+pub(crate) mod commissions;
 pub(crate) mod invoices;
+pub(crate) mod plans;
 pub(crate) mod settings;
 
 use fusion_db::idempotency;

@@ -3,12 +3,10 @@
 
 use serde_json::json;
 
-use fusion_proto::identity::v1 as idpb;
-use fusion_proto::identity::v1::role_service_client::RoleServiceClient;
 use fusion_testkit::conformance::{self, Caller, ResourceSpec, Target};
 use fusion_testkit::connect_channel;
 
-use crate::helpers::{TestApp, User, user_with_role};
+use crate::helpers::{PASSWORD, TestApp, User};
 
 const PACKAGE: &str = "fusion.finance.v1";
 
@@ -49,9 +47,69 @@ fn invoices() -> ResourceSpec {
     }
 }
 
+fn commission_plans() -> ResourceSpec {
+    ResourceSpec {
+        service: "fusion.finance.v1.CommissionPlanService",
+        singular: "CommissionPlan",
+        plural: "CommissionPlans",
+        field: "commission_plan",
+        read_permission: "finance.commissions.read",
+        write_permission: "finance.commissions.write",
+        required: &["name", "lines"],
+        length_limited: ("name", 255),
+        mutable: [
+            ("name", json!("Renamed plan")),
+            ("description", json!("Changed description")),
+        ],
+        filters: &[
+            r#"name = "Plan 1""#,
+            "project_id = 0",
+            "project_id > 1",
+            SINCE_2020,
+            UPDATED_SINCE_2020,
+        ],
+        purged: true,
+        skip: &[],
+    }
+}
+
+fn commissions() -> ResourceSpec {
+    ResourceSpec {
+        service: "fusion.finance.v1.CommissionService",
+        singular: "Commission",
+        plural: "Commissions",
+        field: "commission",
+        read_permission: "finance.commissions.read",
+        write_permission: "finance.commissions.write",
+        required: &["deal_id", "recipient_user_id", "amount"],
+        length_limited: ("description", 10_000),
+        mutable: [
+            ("description", json!("Changed description")),
+            ("amount", json!("123.45")),
+        ],
+        filters: &[
+            "deal_id = 1",
+            "recipient_user_id = 1",
+            "invoice_id = 0",
+            "amount >= 100",
+            r#"currency_code = "AUD""#,
+            r#"status = "payable""#,
+            r#"commission_type = "sales_agent""#,
+            r#"milestone = "won""#,
+            r#"kind = "manual""#,
+            "plan_id = 0",
+            r#"payment_date >= "2020-01-01""#,
+            SINCE_2020,
+            UPDATED_SINCE_2020,
+        ],
+        purged: true,
+        skip: &[],
+    }
+}
+
 /// Every finance resource's spec.
 pub fn specs() -> Vec<ResourceSpec> {
-    vec![invoices()]
+    vec![invoices(), commission_plans(), commissions()]
 }
 
 #[test]
@@ -66,26 +124,7 @@ fn caller(user: &User) -> Caller {
 /// An Acme user whose only role holds every tenant permission but `permission`.
 async fn user_without(app: &TestApp, permission: &str) -> Caller {
     let identity = connect_channel(app.identity.grpc_addr()).await;
-    let mut roles = RoleServiceClient::new(identity.clone());
-    let every = roles
-        .list_permissions(app.acme.req(idpb::ListPermissionsRequest::default()))
-        .await
-        .expect("the permission catalogue")
-        .into_inner()
-        .permissions;
-    let name = format!("without_{}", permission.replace('.', "_"));
-    roles
-        .create_role(app.acme.req(idpb::CreateRoleRequest {
-            role: Some(idpb::Role {
-                name: name.clone(),
-                permissions: every.into_iter().filter(|p| p != permission).collect(),
-                ..Default::default()
-            }),
-            request_id: String::new(),
-        }))
-        .await
-        .expect("role created");
-    caller(&user_with_role(&identity, &app.acme, &format!("{name}@acme.test"), &name).await)
+    caller(&fusion_testkit::people::user_without(&identity, &app.acme, permission, PASSWORD).await)
 }
 
 /// Acme's admin acting, Globex's admin as the other tenant, and Acme users each
@@ -110,6 +149,61 @@ async fn invoices_conform_to_the_standard_methods() {
             "line_items": [
                 { "description": "Marketing fee", "quantity": "1", "unit_price": "1000.00", "tax_rate": "10" },
             ],
+        })
+    })
+    .await;
+}
+
+/// The admin of the caller's tenant (acme's or globex's), as a user of it: whom a
+/// valid instance pays, and the token crm and property are asked with.
+fn admin_of(app: &TestApp, who: &Caller) -> User {
+    let admin = if who.tenant_id == app.acme.tenant_id {
+        &app.acme
+    } else {
+        &app.globex
+    };
+    User {
+        tenant_id: who.tenant_id,
+        user_id: admin.user_id,
+        token: who.token.clone(),
+    }
+}
+
+#[tokio::test]
+async fn commission_plans_conform_to_the_standard_methods() {
+    let app = TestApp::spawn().await;
+    let spec = commission_plans();
+    // Each plan for a project of its own: a project has one live plan.
+    conformance::run(&target(&app, &spec).await, &spec, async |who, n| {
+        let caller = admin_of(&app, who);
+        let project = app.project(&caller, &format!("conformance-{n}")).await;
+        json!({
+            "name": format!("Plan {n}"),
+            "project_id": project,
+            "lines": [{
+                "commission_type": "sales_agent",
+                "rate": "2.00",
+                "recipients": [{ "user_id": caller.user_id, "share": "100" }],
+                "milestones": [{ "milestone": "exchanged", "percent": "50" },
+                               { "milestone": "settled", "percent": "50" }],
+            }],
+        })
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn commissions_conform_to_the_standard_methods() {
+    let app = TestApp::spawn().await;
+    let spec = commissions();
+    conformance::run(&target(&app, &spec).await, &spec, async |who, n| {
+        let caller = admin_of(&app, who);
+        let deal = app.deal(&caller, &format!("Conformance {n}")).await;
+        json!({
+            "deal_id": deal,
+            "recipient_user_id": caller.user_id,
+            "amount": "1000.00",
+            "description": format!("Bonus {n}"),
         })
     })
     .await;

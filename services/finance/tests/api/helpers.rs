@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tonic::transport::{Channel, Endpoint};
-use tonic::{Code, Request, Status};
+use tonic::{Code, Status};
 
 use fusion_finance::{Application, FinanceConfig, Peers};
 use fusion_proto::crm::v1 as crmpb;
@@ -13,13 +13,18 @@ use fusion_proto::crm::v1::{
     contact_service_client::ContactServiceClient, deal_service_client::DealServiceClient,
 };
 use fusion_proto::finance::v1 as pb;
-use fusion_proto::finance::v1::invoice_service_client::InvoiceServiceClient;
-use fusion_proto::identity::v1 as idpb;
-use fusion_proto::identity::v1::{
-    auth_service_client::AuthServiceClient, role_service_client::RoleServiceClient,
-    user_service_client::UserServiceClient,
+use fusion_proto::finance::v1::{
+    commission_plan_service_client::CommissionPlanServiceClient,
+    commission_service_client::CommissionServiceClient,
+    invoice_service_client::InvoiceServiceClient,
+};
+use fusion_proto::property::v1 as proppb;
+use fusion_proto::property::v1::{
+    lot_service_client::LotServiceClient, project_service_client::ProjectServiceClient,
+    stage_service_client::StageServiceClient,
 };
 use fusion_service::ServiceConfig;
+use fusion_service::config::ClientCredentials;
 use fusion_tenancy::IdentityJwks;
 use fusion_testkit::{TestDatabase, bind_ephemeral, connect_channel};
 
@@ -50,26 +55,7 @@ pub fn mask(paths: &[&str]) -> Option<prost_types::FieldMask> {
 pub const PASSWORD: &str = "correct horse battery";
 
 /// A user who logged in.
-#[derive(Clone, Debug)]
-pub struct User {
-    pub tenant_id: i64,
-    pub user_id: i64,
-    pub token: String,
-}
-
-impl User {
-    /// A request carrying the token and tenant header, as the edge would send it.
-    pub fn req<T>(&self, message: T) -> Request<T> {
-        let mut req = Request::new(message);
-        req.metadata_mut().insert(
-            "authorization",
-            format!("Bearer {}", self.token).parse().unwrap(),
-        );
-        req.metadata_mut()
-            .insert("x-tenant-id", self.tenant_id.to_string().parse().unwrap());
-        req
-    }
-}
+pub use fusion_testkit::people::User;
 
 pub struct TestApp {
     pub db: TestDatabase,
@@ -95,6 +81,23 @@ pub struct TestApp {
     pub globex: User,
 }
 
+/// Finance's platform service account secret, in tests with events.
+const FINANCE_SECRET: &str = "finance-test-secret-0123456789abcdefghij";
+
+/// With `nats_url`, a service relays its outbox there as its jobs role and consumes
+/// from it.
+fn with_events(
+    service: &mut ServiceConfig,
+    db: &TestDatabase,
+    schema: &str,
+    nats_url: Option<&str>,
+) {
+    if let Some(url) = nats_url {
+        service.nats_url = Some(url.to_owned());
+        service.jobs_database_url = Some(db.jobs_url(schema));
+    }
+}
+
 fn http(addr: std::net::SocketAddr) -> Channel {
     Endpoint::from_shared(format!("http://{addr}"))
         .expect("a valid address")
@@ -103,11 +106,18 @@ fn http(addr: std::net::SocketAddr) -> Channel {
 
 impl TestApp {
     pub async fn spawn() -> TestApp {
-        Self::spawn_configured(|_| {}).await
+        Self::start(None).await
     }
 
-    /// [`TestApp::spawn`] with finance's configuration changed by `configure`.
-    pub async fn spawn_configured(configure: impl FnOnce(&mut FinanceConfig)) -> TestApp {
+    /// [`TestApp::spawn`] with integration events through the NATS JetStream at
+    /// `nats_url`: crm and property relay their outboxes to it, property sells a won
+    /// deal's lot, and finance's consumers act as finance's system account in each
+    /// event's tenant (identity knows finance's platform service account).
+    pub async fn spawn_with_events(nats_url: &str) -> TestApp {
+        Self::start(Some(nats_url)).await
+    }
+
+    async fn start(nats_url: Option<&str>) -> TestApp {
         let db = TestDatabase::create(&[
             (fusion_identity::SCHEMA, &fusion_identity::MIGRATOR),
             (fusion_property::SCHEMA, &fusion_property::MIGRATOR),
@@ -115,16 +125,35 @@ impl TestApp {
             (fusion_finance::SCHEMA, &fusion_finance::MIGRATOR),
         ])
         .await;
+        let mut identity_config = fusion_identity::IdentityConfig::with_defaults(
+            ServiceConfig::local("identity", db.app_url("identity")),
+        );
+        if nats_url.is_some() {
+            identity_config.platform_service_accounts =
+                fusion_identity::config::parse_platform_service_accounts(&format!(
+                    "finance:{FINANCE_SECRET}"
+                ))
+                .expect("finance's platform service account");
+        }
         let identity = fusion_identity::Application::build(
-            fusion_identity::IdentityConfig::with_defaults(ServiceConfig::local(
-                "identity",
-                db.app_url("identity"),
-            )),
+            identity_config,
             bind_ephemeral().await,
             bind_ephemeral().await,
         )
         .await
         .expect("identity starts");
+        if nats_url.is_some() {
+            let identity_db = &identity.state().db;
+            fusion_identity::bootstrap::ensure_platform(identity_db, "ops@platform.test", PASSWORD)
+                .await
+                .expect("the platform tenant");
+            fusion_identity::bootstrap::ensure_platform_services(
+                identity_db,
+                &identity.state().config.platform_service_accounts,
+            )
+            .await
+            .expect("finance's platform service account");
+        }
         for slug in ["acme", "globex"] {
             fusion_identity::bootstrap::ensure_tenant(
                 &identity.state().db,
@@ -142,6 +171,7 @@ impl TestApp {
         let mut property_config = fusion_property::PropertyConfig::with_defaults(
             ServiceConfig::local("property", db.app_url("property")),
         );
+        with_events(&mut property_config.service, &db, "property", nats_url);
         property_config.media_store = fusion_property::media_store::StoreConfig::Local {
             dir: std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
                 .join("finance-media")
@@ -159,8 +189,11 @@ impl TestApp {
         .await
         .expect("property starts");
         let property_channel = http(property.grpc_addr());
+        let mut crm_config =
+            fusion_crm::CrmConfig::with_defaults(ServiceConfig::local("crm", db.app_url("crm")));
+        with_events(&mut crm_config.service, &db, "crm", nats_url);
         let crm = fusion_crm::Application::build(
-            fusion_crm::CrmConfig::with_defaults(ServiceConfig::local("crm", db.app_url("crm"))),
+            crm_config,
             keys(),
             identity_channel.clone(),
             property_channel.clone(),
@@ -175,7 +208,16 @@ impl TestApp {
             crm: crm_channel,
             property: property_channel,
         };
-        let finance = Self::replica(&db, &peers, keys(), configure).await;
+        let finance = Self::replica(&db, &peers, keys(), |config| {
+            config.service.nats_url = nats_url.map(str::to_owned);
+            if nats_url.is_some() {
+                config.service_credentials = Some(ClientCredentials {
+                    client_id: ClientCredentials::platform_client_id("finance"),
+                    client_secret: FINANCE_SECRET.to_owned(),
+                });
+            }
+        })
+        .await;
         let channel = connect_channel(finance.grpc_addr()).await;
         let identity_client = connect_channel(identity.grpc_addr()).await;
         let acme = login(&identity_client, "admin@acme.test").await;
@@ -274,6 +316,84 @@ impl TestApp {
             .id
     }
 
+    /// The commission plan client.
+    pub fn plans(&self) -> CommissionPlanServiceClient<Channel> {
+        CommissionPlanServiceClient::new(self.channel.clone())
+    }
+
+    /// The commission client.
+    pub fn commissions(&self) -> CommissionServiceClient<Channel> {
+        CommissionServiceClient::new(self.channel.clone())
+    }
+
+    /// Creates a crm deal for `who` on lot `lot_id` (0: none), worth `value`; returns
+    /// its id.
+    pub async fn deal_on(&self, who: &User, title: &str, lot_id: i64, value: &str) -> i64 {
+        DealServiceClient::new(self.peers.crm.clone())
+            .create_deal(who.req(crmpb::CreateDealRequest {
+                deal: Some(crmpb::Deal {
+                    title: title.into(),
+                    lot_id,
+                    value: value.into(),
+                    ..Default::default()
+                }),
+                request_id: String::new(),
+            }))
+            .await
+            .expect("deal created")
+            .into_inner()
+            .id
+    }
+
+    /// Creates a property project for `who` with slug `slug`; returns its id.
+    pub async fn project(&self, who: &User, slug: &str) -> i64 {
+        ProjectServiceClient::new(self.peers.property.clone())
+            .create_project(who.req(proppb::CreateProjectRequest {
+                project: Some(proppb::Project {
+                    name: format!("Project {slug}"),
+                    slug: slug.into(),
+                    status: "selling".into(),
+                    ..Default::default()
+                }),
+                request_id: String::new(),
+            }))
+            .await
+            .expect("project created")
+            .into_inner()
+            .id
+    }
+
+    /// Creates a lot for `who` in a stage of project `project`; returns its id.
+    pub async fn lot(&self, who: &User, project: i64) -> i64 {
+        let stage = StageServiceClient::new(self.peers.property.clone())
+            .create_stage(who.req(proppb::CreateStageRequest {
+                stage: Some(proppb::Stage {
+                    project_id: project,
+                    name: "Stage 1".into(),
+                    status: "selling".into(),
+                    ..Default::default()
+                }),
+                request_id: String::new(),
+            }))
+            .await
+            .expect("stage created")
+            .into_inner();
+        LotServiceClient::new(self.peers.property.clone())
+            .create_lot(who.req(proppb::CreateLotRequest {
+                lot: Some(proppb::Lot {
+                    stage_id: stage.id,
+                    lot_number: "1".into(),
+                    price: "549000.00".into(),
+                    ..Default::default()
+                }),
+                request_id: String::new(),
+            }))
+            .await
+            .expect("lot created")
+            .into_inner()
+            .id
+    }
+
     /// Creates an invoice for `who` with `lines` of (quantity, unit price, tax rate).
     pub async fn invoice(&self, who: &User, lines: &[(&str, &str, &str)]) -> pb::Invoice {
         self.invoices()
@@ -316,48 +436,10 @@ pub fn line(
 }
 
 async fn login(identity: &Channel, email: &str) -> User {
-    let r = AuthServiceClient::new(identity.clone())
-        .login(idpb::LoginRequest {
-            email: email.into(),
-            password: PASSWORD.into(),
-        })
-        .await
-        .unwrap_or_else(|e| panic!("{email} logs in: {e:?}"))
-        .into_inner();
-    User {
-        tenant_id: r.tenant_id,
-        user_id: r.user_id,
-        token: r.access_token,
-    }
+    fusion_testkit::people::login(identity, email, PASSWORD).await
 }
 
 /// Creates `email` in `admin`'s tenant with the role named `role` and logs them in.
 pub async fn user_with_role(identity: &Channel, admin: &User, email: &str, role: &str) -> User {
-    let role_ids: Vec<i64> = RoleServiceClient::new(identity.clone())
-        .list_roles(admin.req(idpb::ListRolesRequest {
-            filter: format!("name = {role:?}"),
-            ..Default::default()
-        }))
-        .await
-        .expect("roles listed")
-        .into_inner()
-        .roles
-        .into_iter()
-        .map(|r| r.id)
-        .collect();
-    assert_eq!(role_ids.len(), 1, "role {role} exists");
-    UserServiceClient::new(identity.clone())
-        .create_user(admin.req(idpb::CreateUserRequest {
-            user: Some(idpb::User {
-                name: email.into(),
-                email: email.into(),
-                ..Default::default()
-            }),
-            password: PASSWORD.into(),
-            role_ids,
-            request_id: String::new(),
-        }))
-        .await
-        .expect("user created");
-    login(identity, email).await
+    fusion_testkit::people::user_with_role(identity, admin, email, role, PASSWORD).await
 }

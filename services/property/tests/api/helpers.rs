@@ -2,7 +2,6 @@
 
 use std::time::Duration;
 
-use tonic::Request;
 use tonic::transport::{Channel, Endpoint};
 
 use fusion_property::media_store::StoreConfig;
@@ -43,26 +42,7 @@ pub const READER: &[&str] = &[
 ];
 
 /// A caller: a user of a tenant with a token.
-#[derive(Clone, Debug)]
-pub struct User {
-    pub tenant_id: i64,
-    pub user_id: i64,
-    pub token: String,
-}
-
-impl User {
-    /// A request carrying the token and tenant header, as the edge would send it.
-    pub fn req<T>(&self, message: T) -> Request<T> {
-        let mut req = Request::new(message);
-        req.metadata_mut().insert(
-            "authorization",
-            format!("Bearer {}", self.token).parse().unwrap(),
-        );
-        req.metadata_mut()
-            .insert("x-tenant-id", self.tenant_id.to_string().parse().unwrap());
-        req
-    }
-}
+pub use fusion_testkit::people::User;
 
 pub struct TestApp {
     pub app: Application,

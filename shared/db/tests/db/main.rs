@@ -724,3 +724,128 @@ async fn a_page_of_large_rows_stops_at_its_byte_budget_and_continues_with_a_toke
     assert_eq!(page.items.len(), 1);
     assert!(!page.next_page_token.is_empty());
 }
+
+/// A TCP proxy in front of PostgreSQL that counts the client's round trips: each
+/// simple query (`Q`) or extended-protocol `Sync` (`S`) is one request the client then
+/// waits on. The first messages (an SSL request and the startup message) carry no type
+/// byte and are passed through uncounted.
+struct RoundTrips {
+    addr: std::net::SocketAddr,
+    count: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl RoundTrips {
+    async fn start(upstream: std::net::SocketAddr) -> RoundTrips {
+        use std::sync::atomic::Ordering;
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let count = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = count.clone();
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let counter = counter.clone();
+                tokio::spawn(async move {
+                    let server = tokio::net::TcpStream::connect(upstream).await.unwrap();
+                    let (mut client_read, mut client_write) = client.into_split();
+                    let (mut server_read, mut server_write) = server.into_split();
+                    tokio::spawn(async move {
+                        let _ = tokio::io::copy(&mut server_read, &mut client_write).await;
+                    });
+                    // Untyped messages until the startup message (protocol 3.0) passed.
+                    let mut started = false;
+                    loop {
+                        let mut kind = [0u8; 1];
+                        if started {
+                            if client_read.read_exact(&mut kind).await.is_err() {
+                                return;
+                            }
+                            if kind[0] == b'Q' || kind[0] == b'S' {
+                                counter.fetch_add(1, Ordering::SeqCst);
+                            }
+                        }
+                        let mut len = [0u8; 4];
+                        if client_read.read_exact(&mut len).await.is_err() {
+                            return;
+                        }
+                        let body_len = u32::from_be_bytes(len) as usize - 4;
+                        let mut body = vec![0u8; body_len];
+                        if client_read.read_exact(&mut body).await.is_err() {
+                            return;
+                        }
+                        if !started && body.get(..4) == Some(&[0, 3, 0, 0]) {
+                            started = true;
+                        }
+                        let mut frame = Vec::with_capacity(5 + body_len);
+                        if kind[0] != 0 {
+                            frame.push(kind[0]);
+                        }
+                        frame.extend_from_slice(&len);
+                        frame.extend_from_slice(&body);
+                        if server_write.write_all(&frame).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        RoundTrips { addr, count }
+    }
+
+    fn take(&self) -> usize {
+        self.count.swap(0, std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+#[tokio::test]
+async fn a_read_in_a_tenant_bound_transaction_costs_four_round_trips_with_the_release_check() {
+    let db = setup().await;
+    let url: sqlx::postgres::PgConnectOptions = db.url_as(fusion_db::APP_ROLE).parse().unwrap();
+    let upstream = tokio::net::lookup_host((url.get_host(), url.get_port()))
+        .await
+        .unwrap()
+        .next()
+        .unwrap();
+    let proxy = RoundTrips::start(upstream).await;
+    let through = db.url_as(fusion_db::APP_ROLE).replacen(
+        &format!("{}:{}", url.get_host(), url.get_port()),
+        &proxy.addr.to_string(),
+        1,
+    );
+    let app = Db::connect(&DbConfig {
+        url: through,
+        max_connections: 1,
+        ..DbConfig::new(String::new())
+    })
+    .await
+    .unwrap();
+    let read = async || {
+        let mut tx = app.begin(1).await.unwrap();
+        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM app.items")
+            .fetch_one(&mut *tx)
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        n
+    };
+    // The first read prepares its statement (a round trip of its own).
+    read().await;
+    // The pool checks a returned connection in the background, and only then is the
+    // connection idle again: wait for that.
+    let returned = async || {
+        fusion_testkit::until(Duration::from_secs(10), "the connection back", async || {
+            (app.pool().num_idle() == 1).then_some(())
+        })
+        .await;
+    };
+    returned().await;
+    proxy.take();
+    for _ in 0..5 {
+        read().await;
+    }
+    returned().await;
+    // Per read: BEGIN with the tenant binding (one simple query), the statement,
+    // COMMIT, and the pool's check of the connection when it comes back. No ping
+    // before it is handed out, no separate set_config.
+    assert_eq!(proxy.take(), 5 * 4);
+}
