@@ -14,6 +14,7 @@
 //! | `AI_DEFAULT_MODEL` | `gpt-4o-mini` | the model of a prompt or conversation that names none |
 //! | `AI_FIRST_BYTE_TIMEOUT_SECONDS` | `60` | how long a provider may take to start answering (DEADLINE_EXCEEDED `AI_TIMEOUT` after) |
 //! | `AI_IDLE_TIMEOUT_SECONDS` | `30` | how long a provider's stream may stall between two pieces |
+//! | `AI_TENANT_PROVIDERS_MAY_BE_PRIVATE` | `false` | whether a tenant's own provider may be on a loopback, private or link-local address (a single-company install with a local Ollama); by default such a `provider_base_uri` is refused, so no tenant points the service at the platform's own network |
 //! | `AI_SECRET_KEY` | none | base64 of 32 random bytes: the AES-256-GCM key tenants' provider API keys are sealed with; without it no tenant can store a key |
 //! | `AIMARKETING_SERVICE_CLIENT_ID`, else `SERVICE_CLIENT_ID` | `sa_platform_aimarketing` | ai-marketing's platform service account (see `fusion_service::config::ClientCredentials`) |
 //! | `AIMARKETING_SERVICE_CLIENT_SECRET`, else `SERVICE_CLIENT_SECRET` | none | its secret: with it ai-marketing reads each tenant's plan for the monthly token allowance (`ai_tokens_per_month`); without it no allowance is enforced |
@@ -97,6 +98,9 @@ pub struct AiMarketingConfig {
     pub provider_timeouts: Timeouts,
     /// Seals tenants' provider API keys at rest; none means no tenant can store one.
     pub secret_key: Option<KeyCipher>,
+    /// Whether a tenant's own provider may be on a loopback, private or link-local
+    /// address.
+    pub tenant_providers_may_be_private: bool,
     /// Ai-marketing's platform service account, with which it reads each tenant's
     /// plan (the monthly token allowance); none means no allowance is enforced.
     pub service_credentials: Option<ClientCredentials>,
@@ -149,6 +153,8 @@ impl AiMarketingConfig {
             "AI_IDLE_TIMEOUT_SECONDS",
             self.provider_timeouts.idle.as_secs(),
         )?);
+        self.tenant_providers_may_be_private =
+            parse_or("AI_TENANT_PROVIDERS_MAY_BE_PRIVATE", false)?;
         if let Some(key) = var("AI_SECRET_KEY") {
             let cipher = KeyCipher::from_base64(&key).map_err(|e| ConfigError::Invalid {
                 name: "AI_SECRET_KEY".to_owned(),
@@ -171,6 +177,7 @@ impl AiMarketingConfig {
             default_model: "gpt-4o-mini".to_owned(),
             provider_timeouts: Timeouts::default(),
             secret_key: None,
+            tenant_providers_may_be_private: false,
             service_credentials: None,
             migrate_on_start: true,
             purge_retention: fusion_db::soft_delete::DEFAULT_RETENTION,

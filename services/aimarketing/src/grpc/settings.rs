@@ -94,7 +94,13 @@ impl AiMarketingApi {
             match *field {
                 "provider_base_uri" => match s.provider_base_uri.trim() {
                     "" => row.base_url = None,
-                    url => match validate::url(url) {
+                    url => match validate::url(url).and_then(|()| {
+                        if self.state.config.tenant_providers_may_be_private {
+                            Ok(())
+                        } else {
+                            public_host(url)
+                        }
+                    }) {
                         Ok(()) => row.base_url = Some(url.trim_end_matches('/').to_owned()),
                         Err(why) => bad(field, why),
                     },
@@ -146,6 +152,55 @@ impl AiMarketingApi {
         }
         AiMarketingError::check(violations)?;
         Ok(row)
+    }
+}
+
+/// Refuses a URL whose host is this machine or a private network: a tenant's provider
+/// is called from inside the platform, so an address there would let a tenant reach
+/// what only the platform should (its database, a cloud metadata endpoint). Names are
+/// judged as written (`localhost` and IP literals); a public name that resolves to a
+/// private address is not caught here.
+fn public_host(url: &str) -> Result<(), String> {
+    use std::net::IpAddr;
+    let parsed = reqwest::Url::parse(url).map_err(|e| e.to_string())?;
+    let host = parsed.host_str().unwrap_or_default();
+    let literal = host.trim_start_matches('[').trim_end_matches(']');
+    let private = match literal.parse::<IpAddr>() {
+        Ok(IpAddr::V6(v6)) => private_ip(&v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4)),
+        Ok(ip) => private_ip(&ip),
+        Err(_) => {
+            let name = host.trim_end_matches('.').to_ascii_lowercase();
+            name.is_empty() || name == "localhost" || name.ends_with(".localhost")
+        }
+    };
+    if private {
+        Err(
+            "must be a public address: loopback, private and link-local hosts are refused \
+             (AI_TENANT_PROVIDERS_MAY_BE_PRIVATE allows them)"
+                .into(),
+        )
+    } else {
+        Ok(())
+    }
+}
+
+fn private_ip(ip: &std::net::IpAddr) -> bool {
+    match ip {
+        std::net::IpAddr::V4(v4) => {
+            v4.is_loopback()
+                || v4.is_private()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.is_broadcast()
+                // 100.64.0.0/10, carrier-grade NAT (and some clouds' internal ranges).
+                || (v4.octets()[0] == 100 && (v4.octets()[1] & 0xC0) == 64)
+        }
+        std::net::IpAddr::V6(v6) => {
+            v6.is_loopback()
+                || v6.is_unspecified()
+                || v6.is_unique_local()
+                || v6.is_unicast_link_local()
+        }
     }
 }
 
@@ -244,5 +299,39 @@ impl AiSettingsService for AiMarketingApi {
             })
         };
         reply(result.await)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_tenant_provider_must_be_on_a_public_host() {
+        for public in [
+            "https://api.openai.com/v1",
+            "https://8.8.8.8/v1",
+            "https://[2001:4860::8888]/v1",
+        ] {
+            assert_eq!(public_host(public), Ok(()), "{public}");
+        }
+        for private in [
+            "http://localhost:11434/v1",
+            "http://LOCALHOST./v1",
+            "http://api.localhost/v1",
+            "http://127.0.0.1:5432",
+            "http://10.1.2.3/v1",
+            "http://172.16.0.1/v1",
+            "http://192.168.1.1/v1",
+            "http://169.254.169.254/latest",
+            "http://100.64.0.1/v1",
+            "http://0.0.0.0/v1",
+            "http://[::1]/v1",
+            "http://[fd00::1]/v1",
+            "http://[fe80::1]/v1",
+            "http://[::ffff:127.0.0.1]/v1",
+        ] {
+            assert!(public_host(private).is_err(), "{private}");
+        }
     }
 }

@@ -25,6 +25,14 @@ async fn fake() -> FakeOpenAi {
 /// Acme, Globex and friends, with ai-marketing calling `fake` as the platform's
 /// provider.
 async fn app_with(fake: &FakeOpenAi) -> TestApp {
+    app_configured(fake, |_| {}).await
+}
+
+/// [`app_with`], then `configure`.
+async fn app_configured(
+    fake: &FakeOpenAi,
+    configure: impl Fn(&mut fusion_aimarketing::AiMarketingConfig) + Send + Sync + 'static,
+) -> TestApp {
     let (base_url, api_key) = (fake.base_url(), fake.api_key().to_owned());
     TestApp::spawn_with(move |config| {
         config.provider = Some(fusion_aimarketing::config::Provider {
@@ -34,6 +42,7 @@ async fn app_with(fake: &FakeOpenAi) -> TestApp {
         config.default_model = MODEL.to_owned();
         config.provider_timeouts.first_byte = Duration::from_millis(800);
         config.provider_timeouts.idle = Duration::from_millis(800);
+        configure(config);
     })
     .await
 }
@@ -371,6 +380,27 @@ async fn without_a_provider_a_message_is_failed_precondition_naming_the_variable
         messages(&app, &app.acme, chat.id).await.is_empty(),
         "nothing stored"
     );
+
+    // Nor may a tenant point the service at the platform's own network instead.
+    for inside in [
+        "http://127.0.0.1:11434/v1",
+        "http://169.254.169.254/v1",
+        "http://localhost/v1",
+    ] {
+        let status = crate::helpers::assert_invalid(
+            app.ai_settings()
+                .update_ai_settings(app.acme.req(pb::UpdateAiSettingsRequest {
+                    settings: Some(pb::AiSettings {
+                        provider_base_uri: inside.into(),
+                        ..Default::default()
+                    }),
+                    update_mask: None,
+                }))
+                .await,
+            &["settings.provider_base_uri"],
+        );
+        assert_eq!(reason(&status), "INVALID_ARGUMENT");
+    }
 }
 
 #[tokio::test]
@@ -448,7 +478,9 @@ async fn usage_is_counted_per_user_and_model_and_isolated_between_tenants() {
 #[tokio::test]
 async fn a_tenant_with_its_own_provider_uses_it_with_its_sealed_key_and_its_models() {
     let platform = fake().await;
-    let app = app_with(&platform).await;
+    // The tenant's provider is a fake on loopback, which only an install allowing
+    // private providers accepts.
+    let app = app_configured(&platform, |c| c.tenant_providers_may_be_private = true).await;
     let own = FakeOpenAi::start(FakeOpenAiOptions {
         api_key: "sk-acme-own".into(),
         ..FakeOpenAiOptions::default()
