@@ -200,6 +200,9 @@ impl ChatClient {
     pub fn new(timeouts: Timeouts) -> anyhow::Result<Self> {
         let http = reqwest::Client::builder()
             .connect_timeout(timeouts.connect)
+            // A completion is never redirected; following one would let a tenant's
+            // provider send the service (and the key) anywhere, its own network too.
+            .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("fusion-aimarketing/", env!("CARGO_PKG_VERSION")))
             .build()?;
         Ok(Self { http, timeouts })
