@@ -23,6 +23,10 @@ proto-release:
 bench seconds="5":
     cargo run --release -p fusion-e2e --bin fusion-bench -- {{seconds}}
 
+# CreateInvoice with 10 lines, direct and through the edge, at 1 and 16 streams.
+bench-finance seconds="5":
+    cargo run --release -p fusion-e2e --bin fusion-bench-finance -- {{seconds}}
+
 # CRM reads through the edge beside pgbench, ImportLeads beside COPY, crm's memory.
 bench-crm seconds="10":
     cargo build --release --bin fusion-crm

@@ -14,7 +14,8 @@ fn grpcurl() -> String {
     }
 }
 
-fn run(args: &[&str]) -> (bool, String) {
+/// Runs grpcurl with `args`: whether it succeeded, and what it printed.
+pub(crate) fn run(args: &[&str]) -> (bool, String) {
     let out = Command::new(grpcurl())
         .args(args)
         .output()

@@ -3,6 +3,7 @@
 mod architecture;
 mod conventions;
 mod crm;
+mod finance;
 mod flows;
 mod grpcurl;
 mod overload;
@@ -267,7 +268,7 @@ async fn unknown_methods_and_unrouted_packages_are_unimplemented() {
     let mut grpc = tonic::client::Grpc::new(stack.channel.clone());
     for path in [
         "/fusion.identity.v1.UserService/Nope",
-        "/fusion.finance.v1.InvoiceService/ListInvoices",
+        "/fusion.reporting.v1.ReportService/ListReports",
         "/nope.v1.X/Y",
     ] {
         grpc.ready().await.unwrap();

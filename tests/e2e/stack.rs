@@ -37,6 +37,8 @@ pub struct Stack {
     pub property: fusion_property::Application,
     /// Crm, checking references with identity and property.
     pub crm: fusion_crm::Application,
+    /// Finance, checking references with identity, crm and property.
+    pub finance: fusion_finance::Application,
     /// The edge.
     pub edge: Edge,
     /// A channel to the edge.
@@ -119,6 +121,7 @@ impl Stack {
             (SCHEMA, &MIGRATOR),
             (fusion_property::SCHEMA, &fusion_property::MIGRATOR),
             (fusion_crm::SCHEMA, &fusion_crm::MIGRATOR),
+            (fusion_finance::SCHEMA, &fusion_finance::MIGRATOR),
         ])
         .await;
         let listener = bind_ephemeral().await;
@@ -179,7 +182,7 @@ impl Stack {
         let property = fusion_property::Application::build(
             property_config,
             Arc::new(fusion_tenancy::IdentityJwks::new(identity_channel.clone())),
-            crm_channel,
+            crm_channel.clone(),
             bind_ephemeral().await,
             bind_ephemeral().await,
         )
@@ -202,13 +205,29 @@ impl Stack {
         let crm = fusion_crm::Application::build(
             crm_config,
             Arc::new(fusion_tenancy::IdentityJwks::new(identity_channel.clone())),
-            identity_channel,
-            property_channel,
+            identity_channel.clone(),
+            property_channel.clone(),
             crm_listener,
             bind_ephemeral().await,
         )
         .await
         .expect("crm starts");
+        let finance = fusion_finance::Application::build(
+            fusion_finance::FinanceConfig::with_defaults(ServiceConfig::local(
+                "finance",
+                db.app_url("finance"),
+            )),
+            Arc::new(fusion_tenancy::IdentityJwks::new(identity_channel.clone())),
+            fusion_finance::Peers {
+                identity: identity_channel,
+                crm: crm_channel,
+                property: property_channel,
+            },
+            bind_ephemeral().await,
+            bind_ephemeral().await,
+        )
+        .await
+        .expect("finance starts");
         let mut config = EdgeConfig::new(vec![
             Route {
                 package: "fusion.identity.v1".into(),
@@ -221,6 +240,10 @@ impl Stack {
             Route {
                 package: "fusion.crm.v1".into(),
                 upstream: format!("http://{}", crm.grpc_addr()),
+            },
+            Route {
+                package: "fusion.finance.v1".into(),
+                upstream: format!("http://{}", finance.grpc_addr()),
             },
         ]);
         config.probe_interval = Duration::from_millis(200);
@@ -242,6 +265,7 @@ impl Stack {
             identity_addr,
             property,
             crm,
+            finance,
             edge,
             channel,
             nats,
@@ -272,6 +296,45 @@ impl Stack {
                 .expect("tenant created through the edge");
         }
         stack
+    }
+
+    /// `n` more tenants (`tenant-1` …), each with an admin, logged in through the edge.
+    ///
+    /// # Panics
+    /// When a tenant cannot be created or its admin cannot log in.
+    pub async fn tenants(&self, n: usize) -> Vec<Login> {
+        let platform = self
+            .login("ops@platform.test")
+            .await
+            .expect("platform operator logs in");
+        let mut admins = Vec::with_capacity(n);
+        for i in 1..=n {
+            let slug = format!("tenant-{i}");
+            TenantServiceClient::new(self.channel.clone())
+                .create_tenant(self.authed(
+                    &platform,
+                    pb::CreateTenantRequest {
+                        tenant: Some(pb::Tenant {
+                            name: format!("Tenant {i}"),
+                            slug: slug.clone(),
+                            subscription_status: "active".into(),
+                            ..Default::default()
+                        }),
+                        admin_email: format!("admin@{slug}.test"),
+                        admin_name: format!("{slug} admin"),
+                        admin_password: PASSWORD.into(),
+                        request_id: String::new(),
+                    },
+                ))
+                .await
+                .expect("tenant created through the edge");
+            admins.push(
+                self.login(&format!("admin@{slug}.test"))
+                    .await
+                    .expect("the tenant's admin logs in"),
+            );
+        }
+        admins
     }
 
     /// Logs in through the edge.

@@ -280,66 +280,13 @@ impl From<AiMarketingError> for Status {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeSet;
-    use std::path::Path;
-
     use super::*;
-
-    /// The reasons listed in the comments of ai-marketing's proto files: the
-    /// UPPER_SNAKE words after each `Reasons:` (or `Reasons on every RPC:`), up to the
-    /// next full stop.
-    fn proto_reasons() -> BTreeSet<String> {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../proto/fusion/aimarketing/v1");
-        let mut listed = BTreeSet::new();
-        for entry in std::fs::read_dir(&dir).expect("ai-marketing's proto directory") {
-            let path = entry.expect("a proto file").path();
-            if path.extension().is_none_or(|e| e != "proto") {
-                continue;
-            }
-            let text = std::fs::read_to_string(&path).expect("a readable proto file");
-            let comments = text
-                .lines()
-                .filter_map(|l| l.trim().strip_prefix("//"))
-                .collect::<Vec<_>>()
-                .join(" ");
-            for after in comments.split("Reasons").skip(1) {
-                let Some((head, list)) = after.split_once(':') else {
-                    continue;
-                };
-                if head.len() > 20 {
-                    continue;
-                }
-                let list = list.split('.').next().unwrap_or_default();
-                listed.extend(
-                    list.split(|c: char| !(c.is_ascii_uppercase() || c == '_'))
-                        .filter(|w| w.len() > 2)
-                        .map(str::to_owned),
-                );
-            }
-        }
-        listed
-    }
 
     #[test]
     fn every_reason_is_listed_in_the_proto_comments_and_every_listed_one_is_in_the_enum() {
-        let listed = proto_reasons();
-        assert!(
-            !listed.is_empty(),
-            "no `Reasons:` lists in ai-marketing's protos"
-        );
-        let missing: Vec<_> = REASONS.iter().filter(|r| !listed.contains(**r)).collect();
-        assert!(
-            missing.is_empty(),
-            "reasons no RPC comment lists: {missing:?}"
-        );
-        let unknown: Vec<_> = listed
-            .iter()
-            .filter(|r| !REASONS.contains(&r.as_str()))
-            .collect();
-        assert!(
-            unknown.is_empty(),
-            "listed reasons ai-marketing never gives: {unknown:?}"
-        );
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../proto/fusion/aimarketing/v1");
+        fusion_testkit::reasons::assert_catalogue_matches(&dir, REASONS);
     }
 
     fn samples() -> Vec<AiMarketingError> {

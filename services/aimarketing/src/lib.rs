@@ -1,13 +1,16 @@
 //! The AI & marketing context (`fusion.aimarketing.v1`): prompt templates whose
 //! variables are filled from crm and property as the caller, kept in versions, with
-//! the platform's system prompts beside each tenant's own; conversations with any
-//! OpenAI-compatible model; and campaigns with the crm leads they target and their
-//! results measured, not typed in.
+//! the platform's system prompts beside each tenant's own; campaigns with the crm
+//! leads they target and their results measured, not typed in; and conversations with
+//! any OpenAI-compatible model ([`provider`]), the reply streamed as it arrives
+//! ([`conversation`]), with each tenant's own provider, its usage per month and the
+//! allowance of its plan ([`allowance`]). The contract also holds lot matching, which
+//! joins [`grpc::SERVED`] when it is built.
 //!
 //! Shape: [`Application::build`] wires the database, the clients of identity, crm and
 //! property (reads as the caller, see [`refs`]), the purge job, the relay of its outbox
 //! to NATS, and the gRPC services into a [`fusion_service::Server`]; `main.rs` only
-//! reads configuration. Proto types stop at [`grpc`] (and the streaming and rendering
+//! reads configuration. Proto types stop at [`grpc`] (and the rendering and streaming
 //! modules it calls); [`domain`] holds the template, model and campaign rules.
 
 pub mod allowance;

@@ -17,7 +17,7 @@
 //! |---|---|---|
 //! | `DATABASE_URL` | see above | an administrator URL |
 //! | `FUSION_STACK_DATABASE` | `fusion` | database name |
-//! | `FUSION_DEMO_PASSWORD` | `fusion-demo` | password of every demo user (local demo only) |
+//! | `FUSION_DEMO_PASSWORD` | `fusion-demo-password` | password of every demo user (local demo only) |
 //! | `FUSION_STACK_HOST` | `127.0.0.1` | address the services and the edge listen on |
 //! | `AI_OPENAI_BASE_URL`, `AI_OPENAI_API_KEY`, `AI_DEFAULT_MODEL` | none, none, `gpt-4o-mini` | the model provider ai-marketing calls (a local Ollama: `http://localhost:11434/v1`); without one no model is called |
 //! | `NATS_URL` | `nats://127.0.0.1:4222` | NATS JetStream; when nothing answers there, `nats-server -js` from PATH is started on that port with its store in `FUSION_STACK_NATS_DIR` (default `target/fusion-stack/nats`) |
@@ -56,7 +56,7 @@ async fn main() -> anyhow::Result<()> {
     let _telemetry = fusion_telemetry::init_with_filter("stack", "warn")?;
     let host = var("FUSION_STACK_HOST").unwrap_or_else(|| "127.0.0.1".to_owned());
     let database = var("FUSION_STACK_DATABASE").unwrap_or_else(|| "fusion".to_owned());
-    let password = var("FUSION_DEMO_PASSWORD").unwrap_or_else(|| "fusion-demo".to_owned());
+    let password = var("FUSION_DEMO_PASSWORD").unwrap_or_else(|| "fusion-demo-password".to_owned());
 
     let server = fusion_testkit::server().await;
     let db_urls = server.ensure_database(&database).await?;

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tonic::transport::{Channel, Endpoint};
-use tonic::{Code, Request, Status};
+use tonic::{Code, Status};
 
 use fusion_aimarketing::{AiMarketingConfig, Application, Peers};
 use fusion_proto::aimarketing::v1 as pb;
@@ -19,11 +19,6 @@ use fusion_proto::crm::v1 as crmpb;
 use fusion_proto::crm::v1::{
     contact_service_client::ContactServiceClient, deal_service_client::DealServiceClient,
     lead_service_client::LeadServiceClient, note_service_client::NoteServiceClient,
-};
-use fusion_proto::identity::v1 as idpb;
-use fusion_proto::identity::v1::{
-    auth_service_client::AuthServiceClient, role_service_client::RoleServiceClient,
-    user_service_client::UserServiceClient,
 };
 use fusion_proto::property::v1 as proppb;
 use fusion_proto::property::v1::{
@@ -77,27 +72,7 @@ pub const PASSWORD: &str = "correct horse battery";
 /// The secret of ai-marketing's platform service account, with which it reads plans.
 const SERVICE_SECRET: &str = "aimarketing-test-service-secret-0123456789";
 
-/// A user who logged in.
-#[derive(Clone, Debug)]
-pub struct User {
-    pub tenant_id: i64,
-    pub user_id: i64,
-    pub token: String,
-}
-
-impl User {
-    /// A request carrying the token and tenant header, as the edge would send it.
-    pub fn req<T>(&self, message: T) -> Request<T> {
-        let mut req = Request::new(message);
-        req.metadata_mut().insert(
-            "authorization",
-            format!("Bearer {}", self.token).parse().unwrap(),
-        );
-        req.metadata_mut()
-            .insert("x-tenant-id", self.tenant_id.to_string().parse().unwrap());
-        req
-    }
-}
+pub use fusion_testkit::people::User;
 
 pub struct TestApp {
     pub db: TestDatabase,
@@ -377,26 +352,7 @@ impl TestApp {
     /// An Acme user whose only role holds every tenant permission but `permission`.
     pub async fn user_without(&self, permission: &str) -> User {
         let identity = self.identity_channel().await;
-        let mut roles = RoleServiceClient::new(identity.clone());
-        let every = roles
-            .list_permissions(self.acme.req(idpb::ListPermissionsRequest::default()))
-            .await
-            .expect("the permission catalogue")
-            .into_inner()
-            .permissions;
-        let name = format!("without_{}", permission.replace('.', "_"));
-        roles
-            .create_role(self.acme.req(idpb::CreateRoleRequest {
-                role: Some(idpb::Role {
-                    name: name.clone(),
-                    permissions: every.into_iter().filter(|p| p != permission).collect(),
-                    ..Default::default()
-                }),
-                request_id: String::new(),
-            }))
-            .await
-            .expect("role created");
-        user_with_role(&identity, &self.acme, &format!("{name}@acme.test"), &name).await
+        fusion_testkit::people::user_without(&identity, &self.acme, permission, PASSWORD).await
     }
 
     /// Creates a crm lead for `who`.
@@ -554,48 +510,10 @@ pub fn prompt_of(name: &str, content: &str) -> pb::Prompt {
 }
 
 async fn login(identity: &Channel, email: &str) -> User {
-    let r = AuthServiceClient::new(identity.clone())
-        .login(idpb::LoginRequest {
-            email: email.into(),
-            password: PASSWORD.into(),
-        })
-        .await
-        .unwrap_or_else(|e| panic!("{email} logs in: {e:?}"))
-        .into_inner();
-    User {
-        tenant_id: r.tenant_id,
-        user_id: r.user_id,
-        token: r.access_token,
-    }
+    fusion_testkit::people::login(identity, email, PASSWORD).await
 }
 
 /// Creates `email` in `admin`'s tenant with the role named `role` and logs them in.
 pub async fn user_with_role(identity: &Channel, admin: &User, email: &str, role: &str) -> User {
-    let role_ids: Vec<i64> = RoleServiceClient::new(identity.clone())
-        .list_roles(admin.req(idpb::ListRolesRequest {
-            filter: format!("name = {role:?}"),
-            ..Default::default()
-        }))
-        .await
-        .expect("roles listed")
-        .into_inner()
-        .roles
-        .into_iter()
-        .map(|r| r.id)
-        .collect();
-    assert_eq!(role_ids.len(), 1, "role {role} exists");
-    UserServiceClient::new(identity.clone())
-        .create_user(admin.req(idpb::CreateUserRequest {
-            user: Some(idpb::User {
-                name: email.into(),
-                email: email.into(),
-                ..Default::default()
-            }),
-            password: PASSWORD.into(),
-            role_ids,
-            request_id: String::new(),
-        }))
-        .await
-        .expect("user created");
-    login(identity, email).await
+    fusion_testkit::people::user_with_role(identity, admin, email, role, PASSWORD).await
 }
