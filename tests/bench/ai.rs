@@ -18,7 +18,9 @@
 //! this one) so its memory can be read from `/proc`; identity, property, crm, finance,
 //! the edge and the fake run in this process. For the memory cell, 1,000 SendMessage
 //! calls are opened straight to ai-marketing over eight connections (each carries at
-//! most 256 streams) against a fake that then goes quiet, each is read up to its first
+//! most 256 streams), with `AIMARKETING_MAX_IN_FLIGHT` raised to 1,100 (an open stream
+//! is a call in flight for its whole life; the default 256 sheds the rest with
+//! OVERLOADED), against a fake that then goes quiet, each is read up to its first
 //! response, and the streams are held while the memory is sampled; then they are all
 //! dropped, and the bench waits for the provider to see every request stop and for the
 //! 1,000 partial replies to be stored as cancelled.
@@ -244,6 +246,9 @@ async fn main() {
             format!("http://{}", stack.property.grpc_addr()),
         )
         .env("AIMARKETING_DB_MAX_CONNECTIONS", "16")
+        // An open stream holds one of the calls in flight for its whole life (256 by
+        // default, more shed with OVERLOADED): room for the memory cell's 1,000.
+        .env("AIMARKETING_MAX_IN_FLIGHT", "1100")
         .env("AI_OPENAI_BASE_URL", fake.base_url())
         .env("AI_OPENAI_API_KEY", fake.api_key())
         .env("AI_DEFAULT_MODEL", MODEL)
@@ -269,6 +274,21 @@ async fn main() {
 
     let acme = stack.login("admin@acme.test").await.expect("login");
     let edge = stack.channel.clone();
+    // The edge ejected ai-marketing while it was not up yet; its probe readmits it.
+    fusion_testkit::until(
+        Duration::from_secs(30),
+        "ai-marketing through the edge",
+        || async {
+            ConversationServiceClient::new(edge.clone())
+                .list_conversations(with_token(
+                    &acme.token,
+                    pb::ListConversationsRequest::default(),
+                ))
+                .await
+                .ok()
+        },
+    )
+    .await;
     let conversations = create_conversations(&edge, &acme, STREAMS).await;
     // Warm both paths (connections, key caches, statement caches).
     direct_cell(&fake, 1).await;

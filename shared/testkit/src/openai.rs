@@ -45,6 +45,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
+use axum::serve::ListenerExt as _;
 use futures::Stream;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
@@ -325,6 +326,11 @@ impl FakeOpenAi {
             .with_state(shared.clone());
         let listener = crate::bind_ephemeral().await;
         let addr = listener.local_addr().expect("the fake's address");
+        // Each chunk leaves at once, as from a real provider: without TCP_NODELAY a small
+        // write waits for the client's delayed acknowledgement of the previous one.
+        let listener = listener.tap_io(|stream| {
+            let _ = stream.set_nodelay(true);
+        });
         let server = tokio::spawn(async move {
             axum::serve(listener, app)
                 .await
