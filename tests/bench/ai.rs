@@ -15,8 +15,9 @@
 //! settings and history read, the user's message stored, the model input built.
 //!
 //! ai-marketing runs as its own process (the release `fusion-aimarketing` binary beside
-//! this one) so its memory can be read from `/proc`; identity, property, crm, finance,
-//! the edge and the fake run in this process. For the memory cell, 1,000 SendMessage
+//! this one) so its memory can be read from `/proc`, and the edge routes ai-marketing's
+//! package to it; identity, property, crm, finance, the edge and the fake run in this
+//! process. For the memory cell, 1,000 SendMessage
 //! calls are opened straight to ai-marketing over eight connections (each carries at
 //! most 256 streams), with `AIMARKETING_MAX_IN_FLIGHT` raised to 1,100 (an open stream
 //! is a call in flight for its whole life; the default 256 sheds the rest with
@@ -215,6 +216,8 @@ async fn main() {
         c.rate_per_second = 1e9;
         c.rate_burst = 1e9;
         c.max_concurrency = 10_000;
+        // The stack's own ai-marketing (in this process) gives way to the one measured.
+        c.routes.retain(|r| r.package != route.package);
         c.routes.push(route);
     })
     .await;

@@ -120,7 +120,7 @@ fn streamed_responses_are_messages_of_their_own() {
     );
 }
 
-/// Methods that read, sign in, or are standard methods (Create carries its own
+/// Methods that read (render a template, rank lots), sign in, or are standard methods (Create carries its own
 /// request_id, checked by the conformance suite; Update and Delete are guarded by etags).
 const NOT_CUSTOM_WRITES: &[&str] = &[
     "Get",
@@ -131,6 +131,8 @@ const NOT_CUSTOM_WRITES: &[&str] = &[
     "Export",
     "Download",
     "Summarize",
+    "Render",
+    "Match",
     "Create",
     "Update",
     "Delete",
@@ -156,6 +158,15 @@ const WITHOUT_REQUEST_ID: &[(&str, &str)] = &[
         "fusion.identity.v1.AuthService.IssueServiceToken",
         "signs a service account in, as Login does a person: a retry just gets another \
          short-lived token, and a saved response would keep a live access token",
+    ),
+    (
+        "fusion.finance.v1.XeroService.CompleteXeroConnection",
+        "the single-use state it carries makes it once-only: a retry is refused (the state \
+         is used up) and GetXeroConnection shows what the first call did",
+    ),
+    (
+        "fusion.finance.v1.XeroService.DisconnectXero",
+        "idempotent: disconnecting a disconnected tenant answers its connection as it is",
     ),
     (
         "fusion.identity.v1.AuthService.RotateSigningKey",

@@ -1,5 +1,6 @@
 //! Cross-service behaviour through the edge.
 
+mod aimarketing;
 mod architecture;
 mod conventions;
 mod crm;

@@ -1,4 +1,5 @@
-//! Identity, property, crm and the edge, in-process on ephemeral ports, over a fresh database.
+//! Identity, property, crm, finance, ai-marketing and the edge, in-process on ephemeral
+//! ports, over a fresh database.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -25,6 +26,9 @@ pub const PROPERTY_SERVICE_SECRET: &str = "e2e-property-service-secret-012345678
 /// The secret of crm's platform service account in a stack with events.
 pub const CRM_SERVICE_SECRET: &str = "e2e-crm-service-secret-0123456789abcdef";
 
+/// The secret of ai-marketing's platform service account in a stack with events.
+pub const AIMARKETING_SERVICE_SECRET: &str = "e2e-ai-marketing-service-secret-0123456789";
+
 /// A running stack.
 pub struct Stack {
     /// The database.
@@ -39,6 +43,9 @@ pub struct Stack {
     pub crm: fusion_crm::Application,
     /// Finance, checking references with identity, crm and property.
     pub finance: fusion_finance::Application,
+    /// Ai-marketing, reading crm and property as the caller (and, with events,
+    /// measuring campaigns from crm's events).
+    pub aimarketing: fusion_aimarketing::Application,
     /// The edge.
     pub edge: Edge,
     /// A channel to the edge.
@@ -122,6 +129,7 @@ impl Stack {
             (fusion_property::SCHEMA, &fusion_property::MIGRATOR),
             (fusion_crm::SCHEMA, &fusion_crm::MIGRATOR),
             (fusion_finance::SCHEMA, &fusion_finance::MIGRATOR),
+            (fusion_aimarketing::SCHEMA, &fusion_aimarketing::MIGRATOR),
         ])
         .await;
         let listener = bind_ephemeral().await;
@@ -144,7 +152,8 @@ impl Stack {
         };
         if events {
             let accounts = fusion_identity::config::parse_platform_service_accounts(&format!(
-                "crm:{CRM_SERVICE_SECRET},property:{PROPERTY_SERVICE_SECRET}"
+                "crm:{CRM_SERVICE_SECRET},property:{PROPERTY_SERVICE_SECRET},{}:{AIMARKETING_SERVICE_SECRET}",
+                fusion_aimarketing::config::SERVICE
             ))
             .expect("valid platform service accounts");
             fusion_identity::bootstrap::ensure_platform_services(&identity.state().db, &accounts)
@@ -219,6 +228,32 @@ impl Stack {
             )),
             Arc::new(fusion_tenancy::IdentityJwks::new(identity_channel.clone())),
             fusion_finance::Peers {
+                identity: identity_channel.clone(),
+                crm: crm_channel.clone(),
+                property: property_channel.clone(),
+            },
+            bind_ephemeral().await,
+            bind_ephemeral().await,
+        )
+        .await
+        .expect("finance starts");
+        let mut aimarketing_service =
+            ServiceConfig::local("ai-marketing", db.app_url("ai_marketing"));
+        if events {
+            // Its consumer of crm's lead and deal events writes as its application
+            // role, and acts in each tenant as its system account.
+            aimarketing_service.nats_url = nats_url.clone();
+        }
+        let mut aimarketing_config =
+            fusion_aimarketing::AiMarketingConfig::with_defaults(aimarketing_service);
+        aimarketing_config.service_credentials = service_credentials(
+            fusion_aimarketing::config::SERVICE,
+            AIMARKETING_SERVICE_SECRET,
+        );
+        let aimarketing = fusion_aimarketing::Application::build(
+            aimarketing_config,
+            Arc::new(fusion_tenancy::IdentityJwks::new(identity_channel.clone())),
+            fusion_aimarketing::Peers {
                 identity: identity_channel,
                 crm: crm_channel,
                 property: property_channel,
@@ -227,7 +262,7 @@ impl Stack {
             bind_ephemeral().await,
         )
         .await
-        .expect("finance starts");
+        .expect("ai-marketing starts");
         let mut config = EdgeConfig::new(vec![
             Route {
                 package: "fusion.identity.v1".into(),
@@ -244,6 +279,10 @@ impl Stack {
             Route {
                 package: "fusion.finance.v1".into(),
                 upstream: format!("http://{}", finance.grpc_addr()),
+            },
+            Route {
+                package: "fusion.aimarketing.v1".into(),
+                upstream: format!("http://{}", aimarketing.grpc_addr()),
             },
         ]);
         config.probe_interval = Duration::from_millis(200);
@@ -266,6 +305,7 @@ impl Stack {
             property,
             crm,
             finance,
+            aimarketing,
             edge,
             channel,
             nats,

@@ -1,5 +1,6 @@
 //! ai-marketing settings: the shared service settings, where the contexts it reads
-//! from live, soft-delete retention, and the platform's model provider.
+//! from live, its service account, soft-delete retention, and the platform's model
+//! provider.
 //!
 //! | variable | default | meaning |
 //! |---|---|---|
@@ -7,6 +8,8 @@
 //! | `AIMARKETING_IDENTITY_URL` | `http://127.0.0.1:50051` | identity: token keys, and the user a prompt is rendered for |
 //! | `AIMARKETING_CRM_URL` | `http://127.0.0.1:50053` | crm: the leads, contacts and deals prompts are rendered with and campaigns target |
 //! | `AIMARKETING_PROPERTY_URL` | `http://127.0.0.1:50052` | property: the lots and projects prompts are rendered with |
+//! | `AIMARKETING_SERVICE_CLIENT_SECRET`, else `SERVICE_CLIENT_SECRET` | none | ai-marketing's platform service account secret: its event consumer then acts as ai-marketing's system account in each event's tenant (and can trace a won deal that names only its contact to the contact's lead), and it reads each tenant's plan for the monthly token allowance (`ai_tokens_per_month`); without it no allowance is enforced |
+//! | `AIMARKETING_SERVICE_CLIENT_ID`, else `SERVICE_CLIENT_ID` | `sa_platform_ai-marketing` | that account's client id |
 //! | `AIMARKETING_MIGRATE_ON_START` | `true` | apply migrations at start when a migration URL is set |
 //! | `AIMARKETING_PURGE_RETENTION_DAYS` | `30` | soft-deleted prompts, conversations and campaigns are removed after this long (needs the jobs URL) |
 //! | `AI_OPENAI_BASE_URL` | none | the platform's OpenAI-compatible Chat Completions API (`https://api.openai.com/v1`, a local Ollama's `http://localhost:11434/v1`); without it (and without a tenant's own) no model is called |
@@ -16,8 +19,6 @@
 //! | `AI_IDLE_TIMEOUT_SECONDS` | `30` | how long a provider's stream may stall between two pieces |
 //! | `AI_TENANT_PROVIDERS_MAY_BE_PRIVATE` | `false` | whether a tenant's own provider may be on a loopback, private or link-local address (a single-company install with a local Ollama); by default such a `provider_base_uri` is refused, so no tenant points the service at the platform's own network |
 //! | `AI_SECRET_KEY` | none | base64 of 32 random bytes: the AES-256-GCM key tenants' provider API keys are sealed with; without it no tenant can store a key |
-//! | `AIMARKETING_SERVICE_CLIENT_ID`, else `SERVICE_CLIENT_ID` | `sa_platform_aimarketing` | ai-marketing's platform service account (see `fusion_service::config::ClientCredentials`) |
-//! | `AIMARKETING_SERVICE_CLIENT_SECRET`, else `SERVICE_CLIENT_SECRET` | none | its secret: with it ai-marketing reads each tenant's plan for the monthly token allowance (`ai_tokens_per_month`); without it no allowance is enforced |
 
 use std::fmt;
 use std::time::Duration;
@@ -28,6 +29,10 @@ use fusion_service::config::{ClientCredentials, ServiceConfig, parse_or, var};
 use crate::domain::models;
 use crate::provider::Timeouts;
 use crate::settings::cipher::KeyCipher;
+
+/// The service's name: in logs and metrics, and the platform service account identity
+/// knows it by (`sa_platform_ai-marketing`).
+pub const SERVICE: &str = "ai-marketing";
 
 /// The platform's model provider.
 #[derive(Clone)]
@@ -89,6 +94,10 @@ pub struct AiMarketingConfig {
     pub crm_url: String,
     /// Property's gRPC address.
     pub property_url: String,
+    /// Ai-marketing's platform service account, with which its event consumer acts in
+    /// each event's tenant and it reads each tenant's plan (the monthly token
+    /// allowance); without it, it acts as nobody and no allowance is enforced.
+    pub service_credentials: Option<ClientCredentials>,
     /// The platform's model provider; none means only tenants with their own call a
     /// model.
     pub provider: Option<Provider>,
@@ -101,9 +110,6 @@ pub struct AiMarketingConfig {
     /// Whether a tenant's own provider may be on a loopback, private or link-local
     /// address.
     pub tenant_providers_may_be_private: bool,
-    /// Ai-marketing's platform service account, with which it reads each tenant's
-    /// plan (the monthly token allowance); none means no allowance is enforced.
-    pub service_credentials: Option<ClientCredentials>,
     /// Apply migrations at start when `service.migration_database_url` is set.
     pub migrate_on_start: bool,
     /// How long soft-deleted rows are kept.
@@ -113,7 +119,7 @@ pub struct AiMarketingConfig {
 impl AiMarketingConfig {
     /// Reads the configuration from the environment.
     pub fn from_env() -> Result<Self, ConfigError> {
-        let service = ServiceConfig::from_env("AIMARKETING", "ai-marketing", 50055, 9005)?;
+        let service = ServiceConfig::from_env("AIMARKETING", SERVICE, 50055, 9005)?;
         let mut config = Self::with_defaults(service).model_provider_from_env()?;
         if let Some(url) = var("AIMARKETING_IDENTITY_URL") {
             config.identity_url = url;
@@ -124,7 +130,7 @@ impl AiMarketingConfig {
         if let Some(url) = var("AIMARKETING_PROPERTY_URL") {
             config.property_url = url;
         }
-        config.service_credentials = ClientCredentials::from_env("AIMARKETING", "aimarketing")?;
+        config.service_credentials = ClientCredentials::from_env("AIMARKETING", SERVICE)?;
         config.migrate_on_start = parse_or("AIMARKETING_MIGRATE_ON_START", true)?;
         config.purge_retention =
             Duration::from_secs(parse_or::<u64>("AIMARKETING_PURGE_RETENTION_DAYS", 30)? * 86_400);
@@ -173,12 +179,12 @@ impl AiMarketingConfig {
             identity_url: "http://127.0.0.1:50051".to_owned(),
             crm_url: "http://127.0.0.1:50053".to_owned(),
             property_url: "http://127.0.0.1:50052".to_owned(),
+            service_credentials: None,
             provider: None,
             default_model: "gpt-4o-mini".to_owned(),
             provider_timeouts: Timeouts::default(),
             secret_key: None,
             tenant_providers_may_be_private: false,
-            service_credentials: None,
             migrate_on_start: true,
             purge_retention: fusion_db::soft_delete::DEFAULT_RETENTION,
         }

@@ -161,6 +161,21 @@ impl AiMarketingError {
         }
     }
 
+    /// The error as an event consumer reports it: a database, crm or property that
+    /// cannot answer is an outage (the event waits, it is not dead-lettered), anything
+    /// else counts against the event.
+    pub fn into_event_error(self) -> anyhow::Error {
+        match self {
+            Self::Db(e) => e.into(),
+            Self::OwnerUnavailable { owner, field } => anyhow::Error::new(fusion_db::Error::new(
+                DOMAIN,
+                fusion_db::Kind::Unavailable("a context ai-marketing asks is not available", None),
+            ))
+            .context(format!("{owner} could not answer for {field}")),
+            other => other.into(),
+        }
+    }
+
     /// The reason (`google.rpc.ErrorInfo.reason`) the error goes out with.
     pub fn reason(&self) -> &'static str {
         match self {
@@ -340,6 +355,30 @@ mod tests {
                 (reason, DOMAIN)
             );
         }
+    }
+
+    #[test]
+    fn an_event_waits_out_an_owner_or_database_outage_but_not_its_own_fault() {
+        let unavailable = |err: AiMarketingError| {
+            err.into_event_error().chain().any(|cause| {
+                cause
+                    .downcast_ref::<fusion_db::Error>()
+                    .is_some_and(|e| matches!(e.kind(), fusion_db::Kind::Unavailable(..)))
+            })
+        };
+        assert!(unavailable(AiMarketingError::OwnerUnavailable {
+            owner: "crm",
+            field: "contact_id".into(),
+        }));
+        assert!(unavailable(AiMarketingError::Db(fusion_db::Error::new(
+            DOMAIN,
+            fusion_db::Kind::Unavailable("database unavailable", None),
+        ))));
+        assert!(!unavailable(AiMarketingError::invalid(
+            "lead_id",
+            "no lead 3"
+        )));
+        assert!(!unavailable(AiMarketingError::Internal("test")));
     }
 
     #[test]

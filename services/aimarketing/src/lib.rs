@@ -1,25 +1,28 @@
 //! The AI & marketing context (`fusion.aimarketing.v1`): prompt templates whose
 //! variables are filled from crm and property as the caller, kept in versions, with
 //! the platform's system prompts beside each tenant's own; campaigns with the crm
-//! leads they target and their results measured, not typed in; and conversations with
-//! any OpenAI-compatible model ([`provider`]), the reply streamed as it arrives
+//! leads they target and their results measured, not typed in; conversations with any
+//! OpenAI-compatible model ([`provider`]), the reply streamed as it arrives
 //! ([`conversation`]), with each tenant's own provider, its usage per month and the
-//! allowance of its plan ([`allowance`]). The contract also holds lot matching, which
-//! joins [`grpc::SERVED`] when it is built.
+//! allowance of its plan ([`allowance`]); and lots matched to a lead from its custom
+//! fields ([`domain::matching`]), read as the caller.
 //!
 //! Shape: [`Application::build`] wires the database, the clients of identity, crm and
 //! property (reads as the caller, see [`refs`]), the purge job, the relay of its outbox
-//! to NATS, and the gRPC services into a [`fusion_service::Server`]; `main.rs` only
-//! reads configuration. Proto types stop at [`grpc`] (and the rendering and streaming
+//! to NATS, its consumer of crm's lead and deal events ([`campaign_results`]: the
+//! conversions and won deals campaigns' metrics count), and the gRPC services into a
+//! [`fusion_service::Server`]; `main.rs` only reads configuration. Proto types stop at [`grpc`] (and the rendering and streaming
 //! modules it calls); [`domain`] holds the template, model and campaign rules.
 
 pub mod allowance;
 mod campaign_leads;
+pub mod campaign_results;
 pub mod config;
 pub mod conversation;
 pub mod domain;
 pub mod error;
 pub mod grpc;
+mod matching;
 pub mod provider;
 pub mod refs;
 mod render;
@@ -69,6 +72,40 @@ pub struct Peers {
     pub crm: Channel,
     /// Property: lots and projects.
     pub property: Channel,
+}
+
+/// What ai-marketing's event consumers share (`None` without NATS): with service
+/// credentials configured, each acts in its event's tenant as ai-marketing's system
+/// account there, with tokens from identity over `identity`.
+pub async fn event_consumers(
+    config: &AiMarketingConfig,
+    db: &fusion_db::Db,
+    identity: Channel,
+    metrics: &fusion_events::EventMetrics,
+) -> anyhow::Result<Option<fusion_events::Consumers>> {
+    let Some(nats_url) = &config.service.nats_url else {
+        return Ok(None);
+    };
+    let credentials = config
+        .service_credentials
+        .as_ref()
+        .map(|c| fusion_events::ServiceCredentials::new(identity, &c.client_id, &c.client_secret));
+    if credentials.is_none() {
+        tracing::warn!(
+            "no service credentials (AIMARKETING_SERVICE_CLIENT_SECRET): the event consumer \
+             acts as nobody, and cannot trace a won deal that names only its contact to a \
+             campaign's lead"
+        );
+    }
+    let consumers = fusion_events::Consumers::connect(
+        db.clone(),
+        nats_url,
+        config::SERVICE,
+        metrics.clone(),
+        credentials,
+    )
+    .await?;
+    Ok(Some(consumers))
 }
 
 /// A running ai-marketing service.
@@ -150,7 +187,21 @@ impl Application {
         let allowances = allowance::Allowances::new(credentials, peers.identity.clone());
         let chat = provider::ChatClient::new(config.provider_timeouts)
             .context("the model provider's HTTP client")?;
-        let refs = refs::Refs::new(peers.identity, peers.crm, peers.property);
+        let refs = refs::Refs::new(peers.identity.clone(), peers.crm, peers.property);
+        // Crm's lead and deal events on one consumer, so one deal's are applied in the
+        // order crm committed them. It writes as the application role, in each event's
+        // tenant.
+        if let Some(consumers) = event_consumers(&config, &db, peers.identity, &events).await? {
+            background.push(consumers.spawn(
+                fusion_events::ConsumerConfig::new(
+                    campaign_results::CONSUMER,
+                    SCHEMA,
+                    campaign_results::EVENTS,
+                ),
+                campaign_results::CampaignResults { refs: refs.clone() },
+                background.stopped(),
+            ));
+        }
         let state = AppState::new(db.clone(), Arc::new(config.clone()), refs, chat, allowances);
         let host = Host::start(
             &config.service,

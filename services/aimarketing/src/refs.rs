@@ -226,6 +226,41 @@ impl Refs {
         }
     }
 
+    /// One page of the live lots property's ListLots returns to the caller for
+    /// `filter`, of project `project_id` (0: every project), oldest first (creation
+    /// time never changes, so the pages neither skip nor repeat a lot that changes
+    /// meanwhile).
+    /// Property's refusal is passed on; anything else it answers is its failure.
+    pub async fn lot_page(
+        &self,
+        field: &str,
+        filter: &str,
+        project_id: i64,
+        page_size: i32,
+        page_token: String,
+    ) -> Result<property::ListLotsResponse, AiMarketingError> {
+        let answer = LotServiceClient::new(self.property.clone())
+            .list_lots(property::ListLotsRequest {
+                page_size,
+                page_token,
+                filter: filter.to_owned(),
+                order_by: "create_time".to_owned(),
+                show_deleted: false,
+                project_id,
+                stage_id: 0,
+            })
+            .await;
+        match answer {
+            Ok(page) => Ok(page.into_inner()),
+            Err(status) => Err(match status.code() {
+                Code::PermissionDenied | Code::Unauthenticated => {
+                    AiMarketingError::OwnerRefused(status)
+                }
+                _ => unavailable(&status, "property", field),
+            }),
+        }
+    }
+
     /// One page of the live leads crm's ListLeads returns to the caller for `filter`
     /// (oldest first, so leads created meanwhile come last rather than shifting pages).
     /// crm's refusal of the filter is the caller's mistake in `field`.

@@ -4,8 +4,8 @@
 //!
 //! Shape: [`Application::build`] wires the database, the clients of identity and
 //! property (for reference checks, see [`refs`]), the purge job, the relay of its
-//! outbox to NATS (`fusion-events`; crm publishes `crm.deal.won`, `crm.deal.lost` and
-//! `crm.deal.reopened`), its consumers of property's lot events ([`lot_sales`]: a won
+//! outbox to NATS (`fusion-events`; crm publishes `crm.deal.won`, `crm.deal.lost`,
+//! `crm.deal.reopened` and `crm.lead.converted`), its consumers of property's lot events ([`lot_sales`]: a won
 //! deal whose lot could not be sold is flagged; [`lot_notes`]: open deals are told
 //! when their lot's status changes) and the gRPC services into a
 //! [`fusion_service::Server`]; `main.rs` only reads configuration. Proto types stop at

@@ -1,5 +1,6 @@
 //! Finance settings: the shared service settings plus where the contexts it checks
-//! references against live, and soft-delete retention.
+//! references against live, soft-delete retention, and Xero (`FINANCE_XERO_*`,
+//! `FINANCE_SECRET_KEY`, `FINANCE_WEBHOOK_ADDR`: see [`crate::xero::config`]).
 //!
 //! | variable | default | meaning |
 //! |---|---|---|
@@ -16,6 +17,8 @@ use std::time::Duration;
 
 use fusion_service::ConfigError;
 use fusion_service::config::{ClientCredentials, ServiceConfig, parse_or, var};
+
+use crate::xero::XeroConfig;
 
 /// Everything the finance service reads at start.
 #[derive(Clone, Debug)]
@@ -35,6 +38,9 @@ pub struct FinanceConfig {
     pub migrate_on_start: bool,
     /// How long soft-deleted rows are kept.
     pub purge_retention: Duration,
+    /// The Xero app, its limits, the webhook endpoint and the key tokens are sealed
+    /// with; Xero is off without its client credentials and that key.
+    pub xero: XeroConfig,
 }
 
 impl FinanceConfig {
@@ -55,6 +61,7 @@ impl FinanceConfig {
         config.migrate_on_start = parse_or("FINANCE_MIGRATE_ON_START", true)?;
         config.purge_retention =
             Duration::from_secs(parse_or::<u64>("FINANCE_PURGE_RETENTION_DAYS", 30)? * 86_400);
+        config.xero = XeroConfig::from_env()?;
         Ok(config)
     }
 
@@ -68,6 +75,7 @@ impl FinanceConfig {
             service_credentials: None,
             migrate_on_start: true,
             purge_retention: fusion_db::soft_delete::DEFAULT_RETENTION,
+            xero: XeroConfig::unset(),
         }
     }
 }

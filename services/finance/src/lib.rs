@@ -11,7 +11,12 @@
 //! lot is exchanged, unconditional or settled) and the gRPC services into a
 //! [`fusion_service::Server`]; `main.rs` only reads configuration. Proto types stop at
 //! [`grpc`]; [`domain`] holds the money rules; [`xero`] is the Xero client (with its
-//! limiter, token sealing and webhook endpoint) the sync uses.
+//! limiter, token sealing and webhook endpoint) that `xero_sync` uses to connect
+//! tenants, push their invoices and reconcile what changed in Xero. With Xero
+//! configured, `build` also serves the webhook endpoint (`FINANCE_WEBHOOK_ADDR`, when
+//! `FINANCE_XERO_WEBHOOK_KEY` is set) and runs the reconciliation worker and the poll
+//! (both need the jobs URL: they find the tenants of a Xero organisation across
+//! tenants).
 
 pub mod config;
 pub mod deal_commissions;
@@ -106,6 +111,7 @@ pub async fn event_consumers(
 pub struct Application {
     host: Host,
     state: AppState,
+    webhook_addr: Option<SocketAddr>,
 }
 
 impl Application {
@@ -128,12 +134,23 @@ impl Application {
         .await?;
         let mut background = Background::new();
         let events = fusion_events::EventMetrics::new();
-        // Purging, pruning and relaying cross tenants: they run as finance's jobs role.
+        let xero = xero_sync::XeroLink::from_config(&config.xero)?.map(Arc::new);
+        let mut webhook_addr = None;
+        // Purging, pruning, relaying and finding a Xero organisation's tenants cross
+        // tenants: they run as finance's jobs role.
         if let Some(jobs_url) = config.service.jobs_url() {
             let jobs = sqlx::postgres::PgPoolOptions::new()
-                .max_connections(1)
+                .max_connections(2)
                 .connect_lazy(jobs_url)
                 .context("the jobs database URL is not valid")?;
+            if let Some(link) = &xero {
+                webhook_addr = start_xero_jobs(
+                    &config.xero,
+                    xero_sync::pull::Reconciler::new(db.clone(), jobs.clone(), link.clone()),
+                    &mut background,
+                )
+                .await?;
+            }
             background.push(
                 fusion_events::InboxPruner::new(
                     jobs.clone(),
@@ -164,6 +181,11 @@ impl Application {
                 );
             }
         }
+        if xero.is_some() && config.service.jobs_url().is_none() {
+            tracing::warn!(
+                "Xero webhooks and the Xero poll need the jobs database URL; they are off"
+            );
+        }
         let refs = refs::Refs::new(peers.identity.clone(), peers.crm, peers.property);
         // Crm's deal events on one consumer (so one deal's are applied in order),
         // property's lot events on another. They write as the application role, in
@@ -188,7 +210,7 @@ impl Application {
                 background.stopped(),
             ));
         }
-        let state = AppState::new(db.clone(), Arc::new(config.clone()), refs);
+        let state = AppState::new(db.clone(), Arc::new(config.clone()), refs, xero);
         let host = Host::start(
             &config.service,
             &db,
@@ -206,7 +228,17 @@ impl Application {
         .await?;
         host.metrics()
             .register(|registry| events.register(registry));
-        Ok(Self { host, state })
+        Ok(Self {
+            host,
+            state,
+            webhook_addr,
+        })
+    }
+
+    /// Where the Xero webhook endpoint listens, when it runs (Xero configured with a
+    /// webhook key and the jobs URL).
+    pub fn webhook_addr(&self) -> Option<SocketAddr> {
+        self.webhook_addr
     }
 
     /// The bound gRPC address.
@@ -233,4 +265,44 @@ impl Application {
     pub async fn stop(self) -> anyhow::Result<()> {
         self.host.stop().await
     }
+}
+
+/// Starts Xero's reconciliation: the poll, and with a webhook key the worker and the
+/// webhook endpoint on `FINANCE_WEBHOOK_ADDR`, whose bound address is returned. All stop
+/// with the service.
+async fn start_xero_jobs(
+    config: &xero::XeroConfig,
+    reconciler: xero_sync::pull::Reconciler,
+    background: &mut Background,
+) -> anyhow::Result<Option<SocketAddr>> {
+    let reconciler = Arc::new(reconciler);
+    background.push(
+        reconciler
+            .clone()
+            .spawn_poll(config.poll_interval, background.stopped()),
+    );
+    let Some(key) = &config.webhook_key else {
+        tracing::info!("FINANCE_XERO_WEBHOOK_KEY is not set: no Xero webhook endpoint");
+        return Ok(None);
+    };
+    let (queue, worker) = reconciler.spawn_worker(background.stopped());
+    background.push(worker);
+    let listener = TcpListener::bind(config.webhook_addr)
+        .await
+        .with_context(|| format!("binding the Xero webhook address {}", config.webhook_addr))?;
+    let addr = listener.local_addr()?;
+    let router = xero::webhook::router(key.as_bytes(), Arc::new(queue));
+    let mut stopped = background.stopped();
+    background.push(tokio::spawn(async move {
+        let served = axum::serve(listener, router)
+            .with_graceful_shutdown(async move {
+                let _ = stopped.wait_for(|&stop| stop).await;
+            })
+            .await;
+        if let Err(error) = served {
+            tracing::error!(%error, "the Xero webhook endpoint stopped");
+        }
+    }));
+    tracing::info!(%addr, path = xero::webhook::PATH, "Xero webhook endpoint serving");
+    Ok(Some(addr))
 }

@@ -6,9 +6,12 @@ use fusion_db::Db;
 use fusion_service::standard::Kit;
 
 use crate::FinanceConfig;
+use crate::error::FinanceError;
 use crate::refs::Refs;
+use crate::xero_sync::XeroLink;
 
-/// Database, configuration, the clients of other contexts and the standard-methods kit.
+/// Database, configuration, the clients of other contexts, Xero and the
+/// standard-methods kit.
 #[derive(Clone, Debug)]
 pub struct AppState {
     /// Application-role pool.
@@ -19,11 +22,18 @@ pub struct AppState {
     pub refs: Refs,
     /// What the standard methods of every finance resource share.
     pub kit: Kit,
+    /// The Xero app, when configured.
+    pub(crate) xero: Option<Arc<XeroLink>>,
 }
 
 impl AppState {
     /// Bundles the parts.
-    pub fn new(db: Db, config: Arc<FinanceConfig>, refs: Refs) -> Self {
+    pub(crate) fn new(
+        db: Db,
+        config: Arc<FinanceConfig>,
+        refs: Refs,
+        xero: Option<Arc<XeroLink>>,
+    ) -> Self {
         let kit = Kit {
             db: db.clone(),
             pages: fusion_db::page::PageTokenCodec::new(&config.service.page_token_secret),
@@ -36,6 +46,15 @@ impl AppState {
             config,
             refs,
             kit,
+            xero,
         }
+    }
+
+    /// The Xero app, or FAILED_PRECONDITION `XERO_NOT_CONFIGURED` naming the variables
+    /// to set.
+    pub(crate) fn xero(&self) -> Result<&XeroLink, FinanceError> {
+        self.xero.as_deref().ok_or_else(|| {
+            FinanceError::XeroNotConfigured(self.config.xero.missing_variables().join(", "))
+        })
     }
 }

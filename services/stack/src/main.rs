@@ -5,8 +5,8 @@
 //! creates the `fusion` database and roles, applies every context's migrations, starts
 //! every service and the edge on the ports of API.md (each service connected as its own
 //! database role, `fusion_identity`, `fusion_property`, `fusion_crm`, `fusion_finance`,
-//! `fusion_ai_marketing`, granted only its own schema; crm, property and finance with a platform service
-//! account each, whose secret is made afresh at every start and handed to
+//! `fusion_ai_marketing`, granted only its own schema; crm, property, finance and
+//! ai-marketing with a platform service account each, whose secret is made afresh at every start and handed to
 //! identity and to the service, so their event consumers act in a tenant as its system
 //! account; the edge and identity share a secret made the same way, under which the
 //! edge vouches for each caller's address), seeds the demo tenants (again and
@@ -40,7 +40,12 @@ use fusion_service::config::{ClientCredentials, var};
 
 /// The services that act in tenants as their system accounts: event consumers, and
 /// ai-marketing reading each tenant's plan for its monthly token allowance.
-const CONSUMING_SERVICES: &[&str] = &["crm", "property", "finance", "aimarketing"];
+const CONSUMING_SERVICES: &[&str] = &[
+    "crm",
+    "property",
+    "finance",
+    fusion_aimarketing::config::SERVICE,
+];
 
 /// Demo tenants: slug, display name.
 const DEMO_TENANTS: &[(&str, &str)] = &[("acme", "Acme Homes"), ("globex", "Globex Developments")];
@@ -220,9 +225,10 @@ async fn main() -> anyhow::Result<()> {
     )
     .await?;
 
-    // Ai-marketing renders prompts with crm's, property's and identity's records and
-    // adds crm's leads to campaigns, each read as the caller. A model is reached only
-    // when `AI_OPENAI_BASE_URL` names one (see the README).
+    // Ai-marketing renders prompts with crm's, property's and identity's records, adds
+    // crm's leads to campaigns and matches lots to them, each read as the caller, and
+    // measures campaigns from crm's lead and deal events. A model is reached only when
+    // `AI_OPENAI_BASE_URL` names one (see the README).
     let mut service =
         ServiceConfig::local("ai-marketing", db_urls.app_url(fusion_aimarketing::SCHEMA));
     service.nats_url = Some(nats_url.clone());
@@ -234,7 +240,7 @@ async fn main() -> anyhow::Result<()> {
     aimarketing_config.identity_url = format!("http://{host}:50051");
     aimarketing_config.crm_url = format!("http://{host}:50053");
     aimarketing_config.property_url = format!("http://{host}:50052");
-    aimarketing_config.service_credentials = credentials_of("aimarketing");
+    aimarketing_config.service_credentials = credentials_of(fusion_aimarketing::config::SERVICE);
     let aimarketing = fusion_aimarketing::Application::build(
         aimarketing_config,
         Arc::new(fusion_tenancy::IdentityJwks::new(identity_channel.clone())),
@@ -432,7 +438,8 @@ fn print_welcome(
     let events = match demo_deal {
         Some((deal, lot)) => format!(
             r#"
-  # Win the demo deal; property sells its lot through NATS (the lot reads "exchanged"):
+  # Win the demo deal; property sells its lot through NATS (the lot reads "exchanged"),
+  # and the demo campaign, which holds its lead, counts the sale (ListCampaigns below):
   grpcurl -plaintext -H "authorization: Bearer $TOKEN" -d '{{"id":{deal}}}' localhost:50050 fusion.crm.v1.DealService/WinDeal
   grpcurl -plaintext -H "authorization: Bearer $TOKEN" -d '{{"id":{lot}}}' localhost:50050 fusion.property.v1.LotService/GetLot"#
         ),
@@ -457,9 +464,19 @@ fn print_welcome(
   grpcurl -plaintext -H "authorization: Bearer $TOKEN" -d '{{"filter":"system = true"}}' localhost:50050 fusion.aimarketing.v1.PromptService/ListPrompts
   grpcurl -plaintext -H "authorization: Bearer $TOKEN" localhost:50050 fusion.aimarketing.v1.CampaignService/ListCampaigns
   grpcurl -plaintext -H "authorization: Bearer $TOKEN" -d '{{"campaign_id":{campaign}}}' localhost:50050 fusion.aimarketing.v1.CampaignService/ListCampaignLeads
-  grpcurl -plaintext -H "authorization: Bearer $TOKEN" -d '{{"conversation_id":{conversation},"content":"Draft an invitation to the open day"}}' localhost:50050 fusion.aimarketing.v1.ConversationService/SendMessage  (needs AI_OPENAI_BASE_URL)"#,
+  grpcurl -plaintext -H "authorization: Bearer $TOKEN" -d '{{"conversation_id":{conversation},"content":"Draft an invitation to the open day"}}' localhost:50050 fusion.aimarketing.v1.ConversationService/SendMessage  (needs AI_OPENAI_BASE_URL){matching}"#,
                 campaign = ai.campaign_id,
                 conversation = ai.conversation_id,
+                matching = if ai.match_lead_id > 0 {
+                    format!(
+                        r#"
+  # The lots that fit Noah Patel's budget, bedrooms, place and features, each with its reasons:
+  grpcurl -plaintext -H "authorization: Bearer $TOKEN" -d '{{"lead_id":{},"max_results":5}}' localhost:50050 fusion.aimarketing.v1.MatchService/MatchLotsForLead"#,
+                        ai.match_lead_id
+                    )
+                } else {
+                    String::new()
+                }
             )
         }
         None => String::new(),

@@ -218,9 +218,14 @@ pub async fn property(edge: Channel, token: &str) -> Result<SeededStock, Status>
 /// The demo lead the CRM seed converts; its presence means the seed already ran.
 pub const DEMO_LEAD_EMAIL: &str = "mia.nguyen@example.com";
 
-/// Seeds the tenant's pipeline through `edge`: four leads in different statuses, one of
-/// them converted into a contact with a deal on the demo project's lot 101, tasks and a
-/// pinned note, the tasks assigned to `user_id` (the admin seeding). Returns whether
+/// The demo lead whose custom fields say what lot it wants (budget, bedrooms,
+/// location, features), for MatchLotsForLead.
+pub const DEMO_MATCH_LEAD_EMAIL: &str = "noah.patel@example.com";
+
+/// Seeds the tenant's pipeline through `edge`: four leads in different statuses, each
+/// with a budget and some with the bedrooms, place and features they want (custom
+/// fields in the seed's shape), one of them converted into a contact with a deal on the
+/// demo project's lot 101, tasks and a pinned note, the tasks assigned to `user_id` (the admin seeding). Returns whether
 /// this run created them (false: they were there).
 pub async fn crm(
     edge: Channel,
@@ -257,8 +262,38 @@ pub async fn crm(
         value: value.into(),
         values: vec![],
     };
+    // What a buyer wants beyond a budget: the fewest bedrooms, where, and which
+    // features, as MatchLotsForLead reads them.
+    let wants = |bedrooms: &str, location: &str, features: &[&str]| {
+        vec![
+            crm::CustomField {
+                name: "bedrooms".into(),
+                label: "Bedrooms".into(),
+                r#type: "number".into(),
+                value: bedrooms.into(),
+                ..Default::default()
+            },
+            crm::CustomField {
+                name: "preferred_location".into(),
+                label: "Preferred Location".into(),
+                r#type: "text".into(),
+                value: location.into(),
+                ..Default::default()
+            },
+            crm::CustomField {
+                name: "features".into(),
+                label: "Wanted Features".into(),
+                r#type: "multi_select".into(),
+                options: ["Corner block", "North facing", "Park views", "Pool"]
+                    .map(String::from)
+                    .to_vec(),
+                values: features.iter().map(|f| (*f).to_owned()).collect(),
+                ..Default::default()
+            },
+        ]
+    };
     let mut created = Vec::new();
-    for (first, last, email, phone, status, source, tags, range) in [
+    for (first, last, email, phone, status, source, tags, range, wanted) in [
         (
             "Mia",
             "Nguyen",
@@ -268,6 +303,7 @@ pub async fn crm(
             "website",
             vec!["vip", "first-home-buyer"],
             "500k-600k",
+            vec![],
         ),
         (
             "Liam",
@@ -278,6 +314,7 @@ pub async fn crm(
             "realestate.com.au",
             vec!["investor"],
             "600k+",
+            wants("3", "Yeronga, Fairfield", &["Corner block"]),
         ),
         (
             "Olivia",
@@ -288,16 +325,18 @@ pub async fn crm(
             "display village",
             vec![],
             "400k-500k",
+            vec![],
         ),
         (
             "Noah",
             "Patel",
-            "noah.patel@example.com",
+            DEMO_MATCH_LEAD_EMAIL,
             "0434 567 890",
             "new",
             "referral",
             vec!["vip"],
             "500k-600k",
+            wants("4", "Yeronga", &["Park views", "Pool"]),
         ),
     ] {
         let lead = leads
@@ -316,7 +355,7 @@ pub async fn crm(
                         source: source.into(),
                         stage: "property_enquiry".into(),
                         tags: tags.into_iter().map(String::from).collect(),
-                        custom_fields: vec![budget(range)],
+                        custom_fields: [vec![budget(range)], wanted].concat(),
                         ..Default::default()
                     }),
                     request_id: String::new(),
@@ -599,13 +638,16 @@ pub struct SeededAiMarketing {
     pub campaign_id: i64,
     /// A conversation guided by the follow-up prompt, to send messages to.
     pub conversation_id: i64,
+    /// The demo lead to match lots for ([`DEMO_MATCH_LEAD_EMAIL`]); 0 when it is gone.
+    pub match_lead_id: i64,
 }
 
 /// Seeds ai-marketing for the tenant `token` belongs to, through `edge`: two prompts (a
 /// follow-up email for a lead, a lot description) and an event campaign holding the
-/// demo leads (every lead in Yeronga, added by a crm filter), and a conversation guided
-/// by the follow-up prompt. Running it again changes nothing: prompts, a campaign and a
-/// conversation of those names are kept as they are.
+/// demo leads (every lead in Yeronga, added by a crm filter), a conversation guided by
+/// the follow-up prompt, and finds the demo lead to match lots for. Running it again
+/// changes nothing: prompts, a campaign and a conversation of those names are kept as
+/// they are.
 pub async fn aimarketing(edge: Channel, token: &str) -> Result<SeededAiMarketing, Status> {
     use fusion_proto::aimarketing::v1 as ai;
     use fusion_proto::aimarketing::v1::{
@@ -613,6 +655,8 @@ pub async fn aimarketing(edge: Channel, token: &str) -> Result<SeededAiMarketing
         conversation_service_client::ConversationServiceClient,
         prompt_service_client::PromptServiceClient,
     };
+    use fusion_proto::crm::v1 as crm;
+    use fusion_proto::crm::v1::lead_service_client::LeadServiceClient;
     use fusion_proto::google::r#type::Date;
 
     let mut prompts = PromptServiceClient::new(edge.clone());
@@ -675,6 +719,21 @@ pub async fn aimarketing(edge: Channel, token: &str) -> Result<SeededAiMarketing
         };
         prompt_ids.push(id);
     }
+
+    let match_lead_id = LeadServiceClient::new(edge.clone())
+        .list_leads(authed(
+            token,
+            crm::ListLeadsRequest {
+                filter: format!("email = {DEMO_MATCH_LEAD_EMAIL:?}"),
+                page_size: 1,
+                ..Default::default()
+            },
+        ))
+        .await?
+        .into_inner()
+        .leads
+        .first()
+        .map_or(0, |lead| lead.id);
 
     let mut campaigns = CampaignServiceClient::new(edge.clone());
     let existing = campaigns
@@ -773,6 +832,7 @@ pub async fn aimarketing(edge: Channel, token: &str) -> Result<SeededAiMarketing
         lot_prompt_id: prompt_ids[1],
         campaign_id,
         conversation_id,
+        match_lead_id,
     })
 }
 

@@ -5,7 +5,8 @@
 //! What it enforces:
 //! - the app's client credentials (HTTP Basic) at the token endpoint;
 //! - authorization codes used once, and only with the redirect URI they were issued for;
-//! - access tokens that expire ([`FakeXeroOptions::access_token_lifetime`]);
+//! - access tokens that expire ([`FakeXeroOptions::access_token_lifetime`], which a
+//!   test may change as it goes with [`FakeXero::set_access_token_lifetime`]);
 //! - refresh tokens used once (a second use is `400 invalid_grant`);
 //! - a `Xero-tenant-id` naming an organisation connected to the token (else `403`);
 //! - `Idempotency-Key`: the same key for the same organisation replays the first
@@ -18,8 +19,8 @@
 //! It computes only what a client reads back: line and invoice totals from the amounts
 //! sent, what is paid and due. Dates go out in Xero's `/Date(ms+0000)/` form. A test
 //! plays the user and the organisation's bookkeeper through [`FakeXero::consent`],
-//! [`FakeXero::pay_invoice`] and [`FakeXero::send_webhook`], and reads what happened in
-//! [`FakeXero::stats`].
+//! [`FakeXero::pay_invoice`], [`FakeXero::void_invoice`] and [`FakeXero::send_webhook`],
+//! and reads what happened in [`FakeXero::stats`].
 
 use std::collections::{HashMap, VecDeque};
 use std::str::FromStr;
@@ -115,6 +116,8 @@ pub struct FakeXeroStats {
     pub rate_limited: u64,
     /// Answers replayed for a known `Idempotency-Key`.
     pub replayed: u64,
+    /// Refresh tokens exchanged for new tokens.
+    pub tokens_refreshed: u64,
     /// Contacts created.
     pub contacts_created: u64,
     /// Invoices created.
@@ -174,6 +177,9 @@ struct Xero {
     refresh_tokens: HashMap<String, (Uuid, bool)>,
     stats: FakeXeroStats,
     event_sequence: i64,
+    /// How long the access tokens issued from now on are accepted; the options' until a
+    /// test changes it.
+    access_token_lifetime: Option<Duration>,
 }
 
 /// One user's consent: the organisations it connected, by connection id.
@@ -399,6 +405,32 @@ impl FakeXero {
         }
         invoice["UpdatedDateUTC"] = xero_date(now);
         Ok(invoice.clone())
+    }
+
+    /// The bookkeeper voids an authorised invoice with no payment in Xero.
+    pub fn void_invoice(&self, tenant_id: Uuid, invoice_id: Uuid) -> Result<Value, String> {
+        let mut xero = self.shared.lock();
+        let invoice = xero
+            .organisations
+            .get_mut(&tenant_id)
+            .and_then(|o| o.invoice_mut(invoice_id))
+            .ok_or("no such invoice")?;
+        if invoice["Status"] != "AUTHORISED" {
+            return Err(format!("a {} invoice cannot be voided", invoice["Status"]));
+        }
+        if decimal(&invoice["AmountPaid"]).unwrap_or_default() > Decimal::ZERO {
+            return Err("an invoice with payments cannot be voided".into());
+        }
+        invoice["Status"] = json!("VOIDED");
+        invoice["AmountDue"] = json!(0.0);
+        invoice["UpdatedDateUTC"] = xero_date(Utc::now());
+        Ok(invoice.clone())
+    }
+
+    /// Access tokens issued from now on are accepted for `lifetime` (those issued
+    /// before keep theirs).
+    pub fn set_access_token_lifetime(&self, lifetime: Duration) {
+        self.shared.lock().access_token_lifetime = Some(lifetime);
     }
 
     /// The webhook event Xero sends when invoice `invoice_id` changes.
@@ -627,17 +659,18 @@ async fn token(
         "refresh_token" => match xero.refresh_tokens.get_mut(field("refresh_token")) {
             Some((grant, used)) if !*used => {
                 *used = true;
-                *grant
+                let grant = *grant;
+                xero.stats.tokens_refreshed += 1;
+                grant
             }
             _ => return token_error("invalid_grant").into_response(),
         },
         _ => return token_error("unsupported_grant_type").into_response(),
     };
-    Reply::new(
-        StatusCode::OK,
-        xero.issue_tokens(grant, options.access_token_lifetime),
-    )
-    .into_response()
+    let lifetime = xero
+        .access_token_lifetime
+        .unwrap_or(options.access_token_lifetime);
+    Reply::new(StatusCode::OK, xero.issue_tokens(grant, lifetime)).into_response()
 }
 
 /// `GET /connections`.

@@ -2,11 +2,12 @@
 //! what every handler shares. Proto types stop here.
 //!
 //! Only services whose every method is implemented are served ([`SERVED`]); the
-//! others of the package (MatchService) are in the contract and the policy, and answer
-//! UNIMPLEMENTED until they are.
+//! others of the package are in the contract and the policy, and answer UNIMPLEMENTED
+//! until they are (today every service of the package is served).
 
 mod campaigns;
 mod conversations;
+mod matches;
 mod prompts;
 mod settings;
 
@@ -18,7 +19,7 @@ use fusion_proto::aimarketing::v1::{
     ai_settings_service_server::AiSettingsServiceServer,
     campaign_service_server::CampaignServiceServer,
     conversation_service_server::ConversationServiceServer,
-    prompt_service_server::PromptServiceServer,
+    match_service_server::MatchServiceServer, prompt_service_server::PromptServiceServer,
 };
 use fusion_tenancy::{MethodPolicy, TenantContext};
 
@@ -37,6 +38,7 @@ pub const SERVED: &[&str] = &[
     <CampaignServiceServer<AiMarketingApi> as NamedService>::NAME,
     <ConversationServiceServer<AiMarketingApi> as NamedService>::NAME,
     <AiSettingsServiceServer<AiMarketingApi> as NamedService>::NAME,
+    <MatchServiceServer<AiMarketingApi> as NamedService>::NAME,
 ];
 
 /// Every served ai-marketing service, ready to serve.
@@ -53,7 +55,10 @@ pub fn routes(state: &AppState) -> Routes {
     .add_service(fusion_service::limited!(ConversationServiceServer::new(
         api.clone()
     )))
-    .add_service(fusion_service::limited!(AiSettingsServiceServer::new(api)))
+    .add_service(fusion_service::limited!(AiSettingsServiceServer::new(
+        api.clone()
+    )))
+    .add_service(fusion_service::limited!(MatchServiceServer::new(api)))
 }
 
 /// The permissions every ai-marketing RPC needs, served or not; the one place to read
@@ -69,7 +74,9 @@ pub fn routes(state: &AppState) -> Routes {
 ///   crm is asked);
 /// - matching lots to a lead stores nothing of ai-marketing's: it reads a lead and
 ///   lots as the caller, and needs exactly `crm.leads.read` and `property.lots.read`
-///   (so a sales agent, who holds no ai-marketing permission, may use it).
+///   (so a sales agent, who holds no ai-marketing permission, may use it); the lots'
+///   projects are read too when the lead names places, and a caller who may not read
+///   them gets no location points.
 pub fn policy() -> MethodPolicy {
     let services: &[(&str, &str, &[&str], &[&str])] = &[
         (

@@ -1,7 +1,8 @@
 //! Campaigns ↔ leads (`ai_marketing.campaign_leads`): a lead is in a campaign at most
 //! once, so adding is a set union (a retried or overlapping add adds only what is
-//! missing) and removing a set difference. Each change recomputes the campaign's
-//! metrics in the same transaction.
+//! missing) and removing a set difference (a removed lead's deals leave the
+//! campaign's results with it). Each change recomputes the campaign's metrics in the
+//! same transaction.
 
 use chrono::{DateTime, Utc};
 
@@ -66,13 +67,20 @@ pub(crate) async fn add(
     Ok(i64::try_from(added).unwrap_or(i64::MAX))
 }
 
-/// Removes `lead_ids` from `campaign` (locked open by the caller's transaction);
-/// returns how many were in it.
+/// Removes `lead_ids` from `campaign` (locked open by the caller's transaction), and
+/// with them their deals won from its results; returns how many were in it.
 pub(crate) async fn remove(
     tx: &mut TenantTx,
     campaign: &CampaignRow,
     lead_ids: &[i64],
 ) -> Result<i64, AiMarketingError> {
+    sqlx::query(
+        "DELETE FROM ai_marketing.campaign_deals WHERE campaign_id = $1 AND lead_id = ANY($2)",
+    )
+    .bind(campaign.id)
+    .bind(lead_ids)
+    .execute(&mut **tx)
+    .await?;
     let removed = sqlx::query(
         "DELETE FROM ai_marketing.campaign_leads WHERE campaign_id = $1 AND lead_id = ANY($2)",
     )

@@ -3,8 +3,9 @@
 //!
 //! Metrics are computed here from `campaign_leads` and `campaign_deals` and written to
 //! the seed's `metrics` column in the transaction that changes what they count (the
-//! campaign's budget or currency, its leads, a lead's outcome), without moving the
-//! campaign's version: an editor's etag does not go stale because a lead converted.
+//! campaign's budget or currency, its leads, a lead's outcome as crm's events tell it,
+//! see `store::campaign_results`), without moving the campaign's version: an editor's
+//! etag does not go stale because a lead converted.
 
 use chrono::{DateTime, NaiveDate, Utc};
 use rust_decimal::Decimal;
@@ -355,6 +356,24 @@ pub(crate) async fn refresh_metrics(
         .execute(&mut **tx)
         .await?;
     Ok(())
+}
+
+/// Campaigns `ids`, deleted or not, locked against other changes until the
+/// transaction ends (in id order, so two such transactions cannot deadlock): what
+/// recording a lead's or deal's outcome for them needs before it recomputes their
+/// metrics.
+pub(crate) async fn lock_for_results(
+    tx: &mut TenantTx,
+    ids: &[i64],
+) -> Result<Vec<CampaignRow>, AiMarketingError> {
+    let sql = format!(
+        "SELECT {SELECT} FROM ai_marketing.campaigns WHERE id = ANY($1) ORDER BY id \
+         FOR NO KEY UPDATE"
+    );
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(ids)
+        .fetch_all(&mut **tx)
+        .await?)
 }
 
 /// The live campaign `id`, share-locked until the transaction ends (its status cannot

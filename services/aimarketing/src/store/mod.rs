@@ -4,6 +4,7 @@
 
 pub(crate) mod ai_settings;
 pub(crate) mod campaign_leads;
+pub(crate) mod campaign_results;
 pub(crate) mod campaigns;
 pub(crate) mod conversations;
 pub(crate) mod prompts;

@@ -69,9 +69,6 @@ pub fn mask(paths: &[&str]) -> Option<prost_types::FieldMask> {
 
 pub const PASSWORD: &str = "correct horse battery";
 
-/// The secret of ai-marketing's platform service account, with which it reads plans.
-const SERVICE_SECRET: &str = "aimarketing-test-service-secret-0123456789";
-
 pub use fusion_testkit::people::User;
 
 pub struct TestApp {
@@ -96,25 +93,53 @@ pub struct TestApp {
     pub globex: User,
 }
 
+/// Ai-marketing's platform service account secret: it reads plans with it, and its
+/// consumer acts with it in tests with events.
+const AIMARKETING_SECRET: &str = "ai-marketing-test-secret-0123456789abcdefgh";
+
+/// With `nats_url`, a service relays its outbox there as its jobs role.
+fn with_events(
+    service: &mut ServiceConfig,
+    db: &TestDatabase,
+    schema: &str,
+    nats_url: Option<&str>,
+) {
+    if let Some(url) = nats_url {
+        service.nats_url = Some(url.to_owned());
+        service.jobs_database_url = Some(db.jobs_url(schema));
+    }
+}
+
 fn http(addr: std::net::SocketAddr) -> Channel {
     Endpoint::from_shared(format!("http://{addr}"))
         .expect("a valid address")
         .connect_lazy()
 }
 
-/// Changes a replica's configuration before it starts.
-pub type Configure = Arc<dyn Fn(&mut AiMarketingConfig) + Send + Sync>;
-
 impl TestApp {
     pub async fn spawn() -> TestApp {
-        Self::spawn_with(|_| {}).await
+        Self::start(None, |_| {}).await
     }
 
     /// [`TestApp::spawn`] with ai-marketing's configuration changed by `configure`.
-    pub async fn spawn_with(
-        configure: impl Fn(&mut AiMarketingConfig) + Send + Sync + 'static,
+    pub async fn spawn_with(configure: impl FnOnce(&mut AiMarketingConfig)) -> TestApp {
+        Self::start(None, configure).await
+    }
+
+    /// [`TestApp::spawn`] with integration events through the NATS JetStream at
+    /// `nats_url`: crm relays its outbox to it, and ai-marketing's consumer acts as
+    /// ai-marketing's system account in each event's tenant.
+    pub async fn spawn_with_events(nats_url: &str) -> TestApp {
+        Self::start(Some(nats_url), |_| {}).await
+    }
+
+    /// Identity (knowing ai-marketing's platform service account, with which it reads
+    /// plans and its consumer acts), property, crm and ai-marketing, configured by
+    /// `configure`, with events when `nats_url` is given.
+    async fn start(
+        nats_url: Option<&str>,
+        configure: impl FnOnce(&mut AiMarketingConfig),
     ) -> TestApp {
-        let configure: Configure = Arc::new(configure);
         let db = TestDatabase::create(&[
             (fusion_identity::SCHEMA, &fusion_identity::MIGRATOR),
             (fusion_property::SCHEMA, &fusion_property::MIGRATOR),
@@ -122,15 +147,15 @@ impl TestApp {
             (fusion_aimarketing::SCHEMA, &fusion_aimarketing::MIGRATOR),
         ])
         .await;
-        // Identity, with ai-marketing's platform service account (for plans).
         let mut identity_config = fusion_identity::IdentityConfig::with_defaults(
             ServiceConfig::local("identity", db.app_url("identity")),
         );
         identity_config.platform_service_accounts =
             fusion_identity::config::parse_platform_service_accounts(&format!(
-                "aimarketing:{SERVICE_SECRET}"
+                "{}:{AIMARKETING_SECRET}",
+                fusion_aimarketing::config::SERVICE
             ))
-            .expect("a platform service account");
+            .expect("ai-marketing's platform service account");
         let identity = fusion_identity::Application::build(
             identity_config,
             bind_ephemeral().await,
@@ -182,8 +207,11 @@ impl TestApp {
         .await
         .expect("property starts");
         let property_channel = http(property.grpc_addr());
+        let mut crm_config =
+            fusion_crm::CrmConfig::with_defaults(ServiceConfig::local("crm", db.app_url("crm")));
+        with_events(&mut crm_config.service, &db, "crm", nats_url);
         let crm = fusion_crm::Application::build(
-            fusion_crm::CrmConfig::with_defaults(ServiceConfig::local("crm", db.app_url("crm"))),
+            crm_config,
             keys(),
             identity_channel.clone(),
             property_channel.clone(),
@@ -198,7 +226,11 @@ impl TestApp {
             crm: crm_channel,
             property: property_channel,
         };
-        let aimarketing = Self::replica_with(&db, &peers, keys(), &configure).await;
+        let aimarketing = Self::replica(&db, &peers, keys(), |config| {
+            config.service.nats_url = nats_url.map(str::to_owned);
+            configure(config);
+        })
+        .await;
         let channel = connect_channel(aimarketing.grpc_addr()).await;
         let identity_client = connect_channel(identity.grpc_addr()).await;
         let acme = login(&identity_client, "admin@acme.test").await;
@@ -220,37 +252,23 @@ impl TestApp {
     }
 
     /// An ai-marketing replica over `db` (with the jobs role's URL, so it purges and
-    /// relays), trusting `keys`.
+    /// relays), trusting `keys`, its configuration changed by `configure`.
     pub async fn replica(
         db: &TestDatabase,
         peers: &Peers,
         keys: Arc<dyn fusion_tenancy::KeyProvider>,
-    ) -> Application {
-        Self::replica_with(
-            db,
-            peers,
-            keys,
-            &(Arc::new(|_: &mut AiMarketingConfig| {}) as Configure),
-        )
-        .await
-    }
-
-    /// [`TestApp::replica`] with its configuration changed by `configure`; it reads
-    /// plans with its platform service account.
-    pub async fn replica_with(
-        db: &TestDatabase,
-        peers: &Peers,
-        keys: Arc<dyn fusion_tenancy::KeyProvider>,
-        configure: &Configure,
+        configure: impl FnOnce(&mut AiMarketingConfig),
     ) -> Application {
         let mut service = ServiceConfig::local("ai-marketing", db.app_url("ai_marketing"));
         service.migration_database_url = Some(db.owner_url.clone());
         service.jobs_database_url = Some(db.jobs_url(fusion_aimarketing::SCHEMA));
         service.shutdown_deadline = Duration::from_secs(2);
         let mut config = AiMarketingConfig::with_defaults(service);
+        // Its platform service account (plans, and its consumer) and a key for
+        // tenants' provider keys; a test's `configure` may take either away.
         config.service_credentials = Some(ClientCredentials {
-            client_id: ClientCredentials::platform_client_id("aimarketing"),
-            client_secret: SERVICE_SECRET.into(),
+            client_id: ClientCredentials::platform_client_id(fusion_aimarketing::config::SERVICE),
+            client_secret: AIMARKETING_SECRET.to_owned(),
         });
         config.secret_key = Some(
             fusion_aimarketing::settings::cipher::KeyCipher::from_base64(
@@ -276,7 +294,7 @@ impl TestApp {
         &self,
         keys: &fusion_testkit::TestKeys,
     ) -> (Application, Channel) {
-        let replica = Self::replica(&self.db, &self.peers, keys.provider.clone()).await;
+        let replica = Self::replica(&self.db, &self.peers, keys.provider.clone(), |_| {}).await;
         let channel = connect_channel(replica.grpc_addr()).await;
         (replica, channel)
     }

@@ -6,6 +6,8 @@ mod campaigns;
 mod conformance;
 mod conversations;
 mod helpers;
+mod matches;
 mod privilege;
 mod prompts;
+mod results;
 mod schema;

@@ -7,7 +7,8 @@
 //!
 //! The lead is locked first, so two conversions of one lead cannot both pass the
 //! "not yet converted" check; a repeated call with the conversion's `request_id`
-//! returns the first result. References to other contexts (the deal's lot and
+//! returns the first result. The conversion is announced (`crm.lead.converted`) in
+//! its transaction, so exactly once. References to other contexts (the deal's lot and
 //! assignee) are asked about after that replay, before anything is locked.
 
 use tonic::Status;
@@ -144,14 +145,11 @@ pub(crate) async fn convert(
         changes.push(("status", Val::Text(Some(lead_status))));
     }
     leads::TABLE.update(&mut tx, lead.id, changes).await?;
+    let converted: leads::LeadRow = leads::TABLE.fetch(&mut tx, lead.id, Read::live()).await?;
+    leads::announce_converted(&mut tx, &converted, ctx.user_id).await?;
 
     let response = pb::ConvertLeadResponse {
-        lead: Some(
-            leads::TABLE
-                .fetch::<leads::LeadRow>(&mut tx, lead.id, Read::live())
-                .await?
-                .into_pb(state),
-        ),
+        lead: Some(converted.into_pb(state)),
         contact: Some(
             contacts::TABLE
                 .fetch::<contacts::ContactRow>(&mut tx, contact_id, Read::live())

@@ -383,3 +383,33 @@ pub(crate) async fn live_emails(
     .await
     .map_err(|e| fusion_db::Error::from_sqlx(DOMAIN, e))
 }
+
+/// The `crm.lead.converted` event type (fusion.crm.v1.LeadConverted).
+pub(crate) const LEAD_CONVERTED: &str = "crm.lead.converted";
+
+/// Writes `crm.lead.converted` for `lead` (as ConvertLead left it, holding its row
+/// lock) to the outbox, in the conversion's transaction: ai-marketing counts the
+/// conversion for the campaigns targeting the lead. `actor` is the user who converted
+/// it.
+pub(crate) async fn announce_converted(
+    tx: &mut TenantTx,
+    lead: &LeadRow,
+    actor: i64,
+) -> Result<(), CrmError> {
+    let (Some(converted_at), Some(contact_id)) = (lead.converted_at, lead.converted_contact_id)
+    else {
+        return Err(CrmError::Internal(
+            "a converted lead has a convert time and a contact",
+        ));
+    };
+    let converted = pb::LeadConverted {
+        lead_id: lead.id,
+        contact_id,
+        deal_id: lead.converted_deal_id.unwrap_or_default(),
+        acting_user_id: actor,
+        convert_time: Some(ts(converted_at)),
+    };
+    let event = fusion_events::Event::new(LEAD_CONVERTED, lead.id, &converted);
+    fusion_events::outbox::append(tx, crate::SCHEMA, event).await?;
+    Ok(())
+}

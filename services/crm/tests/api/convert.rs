@@ -1,5 +1,7 @@
 //! ConvertLead: a lead becomes a contact and, if asked, a deal, all at once or not at
-//! all; once only, however many callers race; retries return the first result.
+//! all; once only, however many callers race; retries return the first result; and
+//! each conversion is announced (`crm.lead.converted`) exactly once, in its
+//! transaction.
 
 use tonic::Code;
 
@@ -14,6 +16,32 @@ async fn convert(
     r: pb::ConvertLeadRequest,
 ) -> Result<pb::ConvertLeadResponse, tonic::Status> {
     app.send(who, r).await
+}
+
+/// The `crm.lead.converted` payloads in crm's outbox about lead `id` of `tenant`, in
+/// order.
+async fn conversions_announced(app: &TestApp, tenant: i64, id: i64) -> Vec<pb::LeadConverted> {
+    let db = app.crm.state().db.clone();
+    let mut tx = db.begin(tenant).await.unwrap();
+    let events: Vec<(String, String, Vec<u8>)> = sqlx::query_as(
+        "SELECT event_type, aggregate_type, payload FROM crm.outbox_events
+          WHERE aggregate_id = $1 AND event_type LIKE 'crm.lead.%' ORDER BY id",
+    )
+    .bind(id)
+    .fetch_all(&mut *tx)
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    events
+        .into_iter()
+        .map(|(event_type, aggregate_type, payload)| {
+            assert_eq!(
+                (event_type.as_str(), aggregate_type.as_str()),
+                ("crm.lead.converted", "lead")
+            );
+            <pb::LeadConverted as prost::Message>::decode(payload.as_slice()).unwrap()
+        })
+        .collect()
 }
 
 async fn contact_count(app: &TestApp, who: &User) -> i32 {
@@ -115,6 +143,16 @@ async fn converting_a_lead_makes_its_contact_and_deal_in_one_go() {
     );
     assert!(converted.convert_time.is_some());
     assert_eq!(converted.status, "not_interested");
+    assert_eq!(
+        conversions_announced(&app, app.acme.tenant_id, lead.id).await,
+        [pb::LeadConverted {
+            lead_id: lead.id,
+            contact_id: contact.id,
+            deal_id: deal.id,
+            acting_user_id: app.agent.user_id,
+            convert_time: converted.convert_time,
+        }]
+    );
 }
 
 #[tokio::test]
@@ -135,6 +173,18 @@ async fn a_lead_converts_once_and_a_retry_returns_the_first_result() {
     );
     assert_eq!(reason(&status), "ALREADY_CONVERTED");
     assert_eq!(contact_count(&app, &app.agent).await, 1);
+    // Announced once, without a deal, however often it was asked.
+    let lead_after = first.lead.unwrap();
+    assert_eq!(
+        conversions_announced(&app, app.acme.tenant_id, lead.id).await,
+        [pb::LeadConverted {
+            lead_id: lead.id,
+            contact_id: lead_after.converted_contact_id,
+            deal_id: 0,
+            acting_user_id: app.agent.user_id,
+            convert_time: lead_after.convert_time,
+        }]
+    );
 
     // Racing conversions of another lead: exactly one wins.
     let other = app.lead(&app.agent, "Walker").await;
@@ -146,6 +196,12 @@ async fn a_lead_converts_once_and_a_retry_returns_the_first_result() {
         assert_eq!(lost.code(), Code::FailedPrecondition);
     }
     assert_eq!(contact_count(&app, &app.agent).await, 2);
+    assert_eq!(
+        conversions_announced(&app, app.acme.tenant_id, other.id)
+            .await
+            .len(),
+        1
+    );
 }
 
 #[tokio::test]
@@ -222,6 +278,11 @@ async fn a_refused_conversion_leaves_no_contact_deal_or_mark() {
     assert_eq!(contact_count(&app, &app.agent).await, 0);
     let still = app.get::<pb::Lead>(&app.agent, lead.id).await.unwrap();
     assert!(still.convert_time.is_none() && still.converted_contact_id == 0);
+    assert!(
+        conversions_announced(&app, app.acme.tenant_id, lead.id)
+            .await
+            .is_empty()
+    );
     let deals = app
         .send(&app.agent, pb::ListDealsRequest::default())
         .await

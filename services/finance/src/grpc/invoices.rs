@@ -1,7 +1,9 @@
 //! `fusion.finance.v1.InvoiceService`: the standard methods (on the shared kit) and the
 //! status steps — submit, approve, void, record a payment — each a custom method that
 //! locks the invoice, checks the step against its status and is replayed on a retry
-//! with the same request id.
+//! with the same request id. An approval taken now (not replayed) is then pushed to
+//! Xero when the tenant asks for it; `SyncInvoiceToXero` pushes on request (both in
+//! `crate::xero_sync::push`).
 
 use rust_decimal::Decimal;
 use tonic::{Request, Response, Status};
@@ -54,7 +56,8 @@ const VOID: Step = Step {
 
 impl FinanceApi {
     /// Moves invoice `id` one `step`, refusing a status the step does not start from
-    /// (and, to void, an invoice with payments).
+    /// (and, to void, an invoice with payments). The answer says whether the step was
+    /// taken now (false: a retry replayed the first call's answer).
     async fn step(
         &self,
         req_ctx: &fusion_tenancy::TenantContext,
@@ -62,7 +65,7 @@ impl FinanceApi {
         key: Option<fusion_db::idempotency::RequestKey>,
         id: i64,
         etag: &str,
-    ) -> Result<pb::Invoice, FinanceError> {
+    ) -> Result<(pb::Invoice, bool), FinanceError> {
         let next = async |_: &mut TenantTx, current: &InvoiceRow| {
             if current.status != step.from {
                 return Err(FinanceError::InvoiceStatus {
@@ -80,10 +83,10 @@ impl FinanceApi {
             }
             Ok(vec![("status", Val::text(step.to))])
         };
-        lock::<Invoices>(&self.state, req_ctx, step.method, key, id, etag)
-            .await?
-            .set(&self.state, id, next)
-            .await
+        let locked = lock::<Invoices>(&self.state, req_ctx, step.method, key, id, etag).await?;
+        let fresh = matches!(locked, Locked::Fresh(..));
+        let invoice = locked.set(&self.state, id, next).await?;
+        Ok((invoice, fresh))
     }
 }
 
@@ -158,7 +161,11 @@ impl InvoiceService for FinanceApi {
     ) -> Result<Response<pb::Invoice>, Status> {
         let (ctx, r) = parts(req)?;
         let key = self.state.kit.request_key(&r.request_id, &r)?;
-        reply(self.step(&ctx, &SUBMIT, key, r.id, &r.etag).await)
+        reply(
+            self.step(&ctx, &SUBMIT, key, r.id, &r.etag)
+                .await
+                .map(|(invoice, _)| invoice),
+        )
     }
 
     async fn approve_invoice(
@@ -167,7 +174,13 @@ impl InvoiceService for FinanceApi {
     ) -> Result<Response<pb::Invoice>, Status> {
         let (ctx, r) = parts(req)?;
         let key = self.state.kit.request_key(&r.request_id, &r)?;
-        reply(self.step(&ctx, &APPROVE, key, r.id, &r.etag).await)
+        let (approved, fresh) = self.step(&ctx, &APPROVE, key, r.id, &r.etag).await?;
+        if !fresh {
+            return Ok(Response::new(approved));
+        }
+        Ok(Response::new(
+            crate::xero_sync::push::after_approval(&self.state, &ctx, approved).await,
+        ))
     }
 
     async fn void_invoice(
@@ -176,7 +189,11 @@ impl InvoiceService for FinanceApi {
     ) -> Result<Response<pb::Invoice>, Status> {
         let (ctx, r) = parts(req)?;
         let key = self.state.kit.request_key(&r.request_id, &r)?;
-        reply(self.step(&ctx, &VOID, key, r.id, &r.etag).await)
+        reply(
+            self.step(&ctx, &VOID, key, r.id, &r.etag)
+                .await
+                .map(|(invoice, _)| invoice),
+        )
     }
 
     async fn record_payment(
@@ -251,6 +268,6 @@ impl InvoiceService for FinanceApi {
     ) -> Result<Response<pb::Invoice>, Status> {
         let (ctx, r) = parts(req)?;
         let key = self.state.kit.request_key(&r.request_id, &r)?;
-        reply(crate::xero_sync::sync_invoice(&self.state, &ctx, key, r.id).await)
+        reply(crate::xero_sync::push::sync_invoice(&self.state, &ctx, key, r.id).await)
     }
 }

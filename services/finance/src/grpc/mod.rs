@@ -5,6 +5,7 @@ mod commissions;
 mod invoices;
 mod plans;
 mod settings;
+mod xero;
 
 use tonic::service::Routes;
 use tonic::{Request, Response, Status};
@@ -13,6 +14,7 @@ use fusion_proto::finance::v1::{
     commission_plan_service_server::CommissionPlanServiceServer,
     commission_service_server::CommissionServiceServer,
     invoice_service_server::InvoiceServiceServer, settings_service_server::SettingsServiceServer,
+    xero_service_server::XeroServiceServer,
 };
 use fusion_tenancy::{MethodPolicy, TenantContext};
 
@@ -39,7 +41,10 @@ pub fn routes(state: &AppState) -> Routes {
     .add_service(fusion_service::limited!(CommissionPlanServiceServer::new(
         api.clone()
     )))
-    .add_service(fusion_service::limited!(CommissionServiceServer::new(api)))
+    .add_service(fusion_service::limited!(CommissionServiceServer::new(
+        api.clone()
+    )))
+    .add_service(fusion_service::limited!(XeroServiceServer::new(api)))
 }
 
 /// The permissions every finance RPC needs; the one place to read them. Invoices,

@@ -6,6 +6,7 @@ pub(crate) mod commissions;
 pub(crate) mod invoices;
 pub(crate) mod plans;
 pub(crate) mod settings;
+pub(crate) mod xero;
 
 use fusion_db::idempotency;
 use fusion_db::resource::{self, Val, Values};

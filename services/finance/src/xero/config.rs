@@ -7,13 +7,15 @@
 //! | `FINANCE_XERO_AUTHORIZE_URL` | `https://login.xero.com/identity/connect/authorize` | where a user consents to the connection |
 //! | `FINANCE_XERO_CLIENT_ID`, `FINANCE_XERO_CLIENT_SECRET` | none | the Xero app; without them Xero is off |
 //! | `FINANCE_XERO_REDIRECT_URI` | none | the callback registered with the app; Xero is off without it |
-//! | `FINANCE_XERO_SCOPES` | `offline_access accounting.transactions accounting.contacts` | scopes asked for (`offline_access` gives the refresh token) |
+//! | `FINANCE_XERO_SCOPES` | `openid profile email accounting.transactions accounting.contacts offline_access` | scopes asked for (`offline_access` gives the refresh token) |
 //! | `FINANCE_XERO_WEBHOOK_KEY` | none | the app's webhook signing key; the webhook endpoint runs only with it |
 //! | `FINANCE_WEBHOOK_ADDR` | `0.0.0.0:8054` | where the webhook endpoint (`/webhooks/xero`) listens |
 //! | `FINANCE_SECRET_KEY` | none | base64 of 32 bytes: the AES-256-GCM key for tokens at rest; Xero is off without it |
 //! | `FINANCE_XERO_LIMIT_CONCURRENT` | `5` | calls in progress at once per Xero organisation |
 //! | `FINANCE_XERO_LIMIT_PER_MINUTE` | `60` | calls per rolling minute per organisation |
 //! | `FINANCE_XERO_LIMIT_PER_DAY` | `5000` | calls per rolling day per organisation |
+//! | `FINANCE_XERO_POLL_SECONDS` | `300` | how often every connected organisation is asked for the invoices changed since the last poll (what a webhook missed) |
+//! | `FINANCE_XERO_ACCOUNT_CODE` | `200` | the revenue account of the lines pushed (`200` is Sales in Xero's default chart of accounts); Xero wants one on every approved invoice's line |
 //!
 //! The limits default to Xero's documented ones; they are settings so that a test or a
 //! benchmark against a fake with other limits can match them.
@@ -54,6 +56,10 @@ pub struct XeroConfig {
     pub token_cipher: Option<TokenCipher>,
     /// The limiter's figures per Xero organisation.
     pub limits: XeroLimits,
+    /// How often Xero is polled for changed invoices.
+    pub poll_interval: Duration,
+    /// The revenue account code of every line pushed.
+    pub account_code: String,
     /// Which of the required variables were unset.
     missing: Vec<&'static str>,
 }
@@ -118,6 +124,11 @@ impl XeroConfig {
         Self::from_lookup(var)
     }
 
+    /// The settings with no variable set: Xero off, every default in place.
+    pub fn unset() -> Self {
+        Self::from_lookup(|_| None).expect("the defaults are valid settings")
+    }
+
     /// Reads the settings through `lookup` (a variable's value if set and not empty),
     /// so that tests need not change the process environment.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
@@ -173,7 +184,8 @@ impl XeroConfig {
             ),
             credentials,
             scopes: lookup("FINANCE_XERO_SCOPES").unwrap_or_else(|| {
-                "offline_access accounting.transactions accounting.contacts".to_owned()
+                "openid profile email accounting.transactions accounting.contacts offline_access"
+                    .to_owned()
             }),
             webhook_key: lookup("FINANCE_XERO_WEBHOOK_KEY"),
             webhook_addr: parse_with(
@@ -188,6 +200,12 @@ impl XeroConfig {
                 per_day: number("FINANCE_XERO_LIMIT_PER_DAY", defaults.per_day)?,
                 ..defaults
             },
+            poll_interval: Duration::from_secs(
+                number("FINANCE_XERO_POLL_SECONDS", 300)?
+                    .try_into()
+                    .unwrap_or(u64::MAX),
+            ),
+            account_code: lookup("FINANCE_XERO_ACCOUNT_CODE").unwrap_or_else(|| "200".to_owned()),
             missing,
         })
     }

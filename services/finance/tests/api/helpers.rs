@@ -106,7 +106,12 @@ fn http(addr: std::net::SocketAddr) -> Channel {
 
 impl TestApp {
     pub async fn spawn() -> TestApp {
-        Self::start(None).await
+        Self::start(None, |_| {}).await
+    }
+
+    /// [`TestApp::spawn`] with finance's configuration changed by `configure`.
+    pub async fn spawn_configured(configure: impl FnOnce(&mut FinanceConfig)) -> TestApp {
+        Self::start(None, configure).await
     }
 
     /// [`TestApp::spawn`] with integration events through the NATS JetStream at
@@ -114,10 +119,10 @@ impl TestApp {
     /// deal's lot, and finance's consumers act as finance's system account in each
     /// event's tenant (identity knows finance's platform service account).
     pub async fn spawn_with_events(nats_url: &str) -> TestApp {
-        Self::start(Some(nats_url)).await
+        Self::start(Some(nats_url), |_| {}).await
     }
 
-    async fn start(nats_url: Option<&str>) -> TestApp {
+    async fn start(nats_url: Option<&str>, configure: impl FnOnce(&mut FinanceConfig)) -> TestApp {
         let db = TestDatabase::create(&[
             (fusion_identity::SCHEMA, &fusion_identity::MIGRATOR),
             (fusion_property::SCHEMA, &fusion_property::MIGRATOR),
@@ -216,6 +221,7 @@ impl TestApp {
                     client_secret: FINANCE_SECRET.to_owned(),
                 });
             }
+            configure(config);
         })
         .await;
         let channel = connect_channel(finance.grpc_addr()).await;

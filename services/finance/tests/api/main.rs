@@ -1,7 +1,7 @@
 //! The finance API against a real PostgreSQL, as the application role, through real
 //! gRPC clients, with the real identity, property and crm services it checks
-//! references with; the Xero client against the test kit's fake Xero. One test binary
-//! for the crate.
+//! references with; the Xero client and the Xero integration against the test kit's
+//! fake Xero. One test binary for the crate.
 
 mod commissions;
 mod conformance;
@@ -9,4 +9,5 @@ mod helpers;
 mod invoices;
 mod privilege;
 mod schema;
+mod xero;
 mod xero_client;

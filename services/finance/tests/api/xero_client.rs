@@ -19,10 +19,10 @@ use fusion_testkit::xero::{FakeLimits, FakeXero, FakeXeroOptions};
 use rust_decimal::Decimal;
 use uuid::Uuid;
 
-const WEBHOOK_KEY: &str = "fake-webhook-signing-key";
+pub const WEBHOOK_KEY: &str = "fake-webhook-signing-key";
 
 /// The settings pointing at `fake`, with `extra` variables on top.
-fn config(fake: &FakeXero, extra: &[(&str, &str)]) -> XeroConfig {
+pub fn config(fake: &FakeXero, extra: &[(&str, &str)]) -> XeroConfig {
     let secret_key = base64::engine::general_purpose::STANDARD.encode([9u8; 32]);
     let defaults = FakeXeroOptions::default();
     let mut vars: HashMap<String, String> = [

@@ -1,0 +1,1 @@
+ALTER TABLE finance.xero_connections DROP COLUMN IF EXISTS xero_connection_id;
