@@ -35,7 +35,7 @@ fn settings_pb(row: &SettingsRow) -> pb::AiSettings {
         provider_api_key: String::new(),
         provider_api_key_set: row.api_key.is_some(),
         default_model: row.default_model.clone().unwrap_or_default(),
-        allowed_models: row.allowed_models.0.clone(),
+        allowed_models: row.allowed_models.clone(),
         etag: etag(row.version),
     }
 }
@@ -137,13 +137,13 @@ impl AiMarketingApi {
                     if models_kept.len() > MAX_MODELS {
                         bad(field, format!("at most {MAX_MODELS} models"));
                     }
-                    row.allowed_models = sqlx::types::Json(models_kept);
+                    row.allowed_models = models_kept;
                 }
             }
         }
         if let Some(default) = &row.default_model
-            && !row.allowed_models.0.is_empty()
-            && !row.allowed_models.0.contains(default)
+            && !row.allowed_models.is_empty()
+            && !row.allowed_models.contains(default)
         {
             bad(
                 "default_model",
