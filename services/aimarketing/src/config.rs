@@ -8,13 +8,17 @@
 //! | `AIMARKETING_IDENTITY_URL` | `http://127.0.0.1:50051` | identity: token keys, and the user a prompt is rendered for |
 //! | `AIMARKETING_CRM_URL` | `http://127.0.0.1:50053` | crm: the leads, contacts and deals prompts are rendered with and campaigns target |
 //! | `AIMARKETING_PROPERTY_URL` | `http://127.0.0.1:50052` | property: the lots and projects prompts are rendered with |
-//! | `AIMARKETING_SERVICE_CLIENT_SECRET`, else `SERVICE_CLIENT_SECRET` | none | ai-marketing's platform service account secret: its event consumer then acts as ai-marketing's system account in each event's tenant (and can trace a won deal that names only its contact to the contact's lead) |
+//! | `AIMARKETING_SERVICE_CLIENT_SECRET`, else `SERVICE_CLIENT_SECRET` | none | ai-marketing's platform service account secret: its event consumer then acts as ai-marketing's system account in each event's tenant (and can trace a won deal that names only its contact to the contact's lead), and it reads each tenant's plan for the monthly token allowance (`ai_tokens_per_month`); without it no allowance is enforced |
 //! | `AIMARKETING_SERVICE_CLIENT_ID`, else `SERVICE_CLIENT_ID` | `sa_platform_ai-marketing` | that account's client id |
 //! | `AIMARKETING_MIGRATE_ON_START` | `true` | apply migrations at start when a migration URL is set |
 //! | `AIMARKETING_PURGE_RETENTION_DAYS` | `30` | soft-deleted prompts, conversations and campaigns are removed after this long (needs the jobs URL) |
 //! | `AI_OPENAI_BASE_URL` | none | the platform's OpenAI-compatible Chat Completions API (`https://api.openai.com/v1`, a local Ollama's `http://localhost:11434/v1`); without it (and without a tenant's own) no model is called |
 //! | `AI_OPENAI_API_KEY` | none | its bearer key (a local server may need none) |
 //! | `AI_DEFAULT_MODEL` | `gpt-4o-mini` | the model of a prompt or conversation that names none |
+//! | `AI_FIRST_BYTE_TIMEOUT_SECONDS` | `60` | how long a provider may take to start answering (DEADLINE_EXCEEDED `AI_TIMEOUT` after) |
+//! | `AI_IDLE_TIMEOUT_SECONDS` | `30` | how long a provider's stream may stall between two pieces |
+//! | `AI_TENANT_PROVIDERS_MAY_BE_PRIVATE` | `false` | whether a tenant's own provider may be on a loopback, private or link-local address (a single-company install with a local Ollama); by default such a `provider_base_uri` is refused, so no tenant points the service at the platform's own network |
+//! | `AI_SECRET_KEY` | none | base64 of 32 random bytes: the AES-256-GCM key tenants' provider API keys are sealed with; without it no tenant can store a key |
 
 use std::fmt;
 use std::time::Duration;
@@ -23,6 +27,8 @@ use fusion_service::ConfigError;
 use fusion_service::config::{ClientCredentials, ServiceConfig, parse_or, var};
 
 use crate::domain::models;
+use crate::provider::Timeouts;
+use crate::settings::cipher::KeyCipher;
 
 /// The service's name: in logs and metrics, and the platform service account identity
 /// knows it by (`sa_platform_ai-marketing`).
@@ -89,13 +95,21 @@ pub struct AiMarketingConfig {
     /// Property's gRPC address.
     pub property_url: String,
     /// Ai-marketing's platform service account, with which its event consumer acts in
-    /// each event's tenant; without it, it acts as nobody.
+    /// each event's tenant and it reads each tenant's plan (the monthly token
+    /// allowance); without it, it acts as nobody and no allowance is enforced.
     pub service_credentials: Option<ClientCredentials>,
     /// The platform's model provider; none means only tenants with their own call a
     /// model.
     pub provider: Option<Provider>,
     /// The model of a prompt or conversation that names none.
     pub default_model: String,
+    /// How long a provider is waited for.
+    pub provider_timeouts: Timeouts,
+    /// Seals tenants' provider API keys at rest; none means no tenant can store one.
+    pub secret_key: Option<KeyCipher>,
+    /// Whether a tenant's own provider may be on a loopback, private or link-local
+    /// address.
+    pub tenant_providers_may_be_private: bool,
     /// Apply migrations at start when `service.migration_database_url` is set.
     pub migrate_on_start: bool,
     /// How long soft-deleted rows are kept.
@@ -123,9 +137,9 @@ impl AiMarketingConfig {
         Ok(config)
     }
 
-    /// The same configuration with the platform's model provider and default model
-    /// read from `AI_OPENAI_BASE_URL`, `AI_OPENAI_API_KEY` and `AI_DEFAULT_MODEL` (a
-    /// whole stack started in one process reads these and builds the rest itself).
+    /// The same configuration with the platform's model provider, default model,
+    /// timeouts and key cipher read from the `AI_*` variables (a whole stack started
+    /// in one process reads these and builds the rest itself).
     pub fn model_provider_from_env(mut self) -> Result<Self, ConfigError> {
         self.provider = Provider::from_values(var("AI_OPENAI_BASE_URL"), var("AI_OPENAI_API_KEY"))?;
         if let Some(model) = var("AI_DEFAULT_MODEL") {
@@ -136,6 +150,24 @@ impl AiMarketingConfig {
                 reason,
             })?;
             self.default_model = model;
+        }
+        self.provider_timeouts.first_byte = Duration::from_secs(parse_or(
+            "AI_FIRST_BYTE_TIMEOUT_SECONDS",
+            self.provider_timeouts.first_byte.as_secs(),
+        )?);
+        self.provider_timeouts.idle = Duration::from_secs(parse_or(
+            "AI_IDLE_TIMEOUT_SECONDS",
+            self.provider_timeouts.idle.as_secs(),
+        )?);
+        self.tenant_providers_may_be_private =
+            parse_or("AI_TENANT_PROVIDERS_MAY_BE_PRIVATE", false)?;
+        if let Some(key) = var("AI_SECRET_KEY") {
+            let cipher = KeyCipher::from_base64(&key).map_err(|e| ConfigError::Invalid {
+                name: "AI_SECRET_KEY".to_owned(),
+                value: "<hidden>".to_owned(),
+                reason: e.to_string(),
+            })?;
+            self.secret_key = Some(cipher);
         }
         Ok(self)
     }
@@ -150,6 +182,9 @@ impl AiMarketingConfig {
             service_credentials: None,
             provider: None,
             default_model: "gpt-4o-mini".to_owned(),
+            provider_timeouts: Timeouts::default(),
+            secret_key: None,
+            tenant_providers_may_be_private: false,
             migrate_on_start: true,
             purge_retention: fusion_db::soft_delete::DEFAULT_RETENTION,
         }

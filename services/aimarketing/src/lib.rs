@@ -1,11 +1,11 @@
 //! The AI & marketing context (`fusion.aimarketing.v1`): prompt templates whose
 //! variables are filled from crm and property as the caller, kept in versions, with
-//! the platform's system prompts beside each tenant's own; and campaigns with the crm
-//! leads they target and their results measured, not typed in. The contract and the
-//! schema also hold conversations with an OpenAI-compatible model, and the tenant's AI
-//! settings and usage; those services join [`grpc::SERVED`] as they are built. Lots
-//! are matched to a lead from its custom fields ([`domain::matching`]), read as the
-//! caller.
+//! the platform's system prompts beside each tenant's own; campaigns with the crm
+//! leads they target and their results measured, not typed in; conversations with any
+//! OpenAI-compatible model ([`provider`]), the reply streamed as it arrives
+//! ([`conversation`]), with each tenant's own provider, its usage per month and the
+//! allowance of its plan ([`allowance`]); and lots matched to a lead from its custom
+//! fields ([`domain::matching`]), read as the caller.
 //!
 //! Shape: [`Application::build`] wires the database, the clients of identity, crm and
 //! property (reads as the caller, see [`refs`]), the purge job, the relay of its outbox
@@ -14,15 +14,19 @@
 //! [`fusion_service::Server`]; `main.rs` only reads configuration. Proto types stop at [`grpc`] (and the rendering and streaming
 //! modules it calls); [`domain`] holds the template, model and campaign rules.
 
+pub mod allowance;
 mod campaign_leads;
 pub mod campaign_results;
 pub mod config;
+pub mod conversation;
 pub mod domain;
 pub mod error;
 pub mod grpc;
 mod matching;
+pub mod provider;
 pub mod refs;
 mod render;
+pub mod settings;
 mod state;
 mod store;
 
@@ -167,6 +171,22 @@ impl Application {
                 );
             }
         }
+        let credentials = config.service_credentials.as_ref().map(|c| {
+            fusion_events::ServiceCredentials::new(
+                peers.identity.clone(),
+                &c.client_id,
+                &c.client_secret,
+            )
+        });
+        if credentials.is_none() {
+            tracing::warn!(
+                "no service credentials (AIMARKETING_SERVICE_CLIENT_SECRET): tenants' monthly \
+                 token allowances are not enforced"
+            );
+        }
+        let allowances = allowance::Allowances::new(credentials, peers.identity.clone());
+        let chat = provider::ChatClient::new(config.provider_timeouts)
+            .context("the model provider's HTTP client")?;
         let refs = refs::Refs::new(peers.identity.clone(), peers.crm, peers.property);
         // Crm's lead and deal events on one consumer, so one deal's are applied in the
         // order crm committed them. It writes as the application role, in each event's
@@ -182,7 +202,7 @@ impl Application {
                 background.stopped(),
             ));
         }
-        let state = AppState::new(db.clone(), Arc::new(config.clone()), refs);
+        let state = AppState::new(db.clone(), Arc::new(config.clone()), refs, chat, allowances);
         let host = Host::start(
             &config.service,
             &db,

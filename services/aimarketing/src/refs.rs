@@ -14,7 +14,7 @@ use tower::ServiceBuilder;
 use fusion_proto::crm::v1 as crm;
 use fusion_proto::crm::v1::{
     contact_service_client::ContactServiceClient, deal_service_client::DealServiceClient,
-    lead_service_client::LeadServiceClient,
+    lead_service_client::LeadServiceClient, note_service_client::NoteServiceClient,
 };
 use fusion_proto::identity::v1 as identity;
 use fusion_proto::identity::v1::user_service_client::UserServiceClient;
@@ -199,6 +199,31 @@ impl Refs {
             .get_user(identity::GetUserRequest { id })
             .await;
         seen(answer, "identity", field)
+    }
+
+    /// The latest `count` notes on lead `id` the caller may read (pinned first, then
+    /// newest first); none when crm refuses the caller its notes.
+    pub async fn lead_notes(
+        &self,
+        id: i64,
+        count: i32,
+    ) -> Result<Vec<crm::Note>, AiMarketingError> {
+        let answer = NoteServiceClient::new(self.crm.clone())
+            .list_notes(crm::ListNotesRequest {
+                page_size: count,
+                notable_type: "lead".to_owned(),
+                notable_id: id,
+                ..Default::default()
+            })
+            .await;
+        match answer {
+            Ok(page) => Ok(page.into_inner().notes),
+            Err(status) if status.code() == Code::PermissionDenied => Ok(Vec::new()),
+            Err(status) if status.code() == Code::Unauthenticated => {
+                Err(AiMarketingError::OwnerRefused(status))
+            }
+            Err(status) => Err(unavailable(&status, "crm", "lead_id")),
+        }
     }
 
     /// One page of the live lots property's ListLots returns to the caller for

@@ -38,7 +38,8 @@ use fusion_proto::identity::v1::auth_service_client::AuthServiceClient;
 use fusion_service::ServiceConfig;
 use fusion_service::config::{ClientCredentials, var};
 
-/// The services whose event consumers act in tenants as their system accounts.
+/// The services that act in tenants as their system accounts: event consumers, and
+/// ai-marketing reading each tenant's plan for its monthly token allowance.
 const CONSUMING_SERVICES: &[&str] = &[
     "crm",
     "property",
@@ -462,8 +463,10 @@ fn print_welcome(
   grpcurl -plaintext -H "authorization: Bearer $TOKEN" -d '{lot}' localhost:50050 fusion.aimarketing.v1.PromptService/RenderPrompt
   grpcurl -plaintext -H "authorization: Bearer $TOKEN" -d '{{"filter":"system = true"}}' localhost:50050 fusion.aimarketing.v1.PromptService/ListPrompts
   grpcurl -plaintext -H "authorization: Bearer $TOKEN" localhost:50050 fusion.aimarketing.v1.CampaignService/ListCampaigns
-  grpcurl -plaintext -H "authorization: Bearer $TOKEN" -d '{{"campaign_id":{campaign}}}' localhost:50050 fusion.aimarketing.v1.CampaignService/ListCampaignLeads{matching}"#,
+  grpcurl -plaintext -H "authorization: Bearer $TOKEN" -d '{{"campaign_id":{campaign}}}' localhost:50050 fusion.aimarketing.v1.CampaignService/ListCampaignLeads
+  grpcurl -plaintext -H "authorization: Bearer $TOKEN" -d '{{"conversation_id":{conversation},"content":"Draft an invitation to the open day"}}' localhost:50050 fusion.aimarketing.v1.ConversationService/SendMessage  (needs AI_OPENAI_BASE_URL){matching}"#,
                 campaign = ai.campaign_id,
+                conversation = ai.conversation_id,
                 matching = if ai.match_lead_id > 0 {
                     format!(
                         r#"

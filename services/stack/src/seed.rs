@@ -624,6 +624,9 @@ pub const DEMO_LOT_PROMPT: &str = "Lot description for a listing";
 /// The demo campaign's name.
 pub const DEMO_CAMPAIGN: &str = "Yeronga display village open day";
 
+/// The demo conversation's title.
+pub const DEMO_CONVERSATION: &str = "Open day follow-ups";
+
 /// What the ai-marketing seed left in place.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SeededAiMarketing {
@@ -633,19 +636,24 @@ pub struct SeededAiMarketing {
     pub lot_prompt_id: i64,
     /// The campaign holding the demo leads.
     pub campaign_id: i64,
+    /// A conversation guided by the follow-up prompt, to send messages to.
+    pub conversation_id: i64,
     /// The demo lead to match lots for ([`DEMO_MATCH_LEAD_EMAIL`]); 0 when it is gone.
     pub match_lead_id: i64,
 }
 
 /// Seeds ai-marketing for the tenant `token` belongs to, through `edge`: two prompts (a
 /// follow-up email for a lead, a lot description) and an event campaign holding the
-/// demo leads (every lead in Yeronga, added by a crm filter), and finds the demo lead
-/// to match lots for. Running it again changes nothing: prompts and a campaign of
-/// those names are kept as they are.
+/// demo leads (every lead in Yeronga, added by a crm filter), a conversation guided by
+/// the follow-up prompt, and finds the demo lead to match lots for. Running it again
+/// changes nothing: prompts, a campaign and a conversation of those names are kept as
+/// they are.
 pub async fn aimarketing(edge: Channel, token: &str) -> Result<SeededAiMarketing, Status> {
     use fusion_proto::aimarketing::v1 as ai;
     use fusion_proto::aimarketing::v1::{
-        campaign_service_client::CampaignServiceClient, prompt_service_client::PromptServiceClient,
+        campaign_service_client::CampaignServiceClient,
+        conversation_service_client::ConversationServiceClient,
+        prompt_service_client::PromptServiceClient,
     };
     use fusion_proto::crm::v1 as crm;
     use fusion_proto::crm::v1::lead_service_client::LeadServiceClient;
@@ -727,7 +735,7 @@ pub async fn aimarketing(edge: Channel, token: &str) -> Result<SeededAiMarketing
         .first()
         .map_or(0, |lead| lead.id);
 
-    let mut campaigns = CampaignServiceClient::new(edge);
+    let mut campaigns = CampaignServiceClient::new(edge.clone());
     let existing = campaigns
         .list_campaigns(authed(
             token,
@@ -786,10 +794,44 @@ pub async fn aimarketing(edge: Channel, token: &str) -> Result<SeededAiMarketing
             campaign.id
         }
     };
+    let mut conversations = ConversationServiceClient::new(edge);
+    let existing = conversations
+        .list_conversations(authed(
+            token,
+            ai::ListConversationsRequest {
+                filter: format!("title = {DEMO_CONVERSATION:?}"),
+                show_deleted: true,
+                ..Default::default()
+            },
+        ))
+        .await?
+        .into_inner();
+    let conversation_id = match existing.conversations.first() {
+        Some(conversation) => conversation.id,
+        None => {
+            conversations
+                .create_conversation(authed(
+                    token,
+                    ai::CreateConversationRequest {
+                        conversation: Some(ai::Conversation {
+                            title: DEMO_CONVERSATION.into(),
+                            prompt_id: prompt_ids[0],
+                            context: "The open day at the display village is on 3 October.".into(),
+                            ..Default::default()
+                        }),
+                        request_id: String::new(),
+                    },
+                ))
+                .await?
+                .into_inner()
+                .id
+        }
+    };
     Ok(SeededAiMarketing {
         follow_up_prompt_id: prompt_ids[0],
         lot_prompt_id: prompt_ids[1],
         campaign_id,
+        conversation_id,
         match_lead_id,
     })
 }

@@ -27,11 +27,15 @@
 //! [`privilege`] walks every RPC of a context with a caller lacking each permission it
 //! declares.
 //!
+//! [`openai`] is a fake OpenAI-compatible model provider (Chat Completions, streamed),
+//! scriptable per test.
+//!
 //! [`xero::FakeXero`] is a fake Xero (identity and Accounting API) that keeps Xero's
 //! documented rules, for the finance context's Xero client.
 
 pub mod conformance;
 mod nats;
+pub mod openai;
 pub mod people;
 mod pg;
 pub mod privilege;

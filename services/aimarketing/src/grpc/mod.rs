@@ -2,20 +2,24 @@
 //! what every handler shares. Proto types stop here.
 //!
 //! Only services whose every method is implemented are served ([`SERVED`]); the
-//! others of the package (ConversationService, AiSettingsService) are in the contract
-//! and the policy, and answer UNIMPLEMENTED until they are.
+//! others of the package are in the contract and the policy, and answer UNIMPLEMENTED
+//! until they are (today every service of the package is served).
 
 mod campaigns;
+mod conversations;
 mod matches;
 mod prompts;
+mod settings;
 
 use tonic::server::NamedService;
 use tonic::service::Routes;
 use tonic::{Request, Response, Status};
 
 use fusion_proto::aimarketing::v1::{
-    campaign_service_server::CampaignServiceServer, match_service_server::MatchServiceServer,
-    prompt_service_server::PromptServiceServer,
+    ai_settings_service_server::AiSettingsServiceServer,
+    campaign_service_server::CampaignServiceServer,
+    conversation_service_server::ConversationServiceServer,
+    match_service_server::MatchServiceServer, prompt_service_server::PromptServiceServer,
 };
 use fusion_tenancy::{MethodPolicy, TenantContext};
 
@@ -32,6 +36,8 @@ pub(crate) struct AiMarketingApi {
 pub const SERVED: &[&str] = &[
     <PromptServiceServer<AiMarketingApi> as NamedService>::NAME,
     <CampaignServiceServer<AiMarketingApi> as NamedService>::NAME,
+    <ConversationServiceServer<AiMarketingApi> as NamedService>::NAME,
+    <AiSettingsServiceServer<AiMarketingApi> as NamedService>::NAME,
     <MatchServiceServer<AiMarketingApi> as NamedService>::NAME,
 ];
 
@@ -44,6 +50,12 @@ pub fn routes(state: &AppState) -> Routes {
         api.clone()
     )))
     .add_service(fusion_service::limited!(CampaignServiceServer::new(
+        api.clone()
+    )))
+    .add_service(fusion_service::limited!(ConversationServiceServer::new(
+        api.clone()
+    )))
+    .add_service(fusion_service::limited!(AiSettingsServiceServer::new(
         api.clone()
     )))
     .add_service(fusion_service::limited!(MatchServiceServer::new(api)))

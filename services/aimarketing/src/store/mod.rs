@@ -2,10 +2,13 @@
 //! and what its resources share (request ids, field conversion). `grpc` calls down
 //! into it; it never calls up.
 
+pub(crate) mod ai_settings;
 pub(crate) mod campaign_leads;
 pub(crate) mod campaign_results;
 pub(crate) mod campaigns;
+pub(crate) mod conversations;
 pub(crate) mod prompts;
+pub(crate) mod usage;
 
 use std::collections::HashSet;
 

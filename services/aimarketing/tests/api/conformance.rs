@@ -80,9 +80,37 @@ fn campaigns() -> ResourceSpec {
     }
 }
 
+fn conversations() -> ResourceSpec {
+    ResourceSpec {
+        service: "fusion.aimarketing.v1.ConversationService",
+        singular: "Conversation",
+        plural: "Conversations",
+        field: "conversation",
+        read_permission: "aimarketing.conversations.read",
+        write_permission: "aimarketing.conversations.write",
+        required: &[],
+        length_limited: ("title", 255),
+        mutable: [
+            ("title", json!("Changed title")),
+            ("context", json!("Changed background")),
+        ],
+        filters: &[
+            "owner_user_id = 1",
+            "lead_id = 0",
+            "prompt_id = 0",
+            r#"title = "Follow up Ann""#,
+            r#"model = "gpt-4o-mini""#,
+            SINCE_2020,
+            UPDATED_SINCE_2020,
+        ],
+        purged: true,
+        skip: &[],
+    }
+}
+
 /// Every served resource's spec.
 pub fn specs() -> Vec<ResourceSpec> {
-    vec![prompts(), campaigns()]
+    vec![prompts(), campaigns(), conversations()]
 }
 
 #[test]
@@ -184,6 +212,18 @@ async fn campaigns_conform_to_the_standard_methods() {
         &target(&app, &spec).await,
         &spec,
         async |_, n| json!({ "name": format!("Campaign {n}"), "type": "email" }),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn conversations_conform_to_the_standard_methods() {
+    let app = TestApp::spawn().await;
+    let spec = conversations();
+    conformance::run(
+        &target(&app, &spec).await,
+        &spec,
+        async |_, n| json!({ "title": format!("Conversation {n}"), "context": "Lot 7 buyers" }),
     )
     .await;
 }

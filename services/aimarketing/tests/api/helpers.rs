@@ -10,12 +10,15 @@ use tonic::transport::{Channel, Endpoint};
 use fusion_aimarketing::{AiMarketingConfig, Application, Peers};
 use fusion_proto::aimarketing::v1 as pb;
 use fusion_proto::aimarketing::v1::{
-    campaign_service_client::CampaignServiceClient, prompt_service_client::PromptServiceClient,
+    ai_settings_service_client::AiSettingsServiceClient,
+    campaign_service_client::CampaignServiceClient,
+    conversation_service_client::ConversationServiceClient,
+    prompt_service_client::PromptServiceClient,
 };
 use fusion_proto::crm::v1 as crmpb;
 use fusion_proto::crm::v1::{
     contact_service_client::ContactServiceClient, deal_service_client::DealServiceClient,
-    lead_service_client::LeadServiceClient,
+    lead_service_client::LeadServiceClient, note_service_client::NoteServiceClient,
 };
 use fusion_proto::property::v1 as proppb;
 use fusion_proto::property::v1::{
@@ -67,7 +70,8 @@ pub struct TestApp {
     pub globex: User,
 }
 
-/// Ai-marketing's platform service account secret, in tests with events.
+/// Ai-marketing's platform service account secret: it reads plans with it, and its
+/// consumer acts with it in tests with events.
 const AIMARKETING_SECRET: &str = "ai-marketing-test-secret-0123456789abcdefgh";
 
 /// With `nats_url`, a service relays its outbox there as its jobs role.
@@ -91,18 +95,28 @@ fn http(addr: std::net::SocketAddr) -> Channel {
 
 impl TestApp {
     pub async fn spawn() -> TestApp {
-        Self::start(None).await
+        Self::start(None, |_| {}).await
+    }
+
+    /// [`TestApp::spawn`] with ai-marketing's configuration changed by `configure`.
+    pub async fn spawn_with(configure: impl FnOnce(&mut AiMarketingConfig)) -> TestApp {
+        Self::start(None, configure).await
     }
 
     /// [`TestApp::spawn`] with integration events through the NATS JetStream at
     /// `nats_url`: crm relays its outbox to it, and ai-marketing's consumer acts as
-    /// ai-marketing's system account in each event's tenant (identity knows
-    /// ai-marketing's platform service account).
+    /// ai-marketing's system account in each event's tenant.
     pub async fn spawn_with_events(nats_url: &str) -> TestApp {
-        Self::start(Some(nats_url)).await
+        Self::start(Some(nats_url), |_| {}).await
     }
 
-    async fn start(nats_url: Option<&str>) -> TestApp {
+    /// Identity (knowing ai-marketing's platform service account, with which it reads
+    /// plans and its consumer acts), property, crm and ai-marketing, configured by
+    /// `configure`, with events when `nats_url` is given.
+    async fn start(
+        nats_url: Option<&str>,
+        configure: impl FnOnce(&mut AiMarketingConfig),
+    ) -> TestApp {
         let db = TestDatabase::create(&[
             (fusion_identity::SCHEMA, &fusion_identity::MIGRATOR),
             (fusion_property::SCHEMA, &fusion_property::MIGRATOR),
@@ -113,14 +127,12 @@ impl TestApp {
         let mut identity_config = fusion_identity::IdentityConfig::with_defaults(
             ServiceConfig::local("identity", db.app_url("identity")),
         );
-        if nats_url.is_some() {
-            identity_config.platform_service_accounts =
-                fusion_identity::config::parse_platform_service_accounts(&format!(
-                    "{}:{AIMARKETING_SECRET}",
-                    fusion_aimarketing::config::SERVICE
-                ))
-                .expect("ai-marketing's platform service account");
-        }
+        identity_config.platform_service_accounts =
+            fusion_identity::config::parse_platform_service_accounts(&format!(
+                "{}:{AIMARKETING_SECRET}",
+                fusion_aimarketing::config::SERVICE
+            ))
+            .expect("ai-marketing's platform service account");
         let identity = fusion_identity::Application::build(
             identity_config,
             bind_ephemeral().await,
@@ -128,18 +140,16 @@ impl TestApp {
         )
         .await
         .expect("identity starts");
-        if nats_url.is_some() {
-            let identity_db = &identity.state().db;
-            fusion_identity::bootstrap::ensure_platform(identity_db, "ops@platform.test", PASSWORD)
-                .await
-                .expect("the platform tenant");
-            fusion_identity::bootstrap::ensure_platform_services(
-                identity_db,
-                &identity.state().config.platform_service_accounts,
-            )
+        let identity_db = &identity.state().db;
+        fusion_identity::bootstrap::ensure_platform(identity_db, "ops@platform.test", PASSWORD)
             .await
-            .expect("ai-marketing's platform service account");
-        }
+            .expect("the platform tenant");
+        fusion_identity::bootstrap::ensure_platform_services(
+            identity_db,
+            &identity.state().config.platform_service_accounts,
+        )
+        .await
+        .expect("ai-marketing's platform service account");
         for slug in ["acme", "globex"] {
             fusion_identity::bootstrap::ensure_tenant(
                 &identity.state().db,
@@ -195,14 +205,7 @@ impl TestApp {
         };
         let aimarketing = Self::replica(&db, &peers, keys(), |config| {
             config.service.nats_url = nats_url.map(str::to_owned);
-            if nats_url.is_some() {
-                config.service_credentials = Some(ClientCredentials {
-                    client_id: ClientCredentials::platform_client_id(
-                        fusion_aimarketing::config::SERVICE,
-                    ),
-                    client_secret: AIMARKETING_SECRET.to_owned(),
-                });
-            }
+            configure(config);
         })
         .await;
         let channel = connect_channel(aimarketing.grpc_addr()).await;
@@ -238,6 +241,18 @@ impl TestApp {
         service.jobs_database_url = Some(db.jobs_url(fusion_aimarketing::SCHEMA));
         service.shutdown_deadline = Duration::from_secs(2);
         let mut config = AiMarketingConfig::with_defaults(service);
+        // Its platform service account (plans, and its consumer) and a key for
+        // tenants' provider keys; a test's `configure` may take either away.
+        config.service_credentials = Some(ClientCredentials {
+            client_id: ClientCredentials::platform_client_id(fusion_aimarketing::config::SERVICE),
+            client_secret: AIMARKETING_SECRET.to_owned(),
+        });
+        config.secret_key = Some(
+            fusion_aimarketing::settings::cipher::KeyCipher::from_base64(
+                "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
+            )
+            .expect("a 32-byte key"),
+        );
         configure(&mut config);
         Application::build(
             config,
@@ -269,6 +284,59 @@ impl TestApp {
     /// The campaign client.
     pub fn campaigns(&self) -> CampaignServiceClient<Channel> {
         CampaignServiceClient::new(self.channel.clone())
+    }
+
+    /// The conversation client.
+    pub fn conversations(&self) -> ConversationServiceClient<Channel> {
+        ConversationServiceClient::new(self.channel.clone())
+    }
+
+    /// The AI settings and usage client.
+    pub fn ai_settings(&self) -> AiSettingsServiceClient<Channel> {
+        AiSettingsServiceClient::new(self.channel.clone())
+    }
+
+    /// A pool connecting as the administrator, around row-level security.
+    pub async fn admin_pool(&self) -> sqlx::PgPool {
+        sqlx::PgPool::connect(&self.db.admin_url)
+            .await
+            .expect("the administrator connects")
+    }
+
+    /// Puts tenant `tenant_id` on a new plan with `features`.
+    pub async fn set_plan_features(&self, tenant_id: i64, features: &[&str]) {
+        let admin = self.admin_pool().await;
+        let plan: i64 = sqlx::query_scalar(
+            "INSERT INTO identity.plans (code, name, price_monthly, currency, features, active)
+             VALUES ($1, 'Test plan', 10, 'AUD', $2, true) RETURNING id",
+        )
+        .bind(format!("plan-{tenant_id}"))
+        .bind(features.iter().map(|f| (*f).to_owned()).collect::<Vec<_>>())
+        .fetch_one(&admin)
+        .await
+        .expect("plan created");
+        sqlx::query("UPDATE identity.tenants SET plan_id = $1 WHERE id = $2")
+            .bind(plan)
+            .bind(tenant_id)
+            .execute(&admin)
+            .await
+            .expect("tenant on the plan");
+    }
+
+    /// Writes a note on lead `lead_id` as `who`.
+    pub async fn note_on_lead(&self, who: &User, lead_id: i64, content: &str) {
+        NoteServiceClient::new(self.peers.crm.clone())
+            .create_note(who.req(crmpb::CreateNoteRequest {
+                note: Some(crmpb::Note {
+                    notable_type: "lead".into(),
+                    notable_id: lead_id,
+                    content: content.into(),
+                    ..Default::default()
+                }),
+                request_id: String::new(),
+            }))
+            .await
+            .expect("note created");
     }
 
     /// A channel to identity.

@@ -4,6 +4,7 @@
 
 mod campaigns;
 mod conformance;
+mod conversations;
 mod helpers;
 mod matches;
 mod privilege;

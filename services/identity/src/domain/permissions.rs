@@ -191,16 +191,19 @@ pub fn catalogue_grants() -> Vec<(&'static str, String)> {
     grants
 }
 
-/// What the built-in `system` role holds: the reads an event consumer needs (people,
-/// the tenant's settings, stock, the pipeline, finance), no write. Migration
-/// `identity/0006_service_credentials` gave existing tenants the same list.
+/// What the built-in `system` role holds: the reads a platform service acting in the
+/// tenant needs (people, the tenant's settings and its plan's features, stock, the
+/// pipeline, finance), no write. Migration `identity/0006_service_credentials` gave
+/// existing tenants the list of its day; what was added since (`identity.plans.read`,
+/// for ai-marketing's monthly token allowance) reaches them through
+/// `bootstrap::reconcile_built_in_roles`.
 fn system_permissions() -> Vec<String> {
     matching(|c, r, a| {
         a == "read"
             && (c == "crm"
                 || c == "property"
                 || c == "finance"
-                || (c == "identity" && (r == "users" || r == "tenants")))
+                || (c == "identity" && (r == "users" || r == "tenants" || r == "plans")))
     })
 }
 
@@ -251,6 +254,7 @@ mod tests {
         for needed in [
             "identity.users.read",
             "identity.tenants.read",
+            "identity.plans.read",
             "property.lots.read",
             "property.projects.read",
             "crm.deals.read",

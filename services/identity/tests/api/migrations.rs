@@ -259,6 +259,14 @@ async fn the_service_credentials_migration_gives_existing_tenants_the_system_rol
     fusion_db::migrate(&db.owner_url, SCHEMA, &MIGRATOR)
         .await
         .unwrap();
+    // As identity does after every migrate: what the catalogue added to the role since
+    // the migration reaches the tenants.
+    let app = fusion_db::Db::connect(&fusion_db::DbConfig::new(db.app_url(SCHEMA)))
+        .await
+        .unwrap();
+    fusion_identity::bootstrap::reconcile_built_in_roles(&app)
+        .await
+        .unwrap();
     let catalogue = fusion_identity::domain::permissions::built_in_roles()
         .into_iter()
         .find(|r| r.name == "system")

@@ -1,0 +1,1 @@
+ALTER TABLE ai_marketing.ai_usage DROP COLUMN IF EXISTS failure_count;

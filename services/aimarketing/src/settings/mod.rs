@@ -1,0 +1,3 @@
+//! A tenant's AI settings: its own provider, with the API key sealed at rest.
+
+pub mod cipher;
