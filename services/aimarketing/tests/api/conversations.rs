@@ -590,7 +590,7 @@ async fn the_lead_its_notes_and_the_prompt_are_the_system_message() {
         Code::InvalidArgument,
     );
     assert_eq!(
-        crate::helpers::violated_fields(&status),
+        fusion_testkit::violated_fields(&status),
         ["conversation.lead_id"]
     );
 }
