@@ -63,6 +63,20 @@ async fn main() -> anyhow::Result<()> {
     let database = var("FUSION_STACK_DATABASE").unwrap_or_else(|| "fusion".to_owned());
     let password = var("FUSION_DEMO_PASSWORD").unwrap_or_else(|| "fusion-demo-password".to_owned());
 
+    // Every port is taken before the first database connection: the stack's own
+    // outgoing connections draw local ports from the range the fixed ones sit in.
+    let mut ports = std::collections::HashMap::new();
+    for port in [
+        50050, 9000, 50051, 9001, 50052, 9002, 50053, 9003, 50054, 9004, 50055, 9005,
+    ] {
+        ports.insert(port, bind(&host, port).await?);
+    }
+    let mut listener = |port: u16| {
+        ports
+            .remove(&port)
+            .with_context(|| format!("port {port} was bound once already"))
+    };
+
     let server = fusion_testkit::server().await;
     let db_urls = server.ensure_database(&database).await?;
     let owner_url = db_urls.owner_url.clone();
@@ -132,12 +146,7 @@ async fn main() -> anyhow::Result<()> {
         })
         .collect();
     identity_config.forwarding_key = Some(forwarding_key.clone());
-    let identity = Application::build(
-        identity_config,
-        bind(&host, 50051).await?,
-        bind(&host, 9001).await?,
-    )
-    .await?;
+    let identity = Application::build(identity_config, listener(50051)?, listener(9001)?).await?;
 
     for (slug, name) in DEMO_TENANTS {
         fusion_identity::bootstrap::ensure_tenant(
@@ -173,8 +182,8 @@ async fn main() -> anyhow::Result<()> {
         property_config,
         Arc::new(fusion_tenancy::IdentityJwks::new(identity_channel.clone())),
         crm_channel.clone(),
-        bind(&host, 50052).await?,
-        bind(&host, 9002).await?,
+        listener(50052)?,
+        listener(9002)?,
     )
     .await?;
 
@@ -195,8 +204,8 @@ async fn main() -> anyhow::Result<()> {
         Arc::new(fusion_tenancy::IdentityJwks::new(identity_channel.clone())),
         identity_channel.clone(),
         property_channel.clone(),
-        bind(&host, 50053).await?,
-        bind(&host, 9003).await?,
+        listener(50053)?,
+        listener(9003)?,
     )
     .await?;
 
@@ -220,8 +229,8 @@ async fn main() -> anyhow::Result<()> {
             crm: crm_peer.clone(),
             property: property_channel.clone(),
         },
-        bind(&host, 50054).await?,
-        bind(&host, 9004).await?,
+        listener(50054)?,
+        listener(9004)?,
     )
     .await?;
 
@@ -249,8 +258,8 @@ async fn main() -> anyhow::Result<()> {
             crm: crm_peer,
             property: property_channel,
         },
-        bind(&host, 50055).await?,
-        bind(&host, 9005).await?,
+        listener(50055)?,
+        listener(9005)?,
     )
     .await?;
 
@@ -264,12 +273,7 @@ async fn main() -> anyhow::Result<()> {
     edge_config.forwarding_key = Some(forwarding_key);
     edge_config.nats_url = Some(nats_url.clone());
     edge_config.grpc_addr = SocketAddr::new(host.parse()?, 50050);
-    let edge = Edge::build(
-        edge_config,
-        bind(&host, 50050).await?,
-        bind(&host, 9000).await?,
-    )
-    .await?;
+    let edge = Edge::build(edge_config, listener(50050)?, listener(9000)?).await?;
 
     // Demo stock, through the edge as each tenant's admin.
     let edge_channel = fusion_testkit::connect_channel(edge.grpc_addr()).await;
